@@ -1,0 +1,2 @@
+export * from './storage-array.js';
+export * from './size.js';
