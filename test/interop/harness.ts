@@ -208,7 +208,8 @@ function commandFor(kind: 'sanbox' | 'nbdkit', dir: string, port: number, opts: 
     // SANBOX_INTEROP_NBDKIT_ARGS (e.g. "--filter=noextents") lets us check that tests fail
     // against a deliberately degraded server.
     const extra = (process.env.SANBOX_INTEROP_NBDKIT_ARGS ?? '').split(/\s+/).filter(Boolean);
-    return ['nbdkit', ['-f', '--exit-with-parent', '-p', String(port), '-i', HOST, ...(opts.readOnly ? ['-r'] : []), ...extra, 'file', `dir=${dir}`]];
+    return ['nbdkit', ['-f', '--exit-with-parent', '-p', String(port), '-i', HOST, ...(opts.readOnly ? ['-r'] : []),
+      ...extra.filter((a) => a.startsWith('-')), 'file', `dir=${dir}`, ...extra.filter((a) => !a.startsWith('-'))]];
   }
   const args = [join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--bind', HOST];
   for (const l of opts.luns) args.push('--lun', `${l.name}=${sizeArg(l.size)}`);
