@@ -1,0 +1,487 @@
+/**
+ * The management API of one array: HTTP + JSON, version-prefixed routes, errors as
+ * `{"error": {"code", "message"}}`, and a server-sent-event stream of every state change.
+ *
+ * Security: listens on 127.0.0.1 by default. Any other address needs a bearer token
+ * (`Authorization: Bearer <token>`), and the server refuses to start without one. Without a token
+ * on loopback, requests whose Host header is not a loopback name are refused (DNS rebinding), and
+ * bodies must be JSON (so a browser cannot post a simple cross-site form).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP, type AddressInfo, type Socket } from 'node:net';
+import {
+  ArrayError,
+  parseSize,
+  type ArrayEvent,
+  type LunInfo,
+  type StorageArray,
+} from '../array/index.js';
+
+export const API_VERSION = 'v1';
+/** Largest request body accepted. */
+export const MAX_BODY = 64 * 1024;
+const HEARTBEAT_MS = 15_000;
+
+export interface NbdEndpoint {
+  host: string;
+  port: number;
+}
+
+export interface ControlServerOptions {
+  array: StorageArray;
+  /** Listen address; default 127.0.0.1. */
+  host?: string;
+  /** Port; default 0 (ephemeral). */
+  port?: number;
+  /** Bearer token; required for any non-loopback address. */
+  token?: string;
+  /** The NBD listeners of the array, for URIs in status. */
+  nbd?: () => NbdEndpoint[];
+  /** Extra fields merged into /v1/status (version, pid...). */
+  info?: () => Record<string, unknown>;
+  /** Called by POST /v1/shutdown (route absent when not given). */
+  onShutdown?: () => void;
+}
+
+/** LUN as the API shows it. */
+export interface LunView {
+  id: number;
+  name: string;
+  /** NBD export name (the LUN name). */
+  export: string;
+  /** One NBD URI per NBD listener. */
+  uris: string[];
+  size: number;
+  blockSize: number;
+  /** Absolute path of the image file. */
+  image: string;
+  state: LunInfo['state'];
+  problem?: string;
+  readOnly: boolean;
+  sessions: number;
+  created: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || /^::ffff:127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '' || host === '[::]';
+}
+
+/** `host:port` with IPv6 brackets. */
+export function hostPort(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export function nbdUri(host: string, port: number, exportName: string): string {
+  return `nbd://${hostPort(host, port)}/${encodeURIComponent(exportName)}`;
+}
+
+const ARRAY_ERROR_STATUS: Record<string, number> = {
+  'invalid-argument': 400,
+  'not-found': 404,
+  exists: 409,
+  busy: 409,
+  'read-only': 409,
+  closed: 503,
+};
+
+type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], url: URL) => Promise<unknown> | unknown;
+interface Route {
+  pattern: RegExp;
+  methods: Record<string, Handler>;
+}
+
+export class ControlServer {
+  private readonly opts: ControlServerOptions;
+  private readonly host: string;
+  private readonly server: Server;
+  private readonly routes: Route[];
+  private readonly streams = new Set<ServerResponse>();
+  private readonly sockets = new Set<Socket>();
+  private readonly tokenDigest: Buffer | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private eventListener: ((e: ArrayEvent) => void) | undefined;
+  private bound: { address: string; port: number; url: string } | undefined;
+
+  constructor(opts: ControlServerOptions) {
+    this.opts = opts;
+    this.host = opts.host ?? '127.0.0.1';
+    if (opts.token !== undefined && opts.token.length < 8) {
+      throw new ApiError(0, 'invalid-argument', 'the API token must be at least 8 characters');
+    }
+    if (!isLoopback(this.host) && !opts.token) {
+      throw new ApiError(
+        0,
+        'token-required',
+        `refusing to serve the management API on non-loopback address ${this.host} without a token (give --api-token or SANBOX_TOKEN)`,
+      );
+    }
+    this.tokenDigest = opts.token ? digest(opts.token) : undefined;
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    const a = opts.array;
+    const R = (pattern: RegExp, methods: Record<string, Handler>): Route => ({ pattern, methods });
+    this.routes = [
+      R(/^\/$/, { GET: () => ({ api: 'sanbox', versions: [API_VERSION], status: `/${API_VERSION}/status` }) }),
+      R(/^\/v1\/?$/, { GET: () => ({ api: 'sanbox', version: API_VERSION, routes: ROUTE_LIST }) }),
+      R(/^\/v1\/status$/, { GET: (req) => this.status(req) }),
+      R(/^\/v1\/luns$/, {
+        GET: (req) => ({ luns: a.listLuns().map((l) => this.view(l, req)) }),
+        POST: async (req, res) => {
+          const body = await readJson(req);
+          const { name, size, blockSize } = checkBody(body, { name: 'string', size: 'size', blockSize: 'number?' });
+          const lun = await a.createLun({ name: name as string, size: size as number, blockSize: blockSize as number | undefined });
+          res.statusCode = 201;
+          res.setHeader('Location', `/${API_VERSION}/luns/${lun.id}`);
+          return { lun: this.view(lun, req) };
+        },
+      }),
+      R(/^\/v1\/luns\/([^/]+)$/, {
+        GET: (req, _res, [ref]) => {
+          const lun = a.getLun(ref!);
+          if (!lun) throw new ApiError(404, 'not-found', `no LUN ${JSON.stringify(ref)} in array ${a.name}`);
+          return { lun: this.view(lun, req) };
+        },
+        DELETE: async (req, _res, [ref], url) => {
+          const force = parseBool(url.searchParams.get('force'), 'force');
+          await drain(req);
+          const lun = await a.deleteLun(ref!, { force });
+          return { deleted: this.view(lun, req) };
+        },
+      }),
+      R(/^\/v1\/luns\/([^/]+)\/grow$/, {
+        POST: async (req, _res, [ref]) => {
+          const body = await readJson(req);
+          const { size } = checkBody(body, { size: 'size' });
+          const lun = await a.growLun(ref!, size as number);
+          return { lun: this.view(lun, req) };
+        },
+      }),
+      R(/^\/v1\/events$/, { GET: (req, res, _p, url) => this.events(req, res, url) }),
+    ];
+    if (opts.onShutdown) {
+      const onShutdown = opts.onShutdown;
+      this.routes.push(
+        R(/^\/v1\/shutdown$/, {
+          POST: async (req) => {
+            await drain(req);
+            setImmediate(onShutdown);
+            return { shuttingDown: true };
+          },
+        }),
+      );
+    }
+  }
+
+  /** Starts listening; resolves with the bound address and the base URL. */
+  async listen(): Promise<{ address: string; port: number; url: string }> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: Error) => reject(e);
+      this.server.once('error', onError);
+      this.server.listen(this.opts.port ?? 0, this.host, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    const addr = this.server.address() as AddressInfo;
+    const urlHost = isWildcard(addr.address) ? '127.0.0.1' : addr.address;
+    this.bound = { address: addr.address, port: addr.port, url: `http://${hostPort(urlHost, addr.port)}` };
+    this.eventListener = (e: ArrayEvent) => {
+      for (const res of this.streams) writeEvent(res, e);
+    };
+    this.opts.array.on('event', this.eventListener);
+    this.heartbeat = setInterval(() => {
+      for (const res of this.streams) res.write(': ping\n\n');
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+    return this.bound;
+  }
+
+  get address(): { address: string; port: number; url: string } | undefined {
+    return this.bound;
+  }
+
+  /** Ends event streams, stops listening and closes idle connections. */
+  async close(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.eventListener) this.opts.array.off('event', this.eventListener);
+    for (const res of this.streams) {
+      res.end();
+      res.socket?.destroySoon();
+    }
+    this.streams.clear();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    // Requests still running get a moment to answer; then their connections are cut.
+    const t = setTimeout(() => {
+      for (const s of this.sockets) s.destroy();
+    }, 500);
+    await closed;
+    clearTimeout(t);
+  }
+
+  // ---- views ----
+
+  private uriHosts(req: IncomingMessage): NbdEndpoint[] {
+    const eps = this.opts.nbd?.() ?? [];
+    return eps.map((ep) => {
+      if (!isWildcard(ep.host)) return ep;
+      // A wildcard listener is reachable at the address the client used to reach us.
+      let host = '127.0.0.1';
+      try {
+        const h = new URL(`http://${req.headers.host ?? ''}`).hostname.replace(/^\[|\]$/g, '');
+        if (h && !isWildcard(h)) host = h;
+      } catch {
+        /* keep loopback */
+      }
+      return { host, port: ep.port };
+    });
+  }
+
+  private view(l: LunInfo, req: IncomingMessage): LunView {
+    const eps = l.state === 'online' ? this.uriHosts(req) : [];
+    return {
+      id: l.id,
+      name: l.name,
+      export: l.name,
+      uris: eps.map((ep) => nbdUri(ep.host, ep.port, l.name)),
+      size: l.size,
+      blockSize: l.blockSize,
+      image: l.imagePath,
+      state: l.state,
+      ...(l.problem ? { problem: l.problem } : {}),
+      readOnly: l.readOnly,
+      sessions: l.sessions,
+      created: l.created,
+    };
+  }
+
+  private status(req: IncomingMessage): Record<string, unknown> {
+    const a = this.opts.array;
+    return {
+      ...(this.opts.info?.() ?? {}),
+      array: a.name,
+      dir: a.dir,
+      readOnly: a.readOnly,
+      metadata: { generation: a.metadataGeneration, copies: ['meta.A', 'meta.B'] },
+      nbd: this.uriHosts(req).map((ep, i) => ({ ...ep, bind: this.opts.nbd?.()[i]?.host })),
+      api: { url: this.bound?.url, tokenRequired: this.tokenDigest !== undefined },
+      luns: a.listLuns().map((l) => this.view(l, req)),
+      problems: [...a.openProblems],
+      lastEventSeq: a.lastSeq,
+    };
+  }
+
+  private events(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const a = this.opts.array;
+    const lastId = req.headers['last-event-id'];
+    const since = url.searchParams.get('since');
+    let after: number | undefined;
+    const raw = typeof lastId === 'string' ? lastId : since;
+    if (raw !== null && raw !== undefined) {
+      if (!/^\d{1,15}$/.test(raw.trim())) throw new ApiError(400, 'invalid-argument', `bad event id ${JSON.stringify(raw)}`);
+      after = Number(raw.trim());
+    }
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    res.write('retry: 2000\n\n');
+    if (after !== undefined) for (const e of a.eventsSince(after)) writeEvent(res, e);
+    this.streams.add(res);
+    req.socket.setTimeout(0);
+    const done = () => this.streams.delete(res);
+    res.on('close', done);
+    req.on('close', done);
+  }
+
+  // ---- dispatch ----
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      this.authorize(req);
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const route = this.routes.find((r) => r.pattern.test(url.pathname));
+      if (!route) throw new ApiError(404, 'unknown-route', `no route ${url.pathname}; see GET /${API_VERSION}`);
+      const method = (req.method ?? 'GET').toUpperCase();
+      const handler = route.methods[method];
+      if (!handler) {
+        const allow = Object.keys(route.methods).join(', ');
+        throw new ApiError(405, 'method-not-allowed', `${method} is not allowed on ${url.pathname} (allowed: ${allow})`, { Allow: allow });
+      }
+      const params = route.pattern.exec(url.pathname)!.slice(1).map((p) => decodeURIComponent(p));
+      const result = await handler(req, res, params, url);
+      if (res.headersSent) return; // streams answer by themselves
+      sendJson(res, res.statusCode === 200 ? 200 : res.statusCode, result);
+    } catch (e) {
+      this.fail(req, res, e);
+    }
+  }
+
+  private authorize(req: IncomingMessage): void {
+    if (this.tokenDigest) {
+      const auth = req.headers.authorization ?? '';
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+      if (!m || !timingSafeEqual(digest(m[1]!), this.tokenDigest)) {
+        throw new ApiError(401, 'unauthorized', m ? 'wrong API token' : 'this API needs "Authorization: Bearer <token>"', {
+          'WWW-Authenticate': 'Bearer realm="sanbox"',
+        });
+      }
+      return;
+    }
+    // Tokenless loopback API: only loopback host names (stops DNS rebinding from a browser).
+    let hostname = '';
+    try {
+      hostname = new URL(`http://${req.headers.host ?? ''}`).hostname;
+    } catch {
+      /* empty */
+    }
+    if (!isLoopback(hostname)) {
+      throw new ApiError(403, 'forbidden-host', `Host ${JSON.stringify(req.headers.host ?? '')} is not a loopback name; use 127.0.0.1 or a token`);
+    }
+  }
+
+  private fail(req: IncomingMessage, res: ServerResponse, e: unknown): void {
+    let status = 500;
+    let code = 'internal';
+    let message = e instanceof Error ? e.message : String(e);
+    let headers: Record<string, string> = {};
+    if (e instanceof ApiError) {
+      status = e.status;
+      code = e.code;
+      headers = e.headers;
+    } else if (e instanceof ArrayError) {
+      status = ARRAY_ERROR_STATUS[e.code] ?? 500;
+      code = e.code;
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    // An unread body would otherwise be left on the connection; close it after replying.
+    if (!req.complete) res.setHeader('Connection', 'close');
+    sendJson(res, status, { error: { code, message } });
+  }
+}
+
+const ROUTE_LIST = [
+  'GET /v1/status',
+  'GET /v1/luns',
+  'POST /v1/luns {name, size, blockSize?}',
+  'GET /v1/luns/:id|name',
+  'DELETE /v1/luns/:id|name[?force=true]',
+  'POST /v1/luns/:id|name/grow {size}',
+  'GET /v1/events (text/event-stream; Last-Event-ID or ?since=SEQ replays)',
+];
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function writeEvent(res: ServerResponse, e: ArrayEvent): void {
+  res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+}
+
+function parseBool(v: string | null, what: string): boolean {
+  if (v === null || v === '' || v === 'false' || v === '0') return v === '' ? true : false;
+  if (v === 'true' || v === '1') return true;
+  throw new ApiError(400, 'invalid-argument', `${what} must be true or false, not ${JSON.stringify(v)}`);
+}
+
+async function drain(req: IncomingMessage): Promise<void> {
+  let n = 0;
+  for await (const chunk of req) {
+    n += (chunk as Buffer).length;
+    if (n > MAX_BODY) throw new ApiError(413, 'payload-too-large', `request body over ${MAX_BODY} bytes`);
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const type = req.headers['content-type'];
+  if (type !== undefined && !/^application\/([\w.+-]*\+)?json\b/i.test(type)) {
+    throw new ApiError(415, 'unsupported-media-type', `request body must be application/json, not ${type}`);
+  }
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > MAX_BODY) {
+    throw new ApiError(413, 'payload-too-large', `request body over ${MAX_BODY} bytes`);
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of req) {
+    n += (chunk as Buffer).length;
+    if (n > MAX_BODY) throw new ApiError(413, 'payload-too-large', `request body over ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') throw new ApiError(400, 'invalid-json', 'request body is empty; expected a JSON object');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ApiError(400, 'invalid-json', `request body is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+type FieldKind = 'string' | 'size' | 'number?';
+
+/** Checks a JSON object's fields: unknown keys, missing keys and wrong types are 400s. */
+function checkBody(body: unknown, fields: Record<string, FieldKind>): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new ApiError(400, 'invalid-argument', 'request body must be a JSON object');
+  }
+  const obj = body as Record<string, unknown>;
+  const unknown = Object.keys(obj).filter((k) => !(k in fields));
+  if (unknown.length) {
+    throw new ApiError(400, 'invalid-argument', `unknown field(s) ${unknown.join(', ')}; expected ${Object.keys(fields).join(', ')}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, kind] of Object.entries(fields)) {
+    const v = obj[k];
+    if (v === undefined) {
+      if (kind.endsWith('?')) continue;
+      throw new ApiError(400, 'invalid-argument', `missing field ${k}`);
+    }
+    if (kind === 'string') {
+      if (typeof v !== 'string') throw new ApiError(400, 'invalid-argument', `${k} must be a string`);
+      out[k] = v;
+    } else if (kind === 'size') {
+      const n = typeof v === 'string' || typeof v === 'number' ? parseSize(v) : undefined;
+      if (n === undefined) {
+        throw new ApiError(400, 'invalid-argument', `${k} must be a byte count or a size like "256M" or "1G", not ${JSON.stringify(v)}`);
+      }
+      out[k] = n;
+    } else {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new ApiError(400, 'invalid-argument', `${k} must be an integer`);
+      out[k] = v;
+    }
+  }
+  return out;
+}
