@@ -251,6 +251,7 @@ export async function startServer(opts: StartOptions): Promise<NbdServer> {
       const ei = exitInfo as { code: number | null; signal: NodeJS.Signals | null } | null;
       lastErr = `server did not become ready on port ${port} within ${readyTimeoutMs} ms (exit=${ei?.code} signal=${ei?.signal})\n$ ${cmdline}\n--- stderr ---\n${err.slice(-6000)}\n--- stdout ---\n${out.slice(-2000)}`;
       if (/EADDRINUSE|address already in use/i.test(err)) continue; // lost the port race: retry
+      if (!opts.dir) rmrf(dir);
       throw new Error(lastErr);
     }
     const srv: NbdServer = {
@@ -263,7 +264,10 @@ export async function startServer(opts: StartOptions): Promise<NbdServer> {
       stderr: () => err,
       stdout: () => out,
       exited: () => exitInfo !== null,
-      stop: async (graceMs = 10_000) => {
+      stop: (graceMs = 10_000) => (stopping ??= doStop(graceMs)),
+    };
+    let stopping: Promise<StopResult> | undefined;
+    const doStop = async (graceMs: number): Promise<StopResult> => {
         const t0 = Date.now();
         servers.delete(srv);
         let killed = false;
@@ -278,11 +282,11 @@ export async function startServer(opts: StartOptions): Promise<NbdServer> {
         }
         const ei = exitInfo as { code: number | null; signal: NodeJS.Signals | null } | null;
         return { code: ei?.code ?? null, signal: ei?.signal ?? null, killed, ms: Date.now() - t0 };
-      },
     };
     servers.add(srv);
     return srv;
   }
+  if (!opts.dir) rmrf(dir);
   throw new Error(lastErr);
 }
 
