@@ -1,0 +1,100 @@
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import type { ExportCatalog } from './export.js';
+import { DEFAULT_LIMITS, Session, type SessionLimits } from './session.js';
+
+export interface NbdServerOptions {
+  catalog: ExportCatalog;
+  limits?: Partial<SessionLimits>;
+}
+
+export interface SessionInfo {
+  id: number;
+  remote: string;
+  export: string | null;
+  requests: number;
+  errors: number;
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+/**
+ * The NBD host port: accepts connections and runs one Session per connection. Sessions share
+ * nothing but the catalog (and through it the devices), so one bad connection cannot disturb
+ * another. Events: 'session-open' {id, remote, export} when a session enters transmission,
+ * 'session-close' {id, remote, export, reason}.
+ */
+export class NbdServer extends EventEmitter {
+  private readonly server: net.Server;
+  private readonly sessions = new Set<Session>();
+  private readonly limits: SessionLimits;
+  private nextId = 1;
+  private closing = false;
+
+  constructor(private readonly opts: NbdServerOptions) {
+    super();
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+  }
+
+  listen(port: number, host = '127.0.0.1'): Promise<{ address: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      this.server.listen({ port, host, backlog: 511 }, () => {
+        this.server.off('error', onError);
+        const a = this.server.address() as net.AddressInfo;
+        resolve({ address: a.address, port: a.port });
+      });
+    });
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const session = new Session(
+      this.nextId++,
+      socket,
+      {
+        catalog: this.opts.catalog,
+        shuttingDown: () => this.closing,
+        onTransmission: (s) => this.emit('session-open', { id: s.id, remote: s.remote, export: s.exportName }),
+        onClose: (s, reason) => {
+          this.sessions.delete(s);
+          this.emit('session-close', { id: s.id, remote: s.remote, export: s.exportName, reason });
+        },
+      },
+      this.limits,
+    );
+    this.sessions.add(session);
+  }
+
+  sessionCount(exportName?: string): number {
+    let n = 0;
+    for (const s of this.sessions) if (exportName === undefined || s.exportName === exportName) n++;
+    return n;
+  }
+
+  sessionInfo(): SessionInfo[] {
+    return [...this.sessions].map((s) => ({ id: s.id, remote: s.remote, export: s.exportName, ...s.stats }));
+  }
+
+  /** Ends every session on one export (its LUN is going away), gracefully. */
+  async disconnectExport(name: string, graceMs = 5000): Promise<void> {
+    await Promise.all([...this.sessions].filter((s) => s.exportName === name).map((s) => s.close(graceMs)));
+  }
+
+  /** Stop accepting, let in-flight requests finish (or fail with ESHUTDOWN), flush, close. */
+  async close(graceMs = 5000): Promise<void> {
+    this.closing = true;
+    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await Promise.all([...this.sessions].map((s) => s.close(graceMs)));
+    // Sockets half-closed by us may wait for the client's FIN; do not let them hold shutdown.
+    const deadline = Date.now() + graceMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    for (const s of this.sessions) s.abort('server shut down');
+    await stopped;
+  }
+}
