@@ -16,6 +16,10 @@ export interface SessionInfo {
   errors: number;
   bytesRead: number;
   bytesWritten: number;
+  inflight: number;
+  inflightBytes: number;
+  queuedReplyBytes: number;
+  bufferedInputBytes: number;
 }
 
 /**
@@ -78,7 +82,7 @@ export class NbdServer extends EventEmitter {
   }
 
   sessionInfo(): SessionInfo[] {
-    return [...this.sessions].map((s) => ({ id: s.id, remote: s.remote, export: s.exportName, ...s.stats }));
+    return [...this.sessions].map((s) => ({ id: s.id, remote: s.remote, export: s.exportName, ...s.stats, ...s.load }));
   }
 
   /** Ends every session on one export (its LUN is going away), gracefully. */

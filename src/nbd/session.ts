@@ -123,6 +123,16 @@ export class Session {
     return this.negotiated?.export.name ?? null;
   }
 
+  /** What this connection holds in memory right now: the figures back-pressure bounds. */
+  get load(): { inflight: number; inflightBytes: number; queuedReplyBytes: number; bufferedInputBytes: number } {
+    return {
+      inflight: this.inflight,
+      inflightBytes: this.inflightBytes,
+      queuedReplyBytes: this.outBytes + (this.socket.writableLength ?? 0),
+      bufferedInputBytes: this.input.length,
+    };
+  }
+
   get inTransmission(): boolean {
     return this.phase === 'transmission';
   }
@@ -311,13 +321,11 @@ export class Session {
     }
   }
 
+  /** True when reading more requests would grow memory past the limits. */
   private congested(): boolean {
-    if (this.inflight === 0) return false;
-    return (
-      this.inflight >= this.limits.maxInflight ||
-      this.inflightBytes >= this.limits.maxInflightBytes ||
-      this.socket.writableLength + this.outBytes >= this.limits.maxQueuedReplyBytes
-    );
+    if (this.socket.writableLength + this.outBytes >= this.limits.maxQueuedReplyBytes) return true;
+    // One request is always admitted, however large, so progress never depends on the limits.
+    return this.inflight > 0 && (this.inflight >= this.limits.maxInflight || this.inflightBytes >= this.limits.maxInflightBytes);
   }
 
   private stall(): void {
