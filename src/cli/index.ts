@@ -1,0 +1,159 @@
+/**
+ * The `sanbox` command. Every verb has `--json`; exit codes are stable (see common.ts / README):
+ * 0 ok, 1 error from the array (or a server could not start), 2 usage error, 3 cannot reach the array.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { packageVersion } from '../control/service.js';
+import { lunCreateCommand, lunDeleteCommand, lunGrowCommand, lunListCommand, statusCommand, type TargetFlags } from './client-verbs.js';
+import { CliError, EXIT } from './common.js';
+import { doctorCommand } from './doctor.js';
+import { arrayServeCommand, serveCommand, type ServeFlags } from './serve.js';
+import { downCommand, upCommand } from './updown.js';
+
+export { EXIT } from './common.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+const EXIT_HELP = `
+Exit codes:
+  0  ok
+  1  the array refused or failed the request (or a server could not start)
+  2  usage error: bad arguments or lab file; nothing was done
+  3  cannot reach the array (no API found, connection refused, lab not running)
+
+Finding the array (status, lun): --api URL, else $SANBOX_API, else the state file of a lab
+started with "sanbox up" (--lab NAME or $SANBOX_LAB when several run). Token: --token, else
+$SANBOX_TOKEN, else the lab state file.`;
+
+function targetOptions(cmd: Command): Command {
+  return cmd
+    .option('--api <url>', 'management API base URL (default: $SANBOX_API, else the running lab)')
+    .option('--token <token>', 'API bearer token (default: $SANBOX_TOKEN, else the lab state file)')
+    .option('--lab <name>', 'lab whose array to use (default: $SANBOX_LAB, else the only running lab)')
+    .option('--array <name>', "array of the lab (default: the lab's first)")
+    .option('--json', 'machine-readable output');
+}
+
+/** Runs the CLI; resolves with the process exit code (never calls process.exit itself). */
+export async function main(argv: string[]): Promise<number> {
+  let code: number = EXIT.OK;
+  let json = argv.includes('--json');
+  const run =
+    <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
+    async (...args: A) => {
+      code = await fn(...args);
+    };
+
+  const program = new Command('sanbox')
+    .description('sanbox: a storage-array emulator serving LUNs over NBD')
+    .version(packageVersion(), '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EXIT_HELP);
+
+  program
+    .command('serve')
+    .description('quick single-array server (like qemu-nbd / nbdkit file): creates LUNs if absent, exports them by name')
+    .option('--dir <dir>', 'array directory (metadata and image files)')
+    .option('--name <name>', 'array name (default: the directory name)')
+    .option('-p, --port <port>', 'NBD port (0: any free port)', '10809')
+    .option('-b, --bind <addr>', 'NBD listen address', '127.0.0.1')
+    .option('--lun <NAME=SIZE[:BS]>', 'LUN to export, e.g. disk0=1G or disk1=256M:4096 (repeatable)', collect, [] as string[])
+    .option('--block-size <bytes>', 'block size of LUNs created without one: 512 or 4096')
+    .option('-r, --read-only', 'export every LUN read-only; the API refuses changes')
+    .option('--api-port <port>', 'management API port (0: any free port, printed)', '0')
+    .option('--api-bind <addr>', 'management API address (non-loopback needs --api-token)', '127.0.0.1')
+    .option('--api-token <token>', 'management API bearer token (default: $SANBOX_TOKEN)')
+    .option('--no-api', 'no management API')
+    .option('-q, --quiet', 'no event log on stderr')
+    .option('--json', 'print the endpoints as JSON when ready')
+    .action(run((opts: ServeFlags) => serveCommand(opts)));
+
+  const arrayCmd = program.command('array').description('run one array of a lab (used by "sanbox up")');
+  arrayCmd
+    .command('serve')
+    .description('run the array described by a JSON config (written by "sanbox up") until signalled')
+    .requiredOption('--config <file>', 'array config (JSON)')
+    .option('--lab <name>', 'lab the array belongs to')
+    .option('-q, --quiet', 'no event log on stderr')
+    .option('--json', 'print the endpoints as JSON when ready')
+    .action(run((opts: { config: string; lab?: string; quiet?: boolean; json?: boolean }) => arrayServeCommand(opts)));
+
+  targetOptions(program.command('status').description('array status: LUNs, export names, NBD URIs, sizes, image files')).action(
+    run((opts: TargetFlags) => statusCommand(opts)),
+  );
+
+  const lun = program.command('lun').description('manage LUNs of a running array');
+  targetOptions(lun.command('list').alias('ls').description('list LUNs')).action(run((opts: TargetFlags) => lunListCommand(opts)));
+  targetOptions(
+    lun
+      .command('create')
+      .description('create a LUN (sparse image file); SIZE like 1G, 256M, 1048576')
+      .argument('<name>', 'LUN name: 1-64 of A-Z a-z 0-9 . _ -')
+      .argument('<size>', 'size, a multiple of the block size')
+      .option('--block-size <bytes>', '512 (default) or 4096'),
+  ).action(run((name: string, size: string, opts: TargetFlags & { blockSize?: string }) => lunCreateCommand(name, size, opts)));
+  targetOptions(
+    lun
+      .command('delete')
+      .alias('rm')
+      .description('delete a LUN and its image file; refused while NBD sessions are open unless --force')
+      .argument('<lun>', 'LUN id or name')
+      .option('-f, --force', 'disconnect open NBD sessions first'),
+  ).action(run((ref: string, opts: TargetFlags & { force?: boolean }) => lunDeleteCommand(ref, opts)));
+  targetOptions(
+    lun
+      .command('grow')
+      .description('grow a LUN (never shrinks); SIZE absolute (2G) or relative (+1G); open sessions see the new size on reconnect')
+      .argument('<lun>', 'LUN id or name')
+      .argument('<size>', 'new size, or +SIZE to add'),
+  ).action(run((ref: string, size: string, opts: TargetFlags) => lunGrowCommand(ref, size, opts)));
+
+  program
+    .command('doctor')
+    .description('check node, the native addon and the real client tools')
+    .option('--json', 'machine-readable output')
+    .action(run((opts: { json?: boolean }) => doctorCommand(opts)));
+
+  program
+    .command('up')
+    .description('start a lab (arrays and LUNs from a YAML file) in the foreground; Ctrl-C stops it')
+    .argument('<lab.yaml>', 'lab file, e.g. lab/default.yaml')
+    .option('-d, --detach', 'run in the background and return once the lab is up (log in <images>/.labs/<lab>.log)')
+    .option('--timeout <seconds>', 'how long the arrays may take to start', '60')
+    .option('--json', 'print the lab state as JSON when up')
+    .action(run((file: string, opts: { detach?: boolean; json?: boolean; timeout?: string }) => upCommand(file, opts)));
+
+  program
+    .command('down')
+    .description('stop a running lab (default: the only one running)')
+    .argument('[lab]', 'lab name or lab file')
+    .option('--timeout <seconds>', 'grace before SIGKILL', '30')
+    .option('--json', 'machine-readable output')
+    .action(run((ref: string | undefined, opts: { json?: boolean; timeout?: string }) => downCommand(ref, opts)));
+
+  program.exitOverride();
+  for (const c of program.commands) c.exitOverride();
+  for (const c of [...arrayCmd.commands, ...lun.commands]) c.exitOverride();
+  lun.exitOverride();
+  arrayCmd.exitOverride();
+  // Unknown subcommands of a group ("sanbox lun frob") are usage errors too.
+  void Option;
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version are not errors; everything else commander reports is a usage error.
+      if (e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.OK;
+      if (e.code === 'commander.executeSubCommandAsync') return EXIT.OK;
+      return EXIT.USAGE;
+    }
+    const err =
+      e instanceof CliError ? e : new CliError(EXIT.ERROR, (e as NodeJS.ErrnoException)?.code ?? 'error', (e as Error)?.message ?? String(e));
+    json = json || false;
+    if (json) process.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message, exitCode: err.exitCode } }, null, 2) + '\n');
+    else process.stderr.write(`sanbox: ${err.message}\n`);
+    return err.exitCode;
+  }
+}

@@ -1,0 +1,201 @@
+/** `sanbox serve` (quick single array) and `sanbox array serve --config` (a lab's array process). */
+import { readFile } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { ArrayError, checkName, formatSize, parseSize } from '../array/index.js';
+import { ApiError, hostPort, isLoopback, nbdUri } from '../control/index.js';
+import { formatEvent, startArray, type ArrayServiceConfig, type LunSpec, type RunningArray } from '../control/service.js';
+import { CliError, EXIT, printJson, usage } from './common.js';
+
+export interface ServeFlags {
+  dir?: string;
+  name?: string;
+  port: string;
+  bind: string;
+  lun: string[];
+  blockSize?: string;
+  readOnly?: boolean;
+  apiPort: string;
+  apiBind: string;
+  apiToken?: string;
+  api: boolean;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+function parsePort(v: string, what: string): number {
+  if (!/^\d{1,5}$/.test(v) || Number(v) > 65535) throw usage(`${what} must be a port number 0-65535 (0: any free port), not ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/** `NAME=SIZE` or `NAME=SIZE:BLOCKSIZE`. */
+export function parseLunArg(arg: string, defaultBlockSize?: number): LunSpec {
+  const m = /^([^=]*)=([^:]*)(?::(.*))?$/.exec(arg);
+  if (!m) throw usage(`--lun ${JSON.stringify(arg)}: expected NAME=SIZE or NAME=SIZE:BLOCKSIZE, e.g. disk0=1G`);
+  const [, name, sizeText, bsText] = m;
+  const bad = checkName(name);
+  if (bad) throw usage(`--lun ${arg}: ${bad}`);
+  const size = parseSize(sizeText!);
+  if (size === undefined) throw usage(`--lun ${arg}: ${JSON.stringify(sizeText)} is not a size (e.g. 1G, 256M, 1048576)`);
+  let blockSize = defaultBlockSize;
+  if (bsText !== undefined) {
+    if (bsText !== '512' && bsText !== '4096') throw usage(`--lun ${arg}: block size must be 512 or 4096`);
+    blockSize = Number(bsText);
+  }
+  const bs = blockSize ?? 512;
+  if (size <= 0 || size % bs !== 0) throw usage(`--lun ${arg}: size must be a positive multiple of the block size ${bs}`);
+  return { name: name!, size, ...(blockSize !== undefined ? { blockSize } : {}) };
+}
+
+export function serveConfig(f: ServeFlags): ArrayServiceConfig {
+  if (!f.dir) throw usage('serve needs --dir DIR (the array directory: metadata and image files)');
+  const dir = resolve(f.dir);
+  let name = f.name;
+  if (name === undefined) {
+    const base = basename(dir);
+    name = checkName(base) ? 'array' : base;
+  }
+  const bad = checkName(name, 'array name');
+  if (bad) throw usage(bad);
+  let blockSize: number | undefined;
+  if (f.blockSize !== undefined) {
+    if (f.blockSize !== '512' && f.blockSize !== '4096') throw usage('--block-size must be 512 or 4096');
+    blockSize = Number(f.blockSize);
+  }
+  const luns = f.lun.map((l) => parseLunArg(l, blockSize));
+  const seen = new Set<string>();
+  for (const l of luns) {
+    if (seen.has(l.name)) throw usage(`--lun ${l.name} given twice`);
+    seen.add(l.name);
+  }
+  const apiToken = f.apiToken ?? process.env.SANBOX_TOKEN;
+  if (f.api && !isLoopback(f.apiBind) && !apiToken) {
+    throw usage(`--api-bind ${f.apiBind} is not loopback: give --api-token TOKEN (or SANBOX_TOKEN), or --no-api`);
+  }
+  if (apiToken !== undefined && apiToken.length < 8) throw usage('the API token must be at least 8 characters');
+  return {
+    name,
+    dir,
+    nbd: { bind: f.bind, port: parsePort(f.port, '--port') },
+    api: f.api ? { bind: f.apiBind, port: parsePort(f.apiPort, '--api-port'), ...(apiToken ? { token: apiToken } : {}) } : false,
+    luns,
+    readOnly: f.readOnly === true,
+  };
+}
+
+function endpointHost(bind: string): string {
+  return bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
+}
+
+/** The lines printed when an array is up. */
+export function readyText(run: RunningArray, prefix = ''): string {
+  const a = run.array;
+  const host = endpointHost(run.nbd.host);
+  const luns = a.listLuns();
+  const lines = [
+    `${prefix}array ${a.name} (${a.readOnly ? 'read-only' : 'read-write'}) in ${a.dir}`,
+    `${prefix}  NBD   nbd://${hostPort(host, run.nbd.port)}  exports: ${
+      luns.length ? luns.map((l) => `${l.name} (${formatSize(l.size)}${l.state !== 'online' ? ', ' + l.state : ''})`).join(', ') : 'none yet'
+    }`,
+  ];
+  if (run.apiUrl) lines.push(`${prefix}  API   ${run.apiUrl}`);
+  const first = luns.find((l) => l.state === 'online');
+  if (first) {
+    const uri = nbdUri(host, run.nbd.port, first.name);
+    lines.push(`${prefix}  try   nbdinfo ${uri}`);
+    lines.push(`${prefix}        qemu-io -f raw -c 'read -v 0 512' ${uri}`);
+  } else {
+    lines.push(`${prefix}  no LUNs yet: sanbox lun create NAME SIZE${run.apiUrl ? ` --api ${run.apiUrl}` : ''}`);
+  }
+  if (run.apiUrl) lines.push(`${prefix}        SANBOX_API=${run.apiUrl} sanbox status`);
+  for (const p of a.openProblems) lines.push(`${prefix}  warning: ${p}`);
+  return lines.join('\n');
+}
+
+/** Machine-readable summary of a running array (what `array serve` reports to its supervisor). */
+export function readyInfo(run: RunningArray): { name: string; pid: number; dir: string; nbd: { host: string; port: number }; api: { url: string } | undefined } {
+  return {
+    name: run.array.name,
+    pid: process.pid,
+    dir: run.array.dir,
+    nbd: { host: endpointHost(run.nbd.host), port: run.nbd.port },
+    api: run.apiUrl ? { url: run.apiUrl } : undefined,
+  };
+}
+
+function startError(e: unknown): CliError {
+  if (e instanceof CliError) return e;
+  if (e instanceof ApiError) return new CliError(EXIT.USAGE, e.code, e.message);
+  if (e instanceof ArrayError) return new CliError(EXIT.ERROR, e.code, e.message);
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'EADDRINUSE') return new CliError(EXIT.ERROR, 'address-in-use', `cannot listen: ${err.message}`);
+  if (err.code === 'EADDRNOTAVAIL') return new CliError(EXIT.ERROR, 'address-not-available', `cannot listen: ${err.message}`);
+  return new CliError(EXIT.ERROR, err.code ?? 'error', err.message ?? String(e));
+}
+
+/**
+ * Runs an array until SIGINT/SIGTERM/SIGHUP (or, under a supervisor, until the IPC channel
+ * closes), then shuts it down gracefully. Resolves with the exit code.
+ */
+export async function runArray(cfg: ArrayServiceConfig, opts: { quiet?: boolean; json?: boolean; supervised?: boolean; lab?: string }): Promise<number> {
+  let run: RunningArray;
+  try {
+    run = await startArray(cfg, () => (opts.lab ? { lab: opts.lab } : {}));
+  } catch (e) {
+    throw startError(e);
+  }
+  if (!opts.quiet) run.array.on('event', (ev) => process.stderr.write(formatEvent(ev) + '\n'));
+  if (opts.supervised && process.send) {
+    process.send({ type: 'ready', ...readyInfo(run) });
+  } else if (opts.json) {
+    printJson({ ...readyInfo(run), luns: run.array.listLuns().map((l) => ({ id: l.id, name: l.name, uri: nbdUri(endpointHost(run.nbd.host), run.nbd.port, l.name), size: l.size, blockSize: l.blockSize, image: l.imagePath })) });
+  } else {
+    process.stdout.write(readyText(run) + '\nCtrl-C stops.\n');
+  }
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (why: string) => {
+      if (stopping) {
+        if (why !== 'disconnect') {
+          process.stderr.write(`sanbox: ${why} again: exiting without a clean shutdown\n`);
+          process.exit(130);
+        }
+        return;
+      }
+      stopping = true;
+      if (!opts.quiet) process.stderr.write(`sanbox: ${why}: shutting down array ${cfg.name}\n`);
+      run.close().then(
+        () => {
+          for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(s, handlers[s]);
+          if (process.connected) process.disconnect();
+          resolveExit(EXIT.OK);
+        },
+        (e: unknown) => {
+          process.stderr.write(`sanbox: shutdown failed: ${(e as Error).message}\n`);
+          resolveExit(EXIT.ERROR);
+        },
+      );
+    };
+    const handlers = { SIGINT: () => stop('SIGINT'), SIGTERM: () => stop('SIGTERM'), SIGHUP: () => stop('SIGHUP') };
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, handlers[s]);
+    // A lab array stops when its supervisor goes away.
+    if (opts.supervised && process.send) process.once('disconnect', () => stop('supervisor gone'));
+  });
+}
+
+export async function serveCommand(f: ServeFlags): Promise<number> {
+  const cfg = serveConfig(f);
+  return runArray(cfg, { quiet: f.quiet, json: f.json });
+}
+
+export async function arrayServeCommand(f: { config: string; lab?: string; quiet?: boolean; json?: boolean }): Promise<number> {
+  let cfg: ArrayServiceConfig;
+  try {
+    cfg = JSON.parse(await readFile(f.config, 'utf8')) as ArrayServiceConfig;
+  } catch (e) {
+    throw usage(`cannot read array config ${f.config}: ${(e as Error).message}`);
+  }
+  if (!cfg || typeof cfg !== 'object' || typeof cfg.name !== 'string' || typeof cfg.dir !== 'string' || !cfg.nbd || !Array.isArray(cfg.luns)) {
+    throw usage(`${f.config} is not an array config (name, dir, nbd, api, luns)`);
+  }
+  return runArray(cfg, { quiet: f.quiet, json: f.json, supervised: process.send !== undefined, lab: f.lab });
+}

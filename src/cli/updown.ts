@@ -1,0 +1,333 @@
+/**
+ * `sanbox up LAB.yaml` / `sanbox down [LAB]`: the lab supervisor.
+ *
+ * `up` validates the lab file, starts one child process per array (`sanbox array serve --config`,
+ * so later issues can split an array into chassis + SP processes), waits until each reports
+ * ready over IPC, writes the lab state file, prints the endpoints and a client command, and runs
+ * in the foreground until SIGINT/SIGTERM/SIGHUP or until an array dies; then it stops every
+ * array gracefully and removes the state file. `--detach` runs the same supervisor in the
+ * background (logging to `<images>/.labs/<lab>.log`) and returns once the lab is up.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, readFileSync, closeSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { hostPort, nbdUri } from '../control/index.js';
+import { BIN, CliError, EXIT, labsDir, pidAlive, printJson, sleep, usage } from './common.js';
+import {
+  arrayConfig,
+  labAlive,
+  labNameOf,
+  loadLab,
+  readState,
+  removeState,
+  runningLabs,
+  statePath,
+  writeState,
+  type Lab,
+  type LabState,
+  type LabStateArray,
+} from './lab.js';
+
+interface ReadyMessage {
+  type: 'ready';
+  name: string;
+  pid: number;
+  dir: string;
+  nbd: { host: string; port: number };
+  api?: { url: string };
+}
+
+export interface UpFlags {
+  detach?: boolean;
+  json?: boolean;
+  timeout?: string;
+}
+
+function timeoutMs(t: string | undefined, def: number): number {
+  if (t === undefined) return def;
+  if (!/^\d+(\.\d+)?$/.test(t) || Number(t) <= 0) throw usage(`--timeout must be a number of seconds, not ${JSON.stringify(t)}`);
+  return Number(t) * 1000;
+}
+
+/** The summary printed once a lab is up. */
+export function labSummary(state: LabState): string {
+  const lines = [`lab ${state.lab} is up (supervisor pid ${state.supervisorPid})`];
+  for (const a of state.arrays) {
+    lines.push(`  array ${a.name}  pid ${a.pid}  dir ${a.dir}`);
+    lines.push(`    NBD  nbd://${hostPort(a.nbd.host, a.nbd.port)}`);
+    lines.push(`    API  ${a.api.url}`);
+  }
+  const a0 = state.arrays[0];
+  if (a0) {
+    lines.push('', 'connect a client, e.g.:');
+    lines.push(`  nbdinfo --list nbd://${hostPort(a0.nbd.host, a0.nbd.port)}`);
+    lines.push(`  nbdinfo ${nbdUri(a0.nbd.host, a0.nbd.port, 'disk0').replace(/disk0$/, '<lun>')}`);
+    lines.push(`  sanbox status${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}`);
+  }
+  if (state.log) lines.push(`log: ${state.log}`, `stop: sanbox down ${state.lab}`);
+  return lines.join('\n');
+}
+
+function firstLunHint(state: LabState, luns: Map<string, string[]>): string[] {
+  const out: string[] = [];
+  for (const a of state.arrays) {
+    const names = luns.get(a.name) ?? [];
+    if (names.length) {
+      const uri = nbdUri(a.nbd.host, a.nbd.port, names[0]!);
+      out.push(`  nbdinfo ${uri}`);
+      out.push(`  qemu-io -f raw -c 'write -P 0xab 0 1M' -c 'read -P 0xab 0 1M' ${uri}`);
+      if (a.nbd.port === 10809) out.push(`  nbd-client ${a.nbd.host} ${a.nbd.port} /dev/nbd0 -N ${names[0]}   # where the kernel has nbd`);
+      else out.push(`  nbd-client ${a.nbd.host} ${a.nbd.port} /dev/nbd0 -N ${names[0]}   # where the kernel has nbd`);
+      break;
+    }
+  }
+  return out;
+}
+
+export async function upCommand(file: string, f: UpFlags): Promise<number> {
+  const lab = loadLab(file); // validation errors exit 2
+  const existing = await readState(lab.name);
+  if (existing && labAlive(existing)) {
+    throw new CliError(EXIT.ERROR, 'already-running', `lab ${lab.name} is already running (supervisor pid ${existing.supervisorPid}); stop it with "sanbox down ${lab.name}"`);
+  }
+  if (f.detach) return upDetached(lab, f);
+  return upForeground(lab, f);
+}
+
+async function upDetached(lab: Lab, f: UpFlags): Promise<number> {
+  await mkdir(labsDir(), { recursive: true });
+  const log = join(labsDir(), `${lab.name}.log`);
+  const fd = openSync(log, 'a');
+  const args = [BIN, 'up', lab.file, ...(f.timeout ? ['--timeout', f.timeout] : [])];
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, SANBOX_LAB_LOG: log },
+  });
+  closeSync(fd);
+  let exited: number | null | undefined;
+  child.on('exit', (code) => (exited = code));
+  child.unref();
+  const deadline = Date.now() + timeoutMs(f.timeout, 60_000) + 5000;
+  while (Date.now() < deadline) {
+    const s = await readState(lab.name);
+    if (s && s.supervisorPid === child.pid && s.state === 'running') {
+      if (f.json) printJson(s);
+      else process.stdout.write(labSummary(s) + '\n');
+      return EXIT.OK;
+    }
+    if (exited !== undefined) break;
+    await sleep(100);
+  }
+  if (exited === undefined && child.pid) process.kill(child.pid, 'SIGTERM');
+  const tail = readFileSync(log, 'utf8').split('\n').slice(-20).join('\n');
+  throw new CliError(exited === EXIT.USAGE ? EXIT.USAGE : EXIT.ERROR, 'start-failed', `lab ${lab.name} did not come up (see ${log}):\n${tail}`);
+}
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+  exited: boolean;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  ready?: ReadyMessage;
+  stderrTail: string[];
+}
+
+async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
+  const log = (t: string) => process.stderr.write(`sanbox up: ${t}\n`);
+  const cfgDir = join(labsDir(), lab.name);
+  await mkdir(cfgDir, { recursive: true });
+  const state: LabState = {
+    lab: lab.name,
+    file: lab.file,
+    supervisorPid: process.pid,
+    startedAt: new Date().toISOString(),
+    state: 'starting',
+    ...(process.env.SANBOX_LAB_LOG ? { log: process.env.SANBOX_LAB_LOG } : {}),
+    arrays: [],
+  };
+  await writeState(state);
+
+  const children: Child[] = [];
+  let stopping = false;
+  let resolveStop: (why: string) => void = () => undefined;
+  const stopRequested = new Promise<string>((r) => (resolveStop = r));
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) {
+      log(`${sig} again: killing the arrays`);
+      for (const c of children) if (!c.exited) c.proc.kill('SIGKILL');
+      return;
+    }
+    resolveStop(sig);
+  };
+  const sigs = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of sigs) process.on(s, onSignal);
+
+  const stopAll = async (): Promise<void> => {
+    stopping = true;
+    state.state = 'stopping';
+    await writeState(state).catch(() => undefined);
+    for (const c of children) if (!c.exited) c.proc.kill('SIGTERM');
+    const grace = sleep(15_000).then(() => 'timeout' as const);
+    for (const c of children) {
+      if (c.exited) continue;
+      if ((await Promise.race([c.exit.then(() => 'exit' as const), grace])) === 'timeout') {
+        log(`array ${c.name} did not stop in 15 s: SIGKILL`);
+        c.proc.kill('SIGKILL');
+        await c.exit;
+      }
+    }
+  };
+
+  const finish = async (code: number): Promise<number> => {
+    await stopAll();
+    await removeState(lab.name, process.pid);
+    for (const s of sigs) process.off(s, onSignal);
+    return code;
+  };
+
+  try {
+    for (const a of lab.arrays) {
+      const cfgPath = join(cfgDir, `${a.name}.config.json`);
+      await writeFile(cfgPath, JSON.stringify(arrayConfig(a), null, 2) + '\n', { mode: 0o600 });
+      const proc = spawn(process.execPath, [BIN, 'array', 'serve', '--config', cfgPath, '--lab', lab.name], {
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      });
+      const child: Child = {
+        name: a.name,
+        proc,
+        exited: false,
+        exit: new Promise((r) => proc.on('exit', (code, signal) => r({ code, signal }))),
+        stderrTail: [],
+      };
+      child.exit.then(() => (child.exited = true));
+      const prefix = `[${a.name}] `;
+      for (const stream of [proc.stdout!, proc.stderr!]) {
+        createInterface({ input: stream }).on('line', (line) => {
+          child.stderrTail.push(line);
+          if (child.stderrTail.length > 40) child.stderrTail.shift();
+          process.stderr.write(prefix + line + '\n');
+        });
+      }
+      proc.on('message', (m: unknown) => {
+        if ((m as ReadyMessage)?.type === 'ready') child.ready = m as ReadyMessage;
+      });
+      children.push(child);
+    }
+
+    // Wait for every array to be ready (or one to fail, or a signal).
+    const deadline = Date.now() + timeoutMs(f.timeout, 60_000);
+    for (;;) {
+      const failed = children.find((c) => c.exited && !c.ready);
+      if (failed) {
+        const { code } = await failed.exit;
+        log(`array ${failed.name} failed to start (exit ${code})`);
+        await finish(EXIT.ERROR);
+        throw new CliError(code === EXIT.USAGE ? EXIT.USAGE : EXIT.ERROR, 'start-failed', `array ${failed.name} failed to start:\n${failed.stderrTail.slice(-10).join('\n')}`);
+      }
+      if (children.every((c) => c.ready)) break;
+      if (Date.now() > deadline) {
+        await finish(EXIT.ERROR);
+        throw new CliError(EXIT.ERROR, 'start-timeout', `lab ${lab.name}: arrays not ready after ${Math.round(timeoutMs(f.timeout, 60_000) / 1000)} s`);
+      }
+      const sig = await Promise.race([stopRequested, sleep(50).then(() => undefined)]);
+      if (sig) {
+        log(`${sig} during start-up: stopping`);
+        return finish(EXIT.OK);
+      }
+    }
+
+    state.arrays = children.map(
+      (c): LabStateArray => ({
+        name: c.name,
+        pid: c.ready!.pid,
+        dir: c.ready!.dir,
+        nbd: c.ready!.nbd,
+        api: { url: c.ready!.api?.url ?? '', ...(lab.arrays.find((a) => a.name === c.name)?.api.token ? { token: lab.arrays.find((a) => a.name === c.name)!.api.token } : {}) },
+      }),
+    );
+    state.state = 'running';
+    await writeState(state);
+    // LUN names for the client hint come from the lab file (the arrays may hold more).
+    const luns = new Map(lab.arrays.map((a) => [a.name, a.luns.map((l) => l.name)]));
+    if (f.json) printJson(state);
+    else {
+      const text = labSummary(state).split('\n');
+      const hintAt = text.indexOf('connect a client, e.g.:');
+      const hints = firstLunHint(state, luns);
+      if (hintAt >= 0 && hints.length) text.splice(hintAt + 1, 2, `  nbdinfo --list nbd://${hostPort(state.arrays[0]!.nbd.host, state.arrays[0]!.nbd.port)}`, ...hints);
+      process.stdout.write(text.join('\n') + (state.log ? '' : '\nCtrl-C stops the lab.') + '\n');
+    }
+
+    // Run until a signal or an array dies.
+    const died = Promise.race(children.map((c) => c.exit.then((r) => ({ c, r }))));
+    const what = await Promise.race([stopRequested.then((sig) => ({ sig })), died]);
+    if ('sig' in what) {
+      log(`${what.sig}: stopping lab ${lab.name}`);
+      return finish(EXIT.OK);
+    }
+    log(`array ${what.c.name} exited unexpectedly (code ${what.r.code}, signal ${what.r.signal}): stopping lab ${lab.name}`);
+    return finish(EXIT.ERROR);
+  } catch (e) {
+    if (!stopping) await finish(EXIT.ERROR);
+    throw e;
+  }
+}
+
+export interface DownFlags {
+  json?: boolean;
+  timeout?: string;
+}
+
+/** On Linux, checks that a pid still runs sanbox (not a recycled pid). */
+function isSanbox(pid: number): boolean {
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmd.includes('sanbox');
+  } catch {
+    return pidAlive(pid);
+  }
+}
+
+export async function downCommand(ref: string | undefined, f: DownFlags): Promise<number> {
+  let name: string;
+  if (ref) name = labNameOf(ref);
+  else {
+    const labs = await runningLabs();
+    if (labs.length === 0) {
+      if (f.json) printJson({ lab: null, wasRunning: false, stopped: false });
+      else process.stdout.write('no lab is running\n');
+      return EXIT.OK;
+    }
+    if (labs.length > 1) throw usage(`several labs are running (${labs.map((l) => l.lab).join(', ')}): say which one, e.g. sanbox down ${labs[0]!.lab}`);
+    name = labs[0]!.lab;
+  }
+  const state = await readState(name);
+  if (!state || !labAlive(state)) {
+    if (state) await removeState(name);
+    if (f.json) printJson({ lab: name, wasRunning: false, stopped: false });
+    else process.stdout.write(`lab ${name} is not running\n`);
+    return EXIT.OK;
+  }
+  const pids = [state.supervisorPid, ...state.arrays.map((a) => a.pid)].filter((p) => pidAlive(p) && isSanbox(p));
+  // The supervisor stops its arrays; signal the arrays directly only when it is gone.
+  if (pidAlive(state.supervisorPid) && isSanbox(state.supervisorPid)) process.kill(state.supervisorPid, 'SIGTERM');
+  else for (const p of pids) process.kill(p, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs(f.timeout, 30_000);
+  while (Date.now() < deadline && pids.some(pidAlive)) await sleep(50);
+  const killed: number[] = [];
+  for (const p of pids) {
+    if (pidAlive(p)) {
+      process.kill(p, 'SIGKILL');
+      killed.push(p);
+    }
+  }
+  await removeState(name);
+  if (f.json) printJson({ lab: name, wasRunning: true, stopped: true, killed });
+  else process.stdout.write(`lab ${name} stopped${killed.length ? ` (had to SIGKILL ${killed.join(', ')})` : ''}\n`);
+  return EXIT.OK;
+}
+
+export { statePath };

@@ -1,0 +1,135 @@
+/**
+ * One running array: its LUN table (StorageArray), the NBD server that exports its LUNs, and the
+ * management API. `sanbox serve` and `sanbox array serve --config` both run exactly this.
+ */
+import { readFileSync } from 'node:fs';
+import { NbdServer } from '../nbd/index.js';
+import { ArrayError, StorageArray, formatSize, type ArrayEvent, type ArrayExport } from '../array/index.js';
+import { ControlServer, type NbdEndpoint } from './api.js';
+
+export interface LunSpec {
+  name: string;
+  size: number;
+  blockSize?: number;
+}
+
+export interface ArrayServiceConfig {
+  /** Array name. */
+  name: string;
+  /** Array directory (metadata, lock, images). */
+  dir: string;
+  nbd: { bind: string; port: number };
+  /** Management API; `false` for none. */
+  api: { bind: string; port: number; token?: string } | false;
+  /** LUNs to create when absent (an existing LUN must match). */
+  luns: LunSpec[];
+  readOnly?: boolean;
+  /** fsync metadata (default true; tests may turn it off). */
+  sync?: boolean;
+}
+
+export interface RunningArray {
+  array: StorageArray;
+  nbdServer: NbdServer;
+  api: ControlServer | undefined;
+  nbd: NbdEndpoint;
+  apiUrl: string | undefined;
+  /** Stops the API, then the NBD server (graceful), then closes the array. Idempotent. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Creates the LUNs of `specs` that do not exist; an existing LUN of another size is an error. */
+export async function provisionLuns(array: StorageArray, specs: LunSpec[]): Promise<string[]> {
+  const created: string[] = [];
+  // Check everything first so a bad spec changes nothing.
+  for (const spec of specs) {
+    const have = array.getLun(spec.name);
+    if (!have || have.name !== spec.name) continue;
+    if (have.size !== spec.size) {
+      throw new ArrayError(
+        'exists',
+        `LUN ${spec.name} exists with size ${have.size} (${formatSize(have.size)}), not ${spec.size} (${formatSize(spec.size)}); ` +
+          `give its current size, or grow it with "sanbox lun grow"`,
+      );
+    }
+    if (spec.blockSize !== undefined && have.blockSize !== spec.blockSize) {
+      throw new ArrayError('exists', `LUN ${spec.name} exists with block size ${have.blockSize}, not ${spec.blockSize}`);
+    }
+  }
+  for (const spec of specs) {
+    const have = array.getLun(spec.name);
+    if (have && have.name === spec.name) continue;
+    await array.createLun({ name: spec.name, size: spec.size, blockSize: spec.blockSize, provision: true });
+    created.push(spec.name);
+  }
+  return created;
+}
+
+export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Record<string, unknown> = () => ({})): Promise<RunningArray> {
+  const array = await StorageArray.open({ name: cfg.name, dir: cfg.dir, readOnly: cfg.readOnly, noSync: cfg.sync === false });
+  let nbdServer: NbdServer | undefined;
+  let api: ControlServer | undefined;
+  try {
+    await provisionLuns(array, cfg.luns);
+    // The NBD server sees the array's catalog; its export type is structurally the same.
+    const catalog = array.catalog();
+    nbdServer = new NbdServer({ catalog });
+    const bound = await nbdServer.listen(cfg.nbd.port, cfg.nbd.bind);
+    array.attachSessions(nbdServer);
+    const nbd: NbdEndpoint = { host: cfg.nbd.bind, port: bound.port };
+    const startedAt = new Date().toISOString();
+    if (cfg.api) {
+      api = new ControlServer({
+        array,
+        host: cfg.api.bind,
+        port: cfg.api.port,
+        token: cfg.api.token,
+        nbd: () => [nbd],
+        info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...extraInfo() }),
+      });
+    }
+    const apiBound = api ? await api.listen() : undefined;
+    let closing: Promise<void> | undefined;
+    const srv = nbdServer;
+    return {
+      array,
+      nbdServer: srv,
+      api,
+      nbd,
+      apiUrl: apiBound?.url,
+      close(graceMs = 5000) {
+        closing ??= (async () => {
+          await api?.close().catch(() => undefined);
+          await srv.close(graceMs).catch(() => undefined);
+          await array.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (e) {
+    await api?.close().catch(() => undefined);
+    await nbdServer?.close(100).catch(() => undefined);
+    await array.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** One log line per event: `2026-11-21T23:00:00.000Z alpha lun.created name=disk0 size=1073741824`. */
+export function formatEvent(e: ArrayEvent): string {
+  const skip = new Set(['seq', 'time', 'array', 'type']);
+  const kv = Object.entries(e)
+    .filter(([k, v]) => !skip.has(k) && v !== undefined)
+    .map(([k, v]) => `${k}=${typeof v === 'string' && /^[\w./:@-]+$/.test(v) ? v : JSON.stringify(v)}`);
+  return `${e.time} ${e.array} ${e.type}${kv.length ? ' ' + kv.join(' ') : ''}`;
+}
+
+export type { ArrayExport };
