@@ -16,6 +16,7 @@
 //   --repeat N      runs per row and server; the median (by IOPS) is reported   default 1
 //   --no-fill       skip the fill pass
 //   --json          print the results as JSON on stdout (progress stays on stderr)
+// SANBOX_BIN=path runs another sanbox entry point instead of the repo's bin/sanbox.js.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync, openSync, ftruncateSync, closeSync, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
@@ -141,7 +142,7 @@ async function startServer(kind, dir, bytes) {
     args = ['-f', '--exit-with-parent', '-p', String(port), '-i', HOST, '--exportname', 'disk', 'file', `file=${img}`];
   } else {
     cmd = process.execPath;
-    args = [join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--bind', HOST, '--lun', `disk=${bytes}`];
+    args = [process.env.SANBOX_BIN ?? join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--bind', HOST, '--api-port', '0', '--lun', `disk=${bytes}`];
   }
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO });
   children.add(child);

@@ -211,7 +211,9 @@ function commandFor(kind: 'sanbox' | 'nbdkit', dir: string, port: number, opts: 
     return ['nbdkit', ['-f', '--exit-with-parent', '-p', String(port), '-i', HOST, ...(opts.readOnly ? ['-r'] : []),
       ...extra.filter((a) => a.startsWith('-')), 'file', `dir=${dir}`, ...extra.filter((a) => !a.startsWith('-'))]];
   }
-  const args = [join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--bind', HOST];
+  // --api-port 0: the management API on any free port, so several servers can run at once.
+  // SANBOX_BIN: another sanbox entry point (e.g. an installed one); default the repo's bin/sanbox.js.
+  const args = [process.env.SANBOX_BIN ?? join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--bind', HOST, '--api-port', '0'];
   for (const l of opts.luns) args.push('--lun', `${l.name}=${sizeArg(l.size)}`);
   if (opts.readOnly) args.push('--read-only');
   return [process.execPath, args];
