@@ -315,12 +315,16 @@ impl Ring {
         n
     }
 
-    /// Space up to `v` (a tail that has been persisted) may be reused.
+    /// Space up to `v` (a tail that has been persisted) may be reused; `v` below the current
+    /// reclaim point is ignored, beyond the tail is an error.
     pub fn commit_tail(&mut self, v: u64) -> Result<(), String> {
-        if v < self.reclaim || v > self.tail {
-            return Err(format!("commit_tail {} outside [{}, {}]", v, self.reclaim, self.tail));
+        if v > self.tail {
+            return Err(format!("commit_tail {} beyond the tail {}", v, self.tail));
         }
-        self.reclaim = v;
+        // An older persisted tail (a slower metadata write finishing late) changes nothing.
+        if v > self.reclaim {
+            self.reclaim = v;
+        }
         Ok(())
     }
 

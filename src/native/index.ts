@@ -75,3 +75,17 @@ export {
   BITMAP_HEADER_SIZE,
 } from './bitmap.js';
 export { WriteIntentLog } from './wil.js';
+export {
+  Writelog,
+  RecordBatch,
+  WritelogOverflowError,
+  WritelogCorruptError,
+  FLAG_ACK_REQUESTED,
+  type WritelogOptions,
+  type AppendRecord,
+  type JournalRecord,
+  type WritelogUsage,
+  type RecoveryReport,
+  type Durability,
+} from './writelog.js';
+export { TsRing, NativeRing, type Ring, type RingStats } from './ring.js';
