@@ -1,6 +1,6 @@
 /**
  * Loads the Rust addon (native/sanbox.<platform>.node, built by scripts/build-native.mjs with
- * `napi build --platform --release`). Never throws: when the addon is missing, fails to load,
+ * `napi build --platform --release`; SANBOX_NATIVE_PATH names another file). Never throws: when the addon is missing, fails to load,
  * lacks a function, or SANBOX_FORCE_TS=1 is set, `addon` is null and the TypeScript twin is
  * used everywhere; `loadInfo` says why.
  */
@@ -62,8 +62,9 @@ export interface LoadInfo {
 export const nativeDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native');
 
 function candidates(): string[] {
+  // An explicit path is the only candidate (tests use a missing one to simulate a failed build).
+  if (process.env.SANBOX_NATIVE_PATH) return [resolve(process.env.SANBOX_NATIVE_PATH)];
   const out: string[] = [];
-  if (process.env.SANBOX_NATIVE_PATH) out.push(resolve(process.env.SANBOX_NATIVE_PATH));
   const pref = [`sanbox.${process.platform}-${process.arch}-gnu.node`, `sanbox.${process.platform}-${process.arch}.node`, 'sanbox.node'];
   for (const p of pref) out.push(join(nativeDir, p));
   try {
@@ -79,7 +80,10 @@ function load(): LoadInfo {
   const require = createRequire(import.meta.url);
   const errors: string[] = [];
   for (const p of candidates()) {
-    if (!existsSync(p)) continue;
+    if (!existsSync(p)) {
+      if (process.env.SANBOX_NATIVE_PATH) errors.push(`${p}: not found`);
+      continue;
+    }
     try {
       const a = require(p) as Partial<NativeAddon>;
       const missing = REQUIRED.filter((k) => typeof a[k] !== 'function');
