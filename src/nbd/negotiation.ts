@@ -17,7 +17,10 @@ import { blockSizes, transmissionFlags, type ExportCatalog, type NbdExport } fro
 /** What the handshake settled for the transmission phase. */
 export interface Negotiated {
   export: NbdExport;
+  /** Structured replies (or extended headers, which include them) were negotiated. */
   structured: boolean;
+  /** Extended headers: 32-byte requests with 64-bit lengths, every reply a 32-byte-header chunk. */
+  extended: boolean;
   /** base:allocation was selected for this export: BLOCK_STATUS is allowed. */
   allocationContext: boolean;
   /** The client asked for NBD_INFO_BLOCK_SIZE, so it knows our minimum and we enforce it. */
@@ -90,6 +93,7 @@ class OptionReader {
  */
 export class Negotiation {
   private structured = false;
+  private extended = false;
   /** Export name base:allocation was selected for, if any. */
   private metaExport: string | null = null;
   readonly fixed: boolean;
@@ -123,6 +127,14 @@ export class Negotiation {
         return this.infoOrGo(option, data);
       case OPT.STRUCTURED_REPLY:
         if (data.length !== 0) return this.reply(errorReply(option, REP.ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data'));
+        if (this.extended) return this.reply(errorReply(option, REP.ERR_EXT_HEADER_REQD, 'extended headers already negotiated'));
+        if (this.structured) return this.reply(errorReply(option, REP.ERR_INVALID, 'structured replies already negotiated'));
+        this.structured = true;
+        return this.reply(optionReply(option, REP.ACK));
+      case OPT.EXTENDED_HEADERS:
+        if (data.length !== 0) return this.reply(errorReply(option, REP.ERR_INVALID, 'NBD_OPT_EXTENDED_HEADERS takes no data'));
+        if (this.extended) return this.reply(errorReply(option, REP.ERR_INVALID, 'extended headers already negotiated'));
+        this.extended = true;
         this.structured = true;
         return this.reply(optionReply(option, REP.ACK));
       case OPT.LIST_META_CONTEXT:
@@ -131,7 +143,6 @@ export class Negotiation {
       case OPT.STARTTLS:
         return this.reply(errorReply(option, REP.ERR_POLICY, 'TLS is not offered by this server'));
       default:
-        // EXTENDED_HEADERS included: we do not offer them, and the client falls back.
         return this.reply(errorReply(option, REP.ERR_UNSUP, `option ${option} is not supported`));
     }
   }
@@ -158,6 +169,7 @@ export class Negotiation {
     return {
       export: exp,
       structured: this.structured,
+      extended: this.extended,
       allocationContext: this.structured && this.metaExport === exp.name,
       enforceBlockSize: blockSizeRequested,
       flags: transmissionFlags(exp, this.structured),
@@ -221,7 +233,7 @@ export class Negotiation {
   private metaContext(option: number, data: Buffer): OptionOutcome {
     const set = option === OPT.SET_META_CONTEXT;
     if (set && !this.structured) {
-      return this.reply(errorReply(option, REP.ERR_INVALID, 'NBD_OPT_SET_META_CONTEXT needs structured replies first'));
+      return this.reply(errorReply(option, REP.ERR_INVALID, 'NBD_OPT_SET_META_CONTEXT needs structured replies or extended headers first'));
     }
     const r = new OptionReader(data);
     const name = r.string();

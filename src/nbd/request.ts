@@ -29,8 +29,10 @@ export function offsetOf(hi: number, lo: number): number {
  * size. Returns the errno to reply with, or null when the request may run.
  */
 export function validateRequest(n: Negotiated, size: number, type: number, flags: number, offset: number, length: number): NbdErrno | null {
-  const allowed = ALLOWED_FLAGS.get(type);
+  let allowed = ALLOWED_FLAGS.get(type);
   if (allowed === undefined) return 'EINVAL';
+  // With extended headers a WRITE may say outright that its length is a payload length.
+  if (n.extended && type === CMD.WRITE) allowed |= CMD_FLAG.PAYLOAD_LEN;
   if ((flags & ~allowed) !== 0) return 'EINVAL';
   const caps = n.export.device.capabilities;
   switch (type) {

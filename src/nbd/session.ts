@@ -3,25 +3,22 @@ import { errnoOf, type BlockDevice, type Extent } from '../block/index.js';
 import { ByteQueue } from './byte-queue.js';
 import {
   BASE_ALLOCATION_ID,
-  CHUNK,
   CMD,
   CMD_FLAG,
-  ERR,
+  EXTENDED_REQUEST_MAGIC,
   IHAVEOPT_HI,
   IHAVEOPT_LO,
   LIMITS,
   OPT,
   REP,
-  REPLY_FLAG_DONE,
   REQUEST_MAGIC,
-  SIMPLE_REPLY_MAGIC,
   STATE_HOLE,
   STATE_ZERO,
-  STRUCTURED_REPLY_MAGIC,
   type NbdErrno,
 } from './constants.js';
 import type { ExportCatalog } from './export.js';
 import { greeting, Negotiation, optionReply, type Negotiated } from './negotiation.js';
+import { ReplyEncoder } from './replies.js';
 import { offsetOf, validateRequest } from './request.js';
 
 export interface SessionLimits {
@@ -76,6 +73,9 @@ export class Session {
   private negotiation: Negotiation | null = null;
   private negotiated: Negotiated | null = null;
   private device: BlockDevice | null = null;
+  private replies = new ReplyEncoder('simple');
+  private headerSize = 28;
+  private requestMagic = REQUEST_MAGIC;
   private handshakeTimer: NodeJS.Timeout | null;
 
   private inflight = 0;
@@ -85,7 +85,7 @@ export class Session {
   private draining = false;
   /** Bytes of an oversized write still to be thrown away, and the reply owed after them. */
   private discardLeft = 0;
-  private discardCookie: [number, number] = [0, 0];
+  private discardCookie: [number, number, number] = [0, 0, 0];
   /** Option data still to be thrown away before answering ERR_TOO_BIG. */
   private discardOptionLeft = 0;
   private discardOption = 0;
@@ -257,6 +257,9 @@ export class Session {
     this.handshakeTimer = null;
     this.negotiated = n;
     this.device = n.export.device;
+    this.replies = new ReplyEncoder(n.extended ? 'extended' : n.structured ? 'structured' : 'simple');
+    this.headerSize = n.extended ? 32 : 28;
+    this.requestMagic = n.extended ? EXTENDED_REQUEST_MAGIC : REQUEST_MAGIC;
     this.phase = 'transmission';
     this.hooks.onTransmission(this);
   }
@@ -264,44 +267,51 @@ export class Session {
   private pumpTransmission(): void {
     const q = this.input;
     const n = this.negotiated!;
+    const hs = this.headerSize;
     while (this.phase === 'transmission') {
       if (this.discardLeft > 0) {
         this.discardLeft -= q.skip(this.discardLeft);
         if (this.discardLeft > 0) return;
-        this.replyError(this.discardCookie[0], this.discardCookie[1], 'EINVAL', 'write payload larger than the maximum block size', false);
+        const [hi, lo, offset] = this.discardCookie;
+        this.replyError(hi, lo, offset, 'EINVAL', 'payload larger than the maximum block size, or not allowed on this command');
         continue;
       }
-      if (q.length < 28) return;
+      if (q.length < hs) return;
       if (this.congested()) {
         this.stall();
         return;
       }
-      if (q.readUInt32BE(0) !== REQUEST_MAGIC) return this.abort('bad request magic');
-      const flags = q.readUInt16BE(4);
+      if (q.readUInt32BE(0) !== this.requestMagic) return this.abort('bad request magic');
+      let flags = q.readUInt16BE(4);
       const type = q.readUInt16BE(6);
       const hi = q.readUInt32BE(8);
       const lo = q.readUInt32BE(12);
       const offset = offsetOf(q.readUInt32BE(16), q.readUInt32BE(20));
-      const length = q.readUInt32BE(24);
+      const length = n.extended ? offsetOf(q.readUInt32BE(24), q.readUInt32BE(28)) : q.readUInt32BE(24);
       let payload: Buffer | null = null;
-      if (type === CMD.WRITE) {
-        if (length > LIMITS.MAX_PAYLOAD) {
-          if (length > LIMITS.MAX_DISCARD) return this.abort(`write payload of ${length} bytes`);
-          q.skip(28);
+      const hasPayload = type === CMD.WRITE || (n.extended && (flags & CMD_FLAG.PAYLOAD_LEN) !== 0);
+      if (hasPayload) {
+        if (length > LIMITS.MAX_PAYLOAD || type !== CMD.WRITE) {
+          // Read and discard, then refuse; a payload too large to be worth reading ends it.
+          if (length > LIMITS.MAX_DISCARD) return this.abort(`request payload of ${length} bytes`);
+          q.skip(hs);
           this.discardLeft = length;
-          this.discardCookie = [hi, lo];
+          this.discardCookie = [hi, lo, Number.isFinite(offset) ? offset : 0];
+          this.stats.requests++;
           continue;
         }
-        if (q.length < 28 + length) return; // wait for the whole payload
-        q.skip(28);
+        if (q.length < hs + length) return; // wait for the whole payload
+        q.skip(hs);
         payload = q.take(length);
+        flags &= ~CMD_FLAG.PAYLOAD_LEN;
       } else {
-        q.skip(28);
+        q.skip(hs);
       }
       this.stats.requests++;
+      const safeOffset = Number.isFinite(offset) ? offset : 0;
       const bad = validateRequest(n, this.device!.size, type, flags, offset, length);
       if (bad) {
-        this.replyError(hi, lo, bad, describe(bad, type, offset, length), type === CMD.READ);
+        this.replyError(hi, lo, safeOffset, bad, describe(bad, type, offset, length));
         continue;
       }
       if (type === CMD.DISC) {
@@ -314,7 +324,7 @@ export class Session {
         return;
       }
       if (this.shutdown) {
-        this.replyError(hi, lo, 'ESHUTDOWN', 'server is shutting down', type === CMD.READ);
+        this.replyError(hi, lo, offset, 'ESHUTDOWN', 'server is shutting down');
         continue;
       }
       this.dispatch(type, flags, hi, lo, offset, length, payload);
@@ -353,20 +363,21 @@ export class Session {
         work = this.read(hi, lo, offset, length, flags);
         break;
       case CMD.WRITE:
-        work = this.simple(hi, lo, this.device!.write(offset, payload!, { fua: (flags & CMD_FLAG.FUA) !== 0 }), () => {
+        work = this.simple(hi, lo, offset, this.device!.write(offset, payload!, { fua: (flags & CMD_FLAG.FUA) !== 0 }), () => {
           this.stats.bytesWritten += length;
         });
         break;
       case CMD.FLUSH:
-        work = this.simple(hi, lo, this.device!.flush());
+        work = this.simple(hi, lo, offset, this.device!.flush());
         break;
       case CMD.TRIM:
-        work = this.simple(hi, lo, this.device!.trim(offset, length, { fua: (flags & CMD_FLAG.FUA) !== 0 }));
+        work = this.simple(hi, lo, offset, this.device!.trim(offset, length, { fua: (flags & CMD_FLAG.FUA) !== 0 }));
         break;
       case CMD.WRITE_ZEROES:
         work = this.simple(
           hi,
           lo,
+          offset,
           this.device!.writeZeroes(offset, length, {
             fua: (flags & CMD_FLAG.FUA) !== 0,
             noHole: (flags & CMD_FLAG.NO_HOLE) !== 0,
@@ -375,7 +386,7 @@ export class Session {
         );
         break;
       case CMD.CACHE:
-        work = this.simple(hi, lo, this.device!.cache(offset, length));
+        work = this.simple(hi, lo, offset, this.device!.cache(offset, length));
         break;
       case CMD.BLOCK_STATUS:
         work = this.blockStatus(hi, lo, offset, length, (flags & CMD_FLAG.REQ_ONE) !== 0);
@@ -393,52 +404,43 @@ export class Session {
       });
   }
 
-  /** Runs an operation without reply data; success is a 16-byte simple reply. */
-  private async simple(hi: number, lo: number, op: Promise<void>, onOk?: () => void): Promise<void> {
+  /** Runs an operation without reply data. */
+  private async simple(hi: number, lo: number, offset: number, op: Promise<void>, onOk?: () => void): Promise<void> {
     try {
       await op;
     } catch (err) {
-      this.replyError(hi, lo, errnoOf(err), (err as Error).message, false);
+      this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message);
       return;
     }
     onOk?.();
-    this.send(simpleHeader(hi, lo, 0));
+    this.send(this.replies.ok(hi, lo, offset));
   }
 
   private async read(hi: number, lo: number, offset: number, length: number, flags: number): Promise<void> {
-    const n = this.negotiated!;
     const dev = this.device!;
+    const r = this.replies;
     try {
-      if (!n.structured) {
-        const buf = Buffer.allocUnsafe(16 + length);
-        await dev.read(offset, length, buf.subarray(16));
-        writeSimpleHeader(buf, hi, lo, 0);
-        this.stats.bytesRead += length;
-        this.send(buf);
+      if (length === 0 && r.mode !== 'simple') {
+        this.send(r.done(hi, lo, offset));
         return;
       }
-      if (length === 0) {
-        this.send(structuredHeader(hi, lo, REPLY_FLAG_DONE, CHUNK.NONE, 0));
-        return;
-      }
-      if (length >= SPARSE_READ_MIN && !(flags & CMD_FLAG.DF) && dev.capabilities.sparseStatus) {
+      if (r.mode !== 'simple' && length >= SPARSE_READ_MIN && !(flags & CMD_FLAG.DF) && dev.capabilities.sparseStatus) {
         await this.sparseRead(hi, lo, offset, length);
         return;
       }
-      const buf = Buffer.allocUnsafe(28 + length);
-      await dev.read(offset, length, buf.subarray(28));
-      writeStructuredHeader(buf, hi, lo, REPLY_FLAG_DONE, CHUNK.OFFSET_DATA, 8 + length);
-      writeU64(buf, 20, offset);
+      const { buf, dataAt } = r.data(hi, lo, offset, offset, length, true);
+      await dev.read(offset, length, buf.subarray(dataAt));
       this.stats.bytesRead += length;
       this.send(buf);
     } catch (err) {
-      this.replyError(hi, lo, errnoOf(err), (err as Error).message, true);
+      this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message);
     }
   }
 
-  /** A large read as OFFSET_DATA and OFFSET_HOLE chunks: holes cost 8 bytes, not their length. */
+  /** A large read as OFFSET_DATA and OFFSET_HOLE chunks: holes cost 12 bytes, not their length. */
   private async sparseRead(hi: number, lo: number, offset: number, length: number): Promise<void> {
     const dev = this.device!;
+    const r = this.replies;
     const extents = await dev.blockStatus(offset, length);
     const chunks: Buffer[] = [];
     let pos = offset;
@@ -447,30 +449,22 @@ export class Session {
       if (pos >= end) break;
       const len = Math.min(e.length, end - pos);
       if (e.zero) {
-        const c = Buffer.allocUnsafe(32);
-        writeStructuredHeader(c, hi, lo, 0, CHUNK.OFFSET_HOLE, 12);
-        writeU64(c, 20, pos);
-        c.writeUInt32BE(len, 28);
-        chunks.push(c);
+        chunks.push(r.hole(hi, lo, offset, pos, len, false));
       } else {
-        const c = Buffer.allocUnsafe(28 + len);
-        await dev.read(pos, len, c.subarray(28));
-        writeStructuredHeader(c, hi, lo, 0, CHUNK.OFFSET_DATA, 8 + len);
-        writeU64(c, 20, pos);
-        chunks.push(c);
+        const { buf, dataAt } = r.data(hi, lo, offset, pos, len, false);
+        await dev.read(pos, len, buf.subarray(dataAt));
+        chunks.push(buf);
       }
       pos += len;
     }
     if (pos < end) {
-      // The device described less than asked: read the rest as data.
-      const c = Buffer.allocUnsafe(28 + end - pos);
-      await dev.read(pos, end - pos, c.subarray(28));
-      writeStructuredHeader(c, hi, lo, 0, CHUNK.OFFSET_DATA, 8 + end - pos);
-      writeU64(c, 20, pos);
-      chunks.push(c);
+      // The device described less than asked: the rest goes as data.
+      const { buf, dataAt } = r.data(hi, lo, offset, pos, end - pos, false);
+      await dev.read(pos, end - pos, buf.subarray(dataAt));
+      chunks.push(buf);
     }
-    // Only the last chunk carries DONE; an error before this point sends an error chunk instead.
-    chunks[chunks.length - 1]!.writeUInt16BE(REPLY_FLAG_DONE, 4);
+    // Only the last chunk carries DONE, and only once every read has succeeded.
+    ReplyEncoder.markDone(chunks[chunks.length - 1]!);
     this.stats.bytesRead += length;
     for (const c of chunks) this.send(c);
   }
@@ -480,45 +474,22 @@ export class Session {
     try {
       extents = await this.device!.blockStatus(offset, length);
     } catch (err) {
-      this.replyError(hi, lo, errnoOf(err), (err as Error).message, false);
+      this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message);
       return;
     }
-    const merged = mergeExtents(extents, length, reqOne);
+    const merged = mergeExtents(extents, length, reqOne, this.replies.mode === 'extended' ? Number.MAX_SAFE_INTEGER : 0xffffffff);
     if (merged.length === 0) {
-      this.replyError(hi, lo, 'EIO', 'device returned no extents', false);
+      this.replyError(hi, lo, offset, 'EIO', 'device returned no extents');
       return;
     }
-    const payloadLen = 4 + 8 * merged.length;
-    const b = Buffer.allocUnsafe(20 + payloadLen);
-    writeStructuredHeader(b, hi, lo, REPLY_FLAG_DONE, CHUNK.BLOCK_STATUS, payloadLen);
-    b.writeUInt32BE(BASE_ALLOCATION_ID, 20);
-    let p = 24;
-    for (const [len, state] of merged) {
-      b.writeUInt32BE(len, p);
-      b.writeUInt32BE(state, p + 4);
-      p += 8;
-    }
-    this.send(b);
+    this.send(this.replies.blockStatus(hi, lo, offset, BASE_ALLOCATION_ID, merged));
   }
 
   // ---- replies ----------------------------------------------------------------------------
 
-  private replyError(hi: number, lo: number, errno: NbdErrno, message: string, isRead: boolean): void {
+  private replyError(hi: number, lo: number, offset: number, errno: NbdErrno, message: string): void {
     this.stats.errors++;
-    const code = ERR[errno];
-    // After structured replies are negotiated a READ never gets a simple reply, not even an error.
-    if (this.negotiated?.structured) {
-      const msg = Buffer.from(message.slice(0, 200), 'utf8');
-      const b = Buffer.allocUnsafe(26 + msg.length);
-      writeStructuredHeader(b, hi, lo, REPLY_FLAG_DONE, CHUNK.ERROR, 6 + msg.length);
-      b.writeUInt32BE(code, 20);
-      b.writeUInt16BE(msg.length, 24);
-      msg.copy(b, 26);
-      this.send(b);
-      return;
-    }
-    void isRead; // a simple error reply to a read carries no data
-    this.send(simpleHeader(hi, lo, code));
+    this.send(this.replies.error(hi, lo, offset, errno, message));
   }
 
   private send(buf: Buffer): void {
@@ -562,41 +533,8 @@ export class Session {
   }
 }
 
-function simpleHeader(hi: number, lo: number, error: number): Buffer {
-  const b = Buffer.allocUnsafe(16);
-  writeSimpleHeader(b, hi, lo, error);
-  return b;
-}
-
-function writeSimpleHeader(b: Buffer, hi: number, lo: number, error: number): void {
-  b.writeUInt32BE(SIMPLE_REPLY_MAGIC, 0);
-  b.writeUInt32BE(error, 4);
-  b.writeUInt32BE(hi, 8);
-  b.writeUInt32BE(lo, 12);
-}
-
-function structuredHeader(hi: number, lo: number, flags: number, type: number, length: number): Buffer {
-  const b = Buffer.allocUnsafe(20);
-  writeStructuredHeader(b, hi, lo, flags, type, length);
-  return b;
-}
-
-function writeStructuredHeader(b: Buffer, hi: number, lo: number, flags: number, type: number, length: number): void {
-  b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, 0);
-  b.writeUInt16BE(flags, 4);
-  b.writeUInt16BE(type, 6);
-  b.writeUInt32BE(hi, 8);
-  b.writeUInt32BE(lo, 12);
-  b.writeUInt32BE(length, 16);
-}
-
-function writeU64(b: Buffer, at: number, v: number): void {
-  b.writeUInt32BE(Math.floor(v / 0x100000000), at);
-  b.writeUInt32BE(v >>> 0, at + 4);
-}
-
 /** Extents as (length, state) pairs: adjacent equal states joined, clipped to the request. */
-export function mergeExtents(extents: Extent[], length: number, reqOne: boolean): [number, number][] {
+export function mergeExtents(extents: Extent[], length: number, reqOne: boolean, maxExtent = 0xffffffff): [number, number][] {
   const out: [number, number][] = [];
   let total = 0;
   for (const e of extents) {
@@ -604,7 +542,7 @@ export function mergeExtents(extents: Extent[], length: number, reqOne: boolean)
     const len = Math.min(e.length, length - total);
     const state = (e.hole ? STATE_HOLE : 0) | (e.zero ? STATE_ZERO : 0);
     const last = out[out.length - 1];
-    if (last && last[1] === state && last[0] + len <= 0xffffffff) last[0] += len;
+    if (last && last[1] === state && last[0] + len <= maxExtent) last[0] += len;
     else out.push([len, state]);
     total += len;
   }

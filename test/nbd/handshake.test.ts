@@ -27,7 +27,7 @@ describe('fixed newstyle handshake', () => {
   it('answers unknown options with ERR_UNSUP and goes on negotiating', async () => {
     const c = await connect();
     await c.greet();
-    for (const opt of [99, 0x7fffffff, OPT.EXTENDED_HEADERS]) {
+    for (const opt of [99, 0x7fffffff, 4, 12]) {
       c.sendOption(opt, Buffer.from('junk'));
       const r = await c.readOptionReply();
       expect(r.option).toBe(opt);
@@ -146,6 +146,24 @@ describe('fixed newstyle handshake', () => {
     expect((await c.readOptionReply()).type).toBe(REP.ERR_UNKNOWN);
     c.sendOption(OPT.SET_META_CONTEXT, metaPayload('disk', ['base:allocation']).subarray(0, 12));
     expect((await c.readOptionReply()).type).toBe(REP.ERR_INVALID);
+    c.close();
+  });
+
+  it('extended headers: data or a repeat is refused; structured replies after them are not needed', async () => {
+    const c = await connect();
+    await c.greet();
+    c.sendOption(OPT.EXTENDED_HEADERS, Buffer.from([1]));
+    expect((await c.readOptionReply()).type).toBe(REP.ERR_INVALID);
+    c.sendOption(OPT.STRUCTURED_REPLY);
+    expect((await c.readOptionReply()).type).toBe(REP.ACK);
+    c.sendOption(OPT.STRUCTURED_REPLY);
+    expect((await c.readOptionReply()).type).toBe(REP.ERR_INVALID);
+    c.sendOption(OPT.EXTENDED_HEADERS);
+    expect((await c.readOptionReply()).type).toBe(REP.ACK);
+    c.sendOption(OPT.EXTENDED_HEADERS);
+    expect((await c.readOptionReply()).type).toBe(REP.ERR_INVALID);
+    c.sendOption(OPT.STRUCTURED_REPLY);
+    expect((await c.readOptionReply()).type).toBe(REP.ERR_EXT_HEADER_REQD);
     c.close();
   });
 

@@ -116,9 +116,14 @@ export class RawClient {
   }
 
   /** Full negotiation to transmission with GO; returns size and transmission flags. */
-  async handshake(opts: { name?: string; structured?: boolean; meta?: boolean; blockSize?: boolean } = {}): Promise<{ size: bigint; flags: number }> {
+  async handshake(opts: { name?: string; structured?: boolean; extended?: boolean; meta?: boolean; blockSize?: boolean } = {}): Promise<{ size: bigint; flags: number }> {
     await this.greet();
     const name = opts.name ?? 'disk';
+    if (opts.extended) {
+      this.sendOption(11);
+      const r = await this.readOptionReply();
+      if (r.type !== 1) throw new Error(`extended headers refused: ${r.type}`);
+    }
     if (opts.structured) {
       this.sendOption(8);
       const r = await this.readOptionReply();
@@ -146,6 +151,36 @@ export class RawClient {
     h.writeBigUInt64BE(BigInt(opts.offset ?? 0), 16);
     h.writeUInt32BE(opts.length ?? opts.payload?.length ?? 0, 24);
     this.write(opts.payload ? Buffer.concat([h, opts.payload]) : h);
+  }
+
+  /** A 32-byte extended request (extended headers negotiated). */
+  requestExt(type: number, opts: { flags?: number; cookie?: bigint; offset?: bigint | number; length?: bigint | number; payload?: Buffer } = {}): void {
+    const h = Buffer.alloc(32);
+    h.writeUInt32BE(0x21e41c71, 0);
+    h.writeUInt16BE(opts.flags ?? 0, 4);
+    h.writeUInt16BE(type, 6);
+    h.writeBigUInt64BE(opts.cookie ?? 1n, 8);
+    h.writeBigUInt64BE(BigInt(opts.offset ?? 0), 16);
+    h.writeBigUInt64BE(BigInt(opts.length ?? opts.payload?.length ?? 0), 24);
+    this.write(opts.payload ? Buffer.concat([h, opts.payload]) : h);
+  }
+
+  /** One extended reply chunk. */
+  async extChunk(): Promise<{ flags: number; type: number; cookie: bigint; offset: bigint; payload: Buffer }> {
+    const h = await this.read(32);
+    if (h.readUInt32BE(0) !== 0x6e8a278c) throw new Error(`not an extended reply: ${h.toString('hex')}`);
+    const len = Number(h.readBigUInt64BE(24));
+    return { flags: h.readUInt16BE(4), type: h.readUInt16BE(6), cookie: h.readBigUInt64BE(8), offset: h.readBigUInt64BE(16), payload: await this.read(len) };
+  }
+
+  /** All extended chunks of one reply, until DONE. */
+  async extReply(): Promise<{ flags: number; type: number; cookie: bigint; offset: bigint; payload: Buffer }[]> {
+    const all = [];
+    for (;;) {
+      const c = await this.extChunk();
+      all.push(c);
+      if (c.flags & 1) return all;
+    }
   }
 
   /** A simple reply; `dataLength` bytes of read data are consumed when error is 0. */

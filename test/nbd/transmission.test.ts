@@ -233,6 +233,46 @@ describe('transmission, structured replies', () => {
   });
 });
 
+describe('transmission, extended headers', () => {
+  it('serves 32-byte requests with extended replies only', async () => {
+    const { c, flags } = await open({ extended: true, meta: true });
+    expect(flags & TF.SEND_DF).toBe(TF.SEND_DF);
+    c.requestExt(CMD.WRITE, { cookie: 0x0102030405060708n, offset: 8192, payload: Buffer.alloc(4096, 0x33) });
+    let r = await c.extReply();
+    expect(r).toHaveLength(1);
+    expect(r[0]).toMatchObject({ type: CHUNK.NONE, flags: 1, cookie: 0x0102030405060708n, offset: 8192n });
+    c.requestExt(CMD.READ, { cookie: 2n, offset: 8192, length: 4096 });
+    r = await c.extReply();
+    expect(r[0]!.type).toBe(CHUNK.OFFSET_DATA);
+    expect(r[0]!.payload.readBigUInt64BE(0)).toBe(8192n);
+    expect(r[0]!.payload.subarray(8).every((b) => b === 0x33)).toBe(true);
+    // Errors are chunks too, and a 64-bit length is refused, not truncated to 32 bits.
+    c.requestExt(CMD.READ, { cookie: 3n, offset: 0, length: (1n << 32n) + 512n });
+    r = await c.extReply();
+    expect([r[0]!.type, r[0]!.payload.readUInt32BE(0)]).toEqual([CHUNK.ERROR, ERR.EINVAL]);
+    c.requestExt(CMD.BLOCK_STATUS, { cookie: 4n, offset: 0, length: 1 << 20 });
+    r = await c.extReply();
+    expect(r[0]!.type).toBe(CHUNK.BLOCK_STATUS_EXT);
+    const p = r[0]!.payload;
+    const count = p.readUInt32BE(4);
+    expect(p.length).toBe(8 + 16 * count);
+    let total = 0n;
+    for (let i = 0; i < count; i++) total += p.readBigUInt64BE(8 + 16 * i);
+    expect(total).toBe(1n << 20n);
+    // A payload on a command that takes none is read, thrown away and refused.
+    c.requestExt(CMD.TRIM, { cookie: 5n, flags: CMD_FLAG.PAYLOAD_LEN, length: 1000, payload: Buffer.alloc(1000, 7) });
+    r = await c.extReply();
+    expect([r[0]!.cookie, r[0]!.type]).toEqual([5n, CHUNK.ERROR]);
+    c.requestExt(CMD.FLUSH, { cookie: 6n });
+    r = await c.extReply();
+    expect([r[0]!.cookie, r[0]!.type]).toEqual([6n, CHUNK.NONE]);
+    // An old-style 28-byte request on an extended connection is a protocol violation.
+    c.request(CMD.READ, { length: 512 });
+    c.write(Buffer.alloc(4));
+    expect(await c.waitClosed()).toBe(true);
+  });
+});
+
 describe('robustness', () => {
   it('a fast client cannot make the server buffer without bound', async () => {
     const { c } = await open();
