@@ -18,10 +18,10 @@ export interface TargetFlags {
  * array of a lab. The token: --token, else $SANBOX_TOKEN, else the lab state file.
  */
 export async function resolveTarget(f: TargetFlags): Promise<ApiClient> {
-  const token = f.token ?? process.env.SANBOX_TOKEN;
-  const url = f.api ?? process.env.SANBOX_API;
+  const token = f.token ?? (process.env.SANBOX_TOKEN || undefined);
+  const url = f.api ?? (process.env.SANBOX_API || undefined);
   if (url) return new ApiClient({ url, token });
-  const labName = f.lab ?? process.env.SANBOX_LAB;
+  const labName = f.lab ?? (process.env.SANBOX_LAB || undefined);
   let state;
   if (labName) {
     state = await readState(labName);

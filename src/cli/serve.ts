@@ -67,7 +67,7 @@ export function serveConfig(f: ServeFlags): ArrayServiceConfig {
     if (seen.has(l.name)) throw usage(`--lun ${l.name} given twice`);
     seen.add(l.name);
   }
-  const apiToken = f.apiToken ?? process.env.SANBOX_TOKEN;
+  const apiToken = f.apiToken ?? (process.env.SANBOX_TOKEN || undefined);
   if (f.api && !isLoopback(f.apiBind) && !apiToken) {
     throw usage(`--api-bind ${f.apiBind} is not loopback: give --api-token TOKEN (or SANBOX_TOKEN), or --no-api`);
   }
@@ -155,7 +155,9 @@ export async function runArray(cfg: ArrayServiceConfig, opts: { quiet?: boolean;
     let stopping = false;
     const stop = (why: string) => {
       if (stopping) {
-        if (why !== 'disconnect') {
+        // A second Ctrl-C from the user means "now"; repeated SIGTERMs and the supervisor going
+        // away during shutdown do not.
+        if (why === 'SIGINT') {
           process.stderr.write(`sanbox: ${why} again: exiting without a clean shutdown\n`);
           process.exit(130);
         }
@@ -175,7 +177,13 @@ export async function runArray(cfg: ArrayServiceConfig, opts: { quiet?: boolean;
         },
       );
     };
-    const handlers = { SIGINT: () => stop('SIGINT'), SIGTERM: () => stop('SIGTERM'), SIGHUP: () => stop('SIGHUP') };
+    // Under a supervisor, Ctrl-C reaches the whole process group: the supervisor decides and
+    // sends SIGTERM, so the array ignores SIGINT itself.
+    const handlers = {
+      SIGINT: opts.supervised ? () => undefined : () => stop('SIGINT'),
+      SIGTERM: () => stop('SIGTERM'),
+      SIGHUP: () => stop('SIGHUP'),
+    };
     for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, handlers[s]);
     // A lab array stops when its supervisor goes away.
     if (opts.supervised && process.send) process.once('disconnect', () => stop('supervisor gone'));

@@ -51,39 +51,29 @@ function timeoutMs(t: string | undefined, def: number): number {
   return Number(t) * 1000;
 }
 
-/** The summary printed once a lab is up. */
-export function labSummary(state: LabState): string {
+/** The summary printed once a lab is up: endpoints and ready-to-paste client commands. */
+export function labSummary(state: LabState, lab: Lab): string {
   const lines = [`lab ${state.lab} is up (supervisor pid ${state.supervisorPid})`];
   for (const a of state.arrays) {
     lines.push(`  array ${a.name}  pid ${a.pid}  dir ${a.dir}`);
-    lines.push(`    NBD  nbd://${hostPort(a.nbd.host, a.nbd.port)}`);
+    lines.push(`    NBD  nbd://${hostPort(a.nbd.host, a.nbd.port)}  exports: ${lab.arrays.find((x) => x.name === a.name)?.luns.map((l) => l.name).join(', ') || '-'}`);
     lines.push(`    API  ${a.api.url}`);
   }
   const a0 = state.arrays[0];
   if (a0) {
+    const lun = lab.arrays.find((x) => x.name === a0.name)?.luns[0]?.name;
     lines.push('', 'connect a client, e.g.:');
     lines.push(`  nbdinfo --list nbd://${hostPort(a0.nbd.host, a0.nbd.port)}`);
-    lines.push(`  nbdinfo ${nbdUri(a0.nbd.host, a0.nbd.port, 'disk0').replace(/disk0$/, '<lun>')}`);
+    if (lun) {
+      const uri = nbdUri(a0.nbd.host, a0.nbd.port, lun);
+      lines.push(`  qemu-io -f raw -c 'write -P 0xab 0 1M' -c 'read -P 0xab 0 1M' ${uri}`);
+      lines.push(`  nbd-client ${a0.nbd.host} ${a0.nbd.port} /dev/nbd0 -N ${lun}    # where the kernel has nbd (see README otherwise)`);
+    }
     lines.push(`  sanbox status${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}`);
   }
   if (state.log) lines.push(`log: ${state.log}`, `stop: sanbox down ${state.lab}`);
+  else lines.push('Ctrl-C stops the lab.');
   return lines.join('\n');
-}
-
-function firstLunHint(state: LabState, luns: Map<string, string[]>): string[] {
-  const out: string[] = [];
-  for (const a of state.arrays) {
-    const names = luns.get(a.name) ?? [];
-    if (names.length) {
-      const uri = nbdUri(a.nbd.host, a.nbd.port, names[0]!);
-      out.push(`  nbdinfo ${uri}`);
-      out.push(`  qemu-io -f raw -c 'write -P 0xab 0 1M' -c 'read -P 0xab 0 1M' ${uri}`);
-      if (a.nbd.port === 10809) out.push(`  nbd-client ${a.nbd.host} ${a.nbd.port} /dev/nbd0 -N ${names[0]}   # where the kernel has nbd`);
-      else out.push(`  nbd-client ${a.nbd.host} ${a.nbd.port} /dev/nbd0 -N ${names[0]}   # where the kernel has nbd`);
-      break;
-    }
-  }
-  return out;
 }
 
 export async function upCommand(file: string, f: UpFlags): Promise<number> {
@@ -115,7 +105,7 @@ async function upDetached(lab: Lab, f: UpFlags): Promise<number> {
     const s = await readState(lab.name);
     if (s && s.supervisorPid === child.pid && s.state === 'running') {
       if (f.json) printJson(s);
-      else process.stdout.write(labSummary(s) + '\n');
+      else process.stdout.write(labSummary(s, lab) + '\n');
       return EXIT.OK;
     }
     if (exited !== undefined) break;
@@ -170,7 +160,8 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
     state.state = 'stopping';
     await writeState(state).catch(() => undefined);
     for (const c of children) if (!c.exited) c.proc.kill('SIGTERM');
-    const grace = sleep(15_000).then(() => 'timeout' as const);
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 15_000)));
     for (const c of children) {
       if (c.exited) continue;
       if ((await Promise.race([c.exit.then(() => 'exit' as const), grace])) === 'timeout') {
@@ -179,6 +170,7 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
         await c.exit;
       }
     }
+    clearTimeout(timer);
   };
 
   const finish = async (code: number): Promise<number> => {
@@ -250,16 +242,8 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
     );
     state.state = 'running';
     await writeState(state);
-    // LUN names for the client hint come from the lab file (the arrays may hold more).
-    const luns = new Map(lab.arrays.map((a) => [a.name, a.luns.map((l) => l.name)]));
     if (f.json) printJson(state);
-    else {
-      const text = labSummary(state).split('\n');
-      const hintAt = text.indexOf('connect a client, e.g.:');
-      const hints = firstLunHint(state, luns);
-      if (hintAt >= 0 && hints.length) text.splice(hintAt + 1, 2, `  nbdinfo --list nbd://${hostPort(state.arrays[0]!.nbd.host, state.arrays[0]!.nbd.port)}`, ...hints);
-      process.stdout.write(text.join('\n') + (state.log ? '' : '\nCtrl-C stops the lab.') + '\n');
-    }
+    else process.stdout.write(labSummary(state, lab) + '\n');
 
     // Run until a signal or an array dies.
     const died = Promise.race(children.map((c) => c.exit.then((r) => ({ c, r }))));
