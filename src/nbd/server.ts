@@ -38,7 +38,7 @@ export class NbdServer extends EventEmitter {
   constructor(private readonly opts: NbdServerOptions) {
     super();
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
-    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
   listen(port: number, host = '127.0.0.1'): Promise<{ address: string; port: number }> {

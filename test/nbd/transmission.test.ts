@@ -300,6 +300,16 @@ describe('robustness', () => {
     c.close();
   });
 
+  it('a client that half-closes after its requests still gets every reply', async () => {
+    const { c } = await open();
+    for (let i = 0; i < 16; i++) c.request(CMD.WRITE, { cookie: BigInt(i), offset: i * 512, payload: Buffer.alloc(512, i) });
+    c.socket.end();
+    const cookies = new Set<bigint>();
+    for (let i = 0; i < 16; i++) cookies.add((await c.simpleReply()).cookie);
+    expect(cookies.size).toBe(16);
+    expect(await c.waitClosed()).toBe(true);
+  });
+
   it('a client that disconnects mid-request does not disturb another', async () => {
     const good = await open();
     const bad = await open();
