@@ -302,7 +302,8 @@ describe('robustness', () => {
 
   it('a client that half-closes after its requests still gets every reply', async () => {
     const { c } = await open();
-    for (let i = 0; i < 16; i++) c.request(CMD.WRITE, { cookie: BigInt(i), offset: i * 512, payload: Buffer.alloc(512, i) });
+    // FUA: the replies wait for fdatasync, so they are produced after the client's FIN arrived.
+    for (let i = 0; i < 16; i++) c.request(CMD.WRITE, { cookie: BigInt(i), offset: i * 512, payload: Buffer.alloc(512, i), flags: CMD_FLAG.FUA });
     c.socket.end();
     const cookies = new Set<bigint>();
     for (let i = 0; i < 16; i++) cookies.add((await c.simpleReply()).cookie);
