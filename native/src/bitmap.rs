@@ -14,6 +14,26 @@ pub const HEADER: usize = 64;
 pub const MAGIC: &[u8; 8] = b"SBXBMAP\0";
 pub const VERSION: u32 = 1;
 
+static POPCNT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+unsafe fn count_popcnt(words: &[u64]) -> u64 {
+    let mut n = [0u64; 4];
+    let mut c = words.chunks_exact(4);
+    for w in &mut c {
+        n[0] += w[0].count_ones() as u64;
+        n[1] += w[1].count_ones() as u64;
+        n[2] += w[2].count_ones() as u64;
+        n[3] += w[3].count_ones() as u64;
+    }
+    let mut t = n[0] + n[1] + n[2] + n[3];
+    for w in c.remainder() {
+        t += w.count_ones() as u64;
+    }
+    t
+}
+
 #[derive(Clone)]
 pub struct Bitmap {
     pub lun_size: u64,
@@ -133,18 +153,25 @@ impl Bitmap {
         if i >= self.nregions {
             return None;
         }
+        let words = &self.words[..];
         let mut wi = (i >> 6) as usize;
-        let mut w = self.words[wi] & (!0u64 << (i & 63));
-        loop {
+        let w = words[wi] & (!0u64 << (i & 63));
+        if w != 0 {
+            return Some(((wi as u64) << 6) + w.trailing_zeros() as u64);
+        }
+        wi += 1;
+        // Skip clean stretches 4 words (256 regions) at a time.
+        while wi + 4 <= words.len() && (words[wi] | words[wi + 1] | words[wi + 2] | words[wi + 3]) == 0 {
+            wi += 4;
+        }
+        while wi < words.len() {
+            let w = words[wi];
             if w != 0 {
                 return Some(((wi as u64) << 6) + w.trailing_zeros() as u64);
             }
             wi += 1;
-            if wi >= self.words.len() {
-                return None;
-            }
-            w = self.words[wi];
         }
+        None
     }
 
     /// First clear bit at index >= i (nregions when none).
@@ -194,6 +221,12 @@ impl Bitmap {
     }
 
     pub fn count_regions(&self) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if *POPCNT.get_or_init(|| is_x86_feature_detected!("popcnt")) {
+                return unsafe { count_popcnt(&self.words) };
+            }
+        }
         self.words.iter().map(|w| w.count_ones() as u64).sum()
     }
 

@@ -71,14 +71,14 @@ impl Cx {
     /// Non-negative safe integer.
     fn u64(&self, i: usize) -> R<u64> {
         let v = self.f64(i)?;
-        if !(v >= 0.0) || v > 9007199254740991.0 || v.fract() != 0.0 {
+        if !(v >= 0.0) || v > 9007199254740991.0 || (v as i64) as f64 != v {
             return Err(format!("argument {} must be a non-negative integer, got {}", i, v).into());
         }
         Ok(v as u64)
     }
     fn i64(&self, i: usize) -> R<i64> {
         let v = self.f64(i)?;
-        if v.fract() != 0.0 || v.abs() > 9007199254740991.0 {
+        if !(v.abs() <= 9007199254740991.0) || (v as i64) as f64 != v {
             return Err(format!("argument {} must be an integer", i).into());
         }
         Ok(v as i64)
@@ -229,12 +229,17 @@ fn ranges(b: &mut bitmap::Bitmap, r: &[f64], mark: bool) -> R<()> {
     if r.len() % 2 != 0 {
         return Err("ranges array must hold offset/length pairs".into());
     }
+    // Validate every range first: a bad batch changes nothing.
+    let lun = b.lun_size as f64;
     for p in r.chunks_exact(2) {
         let (o, l) = (p[0], p[1]);
-        if !(o >= 0.0 && l >= 0.0) || o.fract() != 0.0 || l.fract() != 0.0 {
-            return Err(format!("bad range {}+{}", o, l).into());
+        // (f64 -> u64 casts saturate; comparing back rejects fractions, NaN and negatives)
+        if !(o >= 0.0 && l >= 0.0) || (o as i64) as f64 != o || (l as i64) as f64 != l || o + l > lun {
+            return Err(Err::Code("ERR_OUT_OF_RANGE".into(), format!("range {}+{} outside LUN of {} bytes", o, l, b.lun_size)));
         }
-        if mark { b.mark(o as u64, l as u64)? } else { b.clear(o as u64, l as u64)? }
+    }
+    for p in r.chunks_exact(2) {
+        if mark { b.mark(p[0] as u64, p[1] as u64)? } else { b.clear(p[0] as u64, p[1] as u64)? }
     }
     Ok(())
 }
@@ -314,7 +319,7 @@ export! {
             let data = cx.typed(v, NAPI_UINT8, 1)?;
             let m = &meta[4 * i..4 * i + 4];
             for x in m {
-                if !(*x >= 0.0) || x.fract() != 0.0 || *x > 9007199254740991.0 {
+                if !(*x >= 0.0) || (*x as i64) as f64 != *x || *x > 9007199254740991.0 {
                     return Err(format!("append: bad record field {}", x).into());
                 }
             }
@@ -327,8 +332,16 @@ export! {
     };
     rgRead => |cx| {
         let r = cx.handle::<ring::Ring>(0, TAG_RING)?;
-        let out = r.read(cx.u64(1)?, cx.u64(2)?, cx.u64(3)?, cx.bool(4)?).map_err(|m| Err::Code("ESANBOX_CORRUPT".into(), m))?;
-        cx.buffer(&out)
+        let (i0, j, total) = r.read_plan(cx.u64(1)?, cx.u64(2)?, cx.u64(3)?);
+        let verify = cx.bool(4)?;
+        let mut buf = null_mut();
+        let mut d: *mut c_void = null_mut();
+        cx.st(unsafe { napi_create_buffer(cx.env, total as usize, &mut d, &mut buf) }, "buffer")?;
+        if total > 0 {
+            let out = unsafe { std::slice::from_raw_parts_mut(d as *mut u8, total as usize) };
+            r.read_fill(i0, j, out, verify).map_err(|m| Err::Code("ESANBOX_CORRUPT".into(), m))?;
+        }
+        Ok(buf)
     };
     rgAck => |cx| cx.num(cx.handle::<ring::Ring>(0, TAG_RING)?.ack(cx.u64(1)?) as f64);
     rgCommitTail => |cx| { cx.handle::<ring::Ring>(0, TAG_RING)?.commit_tail(cx.u64(1)?)?; cx.undef() };

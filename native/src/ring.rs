@@ -261,6 +261,14 @@ impl Ring {
     /// Records from global seq `from` (or the first after it), in order, until `max_count`
     /// records or `max_bytes` of output (at least one record). Output: `[header][data][pad]...`.
     pub fn read(&self, from: u64, max_bytes: u64, max_count: u64, verify: bool) -> Result<Vec<u8>, String> {
+        let (i0, j, total) = self.read_plan(from, max_bytes, max_count);
+        let mut out = vec![0u8; total as usize];
+        self.read_fill(i0, j, &mut out, verify)?;
+        Ok(out)
+    }
+
+    /// Which entries a read returns, [i0, j), and the output size.
+    pub fn read_plan(&self, from: u64, max_bytes: u64, max_count: u64) -> (usize, usize, u64) {
         let i0 = self.find(from);
         let mut j = i0;
         let mut total = 0u64;
@@ -272,8 +280,11 @@ impl Ring {
             total += sz;
             j += 1;
         }
-        let mut out = vec![0u8; total as usize];
-        // Copy contiguous spans (records between wrap points are adjacent in the ring).
+        (i0, j, total)
+    }
+
+    /// Copies entries [i0, j) into `out` (sized by read_plan), contiguous spans at a time.
+    pub fn read_fill(&self, i0: usize, j: usize, out: &mut [u8], verify: bool) -> Result<(), String> {
         let mut o = 0usize;
         let mut k = i0;
         while k < j {
@@ -296,7 +307,7 @@ impl Ring {
             o += n;
             k = m;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Releases records with gseq <= s. Returns how many were released.

@@ -68,7 +68,7 @@ export interface RegionBitmap {
   readonly regionSize: number;
   readonly regionCount: number;
   mark(offset: number, length: number): void;
-  /** `ranges` = [offset, length, offset, length, ...]. All ranges are checked before any is applied only in the TS twin; on error the native one may have applied a prefix. */
+  /** `ranges` = [offset, length, offset, length, ...]; one addon call for the whole batch. The whole batch is validated first: a bad range throws RangeError and changes nothing. */
   markMany(ranges: Float64Array | readonly number[]): void;
   clear(offset: number, length: number): void;
   clearMany(ranges: Float64Array | readonly number[]): void;
@@ -376,6 +376,11 @@ export class TsRegionBitmap extends BitmapBase implements RegionBitmap {
   }
 }
 
+function asRangeError(e: unknown): Error {
+  const c = (e as { code?: string }).code;
+  return c === 'ERR_OUT_OF_RANGE' || c === 'ESANBOX_NATIVE' ? new RangeError((e as Error).message) : (e as Error);
+}
+
 function toF64(r: Float64Array | readonly number[]): Float64Array {
   return r instanceof Float64Array ? r : Float64Array.from(r);
 }
@@ -405,18 +410,23 @@ export class NativeRegionBitmap extends BitmapBase implements RegionBitmap {
     addon!.bmMark(this.h, offset, length);
   }
   markMany(ranges: Float64Array | readonly number[]): void {
-    const r = toF64(ranges);
-    for (let i = 0; i < r.length; i += 2) this.check(r[i]!, r[i + 1]!);
-    addon!.bmMarkMany(this.h, r);
+    // The addon validates the whole batch before applying any of it.
+    try {
+      addon!.bmMarkMany(this.h, toF64(ranges));
+    } catch (e) {
+      throw asRangeError(e);
+    }
   }
   clear(offset: number, length: number): void {
     this.check(offset, length);
     addon!.bmClear(this.h, offset, length);
   }
   clearMany(ranges: Float64Array | readonly number[]): void {
-    const r = toF64(ranges);
-    for (let i = 0; i < r.length; i += 2) this.check(r[i]!, r[i + 1]!);
-    addon!.bmClearMany(this.h, r);
+    try {
+      addon!.bmClearMany(this.h, toF64(ranges));
+    } catch (e) {
+      throw asRangeError(e);
+    }
   }
   clearAll(): void {
     addon!.bmClearAll(this.h);
