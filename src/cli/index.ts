@@ -2,7 +2,7 @@
  * The `sanbox` command. Every verb has `--json`; exit codes are stable (see common.ts / README):
  * 0 ok, 1 error from the array (or a server could not start), 2 usage error, 3 cannot reach the array.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { packageVersion } from '../control/service.js';
 import { lunCreateCommand, lunDeleteCommand, lunGrowCommand, lunListCommand, statusCommand, type TargetFlags } from './client-verbs.js';
 import { CliError, EXIT } from './common.js';
@@ -37,7 +37,7 @@ function targetOptions(cmd: Command): Command {
 /** Runs the CLI; resolves with the process exit code (never calls process.exit itself). */
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.OK;
-  let json = argv.includes('--json');
+  const json = argv.includes('--json');
   const run =
     <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
     async (...args: A) => {
@@ -136,22 +136,18 @@ export async function main(argv: string[]): Promise<number> {
   for (const c of [...arrayCmd.commands, ...lun.commands]) c.exitOverride();
   lun.exitOverride();
   arrayCmd.exitOverride();
-  // Unknown subcommands of a group ("sanbox lun frob") are usage errors too.
-  void Option;
 
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;
   } catch (e) {
     if (e instanceof CommanderError) {
-      // Help and version are not errors; everything else commander reports is a usage error.
-      if (e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.OK;
-      if (e.code === 'commander.executeSubCommandAsync') return EXIT.OK;
-      return EXIT.USAGE;
+      // --help, help VERB and --version exit 0; help shown because a verb was missing, and
+      // everything else commander reports, is a usage error.
+      return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
     }
     const err =
       e instanceof CliError ? e : new CliError(EXIT.ERROR, (e as NodeJS.ErrnoException)?.code ?? 'error', (e as Error)?.message ?? String(e));
-    json = json || false;
     if (json) process.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message, exitCode: err.exitCode } }, null, 2) + '\n');
     else process.stderr.write(`sanbox: ${err.message}\n`);
     return err.exitCode;

@@ -119,6 +119,8 @@ describe('client verbs (in process, real API)', () => {
       [['lun', 'frob', ...api], EXIT.USAGE, /unknown command/],
       [['status', '--bogus'], EXIT.USAGE, /unknown option/],
       [['nonsense'], EXIT.USAGE, /unknown command/],
+      [['lun'], EXIT.USAGE, /Usage: sanbox lun/],
+      [[], EXIT.USAGE, /Usage: sanbox/],
       [['status', '--api', 'http://127.0.0.1:1'], EXIT.UNREACHABLE, /cannot reach/],
       [['status', '--api', 'not a url'], EXIT.UNREACHABLE, /bad API URL/],
       [['status'], EXIT.UNREACHABLE, /no array to talk to/],
