@@ -23,7 +23,6 @@ import {
   readState,
   removeState,
   runningLabs,
-  statePath,
   writeState,
   type Lab,
   type LabState,
@@ -231,15 +230,16 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
       }
     }
 
-    state.arrays = children.map(
-      (c): LabStateArray => ({
+    state.arrays = children.map((c): LabStateArray => {
+      const token = lab.arrays.find((a) => a.name === c.name)?.api.token;
+      return {
         name: c.name,
         pid: c.ready!.pid,
         dir: c.ready!.dir,
         nbd: c.ready!.nbd,
-        api: { url: c.ready!.api?.url ?? '', ...(lab.arrays.find((a) => a.name === c.name)?.api.token ? { token: lab.arrays.find((a) => a.name === c.name)!.api.token } : {}) },
-      }),
-    );
+        api: { url: c.ready!.api?.url ?? '', ...(token ? { token } : {}) },
+      };
+    });
     state.state = 'running';
     await writeState(state);
     if (f.json) printJson(state);
@@ -314,4 +314,3 @@ export async function downCommand(ref: string | undefined, f: DownFlags): Promis
   return EXIT.OK;
 }
 
-export { statePath };
