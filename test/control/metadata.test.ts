@@ -172,3 +172,38 @@ describe('metadata store', () => {
     expect(await s.save({ n: 3 })).toBe(2);
   });
 });
+
+describe('metadata store under random damage (fast-check)', () => {
+  it('any byte change or truncation of the newest copy is detected, and the older copy is used', async () => {
+    const fc = await import('fast-check');
+    const s = await fresh<{ luns: Array<{ id: number; name: string }> }>();
+    const older = { luns: [{ id: 0, name: 'disk0' }] };
+    const newer = { luns: [{ id: 0, name: 'disk0' }, { id: 1, name: 'disk1' }] };
+    await s.save(older); // A gen1
+    await s.save(newer); // B gen2
+    const good = await readFile(s.pathOf('B'));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.record({ kind: fc.constant('flip' as const), at: fc.nat(good.length - 1), xor: fc.integer({ min: 1, max: 255 }) }),
+          fc.record({ kind: fc.constant('truncate' as const), at: fc.nat(good.length - 1), xor: fc.constant(0) }),
+          fc.record({ kind: fc.constant('append' as const), at: fc.nat(16), xor: fc.integer({ min: 0, max: 255 }) }),
+        ),
+        async ({ kind, at, xor }) => {
+          let bad: Buffer;
+          if (kind === 'flip') {
+            bad = Buffer.from(good);
+            bad[at] = bad[at]! ^ xor;
+          } else if (kind === 'truncate') bad = good.subarray(0, at);
+          else bad = Buffer.concat([good, Buffer.alloc(at + 1, xor)]);
+          await writeFile(s.pathOf('B'), bad);
+          const r = await new MetadataStore<typeof newer>(dir).load();
+          expect(r.data).toEqual(older);
+          expect(r.generation).toBe(1);
+          expect(r.problems).toHaveLength(1);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
