@@ -40,6 +40,9 @@ pub struct Bitmap {
     pub shift: u32,
     pub nregions: u64,
     pub words: Vec<u64>,
+    /// One bit per word of `words`: set iff that word is non-zero. Lets run walks and tests skip
+    /// clean stretches of a sparse bitmap 4096 regions per summary word instead of reading them.
+    summary: Vec<u64>,
 }
 
 impl Bitmap {
@@ -56,7 +59,7 @@ impl Bitmap {
             return Err(format!("{} regions exceed the limit of 2^32; choose a larger region size", nregions));
         }
         let nwords = ((nregions + 63) / 64) as usize;
-        Ok(Bitmap { lun_size, shift, nregions, words: vec![0u64; nwords] })
+        Ok(Bitmap { lun_size, shift, nregions, words: vec![0u64; nwords], summary: vec![0u64; (nwords + 63) / 64] })
     }
 
     #[inline]
@@ -98,6 +101,37 @@ impl Bitmap {
         if a >= b {
             return;
         }
+        self.set_bits_raw(a, b, v);
+        let (wa, wb) = ((a >> 6) as usize, ((b - 1) >> 6) as usize);
+        if v {
+            set_range(&mut self.summary, wa as u64, wb as u64 + 1, true);
+        } else {
+            if wb > wa + 1 {
+                set_range(&mut self.summary, wa as u64 + 1, wb as u64, false);
+            }
+            self.refresh(wa);
+            self.refresh(wb);
+        }
+    }
+
+    #[inline]
+    fn refresh(&mut self, w: usize) {
+        let bit = 1u64 << (w & 63);
+        if self.words[w] != 0 { self.summary[w >> 6] |= bit } else { self.summary[w >> 6] &= !bit }
+    }
+
+    fn rebuild_summary(&mut self) {
+        for x in self.summary.iter_mut() {
+            *x = 0;
+        }
+        for w in 0..self.words.len() {
+            if self.words[w] != 0 {
+                self.summary[w >> 6] |= 1u64 << (w & 63);
+            }
+        }
+    }
+
+    fn set_bits_raw(&mut self, a: u64, b: u64, v: bool) {
         let (wa, wb) = ((a >> 6) as usize, ((b - 1) >> 6) as usize);
         let ma = !0u64 << (a & 63);
         let mb = !0u64 >> (63 - ((b - 1) & 63));
@@ -153,25 +187,29 @@ impl Bitmap {
         if i >= self.nregions {
             return None;
         }
-        let words = &self.words[..];
         let mut wi = (i >> 6) as usize;
-        let w = words[wi] & (!0u64 << (i & 63));
+        let w = self.words[wi] & (!0u64 << (i & 63));
         if w != 0 {
             return Some(((wi as u64) << 6) + w.trailing_zeros() as u64);
         }
         wi += 1;
-        // Skip clean stretches 4 words (256 regions) at a time.
-        while wi + 4 <= words.len() && (words[wi] | words[wi + 1] | words[wi + 2] | words[wi + 3]) == 0 {
-            wi += 4;
+        if wi >= self.words.len() {
+            return None;
         }
-        while wi < words.len() {
-            let w = words[wi];
-            if w != 0 {
-                return Some(((wi as u64) << 6) + w.trailing_zeros() as u64);
+        // Next non-zero word from the summary.
+        let mut si = wi >> 6;
+        let mut sw = self.summary[si] & (!0u64 << (wi & 63));
+        loop {
+            if sw != 0 {
+                let w = (si << 6) + sw.trailing_zeros() as usize;
+                return Some(((w as u64) << 6) + self.words[w].trailing_zeros() as u64);
             }
-            wi += 1;
+            si += 1;
+            if si >= self.summary.len() {
+                return None;
+            }
+            sw = self.summary[si];
         }
-        None
     }
 
     /// First clear bit at index >= i (nregions when none).
@@ -201,6 +239,24 @@ impl Bitmap {
         Ok(())
     }
 
+    /// mark() for a range the caller has already validated (batch path).
+    #[inline]
+    pub fn mark_unchecked(&mut self, off: u64, len: u64) {
+        debug_assert!(off + len <= self.lun_size);
+        if len == 0 {
+            return;
+        }
+        let a = off >> self.shift;
+        let b = (off + len - 1) >> self.shift;
+        if a == b {
+            let w = (a >> 6) as usize;
+            self.words[w] |= 1u64 << (a & 63);
+            self.summary[w >> 6] |= 1u64 << (w & 63);
+        } else {
+            self.set_bits(a, b + 1, true);
+        }
+    }
+
     pub fn clear(&mut self, off: u64, len: u64) -> Result<(), String> {
         self.check(off, len)?;
         let (a, b) = self.inward(off, len);
@@ -210,6 +266,9 @@ impl Bitmap {
 
     pub fn clear_all(&mut self) {
         for w in self.words.iter_mut() {
+            *w = 0;
+        }
+        for w in self.summary.iter_mut() {
             *w = 0;
         }
     }
@@ -283,6 +342,9 @@ impl Bitmap {
         for (a, b) in self.words.iter_mut().zip(o.words.iter()) {
             *a |= *b;
         }
+        for (a, b) in self.summary.iter_mut().zip(o.summary.iter()) {
+            *a |= *b;
+        }
         Ok(())
     }
 
@@ -291,6 +353,7 @@ impl Bitmap {
             return Err("copy between bitmaps with different geometry".into());
         }
         self.words.copy_from_slice(&o.words);
+        self.summary.copy_from_slice(&o.summary);
         Ok(())
     }
 
@@ -351,7 +414,40 @@ impl Bitmap {
                 return Err("bitmap has bits beyond the last region".into());
             }
         }
+        bm.rebuild_summary();
         Ok((bm, gen))
+    }
+
+    /// Checks the summary against the words (tests).
+    pub fn summary_ok(&self) -> bool {
+        (0..self.words.len()).all(|w| ((self.summary[w >> 6] >> (w & 63)) & 1 == 1) == (self.words[w] != 0))
+    }
+}
+
+/// Sets or clears bits [a, b) of a word vector.
+fn set_range(v: &mut [u64], a: u64, b: u64, on: bool) {
+    if a >= b {
+        return;
+    }
+    let (wa, wb) = ((a >> 6) as usize, ((b - 1) >> 6) as usize);
+    let ma = !0u64 << (a & 63);
+    let mb = !0u64 >> (63 - ((b - 1) & 63));
+    if wa == wb {
+        if on { v[wa] |= ma & mb } else { v[wa] &= !(ma & mb) }
+        return;
+    }
+    if on {
+        v[wa] |= ma;
+        for w in &mut v[wa + 1..wb] {
+            *w = !0;
+        }
+        v[wb] |= mb;
+    } else {
+        v[wa] &= !ma;
+        for w in &mut v[wa + 1..wb] {
+            *w = 0;
+        }
+        v[wb] &= !mb;
     }
 }
 
@@ -378,5 +474,30 @@ mod tests {
         assert_eq!(t.dirty_bytes(), 10000 - 8192);
         t.clear(8192, 10000 - 8192).unwrap();
         assert_eq!(t.count_regions(), 0);
+    }
+
+    #[test]
+    fn summary_tracks_words() {
+        let mut b = Bitmap::new(1 << 34, 4096).unwrap(); // 4 Mi regions
+        let mut s = 7u64;
+        let rs = 4096u64;
+        for i in 0..20000 {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let off = ((s >> 16) % (1 << 22)) * rs;
+            let len = ((s >> 8) % 300) * rs + (s & 0xff);
+            let len = len.min((1 << 34) - off);
+            if i % 3 == 0 { b.clear(off, len).unwrap() } else { b.mark(off, len).unwrap() }
+        }
+        assert!(b.summary_ok());
+        // next_set agrees with a plain scan
+        let mut i = 0;
+        while let Some(n) = b.next_set(i) {
+            for k in i..n {
+                assert_eq!(b.words[(k >> 6) as usize] >> (k & 63) & 1, 0);
+            }
+            assert_eq!(b.words[(n >> 6) as usize] >> (n & 63) & 1, 1);
+            i = n + 1 + (s % 5000);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
     }
 }

@@ -238,8 +238,14 @@ fn ranges(b: &mut bitmap::Bitmap, r: &[f64], mark: bool) -> R<()> {
             return Err(Err::Code("ERR_OUT_OF_RANGE".into(), format!("range {}+{} outside LUN of {} bytes", o, l, b.lun_size)));
         }
     }
-    for p in r.chunks_exact(2) {
-        if mark { b.mark(p[0] as u64, p[1] as u64)? } else { b.clear(p[0] as u64, p[1] as u64)? }
+    if mark {
+        for p in r.chunks_exact(2) {
+            b.mark_unchecked(p[0] as i64 as u64, p[1] as i64 as u64);
+        }
+    } else {
+        for p in r.chunks_exact(2) {
+            b.clear(p[0] as u64, p[1] as u64)?;
+        }
     }
     Ok(())
 }
