@@ -51,11 +51,14 @@ describe('native build', () => {
   }, 60_000);
 
   describe('without the addon', () => {
+    const forced = process.env.SANBOX_FORCE_TS;
     afterEach(() => {
       delete process.env.SANBOX_NATIVE_PATH;
+      if (forced !== undefined) process.env.SANBOX_FORCE_TS = forced;
       vi.resetModules();
     });
     it('falls back to the twin and says why', async () => {
+      delete process.env.SANBOX_FORCE_TS;
       process.env.SANBOX_NATIVE_PATH = '/nonexistent/sanbox.node';
       vi.resetModules();
       const m = await import('../../src/native/index.js');
@@ -66,6 +69,15 @@ describe('native build', () => {
       expect(m.RegionBitmap.create(1 << 20, 4096).impl).toBe('ts');
       expect(m.Writelog.open({ capacity: 8192 }).impl).toBe('ts');
       expect(m.crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
+    });
+    it('SANBOX_FORCE_TS=1 forces the twin even when the addon exists', async () => {
+      process.env.SANBOX_FORCE_TS = '1';
+      vi.resetModules();
+      const m = await import('../../src/native/index.js');
+      expect(m.nativeInfo()).toMatchObject({ loaded: false, forcedTwin: true, crcImpl: 'ts' });
+      expect(m.fileOps).toBeNull();
+      expect(m.RegionBitmap.create(1 << 20, 4096).impl).toBe('ts');
+      delete process.env.SANBOX_FORCE_TS;
     });
   });
 });
