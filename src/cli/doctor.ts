@@ -38,6 +38,8 @@ export interface ToolReport {
   version?: string;
   path?: string;
   problem?: string;
+  /** Works, with a caveat. */
+  note?: string;
   purpose: string;
 }
 
@@ -78,6 +80,11 @@ export async function probeTool(t: { name: string; args: string[]; purpose: stri
   const rep: ToolReport = { name: t.name, installed: true, ok, path: where, purpose: t.purpose };
   if (version) rep.version = version;
   if (!ok) rep.problem = (r.error ?? r.out.trim().split('\n').filter(Boolean).pop() ?? `exit ${r.code}`).slice(0, 200);
+  // nbdsh runs `python3` from PATH: a pyenv python3 first on the user's PATH lacks `import nbd`.
+  if (ok && t.name === 'nbdsh' && process.env.PATH && process.env.PATH !== path) {
+    const mine = await runVersion(where, t.args, process.env.PATH);
+    if (mine.code !== 0) rep.note = `fails with your PATH (${mine.out.trim().split('\n').filter(Boolean).pop()?.slice(0, 120)}); put /usr/bin first`;
+  }
   return rep;
 }
 
@@ -140,6 +147,7 @@ export async function doctorCommand(f: { json?: boolean }): Promise<number> {
     `kernel nbd (/dev/nbd0): ${r.devices.kernelNbd ? 'yes: nbd-client 127.0.0.1 10809 /dev/nbd0 -N disk0' : 'no: use nbdfuse + losetup + mount (see README)'}`,
     `fuse (/dev/fuse): ${r.devices.fuse ? 'yes' : 'no'}    loop devices: ${r.devices.loop ? 'yes' : 'no'}`,
   ];
+  for (const t of r.tools) if (t.note) lines.push(`note: ${t.name} ${t.note}`);
   const missing = r.tools.filter((t) => !t.installed).map((t) => t.name);
   if (missing.length) lines.push(`missing tools: ${missing.join(' ')} (Debian: qemu-utils libnbd-bin python3-libnbd fio nbdkit nbd-client e2fsprogs)`);
   process.stdout.write(lines.join('\n') + '\n');
