@@ -34,16 +34,18 @@ const readAll = (w: Writelog) => {
   }
 };
 
-type Damage = { kind: 'none' } | { kind: 'truncate' | 'flip' | 'zero' | 'tear'; file: number; at: number; len: number; x: number };
+type Damage = { kind: 'none' } | { kind: 'truncate' | 'flip' | 'zero' | 'tear'; file: number; at: number; anywhere: number; len: number; x: number };
 
 describe.each(impls)('crash recovery (%s)', (impl) => {
   it('recovers a valid prefix or fails clearly', () => {
+    const outcome = { recovered: 0, damagedRecovered: 0, openError: 0, readError: 0 };
     const damage = fc.oneof(
       fc.constant<Damage>({ kind: 'none' }),
       fc.record({
         kind: fc.constantFrom('truncate' as const, 'flip' as const, 'zero' as const, 'tear' as const),
         file: fc.nat(2),
-        at: fc.double({ min: 0, max: 1, noNaN: true }),
+        at: fc.integer({ min: 0, max: 2 ** 30 }),
+        anywhere: fc.integer({ min: 0, max: 4 }),
         len: fc.integer({ min: 1, max: 600 }),
         x: fc.integer({ min: 1, max: 255 }),
       }),
@@ -79,8 +81,10 @@ describe.each(impls)('crash recovery (%s)', (impl) => {
             const f = join(dir, files[dmg.file % files.length]!);
             const fd = openSync(f, 'r+');
             const size = fstatSync(fd).size;
-            // Aim inside the data area most of the time (the interesting case), sometimes anywhere.
-            const at = Math.floor(dmg.at * size);
+            // Aim inside the data area most of the time (the interesting case), sometimes anywhere
+            // (segment header, metadata slots).
+            const dataStart = f.endsWith('writelog.wl') ? 4096 + 2 * 65536 : 4096;
+            const at = dmg.anywhere === 0 ? dmg.at % size : dataStart + (dmg.at % (size - dataStart));
             if (dmg.kind === 'truncate') ftruncateSync(fd, at);
             else if (dmg.kind === 'flip') {
               const b = Buffer.alloc(1);
@@ -96,6 +100,8 @@ describe.each(impls)('crash recovery (%s)', (impl) => {
           } catch (e) {
             // A clear error is acceptable, never a crash of another kind.
             expect((e as { code?: string }).code).toBe('ESANBOX_CORRUPT');
+            outcome.openError++;
+            if (process.env.SANBOX_CRASH_VERBOSE) console.log('open error', dmg.kind, (e as Error).message);
             return;
           }
           let recs: JournalRecord[];
@@ -105,6 +111,7 @@ describe.each(impls)('crash recovery (%s)', (impl) => {
             // Corruption found on read (CRC verification) is a clear error too.
             expect((e as { code?: string }).code).toBe('ESANBOX_CORRUPT');
             w2.abandon();
+            outcome.readError++;
             return;
           }
           for (let i = 0; i < recs.length; i++) {
@@ -123,15 +130,24 @@ describe.each(impls)('crash recovery (%s)', (impl) => {
             if (recs.length) expect(recs[0]!.seq).toBeLessThanOrEqual(acked + 1);
             expect(w2.recovery).toMatchObject({ torn: false, damaged: false, droppedAfterGap: 0 });
           }
+          outcome.recovered++;
+          if (dmg.kind !== 'none') outcome.damagedRecovered++;
           // The recovered journal keeps working.
+          // Sequence numbers are never reused: the next one follows the last recovered record and
+          // is never below what the metadata says was handed out.
+          const next = w2.next;
+          if (recs.length) expect(next).toBeGreaterThan(recs[recs.length - 1]!.seq);
           const s2 = w2.append(0, 0, payload(0, 100));
-          expect(s2).toBe((recs.length ? recs[recs.length - 1]!.seq : w2.next - 1) + 1);
+          expect(s2).toBe(next);
           w2.abandon();
           rmSync(dir, { recursive: true, force: true });
         },
       ),
-      { numRuns: 150, seed: 20261121 },
+      { numRuns: Number(process.env.SANBOX_CRASH_RUNS ?? 150), seed: Number(process.env.SANBOX_CRASH_SEED ?? 20261121) },
     );
+    // Most damage must be survivable (a torn or corrupt record drops a suffix), not an error.
+    expect(outcome.damagedRecovered).toBeGreaterThan(outcome.openError + outcome.readError);
+    if (process.env.SANBOX_CRASH_VERBOSE) console.log(impl, outcome);
   });
 
   it('drops a torn last record', () => {

@@ -171,7 +171,7 @@ describe('differential: native vs TS writelog', () => {
           n.abandon();
         }
       }),
-      { numRuns: files ? 40 : 150 },
+      { numRuns: Number(process.env.SANBOX_DIFF_RUNS ?? (files ? 40 : 150)) },
     );
   it.skipIf(!addon)('agree in memory', () => run(false));
   it.skipIf(!addon)('agree on files', () => run(true));
