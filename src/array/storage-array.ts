@@ -423,6 +423,12 @@ export class StorageArray extends EventEmitter {
     return lun && !lun.deleting ? lun : undefined;
   }
 
+  /** Finds a LUN by name only (a name made of digits is not taken as an id). */
+  getLunByName(name: string): LunInfo | undefined {
+    const lun = [...this.luns.values()].find((l) => l.rec.name === name && !l.deleting);
+    return lun ? this.info(lun) : undefined;
+  }
+
   getLun(ref: number | string): LunInfo | undefined {
     const lun = this.find(ref);
     return lun ? this.info(lun) : undefined;

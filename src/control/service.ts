@@ -52,8 +52,8 @@ export async function provisionLuns(array: StorageArray, specs: LunSpec[]): Prom
   const created: string[] = [];
   // Check everything first so a bad spec changes nothing.
   for (const spec of specs) {
-    const have = array.getLun(spec.name);
-    if (!have || have.name !== spec.name) continue;
+    const have = array.getLunByName(spec.name);
+    if (!have) continue;
     if (have.size !== spec.size) {
       throw new ArrayError(
         'exists',
@@ -66,8 +66,7 @@ export async function provisionLuns(array: StorageArray, specs: LunSpec[]): Prom
     }
   }
   for (const spec of specs) {
-    const have = array.getLun(spec.name);
-    if (have && have.name === spec.name) continue;
+    if (array.getLunByName(spec.name)) continue;
     await array.createLun({ name: spec.name, size: spec.size, blockSize: spec.blockSize, provision: true });
     created.push(spec.name);
   }
