@@ -379,10 +379,8 @@ export class StorageArray extends EventEmitter {
     if (sessions.on) {
       const open = (s: { id?: unknown; remote?: unknown; export?: unknown }) =>
         this.record('session.opened', { session: s?.id, remote: s?.remote, export: s?.export });
-      // Sessions that never reached transmission (listing, probing) were never "opened".
-      const close = (s: { id?: unknown; export?: unknown; reason?: unknown }) => {
-        if (s?.export !== null && s?.export !== undefined) this.record('session.closed', { session: s.id, export: s.export, reason: s.reason });
-      };
+      const close = (s: { id?: unknown; export?: unknown; reason?: unknown }) =>
+        this.record('session.closed', { session: s?.id, export: s?.export, reason: s?.reason });
       sessions.on('session-open', open);
       sessions.on('session-close', close);
       this.sessionListeners = [

@@ -26,7 +26,7 @@ export interface SessionInfo {
  * The NBD host port: accepts connections and runs one Session per connection. Sessions share
  * nothing but the catalog (and through it the devices), so one bad connection cannot disturb
  * another. Events: 'session-open' {id, remote, export} when a session enters transmission,
- * 'session-close' {id, remote, export, reason}.
+ * 'session-close' {id, remote, export, reason} when such a session ends.
  */
 export class NbdServer extends EventEmitter {
   private readonly server: net.Server;
@@ -67,7 +67,8 @@ export class NbdServer extends EventEmitter {
         onTransmission: (s) => this.emit('session-open', { id: s.id, remote: s.remote, export: s.exportName }),
         onClose: (s, reason) => {
           this.sessions.delete(s);
-          this.emit('session-close', { id: s.id, remote: s.remote, export: s.exportName, reason });
+          // Probes and listings never opened a session; only sessions that did are closed.
+          if (s.exportName !== null) this.emit('session-close', { id: s.id, remote: s.remote, export: s.exportName, reason });
         },
       },
       this.limits,
