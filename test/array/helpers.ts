@@ -113,3 +113,12 @@ export function pattern(len: number, stamp: number): Buffer {
   for (let i = 0; i < len; i++) b[i] = (stamp * 31 + i * 7 + 1) & 0xff || 1;
   return b;
 }
+
+/** Polls `cond` every few milliseconds; throws after `ms`. */
+export async function waitFor(cond: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
