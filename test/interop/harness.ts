@@ -184,6 +184,30 @@ export interface NbdServer {
   stdout(): string;
   exited(): boolean;
   stop(graceMs?: number): Promise<StopResult>;
+  /** sanbox: the management API URL from the ready JSON (undefined for nbdkit). */
+  apiUrl(): Promise<string | undefined>;
+  /** Path of the image file that backs an export (sanbox: from `sanbox status --json`). */
+  imagePath(name: string): Promise<string>;
+}
+
+/** The first complete JSON object in a stream of text, or undefined. */
+function firstJson(text: string): Record<string, unknown> | undefined {
+  const start = text.indexOf('{');
+  if (start < 0) return undefined;
+  let depth = 0;
+  let inStr = false;
+  for (let i = start; i < text.length; i++) {
+    const c = text[i];
+    if (inStr) {
+      if (c === '\\') i++;
+      else if (c === '"') inStr = false;
+    } else if (c === '"') inStr = true;
+    else if (c === '{') depth++;
+    else if (c === '}' && --depth === 0) {
+      try { return JSON.parse(text.slice(start, i + 1)) as Record<string, unknown>; } catch { return undefined; }
+    }
+  }
+  return undefined;
 }
 
 /** Size as the sanbox CLI takes it: plain bytes (exact). */
@@ -213,7 +237,8 @@ function commandFor(kind: 'sanbox' | 'nbdkit', dir: string, port: number, opts: 
   }
   // --api-port 0: the management API on any free port, so several servers can run at once.
   // SANBOX_BIN: another sanbox entry point (e.g. an installed one); default the repo's bin/sanbox.js.
-  const args = [process.env.SANBOX_BIN ?? join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--bind', HOST, '--api-port', '0'];
+  // --json: the endpoints (API URL, image paths) as JSON on stdout when ready.
+  const args = [process.env.SANBOX_BIN ?? join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--bind', HOST, '--api-port', '0', '--json'];
   for (const l of opts.luns) args.push('--lun', `${l.name}=${sizeArg(l.size)}`);
   if (opts.readOnly) args.push('--read-only');
   return [process.execPath, args];
@@ -267,6 +292,22 @@ export async function startServer(opts: StartOptions): Promise<NbdServer> {
       stdout: () => out,
       exited: () => exitInfo !== null,
       stop: (graceMs = 10_000) => (stopping ??= doStop(graceMs)),
+      apiUrl: async () => {
+        if (SERVER_KIND !== 'sanbox') return undefined;
+        await waitFor(() => firstJson(out) !== undefined || exitInfo !== null, 10_000, 'the ready JSON of sanbox serve --json');
+        const api = firstJson(out)?.api as { url?: string } | undefined;
+        return api?.url;
+      },
+      imagePath: async (name: string) => {
+        if (SERVER_KIND === 'nbdkit') return join(dir, name);
+        const url = await srv.apiUrl();
+        if (!url) throw new Error(`no API URL in the output of sanbox serve --json:\n${out}`);
+        const r = await mustRun(process.execPath, [join(REPO, 'bin', 'sanbox.js'), 'status', '--json', '--api', url], { server: srv });
+        const st = JSON.parse(r.stdout) as { luns: Array<{ name: string; image: string }> };
+        const lun = st.luns.find((l) => l.name === name);
+        if (!lun) throw new Error(`LUN ${name} not in sanbox status --json:\n${r.stdout}`);
+        return lun.image;
+      },
     };
     let stopping: Promise<StopResult> | undefined;
     const doStop = async (graceMs: number): Promise<StopResult> => {
