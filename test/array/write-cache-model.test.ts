@@ -177,7 +177,7 @@ describe('WriteCache against an in-memory model', () => {
       fc.asyncProperty(fc.integer({ min: 1, max: 1 << 30 }), fc.array(roundArb, { minLength: 1, maxLength: 14 }), async (seed, rounds) => {
         await runScenario(seed, rounds, 'destage');
       }),
-      { numRuns: 60, seed: 0x5eed_0004, endOnFailure: true },
+      { numRuns: 150, seed: 0x5eed_0004, endOnFailure: true },
     );
   });
 
@@ -186,7 +186,7 @@ describe('WriteCache against an in-memory model', () => {
       fc.asyncProperty(fc.integer({ min: 1, max: 1 << 30 }), fc.array(roundArb, { minLength: 1, maxLength: 14 }), async (seed, rounds) => {
         await runScenario(seed, rounds, 'takeover');
       }),
-      { numRuns: 60, seed: 0x5eed_0005, endOnFailure: true },
+      { numRuns: 150, seed: 0x5eed_0005, endOnFailure: true },
     );
   });
 });
