@@ -1,0 +1,259 @@
+// A small pipelined NBD client for the acknowledged-write ledger: fixed newstyle, NBD_OPT_GO,
+// simple replies only (no structured replies), READ / WRITE / FLUSH / DISC. Plain JavaScript so
+// the ledger's CLI runs under `node` without a build step; vitest imports it as well.
+//
+// Every request returns a promise that settles with the server's reply. If the connection dies
+// first, every pending request rejects with a `ConnectionLost` error: the caller cannot know
+// whether such a write reached the medium (it is "in flight"), which is exactly what the ledger
+// records.
+import * as net from 'node:net';
+
+const NBDMAGIC = Buffer.from('NBDMAGIC');
+const IHAVEOPT = Buffer.from('IHAVEOPT');
+const OPT_REPLY_MAGIC = 0x0003e889045565a9n;
+const REQUEST_MAGIC = 0x25609513;
+const SIMPLE_REPLY_MAGIC = 0x67446698;
+const OPT_GO = 7;
+const REP_ACK = 1;
+const REP_INFO = 3;
+const CMD = { READ: 0, WRITE: 1, DISC: 2, FLUSH: 3 };
+const FLAG_FUA = 1;
+
+/** NBD error numbers → names (doc/proto.md). */
+export const NBD_ERRNO = { 1: 'EPERM', 5: 'EIO', 12: 'ENOMEM', 22: 'EINVAL', 28: 'ENOSPC', 75: 'EOVERFLOW', 95: 'ENOTSUP', 108: 'ESHUTDOWN' };
+
+/** The connection ended (or could not be made) before the reply came. */
+export class ConnectionLost extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'ConnectionLost';
+    this.code = 'ECONNLOST';
+  }
+}
+
+/** The server replied with an NBD error. `errno` is its name (EIO, ...), `nbdError` the number. */
+export class NbdReplyError extends Error {
+  constructor(nbdError, what) {
+    const name = NBD_ERRNO[nbdError] ?? `E#${nbdError}`;
+    super(`${what}: server replied ${name} (${nbdError})`);
+    this.name = 'NbdReplyError';
+    this.nbdError = nbdError;
+    this.errno = name;
+  }
+}
+
+/** Parses `nbd://host:port/export` (export may be empty). */
+export function parseNbdUri(uri) {
+  const u = new URL(uri);
+  if (u.protocol !== 'nbd:') throw new Error(`not an nbd:// URI: ${uri}`);
+  return { host: u.hostname || '127.0.0.1', port: Number(u.port || 10809), name: decodeURIComponent(u.pathname.replace(/^\//, '')), uri };
+}
+
+export class NbdClient {
+  /**
+   * Connects and negotiates. `timeoutMs` bounds connect + handshake.
+   * @param {string} uri nbd://host:port/export
+   * @param {{timeoutMs?: number}} [opts]
+   * @returns {Promise<NbdClient>}
+   */
+  static async connect(uri, opts = {}) {
+    const target = parseNbdUri(uri);
+    const c = new NbdClient(target);
+    await c.open(opts.timeoutMs ?? 5000);
+    return c;
+  }
+
+  constructor(target) {
+    this.target = target;
+    this.uri = target.uri;
+    this.socket = null;
+    this.buf = Buffer.alloc(0);
+    this.closed = false;
+    this.closeReason = '';
+    this.size = 0;
+    this.flags = 0;
+    this.nextCookie = 1n;
+    /** cookie → { resolve, reject, readLength, what } */
+    this.pending = new Map();
+    this.handshakeWaiter = null;
+    this.phase = 'handshake';
+  }
+
+  open(timeoutMs) {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const fail = (err) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.destroy(err.message);
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(new ConnectionLost(`${this.uri}: handshake timed out after ${timeoutMs} ms`)), timeoutMs);
+      const s = net.connect({ host: this.target.host, port: this.target.port, noDelay: true });
+      this.socket = s;
+      s.on('error', (e) => {
+        if (!settled) fail(new ConnectionLost(`${this.uri}: ${e.message}`));
+        else this.destroy(e.message);
+      });
+      s.on('close', () => {
+        if (!settled) fail(new ConnectionLost(`${this.uri}: closed during handshake`));
+        else this.destroy('connection closed by peer');
+      });
+      s.on('data', (d) => {
+        this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+        if (this.phase === 'handshake') {
+          try {
+            this.stepHandshake();
+          } catch (e) {
+            fail(e instanceof ConnectionLost ? e : new ConnectionLost(`${this.uri}: ${e.message}`));
+            return;
+          }
+          if (this.phase === 'transmission') {
+            settled = true;
+            clearTimeout(timer);
+            resolve();
+          }
+        }
+        if (this.phase === 'transmission') this.parseReplies();
+      });
+      this.hs = 'greeting';
+    });
+  }
+
+  stepHandshake() {
+    for (;;) {
+      if (this.hs === 'greeting') {
+        if (this.buf.length < 18) return;
+        if (!this.buf.subarray(0, 8).equals(NBDMAGIC) || !this.buf.subarray(8, 16).equals(IHAVEOPT)) throw new Error('bad greeting');
+        this.buf = this.buf.subarray(18);
+        const flags = Buffer.alloc(4);
+        flags.writeUInt32BE(3); // FIXED_NEWSTYLE | NO_ZEROES
+        const name = Buffer.from(this.target.name);
+        const data = Buffer.alloc(4 + name.length + 2);
+        data.writeUInt32BE(name.length, 0);
+        name.copy(data, 4);
+        data.writeUInt16BE(0, 4 + name.length);
+        const h = Buffer.alloc(16);
+        IHAVEOPT.copy(h, 0);
+        h.writeUInt32BE(OPT_GO, 8);
+        h.writeUInt32BE(data.length, 12);
+        this.socket.write(Buffer.concat([flags, h, data]));
+        this.hs = 'go';
+        continue;
+      }
+      if (this.hs === 'go') {
+        if (this.buf.length < 20) return;
+        if (this.buf.readBigUInt64BE(0) !== OPT_REPLY_MAGIC) throw new Error('bad option reply magic');
+        const type = this.buf.readUInt32BE(12);
+        const len = this.buf.readUInt32BE(16);
+        if (this.buf.length < 20 + len) return;
+        const data = this.buf.subarray(20, 20 + len);
+        this.buf = this.buf.subarray(20 + len);
+        if (type === REP_INFO) {
+          if (data.length >= 12 && data.readUInt16BE(0) === 0) {
+            this.size = Number(data.readBigUInt64BE(2));
+            this.flags = data.readUInt16BE(10);
+          }
+          continue;
+        }
+        if (type === REP_ACK) {
+          this.phase = 'transmission';
+          return;
+        }
+        throw new ConnectionLost(`${this.uri}: export ${JSON.stringify(this.target.name)} refused (reply 0x${type.toString(16)} ${data.toString()})`);
+      }
+      return;
+    }
+  }
+
+  parseReplies() {
+    while (this.buf.length >= 16) {
+      if (this.buf.readUInt32BE(0) !== SIMPLE_REPLY_MAGIC) {
+        this.destroy(`bad reply magic 0x${this.buf.readUInt32BE(0).toString(16)}`);
+        return;
+      }
+      const error = this.buf.readUInt32BE(4);
+      const cookie = this.buf.readBigUInt64BE(8);
+      const p = this.pending.get(cookie);
+      if (!p) {
+        this.destroy(`reply for unknown cookie ${cookie}`);
+        return;
+      }
+      const dataLen = error === 0 ? p.readLength : 0;
+      if (this.buf.length < 16 + dataLen) return;
+      const data = dataLen > 0 ? Buffer.from(this.buf.subarray(16, 16 + dataLen)) : null;
+      this.buf = this.buf.subarray(16 + dataLen);
+      this.pending.delete(cookie);
+      if (error !== 0) p.reject(new NbdReplyError(error, p.what));
+      else p.resolve(data);
+    }
+  }
+
+  request(type, offset, length, payload, flags = 0) {
+    if (this.closed) {
+      const e = new ConnectionLost(`${this.uri}: connection is closed (${this.closeReason})`);
+      e.notSent = true;
+      return Promise.reject(e);
+    }
+    const cookie = this.nextCookie++;
+    const h = Buffer.alloc(28);
+    h.writeUInt32BE(REQUEST_MAGIC, 0);
+    h.writeUInt16BE(flags, 4);
+    h.writeUInt16BE(type, 6);
+    h.writeBigUInt64BE(cookie, 8);
+    h.writeBigUInt64BE(BigInt(offset), 16);
+    h.writeUInt32BE(length, 24);
+    const what = `${['READ', 'WRITE', 'DISC', 'FLUSH'][type] ?? type} ${offset}+${length}`;
+    return new Promise((resolve, reject) => {
+      this.pending.set(cookie, { resolve, reject, readLength: type === CMD.READ ? length : 0, what });
+      this.socket.write(payload ? Buffer.concat([h, payload]) : h);
+    });
+  }
+
+  /** @returns {Promise<Buffer>} */
+  read(offset, length) {
+    return this.request(CMD.READ, offset, length, null);
+  }
+  /** @returns {Promise<void>} */
+  write(offset, data, opts = {}) {
+    return this.request(CMD.WRITE, offset, data.length, data, opts.fua ? FLAG_FUA : 0).then(() => undefined);
+  }
+  flush() {
+    return this.request(CMD.FLUSH, 0, 0, null).then(() => undefined);
+  }
+
+  get inflight() {
+    return this.pending.size;
+  }
+
+  /** Sends DISC (after waiting for pending replies, bounded) and closes. */
+  async close(timeoutMs = 2000) {
+    if (this.closed) return;
+    const deadline = Date.now() + timeoutMs;
+    while (this.pending.size > 0 && !this.closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    if (!this.closed) {
+      const h = Buffer.alloc(28);
+      h.writeUInt32BE(REQUEST_MAGIC, 0);
+      h.writeUInt16BE(CMD.DISC, 6);
+      try {
+        this.socket.end(h);
+      } catch {
+        /* already gone */
+      }
+    }
+    this.destroy('closed by client');
+  }
+
+  /** Drops the connection at once; pending requests reject with ConnectionLost. */
+  destroy(reason = 'destroyed') {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    this.socket?.destroy();
+    const err = new ConnectionLost(`${this.uri}: ${reason}`);
+    const pend = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pend) p.reject(err);
+  }
+}

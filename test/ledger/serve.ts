@@ -1,0 +1,77 @@
+/**
+ * Test helper: runs `node bin/sanbox.js serve` as a child process (so it can be SIGKILLed like a
+ * crashing array) and waits until it prints its endpoints.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface Served {
+  proc: ChildProcess;
+  pid: number;
+  port: number;
+  uri: (lun: string) => string;
+  image: (lunId: number) => string;
+  /** SIGKILL and wait for the exit. */
+  kill: (signal?: NodeJS.Signals) => Promise<void>;
+  stderr: () => string;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => res(port));
+    });
+  });
+}
+
+/** Starts `sanbox serve --dir DIR --port PORT --lun ...` and resolves once it is ready. */
+export async function serve(dir: string, port: number, luns: string[] = ['disk=64M'], timeoutMs = 20_000): Promise<Served> {
+  const args = [join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--no-api', '--json', '-q'];
+  for (const l of luns) args.push('--lun', l);
+  const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  await new Promise<void>((res, rej) => {
+    const t = setTimeout(() => {
+      proc.kill('SIGKILL');
+      rej(new Error(`sanbox serve not ready within ${timeoutMs} ms: ${err}`));
+    }, timeoutMs);
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      try {
+        JSON.parse(out);
+        clearTimeout(t);
+        res();
+      } catch {
+        /* not complete yet */
+      }
+    });
+    proc.once('exit', (code, sig) => {
+      clearTimeout(t);
+      rej(new Error(`sanbox serve exited (${code ?? sig}) before ready: ${err}`));
+    });
+  });
+  const info = JSON.parse(out) as { nbd: { port: number } };
+  return {
+    proc,
+    pid: proc.pid!,
+    port: info.nbd.port,
+    uri: (lun) => `nbd://127.0.0.1:${info.nbd.port}/${lun}`,
+    image: (id) => join(dir, `lun${id}.img`),
+    kill: async (signal = 'SIGKILL') => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      await exited;
+    },
+    stderr: () => err,
+  };
+}
