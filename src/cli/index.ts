@@ -9,6 +9,8 @@ import { CliError, EXIT } from './common.js';
 import { doctorCommand } from './doctor.js';
 import { arrayServeCommand, serveCommand, type ServeFlags } from './serve.js';
 import { downCommand, upCommand } from './updown.js';
+import { faultCommand, lunRecoverCommand, lunTrespassCommand, type FaultVerb } from './sp-verbs.js';
+import { runSpProcess } from '../array/sp-process/index.js';
 
 export { EXIT } from './common.js';
 
@@ -107,6 +109,57 @@ export async function main(argv: string[]): Promise<number> {
       .argument('<lun>', 'LUN id or name')
       .argument('<size>', 'new size, or +SIZE to add'),
   ).action(run((ref: string, size: string, opts: TargetFlags) => lunGrowCommand(ref, size, opts)));
+
+  targetOptions(
+    lun
+      .command('trespass')
+      .description('move a LUN to the other SP (quiesce, destage, move, resume); two-SP arrays')
+      .argument('<array>', 'array name')
+      .argument('<lun>', 'LUN id or name')
+      .option('--to <sp>', 'target SP (default: the peer of the current owner)'),
+  ).action(run((arr: string, ref: string, opts: TargetFlags & { to?: string }) => lunTrespassCommand(arr, ref, opts)));
+  targetOptions(
+    lun
+      .command('recover')
+      .description('clear the cache-dirty state of a LUN that lost cached writes (needs --accept-data-loss)')
+      .argument('<array>', 'array name')
+      .argument('<lun>', 'LUN id or name')
+      .option('--accept-data-loss', 'accept that the writes cached at the power failure are lost'),
+  ).action(run((arr: string, ref: string, opts: TargetFlags & { acceptDataLoss?: boolean }) => lunRecoverCommand(arr, ref, opts)));
+
+  const fault = program.command('fault').description('inject faults into a two-SP array (SP crash, power, battery)');
+  const faultVerbs: [FaultVerb, string, boolean][] = [
+    ['sp-crash', 'SIGKILL an SP process; its peer takes over its LUNs', true],
+    ['sp-restart', 'boot a crashed SP; it drops its superseded cache and gets its LUNs back per the failback policy', true],
+    ['power-fail', 'cut power: SPs stop host I/O and dump their caches to the vault within the battery hold-up', false],
+    ['power-restore', 'restore power: SPs boot, replay the vault, then serve (during a dump: the dump is abandoned)', false],
+    ['battery-fail', 'fail the battery: write-through at once, and the next power failure gets no hold-up', false],
+    ['battery-repair', 'replace the failed battery', false],
+  ];
+  for (const [verb, desc, needsSp] of faultVerbs) {
+    const c = fault.command(verb).description(desc).argument('<array>', 'array name');
+    if (needsSp) c.argument('<sp>', 'A or B');
+    if (verb === 'battery-fail') c.option('--undetected', 'a latent failure: the SPs keep write-back until the next power failure finds it');
+    targetOptions(c).action(
+      run(async (...args: unknown[]) => {
+        const arr = args[0] as string;
+        const sp = needsSp ? (args[1] as string) : undefined;
+        const opts = args[needsSp ? 2 : 1] as TargetFlags & { undetected?: boolean };
+        return faultCommand(verb, arr, sp, opts);
+      }),
+    );
+    c.exitOverride();
+  }
+  fault.exitOverride();
+
+  const spCmd = program.command('sp').description('storage processor process (started by an array chassis)');
+  spCmd
+    .command('serve')
+    .description('run one SP of an array; the chassis starts it and drives it over IPC')
+    .requiredOption('--sp <name>', 'A or B')
+    .action(run(() => runSpProcess()))
+    .exitOverride();
+  spCmd.exitOverride();
 
   program
     .command('doctor')

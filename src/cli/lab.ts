@@ -24,15 +24,18 @@ import { parseDocument } from 'yaml';
 import { BLOCK_SIZES, checkName, checkSize, parseSize } from '../array/index.js';
 import { isLoopback } from '../control/index.js';
 import type { ArrayServiceConfig, LunSpec } from '../control/service.js';
+import { DEFAULT_SPS, type SpsConfig } from '../array/chassis/index.js';
 import { CliError, EXIT, imagesDir, labsDir, pidAlive } from './common.js';
 
 export interface LabArray {
   name: string;
   dir: string;
-  nbd: { bind: string; port: number };
+  nbd: { bind: string; port: number; ports?: [number, number] };
   api: { bind: string; port: number; token?: string };
   readOnly: boolean;
   luns: LunSpec[];
+  /** Two SP processes (present when the lab file has an `sps` key). */
+  sps?: SpsConfig;
 }
 
 export interface Lab {
@@ -104,7 +107,7 @@ export function parseLab(text: string, file: string): Lab {
         problems.push(`${where} must be a mapping`);
         return;
       }
-      known(a, where, ['name', 'dir', 'nbd', 'api', 'readOnly', 'luns']);
+      known(a, where, ['name', 'dir', 'nbd', 'api', 'readOnly', 'luns', 'sps']);
       const bad = checkName(a.name, `${where}.name`);
       if (bad) problems.push(bad);
       const aname = bad ? `#${i}` : (a.name as string);
@@ -125,7 +128,13 @@ export function parseLab(text: string, file: string): Lab {
           problems.push(`${at}.${what} must be a mapping like { bind: 127.0.0.1, port: ${defPort} }`);
           return ep;
         }
-        known(v, `${at}.${what}`, allowToken ? ['bind', 'port', 'token'] : ['bind', 'port']);
+        known(v, `${at}.${what}`, allowToken ? ['bind', 'port', 'token'] : ['bind', 'port', 'ports']);
+        if (!allowToken && v.ports !== undefined) {
+          const ps = v.ports;
+          if (!Array.isArray(ps) || ps.length !== 2 || !ps.every((p) => Number.isInteger(p) && p >= 0 && p <= 65535)) {
+            problems.push(`${at}.${what}.ports must be two ports [SP-A, SP-B], e.g. [10809, 10810]`);
+          } else (ep as { ports?: [number, number] }).ports = [ps[0], ps[1]];
+        }
         if (v.bind !== undefined) {
           if (typeof v.bind !== 'string' || v.bind === '') problems.push(`${at}.${what}.bind must be an address`);
           else ep.bind = v.bind;
@@ -141,10 +150,15 @@ export function parseLab(text: string, file: string): Lab {
         }
         return ep;
       };
-      const nbd = endpoint(a.nbd, 'nbd', 10809, false);
+      const nbd = endpoint(a.nbd, 'nbd', 10809, false) as { bind: string; port: number; ports?: [number, number] };
       const api = endpoint(a.api, 'api', 8470, true);
       if (!isLoopback(api.bind) && !api.token) problems.push(`${at}.api: binding ${api.bind} (not loopback) needs a token`);
-      usePort(nbd.port, `${at}.nbd`);
+      const sps = a.sps === undefined || a.sps === false ? undefined : parseSps(a.sps, `${at}.sps`, problems);
+      if (sps) {
+        const [pa, pb] = nbd.ports ?? (nbd.port === 0 ? [0, 0] : [nbd.port, nbd.port + 1]);
+        usePort(pa, `${at}.nbd (SP A)`);
+        if (pb !== pa || pb !== 0) usePort(pb, `${at}.nbd (SP B)`);
+      } else usePort(nbd.port, `${at}.nbd`);
       usePort(api.port, `${at}.api`);
       if (a.readOnly !== undefined && typeof a.readOnly !== 'boolean') problems.push(`${at}.readOnly must be true or false`);
 
@@ -179,7 +193,8 @@ export function parseLab(text: string, file: string): Lab {
       arrays.push({
         name: aname,
         dir,
-        nbd: { bind: nbd.bind, port: nbd.port },
+        nbd: { bind: nbd.bind, port: nbd.ports?.[0] ?? nbd.port, ...(nbd.ports ? { ports: nbd.ports } : {}) },
+        ...(sps ? { sps } : {}),
         api: { bind: api.bind, port: api.port, ...(api.token ? { token: api.token } : {}) },
         readOnly: a.readOnly === true,
         luns,
@@ -191,7 +206,85 @@ export function parseLab(text: string, file: string): Lab {
 }
 
 export function arrayConfig(a: LabArray): ArrayServiceConfig {
-  return { name: a.name, dir: a.dir, nbd: a.nbd, api: a.api, luns: a.luns, readOnly: a.readOnly };
+  return { name: a.name, dir: a.dir, nbd: a.nbd, api: a.api, luns: a.luns, readOnly: a.readOnly, ...(a.sps ? { sps: a.sps } : {}) };
+}
+
+/**
+ * `sps:` of an array: `true` (defaults) or a mapping:
+ *   cacheSize (per SP, default 64M), failback (automatic | manual), writeThrough (bool),
+ *   idleMs (destage after this long idle; 0: only under pressure), vaultBandwidth (bytes/s,
+ *   emulated vault speed for dump and restore; 0: disk speed), owners ({LUN name: A|B}),
+ *   battery: { charge (0-100), holdUpMs, low, high (hysteresis thresholds, %), failed }.
+ */
+export function parseSps(v: unknown, at: string, problems: string[]): SpsConfig | undefined {
+  const out: SpsConfig = structuredClone(DEFAULT_SPS);
+  if (v === true || v === null) return out;
+  if (!isObj(v)) {
+    problems.push(`${at} must be true or a mapping (cacheSize, failback, writeThrough, idleMs, vaultBandwidth, owners, battery)`);
+    return undefined;
+  }
+  const keys = ['cacheSize', 'failback', 'writeThrough', 'idleMs', 'vaultBandwidth', 'owners', 'battery'];
+  for (const k of Object.keys(v)) if (!keys.includes(k)) problems.push(`${at}: unknown key "${k}" (expected ${keys.join(', ')})`);
+  if (v.cacheSize !== undefined) {
+    const n = typeof v.cacheSize === 'string' || typeof v.cacheSize === 'number' ? parseSize(v.cacheSize) : undefined;
+    if (n === undefined || n < 65536) problems.push(`${at}.cacheSize must be a size of at least 64K, not ${JSON.stringify(v.cacheSize)}`);
+    else out.cacheBytes = n;
+  }
+  if (v.failback !== undefined) {
+    if (v.failback !== 'automatic' && v.failback !== 'manual') problems.push(`${at}.failback must be automatic or manual`);
+    else out.failback = v.failback;
+  }
+  if (v.writeThrough !== undefined) {
+    if (typeof v.writeThrough !== 'boolean') problems.push(`${at}.writeThrough must be true or false`);
+    else out.cache.writeThrough = v.writeThrough;
+  }
+  if (v.idleMs !== undefined) {
+    if (!Number.isInteger(v.idleMs) || (v.idleMs as number) < 0) problems.push(`${at}.idleMs must be an integer >= 0`);
+    else out.cache.idleMs = v.idleMs as number;
+  }
+  if (v.vaultBandwidth !== undefined) {
+    const n = typeof v.vaultBandwidth === 'string' || typeof v.vaultBandwidth === 'number' ? (v.vaultBandwidth === 0 ? 0 : parseSize(v.vaultBandwidth)) : undefined;
+    if (n === undefined) problems.push(`${at}.vaultBandwidth must be bytes per second (e.g. 4M) or 0`);
+    else out.vaultBytesPerSec = n;
+  }
+  if (v.owners !== undefined) {
+    if (!isObj(v.owners)) problems.push(`${at}.owners must map LUN names to A or B`);
+    else
+      for (const [k, o] of Object.entries(v.owners)) {
+        if (o !== 'A' && o !== 'B') problems.push(`${at}.owners.${k} must be A or B, not ${JSON.stringify(o)}`);
+        else out.owners[k] = o;
+      }
+  }
+  if (v.battery !== undefined) {
+    const b = v.battery;
+    if (!isObj(b)) problems.push(`${at}.battery must be a mapping (charge, holdUpMs, low, high, failed)`);
+    else {
+      for (const k of Object.keys(b)) if (!['charge', 'holdUpMs', 'low', 'high', 'failed'].includes(k)) problems.push(`${at}.battery: unknown key "${k}"`);
+      const pct = (k: string) => {
+        const x = b[k];
+        if (x === undefined) return undefined;
+        if (typeof x !== 'number' || x < 0 || x > 100) {
+          problems.push(`${at}.battery.${k} must be a percentage 0-100`);
+          return undefined;
+        }
+        return x;
+      };
+      out.battery.charge = pct('charge') ?? out.battery.charge;
+      const low = pct('low') ?? out.battery.thresholds.low;
+      const high = pct('high') ?? out.battery.thresholds.high;
+      if (low > high) problems.push(`${at}.battery: low (${low}) must not exceed high (${high})`);
+      out.battery.thresholds = { low, high };
+      if (b.holdUpMs !== undefined) {
+        if (!Number.isInteger(b.holdUpMs) || (b.holdUpMs as number) < 0) problems.push(`${at}.battery.holdUpMs must be an integer >= 0`);
+        else out.battery.holdUpMs = b.holdUpMs as number;
+      }
+      if (b.failed !== undefined) {
+        if (typeof b.failed !== 'boolean') problems.push(`${at}.battery.failed must be true or false`);
+        else out.battery.failed = b.failed;
+      }
+    }
+  }
+  return out;
 }
 
 // ---- state files ----
@@ -202,6 +295,8 @@ export interface LabStateArray {
   dir: string;
   nbd: { host: string; port: number };
   api: { url: string; token?: string };
+  /** Two-SP arrays: each SP's NBD endpoint. */
+  sps?: { name: string; host: string; port: number }[];
 }
 
 export interface LabState {

@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { ArrayError, checkName, formatSize, parseSize } from '../array/index.js';
 import { ApiError, hostPort, isLoopback, nbdUri } from '../control/index.js';
-import { formatEvent, startArray, type ArrayServiceConfig, type LunSpec, type RunningArray } from '../control/service.js';
-import { CliError, EXIT, printJson, usage } from './common.js';
+import { formatEvent, startArray, startChassisArray, type ArrayServiceConfig, type LunSpec, type RunningArray } from '../control/service.js';
+import { BIN, CliError, EXIT, printJson, usage } from './common.js';
 
 export interface ServeFlags {
   dir?: string;
@@ -93,6 +93,7 @@ export function readyText(run: RunningArray, prefix = ''): string {
   const luns = a.listLuns();
   const lines = [
     `${prefix}array ${a.name} (${a.readOnly ? 'read-only' : 'read-write'}) in ${a.dir}`,
+    ...(run.chassis ? run.nbdAll.map((ep) => `${prefix}  SP ${ep.sp}  nbd://${hostPort(host, ep.port)}`) : []),
     `${prefix}  NBD   nbd://${hostPort(host, run.nbd.port)}  exports: ${
       luns.length ? luns.map((l) => `${l.name} (${formatSize(l.size)}${l.state !== 'online' ? ', ' + l.state : ''})`).join(', ') : 'none yet'
     }`,
@@ -112,13 +113,21 @@ export function readyText(run: RunningArray, prefix = ''): string {
 }
 
 /** Machine-readable summary of a running array (what `array serve` reports to its supervisor). */
-export function readyInfo(run: RunningArray): { name: string; pid: number; dir: string; nbd: { host: string; port: number }; api: { url: string } | undefined } {
+export function readyInfo(run: RunningArray): {
+  name: string;
+  pid: number;
+  dir: string;
+  nbd: { host: string; port: number };
+  api: { url: string } | undefined;
+  sps?: { name: string; host: string; port: number }[];
+} {
   return {
     name: run.array.name,
     pid: process.pid,
     dir: run.array.dir,
     nbd: { host: endpointHost(run.nbd.host), port: run.nbd.port },
     api: run.apiUrl ? { url: run.apiUrl } : undefined,
+    ...(run.chassis ? { sps: run.nbdAll.map((ep) => ({ name: ep.sp ?? '?', host: endpointHost(ep.host), port: ep.port })) } : {}),
   };
 }
 
@@ -139,7 +148,12 @@ function startError(e: unknown): CliError {
 export async function runArray(cfg: ArrayServiceConfig, opts: { quiet?: boolean; json?: boolean; supervised?: boolean; lab?: string }): Promise<number> {
   let run: RunningArray;
   try {
-    run = await startArray(cfg, () => (opts.lab ? { lab: opts.lab } : {}));
+    const extra = () => (opts.lab ? { lab: opts.lab } : {});
+    run = cfg.sps
+      ? await startChassisArray({ ...cfg, sps: cfg.sps }, { exec: process.execPath, args: [BIN] }, extra, (line) => {
+          if (!opts.quiet) process.stderr.write(line + '\n');
+        })
+      : await startArray(cfg, extra);
   } catch (e) {
     throw startError(e);
   }

@@ -36,6 +36,7 @@ interface ReadyMessage {
   dir: string;
   nbd: { host: string; port: number };
   api?: { url: string };
+  sps?: { name: string; host: string; port: number }[];
 }
 
 export interface UpFlags {
@@ -55,7 +56,9 @@ export function labSummary(state: LabState, lab: Lab): string {
   const lines = [`lab ${state.lab} is up (supervisor pid ${state.supervisorPid})`];
   for (const a of state.arrays) {
     lines.push(`  array ${a.name}  pid ${a.pid}  dir ${a.dir}`);
-    lines.push(`    NBD  nbd://${hostPort(a.nbd.host, a.nbd.port)}  exports: ${lab.arrays.find((x) => x.name === a.name)?.luns.map((l) => l.name).join(', ') || '-'}`);
+    const exportsText = lab.arrays.find((x) => x.name === a.name)?.luns.map((l) => l.name).join(', ') || '-';
+    if (a.sps) for (const sp of a.sps) lines.push(`    SP ${sp.name} NBD  nbd://${hostPort(sp.host, sp.port)}  exports: ${exportsText}`);
+    else lines.push(`    NBD  nbd://${hostPort(a.nbd.host, a.nbd.port)}  exports: ${exportsText}`);
     lines.push(`    API  ${a.api.url}`);
   }
   const a0 = state.arrays[0];
@@ -238,6 +241,7 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
         dir: c.ready!.dir,
         nbd: c.ready!.nbd,
         api: { url: c.ready!.api?.url ?? '', ...(token ? { token } : {}) },
+        ...(c.ready!.sps ? { sps: c.ready!.sps } : {}),
       };
     });
     state.state = 'running';

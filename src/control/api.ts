@@ -42,6 +42,23 @@ export interface ControlServerOptions {
   info?: () => Record<string, unknown>;
   /** Called by POST /v1/shutdown (route absent when not given). */
   onShutdown?: () => void;
+  /** A two-SP array's chassis: SP status, faults, trespass, recover (routes absent without). */
+  chassis?: ChassisControl;
+}
+
+/** What the API needs from a two-SP array's chassis (src/array/chassis satisfies it). */
+export interface ChassisControl {
+  status(): Promise<Record<string, unknown>>;
+  lunView(id: number): Record<string, unknown>;
+  spCrash(sp: string): Promise<unknown>;
+  spRestart(sp: string): Promise<unknown>;
+  powerFail(): Promise<unknown>;
+  powerRestore(): Promise<unknown>;
+  batteryFail(undetected: boolean): Promise<unknown>;
+  batteryRepair(): Promise<unknown>;
+  batteryCharge(charge: number): Promise<unknown>;
+  trespass(ref: string, to?: string): Promise<unknown>;
+  recover(ref: string, acceptDataLoss: boolean): Promise<unknown>;
 }
 
 /** LUN as the API shows it. */
@@ -56,8 +73,15 @@ export interface LunView {
   blockSize: number;
   /** Absolute path of the image file. */
   image: string;
-  state: LunInfo['state'];
+  state: LunInfo['state'] | 'cache-dirty';
   problem?: string;
+  /** Two-SP arrays: default and current owner SP, cache-dirty flag and reason. */
+  defaultOwner?: string | null;
+  currentOwner?: string | null;
+  cacheDirty?: boolean;
+  cacheDirtyReason?: string;
+  /** Two-SP arrays: one entry per SP port; `optimized` on the owner's. */
+  paths?: { sp: string; uri: string; optimized: boolean }[];
   readOnly: boolean;
   sessions: number;
   created: string;
@@ -179,6 +203,22 @@ export class ControlServer {
       }),
       R(/^\/v1\/events$/, { GET: (req, res, _p, url) => this.events(req, res, url) }),
     ];
+    const ch = opts.chassis;
+    if (ch) {
+      const body = async (req: IncomingMessage, fields: Record<string, FieldKind>) => checkBody(await readOptionalJson(req), fields);
+      this.routes.unshift(
+        R(/^\/v1\/sps$/, { GET: async () => ({ sps: (await ch.status()).sps }) }),
+        R(/^\/v1\/faults\/sp-crash$/, { POST: async (req) => ch.spCrash((await body(req, { sp: 'string' })).sp as string) }),
+        R(/^\/v1\/faults\/sp-restart$/, { POST: async (req) => ch.spRestart((await body(req, { sp: 'string' })).sp as string) }),
+        R(/^\/v1\/faults\/power-fail$/, { POST: async (req) => (await body(req, {}), ch.powerFail()) }),
+        R(/^\/v1\/faults\/power-restore$/, { POST: async (req) => (await body(req, {}), ch.powerRestore()) }),
+        R(/^\/v1\/faults\/battery-fail$/, { POST: async (req) => ch.batteryFail((await body(req, { undetected: 'boolean?' })).undetected === true) }),
+        R(/^\/v1\/faults\/battery-repair$/, { POST: async (req) => (await body(req, {}), ch.batteryRepair()) }),
+        R(/^\/v1\/battery$/, { POST: async (req) => ch.batteryCharge((await body(req, { charge: 'number' })).charge as number) }),
+        R(/^\/v1\/luns\/([^/]+)\/trespass$/, { POST: async (req, _res, [ref]) => ch.trespass(ref!, (await body(req, { to: 'string?' })).to as string | undefined) }),
+        R(/^\/v1\/luns\/([^/]+)\/recover$/, { POST: async (req, _res, [ref]) => ch.recover(ref!, (await body(req, { acceptDataLoss: 'boolean?' })).acceptDataLoss === true) }),
+      );
+    }
     if (opts.onShutdown) {
       const onShutdown = opts.onShutdown;
       this.routes.push(
@@ -260,6 +300,24 @@ export class ControlServer {
 
   private view(l: LunInfo, req: IncomingMessage): LunView {
     const eps = l.state === 'online' ? this.uriHosts(req) : [];
+    const ch = this.opts.chassis;
+    if (ch) {
+      const x = ch.lunView(l.id);
+      const sps = this.opts.nbd?.() ?? [];
+      return {
+        ...this.baseView(l, eps),
+        ...x,
+        state: x.cacheDirty ? 'cache-dirty' : l.state,
+        paths: eps.map((ep, i) => {
+          const sp = (sps[i] as { sp?: string } | undefined)?.sp ?? String(i);
+          return { sp, uri: nbdUri(ep.host, ep.port, l.name), optimized: sp === x.currentOwner };
+        }),
+      } as LunView;
+    }
+    return this.baseView(l, eps);
+  }
+
+  private baseView(l: LunInfo, eps: NbdEndpoint[]): LunView {
     return {
       id: l.id,
       name: l.name,
@@ -276,8 +334,9 @@ export class ControlServer {
     };
   }
 
-  private status(req: IncomingMessage): Record<string, unknown> {
+  private async status(req: IncomingMessage): Promise<Record<string, unknown>> {
     const a = this.opts.array;
+    const chassis = this.opts.chassis ? await this.opts.chassis.status() : {};
     return {
       ...(this.opts.info?.() ?? {}),
       array: a.name,
@@ -288,6 +347,7 @@ export class ControlServer {
       api: { url: this.bound?.url, tokenRequired: this.tokenDigest !== undefined },
       luns: a.listLuns().map((l) => this.view(l, req)),
       problems: [...a.openProblems],
+      ...chassis,
       lastEventSeq: a.lastSeq,
     };
   }
@@ -375,6 +435,9 @@ export class ControlServer {
     } else if (e instanceof ArrayError) {
       status = ARRAY_ERROR_STATUS[e.code] ?? 500;
       code = e.code;
+    } else if (e instanceof Error && typeof (e as { httpStatus?: unknown }).httpStatus === 'number') {
+      status = (e as unknown as { httpStatus: number }).httpStatus;
+      code = String((e as unknown as { code?: string }).code ?? 'error');
     }
     if (res.headersSent) {
       res.destroy();
@@ -388,6 +451,11 @@ export class ControlServer {
 }
 
 const ROUTE_LIST = [
+  'GET /v1/sps (two-SP arrays)',
+  'POST /v1/faults/sp-crash {sp} | sp-restart {sp} | power-fail | power-restore | battery-fail {undetected?} | battery-repair',
+  'POST /v1/battery {charge}',
+  'POST /v1/luns/:id|name/trespass {to?}',
+  'POST /v1/luns/:id|name/recover {acceptDataLoss: true}',
   'GET /v1/status',
   'GET /v1/luns',
   'POST /v1/luns {name, size, blockSize?}',
@@ -450,7 +518,15 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-type FieldKind = 'string' | 'size' | 'number?';
+type FieldKind = 'string' | 'string?' | 'size' | 'number' | 'number?' | 'boolean?';
+
+async function readOptionalJson(req: IncomingMessage): Promise<unknown> {
+  if (req.headers['content-length'] === '0' || (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined)) {
+    await drain(req);
+    return {};
+  }
+  return readJson(req);
+}
 
 /** Checks a JSON object's fields: unknown keys, missing keys and wrong types are 400s. */
 function checkBody(body: unknown, fields: Record<string, FieldKind>): Record<string, unknown> {
@@ -469,8 +545,11 @@ function checkBody(body: unknown, fields: Record<string, FieldKind>): Record<str
       if (kind.endsWith('?')) continue;
       throw new ApiError(400, 'invalid-argument', `missing field ${k}`);
     }
-    if (kind === 'string') {
+    if (kind === 'string' || kind === 'string?') {
       if (typeof v !== 'string') throw new ApiError(400, 'invalid-argument', `${k} must be a string`);
+      out[k] = v;
+    } else if (kind === 'boolean?') {
+      if (typeof v !== 'boolean') throw new ApiError(400, 'invalid-argument', `${k} must be true or false`);
       out[k] = v;
     } else if (kind === 'size') {
       const n = typeof v === 'string' || typeof v === 'number' ? parseSize(v) : undefined;

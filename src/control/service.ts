@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { NbdServer } from '../nbd/index.js';
 import { ArrayError, StorageArray, formatSize, type ArrayEvent, type ArrayExport } from '../array/index.js';
+import { Chassis, type SpsConfig } from '../array/chassis/index.js';
 import { ControlServer, type NbdEndpoint } from './api.js';
 
 export interface LunSpec {
@@ -18,7 +19,10 @@ export interface ArrayServiceConfig {
   name: string;
   /** Array directory (metadata, lock, images). */
   dir: string;
-  nbd: { bind: string; port: number };
+  /** NBD host port; with SPs, SP-A listens on `ports[0]` (default `port`) and SP-B on `ports[1]` (default `port + 1`). */
+  nbd: { bind: string; port: number; ports?: [number, number] };
+  /** Two storage processors (separate processes) instead of one in-process server. */
+  sps?: SpsConfig;
   /** Management API; `false` for none. */
   api: { bind: string; port: number; token?: string } | false;
   /** LUNs to create when absent (an existing LUN must match). */
@@ -30,7 +34,12 @@ export interface ArrayServiceConfig {
 
 export interface RunningArray {
   array: StorageArray;
-  nbdServer: NbdServer;
+  /** The in-process NBD server (single-process arrays only). */
+  nbdServer: NbdServer | undefined;
+  /** The chassis (two-SP arrays only). */
+  chassis?: Chassis;
+  /** Every NBD host port (one per SP for two-SP arrays). */
+  nbdAll: (NbdEndpoint & { sp?: string })[];
   api: ControlServer | undefined;
   nbd: NbdEndpoint;
   apiUrl: string | undefined;
@@ -102,6 +111,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
     return {
       array,
       nbdServer: srv,
+      nbdAll: [nbd],
       api,
       nbd,
       apiUrl: apiBound?.url,
@@ -117,6 +127,72 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
   } catch (e) {
     await api?.close().catch(() => undefined);
     await nbdServer?.close(100).catch(() => undefined);
+    await array.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** The SP ports of a two-SP array: `nbd.ports`, else `port` and `port + 1` (0: both any free port). */
+export function spPorts(nbd: ArrayServiceConfig['nbd']): [number, number] {
+  if (nbd.ports) return nbd.ports;
+  return nbd.port === 0 ? [0, 0] : [nbd.port, nbd.port + 1];
+}
+
+/**
+ * A two-SP array: this process is the chassis (metadata, management API, power, battery,
+ * ownership); it spawns SP A and SP B (`sanbox sp serve`), each serving every LUN on its own
+ * NBD port.
+ */
+export async function startChassisArray(
+  cfg: ArrayServiceConfig & { sps: SpsConfig },
+  spCommand: { exec: string; args: string[] },
+  extraInfo: () => Record<string, unknown> = () => ({}),
+  log: (line: string) => void = () => undefined,
+): Promise<RunningArray> {
+  const array = await StorageArray.open({ name: cfg.name, dir: cfg.dir, readOnly: cfg.readOnly, noSync: cfg.sync === false });
+  let api: ControlServer | undefined;
+  let chassis: Chassis | undefined;
+  try {
+    await provisionLuns(array, cfg.luns);
+    chassis = new Chassis({ array, spCommand, nbd: { bind: cfg.nbd.bind, ports: [...spPorts(cfg.nbd)] as [number, number] }, sps: cfg.sps, readOnly: cfg.readOnly === true, log });
+    array.attachSessions(chassis);
+    await chassis.start();
+    const ch = chassis;
+    const startedAt = new Date().toISOString();
+    if (cfg.api) {
+      api = new ControlServer({
+        array,
+        host: cfg.api.bind,
+        port: cfg.api.port,
+        token: cfg.api.token,
+        nbd: () => ch.endpoints(),
+        info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...extraInfo() }),
+        chassis: ch,
+      });
+    }
+    const apiBound = api ? await api.listen() : undefined;
+    let closing: Promise<void> | undefined;
+    const eps = ch.endpoints();
+    return {
+      array,
+      nbdServer: undefined,
+      chassis: ch,
+      nbdAll: eps,
+      api,
+      nbd: eps[0]!,
+      apiUrl: apiBound?.url,
+      close() {
+        closing ??= (async () => {
+          await api?.close().catch(() => undefined);
+          await ch.close().catch(() => undefined);
+          await array.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (e) {
+    await api?.close().catch(() => undefined);
+    await chassis?.close().catch(() => undefined);
     await array.close().catch(() => undefined);
     throw e;
   }

@@ -44,6 +44,8 @@ export interface DumpOptions {
   clock?: () => number;
   /** Bytes written between deadline checks. Default 64 KiB. */
   chunkBytes?: number;
+  /** Awaited after each chunk (emulated vault bandwidth; SP processes use it). */
+  throttle?: (bytesWritten: number) => Promise<void>;
 }
 
 export interface DumpResult {
@@ -117,6 +119,7 @@ export class Vault {
         const n = Math.min(chunk, buf.length - written);
         const { bytesWritten } = await fh.write(buf, written, n, written);
         written += bytesWritten;
+        if (opts.throttle) await opts.throttle(written);
       }
       if (written === buf.length && clock() - start <= opts.deadlineMs) {
         await fh.sync();

@@ -1,0 +1,120 @@
+import { crc32c } from '../../native/index.js';
+
+/**
+ * CMI wire format (all integers little-endian). One frame:
+ *
+ *   header (24 bytes)
+ *     0  magic "SCMI"      4  version u8 (CMI_VERSION)   5  kind u8   6  reserved u16 (0)
+ *     8  id u32 (request id; a reply echoes it)          12 JSON length u32
+ *     16 binary length u32                                20 CRC32C of bytes 0..19 u32
+ *   JSON (UTF-8 object: the operation and its arguments, or the result / error)
+ *   binary payload (page data, read data, write data)
+ *
+ * Kinds: 1 request, 2 reply (ok), 3 reply (error). A frame of another version, a bad magic,
+ * a bad header CRC, or lengths over the limits is a protocol error: the connection ends.
+ */
+export const CMI_MAGIC = 0x494d4353; // "SCMI" little-endian
+export const CMI_VERSION = 1;
+export const CMI_HEADER_SIZE = 24;
+export const CMI_MAX_JSON = 1024 * 1024;
+export const CMI_MAX_BINARY = 64 * 1024 * 1024;
+
+export const KIND = { REQUEST: 1, REPLY: 2, ERROR: 3 } as const;
+export type FrameKind = (typeof KIND)[keyof typeof KIND];
+
+export interface Frame {
+  kind: FrameKind;
+  id: number;
+  json: Record<string, unknown>;
+  bin: Buffer;
+}
+
+export class CmiProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CmiProtocolError';
+  }
+}
+
+export function encodeFrame(f: { kind: FrameKind; id: number; json: Record<string, unknown>; bin?: Buffer }, version = CMI_VERSION): Buffer {
+  const json = Buffer.from(JSON.stringify(f.json), 'utf8');
+  const bin = f.bin ?? Buffer.alloc(0);
+  if (json.length > CMI_MAX_JSON) throw new CmiProtocolError(`CMI frame JSON of ${json.length} bytes exceeds ${CMI_MAX_JSON}`);
+  if (bin.length > CMI_MAX_BINARY) throw new CmiProtocolError(`CMI frame payload of ${bin.length} bytes exceeds ${CMI_MAX_BINARY}`);
+  if (!Number.isInteger(f.id) || f.id < 0 || f.id > 0xffffffff) throw new CmiProtocolError(`bad CMI frame id ${f.id}`);
+  const h = Buffer.alloc(CMI_HEADER_SIZE);
+  h.writeUInt32LE(CMI_MAGIC, 0);
+  h.writeUInt8(version, 4);
+  h.writeUInt8(f.kind, 5);
+  h.writeUInt16LE(0, 6);
+  h.writeUInt32LE(f.id, 8);
+  h.writeUInt32LE(json.length, 12);
+  h.writeUInt32LE(bin.length, 16);
+  h.writeUInt32LE(crc32c(h.subarray(0, 20)), 20);
+  return Buffer.concat([h, json, bin]);
+}
+
+/**
+ * Incremental decoder: push socket chunks, get whole frames. Buffers chunks and concatenates
+ * once per frame. Throws CmiProtocolError on anything malformed (the caller ends the connection).
+ */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private header: { kind: FrameKind; id: number; jsonLen: number; binLen: number } | null = null;
+
+  push(chunk: Buffer): Frame[] {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const out: Frame[] = [];
+    for (;;) {
+      if (!this.header) {
+        if (this.buffered < CMI_HEADER_SIZE) break;
+        const h = this.take(CMI_HEADER_SIZE);
+        this.header = parseHeader(h);
+      }
+      const need = this.header.jsonLen + this.header.binLen;
+      if (this.buffered < need) break;
+      const body = this.take(need);
+      const { kind, id, jsonLen } = this.header;
+      this.header = null;
+      let json: unknown;
+      try {
+        json = JSON.parse(body.toString('utf8', 0, jsonLen));
+      } catch (e) {
+        throw new CmiProtocolError(`CMI frame ${id}: JSON does not parse: ${(e as Error).message}`);
+      }
+      if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new CmiProtocolError(`CMI frame ${id}: JSON is not an object`);
+      out.push({ kind, id, json: json as Record<string, unknown>, bin: body.subarray(jsonLen) });
+    }
+    return out;
+  }
+
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+    const head = all.subarray(0, n);
+    const rest = all.subarray(n);
+    this.chunks = rest.length ? [rest] : [];
+    this.buffered = rest.length;
+    return head;
+  }
+}
+
+function parseHeader(h: Buffer): { kind: FrameKind; id: number; jsonLen: number; binLen: number } {
+  if (h.readUInt32LE(0) !== CMI_MAGIC) throw new CmiProtocolError(`bad CMI magic 0x${h.readUInt32LE(0).toString(16)}`);
+  if (crc32c(h.subarray(0, 20)) !== h.readUInt32LE(20)) throw new CmiProtocolError('CMI header checksum mismatch');
+  const version = h.readUInt8(4);
+  if (version !== CMI_VERSION) throw new CmiProtocolError(`CMI version ${version} not supported (this SP speaks ${CMI_VERSION})`);
+  const kind = h.readUInt8(5);
+  if (kind !== KIND.REQUEST && kind !== KIND.REPLY && kind !== KIND.ERROR) throw new CmiProtocolError(`unknown CMI frame kind ${kind}`);
+  const jsonLen = h.readUInt32LE(12);
+  const binLen = h.readUInt32LE(16);
+  if (jsonLen > CMI_MAX_JSON) throw new CmiProtocolError(`CMI frame JSON length ${jsonLen} exceeds ${CMI_MAX_JSON}`);
+  if (binLen > CMI_MAX_BINARY) throw new CmiProtocolError(`CMI frame payload length ${binLen} exceeds ${CMI_MAX_BINARY}`);
+  return { kind: kind as FrameKind, id: h.readUInt32LE(8), jsonLen, binLen };
+}
