@@ -528,8 +528,15 @@ export async function verifyLedger(ledger, opts) {
   let client = null;
   let used = null;
   const reconnects = [];
-  const getClient = async () => {
-    if (client && !client.closed) return client;
+  let connecting = null;
+  const getClient = () => {
+    if (client && !client.closed) return Promise.resolve(client);
+    connecting ??= connectAny().finally(() => {
+      connecting = null;
+    });
+    return connecting;
+  };
+  const connectAny = async () => {
     const give = Date.now() + o.reconnectTimeoutMs;
     let lastErr;
     for (let tries = 0; Date.now() < give; tries++) {
