@@ -12,23 +12,32 @@
 //               time to destage them to the image afterwards
 //   vault       dump a full cache (own dirty pages + the peer's mirror, --dirty MiB each) to the
 //               vault, then restore it (load + validate, loadDirty, destageAll, markConsumed)
-// All in-process (one NbdServer on 127.0.0.1), from the compiled dist/ (npm run build first).
+// All of the above in-process (one NbdServer on 127.0.0.1), from the compiled dist/ (npm run build
+// first). Then the same through a real array with two SP processes (`sanbox up`, CMI over Unix
+// sockets), unless --no-sp:
+//   sp-owner    SP A's port, A owns the LUN: write-back, each write mirrored to SP B over CMI
+//   sp-peer     SP B's port: the non-optimized path, every request forwarded to A over CMI
+//   sp-wt       SP A's port after `fault battery-fail` (detected): write-through
+//   sp-vault    `fault power-fail` with --dirty MiB dirty (hold-up budget 60 s), `power-restore`
+//   sp-takeover `fault sp-crash A` with --dirty MiB dirty: the chassis' measured takeover time
 //
 //   npm run bench:cache [-- --runtime 5 --rows wb,wb-mirror --qd 1,16 --json]
 //
 // Options:
-//   --runtime S      seconds per fio row (default 5)
+//   --runtime S      seconds per fio row (default 4)
 //   --rows LIST      raw,wb,wb-mirror,wt (default all)
 //   --qd LIST        queue depths (default 1,16)
 //   --size SIZE      image size (default 256M); fio writes over all of it
 //   --cache SIZE     SP cache budget (default 64M)
-//   --dirty SIZE     dirty data for takeover / vault rows (default 64M)
+//   --dirty SIZE     dirty data for takeover / vault rows (default 32M; SP rows: at most half the cache)
 //   --dir DIR        where the temporary image and vault go (default os.tmpdir())
 //   --no-fill        skip pre-filling the image (fio then allocates a sparse file as it goes)
+//   --no-sp          skip the rows through a real SP pair
 //   --json           results as JSON on stdout (progress stays on stderr)
-// Total runtime with the defaults: about 4 rows x 2 QDs x (5 s + ~1 s) + ~10 s, under 2 minutes.
+// Total runtime with the defaults: 7 rows x 2 QDs x (4 s + ~1 s) + ~20 s of set-up, faults and
+// vault: under 2 minutes.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync, readFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, readFileSync, openSync, writeSync, closeSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,7 +66,7 @@ function parseSize(s) {
 }
 
 function parseArgs(argv) {
-  const o = { runtime: 5, rows: Object.keys(ROWS), qd: [1, 16], size: '256M', cache: '64M', dirty: '64M', dir: tmpdir(), fill: true, json: false };
+  const o = { runtime: 4, rows: Object.keys(ROWS), qd: [1, 16], size: '256M', cache: '64M', dirty: '32M', dir: tmpdir(), fill: true, sp: true, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -71,6 +80,7 @@ function parseArgs(argv) {
       case '--dirty': o.dirty = val(); break;
       case '--dir': o.dir = val(); break;
       case '--no-fill': o.fill = false; break;
+      case '--no-sp': o.sp = false; break;
       case '--json': o.json = true; break;
       case '-h': case '--help': {
         const src = readFileSync(fileURLToPath(import.meta.url), 'utf8');
@@ -202,6 +212,7 @@ async function main() {
   log(`bench:cache: rows ${o.rows.join(',')} x QD ${o.qd.join(',')}, ${o.runtime} s each; image ${o.size}, cache ${o.cache}, dirty ${o.dirty}; in ${workDir}`);
   log(`  ${versions.fio}, sanbox ${versions.sanbox}, node ${versions.node}, ${versions.cpus} CPUs`);
 
+  const results = { versions, options: { runtime_s: o.runtime, size: o.bytes, cache: o.cacheBytes, dirty: o.dirtyBytes, qd: o.qd }, rows: [], takeover: null, vault: null, sp: null };
   const img = join(workDir, 'lun0.img');
   await M.FileBackingStore.create(img, o.bytes);
   if (o.fill) {
@@ -214,11 +225,11 @@ async function main() {
   }
   const store = await M.FileBackingStore.open(img);
   const { exp, cat } = catalog();
+  results.rows = [];
   const server = new M.NbdServer({ catalog: cat });
   const { port } = await server.listen(0, HOST);
   const uri = `nbd://${HOST}:${port}/disk`;
 
-  const results = { versions, options: { runtime_s: o.runtime, size: o.bytes, cache: o.cacheBytes, dirty: o.dirtyBytes, qd: o.qd }, rows: [], takeover: null, vault: null };
   try {
     const total = o.rows.length * o.qd.length;
     let n = 0;
@@ -323,8 +334,16 @@ async function main() {
   } finally {
     await server.close(1000).catch(() => {});
     await store.close().catch(() => {});
-    cleanup();
   }
+  if (o.sp) {
+    try {
+      await spSection(o, results);
+    } catch (e) {
+      log(`SP pair rows failed: ${e.stack ?? e.message}`);
+      results.spError = e.message;
+    }
+  }
+  cleanup();
   results.elapsedS = (Date.now() - started) / 1000;
 
   if (o.json) {
@@ -346,8 +365,133 @@ async function main() {
   ];
   if (results.takeover) out.push(`takeover of a dead SP's LUN (${results.takeover.dirtyBytes / 2 ** 20} MiB dirty in the PeerMirrorStore): ready to serve in ${fmtMs(results.takeover.readyMs)} ms, destaged in ${fmtMs(results.takeover.destageMs)} ms`);
   if (results.vault) out.push(`vault: dump of a full cache (${(results.vault.bytes / 2 ** 20).toFixed(1)} MiB, own + peer) ${fmtMs(results.vault.dumpMs)} ms; restore (validate, replay, destage) ${fmtMs(results.vault.restoreMs)} ms`);
+  if (results.sp?.vault) {
+    const v = results.sp.vault;
+    out.push(`SP pair vault: power-fail with ${(v.dirtyBytes / 2 ** 20).toFixed(1)} MiB dirty on SP A: dump ${v.dump.map((d) => `SP ${d.sp} ${((d.bytes ?? 0) / 2 ** 20).toFixed(1)} MiB in ${d.ms} ms`).join(', ')} (power off after ${v.powerFailMs} ms); power-restore ${v.restoreMs} ms (${v.replay})`);
+  }
+  if (results.sp?.takeover) {
+    const t = results.sp.takeover;
+    out.push(`SP pair takeover: sp-crash A with ${(t.dirtyBytes / 2 ** 20).toFixed(1)} MiB dirty: SP B took over LUNs ${JSON.stringify(t.luns)} (${t.pages} pages) in ${t.ms} ms (chassis), ${t.spMs} ms inside the SP`);
+  }
+  if (results.spError) out.push(`SP pair rows failed: ${results.spError}`);
   out.push(`total ${results.elapsedS.toFixed(0)} s`, '');
   process.stdout.write(out.join('\n'));
+}
+
+// ---------- through a real SP pair ----------
+
+const SP_ROWS = {
+  'sp-owner': { label: 'SP pair: owner port (write-back, CMI mirror)', sp: 'A' },
+  'sp-peer': { label: 'SP pair: peer port (forwarded over CMI)', sp: 'B' },
+  'sp-wt': { label: 'SP pair: owner, battery failed (write-through)', sp: 'A' },
+};
+
+function sanbox(args, env, timeoutMs = 60_000) {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, [join(REPO, 'bin', 'sanbox.js'), ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      children.delete(child);
+      clearTimeout(t);
+      if (code !== 0) return rej(new Error(`sanbox ${args.join(' ')} exited ${code}: ${err}${out}`));
+      try {
+        res(JSON.parse(out));
+      } catch {
+        res(out);
+      }
+    });
+  });
+}
+
+async function spSection(o, results) {
+  const images = join(workDir, 'sp-images');
+  const env = { SANBOX_IMAGES: images };
+  const lab = join(workDir, 'sp-lab.yaml');
+  const dirty = Math.min(o.dirtyBytes, Math.floor(o.cacheBytes / 2));
+  writeFileSync(
+    lab,
+    ['lab: benchcache', 'arrays:', '  - name: bench', '    nbd: { port: 0 }', '    api: { port: 0 }', '    sps:', `      cacheSize: ${o.cacheBytes}`, '      idleMs: 0', '      battery: { charge: 100, holdUpMs: 60000 }', '    luns:', `      - { name: disk0, size: ${o.bytes} }`, ''].join('\n'),
+  );
+  log(`SP pair: sanbox up (two SP processes, cache ${o.cache} each, idle destaging off) ...`);
+  const up = await sanbox(['up', lab, '--detach', '--json'], env);
+  const ports = Object.fromEntries(up.arrays[0].sps.map((x) => [x.name, x.port]));
+  const uriOf = (sp) => `nbd://${HOST}:${ports[sp]}/disk0`;
+  const sp = { rows: [], vault: null, takeover: null };
+  results.sp = sp;
+  try {
+    if (o.fill) {
+      // Nothing is cached yet: filling the image behind the SPs' backs is safe.
+      const fd = openSync(join(images, 'bench', 'lun0.img'), 'r+');
+      const chunk = Buffer.alloc(1 << 20, 0x5a);
+      for (let off = 0; off < o.bytes; off += chunk.length) writeSync(fd, chunk, 0, Math.min(chunk.length, o.bytes - off), off);
+      closeSync(fd);
+    }
+    const ids = Object.keys(SP_ROWS);
+    let n = 0;
+    for (const id of ids) {
+      const def = SP_ROWS[id];
+      if (id === 'sp-wt') {
+        await sanbox(['fault', 'battery-fail', 'bench', '--json'], env);
+        const st = await sanbox(['status', '--json'], env);
+        log(`  battery failed: SP A cache mode ${st.sps.find((x) => x.name === 'A').cache.mode}`);
+      }
+      const row = { row: id, label: def.label };
+      for (const qd of o.qd) {
+        n++;
+        const label = `[SP ${n}/${ids.length * o.qd.length}] ${def.label} QD${qd}`;
+        log(`${label} ...`);
+        const s = fioSummary(await runFio(['--name=bench', '--ioengine=nbd', `--uri=${uriOf(def.sp)}`, '--rw=randwrite', '--bs=4k', `--iodepth=${qd}`, `--size=${o.bytes}`, `--runtime=${o.runtime}`, '--time_based', '--randrepeat=1'], label, o.runtime));
+        row[`qd${qd}`] = s;
+        log(`  ${label}: ${s.iops.toFixed(0)} IOPS, p50 ${s.p50us.toFixed(1)} us, p99 ${s.p99us.toFixed(1)} us`);
+      }
+      results.rows.push(row);
+      sp.rows.push(row);
+    }
+    await sanbox(['fault', 'battery-repair', 'bench', '--json'], env);
+
+    const makeDirty = async (what) => {
+      // Sequential 64k writes of `dirty` bytes somewhere the earlier rows' pages were destaged from.
+      log(`  writing ${(dirty / 2 ** 20).toFixed(0)} MiB through SP A for ${what} ...`);
+      await runFio(['--name=dirty', '--ioengine=nbd', `--uri=${uriOf('A')}`, '--rw=write', '--bs=64k', '--iodepth=8', `--size=${dirty}`], `dirty for ${what}`, null);
+      const st = await sanbox(['status', '--json'], env);
+      return st.sps.find((x) => x.name === 'A').cache.dirtyBytes;
+    };
+
+    // vault: power-fail with a full-ish cache, then power-restore
+    {
+      // Let the battery repair settle into write-back before dirtying the cache.
+      for (let i = 0; i < 20; i++) {
+        const st = await sanbox(['status', '--json'], env);
+        if (st.sps.every((x) => x.cache.mode === 'write-back')) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      const dirtyNow = await makeDirty('the vault');
+      log(`SP pair vault: power-fail with ${(dirtyNow / 2 ** 20).toFixed(1)} MiB dirty on SP A ...`);
+      const pf = await sanbox(['fault', 'power-fail', 'bench', '--json'], env, 120_000);
+      const pr = await sanbox(['fault', 'power-restore', 'bench', '--json'], env, 120_000);
+      const replay = Object.entries(pr.restored ?? {}).map(([k, v]) => `SP ${k} replayed ${JSON.stringify(v.replayedPages)} pages in ${v.ms} ms`).join(', ');
+      sp.vault = { dirtyBytes: dirtyNow, powerFailMs: pf.ms, dump: pf.sps.map((x) => ({ sp: x.sp, dumped: x.dumped, bytes: x.bytes, ms: x.ms, pages: x.pages })), restoreMs: pr.ms, replay, raw: { powerFail: pf, powerRestore: pr } };
+      log(`  dump: ${pf.sps.map((x) => `SP ${x.sp} ${x.dumped ? `${((x.bytes ?? 0) / 2 ** 20).toFixed(1)} MiB in ${x.ms} ms` : 'no dump'}`).join(', ')}; restore ${pr.ms} ms (${replay})`);
+    }
+
+    // takeover: crash the owner with a full-ish cache
+    {
+      const dirtyNow = await makeDirty('the takeover');
+      log(`SP pair takeover: sp-crash A with ${(dirtyNow / 2 ** 20).toFixed(1)} MiB dirty ...`);
+      const r = await sanbox(['fault', 'sp-crash', 'bench', 'A', '--json'], env);
+      sp.takeover = { dirtyBytes: dirtyNow, ...r.takeover };
+      log(`  SP B took over LUNs ${JSON.stringify(r.takeover?.luns)} (${r.takeover?.pages} pages) in ${r.takeover?.ms} ms (${r.takeover?.spMs} ms inside the SP)`);
+    }
+  } finally {
+    const t = Date.now();
+    await sanbox(['down', 'benchcache'], env, 60_000).catch((e) => log(`  down failed: ${e.message}`));
+    log(`SP pair: lab down in ${Date.now() - t} ms`);
+  }
 }
 
 main().catch((e) => {
