@@ -36,6 +36,8 @@ export interface SpLab {
   ok: (args: string[], timeoutMs?: number) => Promise<any>;
   status: () => Promise<any>;
   lun: (name: string) => Promise<any>;
+  /** The management API directly (fast enough to poll for short-lived states). */
+  api: (method: 'GET' | 'POST', path: string, body?: unknown) => Promise<{ status: number; json: any }>;
   down: () => Promise<void>;
 }
 
@@ -92,6 +94,11 @@ export async function startLab(o: LabOptions = {}): Promise<SpLab> {
     return r.json;
   };
   const status = () => ok(['status']);
+  const apiUrl = String(up.json.arrays[0].api.url);
+  const api = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
+    const r = await fetch(apiUrl + path, { method, headers: method === 'POST' ? { 'content-type': 'application/json' } : {}, body: method === 'POST' ? JSON.stringify(body ?? {}) : undefined, signal: AbortSignal.timeout(60_000) });
+    return { status: r.status, json: await r.json().catch(() => null) };
+  };
   return {
     dir,
     env,
@@ -101,6 +108,7 @@ export async function startLab(o: LabOptions = {}): Promise<SpLab> {
     ok,
     status,
     lun: async (name) => (await status()).luns.find((l: { name: string }) => l.name === name),
+    api,
     down: cleanup,
   };
 }

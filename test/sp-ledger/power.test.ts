@@ -65,6 +65,49 @@ describe('ledger across power failures', () => {
     await serveAgain(l, 42);
   });
 
+  it('a second power failure during the restore: nothing consumed, the next restore replays the vault', async () => {
+    lab = await startLab({ idleMs: 0, holdUpMs: 10_000 });
+    const l = lab;
+    const w = new LedgerWriter({ ...WRITER, endpoints: [l.uri('A'), l.uri('B')], seed: 47 });
+    const done = w.run();
+    try {
+      await w.until((s) => s.acked >= 1500, 30_000);
+      const pf = await l.ok(['fault', 'power-fail', 'alpha'], 60_000);
+      expect(pf.sps.find((s: any) => s.sp === 'A')).toMatchObject({ dumped: true });
+    } finally {
+      w.stop();
+    }
+    console.log(formatWriteReport(await done));
+    // Restore, and cut the power again while the SPs are restoring.
+    const restore = l.api('POST', '/v1/faults/power-restore');
+    let seen = false;
+    for (const t0 = Date.now(); Date.now() - t0 < 15_000; ) {
+      const st = await l.api('GET', '/v1/status');
+      if (st.json.power === 'restoring') {
+        seen = true;
+        break;
+      }
+      if (st.json.power === 'on') break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(seen, 'caught the array while restoring').toBe(true);
+    const second = await l.api('POST', '/v1/faults/power-fail');
+    const first = await restore;
+    console.log(`restore: ${JSON.stringify(first)}\nsecond power-fail: ${JSON.stringify(second)}`);
+    expect(second.json).toMatchObject({ during: 'restore' });
+    // Power on again: the vault image the interrupted restore did not finish is replayed now.
+    let pr: any = null;
+    for (let i = 0; i < 20 && !pr; i++) {
+      const r = await l.cli(['fault', 'power-restore', 'alpha', '--json'], 60_000);
+      if (r.code === 0) pr = r.json;
+      else await new Promise((res) => setTimeout(res, 250)); // the chassis may still be settling the cut
+    }
+    console.log(`power-restore: ${JSON.stringify(pr)}`);
+    expect(pr?.power).toBe('on');
+    expect((await l.lun('disk0')).cacheDirty).toBe(false);
+    await verifyBoth(l, w.ledger, 'after a second power failure during the restore');
+  });
+
   it('power restored in the middle of the dump: the SPs keep serving, nothing is lost', async () => {
     // A slow vault (256 KiB/s) makes the dump of a few MiB of dirty cache last seconds.
     lab = await startLab({ idleMs: 0, holdUpMs: 60_000, vaultBandwidth: '256K' });
