@@ -22,8 +22,8 @@ describe('block format', () => {
     expect(decodeBlock(Buffer.alloc(4096)).kind).toBe('zero');
     const torn = Buffer.concat([a.subarray(0, 2048), b.subarray(2048)]);
     const d = decodeBlock(torn);
-    expect(d.kind).toBe('mixed');
-    expect(d.versions.map((v: { seq: number }) => v.seq).sort()).toEqual([10, 11]);
+    if (d.kind !== 'mixed') throw new Error(`expected mixed, got ${d.kind}`);
+    expect(d.versions.map((v) => v.seq).sort()).toEqual([10, 11]);
     const flipped = Buffer.from(a);
     flipped[1000] ^= 1;
     expect(decodeBlock(flipped).kind).toBe('garbage');
