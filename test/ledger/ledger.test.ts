@@ -150,7 +150,7 @@ describe('ledger against sanbox serve', () => {
   });
 });
 
-/** Acks every write but keeps only some of them: serves stale data for the rest. */
+/** Acks every write but drops every `dropEvery`th one, and every write to block 5 after its first. */
 class LyingDevice implements BlockDevice {
   private n = 0;
   constructor(
@@ -174,8 +174,11 @@ class LyingDevice implements BlockDevice {
   }
   async write(o: number, d: Buffer, opts?: WriteOptions) {
     if (++this.n % this.dropEvery === 0) return; // acked, never written
+    // Block 5 keeps its first version for ever: a stale copy served after every later ack.
+    if (o === 5 * 4096 && this.frozen++ > 0) return;
     return this.inner.write(o, d, opts);
   }
+  private frozen = 0;
   flush() {
     return this.inner.flush();
   }
@@ -214,6 +217,7 @@ describe('ledger against a server that drops acknowledged writes', () => {
       console.log(formatVerifyReport(v));
       expect(v.ok).toBe(false);
       expect(v.violations).toBeGreaterThan(0);
+      expect(v.details.find((d) => d.block === 5)?.kind).toBe('stale');
       for (const k of Object.keys(v.violationsByKind)) expect(['stale', 'lost']).toContain(k);
     } finally {
       await nbd.close?.();
