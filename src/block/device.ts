@@ -47,6 +47,7 @@ export interface BlockDevice {
   readonly capabilities: DeviceCapabilities;
   /** Reads `length` bytes; `into` (if given) must be at least `length` long and is filled. */
   read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
+  /** Writes `data`; the device must not keep a reference to it once the promise settles. */
   write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void>;
   /** Makes every completed write durable. */
   flush(): Promise<void>;

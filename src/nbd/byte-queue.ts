@@ -62,6 +62,19 @@ export class ByteQueue {
     return out;
   }
 
+  /** Removes the next `n` bytes, copying them to the start of `target`. */
+  copyOut(target: Buffer, n: number): void {
+    if (n > this.length || n > target.length) throw new Error(`ByteQueue.copyOut(${n}) with ${this.length} buffered`);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length - this.head, n - filled);
+      c.copy(target, filled, this.head, this.head + k);
+      filled += k;
+      this.advance(k);
+    }
+  }
+
   /** Drops up to `n` bytes; returns how many were dropped. */
   skip(n: number): number {
     const k = Math.min(n, this.length);

@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
+import { adoptWithReadTarget } from './adopt.js';
+import { BufferPool } from './buffer-pool.js';
 import type { ExportCatalog } from './export.js';
 import { DEFAULT_LIMITS, Session, type SessionLimits } from './session.js';
 
@@ -34,11 +36,15 @@ export class NbdServer extends EventEmitter {
   private readonly limits: SessionLimits;
   private nextId = 1;
   private closing = false;
+  /** Connections read into this one buffer (see adopt.ts) unless a payload takes the read. */
+  private readonly readBuffer = Buffer.allocUnsafeSlow(128 * 1024);
+  /** Large write payloads are assembled in reused buffers (see buffer-pool.ts). */
+  private readonly pool = new BufferPool(64 * 1024, 64 * 1024 * 1024);
 
   constructor(private readonly opts: NbdServerOptions) {
     super();
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
-    this.server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
+    this.server = net.createServer({ noDelay: true, allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
   }
 
   listen(port: number, host = '127.0.0.1'): Promise<{ address: string; port: number }> {
@@ -53,16 +59,24 @@ export class NbdServer extends EventEmitter {
     });
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(accepted: net.Socket): void {
     if (this.closing) {
-      socket.destroy();
+      accepted.destroy();
       return;
     }
-    const session = new Session(
+    let session: Session | undefined;
+    const adopted = adoptWithReadTarget(accepted, {
+      next: () => session?.nextReadBuffer(this.readBuffer) ?? this.readBuffer,
+      onRead: (n, buf) => session!.onRead(n, buf),
+    });
+    const socket = adopted ?? accepted;
+    session = new Session(
       this.nextId++,
       socket,
       {
         catalog: this.opts.catalog,
+        pool: this.pool,
+        externalReads: adopted !== null,
         shuttingDown: () => this.closing,
         onTransmission: (s) => this.emit('session-open', { id: s.id, remote: s.remote, export: s.exportName }),
         onClose: (s, reason) => {
@@ -73,6 +87,7 @@ export class NbdServer extends EventEmitter {
       },
       this.limits,
     );
+    if (!adopted) accepted.resume(); // paused on connect; the fallback reads with 'data' events
     this.sessions.add(session);
   }
 

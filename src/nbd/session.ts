@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { errnoOf, type BlockDevice, type Extent } from '../block/index.js';
+import { BufferPool } from './buffer-pool.js';
 import { ByteQueue } from './byte-queue.js';
 import {
   BASE_ALLOCATION_ID,
@@ -44,6 +45,16 @@ const SPARSE_READ_MIN = 64 * 1024;
 /** Replies smaller than this in total are joined into one buffer; larger go out with writev. */
 const JOIN_REPLIES_BELOW = 256 * 1024;
 
+interface PendingWrite {
+  flags: number;
+  hi: number;
+  lo: number;
+  offset: number;
+  length: number;
+  buf: Buffer;
+  filled: number;
+}
+
 type Phase = 'client-flags' | 'options' | 'transmission' | 'closing' | 'closed';
 
 export interface SessionStats {
@@ -55,6 +66,10 @@ export interface SessionStats {
 
 export interface SessionHooks {
   catalog: ExportCatalog;
+  /** Where large write payloads are assembled. */
+  pool: BufferPool;
+  /** The server feeds received bytes through `receive` itself (shared read buffer). */
+  externalReads: boolean;
   shuttingDown(): boolean;
   onTransmission(session: Session): void;
   onClose(session: Session, reason: string): void;
@@ -86,6 +101,10 @@ export class Session {
   /** Bytes of an oversized write still to be thrown away, and the reply owed after them. */
   private discardLeft = 0;
   private discardCookie: [number, number, number] = [0, 0, 0];
+  /** A large write whose payload is being copied into a pooled buffer as it arrives. */
+  private fill: PendingWrite | null = null;
+  /** The view of `fill.buf` that the socket reads into directly, if it does. */
+  private readTarget: Buffer | null = null;
   /** Option data still to be thrown away before answering ERR_TOO_BIG. */
   private discardOptionLeft = 0;
   private discardOption = 0;
@@ -105,7 +124,7 @@ export class Session {
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (!hooks.externalReads) socket.on('data', (chunk: Buffer) => this.receive(chunk, true));
     socket.on('drain', () => this.maybeResume());
     socket.on('error', (err) => this.terminate(`socket error: ${err.message}`));
     socket.on('close', () => this.terminate(this.closeReason || 'client closed the connection'));
@@ -176,6 +195,7 @@ export class Session {
     this.closeReason ||= reason;
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.input.clear();
+    this.fill = null;
     this.out = [];
     this.hooks.onClose(this, this.closeReason);
   }
@@ -189,10 +209,89 @@ export class Session {
 
   // ---- input ------------------------------------------------------------------------------
 
-  private onData(chunk: Buffer): void {
+  /** Where the next socket read should land: the rest of a pending payload, or the shared buffer. */
+  nextReadBuffer(shared: Buffer): Buffer {
+    this.readTarget = this.fill && this.phase === 'transmission' ? this.fill.buf.subarray(this.fill.filled) : null;
+    return this.readTarget ?? shared;
+  }
+
+  onRead(n: number, buf: Buffer): void {
+    if (buf !== this.readTarget || !this.fill) {
+      this.receive(buf.subarray(0, n));
+      return;
+    }
+    // The kernel wrote this read straight into the payload buffer.
+    if (this.phase !== 'transmission') return;
+    const f = this.fill;
+    f.filled += n;
+    if (f.filled < f.length) return;
+    this.fill = null;
+    try {
+      this.finishRequest(CMD.WRITE, f.flags, f.hi, f.lo, f.offset, f.length, f.buf, true);
+    } catch (err) {
+      this.abort(`internal error: ${(err as Error).stack ?? err}`);
+    }
+  }
+
+  /**
+   * Bytes from the socket. `view` may be the server's shared read buffer, valid only during this
+   * call, so whatever is kept is copied (unless `owned`): the payload of a large write straight
+   * into its pooled buffer, everything else into the input queue.
+   */
+  receive(view: Buffer, owned = false): void {
     if (this.phase === 'closed' || this.phase === 'closing') return;
-    this.input.push(chunk);
+    try {
+      for (;;) {
+        if (this.fill) {
+          view = this.fillFrom(view);
+          if (this.fill) return;
+          continue;
+        }
+        // The common case of a large write: its header starts the read; skip the queue.
+        if (view.length >= this.headerSize && this.input.length === 0 && this.startFillAt(view)) {
+          view = view.subarray(this.headerSize);
+          continue;
+        }
+        break;
+      }
+    } catch (err) {
+      this.abort(`internal error: ${(err as Error).stack ?? err}`);
+      return;
+    }
+    if (view.length > 0) this.input.push(owned ? view : Buffer.from(view));
     this.pump();
+  }
+
+  /** Copies what `view` holds of the pending payload; dispatches once it is complete. */
+  private fillFrom(view: Buffer): Buffer {
+    const f = this.fill!;
+    const n = Math.min(view.length, f.length - f.filled);
+    view.copy(f.buf, f.filled, 0, n);
+    f.filled += n;
+    if (f.filled === f.length) {
+      this.fill = null;
+      this.finishRequest(CMD.WRITE, f.flags, f.hi, f.lo, f.offset, f.length, f.buf, true);
+    }
+    return view.subarray(n);
+  }
+
+  /** If `view` starts with the header of a write large enough for the pool, starts filling it. */
+  private startFillAt(view: Buffer): boolean {
+    if (this.phase !== 'transmission' || this.discardLeft > 0 || this.congested()) return false;
+    if (view.readUInt32BE(0) !== this.requestMagic || view.readUInt16BE(6) !== CMD.WRITE) return false;
+    const n = this.negotiated!;
+    const length = n.extended ? offsetOf(view.readUInt32BE(24), view.readUInt32BE(28)) : view.readUInt32BE(24);
+    if (length < this.hooks.pool.minSize || length > LIMITS.MAX_PAYLOAD) return false;
+    this.fill = {
+      flags: view.readUInt16BE(4) & ~CMD_FLAG.PAYLOAD_LEN,
+      hi: view.readUInt32BE(8),
+      lo: view.readUInt32BE(12),
+      offset: offsetOf(view.readUInt32BE(16), view.readUInt32BE(20)),
+      length,
+      buf: this.hooks.pool.get(length),
+      filled: 0,
+    };
+    return true;
   }
 
   private pump(): void {
@@ -289,6 +388,7 @@ export class Session {
       const offset = offsetOf(q.readUInt32BE(16), q.readUInt32BE(20));
       const length = n.extended ? offsetOf(q.readUInt32BE(24), q.readUInt32BE(28)) : q.readUInt32BE(24);
       let payload: Buffer | null = null;
+      let pooled = false;
       const hasPayload = type === CMD.WRITE || (n.extended && (flags & CMD_FLAG.PAYLOAD_LEN) !== 0);
       if (hasPayload) {
         if (length > LIMITS.MAX_PAYLOAD || type !== CMD.WRITE) {
@@ -300,35 +400,59 @@ export class Session {
           this.stats.requests++;
           continue;
         }
-        if (q.length < hs + length) return; // wait for the whole payload
-        q.skip(hs);
-        payload = q.take(length);
+        if (length >= this.hooks.pool.minSize) {
+          // Large: assembled in a pooled buffer from what is queued and what is still to come.
+          q.skip(hs);
+          const buf = this.hooks.pool.get(length);
+          const have = Math.min(q.length, length);
+          q.copyOut(buf, have);
+          this.fill = { flags: flags & ~CMD_FLAG.PAYLOAD_LEN, hi, lo, offset, length, buf, filled: have };
+          if (have < length) return;
+          this.fill = null;
+          payload = buf;
+          pooled = true;
+        } else {
+          if (q.length < hs + length) return; // wait for the whole payload
+          q.skip(hs);
+          payload = q.take(length);
+        }
         flags &= ~CMD_FLAG.PAYLOAD_LEN;
       } else {
         q.skip(hs);
       }
-      this.stats.requests++;
-      const safeOffset = Number.isFinite(offset) ? offset : 0;
-      const bad = validateRequest(n, this.device!.size, type, flags, offset, length);
-      if (bad) {
-        this.replyError(hi, lo, safeOffset, bad, describe(bad, type, offset, length));
-        continue;
-      }
-      if (type === CMD.DISC) {
-        this.closeReason = 'client sent NBD_CMD_DISC';
-        this.phase = 'closing';
-        this.afterIdle(() => {
-          this.phase = 'transmission';
-          this.endSocket();
-        });
-        return;
-      }
-      if (this.shutdown) {
-        this.replyError(hi, lo, offset, 'ESHUTDOWN', 'server is shutting down');
-        continue;
-      }
-      this.dispatch(type, flags, hi, lo, offset, length, payload);
+      if (!this.finishRequest(type, flags, hi, lo, offset, length, payload, pooled)) return;
     }
+  }
+
+  /**
+   * A request whose header (and payload) has arrived: validate, then run it. Returns false when
+   * the session stops taking requests (DISC).
+   */
+  private finishRequest(type: number, flags: number, hi: number, lo: number, offset: number, length: number, payload: Buffer | null, pooled: boolean): boolean {
+    const release = pooled ? () => this.hooks.pool.put(payload!) : undefined;
+    this.stats.requests++;
+    const bad = validateRequest(this.negotiated!, this.device!.size, type, flags, offset, length);
+    if (bad) {
+      release?.();
+      this.replyError(hi, lo, Number.isFinite(offset) ? offset : 0, bad, describe(bad, type, offset, length));
+      return true;
+    }
+    if (type === CMD.DISC) {
+      this.closeReason = 'client sent NBD_CMD_DISC';
+      this.phase = 'closing';
+      this.afterIdle(() => {
+        this.phase = 'transmission';
+        this.endSocket();
+      });
+      return false;
+    }
+    if (this.shutdown) {
+      release?.();
+      this.replyError(hi, lo, offset, 'ESHUTDOWN', 'server is shutting down');
+      return true;
+    }
+    this.dispatch(type, flags, hi, lo, offset, length, payload, release);
+    return true;
   }
 
   /** True when reading more requests would grow memory past the limits. */
@@ -353,7 +477,7 @@ export class Session {
 
   // ---- commands ---------------------------------------------------------------------------
 
-  private dispatch(type: number, flags: number, hi: number, lo: number, offset: number, length: number, payload: Buffer | null): void {
+  private dispatch(type: number, flags: number, hi: number, lo: number, offset: number, length: number, payload: Buffer | null, release?: () => void): void {
     const bytes = type === CMD.READ ? length : type === CMD.WRITE ? length : 0;
     this.inflight++;
     this.inflightBytes += bytes;
@@ -397,6 +521,7 @@ export class Session {
     work
       .catch((err) => this.abort(`internal error: ${(err as Error).stack ?? err}`))
       .finally(() => {
+        release?.(); // the device holds no reference to the payload once the write settled
         this.inflight--;
         this.inflightBytes -= bytes;
         if (this.inflight === 0) this.wakeIdle();

@@ -7,7 +7,7 @@ describe('ByteQueue', () => {
     fc.assert(
       fc.property(
         fc.array(fc.uint8Array({ maxLength: 50 }), { maxLength: 20 }),
-        fc.array(fc.tuple(fc.constantFrom('take', 'skip', 'u32', 'u16'), fc.nat({ max: 60 }))),
+        fc.array(fc.tuple(fc.constantFrom('take', 'copyOut', 'skip', 'u32', 'u16'), fc.nat({ max: 60 }))),
         (chunks, ops) => {
           const q = new ByteQueue();
           let model = Buffer.alloc(0);
@@ -21,6 +21,12 @@ describe('ByteQueue', () => {
             if (op === 'u16' && model.length >= n + 2) expect(q.readUInt16BE(n)).toBe(model.readUInt16BE(n));
             if (op === 'take' && n <= model.length) {
               expect(Buffer.compare(q.take(n), model.subarray(0, n))).toBe(0);
+              model = model.subarray(n);
+            }
+            if (op === 'copyOut' && n <= model.length) {
+              const out = Buffer.alloc(n);
+              q.copyOut(out, n);
+              expect(Buffer.compare(out, model.subarray(0, n))).toBe(0);
               model = model.subarray(n);
             }
             if (op === 'skip') {
