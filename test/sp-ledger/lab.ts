@@ -38,6 +38,9 @@ export interface SpLab {
   lun: (name: string) => Promise<any>;
   /** The management API directly (fast enough to poll for short-lived states). */
   api: (method: 'GET' | 'POST', path: string, body?: unknown) => Promise<{ status: number; json: any }>;
+  /** `sanbox down` (keeps the directory: image files can be checked); returns how long it took. */
+  stop: () => Promise<{ ms: number; code: number | null; err: string }>;
+  /** stop + remove the directory. */
   down: () => Promise<void>;
 }
 
@@ -78,8 +81,16 @@ export async function startLab(o: LabOptions = {}): Promise<SpLab> {
     ['lab: spledger', 'arrays:', '  - name: alpha', '    nbd: { port: 0 }', '    api: { port: 0 }', '    sps:', ...sps, '    luns:', `      - { name: disk0, size: ${o.lunSize ?? '64M'} }`, `      - { name: disk1, size: ${o.lunSize ?? '64M'} }`, ''].join('\n'),
   );
   const up = await runCli(['up', lab, '--detach', '--json'], env, 60_000);
+  let stopped: { ms: number; code: number | null; err: string } | null = null;
+  const stop = async () => {
+    if (stopped) return stopped;
+    const t = Date.now();
+    const r = await runCli(['down', 'spledger'], env, 60_000);
+    stopped = { ms: Date.now() - t, code: r.code, err: r.err };
+    return stopped;
+  };
   const cleanup = async () => {
-    await runCli(['down', 'spledger'], env, 30_000);
+    await stop();
     rmSync(dir, { recursive: true, force: true });
   };
   if (up.code !== 0 || !up.json?.arrays?.[0]?.sps) {
@@ -109,6 +120,7 @@ export async function startLab(o: LabOptions = {}): Promise<SpLab> {
     status,
     lun: async (name) => (await status()).luns.find((l: { name: string }) => l.name === name),
     api,
+    stop,
     down: cleanup,
   };
 }
