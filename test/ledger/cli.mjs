@@ -37,12 +37,13 @@ import { fileURLToPath } from 'node:url';
 function usage(msg) {
   if (msg) process.stderr.write(`ledger: ${msg}\n`);
   const src = readFileSync(fileURLToPath(import.meta.url), 'utf8');
-  process.stderr.write(src.split('\n').slice(1).filter((l) => l.startsWith('//')).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
-  process.exit(2);
+  (msg ? process.stderr : process.stdout).write(src.split('\n').slice(1).filter((l) => l.startsWith('//')).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.exit(msg ? 2 : 0);
 }
 
 function parse(argv) {
   const cmd = argv[0];
+  if (cmd === '-h' || cmd === '--help' || cmd === 'help') usage();
   if (!['write', 'verify', 'run'].includes(cmd)) usage(cmd ? `unknown command ${cmd}` : 'missing command');
   const o = { endpoints: [], json: false, quiet: false, prefill: true, all: false, allowReadErrors: false };
   const num = (v, name) => {
