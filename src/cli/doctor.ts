@@ -2,17 +2,8 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { packageVersion } from '../control/service.js';
+import { nativeInfo, type NativeInfo } from '../native/index.js';
 import { EXIT, printJson, table } from './common.js';
-
-/** The contract of src/native/index.ts. */
-export interface NativeInfo {
-  loaded: boolean;
-  forcedTwin: boolean;
-  path?: string;
-  version?: string;
-  reason?: string;
-  crcImpl: string;
-}
 
 export const MIN_NODE = [20, 17] as const;
 
@@ -88,16 +79,9 @@ export async function probeTool(t: { name: string; args: string[]; purpose: stri
   return rep;
 }
 
+/** The addon's loader never throws: a missing or broken addon is reported as the twin, with why. */
 async function nativeReport(): Promise<NativeInfo & { error?: string }> {
-  try {
-    // Loaded lazily: a broken addon must not stop doctor from reporting it.
-    const spec = '../native/index.js';
-    const mod = (await import(spec)) as { nativeInfo?: () => NativeInfo };
-    if (typeof mod.nativeInfo !== 'function') return { loaded: false, forcedTwin: false, crcImpl: 'unknown', error: 'src/native has no nativeInfo()' };
-    return mod.nativeInfo();
-  } catch (e) {
-    return { loaded: false, forcedTwin: false, crcImpl: 'unknown', error: `cannot load the native module: ${(e as Error).message}` };
-  }
+  return nativeInfo();
 }
 
 export interface DoctorReport {
