@@ -60,6 +60,17 @@ d('two SPs: crash, takeover, restart, failback', () => {
     assertOneOwner(st);
   });
 
+  it('a grown LUN has its new size on both SP ports', async () => {
+    const grow = await cli(['lun', 'grow', 'd1', '48M', '--api', a.url]);
+    expect(grow.code).toBe(0);
+    for (const port of [a.ports.A, a.ports.B]) {
+      expect(execFileSync('nbdinfo', ['--size', `nbd://127.0.0.1:${port}/d1`]).toString().trim()).toBe(String(48 * MiB));
+    }
+    // Written past the old end through the forwarding SP, read back from the owner.
+    await qemuIo(a.ports.A, 'd1', [`write -P 0x47 ${40 * MiB} 1M`]);
+    await qemuIo(a.ports.B, 'd1', [`read -P 0x47 ${40 * MiB} 1M`]);
+  }, 60_000);
+
   it('every acknowledged write survives a SIGKILL of the owner, read from the survivor', async () => {
     const acked = await writeSet(a, 0x10, 4);
     const before = await status(a);

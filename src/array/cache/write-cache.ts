@@ -69,7 +69,10 @@ interface Page {
  */
 export class WriteCache implements BlockDevice, BudgetMember {
   readonly lun: number;
-  readonly size: number;
+  /** The LUN's size: the lower device's, which grows with the LUN. */
+  get size(): number {
+    return this.lower.size;
+  }
   readonly blockSize: number;
   readonly readOnly: boolean;
   readonly capabilities: DeviceCapabilities;
@@ -117,7 +120,6 @@ export class WriteCache implements BlockDevice, BudgetMember {
     this.lun = opts.lun;
     this.lower = lower;
     this.budget = opts.budget;
-    this.size = lower.size;
     this.blockSize = lower.blockSize;
     this.readOnly = lower.readOnly;
     this.pageSize = opts.pageSize ?? Math.max(4096, lower.blockSize);

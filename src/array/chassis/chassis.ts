@@ -104,6 +104,7 @@ export class Chassis extends EventEmitter {
     this.array.on('event', (ev: { type: string; lun?: number; name?: string }) => {
       if (ev.type === 'lun.created' && typeof ev.lun === 'number') void this.onLunCreated(ev.lun);
       if (ev.type === 'lun.deleted' && typeof ev.lun === 'number') void this.onLunDeleted(ev.lun);
+      if (ev.type === 'lun.grown' && typeof ev.lun === 'number') void this.onLunGrown(ev.lun);
     });
   }
 
@@ -635,6 +636,14 @@ export class Chassis extends EventEmitter {
       const owner = this.ownership.owner(id);
       const spec: SpLunSpec = { id, name: l.name, size: l.size, blockSize: l.blockSize, imagePath: l.imagePath };
       await Promise.all(this.upSps().map((h) => this.cmd(h, 'lun-add', { lun: spec, owner }).catch(() => undefined)));
+    });
+  }
+
+  private async onLunGrown(id: number): Promise<void> {
+    const l = this.array.getLun(id);
+    if (!l) return;
+    await this.exclusive(async () => {
+      await Promise.all(this.upSps().map((h) => this.cmd(h, 'lun-grow', { lun: id, size: l.size }).catch(() => undefined)));
     });
   }
 

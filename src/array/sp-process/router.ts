@@ -48,7 +48,8 @@ export class LunRouter implements BlockDevice {
 
   constructor(
     readonly lun: number,
-    readonly size: number,
+    /** Grows with the LUN (SP command lun-grow); clients see it when they reconnect. */
+    public size: number,
     readonly blockSize: number,
     caps: DeviceCapabilities,
     readOnly: boolean,

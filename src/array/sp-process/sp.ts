@@ -339,6 +339,15 @@ export class SpProcess {
         }
         return {};
       }
+      case 'lun-grow': {
+        const l = this.lun(Number(a.lun));
+        const size = Number(a.size);
+        // The chassis has already extended the image file; this SP's handle and stack follow.
+        if (size > l.store.size) await l.store.grow(size);
+        l.spec.size = size;
+        l.router.size = size;
+        return {};
+      }
       case 'lun-remove': {
         const l = this.lun(Number(a.lun));
         await this.nbd?.disconnectExport(l.spec.name, 2000);
