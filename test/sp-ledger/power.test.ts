@@ -32,7 +32,7 @@ async function serveAgain(l: SpLab, seed: number): Promise<void> {
   await verifyBoth(l, w.ledger, 'after restore, new writes');
 }
 
-describe('ledger across power failures', () => {
+describe('ledger across power failures', { timeout: 120_000 }, () => {
   let lab: SpLab | null = null;
   afterEach(async () => {
     await lab?.down();

@@ -10,7 +10,7 @@ import { startLab, type SpLab } from './lab.js';
 
 const WRITER = { connections: 4, depth: 4, blocks: 512, durationMs: 3000, maxWrites: 8000 };
 
-describe('ledger on the image files after sanbox down', () => {
+describe('ledger on the image files after sanbox down', { timeout: 120_000 }, () => {
   let lab: SpLab | null = null;
   afterEach(async () => {
     await lab?.down();

@@ -32,7 +32,7 @@ function startWriters(l: SpLab, seed: number): { writers: LedgerWriter[]; done: 
 
 const acked = (ws: LedgerWriter[]) => Math.min(...ws.map((w) => w.stats.acked));
 
-describe('ledger across SP crashes', () => {
+describe('ledger across SP crashes', { timeout: 120_000 }, () => {
   let lab: SpLab | null = null;
   afterEach(async () => {
     await lab?.down();

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { formatVerifyReport, formatWriteReport, LedgerWriter, verifyLedger } from '../ledger/ledger.mjs';
 import { startLab, type SpLab } from './lab.js';
 
-describe('ledger across trespass', () => {
+describe('ledger across trespass', { timeout: 120_000 }, () => {
   let lab: SpLab | null = null;
   afterEach(async () => {
     await lab?.down();
