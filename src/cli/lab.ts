@@ -214,7 +214,8 @@ export function arrayConfig(a: LabArray): ArrayServiceConfig {
  *   cacheSize (per SP, default 64M), failback (automatic | manual), writeThrough (bool),
  *   idleMs (destage after this long idle; 0: only under pressure), vaultBandwidth (bytes/s,
  *   emulated vault speed for dump and restore; 0: disk speed), owners ({LUN name: A|B}),
- *   battery: { charge (0-100), holdUpMs, low, high (hysteresis thresholds, %), failed }.
+ *   battery: { charge (0-100), holdUpMs (at full charge), low, high (hysteresis thresholds, %), failed,
+ *              rechargePerSec (% per second with power on) }.
  */
 export function parseSps(v: unknown, at: string, problems: string[]): SpsConfig | undefined {
   const out: SpsConfig = structuredClone(DEFAULT_SPS);
@@ -257,9 +258,9 @@ export function parseSps(v: unknown, at: string, problems: string[]): SpsConfig 
   }
   if (v.battery !== undefined) {
     const b = v.battery;
-    if (!isObj(b)) problems.push(`${at}.battery must be a mapping (charge, holdUpMs, low, high, failed)`);
+    if (!isObj(b)) problems.push(`${at}.battery must be a mapping (charge, holdUpMs, low, high, failed, rechargePerSec)`);
     else {
-      for (const k of Object.keys(b)) if (!['charge', 'holdUpMs', 'low', 'high', 'failed'].includes(k)) problems.push(`${at}.battery: unknown key "${k}"`);
+      for (const k of Object.keys(b)) if (!['charge', 'holdUpMs', 'low', 'high', 'failed', 'rechargePerSec'].includes(k)) problems.push(`${at}.battery: unknown key "${k}"`);
       const pct = (k: string) => {
         const x = b[k];
         if (x === undefined) return undefined;
@@ -274,6 +275,11 @@ export function parseSps(v: unknown, at: string, problems: string[]): SpsConfig 
       const high = pct('high') ?? out.battery.thresholds.high;
       if (low > high) problems.push(`${at}.battery: low (${low}) must not exceed high (${high})`);
       out.battery.thresholds = { low, high };
+      if (b.rechargePerSec !== undefined) {
+        const r = b.rechargePerSec;
+        if (typeof r !== 'number' || !Number.isFinite(r) || r < 0 || r > 100) problems.push(`${at}.battery.rechargePerSec must be a percentage per second, 0-100`);
+        else out.battery.rechargePerSec = r;
+      }
       if (b.holdUpMs !== undefined) {
         if (!Number.isInteger(b.holdUpMs) || (b.holdUpMs as number) < 0) problems.push(`${at}.battery.holdUpMs must be an integer >= 0`);
         else out.battery.holdUpMs = b.holdUpMs as number;

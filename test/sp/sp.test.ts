@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_SPS } from '../../src/array/chassis/index.js';
 import { assertOneOwner, cli, qemuIo, startSpArray, status, type SpArray } from './harness.js';
 
 let haveQemu = true;
@@ -203,4 +204,52 @@ d('two SPs: power and vault', () => {
     await qemuIo(a.ports.B, 'd0', ['read 0 4096']);
     expect((await cli(['fault', 'battery-repair', 'sppower', '--api', a.url])).code).toBe(0);
   }, 120_000);
+});
+
+d('two SPs: battery drain and recharge', () => {
+  let a: SpArray;
+  beforeAll(async () => {
+    // Dumps at 8 MiB/s, so holding up takes measurable time; recharge 15% a second.
+    a = await startSpArray('spbattery', {
+      battery: { ...DEFAULT_SPS.battery, charge: 100, holdUpMs: 5000, thresholds: { low: 30, high: 60 }, rechargePerSec: 15 },
+      vaultBytesPerSec: 8 * MiB,
+    });
+  }, 60_000);
+  afterAll(async () => a?.stop(), 30_000);
+
+  type WithBattery = Awaited<ReturnType<typeof status>> & { battery: { charge: number } };
+  const battery = async () => ((await status(a)) as WithBattery).battery.charge;
+
+  it('holding up through a power failure drains the battery in proportion to the time', async () => {
+    await writeSet(a, 0x70, 2);
+    const pf = await cli(['fault', 'power-fail', 'spbattery', '--api', a.url, '--json']);
+    expect(pf.code, pf.stderr).toBe(0);
+    const held = (JSON.parse(pf.stdout) as { ms: number }).ms;
+    const charge = await battery();
+    expect(charge).toBeLessThan(100);
+    // 100% holds up 5000 ms: the drain is the share of that the SPs used (they stop at the end).
+    expect(100 - charge).toBeLessThanOrEqual((100 * held) / 5000 + 0.2);
+    expect((await cli(['fault', 'power-restore', 'spbattery', '--api', a.url])).code).toBe(0);
+  }, 120_000);
+
+  it('a low battery forces write-through; recharging returns write-back only above high', async () => {
+    await a.api.request('POST', '/v1/battery', { charge: 20 });
+    const deadline = Date.now() + 20_000;
+    let modes: string[] = [];
+    let charge = 0;
+    let sawBetween = false;
+    while (Date.now() < deadline) {
+      const s = (await status(a)) as WithBattery;
+      modes = s.sps.map((x) => x.cache.mode);
+      charge = s.battery.charge;
+      // Between low and high the SPs keep write-through (hysteresis), though above low.
+      if (charge < 60) expect(modes).toEqual(['write-through', 'write-through']);
+      if (charge > 30 && charge < 60) sawBetween = true;
+      if (modes.every((m) => m === 'write-back')) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(sawBetween).toBe(true);
+    expect(modes).toEqual(['write-back', 'write-back']);
+    expect(charge).toBeGreaterThanOrEqual(60);
+  }, 60_000);
 });

@@ -17,7 +17,11 @@ export interface SpsConfig {
   /** Write-cache memory per SP, bytes. */
   cacheBytes: number;
   cache: SpCacheConfig;
-  battery: { charge: number; holdUpMs: number; thresholds: BatteryThresholds; failed: boolean };
+  /**
+   * A full battery holds the SPs up for `holdUpMs`; a partial one for that share of it. Holding
+   * up drains it in proportion; with power on it recharges by `rechargePerSec` percent a second.
+   */
+  battery: { charge: number; holdUpMs: number; thresholds: BatteryThresholds; failed: boolean; rechargePerSec: number };
   failback: FailbackPolicy;
   /** Emulated vault bandwidth (bytes/s) for dump and restore; 0 = as fast as the disk. */
   vaultBytesPerSec: number;
@@ -28,7 +32,7 @@ export interface SpsConfig {
 export const DEFAULT_SPS: SpsConfig = {
   cacheBytes: 64 * 1024 * 1024,
   cache: { idleMs: 200, highWatermark: 0.75, lowWatermark: 0.5, writeThrough: false },
-  battery: { charge: 100, holdUpMs: 5000, thresholds: DEFAULT_BATTERY_THRESHOLDS, failed: false },
+  battery: { charge: 100, holdUpMs: 5000, thresholds: DEFAULT_BATTERY_THRESHOLDS, failed: false, rechargePerSec: 1 },
   failback: 'automatic',
   vaultBytesPerSec: 0,
   owners: {},
@@ -84,6 +88,7 @@ export class Chassis extends EventEmitter {
   private readonly opts: ChassisOptions;
   private readonly sessionCounts = new Map<string, number>();
   private closing = false;
+  private readonly rechargeTimer: NodeJS.Timeout;
   lastTakeover: Record<string, unknown> | null = null;
   private takeoverWaiters: ((r: Record<string, unknown>) => void)[] = [];
 
@@ -93,6 +98,8 @@ export class Chassis extends EventEmitter {
     this.array = opts.array;
     const b = opts.sps.battery;
     this.battery = { failed: b.failed, detected: true, charge: b.charge, thresholds: b.thresholds, holdUpMs: b.holdUpMs };
+    this.rechargeTimer = setInterval(() => this.rechargeTick(), 1000);
+    this.rechargeTimer.unref();
     const mk = (name: SpName): SpHandle => {
       const life = new SpLifecycle(name, 'off');
       life.on('transition', (r) => this.publish('sp.state', { sp: name, from: r.from, to: r.to, via: r.event }));
@@ -522,7 +529,7 @@ export class Chassis extends EventEmitter {
       this.requirePower('fail power');
       const t0 = Date.now();
       this.power = 'failing';
-      const holdUpMs = this.battery.failed || this.battery.charge <= 0 ? 0 : this.battery.holdUpMs;
+      const holdUpMs = this.battery.failed ? 0 : Math.floor((this.battery.holdUpMs * this.battery.charge) / 100);
       this.publish('power.failed', { holdUpMs, battery: { ...this.batteryView() } });
       const hs = [this.sp.A, this.sp.B];
       const results = await Promise.all(
@@ -560,6 +567,7 @@ export class Chassis extends EventEmitter {
       this.ownership.takeOver('A');
       this.ownership.takeOver('B');
       this.power = 'off';
+      this.drainBattery(Math.min(holdUpMs, Date.now() - t0));
       this.publish('power.off', { ms: Date.now() - t0, sps: results });
       return { power: 'off', holdUpMs, ms: Date.now() - t0, sps: results };
     });
@@ -577,6 +585,29 @@ export class Chassis extends EventEmitter {
       this.publish('power.restored', {});
       return this.powerOn();
     });
+  }
+
+  /** Holding the SPs up for `ms` used that share of a full battery's hold-up. */
+  private drainBattery(ms: number): void {
+    const b = this.battery;
+    if (b.failed || b.holdUpMs <= 0 || ms <= 0) return;
+    b.charge = Math.max(0, Math.round((b.charge - (100 * ms) / b.holdUpMs) * 10) / 10);
+    this.publish('battery.charge', { charge: b.charge, cause: 'hold-up', ms });
+  }
+
+  /**
+   * Recharging with power on, one step a second. The SPs hear of it when the charge crosses a
+   * threshold of the cache-mode policy (which keeps its own hysteresis) and when it is full.
+   */
+  private rechargeTick(): void {
+    const b = this.battery;
+    if (this.closing || this.power !== 'on' || b.failed || b.charge >= 100 || this.opts.sps.battery.rechargePerSec <= 0) return;
+    const before = b.charge;
+    b.charge = Math.min(100, Math.round((b.charge + this.opts.sps.battery.rechargePerSec) * 10) / 10);
+    const crossed = [b.thresholds.low, b.thresholds.high, 100].some((t) => before < t && b.charge >= t);
+    if (!crossed) return;
+    this.publish('battery.charge', { charge: b.charge, cause: 'recharge' });
+    void this.broadcastBattery();
   }
 
   private async broadcastBattery(): Promise<void> {
@@ -726,6 +757,7 @@ export class Chassis extends EventEmitter {
   async close(): Promise<void> {
     await this.chain;
     this.closing = true;
+    clearInterval(this.rechargeTimer);
     await Promise.all(
       [this.sp.A, this.sp.B].map(async (h) => {
         if (!h.proc) return;
