@@ -6,6 +6,9 @@ import { defineConfig } from 'vitest/config';
 //   nbdfuse + loop + ext4). They start processes, bind ports and use loop
 //   devices and FUSE, so their files run one at a time, after the unit project
 //   (groupOrder), with timeouts sized for real I/O.
+// Every invariant is asserted on every change in tests (and in the processes they start).
+process.env.SANBOX_PARANOID = '1';
+
 export default defineConfig({
   test: {
     projects: [

@@ -63,6 +63,10 @@ interface Page {
   durableGen: number;
 }
 
+/** Assert every invariant on every change (tests); otherwise the page walk is amortized. */
+const PARANOID = process.env.SANBOX_PARANOID === '1';
+const PAGE_WALK_EVERY = 1024;
+
 /**
  * Write cache of one LUN on one SP: a BlockDevice layer over the LUN's backing store.
  * See ./index.ts for the semantics (modes, FUA/FLUSH, ordering, invariants).
@@ -431,7 +435,7 @@ export class WriteCache implements BlockDevice, BudgetMember {
     } finally {
       this.locks.unlockAll(indexes);
     }
-    this.checkInvariants();
+    this.afterChange();
     this.schedule();
   }
 
@@ -444,7 +448,7 @@ export class WriteCache implements BlockDevice, BudgetMember {
     for (const page of [...this.dirty.values()]) this.dropPage(page);
     this.peerHeld.clear();
     this.pendingRelease = [];
-    this.checkInvariants();
+    this.afterChange();
   }
 
   /** Destage batches in flight right now. */
@@ -471,13 +475,30 @@ export class WriteCache implements BlockDevice, BudgetMember {
   }
 
   /** Throws if any invariant is broken (also checked after every state change). */
-  checkInvariants(): void {
+  /**
+   * After every change: the accounting at once (O(1)); the walk over every dirty page on one
+   * change in PAGE_WALK_EVERY (amortized O(1) per write), or on every change with
+   * SANBOX_PARANOID=1 (the test suites set it).
+   */
+  private afterChange(): void {
+    this.checkAccounting();
+    if (PARANOID || ++this.changesSinceWalk >= PAGE_WALK_EVERY) this.checkInvariants();
+  }
+  private changesSinceWalk = 0;
+
+  private checkAccounting(): void {
     this.budget.assertInvariant();
     const held = this.budget.heldBy(this);
     const mine = this.dirtyBytes + this.reservedBytes;
     if (mine > held || held > mine + this.requestedBytes) {
       throw new Error(`WriteCache invariant (LUN ${this.lun}): dirty ${this.dirtyBytes} + reserved ${this.reservedBytes} vs budget held ${held} (+${this.requestedBytes} requested)`);
     }
+  }
+
+  /** Every invariant, including a walk over all dirty pages. */
+  checkInvariants(): void {
+    this.changesSinceWalk = 0;
+    this.checkAccounting();
     for (const [i, p] of this.dirty) {
       if (p.index !== i) throw new Error(`WriteCache invariant (LUN ${this.lun}): page ${p.index} filed under ${i}`);
       if (p.data.length !== this.pageSize) throw new Error(`WriteCache invariant (LUN ${this.lun}): page ${i} is ${p.data.length} bytes`);
@@ -595,7 +616,7 @@ export class WriteCache implements BlockDevice, BudgetMember {
       }
       this.unlockList(locked);
       giveBackMine();
-      this.checkInvariants();
+      this.afterChange();
       this.schedule();
 
       const m = this.mirrorRef;
@@ -663,7 +684,7 @@ export class WriteCache implements BlockDevice, BudgetMember {
         }
         if (this.mirrorRef === m) this.notePeerReleased(refs);
       }
-      this.checkInvariants();
+      this.afterChange();
     } finally {
       this.locks.unlockAll(indexes);
     }
@@ -723,7 +744,7 @@ export class WriteCache implements BlockDevice, BudgetMember {
           this.dropPage(page);
         }
       }
-      this.checkInvariants();
+      this.afterChange();
     } finally {
       this.locks.unlockAll(indexes);
     }
@@ -829,7 +850,7 @@ export class WriteCache implements BlockDevice, BudgetMember {
       if (this.peerHeld.has(page.index)) refs.push({ index: page.index, generation: s.gen });
       this.locks.unlock(page.index);
     }
-    this.checkInvariants();
+    this.afterChange();
     const m = this.mirrorRef;
     const toRelease = this.pendingRelease.concat(refs);
     this.pendingRelease = [];
