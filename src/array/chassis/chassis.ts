@@ -404,7 +404,9 @@ export class Chassis extends EventEmitter {
       return { sp: h.name, pid, signal: 'SIGKILL', took };
     }).then(async (r) => {
       const { took, ...rest } = r;
-      const t = took ? await Promise.race([took, new Promise<null>((res) => setTimeout(() => res(null), 30_000))]) : null;
+      let timer: NodeJS.Timeout | undefined;
+      const t = took ? await Promise.race([took, new Promise<null>((res) => (timer = setTimeout(() => res(null), 30_000)))]) : null;
+      clearTimeout(timer); // a pending timer would keep the process alive for 30 s after it closed
       return { ...rest, takeover: t };
     });
   }

@@ -58,7 +58,8 @@ export class SpProcess {
     this.peer = init.sp === 'A' ? 'B' : 'A';
     this.budget = new CacheBudget(init.cacheBytes, { highWatermark: init.cache.highWatermark, lowWatermark: init.cache.lowWatermark });
     this.life = new SpLifecycle(this.sp, 'booting');
-    this.life.on('transition', (r) => this.event('sp.state', { from: r.from, to: r.to, via: r.event }));
+    // The chassis publishes sp.state from its own view of each SP; this is the process's own view.
+    this.life.on('transition', (r) => this.event('sp.process-state', { from: r.from, to: r.to, via: r.event }));
     this.vault = new Vault(vaultDir(init.dir, this.sp), this.sp);
     this.battery = init.battery;
   }
