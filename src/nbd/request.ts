@@ -1,4 +1,4 @@
-import { CMD, CMD_FLAG, ERR, LIMITS, type NbdErrno } from './constants.js';
+import { CMD, CMD_FLAG, LIMITS, type NbdErrno } from './constants.js';
 import { isReadOnly } from './export.js';
 import type { Negotiated } from './negotiation.js';
 
@@ -62,8 +62,4 @@ export function validateRequest(n: Negotiated, size: number, type: number, flags
   }
   if ((type === CMD.READ || type === CMD.WRITE) && length > LIMITS.MAX_PAYLOAD) return 'EINVAL';
   return null;
-}
-
-export function errnoValue(e: NbdErrno): number {
-  return ERR[e];
 }

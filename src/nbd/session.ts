@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { errnoOf, type BlockDevice, type Extent } from '../block/index.js';
-import { BufferPool } from './buffer-pool.js';
+import type { BufferPool } from './buffer-pool.js';
 import { ByteQueue } from './byte-queue.js';
 import {
   BASE_ALLOCATION_ID,
@@ -97,7 +97,6 @@ export class Session {
   private inflightBytes = 0;
   /** Input is paused because of our limits (not because the client is slow). */
   private stalled = false;
-  private draining = false;
   /** Bytes of an oversized write still to be thrown away, and the reply owed after them. */
   private discardLeft = 0;
   private discardCookie: [number, number, number] = [0, 0, 0];
@@ -150,10 +149,6 @@ export class Session {
       queuedReplyBytes: this.outBytes + (this.socket.writableLength ?? 0),
       bufferedInputBytes: this.input.length,
     };
-  }
-
-  get inTransmission(): boolean {
-    return this.phase === 'transmission';
   }
 
   /**
