@@ -91,6 +91,7 @@ export class LinkConnection extends EventEmitter {
   private lastRecv = Date.now();
   private keepalive: NodeJS.Timeout | null = null;
   private corked = false;
+  private decodeError: LinkFrameError | null = null;
   private peerLimits: FrameLimits = { maxJson: HANDSHAKE_MAX_JSON, maxBinary: HANDSHAKE_MAX_BINARY };
   session: SessionInfo | null = null;
 
@@ -239,6 +240,10 @@ export class LinkConnection extends EventEmitter {
   private nextFrame(): Promise<Frame> {
     if (this.queue.length) return Promise.resolve(this.queue.shift()!);
     if (this.failure) return Promise.reject(this.failure);
+    if (this.decodeError) {
+      const e = this.decodeError;
+      return Promise.reject(this.refuseQuietly(e.code, e.message));
+    }
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
   }
 
@@ -281,6 +286,7 @@ export class LinkConnection extends EventEmitter {
     // frames that arrived with the last handshake frame
     const early = this.queue.splice(0);
     for (const f of early) this.onOpenFrame(f);
+    if (this.decodeError && this.phase === 'open') this.failDecode();
     return session;
   }
 
@@ -289,14 +295,8 @@ export class LinkConnection extends EventEmitter {
   private onData(chunk: Buffer): void {
     if (this.phase === 'closed') return;
     this.lastRecv = Date.now();
-    let frames: Frame[];
-    try {
-      frames = this.decoder.push(chunk);
-    } catch (e) {
-      const fe = e as LinkFrameError;
-      this.refuseQuietly(fe.code ?? 'protocol', fe.message);
-      return;
-    }
+    const { frames, error } = this.decoder.pushSafe(chunk);
+    if (error) this.decodeError = error;
     for (const f of frames) {
       if ((this.phase as string) === 'closed') return;
       if (this.phase === 'handshake') {
@@ -307,6 +307,17 @@ export class LinkConnection extends EventEmitter {
         } else this.queue.push(f);
       } else this.onOpenFrame(f);
     }
+    // a malformed frame ends the connection once the frames before it are handled (during the
+    // handshake: when the handshake asks for the next frame)
+    if (error && (this.phase === 'open' || (this.phase === 'handshake' && this.waiter))) this.failDecode();
+  }
+
+  private failDecode(): void {
+    const e = this.decodeError!;
+    const w = this.waiter;
+    this.waiter = null;
+    const le = this.refuseQuietly(e.code, e.message);
+    w?.reject(le);
   }
 
   private onOpenFrame(f: Frame): void {

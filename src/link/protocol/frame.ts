@@ -117,11 +117,30 @@ export class FrameDecoder {
     this.limits = limits;
   }
 
+  /**
+   * Like push, but never throws: the frames decoded before a malformed one come back together
+   * with the error (so a connection can act on them in order before ending).
+   */
+  pushSafe(chunk: Buffer): { frames: Frame[]; error: LinkFrameError | null } {
+    const frames: Frame[] = [];
+    try {
+      this.pushInto(chunk, frames);
+      return { frames, error: null };
+    } catch (e) {
+      return { frames, error: e instanceof LinkFrameError ? e : new LinkFrameError('protocol', String(e)) };
+    }
+  }
+
   push(chunk: Buffer): Frame[] {
+    const out: Frame[] = [];
+    this.pushInto(chunk, out);
+    return out;
+  }
+
+  private pushInto(chunk: Buffer, out: Frame[]): void {
     if (this.broken) throw new LinkFrameError('protocol', 'link decoder used after a protocol error');
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    const out: Frame[] = [];
     try {
       for (;;) {
         if (!this.header) {
@@ -149,7 +168,6 @@ export class FrameDecoder {
       this.buffered = 0;
       throw e;
     }
-    return out;
   }
 
   get bufferedBytes(): number {
