@@ -9,6 +9,7 @@ import { CliError, EXIT } from './common.js';
 import { doctorCommand } from './doctor.js';
 import { arrayServeCommand, serveCommand, type ServeFlags } from './serve.js';
 import { downCommand, upCommand } from './updown.js';
+import { linkCutCommand, linkRestoreCommand, linkSetCommand, linkStatusCommand, type LinkFlags, type LinkSetFlags } from './link-verbs.js';
 import { faultCommand, lunRecoverCommand, lunTrespassCommand, type FaultVerb } from './sp-verbs.js';
 import { runSpProcess } from '../array/sp-process/index.js';
 
@@ -68,6 +69,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--no-api', 'no management API')
     .option('-q, --quiet', 'no event log on stderr')
     .option('--json', 'print the endpoints as JSON when ready')
+    .option('--sps', 'two storage processors: SP A on --port, SP B on --port + 1 (mirrored write cache)')
     .action(run((opts: ServeFlags) => serveCommand(opts)));
 
   const arrayCmd = program.command('array').description('run one array of a lab (used by "sanbox up")');
@@ -183,6 +185,47 @@ export async function main(argv: string[]): Promise<number> {
     .option('--timeout <seconds>', 'grace before SIGKILL', '30')
     .option('--json', 'machine-readable output')
     .action(run((ref: string | undefined, opts: { json?: boolean; timeout?: string }) => downCommand(ref, opts)));
+
+  const link = program.command('link').description("remote links of a lab: the link emulator's latency, bandwidth, stalls, resets, cuts");
+  const linkOptions = (c: Command) =>
+    c
+      .option('--lab <name>', 'lab (default: $SANBOX_LAB, else the only running lab)')
+      .option('--api <url>', "a link emulator's control API URL (instead of the lab state file)")
+      .option('--token <token>', 'link API bearer token (default: $SANBOX_LINK_TOKEN, else the lab state file)')
+      .option('--json', 'machine-readable output');
+  const dirOpt = ['--direction <dir>', 'a-to-b, b-to-a or both (default both)'] as const;
+  linkOptions(
+    link
+      .command('set')
+      .description('change latency, jitter, bandwidth of one or both directions; stall; reset connections')
+      .argument('<link>', 'link name')
+      .option('--latency <ms>', 'fixed one-way delay, ms')
+      .option('--jitter <ms>', 'extra random delay, 0..ms (byte order is kept)')
+      .option('--bandwidth <rate>', 'bytes per second: 10M, 512K/s, 1048576; 0 or unlimited: no cap')
+      .option(...dirOpt)
+      .option('--stall <ms>', 'hold all traffic for ms, then deliver it')
+      .option('--reset', 'reset (TCP RST) the current connections'),
+  ).action(run((name: string, opts: LinkSetFlags) => linkSetCommand(name, opts)));
+  linkOptions(
+    link
+      .command('cut')
+      .description('cut the link (black hole: nothing crosses; connections reset after cutResetMs)')
+      .argument('<link>', 'link name')
+      .option(...dirOpt)
+      .option('--reset', 'also reset the current connections at once'),
+  ).action(run((name: string, opts: LinkFlags & { direction?: string; reset?: boolean }) => linkCutCommand(name, opts)));
+  linkOptions(link.command('restore').description('restore both directions; held bytes and connections go through').argument('<link>', 'link name')).action(
+    run((name: string, opts: LinkFlags) => linkRestoreCommand(name, opts)),
+  );
+  linkOptions(
+    link
+      .command('status')
+      .description('settings, connections, bytes each way, queued bytes, state, and the latest events')
+      .argument('[link]', 'link name (default: every link of the lab)')
+      .option('--events <n>', 'latest events to show (default 20)'),
+  ).action(run((name: string | undefined, opts: LinkFlags & { events?: string }) => linkStatusCommand(name, opts)));
+  link.exitOverride();
+  for (const c of link.commands) c.exitOverride();
 
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();

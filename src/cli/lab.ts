@@ -1,7 +1,7 @@
 /**
  * Lab files (YAML) and lab state files.
  *
- * A lab file describes arrays and their LUNs (one array for now; later links and hosts):
+ * A lab file describes arrays and their LUNs:
  *
  *     lab: default                  # optional; default: the file name without extension
  *     arrays:
@@ -13,6 +13,25 @@
  *         luns:
  *           - { name: disk0, size: 1G }
  *           - { name: disk1, size: 256M, blockSize: 4096 }
+ *
+ * Links (remote links between arrays, each carried by a link emulator in the supervisor):
+ *
+ *     arrays:
+ *       - name: alpha
+ *         remoteLink: { bind: 127.0.0.1, port: 10870 }   # the array's remote-link port
+ *       - name: bravo
+ *         host: 10.0.0.2                 # runs on another host: not started here
+ *         remoteLink: { port: 10880 }    # address: HOST:PORT (default host:port)
+ *     links:
+ *       - name: alpha-bravo
+ *         between: [alpha, bravo]        # a and b: directions are a-to-b and b-to-a
+ *         listen: { bind: 127.0.0.1, toB: 10871, toA: 10872 }  # alpha dials toB, bravo toA
+ *         api: { bind: 127.0.0.1, port: 8490 }
+ *         latency: 5                     # ms, or { a-to-b: 5, b-to-a: 7 }; jitter the same
+ *         bandwidth: 100M                # bytes/s (0 / unlimited: no cap), or per direction
+ *         cut: none                      # none | a-to-b | b-to-a | both
+ *         queueSize: 1M                  # per connection and direction
+ *         cutResetMs: 15000              # a cut this long resets the connections (0: never)
  *
  * The state file of a running lab is `<images>/.labs/<lab>.json` (mode 0600): supervisor pid,
  * and for every array its pid, directory, NBD endpoint and API URL (and token if any).
@@ -36,12 +55,40 @@ export interface LabArray {
   luns: LunSpec[];
   /** Two SP processes (present when the lab file has an `sps` key). */
   sps?: SpsConfig;
+  /** Set when the array runs on another host: `sanbox up` here does not start it. */
+  host?: string;
+  /** The array's remote-link port (where links deliver) and the address peers use to reach it. */
+  remoteLink?: { bind: string; port: number; address: { host: string; port: number } };
+}
+
+export type LinkDirection = 'a-to-b' | 'b-to-a';
+export interface LabLinkSettings {
+  latencyMs: number;
+  jitterMs: number;
+  bandwidth: number;
+}
+
+/** A remote link between arrays a and b, carried by a link emulator. */
+export interface LabLink {
+  name: string;
+  a: string;
+  b: string;
+  /** Listeners: array a dials `toB` to reach b, array b dials `toA` to reach a. */
+  listen: { bind: string; toB: number; toA: number };
+  /** Where the emulator forwards: each array's remote-link address. */
+  targets: { a: { host: string; port: number }; b: { host: string; port: number } };
+  api: { bind: string; port: number; token?: string };
+  settings: Record<LinkDirection, LabLinkSettings>;
+  cut: 'none' | 'a-to-b' | 'b-to-a' | 'both';
+  queueBytes: number;
+  cutResetMs: number;
 }
 
 export interface Lab {
   name: string;
   file: string;
   arrays: LabArray[];
+  links: LabLink[];
 }
 
 export class LabError extends CliError {
@@ -78,7 +125,7 @@ export function parseLab(text: string, file: string): Lab {
   const known = (o: Obj, where: string, keys: string[]) => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) problems.push(`${where}: unknown key "${k}" (expected ${keys.join(', ')})`);
   };
-  known(root, 'top level', ['lab', 'arrays']);
+  known(root, 'top level', ['lab', 'arrays', 'links']);
 
   let name = basename(file, extname(file));
   if (root.lab !== undefined) {
@@ -89,25 +136,25 @@ export function parseLab(text: string, file: string): Lab {
     problems.push(`lab name from the file name ${JSON.stringify(name)} is invalid; give "lab:"`);
   }
 
+  const ports = new Map<number, string>();
+  const usePort = (port: number, what: string) => {
+    if (port === 0) return;
+    const prev = ports.get(port);
+    if (prev) problems.push(`${what}: port ${port} is already used by ${prev}`);
+    else ports.set(port, what);
+  };
   const arrays: LabArray[] = [];
   if (!Array.isArray(root.arrays) || root.arrays.length === 0) {
     problems.push('"arrays" must be a non-empty list');
   } else {
     const names = new Set<string>();
-    const ports = new Map<number, string>();
-    const usePort = (port: number, what: string) => {
-      if (port === 0) return;
-      const prev = ports.get(port);
-      if (prev) problems.push(`${what}: port ${port} is already used by ${prev}`);
-      else ports.set(port, what);
-    };
     root.arrays.forEach((a: unknown, i: number) => {
       const where = `arrays[${i}]`;
       if (!isObj(a)) {
         problems.push(`${where} must be a mapping`);
         return;
       }
-      known(a, where, ['name', 'dir', 'nbd', 'api', 'readOnly', 'luns', 'sps']);
+      known(a, where, ['name', 'dir', 'nbd', 'api', 'readOnly', 'luns', 'sps', 'host', 'remoteLink']);
       const bad = checkName(a.name, `${where}.name`);
       if (bad) problems.push(bad);
       const aname = bad ? `#${i}` : (a.name as string);
@@ -116,6 +163,26 @@ export function parseLab(text: string, file: string): Lab {
         if (names.has(aname)) problems.push(`${at}: duplicate array name`);
         names.add(aname);
       }
+      const remoteLink = parseRemoteLink(a, at, problems);
+      if (a.host !== undefined) {
+        // An array on another host: only its name and remote-link address matter here.
+        if (typeof a.host !== 'string' || a.host === '') problems.push(`${at}.host must be a host name or address`);
+        for (const k of Object.keys(a)) {
+          if (!['name', 'host', 'remoteLink'].includes(k)) problems.push(`${at}: "${k}" does not apply to an array on another host (host: ${String(a.host)}); describe it in the lab file of that host`);
+        }
+        arrays.push({
+          name: aname,
+          dir: '',
+          nbd: { bind: '', port: 0 },
+          api: { bind: '', port: 0 },
+          readOnly: false,
+          luns: [],
+          host: String(a.host),
+          ...(remoteLink ? { remoteLink: { ...remoteLink, address: remoteLink.address ?? { host: String(a.host), port: remoteLink.port } } } : {}),
+        });
+        return;
+      }
+      if (remoteLink) usePort(remoteLink.port, `${at}.remoteLink`);
       let dir = join(imagesDir(), aname);
       if (a.dir !== undefined) {
         if (typeof a.dir !== 'string' || a.dir === '') problems.push(`${at}.dir must be a path`);
@@ -198,11 +265,192 @@ export function parseLab(text: string, file: string): Lab {
         api: { bind: api.bind, port: api.port, ...(api.token ? { token: api.token } : {}) },
         readOnly: a.readOnly === true,
         luns,
+        ...(remoteLink
+          ? { remoteLink: { ...remoteLink, address: remoteLink.address ?? { host: isWildcard(remoteLink.bind) ? '127.0.0.1' : remoteLink.bind, port: remoteLink.port } } }
+          : {}),
       });
     });
+    if (arrays.length && arrays.every((x) => x.host)) problems.push('every array runs on another host: nothing to start here');
   }
+  const links = parseLinks(root.links, arrays, problems, usePort);
   if (problems.length) throw new LabError(file, problems);
-  return { name, file, arrays };
+  return { name, file, arrays, links };
+}
+
+const isWildcard = (h: string) => h === '0.0.0.0' || h === '::';
+
+/** `remoteLink: { bind, port, address }` of an array; undefined when absent or invalid. */
+function parseRemoteLink(a: Obj, at: string, problems: string[]): { bind: string; port: number; address?: { host: string; port: number } } | undefined {
+  const v = a.remoteLink;
+  if (v === undefined) return undefined;
+  if (!isObj(v)) {
+    problems.push(`${at}.remoteLink must be a mapping like { bind: 127.0.0.1, port: 10870 }`);
+    return undefined;
+  }
+  let ok = true;
+  for (const k of Object.keys(v)) {
+    if (!['bind', 'port', 'address'].includes(k)) {
+      problems.push(`${at}.remoteLink: unknown key "${k}" (expected bind, port, address)`);
+      ok = false;
+    }
+  }
+  const out: { bind: string; port: number; address?: { host: string; port: number } } = { bind: '127.0.0.1', port: 0 };
+  if (v.bind !== undefined) {
+    if (typeof v.bind !== 'string' || v.bind === '') (problems.push(`${at}.remoteLink.bind must be an address`), (ok = false));
+    else out.bind = v.bind;
+  }
+  if (!Number.isInteger(v.port) || (v.port as number) < 1 || (v.port as number) > 65535) {
+    problems.push(`${at}.remoteLink.port must be a port 1-65535 (links need to know it), not ${JSON.stringify(v.port)}`);
+    ok = false;
+  } else out.port = v.port as number;
+  if (v.address !== undefined) {
+    const m = typeof v.address === 'string' ? /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(v.address) : null;
+    const port = m ? Number(m[2]) : 0;
+    if (!m || port < 1 || port > 65535) (problems.push(`${at}.remoteLink.address must be HOST:PORT, not ${JSON.stringify(v.address)}`), (ok = false));
+    else out.address = { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+  }
+  return ok ? out : undefined;
+}
+
+const LINK_KEYS = ['name', 'between', 'listen', 'api', 'latency', 'jitter', 'bandwidth', 'cut', 'queueSize', 'cutResetMs'];
+
+/** Parses a bandwidth: bytes per second (`100M`, `1.5G`, `1048576`, with an optional `/s`), 0/off/unlimited: no cap. */
+export function parseRate(v: unknown): number | undefined {
+  if (v === 0 || v === 'off' || v === 'unlimited' || v === '0') return 0;
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v > 0 ? v : undefined;
+  if (typeof v !== 'string') return undefined;
+  const n = parseSize(v.replace(/(B)?\/s$/i, ''));
+  return n !== undefined && n > 0 ? n : undefined;
+}
+
+function parseLinks(v: unknown, arrays: LabArray[], problems: string[], usePort: (port: number, what: string) => void): LabLink[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) {
+    problems.push('"links" must be a list');
+    return [];
+  }
+  const out: LabLink[] = [];
+  const names = new Set<string>();
+  v.forEach((l: unknown, i: number) => {
+    const where = `links[${i}]`;
+    if (!isObj(l)) return void problems.push(`${where} must be a mapping (${LINK_KEYS.join(', ')})`);
+    const before = problems.length;
+    for (const k of Object.keys(l)) if (!LINK_KEYS.includes(k)) problems.push(`${where}: unknown key "${k}" (expected ${LINK_KEYS.join(', ')})`);
+    const bad = checkName(l.name, `${where}.name`);
+    if (bad) problems.push(bad);
+    const at = bad ? where : `link ${l.name as string}`;
+    if (!bad) {
+      if (names.has(l.name as string)) problems.push(`${at}: duplicate link name`);
+      names.add(l.name as string);
+    }
+    const ends: LabArray[] = [];
+    if (!Array.isArray(l.between) || l.between.length !== 2) problems.push(`${at}.between must name two arrays, e.g. [alpha, bravo]`);
+    else {
+      for (const n of l.between) {
+        const arr = arrays.find((a) => a.name === n);
+        if (!arr) problems.push(`${at}.between: no array ${JSON.stringify(n)} in this lab (arrays: ${arrays.map((a) => a.name).join(', ')})`);
+        else if (!arr.remoteLink) problems.push(`${at}: array ${arr.name} needs remoteLink: { port: N } (where the link delivers its traffic)`);
+        else ends.push(arr);
+      }
+      if (l.between[0] === l.between[1]) problems.push(`${at}.between: a link joins two different arrays`);
+    }
+    const listen = { bind: '127.0.0.1', toB: 0, toA: 0 };
+    if (l.listen !== undefined) {
+      if (!isObj(l.listen)) problems.push(`${at}.listen must be a mapping like { bind: 127.0.0.1, toB: 10871, toA: 10872 }`);
+      else {
+        for (const k of Object.keys(l.listen)) if (!['bind', 'toB', 'toA'].includes(k)) problems.push(`${at}.listen: unknown key "${k}" (expected bind, toB, toA)`);
+        if (l.listen.bind !== undefined) {
+          if (typeof l.listen.bind !== 'string' || l.listen.bind === '') problems.push(`${at}.listen.bind must be an address`);
+          else listen.bind = l.listen.bind;
+        }
+        for (const k of ['toB', 'toA'] as const) {
+          const p = l.listen[k];
+          if (p === undefined) continue;
+          if (!Number.isInteger(p) || (p as number) < 0 || (p as number) > 65535) problems.push(`${at}.listen.${k} must be an integer 0-65535 (0: any free port), not ${JSON.stringify(p)}`);
+          else listen[k] = p as number;
+        }
+      }
+    }
+    const api = { bind: '127.0.0.1', port: 0, token: undefined as string | undefined };
+    if (l.api !== undefined) {
+      if (!isObj(l.api)) problems.push(`${at}.api must be a mapping like { bind: 127.0.0.1, port: 8490 }`);
+      else {
+        for (const k of Object.keys(l.api)) if (!['bind', 'port', 'token'].includes(k)) problems.push(`${at}.api: unknown key "${k}" (expected bind, port, token)`);
+        if (l.api.bind !== undefined) {
+          if (typeof l.api.bind !== 'string' || l.api.bind === '') problems.push(`${at}.api.bind must be an address`);
+          else api.bind = l.api.bind;
+        }
+        if (l.api.port !== undefined) {
+          if (!Number.isInteger(l.api.port) || (l.api.port as number) < 0 || (l.api.port as number) > 65535) problems.push(`${at}.api.port must be an integer 0-65535, not ${JSON.stringify(l.api.port)}`);
+          else api.port = l.api.port as number;
+        }
+        if (l.api.token !== undefined) {
+          if (typeof l.api.token !== 'string' || l.api.token.length < 8) problems.push(`${at}.api.token must be a string of at least 8 characters`);
+          else api.token = l.api.token;
+        }
+      }
+    }
+    if (!isLoopback(api.bind) && !api.token) problems.push(`${at}.api: binding ${api.bind} (not loopback) needs a token`);
+    const settings: Record<LinkDirection, LabLinkSettings> = {
+      'a-to-b': { latencyMs: 0, jitterMs: 0, bandwidth: 0 },
+      'b-to-a': { latencyMs: 0, jitterMs: 0, bandwidth: 0 },
+    };
+    const perDir = (key: 'latency' | 'jitter' | 'bandwidth', field: keyof LabLinkSettings, parse: (x: unknown) => number | undefined, hint: string) => {
+      const x = l[key];
+      if (x === undefined) return;
+      const vals: [LinkDirection, unknown][] = isObj(x) ? [] : [['a-to-b', x], ['b-to-a', x]];
+      if (isObj(x)) {
+        for (const k of Object.keys(x)) {
+          if (k !== 'a-to-b' && k !== 'b-to-a') problems.push(`${at}.${key}: unknown direction "${k}" (expected a-to-b, b-to-a)`);
+          else vals.push([k, x[k]]);
+        }
+      }
+      for (const [d, raw] of vals) {
+        const n = parse(raw);
+        if (n === undefined) problems.push(`${at}.${key}${isObj(x) ? `.${d}` : ''} must be ${hint}, not ${JSON.stringify(raw)}`);
+        else settings[d][field] = n;
+      }
+    };
+    const ms = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 && x <= 3_600_000 ? x : undefined);
+    perDir('latency', 'latencyMs', ms, 'milliseconds >= 0 (or { a-to-b: MS, b-to-a: MS })');
+    perDir('jitter', 'jitterMs', ms, 'milliseconds >= 0 (or { a-to-b: MS, b-to-a: MS })');
+    perDir('bandwidth', 'bandwidth', parseRate, 'bytes per second like 100M or 10M/s, or 0 / unlimited');
+    let cut: LabLink['cut'] = 'none';
+    if (l.cut !== undefined) {
+      if (l.cut === false) cut = 'none';
+      else if (l.cut === true) cut = 'both';
+      else if (['none', 'a-to-b', 'b-to-a', 'both'].includes(l.cut as string)) cut = l.cut as LabLink['cut'];
+      else problems.push(`${at}.cut must be none, a-to-b, b-to-a or both, not ${JSON.stringify(l.cut)}`);
+    }
+    let queueBytes = 1 << 20;
+    if (l.queueSize !== undefined) {
+      const n = typeof l.queueSize === 'string' || typeof l.queueSize === 'number' ? parseSize(l.queueSize) : undefined;
+      if (n === undefined || n < 1024) problems.push(`${at}.queueSize must be a size of at least 1K, not ${JSON.stringify(l.queueSize)}`);
+      else queueBytes = n;
+    }
+    let cutResetMs = 15_000;
+    if (l.cutResetMs !== undefined) {
+      if (!Number.isInteger(l.cutResetMs) || (l.cutResetMs as number) < 0) problems.push(`${at}.cutResetMs must be an integer >= 0 (0: never reset)`);
+      else cutResetMs = l.cutResetMs as number;
+    }
+    usePort(listen.toB, `${at}.listen.toB`);
+    if (listen.toA !== listen.toB || listen.toA !== 0) usePort(listen.toA, `${at}.listen.toA`);
+    usePort(api.port, `${at}.api`);
+    if (problems.length > before || ends.length !== 2) return;
+    out.push({
+      name: l.name as string,
+      a: ends[0]!.name,
+      b: ends[1]!.name,
+      listen,
+      targets: { a: ends[0]!.remoteLink!.address, b: ends[1]!.remoteLink!.address },
+      api: { bind: api.bind, port: api.port, ...(api.token ? { token: api.token } : {}) },
+      settings,
+      cut,
+      queueBytes,
+      cutResetMs,
+    });
+  });
+  return out;
 }
 
 export function arrayConfig(a: LabArray): ArrayServiceConfig {
@@ -305,6 +553,15 @@ export interface LabStateArray {
   sps?: { name: string; host: string; port: number }[];
 }
 
+/** A running link emulator of a lab (in the supervisor process). */
+export interface LabStateLink {
+  name: string;
+  a: string;
+  b: string;
+  api: { url: string; token?: string };
+  routes: { name: string; listen: { host: string; port: number }; target: { host: string; port: number }; forward: LinkDirection }[];
+}
+
 export interface LabState {
   lab: string;
   file: string;
@@ -314,6 +571,8 @@ export interface LabState {
   /** Log file of a detached lab. */
   log?: string;
   arrays: LabStateArray[];
+  /** Link emulators (run by the supervisor). */
+  links?: LabStateLink[];
 }
 
 export function statePath(lab: string): string {

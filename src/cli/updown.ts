@@ -28,6 +28,7 @@ import {
   type LabState,
   type LabStateArray,
 } from './lab.js';
+import { startLabLinks, stopLabLinks, type RunningLink } from './link-verbs.js';
 
 interface ReadyMessage {
   type: 'ready';
@@ -61,6 +62,11 @@ export function labSummary(state: LabState, lab: Lab): string {
     else lines.push(`    NBD  nbd://${hostPort(a.nbd.host, a.nbd.port)}  exports: ${exportsText}`);
     lines.push(`    API  ${a.api.url}`);
   }
+  for (const l of state.links ?? []) {
+    lines.push(`  link ${l.name}  ${l.a} <-> ${l.b}  API ${l.api.url}`);
+    for (const r of l.routes) lines.push(`    ${r.name}: ${r.listen.host}:${r.listen.port} -> ${r.target.host}:${r.target.port} (${r.forward})`);
+  }
+  for (const a of lab.arrays) if (a.host) lines.push(`  array ${a.name} runs on ${a.host} (not started here)`);
   const a0 = state.arrays[0];
   if (a0) {
     const lun = lab.arrays.find((x) => x.name === a0.name)?.luns[0]?.name;
@@ -143,6 +149,7 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
   await writeState(state);
 
   const children: Child[] = [];
+  let links: RunningLink[] = [];
   let stopping = false;
   let resolveStop: (why: string) => void = () => undefined;
   const stopRequested = new Promise<string>((r) => (resolveStop = r));
@@ -173,6 +180,8 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
       }
     }
     clearTimeout(timer);
+    await stopLabLinks(links);
+    links = [];
   };
 
   const finish = async (code: number): Promise<number> => {
@@ -183,7 +192,11 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
   };
 
   try {
+    // Link emulators run in this process; a port in use fails the start before any array.
+    links = await startLabLinks(lab, log);
+    state.links = links.map((l) => l.state);
     for (const a of lab.arrays) {
+      if (a.host) continue; // on another host: started there
       const cfgPath = join(cfgDir, `${a.name}.config.json`);
       await writeFile(cfgPath, JSON.stringify(arrayConfig(a), null, 2) + '\n', { mode: 0o600 });
       const proc = spawn(process.execPath, [BIN, 'array', 'serve', '--config', cfgPath, '--lab', lab.name], {

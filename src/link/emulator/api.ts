@@ -3,7 +3,8 @@
  * any other address), shaped like an array's management API.
  *
  *   GET  /v1/status               the LinkStatus snapshot
- *   GET  /v1/events[?since=N]     server-sent events (id: seq, event: type, data: JSON)
+ *   GET  /v1/events[?since=N]     server-sent events (id: seq, event: type, data: JSON);
+ *                                 with Accept: application/json, {events: [...]} kept after N
  *   POST /v1/set      {direction?, latencyMs?, jitterMs?, bandwidth?, stallMs?, reset?}
  *   POST /v1/cut      {direction?, reset?}
  *   POST /v1/restore  {}
@@ -98,6 +99,11 @@ export class LinkApiServer {
     if (url.pathname === '/v1/status') return send(res, 200, emu.status());
     if (url.pathname === '/v1/events') {
       const last = Number(url.searchParams.get('since') ?? req.headers['last-event-id'] ?? NaN);
+      if ((req.headers.accept ?? '').includes('application/json')) {
+        // The kept events as one JSON document (what `sanbox link status` shows).
+        const since = Number.isFinite(last) && last <= emu.status().lastEventSeq ? last : 0;
+        return send(res, 200, { events: emu.eventsSince(since) });
+      }
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
       res.write(': link events\n\n');
       if (Number.isFinite(last)) {
