@@ -4,6 +4,7 @@ import { basename, resolve } from 'node:path';
 import { ArrayError, checkName, formatSize, parseSize } from '../array/index.js';
 import { ApiError, hostPort, isLoopback, nbdUri } from '../control/index.js';
 import { formatEvent, startArray, startChassisArray, type ArrayServiceConfig, type LunSpec, type RunningArray } from '../control/service.js';
+import { DEFAULT_SPS } from '../array/chassis/index.js';
 import { BIN, CliError, EXIT, printJson, usage } from './common.js';
 
 export interface ServeFlags {
@@ -20,6 +21,8 @@ export interface ServeFlags {
   api: boolean;
   quiet?: boolean;
   json?: boolean;
+  /** Two storage processors (chassis + SP A on --port, SP B on --port + 1) with default settings. */
+  sps?: boolean;
 }
 
 function parsePort(v: string, what: string): number {
@@ -79,6 +82,7 @@ export function serveConfig(f: ServeFlags): ArrayServiceConfig {
     api: f.api ? { bind: f.apiBind, port: parsePort(f.apiPort, '--api-port'), ...(apiToken ? { token: apiToken } : {}) } : false,
     luns,
     readOnly: f.readOnly === true,
+    ...(f.sps ? { sps: structuredClone(DEFAULT_SPS) } : {}),
   };
 }
 

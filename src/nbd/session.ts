@@ -166,12 +166,12 @@ export class Session {
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
     await Promise.race([idle, grace]);
-    clearTimeout(timer);
-    try {
-      await this.device?.flush();
-    } catch {
+    // The flush shares the grace period: a device that cannot flush must not hold shutdown.
+    const flushed = this.device?.flush().catch(() => {
       /* the flush error reaches no client; in-flight requests already reported their own */
-    }
+    });
+    await Promise.race([flushed, grace]);
+    clearTimeout(timer);
     this.closeReason ||= 'server shutting down';
     this.endSocket();
   }

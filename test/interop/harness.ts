@@ -188,6 +188,12 @@ export interface NbdServer {
   apiUrl(): Promise<string | undefined>;
   /** Path of the image file that backs an export (sanbox: from `sanbox status --json`). */
   imagePath(name: string): Promise<string>;
+  /**
+   * Resolves once every acknowledged write is in the image files. At once without SPs; with
+   * SPs (SANBOX_INTEROP_SPS=1) a flush only means "in both SPs' caches", so this waits for the
+   * write caches to destage (their idle timer does it).
+   */
+  destaged(): Promise<void>;
 }
 
 /** The first complete JSON object in a stream of text, or undefined. */
@@ -241,6 +247,9 @@ function commandFor(kind: 'sanbox' | 'nbdkit', dir: string, port: number, opts: 
   const args = [process.env.SANBOX_BIN ?? join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--bind', HOST, '--api-port', '0', '--json'];
   for (const l of opts.luns) args.push('--lun', `${l.name}=${sizeArg(l.size)}`);
   if (opts.readOnly) args.push('--read-only');
+  // SANBOX_INTEROP_SPS=1: the same tests through a two-SP array (chassis, SP A on this port: the
+  // owner of even LUN ids, the forwarding path over CMI for odd ones; mirrored write cache).
+  if (process.env.SANBOX_INTEROP_SPS === '1') args.push('--sps');
   return [process.execPath, args];
 }
 
@@ -307,6 +316,17 @@ export async function startServer(opts: StartOptions): Promise<NbdServer> {
         const lun = st.luns.find((l) => l.name === name);
         if (!lun) throw new Error(`LUN ${name} not in sanbox status --json:\n${r.stdout}`);
         return lun.image;
+      },
+      destaged: async () => {
+        if (SERVER_KIND !== 'sanbox' || process.env.SANBOX_INTEROP_SPS !== '1') return;
+        const url = await srv.apiUrl();
+        let dirty = -1;
+        await waitFor(async () => {
+          const r = await mustRun(process.execPath, [join(REPO, 'bin', 'sanbox.js'), 'status', '--json', '--api', url!], { server: srv });
+          const st = JSON.parse(r.stdout) as { sps?: Array<{ cache: { dirtyBytes: number } }> };
+          dirty = (st.sps ?? []).reduce((n, sp) => n + sp.cache.dirtyBytes, 0);
+          return dirty === 0;
+        }, 20_000, 'the SP write caches to destage');
       },
     };
     let stopping: Promise<StopResult> | undefined;

@@ -67,6 +67,7 @@ describe('image files', () => {
       '-c', `write -P 0x3c ${4 * MiB} ${2 * MiB}`,
       '-c', `write -P 0x3d ${40 * MiB + 512} ${3 * KiB}`,
       '-c', 'flush'], { server: srv });
+    await srv.destaged();
     expect(readAt(img, 4 * MiB, 2 * MiB).every((b) => b === 0x3c)).toBe(true);
     expect(readAt(img, 40 * MiB + 512, 3 * KiB).every((b) => b === 0x3d)).toBe(true);
     expect(readAt(img, 40 * MiB, 512).every((b) => b === 0)).toBe(true);
@@ -80,6 +81,7 @@ describe('image files', () => {
     const img = await srv.imagePath('disk');
     const before = allocated(img);
     await mustRun('qemu-io', ['-f', 'raw', srv.uri('disk'), '-c', `discard ${4 * MiB} ${1 * MiB}`, '-c', `write -z -u ${5 * MiB} ${1 * MiB}`, '-c', 'flush'], { server: srv });
+    await srv.destaged();
     const after = allocated(img);
     expect(before - after, `allocation ${before} -> ${after}`).toBeGreaterThanOrEqual(2 * MiB - 64 * KiB);
     expect(readAt(img, 5 * MiB, 1 * MiB).every((b) => b === 0)).toBe(true);

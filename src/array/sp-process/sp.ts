@@ -634,18 +634,30 @@ export class SpProcess {
 
   /** Orderly stop: no new I/O, destage every cache, close everything. */
   private async shutdown(): Promise<unknown> {
-    for (const l of this.luns.values()) if (l.router.state === 'owner') l.router.setState('held');
+    // Hosts first: the NBD server answers what is in flight (its final flush goes through the
+    // routers, so they must still serve), then refuses; only then hold what the peer forwards.
     await this.nbd?.close(2000).catch(() => undefined);
+    for (const l of this.luns.values()) if (l.router.state === 'owner') l.router.setState('held');
+    let markersChanged = false;
     for (const l of this.luns.values()) {
       await l.router.idle();
       if (l.cache) {
-        await l.cache.destageAll().catch((e: unknown) => this.event('sp.error', { problem: `destage at shutdown: ${(e as Error).message}` }));
+        const clean = await l.cache.destageAll().then(
+          () => true,
+          (e: unknown) => {
+            this.event('sp.error', { problem: `destage at shutdown: ${(e as Error).message}` });
+            return false;
+          },
+        );
         await l.cache.halt();
         l.cache = null;
+        // Everything is on disk: the LUN no longer may hold dirty cache (the next boot must not
+        // call it cache-dirty). A failed destage keeps the marker, and the next boot says so.
+        if (clean && this.marked.delete(l.spec.id)) markersChanged = true;
       }
       await l.store.close().catch(() => undefined);
     }
-    this.sweepMarkers();
+    if (markersChanged) await this.persistMarkers();
     await this.markerChain;
     this.client?.close();
     await this.cmiServer?.close().catch(() => undefined);
