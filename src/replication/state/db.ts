@@ -53,7 +53,7 @@ export interface MirrorAttributes {
   activationPolicy: ActivationPolicy;
   /** minimum number of images (primary included) available to be active; -1 disables [0082] */
   minImagesRequired: number;
-  /** maximum number of secondaries missing (unreachable or fractured) to stay active; -1 disables [0081] */
+  /** maximum number of secondaries missing (UNREACHABLE) to stay active; -1 disables [0081] */
   maxMissingImages: number;
   writePolicy: WritePolicy;
   /** bytes queued for the secondaries in the asynchronous modes [0084] */
@@ -100,9 +100,13 @@ export function secondariesOf(db: MirrorDbRecord): MirrorImage[] {
   return db.images.filter((i) => i.role === 'secondary');
 }
 
-/** A secondary is missing when it is unreachable or fractured (it does not receive writes). */
+/**
+ * A secondary is missing when it is UNREACHABLE (not present). A reachable fractured image is
+ * present: it is being (or waits to be) resynchronized; the fracture alone does not change the
+ * mirror state.
+ */
 export function isMissing(i: MirrorImage): boolean {
-  return i.role === 'secondary' && (i.reachability === 'UNREACHABLE' || i.fractured);
+  return i.role === 'secondary' && i.reachability === 'UNREACHABLE';
 }
 
 export interface Requirements {

@@ -179,11 +179,14 @@ export function applyOp(db: MirrorDbRecord | null, op: MirrorOp): OpResult {
       if (img.reachability === 'REACHABLE') fail('state', `image ${img.imageId} is already REACHABLE`);
       img.reachability = 'REACHABLE';
       ev.push({ type: 'image-reachability', mirrorId: d.mirrorId, imageId: img.imageId, reachability: 'REACHABLE' });
-      if (img.fractured && img.fractureReason !== 'admin') {
+      ctx.settle(); // ATTENTION -> ACTIVE (which resumes auto-recovery images) or INACTIVE
+      if (img.fractured && img.fractureReason === 'link') {
         if (img.recoveryPolicy === 'manual') ev.push({ type: 'awaiting-operator', mirrorId: d.mirrorId, imageId: img.imageId, why: 'recovery policy is manual: synchronize it explicitly' });
         else if (d.state !== 'ACTIVE') ev.push({ type: 'awaiting-operator', mirrorId: d.mirrorId, imageId: img.imageId, why: `mirror is ${d.state}: it resynchronizes once ACTIVE` });
         else ctx.resume(img);
-      }
+      } else if (img.fractured && img.fractureReason === 'promote')
+        ev.push({ type: 'awaiting-operator', mirrorId: d.mirrorId, imageId: img.imageId, why: 'former primary: check for split brain (divergent writes), then synchronize it' });
+      else if (!img.fractured && img.state === 'UNSYNCHRONIZED' && d.state === 'ACTIVE') ctx.image(img, 'sync-start');
       break;
     }
     case 'primary-write': {
@@ -217,9 +220,12 @@ export function applyOp(db: MirrorDbRecord | null, op: MirrorOp): OpResult {
     case 'updates-lost':
       ctx.image(ctx.secondary(op.imageId), 'updates-lost');
       break;
-    case 'history-lost':
-      ctx.image(ctx.secondary(op.imageId), 'history-lost');
+    case 'history-lost': {
+      const img = ctx.secondary(op.imageId);
+      ctx.image(img, 'history-lost');
+      if (!img.fractured && img.reachability === 'REACHABLE') ctx.image(img, 'sync-start'); // [0061]: implicit while ACTIVE
       break;
+    }
     default:
       fail('invalid', `unknown operation ${JSON.stringify((op as { op: unknown }).op)}`);
   }
@@ -285,10 +291,17 @@ class Ctx {
     // SYNCHRONIZED: no write happened while fractured; nothing to copy
   }
 
-  /** UNSYNCHRONIZED images that can be synchronized start when the mirror is ACTIVE [0061, 0100]. */
+  /**
+   * When the mirror is ACTIVE: UNSYNCHRONIZED reachable images start synchronizing [0061, 0100],
+   * and reachable images fractured by a link failure resume under the auto recovery policy.
+   */
   startPendingSyncs(): void {
     if (this.d.state !== 'ACTIVE') return;
-    for (const i of secondariesOf(this.d)) if (i.state === 'UNSYNCHRONIZED' && !i.fractured && i.reachability === 'REACHABLE') this.image(i, 'sync-start');
+    for (const i of secondariesOf(this.d)) {
+      if (i.reachability !== 'REACHABLE') continue;
+      if (!i.fractured && i.state === 'UNSYNCHRONIZED') this.image(i, 'sync-start');
+      else if (i.fractured && i.fractureReason === 'link' && i.recoveryPolicy === 'auto') this.resume(i);
+    }
   }
 
   /** Re-evaluates the minimum-images rule. */
