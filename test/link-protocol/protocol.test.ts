@@ -250,26 +250,33 @@ describe('remote link robustness', () => {
     expect(await c.ping()).toBeGreaterThanOrEqual(0);
   });
 
-  it('detects a dead peer (keepalive timeout) on both sides and fails pending requests', async () => {
-    const timers = { keepaliveMs: 50, deadAfterMs: 300 };
-    const h = await server({ timers }, { write: () => new Promise(() => undefined) });
-    const closed: Array<{ code: string } | null> = [];
-    h.server.on('session-closed', (_s, e) => closed.push(e));
-    const p = new Proxy(h.server.port);
-    cleanups.push(() => p.close());
-    const c = mk(await p.listen(), { timers });
-    await c.connect();
-    const disc: Array<RemoteLinkError | null> = [];
-    c.on('disconnected', (e) => disc.push(e));
-    const pending = c.write({ mirrorId: 'm1', imageId: 'i', offset: 0 }, Buffer.alloc(1), { timeoutMs: 10_000 });
-    await new Promise((r) => setTimeout(r, 200)); // keepalives flow: still alive
-    expect(c.connected).toBe(true);
-    p.frozen = true;
-    await expect(pending).rejects.toMatchObject({ code: 'peer-dead' });
-    expect(disc[0]).toMatchObject({ code: 'peer-dead' });
-    await until(() => closed.length === 1);
-    expect(closed[0]).toMatchObject({ code: 'peer-dead' });
-  });
+  for (const side of ['client', 'server'] as const)
+    it(`detects a dead peer (keepalive timeout) on the ${side} side and fails pending requests`, async () => {
+      const fast = { keepaliveMs: 50, deadAfterMs: 300 };
+      const slow = { keepaliveMs: 50, deadAfterMs: 5000 };
+      const h = await server({ timers: side === 'server' ? fast : slow }, { write: () => new Promise(() => undefined) });
+      const closed: Array<{ code: string } | null> = [];
+      h.server.on('session-closed', (_s, e) => closed.push(e));
+      const p = new Proxy(h.server.port);
+      cleanups.push(() => p.close());
+      const c = mk(await p.listen(), { timers: side === 'client' ? fast : slow });
+      await c.connect();
+      const disc: Array<RemoteLinkError | null> = [];
+      c.on('disconnected', (e) => disc.push(e));
+      const pending = c.write({ mirrorId: 'm1', imageId: 'i', offset: 0 }, Buffer.alloc(1), { timeoutMs: 10_000 });
+      pending.catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 500)); // keepalives flow: still alive past deadAfterMs
+      expect(c.connected).toBe(true);
+      p.frozen = true;
+      if (side === 'client') {
+        await expect(pending).rejects.toMatchObject({ code: 'peer-dead' });
+        expect(disc[0]).toMatchObject({ code: 'peer-dead' });
+      } else {
+        await until(() => closed.length === 1);
+        expect(closed[0]).toMatchObject({ code: 'peer-dead' });
+        await expect(pending).rejects.toMatchObject({ code: 'closed' }); // the server's close reaches the client
+      }
+    });
 
   it('delivers many pipelined writes in order', async () => {
     const h = await server();

@@ -20,7 +20,7 @@
  * reachability, fractured, fractureReason, recoveryPolicy, syncRate, syncProgress}}.
  * - parseMirrorDb(json) validates a record read from disk or the wire.
  * - requirements(db) evaluates minimum images required / maximum missing images (a secondary is
- *   missing when UNREACHABLE or fractured). The mirror is ATTENTION (unless INACTIVE) exactly
+ *   missing when UNREACHABLE; a reachable fractured image is present, being or waiting to be resynced). The mirror is ATTENTION (unless INACTIVE) exactly
  *   when `requirements(db).met` is false.
  * - mayActAsPrimary(db, imageId, epoch): only the record's primary with the record's epoch.
  *   An image must check this before serving host writes as primary; a returning old primary has
@@ -43,8 +43,10 @@
  *   syncs), destroy (INACTIVE and no secondaries; returns db null), change-attributes (mirror
  *   attributes, an image's recoveryPolicy / syncRate; region size is fixed).
  * - operational: image-unreachable (fractures it, reason 'link'; a running sync fails, progress
- *   kept), image-reachable (recovery policy auto + ACTIVE: resumes the sync; else an
- *   'awaiting-operator' event), primary-write (SYNCHRONIZED -> CONSISTENT), quiesced
+ *   kept), image-reachable (re-evaluates the mirror rule first; then, for a 'link' fracture,
+ *   recovery policy auto + ACTIVE resumes the sync, else an 'awaiting-operator' event; a former
+ *   primary (fracture 'promote') always waits: the driver checks for split brain, then calls
+ *   synchronize; an ATTENTION -> ACTIVE move also resumes every auto 'link' fracture), primary-write (ACTIVE only, as the source's table says; SYNCHRONIZED -> CONSISTENT), quiesced
  *   (CONSISTENT -> SYNCHRONIZED), sync-progress, sync-done, sync-failed, updates-lost, history-lost.
  */
 export * from './tables.js';

@@ -217,9 +217,12 @@ export function applyOp(db: MirrorDbRecord | null, op: MirrorOp): OpResult {
     case 'sync-failed':
       ctx.image(ctx.secondary(op.imageId), 'sync-failed');
       break;
-    case 'updates-lost':
-      ctx.image(ctx.secondary(op.imageId), 'updates-lost');
+    case 'updates-lost': {
+      const img = ctx.secondary(op.imageId);
+      if (img.fractured || img.reachability === 'UNREACHABLE') fail('state', `image ${img.imageId} is fractured or unreachable: its fracture log already tracks the lost updates`);
+      ctx.image(img, 'updates-lost');
       break;
+    }
     case 'history-lost': {
       const img = ctx.secondary(op.imageId);
       ctx.image(img, 'history-lost');
