@@ -10,7 +10,7 @@ export interface Harness {
   close: () => Promise<void>;
 }
 
-export async function startServer(over: Partial<RemoteLinkServerOptions> = {}, handlers?: LinkHandlers): Promise<Harness> {
+export async function startServer(over: Partial<RemoteLinkServerOptions> = {}, handlers?: LinkHandlers, port = 0): Promise<Harness> {
   const calls: Harness['calls'] = [];
   const refused: Harness['refused'] = [];
   const server = new RemoteLinkServer({
@@ -35,7 +35,7 @@ export async function startServer(over: Partial<RemoteLinkServerOptions> = {}, h
     ...over,
   });
   server.on('refused', ({ error }: { error: { code: string; message: string } }) => refused.push({ code: error.code, message: error.message }));
-  await server.listen(0, '127.0.0.1');
+  await server.listen(port, '127.0.0.1');
   return { server, calls, refused, close: () => server.close() };
 }
 

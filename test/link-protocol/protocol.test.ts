@@ -321,4 +321,20 @@ describe('remote link robustness', () => {
     await until(() => delays.length >= 5, 5000);
     expect(delays.slice(0, 5)).toEqual([20, 20, 40, 80, 160]);
   });
+
+  it('start() keeps trying until the peer listens', async () => {
+    const h0 = await server();
+    const port = h0.server.port;
+    await h0.server.close();
+    const c = mk(port, { reconnect: { initialMs: 20, maxMs: 50 } });
+    let connected = 0;
+    c.on('connected', () => connected++);
+    c.start();
+    await new Promise((r) => setTimeout(r, 150));
+    expect(connected).toBe(0);
+    const again = await startServer({}, undefined, port);
+    cleanups.push(again.close);
+    await until(() => connected === 1, 3000);
+    expect(await c.ping()).toBeGreaterThanOrEqual(0);
+  });
 });

@@ -52,8 +52,11 @@ export class RemoteLinkClient extends EventEmitter {
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly opts: RemoteLinkClientOptions) {
+  private readonly opts: RemoteLinkClientOptions;
+
+  constructor(opts: RemoteLinkClientOptions) {
     super();
+    this.opts = { ...opts };
   }
 
   get connected(): boolean {
@@ -99,6 +102,18 @@ export class RemoteLinkClient extends EventEmitter {
       if (TERMINAL_CODES.has(le.code)) this.emit('refused', le);
       throw le;
     }
+  }
+
+  /**
+   * Connects in the background: like connect(), but a failed attempt (other than a refusal) is
+   * retried with the `reconnect` backoff (default policy when none is set). Watch 'connected'.
+   */
+  start(): void {
+    this.stopped = false;
+    if (!this.opts.reconnect) this.opts.reconnect = {};
+    this.connect().catch((e: RemoteLinkError) => {
+      if (!TERMINAL_CODES.has(e.code)) this.scheduleReconnect();
+    });
   }
 
   private scheduleReconnect(): void {

@@ -37,7 +37,8 @@
  *   'bad-request' for invalid args, 'no-handler').
  * - Keepalive: PING frames every `timers.keepaliveMs` (1 s); a peer silent for
  *   `timers.deadAfterMs` (5 s) is declared dead ('peer-dead') on either side.
- * - The client does not reconnect after a refusal (TERMINAL_CODES), only after a loss, with
+ * - `connect()` is one attempt; `start()` keeps trying in the background (backoff). The client
+ *   does not reconnect after a refusal (TERMINAL_CODES), only after a loss or a failed attempt, with
  *   exponential backoff when `reconnect` is set; it emits 'connected' / 'disconnected' /
  *   'reconnecting' / 'refused'. The server emits 'session' / 'session-closed' / 'refused'.
  * - Requests may flow both ways (`handlers` on the client too): e.g. a secondary may push its
