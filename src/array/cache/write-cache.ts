@@ -597,6 +597,8 @@ export class WriteCache implements BlockDevice, BudgetMember {
 
       // Install synchronously: nothing from here awaits until the mirror call.
       const gen = ++this.generation;
+      // Snapshots for the peer only when there is one (taken in this same synchronous block).
+      const mirroring = this.mirrorRef !== null;
       const out: MirrorPage[] = [];
       for (let i = p0; i <= p1; i++) {
         const a = i * ps;
@@ -606,13 +608,14 @@ export class WriteCache implements BlockDevice, BudgetMember {
           if (!fill && partial(i)) throw new Error(`WriteCache bug: partial page ${i} of LUN ${this.lun} has no fill`);
           if (mine < ps) throw new Error(`WriteCache bug: installing page ${i} of LUN ${this.lun} beyond the reservation`);
           mine -= ps;
-          page = this.installPage(i, fill ?? Buffer.alloc(ps), gen, true);
+          // A page the write covers whole needs no zeroing, unless it runs past the LUN's end.
+          page = this.installPage(i, fill ?? (a + ps <= this.size ? Buffer.allocUnsafe(ps) : Buffer.alloc(ps)), gen, true);
         }
         const s = Math.max(offset, a);
         const e = Math.min(end, a + ps);
         data.copy(page.data, s - a, s - offset, e - offset);
         this.bumpGen(page, gen);
-        out.push({ index: i, generation: gen, data: Buffer.from(page.data) });
+        if (mirroring) out.push({ index: i, generation: gen, data: Buffer.from(page.data) });
       }
       this.unlockList(locked);
       giveBackMine();
