@@ -4,7 +4,7 @@
  * usage errors. The writer survives a SIGKILL + restart of the server it writes to.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync, writeSync, closeSync, readFileSync } from 'node:fs';
+import { mkdtempSync, openSync, rmSync, writeSync, closeSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -77,7 +77,11 @@ describe('ledger CLI', () => {
     const port = await freePort();
     server = await serve(dir, port);
     const r = run(['run', '-e', server.uri('disk'), '--duration', '6', '--blocks', '256', '--seed', '6', '--json', '--quiet', '--reconnect-timeout', '20']);
-    await new Promise((res) => setTimeout(res, 1500));
+    // Kill only once the writer is writing (its blocks reach the image), however slowly it started.
+    const image = server.image(0);
+    const deadline = Date.now() + 20_000;
+    while (statSync(image).blocks === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    expect(statSync(image).blocks, 'the writer never wrote').toBeGreaterThan(0);
     await server.kill('SIGKILL');
     server = await serve(dir, port);
     const res = await r.done;
