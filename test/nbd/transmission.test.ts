@@ -280,8 +280,12 @@ describe('robustness', () => {
     const n = 256; // 256 reads of 1 MiB: far more than the limits of this fixture
     for (let i = 0; i < n; i++) c.request(CMD.READ, { cookie: BigInt(i), offset: 0, length: 1 << 20 });
     c.request(CMD.WRITE, { cookie: 999n, payload: Buffer.alloc(512 << 10) });
-    await new Promise((r) => setTimeout(r, 500));
-    const [s] = fx.server.sessionInfo().filter((x) => x.requests > 0 && x.inflight + x.queuedReplyBytes > 0);
+    // Let the server take in all it will: until it has stalled (or 2 s on a slow machine).
+    const busy = () => fx.server.sessionInfo().filter((x) => x.requests > 0 && x.inflight + x.queuedReplyBytes > 0);
+    const deadline = Date.now() + 2000;
+    while (busy().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300));
+    const [s] = busy();
     expect(s).toBeDefined();
     // Limits of this fixture: 8 MiB in flight plus 4 MiB of queued replies (in-flight reads land
     // in the queue when they finish), one request of overshoot, and unparsed input below one
