@@ -60,10 +60,53 @@ async function withClient<T>(f: TargetFlags, fn: (c: ApiClient) => Promise<T>): 
   }
 }
 
-function lunRows(luns: LunView[]): string {
+/** What a two-SP array adds to a LUN's record. */
+interface SpLunFields {
+  currentOwner?: string | null;
+  paths?: Array<{ sp: string; uri: string; optimized: boolean }>;
+}
+
+function lunRows(luns: Array<LunView & SpLunFields>): string {
+  const sps = luns.some((l) => l.paths !== undefined);
   return table(
-    ['ID', 'NAME', 'SIZE', 'BLOCK', 'STATE', 'SESSIONS', 'URI', 'IMAGE'],
-    luns.map((l) => [String(l.id), l.name, formatSize(l.size), String(l.blockSize), l.state, String(l.sessions), l.uris[0] ?? '-', l.image]),
+    ['ID', 'NAME', 'SIZE', 'BLOCK', 'STATE', 'SESSIONS', ...(sps ? ['OWNER'] : []), 'URI', 'IMAGE'],
+    luns.map((l) => [
+      String(l.id),
+      l.name,
+      formatSize(l.size),
+      String(l.blockSize),
+      l.state,
+      String(l.sessions),
+      ...(sps ? [l.currentOwner ?? '-'] : []),
+      // With SPs, the optimized path (the owner's port) first.
+      (l.paths?.find((p) => p.optimized)?.uri ?? l.uris[0]) || '-',
+      l.image,
+    ]),
+  );
+}
+
+interface SpStatus {
+  name: string;
+  state: string;
+  pid: number | null;
+  nbd?: { host: string; port: number } | null;
+  lunsOwned: number[];
+  cache: { size: number; dirtyBytes: number; mode: string | null; reason: string };
+}
+
+function spRows(sps: SpStatus[]): string {
+  return table(
+    ['SP', 'STATE', 'PID', 'PORT', 'OWNS', 'CACHE', 'DIRTY', 'MODE'],
+    sps.map((sp) => [
+      sp.name,
+      sp.state,
+      sp.pid === null ? '-' : String(sp.pid),
+      sp.nbd ? String(sp.nbd.port) : '-',
+      sp.lunsOwned.length ? sp.lunsOwned.join(',') : '-',
+      formatSize(sp.cache.size),
+      formatSize(sp.cache.dirtyBytes),
+      sp.cache.mode ? `${sp.cache.mode} (${sp.cache.reason})` : sp.cache.reason,
+    ]),
   );
 }
 
@@ -76,8 +119,11 @@ interface StatusJson {
   readOnly: boolean;
   nbd: Array<{ host: string; port: number }>;
   api: { url?: string };
-  luns: LunView[];
+  luns: Array<LunView & SpLunFields>;
   problems: string[];
+  power?: string;
+  battery?: { state: string; charge: number; holdUpMs: number };
+  sps?: SpStatus[];
 }
 
 export async function statusCommand(f: TargetFlags): Promise<number> {
@@ -91,6 +137,7 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
     `  dir   ${st.dir}`,
     `  NBD   ${st.nbd.map((n) => `${n.host}:${n.port}`).join(', ')}`,
     `  API   ${st.api.url ?? '?'}`,
+    ...(st.sps && st.battery ? [`  power ${st.power ?? '?'}, battery ${st.battery.state} ${st.battery.charge}% (hold-up ${st.battery.holdUpMs} ms)`, '', spRows(st.sps)] : []),
     '',
     st.luns.length ? lunRows(st.luns) : 'no LUNs (sanbox lun create NAME SIZE)',
   ];
