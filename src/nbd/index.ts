@@ -7,6 +7,5 @@ export * from './constants.js';
 export { blockSizes, isReadOnly, transmissionFlags, type ExportCatalog, type NbdExport } from './export.js';
 export { greeting, Negotiation, optionReply, type Negotiated, type OptionOutcome } from './negotiation.js';
 export { validateRequest } from './request.js';
-export { ByteQueue } from './byte-queue.js';
 export { DEFAULT_LIMITS, mergeExtents, type SessionLimits } from './session.js';
 export { NbdServer, type NbdServerOptions, type SessionInfo } from './server.js';

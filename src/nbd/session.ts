@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { errnoOf, type BlockDevice, type Extent } from '../block/index.js';
 import type { BufferPool } from './buffer-pool.js';
-import { ByteQueue } from './byte-queue.js';
+import { ByteQueue } from '../wire/index.js';
 import {
   BASE_ALLOCATION_ID,
   CMD,

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ByteQueue, mergeExtents } from '../../src/nbd/index.js';
+import { mergeExtents } from '../../src/nbd/index.js';
+import { ByteQueue } from '../../src/wire/index.js';
 
 describe('ByteQueue', () => {
   it('behaves like one concatenated buffer under any chunking', () => {

@@ -1,4 +1,5 @@
 import { crc32c } from '../../native/index.js';
+import { ByteQueue, jsonObjectAt } from '../../wire/index.js';
 
 /**
  * CMI wire format (all integers little-endian). One frame:
@@ -55,53 +56,39 @@ export function encodeFrame(f: { kind: FrameKind; id: number; json: Record<strin
 }
 
 /**
- * Incremental decoder: push socket chunks, get whole frames. Buffers chunks and concatenates
- * once per frame. Throws CmiProtocolError on anything malformed (the caller ends the connection).
+ * Incremental decoder: push socket chunks, get whole frames (each cut out with at most one copy).
+ * Throws CmiProtocolError on anything malformed (the caller ends the connection).
  */
 export class FrameDecoder {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly input = new ByteQueue();
   private header: { kind: FrameKind; id: number; jsonLen: number; binLen: number } | null = null;
 
   push(chunk: Buffer): Frame[] {
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
+    this.input.push(chunk);
     const out: Frame[] = [];
     for (;;) {
       if (!this.header) {
-        if (this.buffered < CMI_HEADER_SIZE) break;
-        const h = this.take(CMI_HEADER_SIZE);
-        this.header = parseHeader(h);
+        if (this.input.length < CMI_HEADER_SIZE) break;
+        this.header = parseHeader(this.input.take(CMI_HEADER_SIZE));
       }
       const need = this.header.jsonLen + this.header.binLen;
-      if (this.buffered < need) break;
-      const body = this.take(need);
+      if (this.input.length < need) break;
+      const body = this.input.take(need);
       const { kind, id, jsonLen } = this.header;
       this.header = null;
-      let json: unknown;
+      let json: Record<string, unknown>;
       try {
-        json = JSON.parse(body.toString('utf8', 0, jsonLen));
+        json = jsonObjectAt(body, jsonLen);
       } catch (e) {
-        throw new CmiProtocolError(`CMI frame ${id}: JSON does not parse: ${(e as Error).message}`);
+        throw new CmiProtocolError(`CMI frame ${id}: ${(e as Error).message}`);
       }
-      if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new CmiProtocolError(`CMI frame ${id}: JSON is not an object`);
-      out.push({ kind, id, json: json as Record<string, unknown>, bin: body.subarray(jsonLen) });
+      out.push({ kind, id, json, bin: body.subarray(jsonLen) });
     }
     return out;
   }
 
   get bufferedBytes(): number {
-    return this.buffered;
-  }
-
-  private take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
-    const head = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.buffered = rest.length;
-    return head;
+    return this.input.length;
   }
 }
 

@@ -1,4 +1,5 @@
 import { crc32c } from '../../native/index.js';
+import { ByteQueue, jsonObjectAt } from '../../wire/index.js';
 
 /**
  * Remote-link wire format (all integers little-endian). One frame:
@@ -101,13 +102,12 @@ interface Header {
 }
 
 /**
- * Incremental decoder: push socket chunks, get whole frames (chunks are concatenated once per
- * frame). Throws LinkFrameError on anything malformed; after a throw the decoder is unusable
+ * Incremental decoder: push socket chunks, get whole frames (each cut out with at most one
+ * copy). Throws LinkFrameError on anything malformed; after a throw the decoder is unusable
  * (the caller ends the connection). Limits can be raised after the handshake (`setLimits`).
  */
 export class FrameDecoder {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly input = new ByteQueue();
   private header: Header | null = null;
   private broken = false;
 
@@ -139,49 +139,36 @@ export class FrameDecoder {
 
   private pushInto(chunk: Buffer, out: Frame[]): void {
     if (this.broken) throw new LinkFrameError('protocol', 'link decoder used after a protocol error');
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
+    this.input.push(chunk);
     try {
       for (;;) {
         if (!this.header) {
-          if (this.buffered < LINK_HEADER_SIZE) break;
-          this.header = parseHeader(this.take(LINK_HEADER_SIZE), this.limits);
+          if (this.input.length < LINK_HEADER_SIZE) break;
+          this.header = parseHeader(this.input.take(LINK_HEADER_SIZE), this.limits);
         }
         const need = this.header.jsonLen + this.header.binLen;
-        if (this.buffered < need) break;
-        const body = this.take(need);
+        if (this.input.length < need) break;
+        const body = this.input.take(need);
         const { version, kind, id, jsonLen, bodyCrc } = this.header;
         this.header = null;
         if (crc32c(body) !== bodyCrc) throw new LinkFrameError('protocol', `link frame ${id}: body checksum mismatch`);
-        let json: unknown;
+        let json: Record<string, unknown>;
         try {
-          json = JSON.parse(body.toString('utf8', 0, jsonLen));
+          json = jsonObjectAt(body, jsonLen);
         } catch (e) {
-          throw new LinkFrameError('protocol', `link frame ${id}: JSON does not parse: ${(e as Error).message}`);
+          throw new LinkFrameError('protocol', `link frame ${id}: ${(e as Error).message}`);
         }
-        if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new LinkFrameError('protocol', `link frame ${id}: JSON is not an object`);
-        out.push({ version, kind, id, json: json as Record<string, unknown>, bin: body.subarray(jsonLen) });
+        out.push({ version, kind, id, json, bin: body.subarray(jsonLen) });
       }
     } catch (e) {
       this.broken = true;
-      this.chunks = [];
-      this.buffered = 0;
+      this.input.clear();
       throw e;
     }
   }
 
   get bufferedBytes(): number {
-    return this.buffered;
-  }
-
-  private take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
-    const head = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.buffered = rest.length;
-    return head;
+    return this.input.length;
   }
 }
 
