@@ -12,11 +12,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP, type AddressInfo, type Socket } from 'node:net';
 import {
   ArrayError,
+  checkName,
   parseSize,
   type ArrayEvent,
   type LunInfo,
   type StorageArray,
 } from '../array/index.js';
+import type { AddSecondaryParams, ChangeAttributesParams, CreateMirrorParams, MirrorControl } from '../replication/mirror/types.js';
 
 export const API_VERSION = 'v1';
 /** Largest request body accepted. */
@@ -44,6 +46,8 @@ export interface ControlServerOptions {
   onShutdown?: () => void;
   /** A two-SP array's chassis: SP status, faults, trespass, recover (routes absent without). */
   chassis?: ChassisControl;
+  /** The array's mirror driver (routes under /v1/mirrors answer 404 no-mirror-driver without). */
+  mirrors?: MirrorControl;
 }
 
 /** What the API needs from a two-SP array's chassis (src/array/chassis satisfies it). */
@@ -219,6 +223,7 @@ export class ControlServer {
         R(/^\/v1\/luns\/([^/]+)\/recover$/, { POST: async (req, _res, [ref]) => ch.recover(ref!, (await body(req, { acceptDataLoss: 'boolean?' })).acceptDataLoss === true) }),
       );
     }
+    this.routes.unshift(...mirrorRoutes(opts.mirrors));
     if (opts.onShutdown) {
       const onShutdown = opts.onShutdown;
       this.routes.push(
@@ -451,6 +456,12 @@ export class ControlServer {
 }
 
 const ROUTE_LIST = [
+  'GET /v1/mirrors | POST /v1/mirrors {lun, name?, regionSize?, attributes?}',
+  'GET /v1/mirrors/:ref | PATCH /v1/mirrors/:ref {attributes, or image + recoveryPolicy/imageSyncRate} | DELETE /v1/mirrors/:ref',
+  'POST /v1/mirrors/:ref/secondaries {array, lun, synchronized?, recoveryPolicy?, syncRate?}',
+  'DELETE /v1/mirrors/:ref/secondaries/:image[?force=true]',
+  'POST /v1/mirrors/:ref/promote {force?} | synchronize {image?, force?} | fracture {image?} | activate | deactivate {force?}',
+  'POST /v1/mirrors/:ref/verify {image?} | resolve {survivor}',
   'GET /v1/sps (two-SP arrays)',
   'POST /v1/faults/sp-crash {sp} | sp-restart {sp} | power-fail | power-restore | battery-fail {undetected?} | battery-repair',
   'POST /v1/battery {charge}',
@@ -563,4 +574,258 @@ function checkBody(body: unknown, fields: Record<string, FieldKind>): Record<str
     }
   }
   return out;
+}
+
+// ---- mirrors ----
+
+/** A field validator: returns the value to pass on, or throws a 400. */
+type Check = (v: unknown, key: string) => unknown;
+
+const invalid = (message: string) => new ApiError(400, 'invalid-argument', message);
+
+const MIN_REGION = 4096;
+const MAX_REGION = 64 * 1024 * 1024;
+
+/** Parses a rate in bytes per second: a positive integer, or a size string with an optional `/s`. */
+function rateValue(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v > 0 ? v : undefined;
+  if (typeof v !== 'string') return undefined;
+  const n = parseSize(v.replace(/(B)?\/s$/i, ''));
+  return n !== undefined && n > 0 ? n : undefined;
+}
+
+const C = {
+  string: ((v, k) => {
+    if (typeof v !== 'string' || v === '' || v.length > 256) throw invalid(`${k} must be a non-empty string`);
+    return v;
+  }) as Check,
+  lunRef: ((v, k) => {
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
+    if (typeof v === 'string' && v !== '' && v.length <= 64) return v;
+    throw invalid(`${k} must be a LUN id (integer >= 0) or a LUN name`);
+  }) as Check,
+  boolean: ((v, k) => {
+    if (typeof v !== 'boolean') throw invalid(`${k} must be true or false`);
+    return v;
+  }) as Check,
+  oneOf:
+    (...values: string[]): Check =>
+    (v, k) => {
+      if (typeof v !== 'string' || !values.includes(v)) throw invalid(`${k} must be one of ${values.join(', ')}, not ${JSON.stringify(v)}`);
+      return v;
+    },
+  /** -1 (disabled) or a count. */
+  limit: ((v, k) => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < -1) throw invalid(`${k} must be an integer >= -1 (-1: no limit), not ${JSON.stringify(v)}`);
+    return v;
+  }) as Check,
+  size: ((v, k) => {
+    const n = typeof v === 'string' || typeof v === 'number' ? parseSize(v) : undefined;
+    if (n === undefined) throw invalid(`${k} must be a byte count or a size like "64K", not ${JSON.stringify(v)}`);
+    return n;
+  }) as Check,
+  regionSize: ((v, k) => {
+    const n = typeof v === 'string' || typeof v === 'number' ? parseSize(v) : undefined;
+    if (n === undefined || n < MIN_REGION || n > MAX_REGION || (n & (n - 1)) !== 0) {
+      throw invalid(`${k} must be a power of two from 4K to 64M (e.g. "64K" or 65536), not ${JSON.stringify(v)}`);
+    }
+    return n;
+  }) as Check,
+  rate: ((v, k) => {
+    const n = rateValue(v);
+    if (n === undefined) throw invalid(`${k} must be a positive rate in bytes per second (e.g. 67108864 or "64M"), not ${JSON.stringify(v)}`);
+    return n;
+  }) as Check,
+  /** A rate, or null: use the mirror's. */
+  rateOrNull: ((v, k) => (v === null ? null : C.rate(v, k))) as Check,
+};
+
+const ATTRIBUTE_FIELDS: Record<string, Check> = {
+  activationPolicy: C.oneOf('automatic', 'manual'),
+  minImagesRequired: C.limit,
+  maxMissingImages: C.limit,
+  writePolicy: C.oneOf('synchronous', 'asynchronous', 'near-synchronous'),
+  writeBacklogSize: C.size,
+  syncPriority: C.oneOf('low', 'medium', 'high'),
+  syncRate: C.rate,
+  allowSecondaryReads: C.boolean,
+};
+
+/**
+ * Validates a JSON object against `fields` (names ending in `?` are optional): unknown keys,
+ * missing keys and bad values are 400 invalid-argument, and nothing is called.
+ */
+function checkFields(body: unknown, fields: Record<string, Check>, where = 'request body'): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalid(`${where} must be a JSON object`);
+  const obj = body as Record<string, unknown>;
+  const spec = new Map(Object.entries(fields).map(([k, c]) => [k.replace(/\?$/, ''), { check: c, optional: k.endsWith('?') }]));
+  const unknown = Object.keys(obj).filter((k) => !spec.has(k));
+  if (unknown.length) {
+    const expected = spec.size ? `expected ${[...spec.keys()].join(', ')}` : 'expected none (send {} or no body)';
+    throw invalid(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}${where === 'request body' ? '' : ` in ${where}`}; ${expected}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, { check, optional }] of spec) {
+    const v = obj[k];
+    if (v === undefined) {
+      if (optional) continue;
+      throw invalid(`missing field ${k} in ${where}`);
+    }
+    out[k] = check(v, where === 'request body' ? k : `${where}.${k}`);
+  }
+  return out;
+}
+
+const optional = (fields: Record<string, Check>): Record<string, Check> => Object.fromEntries(Object.entries(fields).map(([k, c]) => [`${k}?`, c]));
+
+/** Only the named query parameters; anything else is a 400. */
+function checkQuery(url: URL, allowed: string[]): void {
+  for (const k of url.searchParams.keys()) {
+    if (!allowed.includes(k)) throw invalid(`unknown query parameter ${k}${allowed.length ? `; expected ${allowed.join(', ')}` : ''}`);
+  }
+}
+
+const NO_MIRROR_DRIVER = 'this array runs no mirror driver (no remoteLink configured)';
+
+function mirrorRoutes(m: MirrorControl | undefined): Route[] {
+  const R = (pattern: RegExp, methods: Record<string, Handler>): Route => ({ pattern, methods });
+  if (!m) {
+    const none: Handler = async (req) => {
+      await drain(req).catch(() => undefined);
+      throw new ApiError(404, 'no-mirror-driver', NO_MIRROR_DRIVER);
+    };
+    return [R(/^\/v1\/mirrors(?:\/.*)?$/, { GET: none, POST: none, PATCH: none, DELETE: none })];
+  }
+  const body = async (req: IncomingMessage, url: URL, fields: Record<string, Check>, query: string[] = []) => {
+    checkQuery(url, query);
+    return checkFields(await readOptionalJson(req), fields);
+  };
+  const enc = (s: string) => encodeURIComponent(s);
+  return [
+    R(/^\/v1\/mirrors$/, {
+      GET: async (req, _res, _p, url) => {
+        checkQuery(url, []);
+        await drain(req);
+        return { mirrors: m.list() };
+      },
+      POST: async (req, res, _p, url) => {
+        checkQuery(url, []);
+        const b = checkFields(await readJson(req), { lun: C.lunRef, 'name?': C.string, 'regionSize?': C.regionSize, 'attributes?': (v) => v });
+        const p: CreateMirrorParams = { lun: b.lun as number | string };
+        if (b.name !== undefined) {
+          const bad = checkName(b.name, 'mirror name');
+          if (bad) throw invalid(bad);
+          p.name = b.name as string;
+        }
+        if (b.regionSize !== undefined) p.regionSize = b.regionSize as number;
+        if (b.attributes !== undefined) p.attributes = checkFields(b.attributes, optional(ATTRIBUTE_FIELDS), 'attributes') as CreateMirrorParams['attributes'];
+        const view = await m.create(p);
+        res.statusCode = 201;
+        res.setHeader('Location', `/${API_VERSION}/mirrors/${enc(view.record.name)}`);
+        return view;
+      },
+    }),
+    R(/^\/v1\/mirrors\/([^/]+)$/, {
+      GET: async (req, _res, [ref], url) => {
+        checkQuery(url, []);
+        await drain(req);
+        return m.get(ref!);
+      },
+      PATCH: async (req, _res, [ref], url) => {
+        checkQuery(url, []);
+        const b = checkFields(await readJson(req), {
+          'name?': (v, k) => {
+            const bad = checkName(v, k === 'name' ? 'mirror name' : k);
+            if (bad) throw invalid(bad);
+            return v;
+          },
+          ...optional(ATTRIBUTE_FIELDS),
+          'image?': C.string,
+          'recoveryPolicy?': C.oneOf('auto', 'manual'),
+          'imageSyncRate?': C.rateOrNull,
+        });
+        if (Object.keys(b).length === 0) throw invalid('nothing to change: give mirror attributes, or image with recoveryPolicy / imageSyncRate');
+        const perImage = b.recoveryPolicy !== undefined || b.imageSyncRate !== undefined;
+        if (perImage && b.image === undefined) throw invalid('recoveryPolicy and imageSyncRate are settings of one image: give image (an image id like "bravo:0" or an array name)');
+        if (!perImage && b.image !== undefined) throw invalid('image given without recoveryPolicy or imageSyncRate: nothing to change for it');
+        return m.setAttributes(ref!, b as ChangeAttributesParams);
+      },
+      DELETE: async (req, _res, [ref], url) => {
+        checkQuery(url, []);
+        await drain(req);
+        const before = m.get(ref!);
+        await m.destroy(ref!);
+        return { destroyed: { mirrorId: before.record.mirrorId, name: before.record.name } };
+      },
+    }),
+    R(/^\/v1\/mirrors\/([^/]+)\/secondaries$/, {
+      POST: async (req, _res, [ref], url) => {
+        checkQuery(url, []);
+        const b = checkFields(await readJson(req), {
+          array: (v, k) => {
+            const bad = checkName(v, k === 'array' ? 'array name' : k);
+            if (bad) throw invalid(bad);
+            return v;
+          },
+          lun: C.lunRef,
+          'synchronized?': C.boolean,
+          'recoveryPolicy?': C.oneOf('auto', 'manual'),
+          'syncRate?': C.rateOrNull,
+        });
+        return m.addSecondary(ref!, b as unknown as AddSecondaryParams);
+      },
+    }),
+    R(/^\/v1\/mirrors\/([^/]+)\/secondaries\/([^/]+)$/, {
+      DELETE: async (req, _res, [ref, image], url) => {
+        checkQuery(url, ['force']);
+        const force = parseBool(url.searchParams.get('force'), 'force');
+        await drain(req);
+        return m.removeSecondary(ref!, image!, force ? { force } : undefined);
+      },
+    }),
+    R(/^\/v1\/mirrors\/([^/]+)\/promote$/, {
+      POST: async (req, _res, [ref], url) => {
+        const b = await body(req, url, { 'force?': C.boolean });
+        return m.promote(ref!, b.force ? { force: true } : undefined);
+      },
+    }),
+    R(/^\/v1\/mirrors\/([^/]+)\/synchronize$/, {
+      POST: async (req, _res, [ref], url) => {
+        const b = await body(req, url, { 'image?': C.string, 'force?': C.boolean });
+        return m.synchronize(ref!, b.image as string | undefined, b.force ? { force: true } : undefined);
+      },
+    }),
+    R(/^\/v1\/mirrors\/([^/]+)\/fracture$/, {
+      POST: async (req, _res, [ref], url) => {
+        const b = await body(req, url, { 'image?': C.string });
+        return m.fracture(ref!, b.image as string | undefined);
+      },
+    }),
+    R(/^\/v1\/mirrors\/([^/]+)\/activate$/, {
+      POST: async (req, _res, [ref], url) => {
+        await body(req, url, {});
+        return m.activate(ref!);
+      },
+    }),
+    R(/^\/v1\/mirrors\/([^/]+)\/deactivate$/, {
+      POST: async (req, _res, [ref], url) => {
+        const b = await body(req, url, { 'force?': C.boolean });
+        return m.deactivate(ref!, b.force ? { force: true } : undefined);
+      },
+    }),
+    R(/^\/v1\/mirrors\/([^/]+)\/verify$/, {
+      POST: async (req, _res, [ref], url) => {
+        const b = await body(req, url, { 'image?': C.string });
+        // Can take a while (every region is read on both sides); nothing is streamed.
+        req.socket.setTimeout(0);
+        return m.verify(ref!, b.image as string | undefined);
+      },
+    }),
+    R(/^\/v1\/mirrors\/([^/]+)\/resolve$/, {
+      POST: async (req, _res, [ref], url) => {
+        const b = await body(req, url, { survivor: C.string });
+        return m.resolveSplitBrain(ref!, { survivor: b.survivor as string });
+      },
+    }),
+  ];
 }

@@ -1,3 +1,19 @@
+import type {
+  AddSecondaryParams,
+  ChangeAttributesParams,
+  CreateMirrorParams,
+  MirrorView,
+  VerifyReport,
+} from '../replication/mirror/types.js';
+
+/** Sizes and rates may be given as strings ("64K", "64M") to the API, which parses them. */
+type Sized<T, K extends keyof T> = Omit<T, K> & { [P in K]?: T[P] | string };
+export type CreateMirrorRequest = Sized<CreateMirrorParams, 'regionSize'> & {
+  attributes?: Sized<NonNullable<CreateMirrorParams['attributes']>, 'syncRate' | 'writeBacklogSize'>;
+};
+export type AddSecondaryRequest = Sized<AddSecondaryParams, 'syncRate'>;
+export type ChangeAttributesRequest = Sized<ChangeAttributesParams, 'syncRate' | 'writeBacklogSize' | 'imageSyncRate'>;
+
 /**
  * Client of the management API, used by the CLI (and later the monitor and the automation).
  * Failures are ClientErrors: `unreachable` when no API answers (connection refused, timeout, bad
@@ -35,7 +51,7 @@ export class ApiClient {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
   }
 
-  async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+  async request<T = unknown>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
     let url: URL;
     try {
       url = new URL(this.url + path);
@@ -52,7 +68,7 @@ export class ApiClient {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs),
       });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
@@ -88,7 +104,64 @@ export class ApiClient {
   growLun<T = unknown>(ref: string | number, size: number | string): Promise<{ lun: T }> {
     return this.request('POST', `/v1/luns/${encodeURIComponent(String(ref))}/grow`, { size });
   }
+
+  // ---- mirrors (404 no-mirror-driver when the array has no remote link) ----
+
+  listMirrors(): Promise<{ mirrors: MirrorView[] }> {
+    return this.request('GET', '/v1/mirrors');
+  }
+  getMirror(ref: string): Promise<MirrorView> {
+    return this.request('GET', mirrorPath(ref));
+  }
+  createMirror(p: CreateMirrorRequest): Promise<MirrorView> {
+    return this.request('POST', '/v1/mirrors', p);
+  }
+  addSecondary(ref: string, p: AddSecondaryRequest): Promise<MirrorView> {
+    return this.request('POST', mirrorPath(ref, 'secondaries'), p);
+  }
+  /** `image`: an image id ("bravo:0") or an array name. */
+  removeSecondary(ref: string, image: string, p: { force?: boolean } = {}): Promise<MirrorView> {
+    return this.request('DELETE', `${mirrorPath(ref, 'secondaries')}/${encodeURIComponent(image)}${p.force ? '?force=true' : ''}`);
+  }
+  promoteMirror(ref: string, p: { force?: boolean } = {}): Promise<MirrorView> {
+    return this.request('POST', mirrorPath(ref, 'promote'), p.force ? { force: true } : {});
+  }
+  synchronizeMirror(ref: string, p: { image?: string; force?: boolean } = {}): Promise<MirrorView> {
+    return this.request('POST', mirrorPath(ref, 'synchronize'), clean(p));
+  }
+  fractureMirror(ref: string, p: { image?: string } = {}): Promise<MirrorView> {
+    return this.request('POST', mirrorPath(ref, 'fracture'), clean(p));
+  }
+  activateMirror(ref: string): Promise<MirrorView> {
+    return this.request('POST', mirrorPath(ref, 'activate'), {});
+  }
+  deactivateMirror(ref: string, p: { force?: boolean } = {}): Promise<MirrorView> {
+    return this.request('POST', mirrorPath(ref, 'deactivate'), p.force ? { force: true } : {});
+  }
+  destroyMirror(ref: string): Promise<{ destroyed: { mirrorId: string; name: string } }> {
+    return this.request('DELETE', mirrorPath(ref));
+  }
+  setMirrorAttributes(ref: string, p: ChangeAttributesRequest): Promise<MirrorView> {
+    return this.request('PATCH', mirrorPath(ref), p);
+  }
+  /** Compares every region of the primary and the secondary: can take long (default timeout 1 h). */
+  verifyMirror(ref: string, p: { image?: string } = {}, opts: { timeoutMs?: number } = {}): Promise<VerifyReport> {
+    return this.request('POST', mirrorPath(ref, 'verify'), clean(p), { timeoutMs: opts.timeoutMs ?? 3_600_000 });
+  }
+  resolveSplitBrain(ref: string, p: { survivor: string }): Promise<MirrorView> {
+    return this.request('POST', mirrorPath(ref, 'resolve'), p);
+  }
+
   shutdown(): Promise<unknown> {
     return this.request('POST', '/v1/shutdown');
   }
+}
+
+function mirrorPath(ref: string, sub?: string): string {
+  return `/v1/mirrors/${encodeURIComponent(ref)}${sub ? `/${sub}` : ''}`;
+}
+
+/** Drops undefined fields (the API refuses nothing for them, but the body stays minimal). */
+function clean<T extends object>(p: T): Partial<T> {
+  return Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
