@@ -40,9 +40,10 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { BLOCK_SIZES, checkName, checkSize, parseSize } from '../array/index.js';
+import { BLOCK_SIZES, checkName, checkSize, formatSize, parseSize } from '../array/index.js';
 import { isLoopback } from '../control/index.js';
 import type { ArrayServiceConfig, LunSpec } from '../control/service.js';
+import type { PeerConfig } from '../replication/mirror/types.js';
 import { DEFAULT_SPS, type SpsConfig } from '../array/chassis/index.js';
 import { CliError, EXIT, imagesDir, labsDir, pidAlive } from './common.js';
 
@@ -59,6 +60,8 @@ export interface LabArray {
   host?: string;
   /** The array's remote-link port (where links deliver) and the address peers use to reach it. */
   remoteLink?: { bind: string; port: number; address: { host: string; port: number } };
+  /** Shared remote-link secret of an array on another host, for the direct connection to it (no link in this lab). */
+  secret?: string;
 }
 
 export type LinkDirection = 'a-to-b' | 'b-to-a';
@@ -82,6 +85,36 @@ export interface LabLink {
   cut: 'none' | 'a-to-b' | 'b-to-a' | 'both';
   queueBytes: number;
   cutResetMs: number;
+  /** Shared secret of the remote-link handshake between a and b (required when a mirror uses the link). */
+  secret?: string;
+}
+
+/** `ARRAY:LUN` in a lab file: the LUN by name, or by id when it is all digits and no LUN has that name. */
+export interface LabLunRef {
+  array: string;
+  lun: string | number;
+}
+
+export interface LabSecondary extends LabLunRef {
+  /** Declared identical already: no initial copy. */
+  synchronized: boolean;
+  recoveryPolicy?: 'auto' | 'manual';
+  syncRate?: number;
+}
+
+/** A mirror `sanbox up` creates on the primary array when it does not exist. */
+export interface LabMirror {
+  name: string;
+  primary: LabLunRef;
+  secondaries: LabSecondary[];
+  writePolicy: 'synchronous';
+  regionSize?: number;
+  syncRate?: number;
+  activationPolicy?: 'automatic' | 'manual';
+  minImagesRequired?: number;
+  maxMissingImages?: number;
+  allowSecondaryReads?: boolean;
+  syncPriority?: 'low' | 'medium' | 'high';
 }
 
 export interface Lab {
@@ -89,6 +122,7 @@ export interface Lab {
   file: string;
   arrays: LabArray[];
   links: LabLink[];
+  mirrors: LabMirror[];
 }
 
 export class LabError extends CliError {
@@ -125,7 +159,7 @@ export function parseLab(text: string, file: string): Lab {
   const known = (o: Obj, where: string, keys: string[]) => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) problems.push(`${where}: unknown key "${k}" (expected ${keys.join(', ')})`);
   };
-  known(root, 'top level', ['lab', 'arrays', 'links']);
+  known(root, 'top level', ['lab', 'arrays', 'links', 'mirrors']);
 
   let name = basename(file, extname(file));
   if (root.lab !== undefined) {
@@ -154,7 +188,7 @@ export function parseLab(text: string, file: string): Lab {
         problems.push(`${where} must be a mapping`);
         return;
       }
-      known(a, where, ['name', 'dir', 'nbd', 'api', 'readOnly', 'luns', 'sps', 'host', 'remoteLink']);
+      known(a, where, ['name', 'dir', 'nbd', 'api', 'readOnly', 'luns', 'sps', 'host', 'remoteLink', 'secret', 'secretFile']);
       const bad = checkName(a.name, `${where}.name`);
       if (bad) problems.push(bad);
       const aname = bad ? `#${i}` : (a.name as string);
@@ -167,8 +201,9 @@ export function parseLab(text: string, file: string): Lab {
       if (a.host !== undefined) {
         // An array on another host: only its name and remote-link address matter here.
         if (typeof a.host !== 'string' || a.host === '') problems.push(`${at}.host must be a host name or address`);
+        const secret = parseSecret(a, at, file, problems);
         for (const k of Object.keys(a)) {
-          if (!['name', 'host', 'remoteLink'].includes(k)) problems.push(`${at}: "${k}" does not apply to an array on another host (host: ${String(a.host)}); describe it in the lab file of that host`);
+          if (!['name', 'host', 'remoteLink', 'secret', 'secretFile'].includes(k)) problems.push(`${at}: "${k}" does not apply to an array on another host (host: ${String(a.host)}); describe it in the lab file of that host`);
         }
         arrays.push({
           name: aname,
@@ -179,8 +214,12 @@ export function parseLab(text: string, file: string): Lab {
           luns: [],
           host: String(a.host),
           ...(remoteLink ? { remoteLink: { ...remoteLink, address: remoteLink.address ?? { host: String(a.host), port: remoteLink.port } } } : {}),
+          ...(secret !== undefined ? { secret } : {}),
         });
         return;
+      }
+      for (const k of ['secret', 'secretFile']) {
+        if (a[k] !== undefined) problems.push(`${at}.${k}: only an array on another host (host:) takes a secret; put it on the link (links: ... secret:)`);
       }
       if (remoteLink) usePort(remoteLink.port, `${at}.remoteLink`);
       let dir = join(imagesDir(), aname);
@@ -272,9 +311,10 @@ export function parseLab(text: string, file: string): Lab {
     });
     if (arrays.length && arrays.every((x) => x.host)) problems.push('every array runs on another host: nothing to start here');
   }
-  const links = parseLinks(root.links, arrays, problems, usePort);
+  const links = parseLinks(root.links, arrays, problems, usePort, file);
+  const mirrors = parseMirrors(root.mirrors, arrays, links, root.links, problems);
   if (problems.length) throw new LabError(file, problems);
-  return { name, file, arrays, links };
+  return { name, file, arrays, links, mirrors };
 }
 
 const isWildcard = (h: string) => h === '0.0.0.0' || h === '::';
@@ -312,7 +352,46 @@ function parseRemoteLink(a: Obj, at: string, problems: string[]): { bind: string
   return ok ? out : undefined;
 }
 
-const LINK_KEYS = ['name', 'between', 'listen', 'api', 'latency', 'jitter', 'bandwidth', 'cut', 'queueSize', 'cutResetMs'];
+const LINK_KEYS = ['name', 'between', 'listen', 'api', 'latency', 'jitter', 'bandwidth', 'cut', 'queueSize', 'cutResetMs', 'secret', 'secretFile'];
+
+/** Shortest shared secret accepted for a remote link. */
+export const MIN_SECRET = 16;
+
+/**
+ * `secret:` (the string itself) or `secretFile:` (a file holding it, relative to the lab file;
+ * surrounding whitespace is dropped) of a link or of an array on another host.
+ */
+function parseSecret(o: Obj, at: string, file: string, problems: string[]): string | undefined {
+  if (o.secret !== undefined && o.secretFile !== undefined) {
+    problems.push(`${at}: give secret or secretFile, not both`);
+    return undefined;
+  }
+  let secret: string;
+  if (o.secret !== undefined) {
+    if (typeof o.secret !== 'string') {
+      problems.push(`${at}.secret must be a string (quote it if it looks like a number)`);
+      return undefined;
+    }
+    secret = o.secret;
+  } else if (o.secretFile !== undefined) {
+    if (typeof o.secretFile !== 'string' || o.secretFile === '') {
+      problems.push(`${at}.secretFile must be a path`);
+      return undefined;
+    }
+    const path = resolve(dirname(file), o.secretFile);
+    try {
+      secret = readFileSync(path, 'utf8').trim();
+    } catch (e) {
+      problems.push(`${at}.secretFile: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      return undefined;
+    }
+  } else return undefined;
+  if (secret.length < MIN_SECRET) {
+    problems.push(`${at}.${o.secret !== undefined ? 'secret' : 'secretFile'}: the shared secret must have at least ${MIN_SECRET} characters (has ${secret.length})`);
+    return undefined;
+  }
+  return secret;
+}
 
 /** Parses a bandwidth: bytes per second (`100M`, `1.5G`, `1048576`, with an optional `/s`), 0/off/unlimited: no cap. */
 export function parseRate(v: unknown): number | undefined {
@@ -323,7 +402,7 @@ export function parseRate(v: unknown): number | undefined {
   return n !== undefined && n > 0 ? n : undefined;
 }
 
-function parseLinks(v: unknown, arrays: LabArray[], problems: string[], usePort: (port: number, what: string) => void): LabLink[] {
+function parseLinks(v: unknown, arrays: LabArray[], problems: string[], usePort: (port: number, what: string) => void, file: string): LabLink[] {
   if (v === undefined) return [];
   if (!Array.isArray(v)) {
     problems.push('"links" must be a list');
@@ -433,6 +512,7 @@ function parseLinks(v: unknown, arrays: LabArray[], problems: string[], usePort:
       if (!Number.isInteger(l.cutResetMs) || (l.cutResetMs as number) < 0) problems.push(`${at}.cutResetMs must be an integer >= 0 (0: never reset)`);
       else cutResetMs = l.cutResetMs as number;
     }
+    const secret = parseSecret(l, at, file, problems);
     usePort(listen.toB, `${at}.listen.toB`);
     if (listen.toA !== listen.toB || listen.toA !== 0) usePort(listen.toA, `${at}.listen.toA`);
     usePort(api.port, `${at}.api`);
@@ -448,13 +528,236 @@ function parseLinks(v: unknown, arrays: LabArray[], problems: string[], usePort:
       cut,
       queueBytes,
       cutResetMs,
+      ...(secret !== undefined ? { secret } : {}),
     });
   });
   return out;
 }
 
-export function arrayConfig(a: LabArray): ArrayServiceConfig {
-  return { name: a.name, dir: a.dir, nbd: a.nbd, api: a.api, luns: a.luns, readOnly: a.readOnly, ...(a.sps ? { sps: a.sps } : {}) };
+const MIRROR_KEYS = ['name', 'primary', 'secondaries', 'writePolicy', 'regionSize', 'syncRate', 'activation', 'minImages', 'maxMissing', 'secondaryReads', 'syncPriority'];
+const SECONDARY_KEYS = ['image', 'synchronized', 'recovery', 'syncRate'];
+
+/** The link of a lab between two arrays (either order), if any. */
+export function linkBetween(links: LabLink[], x: string, y: string): LabLink | undefined {
+  return links.find((l) => (l.a === x && l.b === y) || (l.a === y && l.b === x));
+}
+
+/**
+ * `mirrors:` — each { name, primary: ARRAY:LUN, secondaries: [ARRAY:LUN | { image, synchronized,
+ * recovery, syncRate }], writePolicy (synchronous only, for now), regionSize, syncRate,
+ * activation, minImages, maxMissing, secondaryReads, syncPriority }. Every problem is reported:
+ * unknown keys, arrays or LUNs not in the lab, no link (with a secret) between the primary and a
+ * secondary, a secondary LUN smaller than the primary, a LUN in two mirrors.
+ */
+function parseMirrors(v: unknown, arrays: LabArray[], links: LabLink[], rawLinks: unknown, problems: string[]): LabMirror[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) {
+    problems.push('"mirrors" must be a list');
+    return [];
+  }
+  const out: LabMirror[] = [];
+  const names = new Set<string>();
+  /** "array:lun" -> the mirror using it, so a LUN is in at most one mirror. */
+  const used = new Map<string, string>();
+  // A link declared in the file but invalid has its own problems; do not also say it is missing.
+  const declaredPairs = new Set<string>();
+  if (Array.isArray(rawLinks)) {
+    for (const l of rawLinks) {
+      const b = isObj(l) ? l.between : undefined;
+      if (Array.isArray(b) && b.length === 2) declaredPairs.add([String(b[0]), String(b[1])].sort().join('\u0000'));
+    }
+  }
+  v.forEach((m: unknown, i: number) => {
+    const where = `mirrors[${i}]`;
+    if (!isObj(m)) return void problems.push(`${where} must be a mapping (${MIRROR_KEYS.join(', ')})`);
+    const before = problems.length;
+    for (const k of Object.keys(m)) if (!MIRROR_KEYS.includes(k)) problems.push(`${where}: unknown key "${k}" (expected ${MIRROR_KEYS.join(', ')})`);
+    const bad = checkName(m.name, `${where}.name`);
+    if (bad) problems.push(m.name === undefined ? `${where}.name is required (the mirror's name on the arrays)` : bad);
+    const at = bad ? where : `mirror ${m.name as string}`;
+    if (!bad) {
+      if (names.has(m.name as string)) problems.push(`${at}: duplicate mirror name`);
+      names.add(m.name as string);
+    }
+
+    /** Parses ARRAY:LUN and checks it against the lab; returns the ref and the LUN size when known. */
+    const lunRef = (x: unknown, what: string): { ref: LabLunRef; size?: number; arr: LabArray } | undefined => {
+      const mm = typeof x === 'string' ? /^([^:\s]+):([^:\s]+)$/.exec(x) : null;
+      if (!mm) return void problems.push(`${at}.${what} must be ARRAY:LUN (e.g. alpha:disk0), not ${JSON.stringify(x)}`);
+      const [, an, ln] = mm as unknown as [string, string, string];
+      const arr = arrays.find((a) => a.name === an);
+      if (!arr) return void problems.push(`${at}.${what}: no array ${JSON.stringify(an)} in this lab (arrays: ${arrays.map((a) => a.name).join(', ')})`);
+      if (arr.host) {
+        // On another host: its LUNs are described there.
+        if (checkName(ln)) return void problems.push(`${at}.${what}: ${checkName(ln)}`);
+        return { ref: { array: an, lun: /^\d+$/.test(ln) ? Number(ln) : ln }, arr };
+      }
+      const byName = arr.luns.find((l) => l.name === ln);
+      if (byName) return { ref: { array: an, lun: ln }, size: byName.size, arr };
+      if (/^\d+$/.test(ln) && Number.isSafeInteger(Number(ln))) {
+        // A LUN id: the lab's LUNs get ids in file order on a new array; others may exist.
+        return { ref: { array: an, lun: Number(ln) }, arr };
+      }
+      return void problems.push(`${at}.${what}: array ${an} has no LUN ${JSON.stringify(ln)} in this lab (LUNs: ${arr.luns.map((l) => l.name).join(', ') || 'none'})`);
+    };
+    const claim = (r: { ref: LabLunRef }, what: string) => {
+      const key = `${r.ref.array}:${r.ref.lun}`;
+      const prev = used.get(key);
+      if (prev !== undefined) problems.push(`${at}.${what}: LUN ${key} is already an image of mirror ${prev}${prev === m.name ? '' : ' (a LUN belongs to at most one mirror)'}`);
+      else used.set(key, String(m.name ?? where));
+    };
+
+    if (m.primary === undefined) problems.push(`${at}.primary is required: ARRAY:LUN of the primary image`);
+    const primary = m.primary === undefined ? undefined : lunRef(m.primary, 'primary');
+    if (primary) claim(primary, 'primary');
+
+    const secondaries: LabSecondary[] = [];
+    const secArrays = new Set<string>();
+    if (!Array.isArray(m.secondaries) || m.secondaries.length === 0) {
+      problems.push(`${at}.secondaries must be a non-empty list of ARRAY:LUN (or { image: ARRAY:LUN, synchronized, recovery, syncRate })`);
+    } else {
+      m.secondaries.forEach((s: unknown, j: number) => {
+        const sw = `secondaries[${j}]`;
+        let img: unknown = s;
+        const sec: Omit<LabSecondary, 'array' | 'lun'> = { synchronized: false };
+        if (isObj(s)) {
+          for (const k of Object.keys(s)) if (!SECONDARY_KEYS.includes(k)) problems.push(`${at}.${sw}: unknown key "${k}" (expected ${SECONDARY_KEYS.join(', ')})`);
+          img = s.image;
+          if (img === undefined) problems.push(`${at}.${sw}.image is required: ARRAY:LUN`);
+          if (s.synchronized !== undefined) {
+            if (typeof s.synchronized !== 'boolean') problems.push(`${at}.${sw}.synchronized must be true or false`);
+            else sec.synchronized = s.synchronized;
+          }
+          if (s.recovery !== undefined) {
+            if (s.recovery !== 'auto' && s.recovery !== 'manual') problems.push(`${at}.${sw}.recovery must be auto or manual, not ${JSON.stringify(s.recovery)}`);
+            else sec.recoveryPolicy = s.recovery;
+          }
+          if (s.syncRate !== undefined) {
+            const r = parseRate(s.syncRate);
+            if (!r) problems.push(`${at}.${sw}.syncRate must be a positive rate like 32M (bytes per second), not ${JSON.stringify(s.syncRate)}`);
+            else sec.syncRate = r;
+          }
+        }
+        if (img === undefined) return;
+        const r = lunRef(img, sw);
+        if (!r) return;
+        claim(r, sw);
+        if (primary) {
+          const pa = primary.ref.array;
+          const sa = r.ref.array;
+          if (sa === pa) problems.push(`${at}.${sw}: the secondary must be on another array than the primary (${pa})`);
+          else {
+            if (secArrays.has(sa)) problems.push(`${at}.${sw}: a mirror has at most one image per array (${sa} twice)`);
+            secArrays.add(sa);
+            const link = linkBetween(links, pa, sa);
+            const far = [primary.arr, r.arr].find((x) => x.host);
+            if (link) {
+              if (link.secret === undefined) problems.push(`${at}: link ${link.name} needs secret: or secretFile: (the mirror replicates ${pa} -> ${sa} over it)`);
+            } else if (declaredPairs.has([pa, sa].sort().join('\u0000'))) {
+              // the link has problems of its own (reported above)
+            } else if (far && far.remoteLink && far.secret !== undefined) {
+              // direct connection to an array on another host
+            } else if (far && far.remoteLink) {
+              problems.push(`${at}: array ${far.name} (on ${far.host}) is reached directly (no link in this lab): give it secret: or secretFile:`);
+            } else {
+              problems.push(`${at}: no link between ${pa} and ${sa}; add one under links: (between: [${pa}, ${sa}], with a secret)`);
+            }
+          }
+          if (primary.size !== undefined && r.size !== undefined && r.size < primary.size) {
+            problems.push(`${at}.${sw}: LUN ${sa}:${String(r.ref.lun)} (${formatSize(r.size)}) is smaller than the primary ${pa}:${String(primary.ref.lun)} (${formatSize(primary.size)})`);
+          }
+        }
+        secondaries.push({ ...r.ref, ...sec });
+      });
+    }
+
+    const mirror: Partial<LabMirror> = {};
+    if (m.writePolicy !== undefined && m.writePolicy !== 'synchronous') {
+      if (m.writePolicy === 'asynchronous' || m.writePolicy === 'near-synchronous') {
+        problems.push(`${at}.writePolicy ${m.writePolicy} is not supported yet (asynchronous modes come with issue 6); use synchronous`);
+      } else problems.push(`${at}.writePolicy must be synchronous (asynchronous and near-synchronous come later), not ${JSON.stringify(m.writePolicy)}`);
+    }
+    if (m.regionSize !== undefined) {
+      const n = typeof m.regionSize === 'string' || typeof m.regionSize === 'number' ? parseSize(m.regionSize) : undefined;
+      if (n === undefined || n < 4096 || n > 64 << 20 || (n & (n - 1)) !== 0) problems.push(`${at}.regionSize must be a power of two from 4K to 64M, not ${JSON.stringify(m.regionSize)}`);
+      else mirror.regionSize = n;
+    }
+    if (m.syncRate !== undefined) {
+      const r = parseRate(m.syncRate);
+      if (!r) problems.push(`${at}.syncRate must be a positive rate like 64M (bytes per second), not ${JSON.stringify(m.syncRate)}`);
+      else mirror.syncRate = r;
+    }
+    if (m.activation !== undefined) {
+      if (m.activation !== 'automatic' && m.activation !== 'manual') problems.push(`${at}.activation must be automatic or manual, not ${JSON.stringify(m.activation)}`);
+      else mirror.activationPolicy = m.activation;
+    }
+    const images = 1 + (Array.isArray(m.secondaries) ? m.secondaries.length : 0);
+    if (m.minImages !== undefined) {
+      if (!Number.isInteger(m.minImages) || (m.minImages as number) < -1) problems.push(`${at}.minImages must be an integer >= -1 (-1: no minimum), not ${JSON.stringify(m.minImages)}`);
+      else if ((m.minImages as number) > images) problems.push(`${at}.minImages ${m.minImages as number} is more than the mirror's ${images} images: it could never be active`);
+      else mirror.minImagesRequired = m.minImages as number;
+    }
+    if (m.maxMissing !== undefined) {
+      if (!Number.isInteger(m.maxMissing) || (m.maxMissing as number) < -1) problems.push(`${at}.maxMissing must be an integer >= -1 (-1: no limit), not ${JSON.stringify(m.maxMissing)}`);
+      else mirror.maxMissingImages = m.maxMissing as number;
+    }
+    if (m.secondaryReads !== undefined) {
+      if (typeof m.secondaryReads !== 'boolean') problems.push(`${at}.secondaryReads must be true or false`);
+      else mirror.allowSecondaryReads = m.secondaryReads;
+    }
+    if (m.syncPriority !== undefined) {
+      if (!['low', 'medium', 'high'].includes(m.syncPriority as string)) problems.push(`${at}.syncPriority must be low, medium or high, not ${JSON.stringify(m.syncPriority)}`);
+      else mirror.syncPriority = m.syncPriority as LabMirror['syncPriority'];
+    }
+    if (problems.length > before || !primary) return;
+    out.push({ name: m.name as string, primary: primary.ref, secondaries, writePolicy: 'synchronous', ...mirror });
+  });
+  return out;
+}
+
+/** What an array process is started with; `remoteLink` runs its mirror driver. */
+export type LabArrayConfig = ArrayServiceConfig & { remoteLink?: { bind: string; port: number; peers: PeerConfig[] } };
+
+/** Where each link's emulator listens: per link name, `toB` (array a dials it) and `toA` (b dials it). */
+export type LinkListeners = Map<string, { toB: { host: string; port: number }; toA: { host: string; port: number } }>;
+
+/**
+ * The remote-link peers of array `a`: for each link of the lab touching it (with a secret), the
+ * other array reached through the emulator's listener for traffic from `a` (toB when `a` is the
+ * link's a, toA when it is b); for an array on another host with no link to `a` and a secret,
+ * its remote-link address directly. `listeners` has the emulators' actual ports (the lab file's
+ * may be 0: any free port).
+ */
+export function peersOf(a: LabArray, lab: Pick<Lab, 'arrays' | 'links'>, listeners?: LinkListeners): PeerConfig[] {
+  const peers: PeerConfig[] = [];
+  const loop = (h: string) => (isWildcard(h) || h === '' ? '127.0.0.1' : h);
+  for (const l of lab.links) {
+    if (l.a !== a.name && l.b !== a.name) continue;
+    if (l.secret === undefined) continue;
+    const isA = l.a === a.name;
+    const actual = listeners?.get(l.name);
+    const ep = actual ? (isA ? actual.toB : actual.toA) : { host: l.listen.bind, port: isA ? l.listen.toB : l.listen.toA };
+    peers.push({ array: isA ? l.b : l.a, host: loop(ep.host), port: ep.port, secret: l.secret });
+  }
+  for (const o of lab.arrays) {
+    if (o === a || !o.host || !o.remoteLink || o.secret === undefined) continue;
+    if (linkBetween(lab.links, a.name, o.name)) continue;
+    peers.push({ array: o.name, host: o.remoteLink.address.host, port: o.remoteLink.address.port, secret: o.secret });
+  }
+  return peers;
+}
+
+export function arrayConfig(a: LabArray, lab?: Pick<Lab, 'arrays' | 'links'>, listeners?: LinkListeners): LabArrayConfig {
+  return {
+    name: a.name,
+    dir: a.dir,
+    nbd: a.nbd,
+    api: a.api,
+    luns: a.luns,
+    readOnly: a.readOnly,
+    ...(a.sps ? { sps: a.sps } : {}),
+    ...(a.remoteLink ? { remoteLink: { bind: a.remoteLink.bind, port: a.remoteLink.port, peers: lab ? peersOf(a, lab, listeners) : [] } } : {}),
+  };
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   type Lab,
   type LabState,
   type LabStateArray,
+  type LinkListeners,
 } from './lab.js';
 import { startLabLinks, stopLabLinks, type RunningLink } from './link-verbs.js';
 
@@ -195,10 +196,16 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
     // Link emulators run in this process; a port in use fails the start before any array.
     links = await startLabLinks(lab, log);
     state.links = links.map((l) => l.state);
+    // The arrays dial their peers through the emulators' listeners (actual ports: the lab's may be 0).
+    const listeners: LinkListeners = new Map();
+    for (const l of links) {
+      const route = (forward: string) => l.state.routes.find((r) => r.forward === forward)?.listen ?? { host: '127.0.0.1', port: 0 };
+      listeners.set(l.state.name, { toB: route('a-to-b'), toA: route('b-to-a') });
+    }
     for (const a of lab.arrays) {
       if (a.host) continue; // on another host: started there
       const cfgPath = join(cfgDir, `${a.name}.config.json`);
-      await writeFile(cfgPath, JSON.stringify(arrayConfig(a), null, 2) + '\n', { mode: 0o600 });
+      await writeFile(cfgPath, JSON.stringify(arrayConfig(a, lab, listeners), null, 2) + '\n', { mode: 0o600 });
       const proc = spawn(process.execPath, [BIN, 'array', 'serve', '--config', cfgPath, '--lab', lab.name], {
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       });

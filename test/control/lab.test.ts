@@ -18,7 +18,7 @@ describe('lab files', () => {
   it('loads lab/default.yaml: array alpha, disk0 1G, disk1 256M, ports 10809/8470', () => {
     const lab = loadLab(join(PACKAGE_ROOT, 'lab', 'default.yaml'));
     expect(lab.name).toBe('default');
-    expect(lab.arrays).toHaveLength(1);
+    expect(lab.arrays.map((x) => x.name)).toEqual(['alpha', 'bravo']); // bravo: the mirror's secondary (test/mirror-cli)
     const a = lab.arrays[0]!;
     expect(a).toMatchObject({ name: 'alpha', nbd: { bind: '127.0.0.1', port: 10809 }, api: { bind: '127.0.0.1', port: 8470 }, readOnly: false });
     expect(a.luns).toEqual([

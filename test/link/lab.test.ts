@@ -43,12 +43,13 @@ describe('lab files with links', () => {
         cut: 'none',
         queueBytes: 1 << 20,
         cutResetMs: 15000,
+        secret: 'two-arrays-lab-link-secret',
       },
     ]);
   });
 
-  it('lab/default.yaml has no links', () => {
-    expect(loadLab(join(PACKAGE_ROOT, 'lab', 'default.yaml')).links).toEqual([]);
+  it('lab/default.yaml has one link, alpha-bravo', () => {
+    expect(loadLab(join(PACKAGE_ROOT, 'lab', 'default.yaml')).links.map((l) => [l.name, l.a, l.b])).toEqual([['alpha-bravo', 'alpha', 'bravo']]);
   });
 
   it('per-direction settings, rates with suffixes, cut, an array on another host', () => {
