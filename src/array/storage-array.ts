@@ -181,6 +181,11 @@ export class StorageArray extends EventEmitter {
   private readonly lockPath: string;
   /** Problems found while opening (corrupt metadata copy, missing images...). */
   readonly openProblems: string[] = [];
+  /** Upper layers of each LUN's stack (the replication layer), composed by the service. */
+  private layer: ((lunId: number, device: BlockDevice) => BlockDevice) | undefined;
+  private readonly layered = new Map<number, { lower: BlockDevice; upper: BlockDevice }>();
+  /** Says why a LUN may not be deleted or grown right now (e.g. it is a mirror image). */
+  private guard: ((lunId: number, action: 'delete' | 'grow') => string | undefined) | undefined;
 
   private constructor(opts: OpenArrayOptions, store: MetadataStore<ArrayMetadata>, meta: ArrayMetadata) {
     super();
@@ -438,12 +443,35 @@ export class StorageArray extends EventEmitter {
     return lun?.state === 'online' ? lun.device : undefined;
   }
 
+  /**
+   * Puts a layer on top of every LUN's device for host I/O (the NBD catalog); `device()` stays
+   * the device below it. One upper device per LUN, kept while the LUN's device is the same.
+   */
+  setLayer(layer: (lunId: number, device: BlockDevice) => BlockDevice): void {
+    this.layer = layer;
+    this.layered.clear();
+  }
+
+  setGuard(guard: (lunId: number, action: 'delete' | 'grow') => string | undefined): void {
+    this.guard = guard;
+  }
+
+  private hostDevice(l: Lun): BlockDevice {
+    const lower = l.device!;
+    if (!this.layer) return lower;
+    const have = this.layered.get(l.rec.id);
+    if (have && have.lower === lower) return have.upper;
+    const upper = this.layer(l.rec.id, lower);
+    this.layered.set(l.rec.id, { lower, upper });
+    return upper;
+  }
+
   /** Export catalog for the NBD server: exports named by LUN name; '' is the lowest-id LUN. */
   catalog(): ArrayCatalog {
     const toExport = (l: Lun): ArrayExport => ({
       name: l.rec.name,
       description: `sanbox array ${this.name} LUN ${l.rec.id} (${formatSize(l.rec.size)})`,
-      device: l.device!,
+      device: this.hostDevice(l),
       readOnly: this.readOnly,
     });
     const online = () =>
@@ -542,6 +570,8 @@ export class StorageArray extends EventEmitter {
       this.refuseReadOnly('delete LUNs');
       const lun = this.findOrThrow(ref);
       const name = lun.rec.name;
+      const why = this.guard?.(lun.rec.id, 'delete');
+      if (why) throw new ArrayError('busy', `LUN ${name} cannot be deleted: ${why}`);
       const sessions = this.sessions && lun.state === 'online' ? this.sessions.sessionCount(name) : 0;
       if (sessions > 0 && !opts.force) {
         throw new ArrayError('busy', `LUN ${name} has ${sessions} open NBD session(s); disconnect them or force the delete`);
@@ -575,6 +605,8 @@ export class StorageArray extends EventEmitter {
       this.refuseReadOnly('grow LUNs');
       const lun = this.findOrThrow(ref);
       const rec = lun.rec;
+      const why = this.guard?.(rec.id, 'grow');
+      if (why) throw new ArrayError('busy', `LUN ${rec.name} cannot be grown: ${why}`);
       const sizeErr = checkSize(newSize, rec.blockSize);
       if (sizeErr) throw new ArrayError('invalid-argument', sizeErr);
       if (newSize <= rec.size) {

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { NbdServer } from '../nbd/index.js';
 import { ArrayError, StorageArray, formatSize, type ArrayEvent, type ArrayExport } from '../array/index.js';
 import { Chassis, type SpsConfig } from '../array/chassis/index.js';
+import { MirrorNode, type LunProvider, type PeerConfig } from '../replication/index.js';
 import { ControlServer, type NbdEndpoint } from './api.js';
 
 export interface LunSpec {
@@ -30,6 +31,11 @@ export interface ArrayServiceConfig {
   readOnly?: boolean;
   /** fsync metadata (default true; tests may turn it off). */
   sync?: boolean;
+  /**
+   * The remote-link port (mirror traffic from other arrays) and the arrays this one replicates
+   * with. Present: the array runs the mirror driver.
+   */
+  remoteLink?: { bind: string; port: number; peers: PeerConfig[] };
 }
 
 export interface RunningArray {
@@ -41,6 +47,8 @@ export interface RunningArray {
   /** Every NBD host port (one per SP for two-SP arrays). */
   nbdAll: (NbdEndpoint & { sp?: string })[];
   api: ControlServer | undefined;
+  /** The mirror driver (arrays with a remote link). */
+  mirrors?: MirrorNode;
   nbd: NbdEndpoint;
   apiUrl: string | undefined;
   /** Stops the API, then the NBD server (graceful), then closes the array. Idempotent. */
@@ -82,12 +90,42 @@ export async function provisionLuns(array: StorageArray, specs: LunSpec[]): Prom
   return created;
 }
 
+/** The array's LUNs as the mirror driver sees them: the device below the host layers. */
+function lunProvider(array: StorageArray): LunProvider {
+  return {
+    lun(ref) {
+      const l = array.getLun(ref);
+      const device = l ? array.device(l.id) : undefined;
+      return l && device ? { id: l.id, name: l.name, size: l.size, blockSize: l.blockSize, device } : undefined;
+    },
+  };
+}
+
+/** Starts the mirror driver of an array with a remote link and puts its layer on every LUN. */
+async function startMirrors(array: StorageArray, cfg: ArrayServiceConfig): Promise<MirrorNode | undefined> {
+  if (!cfg.remoteLink) return undefined;
+  const node = await MirrorNode.open({
+    array: cfg.name,
+    dir: cfg.dir,
+    luns: lunProvider(array),
+    listen: { bind: cfg.remoteLink.bind, port: cfg.remoteLink.port },
+    peers: cfg.remoteLink.peers,
+    event: (type, details) => array.publish(type, details),
+    sync: cfg.sync,
+  });
+  array.setLayer((lunId, device) => node.layer(lunId, device));
+  array.setGuard((lunId) => node.guard(lunId));
+  return node;
+}
+
 export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Record<string, unknown> = () => ({})): Promise<RunningArray> {
   const array = await StorageArray.open({ name: cfg.name, dir: cfg.dir, readOnly: cfg.readOnly, noSync: cfg.sync === false });
   let nbdServer: NbdServer | undefined;
   let api: ControlServer | undefined;
+  let mirrors: MirrorNode | undefined;
   try {
     await provisionLuns(array, cfg.luns);
+    mirrors = await startMirrors(array, cfg);
     // The NBD server sees the array's catalog; its export type is structurally the same.
     const catalog = array.catalog();
     nbdServer = new NbdServer({ catalog });
@@ -108,17 +146,20 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
     const apiBound = api ? await api.listen() : undefined;
     let closing: Promise<void> | undefined;
     const srv = nbdServer;
+    const node = mirrors;
     return {
       array,
       nbdServer: srv,
       nbdAll: [nbd],
       api,
+      mirrors: node,
       nbd,
       apiUrl: apiBound?.url,
       close(graceMs = 5000) {
         closing ??= (async () => {
           await api?.close().catch(() => undefined);
           await srv.close(graceMs).catch(() => undefined);
+          await node?.close().catch(() => undefined);
           await array.close();
         })();
         return closing;
@@ -127,6 +168,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
   } catch (e) {
     await api?.close().catch(() => undefined);
     await nbdServer?.close(100).catch(() => undefined);
+    await mirrors?.close().catch(() => undefined);
     await array.close().catch(() => undefined);
     throw e;
   }

@@ -1,2 +1,3 @@
-/** The replication layer. So far: the mirror/image state machines and the mirror database record. */
+/** The replication layer: the mirror/image state machines and database record (./state), the mirror driver (./mirror). */
 export * from './state/index.js';
+export * from './mirror/index.js';

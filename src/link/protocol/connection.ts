@@ -367,7 +367,9 @@ export class LinkConnection extends EventEmitter {
       if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new RemoteLinkError('bad-request', `${op}: args must be an object`);
       const a = validateArgs(op as LinkOp, args as Record<string, unknown>, f.bin);
       const mirrorId = (a as { mirrorId?: string }).mirrorId;
-      if (mirrorId !== undefined && !this.session!.mirrors.some((m) => m.mirrorId === mirrorId))
+      // mirror-db is how an array learns of a mirror it joins, so it cannot require negotiation
+      // (its handler checks the record against the local LUN table instead).
+      if (mirrorId !== undefined && op !== 'mirror-db' && !this.session!.mirrors.some((m) => m.mirrorId === mirrorId))
         throw new RemoteLinkError('wrong-mirror', `${op}: mirror ${JSON.stringify(mirrorId)} was not negotiated on this link`);
       const h = this.opts.handlers?.[op as LinkOp] as LinkHandler<LinkOp> | undefined;
       if (!h) {

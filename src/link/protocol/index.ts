@@ -90,4 +90,10 @@ export {
   type MirrorDbResult,
   type PingArgs,
   type PingResult,
+  type ZeroArgs,
+  type FlushArgs,
+  type BitmapArgs,
+  type BitmapResult,
+  type LunInfoArgs,
+  type LunInfoResult,
 } from './messages.js';

@@ -1,0 +1,101 @@
+import { BlockError, type BlockDevice, type DeviceCapabilities, type Extent, type WriteOptions, type ZeroOptions } from '../../block/index.js';
+import type { MirrorNode } from './node.js';
+
+/**
+ * The replication layer of one LUN's stack (DESIGN.md, I/O stack): between the NBD session and
+ * the device below (write cache or backing store). It looks the LUN's role up on every request,
+ * because a promote or a demotion changes it under open sessions:
+ * - not an image of any mirror: every request passes through;
+ * - primary: writes, zeroes and trims go through the mirror driver (write-intent log, local ∥
+ *   remote, fracture log), flushes reach every connected secondary;
+ * - secondary: host writes are refused with EPERM, and host reads too unless the mirror allows
+ *   secondary reads (the array's own mirror traffic writes below this layer).
+ */
+export class MirrorLayer implements BlockDevice {
+  readonly size: number;
+  readonly blockSize: number;
+  readonly readOnly: boolean;
+  readonly capabilities: DeviceCapabilities;
+
+  constructor(
+    private readonly node: MirrorNode,
+    readonly lunId: number,
+    private readonly lower: BlockDevice,
+  ) {
+    this.size = lower.size;
+    this.blockSize = lower.blockSize;
+    this.readOnly = lower.readOnly;
+    this.capabilities = lower.capabilities;
+  }
+
+  private refuseSecondary(what: string, reads: boolean): void {
+    const r = this.node.roleOf(this.lunId);
+    if (r?.role !== 'secondary') return;
+    if (reads && r.allowReads) return;
+    throw new BlockError('EPERM', `LUN ${this.lunId} is a secondary mirror image: host ${what} refused${reads ? ' (the mirror does not allow secondary reads)' : ''}`);
+  }
+
+  private primary(): boolean {
+    return this.node.roleOf(this.lunId)?.role === 'primary';
+  }
+
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    this.refuseSecondary('reads', true);
+    return this.lower.read(offset, length, into);
+  }
+
+  async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
+    this.refuseSecondary('writes', false);
+    if (!this.primary()) return this.lower.write(offset, data, opts);
+    const fua = opts?.fua === true;
+    return this.node.hostModify(
+      this.lunId,
+      offset,
+      data.length,
+      () => this.lower.write(offset, data, opts),
+      (p, e) => p.client!.request('write', { mirrorId: e.id, imageId: p.imageId, offset, ...(fua ? { flags: { fua: true } } : {}), epoch: e.db.epoch }, data, { timeoutMs: this.node.remoteTimeoutMs }),
+    );
+  }
+
+  async flush(): Promise<void> {
+    if (!this.primary()) return this.lower.flush();
+    return this.node.hostFlush(this.lunId, () => this.lower.flush());
+  }
+
+  async trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
+    this.refuseSecondary('trims', false);
+    if (!this.primary()) return this.lower.trim(offset, length, opts);
+    return this.node.hostModify(
+      this.lunId,
+      offset,
+      length,
+      () => this.lower.trim(offset, length, opts),
+      (p, e) => p.client!.request('zero', { mirrorId: e.id, imageId: p.imageId, offset, length, trim: true, epoch: e.db.epoch }, undefined, { timeoutMs: this.node.remoteTimeoutMs }),
+    );
+  }
+
+  async writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
+    this.refuseSecondary('writes', false);
+    if (!this.primary()) return this.lower.writeZeroes(offset, length, opts);
+    return this.node.hostModify(
+      this.lunId,
+      offset,
+      length,
+      () => this.lower.writeZeroes(offset, length, opts),
+      (p, e) => p.client!.request('zero', { mirrorId: e.id, imageId: p.imageId, offset, length, trim: false, epoch: e.db.epoch }, undefined, { timeoutMs: this.node.remoteTimeoutMs }),
+    );
+  }
+
+  async blockStatus(offset: number, length: number): Promise<Extent[]> {
+    this.refuseSecondary('reads', true);
+    return this.lower.blockStatus(offset, length);
+  }
+
+  async cache(offset: number, length: number): Promise<void> {
+    this.refuseSecondary('reads', true);
+    return this.lower.cache(offset, length);
+  }
+
+  /** The device below belongs to the array; closing a session's view of it closes nothing. */
+  async close(): Promise<void> {}
+}

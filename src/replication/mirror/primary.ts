@@ -1,0 +1,113 @@
+import type { RemoteLinkClient } from '../../link/protocol/index.js';
+import { WriteIntentLog } from '../../native/index.js';
+import type { BitmapFile } from './bitmap-file.js';
+import type { RateLimiter } from './throttle.js';
+import type { ResyncView } from './types.js';
+
+/**
+ * Runtime state of the primary side of one mirror: the write-intent log and, per secondary,
+ * the link, the fracture log and the resync. The MirrorNode drives it; this file only holds the
+ * state and the small invariant-checked helpers the data path needs.
+ */
+
+/** A resync chunk on the wire: a host write that lands in it while it is copied re-dirties it. */
+export interface CopyChunk {
+  offset: number;
+  length: number;
+  touched: boolean;
+}
+
+export interface ResyncRun {
+  full: boolean;
+  reason: string;
+  bytesTotal: number;
+  bytesDone: number;
+  /** bytes sent as data (holes of a full synchronization go as zero requests, no payload) */
+  bytesCopied: number;
+  bytesZeroed: number;
+  startedAt: number;
+  lastRateAt: number;
+  lastRateBytes: number;
+  rate: number;
+  stop: boolean;
+  done: Promise<void>;
+}
+
+export class SecondaryPeer {
+  client: RemoteLinkClient | null = null;
+  link: 'connecting' | 'connected' | 'down' | 'refused' = 'connecting';
+  linkError: string | undefined;
+  /**
+   * False from the moment a remote write failed until the image is resumed: later writes only
+   * mark the fracture log. Set synchronously on failure, before the database catches up.
+   */
+  failed = false;
+  readonly copying = new Set<CopyChunk>();
+  resync: ResyncRun | null = null;
+  /** Why the fracture log holds every allocated region (full synchronization), if it does. */
+  fullReason: string | null = null;
+  /** Host writes sent and not yet acknowledged (remove-secondary graceful waits for them). */
+  inflight = 0;
+  limiter: RateLimiter | null = null;
+
+  constructor(
+    readonly imageId: string,
+    readonly array: string,
+    readonly lun: number,
+    readonly fracture: BitmapFile,
+  ) {}
+
+  /** A host write to [offset, offset+length) during a copy: the chunks it overlaps stay dirty. */
+  touch(offset: number, length: number): void {
+    for (const c of this.copying) if (offset < c.offset + c.length && c.offset < offset + length) c.touched = true;
+  }
+
+  resyncView(): ResyncView | null {
+    const r = this.resync;
+    if (!r) return null;
+    const left = Math.max(0, r.bytesTotal - r.bytesDone);
+    return {
+      full: r.full,
+      reason: r.reason,
+      bytesDone: r.bytesDone,
+      bytesTotal: r.bytesTotal,
+      rate: Math.round(r.rate),
+      eta: r.rate > 0 ? Math.ceil(left / r.rate) : null,
+      startedAt: new Date(r.startedAt).toISOString(),
+    };
+  }
+}
+
+export class PrimarySide {
+  readonly wil: WriteIntentLog;
+  readonly peers = new Map<string, SecondaryPeer>();
+  /** Host writes (and zeroes) between their start and their end in the WIL. */
+  inflight = 0;
+  private idleWaiters: Array<() => void> = [];
+  /** A host write happened since the last quiesce check (SYNCHRONIZED -> CONSISTENT is pending or done). */
+  wroteSinceQuiesce = false;
+  lastWriteAt = 0;
+  timers: NodeJS.Timeout[] = [];
+  closed = false;
+
+  constructor(readonly wilFile: BitmapFile) {
+    this.wil = new WriteIntentLog(wilFile.bitmap);
+  }
+
+  begin(): void {
+    if (this.closed) throw new Error('primary side is closed');
+    this.inflight++;
+  }
+
+  end(): void {
+    if (this.inflight <= 0) throw new Error('primary side: write ended twice (in-flight count below zero)');
+    this.inflight--;
+    if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Resolves when no host write is between begin and end. */
+  idle(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+}

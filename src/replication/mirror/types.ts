@@ -1,0 +1,186 @@
+import type { BlockDevice } from '../../block/index.js';
+import type { MirrorAttributes, MirrorDbRecord, MirrorImage, RecoveryPolicy } from '../state/index.js';
+
+/** A LUN as the mirror driver sees it (the array's LUN table supplies these). */
+export interface MirrorLun {
+  id: number;
+  name: string;
+  size: number;
+  blockSize: number;
+  /** The device below the replication layer (write cache or backing store). */
+  device: BlockDevice;
+}
+
+export interface LunProvider {
+  lun(ref: number | string): MirrorLun | undefined;
+}
+
+/** Another array this one replicates with: where its remote-link port is reached, and the shared secret. */
+export interface PeerConfig {
+  array: string;
+  host: string;
+  port: number;
+  secret: string;
+}
+
+export interface MirrorNodeOptions {
+  /** This array's name. */
+  array: string;
+  /** Array directory; the node keeps `mirrors/` (database records, bitmaps) under it. */
+  dir: string;
+  luns: LunProvider;
+  /** The remote-link port this array listens on (undefined: none; it can still dial peers). */
+  listen?: { bind: string; port: number };
+  peers: PeerConfig[];
+  /** Every state change (type without the `mirror.` prefix is never used: types are `mirror.*`). */
+  event: (type: string, details: Record<string, unknown>) => void;
+  /** fsync metadata and bitmaps (default true; tests may turn it off). */
+  sync?: boolean;
+  timers?: Partial<MirrorTimers>;
+}
+
+export interface MirrorTimers {
+  /** Lazy clear of write-intent regions whose writes completed everywhere. */
+  wilClearMs: number;
+  /** No write for this long turns CONSISTENT secondaries SYNCHRONIZED again. */
+  quiesceMs: number;
+  /** A remote write that takes longer fractures the secondary. */
+  remoteWriteTimeoutMs: number;
+  /** How often a running resync publishes progress. */
+  progressMs: number;
+  /** Reconnect backoff for a lost secondary. */
+  reconnectInitialMs: number;
+  reconnectMaxMs: number;
+}
+
+export const DEFAULT_TIMERS: MirrorTimers = {
+  wilClearMs: 1000,
+  quiesceMs: 2000,
+  remoteWriteTimeoutMs: 5000,
+  progressMs: 1000,
+  reconnectInitialMs: 200,
+  reconnectMaxMs: 5000,
+};
+
+export interface CreateMirrorParams {
+  /** LUN id or name on this array: the primary image. */
+  lun: number | string;
+  /** Default: the LUN's name. Unique on this array. */
+  name?: string;
+  /** Region size of the write-intent and fracture logs (power of two, 4 KiB..64 MiB). */
+  regionSize?: number;
+  attributes?: Partial<Omit<MirrorAttributes, 'name'>>;
+}
+
+export interface AddSecondaryParams {
+  array: string;
+  lun: number | string;
+  /** Declare the secondary identical already (no initial copy). Default false: full synchronization. */
+  synchronized?: boolean;
+  recoveryPolicy?: RecoveryPolicy;
+  syncRate?: number | null;
+}
+
+export interface ChangeAttributesParams extends Partial<Omit<MirrorAttributes, 'name'>> {
+  name?: string;
+  /** Image to change recoveryPolicy / syncRate of (image id or array name). */
+  image?: string;
+  recoveryPolicy?: RecoveryPolicy;
+  imageSyncRate?: number | null;
+}
+
+export interface ResyncView {
+  full: boolean;
+  /** Why a full synchronization, or which bitmap drives a partial one. */
+  reason: string;
+  bytesDone: number;
+  bytesTotal: number;
+  /** bytes/s over the last progress interval */
+  rate: number;
+  /** seconds, null while unknown */
+  eta: number | null;
+  startedAt: string;
+}
+
+export interface ImageView extends MirrorImage {
+  /** This array's connection to the image (primary side only). */
+  link: 'local' | 'connected' | 'connecting' | 'down' | 'refused';
+  linkError?: string;
+  /** Regions of the fracture log (primary side). */
+  fractureLog: { regions: number; bytes: number } | null;
+  resync: ResyncView | null;
+  /** Set when both sides took writes: the divergent regions of each side. */
+  splitBrain?: { local: { regions: number; bytes: number; ranges: Array<[number, number]> }; remote: { regions: number; bytes: number; ranges: Array<[number, number]> } };
+}
+
+export interface MirrorView {
+  /** This array's view of the database record. */
+  record: MirrorDbRecord;
+  /** This array's image of the mirror. */
+  local: { imageId: string; role: 'primary' | 'secondary'; lun: number; lunName: string };
+  images: ImageView[];
+  writeIntentLog: { regions: number; bytes: number; inFlight: number } | null;
+  splitBrain: boolean;
+}
+
+export interface VerifyReport {
+  mirrorId: string;
+  imageId: string;
+  regionSize: number;
+  regionsCompared: number;
+  bytesCompared: number;
+  mismatched: Array<{ region: number; offset: number; length: number }>;
+  identical: boolean;
+  /** Regions skipped because a host write was in flight or the image is marked dirty. */
+  skipped: number;
+}
+
+export type MirrorErrorCode = 'not-found' | 'exists' | 'invalid' | 'state' | 'unreachable' | 'split-brain' | 'size-mismatch' | 'not-secondary' | 'has-secondaries' | 'not-primary' | 'refused';
+
+/** An administrative request that failed; nothing changed. */
+export class MirrorError extends Error {
+  constructor(
+    readonly code: MirrorErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'MirrorError';
+  }
+  get httpStatus(): number {
+    switch (this.code) {
+      case 'not-found':
+        return 404;
+      case 'invalid':
+      case 'size-mismatch':
+        return 400;
+      case 'unreachable':
+        return 503;
+      default:
+        return 409;
+    }
+  }
+}
+
+/** What the management API and CLI call (MirrorNode implements it). */
+export interface MirrorControl {
+  list(): MirrorView[];
+  /** By mirror id or name. Throws MirrorError 'not-found'. */
+  get(ref: string): MirrorView;
+  create(p: CreateMirrorParams): Promise<MirrorView>;
+  addSecondary(ref: string, p: AddSecondaryParams): Promise<MirrorView>;
+  /** `image`: image id ("bravo:0") or array name. */
+  removeSecondary(ref: string, image: string, p?: { force?: boolean }): Promise<MirrorView>;
+  /** Run on the array that holds the secondary to promote. */
+  promote(ref: string, p?: { force?: boolean }): Promise<MirrorView>;
+  /** Every fractured/unsynchronized secondary when `image` is omitted. */
+  synchronize(ref: string, image?: string, p?: { force?: boolean }): Promise<MirrorView>;
+  /** Every secondary when `image` is omitted. */
+  fracture(ref: string, image?: string): Promise<MirrorView>;
+  activate(ref: string): Promise<MirrorView>;
+  deactivate(ref: string, p?: { force?: boolean }): Promise<MirrorView>;
+  destroy(ref: string): Promise<void>;
+  setAttributes(ref: string, p: ChangeAttributesParams): Promise<MirrorView>;
+  verify(ref: string, image?: string, p?: { onProgress?: (done: number, total: number) => void }): Promise<VerifyReport>;
+  /** After split brain: `survivor` is the array whose data is kept; the other becomes a resyncing secondary. */
+  resolveSplitBrain(ref: string, p: { survivor: string }): Promise<MirrorView>;
+}
