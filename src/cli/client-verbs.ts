@@ -2,7 +2,8 @@
 import { formatSize, parseSize } from '../array/index.js';
 import { ApiClient, ClientError, type LunView } from '../control/index.js';
 import { CliError, EXIT, printJson, table, usage } from './common.js';
-import { readState, runningLabs } from './lab.js';
+import { readState, runningLabs, type LabState } from './lab.js';
+import { statusMirrorsSection } from './mirror-verbs.js';
 
 export interface TargetFlags {
   api?: string;
@@ -21,8 +22,30 @@ export async function resolveTarget(f: TargetFlags): Promise<ApiClient> {
   const token = f.token ?? (process.env.SANBOX_TOKEN || undefined);
   const url = f.api ?? (process.env.SANBOX_API || undefined);
   if (url) return new ApiClient({ url, token });
+  const state = await findLab(f);
+  const arr = f.array ? state.arrays.find((a) => a.name === f.array) : state.arrays[0];
+  if (!arr) {
+    throw usage(`lab ${state.lab} has no array ${f.array ?? ''} (arrays: ${state.arrays.map((a) => a.name).join(', ') || 'none yet'})`);
+  }
+  return new ApiClient({ url: arr.api.url, token: token ?? arr.api.token });
+}
+
+/**
+ * Every array of the lab (--lab, $SANBOX_LAB, else the only running lab) with a client each;
+ * undefined when the target is an explicit API URL (--api / $SANBOX_API) or --array picks one.
+ */
+export async function labArrayClients(f: TargetFlags): Promise<{ lab: LabState; arrays: { name: string; client: ApiClient }[] } | undefined> {
+  if (f.api ?? (process.env.SANBOX_API || undefined)) return undefined;
+  if (f.array) return undefined;
+  const token = f.token ?? (process.env.SANBOX_TOKEN || undefined);
+  const lab = await findLab(f);
+  return { lab, arrays: lab.arrays.map((a) => ({ name: a.name, client: new ApiClient({ url: a.api.url, token: token ?? a.api.token }) })) };
+}
+
+/** The lab to talk to: --lab NAME ($SANBOX_LAB), else the only running lab. */
+export async function findLab(f: TargetFlags): Promise<LabState> {
   const labName = f.lab ?? (process.env.SANBOX_LAB || undefined);
-  let state;
+  let state: LabState | undefined;
   if (labName) {
     state = await readState(labName);
     if (!state) throw new CliError(EXIT.UNREACHABLE, 'unreachable', `lab ${labName} is not running (no state file); start it with "sanbox up"`);
@@ -38,11 +61,7 @@ export async function resolveTarget(f: TargetFlags): Promise<ApiClient> {
     if (labs.length > 1) throw usage(`several labs are running (${labs.map((l) => l.lab).join(', ')}): pick one with --lab NAME`);
     state = labs[0]!;
   }
-  const arr = f.array ? state.arrays.find((a) => a.name === f.array) : state.arrays[0];
-  if (!arr) {
-    throw usage(`lab ${state.lab} has no array ${f.array ?? ''} (arrays: ${state.arrays.map((a) => a.name).join(', ') || 'none yet'})`);
-  }
-  return new ApiClient({ url: arr.api.url, token: token ?? arr.api.token });
+  return state;
 }
 
 /** Maps API-client failures to CLI errors: unreachable → 3, refused by the array → 1. */
@@ -127,7 +146,12 @@ interface StatusJson {
 }
 
 export async function statusCommand(f: TargetFlags): Promise<number> {
-  const st = await withClient(f, (c) => c.status<StatusJson>());
+  let mirrors: string | undefined;
+  const st = await withClient(f, async (c) => {
+    const r = await c.status<StatusJson>();
+    if (!f.json) mirrors = await statusMirrorsSection(c);
+    return r;
+  });
   if (f.json) {
     printJson(st);
     return EXIT.OK;
@@ -141,6 +165,7 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
     '',
     st.luns.length ? lunRows(st.luns) : 'no LUNs (sanbox lun create NAME SIZE)',
   ];
+  if (mirrors) lines.push('', mirrors);
   for (const p of st.problems) lines.push(`warning: ${p}`);
   process.stdout.write(lines.join('\n') + '\n');
   return EXIT.OK;

@@ -1,0 +1,581 @@
+/**
+ * `sanbox mirror ...`: thin clients of the arrays' mirror routes (/v1/mirrors).
+ *
+ * Which array a verb talks to: --api URL / $SANBOX_API, or --array NAME of the lab; otherwise the
+ * verb looks the mirror up on every array of the lab and takes the one that holds the right image:
+ * the primary for most verbs, a secondary for `promote`, the survivor for `resolve`, the array of
+ * `ARRAY:LUN` for `create` (default: the lab's first array). `status` without a mirror shows every
+ * mirror of the lab once (from its primary when it answers).
+ *
+ * Every argument is checked before anything is sent: a bad size, rate, policy or number is a
+ * usage error (exit 2).
+ */
+import { formatSize, parseSize } from '../array/index.js';
+import { ApiClient, ClientError, type LunView } from '../control/index.js';
+import type { ImageView, MirrorView, ResyncView, VerifyReport } from '../replication/mirror/types.js';
+import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './client-verbs.js';
+import { CliError, EXIT, printJson, sleep, table, usage } from './common.js';
+import { parseRate } from './lab.js';
+
+// ---- argument parsing (usage errors, nothing sent) ----
+
+/** A positive rate in bytes per second: `64M`, `64M/s`, `1048576`. */
+export function rateArg(text: string, what: string): number {
+  const n = parseRate(text);
+  if (!n) throw usage(`${what} must be a positive rate in bytes per second (e.g. 64M, 10M/s, 1048576), not ${JSON.stringify(text)}`);
+  return n;
+}
+
+export function regionSizeArg(text: string): number {
+  const n = parseSize(text);
+  if (n === undefined || n < 4096 || n > 64 << 20 || (n & (n - 1)) !== 0) throw usage(`--region-size must be a power of two from 4K to 64M (e.g. 64K), not ${JSON.stringify(text)}`);
+  return n;
+}
+
+/** -1 (no limit) or a count. */
+export function limitArg(text: string, what: string): number {
+  if (!/^-?\d+$/.test(text.trim()) || Number(text) < -1) throw usage(`${what} must be an integer >= -1 (-1: no limit), not ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+function choice<T extends string>(text: string, what: string, values: readonly T[]): T {
+  if (!values.includes(text as T)) {
+    const list = values.length === 1 ? values[0] : `${values.slice(0, -1).join(', ')} or ${values.at(-1)}`;
+    throw usage(`${what} must be ${list}, not ${JSON.stringify(text)}`);
+  }
+  return text as T;
+}
+
+function onOff(text: string, what: string): boolean {
+  const t = text.toLowerCase();
+  if (['on', 'true', 'yes', '1'].includes(t)) return true;
+  if (['off', 'false', 'no', '0'].includes(t)) return false;
+  throw usage(`${what} must be on or off, not ${JSON.stringify(text)}`);
+}
+
+/** `ARRAY:LUN` (the LUN by name, or by id when all digits). */
+export function arrayLunArg(text: string, what: string): { array: string; lun: string | number } {
+  const m = /^([A-Za-z0-9._-]{1,64}):([A-Za-z0-9._-]{1,64})$/.exec(text);
+  if (!m) throw usage(`${what} must be ARRAY:LUN (e.g. bravo:disk0 or bravo:0), not ${JSON.stringify(text)}`);
+  return { array: m[1]!, lun: /^\d+$/.test(m[2]!) ? Number(m[2]) : m[2]! };
+}
+
+function writePolicyArg(text: string): 'synchronous' {
+  if (text === 'asynchronous' || text === 'near-synchronous') throw usage(`--write-policy ${text} is not supported yet (asynchronous modes come with issue 6); use synchronous`);
+  return choice(text, '--write-policy', ['synchronous'] as const);
+}
+
+// ---- finding the array ----
+
+interface Located {
+  client: ApiClient;
+  /** The array's name when known (lab mode). */
+  array?: string;
+  /** The mirror as that array sees it, when the lookup fetched it. */
+  view?: MirrorView;
+}
+
+function noDriver(e: unknown): boolean {
+  return e instanceof ClientError && e.code === 'no-mirror-driver';
+}
+
+/**
+ * The array to run a mirror verb on. `want`: primary (default), a secondary (promote), or a
+ * named array (resolve --survivor).
+ */
+async function locate(ref: string, f: TargetFlags, want: { role: 'primary' | 'secondary' } | { array: string }): Promise<Located> {
+  try {
+    const lab = await labArrayClients(f);
+    if (!lab) return { client: await resolveTarget(f), ...(f.array ? { array: f.array } : {}) };
+    if ('array' in want) {
+      const a = lab.arrays.find((x) => x.name === want.array);
+      if (a) return { client: a.client, array: a.name };
+      return { client: await resolveTarget(f) };
+    }
+    const found = await Promise.all(
+      lab.arrays.map(async (a) => {
+        try {
+          return { ...a, view: await a.client.getMirror(ref) };
+        } catch (e) {
+          return { ...a, error: e };
+        }
+      }),
+    );
+    const holders = found.filter((x): x is typeof x & { view: MirrorView } => 'view' in x && x.view !== undefined);
+    const match = holders.filter((x) => x.view.local.role === want.role);
+    if (match.length === 1) return { client: match[0]!.client, array: match[0]!.name, view: match[0]!.view };
+    if (match.length > 1) {
+      throw usage(`mirror ${ref} has ${want.role} images on ${match.map((x) => x.name).join(', ')}: say which array with --array NAME`);
+    }
+    const unreachable = found.filter((x) => 'error' in x && x.error instanceof ClientError && x.error.unreachable);
+    if (holders.length) {
+      const rec = holders[0]!.view.record;
+      if (want.role === 'primary') {
+        const p = rec.images.find((i) => i.role === 'primary');
+        const down = p && unreachable.find((x) => x.name === p.array);
+        if (down) throw new CliError(EXIT.UNREACHABLE, 'unreachable', `mirror ${ref}: its primary array ${p!.array} cannot be reached (${(down as { error: Error }).error.message})`);
+        throw new CliError(EXIT.ERROR, 'not-primary', `mirror ${ref}: no array of lab ${lab.lab.lab} holds its primary image (${p ? `primary: ${p.imageId}` : 'none'}); give --array NAME`);
+      }
+      throw new CliError(
+        EXIT.ERROR,
+        'not-secondary',
+        `mirror ${ref}: no array of lab ${lab.lab.lab} holds a secondary image (${holders.map((x) => `${x.name}: ${x.view.local.role}`).join(', ')}); promote runs on the array of the secondary to promote (--array NAME)`,
+      );
+    }
+    if (unreachable.length === lab.arrays.length) throw clientError((unreachable[0] as { error: unknown }).error);
+    const drivers = found.filter((x) => !('error' in x && noDriver(x.error)));
+    if (drivers.length === 0) throw new CliError(EXIT.ERROR, 'no-mirror-driver', `no array of lab ${lab.lab.lab} runs a mirror driver (no remoteLink: in the lab file)`);
+    const other = found.find((x) => 'error' in x && !(x.error instanceof ClientError && (x.error.code === 'not-found' || x.error.code === 'no-mirror-driver' || x.error.unreachable)));
+    if (other) throw clientError((other as { error: unknown }).error);
+    throw new CliError(
+      EXIT.ERROR,
+      'not-found',
+      `no mirror ${JSON.stringify(ref)} on the arrays of lab ${lab.lab.lab} (${lab.arrays.map((a) => a.name).join(', ')})${unreachable.length ? `; unreachable: ${unreachable.map((x) => x.name).join(', ')}` : ''}`,
+    );
+  } catch (e) {
+    throw clientError(e);
+  }
+}
+
+async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw clientError(e);
+  }
+}
+
+/** LUN names of the lab's arrays (best effort), to print `bravo:disk0` instead of `bravo:0`. */
+async function lunNames(f: TargetFlags, views: MirrorView[]): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  for (const v of views) names.set(v.local.imageId, `${v.local.imageId.split(':')[0]}:${v.local.lunName}`);
+  let lab;
+  try {
+    lab = await labArrayClients({ ...f, array: undefined });
+  } catch {
+    return names;
+  }
+  if (!lab) return names;
+  const wanted = new Set(views.flatMap((v) => v.record.images.map((i) => i.array)));
+  await Promise.all(
+    lab.arrays
+      .filter((a) => wanted.has(a.name))
+      .map(async (a) => {
+        try {
+          const r = await a.client.listLuns<LunView>();
+          for (const l of r.luns) names.set(`${a.name}:${l.id}`, `${a.name}:${l.name}`);
+        } catch {
+          /* unreachable: ids it is */
+        }
+      }),
+  );
+  return names;
+}
+
+// ---- rendering ----
+
+/** Binary size for progress lines: `12.5 MiB`, `64 MiB`, `1 GiB`, `512 KiB`, `0 B`. */
+export function ibytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  const text = i === 0 ? String(v) : v >= 100 ? v.toFixed(0) : String(Number(v.toFixed(1)));
+  return `${text} ${units[i]}`;
+}
+
+function duration(s: number): string {
+  if (s < 60) return `${Math.max(0, Math.round(s))} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+
+/** `12.5 MiB of 64 MiB, 30 MiB/s, ETA 2 s (partial: fracture log)` */
+export function resyncText(r: ResyncView): string {
+  const parts = [`${ibytes(r.bytesDone)} of ${ibytes(r.bytesTotal)}`];
+  if (r.rate > 0) parts.push(`${ibytes(r.rate)}/s`);
+  if (r.eta !== null) parts.push(`ETA ${duration(r.eta)}`);
+  return `${parts.join(', ')} (${r.full ? 'full' : 'partial'}: ${r.reason})`;
+}
+
+function imageRow(i: ImageView, names: Map<string, string>): string[] {
+  const fractured = i.fractured ? `yes (${i.fractureReason ?? '?'})` : i.role === 'primary' ? '-' : 'no';
+  let resync = '-';
+  if (i.resync) resync = resyncText(i.resync);
+  else if (i.syncProgress && i.role === 'secondary') resync = `paused at ${ibytes(i.syncProgress.bytesDone)} of ${ibytes(i.syncProgress.bytesTotal)}`;
+  return [
+    names.get(i.imageId) ?? i.imageId,
+    i.role,
+    i.state ?? '-',
+    i.reachability,
+    i.link + (i.linkError ? ` (${i.linkError})` : ''),
+    fractured,
+    i.fractureLog ? formatSize(i.fractureLog.bytes) : '-',
+    resync,
+  ];
+}
+
+/** The human status block of one mirror. */
+export function mirrorText(v: MirrorView, names: Map<string, string> = new Map()): string {
+  const r = v.record;
+  const localName = names.get(v.local.imageId) ?? `${v.local.imageId.split(':')[0]}:${v.local.lunName}`;
+  const lines = [
+    `mirror ${r.name}  ${r.state}  epoch ${r.epoch}  ${r.writePolicy}  region ${formatSize(r.regionSize)}  sync ${formatSize(r.syncRate)}/s (${r.syncPriority})  id ${r.mirrorId}`,
+    `  local image ${localName} (${v.local.role})` +
+      (v.writeIntentLog ? `; write-intent log ${v.writeIntentLog.regions} region${v.writeIntentLog.regions === 1 ? '' : 's'} (${formatSize(v.writeIntentLog.bytes)}), ${v.writeIntentLog.inFlight} in flight` : '') +
+      `; activation ${r.activationPolicy}, min images ${r.minImagesRequired}, max missing ${r.maxMissingImages}${r.allowSecondaryReads ? ', secondary reads allowed' : ''}`,
+  ];
+  const rows = v.images.map((i) => imageRow(i, names));
+  lines.push(
+    table(['IMAGE', 'ROLE', 'STATE', 'REACH', 'LINK', 'FRACTURED', 'FRACTURE LOG', 'RESYNC'], rows)
+      .split('\n')
+      .map((l) => '  ' + l)
+      .join('\n'),
+  );
+  for (const i of v.images) {
+    if (!i.splitBrain) continue;
+    const sb = i.splitBrain;
+    lines.push(
+      `  SPLIT BRAIN with ${names.get(i.imageId) ?? i.imageId}: here ${sb.local.regions} region${sb.local.regions === 1 ? '' : 's'} (${formatSize(sb.local.bytes)}) changed, there ${sb.remote.regions} (${formatSize(sb.remote.bytes)}); ` +
+        `keep one side: sanbox mirror resolve ${r.name} --survivor ARRAY`,
+    );
+  }
+  if (v.splitBrain && !v.images.some((i) => i.splitBrain)) lines.push(`  SPLIT BRAIN: both sides took writes; sanbox mirror resolve ${r.name} --survivor ARRAY`);
+  return lines.join('\n');
+}
+
+/** One line per mirror for `sanbox status`. */
+export function mirrorLine(v: MirrorView, names: Map<string, string> = new Map()): string {
+  const name = (id: string) => names.get(id) ?? id;
+  const secs = v.images
+    .filter((i) => i.role === 'secondary')
+    .map((i) => {
+      const pct = i.resync && i.resync.bytesTotal > 0 ? ` ${Math.floor((100 * i.resync.bytesDone) / i.resync.bytesTotal)}%` : '';
+      return `${name(i.imageId)} ${i.state ?? '-'}${pct}${i.fractured ? ` fractured (${i.fractureReason ?? '?'})` : ''}${i.reachability === 'UNREACHABLE' ? ' unreachable' : ''}`;
+    });
+  const p = v.images.find((i) => i.role === 'primary');
+  return `${v.record.name}  ${v.record.state}  epoch ${v.record.epoch}  here: ${v.local.role}  ${p ? name(p.imageId) : '?'} -> ${secs.join(', ') || 'no secondaries'}${v.splitBrain ? '  SPLIT BRAIN' : ''}`;
+}
+
+function done(f: TargetFlags, v: MirrorView, text: string, names?: Map<string, string>): number {
+  if (f.json) printJson(v);
+  else process.stdout.write(`${text}\n${mirrorText(v, names)}\n`);
+  return EXIT.OK;
+}
+
+// ---- the verbs ----
+
+export interface MirrorCreateFlags extends TargetFlags {
+  name?: string;
+  regionSize?: string;
+  syncRate?: string;
+  writePolicy?: string;
+  activation?: string;
+  minImages?: string;
+  maxMissing?: string;
+  secondaryReads?: boolean;
+  syncPriority?: string;
+}
+
+export async function mirrorCreateCommand(lun: string, f: MirrorCreateFlags): Promise<number> {
+  let array: string | undefined;
+  let lunRef: string | number = lun;
+  if (lun.includes(':')) {
+    const r = arrayLunArg(lun, 'LUN');
+    if (f.array && f.array !== r.array) throw usage(`LUN ${lun} is on array ${r.array}, but --array says ${f.array}`);
+    array = r.array;
+    lunRef = r.lun;
+  } else if (/^\d+$/.test(lun)) lunRef = Number(lun);
+  const body: Parameters<ApiClient['createMirror']>[0] = { lun: lunRef };
+  if (f.name !== undefined) body.name = f.name;
+  if (f.regionSize !== undefined) body.regionSize = regionSizeArg(f.regionSize);
+  const attributes: NonNullable<typeof body.attributes> = {};
+  if (f.syncRate !== undefined) attributes.syncRate = rateArg(f.syncRate, '--sync-rate');
+  if (f.writePolicy !== undefined) attributes.writePolicy = writePolicyArg(f.writePolicy);
+  if (f.activation !== undefined) attributes.activationPolicy = choice(f.activation, '--activation', ['automatic', 'manual'] as const);
+  if (f.minImages !== undefined) attributes.minImagesRequired = limitArg(f.minImages, '--min-images');
+  if (f.maxMissing !== undefined) attributes.maxMissingImages = limitArg(f.maxMissing, '--max-missing');
+  if (f.secondaryReads) attributes.allowSecondaryReads = true;
+  if (f.syncPriority !== undefined) attributes.syncPriority = choice(f.syncPriority, '--sync-priority', ['low', 'medium', 'high'] as const);
+  if (Object.keys(attributes).length) body.attributes = attributes;
+  const client = await call(() => resolveTarget({ ...f, array: f.array ?? array }));
+  const v = await call(() => client.createMirror(body));
+  return done(f, v, `created mirror ${v.record.name} (id ${v.record.mirrorId}) on ${v.local.imageId.split(':')[0]}:${v.local.lunName}; add a secondary: sanbox mirror add-secondary ${v.record.name} --to ARRAY:LUN`);
+}
+
+export interface AddSecondaryFlags extends TargetFlags {
+  to?: string;
+  synchronized?: boolean;
+  recovery?: string;
+  syncRate?: string;
+}
+
+export async function mirrorAddSecondaryCommand(ref: string, f: AddSecondaryFlags): Promise<number> {
+  if (f.to === undefined) throw usage('add-secondary needs --to ARRAY:LUN (the secondary image)');
+  const to = arrayLunArg(f.to, '--to');
+  const body: Parameters<ApiClient['addSecondary']>[1] = { array: to.array, lun: to.lun };
+  if (f.synchronized) body.synchronized = true;
+  if (f.recovery !== undefined) body.recoveryPolicy = choice(f.recovery, '--recovery', ['auto', 'manual'] as const);
+  if (f.syncRate !== undefined) body.syncRate = rateArg(f.syncRate, '--sync-rate');
+  const t = await locate(ref, f, { role: 'primary' });
+  const v = await call(() => t.client.addSecondary(ref, body));
+  return done(f, v, `added ${f.to} to mirror ${v.record.name}${body.synchronized ? ' (declared synchronized: no initial copy)' : ' (full synchronization starts when the mirror is active)'}`, await lunNames(f, [v]));
+}
+
+export async function mirrorRemoveSecondaryCommand(ref: string, image: string, f: TargetFlags & { force?: boolean }): Promise<number> {
+  const t = await locate(ref, f, { role: 'primary' });
+  const v = await call(() => t.client.removeSecondary(ref, image, { force: f.force === true }));
+  return done(f, v, `removed ${image} from mirror ${v.record.name}${f.force ? ' (forced)' : ''}`, await lunNames(f, [v]));
+}
+
+export async function mirrorPromoteCommand(ref: string, f: TargetFlags & { force?: boolean }): Promise<number> {
+  const t = await locate(ref, f, { role: 'secondary' });
+  const v = await call(() => t.client.promoteMirror(ref, { force: f.force === true }));
+  return done(f, v, `promoted ${v.local.imageId.split(':')[0]}:${v.local.lunName}: primary of mirror ${v.record.name}, epoch ${v.record.epoch}${f.force ? ' (forced)' : ''}`, await lunNames(f, [v]));
+}
+
+export async function mirrorSyncCommand(ref: string, image: string | undefined, f: TargetFlags & { force?: boolean }): Promise<number> {
+  const t = await locate(ref, f, { role: 'primary' });
+  const v = await call(() => t.client.synchronizeMirror(ref, { image, force: f.force === true || undefined }));
+  return done(f, v, `synchronizing ${image ?? 'every fractured or unsynchronized secondary'} of mirror ${v.record.name} (sanbox mirror status ${v.record.name} --watch)`, await lunNames(f, [v]));
+}
+
+export async function mirrorFractureCommand(ref: string, image: string | undefined, f: TargetFlags): Promise<number> {
+  const t = await locate(ref, f, { role: 'primary' });
+  const v = await call(() => t.client.fractureMirror(ref, { image }));
+  return done(f, v, `fractured ${image ?? 'every secondary'} of mirror ${v.record.name}: writes are tracked in the fracture log until "sanbox mirror sync ${v.record.name}"`, await lunNames(f, [v]));
+}
+
+export async function mirrorActivateCommand(ref: string, f: TargetFlags): Promise<number> {
+  const t = await locate(ref, f, { role: 'primary' });
+  const v = await call(() => t.client.activateMirror(ref));
+  return done(f, v, `mirror ${v.record.name} is ${v.record.state}`, await lunNames(f, [v]));
+}
+
+export async function mirrorDeactivateCommand(ref: string, f: TargetFlags & { force?: boolean }): Promise<number> {
+  const t = await locate(ref, f, { role: 'primary' });
+  const v = await call(() => t.client.deactivateMirror(ref, { force: f.force === true }));
+  return done(f, v, `mirror ${v.record.name} is ${v.record.state}`, await lunNames(f, [v]));
+}
+
+export async function mirrorDestroyCommand(ref: string, f: TargetFlags): Promise<number> {
+  const t = await locate(ref, f, { role: 'primary' });
+  const r = await call(() => t.client.destroyMirror(ref));
+  if (f.json) printJson(r);
+  else process.stdout.write(`destroyed mirror ${r.destroyed.name} (id ${r.destroyed.mirrorId}); the LUNs and their data stay\n`);
+  return EXIT.OK;
+}
+
+export interface MirrorSetFlags extends TargetFlags {
+  name?: string;
+  syncRate?: string;
+  syncPriority?: string;
+  minImages?: string;
+  maxMissing?: string;
+  activation?: string;
+  secondaryReads?: string;
+  image?: string;
+  recovery?: string;
+  imageSyncRate?: string;
+}
+
+export async function mirrorSetCommand(ref: string, f: MirrorSetFlags): Promise<number> {
+  const body: Parameters<ApiClient['setMirrorAttributes']>[1] = {};
+  if (f.name !== undefined) body.name = f.name;
+  if (f.syncRate !== undefined) body.syncRate = rateArg(f.syncRate, '--sync-rate');
+  if (f.syncPriority !== undefined) body.syncPriority = choice(f.syncPriority, '--sync-priority', ['low', 'medium', 'high'] as const);
+  if (f.minImages !== undefined) body.minImagesRequired = limitArg(f.minImages, '--min-images');
+  if (f.maxMissing !== undefined) body.maxMissingImages = limitArg(f.maxMissing, '--max-missing');
+  if (f.activation !== undefined) body.activationPolicy = choice(f.activation, '--activation', ['automatic', 'manual'] as const);
+  if (f.secondaryReads !== undefined) body.allowSecondaryReads = onOff(f.secondaryReads, '--secondary-reads');
+  const perImage = f.recovery !== undefined || f.imageSyncRate !== undefined;
+  if (perImage && f.image === undefined) throw usage('--recovery and --image-sync-rate are settings of one image: give --image IMAGE|ARRAY');
+  if (f.image !== undefined && !perImage) throw usage('--image needs --recovery auto|manual or --image-sync-rate RATE');
+  if (f.image !== undefined) body.image = f.image;
+  if (f.recovery !== undefined) body.recoveryPolicy = choice(f.recovery, '--recovery', ['auto', 'manual'] as const);
+  if (f.imageSyncRate !== undefined) body.imageSyncRate = f.imageSyncRate === 'default' ? null : rateArg(f.imageSyncRate, '--image-sync-rate');
+  if (Object.keys(body).length === 0) {
+    throw usage('nothing to set: give --sync-rate, --sync-priority, --min-images, --max-missing, --activation, --secondary-reads, --name, or --image with --recovery / --image-sync-rate');
+  }
+  const t = await locate(ref, f, { role: 'primary' });
+  const v = await call(() => t.client.setMirrorAttributes(ref, body));
+  return done(f, v, `mirror ${v.record.name}: set ${Object.keys(body).filter((k) => k !== 'image').join(', ')}${f.image ? ` of image ${f.image}` : ''}`, await lunNames(f, [v]));
+}
+
+export interface MirrorStatusFlags extends TargetFlags {
+  watch?: boolean;
+  count?: string;
+  interval?: string;
+}
+
+/** Every mirror the target (or the lab's arrays) knows, once each: the primary's view first. */
+async function collect(ref: string | undefined, f: TargetFlags): Promise<MirrorView[]> {
+  if (ref !== undefined) {
+    // The primary's view has the fracture logs and resync progress; fall back to any view.
+    try {
+      const t = await locate(ref, f, { role: 'primary' });
+      return [t.view ?? (await call(() => t.client.getMirror(ref)))];
+    } catch (e) {
+      const lab = await labArrayClients(f).catch(() => undefined);
+      if (!lab || !(e instanceof CliError) || e.code === 'not-found' || e.code === 'no-mirror-driver') throw e;
+      for (const a of lab.arrays) {
+        try {
+          return [await a.client.getMirror(ref)];
+        } catch {
+          /* next */
+        }
+      }
+      throw e;
+    }
+  }
+  const lab = await call(() => labArrayClients(f));
+  if (!lab) {
+    const c = await call(() => resolveTarget(f));
+    return (await call(() => c.listMirrors())).mirrors;
+  }
+  const byId = new Map<string, MirrorView>();
+  let reached = 0;
+  let firstError: unknown;
+  for (const a of lab.arrays) {
+    let views: MirrorView[];
+    try {
+      views = (await a.client.listMirrors()).mirrors;
+      reached++;
+    } catch (e) {
+      if (noDriver(e)) {
+        reached++;
+        continue;
+      }
+      firstError ??= e;
+      continue;
+    }
+    for (const v of views) {
+      const prev = byId.get(v.record.mirrorId);
+      if (!prev || (prev.local.role !== 'primary' && v.local.role === 'primary')) byId.set(v.record.mirrorId, v);
+    }
+  }
+  if (reached === 0 && firstError) throw clientError(firstError);
+  return [...byId.values()].sort((x, y) => x.record.name.localeCompare(y.record.name));
+}
+
+export async function mirrorStatusCommand(ref: string | undefined, f: MirrorStatusFlags): Promise<number> {
+  let count = f.watch ? Infinity : 1;
+  if (f.count !== undefined) {
+    if (!/^\d+$/.test(f.count) || Number(f.count) < 1) throw usage(`--count must be a positive integer, not ${JSON.stringify(f.count)}`);
+    if (!f.watch) throw usage('--count goes with --watch');
+    count = Number(f.count);
+  }
+  let intervalMs = 1000;
+  if (f.interval !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(f.interval) || Number(f.interval) < 0.1) throw usage(`--interval must be seconds >= 0.1, not ${JSON.stringify(f.interval)}`);
+    if (!f.watch) throw usage('--interval goes with --watch');
+    intervalMs = Number(f.interval) * 1000;
+  }
+  let stop = false;
+  const onInt = () => (stop = true);
+  if (f.watch) process.once('SIGINT', onInt);
+  try {
+    for (let i = 0; i < count && !stop; i++) {
+      if (i > 0) await sleep(intervalMs);
+      if (stop) break;
+      let views: MirrorView[];
+      try {
+        views = await collect(ref, f);
+      } catch (e) {
+        // While watching, an array that goes away is shown, not fatal.
+        if (!f.watch || i === 0) throw e;
+        const msg = (e as Error).message;
+        if (f.json) process.stdout.write(JSON.stringify({ time: new Date().toISOString(), error: { code: (e as CliError).code, message: msg } }) + '\n');
+        else process.stdout.write(`${new Date().toISOString()}  ${msg}\n`);
+        continue;
+      }
+      if (f.json) {
+        const doc = ref !== undefined ? views[0] : { mirrors: views };
+        if (f.watch) process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...(ref !== undefined ? { mirror: doc } : (doc as object)) }) + '\n');
+        else printJson(doc);
+        continue;
+      }
+      const names = await lunNames(f, views);
+      const text = views.length ? views.map((v) => mirrorText(v, names)).join('\n\n') : 'no mirrors (sanbox mirror create LUN, or mirrors: in the lab file)';
+      if (f.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+      process.stdout.write((f.watch ? `${new Date().toISOString()}\n` : '') + text + '\n');
+    }
+  } finally {
+    process.off('SIGINT', onInt);
+  }
+  return EXIT.OK;
+}
+
+export async function mirrorVerifyCommand(ref: string, image: string | undefined, f: TargetFlags): Promise<number> {
+  const t = await locate(ref, f, { role: 'primary' });
+  const started = Date.now();
+  const spinner = !f.json && process.stderr.isTTY;
+  const frames = ['|', '/', '-', '\\'];
+  let n = 0;
+  const tick = spinner
+    ? setInterval(() => {
+        const s = Math.floor((Date.now() - started) / 1000);
+        process.stderr.write(`\r${frames[n++ % 4]} verifying mirror ${ref}${image ? ` image ${image}` : ''}: ${s} s (every region is read on both arrays)`);
+      }, 250)
+    : undefined;
+  let r: VerifyReport;
+  try {
+    r = await call(() => t.client.verifyMirror(ref, { image }));
+  } finally {
+    if (tick) {
+      clearInterval(tick);
+      process.stderr.write('\r\x1b[K');
+    }
+  }
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  const bad = r.mismatched.length > 0;
+  if (f.json) printJson(r);
+  else {
+    const names = t.view ? await lunNames(f, [t.view]) : new Map<string, string>();
+    const img = names.get(r.imageId) ?? r.imageId;
+    const lines = [
+      bad
+        ? `mirror ${ref}: ${img} DIFFERS from the primary in ${r.mismatched.length} region${r.mismatched.length === 1 ? '' : 's'} (region size ${formatSize(r.regionSize)}):`
+        : `mirror ${ref}: ${img} is identical to the primary`,
+    ];
+    if (bad) {
+      lines.push(
+        table(
+          ['REGION', 'OFFSET', 'LENGTH'],
+          r.mismatched.slice(0, 1000).map((m) => [String(m.region), String(m.offset), formatSize(m.length)]),
+        )
+          .split('\n')
+          .map((l) => '  ' + l)
+          .join('\n'),
+      );
+      if (r.mismatched.length > 1000) lines.push(`  ... and ${r.mismatched.length - 1000} more (--json lists all)`);
+    }
+    lines.push(`  ${r.regionsCompared} regions (${ibytes(r.bytesCompared)}) compared in ${secs} s${r.skipped ? `, ${r.skipped} skipped (writes in flight or marked dirty)` : ''}`);
+    process.stdout.write(lines.join('\n') + '\n');
+  }
+  return bad ? EXIT.ERROR : EXIT.OK;
+}
+
+export async function mirrorResolveCommand(ref: string, f: TargetFlags & { survivor?: string }): Promise<number> {
+  if (f.survivor === undefined) throw usage('resolve needs --survivor ARRAY: the array whose data is kept (the other becomes a resyncing secondary)');
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(f.survivor)) throw usage(`--survivor must be an array name, not ${JSON.stringify(f.survivor)}`);
+  const survivor = f.survivor;
+  const t = await locate(ref, f, { array: survivor });
+  const v = await call(() => t.client.resolveSplitBrain(ref, { survivor }));
+  return done(f, v, `split brain of mirror ${v.record.name} resolved: ${survivor} kept its data; the other side resynchronizes from it`, await lunNames(f, [v]));
+}
+
+/** The short mirrors section of `sanbox status` (nothing when the array has no mirror driver or no mirrors). */
+export async function statusMirrorsSection(c: ApiClient): Promise<string | undefined> {
+  let views: MirrorView[];
+  try {
+    views = (await c.listMirrors()).mirrors;
+  } catch {
+    return undefined;
+  }
+  if (!views.length) return undefined;
+  return ['mirrors:', ...views.map((v) => '  ' + mirrorLine(v))].join('\n');
+}
