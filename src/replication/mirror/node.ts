@@ -434,6 +434,9 @@ export class MirrorNode implements MirrorControl {
       p.failed = false;
       const img = e.db.images.find((i) => i.imageId === p.imageId)!;
       if (img.reachability === 'UNREACHABLE') await this.change(e, { op: 'image-reachable', imageId: p.imageId });
+      // A former primary waits for this check (no split brain); now it may resynchronize.
+      const now = e.db.images.find((i) => i.imageId === p.imageId)!;
+      if (now.fractured && now.fractureReason === 'promote' && e.db.state === 'ACTIVE') await this.change(e, { op: 'synchronize', imageId: p.imageId });
       await this.resyncIfDirty(e, p);
       this.afterChange(e);
       this.event('image-connected', { mirrorId: e.id, imageId: p.imageId });
