@@ -141,6 +141,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
         token: cfg.api.token,
         nbd: () => [nbd],
         info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...extraInfo() }),
+        mirrors,
       });
     }
     const apiBound = api ? await api.listen() : undefined;
