@@ -1339,6 +1339,7 @@ export class MirrorNode implements MirrorControl {
     if (this.closed) return;
     this.closed = true;
     await this.server?.close().catch(() => undefined);
+    if (this.suspended) return; // crash() closed every file already
     for (const e of this.entries.values()) {
       await e.chain.catch(() => undefined);
       const ps = e.primary;
@@ -1348,6 +1349,64 @@ export class MirrorNode implements MirrorControl {
       }
       await e.divergence?.file.close();
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Whole-array power failure (two-SP arrays: the chassis calls these)
+
+  private suspended = false;
+
+  /** True between `crash()` and `reopen()`: the array is without power. */
+  get crashed(): boolean {
+    return this.suspended;
+  }
+
+  /**
+   * The array lost power: behave as if this process died. New host writes fail (the primary
+   * sides are closed), links and the remote-link listener drop, resyncs stop; the write-intent
+   * log is NOT cleared (no lazy clear runs), so what is on disk is what a crash leaves. Nothing
+   * is pushed to the other members. `reopen()` brings everything back from disk.
+   */
+  async crash(): Promise<void> {
+    if (this.closed || this.suspended) return;
+    this.suspended = true;
+    const server = this.server;
+    this.server = null;
+    const entries = [...this.entries.values()];
+    for (const e of entries) {
+      const ps = e.primary;
+      if (!ps) continue;
+      ps.closed = true;
+      for (const t of ps.timers) clearInterval(t);
+      for (const p of ps.peers.values()) {
+        if (p.resync) p.resync.stop = true;
+        const c = p.client;
+        p.client = null; // its events are ignored from now on (no record change on the way down)
+        c?.close();
+      }
+    }
+    await server?.close().catch(() => undefined);
+    for (const e of entries) {
+      const ps = e.primary;
+      if (ps) {
+        for (const p of ps.peers.values()) await p.resync?.done.catch(() => undefined);
+        for (const p of ps.peers.values()) await p.fracture.close().catch(() => undefined);
+        await ps.wilFile.close().catch(() => undefined); // marks only: flushClears() is not called
+      }
+      await e.divergence?.file.close().catch(() => undefined);
+    }
+    this.event('crashed', { mirrors: entries.length, detail: 'array power lost: links dropped, write-intent log kept as on disk' });
+  }
+
+  /** Power is back: reload every mirror from disk as at a start after an unclean stop. */
+  async reopen(): Promise<void> {
+    if (this.closed || !this.suspended) return;
+    this.entries.clear();
+    this.suspended = false;
+    await this.load();
+    if (this.opts.listen) await this.listen(this.opts.listen);
+    for (const e of this.entries.values()) if (e.primary) this.startPeers(e);
+    this.event('reopened', { mirrors: this.entries.size });
   }
 }
 
