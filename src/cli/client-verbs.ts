@@ -149,7 +149,7 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
   let mirrors: string | undefined;
   const st = await withClient(f, async (c) => {
     const r = await c.status<StatusJson>();
-    if (!f.json) mirrors = await statusMirrorsSection(c);
+    if (!f.json) mirrors = await statusMirrorsSection(c, f);
     return r;
   });
   if (f.json) {

@@ -865,6 +865,21 @@ export interface LabStateLink {
   routes: { name: string; listen: { host: string; port: number }; target: { host: string; port: number }; forward: LinkDirection }[];
 }
 
+/** A mirror of the lab file, as `sanbox up` left it. */
+export interface LabStateMirror {
+  name: string;
+  /** `alpha:disk0` */
+  primary: string;
+  secondaries: string[];
+  /** created now; existed already; not ours to create (primary on another host); could not be created */
+  status: 'created' | 'exists' | 'skipped' | 'failed';
+  detail?: string;
+  /** Differences between the lab file and the mirror, secondaries that could not be added. */
+  warnings: string[];
+  /** Right after `up`: each secondary's state and synchronization progress. */
+  progress?: string[];
+}
+
 export interface LabState {
   lab: string;
   file: string;
@@ -876,6 +891,8 @@ export interface LabState {
   arrays: LabStateArray[];
   /** Link emulators (run by the supervisor). */
   links?: LabStateLink[];
+  /** The lab file's mirrors as `sanbox up` found or created them. */
+  mirrors?: LabStateMirror[];
 }
 
 export function statePath(lab: string): string {

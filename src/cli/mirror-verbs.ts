@@ -211,7 +211,7 @@ function imageRow(i: ImageView, names: Map<string, string>): string[] {
     i.role,
     i.state ?? '-',
     i.reachability,
-    i.link + (i.linkError ? ` (${i.linkError})` : ''),
+    i.link + (i.linkError ? ' (*)' : ''),
     fractured,
     i.fractureLog ? formatSize(i.fractureLog.bytes) : '-',
     resync,
@@ -235,6 +235,7 @@ export function mirrorText(v: MirrorView, names: Map<string, string> = new Map()
       .map((l) => '  ' + l)
       .join('\n'),
   );
+  for (const i of v.images) if (i.linkError) lines.push(`  (*) ${names.get(i.imageId) ?? i.imageId}: ${i.linkError}`);
   for (const i of v.images) {
     if (!i.splitBrain) continue;
     const sb = i.splitBrain;
@@ -476,7 +477,14 @@ export async function mirrorStatusCommand(ref: string | undefined, f: MirrorStat
   }
   let stop = false;
   const onInt = () => (stop = true);
-  if (f.watch) process.once('SIGINT', onInt);
+  // `| head` closes the pipe: stop watching quietly.
+  const onPipe = (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') stop = true;
+  };
+  if (f.watch) {
+    process.once('SIGINT', onInt);
+    process.stdout.on('error', onPipe);
+  }
   try {
     for (let i = 0; i < count && !stop; i++) {
       if (i > 0) await sleep(intervalMs);
@@ -505,6 +513,7 @@ export async function mirrorStatusCommand(ref: string | undefined, f: MirrorStat
     }
   } finally {
     process.off('SIGINT', onInt);
+    process.stdout.off('error', onPipe);
   }
   return EXIT.OK;
 }
@@ -569,7 +578,7 @@ export async function mirrorResolveCommand(ref: string, f: TargetFlags & { survi
 }
 
 /** The short mirrors section of `sanbox status` (nothing when the array has no mirror driver or no mirrors). */
-export async function statusMirrorsSection(c: ApiClient): Promise<string | undefined> {
+export async function statusMirrorsSection(c: ApiClient, f: TargetFlags): Promise<string | undefined> {
   let views: MirrorView[];
   try {
     views = (await c.listMirrors()).mirrors;
@@ -577,5 +586,6 @@ export async function statusMirrorsSection(c: ApiClient): Promise<string | undef
     return undefined;
   }
   if (!views.length) return undefined;
-  return ['mirrors:', ...views.map((v) => '  ' + mirrorLine(v))].join('\n');
+  const names = await lunNames(f, views);
+  return ['mirrors:', ...views.map((v) => '  ' + mirrorLine(v, names))].join('\n');
 }

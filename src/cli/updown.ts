@@ -30,6 +30,7 @@ import {
   type LinkListeners,
 } from './lab.js';
 import { startLabLinks, stopLabLinks, type RunningLink } from './link-verbs.js';
+import { setupLabMirrors } from './lab-mirrors.js';
 
 interface ReadyMessage {
   type: 'ready';
@@ -68,6 +69,12 @@ export function labSummary(state: LabState, lab: Lab): string {
     for (const r of l.routes) lines.push(`    ${r.name}: ${r.listen.host}:${r.listen.port} -> ${r.target.host}:${r.target.port} (${r.forward})`);
   }
   for (const a of lab.arrays) if (a.host) lines.push(`  array ${a.name} runs on ${a.host} (not started here)`);
+  for (const m of state.mirrors ?? []) {
+    const what = { created: 'created', exists: 'exists', skipped: 'not created here', failed: 'NOT CREATED' }[m.status];
+    lines.push(`  mirror ${m.name}  ${m.primary} -> ${m.secondaries.join(', ')}  ${what}${m.detail ? `: ${m.detail}` : ''}`);
+    for (const p of m.progress ?? []) lines.push(`    ${p}`);
+    for (const w of m.warnings) lines.push(`    warning: ${w}`);
+  }
   const a0 = state.arrays[0];
   if (a0) {
     const lun = lab.arrays.find((x) => x.name === a0.name)?.luns[0]?.name;
@@ -79,6 +86,7 @@ export function labSummary(state: LabState, lab: Lab): string {
       lines.push(`  nbd-client ${a0.nbd.host} ${a0.nbd.port} /dev/nbd0 -N ${lun}    # where the kernel has nbd (see README otherwise)`);
     }
     lines.push(`  sanbox status${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}`);
+    if (state.mirrors?.length) lines.push(`  sanbox mirror status --watch${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}`);
   }
   if (state.log) lines.push(`log: ${state.log}`, `stop: sanbox down ${state.lab}`);
   else lines.push('Ctrl-C stops the lab.');
@@ -264,6 +272,8 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
         ...(c.ready!.sps ? { sps: c.ready!.sps } : {}),
       };
     });
+    // The lab file's mirrors: created on their primary arrays when absent, else compared.
+    if (lab.mirrors.length) state.mirrors = await setupLabMirrors(lab, state, { log });
     state.state = 'running';
     await writeState(state);
     if (f.json) printJson(state);

@@ -229,7 +229,8 @@ describe('sanbox mirror with --api', () => {
     alpha.fake.views.set('sb', v);
     try {
       const r = await cli(['mirror', 'status', 'sb', '--api', alpha.url]);
-      expect(r.out).toMatch(/bravo:0 +secondary +UNSYNCHRONIZED +UNREACHABLE +down \(ECONNREFUSED\) +yes \(link\) +1M +paused at 1 MiB of 64 MiB/);
+      expect(r.out).toMatch(/bravo:0 +secondary +UNSYNCHRONIZED +UNREACHABLE +down \(\*\) +yes \(link\) +1M +paused at 1 MiB of 64 MiB/);
+      expect(r.out).toMatch(/\(\*\) bravo:0: ECONNREFUSED/);
       expect(r.out).toMatch(/SPLIT BRAIN with bravo:0: here 2 regions \(128K\) changed, there 1 \(64K\); keep one side: sanbox mirror resolve sb --survivor ARRAY/);
     } finally {
       alpha.fake.views.delete('sb');
@@ -274,7 +275,7 @@ describe('sanbox mirror with --api', () => {
   it('sanbox status has a mirrors section when the array has mirrors', async () => {
     const r = await cli(['status', '--api', alpha.url]);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/mirrors:\n {2}m0 {2}ACTIVE {2}epoch 1 {2}here: primary {2}alpha:0 -> bravo:0 SYNCHRONIZING 19%/);
+    expect(r.out).toMatch(/mirrors:\n {2}m0 {2}ACTIVE {2}epoch 1 {2}here: primary {2}alpha:disk0 -> bravo:0 SYNCHRONIZING 19%/);
     const plain = await cli(['status', '--api', plainUrl]);
     expect(plain.code).toBe(0);
     expect(plain.out).not.toMatch(/mirrors:/);

@@ -47,10 +47,11 @@ export function view(name = 'm0', over: Partial<MirrorView> = {}): MirrorView {
     },
     local: { imageId: 'alpha:0', role: 'primary', lun: 0, lunName: 'disk0' },
     images: [
-      { ...primary, link: 'local', fractureLog: null, resync: null },
+      { ...primary, link: 'local', fractureLog: null, resync: null, recordGeneration: 3 },
       {
         ...secondary,
         link: 'connected',
+        recordGeneration: 3,
         fractureLog: { regions: 3, bytes: 196608 },
         resync: { full: false, reason: 'fracture log', bytesDone: 12.5 * 2 ** 20, bytesTotal: 64 << 20, rate: 30 << 20, eta: 2, startedAt: '2026-01-01T00:00:00.000Z' },
       },
