@@ -308,6 +308,7 @@ export class MirrorNode implements MirrorControl {
     if (!client?.connected) return;
     const { result } = await client.request('mirror-db', { mirrorId: e.id, record: e.db as unknown as Record<string, unknown> });
     if (!result.applied && result.record) await this.adoptNewer(e, result.record, `${p.array} holds a newer record`);
+    else if (result.generation !== undefined) p.memberGeneration = result.generation;
   }
 
   /**
@@ -498,7 +499,7 @@ export class MirrorNode implements MirrorControl {
   async hostModify(lunId: number, offset: number, length: number, local: () => Promise<void>, remote: (p: SecondaryPeer, e: Entry) => Promise<unknown>): Promise<void> {
     const e = this.entryOfLun(lunId);
     const ps = e?.primary;
-    if (!e || !ps) throw new BlockError('EPERM', 'this LUN is no longer the primary image of its mirror');
+    if (!e || !ps || ps.closed) throw new BlockError('EPERM', 'this LUN is no longer the primary image of its mirror');
     ps.begin();
     const wil = ps.wil;
     let begun = false;
@@ -978,6 +979,7 @@ export class MirrorNode implements MirrorControl {
         ...(p?.linkError ? { linkError: p.linkError } : {}),
         fractureLog: p ? { regions: p.fracture.bitmap.countRegions(), bytes: p.fracture.bitmap.dirtyBytes() } : null,
         resync: p?.resyncView() ?? null,
+        recordGeneration: img.imageId === e.localImageId ? e.db.generation : (p?.memberGeneration ?? null),
       };
       if (e.splitBrain && e.splitBrain.imageId === img.imageId) v.splitBrain = { local: summarize(e.splitBrain.local), remote: summarize(e.splitBrain.remote) };
       return v;

@@ -49,6 +49,8 @@ export class SecondaryPeer {
   /** Host writes sent and not yet acknowledged (remove-secondary graceful waits for them). */
   inflight = 0;
   limiter: RateLimiter | null = null;
+  /** The record generation this member last confirmed (its view of the mirror). */
+  memberGeneration: number | null = null;
 
   constructor(
     readonly imageId: string,

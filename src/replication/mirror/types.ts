@@ -109,6 +109,11 @@ export interface ImageView extends MirrorImage {
   /** Regions of the fracture log (primary side). */
   fractureLog: { regions: number; bytes: number } | null;
   resync: ResyncView | null;
+  /**
+   * The generation of the mirror record this member holds, as it last confirmed it (primary side;
+   * null: not confirmed since this array started). Equal to `record.generation` everywhere: all agree.
+   */
+  recordGeneration: number | null;
   /** Set when both sides took writes: the divergent regions of each side. */
   splitBrain?: { local: { regions: number; bytes: number; ranges: Array<[number, number]> }; remote: { regions: number; bytes: number; ranges: Array<[number, number]> } };
 }
