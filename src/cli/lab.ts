@@ -32,6 +32,18 @@
  *         cut: none                      # none | a-to-b | b-to-a | both
  *         queueSize: 1M                  # per connection and direction
  *         cutResetMs: 15000              # a cut this long resets the connections (0: never)
+ *         secret: ...                    # shared handshake secret (16+ characters), or secretFile: PATH
+ *
+ * Mirrors (`sanbox up` creates them on their primary arrays when absent; see parseMirrors):
+ *
+ *     mirrors:
+ *       - name: m0
+ *         primary: alpha:disk0           # ARRAY:LUN
+ *         secondaries: [bravo:disk0]     # or { image, synchronized, recovery, syncRate }
+ *         writePolicy: synchronous       # regionSize, syncRate, activation, minImages, maxMissing,
+ *                                        # secondaryReads, syncPriority: optional
+ *
+ * Each array process gets `remoteLink: { bind, port, peers }` (arrayConfig / peersOf).
  *
  * The state file of a running lab is `<images>/.labs/<lab>.json` (mode 0600): supervisor pid,
  * and for every array its pid, directory, NBD endpoint and API URL (and token if any).
