@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startArray, type RunningArray, type ArrayServiceConfig } from '../../src/control/service.js';
 import { LinkEmulator } from '../../src/link/index.js';
-import type { MirrorNode } from '../../src/replication/index.js';
+import type { MirrorNode, MirrorTimers } from '../../src/replication/index.js';
 import type { BlockDevice } from '../../src/block/index.js';
 
 export async function freePort(): Promise<number> {
@@ -40,7 +40,7 @@ export interface Lab {
 export const SECRET = 'test-secret-0123456789';
 
 /** Arrays named `names`, each with LUNs `luns`; a link emulator between every pair. */
-export async function makeLab(names: string[], luns: { name: string; size: number }[], opts: { latencyMs?: number } = {}): Promise<Lab> {
+export async function makeLab(names: string[], luns: { name: string; size: number }[], opts: { latencyMs?: number; timers?: Partial<MirrorTimers> } = {}): Promise<Lab> {
   const root = await mkdtemp(join(tmpdir(), 'sanbox-mirror-'));
   const sites: Record<string, Site> = {};
   for (const n of names) {
@@ -80,7 +80,7 @@ export async function makeLab(names: string[], luns: { name: string; size: numbe
       api: false,
       luns,
       sync: false,
-      remoteLink: { bind: '127.0.0.1', port: sites[n]!.linkPort, peers: peers[n]! },
+      remoteLink: { bind: '127.0.0.1', port: sites[n]!.linkPort, peers: peers[n]!, timers: opts.timers },
     };
   }
   const lab: Lab = {
