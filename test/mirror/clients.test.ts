@@ -57,6 +57,7 @@ describe('real clients on a mirrored LUN', () => {
       '--iodepth=16',
       '--size=16M',
       '--verify=crc32c',
+      '--verify_state_save=0',
       '--do_verify=1',
       '--output-format=json',
     ]);
