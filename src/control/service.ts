@@ -5,8 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { NbdServer } from '../nbd/index.js';
 import { ArrayError, StorageArray, formatSize, type ArrayEvent, type ArrayExport } from '../array/index.js';
-import { Chassis, type SpsConfig } from '../array/chassis/index.js';
-import { MirrorNode, type LunProvider, type PeerConfig } from '../replication/index.js';
+import { Chassis, type ChassisMirrorHooks, type SpsConfig } from '../array/chassis/index.js';
+import { execOn, type MirrorRole } from '../array/sp-process/index.js';
+import { BlockError, type BlockDevice } from '../block/index.js';
+import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from '../replication/index.js';
 import { ControlServer, type NbdEndpoint } from './api.js';
 
 export interface LunSpec {
@@ -35,7 +37,7 @@ export interface ArrayServiceConfig {
    * The remote-link port (mirror traffic from other arrays) and the arrays this one replicates
    * with. Present: the array runs the mirror driver.
    */
-  remoteLink?: { bind: string; port: number; peers: PeerConfig[] };
+  remoteLink?: { bind: string; port: number; peers: PeerConfig[]; timers?: Partial<MirrorTimers> };
 }
 
 export interface RunningArray {
@@ -110,6 +112,7 @@ async function startMirrors(array: StorageArray, cfg: ArrayServiceConfig): Promi
     luns: lunProvider(array),
     listen: { bind: cfg.remoteLink.bind, port: cfg.remoteLink.port },
     peers: cfg.remoteLink.peers,
+    timers: cfg.remoteLink.timers,
     event: (type, details) => array.publish(type, details),
     sync: cfg.sync,
   });
@@ -181,10 +184,109 @@ export function spPorts(nbd: ArrayServiceConfig['nbd']): [number, number] {
   return nbd.port === 0 ? [0, 0] : [nbd.port, nbd.port + 1];
 }
 
+/** A two-SP array's LUNs as the mirror driver sees them: I/O on the current owner SP's cache. */
+function chassisLunProvider(array: StorageArray, chassis: Chassis): LunProvider {
+  return {
+    lun(ref) {
+      const l = array.getLun(ref);
+      const device = l ? chassis.lunDevice(l.id) : undefined;
+      return l && device ? { id: l.id, name: l.name, size: l.size, blockSize: l.blockSize, device } : undefined;
+    },
+  };
+}
+
+/**
+ * The mirror driver of a two-SP array: one MirrorNode in the chassis process (it outlives SP
+ * crashes). Its LUN devices run on the owner SP's write cache (Chassis.lunDevice); the SPs send
+ * host writes, trims, zeroes and flushes of primary images here (`hostIo`), where they run
+ * through the replication layer; the SPs learn every LUN's role (primary: route writes here;
+ * secondary: refuse host writes, and reads unless allowed) at start and on every change.
+ */
+class ChassisMirrors {
+  node: MirrorNode | undefined;
+  private readonly layers = new Map<number, { lower: BlockDevice; upper: BlockDevice }>();
+  private pushed: string | null = null;
+  private pushChain: Promise<void> = Promise.resolve();
+  chassis!: Chassis;
+
+  constructor(
+    private readonly array: StorageArray,
+    private readonly cfg: ArrayServiceConfig & { remoteLink: NonNullable<ArrayServiceConfig['remoteLink']> },
+  ) {}
+
+  readonly hooks: ChassisMirrorHooks = {
+    hostIo: async (lun, op, data) => {
+      const node = this.node;
+      if (!node || node.crashed) throw new BlockError('EIO', `array ${this.array.name}: the mirror driver is not running (power lost or starting)`);
+      return execOn(this.layer(node, lun), op, data);
+    },
+    powerLost: async () => {
+      await this.node?.crash();
+    },
+    powerBack: async () => {
+      await this.node?.reopen();
+      await this.pushRoles(true);
+    },
+  };
+
+  private layer(node: MirrorNode, lun: number): BlockDevice {
+    const lower = this.chassis.lunDevice(lun);
+    if (!lower) throw new BlockError('EIO', `array ${this.array.name} has no online LUN ${lun}`);
+    const have = this.layers.get(lun);
+    if (have && have.lower === lower) return have.upper;
+    const upper = node.layer(lun, lower);
+    this.layers.set(lun, { lower, upper });
+    return upper;
+  }
+
+  async open(chassis: Chassis): Promise<MirrorNode> {
+    this.chassis = chassis;
+    const node = await MirrorNode.open({
+      array: this.cfg.name,
+      dir: this.cfg.dir,
+      luns: chassisLunProvider(this.array, chassis),
+      listen: { bind: this.cfg.remoteLink.bind, port: this.cfg.remoteLink.port },
+      peers: this.cfg.remoteLink.peers,
+      event: (type, details) => this.array.publish(type, details),
+      sync: this.cfg.sync,
+    });
+    this.node = node;
+    this.array.setGuard((lunId) => node.guard(lunId));
+    // Roles change with mirror events (created, joined, promoted, demoted, left, attributes).
+    this.array.on('event', (ev: { type: string }) => {
+      if (ev.type.startsWith('mirror.') || ev.type === 'lun.created') void this.pushRoles(false);
+    });
+    await this.pushRoles(true);
+    return node;
+  }
+
+  private roles(node: MirrorNode): Record<string, MirrorRole> {
+    const roles: Record<string, MirrorRole> = {};
+    for (const l of this.array.listLuns()) {
+      const r = node.roleOf(l.id);
+      if (r) roles[String(l.id)] = { role: r.role, allowReads: r.allowReads };
+    }
+    return roles;
+  }
+
+  /** Tells the SPs the roles when they changed (or always: `force`), in order. */
+  pushRoles(force: boolean): Promise<void> {
+    const node = this.node;
+    if (!node || node.crashed) return this.pushChain;
+    const roles = this.roles(node);
+    const key = JSON.stringify(roles);
+    if (!force && key === this.pushed && this.chassis.mirrorRoleTable !== null) return this.pushChain;
+    this.pushed = key;
+    const run = () => this.chassis.setMirrorRoles(roles);
+    this.pushChain = this.pushChain.then(run, run);
+    return this.pushChain;
+  }
+}
+
 /**
  * A two-SP array: this process is the chassis (metadata, management API, power, battery,
- * ownership); it spawns SP A and SP B (`sanbox sp serve`), each serving every LUN on its own
- * NBD port.
+ * ownership, and the mirror driver when the array has a remote link); it spawns SP A and SP B
+ * (`sanbox sp serve`), each serving every LUN on its own NBD port.
  */
 export async function startChassisArray(
   cfg: ArrayServiceConfig & { sps: SpsConfig },
@@ -195,11 +297,23 @@ export async function startChassisArray(
   const array = await StorageArray.open({ name: cfg.name, dir: cfg.dir, readOnly: cfg.readOnly, noSync: cfg.sync === false });
   let api: ControlServer | undefined;
   let chassis: Chassis | undefined;
+  let node: MirrorNode | undefined;
   try {
     await provisionLuns(array, cfg.luns);
-    chassis = new Chassis({ array, spCommand, nbd: { bind: cfg.nbd.bind, ports: [...spPorts(cfg.nbd)] as [number, number] }, sps: cfg.sps, readOnly: cfg.readOnly === true, log });
+    const mirrors = cfg.remoteLink ? new ChassisMirrors(array, { ...cfg, remoteLink: cfg.remoteLink }) : undefined;
+    chassis = new Chassis({
+      array,
+      spCommand,
+      nbd: { bind: cfg.nbd.bind, ports: [...spPorts(cfg.nbd)] as [number, number] },
+      sps: cfg.sps,
+      readOnly: cfg.readOnly === true,
+      log,
+      ...(mirrors ? { mirror: mirrors.hooks } : {}),
+    });
     array.attachSessions(chassis);
+    // With a mirror driver the SPs come up holding host I/O until they know the LUNs' roles.
     await chassis.start();
+    node = mirrors ? await mirrors.open(chassis) : undefined;
     const ch = chassis;
     const startedAt = new Date().toISOString();
     if (cfg.api) {
@@ -211,23 +325,28 @@ export async function startChassisArray(
         nbd: () => ch.endpoints(),
         info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...extraInfo() }),
         chassis: ch,
+        mirrors: node,
       });
     }
     const apiBound = api ? await api.listen() : undefined;
     let closing: Promise<void> | undefined;
     const eps = ch.endpoints();
+    const mn = node;
     return {
       array,
       nbdServer: undefined,
       chassis: ch,
       nbdAll: eps,
       api,
+      mirrors: mn,
       nbd: eps[0]!,
       apiUrl: apiBound?.url,
       close() {
         closing ??= (async () => {
           await api?.close().catch(() => undefined);
+          // SPs first: their last host writes and flushes still go through the mirror driver.
           await ch.close().catch(() => undefined);
+          await mn?.close().catch(() => undefined);
           await array.close();
         })();
         return closing;
@@ -236,6 +355,7 @@ export async function startChassisArray(
   } catch (e) {
     await api?.close().catch(() => undefined);
     await chassis?.close().catch(() => undefined);
+    await node?.close().catch(() => undefined);
     await array.close().catch(() => undefined);
     throw e;
   }

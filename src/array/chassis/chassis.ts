@@ -9,9 +9,14 @@ import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { randomUUID } from 'node:crypto';
+import type { BlockDevice } from '../../block/device.js';
 import type { StorageArray } from '../storage-array.js';
+import { CmiClient, CmiError, CmiServer } from '../cmi/index.js';
 import { OwnershipTable, SpLifecycle, peerOf, DEFAULT_BATTERY_THRESHOLDS, type BatteryThresholds, type FailbackPolicy, type SpEvent, type SpName, type SpState } from '../sp/index.js';
-import type { BatteryView, SpCacheConfig, SpInit, SpLunSpec } from '../sp-process/protocol.js';
+import { chassisSocketPath, spChassisSocketPath, type BatteryView, type MirrorRole, type SpCacheConfig, type SpInit, type SpLunSpec } from '../sp-process/protocol.js';
+import type { IoOp, IoResult } from '../sp-process/router.js';
+import { OwnerLunDevice } from './owner-device.js';
 
 export interface SpsConfig {
   /** Write-cache memory per SP, bytes. */
@@ -62,6 +67,21 @@ interface SpHandle {
   exited: Promise<void> | null;
   lastError?: string;
   lastStatus?: Record<string, unknown>;
+  /** Mirroring: the chassis's channel to this SP's cache (`cache-io`). */
+  io: CmiClient | null;
+}
+
+/**
+ * The mirror driver running in the chassis process (src/control/service.ts wires a MirrorNode
+ * in; the array layer knows nothing of replication).
+ */
+export interface ChassisMirrorHooks {
+  /** A host write/trim/zero/flush of a primary mirror image, received by an SP. */
+  hostIo(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
+  /** The whole array is losing power: the driver must behave as if the array crashed. */
+  powerLost(): Promise<void>;
+  /** Power is back and both SPs serve (also when power returned in the middle of the dump). */
+  powerBack(): Promise<void>;
 }
 
 export interface ChassisOptions {
@@ -73,6 +93,8 @@ export interface ChassisOptions {
   readOnly: boolean;
   /** Lines of the SP processes' stderr. */
   log?: (line: string) => void;
+  /** The array runs a mirror driver in this process. */
+  mirror?: ChassisMirrorHooks;
 }
 
 let nextMsgId = 1;
@@ -91,6 +113,12 @@ export class Chassis extends EventEmitter {
   private readonly rechargeTimer: NodeJS.Timeout;
   lastTakeover: Record<string, unknown> | null = null;
   private takeoverWaiters: ((r: Record<string, unknown>) => void)[] = [];
+  /** Mirroring: the SPs' channel to the mirror driver (host writes of primary images). */
+  private hostIoServer: CmiServer | null = null;
+  /** Mirroring: every LUN's role as last told to the SPs; null: not known (yet, or power was lost). */
+  private mirrorRoles: Record<string, MirrorRole> | null = null;
+  private readonly devices = new Map<number, OwnerLunDevice>();
+  private readonly bootId = randomUUID();
 
   constructor(opts: ChassisOptions) {
     super();
@@ -103,7 +131,7 @@ export class Chassis extends EventEmitter {
     const mk = (name: SpName): SpHandle => {
       const life = new SpLifecycle(name, 'off');
       life.on('transition', (r) => this.publish('sp.state', { sp: name, from: r.from, to: r.to, via: r.event }));
-      return { name, life, proc: null, pid: null, port: null, pending: new Map(), expectExit: false, exited: null };
+      return { name, life, proc: null, pid: null, port: null, pending: new Map(), expectExit: false, exited: null, io: null };
     };
     this.sp = { A: mk('A'), B: mk('B') };
     this.ownership.on('change', (e) => this.publish('lun.owner-changed', { lun: e.lun, from: e.from, to: e.to, reason: e.reason }));
@@ -180,6 +208,8 @@ export class Chassis extends EventEmitter {
         h.proc = null;
         h.pid = null;
         h.port = null;
+        h.io?.close();
+        h.io = null;
         for (const [k] of this.sessionCounts) if (k.startsWith(`${h.name}:`)) this.sessionCounts.delete(k);
         if (!h.expectExit && !this.closing) this.onCrash(h, code, signal, detectedAt.t);
         resolve();
@@ -195,8 +225,92 @@ export class Chassis extends EventEmitter {
       cache: this.opts.sps.cache,
       battery: this.batteryView(),
       readOnly: this.opts.readOnly,
+      ...(this.opts.mirror ? { mirror: { socket: chassisSocketPath(this.array.dir), roles: this.mirrorRoles } } : {}),
     };
-    return this.send(h, { type: 'init', init }).then(() => undefined);
+    return this.send(h, { type: 'init', init }).then(() => (this.opts.mirror ? this.connectIo(h) : undefined));
+  }
+
+  // ---- mirroring: the mirror driver in this process ----
+
+  /** Opens the chassis's channel to SP `h`'s caches (after its init: its socket listens). */
+  private async connectIo(h: SpHandle): Promise<void> {
+    const proc = h.proc;
+    const c = await CmiClient.connect(spChassisSocketPath(this.array.dir, h.name), { array: this.array.name, from: 'chassis', bootId: this.bootId }, 5000);
+    if (h.proc !== proc || !proc) {
+      c.close();
+      return;
+    }
+    h.io?.close();
+    h.io = c;
+    c.on('close', () => {
+      if (h.io === c) h.io = null;
+    });
+  }
+
+  private async listenHostIo(): Promise<void> {
+    const hooks = this.opts.mirror;
+    if (!hooks || this.hostIoServer) return;
+    const server = new CmiServer(chassisSocketPath(this.array.dir), {
+      array: this.array.name,
+      expectFrom: ['A', 'B'],
+      handler: async (req) => {
+        if (req.op !== 'host-io') throw new CmiError('unknown-op', `unknown chassis operation ${req.op}`);
+        const io = req.args as unknown as IoOp & { lun: number };
+        const r = await hooks.hostIo(Number(io.lun), { op: io.op, offset: io.offset, length: io.length, fua: io.fua, noHole: io.noHole, fastZero: io.fastZero }, io.op === 'write' ? req.bin : undefined);
+        return { result: r.extents ? { extents: r.extents } : {}, bin: r.data };
+      },
+    });
+    server.on('protocol-error', (why: string) => this.publish('cmi.protocol-error', { problem: `chassis host-I/O channel: ${why}` }));
+    await server.listen();
+    this.hostIoServer = server;
+  }
+
+  /**
+   * The device the mirror driver reads and writes a LUN through: the current owner SP's cache
+   * (so secondary writes are in the mirrored write cache before they are acknowledged, and the
+   * driver's reads see every write the hosts saw acknowledged).
+   */
+  lunDevice(id: number): BlockDevice | undefined {
+    const l = this.array.getLun(id);
+    if (!l || l.state !== 'online') return undefined;
+    let d = this.devices.get(id);
+    if (!d) {
+      const below = this.array.device(id);
+      if (!below) return undefined;
+      d = new OwnerLunDevice(id, l.blockSize, below.capabilities, this.opts.readOnly, {
+        ownerChannel: (lun) => {
+          let owner: SpName | null = null;
+          try {
+            owner = this.ownership.owner(lun);
+          } catch {
+            return null;
+          }
+          const h = owner ? this.sp[owner] : null;
+          return h?.io ? { sp: h.name, client: h.io } : null;
+        },
+        unavailable: (lun) => {
+          if (this.power === 'failing' || this.power === 'off') return `array ${this.array.name} lost power`;
+          if (!this.array.getLun(lun)) return 'the LUN was deleted';
+          if (this.closing && !this.sp.A.proc && !this.sp.B.proc) return `array ${this.array.name} stopped`;
+          return undefined;
+        },
+        lunSize: (lun) => this.array.getLun(lun)?.size,
+      });
+      this.devices.set(id, d);
+    }
+    return d;
+  }
+
+  /** The LUNs' mirror roles (a LUN not listed is no image): kept, and pushed to every running SP. */
+  async setMirrorRoles(roles: Record<string, MirrorRole>): Promise<void> {
+    this.mirrorRoles = roles;
+    await Promise.all(
+      [this.sp.A, this.sp.B].filter((h) => h.proc).map((h) => this.cmd(h, 'mirror-roles', { roles }, 10_000).catch((e: unknown) => this.publish('sp.error', { sp: h.name, problem: `mirror roles: ${(e as Error).message}` }))),
+    );
+  }
+
+  get mirrorRoleTable(): Record<string, MirrorRole> | null {
+    return this.mirrorRoles;
   }
 
   /** The SP's NBD port: as configured, or (port 0) the one it got the first time, kept across restarts. */
@@ -285,6 +399,7 @@ export class Chassis extends EventEmitter {
   start(): Promise<unknown> {
     return this.exclusive(async () => {
       await this.loadState();
+      await this.listenHostIo();
       return this.powerOn();
     });
   }
@@ -533,6 +648,12 @@ export class Chassis extends EventEmitter {
       this.power = 'failing';
       const holdUpMs = this.battery.failed ? 0 : Math.floor((this.battery.holdUpMs * this.battery.charge) / 100);
       this.publish('power.failed', { holdUpMs, battery: { ...this.batteryView() } });
+      if (this.opts.mirror) {
+        // The mirror driver goes down with the array (its state is what is on disk now); the
+        // SPs of the next power-up wait for the roles it finds then.
+        this.mirrorRoles = null;
+        await this.opts.mirror.powerLost().catch((e: unknown) => this.publish('sp.error', { problem: `mirror driver at power loss: ${(e as Error).message}` }));
+      }
       const hs = [this.sp.A, this.sp.B];
       const results = await Promise.all(
         hs.map(async (h) => {
@@ -571,8 +692,16 @@ export class Chassis extends EventEmitter {
       this.power = 'off';
       this.drainBattery(Math.min(holdUpMs, Date.now() - t0));
       this.publish('power.off', { ms: Date.now() - t0, sps: results });
-      return { power: 'off', holdUpMs, ms: Date.now() - t0, sps: results };
+      return { power: 'off', holdUpMs, ms: Date.now() - t0, sps: results } as Record<string, unknown>;
+    }).then(async (r) => {
+      if (r.power === 'on') await this.mirrorPowerBack(); // power returned in the middle of the dump
+      return r;
     });
+  }
+
+  private async mirrorPowerBack(): Promise<void> {
+    if (!this.opts.mirror || this.power !== 'on') return;
+    await this.opts.mirror.powerBack().catch((e: unknown) => this.publish('sp.error', { problem: `mirror driver at power restore: ${(e as Error).message}` }));
   }
 
   powerRestore(): Promise<unknown> {
@@ -586,6 +715,10 @@ export class Chassis extends EventEmitter {
       if (this.power !== 'off') throw new ChassisError('power-on', 409, `array ${this.array.name} power is ${this.power}, not off`);
       this.publish('power.restored', {});
       return this.powerOn();
+    }).then(async (r) => {
+      // Outside the exclusive section: the driver's I/O may need a takeover to finish.
+      await this.mirrorPowerBack();
+      return r;
     });
   }
 
@@ -771,5 +904,8 @@ export class Chassis extends EventEmitter {
         if (h.life.state === 'up') h.life.apply('shutdown' as SpEvent);
       }),
     );
+    // Only now: the SPs' last host flushes went through the mirror driver.
+    await this.hostIoServer?.close().catch(() => undefined);
+    this.hostIoServer = null;
   }
 }

@@ -35,7 +35,8 @@ export interface HelloInfo {
 
 /**
  * The listening end of an SP's CMI: a Unix socket. Every connection must open with a `hello`
- * request (same CMI version, same array, the expected peer SP); then each request frame is
+ * request (same CMI version, same array, an expected peer: the other SP, or 'chassis' / an SP
+ * for the chassis channels of arrays with mirroring); then each request frame is
  * handed to `handler` in arrival order, and answered (in any order) with the request's id.
  * Synchronous handlers therefore apply in the order the peer sent (what cache mirroring needs).
  */
@@ -45,7 +46,7 @@ export class CmiServer extends EventEmitter {
 
   constructor(
     readonly path: string,
-    private readonly opts: { array: string; expectFrom: string; handler: CmiHandler },
+    private readonly opts: { array: string; expectFrom: string | readonly string[]; handler: CmiHandler },
   ) {
     super();
     this.server = net.createServer((s) => this.accept(s));
@@ -68,6 +69,7 @@ export class CmiServer extends EventEmitter {
 
   private accept(s: net.Socket): void {
     this.conns.add(s);
+    const expected = typeof this.opts.expectFrom === 'string' ? [this.opts.expectFrom] : this.opts.expectFrom;
     const dec = new FrameDecoder();
     let hello: HelloInfo | null = null;
     const send = (kind: 1 | 2 | 3, id: number, json: Record<string, unknown>, bin?: Buffer) => {
@@ -96,7 +98,7 @@ export class CmiServer extends EventEmitter {
           if (op !== 'hello') why = `first request must be hello, not ${op}`;
           else if (h.version !== CMI_VERSION) why = `CMI version ${h.version} not supported (this SP speaks ${CMI_VERSION})`;
           else if (h.array !== this.opts.array) why = `wrong array ${JSON.stringify(h.array)} (this is ${this.opts.array})`;
-          else if (h.from !== this.opts.expectFrom) why = `unexpected peer ${JSON.stringify(h.from)} (expected SP ${this.opts.expectFrom})`;
+          else if (!expected.includes(h.from)) why = `unexpected peer ${JSON.stringify(h.from)} (expected ${expected.map((n) => (/^[AB]$/.test(n) ? `SP ${n}` : n)).join(' or ')})`;
           if (why) {
             send(KIND.ERROR, f.id, { code: 'hello-refused', message: why });
             s.end();

@@ -6,7 +6,11 @@
  *
  * Files of SP X under the array directory: `sp-X/vault/` (two vault copies + consumed record),
  * `sp-X/dirty-luns.json` (LUNs that may hold dirty cache: written before the first write-back
- * write of a LUN is acknowledged, cleared lazily once its cache is clean), `sp-X/cmi.sock`.
+ * write of a LUN is acknowledged, cleared lazily once its cache is clean), `sp-X/cmi.sock`;
+ * with a mirror driver also `sp-X/chassis-io.sock` (chassis -> SP) and `chassis.sock` (SP -> chassis).
+ *
+ * Mirroring (the mirror driver runs in the chassis): chassis -> SP command `mirror-roles {roles}`
+ * sets every LUN's MirrorRole (init carries the first ones, or null: wait for them).
  */
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
@@ -36,6 +40,24 @@ export interface SpCacheConfig {
   writeThrough: boolean;
 }
 
+/** A LUN's role in a remote mirror, as the chassis's mirror driver tells the SPs. */
+export interface MirrorRole {
+  role: 'primary' | 'secondary';
+  /** A secondary serves host reads (never writes). */
+  allowReads: boolean;
+}
+
+/**
+ * Arrays with a mirror driver (in the chassis process): where the SP sends host writes of
+ * primary images, and every LUN's role (`roles` null: not known yet; host I/O waits for it).
+ */
+export interface SpMirrorInit {
+  /** The chassis's host-I/O CMI socket (op `host-io`). */
+  socket: string;
+  /** LUN id -> role; a LUN not listed is no mirror image. */
+  roles: Record<string, MirrorRole> | null;
+}
+
 export interface SpInit {
   sp: 'A' | 'B';
   array: string;
@@ -46,6 +68,7 @@ export interface SpInit {
   cache: SpCacheConfig;
   battery: BatteryView;
   readOnly: boolean;
+  mirror?: SpMirrorInit;
 }
 
 export type ToSp = { type: 'init'; id: number; init: SpInit } | { type: 'cmd'; id: number; op: string; args?: Record<string, unknown> };
@@ -61,8 +84,17 @@ export function markerPath(arrayDir: string, sp: string): string {
 }
 /** Unix socket paths are limited to ~107 bytes: long array paths use a hashed name in tmpdir. */
 export function cmiSocketPath(arrayDir: string, sp: string): string {
-  const p = join(spDir(arrayDir, sp), 'cmi.sock');
+  return socketPath(join(spDir(arrayDir, sp), 'cmi.sock'), (h) => `sanbox-cmi-${h}-${sp}.sock`, arrayDir);
+}
+/** SP X's server for the chassis (op `cache-io`: the mirror driver's I/O on the owner's cache). */
+export function spChassisSocketPath(arrayDir: string, sp: string): string {
+  return socketPath(join(spDir(arrayDir, sp), 'chassis-io.sock'), (h) => `sanbox-io-${h}-${sp}.sock`, arrayDir);
+}
+/** The chassis's server for the SPs (op `host-io`: host writes of primary mirror images). */
+export function chassisSocketPath(arrayDir: string): string {
+  return socketPath(join(arrayDir, 'chassis.sock'), (h) => `sanbox-chassis-${h}.sock`, arrayDir);
+}
+function socketPath(p: string, short: (hash: string) => string, arrayDir: string): string {
   if (Buffer.byteLength(p) < 100) return p;
-  const h = createHash('sha256').update(arrayDir).digest('hex').slice(0, 16);
-  return join(tmpdir(), `sanbox-cmi-${h}-${sp}.sock`);
+  return join(tmpdir(), short(createHash('sha256').update(arrayDir).digest('hex').slice(0, 16)));
 }

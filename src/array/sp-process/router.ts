@@ -1,5 +1,6 @@
 import { BlockError, type BlockDevice, type DeviceCapabilities, type Extent, type WriteOptions, type ZeroOptions } from '../../block/device.js';
 import { CmiError } from '../cmi/index.js';
+import type { MirrorRole } from './protocol.js';
 
 /** One host I/O request as it crosses CMI. */
 export interface IoOp {
@@ -29,7 +30,18 @@ export interface RouterHost {
   execLocal(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
   /** Forwards an op to the peer SP; rejects with CmiError 'not-owner' / 'peer-gone'. */
   forward(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
+  /** Sends a host write/trim/zero/flush of a primary mirror image to the chassis's mirror driver. */
+  mirrored?(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
 }
+
+/**
+ * The LUN's role in a remote mirror on this SP: null (no mirror image: the SP serves alone),
+ * a MirrorRole, or 'pending' (the array runs a mirror driver whose roles are not known yet:
+ * host I/O waits).
+ */
+export type MirrorState = MirrorRole | null | 'pending';
+
+const MODIFY = new Set<IoOp['op']>(['write', 'trim', 'zero']);
 
 const RETRY_DEADLINE_MS = 60_000;
 
@@ -41,6 +53,7 @@ export class LunRouter implements BlockDevice {
   readonly readOnly: boolean;
   readonly capabilities: DeviceCapabilities;
   private stateValue: RouteState;
+  private mirrorValue: MirrorState = null;
   private waiters: (() => void)[] = [];
   private inflightCount = 0;
   private idleWaiters: (() => void)[] = [];
@@ -66,6 +79,18 @@ export class LunRouter implements BlockDevice {
   }
   get inflight(): number {
     return this.inflightCount;
+  }
+
+  get mirror(): MirrorState {
+    return this.mirrorValue;
+  }
+
+  /** The chassis told this SP the LUN's mirror role (or that it is not known yet). */
+  setMirror(m: MirrorState): void {
+    this.mirrorValue = m;
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
   }
 
   setState(s: RouteState, reason = ''): void {
@@ -133,9 +158,52 @@ export class LunRouter implements BlockDevice {
     }
   }
 
+  /**
+   * A host request (from this SP's NBD sessions, or forwarded by the peer SP: `remote`), checked
+   * against the LUN's mirror role first:
+   * - no mirror image: `run` (owner path or forward);
+   * - primary: writes, trims, zeroes and flushes go to the chassis's mirror driver (write-intent
+   *   log, local write on the owner's cache ∥ remote write); reads stay on the fast path;
+   * - secondary: writes are refused with EPERM, reads too unless the mirror allows them.
+   */
+  async hostRun(op: IoOp, data: Buffer | undefined, remote = false): Promise<IoResult> {
+    const deadline = Date.now() + RETRY_DEADLINE_MS;
+    for (;;) {
+      const m = this.mirrorValue;
+      if (m === 'pending') {
+        if (Date.now() > deadline) throw new BlockError('EIO', `LUN ${this.lun}: the array's mirror driver did not say within ${RETRY_DEADLINE_MS / 1000} s whether the LUN is a mirror image`);
+        await this.changed(1000);
+        continue;
+      }
+      if (m === null) return this.run(op, data, remote);
+      const modify = MODIFY.has(op.op);
+      if (m.role === 'secondary') {
+        if (modify) throw new BlockError('EPERM', `LUN ${this.lun} is a secondary mirror image: host writes refused`);
+        if (op.op !== 'flush' && !m.allowReads) throw new BlockError('EPERM', `LUN ${this.lun} is a secondary mirror image: host reads refused (the mirror does not allow secondary reads)`);
+        return this.run(op, data, remote);
+      }
+      if (!modify && op.op !== 'flush') return this.run(op, data, remote);
+      // A write of a primary image: the LUN's own state still applies (cache dirty: EIO; held:
+      // wait, e.g. for power loss or a trespass), then the mirror driver takes it.
+      const s = this.stateValue;
+      if (s === 'cache-dirty') return this.run(op, data, remote);
+      if (s === 'held') {
+        await this.changed(1000);
+        continue;
+      }
+      if (!this.host.mirrored) throw new BlockError('EIO', `LUN ${this.lun} is a primary mirror image but this SP has no channel to the mirror driver`);
+      try {
+        return await this.host.mirrored(this.lun, op, data);
+      } catch (e) {
+        if (e instanceof CmiError) throw new BlockError(((e.errno as BlockError['errno']) ?? 'EIO'), e.message.replace(/^E[A-Z]+: /, ''));
+        throw e;
+      }
+    }
+  }
+
   // ---- BlockDevice ----
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    const r = await this.run({ op: 'read', offset, length }, undefined, false);
+    const r = await this.hostRun({ op: 'read', offset, length }, undefined);
     const d = r.data ?? Buffer.alloc(length);
     if (into) {
       d.copy(into, 0, 0, length);
@@ -144,23 +212,23 @@ export class LunRouter implements BlockDevice {
     return d;
   }
   async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
-    await this.run({ op: 'write', offset, length: data.length, fua: opts?.fua }, data, false);
+    await this.hostRun({ op: 'write', offset, length: data.length, fua: opts?.fua }, data);
   }
   async flush(): Promise<void> {
-    await this.run({ op: 'flush', offset: 0, length: 0 }, undefined, false);
+    await this.hostRun({ op: 'flush', offset: 0, length: 0 }, undefined);
   }
   async trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
-    await this.run({ op: 'trim', offset, length, fua: opts?.fua }, undefined, false);
+    await this.hostRun({ op: 'trim', offset, length, fua: opts?.fua }, undefined);
   }
   async writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
-    await this.run({ op: 'zero', offset, length, fua: opts?.fua, noHole: opts?.noHole, fastZero: opts?.fastZero }, undefined, false);
+    await this.hostRun({ op: 'zero', offset, length, fua: opts?.fua, noHole: opts?.noHole, fastZero: opts?.fastZero }, undefined);
   }
   async blockStatus(offset: number, length: number): Promise<Extent[]> {
-    const r = await this.run({ op: 'status', offset, length }, undefined, false);
+    const r = await this.hostRun({ op: 'status', offset, length }, undefined);
     return r.extents ?? [{ length, hole: false, zero: false }];
   }
   async cache(offset: number, length: number): Promise<void> {
-    await this.run({ op: 'cache', offset, length }, undefined, false);
+    await this.hostRun({ op: 'cache', offset, length }, undefined);
   }
   async close(): Promise<void> {
     /* the SP owns the stores */

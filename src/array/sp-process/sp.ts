@@ -15,7 +15,7 @@ import { cacheModePolicy, SpLifecycle, type CacheModeDecision, type SpEvent } fr
 import { Vault, type VaultCacheSection, type VaultImage } from '../vault/index.js';
 import { formatSize } from '../size.js';
 import { execOn, LunRouter, type IoOp, type IoResult, type RouteState } from './router.js';
-import { cmiSocketPath, markerPath, spDir, vaultDir, type BatteryView, type SpInit, type SpLunSpec, type ToSp } from './protocol.js';
+import { cmiSocketPath, markerPath, spChassisSocketPath, spDir, vaultDir, type BatteryView, type MirrorRole, type SpInit, type SpLunSpec, type ToSp } from './protocol.js';
 
 interface SpLun {
   spec: SpLunSpec;
@@ -35,6 +35,12 @@ export class SpProcess {
   private readonly vault: Vault;
   private cmiServer: CmiServer | null = null;
   private client: CmiClient | null = null;
+  /** Mirroring (the driver runs in the chassis): the chassis's I/O on this SP's caches. */
+  private chassisServer: CmiServer | null = null;
+  /** ...and this SP's channel to the driver for host writes of primary images. */
+  private chassisClient: Promise<CmiClient> | null = null;
+  /** Every LUN's mirror role; null: not known yet; undefined: the array has no mirror driver. */
+  private mirrorRoles: Record<string, MirrorRole> | null | undefined;
   private nbd: NbdServer | null = null;
   private nbdPort = 0;
   private battery: BatteryView;
@@ -62,6 +68,7 @@ export class SpProcess {
     this.life.on('transition', (r) => this.event('sp.process-state', { from: r.from, to: r.to, via: r.event }));
     this.vault = new Vault(vaultDir(init.dir, this.sp), this.sp);
     this.battery = init.battery;
+    this.mirrorRoles = init.mirror ? init.mirror.roles : undefined;
   }
 
   event(type: string, details: Record<string, unknown> = {}): void {
@@ -86,6 +93,15 @@ export class SpProcess {
     });
     this.cmiServer.on('protocol-error', (why: string) => this.event('cmi.protocol-error', { problem: why }));
     await this.cmiServer.listen();
+    if (this.init.mirror) {
+      this.chassisServer = new CmiServer(spChassisSocketPath(this.init.dir, this.sp), {
+        array: this.init.array,
+        expectFrom: 'chassis',
+        handler: (req) => this.onChassisIo(req.op, req.args, req.bin),
+      });
+      this.chassisServer.on('protocol-error', (why: string) => this.event('cmi.protocol-error', { problem: `chassis channel: ${why}` }));
+      await this.chassisServer.listen();
+    }
     this.markerTimer = setInterval(() => this.sweepMarkers(), 250);
     this.markerTimer.unref();
   }
@@ -95,7 +111,9 @@ export class SpProcess {
     const router = new LunRouter(spec.id, spec.size, spec.blockSize, store.capabilities, this.init.readOnly, {
       execLocal: (lun, op, data) => this.execLocal(lun, op, data),
       forward: (lun, op, data) => this.forward(lun, op, data),
+      mirrored: (lun, op, data) => this.toMirrorDriver(lun, op, data),
     }, initial);
+    router.setMirror(this.mirrorStateOf(spec.id));
     const l: SpLun = { spec, store, router, cache: null };
     this.luns.set(spec.id, l);
     return l;
@@ -143,6 +161,62 @@ export class SpProcess {
     return {};
   }
 
+  // ---- mirroring: the driver runs in the chassis ----
+
+  private mirrorStateOf(lun: number): MirrorRole | null | 'pending' {
+    if (this.mirrorRoles === undefined) return null;
+    if (this.mirrorRoles === null) return 'pending';
+    return this.mirrorRoles[String(lun)] ?? null;
+  }
+
+  private setMirrorRoles(roles: Record<string, MirrorRole>): void {
+    this.mirrorRoles = roles;
+    for (const l of this.luns.values()) l.router.setMirror(this.mirrorStateOf(l.spec.id));
+  }
+
+  private chassisConn(): Promise<CmiClient> {
+    const have = this.chassisClient;
+    if (have) return have;
+    const socket = this.init.mirror?.socket;
+    if (!socket) return Promise.reject(new CmiError('peer-gone', `SP ${this.sp}: the array has no mirror driver`));
+    const p = CmiClient.connect(socket, { array: this.init.array, from: this.sp, bootId: this.bootId }).then((c) => {
+      c.on('close', () => {
+        if (this.chassisClient === p) this.chassisClient = null;
+      });
+      return c;
+    });
+    this.chassisClient = p;
+    p.catch(() => {
+      if (this.chassisClient === p) this.chassisClient = null;
+    });
+    return p;
+  }
+
+  /** A host write/trim/zero/flush of a primary image: the chassis's mirror driver runs it. */
+  private async toMirrorDriver(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult> {
+    const c = await this.chassisConn();
+    const r = await c.call('host-io', { lun, ...op }, data);
+    if (op.op === 'read') return { data: r.bin };
+    if (op.op === 'status') return { extents: r.result.extents as IoResult['extents'] };
+    return {};
+  }
+
+  /** The chassis's mirror driver reads and writes this SP's cache of a LUN it owns. */
+  private onChassisIo(op: string, args: Record<string, unknown>, bin: Buffer): Promise<{ result?: Record<string, unknown>; bin?: Buffer } | void> {
+    if (this.powerFailing) throw new CmiError('power-fail', `SP ${this.sp} lost power`);
+    if (op !== 'cache-io') throw new CmiError('unknown-op', `unknown chassis operation ${op}`);
+    const lun = Number(args.lun);
+    const l = this.luns.get(lun);
+    if (!l) throw new CmiError('not-found', `SP ${this.sp} has no LUN ${lun}`);
+    const io = args as unknown as IoOp;
+    // Only the owner runs it (held waits); anything else answers not-owner and the chassis
+    // retries on the owner its ownership table names.
+    return l.router.run(io, io.op === 'write' ? bin : undefined, true).then((r) => ({
+      result: r.extents ? { extents: r.extents } : {},
+      bin: r.data,
+    }));
+  }
+
   // ---- CMI server side ----
 
   private onCmi(op: string, args: Record<string, unknown>, bin: Buffer): Promise<{ result?: Record<string, unknown>; bin?: Buffer } | void> | void {
@@ -165,7 +239,7 @@ export class SpProcess {
         const l = this.luns.get(lun);
         if (!l) throw new CmiError('not-found', `SP ${this.sp} has no LUN ${lun}`);
         const io = args as unknown as IoOp;
-        return l.router.run(io, io.op === 'write' ? bin : undefined, true).then((r) => ({
+        return l.router.hostRun(io, io.op === 'write' ? bin : undefined, true).then((r) => ({
           result: r.extents ? { extents: r.extents } : {},
           bin: r.data,
         }));
@@ -362,6 +436,9 @@ export class SpProcess {
         this.luns.delete(l.spec.id);
         return {};
       }
+      case 'mirror-roles':
+        this.setMirrorRoles((a.roles as Record<string, MirrorRole>) ?? {});
+        return {};
       case 'sessions':
         return { sessions: this.nbd?.sessionInfo().map((s) => ({ id: s.id, export: s.export, remote: s.remote })) ?? [] };
       case 'disconnect':
@@ -558,7 +635,15 @@ export class SpProcess {
     let dirty = 0;
     const luns = [...this.luns.values()].map((l) => {
       dirty += l.cache?.dirtyBytes ?? 0;
-      return { id: l.spec.id, name: l.spec.name, route: l.router.state, dirtyBytes: l.cache?.dirtyBytes ?? 0, cacheMode: l.cache?.mode ?? null, ...(l.router.state === 'cache-dirty' ? { cacheDirtyReason: l.router.cacheDirtyReason } : {}) };
+      return {
+        id: l.spec.id,
+        name: l.spec.name,
+        route: l.router.state,
+        dirtyBytes: l.cache?.dirtyBytes ?? 0,
+        cacheMode: l.cache?.mode ?? null,
+        ...(l.router.state === 'cache-dirty' ? { cacheDirtyReason: l.router.cacheDirtyReason } : {}),
+        ...(l.router.mirror !== null ? { mirror: l.router.mirror } : {}),
+      };
     });
     return {
       sp: this.sp,
@@ -661,6 +746,8 @@ export class SpProcess {
     await this.markerChain;
     this.client?.close();
     await this.cmiServer?.close().catch(() => undefined);
+    await this.chassisServer?.close().catch(() => undefined);
+    void this.chassisClient?.then((c) => c.close(), () => undefined);
     if (this.markerTimer) clearInterval(this.markerTimer);
     if (this.life.state === 'up') this.life.apply('shutdown');
     return { exit: true };

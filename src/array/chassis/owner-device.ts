@@ -1,0 +1,98 @@
+import { BlockError, type BlockDevice, type DeviceCapabilities, type Extent, type WriteOptions, type ZeroOptions } from '../../block/device.js';
+import { CmiError, type CmiClient } from '../cmi/index.js';
+import type { IoOp, IoResult } from '../sp-process/router.js';
+
+/** What an OwnerLunDevice needs from the chassis. */
+export interface OwnerChannels {
+  /** The CMI channel to the SP that owns `lun` now, or null (no owner, owner not connected yet). */
+  ownerChannel(lun: number): { sp: string; client: CmiClient } | null;
+  /** Why I/O cannot succeed any more (array power lost, chassis stopped), or undefined. */
+  unavailable(lun: number): string | undefined;
+  /** The LUN's current size (it can grow). */
+  lunSize(lun: number): number | undefined;
+}
+
+const RETRY_DEADLINE_MS = 60_000;
+const RETRYABLE = new Set(['not-owner', 'peer-gone', 'power-fail']);
+
+/**
+ * A LUN as the chassis process sees it for the mirror driver: every request runs on the current
+ * owner SP's stack (its write cache, mirrored to the peer SP before the ack) through CMI
+ * `cache-io`. Like the SP's LUN router, it retries while ownership moves (the SP answers
+ * not-owner, or it died and its peer takes over), within a bounded deadline.
+ */
+export class OwnerLunDevice implements BlockDevice {
+  readonly readOnly: boolean;
+  readonly capabilities: DeviceCapabilities;
+
+  constructor(
+    readonly lun: number,
+    readonly blockSize: number,
+    caps: DeviceCapabilities,
+    readOnly: boolean,
+    private readonly chassis: OwnerChannels,
+  ) {
+    this.readOnly = readOnly;
+    this.capabilities = { ...caps, coherentAcrossHandles: true };
+  }
+
+  get size(): number {
+    return this.chassis.lunSize(this.lun) ?? 0;
+  }
+
+  async run(op: IoOp, data: Buffer | undefined): Promise<IoResult> {
+    const deadline = Date.now() + RETRY_DEADLINE_MS;
+    let last = 'no owner SP';
+    for (;;) {
+      const ch = this.chassis.ownerChannel(this.lun);
+      if (ch && !ch.client.closed) {
+        try {
+          const r = await ch.client.call('cache-io', { lun: this.lun, ...op }, data);
+          if (op.op === 'read') return { data: r.bin };
+          if (op.op === 'status') return { extents: r.result.extents as Extent[] };
+          return {};
+        } catch (e) {
+          if (!(e instanceof CmiError)) throw e;
+          if (!RETRYABLE.has(e.code)) throw new BlockError((e.errno as BlockError['errno']) ?? 'EIO', e.message.replace(/^E[A-Z]+: /, ''));
+          last = `SP ${ch.sp}: ${e.code}: ${e.message}`;
+        }
+      }
+      const why = this.chassis.unavailable(this.lun);
+      if (why) throw new BlockError('EIO', `LUN ${this.lun}: ${why}`);
+      if (Date.now() > deadline) throw new BlockError('EIO', `LUN ${this.lun}: no owner SP answered for ${RETRY_DEADLINE_MS / 1000} s (${last})`);
+      await new Promise((r) => setTimeout(r, ch ? 20 : 50));
+    }
+  }
+
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    const r = await this.run({ op: 'read', offset, length }, undefined);
+    const d = r.data ?? Buffer.alloc(length);
+    if (d.length !== length) throw new BlockError('EIO', `LUN ${this.lun}: read of ${length} bytes returned ${d.length}`);
+    if (into) {
+      d.copy(into, 0, 0, length);
+      return into;
+    }
+    return d;
+  }
+  async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
+    await this.run({ op: 'write', offset, length: data.length, fua: opts?.fua }, data);
+  }
+  async flush(): Promise<void> {
+    await this.run({ op: 'flush', offset: 0, length: 0 }, undefined);
+  }
+  async trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
+    await this.run({ op: 'trim', offset, length, fua: opts?.fua }, undefined);
+  }
+  async writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
+    await this.run({ op: 'zero', offset, length, fua: opts?.fua, noHole: opts?.noHole, fastZero: opts?.fastZero }, undefined);
+  }
+  async blockStatus(offset: number, length: number): Promise<Extent[]> {
+    const r = await this.run({ op: 'status', offset, length }, undefined);
+    return r.extents ?? [{ length, hole: false, zero: false }];
+  }
+  async cache(offset: number, length: number): Promise<void> {
+    await this.run({ op: 'cache', offset, length }, undefined);
+  }
+  /** The SPs own the stores. */
+  async close(): Promise<void> {}
+}

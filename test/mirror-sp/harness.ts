@@ -1,0 +1,211 @@
+// A two-SP array "alpha" (chassis + SP processes A and B) with a remote link, and a single-process
+// array "bravo", mirroring to each other over a real remote link. alpha's chassis runs either in
+// this process (its MirrorNode, Chassis and events at hand) or as its own process (`sanbox array
+// serve --config`, SIGKILL-able like a crashing array). The SP processes run from dist/ (npm run
+// build).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_SPS, type SpsConfig } from '../../src/array/chassis/index.js';
+import { startArray, startChassisArray, type ArrayServiceConfig, type RunningArray } from '../../src/control/service.js';
+import type { MirrorNode } from '../../src/replication/index.js';
+
+export const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'sanbox.js');
+export const SECRET = 'test-secret-0123456789';
+export const MiB = 1024 * 1024;
+
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const p = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+/** Polls `fn` until it returns true (or throws after `ms`). */
+export async function until(fn: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+export interface AlphaChild {
+  proc: ChildProcess;
+  api: string;
+  ports: { A: number; B: number };
+  stderr: () => string;
+}
+
+export interface MirrorSpLab {
+  root: string;
+  alphaCfg: ArrayServiceConfig & { sps: SpsConfig };
+  /** In-process alpha (mode 'in-process'). */
+  alpha: RunningArray | null;
+  /** alpha as its own process (mode 'child'). */
+  child: AlphaChild | null;
+  bravo: RunningArray;
+  /** SP NBD ports of alpha. */
+  ports: { A: number; B: number };
+  uri: (sp: 'A' | 'B', lun?: string) => string;
+  bravoUri: (lun?: string) => string;
+  alphaNode: () => MirrorNode;
+  bravoNode: () => MirrorNode;
+  alphaEvents: (type?: string) => Array<Record<string, unknown>>;
+  bravoEvents: (type?: string) => Array<Record<string, unknown>>;
+  /** The management API of a child alpha. */
+  api: (method: string, path: string, body?: unknown) => Promise<any>;
+  close: () => Promise<void>;
+}
+
+export interface LabOptions {
+  mode?: 'in-process' | 'child';
+  luns?: { name: string; size: number }[];
+  sps?: Partial<SpsConfig>;
+}
+
+export async function makeLab(o: LabOptions = {}): Promise<MirrorSpLab> {
+  const root = await mkdtemp(join(tmpdir(), 'sanbox-mirror-sp-'));
+  const luns = o.luns ?? [
+    { name: 'disk0', size: 32 * MiB },
+    { name: 'disk1', size: 32 * MiB },
+  ];
+  const [aLink, bLink] = [await freePort(), await freePort()];
+  const cleanups: Array<() => Promise<unknown> | unknown> = [() => rm(root, { recursive: true, force: true })];
+  const close = async () => {
+    while (cleanups.length) await Promise.resolve(cleanups.pop()!()).catch(() => undefined);
+  };
+  try {
+    const bravo = await startArray({
+      name: 'bravo',
+      dir: join(root, 'bravo'),
+      nbd: { bind: '127.0.0.1', port: 0 },
+      api: false,
+      luns,
+      sync: false,
+      remoteLink: { bind: '127.0.0.1', port: bLink, peers: [{ array: 'alpha', host: '127.0.0.1', port: aLink, secret: SECRET }] },
+    });
+    cleanups.push(() => bravo.close(100));
+    const bEvents: Array<Record<string, unknown>> = [];
+    bravo.array.on('event', (e: Record<string, unknown>) => bEvents.push(e));
+    const alphaCfg: ArrayServiceConfig & { sps: SpsConfig } = {
+      name: 'alpha',
+      dir: join(root, 'alpha'),
+      nbd: { bind: '127.0.0.1', port: 0 },
+      api: o.mode === 'child' ? { bind: '127.0.0.1', port: 0 } : false,
+      luns,
+      sync: false,
+      sps: { ...structuredClone(DEFAULT_SPS), cacheBytes: 16 * MiB, ...(o.sps ?? {}) },
+      remoteLink: { bind: '127.0.0.1', port: aLink, peers: [{ array: 'bravo', host: '127.0.0.1', port: bLink, secret: SECRET }] },
+    };
+    let alpha: RunningArray | null = null;
+    let child: AlphaChild | null = null;
+    const aEvents: Array<Record<string, unknown>> = [];
+    if (o.mode === 'child') {
+      child = await startAlphaChild(root, alphaCfg);
+      const c = child;
+      cleanups.push(() => stopChild(c));
+    } else {
+      alpha = await startChassisArray(alphaCfg, { exec: process.execPath, args: [BIN] });
+      const a = alpha;
+      cleanups.push(() => a.close());
+      a.array.on('event', (e: Record<string, unknown>) => aEvents.push(e));
+    }
+    const ports = child ? child.ports : { A: alpha!.nbdAll.find((e) => e.sp === 'A')!.port, B: alpha!.nbdAll.find((e) => e.sp === 'B')!.port };
+    const lab: MirrorSpLab = {
+      root,
+      alphaCfg,
+      alpha,
+      child,
+      bravo,
+      ports,
+      uri: (sp, lun = 'disk0') => `nbd://127.0.0.1:${ports[sp]}/${lun}`,
+      bravoUri: (lun = 'disk0') => `nbd://127.0.0.1:${bravo.nbd.port}/${lun}`,
+      alphaNode: () => {
+        if (!alpha?.mirrors) throw new Error('alpha runs no in-process mirror driver');
+        return alpha.mirrors;
+      },
+      bravoNode: () => bravo.mirrors!,
+      alphaEvents: (type) => aEvents.filter((e) => !type || e.type === type),
+      bravoEvents: (type) => bEvents.filter((e) => !type || e.type === type),
+      api: async (method, path, body) => {
+        if (!child) throw new Error('alpha runs in this process');
+        const r = await fetch(child.api + path, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(60_000) });
+        const j = await r.json();
+        if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(j)}`);
+        return j;
+      },
+      close,
+    };
+    return lab;
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+async function startAlphaChild(root: string, cfg: ArrayServiceConfig): Promise<AlphaChild> {
+  const cfgPath = join(root, 'alpha.json');
+  await writeFile(cfgPath, JSON.stringify(cfg));
+  const proc = spawn(process.execPath, [BIN, 'array', 'serve', '--config', cfgPath, '--json', '-q'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const ready = await new Promise<{ api: { url: string }; sps: { name: string; port: number }[] }>((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`alpha did not start: ${err}`)), 30_000);
+    proc.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      try {
+        const j = JSON.parse(out);
+        clearTimeout(t);
+        resolve(j);
+      } catch {
+        /* more to come */
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`alpha exited ${code}: ${err}`));
+    });
+  });
+  return {
+    proc,
+    api: ready.api.url,
+    ports: { A: ready.sps.find((s) => s.name === 'A')!.port, B: ready.sps.find((s) => s.name === 'B')!.port },
+    stderr: () => err,
+  };
+}
+
+async function stopChild(c: AlphaChild): Promise<void> {
+  if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;
+  const done = new Promise((r) => c.proc.once('exit', r));
+  c.proc.kill('SIGTERM');
+  const t = setTimeout(() => c.proc.kill('SIGKILL'), 15_000);
+  await done;
+  clearTimeout(t);
+}
+
+/** alpha's view of image `img` of mirror `m` (in-process alpha). */
+export function imageOf(node: MirrorNode, m: string, img: string) {
+  return node.get(m).images.find((i) => i.imageId === img);
+}
+
+/** Creates mirror `name` on `primary` (LUN `lun`) with the same LUN of `secondary` and waits for it to be in sync. */
+export async function mirrorLun(primary: MirrorNode, secondaryArray: string, lun: string, name: string, synchronized = false): Promise<void> {
+  await primary.create({ lun, name, regionSize: 64 * 1024 });
+  await primary.addSecondary(name, { array: secondaryArray, lun, synchronized });
+  const id = `${secondaryArray}:${primary.get(name).images[1]!.lun}`;
+  await until(
+    () => {
+      const i = imageOf(primary, name, id);
+      return i?.link === 'connected' && (i.state === 'SYNCHRONIZED' || i.state === 'CONSISTENT') && !i.resync;
+    },
+    30_000,
+    `mirror ${name} in sync`,
+  );
+}
