@@ -511,7 +511,7 @@ export class MirrorNode implements MirrorControl {
         ps.wilFile.touch();
         await ps.wilFile.persist();
       }
-      const waits: Promise<unknown>[] = [local()];
+      const waits: Promise<unknown>[] = [local().catch((err) => this.localFailed(e, ps, offset, length, err))];
       const marked: SecondaryPeer[] = [];
       for (const p of ps.peers.values()) {
         if (this.sendable(e, p, offset, length)) {
@@ -542,6 +542,22 @@ export class MirrorNode implements MirrorControl {
       ps.end();
     }
     this.noteWrite(e, ps);
+  }
+
+  /**
+   * The local write failed while the secondaries may take it: the range may now differ on every
+   * image, so it goes into every fracture log (before the host hears of the failure) and the
+   * connected ones are resynchronized from it. The host gets the local error.
+   */
+  private async localFailed(e: Entry, ps: PrimarySide, offset: number, length: number, err: unknown): Promise<never> {
+    for (const p of ps.peers.values()) {
+      p.touch(offset, length);
+      p.fracture.mark(offset, length);
+    }
+    await Promise.all([...ps.peers.values()].map((p) => p.fracture.persist()));
+    this.event('local-write-failed', { mirrorId: e.id, offset, length, error: (err as Error)?.message });
+    for (const p of ps.peers.values()) if (p.link === 'connected' && !p.failed) void this.exclusive(e, () => this.resyncIfDirty(e, p)).catch(() => undefined);
+    throw err;
   }
 
   async hostFlush(lunId: number, local: () => Promise<void>): Promise<void> {
@@ -696,8 +712,7 @@ export class MirrorNode implements MirrorControl {
         if (!c) return;
         p.copying.add(c);
         try {
-          if (!(await p.limiter!.take(c.length, stopped))) return;
-          await this.copyChunk(e, p, run, c);
+          if (!(await this.copyChunk(e, p, run, c, stopped))) return;
           if (!c.touched) p.fracture.clear(c.offset, c.length);
           run.bytesDone += c.length;
         } catch (err) {
@@ -730,7 +745,11 @@ export class MirrorNode implements MirrorControl {
     this.linkFailure(e, p, err);
   }
 
-  private async copyChunk(e: Entry, p: SecondaryPeer, run: ResyncRun, c: CopyChunk): Promise<void> {
+  /**
+   * Copies one chunk: data runs as writes (throttled), holes and zero runs as zero requests
+   * (no payload, not throttled: they do not load the link). False when stopped while throttled.
+   */
+  private async copyChunk(e: Entry, p: SecondaryPeer, run: ResyncRun, c: CopyChunk, stopped: () => boolean): Promise<boolean> {
     const client = p.client!;
     const dev = e.lun.device;
     let off = c.offset;
@@ -744,6 +763,7 @@ export class MirrorNode implements MirrorControl {
         await client.request('zero', { mirrorId: e.id, imageId: p.imageId, offset: off, length: len, trim: x.hole, epoch: e.db.epoch }, undefined, { timeoutMs: t });
         run.bytesZeroed += len;
       } else {
+        if (!(await p.limiter!.take(len, stopped))) return false;
         const data = await dev.read(off, len);
         await client.request('write', { mirrorId: e.id, imageId: p.imageId, offset: off, flags: { resync: true }, epoch: e.db.epoch }, data, { timeoutMs: t });
         run.bytesCopied += len;
@@ -751,6 +771,7 @@ export class MirrorNode implements MirrorControl {
       off += len;
     }
     if (off < end) throw new Error(`block status of ${c.offset}+${c.length} covered only up to ${off}`);
+    return true;
   }
 
   private publishProgress(e: Entry): void {
