@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import type {
   AddSecondaryParams,
   ChangeAttributesParams,
@@ -62,20 +63,29 @@ export class ApiClient {
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    let res: Response;
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    let res: { status: number; ok: boolean };
+    let text: string;
     try {
-      res = await fetch(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs),
-      });
+      if (timeoutMs > LONG_REQUEST_MS) {
+        // fetch gives up waiting for response headers after 300 s whatever the signal says.
+        res = await longRequest(url, method, headers, body === undefined ? undefined : JSON.stringify(body), timeoutMs);
+        text = (res as { text: string } & typeof res).text;
+      } else {
+        const r = await fetch(url, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        res = r;
+        text = await r.text();
+      }
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (e as Error).message;
       throw new ClientError('unreachable', `cannot reach the sanbox API at ${this.url}: ${why}`);
     }
-    const text = await res.text();
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;
@@ -164,4 +174,32 @@ function mirrorPath(ref: string, sub?: string): string {
 /** Drops undefined fields (the API refuses nothing for them, but the body stays minimal). */
 function clean<T extends object>(p: T): Partial<T> {
   return Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Beyond this, requests go through node:http (fetch's response-header timeout is 300 s). */
+const LONG_REQUEST_MS = 290_000;
+
+function longRequest(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<{ status: number; ok: boolean; text: string }> {
+  return new Promise((resolve, reject) => {
+    const h = { ...headers, ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) };
+    const req = httpRequest(url, { method, headers: h }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        clearTimeout(timer);
+        const status = res.statusCode ?? 0;
+        resolve({ status, ok: status >= 200 && status < 300, text: Buffer.concat(chunks).toString('utf8') });
+      });
+      res.on('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`no answer in ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    req.on('error', (e) => {
+      clearTimeout(timer);
+      reject(Object.assign(new Error(e.message), { cause: e }));
+    });
+    req.end(body);
+  });
 }

@@ -228,6 +228,11 @@ describe('mirror routes', () => {
     expect(fake.calls.map((x) => x.op)).toEqual([
       'list', 'get', 'create', 'addSecondary', 'removeSecondary', 'promote', 'synchronize', 'fracture', 'activate', 'deactivate', 'setAttributes', 'verify', 'resolveSplitBrain', 'get', 'destroy',
     ]);
+    // verify goes through node:http (long timeout): errors and refusals as with fetch
+    const v = await new ApiClient({ url: 'http://127.0.0.1:1' }).verifyMirror('m0').catch((x: unknown) => x);
+    expect([(v as ClientError).code, (v as ClientError).message]).toEqual(['unreachable', 'cannot reach the sanbox API at http://127.0.0.1:1: ECONNREFUSED']);
+    const nf = await c.verifyMirror('zz').catch((x: unknown) => x);
+    expect([(nf as ClientError).code, (nf as ClientError).status]).toEqual(['not-found', 404]);
     const e = await c.getMirror('m1').catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ClientError);
     expect([(e as ClientError).code, (e as ClientError).status]).toEqual(['not-found', 404]);
