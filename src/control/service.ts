@@ -216,9 +216,14 @@ class ChassisMirrors {
 
   readonly hooks: ChassisMirrorHooks = {
     hostIo: async (lun, op, data) => {
-      const node = this.node;
-      if (!node || node.crashed) throw new BlockError('EIO', `array ${this.array.name}: the mirror driver is not running (power lost or starting)`);
-      return execOn(this.layer(node, lun), op, data);
+      // Power lost: the driver is down until power returns (the SPs never answer this request
+      // if they stop; if power comes back mid-dump, it runs once the driver reopened).
+      const deadline = Date.now() + 120_000;
+      while (!this.node || this.node.crashed) {
+        if (Date.now() > deadline) throw new BlockError('EIO', `array ${this.array.name}: the mirror driver is not running`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return execOn(this.layer(this.node, lun), op, data);
     },
     powerLost: async () => {
       await this.node?.crash();

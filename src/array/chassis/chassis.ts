@@ -289,7 +289,8 @@ export class Chassis extends EventEmitter {
           return h?.io ? { sp: h.name, client: h.io } : null;
         },
         unavailable: (lun) => {
-          if (this.power === 'failing' || this.power === 'off') return `array ${this.array.name} lost power`;
+          // While power fails the SPs hold I/O (and answer nothing once they stop).
+          if (this.power === 'off') return `array ${this.array.name} lost power`;
           if (!this.array.getLun(lun)) return 'the LUN was deleted';
           if (this.closing && !this.sp.A.proc && !this.sp.B.proc) return `array ${this.array.name} stopped`;
           return undefined;
@@ -648,12 +649,14 @@ export class Chassis extends EventEmitter {
       this.power = 'failing';
       const holdUpMs = this.battery.failed ? 0 : Math.floor((this.battery.holdUpMs * this.battery.charge) / 100);
       this.publish('power.failed', { holdUpMs, battery: { ...this.batteryView() } });
-      if (this.opts.mirror) {
-        // The mirror driver goes down with the array (its state is what is on disk now); the
-        // SPs of the next power-up wait for the roles it finds then.
-        this.mirrorRoles = null;
-        await this.opts.mirror.powerLost().catch((e: unknown) => this.publish('sp.error', { problem: `mirror driver at power loss: ${(e as Error).message}` }));
-      }
+      // The mirror driver goes down with the array (what it has on disk is what a crash leaves),
+      // while the SPs hold host I/O and dump. Its I/O in flight on the SPs' caches ends with
+      // them (power off) or goes on (power back mid-dump). The SPs of the next power-up wait
+      // for the roles it finds when it reopens.
+      if (this.opts.mirror) this.mirrorRoles = null;
+      const lost = this.opts.mirror
+        ? this.opts.mirror.powerLost().catch((e: unknown) => this.publish('sp.error', { problem: `mirror driver at power loss: ${(e as Error).message}` }))
+        : Promise.resolve();
       const hs = [this.sp.A, this.sp.B];
       const results = await Promise.all(
         hs.map(async (h) => {
@@ -685,12 +688,14 @@ export class Chassis extends EventEmitter {
       if (results.some((r) => (r as { aborted?: boolean }).aborted)) {
         this.power = 'on';
         this.publish('power.on', { ms: Date.now() - t0, during: 'dump' });
+        await lost;
         return { power: 'on', restoredMidDump: true, sps: results };
       }
       this.ownership.takeOver('A');
       this.ownership.takeOver('B');
       this.power = 'off';
       this.drainBattery(Math.min(holdUpMs, Date.now() - t0));
+      await lost;
       this.publish('power.off', { ms: Date.now() - t0, sps: results });
       return { power: 'off', holdUpMs, ms: Date.now() - t0, sps: results } as Record<string, unknown>;
     }).then(async (r) => {

@@ -32,6 +32,11 @@ export interface RouterHost {
   forward(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
   /** Sends a host write/trim/zero/flush of a primary mirror image to the chassis's mirror driver. */
   mirrored?(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
+  /**
+   * The SP lost power, or the chassis is gone (the array lost power with no hold-up): a request
+   * that fails now is not answered (the process is about to stop).
+   */
+  powerFailing?(): boolean;
 }
 
 /**
@@ -195,6 +200,12 @@ export class LunRouter implements BlockDevice {
       try {
         return await this.host.mirrored(this.lun, op, data);
       } catch (e) {
+        if (this.host.powerFailing?.() && Date.now() < deadline) {
+          // As for any host request during a power failure: no answer (the process stops). If
+          // power comes back before the dump ends, the request runs again.
+          await this.changed(1000);
+          continue;
+        }
         if (e instanceof CmiError) throw new BlockError(((e.errno as BlockError['errno']) ?? 'EIO'), e.message.replace(/^E[A-Z]+: /, ''));
         throw e;
       }

@@ -41,6 +41,9 @@ export class SpProcess {
   private chassisClient: Promise<CmiClient> | null = null;
   /** Every LUN's mirror role; null: not known yet; undefined: the array has no mirror driver. */
   private mirrorRoles: Record<string, MirrorRole> | null | undefined;
+  /** The chassis's host-I/O channel ended outside a shutdown: the chassis died, this process stops. */
+  private chassisLost = false;
+  private shuttingDown = false;
   private nbd: NbdServer | null = null;
   private nbdPort = 0;
   private battery: BatteryView;
@@ -112,6 +115,7 @@ export class SpProcess {
       execLocal: (lun, op, data) => this.execLocal(lun, op, data),
       forward: (lun, op, data) => this.forward(lun, op, data),
       mirrored: (lun, op, data) => this.toMirrorDriver(lun, op, data),
+      powerFailing: () => this.powerFailing || this.chassisLost,
     }, initial);
     router.setMirror(this.mirrorStateOf(spec.id));
     const l: SpLun = { spec, store, router, cache: null };
@@ -182,12 +186,14 @@ export class SpProcess {
     const p = CmiClient.connect(socket, { array: this.init.array, from: this.sp, bootId: this.bootId }).then((c) => {
       c.on('close', () => {
         if (this.chassisClient === p) this.chassisClient = null;
+        if (!this.shuttingDown) this.chassisLost = true;
       });
       return c;
     });
     this.chassisClient = p;
     p.catch(() => {
       if (this.chassisClient === p) this.chassisClient = null;
+      if (!this.shuttingDown) this.chassisLost = true;
     });
     return p;
   }
@@ -719,6 +725,7 @@ export class SpProcess {
 
   /** Orderly stop: no new I/O, destage every cache, close everything. */
   private async shutdown(): Promise<unknown> {
+    this.shuttingDown = true;
     // Hosts first: the NBD server answers what is in flight (its final flush goes through the
     // routers, so they must still serve), then refuses; only then hold what the peer forwards.
     await this.nbd?.close(2000).catch(() => undefined);
