@@ -1,0 +1,756 @@
+#!/usr/bin/env node
+// Remote-mirror benchmark: what synchronous mirroring costs a host write, and how fast a
+// fractured secondary catches up. Two real arrays (alpha, bravo) in this process, each with its
+// remote-link port, joined by a real LinkEmulator (a TCP proxy that delays and throttles), the
+// way test/mirror/harness.ts does it; everything from the compiled dist/ (npm run build first).
+//
+// 1. Latency: fio's nbd engine (4k random writes, QD1 and QD16) against LUNs that alpha serves
+//    over NBD: an UNMIRRORED LUN, then a SYNCHRONOUSLY MIRRORED LUN (alpha -> bravo) with the
+//    link's one-way latency at each of --latencies (set on both directions, so the round trip
+//    is 2x). Each row first runs a --warmup pass (the first write to a region also persists the
+//    write-intent log), then --runtime seconds measured. For each mirrored row: the target
+//    "unmirrored p50 + link round trip", the overhead over it, and whether it meets the goal
+//    sync p50 <= 1.10 x (unmirrored p50 + RTT). "emu RTT" is a 4 KiB ping-pong measured through
+//    a second emulator with the same latency (what the emulator's timers actually deliver).
+// 2. Resync: a mirrored --resync-size LUN, the link capped at --bandwidth bytes/s (both
+//    directions), the mirror's syncRate above the cap. The secondary is fractured, --dirty
+//    percent of its regions (spread evenly) are written through alpha's host device, then
+//    `synchronize`; the time until `mirror.resync-done`, the bytes it moved, the bytes that
+//    crossed the link (emulator counters), the rate and its ratio to the cap (goal >= 90%), and
+//    the check bytes moved == dirty regions x region size.
+//
+//   npm run bench:mirror [-- --runtime 5 --latencies 0,1,5 --bandwidth 100M --json]
+//
+// Options:
+//   --runtime S        seconds measured per latency row               default 5
+//   --warmup S         warm-up seconds per latency row (0: none)      default 2
+//   --latencies LIST   one-way link latencies, ms                     default 0,1,5
+//   --qd LIST          queue depths                                   default 1,16
+//   --size SIZE        latency LUNs (unmirrored and mirrored)         default 1G
+//   --bandwidth RATE   link cap for the resync, bytes/s (K/M/G: 1000s) default 100M
+//   --sync-rate RATE   the mirror's syncRate                          default 4 x --bandwidth
+//   --resync-size SIZE the resync LUN                                 default 1G
+//   --dirty LIST       percentages of the regions to dirty            default 1,10,100
+//   --no-latency / --no-resync   skip a section
+//   --no-fsync         arrays with sync: false (no fdatasync of metadata and bitmaps); default
+//                      is what `sanbox up` runs: fsync on
+//   --prefill          write the latency LUNs in full first (below the mirror layer, on both
+//                      arrays, then flushed), so fio's writes never allocate blocks in the images
+//   --region-size SIZE region size of the latency mirror's write-intent log (default: the
+//                      driver's default, 64K)
+//   --stages           also time the stages of each mirrored host write (write-intent log
+//                      persist, local write, remote write, the whole hostModify) by wrapping
+//                      the driver's methods; adds a little overhead; for analysis
+//   --dir DIR          where the arrays go                            default os.tmpdir()
+//   --json             the whole result as JSON on stdout (progress stays on stderr)
+//   --smoke            CI: 1 s rows (0.5 s warm-up), latencies 0,1, resync 1% and 10% of 256M
+// Every run also writes bench/results/mirror-<timestamp>.json. Exits non-zero only when the
+// benchmark itself failed (fio error, a resync that never finished, wrong byte counts), never
+// on slow numbers.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { tmpdir, cpus, loadavg } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const HOST = '127.0.0.1';
+const SECRET = 'bench-secret-0123456789abcdef';
+const MiB = 1024 * 1024;
+
+// ---------- options ----------
+
+function parseArgs(argv) {
+  const o = {
+    runtime: 5,
+    warmup: 2,
+    latencies: [0, 1, 5],
+    qds: [1, 16],
+    size: '1G',
+    bandwidth: '100M',
+    syncRate: null,
+    resyncSize: '1G',
+    dirty: [1, 10, 100],
+    latency: true,
+    resync: true,
+    fsync: true,
+    dir: tmpdir(),
+    json: false,
+    smoke: false,
+    stages: false,
+    prefill: false,
+    regionSize: null,
+  };
+  const set = new Set();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const val = () => inline ?? argv[++i];
+    const list = () => String(val()).split(',').filter(Boolean).map(Number);
+    set.add(flag);
+    switch (flag) {
+      case '--runtime': o.runtime = Number(val()); break;
+      case '--warmup': o.warmup = Number(val()); break;
+      case '--latencies': o.latencies = list(); break;
+      case '--qd': o.qds = list(); break;
+      case '--size': o.size = String(val()); break;
+      case '--bandwidth': o.bandwidth = String(val()); break;
+      case '--sync-rate': o.syncRate = String(val()); break;
+      case '--resync-size': o.resyncSize = String(val()); break;
+      case '--dirty': o.dirty = list(); break;
+      case '--no-latency': o.latency = false; break;
+      case '--no-resync': o.resync = false; break;
+      case '--no-fsync': o.fsync = false; break;
+      case '--dir': o.dir = String(val()); break;
+      case '--json': o.json = true; break;
+      case '--smoke': o.smoke = true; break;
+      case '--stages': o.stages = true; break;
+      case '--prefill': o.prefill = true; break;
+      case '--region-size': o.regionSize = parseSize(String(val()), 1024); break;
+      case '-h': case '--help':
+        process.stdout.write(readHelp());
+        process.exit(0);
+        break;
+      default:
+        die(`unknown option ${a} (try --help)`);
+    }
+  }
+  if (o.smoke) {
+    // explicit options still win
+    if (!set.has('--runtime')) o.runtime = 1;
+    if (!set.has('--warmup')) o.warmup = 0.5;
+    if (!set.has('--latencies')) o.latencies = [0, 1];
+    if (!set.has('--size')) o.size = '256M';
+    if (!set.has('--resync-size')) o.resyncSize = '256M';
+    if (!set.has('--dirty')) o.dirty = [1, 10];
+  }
+  if (!(o.runtime > 0)) die('--runtime must be a positive number of seconds');
+  if (!(o.warmup >= 0)) die('--warmup must be >= 0');
+  if (!o.latencies.length || o.latencies.some((x) => !(x >= 0))) die('--latencies: non-negative numbers of ms');
+  if (!o.qds.length || o.qds.some((x) => !Number.isInteger(x) || x < 1)) die('--qd: positive integers');
+  if (!o.dirty.length || o.dirty.some((x) => !(x > 0 && x <= 100))) die('--dirty: percentages in (0, 100]');
+  o.sizeBytes = parseSize(o.size, 1024);
+  o.resyncBytes = parseSize(o.resyncSize, 1024);
+  o.bandwidthBps = parseSize(o.bandwidth, 1000);
+  o.syncRateBps = o.syncRate ? parseSize(o.syncRate, 1000) : 4 * o.bandwidthBps;
+  if (!(o.bandwidthBps > 0)) die('--bandwidth must be positive');
+  return o;
+}
+
+function readHelp() {
+  const src = readFileSync(fileURLToPath(import.meta.url), 'utf8');
+  return src.split('\n').slice(1).filter((l) => l.startsWith('//')).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n';
+}
+
+/** "1G" -> bytes; `base` 1024 for sizes, 1000 for rates. */
+function parseSize(s, base) {
+  const m = /^(\d+(?:\.\d+)?)([KMGT]?)i?B?(?:\/s)?$/i.exec(String(s).trim());
+  if (!m) die(`bad size ${s}`);
+  const exp = { '': 0, K: 1, M: 2, G: 3, T: 4 }[m[2].toUpperCase()];
+  return Math.round(Number(m[1]) * base ** exp);
+}
+
+function die(msg) {
+  process.stderr.write(`bench-mirror: ${msg}\n`);
+  process.exit(2);
+}
+
+const log = (msg) => process.stderr.write(`${msg}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function fmtBytes(n) {
+  for (const [u, m] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]]) if (n >= m && n % m === 0) return `${n / m}${u}`;
+  if (n >= MiB) return `${(n / MiB).toFixed(1)}M`;
+  return String(n);
+}
+
+async function until(fn, ms, what) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await sleep(20);
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.on('error', rej);
+    s.listen(0, HOST, () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+// ---------- fio ----------
+
+const children = new Set();
+function killChildren() {
+  for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+}
+
+function runFio(args, { label, seconds }) {
+  return new Promise((res, rej) => {
+    const child = spawn('fio', ['--output-format=json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
+    child.stderr.setEncoding('utf8').on('data', (d) => { err += d; });
+    const t0 = Date.now();
+    const tty = process.stderr.isTTY;
+    const tick = tty ? setInterval(() => process.stderr.write(`\r  ${label}: ${((Date.now() - t0) / 1000).toFixed(0)}/${seconds} s `), 500) : null;
+    const bound = setTimeout(() => child.kill('SIGKILL'), (seconds + 60) * 1000);
+    child.on('error', (e) => { err += `\n[spawn error: ${e.message}]`; });
+    child.on('exit', (code, signal) => {
+      children.delete(child);
+      clearTimeout(bound);
+      if (tick) { clearInterval(tick); process.stderr.write('\r\x1b[K'); }
+      if (code !== 0) return rej(new Error(`fio failed (exit ${code} ${signal ?? ''}) for ${label}\n$ fio ${args.join(' ')}\n${err}\n${out.slice(-2000)}`));
+      try {
+        res(JSON.parse(out.slice(out.indexOf('{'))));
+      } catch (e) {
+        rej(new Error(`cannot parse fio output for ${label}: ${e.message}\n${out.slice(0, 2000)}`));
+      }
+    });
+  });
+}
+
+function summarize(json) {
+  const job = json.jobs[0];
+  if (job.error) throw new Error(`fio job error ${job.error}`);
+  const d = job.write;
+  const p = d.clat_ns?.percentile ?? {};
+  if (!(d.total_ios > 0)) throw new Error('fio completed no write');
+  return { iops: d.iops, ios: d.total_ios, p50us: (p['50.000000'] ?? 0) / 1000, p99us: (p['99.000000'] ?? 0) / 1000, meanUs: (d.clat_ns?.mean ?? 0) / 1000 };
+}
+
+function fioArgs(uri, qd, size, seconds) {
+  return ['--name=bench', '--ioengine=nbd', `--uri=${uri}`, '--rw=randwrite', '--bs=4k', `--iodepth=${qd}`, `--size=${size}`, `--runtime=${Math.max(1, Math.round(seconds * 1000))}ms`, '--time_based'];
+}
+
+// ---------- --stages: time the driver's data path ----------
+
+/**
+ * Wraps MirrorNode.hostModify (the whole mirrored write below the NBD server), its local and
+ * remote closures, and BitmapFile.persist / writeOnce (the write-intent log's pwrite + fdatasync)
+ * to collect per-write stage times. Relies on the compiled driver's method names; a driver that
+ * renamed them is reported, not fatal.
+ */
+function instrument(lib) {
+  const rec = { writes: [], wilWrites: 0, wilWriteUs: 0, fractureWrites: 0 };
+  const MN = lib.MirrorNode?.prototype;
+  const BF = lib.BitmapFile?.prototype;
+  if (!MN?.hostModify || !BF?.persist || !BF?.writeOnce || !MN?.entryOfLun) return { ok: false, rec, reset() {} };
+  const now = () => performance.now() * 1000;
+  let hostPersist = null;
+  const origPersist = BF.persist;
+  BF.persist = function (...a) {
+    const p = origPersist.apply(this, a);
+    if (hostPersist && this.path.endsWith('wil.bitmap')) {
+      const w = hostPersist;
+      const t = now();
+      p.then(() => { w.wilUs = now() - t; }, () => undefined);
+    }
+    return p;
+  };
+  const origWriteOnce = BF.writeOnce;
+  BF.writeOnce = function (...a) {
+    const wil = this.path.endsWith('wil.bitmap');
+    const t = now();
+    const p = origWriteOnce.apply(this, a);
+    if (wil) { rec.wilWrites++; p.then(() => { rec.wilWriteUs += now() - t; }, () => undefined); }
+    else rec.fractureWrites++;
+    return p;
+  };
+  const origHost = MN.hostModify;
+  MN.hostModify = function (lunId, offset, length, local, remote) {
+    const w = { t0: now(), fresh: false, wilUs: 0, localUs: 0, remoteUs: 0, totalUs: 0 };
+    try {
+      const e = this.entryOfLun(lunId);
+      const bm = e?.primary?.wil?.bitmap;
+      const rs = e?.db?.regionSize;
+      if (bm && rs) w.fresh = bm.countRegions(offset, length) < Math.floor((offset + length - 1) / rs) - Math.floor(offset / rs) + 1;
+    } catch { /* best effort */ }
+    const l = () => { const t = now(); return local().finally(() => { w.localUs = now() - t; }); };
+    const r = (p, e) => { const t = now(); return remote(p, e).finally(() => { w.remoteUs = now() - t; }); };
+    hostPersist = w;
+    let ret;
+    try {
+      ret = origHost.call(this, lunId, offset, length, l, r);
+    } finally {
+      hostPersist = null;
+    }
+    return ret.finally(() => { w.totalUs = now() - w.t0; rec.writes.push(w); });
+  };
+  return {
+    ok: true,
+    rec,
+    reset() { rec.writes = []; rec.wilWrites = 0; rec.wilWriteUs = 0; rec.fractureWrites = 0; },
+  };
+}
+
+function stageSummary(rec, seconds) {
+  const ws = rec.writes;
+  if (!ws.length) return null;
+  const mean = (f, xs = ws) => (xs.length ? xs.reduce((n, w) => n + f(w), 0) / xs.length : 0);
+  const p50 = (f, xs = ws) => { if (!xs.length) return 0; const v = xs.map(f).sort((a, b) => a - b); return v[Math.floor(v.length / 2)]; };
+  const fresh = ws.filter((w) => w.fresh);
+  const reuse = ws.filter((w) => !w.fresh);
+  return {
+    writes: ws.length,
+    freshPct: (100 * fresh.length) / ws.length,
+    wilWaitMeanUs: mean((w) => w.wilUs),
+    wilWaitFreshP50Us: p50((w) => w.wilUs, fresh),
+    localMeanUs: mean((w) => w.localUs),
+    remoteMeanUs: mean((w) => w.remoteUs),
+    remoteP50Us: p50((w) => w.remoteUs),
+    hostModifyMeanUs: mean((w) => w.totalUs),
+    hostModifyP50Us: p50((w) => w.totalUs),
+    hostModifyFreshP50Us: p50((w) => w.totalUs, fresh),
+    hostModifyReuseP50Us: p50((w) => w.totalUs, reuse),
+    wilFileWritesPerS: rec.wilWrites / seconds,
+    wilFileWriteMeanUs: rec.wilWrites ? rec.wilWriteUs / rec.wilWrites : 0,
+  };
+}
+
+// ---------- emulator RTT probe ----------
+
+/** p50 of a 4 KiB request / 64-byte reply ping-pong through a LinkEmulator at `latencyMs` one way. */
+async function probeRtt(LinkEmulator, latencyMs, rounds) {
+  const echo = createServer((s) => {
+    s.setNoDelay(true);
+    let got = 0;
+    s.on('data', (d) => {
+      got += d.length;
+      while (got >= 4096) { got -= 4096; s.write(Buffer.alloc(64)); }
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise((r) => echo.listen(0, HOST, r));
+  const emu = new LinkEmulator({
+    name: 'probe', a: 'x', b: 'y',
+    routes: [{ name: 'to-y', listen: { host: HOST, port: 0 }, target: { host: HOST, port: echo.address().port }, forward: 'a-to-b' }],
+    settings: { 'a-to-b': { latencyMs }, 'b-to-a': { latencyMs } },
+  });
+  await emu.start();
+  const port = emu.status().routes[0].listen.port;
+  const sock = connect({ host: HOST, port });
+  sock.setNoDelay(true);
+  await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+  const samples = [];
+  const payload = randomBytes(4096);
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const t0 = process.hrtime.bigint();
+      await new Promise((r) => {
+        let got = 0;
+        const on = (d) => { got += d.length; if (got >= 64) { sock.off('data', on); r(); } };
+        sock.on('data', on);
+        sock.write(payload);
+      });
+      samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+  } finally {
+    sock.destroy();
+    await emu.stop();
+    await new Promise((r) => echo.close(r));
+  }
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)];
+}
+
+// ---------- the lab ----------
+
+async function loadDist() {
+  try {
+    const service = await import(pathToFileURL(join(REPO, 'dist/control/service.js')).href);
+    const link = await import(pathToFileURL(join(REPO, 'dist/link/index.js')).href);
+    const mirror = await import(pathToFileURL(join(REPO, 'dist/replication/mirror/index.js')).href);
+    if (!service.startArray || !link.LinkEmulator) throw new Error('dist/ lacks startArray or LinkEmulator');
+    return { startArray: service.startArray, LinkEmulator: link.LinkEmulator, MirrorNode: mirror.MirrorNode, BitmapFile: mirror.BitmapFile };
+  } catch (e) {
+    die(`cannot load dist/ (run npm run build first): ${e.message}`);
+  }
+}
+
+/** alpha and bravo, each with its remote-link port, joined by one LinkEmulator (routes to-b, to-a). */
+async function makeLab(lib, root, luns, fsync) {
+  const names = ['alpha', 'bravo'];
+  const linkPort = { alpha: await freePort(), bravo: await freePort() };
+  const emu = new lib.LinkEmulator({
+    name: 'alpha-bravo', a: 'alpha', b: 'bravo',
+    routes: [
+      { name: 'to-b', listen: { host: HOST, port: 0 }, target: { host: HOST, port: linkPort.bravo }, forward: 'a-to-b' },
+      { name: 'to-a', listen: { host: HOST, port: 0 }, target: { host: HOST, port: linkPort.alpha }, forward: 'b-to-a' },
+    ],
+    // a resync moves MiB-sized frames: a larger queue than the default keeps the proxy from
+    // pausing the socket on every chunk (the bandwidth cap still meters every byte)
+    queueBytes: 8 * MiB,
+  });
+  await emu.start();
+  const st = emu.status();
+  const toB = st.routes.find((r) => r.name === 'to-b').listen.port;
+  const toA = st.routes.find((r) => r.name === 'to-a').listen.port;
+  const peers = {
+    alpha: [{ array: 'bravo', host: HOST, port: toB, secret: SECRET }],
+    bravo: [{ array: 'alpha', host: HOST, port: toA, secret: SECRET }],
+  };
+  const running = {};
+  const listeners = [];
+  const lab = {
+    emu,
+    running,
+    node: (n) => running[n].mirrors,
+    hostDevice: (n, lun) => {
+      const exp = running[n].array.catalog().lookup(lun);
+      if (!exp) throw new Error(`no LUN ${lun} on ${n}`);
+      return exp.device;
+    },
+    uri: (lun) => `nbd://${HOST}:${running.alpha.nbd.port}/${lun}`,
+    onEvent: (fn) => { listeners.push(fn); return () => listeners.splice(listeners.indexOf(fn), 1); },
+    async close() {
+      for (const n of names) await running[n]?.close(100).catch(() => undefined);
+      await emu.stop().catch(() => undefined);
+    },
+  };
+  for (const n of names) {
+    running[n] = await lib.startArray({
+      name: n,
+      dir: join(root, n),
+      nbd: { bind: HOST, port: 0 },
+      api: false,
+      luns: luns[n],
+      sync: fsync,
+      remoteLink: { bind: HOST, port: linkPort[n], peers: peers[n] },
+    });
+    running[n].array.on('event', (e) => { for (const f of [...listeners]) f(n, e); });
+  }
+  return lab;
+}
+
+/** Creates mirror `name` of alpha's `lun` with bravo's `lun` as a secondary declared in sync (both are empty). */
+async function mirror(lab, name, lun, attributes, regionSize) {
+  const a = lab.node('alpha');
+  await a.create({ lun, name, attributes, ...(regionSize ? { regionSize } : {}) });
+  await a.addSecondary(name, { array: 'bravo', lun, synchronized: true });
+  await until(() => {
+    const v = a.get(name);
+    const img = v.images.find((i) => i.array === 'bravo');
+    return img && img.link === 'connected' && ['CONSISTENT', 'SYNCHRONIZED'].includes(img.state) && !img.fractured;
+  }, 30_000, `mirror ${name}: secondary connected`);
+}
+
+function secondaryOf(lab, name) {
+  return lab.node('alpha').get(name).images.find((i) => i.array === 'bravo');
+}
+
+// ---------- section 1: latency ----------
+
+async function latencySection(o, lab, lib, out, stages) {
+  const configs = [{ id: 'unmirrored', lun: 'plain', latencyMs: null }, ...o.latencies.map((l) => ({ id: `sync-${l}ms`, lun: 'lat', latencyMs: l }))];
+  const rtt = {};
+  for (const l of o.latencies) {
+    rtt[l] = await probeRtt(lib.LinkEmulator, l, l >= 5 ? 40 : 100);
+    log(`  emulator round trip at ${l} ms one way: p50 ${rtt[l].toFixed(0)} us (nominal ${2 * l * 1000} us)`);
+  }
+  const total = o.qds.length * configs.length;
+  let n = 0;
+  for (const qd of o.qds) {
+    let base = null;
+    for (const c of configs) {
+      n++;
+      const label = `[${n}/${total}] 4k randwrite QD${qd} ${c.id === 'unmirrored' ? 'unmirrored' : `sync mirror, link ${c.latencyMs} ms`}`;
+      if (c.latencyMs !== null) {
+        lab.emu.set({ latencyMs: c.latencyMs, bandwidth: 0 });
+        const img = secondaryOf(lab, 'mlat');
+        if (img.fractured || img.link !== 'connected') throw new Error(`mirror mlat: secondary is ${img.fractured ? 'fractured' : img.link} before ${label}`);
+      }
+      const uri = lab.uri(c.lun);
+      if (o.warmup > 0) {
+        log(`${label}: warm-up ${o.warmup} s ...`);
+        await runFio(fioArgs(uri, qd, o.sizeBytes, o.warmup), { label: `${label} warm-up`, seconds: o.warmup });
+      }
+      log(`${label} ...`);
+      stages?.reset();
+      const s = summarize(await runFio(fioArgs(uri, qd, o.sizeBytes, o.runtime), { label, seconds: o.runtime }));
+      const row = { qd, config: c.id, lun: c.lun, latencyMs: c.latencyMs, ...s };
+      if (stages && c.latencyMs !== null) row.stages = stageSummary(stages.rec, o.runtime);
+      if (c.latencyMs === null) base = s;
+      else {
+        const img = secondaryOf(lab, 'mlat');
+        row.secondary = { state: img.state, fractured: img.fractured, link: img.link };
+        if (img.fractured || img.link !== 'connected') throw new Error(`mirror mlat: the secondary was ${img.fractured ? 'fractured' : img.link} during ${label} (writes were not mirrored)`);
+        row.rttUs = 2 * c.latencyMs * 1000;
+        row.emuRttUs = rtt[c.latencyMs];
+        if (base) {
+          row.targetUs = base.p50us + row.rttUs;
+          row.overheadUs = s.p50us - row.targetUs;
+          row.overheadPct = (100 * row.overheadUs) / row.targetUs;
+          row.goalMet = s.p50us <= 1.1 * row.targetUs;
+        }
+      }
+      log(`  ${label}: ${s.iops.toFixed(0)} IOPS, p50 ${s.p50us.toFixed(1)} us, p99 ${s.p99us.toFixed(1)} us` +
+        (row.targetUs !== undefined ? `, target ${row.targetUs.toFixed(0)} us, overhead ${row.overheadUs.toFixed(0)} us (${row.overheadPct.toFixed(0)}%)` : ''));
+      out.push(row);
+    }
+  }
+  lab.emu.set({ latencyMs: 0 });
+}
+
+// ---------- section 2: resync ----------
+
+/** Writes random data over `regions` (sorted region indexes) of `dev`, contiguous ones together (<= 1 MiB per write). */
+async function dirtyRegions(dev, regions, rs) {
+  const pool = randomBytes(8 * MiB);
+  const runs = [];
+  for (let i = 0; i < regions.length;) {
+    let j = i + 1;
+    while (j < regions.length && regions[j] === regions[j - 1] + 1 && (j - i + 1) * rs <= MiB) j++;
+    runs.push([regions[i] * rs, (j - i) * rs]);
+    i = j;
+  }
+  let next = 0;
+  let poolOff = 0;
+  const worker = async () => {
+    while (next < runs.length) {
+      const [off, len] = runs[next++];
+      if (poolOff + len > pool.length) poolOff = 0;
+      const data = pool.subarray(poolOff, poolOff + len);
+      poolOff += 4096 + len; // a different slice each time
+      await dev.write(off, data);
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+}
+
+async function resyncSection(o, lab, out) {
+  const a = lab.node('alpha');
+  const dev = lab.hostDevice('alpha', 'rsync');
+  const rs = a.get('mrs').record.regionSize;
+  const nRegions = Math.ceil(o.resyncBytes / rs);
+  lab.emu.set({ latencyMs: 0, bandwidth: o.bandwidthBps });
+  for (const [k, pct] of o.dirty.entries()) {
+    const label = `[${k + 1}/${o.dirty.length}] resync ${pct}% of ${fmtBytes(o.resyncBytes)}`;
+    const count = Math.max(1, Math.round((nRegions * pct) / 100));
+    // evenly spread: region floor(i * n / count)
+    const regions = Array.from({ length: count }, (_, i) => Math.floor((i * nRegions) / count));
+    await a.fracture('mrs');
+    await until(() => secondaryOf(lab, 'mrs').fractured, 10_000, 'fracture');
+    log(`${label}: fractured; writing ${count} regions (${fmtBytes(count * rs)}) through alpha's host device ...`);
+    const tw = performance.now();
+    await dirtyRegions(dev, regions, rs);
+    const fl = secondaryOf(lab, 'mrs').fractureLog;
+    log(`  dirtied in ${((performance.now() - tw) / 1000).toFixed(1)} s; fracture log: ${fl.regions} regions, ${fmtBytes(fl.bytes)}`);
+    if (fl.regions !== count) throw new Error(`fracture log holds ${fl.regions} regions after dirtying ${count}`);
+
+    let done = null;
+    let failed = null;
+    const progress = [];
+    const t0 = performance.now();
+    const off = lab.onEvent((arr, e) => {
+      if (arr !== 'alpha' || !String(e.mirrorId ?? '').startsWith('mrs-')) return;
+      if (e.type === 'mirror.resync-progress') {
+        const el = (performance.now() - t0) / 1000;
+        const pctDone = e.bytesTotal > 0 ? (100 * e.bytesDone) / e.bytesTotal : 0;
+        progress.push({ t: el, bytesDone: e.bytesDone, bytesTotal: e.bytesTotal, rate: e.rate });
+        log(`  ${label}: ${el.toFixed(1)} s  ${fmtBytes(e.bytesDone)}/${fmtBytes(e.bytesTotal)} (${pctDone.toFixed(0)}%)  ${(e.rate / 1e6).toFixed(1)} MB/s  eta ${e.eta ?? '?'} s`);
+      } else if (e.type === 'mirror.resync-done') {
+        done ??= { e, t: performance.now() };
+      } else if (e.type === 'mirror.resync-stopped') {
+        failed ??= e;
+      }
+    });
+    const before = lab.emu.status().totals.bytes;
+    log(`${label}: synchronize ...`);
+    try {
+      await a.synchronize('mrs');
+      const limitMs = 60_000 + (count * rs * 3000) / o.bandwidthBps;
+      await until(() => done || failed, limitMs, `mirror.resync-done (${label})`);
+    } finally {
+      off();
+    }
+    if (failed) throw new Error(`resync stopped: ${JSON.stringify(failed)}`);
+    const after = lab.emu.status().totals.bytes;
+    const seconds = (done.t - t0) / 1000;
+    const expect = count * rs;
+    const linkAB = after['a-to-b'] - before['a-to-b'];
+    const linkBA = after['b-to-a'] - before['b-to-a'];
+    const row = {
+      pct,
+      lunBytes: o.resyncBytes,
+      regionSize: rs,
+      regions: count,
+      expectedBytes: expect,
+      seconds,
+      driverSeconds: done.e.seconds,
+      bytesDone: done.e.bytesDone,
+      bytesCopied: done.e.bytesCopied,
+      bytesZeroed: done.e.bytesZeroed,
+      linkBytes: { 'a-to-b': linkAB, 'b-to-a': linkBA },
+      mbps: done.e.bytesDone / seconds / 1e6,
+      linkMbps: linkAB / seconds / 1e6,
+      capMbps: o.bandwidthBps / 1e6,
+      ratio: linkAB / seconds / o.bandwidthBps,
+      bytesOk: done.e.bytesDone === expect && done.e.bytesCopied === expect,
+      progress,
+    };
+    row.goalMet = row.ratio >= 0.9;
+    log(`  ${label}: ${seconds.toFixed(2)} s, moved ${fmtBytes(row.bytesDone)} (copied ${fmtBytes(row.bytesCopied)}), link a->b ${fmtBytes(linkAB)}, ${row.mbps.toFixed(1)} MB/s = ${(100 * row.ratio).toFixed(0)}% of the cap${row.bytesOk ? '' : `  BYTES MISMATCH (expected ${expect})`}`);
+    out.push(row);
+    await until(() => { const i = secondaryOf(lab, 'mrs'); return i.state !== 'SYNCHRONIZING' && !i.resync && !i.fractured; }, 30_000, 'the image to leave SYNCHRONIZING');
+  }
+  lab.emu.set({ bandwidth: 0 });
+}
+
+// ---------- tables ----------
+
+function table(head, rows, leftCols = 1) {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((c) => c[i].length)));
+  const line = (cells) => '| ' + cells.map((c, i) => (i < leftCols ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |\n';
+  return line(head) + '|' + widths.map((w, i) => (i < leftCols ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|\n' + rows.map(line).join('');
+}
+
+function report(res) {
+  let s = '';
+  if (res.latency.length) {
+    s += `\nSynchronous mirror, 4k random writes (fio nbd engine, ${res.options.runtime} s per row after ${res.options.warmup} s warm-up, ${fmtBytes(res.options.sizeBytes)} LUNs, fsync ${res.options.fsync ? 'on' : 'off'})\n\n`;
+    const head = ['row', 'IOPS', 'p50 us', 'p99 us', 'RTT us', 'emu RTT us', 'target p50 us', 'overhead us', 'overhead %', 'goal'];
+    const rows = res.latency.map((r) => {
+      const name = `QD${r.qd} ${r.latencyMs === null ? 'unmirrored' : `sync, link ${r.latencyMs} ms`}`;
+      const m = r.latencyMs !== null && r.targetUs !== undefined;
+      return [name, r.iops.toFixed(0), r.p50us.toFixed(1), r.p99us.toFixed(1),
+        r.latencyMs === null ? '' : String(r.rttUs), r.latencyMs === null ? '' : r.emuRttUs.toFixed(0),
+        m ? r.targetUs.toFixed(0) : '', m ? r.overheadUs.toFixed(0) : '', m ? `${r.overheadPct.toFixed(0)}%` : '', m ? (r.goalMet ? 'yes' : 'NO') : ''];
+    });
+    s += table(head, rows);
+    s += '\nRTT = 2 x one-way link latency; target = unmirrored p50 (same QD) + RTT; goal: sync p50 <= 1.10 x target.\n';
+    s += 'emu RTT = p50 of a 4 KiB/64 B ping-pong through a link emulator at that latency (no arrays).\n';
+    const st = res.latency.filter((r) => r.stages);
+    if (st.length) {
+      s += '\nStages of the mirrored host writes (--stages; us; fresh = the write had to persist the write-intent log first)\n\n';
+      const h2 = ['row', 'writes', 'fresh %', 'WIL wait mean', 'WIL wait p50 (fresh)', 'local mean', 'remote mean', 'remote p50', 'hostModify mean', 'hostModify p50', 'p50 fresh', 'p50 not fresh', 'fio clat mean', 'WIL writes/s', 'WIL write mean'];
+      s += table(h2, st.map((r) => {
+        const g = r.stages;
+        return [`QD${r.qd} sync, link ${r.latencyMs} ms`, String(g.writes), g.freshPct.toFixed(0), g.wilWaitMeanUs.toFixed(0), g.wilWaitFreshP50Us.toFixed(0), g.localMeanUs.toFixed(0),
+          g.remoteMeanUs.toFixed(0), g.remoteP50Us.toFixed(0), g.hostModifyMeanUs.toFixed(0), g.hostModifyP50Us.toFixed(0), g.hostModifyFreshP50Us.toFixed(0), g.hostModifyReuseP50Us.toFixed(0),
+          r.meanUs.toFixed(0), g.wilFileWritesPerS.toFixed(0), g.wilFileWriteMeanUs.toFixed(0)];
+      }));
+    }
+  }
+  if (res.resync.length) {
+    const r0 = res.resync[0];
+    s += `\nResync after a fracture: ${fmtBytes(r0.lunBytes)} LUN, ${fmtBytes(r0.regionSize)} regions, link capped at ${(res.options.bandwidthBps / 1e6).toFixed(0)} MB/s, syncRate ${(res.options.syncRateBps / 1e6).toFixed(0)} MB/s\n\n`;
+    const head = ['dirty', 'regions', 'time s', 'bytesDone', 'bytesCopied', 'link a->b', 'link b->a', 'MB/s', 'link MB/s', 'of cap', 'goal', 'bytes'];
+    const rows = res.resync.map((r) => [`${r.pct}%`, String(r.regions), r.seconds.toFixed(2), String(r.bytesDone), String(r.bytesCopied),
+      String(r.linkBytes['a-to-b']), String(r.linkBytes['b-to-a']), r.mbps.toFixed(1), r.linkMbps.toFixed(1), `${(100 * r.ratio).toFixed(0)}%`,
+      r.goalMet ? 'yes' : 'NO', r.bytesOk ? 'ok' : `MISMATCH (expected ${r.expectedBytes})`]);
+    s += table(head, rows);
+    s += '\ntime = synchronize() call to the mirror.resync-done event; MB/s = bytesDone / time; of cap = link a->b bytes / time / cap; goal: >= 90%.\n';
+    s += 'bytes: bytesDone and bytesCopied == dirty regions x region size.\n';
+  }
+  return s;
+}
+
+// ---------- main ----------
+
+let workDir = null;
+let lab = null;
+async function cleanup() {
+  killChildren();
+  if (lab) { const l = lab; lab = null; await l.close().catch(() => undefined); }
+  if (workDir) { try { rmSync(workDir, { recursive: true, force: true }); } catch { /* ignore */ } workDir = null; }
+}
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => { log(`\nbench-mirror: ${sig}, stopping`); killChildren(); if (workDir) rmSync(workDir, { recursive: true, force: true }); process.exit(130); });
+}
+
+function tryExec(cmd, args) {
+  try { return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim().split('\n')[0]; } catch { return 'unknown'; }
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  const lib = await loadDist();
+  mkdirSync(o.dir, { recursive: true });
+  workDir = mkdtempSync(join(o.dir, 'sanbox-bench-mirror-'));
+  const versions = { fio: tryExec('fio', ['--version']), sanbox: tryExec('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']), node: process.version, cpus: cpus().length };
+  const started = new Date();
+  log(`bench-mirror${o.smoke ? ' (smoke)' : ''}: arrays alpha + bravo in ${workDir}, fsync ${o.fsync ? 'on' : 'off'}; ${versions.fio}, sanbox ${versions.sanbox}, node ${versions.node}, ${versions.cpus} CPUs`);
+  const luns = {
+    alpha: [
+      ...(o.latency ? [{ name: 'plain', size: o.sizeBytes }, { name: 'lat', size: o.sizeBytes }] : []),
+      ...(o.resync ? [{ name: 'rsync', size: o.resyncBytes }] : []),
+    ],
+    bravo: [
+      ...(o.latency ? [{ name: 'lat', size: o.sizeBytes }] : []),
+      ...(o.resync ? [{ name: 'rsync', size: o.resyncBytes }] : []),
+    ],
+  };
+  const res = { started: started.toISOString(), smoke: o.smoke, options: { ...o, dir: undefined }, versions, loadavgStart: loadavg(), latency: [], resync: [], seconds: 0 };
+  if (loadavg()[0] > 1.5) log(`bench-mirror: note: load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs: other work competes with the benchmark`);
+  let failure = null;
+  let stages = null;
+  if (o.stages) {
+    stages = instrument(lib);
+    if (!stages.ok) { log('bench-mirror: --stages: the compiled driver lacks hostModify/entryOfLun/persist/writeOnce; no stage times'); stages = null; }
+  }
+  try {
+    lab = await makeLab(lib, workDir, luns, o.fsync);
+    if (o.latency) {
+      if (o.prefill) {
+        const t = performance.now();
+        const pool = randomBytes(MiB);
+        for (const [arr, lun] of [['alpha', 'plain'], ['alpha', 'lat'], ['bravo', 'lat']]) {
+          const dev = lab.running[arr].array.device(lun);
+          for (let off = 0; off < o.sizeBytes; off += MiB) await dev.write(off, pool.subarray(0, Math.min(MiB, o.sizeBytes - off)));
+          await dev.flush();
+        }
+        log(`prefilled the latency LUNs in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      }
+      await mirror(lab, 'mlat', 'lat', undefined, o.regionSize);
+      log(`latency: ${o.qds.length * (1 + o.latencies.length)} rows (unmirrored LUN "plain", mirror mlat of LUN "lat", alpha -> bravo)`);
+      await latencySection(o, lab, lib, res.latency, stages);
+    }
+    if (o.resync) {
+      await mirror(lab, 'mrs', 'rsync', { syncRate: o.syncRateBps });
+      log(`resync: ${o.dirty.length} rounds on mirror mrs (${fmtBytes(o.resyncBytes)}), link capped at ${(o.bandwidthBps / 1e6).toFixed(0)} MB/s, syncRate ${(o.syncRateBps / 1e6).toFixed(0)} MB/s`);
+      await resyncSection(o, lab, res.resync);
+    }
+  } catch (e) {
+    failure = e;
+  } finally {
+    await cleanup();
+  }
+  res.seconds = (Date.now() - started.getTime()) / 1000;
+  res.loadavgEnd = loadavg();
+  if (failure) {
+    res.error = failure.stack ?? String(failure);
+    log(`bench-mirror: FAILED: ${res.error}`);
+  }
+  const bad = res.resync.filter((r) => !r.bytesOk);
+  if (!failure && bad.length) res.error = `resync byte counts differ from dirty regions x region size: ${bad.map((r) => `${r.pct}%`).join(', ')}`;
+
+  const dir = join(REPO, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `mirror-${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(res, null, 2) + '\n');
+  if (o.json) process.stdout.write(JSON.stringify(res, null, 2) + '\n');
+  else process.stdout.write(report(res));
+  log(`\nbench-mirror: ${res.seconds.toFixed(0)} s; results in ${file}`);
+  if (res.error) {
+    if (!failure) log(`bench-mirror: FAILED: ${res.error}`);
+    process.exit(1);
+  }
+  process.exit(0);
+}
+
+main().catch(async (e) => {
+  log(`bench-mirror: ${e.stack ?? e.message}`);
+  await cleanup();
+  process.exit(1);
+});
