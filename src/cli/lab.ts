@@ -759,7 +759,14 @@ export function peersOf(a: LabArray, lab: Pick<Lab, 'arrays' | 'links'>, listene
   return peers;
 }
 
+/**
+ * The config an array process is started with. It gets `remoteLink` (and so runs its mirror
+ * driver, listening on that port) when it has a remote-link port and at least one peer: a link
+ * with a secret, or an array on another host with one. Without a secret nobody could connect, and
+ * the port stays free for whatever else the link should reach.
+ */
 export function arrayConfig(a: LabArray, lab?: Pick<Lab, 'arrays' | 'links'>, listeners?: LinkListeners): LabArrayConfig {
+  const peers = a.remoteLink && lab ? peersOf(a, lab, listeners) : [];
   return {
     name: a.name,
     dir: a.dir,
@@ -768,7 +775,7 @@ export function arrayConfig(a: LabArray, lab?: Pick<Lab, 'arrays' | 'links'>, li
     luns: a.luns,
     readOnly: a.readOnly,
     ...(a.sps ? { sps: a.sps } : {}),
-    ...(a.remoteLink ? { remoteLink: { bind: a.remoteLink.bind, port: a.remoteLink.port, peers: lab ? peersOf(a, lab, listeners) : [] } } : {}),
+    ...(a.remoteLink && peers.length ? { remoteLink: { bind: a.remoteLink.bind, port: a.remoteLink.port, peers } } : {}),
   };
 }
 

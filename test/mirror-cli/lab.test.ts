@@ -237,6 +237,17 @@ mirrors:
       ],
     });
     expect(arrayConfig(lone!, l).remoteLink).toBeUndefined();
+    // A remote-link port but no link with a secret: no mirror driver (the port stays free).
+    const nos = parseLab(
+      `arrays:
+  - { name: alpha, remoteLink: { port: 10870 }, luns: [] }
+  - { name: bravo, nbd: { port: 10819 }, api: { port: 8479 }, remoteLink: { port: 10880 }, luns: [] }
+links:
+  - { name: ab, between: [alpha, bravo] }
+`,
+      '/labs/t.yaml',
+    );
+    expect(nos.arrays.map((a) => arrayConfig(a, nos).remoteLink)).toEqual([undefined, undefined]);
     expect(arrayConfig(lone!, l)).toMatchObject({ name: 'lone', nbd: { port: 10829 }, api: { port: 8489 } });
   });
 
