@@ -7,7 +7,7 @@ import { NbdServer } from '../nbd/index.js';
 import { ArrayError, StorageArray, formatSize, type ArrayEvent, type ArrayExport } from '../array/index.js';
 import { Chassis, type ChassisMirrorHooks, type SpsConfig } from '../array/chassis/index.js';
 import { execOn, type MirrorRole } from '../array/sp-process/index.js';
-import { BlockError, type BlockDevice } from '../block/index.js';
+import { BlockError } from '../block/index.js';
 import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from '../replication/index.js';
 import { ControlServer, type NbdEndpoint } from './api.js';
 
@@ -204,7 +204,6 @@ function chassisLunProvider(array: StorageArray, chassis: Chassis): LunProvider 
  */
 class ChassisMirrors {
   node: MirrorNode | undefined;
-  private readonly layers = new Map<number, { lower: BlockDevice; upper: BlockDevice }>();
   private pushed: string | null = null;
   private pushChain: Promise<void> = Promise.resolve();
   chassis!: Chassis;
@@ -215,15 +214,20 @@ class ChassisMirrors {
   ) {}
 
   readonly hooks: ChassisMirrorHooks = {
-    hostIo: async (lun, op, data) => {
-      // Power lost: the driver is down until power returns (the SPs never answer this request
-      // if they stop; if power comes back mid-dump, it runs once the driver reopened).
+    hostIo: async (lun, op, data, sender) => {
+      // Power lost: the driver is down until power returns. The request waits: the SP that
+      // sent it stops (and `sender` aborts: dropped, never applied late), or power comes back
+      // in the middle of the dump and it runs once the driver reopened.
       const deadline = Date.now() + 120_000;
       while (!this.node || this.node.crashed) {
-        if (Date.now() > deadline) throw new BlockError('EIO', `array ${this.array.name}: the mirror driver is not running`);
+        if (sender.aborted || Date.now() > deadline) throw new BlockError('EIO', `array ${this.array.name}: the mirror driver is not running`);
         await new Promise((r) => setTimeout(r, 20));
       }
-      return execOn(this.layer(this.node, lun), op, data);
+      const lower = this.chassis.lunDevice(lun);
+      if (!lower) throw new BlockError('EIO', `array ${this.array.name} has no online LUN ${lun}`);
+      // The replication layer over the owner's cache, for this sender: once it is gone, the
+      // local write is not retried any more (on a takeover it would land after newer writes).
+      return execOn(this.node.layer(lun, lower.withSignal(sender)), op, data);
     },
     powerLost: async () => {
       await this.node?.crash();
@@ -233,16 +237,6 @@ class ChassisMirrors {
       await this.pushRoles(true);
     },
   };
-
-  private layer(node: MirrorNode, lun: number): BlockDevice {
-    const lower = this.chassis.lunDevice(lun);
-    if (!lower) throw new BlockError('EIO', `array ${this.array.name} has no online LUN ${lun}`);
-    const have = this.layers.get(lun);
-    if (have && have.lower === lower) return have.upper;
-    const upper = node.layer(lun, lower);
-    this.layers.set(lun, { lower, upper });
-    return upper;
-  }
 
   async open(chassis: Chassis): Promise<MirrorNode> {
     this.chassis = chassis;

@@ -13,6 +13,21 @@ afterEach(async () => {
   lab = null;
 });
 
+/** Median latency (ms) of 200 sequential 4k writes over the first 1 MiB of the LUN (after 20 warm-up writes). */
+async function qd1(uri: string): Promise<number> {
+  const c = await NbdClient.connect(uri);
+  const buf = randomBytes(4096);
+  const t: number[] = [];
+  for (let i = 0; i < 220; i++) {
+    const t0 = performance.now();
+    await c.write((i % 256) * 4096, buf);
+    if (i >= 20) t.push(performance.now() - t0);
+  }
+  await c.close();
+  t.sort((x, y) => x - y);
+  return t[t.length >> 1]!;
+}
+
 async function nbdErrno(p: Promise<unknown>): Promise<string> {
   try {
     await p;
@@ -28,6 +43,8 @@ describe('two-SP array mirrored to a single-process array', { timeout: 90_000 },
     const l = lab;
     const a = l.alphaNode();
     // data that predates the mirror: the initial (full) synchronization copies it through the owner's cache
+    // QD1 4k write latency of a LUN that is no mirror image, through its owner SP (disk1: SP B)
+    const unmirrored = await qd1(l.uri('B', 'disk1'));
     const early = await NbdClient.connect(l.uri('A'));
     const before = randomBytes(256 * 1024);
     await early.write(5 * MiB, before);
@@ -61,6 +78,18 @@ describe('two-SP array mirrored to a single-process array', { timeout: 90_000 },
     expect(v.identical).toBe(true);
     await ca.close();
     await cb.close();
+    const mirrored = await qd1(l.uri('A'));
+    const viaPeer = await qd1(l.uri('B'));
+    console.log(`QD1 4k writes, median: unmirrored via the owner SP ${unmirrored.toFixed(3)} ms; mirrored via the owner SP A ${mirrored.toFixed(3)} ms, via SP B ${viaPeer.toFixed(3)} ms`);
+
+    // trespass disk0 to SP B: the driver's local writes follow the owner
+    await l.alpha!.chassis!.trespass('disk0', 'B');
+    const cx = await NbdClient.connect(l.uri('A'));
+    const moved = randomBytes(8192);
+    await cx.write(7 * MiB, moved);
+    await cx.close();
+    expect((await l.bravo.array.device('disk0')!.read(7 * MiB, moved.length)).equals(moved)).toBe(true);
+    expect((await a.verify('m0')).identical).toBe(true);
 
     // bravo:disk1 -> alpha:disk1 (alpha's disk1 is owned by SP B): alpha holds a secondary image
     const b = l.bravoNode();

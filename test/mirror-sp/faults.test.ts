@@ -54,6 +54,13 @@ describe('mirrored two-SP primary under faults', { timeout: 120_000 }, () => {
     console.log(formatVerifyReport(v));
     expect(v.ok).toBe(true);
     await settledAndIdentical(l);
+    // SP A comes back (it learns the roles at boot) and gets disk0 back; mirrored writes go on.
+    const restart: any = await l.alpha!.chassis!.spRestart('A');
+    expect(restart.failback).toMatchObject([{ lun: 0, to: 'A' }]);
+    const w2 = new LedgerWriter({ ...WRITER, endpoints: [l.uri('A'), l.uri('B')], seed: 72, durationMs: 1000, maxWrites: 1000 });
+    const rep2 = await w2.run();
+    expect(rep2.acked).toBe(rep2.issued);
+    await settledAndIdentical(l);
     // Whatever resynced after the crash was marked regions only, never the LUN.
     for (const r of l.alphaEvents('mirror.resync-done')) {
       expect(r.full).toBe(false);

@@ -10,7 +10,6 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
-import type { BlockDevice } from '../../block/device.js';
 import type { StorageArray } from '../storage-array.js';
 import { CmiClient, CmiError, CmiServer } from '../cmi/index.js';
 import { OwnershipTable, SpLifecycle, peerOf, DEFAULT_BATTERY_THRESHOLDS, type BatteryThresholds, type FailbackPolicy, type SpEvent, type SpName, type SpState } from '../sp/index.js';
@@ -76,8 +75,11 @@ interface SpHandle {
  * in; the array layer knows nothing of replication).
  */
 export interface ChassisMirrorHooks {
-  /** A host write/trim/zero/flush of a primary mirror image, received by an SP. */
-  hostIo(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
+  /**
+   * A host write/trim/zero/flush of a primary mirror image, received by an SP. `sender` aborts
+   * when that SP's channel ends (it died): nobody waits for the request any more.
+   */
+  hostIo(lun: number, op: IoOp, data: Buffer | undefined, sender: AbortSignal): Promise<IoResult>;
   /** The whole array is losing power: the driver must behave as if the array crashed. */
   powerLost(): Promise<void>;
   /** Power is back and both SPs serve (also when power returned in the middle of the dump). */
@@ -253,10 +255,10 @@ export class Chassis extends EventEmitter {
     const server = new CmiServer(chassisSocketPath(this.array.dir), {
       array: this.array.name,
       expectFrom: ['A', 'B'],
-      handler: async (req) => {
+      handler: async (req, ctx) => {
         if (req.op !== 'host-io') throw new CmiError('unknown-op', `unknown chassis operation ${req.op}`);
         const io = req.args as unknown as IoOp & { lun: number };
-        const r = await hooks.hostIo(Number(io.lun), { op: io.op, offset: io.offset, length: io.length, fua: io.fua, noHole: io.noHole, fastZero: io.fastZero }, io.op === 'write' ? req.bin : undefined);
+        const r = await hooks.hostIo(Number(io.lun), { op: io.op, offset: io.offset, length: io.length, fua: io.fua, noHole: io.noHole, fastZero: io.fastZero }, io.op === 'write' ? req.bin : undefined, ctx.signal);
         return { result: r.extents ? { extents: r.extents } : {}, bin: r.data };
       },
     });
@@ -270,7 +272,7 @@ export class Chassis extends EventEmitter {
    * (so secondary writes are in the mirrored write cache before they are acknowledged, and the
    * driver's reads see every write the hosts saw acknowledged).
    */
-  lunDevice(id: number): BlockDevice | undefined {
+  lunDevice(id: number): OwnerLunDevice | undefined {
     const l = this.array.getLun(id);
     if (!l || l.state !== 'online') return undefined;
     let d = this.devices.get(id);

@@ -40,10 +40,16 @@ export class OwnerLunDevice implements BlockDevice {
     return this.chassis.lunSize(this.lun) ?? 0;
   }
 
-  async run(op: IoOp, data: Buffer | undefined): Promise<IoResult> {
+  /**
+   * Runs `op` on the owner's cache. `signal`: the request is given up (not retried any more)
+   * once it aborts, e.g. when the SP that received the host write died: a write nobody waits
+   * for must not land later, after the host rewrote the block through the surviving SP.
+   */
+  async run(op: IoOp, data: Buffer | undefined, signal?: AbortSignal): Promise<IoResult> {
     const deadline = Date.now() + RETRY_DEADLINE_MS;
     let last = 'no owner SP';
     for (;;) {
+      if (signal?.aborted) throw new BlockError('EIO', `LUN ${this.lun}: request given up (${(signal.reason as Error)?.message ?? 'aborted'})`);
       const ch = this.chassis.ownerChannel(this.lun);
       if (ch && !ch.client.closed) {
         try {
@@ -64,15 +70,13 @@ export class OwnerLunDevice implements BlockDevice {
     }
   }
 
+  /** This device for the requests of one sender: they stop being retried once `signal` aborts. */
+  withSignal(signal: AbortSignal): BlockDevice {
+    return new SignalBoundDevice(this, signal);
+  }
+
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    const r = await this.run({ op: 'read', offset, length }, undefined);
-    const d = r.data ?? Buffer.alloc(length);
-    if (d.length !== length) throw new BlockError('EIO', `LUN ${this.lun}: read of ${length} bytes returned ${d.length}`);
-    if (into) {
-      d.copy(into, 0, 0, length);
-      return into;
-    }
-    return d;
+    return readVia(this, offset, length, into);
   }
   async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
     await this.run({ op: 'write', offset, length: data.length, fua: opts?.fua }, data);
@@ -94,5 +98,59 @@ export class OwnerLunDevice implements BlockDevice {
     await this.run({ op: 'cache', offset, length }, undefined);
   }
   /** The SPs own the stores. */
+  async close(): Promise<void> {}
+}
+
+async function readVia(dev: OwnerLunDevice, offset: number, length: number, into: Buffer | undefined, signal?: AbortSignal): Promise<Buffer> {
+  const r = await dev.run({ op: 'read', offset, length }, undefined, signal);
+  const d = r.data ?? Buffer.alloc(length);
+  if (d.length !== length) throw new BlockError('EIO', `LUN ${dev.lun}: read of ${length} bytes returned ${d.length}`);
+  if (into) {
+    d.copy(into, 0, 0, length);
+    return into;
+  }
+  return d;
+}
+
+/** An OwnerLunDevice whose requests carry one sender's AbortSignal. */
+class SignalBoundDevice implements BlockDevice {
+  constructor(
+    private readonly dev: OwnerLunDevice,
+    private readonly signal: AbortSignal,
+  ) {}
+  get size(): number {
+    return this.dev.size;
+  }
+  get blockSize(): number {
+    return this.dev.blockSize;
+  }
+  get readOnly(): boolean {
+    return this.dev.readOnly;
+  }
+  get capabilities(): DeviceCapabilities {
+    return this.dev.capabilities;
+  }
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    return readVia(this.dev, offset, length, into, this.signal);
+  }
+  async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
+    await this.dev.run({ op: 'write', offset, length: data.length, fua: opts?.fua }, data, this.signal);
+  }
+  async flush(): Promise<void> {
+    await this.dev.run({ op: 'flush', offset: 0, length: 0 }, undefined, this.signal);
+  }
+  async trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
+    await this.dev.run({ op: 'trim', offset, length, fua: opts?.fua }, undefined, this.signal);
+  }
+  async writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
+    await this.dev.run({ op: 'zero', offset, length, fua: opts?.fua, noHole: opts?.noHole, fastZero: opts?.fastZero }, undefined, this.signal);
+  }
+  async blockStatus(offset: number, length: number): Promise<Extent[]> {
+    const r = await this.dev.run({ op: 'status', offset, length }, undefined, this.signal);
+    return r.extents ?? [{ length, hole: false, zero: false }];
+  }
+  async cache(offset: number, length: number): Promise<void> {
+    await this.dev.run({ op: 'cache', offset, length }, undefined, this.signal);
+  }
   async close(): Promise<void> {}
 }

@@ -24,7 +24,12 @@ export interface CmiResult {
   result?: Record<string, unknown>;
   bin?: Buffer;
 }
-export type CmiHandler = (req: CmiRequest) => Promise<CmiResult | void> | CmiResult | void;
+/** Who sent a request: the peer named in its hello; `signal` aborts when its connection ends. */
+export interface CmiRequestContext {
+  from: string;
+  signal: AbortSignal;
+}
+export type CmiHandler = (req: CmiRequest, ctx: CmiRequestContext) => Promise<CmiResult | void> | CmiResult | void;
 
 export interface HelloInfo {
   version: number;
@@ -72,6 +77,8 @@ export class CmiServer extends EventEmitter {
     const expected = typeof this.opts.expectFrom === 'string' ? [this.opts.expectFrom] : this.opts.expectFrom;
     const dec = new FrameDecoder();
     let hello: HelloInfo | null = null;
+    const gone = new AbortController();
+    let ctx: CmiRequestContext | null = null;
     const send = (kind: 1 | 2 | 3, id: number, json: Record<string, unknown>, bin?: Buffer) => {
       if (!s.destroyed) s.write(encodeFrame({ kind, id, json, bin }));
     };
@@ -106,13 +113,14 @@ export class CmiServer extends EventEmitter {
             return;
           }
           hello = h;
+          ctx = { from: h.from, signal: gone.signal };
           send(KIND.REPLY, f.id, { result: { version: CMI_VERSION } });
           this.emit('peer-connected', h);
           continue;
         }
         let r: Promise<CmiResult | void> | CmiResult | void;
         try {
-          r = this.opts.handler({ op, args, bin: f.bin });
+          r = this.opts.handler({ op, args, bin: f.bin }, ctx!);
         } catch (e) {
           r = Promise.reject(e);
         }
@@ -128,6 +136,7 @@ export class CmiServer extends EventEmitter {
     s.on('error', () => undefined);
     s.on('close', () => {
       this.conns.delete(s);
+      gone.abort(new CmiError('peer-gone', `CMI connection from ${hello?.from ?? 'an unknown peer'} closed`));
       if (hello) this.emit('peer-disconnected', hello);
     });
   }

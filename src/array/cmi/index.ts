@@ -15,5 +15,5 @@
  *   not own the LUN (any more): the forwarding SP waits for its own ownership update and retries.
  */
 export { encodeFrame, FrameDecoder, CmiProtocolError, CMI_VERSION, CMI_MAGIC, CMI_HEADER_SIZE, CMI_MAX_JSON, CMI_MAX_BINARY, KIND, type Frame, type FrameKind } from './frame.js';
-export { CmiServer, CmiClient, CmiError, type CmiHandler, type CmiRequest, type CmiResult, type HelloInfo } from './channel.js';
+export { CmiServer, CmiClient, CmiError, type CmiHandler, type CmiRequest, type CmiRequestContext, type CmiResult, type HelloInfo } from './channel.js';
 export { CmiCacheMirror, decodeMirrorPages, decodePageRefs } from './mirror.js';
