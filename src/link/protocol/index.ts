@@ -79,6 +79,8 @@ export { RemoteLinkClient, TERMINAL_CODES, type RemoteLinkClientOptions, type Re
 export {
   LINK_OPS,
   validateArgs,
+  APPLY_FLAG_ZERO,
+  APPLY_FLAG_TRIM,
   type LinkOp,
   type LinkOps,
   type WriteArgs,
@@ -96,4 +98,11 @@ export {
   type BitmapResult,
   type LunInfoArgs,
   type LunInfoResult,
+  type GroupDbArgs,
+  type GroupDbResult,
+  type GroupHelloArgs,
+  type GroupHelloResult,
+  type ApplyArgs,
+  type ApplyRecord,
+  type ApplyResult,
 } from './messages.js';

@@ -26,6 +26,14 @@ import { RemoteLinkError } from './errors.js';
  * - `lun-info` {lun: id or name} -> {id, name, size, blockSize, mirrorId}: what a primary asks
  *   before it adds a LUN of the answering array as a secondary (mirrorId: the mirror that LUN
  *   already belongs to, or null).
+ * - `group-db` {groupId, record} -> {applied, generation}: the primary propagates a consistency
+ *   group's record (src/replication/group GroupRecord) to a member array.
+ * - `group-hello` {groupId, members: [mirrorId], base?} -> {nextExpected}: a group's sender
+ *   (re)starts; the receiver checks the member mapping and answers the next sequence it expects.
+ *   `base` (after a resynchronization that replaced the journal) sets it.
+ * - `apply` {groupId, records: [[seq, member, offset, length, flags, timestamp]]} + the data of
+ *   the write records concatenated -> {appliedThrough}: a batch of writelog records in global
+ *   order; the receiver applies them in order, makes them stable and answers once (batched ack).
  * - `ping` {t} -> {t}: a round trip through the link (the keepalive is separate, PING frames).
  */
 export interface WriteFlags {
@@ -80,6 +88,31 @@ export interface FlushArgs {
   imageId: string;
   epoch?: number;
 }
+export interface GroupDbArgs {
+  groupId: string;
+  record: Record<string, unknown>;
+}
+export interface GroupDbResult {
+  applied: boolean;
+  generation?: number;
+}
+export interface GroupHelloArgs {
+  groupId: string;
+  members: string[];
+  base?: number;
+}
+export interface GroupHelloResult {
+  nextExpected: number;
+}
+/** [seq, member index, offset, length, flags, timestamp ms] */
+export type ApplyRecord = [number, number, number, number, number, number];
+export interface ApplyArgs {
+  groupId: string;
+  records: ApplyRecord[];
+}
+export interface ApplyResult {
+  appliedThrough: number;
+}
 export interface LunInfoArgs {
   lun: number | string;
 }
@@ -116,10 +149,18 @@ export interface LinkOps {
   flush: { args: FlushArgs; result: Record<string, never> };
   bitmap: { args: BitmapArgs; result: BitmapResult };
   'lun-info': { args: LunInfoArgs; result: LunInfoResult };
+  'group-db': { args: GroupDbArgs; result: GroupDbResult };
+  'group-hello': { args: GroupHelloArgs; result: GroupHelloResult };
+  apply: { args: ApplyArgs; result: ApplyResult };
   ping: { args: PingArgs; result: PingResult };
 }
 export type LinkOp = keyof LinkOps;
-export const LINK_OPS: readonly LinkOp[] = ['write', 'read-regions', 'mirror-db', 'zero', 'flush', 'bitmap', 'lun-info', 'ping'];
+export const LINK_OPS: readonly LinkOp[] = ['write', 'read-regions', 'mirror-db', 'zero', 'flush', 'bitmap', 'lun-info', 'group-db', 'group-hello', 'apply', 'ping'];
+
+/** An `apply` record without payload: the range reads as zeroes (trim or write-zeroes). */
+export const APPLY_FLAG_ZERO = 0x100;
+/** With APPLY_FLAG_ZERO: the primary trimmed (punch a hole where possible). */
+export const APPLY_FLAG_TRIM = 0x200;
 
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 256;
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -170,6 +211,32 @@ export function validateArgs<K extends LinkOp>(op: K, args: Record<string, unkno
     }
     case 'lun-info': {
       if (!isUint(args.lun) && !isStr(args.lun)) bad('lun must be a LUN id or name');
+      break;
+    }
+    case 'group-db': {
+      if (!isStr(args.groupId)) bad('groupId must be a non-empty string');
+      if (typeof args.record !== 'object' || args.record === null || Array.isArray(args.record)) bad('record must be an object');
+      break;
+    }
+    case 'group-hello': {
+      if (!isStr(args.groupId)) bad('groupId must be a non-empty string');
+      if (!Array.isArray(args.members) || args.members.length === 0 || !args.members.every(isStr)) bad('members must be a list of mirror ids');
+      if (args.base !== undefined && (!isUint(args.base) || args.base === 0)) bad('base must be a positive integer');
+      break;
+    }
+    case 'apply': {
+      if (!isStr(args.groupId)) bad('groupId must be a non-empty string');
+      if (!Array.isArray(args.records) || args.records.length === 0) bad('records must be a non-empty list');
+      let dataBytes = 0;
+      let prev = 0;
+      for (const r of args.records as unknown[]) {
+        if (!Array.isArray(r) || r.length !== 6 || !r.every(isUint)) bad('each record must be [seq, member, offset, length, flags, timestamp] of non-negative integers');
+        const [seq, , , length, flags] = r as number[];
+        if (seq! <= prev) bad('records must be in increasing sequence order');
+        prev = seq!;
+        if ((flags! & APPLY_FLAG_ZERO) === 0) dataBytes += length!;
+      }
+      if (dataBytes !== bin.length) bad(`the records announce ${dataBytes} data bytes, ${bin.length} came`);
       break;
     }
     case 'ping': {

@@ -54,6 +54,7 @@ export class MirrorLayer implements BlockDevice {
       data.length,
       () => this.lower.write(offset, data, opts),
       (p, e) => p.client!.request('write', { mirrorId: e.id, imageId: p.imageId, offset, ...(fua ? { flags: { fua: true } } : {}), epoch: e.db.epoch }, data, { timeoutMs: this.node.remoteTimeoutMs }),
+      { data, trim: false },
     );
   }
 
@@ -71,6 +72,7 @@ export class MirrorLayer implements BlockDevice {
       length,
       () => this.lower.trim(offset, length, opts),
       (p, e) => p.client!.request('zero', { mirrorId: e.id, imageId: p.imageId, offset, length, trim: true, epoch: e.db.epoch }, undefined, { timeoutMs: this.node.remoteTimeoutMs }),
+      { data: null, trim: true },
     );
   }
 
@@ -83,6 +85,7 @@ export class MirrorLayer implements BlockDevice {
       length,
       () => this.lower.writeZeroes(offset, length, opts),
       (p, e) => p.client!.request('zero', { mirrorId: e.id, imageId: p.imageId, offset, length, trim: false, epoch: e.db.epoch }, undefined, { timeoutMs: this.node.remoteTimeoutMs }),
+      { data: null, trim: false },
     );
   }
 

@@ -7,6 +7,7 @@ import { RemoteLinkClient, RemoteLinkError, RemoteLinkServer, type LinkHandlers,
 import { crc32c, RegionBitmap } from '../../native/index.js';
 import { applyOp, MirrorOpError, parseMirrorDb, primaryOf, secondariesOf, compareRecords, DEFAULT_REGION_SIZE, type MirrorDbRecord, type MirrorImage, type MirrorOp } from '../state/index.js';
 import { BitmapFile } from './bitmap-file.js';
+import { GroupManager, type GroupHost, type MemberInfo } from './groups.js';
 import { MirrorLayer } from './layer.js';
 import { PrimarySide, SecondaryPeer, type CopyChunk, type ResyncRun } from './primary.js';
 import { RateLimiter } from './throttle.js';
@@ -22,6 +23,7 @@ import {
   type MirrorNodeOptions,
   type MirrorTimers,
   type MirrorView,
+  type PeerConfig,
   type VerifyReport,
 } from './types.js';
 
@@ -69,24 +71,28 @@ const safeName = (s: string) => s.replace(/[^A-Za-z0-9._-]/g, '_');
  * split-brain handling. Every change of a record goes through `applyOp` (pure, src/replication/state),
  * is saved (two copies) and pushed to the other members.
  */
-export class MirrorNode implements MirrorControl {
+export class MirrorNode implements MirrorControl, GroupHost {
   readonly array: string;
   private readonly entries = new Map<string, Entry>();
   private server: RemoteLinkServer | null = null;
-  private readonly timers: MirrorTimers;
+  readonly timers: MirrorTimers;
   private closed = false;
-  private readonly sync: boolean;
+  readonly sync: boolean;
+  /** consistency groups (issue 6): the asynchronous modes */
+  readonly groups: GroupManager;
 
   private constructor(private readonly opts: MirrorNodeOptions) {
     this.array = opts.array;
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
     this.sync = opts.sync !== false;
+    this.groups = new GroupManager(this);
   }
 
   static async open(opts: MirrorNodeOptions): Promise<MirrorNode> {
     const node = new MirrorNode(opts);
     try {
       await node.load();
+      await node.groups.load();
       if (opts.listen) await node.listen(opts.listen);
       for (const e of node.entries.values()) if (e.primary) node.startPeers(e);
     } catch (e) {
@@ -104,12 +110,92 @@ export class MirrorNode implements MirrorControl {
     return this.server?.port;
   }
 
-  private get root(): string {
+  get root(): string {
     return join(this.opts.dir, 'mirrors');
   }
 
   private event(type: string, details: Record<string, unknown>): void {
     this.opts.event(`mirror.${type}`, details);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // GroupHost: what the consistency groups use of the driver
+
+  publish(type: string, details: Record<string, unknown>): void {
+    this.opts.event(type, details);
+  }
+
+  private memberInfo(e: Entry): MemberInfo {
+    return {
+      mirrorId: e.id,
+      name: e.db.name,
+      role: e.primary ? 'primary' : 'secondary',
+      lunId: e.lun.id,
+      size: this.mirrorSize(e.db),
+      device: e.lun.device,
+      primaryArray: primaryOf(e.db).array,
+      secondaryArrays: secondariesOf(e.db).map((i) => i.array),
+      epoch: e.db.epoch,
+    };
+  }
+
+  member(mirrorId: string): MemberInfo | undefined {
+    const e = this.entries.get(mirrorId);
+    return e ? this.memberInfo(e) : undefined;
+  }
+
+  memberByName(ref: string): MemberInfo | undefined {
+    const e = this.entries.get(ref) ?? [...this.entries.values()].find((x) => x.db.name === ref);
+    return e ? this.memberInfo(e) : undefined;
+  }
+
+  peerConfig(array: string): PeerConfig | undefined {
+    return this.opts.peers.find((p) => p.array === array);
+  }
+
+  async markFractures(mirrorId: string, offset: number, length: number): Promise<void> {
+    const ps = this.entries.get(mirrorId)?.primary;
+    if (!ps) return;
+    for (const p of ps.peers.values()) {
+      p.touch(offset, length);
+      p.fracture.mark(offset, length);
+    }
+    await Promise.all([...ps.peers.values()].map((p) => p.fracture.persist()));
+  }
+
+  async resyncDirty(mirrorId: string): Promise<void> {
+    const e = this.entries.get(mirrorId);
+    if (!e?.primary) return;
+    for (const p of e.primary.peers.values()) if (p.link === 'connected' && !p.failed) await this.exclusive(e, () => this.resyncIfDirty(e, p)).catch(() => undefined);
+  }
+
+  async idle(mirrorId: string): Promise<void> {
+    await this.entries.get(mirrorId)?.primary?.idle();
+  }
+
+  inSync(mirrorId: string): boolean {
+    const e = this.entries.get(mirrorId);
+    const ps = e?.primary;
+    if (!e || !ps) return false;
+    return secondariesOf(e.db).every((img) => {
+      const p = ps.peers.get(img.imageId);
+      return (
+        p !== undefined &&
+        p.link === 'connected' &&
+        !p.failed &&
+        !img.fractured &&
+        (img.state === 'CONSISTENT' || img.state === 'SYNCHRONIZED') &&
+        !p.resync &&
+        p.fracture.bitmap.countRegions() === 0
+      );
+    });
+  }
+
+  async promoteMirror(mirrorId: string, force: boolean): Promise<void> {
+    const e = this.entries.get(mirrorId);
+    if (!e) throw new MirrorError('not-found', `no mirror ${mirrorId} on ${this.array}`);
+    if (e.primary) return; // promoted already (a retried group promote)
+    await this.promoteEntry(e, force);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -496,10 +582,30 @@ export class MirrorNode implements MirrorControl {
    * mark. The host is acknowledged once all of that is in; a secondary that fails is fractured,
    * never the host write.
    */
-  async hostModify(lunId: number, offset: number, length: number, local: () => Promise<void>, remote: (p: SecondaryPeer, e: Entry) => Promise<unknown>): Promise<void> {
+  async hostModify(
+    lunId: number,
+    offset: number,
+    length: number,
+    local: () => Promise<void>,
+    remote: (p: SecondaryPeer, e: Entry) => Promise<unknown>,
+    journal: { data: Buffer | null; trim: boolean },
+  ): Promise<void> {
     const e = this.entryOfLun(lunId);
     const ps = e?.primary;
     if (!e || !ps || ps.closed) throw new BlockError('EPERM', 'this LUN is no longer the primary image of its mirror');
+    if (this.groups.groupOf(e.id)) {
+      const route = await this.groups.route(e.id);
+      if (route === 'journal') {
+        ps.begin();
+        try {
+          if ((await this.groups.journal(e.id, offset, length, journal.data, journal.trim, local)) === 'done') return;
+        } finally {
+          ps.end();
+        }
+        // the writelog overflowed: the group is in bypass now, and the write goes that way
+      }
+      if (route !== 'direct') return this.bypassModify(e, ps, offset, length, local);
+    }
     ps.begin();
     const wil = ps.wil;
     let begun = false;
@@ -542,6 +648,26 @@ export class MirrorNode implements MirrorControl {
       ps.end();
     }
     this.noteWrite(e, ps);
+  }
+
+  /**
+   * A member write while its group is in bypass: no journal, no remote write; every secondary's
+   * fracture log takes the range (marked in the same tick the route was chosen, persisted before
+   * the ack) and the resync brings the secondaries back.
+   */
+  private async bypassModify(e: Entry, ps: PrimarySide, offset: number, length: number, local: () => Promise<void>): Promise<void> {
+    ps.begin();
+    try {
+      for (const p of ps.peers.values()) {
+        p.touch(offset, length);
+        p.fracture.mark(offset, length);
+      }
+      const settled = await Promise.allSettled([local(), ...[...ps.peers.values()].map((p) => p.fracture.persist())]);
+      const bad = settled.find((x) => x.status === 'rejected') as PromiseRejectedResult | undefined;
+      if (bad) throw bad.reason;
+    } finally {
+      ps.end();
+    }
   }
 
   /**
@@ -829,6 +955,7 @@ export class MirrorNode implements MirrorControl {
       },
       'mirror-db': (args, _bin, ctx) => this.receiveRecord(args.mirrorId, args.record, ctx),
       bitmap: (args) => this.answerBitmap(args.mirrorId, args.imageId),
+      ...this.groups.handlers(),
       'lun-info': (args) => {
         const lun = this.opts.luns.lun(args.lun);
         if (!lun) throw new RemoteLinkError('not-found', `array ${this.array} has no LUN ${JSON.stringify(args.lun)}`);
@@ -925,6 +1052,7 @@ export class MirrorNode implements MirrorControl {
       this.event('became-primary', { mirrorId: e.id, imageId: mine.imageId, epoch: rec.epoch, why });
     }
     if (mine.role === 'secondary' && e.divergence && !mine.fractured) await this.dropDivergence(e);
+    if (wasPrimary !== (mine.role === 'primary')) void this.groups.membersChanged(e.id).catch((err) => this.event('change-failed', { mirrorId: e.id, op: 'group role', error: (err as Error).message }));
   }
 
   /**
@@ -942,8 +1070,13 @@ export class MirrorNode implements MirrorControl {
     if (e.divergence) file.bitmap.union(e.divergence.file.bitmap);
     file.bitmap.union(ps.wil.bitmap);
     const peer = ps.peers.get(newPrimary);
-    const acknowledged = peer ? peer.fracture.bitmap.countRegions() : 0;
-    if (peer) file.bitmap.union(peer.fracture.bitmap);
+    // Writes acknowledged here that the new primary lacks: its fracture log, and in the
+    // asynchronous modes the group's journal records it never applied.
+    const pending = RegionBitmap.create(size, rec.regionSize);
+    if (peer) pending.union(peer.fracture.bitmap);
+    for (const r of this.groups.pendingOf(e.id)) pending.mark(r.offset, r.length);
+    const acknowledged = pending.countRegions();
+    file.bitmap.union(pending);
     file.touch();
     await file.persist();
     await fsp.writeFile(join(e.dir, 'divergence.json'), JSON.stringify({ acknowledgedRegions: acknowledged, forImage: newPrimary }));
@@ -1141,6 +1274,13 @@ export class MirrorNode implements MirrorControl {
 
   promote(ref: string, p: { force?: boolean } = {}): Promise<MirrorView> {
     const e = this.find(ref);
+    const g = this.groups.groupOf(e.id);
+    if (g) throw new MirrorError('state', `mirror ${e.db.name} belongs to consistency group ${g.record.name}: promote the group (its members move together)`);
+    return this.promoteEntry(e, p.force === true).then(() => this.view(e));
+  }
+
+  private promoteEntry(e: Entry, force: boolean): Promise<void> {
+    const p = { force };
     return this.exclusive(e, async () => {
       if (e.primary) throw new MirrorError('state', `image ${e.localImageId} is already the primary of mirror ${e.db.name}`);
       const oldPrimary = primaryOf(e.db).imageId;
@@ -1157,7 +1297,6 @@ export class MirrorNode implements MirrorControl {
       }
       this.event('became-primary', { mirrorId: e.id, imageId: e.localImageId, epoch: e.db.epoch, forced: p.force === true, oldPrimary });
       this.startPeers(e);
-      return this.view(e);
     });
   }
 
@@ -1363,6 +1502,7 @@ export class MirrorNode implements MirrorControl {
     this.closed = true;
     await this.server?.close().catch(() => undefined);
     if (this.suspended) return; // crash() closed every file already
+    await this.groups.close();
     for (const e of this.entries.values()) {
       await e.chain.catch(() => undefined);
       const ps = e.primary;
@@ -1409,6 +1549,7 @@ export class MirrorNode implements MirrorControl {
       }
     }
     await server?.close().catch(() => undefined);
+    await this.groups.close({ abandon: true });
     for (const e of entries) {
       const ps = e.primary;
       if (ps) {
@@ -1425,8 +1566,10 @@ export class MirrorNode implements MirrorControl {
   async reopen(): Promise<void> {
     if (this.closed || !this.suspended) return;
     this.entries.clear();
+    this.groups.forget();
     this.suspended = false;
     await this.load();
+    await this.groups.load();
     if (this.opts.listen) await this.listen(this.opts.listen);
     for (const e of this.entries.values()) if (e.primary) this.startPeers(e);
     this.event('reopened', { mirrors: this.entries.size });

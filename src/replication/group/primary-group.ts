@@ -1,0 +1,443 @@
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { cpuUsage } from 'node:process';
+import type { BlockDevice } from '../../block/index.js';
+import { APPLY_FLAG_TRIM, APPLY_FLAG_ZERO, RemoteLinkClient, RemoteLinkError, type ApplyRecord } from '../../link/protocol/index.js';
+import { Writelog, WritelogOverflowError } from '../../native/index.js';
+import type { GroupMetrics, GroupRecord } from './types.js';
+
+/** A member LUN on the primary: its index in the records, its device below the host layer. */
+export interface PrimaryMember {
+  mirrorId: string;
+  index: number;
+  size: number;
+  device: BlockDevice;
+}
+
+export interface SenderRoute {
+  array: string;
+  host: string;
+  port: number;
+  secret: string;
+}
+
+/** The writelog is full: the driver switches the group to bypass. Nothing was journaled. */
+export class GroupOverflow extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GroupOverflow';
+  }
+}
+
+const BATCH_BYTES = 1024 * 1024;
+const BATCH_COUNT = 512;
+const WINDOW = 4;
+
+/**
+ * The primary side of a consistency group in the asynchronous modes: the group's writelog (one
+ * journal for every member, one global sequence) and one sender per secondary array (the source
+ * document's primary mirror daemon).
+ *
+ * A host write is journaled (`append`, in the order writes arrive) and written locally in
+ * parallel; it is acknowledged when both are done and the record is durable. A record is
+ * *stable* once its local write completed; senders ship only stable records (in order), so a
+ * record that reached a secondary is always on the primary's own LUN too. After a crash, the
+ * records still in the writelog are replayed onto the local LUNs (`replayLocal`) before anything
+ * else, so the primary again holds everything it may have shipped.
+ */
+export class PrimaryGroup extends EventEmitter {
+  readonly senders = new Map<string, GroupSender>();
+  private readonly localPending = new Set<number>();
+  private admissionWaiters: Array<() => void> = [];
+  closed = false;
+  /** throttle-controlled */
+  senderSleepMs = 0;
+  ackDelayMs = 0;
+  // metrics since the last sample
+  writesDelayed = 0;
+  delayedMs = 0;
+  private lastSample = { at: performance.now(), bytes: 0, dataBytes: 0, entries: 0, cpu: cpuUsage() };
+  sentBytes = 0;
+  sentDataBytes = 0;
+  sentEntries = 0;
+
+  private constructor(
+    public record: GroupRecord,
+    readonly writelog: Writelog,
+    private readonly members: PrimaryMember[],
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  static open(dir: string, record: GroupRecord, members: PrimaryMember[], opts: { sync?: boolean } = {}): PrimaryGroup {
+    const w = record.writelog;
+    const writelog = Writelog.open({
+      dir,
+      name: 'writelog',
+      capacity: w.capacity,
+      extensionCapacity: w.extensionCapacity,
+      maxExtensions: w.extensions,
+      extendAtPercent: w.extendAtPercent,
+      durability: opts.sync === false ? 'none' : 'group',
+      groupCommitMs: 1,
+    });
+    return new PrimaryGroup(record, writelog, members);
+  }
+
+  member(index: number): PrimaryMember {
+    const m = this.members[index];
+    if (!m) throw new Error(`group ${this.record.name}: no member ${index}`);
+    return m;
+  }
+
+  /**
+   * After an unclean stop: the records still in the writelog may have reached a secondary while
+   * their local write did not finish. Writing them again, in order, makes the primary hold them.
+   */
+  async replayLocal(): Promise<number> {
+    let n = 0;
+    for (let from = 0; ; ) {
+      const batch = this.writelog.readBatch(from, { maxBytes: BATCH_BYTES, maxCount: BATCH_COUNT });
+      if (batch.count === 0) break;
+      for (const r of batch) {
+        await this.applyLocal(r.lunId, r.offset, r.flags, r.data);
+        n++;
+      }
+      from = batch.lastSeq + 1;
+    }
+    for (const m of this.members) await m.device.flush();
+    return n;
+  }
+
+  private applyLocal(index: number, offset: number, flags: number, data: Buffer): Promise<void> {
+    const m = this.member(index);
+    if (flags & APPLY_FLAG_ZERO) {
+      const length = Number(data.readBigUInt64LE(0));
+      return flags & APPLY_FLAG_TRIM && m.device.capabilities.trim ? m.device.trim(offset, length) : m.device.writeZeroes(offset, length);
+    }
+    return m.device.write(offset, data);
+  }
+
+  get backlog(): { entries: number; bytes: number } {
+    const u = this.writelog.usage();
+    return { entries: u.entries, bytes: u.dataBytes };
+  }
+
+  private overBound(low: boolean): boolean {
+    const n = this.record.nearSync;
+    const b = this.backlog;
+    if (low) return (n.maxEntries > 0 && b.entries >= n.lowEntries) || (n.maxBytes > 0 && b.bytes >= n.lowBytes);
+    return (n.maxEntries > 0 && b.entries >= n.maxEntries) || (n.maxBytes > 0 && b.bytes >= n.maxBytes);
+  }
+
+  /** Near-synchronous: wait while the backlog is at the bound, until it drains below the low mark. */
+  private async admit(): Promise<void> {
+    if (this.record.mode !== 'near-synchronous' || !this.overBound(false)) return;
+    const t = performance.now();
+    this.writesDelayed++;
+    while (!this.closed && this.record.mode === 'near-synchronous' && this.overBound(true)) await new Promise<void>((r) => this.admissionWaiters.push(r));
+    const ms = performance.now() - t;
+    this.delayedMs += ms;
+    this.emit('write-delayed', ms);
+  }
+
+  private wakeAdmission(): void {
+    if (!this.admissionWaiters.length) return;
+    if (this.record.mode === 'near-synchronous' && this.overBound(true) && !this.closed) return;
+    for (const w of this.admissionWaiters.splice(0)) w();
+  }
+
+  /**
+   * One host write (data) or zeroing (data null) of member `index`: journal ∥ local. Throws
+   * GroupOverflow (nothing journaled, nothing written) when the writelog is full.
+   */
+  async write(index: number, offset: number, length: number, data: Buffer | null, flags: number, local: () => Promise<void>): Promise<void> {
+    if (this.closed) throw new Error(`group ${this.record.name}: primary side closed`);
+    await this.admit();
+    if (this.ackDelayMs > 0) await new Promise((r) => setTimeout(r, this.ackDelayMs));
+    let payload = data;
+    if (!payload) {
+      payload = Buffer.alloc(8);
+      payload.writeBigUInt64LE(BigInt(length));
+      flags |= APPLY_FLAG_ZERO;
+    }
+    let seq: number;
+    try {
+      seq = this.writelog.append(index, offset, payload, flags);
+    } catch (e) {
+      if (e instanceof WritelogOverflowError) throw new GroupOverflow(e.message);
+      throw e;
+    }
+    this.localPending.add(seq);
+    try {
+      const results = await Promise.allSettled([local(), this.writelog.durable(seq)]);
+      const bad = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+      if (bad) throw bad.reason;
+    } finally {
+      this.localPending.delete(seq);
+      this.emit('stable');
+    }
+  }
+
+  /** Every record up to this sequence has its local write completed. */
+  get stableThrough(): number {
+    let min = this.writelog.next;
+    for (const s of this.localPending) if (s < min) min = s;
+    return min - 1;
+  }
+
+  /** Called by a sender after an ack: releases what every sender has acknowledged. */
+  onAck(): void {
+    let min = Infinity;
+    for (const s of this.senders.values()) min = Math.min(min, s.ackedThrough);
+    if (Number.isFinite(min) && min >= 1 && min < this.writelog.next) {
+      const u = this.writelog.usage();
+      if (u.entries && min >= u.firstSeq) this.writelog.ack(min);
+    }
+    this.wakeAdmission();
+    if (this.writelog.usage().entries === 0) this.emit('drained');
+  }
+
+  /** Resolves when every journaled record is acknowledged by every secondary. */
+  drained(): Promise<void> {
+    if (this.writelog.usage().entries === 0) return Promise.resolve();
+    return new Promise((r) => {
+      const on = () => {
+        if (this.writelog.usage().entries === 0) {
+          this.off('drained', on);
+          r();
+        }
+      };
+      this.on('drained', on);
+    });
+  }
+
+  /** Drops every journaled record (bypass: the fracture logs took them over). */
+  discard(): void {
+    const u = this.writelog.usage();
+    if (u.entries) this.writelog.ack(u.lastSeq);
+    this.wakeAdmission();
+  }
+
+  /** Regions of the records not yet acknowledged, per member index. */
+  pendingRanges(): Array<{ index: number; offset: number; length: number }> {
+    const out: Array<{ index: number; offset: number; length: number }> = [];
+    for (let from = 0; ; ) {
+      const batch = this.writelog.readBatch(from, { maxBytes: 16 * BATCH_BYTES, maxCount: 16 * BATCH_COUNT });
+      if (batch.count === 0) break;
+      for (const r of batch) out.push({ index: r.lunId, offset: r.offset, length: r.flags & APPLY_FLAG_ZERO ? Number(r.data.readBigUInt64LE(0)) : r.data.length });
+      from = batch.lastSeq + 1;
+    }
+    return out;
+  }
+
+  startSender(route: SenderRoute, localArray: string, reconnect: { initialMs: number; maxMs: number }): GroupSender {
+    const s = new GroupSender(this, route, localArray, reconnect);
+    this.senders.set(route.array, s);
+    s.start();
+    return s;
+  }
+
+  metrics(): GroupMetrics {
+    const now = performance.now();
+    const dt = Math.max(1e-3, (now - this.lastSample.at) / 1000);
+    const cpu = cpuUsage(this.lastSample.cpu);
+    const u = this.writelog.usage();
+    let acked = Infinity;
+    for (const s of this.senders.values()) acked = Math.min(acked, s.ackedThrough);
+    const m: GroupMetrics = {
+      time: new Date().toISOString(),
+      netkbps: (this.sentBytes - this.lastSample.bytes) / 1024 / dt,
+      dataKbps: (this.sentDataBytes - this.lastSample.dataBytes) / 1024 / dt,
+      entriesPerSec: (this.sentEntries - this.lastSample.entries) / dt,
+      entriesWaiting: u.entries,
+      writelogBytes: u.dataBytes,
+      pctwl: u.percent,
+      pctcpu: ((cpu.user + cpu.system) / 1e6 / dt) * 100,
+      oldestEntryAgeMs: u.oldestAgeMs,
+      nextSeq: u.nextSeq,
+      ackedThrough: Number.isFinite(acked) ? acked : u.nextSeq - 1,
+      writesDelayed: this.writesDelayed,
+      delayedMs: Math.round(this.delayedMs),
+      senderSleepMs: this.senderSleepMs,
+      ackDelayMs: this.ackDelayMs,
+    };
+    this.lastSample = { at: now, bytes: this.sentBytes, dataBytes: this.sentDataBytes, entries: this.sentEntries, cpu: cpuUsage() };
+    this.writesDelayed = 0;
+    this.delayedMs = 0;
+    return m;
+  }
+
+  async close(opts: { abandon?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of this.admissionWaiters.splice(0)) w();
+    for (const s of this.senders.values()) s.stop();
+    if (opts.abandon) this.writelog.abandon();
+    else await this.writelog.close();
+  }
+}
+
+/**
+ * One sender (primary mirror daemon) of a group towards one secondary array: connects over the
+ * authenticated remote link, says hello (member mapping; the receiver answers the next sequence
+ * it expects), then streams batches of stable records in order, up to WINDOW batches in flight,
+ * each acknowledged once (no per-record round trips). A lost connection is retried with backoff
+ * and resumes from the receiver's next expected sequence: no gap, no duplicate.
+ */
+export class GroupSender {
+  client: RemoteLinkClient | null = null;
+  state: 'connecting' | 'running' | 'paused' | 'down' | 'refused' | 'stopped' = 'connecting';
+  lastError: string | undefined;
+  /** the receiver has applied every record up to this sequence */
+  ackedThrough = 0;
+  private nextToSend = 1;
+  private inflight = 0;
+  private session = 0;
+  /** the journal was replaced (bypass, promote): the next hello sets the receiver's sequence */
+  baseOnHello: number | undefined;
+
+  constructor(
+    private readonly group: PrimaryGroup,
+    readonly route: SenderRoute,
+    private readonly localArray: string,
+    private readonly reconnect: { initialMs: number; maxMs: number },
+  ) {
+    group.on('stable', () => this.poke());
+  }
+
+  start(): void {
+    const g = this.group;
+    const c = new RemoteLinkClient({
+      array: this.localArray,
+      peer: this.route.array,
+      secret: this.route.secret,
+      host: this.route.host,
+      port: this.route.port,
+      mirrors: [],
+      reconnect: this.reconnect,
+    });
+    this.client = c;
+    c.on('connected', () => void this.hello(c));
+    c.on('disconnected', (e: RemoteLinkError | null) => {
+      this.session++;
+      this.inflight = 0;
+      if (this.state !== 'stopped') this.state = 'down';
+      this.lastError = e?.message;
+      g.emit('sender-state', this);
+    });
+    c.on('refused', (e: RemoteLinkError) => {
+      this.state = 'refused';
+      this.lastError = `${e.code}: ${e.message}`;
+      g.emit('sender-state', this);
+    });
+    c.start();
+  }
+
+  private async hello(c: RemoteLinkClient): Promise<void> {
+    const g = this.group;
+    const session = ++this.session;
+    try {
+      const base = this.baseOnHello;
+      const { result } = await c.request('group-hello', { groupId: g.record.groupId, members: g.record.members, ...(base !== undefined ? { base } : {}) });
+      if (session !== this.session) return;
+      if (base !== undefined && result.nextExpected === base) this.baseOnHello = undefined;
+      const u = g.writelog.usage();
+      const oldest = u.entries ? u.firstSeq : g.writelog.next;
+      if (result.nextExpected < oldest) {
+        // The receiver needs records the journal no longer has: only a resync can bring it back.
+        this.state = 'down';
+        this.lastError = `the receiver expects record ${result.nextExpected}, the writelog starts at ${oldest}`;
+        g.emit('gap', this, result.nextExpected, oldest);
+        return;
+      }
+      this.ackedThrough = Math.min(result.nextExpected - 1, g.writelog.next - 1);
+      this.nextToSend = result.nextExpected;
+      this.state = g.record.paused ? 'paused' : 'running';
+      this.lastError = undefined;
+      g.emit('sender-state', this);
+      g.onAck();
+      this.poke();
+    } catch (e) {
+      this.lastError = (e as Error).message;
+      g.emit('sender-error', this, e);
+      c.dropConnection();
+    }
+  }
+
+  setPaused(paused: boolean): void {
+    if (this.state === 'running' && paused) this.state = 'paused';
+    else if (this.state === 'paused' && !paused) this.state = 'running';
+    this.poke();
+  }
+
+  poke(): void {
+    void this.pump();
+  }
+
+  private pumping = false;
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.state === 'running' && this.inflight < WINDOW && !this.group.closed) {
+        const c = this.client;
+        if (!c?.connected) return;
+        const stable = this.group.stableThrough;
+        if (this.nextToSend > stable) return;
+        const batch = this.group.writelog.readBatch(this.nextToSend, { maxBytes: BATCH_BYTES, maxCount: BATCH_COUNT });
+        if (batch.count === 0) return;
+        const records: ApplyRecord[] = [];
+        const data: Buffer[] = [];
+        let bytes = 0;
+        for (const r of batch) {
+          if (r.seq > stable) break;
+          const zero = (r.flags & APPLY_FLAG_ZERO) !== 0;
+          const length = zero ? Number(r.data.readBigUInt64LE(0)) : r.data.length;
+          records.push([r.seq, r.lunId, r.offset, length, r.flags, r.timestamp]);
+          if (!zero) {
+            data.push(r.data);
+            bytes += r.data.length;
+          }
+        }
+        if (!records.length) return;
+        this.nextToSend = records[records.length - 1]![0] + 1;
+        const bin = Buffer.concat(data);
+        const session = this.session;
+        this.inflight++;
+        this.group.sentBytes += bin.length + 64 + records.length * 40;
+        this.group.sentDataBytes += bytes;
+        this.group.sentEntries += records.length;
+        c.request('apply', { groupId: this.group.record.groupId, records }, bin, { timeoutMs: 30_000 }).then(
+          ({ result }) => {
+            if (session !== this.session) return;
+            this.inflight--;
+            if (result.appliedThrough > this.ackedThrough) this.ackedThrough = result.appliedThrough;
+            this.group.onAck();
+            this.poke();
+          },
+          (e: RemoteLinkError) => {
+            if (session !== this.session) return;
+            this.inflight--;
+            this.lastError = `${e.code}: ${e.message}`;
+            this.group.emit('sender-error', this, e);
+            // resume from the receiver's next expected record
+            c.dropConnection();
+          },
+        );
+        if (this.group.senderSleepMs > 0) await new Promise((r) => setTimeout(r, this.group.senderSleepMs));
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  stop(): void {
+    this.state = 'stopped';
+    this.session++;
+    this.client?.close();
+    this.client = null;
+  }
+}

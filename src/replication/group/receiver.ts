@@ -1,0 +1,117 @@
+import { join } from 'node:path';
+import type { BlockDevice } from '../../block/index.js';
+import { APPLY_FLAG_TRIM, APPLY_FLAG_ZERO, RemoteLinkError, type ApplyArgs, type GroupHelloArgs } from '../../link/protocol/index.js';
+import { SeqFile } from './seq-file.js';
+import type { GroupRecord } from './types.js';
+
+/** A member LUN as the receiver writes it: the secondary image's device (below the host layer). */
+export interface ReceiverMember {
+  mirrorId: string;
+  device: BlockDevice;
+  size: number;
+  /** the array that is this member's primary now (only it may send) */
+  primaryArray: string;
+}
+
+/**
+ * The remote mirror daemon of one consistency group on a secondary array: applies writelog
+ * records in global sequence order, exactly once. `nextExpected` is durable (SeqFile) and only
+ * advances after the records before it are applied and flushed, so:
+ * - a duplicate (seq < nextExpected) is dropped, a gap (seq > nextExpected) is refused, and a
+ *   sender that reconnects resumes from `nextExpected` (its `group-hello` answer);
+ * - a crash in the middle of a batch leaves a prefix of the batch applied (records are applied one
+ *   after the other, and after each the file notes the next one, without fdatasync) and the sender
+ *   resends from the first unapplied record: never a later write present with an earlier one
+ *   missing. The batch's writes and the number are made durable together before the ack.
+ */
+export class GroupReceiver {
+  private chain: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+  applied = 0;
+  batches = 0;
+
+  private constructor(
+    public record: GroupRecord,
+    private readonly seq: SeqFile,
+    private readonly members: (mirrorId: string) => ReceiverMember | undefined,
+  ) {}
+
+  static async open(dir: string, record: GroupRecord, members: (mirrorId: string) => ReceiverMember | undefined, opts: { sync?: boolean } = {}): Promise<GroupReceiver> {
+    const seq = await SeqFile.open(join(dir, 'receiver.seq'), 1, opts);
+    return new GroupReceiver(record, seq, members);
+  }
+
+  get nextExpected(): number {
+    return this.seq.get();
+  }
+
+  private member(index: number, peer: string): ReceiverMember {
+    const id = this.record.members[index];
+    const m = id === undefined ? undefined : this.members(id);
+    if (!m) throw new RemoteLinkError('wrong-mirror', `group ${this.record.name} has no member ${index} on this array`);
+    if (m.primaryArray !== peer) throw new RemoteLinkError('stale-epoch', `${peer} is not the primary of ${id} (${m.primaryArray} is)`);
+    return m;
+  }
+
+  hello(args: GroupHelloArgs, peer: string): Promise<{ result: { nextExpected: number } }> {
+    return this.serial(async () => {
+      if (this.stopped) throw new RemoteLinkError('stopped', `the receiver of group ${this.record.name} is stopped (promoted)`);
+      if (args.members.length !== this.record.members.length || args.members.some((m, i) => m !== this.record.members[i]))
+        throw new RemoteLinkError('wrong-mirror', `group ${this.record.name}: member mapping differs (sender ${args.members.join(',')}, receiver ${this.record.members.join(',')})`);
+      for (let i = 0; i < args.members.length; i++) this.member(i, peer);
+      if (args.base !== undefined && args.base !== this.seq.get()) await this.seq.set(args.base);
+      return { result: { nextExpected: this.seq.get() } };
+    });
+  }
+
+  apply(args: ApplyArgs, bin: Buffer, peer: string): Promise<{ result: { appliedThrough: number } }> {
+    return this.serial(async () => {
+      if (this.stopped) throw new RemoteLinkError('stopped', `the receiver of group ${this.record.name} is stopped (promoted)`);
+      let next = this.seq.get();
+      let pos = 0;
+      const touched = new Set<BlockDevice>();
+      for (const [seq, index, offset, length, flags] of args.records) {
+        const isZero = (flags & APPLY_FLAG_ZERO) !== 0;
+        const data = isZero ? null : bin.subarray(pos, pos + length);
+        if (!isZero) pos += length;
+        if (seq < next) continue; // a duplicate after a reconnect
+        if (seq > next) throw new RemoteLinkError('gap', `group ${this.record.name}: record ${seq} arrived, ${next} expected`);
+        const m = this.member(index, peer);
+        if (offset + length > m.size) throw new RemoteLinkError('bad-request', `record ${seq}: ${offset}+${length} beyond member ${index} (${m.size} bytes)`);
+        // One record after the other: whatever a crash interrupts, what is applied is a prefix.
+        if (data) await m.device.write(offset, data);
+        else if (flags & APPLY_FLAG_TRIM && m.device.capabilities.trim) await m.device.trim(offset, length);
+        else await m.device.writeZeroes(offset, length);
+        touched.add(m.device);
+        next = seq + 1;
+        // Applied through `seq`: a crash from here on resumes after it, never re-applies it (a
+        // replay of applied records could briefly show an older version of a range next to a
+        // newer version of another: not a prefix).
+        this.seq.note(next);
+        this.applied++;
+      }
+      for (const d of touched) await d.flush();
+      await this.seq.set(next);
+      this.batches++;
+      return { result: { appliedThrough: next - 1 } };
+    });
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** No more records (the group is promoted here): waits for the batch being applied. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.chain;
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    await this.chain;
+    await this.seq.close();
+  }
+}
