@@ -339,6 +339,9 @@ export class GroupSender {
     const g = this.group;
     const session = ++this.session;
     try {
+      // The receiver learns (or updates) the group first: a secondary array that joins has none yet.
+      await c.request('group-db', { groupId: g.record.groupId, record: g.record as unknown as Record<string, unknown> });
+      if (session !== this.session) return;
       const base = this.baseOnHello;
       const { result } = await c.request('group-hello', { groupId: g.record.groupId, members: g.record.members, ...(base !== undefined ? { base } : {}) });
       if (session !== this.session) return;

@@ -34,6 +34,9 @@ export interface GroupHost {
   peerConfig(array: string): PeerConfig | undefined;
   /** Marks the range in every secondary's fracture log of the mirror and persists them. */
   markFractures(mirrorId: string, offset: number, length: number): Promise<void>;
+  /** The same, in memory only (this tick); `persistFractures` writes them. */
+  markFracturesNow(mirrorId: string, offset: number, length: number): void;
+  persistFractures(mirrorId: string): Promise<void>;
   /** Starts a resync of every secondary of the mirror whose fracture log is not empty. */
   resyncDirty(mirrorId: string): Promise<void>;
   /** Waits until no host write of the mirror is in flight. */
@@ -64,6 +67,8 @@ interface GroupEntry {
   chain: Promise<unknown>;
   /** a mode change in progress: new host writes wait for it */
   switching: Promise<void> | null;
+  /** entering bypass: fracture logs being written, record being saved */
+  bypassing: Promise<void> | null;
   timers: NodeJS.Timeout[];
   lastMetrics: GroupMetrics | null;
 }
@@ -111,7 +116,7 @@ export class GroupManager {
       const loaded = await store.load();
       if (!loaded.data) continue;
       const record = parseGroupRecord(loaded.data);
-      const g: GroupEntry = { record, dir, store, primary: null, receiver: null, chain: Promise.resolve(), switching: null, timers: [], lastMetrics: null };
+      const g: GroupEntry = { record, dir, store, primary: null, receiver: null, chain: Promise.resolve(), switching: null, bypassing: null, timers: [], lastMetrics: null };
       this.groups.set(record.groupId, g);
       await this.settleRole(g, 'load');
     }
@@ -240,12 +245,13 @@ export class GroupManager {
   /**
    * How a host write of this member goes: 'journal' (asynchronous modes), 'bypass' (every
    * secondary only gets a fracture-log mark), or 'direct' (synchronous, the mirror's own path).
-   * Waits for a mode change in progress.
+   * Synchronous unless a mode change is in progress (then: wait for it, and ask again), so the
+   * caller counts the write in flight in the same tick as the decision.
    */
-  async route(mirrorId: string): Promise<'journal' | 'bypass' | 'direct'> {
+  route(mirrorId: string): 'journal' | 'bypass' | 'direct' | Promise<void> {
     const g = this.groupOf(mirrorId);
     if (!g?.primary) return 'direct';
-    while (g.switching) await g.switching;
+    if (g.switching) return g.switching;
     if (g.record.bypass.on) return 'bypass';
     return g.record.mode === 'synchronous' ? 'direct' : 'journal';
   }
@@ -275,23 +281,32 @@ export class GroupManager {
    * fracture logs, the journal is dropped, and the secondaries are resynchronized from the logs
    * (they are not a point-in-time copy until that finishes). Host writes never wait for it.
    */
-  async enterBypass(g: GroupEntry, reason: string): Promise<void> {
-    if (!g.primary || g.record.bypass.on) return;
+  enterBypass(g: GroupEntry, reason: string): Promise<void> {
+    if (g.bypassing) return g.bypassing;
+    if (!g.primary || g.record.bypass.on) return Promise.resolve();
     const pg = g.primary;
+    // All in this tick: from here on member writes take the bypass route, and every record not
+    // yet acknowledged is in the fracture logs before anything else can look at them.
     const ranges = pg.pendingRanges();
-    // In memory first (same tick): from here on member writes take the bypass route.
     g.record.bypass = { on: true, reason: reason === 'operator' ? 'operator' : 'overflow', since: new Date().toISOString() };
-    for (const r of ranges) await this.host.markFractures(g.record.members[r.index]!, r.offset, r.length);
+    for (const r of ranges) this.host.markFracturesNow(g.record.members[r.index]!, r.offset, r.length);
     pg.discard();
     for (const s of pg.senders.values()) s.baseOnHello = pg.writelog.next;
-    await this.exclusive(g, () => this.save(g, (r) => (r.bypass = g.record.bypass)));
-    this.event('bypass', { groupId: g.record.groupId, on: true, reason, records: ranges.length });
-    for (const m of g.record.members) await this.host.resyncDirty(m);
+    const bypass = g.record.bypass;
+    g.bypassing = (async () => {
+      for (const m of g.record.members) await this.host.persistFractures(m);
+      await this.exclusive(g, () => this.save(g, (r) => (r.bypass = bypass)));
+      this.event('bypass', { groupId: g.record.groupId, on: true, reason, records: ranges.length });
+      for (const m of g.record.members) await this.host.resyncDirty(m);
+    })().finally(() => {
+      g.bypassing = null;
+    });
+    return g.bypassing;
   }
 
   /** Back to journaling once every member's secondaries are resynchronized (unless the operator holds bypass on). */
   private async maybeLeaveBypass(g: GroupEntry): Promise<void> {
-    if (!g.primary || !g.record.bypass.on || g.record.bypass.reason === 'operator') return;
+    if (!g.primary || !g.record.bypass.on || g.bypassing || g.record.bypass.reason === 'operator') return;
     if (g.record.mode === 'synchronous') return this.leaveBypass(g, 'synchronous mode');
     if (!g.record.members.every((m) => this.host.inSync(m))) return;
     await this.leaveBypass(g, 'secondaries resynchronized');
@@ -345,7 +360,7 @@ export class GroupManager {
       const store = new MetadataStore<GroupRecord>(dir, { basename: 'db', noSync: !this.host.sync });
       await store.load();
       await store.save(rec);
-      g = { record: rec, dir, store, primary: null, receiver: null, chain: Promise.resolve(), switching: null, timers: [], lastMetrics: null };
+      g = { record: rec, dir, store, primary: null, receiver: null, chain: Promise.resolve(), switching: null, bypassing: null, timers: [], lastMetrics: null };
       this.groups.set(groupId, g);
       await this.settleRole(g, `joined: record from ${ctx.session.peerArray}`);
       return { result: { applied: true, generation: rec.generation } };
@@ -445,23 +460,11 @@ export class GroupManager {
     // Journaling starts only with every secondary in sync; until then the fracture logs cover it.
     if (record.mode !== 'synchronous' && !record.members.every((m) => this.host.inSync(m))) record.bypass = { on: true, reason: 'overflow', since: new Date().toISOString() };
     await store.save(record);
-    const g: GroupEntry = { record, dir, store, primary: null, receiver: null, chain: Promise.resolve(), switching: null, timers: [], lastMetrics: null };
+    const g: GroupEntry = { record, dir, store, primary: null, receiver: null, chain: Promise.resolve(), switching: null, bypassing: null, timers: [], lastMetrics: null };
     this.groups.set(groupId, g);
     await this.openPrimary(g, 'create');
-    // The secondary arrays learn the group before any record flows (each sender's hello needs it).
-    await this.pushWhenConnected(g);
     this.event('created', { groupId, name: p.name, mode: record.mode, members: record.members });
     return this.view(g);
-  }
-
-  private async pushWhenConnected(g: GroupEntry): Promise<void> {
-    const deadline = Date.now() + 5000;
-    for (const s of g.primary?.senders.values() ?? []) {
-      while (!s.client?.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      if (!s.client?.connected) continue;
-      await s.client.request('group-db', { groupId: g.record.groupId, record: g.record as unknown as Record<string, unknown> });
-      s.client.dropConnection(); // hello again, now that the receiver exists
-    }
   }
 
   /** Mode changes without losing or reordering a write (see docs). */
@@ -486,6 +489,8 @@ export class GroupManager {
           }
         } else if (mode === 'synchronous' && from !== 'synchronous' && !g.record.bypass.on) {
           // Journaled writes must reach the secondaries before direct ones start.
+          // Journal writes already under way finish first (they may still append).
+          for (const m of g.record.members) await this.host.idle(m);
           const drained = await Promise.race([pg.drained().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), DRAIN_TIMEOUT_MS))]);
           if (!drained) await this.enterBypass(g, 'drain timeout');
         }

@@ -163,6 +163,20 @@ export class MirrorNode implements MirrorControl, GroupHost {
     await Promise.all([...ps.peers.values()].map((p) => p.fracture.persist()));
   }
 
+  markFracturesNow(mirrorId: string, offset: number, length: number): void {
+    const ps = this.entries.get(mirrorId)?.primary;
+    if (!ps) return;
+    for (const p of ps.peers.values()) {
+      p.touch(offset, length);
+      p.fracture.mark(offset, length);
+    }
+  }
+
+  async persistFractures(mirrorId: string): Promise<void> {
+    const ps = this.entries.get(mirrorId)?.primary;
+    if (ps) await Promise.all([...ps.peers.values()].map((p) => p.fracture.persist()));
+  }
+
   async resyncDirty(mirrorId: string): Promise<void> {
     const e = this.entries.get(mirrorId);
     if (!e?.primary) return;
@@ -594,7 +608,11 @@ export class MirrorNode implements MirrorControl, GroupHost {
     const ps = e?.primary;
     if (!e || !ps || ps.closed) throw new BlockError('EPERM', 'this LUN is no longer the primary image of its mirror');
     if (this.groups.groupOf(e.id)) {
-      const route = await this.groups.route(e.id);
+      let route = this.groups.route(e.id);
+      while (typeof route !== 'string') {
+        await route;
+        route = this.groups.route(e.id);
+      }
       if (route === 'journal') {
         ps.begin();
         try {
@@ -1272,7 +1290,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
     });
   }
 
-  promote(ref: string, p: { force?: boolean } = {}): Promise<MirrorView> {
+  async promote(ref: string, p: { force?: boolean } = {}): Promise<MirrorView> {
     const e = this.find(ref);
     const g = this.groups.groupOf(e.id);
     if (g) throw new MirrorError('state', `mirror ${e.db.name} belongs to consistency group ${g.record.name}: promote the group (its members move together)`);

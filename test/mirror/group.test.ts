@@ -1,0 +1,152 @@
+// Consistency groups between real arrays: asynchronous and near-synchronous modes, the writelog,
+// sender and receiver, reconnect, bypass, mode changes, promote.
+import { describe, it, expect, afterEach } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { makeLab, until, type Lab } from './harness.js';
+
+const MiB = 1024 * 1024;
+let lab: Lab | null = null;
+afterEach(async () => {
+  await lab?.close();
+  lab = null;
+});
+
+async function groupLab(mode: 'asynchronous' | 'near-synchronous' | 'synchronous' = 'asynchronous', extra: Record<string, unknown> = {}): Promise<Lab> {
+  const l = await makeLab(['alpha', 'bravo'], [
+    { name: 'disk0', size: 16 * MiB },
+    { name: 'disk1', size: 16 * MiB },
+  ], { timers: { reconnectMaxMs: 300 } });
+  const n = l.node('alpha');
+  for (const lun of ['disk0', 'disk1']) {
+    await n.create({ lun, name: `m-${lun}` });
+    await n.addSecondary(`m-${lun}`, { array: 'bravo', lun, synchronized: true });
+  }
+  await until(() => n.list().every((m) => m.images[1]!.link === 'connected'), 10_000, 'links');
+  await n.groups.create({ name: 'g0', members: ['m-disk0', 'm-disk1'], attributes: { mode, ...extra } });
+  await until(() => n.groups.get('g0').senders.every((s) => s.state === 'running'), 10_000, 'sender running');
+  return l;
+}
+
+async function same(l: Lab, lun: string): Promise<boolean> {
+  const a = await l.sites.alpha!.running!.array.device(lun)!.read(0, 16 * MiB);
+  const b = await l.sites.bravo!.running!.array.device(lun)!.read(0, 16 * MiB);
+  return a.equals(b);
+}
+
+describe('consistency groups', () => {
+  it('asynchronous: writes are acknowledged from the journal and reach the secondary in order', async () => {
+    lab = await groupLab();
+    const n = lab.node('alpha');
+    expect(n.groups.get('g0').record.bypass.on).toBe(false);
+    const d0 = lab.hostDevice('alpha', 'disk0');
+    const d1 = lab.hostDevice('alpha', 'disk1');
+    for (let i = 0; i < 200; i++) await (i % 2 ? d1 : d0).write((i % 64) * 65536, randomBytes(4096));
+    await d0.trim(MiB, 65536);
+    await d1.writeZeroes(2 * MiB, 8192);
+    await until(() => n.groups.get('g0').metrics!.entriesWaiting === 0, 10_000, 'drained');
+    expect(await same(lab, 'disk0')).toBe(true);
+    expect(await same(lab, 'disk1')).toBe(true);
+    expect(lab.node('bravo').groups.get('g0').receiver!.nextExpected).toBe(203);
+  });
+
+  it('asynchronous: a cut link does not slow the host; the backlog drains after restore without gaps or duplicates', async () => {
+    lab = await groupLab();
+    const n = lab.node('alpha');
+    const link = lab.links['alpha-bravo']!;
+    link.cutLink('both', { reset: true });
+    const d0 = lab.hostDevice('alpha', 'disk0');
+    const t = performance.now();
+    for (let i = 0; i < 300; i++) await d0.write(i * 4096, randomBytes(4096));
+    expect(performance.now() - t).toBeLessThan(3000);
+    expect(n.groups.get('g0').metrics!.entriesWaiting).toBe(300);
+    link.restore();
+    await until(() => n.groups.get('g0').metrics!.entriesWaiting === 0, 15_000, 'drained');
+    for (let k = 0; k < 3; k++) {
+      link.reset('flap');
+      for (let i = 0; i < 50; i++) await d0.write((300 + k * 50 + i) * 4096, randomBytes(4096));
+    }
+    await until(() => n.groups.get('g0').metrics!.entriesWaiting === 0, 15_000, 'drained again');
+    expect(await same(lab, 'disk0')).toBe(true);
+    expect(lab.node('bravo').groups.get('g0').receiver!.nextExpected).toBe(451);
+  });
+
+  it('near-synchronous: host writes wait at the bound and go on below the low mark', async () => {
+    lab = await groupLab('near-synchronous', { nearSync: { maxEntries: 20, maxBytes: 0, lowEntries: 10, lowBytes: 0 } });
+    const n = lab.node('alpha');
+    const link = lab.links['alpha-bravo']!;
+    link.cutLink('both');
+    const d0 = lab.hostDevice('alpha', 'disk0');
+    for (let i = 0; i < 20; i++) await d0.write(i * 4096, randomBytes(4096));
+    let done = false;
+    const blocked = d0.write(21 * 4096, randomBytes(4096)).then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(done).toBe(false);
+    link.restore();
+    await blocked;
+    expect(lab.events('alpha', 'group.write-delayed').length).toBeGreaterThan(0);
+    await until(() => n.groups.get('g0').metrics!.entriesWaiting === 0, 15_000, 'drained');
+    expect(await same(lab, 'disk0')).toBe(true);
+  });
+
+  it('overflow switches to bypass; resync from the fracture logs brings the group back to journaling', async () => {
+    lab = await groupLab('asynchronous', { writelog: { capacity: 256 * 1024, extensions: 0, extensionCapacity: 65536, extendAtPercent: 90 } });
+    const n = lab.node('alpha');
+    const link = lab.links['alpha-bravo']!;
+    link.cutLink('both', { reset: true });
+    const d0 = lab.hostDevice('alpha', 'disk0');
+    for (let i = 0; i < 100; i++) await d0.write(i * 65536, randomBytes(8192)); // ~800 KiB > 256 KiB
+    const v = n.groups.get('g0');
+    expect(v.record.bypass.on).toBe(true);
+    expect(v.incoherent).toMatch(/bypass/);
+    expect(lab.events('alpha', 'group.bypass')[0]).toMatchObject({ on: true, reason: 'overflow' });
+    link.restore();
+    await until(() => !n.groups.get('g0').record.bypass.on, 20_000, 'bypass off');
+    for (let i = 0; i < 20; i++) await d0.write(i * 4096, randomBytes(4096));
+    await until(() => n.groups.get('g0').metrics!.entriesWaiting === 0, 15_000, 'drained');
+    expect(await same(lab, 'disk0')).toBe(true);
+  });
+
+  it('mode changes under load: synchronous -> asynchronous -> synchronous lose and reorder nothing', async () => {
+    lab = await groupLab('synchronous');
+    const n = lab.node('alpha');
+    const d0 = lab.hostDevice('alpha', 'disk0');
+    let stop = false;
+    let i = 0;
+    const writer = (async () => {
+      while (!stop) {
+        await d0.write((i % 512) * 4096, randomBytes(4096));
+        i++;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+    await n.groups.setMode('g0', 'asynchronous');
+    await new Promise((r) => setTimeout(r, 150));
+    await n.groups.setMode('g0', 'synchronous');
+    await new Promise((r) => setTimeout(r, 100));
+    stop = true;
+    await writer;
+    expect(i).toBeGreaterThan(50);
+    if (!(await same(lab, 'disk0'))) {
+      const a = await lab.sites.alpha!.running!.array.device('disk0')!.read(0, 2 * MiB);
+      const b = await lab.sites.bravo!.running!.array.device('disk0')!.read(0, 2 * MiB);
+      const bad: number[] = [];
+      for (let k = 0; k < 512; k++) if (!a.subarray(k * 4096, k * 4096 + 4096).equals(b.subarray(k * 4096, k * 4096 + 4096))) bad.push(k);
+      console.log('differ', i, bad.length, bad.slice(0, 20), JSON.stringify(lab.events('alpha').filter((e) => String(e.type).startsWith('group')).map(({ seq, time, array, ...r }) => r)));
+    }
+    expect(await same(lab, 'disk0')).toBe(true);
+    expect(lab.events('alpha', 'group.mode').map((e) => e.to)).toEqual(['asynchronous', 'synchronous']);
+  });
+
+  it('promote the group on the secondary: it becomes primary of every member', async () => {
+    lab = await groupLab();
+    const d0 = lab.hostDevice('alpha', 'disk0');
+    for (let i = 0; i < 50; i++) await d0.write(i * 4096, randomBytes(4096));
+    await until(() => lab!.node('alpha').groups.get('g0').metrics!.entriesWaiting === 0, 10_000, 'drained');
+    await lab.stop('alpha');
+    const v = await lab.node('bravo').groups.promote('g0');
+    expect(v.role).toBe('primary');
+    expect(lab.node('bravo').list().every((m) => m.local.role === 'primary')).toBe(true);
+    await lab.hostDevice('bravo', 'disk1').write(0, randomBytes(4096));
+    await expect(lab.node('bravo').promote('m-disk0')).rejects.toThrow(/group/);
+  });
+});
