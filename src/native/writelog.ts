@@ -563,6 +563,26 @@ export class Writelog {
     return true;
   }
 
+  /** Chains a spare extension in now (a throttle action). False when none is free. */
+  chainSpare(): boolean {
+    if (this.closed) return false;
+    return this.chainExtension();
+  }
+
+  /**
+   * Gives the last chained extension back to the pool (a throttle action) when it holds no record
+   * and is not the only segment of the chain. False otherwise.
+   */
+  releaseSpare(): boolean {
+    if (this.closed || this.chain.length < 2) return false;
+    const last = this.chain[this.chain.length - 1]!;
+    if (last === 0 || this.segs.get(last)!.ring.stats().count > 0) return false;
+    this.chain = this.chain.slice(0, -1);
+    if (!this.chain.includes(0) && this.chain.length === 0) this.chain = [0];
+    this.writeMeta(true);
+    return true;
+  }
+
   /** Switches back to the main segment when it is drained and usage is low. */
   private maybeReturnToMain(): void {
     if (this.chain.includes(0)) return;

@@ -105,4 +105,5 @@ export {
   type ApplyArgs,
   type ApplyRecord,
   type ApplyResult,
+  type ReadArgs,
 } from './messages.js';

@@ -34,6 +34,8 @@ import { RemoteLinkError } from './errors.js';
  * - `apply` {groupId, records: [[seq, member, offset, length, flags, timestamp]]} + the data of
  *   the write records concatenated -> {appliedThrough}: a batch of writelog records in global
  *   order; the receiver applies them in order, makes them stable and answers once (batched ack).
+ * - `read` {mirrorId, imageId, offset, length} -> {} + the bytes: a backfresh reads the
+ *   secondary image (at most 16 MiB per request).
  * - `ping` {t} -> {t}: a round trip through the link (the keepalive is separate, PING frames).
  */
 export interface WriteFlags {
@@ -113,6 +115,12 @@ export interface ApplyArgs {
 export interface ApplyResult {
   appliedThrough: number;
 }
+export interface ReadArgs {
+  mirrorId: string;
+  imageId: string;
+  offset: number;
+  length: number;
+}
 export interface LunInfoArgs {
   lun: number | string;
 }
@@ -152,10 +160,11 @@ export interface LinkOps {
   'group-db': { args: GroupDbArgs; result: GroupDbResult };
   'group-hello': { args: GroupHelloArgs; result: GroupHelloResult };
   apply: { args: ApplyArgs; result: ApplyResult };
+  read: { args: ReadArgs; result: Record<string, never> };
   ping: { args: PingArgs; result: PingResult };
 }
 export type LinkOp = keyof LinkOps;
-export const LINK_OPS: readonly LinkOp[] = ['write', 'read-regions', 'mirror-db', 'zero', 'flush', 'bitmap', 'lun-info', 'group-db', 'group-hello', 'apply', 'ping'];
+export const LINK_OPS: readonly LinkOp[] = ['write', 'read-regions', 'mirror-db', 'zero', 'flush', 'bitmap', 'lun-info', 'group-db', 'group-hello', 'apply', 'read', 'ping'];
 
 /** An `apply` record without payload: the range reads as zeroes (trim or write-zeroes). */
 export const APPLY_FLAG_ZERO = 0x100;
@@ -207,6 +216,13 @@ export function validateArgs<K extends LinkOp>(op: K, args: Record<string, unkno
       if (!isStr(args.mirrorId)) bad('mirrorId must be a non-empty string');
       if (!isStr(args.imageId)) bad('imageId must be a non-empty string');
       if (args.epoch !== undefined && !isUint(args.epoch)) bad('epoch must be a non-negative integer');
+      break;
+    }
+    case 'read': {
+      if (!isStr(args.mirrorId)) bad('mirrorId must be a non-empty string');
+      if (!isStr(args.imageId)) bad('imageId must be a non-empty string');
+      if (!isUint(args.offset)) bad('offset must be a non-negative integer');
+      if (!isUint(args.length) || args.length === 0 || (args.length as number) > 16 * 1024 * 1024) bad('length must be 1 .. 16 MiB');
       break;
     }
     case 'lun-info': {

@@ -15,6 +15,8 @@
  */
 export * from './types.js';
 export * from './record.js';
-export { PrimaryGroup, GroupSender, GroupOverflow, type PrimaryMember, type SenderRoute } from './primary-group.js';
+export { PrimaryGroup, GroupSender, GroupOverflow, newWindow, type MetricsWindow, type PrimaryMember, type SenderRoute } from './primary-group.js';
+export * from './throttle.js';
+export * from './perf.js';
 export { GroupReceiver, type ReceiverMember } from './receiver.js';
 export { SeqFile } from './seq-file.js';

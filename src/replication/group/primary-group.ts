@@ -21,6 +21,20 @@ export interface SenderRoute {
   secret: string;
 }
 
+/** Where a consumer of a group's metrics took its last sample. */
+export interface MetricsWindow {
+  at: number;
+  bytes: number;
+  dataBytes: number;
+  entries: number;
+  cpu: NodeJS.CpuUsage;
+  delayed: number;
+  delayedMs: number;
+}
+export function newWindow(): MetricsWindow {
+  return { at: performance.now(), bytes: 0, dataBytes: 0, entries: 0, cpu: cpuUsage(), delayed: 0, delayedMs: 0 };
+}
+
 /** The writelog is full: the driver switches the group to bypass. Nothing was journaled. */
 export class GroupOverflow extends Error {
   constructor(message: string) {
@@ -53,10 +67,9 @@ export class PrimaryGroup extends EventEmitter {
   /** throttle-controlled */
   senderSleepMs = 0;
   ackDelayMs = 0;
-  // metrics since the last sample
+  // cumulative counters; each consumer of metrics keeps its own MetricsWindow
   writesDelayed = 0;
   delayedMs = 0;
-  private lastSample = { at: performance.now(), bytes: 0, dataBytes: 0, entries: 0, cpu: cpuUsage() };
   sentBytes = 0;
   sentDataBytes = 0;
   sentEntries = 0;
@@ -156,6 +169,7 @@ export class PrimaryGroup extends EventEmitter {
     if (this.closed) throw new Error(`group ${this.record.name}: primary side closed`);
     await this.admit();
     if (this.ackDelayMs > 0) await new Promise((r) => setTimeout(r, this.ackDelayMs));
+    this.emit('host-write', index, offset, length);
     let payload = data;
     if (!payload) {
       payload = Buffer.alloc(8);
@@ -177,6 +191,28 @@ export class PrimaryGroup extends EventEmitter {
     } finally {
       this.localPending.delete(seq);
       this.emit('stable');
+    }
+  }
+
+  /**
+   * A refresh record: data read from the local LUN (already stable), or a hole (data null).
+   * Throws GroupOverflow when it does not fit.
+   */
+  appendCopy(index: number, offset: number, length: number, data: Buffer | null): number {
+    let payload = data;
+    let flags = 0;
+    if (!payload) {
+      payload = Buffer.alloc(8);
+      payload.writeBigUInt64LE(BigInt(length));
+      flags = APPLY_FLAG_ZERO | APPLY_FLAG_TRIM;
+    }
+    try {
+      const seq = this.writelog.append(index, offset, payload, flags);
+      this.emit('stable');
+      return seq;
+    } catch (e) {
+      if (e instanceof WritelogOverflowError) throw new GroupOverflow(e.message);
+      throw e;
     }
   }
 
@@ -239,18 +275,19 @@ export class PrimaryGroup extends EventEmitter {
     return s;
   }
 
-  metrics(): GroupMetrics {
+  /** Measurements over the interval since `win` (updated): each consumer keeps its own window. */
+  metrics(win: MetricsWindow = newWindow()): GroupMetrics {
     const now = performance.now();
-    const dt = Math.max(1e-3, (now - this.lastSample.at) / 1000);
-    const cpu = cpuUsage(this.lastSample.cpu);
+    const dt = Math.max(1e-3, (now - win.at) / 1000);
+    const cpu = cpuUsage(win.cpu);
     const u = this.writelog.usage();
     let acked = Infinity;
     for (const s of this.senders.values()) acked = Math.min(acked, s.ackedThrough);
     const m: GroupMetrics = {
       time: new Date().toISOString(),
-      netkbps: (this.sentBytes - this.lastSample.bytes) / 1024 / dt,
-      dataKbps: (this.sentDataBytes - this.lastSample.dataBytes) / 1024 / dt,
-      entriesPerSec: (this.sentEntries - this.lastSample.entries) / dt,
+      netkbps: (this.sentBytes - win.bytes) / 1024 / dt,
+      dataKbps: (this.sentDataBytes - win.dataBytes) / 1024 / dt,
+      entriesPerSec: (this.sentEntries - win.entries) / dt,
       entriesWaiting: u.entries,
       writelogBytes: u.dataBytes,
       pctwl: u.percent,
@@ -258,14 +295,12 @@ export class PrimaryGroup extends EventEmitter {
       oldestEntryAgeMs: u.oldestAgeMs,
       nextSeq: u.nextSeq,
       ackedThrough: Number.isFinite(acked) ? acked : u.nextSeq - 1,
-      writesDelayed: this.writesDelayed,
-      delayedMs: Math.round(this.delayedMs),
+      writesDelayed: this.writesDelayed - win.delayed,
+      delayedMs: Math.round(this.delayedMs - win.delayedMs),
       senderSleepMs: this.senderSleepMs,
       ackDelayMs: this.ackDelayMs,
     };
-    this.lastSample = { at: now, bytes: this.sentBytes, dataBytes: this.sentDataBytes, entries: this.sentEntries, cpu: cpuUsage() };
-    this.writesDelayed = 0;
-    this.delayedMs = 0;
+    Object.assign(win, { at: now, bytes: this.sentBytes, dataBytes: this.sentDataBytes, entries: this.sentEntries, cpu: cpuUsage(), delayed: this.writesDelayed, delayedMs: this.delayedMs });
     return m;
   }
 

@@ -77,6 +77,8 @@ export interface GroupRecord extends GroupAttributes {
   bypass: { on: boolean; reason: 'overflow' | 'operator' | null; since: string | null };
   /** the secondaries are incoherent while a refresh copies every allocated region */
   refresh: { running: boolean; bytesDone: number; bytesTotal: number } | null;
+  /** the last record of a deleted group (the secondaries drop theirs) */
+  deleted?: boolean;
 }
 
 export const GROUP_FORMAT = 'sanbox.group';

@@ -6,13 +6,22 @@ import { APPLY_FLAG_TRIM, RemoteLinkError, type RequestContext } from '../../lin
 import { primaryOf, secondariesOf } from '../state/index.js';
 import {
   attributeProblems,
+  formatQdsinfo,
   GroupError,
   GroupOverflow,
   GroupReceiver,
   newGroupRecord,
+  newWindow,
   parseGroupRecord,
+  parseThrottles,
+  PerfRecorder,
   PrimaryGroup,
+  runThrottleCommand,
+  throttleCommandEnv,
+  ThrottleEngine,
+  ThrottleState,
   withDefaults,
+  type MetricsWindow,
   type GroupAttributes,
   type GroupMetrics,
   type GroupMode,
@@ -37,6 +46,10 @@ export interface GroupHost {
   /** The same, in memory only (this tick); `persistFractures` writes them. */
   markFracturesNow(mirrorId: string, offset: number, length: number): void;
   persistFractures(mirrorId: string): Promise<void>;
+  /** Reads `length` bytes of the mirror's secondary image on `array` (backfresh). */
+  readSecondary(mirrorId: string, array: string, offset: number, length: number): Promise<Buffer>;
+  /** Empties every fracture log of the mirror (primary and secondaries are identical). */
+  clearFractures(mirrorId: string): Promise<void>;
   /** Starts a resync of every secondary of the mirror whose fracture log is not empty. */
   resyncDirty(mirrorId: string): Promise<void>;
   /** Waits until no host write of the mirror is in flight. */
@@ -71,6 +84,12 @@ interface GroupEntry {
   bypassing: Promise<void> | null;
   timers: NodeJS.Timeout[];
   lastMetrics: GroupMetrics | null;
+  /** primary side: throttles, performance records, refresh and backfresh in progress */
+  throttle: { engine: ThrottleEngine; state: ThrottleState; win: MetricsWindow } | null;
+  perf: { recorder: PerfRecorder; win: MetricsWindow } | null;
+  copy: { kind: 'refresh' | 'backfresh'; stop: boolean; done: Promise<void>; window: { index: number; offset: number; length: number; touched: boolean } | null } | null;
+  /** backfresh: the members are offline to hosts */
+  offline: boolean;
 }
 
 export interface GroupView {
@@ -86,13 +105,37 @@ export interface GroupView {
 
 const DRAIN_TIMEOUT_MS = 30_000;
 
+/** What the management API and `sanbox group` call (GroupManager implements it; MirrorNode.groups). */
+export interface GroupControl {
+  list(): GroupView[];
+  /** by group id or name; GroupError 'not-found' */
+  get(ref: string): GroupView;
+  /** members: mirror names or ids, all primary on this array, replicating to the same arrays */
+  create(p: { name: string; members: string[]; attributes?: Partial<GroupAttributes> }): Promise<GroupView>;
+  setMode(ref: string, mode: GroupMode, nearSync?: Partial<GroupRecord['nearSync']>): Promise<GroupView>;
+  /** throttles, throttleEveryMs, perfEveryMs, perfMaxBytes, nearSync (not mode, not writelog size) */
+  setAttributes(ref: string, p: Partial<Pick<GroupAttributes, 'throttles' | 'throttleEveryMs' | 'perfEveryMs' | 'perfMaxBytes' | 'nearSync'>>): Promise<GroupView>;
+  /** pause or resume the sender(s) */
+  pause(ref: string, paused: boolean): Promise<GroupView>;
+  bypass(ref: string, on: boolean): Promise<GroupView>;
+  /** copy every allocated region of the primary to the secondaries through the writelog (long: progress in the view and events) */
+  refresh(ref: string): Promise<GroupView>;
+  /** copy the secondary's image back to the primary (the primary's members are offline meanwhile) */
+  backfresh(ref: string, p?: { from?: string }): Promise<GroupView>;
+  /** run on a secondary array */
+  promote(ref: string, p?: { force?: boolean }): Promise<GroupView>;
+  /** the qdsinfo report: text and the view it was made from */
+  info(ref: string): { text: string; view: GroupView };
+  delete(ref: string): Promise<void>;
+}
+
 /**
  * Consistency groups inside the mirror driver: group records (saved twice, pushed to the
  * secondary arrays), the primary side (PrimaryGroup: writelog and senders) or the receiver, the
  * routing of member host writes by mode, bypass on overflow and back through resync, mode
  * changes without losing or reordering a write, and promote.
  */
-export class GroupManager {
+export class GroupManager implements GroupControl {
   private readonly groups = new Map<string, GroupEntry>();
 
   constructor(private readonly host: GroupHost) {}
@@ -116,7 +159,7 @@ export class GroupManager {
       const loaded = await store.load();
       if (!loaded.data) continue;
       const record = parseGroupRecord(loaded.data);
-      const g: GroupEntry = { record, dir, store, primary: null, receiver: null, chain: Promise.resolve(), switching: null, bypassing: null, timers: [], lastMetrics: null };
+      const g: GroupEntry = { record, dir, store, primary: null, receiver: null, chain: Promise.resolve(), switching: null, bypassing: null, timers: [], lastMetrics: null, throttle: null, perf: null, copy: null, offline: false };
       this.groups.set(record.groupId, g);
       await this.settleRole(g, 'load');
     }
@@ -183,23 +226,73 @@ export class GroupManager {
       const s = pg.startSender(cfg, this.host.array, { initialMs: this.host.timers.reconnectInitialMs, maxMs: this.host.timers.reconnectMaxMs });
       if (why !== 'load') s.baseOnHello = pg.writelog.next;
     }
+    pg.on('host-write', (index: number, offset: number, length: number) => {
+      const w = g.copy?.window;
+      if (w && w.index === index && offset < w.offset + w.length && w.offset < offset + length) w.touched = true;
+    });
+    this.startTimers(g);
+    this.event('primary-started', { groupId: g.record.groupId, name: g.record.name, mode: g.record.mode, nextSeq: pg.writelog.next, why });
+  }
+
+  /** Throttle evaluation, performance records, the bypass check: restarted when intervals change. */
+  private startTimers(g: GroupEntry): void {
+    for (const t of g.timers) clearInterval(t);
+    g.timers = [];
+    g.throttle = { engine: new ThrottleEngine(g.record.throttles), state: new ThrottleState({ senderSleepMs: g.primary?.senderSleepMs, ackDelayMs: g.primary?.ackDelayMs }), win: newWindow() };
+    if (!g.perf) g.perf = { recorder: new PerfRecorder(join(g.dir, 'perf.jsonl'), g.record.perfMaxBytes), win: newWindow() };
     g.timers.push(setInterval(() => this.sample(g), g.record.perfEveryMs));
+    if (g.record.throttles.length) g.timers.push(setInterval(() => this.evaluateThrottles(g), g.record.throttleEveryMs));
     g.timers.push(setInterval(() => void this.maybeLeaveBypass(g), 500));
     for (const t of g.timers) t.unref();
-    this.event('primary-started', { groupId: g.record.groupId, name: g.record.name, mode: g.record.mode, nextSeq: pg.writelog.next, why });
+  }
+
+  /** The source's throttles: test a measurement, run up to sixteen actions. */
+  private evaluateThrottles(g: GroupEntry): void {
+    const pg = g.primary;
+    const t = g.throttle;
+    if (!pg || !t) return;
+    const m = pg.metrics(t.win);
+    const fired = t.engine.evaluate(m);
+    if (!fired.length) return;
+    const results = t.state.apply(
+      fired,
+      {
+        chainExtension: () => pg.writelog.chainSpare(),
+        releaseExtension: () => pg.writelog.releaseSpare(),
+        log: (msg) => this.event('throttle-log', { groupId: g.record.groupId, message: msg }),
+        event: (msg, d) => this.event('throttle', { groupId: g.record.groupId, message: msg, throttle: d.throttle }),
+        command: (cmd) =>
+          void runThrottleCommand(cmd, throttleCommandEnv(m, { SANBOX_GROUP: g.record.name }), 30_000).then((r) =>
+            this.event('throttle-command', { groupId: g.record.groupId, command: cmd, exitCode: r.code, timedOut: r.timedOut, ...(r.error ? { error: r.error } : {}) }),
+          ),
+      },
+      m,
+    );
+    pg.senderSleepMs = t.state.senderSleepMs;
+    pg.ackDelayMs = t.state.ackDelayMs;
+    this.event('throttled', { groupId: g.record.groupId, netkbps: Math.round(m.netkbps), pctcpu: Math.round(m.pctcpu), pctwl: Math.round(m.pctwl), senderSleepMs: pg.senderSleepMs, ackDelayMs: pg.ackDelayMs, actions: results.map((r) => ({ throttle: r.throttle, do: r.action.do, ok: r.ok, ...(r.error ? { error: r.error } : {}) })) });
   }
 
   private async closePrimary(g: GroupEntry, abandon: boolean): Promise<void> {
     for (const t of g.timers) clearInterval(t);
     g.timers = [];
+    if (g.copy) {
+      g.copy.stop = true;
+      await g.copy.done.catch(() => undefined);
+    }
+    await g.perf?.recorder.close();
+    g.perf = null;
+    g.throttle = null;
     const pg = g.primary;
     g.primary = null;
     await pg?.close({ abandon });
   }
 
+  /** A performance record: to the group's file (size-limited, one previous generation) and as an event. */
   private sample(g: GroupEntry): void {
-    if (!g.primary) return;
-    g.lastMetrics = g.primary.metrics();
+    if (!g.primary || !g.perf) return;
+    g.lastMetrics = g.primary.metrics(g.perf.win);
+    void g.perf.recorder.append(g.lastMetrics);
     this.event('metrics', { groupId: g.record.groupId, ...g.lastMetrics });
   }
 
@@ -360,7 +453,7 @@ export class GroupManager {
       const store = new MetadataStore<GroupRecord>(dir, { basename: 'db', noSync: !this.host.sync });
       await store.load();
       await store.save(rec);
-      g = { record: rec, dir, store, primary: null, receiver: null, chain: Promise.resolve(), switching: null, bypassing: null, timers: [], lastMetrics: null };
+      g = { record: rec, dir, store, primary: null, receiver: null, chain: Promise.resolve(), switching: null, bypassing: null, timers: [], lastMetrics: null, throttle: null, perf: null, copy: null, offline: false };
       this.groups.set(groupId, g);
       await this.settleRole(g, `joined: record from ${ctx.session.peerArray}`);
       return { result: { applied: true, generation: rec.generation } };
@@ -369,6 +462,13 @@ export class GroupManager {
     return this.exclusive(cur, async () => {
       const newer = rec.epoch > cur.record.epoch || (rec.epoch === cur.record.epoch && rec.generation > cur.record.generation);
       if (!newer) return { result: { applied: false, generation: cur.record.generation } };
+      if (rec.deleted) {
+        await cur.receiver?.close();
+        this.groups.delete(groupId);
+        await fsp.rm(cur.dir, { recursive: true, force: true });
+        this.event('deleted', { groupId, name: rec.name, why: `deleted on ${ctx.session.peerArray}` });
+        return { result: { applied: true, generation: rec.generation } };
+      }
       await cur.store.save(rec);
       cur.record = rec;
       if (cur.receiver) cur.receiver.record = rec;
@@ -418,7 +518,7 @@ export class GroupManager {
       members,
       senders: [...(g.primary?.senders.values() ?? [])].map((s) => ({ array: s.route.array, state: s.state, ackedThrough: s.ackedThrough, ...(s.lastError ? { lastError: s.lastError } : {}) })),
       receiver: g.receiver ? { nextExpected: g.receiver.nextExpected, applied: g.receiver.applied, batches: g.receiver.batches } : null,
-      metrics: g.primary ? g.primary.metrics() : null,
+      metrics: this.liveMetrics(g),
       incoherent,
     };
   }
@@ -460,7 +560,7 @@ export class GroupManager {
     // Journaling starts only with every secondary in sync; until then the fracture logs cover it.
     if (record.mode !== 'synchronous' && !record.members.every((m) => this.host.inSync(m))) record.bypass = { on: true, reason: 'overflow', since: new Date().toISOString() };
     await store.save(record);
-    const g: GroupEntry = { record, dir, store, primary: null, receiver: null, chain: Promise.resolve(), switching: null, bypassing: null, timers: [], lastMetrics: null };
+    const g: GroupEntry = { record, dir, store, primary: null, receiver: null, chain: Promise.resolve(), switching: null, bypassing: null, timers: [], lastMetrics: null, throttle: null, perf: null, copy: null, offline: false };
     this.groups.set(groupId, g);
     await this.openPrimary(g, 'create');
     this.event('created', { groupId, name: p.name, mode: record.mode, members: record.members });
@@ -529,6 +629,216 @@ export class GroupManager {
       await this.maybeLeaveBypass(g);
     }
     return this.view(g);
+  }
+
+  setAttributes(ref: string, p: Partial<Pick<GroupAttributes, 'throttles' | 'throttleEveryMs' | 'perfEveryMs' | 'perfMaxBytes' | 'nearSync'>>): Promise<GroupView> {
+    const g = this.find(ref);
+    return this.exclusive(g, async () => {
+      this.needPrimary(g, 'changing attributes');
+      const allowed = ['throttles', 'throttleEveryMs', 'perfEveryMs', 'perfMaxBytes', 'nearSync'];
+      for (const k of Object.keys(p)) if (!allowed.includes(k)) throw new GroupError('invalid', `attribute ${JSON.stringify(k)} cannot be changed here (mode: setMode; writelog size: fixed at create)`);
+      let throttles = g.record.throttles;
+      if (p.throttles !== undefined) {
+        const parsed = parseThrottles(p.throttles, 'throttles');
+        if (parsed.problems.length) throw new GroupError('invalid', parsed.problems.join('; '));
+        throttles = parsed.throttles;
+      }
+      const next = { ...g.record, ...p, throttles, nearSync: { ...g.record.nearSync, ...(p.nearSync ?? {}) } };
+      const problems = attributeProblems(next);
+      if (problems.length) throw new GroupError('invalid', problems.join('; '));
+      await this.save(g, (r) => Object.assign(r, { throttles, throttleEveryMs: next.throttleEveryMs, perfEveryMs: next.perfEveryMs, perfMaxBytes: next.perfMaxBytes, nearSync: next.nearSync }));
+      if (p.perfMaxBytes !== undefined && g.perf) {
+        await g.perf.recorder.close();
+        g.perf = null;
+      }
+      this.startTimers(g);
+      this.event('attributes', { groupId: g.record.groupId, changed: Object.keys(p) });
+      return this.view(g);
+    });
+  }
+
+  /** Gauges as of now (backlog, sequence numbers), rates as of the last performance record. */
+  private liveMetrics(g: GroupEntry): GroupMetrics | null {
+    if (!g.primary) return null;
+    const m = g.primary.metrics(newWindow());
+    const last = g.lastMetrics;
+    Object.assign(m, last ? { netkbps: last.netkbps, dataKbps: last.dataKbps, entriesPerSec: last.entriesPerSec, pctcpu: last.pctcpu, writesDelayed: last.writesDelayed, delayedMs: last.delayedMs } : { netkbps: 0, dataKbps: 0, entriesPerSec: 0, pctcpu: 0, writesDelayed: 0, delayedMs: 0 });
+    return m;
+  }
+
+  info(ref: string): { text: string; view: GroupView } {
+    const g = this.find(ref);
+    const v = this.view(g);
+    const pg = g.primary;
+    const metrics = v.metrics;
+    const u = pg?.writelog.usage();
+    const text = formatQdsinfo({
+      name: g.record.name,
+      mode: g.record.mode,
+      paused: g.record.paused,
+      bypass: g.record.bypass,
+      members: v.members.map((m) => ({ mirror: m.name, lun: String(m.lun), secondary: m.secondaries.join(',') })),
+      metrics: metrics as GroupMetrics,
+      writelog: { capacity: u?.capacity ?? g.record.writelog.capacity, extensionsInUse: u?.extensionsInUse ?? 0, extensionsFree: u?.extensionsFree ?? g.record.writelog.extensions },
+      refresh: g.record.refresh,
+      nearSync: g.record.nearSync,
+      throttles: g.record.throttles.length,
+    });
+    return { text, view: v };
+  }
+
+  /**
+   * Refresh: every allocated region of every member goes through the writelog to the
+   * secondaries while host I/O goes on, paced so the writelog stays below half full. The
+   * secondaries are incoherent until it completes (the view says so).
+   */
+  refresh(ref: string): Promise<GroupView> {
+    const g = this.find(ref);
+    return this.exclusive(g, async () => {
+      const pg = this.needPrimary(g, 'refresh');
+      if (g.copy) throw new GroupError('state', `a ${g.copy.kind} of group ${g.record.name} is running`);
+      if (g.record.mode === 'synchronous' || g.record.bypass.on) throw new GroupError('state', `refresh goes through the writelog: the group must journal (asynchronous or near-synchronous, not in bypass), it is ${g.record.bypass.on ? 'in bypass' : g.record.mode}`);
+      let total = 0;
+      const plan: Array<{ index: number; offset: number; length: number; hole: boolean }> = [];
+      for (let index = 0; index < g.record.members.length; index++) {
+        const m = pg.member(index);
+        for (let off = 0; off < m.size; ) {
+          const ext = await m.device.blockStatus(off, Math.min(m.size - off, 1 << 30));
+          if (!ext.length) break;
+          for (const x of ext) {
+            plan.push({ index, offset: off, length: x.length, hole: x.hole });
+            if (!x.hole) total += x.length;
+            off += x.length;
+          }
+        }
+      }
+      const copy: NonNullable<GroupEntry['copy']> = { kind: 'refresh', stop: false, done: Promise.resolve(), window: null };
+      g.copy = copy;
+      await this.save(g, (r) => (r.refresh = { running: true, bytesDone: 0, bytesTotal: total }));
+      this.event('refresh-started', { groupId: g.record.groupId, bytesTotal: total });
+      copy.done = this.refreshLoop(g, pg, plan, total).then(
+        async () => {
+          g.copy = null;
+          await this.exclusive(g, () => this.save(g, (r) => (r.refresh = null)));
+          this.event('refresh-done', { groupId: g.record.groupId, bytes: total });
+        },
+        async (err) => {
+          g.copy = null;
+          await this.exclusive(g, () => this.save(g, (r) => (r.refresh = r.refresh ? { ...r.refresh, running: false } : null))).catch(() => undefined);
+          this.event('refresh-failed', { groupId: g.record.groupId, error: (err as Error).message });
+        },
+      );
+      return this.view(g);
+    });
+  }
+
+  private async refreshLoop(g: GroupEntry, pg: PrimaryGroup, plan: Array<{ index: number; offset: number; length: number; hole: boolean }>, total: number): Promise<void> {
+    const CHUNK = 256 * 1024;
+    let done = 0;
+    let lastReport = performance.now();
+    for (const run of plan) {
+      for (let off = run.offset; off < run.offset + run.length; ) {
+        if (g.copy?.stop || !g.primary) throw new Error('stopped');
+        if (g.record.bypass.on) throw new Error('the group went to bypass: the fracture logs carry the rest');
+        // Flow control: never fill the writelog past half.
+        while (pg.writelog.usage().percent > 50) {
+          if (g.copy?.stop || pg.closed) throw new Error('stopped');
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        const len = Math.min(CHUNK, run.offset + run.length - off);
+        if (run.hole) pg.appendCopy(run.index, off, len, null);
+        else {
+          // A host write that lands while the chunk is read would be overtaken by the older
+          // copy: read again until none did (the append is in the same tick as the check).
+          const w = { index: run.index, offset: off, length: len, touched: false };
+          g.copy!.window = w;
+          for (;;) {
+            w.touched = false;
+            const data = await pg.member(run.index).device.read(off, len);
+            if (w.touched) continue;
+            pg.appendCopy(run.index, off, len, data);
+            break;
+          }
+          g.copy!.window = null;
+          done += len;
+        }
+        off += len;
+        if (performance.now() - lastReport > 1000) {
+          lastReport = performance.now();
+          g.record.refresh = { running: true, bytesDone: done, bytesTotal: total };
+          this.event('refresh-progress', { groupId: g.record.groupId, bytesDone: done, bytesTotal: total });
+        }
+      }
+    }
+    await pg.drained();
+  }
+
+  /**
+   * Backfresh: the secondary's image comes back to the primary. The members are offline to
+   * hosts meanwhile; unsent journal records are dropped (the secondary's data wins); afterwards
+   * primary and secondary are identical and the group journals again from a new base.
+   */
+  backfresh(ref: string, p: { from?: string } = {}): Promise<GroupView> {
+    const g = this.find(ref);
+    return this.exclusive(g, async () => {
+      const pg = this.needPrimary(g, 'backfresh');
+      if (g.copy) throw new GroupError('state', `a ${g.copy.kind} of group ${g.record.name} is running`);
+      const arrays = this.host.member(g.record.members[0]!)!.secondaryArrays;
+      const from = p.from ?? arrays[0];
+      if (!from || !arrays.includes(from)) throw new GroupError('invalid', `backfresh from ${JSON.stringify(p.from)}: the group replicates to ${arrays.join(', ')}`);
+      g.offline = true;
+      this.event('backfresh-started', { groupId: g.record.groupId, from });
+      try {
+        for (const m of g.record.members) await this.host.idle(m);
+        pg.discard();
+        let total = 0;
+        for (const id of g.record.members) total += this.host.member(id)!.size;
+        let done = 0;
+        for (let index = 0; index < g.record.members.length; index++) {
+          const id = g.record.members[index]!;
+          const m = pg.member(index);
+          for (let off = 0; off < m.size; ) {
+            const len = Math.min(4 * 1024 * 1024, m.size - off);
+            const data = await this.host.readSecondary(id, from, off, len);
+            if (data.every((b) => b === 0)) await m.device.writeZeroes(off, len);
+            else await m.device.write(off, data);
+            off += len;
+            done += len;
+            if (done % (64 * 1024 * 1024) === 0) this.event('backfresh-progress', { groupId: g.record.groupId, bytesDone: done, bytesTotal: total });
+          }
+          await m.device.flush();
+          await this.host.clearFractures(id);
+        }
+        for (const s of pg.senders.values()) {
+          s.baseOnHello = pg.writelog.next;
+          s.client?.dropConnection();
+        }
+        this.event('backfresh-done', { groupId: g.record.groupId, from, bytes: done });
+      } finally {
+        g.offline = false;
+      }
+      return this.view(g);
+    });
+  }
+
+  /** Backfresh holds the members offline to hosts. */
+  offline(mirrorId: string): boolean {
+    return this.groupOf(mirrorId)?.offline === true;
+  }
+
+  async delete(ref: string): Promise<void> {
+    const g = this.find(ref);
+    this.needPrimary(g, 'delete');
+    // The journal must be empty: the members go on as synchronous mirrors.
+    if (g.record.mode !== 'synchronous') await this.setMode(ref, 'synchronous');
+    await this.exclusive(g, async () => {
+      await this.save(g, (r) => (r.deleted = true));
+      await this.push(g);
+      await this.closePrimary(g, false);
+      this.groups.delete(g.record.groupId);
+      await fsp.rm(g.dir, { recursive: true, force: true });
+      this.event('deleted', { groupId: g.record.groupId, name: g.record.name });
+    });
   }
 
   /** Promotes every member on this (secondary) array: the receiver stops after the batch it applies. */

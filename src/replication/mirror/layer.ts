@@ -30,6 +30,7 @@ export class MirrorLayer implements BlockDevice {
 
   private refuseSecondary(what: string, reads: boolean): void {
     const r = this.node.roleOf(this.lunId);
+    if (r?.offline) throw new BlockError('EPERM', `LUN ${this.lunId} is offline: its consistency group is being backfreshed from a secondary`);
     if (r?.role !== 'secondary') return;
     if (reads && r.allowReads) return;
     throw new BlockError('EPERM', `LUN ${this.lunId} is a secondary mirror image: host ${what} refused${reads ? ' (the mirror does not allow secondary reads)' : ''}`);

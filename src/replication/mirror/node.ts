@@ -177,6 +177,25 @@ export class MirrorNode implements MirrorControl, GroupHost {
     if (ps) await Promise.all([...ps.peers.values()].map((p) => p.fracture.persist()));
   }
 
+  async readSecondary(mirrorId: string, array: string, offset: number, length: number): Promise<Buffer> {
+    const e = this.entries.get(mirrorId);
+    const p = e?.primary ? [...e.primary.peers.values()].find((x) => x.array === array) : undefined;
+    if (!e || !p) throw new MirrorError('not-found', `mirror ${mirrorId} has no secondary on ${array}`);
+    if (!p.client?.connected) throw new MirrorError('unreachable', `the secondary of ${e.db.name} on ${array} is not connected (${p.linkError ?? p.link})`);
+    const { bin } = await p.client.request('read', { mirrorId: e.id, imageId: p.imageId, offset, length }, undefined, { timeoutMs: 60_000 });
+    if (bin.length !== length) throw new MirrorError('unreachable', `read of ${length} bytes from ${array} returned ${bin.length}`);
+    return bin;
+  }
+
+  async clearFractures(mirrorId: string): Promise<void> {
+    const ps = this.entries.get(mirrorId)?.primary;
+    if (!ps) return;
+    for (const p of ps.peers.values()) {
+      p.fracture.clearAll();
+      await p.fracture.persist();
+    }
+  }
+
   async resyncDirty(mirrorId: string): Promise<void> {
     const e = this.entries.get(mirrorId);
     if (!e?.primary) return;
@@ -567,10 +586,10 @@ export class MirrorNode implements MirrorControl, GroupHost {
     return undefined;
   }
 
-  roleOf(lunId: number): { role: 'primary' | 'secondary'; allowReads: boolean } | undefined {
+  roleOf(lunId: number): { role: 'primary' | 'secondary'; allowReads: boolean; offline: boolean } | undefined {
     const e = this.entryOfLun(lunId);
     if (!e) return undefined;
-    return { role: e.primary ? 'primary' : 'secondary', allowReads: e.db.allowSecondaryReads };
+    return { role: e.primary ? 'primary' : 'secondary', allowReads: e.db.allowSecondaryReads, offline: this.groups.offline(e.id) };
   }
 
   layer(lunId: number, device: BlockDevice): BlockDevice {
@@ -973,6 +992,13 @@ export class MirrorNode implements MirrorControl, GroupHost {
       },
       'mirror-db': (args, _bin, ctx) => this.receiveRecord(args.mirrorId, args.record, ctx),
       bitmap: (args) => this.answerBitmap(args.mirrorId, args.imageId),
+      read: async (args) => {
+        const e = this.entries.get(args.mirrorId);
+        if (!e || e.localImageId !== args.imageId) throw new RemoteLinkError('wrong-mirror', `no image ${args.imageId} of mirror ${args.mirrorId} on ${this.array}`);
+        if (e.primary) throw new RemoteLinkError('stale-epoch', `image ${args.imageId} is a primary: read it through NBD`);
+        if (args.offset + args.length > this.mirrorSize(e.db)) throw new RemoteLinkError('bad-request', `read ${args.offset}+${args.length} beyond the image`);
+        return { result: {}, bin: await e.lun.device.read(args.offset, args.length) };
+      },
       ...this.groups.handlers(),
       'lun-info': (args) => {
         const lun = this.opts.luns.lun(args.lun);
