@@ -225,8 +225,9 @@ class ChassisMirrors {
       }
       const lower = this.chassis.lunDevice(lun);
       if (!lower) throw new BlockError('EIO', `array ${this.array.name} has no online LUN ${lun}`);
-      // The replication layer over the owner's cache, for this sender: once it is gone, the
-      // local write is not retried any more (on a takeover it would land after newer writes).
+      // The replication layer over the owner's cache, for this sender: if it dies, the write
+      // still completes (its remote half may be out already), and later overlapping writes
+      // wait for it rather than be overtaken by it on a takeover (OwnerLunDevice.run).
       return execOn(this.node.layer(lun, lower.withSignal(sender)), op, data);
     },
     powerLost: async () => {

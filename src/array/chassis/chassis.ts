@@ -77,7 +77,8 @@ interface SpHandle {
 export interface ChassisMirrorHooks {
   /**
    * A host write/trim/zero/flush of a primary mirror image, received by an SP. `sender` aborts
-   * when that SP's channel ends (it died): nobody waits for the request any more.
+   * when that SP's channel ends (it died): nobody waits for the request any more (see
+   * OwnerLunDevice.run for what that changes).
    */
   hostIo(lun: number, op: IoOp, data: Buffer | undefined, sender: AbortSignal): Promise<IoResult>;
   /** The whole array is losing power: the driver must behave as if the array crashed. */

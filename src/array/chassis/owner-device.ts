@@ -13,6 +13,15 @@ export interface OwnerChannels {
 }
 
 const RETRY_DEADLINE_MS = 60_000;
+
+interface Pending {
+  seq: number;
+  offset: number;
+  end: number;
+  signal: AbortSignal | undefined;
+  done: Promise<void>;
+  finish: () => void;
+}
 const RETRYABLE = new Set(['not-owner', 'peer-gone', 'power-fail']);
 
 /**
@@ -40,16 +49,58 @@ export class OwnerLunDevice implements BlockDevice {
     return this.chassis.lunSize(this.lun) ?? 0;
   }
 
+  /** Modifying requests running now, in issue order (`seq`), with their sender's signal. */
+  private readonly running = new Set<Pending>();
+  private seq = 0;
+
   /**
-   * Runs `op` on the owner's cache. `signal`: the request is given up (not retried any more)
-   * once it aborts, e.g. when the SP that received the host write died: a write nobody waits
-   * for must not land later, after the host rewrote the block through the surviving SP.
+   * Runs `op` on the owner's cache, retrying across ownership changes.
+   *
+   * `signal` belongs to the SP that received the host request; it aborts when that SP dies. A
+   * write whose sender died is an orphan: nobody will be told how it ended, but its remote half
+   * may already be on the secondaries, so it is still completed here (the images stay alike),
+   * and every later request that overlaps it waits for it. Otherwise, retried across a takeover,
+   * it could land after a newer write the host issued through the surviving SP (an acknowledged
+   * write lost). A read whose sender died is simply given up.
    */
   async run(op: IoOp, data: Buffer | undefined, signal?: AbortSignal): Promise<IoResult> {
+    const modify = op.op === 'write' || op.op === 'trim' || op.op === 'zero';
+    const me: Pending | null = modify ? { seq: ++this.seq, offset: op.offset, end: op.offset + op.length, signal, done: Promise.resolve(), finish: () => undefined } : null;
+    if (me) {
+      me.done = new Promise<void>((r) => (me.finish = r));
+      this.running.add(me);
+    }
+    try {
+      return await this.attempts(op, data, signal, me);
+    } finally {
+      if (me) {
+        this.running.delete(me);
+        me.finish();
+      }
+    }
+  }
+
+  /** An earlier modifying request whose sender died and that overlaps `op`, if any. */
+  private orphanBefore(op: IoOp, me: Pending | null): Pending | undefined {
+    const end = op.op === 'flush' ? Number.MAX_SAFE_INTEGER : op.offset + op.length;
+    const start = op.op === 'flush' ? 0 : op.offset;
+    for (const p of this.running) {
+      if (p === me || (me && p.seq > me.seq)) continue;
+      if (p.signal?.aborted && p.offset < end && start < p.end) return p;
+    }
+    return undefined;
+  }
+
+  private async attempts(op: IoOp, data: Buffer | undefined, signal: AbortSignal | undefined, me: Pending | null): Promise<IoResult> {
     const deadline = Date.now() + RETRY_DEADLINE_MS;
     let last = 'no owner SP';
     for (;;) {
-      if (signal?.aborted) throw new BlockError('EIO', `LUN ${this.lun}: request given up (${(signal.reason as Error)?.message ?? 'aborted'})`);
+      if (!me && signal?.aborted) throw new BlockError('EIO', `LUN ${this.lun}: request given up (${(signal.reason as Error)?.message ?? 'aborted'})`);
+      const orphan = this.orphanBefore(op, me);
+      if (orphan) {
+        await orphan.done;
+        continue;
+      }
       const ch = this.chassis.ownerChannel(this.lun);
       if (ch && !ch.client.closed) {
         try {
@@ -70,7 +121,7 @@ export class OwnerLunDevice implements BlockDevice {
     }
   }
 
-  /** This device for the requests of one sender: they stop being retried once `signal` aborts. */
+  /** This device for the requests of one sender (see `run` for what its death changes). */
   withSignal(signal: AbortSignal): BlockDevice {
     return new SignalBoundDevice(this, signal);
   }
