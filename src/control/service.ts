@@ -205,6 +205,7 @@ function chassisLunProvider(array: StorageArray, chassis: Chassis): LunProvider 
 class ChassisMirrors {
   node: MirrorNode | undefined;
   private pushed: string | null = null;
+  private timer: NodeJS.Timeout | null = null;
   private pushChain: Promise<void> = Promise.resolve();
   chassis!: Chassis;
 
@@ -252,19 +253,28 @@ class ChassisMirrors {
     });
     this.node = node;
     this.array.setGuard((lunId) => node.guard(lunId));
-    // Roles change with mirror events (created, joined, promoted, demoted, left, attributes).
+    // Roles change with mirror and group events (created, joined, promoted, demoted, left,
+    // attributes, backfresh); they are looked at again after the event's own tick, and every
+    // second in case a change came without an event.
     this.array.on('event', (ev: { type: string }) => {
-      if (ev.type.startsWith('mirror.') || ev.type === 'lun.created') void this.pushRoles(false);
+      if (ev.type.startsWith('mirror.') || ev.type.startsWith('group.') || ev.type === 'lun.created') setImmediate(() => void this.pushRoles(false));
     });
+    this.timer = setInterval(() => void this.pushRoles(false), 1000);
+    this.timer.unref();
     await this.pushRoles(true);
     return node;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
   }
 
   private roles(node: MirrorNode): Record<string, MirrorRole> {
     const roles: Record<string, MirrorRole> = {};
     for (const l of this.array.listLuns()) {
       const r = node.roleOf(l.id);
-      if (r) roles[String(l.id)] = { role: r.role, allowReads: r.allowReads };
+      if (r) roles[String(l.id)] = { role: r.role, allowReads: r.allowReads, ...(r.offline ? { offline: true } : {}) };
     }
     return roles;
   }
@@ -298,9 +308,10 @@ export async function startChassisArray(
   let api: ControlServer | undefined;
   let chassis: Chassis | undefined;
   let node: MirrorNode | undefined;
+  let mirrors: ChassisMirrors | undefined;
   try {
     await provisionLuns(array, cfg.luns);
-    const mirrors = cfg.remoteLink ? new ChassisMirrors(array, { ...cfg, remoteLink: cfg.remoteLink }) : undefined;
+    mirrors = cfg.remoteLink ? new ChassisMirrors(array, { ...cfg, remoteLink: cfg.remoteLink }) : undefined;
     chassis = new Chassis({
       array,
       spCommand,
@@ -314,6 +325,7 @@ export async function startChassisArray(
     // With a mirror driver the SPs come up holding host I/O until they know the LUNs' roles.
     await chassis.start();
     node = mirrors ? await mirrors.open(chassis) : undefined;
+    const cm = mirrors;
     const ch = chassis;
     const startedAt = new Date().toISOString();
     if (cfg.api) {
@@ -346,6 +358,7 @@ export async function startChassisArray(
           await api?.close().catch(() => undefined);
           // SPs first: their last host writes and flushes still go through the mirror driver.
           await ch.close().catch(() => undefined);
+          cm?.stop();
           await mn?.close().catch(() => undefined);
           await array.close();
         })();
@@ -355,6 +368,7 @@ export async function startChassisArray(
   } catch (e) {
     await api?.close().catch(() => undefined);
     await chassis?.close().catch(() => undefined);
+    mirrors?.stop();
     await node?.close().catch(() => undefined);
     await array.close().catch(() => undefined);
     throw e;

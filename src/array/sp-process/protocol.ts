@@ -45,6 +45,8 @@ export interface MirrorRole {
   role: 'primary' | 'secondary';
   /** A secondary serves host reads (never writes). */
   allowReads: boolean;
+  /** No host reads or writes at all (e.g. the consistency group is being backfreshed). */
+  offline?: boolean;
 }
 
 /**

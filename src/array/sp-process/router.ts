@@ -182,6 +182,7 @@ export class LunRouter implements BlockDevice {
       }
       if (m === null) return this.run(op, data, remote);
       const modify = MODIFY.has(op.op);
+      if (m.offline && op.op !== 'flush') throw new BlockError('EPERM', `LUN ${this.lun} is offline to hosts (its mirror's consistency group is being backfreshed)`);
       if (m.role === 'secondary') {
         if (modify) throw new BlockError('EPERM', `LUN ${this.lun} is a secondary mirror image: host writes refused`);
         if (op.op !== 'flush' && !m.allowReads) throw new BlockError('EPERM', `LUN ${this.lun} is a secondary mirror image: host reads refused (the mirror does not allow secondary reads)`);
