@@ -26,11 +26,13 @@
 //   --warmup S         warm-up seconds per latency row (0: none)      default 2
 //   --latencies LIST   one-way link latencies, ms                     default 0,1,5
 //   --qd LIST          queue depths                                   default 1,16
+//   --no-unmirrored    only the mirrored rows (no targets; e.g. to profile them alone)
 //   --size SIZE        latency LUNs (unmirrored and mirrored)         default 1G
 //   --bandwidth RATE   link cap for the resync, bytes/s (K/M/G: 1000s) default 100M
 //   --sync-rate RATE   the mirror's syncRate                          default 4 x --bandwidth
 //   --resync-size SIZE the resync LUN                                 default 1G
 //   --dirty LIST       percentages of the regions to dirty            default 1,10,100
+//   --resync-latency MS one-way link latency during the resync        default 0
 //   --no-latency / --no-resync   skip a section
 //   --no-fsync         arrays with sync: false (no fdatasync of metadata and bitmaps); default
 //                      is what `sanbox up` runs: fsync on
@@ -82,6 +84,8 @@ function parseArgs(argv) {
     stages: false,
     prefill: false,
     regionSize: null,
+    unmirrored: true,
+    resyncLatency: 0,
   };
   const set = new Set();
   for (let i = 0; i < argv.length; i++) {
@@ -100,7 +104,9 @@ function parseArgs(argv) {
       case '--sync-rate': o.syncRate = String(val()); break;
       case '--resync-size': o.resyncSize = String(val()); break;
       case '--dirty': o.dirty = list(); break;
+      case '--resync-latency': o.resyncLatency = Number(val()); break;
       case '--no-latency': o.latency = false; break;
+      case '--no-unmirrored': o.unmirrored = false; break;
       case '--no-resync': o.resync = false; break;
       case '--no-fsync': o.fsync = false; break;
       case '--dir': o.dir = String(val()); break;
@@ -287,10 +293,44 @@ function instrument(lib) {
     }
     return ret.finally(() => { w.totalUs = now() - w.t0; rec.writes.push(w); });
   };
+  // resync: each chunk's copy (block status, read, the write request and its reply) and the
+  // time the syncRate limiter made it wait
+  rec.chunks = [];
+  rec.limiterWaits = [];
+  const origCopy = MN.copyChunk;
+  if (origCopy) {
+    MN.copyChunk = function (...a) {
+      const t = now();
+      const c = a[3];
+      return origCopy.apply(this, a).finally(() => rec.chunks.push({ us: now() - t, bytes: c?.length ?? 0 }));
+    };
+  }
+  const RL = lib.RateLimiter?.prototype;
+  if (RL?.take) {
+    const origTake = RL.take;
+    RL.take = function (...a) {
+      const t = now();
+      return origTake.apply(this, a).finally(() => rec.limiterWaits.push(now() - t));
+    };
+  }
   return {
     ok: true,
     rec,
-    reset() { rec.writes = []; rec.wilWrites = 0; rec.wilWriteUs = 0; rec.fractureWrites = 0; },
+    reset() { rec.writes = []; rec.wilWrites = 0; rec.wilWriteUs = 0; rec.fractureWrites = 0; rec.chunks = []; rec.limiterWaits = []; },
+  };
+}
+
+function chunkSummary(rec) {
+  const cs = rec.chunks;
+  if (!cs.length) return null;
+  const us = cs.map((c) => c.us).sort((a, b) => a - b);
+  const w = [...rec.limiterWaits].sort((a, b) => a - b);
+  return {
+    chunks: cs.length,
+    meanChunkBytes: cs.reduce((n, c) => n + c.bytes, 0) / cs.length,
+    copyMeanUs: us.reduce((a, b) => a + b, 0) / us.length,
+    copyP50Us: us[Math.floor(us.length / 2)],
+    limiterWaitMeanUs: w.length ? w.reduce((a, b) => a + b, 0) / w.length : 0,
   };
 }
 
@@ -372,7 +412,7 @@ async function loadDist() {
     const link = await import(pathToFileURL(join(REPO, 'dist/link/index.js')).href);
     const mirror = await import(pathToFileURL(join(REPO, 'dist/replication/mirror/index.js')).href);
     if (!service.startArray || !link.LinkEmulator) throw new Error('dist/ lacks startArray or LinkEmulator');
-    return { startArray: service.startArray, LinkEmulator: link.LinkEmulator, MirrorNode: mirror.MirrorNode, BitmapFile: mirror.BitmapFile };
+    return { startArray: service.startArray, LinkEmulator: link.LinkEmulator, MirrorNode: mirror.MirrorNode, BitmapFile: mirror.BitmapFile, RateLimiter: mirror.RateLimiter };
   } catch (e) {
     die(`cannot load dist/ (run npm run build first): ${e.message}`);
   }
@@ -452,7 +492,7 @@ function secondaryOf(lab, name) {
 // ---------- section 1: latency ----------
 
 async function latencySection(o, lab, lib, out, stages) {
-  const configs = [{ id: 'unmirrored', lun: 'plain', latencyMs: null }, ...o.latencies.map((l) => ({ id: `sync-${l}ms`, lun: 'lat', latencyMs: l }))];
+  const configs = [...(o.unmirrored ? [{ id: 'unmirrored', lun: 'plain', latencyMs: null }] : []), ...o.latencies.map((l) => ({ id: `sync-${l}ms`, lun: 'lat', latencyMs: l }))];
   const rtt = {};
   for (const l of o.latencies) {
     rtt[l] = await probeRtt(lib.LinkEmulator, l, l >= 5 ? 40 : 100);
@@ -528,12 +568,12 @@ async function dirtyRegions(dev, regions, rs) {
   await Promise.all(Array.from({ length: 16 }, worker));
 }
 
-async function resyncSection(o, lab, out) {
+async function resyncSection(o, lab, out, stages) {
   const a = lab.node('alpha');
   const dev = lab.hostDevice('alpha', 'rsync');
   const rs = a.get('mrs').record.regionSize;
   const nRegions = Math.ceil(o.resyncBytes / rs);
-  lab.emu.set({ latencyMs: 0, bandwidth: o.bandwidthBps });
+  lab.emu.set({ latencyMs: o.resyncLatency, bandwidth: o.bandwidthBps });
   for (const [k, pct] of o.dirty.entries()) {
     const label = `[${k + 1}/${o.dirty.length}] resync ${pct}% of ${fmtBytes(o.resyncBytes)}`;
     const count = Math.max(1, Math.round((nRegions * pct) / 100));
@@ -565,6 +605,7 @@ async function resyncSection(o, lab, out) {
         failed ??= e;
       }
     });
+    stages?.reset();
     const before = lab.emu.status().totals.bytes;
     log(`${label}: synchronize ...`);
     try {
@@ -600,11 +641,12 @@ async function resyncSection(o, lab, out) {
       progress,
     };
     row.goalMet = row.ratio >= 0.9;
+    if (stages) row.stages = chunkSummary(stages.rec);
     log(`  ${label}: ${seconds.toFixed(2)} s, moved ${fmtBytes(row.bytesDone)} (copied ${fmtBytes(row.bytesCopied)}), link a->b ${fmtBytes(linkAB)}, ${row.mbps.toFixed(1)} MB/s = ${(100 * row.ratio).toFixed(0)}% of the cap${row.bytesOk ? '' : `  BYTES MISMATCH (expected ${expect})`}`);
     out.push(row);
     await until(() => { const i = secondaryOf(lab, 'mrs'); return i.state !== 'SYNCHRONIZING' && !i.resync && !i.fractured; }, 30_000, 'the image to leave SYNCHRONIZING');
   }
-  lab.emu.set({ bandwidth: 0 });
+  lab.emu.set({ latencyMs: 0, bandwidth: 0 });
 }
 
 // ---------- tables ----------
@@ -644,7 +686,7 @@ function report(res) {
   }
   if (res.resync.length) {
     const r0 = res.resync[0];
-    s += `\nResync after a fracture: ${fmtBytes(r0.lunBytes)} LUN, ${fmtBytes(r0.regionSize)} regions, link capped at ${(res.options.bandwidthBps / 1e6).toFixed(0)} MB/s, syncRate ${(res.options.syncRateBps / 1e6).toFixed(0)} MB/s\n\n`;
+    s += `\nResync after a fracture: ${fmtBytes(r0.lunBytes)} LUN, ${fmtBytes(r0.regionSize)} regions, link capped at ${(res.options.bandwidthBps / 1e6).toFixed(0)} MB/s, latency ${res.options.resyncLatency} ms one way, syncRate ${(res.options.syncRateBps / 1e6).toFixed(0)} MB/s\n\n`;
     const head = ['dirty', 'regions', 'time s', 'bytesDone', 'bytesCopied', 'link a->b', 'link b->a', 'MB/s', 'link MB/s', 'of cap', 'goal', 'bytes'];
     const rows = res.resync.map((r) => [`${r.pct}%`, String(r.regions), r.seconds.toFixed(2), String(r.bytesDone), String(r.bytesCopied),
       String(r.linkBytes['a-to-b']), String(r.linkBytes['b-to-a']), r.mbps.toFixed(1), r.linkMbps.toFixed(1), `${(100 * r.ratio).toFixed(0)}%`,
@@ -652,6 +694,12 @@ function report(res) {
     s += table(head, rows);
     s += '\ntime = synchronize() call to the mirror.resync-done event; MB/s = bytesDone / time; of cap = link a->b bytes / time / cap; goal: >= 90%.\n';
     s += 'bytes: bytesDone and bytesCopied == dirty regions x region size.\n';
+    const st = res.resync.filter((r) => r.stages);
+    if (st.length) {
+      s += '\nResync chunks (--stages; copy = block status + read + write request to its reply, us)\n\n';
+      s += table(['dirty', 'chunks', 'mean chunk', 'copy mean us', 'copy p50 us', 'syncRate wait mean us'], st.map((r) => [`${r.pct}%`, String(r.stages.chunks), fmtBytes(Math.round(r.stages.meanChunkBytes)),
+        r.stages.copyMeanUs.toFixed(0), r.stages.copyP50Us.toFixed(0), r.stages.limiterWaitMeanUs.toFixed(0)]));
+    }
   }
   return s;
 }
@@ -713,18 +761,19 @@ async function main() {
         log(`prefilled the latency LUNs in ${((performance.now() - t) / 1000).toFixed(1)} s`);
       }
       await mirror(lab, 'mlat', 'lat', undefined, o.regionSize);
-      log(`latency: ${o.qds.length * (1 + o.latencies.length)} rows (unmirrored LUN "plain", mirror mlat of LUN "lat", alpha -> bravo)`);
+      log(`latency: ${o.qds.length * ((o.unmirrored ? 1 : 0) + o.latencies.length)} rows (unmirrored LUN "plain", mirror mlat of LUN "lat", alpha -> bravo)`);
       await latencySection(o, lab, lib, res.latency, stages);
     }
     if (o.resync) {
       await mirror(lab, 'mrs', 'rsync', { syncRate: o.syncRateBps });
       log(`resync: ${o.dirty.length} rounds on mirror mrs (${fmtBytes(o.resyncBytes)}), link capped at ${(o.bandwidthBps / 1e6).toFixed(0)} MB/s, syncRate ${(o.syncRateBps / 1e6).toFixed(0)} MB/s`);
-      await resyncSection(o, lab, res.resync);
+      await resyncSection(o, lab, res.resync, stages);
     }
   } catch (e) {
     failure = e;
   } finally {
-    await cleanup();
+    killChildren();
+    if (lab) { const l = lab; lab = null; await l.close().catch(() => undefined); }
   }
   res.seconds = (Date.now() - started.getTime()) / 1000;
   res.loadavgEnd = loadavg();
@@ -742,6 +791,13 @@ async function main() {
   if (o.json) process.stdout.write(JSON.stringify(res, null, 2) + '\n');
   else process.stdout.write(report(res));
   log(`\nbench-mirror: ${res.seconds.toFixed(0)} s; results in ${file}`);
+  if (workDir) {
+    // fragmented sparse images can take long to unlink (ext4 with discard): after the results
+    const t = performance.now();
+    await cleanup();
+    const s = (performance.now() - t) / 1000;
+    if (s > 2) log(`bench-mirror: removed the arrays' images in ${s.toFixed(0)} s`);
+  }
   if (res.error) {
     if (!failure) log(`bench-mirror: FAILED: ${res.error}`);
     process.exit(1);
