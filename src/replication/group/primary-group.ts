@@ -45,6 +45,7 @@ export class GroupOverflow extends Error {
 
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_COUNT = 512;
+const THROTTLED_BATCH_BYTES = 64 * 1024;
 const WINDOW = 4;
 
 /**
@@ -425,7 +426,10 @@ export class GroupSender {
         if (!c?.connected) return;
         const stable = this.group.stableThrough;
         if (this.nextToSend > stable) return;
-        const batch = this.group.writelog.readBatch(this.nextToSend, { maxBytes: BATCH_BYTES, maxCount: BATCH_COUNT });
+        // A throttled sender (sleep between transmissions) sends smaller transmissions, so the
+        // sleep controls the rate the way the source's throttles expect.
+        const maxBytes = this.group.senderSleepMs > 0 ? THROTTLED_BATCH_BYTES : BATCH_BYTES;
+        const batch = this.group.writelog.readBatch(this.nextToSend, { maxBytes, maxCount: BATCH_COUNT });
         if (batch.count === 0) return;
         const records: ApplyRecord[] = [];
         const data: Buffer[] = [];
