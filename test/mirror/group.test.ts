@@ -150,3 +150,25 @@ describe('consistency groups', () => {
     await expect(lab.node('bravo').promote('m-disk0')).rejects.toThrow(/group/);
   });
 });
+
+describe('group failback', () => {
+  it('the old primary returns after a group promote: it becomes the receiver, is resynchronized, then fed from the new journal', async () => {
+    lab = await groupLab();
+    const a0 = lab.hostDevice('alpha', 'disk0');
+    for (let i = 0; i < 30; i++) await a0.write(i * 4096, randomBytes(4096));
+    await until(() => lab!.node('alpha').groups.get('g0').metrics!.entriesWaiting === 0, 10_000, 'drained');
+    await lab.stop('alpha');
+    await lab.node('bravo').groups.promote('g0');
+    const b1 = lab.hostDevice('bravo', 'disk1');
+    for (let i = 0; i < 10; i++) await b1.write(MiB + i * 65536, randomBytes(4096));
+    await lab.start('alpha');
+    const nb = lab.node('bravo');
+    await until(() => lab!.node('alpha').groups.get('g0').role === 'secondary' && !nb.groups.get('g0').record.bypass.on, 20_000, 'alpha receiver, bravo journaling');
+    expect(lab.node('alpha').list().every((m) => m.local.role === 'secondary')).toBe(true);
+    for (let i = 0; i < 10; i++) await b1.write(2 * MiB + i * 4096, randomBytes(4096));
+    await until(() => nb.groups.get('g0').metrics!.entriesWaiting === 0, 10_000, 'drained to alpha');
+    expect(await same(lab, 'disk0')).toBe(true);
+    expect(await same(lab, 'disk1')).toBe(true);
+    await expect(lab.hostDevice('alpha', 'disk0').write(0, Buffer.alloc(4096))).rejects.toThrow(/EPERM/);
+  });
+});
