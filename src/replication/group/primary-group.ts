@@ -79,6 +79,7 @@ export class PrimaryGroup extends EventEmitter {
     public record: GroupRecord,
     readonly writelog: Writelog,
     private readonly members: PrimaryMember[],
+    private readonly sync: boolean,
   ) {
     super();
     this.setMaxListeners(0);
@@ -93,10 +94,12 @@ export class PrimaryGroup extends EventEmitter {
       extensionCapacity: w.extensionCapacity,
       maxExtensions: w.extensions,
       extendAtPercent: w.extendAtPercent,
-      durability: opts.sync === false ? 'none' : 'group',
-      groupCommitMs: 1,
+      // Like the local write it accompanies: in the file (page cache) before the ack, durable at
+      // the host's FUA or FLUSH (`stable()` below), so the asynchronous path costs what an
+      // unmirrored write costs.
+      durability: 'none',
     });
-    return new PrimaryGroup(record, writelog, members);
+    return new PrimaryGroup(record, writelog, members, opts.sync !== false);
   }
 
   member(index: number): PrimaryMember {
@@ -166,7 +169,7 @@ export class PrimaryGroup extends EventEmitter {
    * One host write (data) or zeroing (data null) of member `index`: journal ∥ local. Throws
    * GroupOverflow (nothing journaled, nothing written) when the writelog is full.
    */
-  async write(index: number, offset: number, length: number, data: Buffer | null, flags: number, local: () => Promise<void>): Promise<void> {
+  async write(index: number, offset: number, length: number, data: Buffer | null, flags: number, local: () => Promise<void>, fua = false): Promise<void> {
     if (this.closed) throw new Error(`group ${this.record.name}: primary side closed`);
     await this.admit();
     if (this.ackDelayMs > 0) await new Promise((r) => setTimeout(r, this.ackDelayMs));
@@ -186,7 +189,7 @@ export class PrimaryGroup extends EventEmitter {
     }
     this.localPending.add(seq);
     try {
-      const results = await Promise.allSettled([local(), this.writelog.durable(seq)]);
+      const results = await Promise.allSettled([local(), fua ? this.flushJournal() : Promise.resolve()]);
       const bad = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
       if (bad) throw bad.reason;
     } finally {
@@ -215,6 +218,11 @@ export class PrimaryGroup extends EventEmitter {
       if (e instanceof WritelogOverflowError) throw new GroupOverflow(e.message);
       throw e;
     }
+  }
+
+  /** Makes every journaled record durable (the host's FLUSH, or a FUA write). */
+  flushJournal(): Promise<void> {
+    return this.sync ? this.writelog.sync() : Promise.resolve();
   }
 
   /** Every record up to this sequence has its local write completed. */

@@ -349,13 +349,19 @@ export class GroupManager implements GroupControl {
     return g.record.mode === 'synchronous' ? 'direct' : 'journal';
   }
 
+  /** The host flushed a member: the journal's records become durable with it. */
+  async flush(mirrorId: string): Promise<void> {
+    const pg = this.groupOf(mirrorId)?.primary;
+    if (pg) await pg.flushJournal();
+  }
+
   /** A member write in an asynchronous mode. Overflow switches the group to bypass (and the write goes that way). */
-  async journal(mirrorId: string, offset: number, length: number, data: Buffer | null, trim: boolean, local: () => Promise<void>): Promise<'done' | 'bypass'> {
+  async journal(mirrorId: string, offset: number, length: number, data: Buffer | null, trim: boolean, local: () => Promise<void>, fua = false): Promise<'done' | 'bypass'> {
     const g = this.groupOf(mirrorId)!;
     const pg = g.primary!;
     const index = g.record.members.indexOf(mirrorId);
     try {
-      await pg.write(index, offset, length, data, trim ? APPLY_FLAG_TRIM : 0, local);
+      await pg.write(index, offset, length, data, trim ? APPLY_FLAG_TRIM : 0, local, fua);
       return 'done';
     } catch (e) {
       if (e instanceof GroupOverflow) {

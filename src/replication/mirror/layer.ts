@@ -55,7 +55,7 @@ export class MirrorLayer implements BlockDevice {
       data.length,
       () => this.lower.write(offset, data, opts),
       (p, e) => p.client!.request('write', { mirrorId: e.id, imageId: p.imageId, offset, ...(fua ? { flags: { fua: true } } : {}), epoch: e.db.epoch }, data, { timeoutMs: this.node.remoteTimeoutMs }),
-      { data, trim: false },
+      { data, trim: false, fua },
     );
   }
 

@@ -621,7 +621,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
     length: number,
     local: () => Promise<void>,
     remote: (p: SecondaryPeer, e: Entry) => Promise<unknown>,
-    journal: { data: Buffer | null; trim: boolean },
+    journal: { data: Buffer | null; trim: boolean; fua?: boolean },
   ): Promise<void> {
     const e = this.entryOfLun(lunId);
     const ps = e?.primary;
@@ -635,7 +635,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
       if (route === 'journal') {
         ps.begin();
         try {
-          if ((await this.groups.journal(e.id, offset, length, journal.data, journal.trim, local)) === 'done') return;
+          if ((await this.groups.journal(e.id, offset, length, journal.data, journal.trim, local, journal.fua === true)) === 'done') return;
         } finally {
           ps.end();
         }
@@ -727,7 +727,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
     const e = this.entryOfLun(lunId);
     const ps = e?.primary;
     if (!e || !ps) return local();
-    const waits: Promise<unknown>[] = [local()];
+    const waits: Promise<unknown>[] = [local(), this.groups.flush(e.id)];
     for (const p of ps.peers.values()) {
       if (p.failed || p.link !== 'connected' || !p.client?.connected) continue;
       waits.push(
