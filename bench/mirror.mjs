@@ -49,18 +49,15 @@
 // Every run also writes bench/results/mirror-<timestamp>.json. Exits non-zero only when the
 // benchmark itself failed (fio error, a resync that never finished, wrong byte counts), never
 // on slow numbers.
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir, cpus, loadavg } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { REPO, MiB, setProgram, die, log, readHelp, parseSize, fmtBytes, until, tryExec, table } from './lib/common.mjs';
+import { runFio, summarizeWrites, randWriteArgs, killChildren } from './lib/fio.mjs';
+import { loadDist, makeLab, createMirror, secondaryOf, probeRtt } from './lib/lab.mjs';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const HOST = '127.0.0.1';
-const SECRET = 'bench-secret-0123456789abcdef';
-const MiB = 1024 * 1024;
+setProgram('bench-mirror');
 
 // ---------- options ----------
 
@@ -116,7 +113,7 @@ function parseArgs(argv) {
       case '--prefill': o.prefill = true; break;
       case '--region-size': o.regionSize = parseSize(String(val()), 1024); break;
       case '-h': case '--help':
-        process.stdout.write(readHelp());
+        process.stdout.write(readHelp(import.meta.url));
         process.exit(0);
         break;
       default:
@@ -143,100 +140,6 @@ function parseArgs(argv) {
   o.syncRateBps = o.syncRate ? parseSize(o.syncRate, 1000) : 4 * o.bandwidthBps;
   if (!(o.bandwidthBps > 0)) die('--bandwidth must be positive');
   return o;
-}
-
-function readHelp() {
-  const src = readFileSync(fileURLToPath(import.meta.url), 'utf8');
-  return src.split('\n').slice(1).filter((l) => l.startsWith('//')).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n';
-}
-
-/** "1G" -> bytes; `base` 1024 for sizes, 1000 for rates. */
-function parseSize(s, base) {
-  const m = /^(\d+(?:\.\d+)?)([KMGT]?)i?B?(?:\/s)?$/i.exec(String(s).trim());
-  if (!m) die(`bad size ${s}`);
-  const exp = { '': 0, K: 1, M: 2, G: 3, T: 4 }[m[2].toUpperCase()];
-  return Math.round(Number(m[1]) * base ** exp);
-}
-
-function die(msg) {
-  process.stderr.write(`bench-mirror: ${msg}\n`);
-  process.exit(2);
-}
-
-const log = (msg) => process.stderr.write(`${msg}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function fmtBytes(n) {
-  for (const [u, m] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]]) if (n >= m && n % m === 0) return `${n / m}${u}`;
-  if (n >= MiB) return `${(n / MiB).toFixed(1)}M`;
-  return String(n);
-}
-
-async function until(fn, ms, what) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await sleep(20);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.on('error', rej);
-    s.listen(0, HOST, () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
-// ---------- fio ----------
-
-const children = new Set();
-function killChildren() {
-  for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
-}
-
-function runFio(args, { label, seconds }) {
-  return new Promise((res, rej) => {
-    const child = spawn('fio', ['--output-format=json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
-    child.stderr.setEncoding('utf8').on('data', (d) => { err += d; });
-    const t0 = Date.now();
-    const tty = process.stderr.isTTY;
-    const tick = tty ? setInterval(() => process.stderr.write(`\r  ${label}: ${((Date.now() - t0) / 1000).toFixed(0)}/${seconds} s `), 500) : null;
-    const bound = setTimeout(() => child.kill('SIGKILL'), (seconds + 60) * 1000);
-    child.on('error', (e) => { err += `\n[spawn error: ${e.message}]`; });
-    child.on('exit', (code, signal) => {
-      children.delete(child);
-      clearTimeout(bound);
-      if (tick) { clearInterval(tick); process.stderr.write('\r\x1b[K'); }
-      if (code !== 0) return rej(new Error(`fio failed (exit ${code} ${signal ?? ''}) for ${label}\n$ fio ${args.join(' ')}\n${err}\n${out.slice(-2000)}`));
-      try {
-        res(JSON.parse(out.slice(out.indexOf('{'))));
-      } catch (e) {
-        rej(new Error(`cannot parse fio output for ${label}: ${e.message}\n${out.slice(0, 2000)}`));
-      }
-    });
-  });
-}
-
-function summarize(json) {
-  const job = json.jobs[0];
-  if (job.error) throw new Error(`fio job error ${job.error}`);
-  const d = job.write;
-  const p = d.clat_ns?.percentile ?? {};
-  if (!(d.total_ios > 0)) throw new Error('fio completed no write');
-  return { iops: d.iops, ios: d.total_ios, p50us: (p['50.000000'] ?? 0) / 1000, p99us: (p['99.000000'] ?? 0) / 1000, meanUs: (d.clat_ns?.mean ?? 0) / 1000 };
-}
-
-function fioArgs(uri, qd, size, seconds) {
-  return ['--name=bench', '--ioengine=nbd', `--uri=${uri}`, '--rw=randwrite', '--bs=4k', `--iodepth=${qd}`, `--size=${size}`, `--runtime=${Math.max(1, Math.round(seconds * 1000))}ms`, '--time_based'];
 }
 
 // ---------- --stages: time the driver's data path ----------
@@ -358,137 +261,6 @@ function stageSummary(rec, seconds) {
   };
 }
 
-// ---------- emulator RTT probe ----------
-
-/** p50 of a 4 KiB request / 64-byte reply ping-pong through a LinkEmulator at `latencyMs` one way. */
-async function probeRtt(LinkEmulator, latencyMs, rounds) {
-  const echo = createServer((s) => {
-    s.setNoDelay(true);
-    let got = 0;
-    s.on('data', (d) => {
-      got += d.length;
-      while (got >= 4096) { got -= 4096; s.write(Buffer.alloc(64)); }
-    });
-    s.on('error', () => undefined);
-  });
-  await new Promise((r) => echo.listen(0, HOST, r));
-  const emu = new LinkEmulator({
-    name: 'probe', a: 'x', b: 'y',
-    routes: [{ name: 'to-y', listen: { host: HOST, port: 0 }, target: { host: HOST, port: echo.address().port }, forward: 'a-to-b' }],
-    settings: { 'a-to-b': { latencyMs }, 'b-to-a': { latencyMs } },
-  });
-  await emu.start();
-  const port = emu.status().routes[0].listen.port;
-  const sock = connect({ host: HOST, port });
-  sock.setNoDelay(true);
-  await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
-  const samples = [];
-  const payload = randomBytes(4096);
-  try {
-    for (let i = 0; i < rounds; i++) {
-      const t0 = process.hrtime.bigint();
-      await new Promise((r) => {
-        let got = 0;
-        const on = (d) => { got += d.length; if (got >= 64) { sock.off('data', on); r(); } };
-        sock.on('data', on);
-        sock.write(payload);
-      });
-      samples.push(Number(process.hrtime.bigint() - t0) / 1000);
-    }
-  } finally {
-    sock.destroy();
-    await emu.stop();
-    await new Promise((r) => echo.close(r));
-  }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
-}
-
-// ---------- the lab ----------
-
-async function loadDist() {
-  try {
-    const service = await import(pathToFileURL(join(REPO, 'dist/control/service.js')).href);
-    const link = await import(pathToFileURL(join(REPO, 'dist/link/index.js')).href);
-    const mirror = await import(pathToFileURL(join(REPO, 'dist/replication/mirror/index.js')).href);
-    if (!service.startArray || !link.LinkEmulator) throw new Error('dist/ lacks startArray or LinkEmulator');
-    return { startArray: service.startArray, LinkEmulator: link.LinkEmulator, MirrorNode: mirror.MirrorNode, BitmapFile: mirror.BitmapFile, RateLimiter: mirror.RateLimiter };
-  } catch (e) {
-    die(`cannot load dist/ (run npm run build first): ${e.message}`);
-  }
-}
-
-/** alpha and bravo, each with its remote-link port, joined by one LinkEmulator (routes to-b, to-a). */
-async function makeLab(lib, root, luns, fsync) {
-  const names = ['alpha', 'bravo'];
-  const linkPort = { alpha: await freePort(), bravo: await freePort() };
-  const emu = new lib.LinkEmulator({
-    name: 'alpha-bravo', a: 'alpha', b: 'bravo',
-    routes: [
-      { name: 'to-b', listen: { host: HOST, port: 0 }, target: { host: HOST, port: linkPort.bravo }, forward: 'a-to-b' },
-      { name: 'to-a', listen: { host: HOST, port: 0 }, target: { host: HOST, port: linkPort.alpha }, forward: 'b-to-a' },
-    ],
-    // a resync moves MiB-sized frames: a larger queue than the default keeps the proxy from
-    // pausing the socket on every chunk (the bandwidth cap still meters every byte)
-    queueBytes: 8 * MiB,
-  });
-  await emu.start();
-  const st = emu.status();
-  const toB = st.routes.find((r) => r.name === 'to-b').listen.port;
-  const toA = st.routes.find((r) => r.name === 'to-a').listen.port;
-  const peers = {
-    alpha: [{ array: 'bravo', host: HOST, port: toB, secret: SECRET }],
-    bravo: [{ array: 'alpha', host: HOST, port: toA, secret: SECRET }],
-  };
-  const running = {};
-  const listeners = [];
-  const lab = {
-    emu,
-    running,
-    node: (n) => running[n].mirrors,
-    hostDevice: (n, lun) => {
-      const exp = running[n].array.catalog().lookup(lun);
-      if (!exp) throw new Error(`no LUN ${lun} on ${n}`);
-      return exp.device;
-    },
-    uri: (lun) => `nbd://${HOST}:${running.alpha.nbd.port}/${lun}`,
-    onEvent: (fn) => { listeners.push(fn); return () => listeners.splice(listeners.indexOf(fn), 1); },
-    async close() {
-      for (const n of names) await running[n]?.close(100).catch(() => undefined);
-      await emu.stop().catch(() => undefined);
-    },
-  };
-  for (const n of names) {
-    running[n] = await lib.startArray({
-      name: n,
-      dir: join(root, n),
-      nbd: { bind: HOST, port: 0 },
-      api: false,
-      luns: luns[n],
-      sync: fsync,
-      remoteLink: { bind: HOST, port: linkPort[n], peers: peers[n] },
-    });
-    running[n].array.on('event', (e) => { for (const f of [...listeners]) f(n, e); });
-  }
-  return lab;
-}
-
-/** Creates mirror `name` of alpha's `lun` with bravo's `lun` as a secondary declared in sync (both are empty). */
-async function mirror(lab, name, lun, attributes, regionSize) {
-  const a = lab.node('alpha');
-  await a.create({ lun, name, attributes, ...(regionSize ? { regionSize } : {}) });
-  await a.addSecondary(name, { array: 'bravo', lun, synchronized: true });
-  await until(() => {
-    const v = a.get(name);
-    const img = v.images.find((i) => i.array === 'bravo');
-    return img && img.link === 'connected' && ['CONSISTENT', 'SYNCHRONIZED'].includes(img.state) && !img.fractured;
-  }, 30_000, `mirror ${name}: secondary connected`);
-}
-
-function secondaryOf(lab, name) {
-  return lab.node('alpha').get(name).images.find((i) => i.array === 'bravo');
-}
-
 // ---------- section 1: latency ----------
 
 async function latencySection(o, lab, lib, out, stages) {
@@ -513,11 +285,11 @@ async function latencySection(o, lab, lib, out, stages) {
       const uri = lab.uri(c.lun);
       if (o.warmup > 0) {
         log(`${label}: warm-up ${o.warmup} s ...`);
-        await runFio(fioArgs(uri, qd, o.sizeBytes, o.warmup), { label: `${label} warm-up`, seconds: o.warmup });
+        await runFio(randWriteArgs(uri, qd, o.sizeBytes, o.warmup), { label: `${label} warm-up`, seconds: o.warmup });
       }
       log(`${label} ...`);
       stages?.reset();
-      const s = summarize(await runFio(fioArgs(uri, qd, o.sizeBytes, o.runtime), { label, seconds: o.runtime }));
+      const s = summarizeWrites(await runFio(randWriteArgs(uri, qd, o.sizeBytes, o.runtime), { label, seconds: o.runtime }));
       const row = { qd, config: c.id, lun: c.lun, latencyMs: c.latencyMs, ...s };
       if (stages && c.latencyMs !== null) row.stages = stageSummary(stages.rec, o.runtime);
       if (c.latencyMs === null) base = s;
@@ -649,14 +421,6 @@ async function resyncSection(o, lab, out, stages) {
   lab.emu.set({ latencyMs: 0, bandwidth: 0 });
 }
 
-// ---------- tables ----------
-
-function table(head, rows, leftCols = 1) {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((c) => c[i].length)));
-  const line = (cells) => '| ' + cells.map((c, i) => (i < leftCols ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |\n';
-  return line(head) + '|' + widths.map((w, i) => (i < leftCols ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|\n' + rows.map(line).join('');
-}
-
 function report(res) {
   let s = '';
   if (res.latency.length) {
@@ -717,10 +481,6 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => { log(`\nbench-mirror: ${sig}, stopping`); killChildren(); if (workDir) rmSync(workDir, { recursive: true, force: true }); process.exit(130); });
 }
 
-function tryExec(cmd, args) {
-  try { return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim().split('\n')[0]; } catch { return 'unknown'; }
-}
-
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const lib = await loadDist();
@@ -760,12 +520,12 @@ async function main() {
         }
         log(`prefilled the latency LUNs in ${((performance.now() - t) / 1000).toFixed(1)} s`);
       }
-      await mirror(lab, 'mlat', 'lat', undefined, o.regionSize);
+      await createMirror(lab, 'mlat', 'lat', undefined, o.regionSize);
       log(`latency: ${o.qds.length * ((o.unmirrored ? 1 : 0) + o.latencies.length)} rows (unmirrored LUN "plain", mirror mlat of LUN "lat", alpha -> bravo)`);
       await latencySection(o, lab, lib, res.latency, stages);
     }
     if (o.resync) {
-      await mirror(lab, 'mrs', 'rsync', { syncRate: o.syncRateBps });
+      await createMirror(lab, 'mrs', 'rsync', { syncRate: o.syncRateBps });
       log(`resync: ${o.dirty.length} rounds on mirror mrs (${fmtBytes(o.resyncBytes)}), link capped at ${(o.bandwidthBps / 1e6).toFixed(0)} MB/s, syncRate ${(o.syncRateBps / 1e6).toFixed(0)} MB/s`);
       await resyncSection(o, lab, res.resync, stages);
     }

@@ -1,0 +1,152 @@
+// Two real arrays (alpha, bravo) in this process, each with its remote-link port, joined by a
+// real LinkEmulator (a TCP proxy that delays and throttles), the way test/mirror/harness.ts does
+// it; everything from the compiled dist/ (npm run build first).
+import { createServer, connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { REPO, HOST, MiB, die, freePort, until } from './common.mjs';
+
+export const SECRET = 'bench-secret-0123456789abcdef';
+
+/**
+ * The array service, the link emulator and the mirror driver's classes from `distDir`
+ * (default: the repo's dist/; SANBOX_DIST names another, e.g. a build of a clean checkout).
+ */
+export async function loadDist(distDir = process.env.SANBOX_DIST || join(REPO, 'dist')) {
+  const dir = resolve(distDir);
+  try {
+    if (!existsSync(join(dir, 'control/service.js'))) throw new Error(`${dir}/control/service.js not found`);
+    const service = await import(pathToFileURL(join(dir, 'control/service.js')).href);
+    const link = await import(pathToFileURL(join(dir, 'link/index.js')).href);
+    const mirror = await import(pathToFileURL(join(dir, 'replication/mirror/index.js')).href);
+    if (!service.startArray || !link.LinkEmulator) throw new Error('dist/ lacks startArray or LinkEmulator');
+    return { dir, startArray: service.startArray, LinkEmulator: link.LinkEmulator, MirrorNode: mirror.MirrorNode, BitmapFile: mirror.BitmapFile, RateLimiter: mirror.RateLimiter };
+  } catch (e) {
+    die(`cannot load ${dir} (run npm run build first): ${e.message}`);
+  }
+}
+
+/**
+ * alpha and bravo, each with its remote-link port, joined by one LinkEmulator (routes to-b, to-a).
+ * `luns`: { alpha: [{ name, size }], bravo: [...] }. `fsync`: the arrays' `sync` option.
+ */
+export async function makeLab(lib, root, luns, fsync) {
+  const names = ['alpha', 'bravo'];
+  const linkPort = { alpha: await freePort(), bravo: await freePort() };
+  const emu = new lib.LinkEmulator({
+    name: 'alpha-bravo', a: 'alpha', b: 'bravo',
+    routes: [
+      { name: 'to-b', listen: { host: HOST, port: 0 }, target: { host: HOST, port: linkPort.bravo }, forward: 'a-to-b' },
+      { name: 'to-a', listen: { host: HOST, port: 0 }, target: { host: HOST, port: linkPort.alpha }, forward: 'b-to-a' },
+    ],
+    // a resync moves MiB-sized frames: a larger queue than the default keeps the proxy from
+    // pausing the socket on every chunk (the bandwidth cap still meters every byte)
+    queueBytes: 8 * MiB,
+  });
+  await emu.start();
+  const st = emu.status();
+  const toB = st.routes.find((r) => r.name === 'to-b').listen.port;
+  const toA = st.routes.find((r) => r.name === 'to-a').listen.port;
+  const peers = {
+    alpha: [{ array: 'bravo', host: HOST, port: toB, secret: SECRET }],
+    bravo: [{ array: 'alpha', host: HOST, port: toA, secret: SECRET }],
+  };
+  const running = {};
+  const listeners = [];
+  const lab = {
+    emu,
+    running,
+    node: (n) => running[n].mirrors,
+    hostDevice: (n, lun) => {
+      const exp = running[n].array.catalog().lookup(lun);
+      if (!exp) throw new Error(`no LUN ${lun} on ${n}`);
+      return exp.device;
+    },
+    uri: (lun) => `nbd://${HOST}:${running.alpha.nbd.port}/${lun}`,
+    onEvent: (fn) => { listeners.push(fn); return () => listeners.splice(listeners.indexOf(fn), 1); },
+    async close() {
+      for (const n of names) await running[n]?.close(100).catch(() => undefined);
+      await emu.stop().catch(() => undefined);
+    },
+  };
+  try {
+    for (const n of names) {
+      running[n] = await lib.startArray({
+        name: n,
+        dir: join(root, n),
+        nbd: { bind: HOST, port: 0 },
+        api: false,
+        luns: luns[n],
+        sync: fsync,
+        remoteLink: { bind: HOST, port: linkPort[n], peers: peers[n] },
+      });
+      running[n].array.on('event', (e) => { for (const f of [...listeners]) f(n, e); });
+    }
+  } catch (e) {
+    await lab.close();
+    throw e;
+  }
+  return lab;
+}
+
+/** Creates mirror `name` of alpha's `lun` with bravo's `lun` as a secondary declared in sync (both are empty). */
+export async function createMirror(lab, name, lun, attributes, regionSize) {
+  const a = lab.node('alpha');
+  await a.create({ lun, name, attributes, ...(regionSize ? { regionSize } : {}) });
+  await a.addSecondary(name, { array: 'bravo', lun, synchronized: true });
+  await until(() => {
+    const img = secondaryOf(lab, name);
+    return img && img.link === 'connected' && ['CONSISTENT', 'SYNCHRONIZED'].includes(img.state) && !img.fractured;
+  }, 30_000, `mirror ${name}: secondary connected`);
+}
+
+/** bravo's image of mirror `name`, as alpha's view shows it. */
+export function secondaryOf(lab, name) {
+  return lab.node('alpha').get(name).images.find((i) => i.array === 'bravo');
+}
+
+/** p50 (us) of a 4 KiB request / 64-byte reply ping-pong through a LinkEmulator at `latencyMs` one way. */
+export async function probeRtt(LinkEmulator, latencyMs, rounds) {
+  const echo = createServer((s) => {
+    s.setNoDelay(true);
+    let got = 0;
+    s.on('data', (d) => {
+      got += d.length;
+      while (got >= 4096) { got -= 4096; s.write(Buffer.alloc(64)); }
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise((r) => echo.listen(0, HOST, r));
+  const emu = new LinkEmulator({
+    name: 'probe', a: 'x', b: 'y',
+    routes: [{ name: 'to-y', listen: { host: HOST, port: 0 }, target: { host: HOST, port: echo.address().port }, forward: 'a-to-b' }],
+    settings: { 'a-to-b': { latencyMs }, 'b-to-a': { latencyMs } },
+  });
+  await emu.start();
+  const port = emu.status().routes[0].listen.port;
+  const sock = connect({ host: HOST, port });
+  sock.setNoDelay(true);
+  await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+  const samples = [];
+  const payload = randomBytes(4096);
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const t0 = process.hrtime.bigint();
+      await new Promise((r) => {
+        let got = 0;
+        const on = (d) => { got += d.length; if (got >= 64) { sock.off('data', on); r(); } };
+        sock.on('data', on);
+        sock.write(payload);
+      });
+      samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+  } finally {
+    sock.destroy();
+    await emu.stop();
+    await new Promise((r) => echo.close(r));
+  }
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)];
+}
