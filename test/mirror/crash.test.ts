@@ -2,48 +2,26 @@
 // partial resync, and a promoted secondary holds every acknowledged write (acknowledged-write
 // ledger through NBD).
 import { describe, it, expect, afterEach } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { startArray, type RunningArray } from '../../src/control/service.js';
-import { LinkEmulator } from '../../src/link/index.js';
 import { LedgerWriter, verifyLedger } from '../ledger/ledger.mjs';
-import { freePort, until, SECRET } from './harness.js';
+import { freePort, linkBetween, until, SECRET } from './harness.js';
+import { kill, startChild } from './workload.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
 const MiB = 1024 * 1024;
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-interface Child {
-  proc: ChildProcess;
-  nbdPort: number;
-  api: string;
-}
+type Child = Awaited<ReturnType<typeof startChild>> & { api: string };
 
-async function startChild(cfgPath: string): Promise<Child> {
-  const proc = spawn(process.execPath, [join(HERE, 'array-child.mjs'), cfgPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  proc.stderr!.on('data', (d) => (err += d));
-  const line = await new Promise<string>((res, rej) => {
-    let out = '';
-    const t = setTimeout(() => rej(new Error(`array child not ready: ${err}`)), 20_000);
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('\n')) {
-        clearTimeout(t);
-        res(out.split('\n')[0]!);
-      }
-    });
-    proc.once('exit', (c) => rej(new Error(`array child exited ${c}: ${err}`)));
-  });
-  const j = JSON.parse(line) as { nbdPort: number; apiUrl: string };
-  cleanups.push(() => proc.kill('SIGKILL'));
-  return { proc, nbdPort: j.nbdPort, api: j.apiUrl };
+async function child(cfgPath: string): Promise<Child> {
+  const c = await startChild(cfgPath);
+  cleanups.push(() => kill(c.proc));
+  return { ...c, api: c.apiUrl! };
 }
 
 async function api(base: string, method: string, path: string, body?: unknown): Promise<any> {
@@ -80,21 +58,8 @@ async function setup() {
   const root = await mkdtemp(join(tmpdir(), 'sanbox-crash-'));
   cleanups.push(() => rm(root, { recursive: true, force: true }));
   const [aLink, bLink, aApi] = [await freePort(), await freePort(), await freePort()];
-  const emu = new LinkEmulator({
-    name: 'alpha-bravo',
-    a: 'alpha',
-    b: 'bravo',
-    routes: [
-      { name: 'to-b', listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: bLink }, forward: 'a-to-b' },
-      { name: 'to-a', listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: aLink }, forward: 'b-to-a' },
-    ],
-    cutResetMs: 500,
-  });
-  await emu.start();
+  const { emu, toA, toB } = await linkBetween(aLink, bLink);
   cleanups.push(() => emu.stop());
-  const st = emu.status();
-  const toB = st.routes.find((r) => r.name === 'to-b')!.listen.port;
-  const toA = st.routes.find((r) => r.name === 'to-a')!.listen.port;
   const luns = [{ name: 'disk0', size: 64 * MiB }];
   const bravo: RunningArray = await startArray({
     name: 'bravo',
@@ -119,7 +84,7 @@ async function setup() {
       remoteLink: { bind: '127.0.0.1', port: aLink, peers: [{ array: 'bravo', host: '127.0.0.1', port: toB, secret: SECRET }] },
     }),
   );
-  const alpha = await startChild(cfgPath);
+  const alpha = await child(cfgPath);
   await api(alpha.api, 'POST', '/v1/mirrors', { lun: 'disk0', name: 'm0' });
   await api(alpha.api, 'POST', '/v1/mirrors/m0/secondaries', { array: 'bravo', lun: 'disk0', synchronized: true });
   await until(async () => (await api(alpha.api, 'GET', '/v1/mirrors/m0')).images[1].link === 'connected', 10_000, 'link up');
@@ -141,7 +106,7 @@ describe('primary array crash mid-write', () => {
   it('restart: the write-intent log drives a partial resync, images identical afterwards', async () => {
     const { cfgPath, alpha, bravo, bEvents } = await setup();
     await writeAndKill(alpha);
-    const again = await startChild(cfgPath);
+    const again = await child(cfgPath);
     const evs = await childEvents(again.api);
     const unclean = evs.find((e) => e.type === 'mirror.unclean-stop');
     expect(unclean, 'unclean-stop event').toBeDefined();

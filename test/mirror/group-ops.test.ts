@@ -4,7 +4,7 @@ import { describe, it, expect, afterEach } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeLab, until, type Lab } from './harness.js';
+import { groupLab, until, type Lab } from './harness.js';
 
 const MiB = 1024 * 1024;
 let lab: Lab | null = null;
@@ -13,21 +13,6 @@ afterEach(async () => {
   lab = null;
 });
 
-async function groupLab(attributes: Record<string, unknown> = {}, size = 16 * MiB): Promise<Lab> {
-  const l = await makeLab(['alpha', 'bravo'], [
-    { name: 'disk0', size },
-    { name: 'disk1', size },
-  ], { timers: { reconnectMaxMs: 300 } });
-  const n = l.node('alpha');
-  for (const lun of ['disk0', 'disk1']) {
-    await n.create({ lun, name: `m-${lun}` });
-    await n.addSecondary(`m-${lun}`, { array: 'bravo', lun, synchronized: true });
-  }
-  await until(() => n.list().every((m) => m.images[1]!.link === 'connected'), 10_000, 'links');
-  await n.groups.create({ name: 'g0', members: ['m-disk0', 'm-disk1'], attributes: { mode: 'asynchronous', ...attributes } });
-  await until(() => n.groups.get('g0').senders.every((s) => s.state === 'running') && !n.groups.get('g0').record.bypass.on, 10_000, 'sender running');
-  return l;
-}
 
 const read = (l: Lab, a: string, lun: string, size = 16 * MiB) => l.sites[a]!.running!.array.device(lun)!.read(0, size);
 

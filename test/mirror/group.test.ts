@@ -2,7 +2,7 @@
 // sender and receiver, reconnect, bypass, mode changes, promote.
 import { describe, it, expect, afterEach } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { makeLab, until, type Lab } from './harness.js';
+import { groupLab, until, type Lab } from './harness.js';
 
 const MiB = 1024 * 1024;
 let lab: Lab | null = null;
@@ -11,21 +11,6 @@ afterEach(async () => {
   lab = null;
 });
 
-async function groupLab(mode: 'asynchronous' | 'near-synchronous' | 'synchronous' = 'asynchronous', extra: Record<string, unknown> = {}): Promise<Lab> {
-  const l = await makeLab(['alpha', 'bravo'], [
-    { name: 'disk0', size: 16 * MiB },
-    { name: 'disk1', size: 16 * MiB },
-  ], { timers: { reconnectMaxMs: 300 } });
-  const n = l.node('alpha');
-  for (const lun of ['disk0', 'disk1']) {
-    await n.create({ lun, name: `m-${lun}` });
-    await n.addSecondary(`m-${lun}`, { array: 'bravo', lun, synchronized: true });
-  }
-  await until(() => n.list().every((m) => m.images[1]!.link === 'connected'), 10_000, 'links');
-  await n.groups.create({ name: 'g0', members: ['m-disk0', 'm-disk1'], attributes: { mode, ...extra } });
-  await until(() => n.groups.get('g0').senders.every((s) => s.state === 'running'), 10_000, 'sender running');
-  return l;
-}
 
 async function same(l: Lab, lun: string): Promise<boolean> {
   const a = await l.sites.alpha!.running!.array.device(lun)!.read(0, 16 * MiB);
@@ -71,7 +56,7 @@ describe('consistency groups', () => {
   });
 
   it('near-synchronous: host writes wait at the bound and go on below the low mark', async () => {
-    lab = await groupLab('near-synchronous', { nearSync: { maxEntries: 20, maxBytes: 0, lowEntries: 10, lowBytes: 0 } });
+    lab = await groupLab({ mode: 'near-synchronous', nearSync: { maxEntries: 20, maxBytes: 0, lowEntries: 10, lowBytes: 0 } });
     const n = lab.node('alpha');
     const link = lab.links['alpha-bravo']!;
     link.cutLink('both');
@@ -89,7 +74,7 @@ describe('consistency groups', () => {
   });
 
   it('overflow switches to bypass; resync from the fracture logs brings the group back to journaling', async () => {
-    lab = await groupLab('asynchronous', { writelog: { capacity: 256 * 1024, extensions: 0, extensionCapacity: 65536, extendAtPercent: 90 } });
+    lab = await groupLab({ writelog: { capacity: 256 * 1024, extensions: 0, extensionCapacity: 65536, extendAtPercent: 90 } });
     const n = lab.node('alpha');
     const link = lab.links['alpha-bravo']!;
     link.cutLink('both', { reset: true });
@@ -107,7 +92,7 @@ describe('consistency groups', () => {
   });
 
   it('mode changes under load: synchronous -> asynchronous -> synchronous lose and reorder nothing', async () => {
-    lab = await groupLab('synchronous');
+    lab = await groupLab({ mode: 'synchronous' });
     const n = lab.node('alpha');
     const d0 = lab.hostDevice('alpha', 'disk0');
     let stop = false;

@@ -39,6 +39,27 @@ export interface Lab {
 
 export const SECRET = 'test-secret-0123456789';
 
+/**
+ * A link emulator between two remote-link ports: `toB` is where alpha dials to reach bravo's
+ * port `bPort`, `toA` where bravo dials to reach alpha's `aPort`.
+ */
+export async function linkBetween(aPort: number, bPort: number, opts: Partial<ConstructorParameters<typeof LinkEmulator>[0]> = {}): Promise<{ emu: LinkEmulator; toA: number; toB: number }> {
+  const emu = new LinkEmulator({
+    name: 'alpha-bravo',
+    a: 'alpha',
+    b: 'bravo',
+    routes: [
+      { name: 'to-b', listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: bPort }, forward: 'a-to-b' },
+      { name: 'to-a', listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: aPort }, forward: 'b-to-a' },
+    ],
+    cutResetMs: 500,
+    ...opts,
+  });
+  await emu.start();
+  const st = emu.status();
+  return { emu, toB: st.routes.find((r) => r.name === 'to-b')!.listen.port, toA: st.routes.find((r) => r.name === 'to-a')!.listen.port };
+}
+
 /** Arrays named `names`, each with LUNs `luns`; a link emulator between every pair. */
 export async function makeLab(names: string[], luns: { name: string; size: number }[], opts: { latencyMs?: number; timers?: Partial<MirrorTimers> } = {}): Promise<Lab> {
   const root = await mkdtemp(join(tmpdir(), 'sanbox-mirror-'));
@@ -52,22 +73,13 @@ export async function makeLab(names: string[], luns: { name: string; size: numbe
     for (let j = i + 1; j < names.length; j++) {
       const a = names[i]!;
       const b = names[j]!;
-      const emu = new LinkEmulator({
+      const { emu, toA, toB } = await linkBetween(sites[a]!.linkPort, sites[b]!.linkPort, {
         name: `${a}-${b}`,
         a,
         b,
-        routes: [
-          { name: 'to-b', listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: sites[b]!.linkPort }, forward: 'a-to-b' },
-          { name: 'to-a', listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: sites[a]!.linkPort }, forward: 'b-to-a' },
-        ],
         settings: opts.latencyMs ? { 'a-to-b': { latencyMs: opts.latencyMs }, 'b-to-a': { latencyMs: opts.latencyMs } } : undefined,
-        cutResetMs: 500,
       });
-      await emu.start();
       links[`${a}-${b}`] = emu;
-      const st = emu.status();
-      const toB = st.routes.find((r) => r.name === 'to-b')!.listen.port;
-      const toA = st.routes.find((r) => r.name === 'to-a')!.listen.port;
       peers[a]!.push({ array: b, host: '127.0.0.1', port: toB, secret: SECRET });
       peers[b]!.push({ array: a, host: '127.0.0.1', port: toA, secret: SECRET });
     }
@@ -128,4 +140,21 @@ export async function until(fn: () => boolean | Promise<boolean>, ms = 20_000, w
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+/** alpha and bravo with LUNs disk0 and disk1 mirrored as m-disk0, m-disk1, grouped as g0 and journaling. */
+export async function groupLab(attributes: Record<string, unknown> = {}, size = 16 * 1024 * 1024): Promise<Lab> {
+  const l = await makeLab(['alpha', 'bravo'], [
+    { name: 'disk0', size },
+    { name: 'disk1', size },
+  ], { timers: { reconnectMaxMs: 300 } });
+  const n = l.node('alpha');
+  for (const lun of ['disk0', 'disk1']) {
+    await n.create({ lun, name: `m-${lun}` });
+    await n.addSecondary(`m-${lun}`, { array: 'bravo', lun, synchronized: true });
+  }
+  await until(() => n.list().every((m) => m.images[1]!.link === 'connected'), 10_000, 'links');
+  await n.groups.create({ name: 'g0', members: ['m-disk0', 'm-disk1'], attributes: { mode: 'asynchronous', ...attributes } });
+  await until(() => n.groups.get('g0').senders.every((s) => s.state === 'running') && (attributes.mode === 'synchronous' || !n.groups.get('g0').record.bypass.on), 10_000, 'group journaling');
+  return l;
 }

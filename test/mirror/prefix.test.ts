@@ -12,8 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startArray, type RunningArray } from '../../src/control/service.js';
-import { LinkEmulator } from '../../src/link/index.js';
-import { freePort, SECRET } from './harness.js';
+import { freePort, linkBetween, SECRET } from './harness.js';
 import { BLOCK, DependentWriters, kill, rng, startChild } from './workload.js';
 
 const MiB = 1024 * 1024;
@@ -29,22 +28,8 @@ async function oneRun(run: number, seed: number): Promise<{ acked: number; prese
   const local: Array<() => Promise<unknown> | unknown> = [];
   try {
     const [aLink, bLink] = [await freePort(), await freePort()];
-    const emu = new LinkEmulator({
-      name: 'alpha-bravo',
-      a: 'alpha',
-      b: 'bravo',
-      routes: [
-        { name: 'to-b', listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: bLink }, forward: 'a-to-b' },
-        { name: 'to-a', listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: aLink }, forward: 'b-to-a' },
-      ],
-      settings: { 'a-to-b': { latencyMs: 1, jitterMs: 1 }, 'b-to-a': { latencyMs: 1, jitterMs: 1 } },
-      cutResetMs: 400,
-    });
-    await emu.start();
+    const { emu, toA, toB } = await linkBetween(aLink, bLink, { settings: { 'a-to-b': { latencyMs: 1, jitterMs: 1 }, 'b-to-a': { latencyMs: 1, jitterMs: 1 } }, cutResetMs: 400 });
     local.push(() => emu.stop());
-    const st = emu.status();
-    const toB = st.routes.find((r) => r.name === 'to-b')!.listen.port;
-    const toA = st.routes.find((r) => r.name === 'to-a')!.listen.port;
     const luns = [
       { name: 'disk0', size: LUN_SIZE },
       { name: 'disk1', size: LUN_SIZE },

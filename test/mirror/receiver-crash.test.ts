@@ -7,8 +7,7 @@ import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startArray, type RunningArray } from '../../src/control/service.js';
-import { LinkEmulator } from '../../src/link/index.js';
-import { freePort, until, SECRET } from './harness.js';
+import { freePort, linkBetween, until, SECRET } from './harness.js';
 import { DependentWriters, kill, rng, startChild } from './workload.js';
 
 const MiB = 1024 * 1024;
@@ -24,20 +23,8 @@ describe('receiver crash in the middle of batches', () => {
     const root = await mkdtemp(join(tmpdir(), 'sanbox-rcrash-'));
     cleanups.push(() => rm(root, { recursive: true, force: true }));
     const [aLink, bLink, bApi] = [await freePort(), await freePort(), await freePort()];
-    const emu = new LinkEmulator({
-      name: 'alpha-bravo',
-      a: 'alpha',
-      b: 'bravo',
-      routes: [
-        { name: 'to-b', listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: bLink }, forward: 'a-to-b' },
-        { name: 'to-a', listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: aLink }, forward: 'b-to-a' },
-      ],
-    });
-    await emu.start();
+    const { emu, toA, toB } = await linkBetween(aLink, bLink);
     cleanups.push(() => emu.stop());
-    const st = emu.status();
-    const toB = st.routes.find((r) => r.name === 'to-b')!.listen.port;
-    const toA = st.routes.find((r) => r.name === 'to-a')!.listen.port;
     const luns = [
       { name: 'disk0', size: LUN_SIZE },
       { name: 'disk1', size: LUN_SIZE },
