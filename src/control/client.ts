@@ -6,6 +6,8 @@ import type {
   MirrorView,
   VerifyReport,
 } from '../replication/mirror/types.js';
+import type { GroupView } from '../replication/mirror/groups.js';
+import type { GroupMode, NearSyncBounds, ThrottleSpec, WritelogConfig } from '../replication/group/types.js';
 
 /** Sizes and rates may be given as strings ("64K", "64M") to the API, which parses them. */
 type Sized<T, K extends keyof T> = Omit<T, K> & { [P in K]?: T[P] | string };
@@ -14,6 +16,32 @@ export type CreateMirrorRequest = Sized<CreateMirrorParams, 'regionSize'> & {
 };
 export type AddSecondaryRequest = Sized<AddSecondaryParams, 'syncRate'>;
 export type ChangeAttributesRequest = Sized<ChangeAttributesParams, 'syncRate' | 'writeBacklogSize' | 'imageSyncRate'>;
+
+/** Consistency-group attributes as the API takes them: byte counts may be strings ("64M"). */
+type SizeOr = number | string;
+export interface GroupNearSyncRequest {
+  maxEntries?: number;
+  maxBytes?: SizeOr;
+  lowEntries?: number;
+  lowBytes?: SizeOr;
+}
+export interface GroupSettableRequest {
+  throttles?: ThrottleSpec[];
+  throttleEveryMs?: number;
+  perfEveryMs?: number;
+  perfMaxBytes?: SizeOr;
+  nearSync?: GroupNearSyncRequest;
+}
+export interface CreateGroupRequest {
+  name: string;
+  /** mirror names (or ids), all primary on the array asked */
+  members: string[];
+  attributes?: GroupSettableRequest & {
+    mode?: GroupMode;
+    writelog?: { [K in keyof WritelogConfig]?: K extends 'capacity' | 'extensionCapacity' ? SizeOr : WritelogConfig[K] };
+  };
+}
+export type { GroupView, NearSyncBounds };
 
 /**
  * Client of the management API, used by the CLI (and later the monitor and the automation).
@@ -162,6 +190,54 @@ export class ApiClient {
     return this.request('POST', mirrorPath(ref, 'resolve'), p);
   }
 
+  // ---- consistency groups (404 no-mirror-driver when the array has no remote link) ----
+
+  listGroups(): Promise<{ groups: GroupView[] }> {
+    return this.request('GET', '/v1/groups');
+  }
+  getGroup(ref: string): Promise<GroupView> {
+    return this.request('GET', groupPath(ref));
+  }
+  createGroup(p: CreateGroupRequest): Promise<GroupView> {
+    return this.request('POST', '/v1/groups', p);
+  }
+  /** Leaving a journaling mode waits for the journal to drain (up to 30 s, then bypass). */
+  setGroupMode(ref: string, mode: GroupMode, nearSync?: GroupNearSyncRequest): Promise<GroupView> {
+    return this.request('POST', groupPath(ref, 'mode'), nearSync ? { mode, nearSync } : { mode }, { timeoutMs: 120_000 });
+  }
+  setGroupAttributes(ref: string, p: GroupSettableRequest): Promise<GroupView> {
+    return this.request('PATCH', groupPath(ref), p);
+  }
+  pauseGroup(ref: string): Promise<GroupView> {
+    return this.request('POST', groupPath(ref, 'pause'), {});
+  }
+  resumeGroup(ref: string): Promise<GroupView> {
+    return this.request('POST', groupPath(ref, 'resume'), {});
+  }
+  bypassGroup(ref: string, on: boolean): Promise<GroupView> {
+    return this.request('POST', groupPath(ref, 'bypass'), { on });
+  }
+  /** Starts a refresh and answers at once; progress: the view's record.refresh. */
+  refreshGroup(ref: string): Promise<GroupView> {
+    return this.request('POST', groupPath(ref, 'refresh'), {});
+  }
+  /** Copies the secondary back: answers when done (default timeout 1 h). */
+  backfreshGroup(ref: string, p: { from?: string } = {}, opts: { timeoutMs?: number } = {}): Promise<GroupView> {
+    return this.request('POST', groupPath(ref, 'backfresh'), clean(p), { timeoutMs: opts.timeoutMs ?? 3_600_000 });
+  }
+  /** Runs on a secondary array of the group. */
+  promoteGroup(ref: string, p: { force?: boolean } = {}): Promise<GroupView> {
+    return this.request('POST', groupPath(ref, 'promote'), p.force ? { force: true } : {}, { timeoutMs: 120_000 });
+  }
+  /** The qdsinfo report: text and the view it was made from. */
+  groupInfo(ref: string): Promise<{ text: string; view: GroupView }> {
+    return this.request('GET', groupPath(ref, 'info'));
+  }
+  /** Switches to synchronous first (the journal drains), then deletes; the mirrors stay. */
+  deleteGroup(ref: string): Promise<{ deleted: { groupId: string; name: string } }> {
+    return this.request('DELETE', groupPath(ref), undefined, { timeoutMs: 120_000 });
+  }
+
   shutdown(): Promise<unknown> {
     return this.request('POST', '/v1/shutdown');
   }
@@ -169,6 +245,10 @@ export class ApiClient {
 
 function mirrorPath(ref: string, sub?: string): string {
   return `/v1/mirrors/${encodeURIComponent(ref)}${sub ? `/${sub}` : ''}`;
+}
+
+function groupPath(ref: string, sub?: string): string {
+  return `/v1/groups/${encodeURIComponent(ref)}${sub ? `/${sub}` : ''}`;
 }
 
 /** Drops undefined fields (the API refuses nothing for them, but the body stays minimal). */
