@@ -31,6 +31,7 @@ import {
 } from './lab.js';
 import { startLabLinks, stopLabLinks, type RunningLink } from './link-verbs.js';
 import { setupLabMirrors } from './lab-mirrors.js';
+import { setupLabGroups } from './lab-groups.js';
 
 interface ReadyMessage {
   type: 'ready';
@@ -75,6 +76,11 @@ export function labSummary(state: LabState, lab: Lab): string {
     for (const p of m.progress ?? []) lines.push(`    ${p}`);
     for (const w of m.warnings) lines.push(`    warning: ${w}`);
   }
+  for (const g of state.groups ?? []) {
+    const what = { created: 'created', exists: 'exists', skipped: 'not created here', failed: 'NOT CREATED' }[g.status];
+    lines.push(`  group ${g.name}  ${g.primary}: ${g.members.join(', ')} -> ${g.secondaries.join(', ')}  ${g.mode}  ${what}${g.detail ? `: ${g.detail}` : ''}`);
+    for (const w of g.warnings) lines.push(`    warning: ${w}`);
+  }
   const a0 = state.arrays[0];
   if (a0) {
     const lun = lab.arrays.find((x) => x.name === a0.name)?.luns[0]?.name;
@@ -87,6 +93,7 @@ export function labSummary(state: LabState, lab: Lab): string {
     }
     lines.push(`  sanbox status${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}`);
     if (state.mirrors?.length) lines.push(`  sanbox mirror status --watch${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}`);
+    if (state.groups?.length) lines.push(`  sanbox group info ${state.groups[0]!.name}${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}`);
   }
   if (state.log) lines.push(`log: ${state.log}`, `stop: sanbox down ${state.lab}`);
   else lines.push('Ctrl-C stops the lab.');
@@ -274,6 +281,9 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
     });
     // The lab file's mirrors: created on their primary arrays when absent, else compared.
     if (lab.mirrors.length) state.mirrors = await setupLabMirrors(lab, state, { log });
+    // Then the consistency groups of those mirrors (created at once: they start in bypass until
+    // the initial copies are done).
+    if (lab.groups.length) state.groups = await setupLabGroups(lab, state, { log });
     state.state = 'running';
     await writeState(state);
     if (f.json) printJson(state);

@@ -1,0 +1,591 @@
+/**
+ * `sanbox group ...`: thin clients of the arrays' consistency-group routes (/v1/groups).
+ *
+ * Which array a verb talks to: --api URL / $SANBOX_API, or --array NAME of the lab; otherwise the
+ * verb looks the group up on every array of the lab and takes the one that holds the right side:
+ * the primary for most verbs, a secondary for `promote`, and for `create` the array holding the
+ * primary image of the first member mirror. `status` and `list` without a group show every group
+ * of the lab once (as its primary sees it, with the secondaries' receivers).
+ *
+ * Every argument is checked before anything is sent: a bad size, count, duration, mode or
+ * throttle file is a usage error (exit 2).
+ */
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { formatSize, parseSize } from '../array/index.js';
+import { ApiClient, ClientError, type CreateGroupRequest, type GroupNearSyncRequest, type GroupSettableRequest, type GroupView } from '../control/index.js';
+import { groupStateWords, parseThrottles, type GroupMode } from '../replication/group/index.js';
+import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './client-verbs.js';
+import { CliError, EXIT, printJson, sleep, table, usage } from './common.js';
+import { parseDuration } from './lab.js';
+import { ibytes } from './mirror-verbs.js';
+
+// ---- argument parsing (usage errors, nothing sent) ----
+
+const MODES: readonly GroupMode[] = ['asynchronous', 'near-synchronous', 'synchronous'];
+
+export function modeArg(text: string, what = 'MODE'): GroupMode {
+  if (!MODES.includes(text as GroupMode)) throw usage(`${what} must be asynchronous, near-synchronous or synchronous, not ${JSON.stringify(text)}`);
+  return text as GroupMode;
+}
+
+export function countArg(text: string, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const t = text.trim();
+  if (!/^\d+$/.test(t) || !Number.isSafeInteger(Number(t)) || Number(t) < min || Number(t) > max) {
+    throw usage(`${what} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`}, not ${JSON.stringify(text)}`);
+  }
+  return Number(t);
+}
+
+export function sizeArg(text: string, what: string, min = 0, multipleOf = 1): number {
+  const n = parseSize(text);
+  if (n === undefined || n < min || n % multipleOf !== 0) {
+    throw usage(`${what} must be a size like 64M${min > 0 ? ` of at least ${formatSize(min)}` : ''}${multipleOf > 1 ? ` (a multiple of ${multipleOf} bytes)` : ''}, not ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+export function durationArg(text: string, what: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined || ms < 100) throw usage(`${what} must be a duration of at least 100ms like 10s, 500ms or 1m (a bare number is seconds), not ${JSON.stringify(text)}`);
+  return ms;
+}
+
+function onOff(text: string, what: string): boolean {
+  const t = text.toLowerCase();
+  if (['on', 'true', 'yes', '1'].includes(t)) return true;
+  if (['off', 'false', 'no', '0'].includes(t)) return false;
+  throw usage(`${what} must be on or off, not ${JSON.stringify(text)}`);
+}
+
+function arrayNameArg(text: string, what: string): string {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(text)) throw usage(`${what} must be an array name, not ${JSON.stringify(text)}`);
+  return text;
+}
+
+/** Near-synchronous bounds from --max-entries / --max-bytes / --low-entries / --low-bytes (undefined: none given). */
+export interface BoundFlags {
+  maxEntries?: string;
+  maxBytes?: string;
+  lowEntries?: string;
+  lowBytes?: string;
+}
+
+export function boundsArg(f: BoundFlags): GroupNearSyncRequest | undefined {
+  const n: { maxEntries?: number; maxBytes?: number; lowEntries?: number; lowBytes?: number } = {};
+  if (f.maxEntries !== undefined) n.maxEntries = countArg(f.maxEntries, '--max-entries');
+  if (f.maxBytes !== undefined) n.maxBytes = sizeArg(f.maxBytes, '--max-bytes');
+  if (f.lowEntries !== undefined) n.lowEntries = countArg(f.lowEntries, '--low-entries');
+  if (f.lowBytes !== undefined) n.lowBytes = sizeArg(f.lowBytes, '--low-bytes');
+  if (!Object.keys(n).length) return undefined;
+  if (n.maxEntries !== undefined && n.lowEntries !== undefined && n.maxEntries > 0 && n.lowEntries >= n.maxEntries) throw usage(`--low-entries (${n.lowEntries}) must be below --max-entries (${n.maxEntries})`);
+  if (n.maxBytes !== undefined && n.lowBytes !== undefined && n.maxBytes > 0 && n.lowBytes >= n.maxBytes) throw usage(`--low-bytes (${formatSize(n.lowBytes)}) must be below --max-bytes (${formatSize(n.maxBytes)})`);
+  if (n.maxEntries === 0 && n.maxBytes === 0) throw usage('--max-entries 0 and --max-bytes 0 leave near-synchronous without a bound');
+  // A new bound without its low mark: half of it (not the old low mark, which may be above it).
+  if (n.maxEntries !== undefined && n.lowEntries === undefined) n.lowEntries = Math.floor(n.maxEntries / 2);
+  if (n.maxBytes !== undefined && n.lowBytes === undefined) n.lowBytes = Math.floor(n.maxBytes / 2);
+  return n;
+}
+
+/** A throttle file: a YAML (or JSON) list of throttles, or a mapping with `throttles:`. */
+export function readThrottleFile(path: string): GroupSettableRequest['throttles'] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw usage(`cannot read throttle file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const doc = parseDocument(text, { uniqueKeys: true });
+  if (doc.errors.length) throw usage(`throttle file ${path}: YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+  let value = doc.toJS() as unknown;
+  let where = path;
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const o = value as Record<string, unknown>;
+    const extra = Object.keys(o).filter((k) => k !== 'throttles');
+    if (extra.length || !('throttles' in o)) throw usage(`throttle file ${path} must be a list of throttles, or a mapping with only "throttles:" (found ${Object.keys(o).join(', ') || 'nothing'})`);
+    value = o.throttles ?? [];
+    where = `${path}: throttles`;
+  } else if (value === null || value === undefined) value = [];
+  const r = parseThrottles(value, where);
+  if (r.problems.length) throw new CliError(EXIT.USAGE, 'usage', `invalid throttles:\n  - ${r.problems.join('\n  - ')}`);
+  return r.throttles;
+}
+
+// ---- finding the array ----
+
+interface Located<V> {
+  client: ApiClient;
+  array?: string;
+  view?: V;
+}
+
+const noDriver = (e: unknown) => e instanceof ClientError && e.code === 'no-mirror-driver';
+
+/**
+ * The array holding `what` in the role wanted, among the lab's arrays (or the target given by
+ * --api / --array). `fetch` looks it up on one array; `roleOf` says which side that array holds.
+ */
+async function locate<V>(
+  what: string,
+  f: TargetFlags,
+  fetch: (c: ApiClient) => Promise<V>,
+  roleOf: (v: V) => 'primary' | 'secondary',
+  want: 'primary' | 'secondary',
+): Promise<Located<V>> {
+  try {
+    const lab = await labArrayClients(f);
+    if (!lab) return { client: await resolveTarget(f), ...(f.array ? { array: f.array } : {}) };
+    const found = await Promise.all(
+      lab.arrays.map(async (a) => {
+        try {
+          return { ...a, view: await fetch(a.client) };
+        } catch (e) {
+          return { ...a, error: e };
+        }
+      }),
+    );
+    const holders = found.filter((x): x is typeof x & { view: V } => 'view' in x && x.view !== undefined);
+    const match = holders.filter((x) => roleOf(x.view) === want);
+    if (match.length === 1) return { client: match[0]!.client, array: match[0]!.name, view: match[0]!.view };
+    if (match.length > 1) throw usage(`${what} has ${want} sides on ${match.map((x) => x.name).join(', ')}: say which array with --array NAME`);
+    const unreachable = found.filter((x) => 'error' in x && x.error instanceof ClientError && x.error.unreachable);
+    if (holders.length) {
+      const others = holders.map((x) => `${x.name}: ${roleOf(x.view)}`).join(', ');
+      if (want === 'primary') {
+        const down = unreachable.map((x) => x.name);
+        if (down.length) throw new CliError(EXIT.UNREACHABLE, 'unreachable', `${what}: no reachable array of lab ${lab.lab.lab} holds its primary side (${others}; unreachable: ${down.join(', ')})`);
+        throw new CliError(EXIT.ERROR, 'not-primary', `${what}: no array of lab ${lab.lab.lab} holds its primary side (${others}); give --array NAME`);
+      }
+      throw new CliError(EXIT.ERROR, 'not-secondary', `${what}: no array of lab ${lab.lab.lab} holds a secondary side (${others}); promote runs on a secondary array (--array NAME)`);
+    }
+    if (unreachable.length === lab.arrays.length) throw clientError((unreachable[0] as { error: unknown }).error);
+    const drivers = found.filter((x) => !('error' in x && noDriver(x.error)));
+    if (drivers.length === 0) throw new CliError(EXIT.ERROR, 'no-mirror-driver', `no array of lab ${lab.lab.lab} runs a mirror driver (no remoteLink: in the lab file)`);
+    const other = found.find((x) => 'error' in x && !(x.error instanceof ClientError && (x.error.code === 'not-found' || x.error.code === 'no-mirror-driver' || x.error.unreachable)));
+    if (other) throw clientError((other as { error: unknown }).error);
+    throw new CliError(
+      EXIT.ERROR,
+      'not-found',
+      `no ${what} on the arrays of lab ${lab.lab.lab} (${lab.arrays.map((a) => a.name).join(', ')})${unreachable.length ? `; unreachable: ${unreachable.map((x) => x.name).join(', ')}` : ''}`,
+    );
+  } catch (e) {
+    throw clientError(e);
+  }
+}
+
+const locateGroup = (ref: string, f: TargetFlags, want: 'primary' | 'secondary' = 'primary') =>
+  locate(`group ${JSON.stringify(ref)}`, f, (c) => c.getGroup(ref), (v) => v.role, want);
+
+async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw clientError(e);
+  }
+}
+
+/** A group as the lab sees it: the primary's view, and each secondary array's receiver. */
+export interface GroupStatus extends GroupView {
+  /** the array this view is from (lab mode) */
+  array?: string;
+  receivers: Array<{ array: string; nextExpected: number; applied: number; batches: number }>;
+}
+
+/** Every group the target (or the lab's arrays) knows, once each: the primary's view, with the receivers. */
+async function collect(ref: string | undefined, f: TargetFlags): Promise<GroupStatus[]> {
+  const lab = await call(() => labArrayClients(f));
+  if (!lab) {
+    const c = await call(() => resolveTarget(f));
+    const views = ref !== undefined ? [await call(() => c.getGroup(ref))] : (await call(() => c.listGroups())).groups;
+    return views.map((v) => ({ ...v, ...(f.array ? { array: f.array } : {}), receivers: v.receiver ? [{ array: f.array ?? 'this array', ...v.receiver }] : [] }));
+  }
+  const all: Array<{ array: string; view: GroupView }> = [];
+  let reached = 0;
+  let drivers = 0;
+  let firstError: unknown;
+  for (const a of lab.arrays) {
+    try {
+      const views = (await a.client.listGroups()).groups;
+      reached++;
+      drivers++;
+      for (const view of views) all.push({ array: a.name, view });
+    } catch (e) {
+      if (noDriver(e)) {
+        reached++;
+        continue;
+      }
+      firstError ??= e;
+    }
+  }
+  if (reached === 0 && firstError) throw clientError(firstError);
+  if (reached > 0 && drivers === 0) throw new CliError(EXIT.ERROR, 'no-mirror-driver', `no array of lab ${lab.lab.lab} runs a mirror driver (no remoteLink: in the lab file)`);
+  const byId = new Map<string, Array<{ array: string; view: GroupView }>>();
+  for (const x of all) {
+    if (ref !== undefined && x.view.record.name !== ref && x.view.record.groupId !== ref) continue;
+    const list = byId.get(x.view.record.groupId) ?? [];
+    list.push(x);
+    byId.set(x.view.record.groupId, list);
+  }
+  if (ref !== undefined && byId.size === 0) {
+    if (firstError) throw clientError(firstError);
+    throw new CliError(EXIT.ERROR, 'not-found', `no group ${JSON.stringify(ref)} on the arrays of lab ${lab.lab.lab} (${lab.arrays.map((a) => a.name).join(', ')})`);
+  }
+  const out: GroupStatus[] = [];
+  for (const list of byId.values()) {
+    const main = list.find((x) => x.view.role === 'primary') ?? list[0]!;
+    out.push({
+      ...main.view,
+      array: main.array,
+      receivers: list.filter((x) => x.view.receiver).map((x) => ({ array: x.array, ...x.view.receiver! })),
+    });
+  }
+  return out.sort((x, y) => x.record.name.localeCompare(y.record.name));
+}
+
+// ---- rendering ----
+
+function ageText(ms: number): string {
+  if (!Number.isFinite(ms) || ms <= 0) return '0 s';
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return s < 120 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
+/** The human status block of one group. */
+export function groupText(v: GroupView & { array?: string; receivers?: GroupStatus['receivers'] }): string {
+  const r = v.record;
+  const lines = [`group ${r.name}  ${r.mode}  id ${r.groupId}  ${v.array ? `${v.array}: ` : 'here: '}${v.role}`];
+  const row = (k: string, text: string) => lines.push(`  ${k.padEnd(10)} ${text}`);
+  row('state', groupStateWords({ paused: r.paused, bypass: r.bypass, refresh: r.refresh, metrics: v.metrics }));
+  if (r.mode === 'near-synchronous') {
+    const b = [r.nearSync.maxEntries ? `${r.nearSync.maxEntries} entries (resume below ${r.nearSync.lowEntries})` : '', r.nearSync.maxBytes ? `${ibytes(r.nearSync.maxBytes)} (resume below ${ibytes(r.nearSync.lowBytes)})` : ''].filter(Boolean);
+    row('bound', `host writes wait at ${b.join(' or ') || 'no bound'}`);
+  }
+  const secs = [...new Set(v.members.flatMap((m) => m.secondaries))];
+  row('members', `${v.members.map((m) => `${m.name} (LUN ${m.lun})`).join(', ')} -> ${secs.join(', ') || 'no secondaries'}`);
+  row('bypass', r.bypass.on ? `on (${r.bypass.reason ?? '?'}${r.bypass.since ? ` since ${r.bypass.since}` : ''}): changes go to the fracture logs` : 'off');
+  if (r.refresh) {
+    const pct = r.refresh.bytesTotal > 0 ? Math.floor((100 * r.refresh.bytesDone) / r.refresh.bytesTotal) : 100;
+    row('refresh', `${r.refresh.running ? 'running' : 'stopped'}: ${ibytes(r.refresh.bytesDone)} of ${ibytes(r.refresh.bytesTotal)} (${pct}%)`);
+  }
+  row('coherent', v.incoherent ? `NO: ${v.incoherent}` : 'yes (the secondaries are a point-in-time copy of the group)');
+  const m = v.metrics;
+  if (m) {
+    row('backlog', `${m.entriesWaiting} entr${m.entriesWaiting === 1 ? 'y' : 'ies'}, ${ibytes(m.writelogBytes)} (${m.pctwl.toFixed(1)}% of the writelog ${ibytes(r.writelog.capacity)})${m.entriesWaiting > 0 ? `, oldest ${ageText(m.oldestEntryAgeMs)}` : ''}`);
+    row('sequence', `next ${m.nextSeq}, acknowledged through ${m.ackedThrough}`);
+    row('rates', `${m.netkbps.toFixed(1)} KB/s sent, ${m.entriesPerSec.toFixed(1)} entries/s; sender sleep ${m.senderSleepMs} ms, host-ack delay ${m.ackDelayMs} ms`);
+  }
+  if (v.senders.length) {
+    lines.push(
+      table(
+        ['SENDER TO', 'STATE', 'ACKED THROUGH', 'ERROR'],
+        v.senders.map((s) => [s.array, r.paused && !['stopped', 'paused'].includes(s.state) ? `${s.state} (paused)` : s.state, String(s.ackedThrough), s.lastError ?? '-']),
+      )
+        .split('\n')
+        .map((l) => '  ' + l)
+        .join('\n'),
+    );
+  }
+  const receivers = v.receivers ?? (v.receiver ? [{ array: v.array ?? 'here', ...v.receiver }] : []);
+  if (receivers.length) {
+    lines.push(
+      table(
+        ['RECEIVER ON', 'NEXT EXPECTED', 'APPLIED', 'BATCHES'],
+        receivers.map((x) => [x.array, String(x.nextExpected), String(x.applied), String(x.batches)]),
+      )
+        .split('\n')
+        .map((l) => '  ' + l)
+        .join('\n'),
+    );
+  }
+  return lines.join('\n');
+}
+
+/** One line per group for `group list`. */
+function listRows(vs: GroupStatus[]): string {
+  return table(
+    ['GROUP', 'MODE', 'STATE', 'PRIMARY', 'MEMBERS', 'SECONDARIES', 'BACKLOG'],
+    vs.map((v) => [
+      v.record.name,
+      v.record.mode,
+      groupStateWords({ paused: v.record.paused, bypass: { ...v.record.bypass, since: null }, refresh: v.record.refresh, metrics: v.metrics }),
+      v.role === 'primary' ? (v.array ?? 'here') : '?',
+      v.members.map((m) => m.name).join(','),
+      [...new Set(v.members.flatMap((m) => m.secondaries))].join(',') || '-',
+      v.metrics ? `${v.metrics.entriesWaiting} / ${ibytes(v.metrics.writelogBytes)}` : '-',
+    ]),
+  );
+}
+
+function done(f: TargetFlags, v: GroupView, text: string, array?: string): number {
+  if (f.json) printJson(v);
+  else process.stdout.write(`${text}\n${groupText({ ...v, ...(array ? { array } : {}) })}\n`);
+  return EXIT.OK;
+}
+
+// ---- the verbs ----
+
+export interface GroupCreateFlags extends TargetFlags, BoundFlags {
+  members?: string;
+  mode?: string;
+  writelog?: string;
+  extensions?: string;
+  extensionSize?: string;
+  extendAt?: string;
+  throttleEvery?: string;
+  perfEvery?: string;
+  perfMax?: string;
+  throttles?: string;
+}
+
+export async function groupCreateCommand(name: string, f: GroupCreateFlags): Promise<number> {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw usage(`group name ${JSON.stringify(name)} is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ -`);
+  if (f.members === undefined) throw usage('create needs --members m1,m2 (the member mirrors, primary on one array, replicating to the same arrays)');
+  const members = f.members.split(',').map((m) => m.trim());
+  if (members.some((m) => !/^[A-Za-z0-9._-]{1,64}$/.test(m))) throw usage(`--members must be mirror names separated by commas, not ${JSON.stringify(f.members)}`);
+  const dup = members.find((m, i) => members.indexOf(m) !== i);
+  if (dup) throw usage(`--members lists mirror ${dup} twice`);
+  const attributes: NonNullable<CreateGroupRequest['attributes']> = {};
+  if (f.mode !== undefined) attributes.mode = modeArg(f.mode, '--mode');
+  const nearSync = boundsArg(f);
+  if (nearSync) attributes.nearSync = nearSync;
+  const writelog: NonNullable<NonNullable<CreateGroupRequest['attributes']>['writelog']> = {};
+  if (f.writelog !== undefined) writelog.capacity = sizeArg(f.writelog, '--writelog', 64 * 1024, 8);
+  if (f.extensions !== undefined) writelog.extensions = countArg(f.extensions, '--extensions', 0, 128);
+  if (f.extensionSize !== undefined) writelog.extensionCapacity = sizeArg(f.extensionSize, '--extension-size', 64 * 1024, 8);
+  if (f.extendAt !== undefined) writelog.extendAtPercent = countArg(f.extendAt.replace(/%$/, ''), '--extend-at', 1, 100);
+  if (Object.keys(writelog).length) attributes.writelog = writelog;
+  if (f.throttleEvery !== undefined) attributes.throttleEveryMs = durationArg(f.throttleEvery, '--throttle-every');
+  if (f.perfEvery !== undefined) attributes.perfEveryMs = durationArg(f.perfEvery, '--perf-every');
+  if (f.perfMax !== undefined) attributes.perfMaxBytes = sizeArg(f.perfMax, '--perf-max', 4096);
+  if (f.throttles !== undefined) attributes.throttles = readThrottleFile(f.throttles);
+  const body: CreateGroupRequest = { name, members, ...(Object.keys(attributes).length ? { attributes } : {}) };
+  // On the array that holds the first member's primary image.
+  const t = await locate(`mirror ${JSON.stringify(members[0])}`, f, (c) => c.getMirror(members[0]!), (v) => v.local.role, 'primary');
+  const v = await call(() => t.client.createGroup(body));
+  const note = v.record.bypass.on ? ' (in bypass until every member\'s secondaries are in sync; then it journals)' : '';
+  return done(f, v, `created group ${v.record.name} (id ${v.record.groupId})${t.array ? ` on ${t.array}` : ''}: ${members.join(', ')}, ${v.record.mode}${note}`, t.array);
+}
+
+export interface GroupStatusFlags extends TargetFlags {
+  watch?: boolean;
+  count?: string;
+  interval?: string;
+}
+
+export async function groupListCommand(f: TargetFlags): Promise<number> {
+  const vs = await collect(undefined, f);
+  if (f.json) printJson({ groups: vs });
+  else process.stdout.write((vs.length ? listRows(vs) : 'no consistency groups (sanbox group create NAME --members m1,m2, or groups: in the lab file)') + '\n');
+  return EXIT.OK;
+}
+
+export async function groupStatusCommand(ref: string | undefined, f: GroupStatusFlags): Promise<number> {
+  let count = f.watch ? Infinity : 1;
+  if (f.count !== undefined) {
+    if (!/^\d+$/.test(f.count) || Number(f.count) < 1) throw usage(`--count must be a positive integer, not ${JSON.stringify(f.count)}`);
+    if (!f.watch) throw usage('--count goes with --watch');
+    count = Number(f.count);
+  }
+  let intervalMs = 1000;
+  if (f.interval !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(f.interval) || Number(f.interval) < 0.1) throw usage(`--interval must be seconds >= 0.1, not ${JSON.stringify(f.interval)}`);
+    if (!f.watch) throw usage('--interval goes with --watch');
+    intervalMs = Number(f.interval) * 1000;
+  }
+  let stop = false;
+  const onInt = () => (stop = true);
+  const onPipe = (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') stop = true;
+  };
+  if (f.watch) {
+    process.once('SIGINT', onInt);
+    process.stdout.on('error', onPipe);
+  }
+  try {
+    for (let i = 0; i < count && !stop; i++) {
+      if (i > 0) await sleep(intervalMs);
+      if (stop) break;
+      let vs: GroupStatus[];
+      try {
+        vs = await collect(ref, f);
+      } catch (e) {
+        if (!f.watch || i === 0) throw e;
+        const msg = (e as Error).message;
+        if (f.json) process.stdout.write(JSON.stringify({ time: new Date().toISOString(), error: { code: (e as CliError).code, message: msg } }) + '\n');
+        else process.stdout.write(`${new Date().toISOString()}  ${msg}\n`);
+        continue;
+      }
+      if (f.json) {
+        const doc = ref !== undefined ? { group: vs[0] } : { groups: vs };
+        if (f.watch) process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...doc }) + '\n');
+        else printJson(ref !== undefined ? vs[0] : doc);
+        continue;
+      }
+      const text = vs.length ? vs.map((v) => groupText(v)).join('\n\n') : 'no consistency groups (sanbox group create NAME --members m1,m2, or groups: in the lab file)';
+      if (f.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+      process.stdout.write((f.watch ? `${new Date().toISOString()}\n` : '') + text + '\n');
+    }
+  } finally {
+    process.off('SIGINT', onInt);
+    process.stdout.off('error', onPipe);
+  }
+  return EXIT.OK;
+}
+
+/** qdsinfo: the primary's report of the group (state, writelog, backlog, rates, sender). */
+export async function groupInfoCommand(ref: string, f: TargetFlags): Promise<number> {
+  const t = await locateGroup(ref, f);
+  const r = await call(() => t.client.groupInfo(ref));
+  if (f.json) printJson(r);
+  else process.stdout.write(r.text.endsWith('\n') ? r.text : r.text + '\n');
+  return EXIT.OK;
+}
+
+export async function groupModeCommand(ref: string, mode: string, f: TargetFlags & BoundFlags): Promise<number> {
+  const m = modeArg(mode);
+  const nearSync = boundsArg(f);
+  const t = await locateGroup(ref, f);
+  const from = (t.view as GroupView | undefined)?.record.mode;
+  const v = await call(() => t.client.setGroupMode(ref, m, nearSync));
+  return done(f, v, `group ${v.record.name}: mode ${from && from !== v.record.mode ? `${from} -> ` : ''}${v.record.mode}${nearSync ? ' (bounds changed)' : ''}`, t.array);
+}
+
+export async function groupPauseCommand(ref: string, paused: boolean, f: TargetFlags): Promise<number> {
+  const t = await locateGroup(ref, f);
+  const v = await call(() => (paused ? t.client.pauseGroup(ref) : t.client.resumeGroup(ref)));
+  return done(
+    f,
+    v,
+    paused ? `group ${v.record.name}: sender paused (writes are journaled; the backlog grows until "sanbox group resume ${v.record.name}")` : `group ${v.record.name}: sender resumed`,
+    t.array,
+  );
+}
+
+export async function groupBypassCommand(ref: string, on: string, f: TargetFlags): Promise<number> {
+  const b = onOff(on, 'bypass');
+  const t = await locateGroup(ref, f);
+  const v = await call(() => t.client.bypassGroup(ref, b));
+  const text = b
+    ? `group ${v.record.name}: bypass on (journaling stopped; changes go to the fracture logs; the secondaries are not a point-in-time copy until "sanbox group bypass ${v.record.name} off" and the resync)`
+    : v.record.bypass.on
+      ? `group ${v.record.name}: leaving bypass once the members' secondaries are resynchronized`
+      : `group ${v.record.name}: bypass off, journaling`;
+  return done(f, v, text, t.array);
+}
+
+export async function groupRefreshCommand(ref: string, f: TargetFlags & { wait?: boolean; interval?: string }): Promise<number> {
+  let intervalMs = 500;
+  if (f.interval !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(f.interval) || Number(f.interval) < 0.1) throw usage(`--interval must be seconds >= 0.1, not ${JSON.stringify(f.interval)}`);
+    intervalMs = Number(f.interval) * 1000;
+  }
+  const t = await locateGroup(ref, f);
+  const started = Date.now();
+  let v = await call(() => t.client.refreshGroup(ref));
+  const total = v.record.refresh?.bytesTotal ?? 0;
+  if (f.wait === false) return done(f, v, `group ${v.record.name}: refresh started (${ibytes(total)} to copy; the secondaries are incoherent until it completes; sanbox group status ${v.record.name} --watch)`, t.array);
+  const tty = !f.json && process.stderr.isTTY;
+  let stop = false;
+  const onInt = () => (stop = true);
+  process.once('SIGINT', onInt);
+  let lastPct = -1;
+  try {
+    while (v.record.refresh?.running && !stop) {
+      const r = v.record.refresh;
+      const pct = r.bytesTotal > 0 ? Math.floor((100 * r.bytesDone) / r.bytesTotal) : 0;
+      const line = `refreshing group ${v.record.name}: ${ibytes(r.bytesDone)} of ${ibytes(r.bytesTotal)} (${pct}%), ${Math.round((Date.now() - started) / 1000)} s`;
+      if (tty) process.stderr.write(`\r\x1b[K${line}`);
+      else if (!f.json && Math.floor(pct / 10) !== Math.floor(lastPct / 10)) process.stderr.write(line + '\n');
+      lastPct = pct;
+      await sleep(intervalMs);
+      if (stop) break;
+      v = await call(() => t.client.getGroup(ref));
+    }
+  } finally {
+    process.off('SIGINT', onInt);
+    if (tty) process.stderr.write('\r\x1b[K');
+  }
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  if (stop) {
+    if (f.json) printJson(v);
+    else process.stdout.write(`stopped waiting; the refresh of group ${v.record.name} goes on (sanbox group status ${v.record.name} --watch)\n`);
+    return EXIT.OK;
+  }
+  if (v.record.refresh && !v.record.refresh.running) {
+    const r = v.record.refresh;
+    throw new CliError(
+      EXIT.ERROR,
+      'refresh-failed',
+      `the refresh of group ${v.record.name} stopped at ${ibytes(r.bytesDone)} of ${ibytes(r.bytesTotal)} after ${secs} s (the reason is in the array's group.refresh-failed event; a group in bypass is resynchronized from the fracture logs instead)`,
+    );
+  }
+  return done(f, v, `group ${v.record.name}: refresh done, ${ibytes(total)} copied in ${secs} s; the secondaries are coherent again`, t.array);
+}
+
+export async function groupBackfreshCommand(ref: string, f: TargetFlags & { from?: string }): Promise<number> {
+  const from = f.from !== undefined ? arrayNameArg(f.from, '--from') : undefined;
+  const t = await locateGroup(ref, f);
+  const started = Date.now();
+  const spinner = !f.json && process.stderr.isTTY;
+  const frames = ['|', '/', '-', '\\'];
+  let n = 0;
+  const tick = spinner
+    ? setInterval(() => {
+        const s = Math.floor((Date.now() - started) / 1000);
+        process.stderr.write(`\r${frames[n++ % 4]} backfresh of group ${ref}${from ? ` from ${from}` : ''}: ${s} s (the members are offline to hosts meanwhile)`);
+      }, 250)
+    : undefined;
+  let v: GroupView;
+  try {
+    v = await call(() => t.client.backfreshGroup(ref, from !== undefined ? { from } : {}));
+  } finally {
+    if (tick) {
+      clearInterval(tick);
+      process.stderr.write('\r\x1b[K');
+    }
+  }
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  return done(f, v, `group ${v.record.name}: backfresh${from ? ` from ${from}` : ''} done in ${secs} s; the primary holds the secondary's data and journals from a new base`, t.array);
+}
+
+export async function groupPromoteCommand(ref: string, f: TargetFlags & { force?: boolean }): Promise<number> {
+  const t = await locateGroup(ref, f, 'secondary');
+  const v = await call(() => t.client.promoteGroup(ref, { force: f.force === true }));
+  return done(f, v, `promoted group ${v.record.name}${t.array ? ` on ${t.array}` : ''}: every member is primary here${f.force ? ' (forced)' : ''}; the old primary resynchronizes from the fracture logs`, t.array);
+}
+
+export async function groupThrottleCommand(ref: string, f: TargetFlags & { file?: string; clear?: boolean }): Promise<number> {
+  if ((f.file === undefined) === (f.clear !== true)) throw usage('throttle needs --file THROTTLES.yaml or --clear (one of them)');
+  const throttles = f.clear ? [] : readThrottleFile(f.file!)!;
+  const t = await locateGroup(ref, f);
+  const v = await call(() => t.client.setGroupAttributes(ref, { throttles }));
+  return done(f, v, f.clear ? `group ${v.record.name}: throttles cleared` : `group ${v.record.name}: ${throttles.length} throttle${throttles.length === 1 ? '' : 's'} set, evaluated every ${v.record.throttleEveryMs / 1000} s`, t.array);
+}
+
+export interface GroupSetFlags extends TargetFlags, BoundFlags {
+  throttleEvery?: string;
+  perfEvery?: string;
+  perfMax?: string;
+}
+
+export async function groupSetCommand(ref: string, f: GroupSetFlags): Promise<number> {
+  const body: GroupSettableRequest = {};
+  if (f.throttleEvery !== undefined) body.throttleEveryMs = durationArg(f.throttleEvery, '--throttle-every');
+  if (f.perfEvery !== undefined) body.perfEveryMs = durationArg(f.perfEvery, '--perf-every');
+  if (f.perfMax !== undefined) body.perfMaxBytes = sizeArg(f.perfMax, '--perf-max', 4096);
+  const nearSync = boundsArg(f);
+  if (nearSync) body.nearSync = nearSync;
+  if (!Object.keys(body).length) throw usage('nothing to set: give --throttle-every, --perf-every, --perf-max or near-synchronous bounds (--max-entries, --max-bytes, --low-entries, --low-bytes); the mode: sanbox group mode; throttles: sanbox group throttle');
+  const t = await locateGroup(ref, f);
+  const v = await call(() => t.client.setGroupAttributes(ref, body));
+  return done(f, v, `group ${v.record.name}: set ${Object.keys(body).join(', ')}`, t.array);
+}
+
+export async function groupDeleteCommand(ref: string, f: TargetFlags): Promise<number> {
+  const t = await locateGroup(ref, f);
+  const r = await call(() => t.client.deleteGroup(ref));
+  if (f.json) printJson(r);
+  else process.stdout.write(`deleted group ${r.deleted.name} (id ${r.deleted.groupId}); its mirrors go on as synchronous mirrors\n`);
+  return EXIT.OK;
+}
