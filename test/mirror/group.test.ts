@@ -157,3 +157,36 @@ describe('group failback', () => {
     await expect(lab.hostDevice('alpha', 'disk0').write(0, Buffer.alloc(4096))).rejects.toThrow(/EPERM/);
   });
 });
+
+describe('large writes and bypass under writes', () => {
+  it('32 MiB host writes replicate through a synchronous mirror and through the journal', async () => {
+    lab = await groupLab({ writelog: { capacity: 64 * MiB, extensions: 1, extensionCapacity: 32 * MiB, extendAtPercent: 90 } }, 64 * MiB);
+    const n = lab.node('alpha');
+    const big = randomBytes(32 * MiB);
+    await lab.hostDevice('alpha', 'disk0').write(16 * MiB, big);
+    await until(() => n.groups.get('g0').metrics!.entriesWaiting === 0, 20_000, 'drained');
+    expect((await lab.sites.bravo!.running!.array.device('disk0')!.read(16 * MiB, 32 * MiB)).equals(big)).toBe(true);
+    expect(n.groups.get('g0').record.bypass.on).toBe(false);
+    await n.groups.setMode('g0', 'synchronous');
+    const big2 = randomBytes(32 * MiB);
+    await lab.hostDevice('alpha', 'disk1').write(0, big2);
+    expect((await lab.sites.bravo!.running!.array.device('disk1')!.read(0, 32 * MiB)).equals(big2)).toBe(true);
+    expect(n.get('m-disk1').images[1]!.fractured).toBe(false);
+  });
+
+  it('bypass held by the operator, writes meanwhile, bypass off: the group resynchronizes and journals again', async () => {
+    lab = await groupLab();
+    const n = lab.node('alpha');
+    await n.groups.bypass('g0', true);
+    const d0 = lab.hostDevice('alpha', 'disk0');
+    for (let i = 0; i < 40; i++) await d0.write(i * 131072, randomBytes(4096));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(n.groups.get('g0').record.bypass.on).toBe(true);
+    await n.groups.bypass('g0', false);
+    for (let i = 0; i < 40; i++) await d0.write(i * 131072 + 65536, randomBytes(4096));
+    await until(() => !n.groups.get('g0').record.bypass.on, 20_000, 'bypass off');
+    await d0.write(0, randomBytes(4096));
+    await until(() => n.groups.get('g0').metrics!.entriesWaiting === 0, 10_000, 'drained');
+    expect(await same(lab, 'disk0')).toBe(true);
+  });
+});

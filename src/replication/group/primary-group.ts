@@ -46,6 +46,8 @@ export class GroupOverflow extends Error {
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_COUNT = 512;
 const THROTTLED_BATCH_BYTES = 64 * 1024;
+/** largest record payload (larger host writes are split) */
+const RECORD_MAX = 1024 * 1024;
 const WINDOW = 4;
 
 /**
@@ -174,19 +176,21 @@ export class PrimaryGroup extends EventEmitter {
     await this.admit();
     if (this.ackDelayMs > 0) await new Promise((r) => setTimeout(r, this.ackDelayMs));
     this.emit('host-write', index, offset, length);
-    let payload = data;
-    if (!payload) {
-      payload = Buffer.alloc(8);
+    // Records of at most RECORD_MAX bytes (a large host write becomes several consecutive ones),
+    // so any record fits an extension and a link frame.
+    const records: Array<{ lunId: number; offset: number; data: Uint8Array; flags: number }> = [];
+    if (!data) {
+      const payload = Buffer.alloc(8);
       payload.writeBigUInt64LE(BigInt(length));
-      flags |= APPLY_FLAG_ZERO;
+      records.push({ lunId: index, offset, data: payload, flags: flags | APPLY_FLAG_ZERO });
+    } else for (let o = 0; o < data.length; o += RECORD_MAX) records.push({ lunId: index, offset: offset + o, data: data.subarray(o, Math.min(data.length, o + RECORD_MAX)), flags });
+    const r = this.writelog.appendMany(records);
+    if (r.appended < records.length) {
+      // The ones that fit stay in the journal: bypass takes their regions into the fracture logs.
+      if (r.overflow) throw new GroupOverflow(`writelog full: ${records.length - r.appended} of ${records.length} records of a ${length}-byte write do not fit`);
+      throw new Error(`writelog appended ${r.appended} of ${records.length} records`);
     }
-    let seq: number;
-    try {
-      seq = this.writelog.append(index, offset, payload, flags);
-    } catch (e) {
-      if (e instanceof WritelogOverflowError) throw new GroupOverflow(e.message);
-      throw e;
-    }
+    const seq = r.firstSeq;
     this.localPending.add(seq);
     try {
       const results = await Promise.allSettled([local(), fua ? this.flushJournal() : Promise.resolve()]);

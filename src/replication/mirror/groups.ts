@@ -407,7 +407,11 @@ export class GroupManager implements GroupControl {
   private async maybeLeaveBypass(g: GroupEntry): Promise<void> {
     if (!g.primary || !g.record.bypass.on || g.bypassing || g.record.bypass.reason === 'operator') return;
     if (g.record.mode === 'synchronous') return this.leaveBypass(g, 'synchronous mode');
-    if (!g.record.members.every((m) => this.host.inSync(m))) return;
+    if (!g.record.members.every((m) => this.host.inSync(m))) {
+      // Host writes during bypass mark the fracture logs again: keep resynchronizing them.
+      for (const m of g.record.members) await this.host.resyncDirty(m);
+      return;
+    }
     await this.leaveBypass(g, 'secondaries resynchronized');
   }
 
@@ -656,6 +660,11 @@ export class GroupManager implements GroupControl {
       if (p.perfMaxBytes !== undefined && g.perf) {
         await g.perf.recorder.close();
         g.perf = null;
+      }
+      if (p.throttles !== undefined && throttles.length === 0 && g.primary) {
+        // No throttle left to ease them off: back to no sleep and no delay.
+        g.primary.senderSleepMs = 0;
+        g.primary.ackDelayMs = 0;
       }
       this.startTimers(g);
       this.event('attributes', { groupId: g.record.groupId, changed: Object.keys(p) });

@@ -11,6 +11,8 @@ import type { MirrorNode } from './node.js';
  * - secondary: host writes are refused with EPERM, and host reads too unless the mirror allows
  *   secondary reads (the array's own mirror traffic writes below this layer).
  */
+const REMOTE_MAX = 8 * 1024 * 1024;
+
 export class MirrorLayer implements BlockDevice {
   readonly size: number;
   readonly blockSize: number;
@@ -54,7 +56,13 @@ export class MirrorLayer implements BlockDevice {
       offset,
       data.length,
       () => this.lower.write(offset, data, opts),
-      (p, e) => p.client!.request('write', { mirrorId: e.id, imageId: p.imageId, offset, ...(fua ? { flags: { fua: true } } : {}), epoch: e.db.epoch }, data, { timeoutMs: this.node.remoteTimeoutMs }),
+      (p, e) => {
+        // One request per REMOTE_MAX bytes: a link frame carries at most 16 MiB, NBD writes up to 32 MiB.
+        const parts: Promise<unknown>[] = [];
+        for (let o = 0; o < data.length; o += REMOTE_MAX)
+          parts.push(p.client!.request('write', { mirrorId: e.id, imageId: p.imageId, offset: offset + o, ...(fua ? { flags: { fua: true } } : {}), epoch: e.db.epoch }, data.subarray(o, Math.min(data.length, o + REMOTE_MAX)), { timeoutMs: this.node.remoteTimeoutMs }));
+        return Promise.all(parts);
+      },
       { data, trim: false, fua },
     );
   }
