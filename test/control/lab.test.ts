@@ -15,7 +15,7 @@ function problems(yaml: string): string[] {
 }
 
 describe('lab files', () => {
-  it('loads lab/default.yaml: array alpha, disk0 1G, disk1 256M, ports 10809/8470', () => {
+  it('loads lab/default.yaml: array alpha, disk0 1G, disk1 and disk2 256M, ports 10809/8470', () => {
     const lab = loadLab(join(PACKAGE_ROOT, 'lab', 'default.yaml'));
     expect(lab.name).toBe('default');
     expect(lab.arrays.map((x) => x.name)).toEqual(['alpha', 'bravo']); // bravo: the mirror's secondary (test/mirror-cli)
@@ -24,6 +24,7 @@ describe('lab files', () => {
     expect(a.luns).toEqual([
       { name: 'disk0', size: 2 ** 30 },
       { name: 'disk1', size: 256 * 2 ** 20 },
+      { name: 'disk2', size: 256 * 2 ** 20 },
     ]);
   });
 

@@ -41,16 +41,17 @@ afterAll(async () => {
 });
 
 describe('lab files with mirrors', () => {
-  it('lab/default.yaml: alpha (two SPs) and bravo, link alpha-bravo with a secret, mirror m0', () => {
+  it('lab/default.yaml: alpha (two SPs) and bravo, link alpha-bravo with a secret, mirrors m0 (sync) and m1, m2 (group g0)', () => {
     const l = loadLab(join(PACKAGE_ROOT, 'lab', 'default.yaml'));
     expect(l.arrays.map((a) => [a.name, !!a.sps, a.luns.map((x) => `${x.name}=${x.size}`)])).toEqual([
-      ['alpha', true, ['disk0=1073741824', 'disk1=268435456']],
-      ['bravo', false, ['disk0=1073741824']],
+      ['alpha', true, ['disk0=1073741824', 'disk1=268435456', 'disk2=268435456']],
+      ['bravo', false, ['disk0=1073741824', 'disk1=268435456', 'disk2=268435456']],
     ]);
     expect(l.links).toHaveLength(1);
     expect(l.links[0]).toMatchObject({ a: 'alpha', b: 'bravo', settings: { 'a-to-b': { latencyMs: 1, jitterMs: 0, bandwidth: 0 } } });
     expect(l.links[0]!.secret!.length).toBeGreaterThanOrEqual(16);
-    expect(l.mirrors).toEqual([
+    expect(l.mirrors.map((m) => m.name)).toEqual(['m0', 'm1', 'm2']);
+    expect(l.mirrors.slice(0, 1)).toEqual([
       {
         name: 'm0',
         primary: { array: 'alpha', lun: 'disk0' },
