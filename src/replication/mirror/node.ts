@@ -58,6 +58,13 @@ interface Entry {
 
 const LINK_FAILURES = new Set(['closed', 'peer-dead', 'not-connected', 'timeout']);
 const CHUNK_MAX = 1024 * 1024;
+/**
+ * Granularity of the write-intent log (at least the mirror's region size): like DRBD's activity
+ * log extents, coarse enough that the regions a busy workload keeps writing stay marked between
+ * lazy clears (a newly marked region costs a pwrite + fdatasync before its write), fine enough
+ * that a crash resyncs only the extents written in the last moments.
+ */
+const WIL_EXTENT = 1024 * 1024;
 const WINDOW = { low: 1, medium: 2, high: 4 } as const;
 const VERIFY_BATCH_BYTES = 4 * 1024 * 1024;
 
@@ -292,7 +299,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
     if (e.primary) throw new Error(`mirror ${e.id}: primary side already open`);
     const size = this.mirrorSize(e.db);
     const rs = e.db.regionSize;
-    const wil = await BitmapFile.open(join(e.dir, 'wil.bitmap'), size, rs, { sync: this.sync });
+    const wil = await BitmapFile.open(join(e.dir, 'wil.bitmap'), size, Math.max(rs, WIL_EXTENT), { sync: this.sync });
     const ps = new PrimarySide(wil.file);
     const unclean = wil.lost ? size : wil.file.bitmap.dirtyBytes();
     for (const img of secondariesOf(e.db)) {
@@ -308,7 +315,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
     }
     if (unclean > 0 && why === 'load') {
       for (const p of ps.peers.values()) {
-        p.fracture.bitmap.union(wil.file.bitmap);
+        for (const r of wil.file.bitmap.runs()) p.fracture.mark(r.offset, r.length);
         p.fracture.touch();
         await p.fracture.persist();
       }
@@ -647,7 +654,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
     const wil = ps.wil;
     let begun = false;
     try {
-      const fresh = wil.bitmap.countRegions(offset, length) < regionsIn(e.db.regionSize, offset, length);
+      const fresh = wil.bitmap.countRegions(offset, length) < regionsIn(wil.bitmap.regionSize, offset, length);
       wil.begin(offset, length);
       begun = true;
       if (fresh) {
@@ -1112,7 +1119,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
     const size = this.mirrorSize(rec);
     const { file } = await BitmapFile.open(join(e.dir, 'divergence.bitmap'), size, rec.regionSize, { sync: this.sync });
     if (e.divergence) file.bitmap.union(e.divergence.file.bitmap);
-    file.bitmap.union(ps.wil.bitmap);
+    for (const r of ps.wil.bitmap.runs()) file.bitmap.mark(r.offset, r.length);
     const peer = ps.peers.get(newPrimary);
     // Writes acknowledged here that the new primary lacks: its fracture log, and in the
     // asynchronous modes the group's journal records it never applied.
@@ -1520,7 +1527,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
       const { file } = await BitmapFile.open(join(e.dir, 'divergence.bitmap'), size, e.db.regionSize, { sync: this.sync });
       file.bitmap.union(sb.local);
       file.bitmap.union(sb.remote);
-      file.bitmap.union(ps.wil.bitmap);
+      for (const r of ps.wil.bitmap.runs()) file.bitmap.mark(r.offset, r.length);
       file.touch();
       await file.persist();
       await fsp.writeFile(join(e.dir, 'divergence.json'), JSON.stringify({ acknowledgedRegions: 0, forImage: sb.imageId }));

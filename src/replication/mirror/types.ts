@@ -54,7 +54,7 @@ export interface MirrorTimers {
 }
 
 export const DEFAULT_TIMERS: MirrorTimers = {
-  wilClearMs: 1000,
+  wilClearMs: 5000,
   quiesceMs: 2000,
   remoteWriteTimeoutMs: 5000,
   progressMs: 1000,
