@@ -2,10 +2,11 @@
 // real LinkEmulator (a TCP proxy that delays and throttles), the way test/mirror/harness.ts does
 // it; everything from the compiled dist/ (npm run build first).
 import { createServer, connect } from 'node:net';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { REPO, HOST, MiB, die, freePort, until } from './common.mjs';
 
 export const SECRET = 'bench-secret-0123456789abcdef';
@@ -28,11 +29,45 @@ export async function loadDist(distDir = process.env.SANBOX_DIST || join(REPO, '
   }
 }
 
+/** Starts an array in a child process (bench/lib/array-child.mjs); resolves once it serves. */
+async function startChildArray(lib, cfg) {
+  const child = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'array-child.mjs'), lib.dir, JSON.stringify(cfg)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise((r) => child.once('exit', r));
+  await new Promise((res, rej) => {
+    let buf = '';
+    const onData = (d) => {
+      buf += d;
+      if (buf.includes('\n')) {
+        child.stdout.off('data', onData);
+        try {
+          if (JSON.parse(buf.slice(0, buf.indexOf('\n'))).ready) return res();
+        } catch { /* below */ }
+        rej(new Error(`array ${cfg.name} (child process): unexpected output ${buf.slice(0, 200)}`));
+      }
+    };
+    child.stdout.setEncoding('utf8').on('data', onData);
+    child.once('exit', (code, sig) => rej(new Error(`array ${cfg.name} (child process) exited (${code ?? sig}) before it served`)));
+  });
+  return {
+    pid: child.pid,
+    child: true,
+    async close() {
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
 /**
  * alpha and bravo, each with its remote-link port, joined by one LinkEmulator (routes to-b, to-a).
  * `luns`: { alpha: [{ name, size }], bravo: [...] }. `fsync`: the arrays' `sync` option.
+ * `secondaryProcess`: bravo runs in a child process (its own event loop), so its work as the
+ * secondary does not share alpha's; `lab.node('bravo')` and `lab.hostDevice('bravo', ..)` are
+ * then unavailable, and its events do not reach `onEvent`.
  */
-export async function makeLab(lib, root, luns, fsync) {
+export async function makeLab(lib, root, luns, fsync, { secondaryProcess = false } = {}) {
   const names = ['alpha', 'bravo'];
   const linkPort = { alpha: await freePort(), bravo: await freePort() };
   const emu = new lib.LinkEmulator({
@@ -73,7 +108,7 @@ export async function makeLab(lib, root, luns, fsync) {
   };
   try {
     for (const n of names) {
-      running[n] = await lib.startArray({
+      const cfg = {
         name: n,
         dir: join(root, n),
         nbd: { bind: HOST, port: 0 },
@@ -81,7 +116,12 @@ export async function makeLab(lib, root, luns, fsync) {
         luns: luns[n],
         sync: fsync,
         remoteLink: { bind: HOST, port: linkPort[n], peers: peers[n] },
-      });
+      };
+      if (n === 'bravo' && secondaryProcess) {
+        running[n] = await startChildArray(lib, cfg);
+        continue;
+      }
+      running[n] = await lib.startArray(cfg);
       running[n].array.on('event', (e) => { for (const f of [...listeners]) f(n, e); });
     }
   } catch (e) {
