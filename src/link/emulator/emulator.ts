@@ -168,7 +168,7 @@ class Pipe {
   bytes = 0;
   lastDue = 0;
   tokens = 0;
-  tokenTime = Date.now();
+  tokenTime = performance.now();
   timer: NodeJS.Timeout | undefined;
   waitingDrain = false;
   srcEnded = false;
@@ -190,7 +190,8 @@ class Pipe {
   push(buf: Buffer): void {
     const emu = this.conn.emu;
     const s = emu.settingsOf(this.dir);
-    const now = Date.now();
+    // performance.now(): sub-millisecond, so a 1 ms latency is not rounded up twice
+    const now = performance.now();
     const due = Math.max(now + s.latencyMs + (s.jitterMs > 0 ? Math.random() * s.jitterMs : 0), this.lastDue);
     this.lastDue = due;
     this.queue.push({ buf, due });
@@ -223,7 +224,7 @@ class Pipe {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.pump();
-    }, Math.max(1, Math.ceil(ms)));
+    }, Math.max(1, Math.floor(ms))); // timers fire late, never early: floor, then re-check
   }
 
   pump(): void {
@@ -238,7 +239,7 @@ class Pipe {
     const s = emu.settingsOf(this.dir);
     for (let i = 0; i < 10_000 && this.queue.length; i++) {
       const head = this.queue[0]!;
-      const now = Date.now();
+      const now = performance.now();
       if (head.due > now) return this.schedule(head.due - now);
       let n = head.buf.length;
       if (s.bandwidth > 0) {

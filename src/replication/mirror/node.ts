@@ -876,24 +876,39 @@ export class MirrorNode implements MirrorControl, GroupHost {
       }
       return null;
     };
+    // In flight: up to `width` MiB of chunks (scattered regions make small chunks: many of them
+    // may be on the wire at once, or a link round trip would cap the rate at width x 64 KiB).
+    const budget = (WINDOW[e.db.syncPriority] ?? 2) * chunkMax;
+    let used = 0;
+    const waiting: Array<() => void> = [];
     const worker = async (): Promise<void> => {
       while (!stopped()) {
-        const c = nextChunk();
-        if (!c) return;
+        while (used >= budget && !stopped()) await new Promise<void>((r) => waiting.push(r));
+        const c = stopped() ? null : nextChunk();
+        if (!c) {
+          for (const w of waiting.splice(0)) w(); // nothing left to take: let the others see it too
+          return;
+        }
         p.copying.add(c);
+        used += c.length;
         try {
-          if (!(await this.copyChunk(e, p, run, c, stopped))) return;
+          if (!(await this.copyChunk(e, p, run, c, stopped))) {
+            for (const w of waiting.splice(0)) w();
+            return;
+          }
           if (!c.touched) p.fracture.clear(c.offset, c.length);
           run.bytesDone += c.length;
         } catch (err) {
           failure ??= err;
         } finally {
           p.copying.delete(c);
+          used -= c.length;
+          waiting.shift()?.();
         }
       }
     };
     const img = e.db.images.find((i) => i.imageId === p.imageId);
-    const width = WINDOW[e.db.syncPriority] ?? 2;
+    const width = (WINDOW[e.db.syncPriority] ?? 2) * 16;
     for (;;) {
       await Promise.all(Array.from({ length: width }, worker));
       if (failure !== null) {
