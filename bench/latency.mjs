@@ -53,7 +53,8 @@
 //   --json             the whole result as JSON on stdout (progress stays on stderr)
 //   --smoke            CI: 1 s rows (0.5 s warm-up), latencies 0,1, QD1, 256M LUNs
 //   --from FILE        no run: the tables and the chart (FILE with .svg) again from a result file
-// SANBOX_DIST=DIR loads the arrays from another build than the repo's dist/.
+// SANBOX_DIST=DIR loads the arrays from another build than the repo's dist/ (e.g. of a clean
+// checkout; a file COMMIT beside DIR names its commit in the results).
 // Every run writes bench/results/latency-<timestamp>.json and .svg (p50 per mode and latency).
 // Exits non-zero only when the benchmark itself failed (fio error, a group that went to bypass
 // or never drained, a sync mirror that fractured), never on slow numbers.
@@ -596,7 +597,15 @@ async function main() {
   mkdirSync(resultsDir, { recursive: true });
   const started = new Date();
   const stamp = started.toISOString().replace(/[:.]/g, '-');
-  const versions = { fio: tryExec('fio', ['--version']), sanbox: tryExec('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']), dist: lib.dir, node: process.version, cpus: cpus().length };
+  let sanbox = tryExec('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']);
+  if (lib.dir !== join(REPO, 'dist')) {
+    try {
+      sanbox = readFileSync(join(lib.dir, '..', 'COMMIT'), 'utf8').trim() || sanbox;
+    } catch {
+      sanbox = `${lib.dir} (repo at ${sanbox})`;
+    }
+  }
+  const versions = { fio: tryExec('fio', ['--version']), sanbox, dist: lib.dir, node: process.version, cpus: cpus().length };
   const cfgs = configs(o);
   const res = { started: started.toISOString(), smoke: o.smoke, options: { ...o, dir: undefined }, versions, loadavgStart: loadavg(), rows: [], goals: [], seconds: 0 };
   const rowsTotal = o.latencies.length * o.qds.length * cfgs.length;
