@@ -46,6 +46,9 @@ export class GroupOverflow extends Error {
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_COUNT = 512;
 const THROTTLED_BATCH_BYTES = 64 * 1024;
+/** below this many waiting records (and bytes), a sender with a transmission in flight waits for its ack */
+const COALESCE_RECORDS = 64;
+const COALESCE_BYTES = 256 * 1024;
 /** largest record payload (larger host writes are split) */
 const RECORD_MAX = 1024 * 1024;
 const WINDOW = 4;
@@ -441,6 +444,9 @@ export class GroupSender {
         // A throttled sender (sleep between transmissions) sends smaller transmissions, so the
         // sleep controls the rate the way the source's throttles expect.
         const maxBytes = this.group.senderSleepMs > 0 ? THROTTLED_BATCH_BYTES : BATCH_BYTES;
+        // While a transmission is on the wire, wait for its ack rather than send a tiny one:
+        // every transmission costs a flush and a sequence write on the receiver.
+        if (this.inflight > 0 && stable - this.nextToSend + 1 < COALESCE_RECORDS && this.group.writelog.usage().dataBytes < COALESCE_BYTES) return;
         const batch = this.group.writelog.readBatch(this.nextToSend, { maxBytes, maxCount: BATCH_COUNT });
         if (batch.count === 0) return;
         const records: ApplyRecord[] = [];
