@@ -6,7 +6,7 @@
 // are read back: whenever a write is present, every write acknowledged before it was issued must
 // be present too (the secondary is a point-in-time copy of the whole group), and every block is
 // either a complete write of this run or untouched. Seeded and bounded: SANBOX_PREFIX_RUNS runs
-// (default 6), seeds from SANBOX_SEED.
+// (default 10), seeds from SANBOX_SEED.
 import { describe, it, expect } from 'vitest';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,7 @@ import { BLOCK, DependentWriters, kill, rng, startChild } from './workload.js';
 const MiB = 1024 * 1024;
 const LUN_SIZE = 32 * MiB;
 const BLOCKS = LUN_SIZE / BLOCK;
-const RUNS = Number(process.env.SANBOX_PREFIX_RUNS ?? 6);
+const RUNS = Number(process.env.SANBOX_PREFIX_RUNS ?? 10);
 const SEED = Number(process.env.SANBOX_SEED ?? 20261122);
 
 
