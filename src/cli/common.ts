@@ -85,3 +85,72 @@ export function pidAlive(pid: number | undefined): boolean {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+export interface WatchFlags {
+  watch?: boolean;
+  count?: string;
+  interval?: string;
+  json?: boolean;
+}
+
+/**
+ * A status verb: fetch and print once, or with --watch every --interval seconds until Ctrl-C,
+ * --count rounds, or a closed pipe (`| head`). While watching, a failed fetch is printed, not
+ * fatal. JSON: `once` is printed alone; while watching, one `line` per round with the time.
+ */
+export async function watchStatus<T>(
+  f: WatchFlags,
+  fetch: () => Promise<T>,
+  out: { json: (v: T) => { once: unknown; line: Record<string, unknown> }; text: (v: T) => Promise<string> | string },
+): Promise<number> {
+  let count = f.watch ? Infinity : 1;
+  if (f.count !== undefined) {
+    if (!/^\d+$/.test(f.count) || Number(f.count) < 1) throw usage(`--count must be a positive integer, not ${JSON.stringify(f.count)}`);
+    if (!f.watch) throw usage('--count goes with --watch');
+    count = Number(f.count);
+  }
+  let intervalMs = 1000;
+  if (f.interval !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(f.interval) || Number(f.interval) < 0.1) throw usage(`--interval must be seconds >= 0.1, not ${JSON.stringify(f.interval)}`);
+    if (!f.watch) throw usage('--interval goes with --watch');
+    intervalMs = Number(f.interval) * 1000;
+  }
+  let stop = false;
+  const onInt = () => (stop = true);
+  const onPipe = (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') stop = true;
+  };
+  if (f.watch) {
+    process.once('SIGINT', onInt);
+    process.stdout.on('error', onPipe);
+  }
+  try {
+    for (let i = 0; i < count && !stop; i++) {
+      if (i > 0) await sleep(intervalMs);
+      if (stop) break;
+      let v: T;
+      try {
+        v = await fetch();
+      } catch (e) {
+        if (!f.watch || i === 0) throw e;
+        const msg = (e as Error).message;
+        if (f.json) process.stdout.write(JSON.stringify({ time: new Date().toISOString(), error: { code: (e as CliError).code, message: msg } }) + '\n');
+        else process.stdout.write(`${new Date().toISOString()}  ${msg}\n`);
+        continue;
+      }
+      if (f.json) {
+        const doc = out.json(v);
+        if (f.watch) process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...doc.line }) + '\n');
+        else printJson(doc.once);
+        continue;
+      }
+      const text = await out.text(v);
+      if (f.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+      process.stdout.write((f.watch ? `${new Date().toISOString()}\n` : '') + text + '\n');
+    }
+  } finally {
+    process.off('SIGINT', onInt);
+    process.stdout.off('error', onPipe);
+  }
+  return EXIT.OK;
+}

@@ -16,7 +16,7 @@ import { formatSize, parseSize } from '../array/index.js';
 import { ApiClient, ClientError, type CreateGroupRequest, type GroupNearSyncRequest, type GroupSettableRequest, type GroupView } from '../control/index.js';
 import { groupStateWords, parseThrottles, type GroupMode } from '../replication/group/index.js';
 import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './client-verbs.js';
-import { CliError, EXIT, printJson, sleep, table, usage } from './common.js';
+import { CliError, EXIT, printJson, sleep, table, usage, watchStatus } from './common.js';
 import { parseDuration } from './lab.js';
 import { ibytes } from './mirror-verbs.js';
 
@@ -381,56 +381,10 @@ export async function groupListCommand(f: TargetFlags): Promise<number> {
 }
 
 export async function groupStatusCommand(ref: string | undefined, f: GroupStatusFlags): Promise<number> {
-  let count = f.watch ? Infinity : 1;
-  if (f.count !== undefined) {
-    if (!/^\d+$/.test(f.count) || Number(f.count) < 1) throw usage(`--count must be a positive integer, not ${JSON.stringify(f.count)}`);
-    if (!f.watch) throw usage('--count goes with --watch');
-    count = Number(f.count);
-  }
-  let intervalMs = 1000;
-  if (f.interval !== undefined) {
-    if (!/^\d+(\.\d+)?$/.test(f.interval) || Number(f.interval) < 0.1) throw usage(`--interval must be seconds >= 0.1, not ${JSON.stringify(f.interval)}`);
-    if (!f.watch) throw usage('--interval goes with --watch');
-    intervalMs = Number(f.interval) * 1000;
-  }
-  let stop = false;
-  const onInt = () => (stop = true);
-  const onPipe = (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') stop = true;
-  };
-  if (f.watch) {
-    process.once('SIGINT', onInt);
-    process.stdout.on('error', onPipe);
-  }
-  try {
-    for (let i = 0; i < count && !stop; i++) {
-      if (i > 0) await sleep(intervalMs);
-      if (stop) break;
-      let vs: GroupStatus[];
-      try {
-        vs = await collect(ref, f);
-      } catch (e) {
-        if (!f.watch || i === 0) throw e;
-        const msg = (e as Error).message;
-        if (f.json) process.stdout.write(JSON.stringify({ time: new Date().toISOString(), error: { code: (e as CliError).code, message: msg } }) + '\n');
-        else process.stdout.write(`${new Date().toISOString()}  ${msg}\n`);
-        continue;
-      }
-      if (f.json) {
-        const doc = ref !== undefined ? { group: vs[0] } : { groups: vs };
-        if (f.watch) process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...doc }) + '\n');
-        else printJson(ref !== undefined ? vs[0] : doc);
-        continue;
-      }
-      const text = vs.length ? vs.map((v) => groupText(v)).join('\n\n') : 'no consistency groups (sanbox group create NAME --members m1,m2, or groups: in the lab file)';
-      if (f.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
-      process.stdout.write((f.watch ? `${new Date().toISOString()}\n` : '') + text + '\n');
-    }
-  } finally {
-    process.off('SIGINT', onInt);
-    process.stdout.off('error', onPipe);
-  }
-  return EXIT.OK;
+  return watchStatus(f, () => collect(ref, f), {
+    json: (vs) => (ref !== undefined ? { once: vs[0], line: { group: vs[0] } } : { once: { groups: vs }, line: { groups: vs } }),
+    text: (vs) => (vs.length ? vs.map((v) => groupText(v)).join('\n\n') : 'no consistency groups (sanbox group create NAME --members m1,m2, or groups: in the lab file)'),
+  });
 }
 
 /** qdsinfo: the primary's report of the group (state, writelog, backlog, rates, sender). */

@@ -14,7 +14,7 @@ import { formatSize, parseSize } from '../array/index.js';
 import { ApiClient, ClientError, type LunView } from '../control/index.js';
 import type { ImageView, MirrorView, ResyncView, VerifyReport } from '../replication/mirror/types.js';
 import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './client-verbs.js';
-import { CliError, EXIT, printJson, sleep, table, usage } from './common.js';
+import { CliError, EXIT, printJson, table, usage, watchStatus } from './common.js';
 import { parseRate } from './lab.js';
 
 // ---- argument parsing (usage errors, nothing sent) ----
@@ -463,59 +463,13 @@ async function collect(ref: string | undefined, f: TargetFlags): Promise<MirrorV
 }
 
 export async function mirrorStatusCommand(ref: string | undefined, f: MirrorStatusFlags): Promise<number> {
-  let count = f.watch ? Infinity : 1;
-  if (f.count !== undefined) {
-    if (!/^\d+$/.test(f.count) || Number(f.count) < 1) throw usage(`--count must be a positive integer, not ${JSON.stringify(f.count)}`);
-    if (!f.watch) throw usage('--count goes with --watch');
-    count = Number(f.count);
-  }
-  let intervalMs = 1000;
-  if (f.interval !== undefined) {
-    if (!/^\d+(\.\d+)?$/.test(f.interval) || Number(f.interval) < 0.1) throw usage(`--interval must be seconds >= 0.1, not ${JSON.stringify(f.interval)}`);
-    if (!f.watch) throw usage('--interval goes with --watch');
-    intervalMs = Number(f.interval) * 1000;
-  }
-  let stop = false;
-  const onInt = () => (stop = true);
-  // `| head` closes the pipe: stop watching quietly.
-  const onPipe = (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') stop = true;
-  };
-  if (f.watch) {
-    process.once('SIGINT', onInt);
-    process.stdout.on('error', onPipe);
-  }
-  try {
-    for (let i = 0; i < count && !stop; i++) {
-      if (i > 0) await sleep(intervalMs);
-      if (stop) break;
-      let views: MirrorView[];
-      try {
-        views = await collect(ref, f);
-      } catch (e) {
-        // While watching, an array that goes away is shown, not fatal.
-        if (!f.watch || i === 0) throw e;
-        const msg = (e as Error).message;
-        if (f.json) process.stdout.write(JSON.stringify({ time: new Date().toISOString(), error: { code: (e as CliError).code, message: msg } }) + '\n');
-        else process.stdout.write(`${new Date().toISOString()}  ${msg}\n`);
-        continue;
-      }
-      if (f.json) {
-        const doc = ref !== undefined ? views[0] : { mirrors: views };
-        if (f.watch) process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...(ref !== undefined ? { mirror: doc } : (doc as object)) }) + '\n');
-        else printJson(doc);
-        continue;
-      }
+  return watchStatus(f, () => collect(ref, f), {
+    json: (views) => (ref !== undefined ? { once: views[0], line: { mirror: views[0] } } : { once: { mirrors: views }, line: { mirrors: views } }),
+    text: async (views) => {
       const names = await lunNames(f, views);
-      const text = views.length ? views.map((v) => mirrorText(v, names)).join('\n\n') : 'no mirrors (sanbox mirror create LUN, or mirrors: in the lab file)';
-      if (f.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
-      process.stdout.write((f.watch ? `${new Date().toISOString()}\n` : '') + text + '\n');
-    }
-  } finally {
-    process.off('SIGINT', onInt);
-    process.stdout.off('error', onPipe);
-  }
-  return EXIT.OK;
+      return views.length ? views.map((v) => mirrorText(v, names)).join('\n\n') : 'no mirrors (sanbox mirror create LUN, or mirrors: in the lab file)';
+    },
+  });
 }
 
 export async function mirrorVerifyCommand(ref: string, image: string | undefined, f: TargetFlags): Promise<number> {
