@@ -268,8 +268,12 @@ export class GroupManager implements GroupControl {
       },
       m,
     );
+    const changed = pg.senderSleepMs !== t.state.senderSleepMs || pg.ackDelayMs !== t.state.ackDelayMs;
     pg.senderSleepMs = t.state.senderSleepMs;
     pg.ackDelayMs = t.state.ackDelayMs;
+    // A throttle that fires without effect (easing off a sleep that is already 0) is no state change.
+    const knobs = new Set(['sleep-set', 'sleep-incr', 'sleep-decr', 'delay-set', 'delay-incr', 'delay-decr']);
+    if (!changed && results.every((r) => r.ok && knobs.has(r.action.do))) return;
     this.event('throttled', { groupId: g.record.groupId, netkbps: Math.round(m.netkbps), pctcpu: Math.round(m.pctcpu), pctwl: Math.round(m.pctwl), senderSleepMs: pg.senderSleepMs, ackDelayMs: pg.ackDelayMs, actions: results.map((r) => ({ throttle: r.throttle, do: r.action.do, ok: r.ok, ...(r.error ? { error: r.error } : {}) })) });
   }
 
