@@ -46,9 +46,8 @@ export class GroupOverflow extends Error {
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_COUNT = 512;
 const THROTTLED_BATCH_BYTES = 64 * 1024;
-/** below this many waiting records (and bytes), a sender with a transmission in flight waits for its ack */
+/** below this many waiting records, a sender with a transmission in flight waits for its ack */
 const COALESCE_RECORDS = 64;
-const COALESCE_BYTES = 256 * 1024;
 /** largest record payload (larger host writes are split) */
 const RECORD_MAX = 1024 * 1024;
 const WINDOW = 4;
@@ -176,7 +175,8 @@ export class PrimaryGroup extends EventEmitter {
    */
   async write(index: number, offset: number, length: number, data: Buffer | null, flags: number, local: () => Promise<void>, fua = false): Promise<void> {
     if (this.closed) throw new Error(`group ${this.record.name}: primary side closed`);
-    await this.admit();
+    // (the common case, not near-synchronous or below the bound, costs no await)
+    if (this.record.mode === 'near-synchronous' && this.overBound(false)) await this.admit();
     if (this.ackDelayMs > 0) await new Promise((r) => setTimeout(r, this.ackDelayMs));
     this.emit('host-write', index, offset, length);
     // Records of at most RECORD_MAX bytes (a large host write becomes several consecutive ones),
@@ -196,9 +196,11 @@ export class PrimaryGroup extends EventEmitter {
     const seq = r.firstSeq;
     this.localPending.add(seq);
     try {
-      const results = await Promise.allSettled([local(), fua ? this.flushJournal() : Promise.resolve()]);
-      const bad = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-      if (bad) throw bad.reason;
+      if (fua) {
+        const results = await Promise.allSettled([local(), this.flushJournal()]);
+        const bad = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+        if (bad) throw bad.reason;
+      } else await local();
     } finally {
       this.localPending.delete(seq);
       this.emit('stable');
@@ -446,7 +448,7 @@ export class GroupSender {
         const maxBytes = this.group.senderSleepMs > 0 ? THROTTLED_BATCH_BYTES : BATCH_BYTES;
         // While a transmission is on the wire, wait for its ack rather than send a tiny one:
         // every transmission costs a flush and a sequence write on the receiver.
-        if (this.inflight > 0 && stable - this.nextToSend + 1 < COALESCE_RECORDS && this.group.writelog.usage().dataBytes < COALESCE_BYTES) return;
+        if (this.inflight > 0 && stable - this.nextToSend + 1 < COALESCE_RECORDS) return;
         const batch = this.group.writelog.readBatch(this.nextToSend, { maxBytes, maxCount: BATCH_COUNT });
         if (batch.count === 0) return;
         const records: ApplyRecord[] = [];
