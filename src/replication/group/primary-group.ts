@@ -45,7 +45,7 @@ export class GroupOverflow extends Error {
 
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_COUNT = 512;
-const THROTTLED_BATCH_BYTES = 64 * 1024;
+const THROTTLED_BATCH_BYTES = 16 * 1024;
 /** below this many waiting records, a sender with a transmission in flight waits for its ack */
 const COALESCE_RECORDS = 64;
 /** largest record payload (larger host writes are split) */
