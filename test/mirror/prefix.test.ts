@@ -65,7 +65,9 @@ async function oneRun(run: number, seed: number): Promise<{ acked: number; prese
           { name: 'm0', lun: 'disk0', to: { array: 'bravo', lun: 'disk0' } },
           { name: 'm1', lun: 'disk1', to: { array: 'bravo', lun: 'disk1' } },
         ],
-        groups: [{ name: 'g0', members: ['m0', 'm1'], attributes: { mode: 'asynchronous', writelog: { capacity: 64 * MiB } } }],
+        // 128 MiB holds every write a run can make (each block is written once: 2 x 8192 records
+        // of 4160 bytes), so the group never overflows into bypass, even with the link cut throughout.
+        groups: [{ name: 'g0', members: ['m0', 'm1'], attributes: { mode: 'asynchronous', writelog: { capacity: 128 * MiB } } }],
       }),
     );
     const alpha = await startChild(cfgPath, setupPath);

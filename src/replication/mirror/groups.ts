@@ -429,6 +429,8 @@ export class GroupManager implements GroupControl {
     }
     await this.exclusive(g, () => this.save(g, (r) => (r.bypass = { on: false, reason: null, since: null })));
     this.event('bypass', { groupId: g.record.groupId, on: false, why });
+    // Leaving for the synchronous mode, the fracture logs may still hold regions: resync them.
+    for (const m of g.record.members) await this.host.resyncDirty(m);
   }
 
   // ---- receiver side (link handlers) ----

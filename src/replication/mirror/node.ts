@@ -783,7 +783,15 @@ export class MirrorNode implements MirrorControl, GroupHost {
 
   private checkQuiesce(e: Entry): void {
     const ps = e.primary;
-    if (!ps || !ps.wroteSinceQuiesce || ps.inflight > 0) return;
+    if (!ps) return;
+    // A connected, unfractured secondary whose fracture log holds regions with no resync running
+    // (e.g. marked by a failed local write, or left by a group's bypass) is resynchronized.
+    for (const p of ps.peers.values()) {
+      const img = e.db.images.find((i) => i.imageId === p.imageId);
+      if (!img || p.resync || p.failed || p.link !== 'connected' || img.fractured || img.state === 'SYNCHRONIZING' || e.db.state !== 'ACTIVE') continue;
+      if (p.fracture.bitmap.countRegions() > 0 && this.groups.route(e.id) === 'direct') void this.exclusive(e, () => this.resyncIfDirty(e, p)).catch(() => undefined);
+    }
+    if (!ps.wroteSinceQuiesce || ps.inflight > 0) return;
     if (performance.now() - ps.lastWriteAt < this.timers.quiesceMs) return;
     ps.wroteSinceQuiesce = false;
     if (e.db.state !== 'ACTIVE') return;
