@@ -30,26 +30,22 @@ export class MirrorLayer implements BlockDevice {
     this.capabilities = lower.capabilities;
   }
 
-  private refuseSecondary(what: string, reads: boolean): void {
+  /** One role lookup per request: refuses what this role may not do; true when the LUN is a primary. */
+  private admit(what: string, reads: boolean): boolean {
     const r = this.node.roleOf(this.lunId);
     if (r?.offline) throw new BlockError('EPERM', `LUN ${this.lunId} is offline: its consistency group is being backfreshed from a secondary`);
-    if (r?.role !== 'secondary') return;
-    if (reads && r.allowReads) return;
-    throw new BlockError('EPERM', `LUN ${this.lunId} is a secondary mirror image: host ${what} refused${reads ? ' (the mirror does not allow secondary reads)' : ''}`);
-  }
-
-  private primary(): boolean {
-    return this.node.roleOf(this.lunId)?.role === 'primary';
+    if (r?.role === 'secondary' && !(reads && r.allowReads))
+      throw new BlockError('EPERM', `LUN ${this.lunId} is a secondary mirror image: host ${what} refused${reads ? ' (the mirror does not allow secondary reads)' : ''}`);
+    return r?.role === 'primary';
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    this.refuseSecondary('reads', true);
+    this.admit('reads', true);
     return this.lower.read(offset, length, into);
   }
 
   async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
-    this.refuseSecondary('writes', false);
-    if (!this.primary()) return this.lower.write(offset, data, opts);
+    if (!this.admit('writes', false)) return this.lower.write(offset, data, opts);
     const fua = opts?.fua === true;
     return this.node.hostModify(
       this.lunId,
@@ -68,13 +64,12 @@ export class MirrorLayer implements BlockDevice {
   }
 
   async flush(): Promise<void> {
-    if (!this.primary()) return this.lower.flush();
+    if (this.node.roleOf(this.lunId)?.role !== 'primary') return this.lower.flush();
     return this.node.hostFlush(this.lunId, () => this.lower.flush());
   }
 
   async trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
-    this.refuseSecondary('trims', false);
-    if (!this.primary()) return this.lower.trim(offset, length, opts);
+    if (!this.admit('trims', false)) return this.lower.trim(offset, length, opts);
     return this.node.hostModify(
       this.lunId,
       offset,
@@ -86,8 +81,7 @@ export class MirrorLayer implements BlockDevice {
   }
 
   async writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
-    this.refuseSecondary('writes', false);
-    if (!this.primary()) return this.lower.writeZeroes(offset, length, opts);
+    if (!this.admit('writes', false)) return this.lower.writeZeroes(offset, length, opts);
     return this.node.hostModify(
       this.lunId,
       offset,
@@ -99,12 +93,12 @@ export class MirrorLayer implements BlockDevice {
   }
 
   async blockStatus(offset: number, length: number): Promise<Extent[]> {
-    this.refuseSecondary('reads', true);
+    this.admit('reads', true);
     return this.lower.blockStatus(offset, length);
   }
 
   async cache(offset: number, length: number): Promise<void> {
-    this.refuseSecondary('reads', true);
+    this.admit('reads', true);
     return this.lower.cache(offset, length);
   }
 
