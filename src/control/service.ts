@@ -6,10 +6,11 @@ import { readFileSync } from 'node:fs';
 import { NbdServer } from '../nbd/index.js';
 import { ArrayError, StorageArray, formatSize, type ArrayEvent, type ArrayExport } from '../array/index.js';
 import { Chassis, type ChassisMirrorHooks, type SpsConfig } from '../array/chassis/index.js';
-import { execOn, type MirrorRole } from '../array/sp-process/index.js';
-import { BlockError } from '../block/index.js';
+import type { MirrorRole } from '../array/sp-process/index.js';
+import { BlockError, execIoOp } from '../block/index.js';
 import { ignoreOnClose } from '../errors/index.js';
 import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from '../replication/index.js';
+import { chassisMirrorStack, singleProcessStack } from '../stack/index.js';
 import { ControlServer, type NbdEndpoint } from './api.js';
 
 export interface LunSpec {
@@ -117,7 +118,6 @@ async function startMirrors(array: StorageArray, cfg: ArrayServiceConfig): Promi
     event: (type, details) => array.publish(type, details),
     sync: cfg.sync,
   });
-  array.setLayer((lunId, device) => node.layer(lunId, device));
   array.setGuard((lunId) => node.guard(lunId));
   return node;
 }
@@ -130,6 +130,8 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
   try {
     await provisionLuns(array, cfg.luns);
     mirrors = await startMirrors(array, cfg);
+    const node = mirrors;
+    array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node));
     // The NBD server sees the array's catalog; its export type is structurally the same.
     const catalog = array.catalog();
     nbdServer = new NbdServer({ catalog });
@@ -151,7 +153,6 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
     const apiBound = api ? await api.listen() : undefined;
     let closing: Promise<void> | undefined;
     const srv = nbdServer;
-    const node = mirrors;
     return {
       array,
       nbdServer: srv,
@@ -237,7 +238,7 @@ class ChassisMirrors {
       // The replication layer over the owner's cache, for this sender: if it dies, the write
       // still completes (its remote half may be out already), and later overlapping writes
       // wait for it rather than be overtaken by it on a takeover (OwnerLunDevice.run).
-      return execOn(this.node.layer(lun, lower.withSignal(sender)), op, data);
+      return execIoOp(chassisMirrorStack({ array: this.array.name, lun: this.array.getLun(lun)?.name ?? lun }, lun, lower.withSignal(sender), this.node), op, data);
     },
     powerLost: async () => {
       await this.node?.crash();

@@ -119,15 +119,21 @@ async function overCmi(withSignal: boolean): Promise<Opened> {
   };
 }
 
-/** The replication layer of a single-process array: a LUN that is no mirror image, or a primary. */
-async function mirrorLayer(primary: boolean): Promise<Opened> {
+/**
+ * The replication layer of a single-process array, for a LUN that is no mirror image or a
+ * synchronous primary: as its NBD sessions see it (`stack`: the composed stack, hops included),
+ * or the MirrorLayer alone over the LUN's image.
+ */
+async function mirrorLayer(primary: boolean, stack: boolean): Promise<Opened> {
   const lab = await makeLab(['alpha', 'bravo'], [{ name: 'disk0', size: SUBJECT_SIZE }]);
   if (primary) {
     await lab.node('alpha').create({ lun: 'disk0', name: 'm0' });
     await lab.node('alpha').addSecondary('m0', { array: 'bravo', lun: 'disk0', synchronized: true });
     await until(() => lab.node('alpha').get('m0').images[1]!.link === 'connected', 20_000, 'secondary connected');
   }
-  const dev = lab.hostDevice('alpha');
+  const running = lab.sites.alpha!.running!;
+  const lun = running.array.getLun('disk0')!;
+  const dev = stack ? lab.hostDevice('alpha') : lab.node('alpha').layer(lun.id, running.array.device(lun.id)!);
   return {
     dev,
     ownsStore: false,
@@ -154,7 +160,9 @@ export const SUBJECTS: Subject[] = [
   { name: 'LunRouter (owner path)', open: () => onImage((s) => routerOver(s), true) },
   { name: 'OwnerLunDevice (CMI)', open: () => overCmi(false) },
   { name: 'OwnerLunDevice.withSignal (CMI)', open: () => overCmi(true) },
-  { name: 'MirrorLayer (no mirror image)', open: () => mirrorLayer(false) },
-  { name: 'MirrorLayer (synchronous primary)', open: () => mirrorLayer(true) },
+  { name: 'MirrorLayer (no mirror image)', open: () => mirrorLayer(false, false) },
+  { name: 'MirrorLayer (synchronous primary)', open: () => mirrorLayer(true, false) },
+  { name: 'single-process stack (no mirror image)', open: () => mirrorLayer(false, true) },
+  { name: 'single-process stack (synchronous primary)', open: () => mirrorLayer(true, true) },
 ];
 
