@@ -10,8 +10,16 @@
  * - receiver.ts: GroupReceiver (one per group on a secondary array: in-order, exactly-once apply
  *   with a durable next expected sequence).
  * - seq-file.ts: the receiver's durable sequence number.
- * The mirror driver (src/replication/mirror) owns the groups: it routes member writes here and
- * handles bypass, mode changes and promote.
+ * - manager.ts: GroupManager, the groups of one array inside the mirror driver (records, state,
+ *   routing of member writes), with its parts: admin.ts (verbs), copy.ts (refresh, backfresh),
+ *   bypass.ts, primary-side.ts (open/close, timers, throttles), role.ts (primary side or
+ *   receiver), receive.ts (the link handlers of a secondary), view.ts (view, qdsinfo).
+ * - state.ts: the group state table and the pure `applyGroupOp`; invariants.ts: the checks
+ *   after every apply, save and load.
+ * - host.ts: GroupHost, what the groups need of the mirror driver (MirrorNode implements it);
+ *   control.ts: GroupControl and GroupView, what the API calls.
+ * The mirror driver (src/replication/mirror) hosts the GroupManager and routes member writes
+ * to it; this module never imports the driver.
  */
 export * from './types.js';
 export * from './record.js';
@@ -20,3 +28,8 @@ export * from './throttle.js';
 export * from './perf.js';
 export { GroupReceiver, type ReceiverMember } from './receiver.js';
 export { SeqFile } from './seq-file.js';
+export { GroupManager } from './manager.js';
+export type { GroupHost, MemberInfo, GroupReconnectTimers } from './host.js';
+export type { GroupControl, GroupView, SettableGroupAttributes } from './control.js';
+export * from './state.js';
+export { assertGroup, assertGroupRecord, assertGroupState, GroupInvariantError } from './invariants.js';

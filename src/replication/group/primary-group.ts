@@ -51,6 +51,8 @@ const COALESCE_RECORDS = 64;
 /** largest record payload (larger host writes are split) */
 const RECORD_MAX = 1024 * 1024;
 const WINDOW = 4;
+/** A transmission not acknowledged within this long drops the connection (the sender resumes from the receiver's next expected record). */
+const APPLY_TIMEOUT_MS = 30_000;
 
 /**
  * The primary side of a consistency group in the asynchronous modes: the group's writelog (one
@@ -472,7 +474,7 @@ export class GroupSender {
         this.group.sentBytes += bin.length + 64 + records.length * 40;
         this.group.sentDataBytes += bytes;
         this.group.sentEntries += records.length;
-        c.request('apply', { groupId: this.group.record.groupId, records }, bin, { timeoutMs: 30_000 }).then(
+        c.request('apply', { groupId: this.group.record.groupId, records }, bin, { timeoutMs: APPLY_TIMEOUT_MS }).then(
           ({ result }) => {
             if (session !== this.session) return;
             this.inflight--;

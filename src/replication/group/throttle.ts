@@ -405,6 +405,11 @@ export function throttleCommandEnv(m: ThrottleMeasurements, extra: Record<string
   return { SANBOX_NETKBPS: String(m.netkbps), SANBOX_PCTCPU: String(m.pctcpu), SANBOX_PCTWL: String(m.pctwl), ...extra };
 }
 
+/** A throttle's command is killed (its whole process group) after this long. */
+export const THROTTLE_COMMAND_TIMEOUT_MS = 30_000;
+/** After the shell exits, how long to wait for its output pipes to close. */
+const PIPE_GRACE_MS = 500;
+
 /**
  * Runs `cmd` with /bin/sh -c, stdin closed, environment = this process's plus `env`. At
  * `timeoutMs` the whole process group gets SIGKILL (the shell and whatever it started). Output
@@ -412,7 +417,7 @@ export function throttleCommandEnv(m: ThrottleMeasurements, extra: Record<string
  * output is collected (at most 500 ms after the exit, if a process the command put in the
  * background still holds the pipes); never rejects.
  */
-export function runThrottleCommand(cmd: string, env: Record<string, string | undefined> = {}, timeoutMs = 30_000, opts: { maxOutput?: number; cwd?: string } = {}): Promise<ThrottleCommandResult> {
+export function runThrottleCommand(cmd: string, env: Record<string, string | undefined> = {}, timeoutMs = THROTTLE_COMMAND_TIMEOUT_MS, opts: { maxOutput?: number; cwd?: string } = {}): Promise<ThrottleCommandResult> {
   const maxOutput = opts.maxOutput ?? 4096;
   const started = performance.now();
   return new Promise((resolve) => {
@@ -487,7 +492,7 @@ export function runThrottleCommand(cmd: string, env: Record<string, string | und
     child.on('exit', (code, signal) => {
       // a process the command left in the background may still hold the pipes: stop waiting for
       // them (it is not killed; the timeout only bounds the command itself)
-      grace = setTimeout(() => finish(code, signal), 500);
+      grace = setTimeout(() => finish(code, signal), PIPE_GRACE_MS);
     });
     child.on('close', (code, signal) => finish(code, signal));
     timer = setTimeout(() => {

@@ -1,0 +1,2 @@
+/** Error handling helpers: errors are handled, not dropped (see ./ignore.ts). */
+export { ignoreOnClose } from './ignore.js';
