@@ -5,7 +5,7 @@
  * imports the groups and never the other way round.
  */
 import type { BlockDevice } from '../../block/index.js';
-import type { SenderRoute } from './primary-group.js';
+import type { SenderRoute } from './sender.js';
 
 /** Reconnect backoff of the senders (the mirror driver's timers carry these). */
 export interface GroupReconnectTimers {

@@ -5,8 +5,9 @@
  *   records), GroupMetrics.
  * - record.ts: validation, defaults, GroupError.
  * - primary-group.ts: PrimaryGroup (the writelog of a group on its primary array: journal ∥ local
- *   write, stable watermark, near-synchronous admission, replay after a crash) and GroupSender
- *   (one per secondary array: hello, ordered batches, batched acks, reconnect).
+ *   write, stable watermark, near-synchronous admission, replay after a crash).
+ * - sender.ts: GroupSender (one per secondary array: hello, ordered batches, batched acks,
+ *   reconnect).
  * - receiver.ts: GroupReceiver (one per group on a secondary array: in-order, exactly-once apply
  *   with a durable next expected sequence).
  * - seq-file.ts: the receiver's durable sequence number.
@@ -23,7 +24,8 @@
  */
 export * from './types.js';
 export * from './record.js';
-export { PrimaryGroup, GroupSender, GroupOverflow, newWindow, type MetricsWindow, type PrimaryMember, type SenderRoute } from './primary-group.js';
+export { PrimaryGroup, GroupOverflow, newWindow, type MetricsWindow, type PrimaryMember } from './primary-group.js';
+export { GroupSender, type SenderGroup, type SenderRoute } from './sender.js';
 export * from './throttle.js';
 export * from './perf.js';
 export { GroupReceiver, type ReceiverMember } from './receiver.js';
