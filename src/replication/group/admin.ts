@@ -13,6 +13,7 @@ import { closePrimary, openPrimary, startTimers } from './primary-side.js';
 import { attributeProblems, GroupError, newGroupRecord, withDefaults } from './record.js';
 import { parseThrottles } from './throttle.js';
 import { settleRole } from './role.js';
+import { inBypass } from './state.js';
 import type { GroupAttributes, GroupMode, GroupRecord } from './types.js';
 
 /** Leaving the synchronous mode waits this long for the journal to drain, then goes to bypass. */
@@ -70,14 +71,14 @@ export function setMode(ctx: GroupContext, ref: string, mode: GroupMode, nearSyn
     g.switched = new Promise<void>((r) => (release = r));
     ctx.apply(g, { op: 'switch-start' });
     try {
-      if (from === 'synchronous' && !g.record.bypass.on) {
+      if (from === 'synchronous' && !inBypass(g.state)) {
         // Writes sent directly must be in before the first journaled one can overtake them.
         for (const m of g.record.members) await ctx.host.idle(m);
         for (const s of pg.senders.values()) {
           s.baseOnHello = pg.writelog.next;
           s.client?.dropConnection();
         }
-      } else if (mode === 'synchronous' && from !== 'synchronous' && !g.record.bypass.on) {
+      } else if (mode === 'synchronous' && from !== 'synchronous' && !inBypass(g.state)) {
         // Journaled writes must reach the secondaries before direct ones start.
         // Journal writes already under way finish first (they may still append).
         for (const m of g.record.members) await ctx.host.idle(m);
@@ -117,7 +118,7 @@ export async function bypass(ctx: GroupContext, ref: string, on: boolean): Promi
   const g = ctx.find(ref);
   ctx.needPrimary(g, 'bypass');
   if (on) await enterBypass(ctx, g, 'operator');
-  else if (g.record.bypass.on) {
+  else if (inBypass(g.state)) {
     await ctx.exclusive(g, () => ctx.save(g, (r) => (r.bypass = { ...r.bypass, reason: 'overflow' })));
     g.record.bypass.reason = 'overflow'; // leaves once the secondaries are resynchronized
     await maybeLeaveBypass(ctx, g);

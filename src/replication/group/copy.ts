@@ -7,6 +7,7 @@ import type { GroupView } from './control.js';
 import type { GroupContext, GroupEntry, RefreshJob } from './entry.js';
 import type { PrimaryGroup } from './primary-group.js';
 import { GroupError } from './record.js';
+import { inBypass } from './state.js';
 
 /** Refresh: records of at most this many bytes. */
 const REFRESH_CHUNK_BYTES = 256 * 1024;
@@ -37,7 +38,7 @@ export function refresh(ctx: GroupContext, ref: string): Promise<GroupView> {
   return ctx.exclusive(g, async () => {
     const pg = ctx.needPrimary(g, 'refresh');
     refusePendingCopy(g);
-    if (g.record.mode === 'synchronous' || g.record.bypass.on) throw new GroupError('state', `refresh goes through the writelog: the group must journal (asynchronous or near-synchronous, not in bypass), it is ${g.record.bypass.on ? 'in bypass' : g.record.mode}`);
+    if (g.record.mode === 'synchronous' || inBypass(g.state)) throw new GroupError('state', `refresh goes through the writelog: the group must journal (asynchronous or near-synchronous, not in bypass), it is ${inBypass(g.state) ? 'in bypass' : g.record.mode}`);
     const { plan, total } = await planRefresh(pg, g.record.members.length);
     const events = await ctx.save(g, (r) => (r.refresh = { running: true, bytesDone: 0, bytesTotal: total }), { op: 'refresh-start', bytesTotal: total });
     const job: RefreshJob = { stop: false, done: Promise.resolve(), window: null };
@@ -88,7 +89,7 @@ async function refreshLoop(ctx: GroupContext, g: GroupEntry, pg: PrimaryGroup, j
   for (const run of plan) {
     for (let off = run.offset; off < run.offset + run.length; ) {
       if (job.stop || !g.primary) throw new Error('stopped');
-      if (g.record.bypass.on) throw new Error('the group went to bypass: the fracture logs carry the rest');
+      if (inBypass(g.state)) throw new Error('the group went to bypass: the fracture logs carry the rest');
       // Flow control: never fill the writelog past half.
       while (pg.writelog.usage().percent > REFRESH_MAX_WRITELOG_PERCENT) {
         if (job.stop || pg.closed) throw new Error('stopped');

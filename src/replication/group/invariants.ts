@@ -5,7 +5,7 @@
  * A failure is a bug: it throws, loudly.
  */
 import { parseGroupRecord } from './record.js';
-import { describeGroupState, GROUP_REGION_STATES, type GroupRegion, type GroupState } from './state.js';
+import { describeGroupState, GROUP_REGION_STATES, inBypass, type GroupRegion, type GroupState } from './state.js';
 import type { GroupRecord } from './types.js';
 
 const paranoid = (): boolean => !!process.env.SANBOX_PARANOID;
@@ -48,7 +48,7 @@ export function assertGroupState(r: GroupRecord, s: GroupState): void {
   for (const region of Object.keys(GROUP_REGION_STATES) as GroupRegion[]) {
     if (!(GROUP_REGION_STATES[region] as readonly string[]).includes(s[region])) fail(r, `${region} state ${String(s[region])}`);
   }
-  if (r.bypass.on !== (s.bypass !== 'off')) fail(r, `record bypass.on ${r.bypass.on} in state ${describeGroupState(s)}`);
+  if (r.bypass.on !== inBypass(s)) fail(r, `record bypass.on ${r.bypass.on} in state ${describeGroupState(s)}`);
   if (r.paused !== (s.sender === 'paused')) fail(r, `record paused ${r.paused} in state ${describeGroupState(s)}`);
   if (s.copy === 'refresh' && r.refresh?.running !== true) fail(r, `refresh running without refresh progress in the record (${JSON.stringify(r.refresh)})`);
 }

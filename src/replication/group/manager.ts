@@ -20,7 +20,7 @@ import { closePrimary } from './primary-side.js';
 import { groupLinkHandlers } from './receive.js';
 import { GroupError, parseGroupRecord } from './record.js';
 import { settleRole } from './role.js';
-import { applyGroupOp, writeRoute, type GroupEvent, type GroupOp } from './state.js';
+import { applyGroupOp, inBypass, writeRoute, type GroupEvent, type GroupOp } from './state.js';
 import type { GroupAttributes, GroupMode, GroupRecord } from './types.js';
 import { groupInfo, groupView } from './view.js';
 
@@ -83,7 +83,7 @@ export class GroupManager implements GroupControl, GroupContext {
     next.epoch = this.epochOf(next);
     await g.store.save(next);
     // The state decides bypass: one entered or left (in memory) while this save was on its way stays.
-    if (next.bypass.on !== (g.state.bypass !== 'off')) next.bypass = g.record.bypass;
+    if (next.bypass.on !== inBypass(g.state)) next.bypass = g.record.bypass;
     g.record = next;
     if (g.primary) g.primary.record = next;
     if (g.receiver) g.receiver.record = next;

@@ -215,10 +215,15 @@ export function adoptOps(record: Pick<GroupRecord, 'bypass' | 'paused'>): GroupO
   return [{ op: record.bypass.on ? 'adopt-bypass-on' : 'adopt-bypass-off' }, { op: record.paused ? 'adopt-paused' : 'adopt-running' }];
 }
 
+/** True while the members' changes go to the fracture logs (bypass being entered, or on); the record's `bypass.on`. */
+export function inBypass(state: GroupState): boolean {
+  return state.bypass !== 'off';
+}
+
 /** How the members' host writes go: wait for a mode change, the fracture logs, the journal, or the mirror's own path. */
 export function writeRoute(state: GroupState, mode: GroupMode): 'wait' | 'bypass' | 'journal' | 'direct' {
   if (state.modeChange === 'switching') return 'wait';
-  if (state.bypass !== 'off') return 'bypass';
+  if (inBypass(state)) return 'bypass';
   return mode === 'synchronous' ? 'direct' : 'journal';
 }
 
