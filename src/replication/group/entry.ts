@@ -3,7 +3,6 @@
  * ./primary-side.ts, ./role.ts, ./copy.ts, ./receive.ts, ./admin.ts) use of it (GroupContext).
  */
 import { MetadataStore } from '../../metadata/index.js';
-import { ignoreOnClose } from '../../errors/index.js';
 import type { GroupView } from './control.js';
 import type { GroupHost } from './host.js';
 import { assertGroup } from './invariants.js';
@@ -56,12 +55,6 @@ export function newEntry(record: GroupRecord, dir: string, store: MetadataStore<
 
 export function openStore(dir: string, host: Pick<GroupHost, 'sync'>): MetadataStore<GroupRecord> {
   return new MetadataStore<GroupRecord>(dir, { basename: 'db', noSync: !host.sync });
-}
-
-/** Waits for `p` on a shutdown path; its error changes nothing there and is never thrown. */
-export async function settleOnClose(p: Promise<unknown>, why: string): Promise<void> {
-  const [r] = await Promise.allSettled([p]);
-  if (r.status === 'rejected') ignoreOnClose(Promise.reject(r.reason as Error), why);
 }
 
 /** What the parts of the group manager use of it (GroupManager implements it). */

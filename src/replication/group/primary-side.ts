@@ -5,7 +5,8 @@
  */
 import { join } from 'node:path';
 import { enterBypassLater, maybeLeaveBypass } from './bypass.js';
-import { settleOnClose, type GroupContext, type GroupEntry } from './entry.js';
+import { ignoreOnClose } from '../../errors/index.js';
+import type { GroupContext, GroupEntry } from './entry.js';
 import { PerfRecorder } from './perf.js';
 import { newWindow, PrimaryGroup } from './primary-group.js';
 import { runThrottleCommand, THROTTLE_COMMAND_TIMEOUT_MS, throttleCommandEnv, ThrottleEngine, ThrottleState } from './throttle.js';
@@ -115,7 +116,7 @@ export async function closePrimary(g: GroupEntry, abandon: boolean): Promise<voi
   g.timers = [];
   if (g.refreshJob) {
     g.refreshJob.stop = true;
-    await settleOnClose(g.refreshJob.done, 'closing the primary side: the refresh stops with it');
+    await ignoreOnClose(g.refreshJob.done, 'closing the primary side of a group (its refresh stops with it)');
   }
   await g.perf?.recorder.close();
   g.perf = null;
