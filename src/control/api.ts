@@ -19,7 +19,7 @@ import {
   type StorageArray,
 } from '../array/index.js';
 import type { AddSecondaryParams, ChangeAttributesParams, CreateMirrorParams, MirrorControl } from '../replication/mirror/types.js';
-import type { GroupControl } from '../replication/mirror/groups.js';
+import type { GroupControl } from '../replication/group/index.js';
 import { attributeProblems, parseThrottles, withDefaults, type GroupAttributes, type GroupMode, type NearSyncBounds } from '../replication/group/index.js';
 
 export const API_VERSION = 'v1';

@@ -6,7 +6,7 @@ import type {
   MirrorView,
   VerifyReport,
 } from '../replication/mirror/types.js';
-import type { GroupView } from '../replication/mirror/groups.js';
+import type { GroupView } from '../replication/group/index.js';
 import type { GroupMode, NearSyncBounds, ThrottleSpec, WritelogConfig } from '../replication/group/types.js';
 
 /** Sizes and rates may be given as strings ("64K", "64M") to the API, which parses them. */

@@ -1,5 +1,5 @@
 // A hand-written GroupControl that records every call, for tests of the API layer and the CLI.
-import type { GroupControl, GroupView } from '../../src/replication/mirror/groups.js';
+import type { GroupControl, GroupView } from '../../src/replication/group/index.js';
 import { DEFAULT_GROUP_ATTRIBUTES, GroupError, newGroupRecord, withDefaults, type GroupMetrics } from '../../src/replication/group/index.js';
 
 export interface Call {

@@ -1,5 +1,6 @@
 import { promises as fsp, writeSync } from 'node:fs';
 import { crc32c } from '../../native/index.js';
+import { Serial } from './serial.js';
 
 /**
  * One durable number (a receiver's next expected sequence): two 32-byte slots written
@@ -12,7 +13,7 @@ const SLOT = 32;
 
 export class SeqFile {
   private gen: number;
-  private writing: Promise<void> = Promise.resolve();
+  private readonly writing = new Serial();
 
   private constructor(
     private readonly fh: fsp.FileHandle,
@@ -77,18 +78,16 @@ export class SeqFile {
   /** Stores `value` durably (writes are serialized). */
   set(value: number): Promise<void> {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`sequence number ${value}`);
-    const run = this.writing.then(async () => {
+    return this.writing.run(async () => {
       const b = this.slot(value);
       await this.fh.write(b, 0, SLOT, (this.gen % 2) * SLOT);
       if (this.sync) await this.fh.datasync();
       this.value = value;
     });
-    this.writing = run.catch(() => undefined);
-    return run;
   }
 
   async close(): Promise<void> {
-    await this.writing;
+    await this.writing.idle();
     await this.fh.close();
   }
 }

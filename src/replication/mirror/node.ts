@@ -7,7 +7,7 @@ import { RemoteLinkClient, RemoteLinkError, RemoteLinkServer, type LinkHandlers,
 import { crc32c, RegionBitmap } from '../../native/index.js';
 import { applyOp, MirrorOpError, parseMirrorDb, primaryOf, secondariesOf, compareRecords, DEFAULT_REGION_SIZE, type MirrorDbRecord, type MirrorImage, type MirrorOp } from '../state/index.js';
 import { BitmapFile } from './bitmap-file.js';
-import { GroupManager, type GroupHost, type MemberInfo } from './groups.js';
+import { GroupManager, type GroupHost, type MemberInfo } from '../group/index.js';
 import { MirrorLayer } from './layer.js';
 import { PrimarySide, SecondaryPeer, type CopyChunk, type ResyncRun } from './primary.js';
 import { RateLimiter } from './throttle.js';

@@ -1,0 +1,192 @@
+/**
+ * The administrative verbs of a group (`sanbox group`, the management API): create, mode
+ * changes without losing or reordering a write, pause and resume, bypass on and off,
+ * attributes, delete and promote. Refresh and backfresh are in ./copy.ts.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { enterBypass, maybeLeaveBypass } from './bypass.js';
+import type { GroupView, SettableGroupAttributes } from './control.js';
+import { newEntry, openStore, type GroupContext } from './entry.js';
+import { closePrimary, openPrimary, startTimers } from './primary-side.js';
+import { attributeProblems, GroupError, newGroupRecord, withDefaults } from './record.js';
+import { parseThrottles } from './throttle.js';
+import { settleRole } from './role.js';
+import { inBypass } from './state.js';
+import type { GroupAttributes, GroupMode, GroupRecord } from './types.js';
+
+/** Leaving the synchronous mode waits this long for the journal to drain, then goes to bypass. */
+const DRAIN_TIMEOUT_MS = 30_000;
+const SETTABLE: readonly string[] = ['throttles', 'throttleEveryMs', 'perfEveryMs', 'perfMaxBytes', 'nearSync'];
+
+export async function createGroup(ctx: GroupContext, p: { name: string; members: string[]; attributes?: Partial<GroupAttributes> }): Promise<GroupView> {
+  const { host } = ctx;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(p.name ?? '')) throw new GroupError('invalid', `group name ${JSON.stringify(p.name)}: use 1-64 letters, digits, dot, dash, underscore`);
+  if ([...ctx.groups.values()].some((g) => g.record.name === p.name)) throw new GroupError('exists', `array ${host.array} already has a group named ${p.name}`);
+  if (!Array.isArray(p.members) || p.members.length === 0) throw new GroupError('invalid', 'a group needs at least one member mirror');
+  const infos = p.members.map((ref) => {
+    const m = host.memberByName(ref);
+    if (!m) throw new GroupError('not-found', `array ${host.array} has no mirror ${JSON.stringify(ref)}`);
+    if (m.role !== 'primary') throw new GroupError('not-primary', `mirror ${ref}: this array holds a secondary image; create the group on ${m.primaryArray}`);
+    const other = ctx.groupOf(m.mirrorId);
+    if (other) throw new GroupError('exists', `mirror ${ref} is already in group ${other.record.name}`);
+    return m;
+  });
+  if (new Set(infos.map((m) => m.mirrorId)).size !== infos.length) throw new GroupError('invalid', 'a mirror is listed twice');
+  const arrays = (m: { secondaryArrays: string[] }) => [...m.secondaryArrays].sort().join(',');
+  if (infos.some((m) => arrays(m) !== arrays(infos[0]!))) throw new GroupError('invalid', `the members must replicate to the same arrays (${infos.map((m) => `${m.name}: ${arrays(m) || 'none'}`).join('; ')})`);
+  if (!infos[0]!.secondaryArrays.length) throw new GroupError('invalid', 'the members have no secondary image yet');
+  const attrs = withDefaults(p.attributes ?? {});
+  const problems = attributeProblems(attrs);
+  if (problems.length) throw new GroupError('invalid', problems.join('; '));
+  const groupId = `${p.name}-${randomBytes(4).toString('hex')}`;
+  const dir = join(ctx.dirRoot, groupId);
+  await fsp.mkdir(dir, { recursive: true });
+  const store = openStore(dir, host);
+  await store.load();
+  const record = newGroupRecord(groupId, p.name, infos.map((m) => m.mirrorId), attrs);
+  record.epoch = ctx.epochOf(record);
+  // Journaling starts only with every secondary in sync; until then the fracture logs cover it.
+  if (record.mode !== 'synchronous' && !record.members.every((m) => host.inSync(m))) record.bypass = { on: true, reason: 'overflow', since: new Date().toISOString() };
+  await store.save(record);
+  const g = newEntry(record, dir, store);
+  ctx.groups.set(groupId, g);
+  await openPrimary(ctx, g, 'create');
+  ctx.event('created', { groupId, name: p.name, mode: record.mode, members: record.members });
+  return ctx.view(g);
+}
+
+/** Mode changes without losing or reordering a write (see docs). */
+export function setMode(ctx: GroupContext, ref: string, mode: GroupMode, nearSync?: Partial<GroupRecord['nearSync']>): Promise<GroupView> {
+  const g = ctx.find(ref);
+  return ctx.exclusive(g, async () => {
+    const pg = ctx.needPrimary(g, 'a mode change');
+    const from = g.record.mode;
+    const next = withDefaults({ ...g.record, mode, nearSync: { ...g.record.nearSync, ...(nearSync ?? {}) } });
+    const problems = attributeProblems(next);
+    if (problems.length) throw new GroupError('invalid', problems.join('; '));
+    if (from === mode && !nearSync) return ctx.view(g);
+    let release!: () => void;
+    g.switched = new Promise<void>((r) => (release = r));
+    ctx.apply(g, { op: 'switch-start' });
+    try {
+      if (from === 'synchronous' && !inBypass(g.state)) {
+        // Writes sent directly must be in before the first journaled one can overtake them.
+        for (const m of g.record.members) await ctx.host.idle(m);
+        for (const s of pg.senders.values()) {
+          s.baseOnHello = pg.writelog.next;
+          s.client?.dropConnection();
+        }
+      } else if (mode === 'synchronous' && from !== 'synchronous' && !inBypass(g.state)) {
+        // Journaled writes must reach the secondaries before direct ones start.
+        // Journal writes already under way finish first (they may still append).
+        for (const m of g.record.members) await ctx.host.idle(m);
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), DRAIN_TIMEOUT_MS)));
+        const drained = await Promise.race([pg.drained().then(() => true), timeout]);
+        clearTimeout(timer);
+        if (!drained) await enterBypass(ctx, g, 'drain timeout');
+      }
+      await ctx.save(g, (r) => {
+        r.mode = mode;
+        r.nearSync = next.nearSync;
+      });
+      pg.record = g.record;
+      ctx.publish(g, ctx.apply(g, { op: 'switch-done', from, to: mode }));
+    } finally {
+      if (g.state.modeChange === 'switching') ctx.apply(g, { op: 'switch-abort' });
+      g.switched = null;
+      release();
+    }
+    return ctx.view(g);
+  });
+}
+
+export function pause(ctx: GroupContext, ref: string, paused: boolean): Promise<GroupView> {
+  const g = ctx.find(ref);
+  return ctx.exclusive(g, async () => {
+    const pg = ctx.needPrimary(g, paused ? 'pause' : 'resume');
+    const events = await ctx.save(g, (r) => (r.paused = paused), { op: paused ? 'pause' : 'resume' });
+    for (const s of pg.senders.values()) s.setPaused(paused);
+    ctx.publish(g, events);
+    return ctx.view(g);
+  });
+}
+
+export async function bypass(ctx: GroupContext, ref: string, on: boolean): Promise<GroupView> {
+  const g = ctx.find(ref);
+  ctx.needPrimary(g, 'bypass');
+  if (on) await enterBypass(ctx, g, 'operator');
+  else if (inBypass(g.state)) {
+    await ctx.exclusive(g, () => ctx.save(g, (r) => (r.bypass = { ...r.bypass, reason: 'overflow' })));
+    g.record.bypass.reason = 'overflow'; // leaves once the secondaries are resynchronized
+    await maybeLeaveBypass(ctx, g);
+  }
+  return ctx.view(g);
+}
+
+export function setAttributes(ctx: GroupContext, ref: string, p: SettableGroupAttributes): Promise<GroupView> {
+  const g = ctx.find(ref);
+  return ctx.exclusive(g, async () => {
+    ctx.needPrimary(g, 'changing attributes');
+    for (const k of Object.keys(p)) if (!SETTABLE.includes(k)) throw new GroupError('invalid', `attribute ${JSON.stringify(k)} cannot be changed here (mode: setMode; writelog size: fixed at create)`);
+    let throttles = g.record.throttles;
+    if (p.throttles !== undefined) {
+      const parsed = parseThrottles(p.throttles, 'throttles');
+      if (parsed.problems.length) throw new GroupError('invalid', parsed.problems.join('; '));
+      throttles = parsed.throttles;
+    }
+    const next = { ...g.record, ...p, throttles, nearSync: { ...g.record.nearSync, ...(p.nearSync ?? {}) } };
+    const problems = attributeProblems(next);
+    if (problems.length) throw new GroupError('invalid', problems.join('; '));
+    await ctx.save(g, (r) => Object.assign(r, { throttles, throttleEveryMs: next.throttleEveryMs, perfEveryMs: next.perfEveryMs, perfMaxBytes: next.perfMaxBytes, nearSync: next.nearSync }));
+    if (p.perfMaxBytes !== undefined && g.perf) {
+      await g.perf.recorder.close();
+      g.perf = null;
+    }
+    if (p.throttles !== undefined && throttles.length === 0 && g.primary) {
+      // No throttle left to ease them off: back to no sleep and no delay.
+      g.primary.senderSleepMs = 0;
+      g.primary.ackDelayMs = 0;
+    }
+    startTimers(ctx, g);
+    ctx.event('attributes', { groupId: g.record.groupId, changed: Object.keys(p) });
+    return ctx.view(g);
+  });
+}
+
+export async function deleteGroup(ctx: GroupContext, ref: string): Promise<void> {
+  const g = ctx.find(ref);
+  ctx.needPrimary(g, 'delete');
+  // The journal must be empty: the members go on as synchronous mirrors.
+  if (g.record.mode !== 'synchronous') await setMode(ctx, ref, 'synchronous');
+  await ctx.exclusive(g, async () => {
+    await ctx.save(g, (r) => (r.deleted = true));
+    await ctx.push(g);
+    await closePrimary(g, false);
+    ctx.groups.delete(g.record.groupId);
+    await fsp.rm(g.dir, { recursive: true, force: true });
+    ctx.event('deleted', { groupId: g.record.groupId, name: g.record.name });
+  });
+}
+
+/** Promotes every member on this (secondary) array: the receiver stops after the batch it applies. */
+export async function promote(ctx: GroupContext, ref: string, p: { force?: boolean } = {}): Promise<GroupView> {
+  const g = ctx.find(ref);
+  if (g.primary) throw new GroupError('state', `group ${g.record.name} is already primary on ${ctx.host.array}`);
+  await g.receiver?.stop();
+  for (const m of g.record.members) await ctx.host.promoteMirror(m, p.force === true);
+  const events = await ctx.exclusive(g, async () => {
+    await g.receiver?.close();
+    g.receiver = null;
+    // The old primary must be resynchronized before the journal can feed it.
+    g.record.bypass = { on: true, reason: 'overflow', since: new Date().toISOString() };
+    const promoted = ctx.apply(g, { op: 'promote', name: g.record.name });
+    await ctx.save(g, (r) => (r.bypass = g.record.bypass));
+    await settleRole(ctx, g, 'promote');
+    return promoted;
+  });
+  ctx.publish(g, events);
+  return ctx.view(g);
+}

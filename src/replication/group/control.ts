@@ -1,0 +1,39 @@
+/** What the management API and `sanbox group` call (GroupManager implements it; MirrorNode.groups). */
+import type { GroupAttributes, GroupMetrics, GroupMode, GroupRecord } from './types.js';
+
+export interface GroupView {
+  record: GroupRecord;
+  role: 'primary' | 'secondary';
+  members: Array<{ mirrorId: string; name: string; lun: number; secondaries: string[] }>;
+  senders: Array<{ array: string; state: string; ackedThrough: number; lastError?: string }>;
+  receiver: { nextExpected: number; applied: number; batches: number } | null;
+  metrics: GroupMetrics | null;
+  /** the secondaries are not a usable point-in-time copy right now, and why */
+  incoherent: string | null;
+}
+
+/** The attributes `setAttributes` may change (not the mode: setMode; not the writelog size: fixed at create). */
+export type SettableGroupAttributes = Partial<Pick<GroupAttributes, 'throttles' | 'throttleEveryMs' | 'perfEveryMs' | 'perfMaxBytes' | 'nearSync'>>;
+
+export interface GroupControl {
+  list(): GroupView[];
+  /** by group id or name; GroupError 'not-found' */
+  get(ref: string): GroupView;
+  /** members: mirror names or ids, all primary on this array, replicating to the same arrays */
+  create(p: { name: string; members: string[]; attributes?: Partial<GroupAttributes> }): Promise<GroupView>;
+  setMode(ref: string, mode: GroupMode, nearSync?: Partial<GroupRecord['nearSync']>): Promise<GroupView>;
+  /** throttles, throttleEveryMs, perfEveryMs, perfMaxBytes, nearSync (not mode, not writelog size) */
+  setAttributes(ref: string, p: SettableGroupAttributes): Promise<GroupView>;
+  /** pause or resume the sender(s) */
+  pause(ref: string, paused: boolean): Promise<GroupView>;
+  bypass(ref: string, on: boolean): Promise<GroupView>;
+  /** copy every allocated region of the primary to the secondaries through the writelog (long: progress in the view and events) */
+  refresh(ref: string): Promise<GroupView>;
+  /** copy the secondary's image back to the primary (the primary's members are offline meanwhile) */
+  backfresh(ref: string, p?: { from?: string }): Promise<GroupView>;
+  /** run on a secondary array */
+  promote(ref: string, p?: { force?: boolean }): Promise<GroupView>;
+  /** the qdsinfo report: text and the view it was made from */
+  info(ref: string): { text: string; view: GroupView };
+  delete(ref: string): Promise<void>;
+}
