@@ -32,7 +32,7 @@ let zeroChunk: Buffer | undefined;
  * The bottom of every LUN's stack: a sparse image file.
  *
  * Reads and writes are synchronous pread/pwrite on the event loop: on a page-cached file they
- * cost microseconds, while a libuv thread-pool hop costs tens (DESIGN.md, performance facts).
+ * cost microseconds, while a libuv thread-pool hop costs tens (docs/architecture.md, performance facts).
  * fdatasync, which can take milliseconds, goes to the thread pool, and concurrent callers share
  * one in-flight sync when it started after their write completed (group commit).
  *

@@ -584,7 +584,7 @@ export function linkBetween(links: LabLink[], x: string, y: string): LabLink | u
 
 /**
  * `mirrors:` — each { name, primary: ARRAY:LUN, secondaries: [ARRAY:LUN | { image, synchronized,
- * recovery, syncRate }], writePolicy (synchronous only, for now), regionSize, syncRate,
+ * recovery, syncRate }], writePolicy (synchronous; async is a group's mode), regionSize, syncRate,
  * activation, minImages, maxMissing, secondaryReads, syncPriority }. Every problem is reported:
  * unknown keys, arrays or LUNs not in the lab, no link (with a secret) between the primary and a
  * secondary, a secondary LUN smaller than the primary, a LUN in two mirrors.

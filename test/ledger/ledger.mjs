@@ -1,4 +1,4 @@
-// The acknowledged-write ledger: checks DESIGN.md guarantee 1 ("a write acknowledged to the host
+// The acknowledged-write ledger: checks docs/architecture.md guarantee 1 ("a write acknowledged to the host
 // is never lost on any single fault") from the outside, through NBD, like a host would.
 //
 // - `LedgerWriter` opens several NBD connections (to one or several endpoints, e.g. both SP

@@ -2,7 +2,7 @@ import { BlockError, type BlockDevice, type DeviceCapabilities, type Extent, typ
 import type { MirrorNode } from './node.js';
 
 /**
- * The replication layer of one LUN's stack (DESIGN.md, I/O stack): between the NBD session and
+ * The replication layer of one LUN's stack (docs/architecture.md, I/O stack): between the NBD session and
  * the device below (write cache or backing store). It looks the LUN's role up on every request,
  * because a promote or a demotion changes it under open sessions:
  * - not an image of any mirror: every request passes through;

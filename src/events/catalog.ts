@@ -1,0 +1,203 @@
+/**
+ * Every event type sanbox emits, by family. Emitters still pass plain strings (`publish('sp.crashed',
+ * ...)`); this catalog is the closed set they must stay within. `test/events/catalog.test.ts`
+ * scans the source for emitted types and compares them with this list and with docs/events.md,
+ * so a new event cannot appear without being catalogued and documented.
+ *
+ * Two streams carry them: an array's `/v1/events` (ARRAY_EVENT_TYPES) and a link emulator's
+ * `/v1/events` (LINK_EVENT_TYPES).
+ */
+
+/** The array itself: its directory and image files (StorageArray). */
+export const ARRAY_LIFECYCLE_EVENTS = ['array.created', 'array.opened', 'array.closed', 'array.orphan-image'] as const;
+
+/** The two-copy metadata store. */
+export const METADATA_EVENTS = ['metadata.copy-invalid', 'metadata.repaired'] as const;
+
+/** LUNs: the LUN table, and on two-SP arrays ownership and cache-dirty state (chassis). */
+export const LUN_EVENTS = [
+  'lun.created',
+  'lun.deleted',
+  'lun.grown',
+  'lun.offline',
+  'lun.repaired',
+  'lun.owner-changed',
+  'lun.trespassed',
+  'lun.failed-back',
+  'lun.cache-dirty',
+  'lun.recovered',
+] as const;
+
+/** NBD sessions (the in-process server, or an SP's). */
+export const SESSION_EVENTS = ['session.opened', 'session.closed'] as const;
+
+/** Storage processors: the chassis's view (`sp.state`) and the SP process's own. */
+export const SP_EVENTS = [
+  'sp.state',
+  'sp.process-state',
+  'sp.cache-mode',
+  'sp.crashed',
+  'sp.takeover',
+  'sp.takeover-impossible',
+  'sp.rejoined',
+  'sp.failback-pending',
+  'sp.restore',
+  'sp.dump',
+  'sp.error',
+] as const;
+
+/** The inter-SP channel and the chassis's CMI-framed channels. */
+export const CMI_EVENTS = ['cmi.up', 'cmi.down', 'cmi.protocol-error'] as const;
+
+/** Chassis power. */
+export const POWER_EVENTS = ['power.failed', 'power.off', 'power.restoring', 'power.restored', 'power.on', 'power.restore-interrupted'] as const;
+
+/** The battery that holds the SPs up. */
+export const BATTERY_EVENTS = ['battery.failed', 'battery.repaired', 'battery.charge'] as const;
+
+/** An SP's write cache (WriteCache events other than `mode`, which is `sp.cache-mode`). */
+export const CACHE_EVENTS = ['cache.mirror-error', 'cache.destage-error', 'cache.write-through-fallback'] as const;
+
+/** The mirror driver; `mirror.mirror-*`, `mirror.image-*` and a few more come from the record's applyOp. */
+export const MIRROR_EVENTS = [
+  // the mirror database record (applyOp)
+  'mirror.mirror-created',
+  'mirror.mirror-destroyed',
+  'mirror.mirror-state',
+  'mirror.image-state',
+  'mirror.image-added',
+  'mirror.image-removed',
+  'mirror.image-fractured',
+  'mirror.image-unfractured',
+  'mirror.image-reachability',
+  'mirror.awaiting-operator',
+  'mirror.promoted',
+  'mirror.attributes-changed',
+  'mirror.sync-progress',
+  // administration
+  'mirror.created',
+  'mirror.became-primary',
+  'mirror.verified',
+  'mirror.split-brain',
+  'mirror.split-brain-resolved',
+  // secondary side: join, adopt, demote
+  'mirror.joined',
+  'mirror.left',
+  'mirror.record-adopted',
+  'mirror.demoted',
+  // peers and links
+  'mirror.image-connected',
+  'mirror.image-lost',
+  'mirror.link-refused',
+  'mirror.link-session',
+  'mirror.rejoin-failed',
+  'mirror.rejoin-regions',
+  // data path
+  'mirror.local-write-failed',
+  'mirror.remote-write-failed',
+  'mirror.bitmap-write-failed',
+  'mirror.change-failed',
+  // resynchronization
+  'mirror.full-sync-needed',
+  'mirror.resync-started',
+  'mirror.resync-progress',
+  'mirror.resync-stopped',
+  'mirror.resync-done',
+  // load, crash and recovery
+  'mirror.loaded',
+  'mirror.load-failed',
+  'mirror.unclean-stop',
+  'mirror.crashed',
+  'mirror.reopened',
+] as const;
+
+/** Consistency groups. */
+export const GROUP_EVENTS = [
+  'group.created',
+  'group.deleted',
+  'group.load-failed',
+  'group.primary-started',
+  'group.receiver-started',
+  'group.replayed',
+  'group.mode',
+  'group.attributes',
+  'group.paused',
+  'group.resumed',
+  'group.promoted',
+  'group.sender',
+  'group.gap',
+  'group.write-delayed',
+  'group.bypass',
+  'group.refresh-started',
+  'group.refresh-progress',
+  'group.refresh-done',
+  'group.refresh-failed',
+  'group.backfresh-started',
+  'group.backfresh-progress',
+  'group.backfresh-done',
+  'group.throttled',
+  'group.throttle',
+  'group.throttle-log',
+  'group.throttle-command',
+  'group.metrics',
+] as const;
+
+/** The link emulator's own stream. */
+export const LINK_STATE_EVENTS = [
+  'link.started',
+  'link.stopped',
+  'link.settings',
+  'link.stalled',
+  'link.stall-ended',
+  'link.cut',
+  'link.restored',
+  'link.reset',
+  'link.cut-timeout',
+] as const;
+
+/** Connections through a link emulator. */
+export const CONNECTION_EVENTS = ['connection.opened', 'connection.held', 'connection.failed', 'connection.closed'] as const;
+
+/** Every type an array's event stream (`GET /v1/events`) carries. */
+export const ARRAY_EVENT_TYPES = [
+  ...ARRAY_LIFECYCLE_EVENTS,
+  ...METADATA_EVENTS,
+  ...LUN_EVENTS,
+  ...SESSION_EVENTS,
+  ...SP_EVENTS,
+  ...CMI_EVENTS,
+  ...POWER_EVENTS,
+  ...BATTERY_EVENTS,
+  ...CACHE_EVENTS,
+  ...MIRROR_EVENTS,
+  ...GROUP_EVENTS,
+] as const;
+
+/** Every type a link emulator's event stream carries. */
+export const LINK_EVENT_TYPES = [...LINK_STATE_EVENTS, ...CONNECTION_EVENTS] as const;
+
+export const EVENT_TYPES = [...ARRAY_EVENT_TYPES, ...LINK_EVENT_TYPES] as const;
+
+export type ArrayEventType = (typeof ARRAY_EVENT_TYPES)[number];
+export type LinkEventType = (typeof LINK_EVENT_TYPES)[number];
+export type EventType = (typeof EVENT_TYPES)[number];
+export type MirrorEventType = (typeof MIRROR_EVENTS)[number];
+export type GroupEventType = (typeof GROUP_EVENTS)[number];
+
+/** The family of a type: the part before the first dot (`mirror` for `mirror.resync-done`). */
+export type EventFamily = EventType extends `${infer F}.${string}` ? F : never;
+
+const ARRAY_SET: ReadonlySet<string> = new Set(ARRAY_EVENT_TYPES);
+const LINK_SET: ReadonlySet<string> = new Set(LINK_EVENT_TYPES);
+
+export function isArrayEventType(type: string): type is ArrayEventType {
+  return ARRAY_SET.has(type);
+}
+
+export function isLinkEventType(type: string): type is LinkEventType {
+  return LINK_SET.has(type);
+}
+
+export function eventFamily(type: EventType): EventFamily {
+  return type.slice(0, type.indexOf('.')) as EventFamily;
+}

@@ -1,0 +1,5 @@
+/**
+ * The event catalog: every event type an array's or a link emulator's event stream carries, as
+ * typed unions (documented in docs/events.md). Depends on nothing.
+ */
+export * from './catalog.js';
