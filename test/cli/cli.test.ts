@@ -1,23 +1,23 @@
 // The sanbox command: client verbs in process (against a real API server), and serve, up/down
 // and doctor as real child processes of bin/sanbox.js (which runs the build in dist/: `npm test`
 // builds it first; after editing src, run `npm run build` before `npx vitest run test/cli`).
-import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach, vi } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile, readFile, stat } from 'node:fs/promises';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { StorageArray } from '../../src/array/index.js';
 import { ControlServer } from '../../src/control/index.js';
-import { main, EXIT } from '../../src/cli/index.js';
-
-const ROOT = resolve(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'sanbox.js');
+import { EXIT } from '../../src/cli/index.js';
+import { captureCli, type CliCapture } from '../support/cli.js';
+import { BIN, REPO as ROOT, requireBuild } from '../support/paths.js';
+import { freePort } from '../support/net.js';
 
 let tmp: string;
 beforeAll(async () => {
-  if (!existsSync(join(ROOT, 'dist', 'cli', 'index.js'))) throw new Error('dist/ is not built: run `npm run build` (npm test does it)');
+  requireBuild('cli/index.js');
   tmp = await mkdtemp(join(tmpdir(), 'sanbox-cli-'));
 });
 afterAll(async () => {
@@ -25,35 +25,8 @@ afterAll(async () => {
 });
 
 /** Runs main() in process, capturing stdout/stderr. */
-async function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; out: string; err: string; json: any }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  const saved: Record<string, string | undefined> = {};
-  const base = { SANBOX_API: undefined, SANBOX_TOKEN: undefined, SANBOX_LAB: undefined, SANBOX_IMAGES: join(tmp, 'no-images') };
-  for (const [k, v] of Object.entries({ ...base, ...env })) {
-    saved[k] = process.env[k];
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  try {
-    const code = await main(args);
-    let json: any;
-    try {
-      json = JSON.parse(out);
-    } catch {
-      json = undefined;
-    }
-    return { code, out, err, json };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliCapture> {
+  return captureCli(args, { SANBOX_API: undefined, SANBOX_TOKEN: undefined, SANBOX_LAB: undefined, SANBOX_IMAGES: join(tmp, 'no-images'), ...env });
 }
 
 describe('client verbs (in process, real API)', () => {
@@ -193,16 +166,6 @@ async function until<T>(fn: () => T | undefined | false, ms = 15_000, what = 'co
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((r) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => r(port));
-    });
-  });
 }
 
 /** Reads the NBD greeting: proves something speaks NBD on the port. */

@@ -2,7 +2,7 @@
 // and groups): argument errors (exit 2, nothing sent), each verb's request, finding the right
 // array of a lab (primary, secondary for promote, the first member's primary for create), status
 // with the secondaries' receivers, refresh progress, output and exit codes.
-import { describe, it, expect, beforeAll, afterAll, beforeEach, vi } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { StorageArray } from '../../src/array/index.js';
 import { ControlServer } from '../../src/control/index.js';
-import { main } from '../../src/cli/index.js';
+import { captureCli, type CliCapture } from '../support/cli.js';
 import { writeState, removeState, parseDuration } from '../../src/cli/lab.js';
 import { GroupError } from '../../src/replication/group/index.js';
 import { FakeMirrors, view as mirrorView } from '../support/fake-mirrors.js';
@@ -85,32 +85,8 @@ beforeEach(() => {
   requests = 0;
 });
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string; json: any }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  const saved = { img: process.env.SANBOX_IMAGES, lab: process.env.SANBOX_LAB, api: process.env.SANBOX_API };
-  process.env.SANBOX_IMAGES = tmp;
-  delete process.env.SANBOX_LAB;
-  delete process.env.SANBOX_API;
-  try {
-    const code = await main(args);
-    let json: any;
-    try {
-      json = JSON.parse(out);
-    } catch {
-      json = undefined;
-    }
-    return { code, out, err, json };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-    for (const [k, v] of [['SANBOX_IMAGES', saved.img], ['SANBOX_LAB', saved.lab], ['SANBOX_API', saved.api]] as const) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+function cli(args: string[]): Promise<CliCapture> {
+  return captureCli(args, { SANBOX_IMAGES: tmp, SANBOX_LAB: undefined, SANBOX_API: undefined });
 }
 
 describe('sanbox group: argument errors send nothing (exit 2)', () => {

@@ -1,6 +1,5 @@
 // Two (or three) real arrays in this process, each with its remote-link port, joined by real link
 // emulators (TCP proxies) so tests can cut, delay and restore the links.
-import { createServer, type AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,14 +7,9 @@ import { startArray, type RunningArray, type ArrayServiceConfig } from '../../sr
 import { LinkEmulator } from '../../src/link/index.js';
 import type { MirrorNode, MirrorTimers } from '../../src/replication/index.js';
 import type { BlockDevice } from '../../src/block/index.js';
+import { freePort, until } from './net.js';
 
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
+export { freePort, until };
 
 export interface Site {
   name: string;
@@ -130,16 +124,6 @@ export async function makeLab(names: string[], luns: { name: string; size: numbe
   };
   for (const n of names) await lab.start(n);
   return lab;
-}
-
-/** Polls `fn` until it returns true (or throws after `ms`). */
-export async function until(fn: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
 /** alpha and bravo with LUNs disk0 and disk1 mirrored as m-disk0, m-disk1, grouped as g0 and journaling. */

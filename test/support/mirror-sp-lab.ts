@@ -5,35 +5,18 @@
 // build).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { DEFAULT_SPS, type SpsConfig } from '../../src/array/chassis/index.js';
 import { startArray, startChassisArray, type ArrayServiceConfig, type RunningArray } from '../../src/control/service.js';
 import type { MirrorNode } from '../../src/replication/index.js';
+import { freePort, until } from './net.js';
+import { BIN } from './paths.js';
 
-export const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'sanbox.js');
+export { BIN, freePort, until };
+
 export const SECRET = 'test-secret-0123456789';
 export const MiB = 1024 * 1024;
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
-/** Polls `fn` until it returns true (or throws after `ms`). */
-export async function until(fn: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
 
 export interface AlphaChild {
   proc: ChildProcess;

@@ -3,11 +3,8 @@
  * crashing array) and waits until it prints its endpoints.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { join } from 'node:path';
+import { REPO } from './paths.js';
 
 export interface Served {
   proc: ChildProcess;
@@ -18,18 +15,6 @@ export interface Served {
   /** SIGKILL and wait for the exit. */
   kill: (signal?: NodeJS.Signals) => Promise<void>;
   stderr: () => string;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => res(port));
-    });
-  });
 }
 
 /** Starts `sanbox serve --dir DIR --port PORT --lun ...` and resolves once it is ready. */

@@ -1,14 +1,15 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApiClient } from '../../src/control/client.js';
 import { DEFAULT_SPS } from '../../src/array/chassis/index.js';
+import { BIN } from './paths.js';
+
+export { BIN };
 
 const run = promisify(execFile);
-export const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'sanbox.js');
 
 export interface SpArray {
   dir: string;

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO } from './serve.js';
+import { REPO } from './paths.js';
 
 export interface LabOptions {
   cacheSize?: string;

@@ -1,22 +1,14 @@
-// Shared pieces of the crash tests: a child-process array, a seeded PRNG, and dependent writers
+// Shared pieces of the crash tests: a child-process array, seeded block contents, and dependent writers
 // whose result can be checked for prefix consistency.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NbdClient } from './ledger/nbd-client.mjs';
+import { xorshift32 } from './random.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const BLOCK = 4096;
 
-export function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
 
 /** Block content of write k: a header and bytes that depend on (run, k) only. */
 export function blockOf(run: number, k: number, lun: number): Buffer {
@@ -25,7 +17,7 @@ export function blockOf(run: number, k: number, lun: number): Buffer {
   b.writeUInt32LE(run, 4);
   b.writeUInt32LE(k, 8);
   b.writeUInt32LE(lun, 12);
-  const r = rng(run * 7919 + k);
+  const r = xorshift32(run * 7919 + k);
   for (let i = 16; i < BLOCK; i += 4) b.writeUInt32LE((r() * 4294967296) >>> 0, i);
   return b;
 }

@@ -6,24 +6,14 @@
 // bin/sanbox.js runs dist/: build first (`npm run build`; `npm test` does it). Needs qemu-io.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { BIN, requireBuild } from '../support/paths.js';
+import { freePort } from '../support/net.js';
 
-const ROOT = resolve(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'sanbox.js');
 let tmp: string;
 let labFile: string;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 function sanbox(args: string[], timeout = 60_000): { code: number; out: string; err: string; json: any } {
   const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, SANBOX_IMAGES: tmp, SANBOX_LAB: '', SANBOX_API: '' }, encoding: 'utf8', timeout });
@@ -52,7 +42,7 @@ async function until<T>(what: string, fn: () => T | undefined, ms = 30_000): Pro
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(ROOT, 'dist', 'cli', 'group-verbs.js'))) throw new Error('dist/ is not built: run `npm run build`');
+  requireBuild('cli/group-verbs.js');
   if (spawnSync('qemu-io', ['--version']).status !== 0) throw new Error('qemu-io is needed (Debian: qemu-utils; .ci/run installs it)');
   tmp = await mkdtemp(join(tmpdir(), 'sanbox-gup-'));
   const [ra, rb] = [await freePort(), await freePort()];

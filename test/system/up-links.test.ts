@@ -1,34 +1,25 @@
 // End to end: `sanbox up` a lab with two arrays and a link (free ports), a real TCP echo server
 // as bravo's remote-link port, `sanbox link set|cut|restore|status` through the CLI, `sanbox down`.
 // bin/sanbox.js runs dist/: build first (`npm run build`; `npm test` does it).
-import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { main } from '../../src/cli/index.js';
+import { join } from 'node:path';
+import { captureCli, type CliCapture } from '../support/cli.js';
 import { readState, type LabState } from '../../src/cli/lab.js';
+import { BIN, requireBuild } from '../support/paths.js';
+import { freePort } from '../support/net.js';
 
-const ROOT = resolve(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'sanbox.js');
 
 let tmp: string;
 let echo: Server;
 let echoPort: number;
 const echoSockets: Socket[] = [];
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
 beforeAll(async () => {
-  if (!existsSync(join(ROOT, 'dist', 'cli', 'link-verbs.js'))) throw new Error('dist/ is not built: run `npm run build`');
+  requireBuild('cli/link-verbs.js');
   tmp = await mkdtemp(join(tmpdir(), 'sanbox-link-'));
   echo = createServer((s) => {
     echoSockets.push(s);
@@ -47,30 +38,8 @@ afterAll(async () => {
 });
 
 /** Runs the CLI in process against the lab of SANBOX_IMAGES=tmp. */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string; json: any }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  const saved = { img: process.env.SANBOX_IMAGES, lab: process.env.SANBOX_LAB };
-  process.env.SANBOX_IMAGES = tmp;
-  delete process.env.SANBOX_LAB;
-  try {
-    const code = await main(args);
-    let json: any;
-    try {
-      json = JSON.parse(out);
-    } catch {
-      json = undefined;
-    }
-    return { code, out, err, json };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-    if (saved.img === undefined) delete process.env.SANBOX_IMAGES;
-    else process.env.SANBOX_IMAGES = saved.img;
-    if (saved.lab !== undefined) process.env.SANBOX_LAB = saved.lab;
-  }
+function cli(args: string[]): Promise<CliCapture> {
+  return captureCli(args, { SANBOX_IMAGES: tmp, SANBOX_LAB: undefined });
 }
 
 function dial(port: number): Promise<Socket> {

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { CacheBudget, WriteCache, PeerMirrorStore, LocalCacheMirror } from '../../../src/array/cache/index.js';
 import { fileOps } from '../../../src/native/index.js';
 import { JitterDevice, newImage, pattern, rng, tempDir, ticks } from '../helpers.js';
+import { fcSeed } from '../../support/random.js';
 
 const PS = 4096;
 const PAGES = 12;
@@ -177,7 +178,7 @@ describe('WriteCache against an in-memory model', () => {
       fc.asyncProperty(fc.integer({ min: 1, max: 1 << 30 }), fc.array(roundArb, { minLength: 1, maxLength: 14 }), async (seed, rounds) => {
         await runScenario(seed, rounds, 'destage');
       }),
-      { numRuns: 150, seed: 0x5eed_0004, endOnFailure: true },
+      { numRuns: 150, ...fcSeed(0x5eed_0004), endOnFailure: true },
     );
   });
 
@@ -186,7 +187,7 @@ describe('WriteCache against an in-memory model', () => {
       fc.asyncProperty(fc.integer({ min: 1, max: 1 << 30 }), fc.array(roundArb, { minLength: 1, maxLength: 14 }), async (seed, rounds) => {
         await runScenario(seed, rounds, 'takeover');
       }),
-      { numRuns: 150, seed: 0x5eed_0005, endOnFailure: true },
+      { numRuns: 150, ...fcSeed(0x5eed_0005), endOnFailure: true },
     );
   });
 });

@@ -17,6 +17,7 @@ import {
   type OwnershipEvent,
 } from '../../../src/array/sp/index.js';
 import type { CacheMode } from '../../../src/array/cache/index.js';
+import { lcg31, seededRandom } from '../../support/random.js';
 
 describe('cacheModePolicy', () => {
   const ok: CacheModeInput = { previous: 'write-back', peerUp: true, batteryFailed: false, batteryCharge: 100, vaultUsable: true };
@@ -246,8 +247,7 @@ describe('LUN ownership', () => {
 
   it('at most one owner per LUN through a random sequence of operations', () => {
     const { t } = table();
-    let seed = 12345;
-    const r = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const r = seededRandom(12345, lcg31);
     for (let i = 0; i < 2000; i++) {
       const sp = r() < 0.5 ? 'A' : 'B';
       const op = Math.floor(r() * 5);

@@ -12,7 +12,9 @@ import {
   TRAILER_SIZE,
   type VaultImage,
 } from '../../../src/array/vault/index.js';
-import { pattern, rng, tempDir } from '../helpers.js';
+import { pattern, tempDir } from '../helpers.js';
+import { mulberry32, seededRandom } from '../../support/random.js';
+import { ManualClock } from '../../support/clock.js';
 
 const tmp = tempDir('sanbox-vault-');
 afterAll(() => tmp.cleanup());
@@ -78,7 +80,7 @@ describe('vault format', () => {
   });
 
   it('any single bit flip is detected as corrupt (or torn when it hits a length)', () => {
-    const r = rng(7);
+    const r = seededRandom(7, mulberry32);
     const positions = new Set<number>();
     for (let i = 0; i < HEADER_SIZE; i++) positions.add(i);
     for (let i = buf.length - TRAILER_SIZE; i < buf.length; i++) positions.add(i);
@@ -123,9 +125,8 @@ describe('Vault copies', () => {
   it('a dump cut by the deadline leaves a torn copy and keeps the previous good one', async () => {
     const v = newVault();
     await v.dump(sampleImage(1), bigDeadline);
-    let t = 0;
-    const clock = () => t++; // every check costs 1 ms
-    const r = await v.dump(sampleImage(2, 40), { deadlineMs: 3, clock, chunkBytes: 4096 });
+    const clock = new ManualClock(0, 1); // every check costs 1 ms
+    const r = await v.dump(sampleImage(2, 40), { deadlineMs: 3, clock: () => clock.now(), chunkBytes: 4096 });
     expect(r.complete).toBe(false);
     expect(r.slot).toBe('B');
     expect(r.bytesWritten).toBeGreaterThan(0);
@@ -145,8 +146,8 @@ describe('Vault copies', () => {
 
   it('a deadline of zero leaves an empty (torn) copy', async () => {
     const v = newVault();
-    let t = 0;
-    const r = await v.dump(sampleImage(1), { deadlineMs: 0, clock: () => (t += 5) });
+    const clock = new ManualClock(5, 5); // every check costs 5 ms
+    const r = await v.dump(sampleImage(1), { deadlineMs: 0, clock: () => clock.now() });
     expect(r.complete).toBe(false);
     expect(r.bytesWritten).toBe(0);
     const l = await v.load();

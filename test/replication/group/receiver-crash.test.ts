@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startArray, type RunningArray } from '../../../src/control/service.js';
 import { freePort, linkBetween, until, SECRET } from '../../support/mirror-lab.js';
-import { DependentWriters, kill, rng, startChild } from '../../support/workload.js';
+import { DependentWriters, kill, startChild } from '../../support/workload.js';
+import { seededRandom } from '../../support/random.js';
 
 const MiB = 1024 * 1024;
 const LUN_SIZE = 16 * MiB;
@@ -19,7 +20,7 @@ afterEach(async () => {
 
 describe('receiver crash in the middle of batches', () => {
   it('the secondary on disk is a prefix; after restart the stream resumes without gap or duplicate', async () => {
-    const random = rng(Number(process.env.SANBOX_SEED ?? 7));
+    const random = seededRandom(7);
     const root = await mkdtemp(join(tmpdir(), 'sanbox-rcrash-'));
     cleanups.push(() => rm(root, { recursive: true, force: true }));
     const [aLink, bLink, bApi] = [await freePort(), await freePort(), await freePort()];

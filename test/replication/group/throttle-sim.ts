@@ -1,6 +1,7 @@
 // A toy sender for the throttle convergence tests: deterministic, in steps of simulated time.
 import { ThrottleEngine, ThrottleState, type ThrottleHooks } from '../../../src/replication/group/throttle.js';
 import type { ThrottleSpec } from '../../../src/replication/group/types.js';
+import { ManualClock } from '../../support/clock.js';
 
 export interface SimPhase {
   /** simulated seconds */
@@ -29,8 +30,8 @@ export function simulate(
   opts: { capacityKBps: number; chunkKB: number; everyS?: number; start?: Date; hooks?: Partial<ThrottleHooks> },
 ): { samples: SimSample[]; state: ThrottleState; logs: string[] } {
   const every = opts.everyS ?? 10;
-  let clock = (opts.start ?? new Date(2024, 0, 15, 12, 0, 0)).getTime();
-  const engine = new ThrottleEngine(specs, { now: () => new Date(clock) });
+  const clock = new ManualClock(opts.start ?? new Date(2024, 0, 15, 12, 0, 0));
+  const engine = new ThrottleEngine(specs, { now: clock.date });
   const state = new ThrottleState();
   const logs: string[] = [];
   const hooks: ThrottleHooks = {
@@ -52,10 +53,10 @@ export function simulate(
       const sent = Math.min(backlog, maxRate * every);
       backlog -= sent;
       t += every;
-      clock += every * 1000;
+      clock.advance(every * 1000);
       const m = { netkbps: sent / every, pctcpu: 1, pctwl: 0 };
       state.apply(engine.evaluate(m), hooks, m);
-      const d = new Date(clock);
+      const d = clock.date();
       samples.push({ t, netkbps: m.netkbps, sleepMs: state.senderSleepMs, backlogKB: backlog, clock: `${d.getHours()}:${String(d.getMinutes()).padStart(2, '0')}` });
     }
   }

@@ -11,6 +11,7 @@ import {
   relationHolds,
   type ThrottleHooks,
 } from '../../../src/replication/group/throttle.js';
+import { ManualClock } from '../../support/clock.js';
 import type { ThrottleAction, ThrottleSpec } from '../../../src/replication/group/types.js';
 
 const W = 'group g0.throttles';
@@ -233,12 +234,12 @@ describe('ThrottleEngine', () => {
   });
 
   it('throttles fire only inside their window; a crossing outside it is not remembered', () => {
-    let now = new Date(2024, 5, 1, 16, 59, 50);
-    const e = new ThrottleEngine([spec('rises-above', 200, { from: '08:00:00', to: '17:00:00' }), spec('gt', 200, { from: '17:00:00', to: '08:00:00' })], { now: () => now });
+    const clock = new ManualClock(new Date(2024, 5, 1, 16, 59, 50));
+    const e = new ThrottleEngine([spec('rises-above', 200, { from: '08:00:00', to: '17:00:00' }), spec('gt', 200, { from: '17:00:00', to: '08:00:00' })], { now: clock.date });
     expect(e.evaluate(m(100))).toEqual([]);
-    now = new Date(2024, 5, 1, 17, 0, 0);
+    clock.set(new Date(2024, 5, 1, 17, 0, 0));
     expect(e.evaluate(m(300)).map((f) => f.throttle)).toEqual([1]); // crossed, but after hours
-    now = new Date(2024, 5, 2, 8, 0, 0);
+    clock.set(new Date(2024, 5, 2, 8, 0, 0));
     expect(e.evaluate(m(300)).map((f) => f.throttle)).toEqual([]); // still above: no new crossing
     e.evaluate(m(100));
     expect(e.evaluate(m(300)).map((f) => f.throttle)).toEqual([0]);

@@ -6,6 +6,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import fc from 'fast-check';
 import { makeLab, until, type Lab } from '../../support/mirror-lab.js';
+import { fcSeed } from '../../support/random.js';
 
 const SIZE = 4 * 1024 * 1024;
 const RS = 16 * 1024;
@@ -113,7 +114,7 @@ describe('random I/O and link faults on a mirrored LUN', () => {
           lab = null;
         }
       }),
-      { numRuns: 12, seed: Number(process.env.SANBOX_SEED ?? 20261122), endOnFailure: true },
+      { numRuns: 12, ...fcSeed(20261122), endOnFailure: true },
     );
   });
 });

@@ -8,7 +8,9 @@ import { mkdtempSync, openSync, rmSync, writeSync, closeSync, readFileSync, stat
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { freePort, REPO, serve, type Served } from '../serve.js';
+import { serve, type Served } from '../serve.js';
+import { freePort } from '../net.js';
+import { REPO } from '../paths.js';
 
 const CLI = join(REPO, 'test', 'support', 'ledger', 'cli.mjs');
 
