@@ -3,8 +3,8 @@
 // this process (its MirrorNode, Chassis and events at hand) or as its own process (`sanbox array
 // serve --config`, SIGKILL-able like a crashing array). The SP processes run from dist/ (npm run
 // build).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_SPS, type SpsConfig } from '../../src/array/chassis/index.js';
@@ -12,6 +12,7 @@ import { startArray, startChassisArray, type ArrayServiceConfig, type RunningArr
 import type { MirrorNode } from '../../src/replication/index.js';
 import { freePort, until } from './net.js';
 import { BIN } from './paths.js';
+import { launchArray, stopProcess } from './launch.js';
 
 export { BIN, freePort, until };
 
@@ -133,45 +134,11 @@ export async function makeLab(o: LabOptions = {}): Promise<MirrorSpLab> {
 }
 
 async function startAlphaChild(root: string, cfg: ArrayServiceConfig): Promise<AlphaChild> {
-  const cfgPath = join(root, 'alpha.json');
-  await writeFile(cfgPath, JSON.stringify(cfg));
-  const proc = spawn(process.execPath, [BIN, 'array', 'serve', '--config', cfgPath, '--json', '-q'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const ready = await new Promise<{ api: { url: string }; sps: { name: string; port: number }[] }>((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`alpha did not start: ${err}`)), 30_000);
-    proc.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      try {
-        const j = JSON.parse(out);
-        clearTimeout(t);
-        resolve(j);
-      } catch {
-        /* more to come */
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`alpha exited ${code}: ${err}`));
-    });
-  });
-  return {
-    proc,
-    api: ready.api.url,
-    ports: { A: ready.sps.find((s) => s.name === 'A')!.port, B: ready.sps.find((s) => s.name === 'B')!.port },
-    stderr: () => err,
-  };
+  const l = await launchArray(join(root, 'alpha.json'), cfg, 'alpha');
+  return { proc: l.proc, api: l.ready.api.url, ports: l.ports, stderr: l.stderr };
 }
 
-async function stopChild(c: AlphaChild): Promise<void> {
-  if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;
-  const done = new Promise((r) => c.proc.once('exit', r));
-  c.proc.kill('SIGTERM');
-  const t = setTimeout(() => c.proc.kill('SIGKILL'), 15_000);
-  await done;
-  clearTimeout(t);
-}
+const stopChild = (c: AlphaChild) => stopProcess(c.proc);
 
 /** alpha's view of image `img` of mirror `m` (in-process alpha). */
 export function imageOf(node: MirrorNode, m: string, img: string) {

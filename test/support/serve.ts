@@ -2,9 +2,9 @@
  * Test helper: runs `node bin/sanbox.js serve` as a child process (so it can be SIGKILLed like a
  * crashing array) and waits until it prints its endpoints.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { REPO } from './paths.js';
+import { launchSanbox } from './launch.js';
 
 export interface Served {
   proc: ChildProcess;
@@ -19,34 +19,9 @@ export interface Served {
 
 /** Starts `sanbox serve --dir DIR --port PORT --lun ...` and resolves once it is ready. */
 export async function serve(dir: string, port: number, luns: string[] = ['disk=64M'], timeoutMs = 20_000): Promise<Served> {
-  const args = [join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--no-api', '--json', '-q'];
+  const args = ['serve', '--dir', dir, '--port', String(port), '--no-api', '--json', '-q'];
   for (const l of luns) args.push('--lun', l);
-  const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  proc.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  await new Promise<void>((res, rej) => {
-    const t = setTimeout(() => {
-      proc.kill('SIGKILL');
-      rej(new Error(`sanbox serve not ready within ${timeoutMs} ms: ${err}`));
-    }, timeoutMs);
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      try {
-        JSON.parse(out);
-        clearTimeout(t);
-        res();
-      } catch {
-        /* not complete yet */
-      }
-    });
-    proc.once('exit', (code, sig) => {
-      clearTimeout(t);
-      rej(new Error(`sanbox serve exited (${code ?? sig}) before ready: ${err}`));
-    });
-  });
-  const info = JSON.parse(out) as { nbd: { port: number } };
+  const { proc, ready: info, stderr, exited } = await launchSanbox<{ nbd: { port: number } }>(args, 'sanbox serve', timeoutMs);
   return {
     proc,
     pid: proc.pid!,
@@ -57,6 +32,6 @@ export async function serve(dir: string, port: number, luns: string[] = ['disk=6
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       await exited;
     },
-    stderr: () => err,
+    stderr,
   };
 }

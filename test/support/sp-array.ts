@@ -1,11 +1,12 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApiClient } from '../../src/control/client.js';
 import { DEFAULT_SPS } from '../../src/array/chassis/index.js';
 import { BIN } from './paths.js';
+import { launchArray, runSanbox, stopProcess } from './launch.js';
 
 export { BIN };
 
@@ -35,27 +36,8 @@ export async function startSpArray(name: string, sps: Partial<typeof DEFAULT_SPS
     sync: false,
     sps: { ...structuredClone(DEFAULT_SPS), cacheBytes: 16 * 1024 * 1024, ...sps, cache: { ...DEFAULT_SPS.cache, idleMs: 0, ...(sps.cache ?? {}) } },
   };
-  writeFileSync(join(dir, 'cfg.json'), JSON.stringify(cfg));
-  const proc = spawn(process.execPath, [BIN, 'array', 'serve', '--config', join(dir, 'cfg.json'), '--json', '-q'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const ready = await new Promise<{ api: { url: string }; sps: { name: string; port: number }[] }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`array did not start: ${err}`)), 30_000);
-    proc.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      try {
-        const j = JSON.parse(out);
-        clearTimeout(t);
-        resolve(j);
-      } catch {
-        /* more to come */
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`array exited ${code}: ${err}`)));
-  });
+  const { proc, ready, ports } = await launchArray(join(dir, 'cfg.json'), cfg, `array ${name}`);
   const api = new ApiClient({ url: ready.api.url });
-  const ports = { A: ready.sps.find((s) => s.name === 'A')!.port, B: ready.sps.find((s) => s.name === 'B')!.port };
   return {
     dir,
     api,
@@ -63,12 +45,7 @@ export async function startSpArray(name: string, sps: Partial<typeof DEFAULT_SPS
     ports,
     proc,
     async stop() {
-      if (proc.exitCode === null) {
-        const done = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGTERM');
-        await Promise.race([done, new Promise((r) => setTimeout(r, 15_000))]);
-        if (proc.exitCode === null) proc.kill('SIGKILL');
-      }
+      await stopProcess(proc);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -92,13 +69,8 @@ export async function qemuIo(port: number, exp: string, cmds: string[]): Promise
 }
 
 export async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 90_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof x.code === 'number' ? x.code : -1, stdout: x.stdout ?? '', stderr: x.stderr ?? '' };
-  }
+  const r = await runSanbox(args, env, 90_000);
+  return { code: r.code ?? -1, stdout: r.out, stderr: r.err };
 }
 
 export interface Status {

@@ -4,11 +4,10 @@
  * spawnSync: the ledger writer lives on this process's event loop and must keep running while a
  * fault is injected), and a `down` that always runs.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO } from './paths.js';
+import { runSanbox, type SanboxRun } from './launch.js';
 
 export interface LabOptions {
   cacheSize?: string;
@@ -19,12 +18,7 @@ export interface LabOptions {
   lunSize?: string;
 }
 
-export interface CliResult {
-  code: number | null;
-  out: string;
-  err: string;
-  json: any;
-}
+export type CliResult = SanboxRun;
 
 export interface SpLab {
   dir: string;
@@ -44,26 +38,7 @@ export interface SpLab {
   down: () => Promise<void>;
 }
 
-export function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [join(REPO, 'bin', 'sanbox.js'), ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('exit', (code) => {
-      clearTimeout(t);
-      let json: any = null;
-      try {
-        json = JSON.parse(out);
-      } catch {
-        /* not JSON */
-      }
-      resolve({ code, out, err, json });
-    });
-  });
-}
+const runCli = runSanbox;
 
 export async function startLab(o: LabOptions = {}): Promise<SpLab> {
   const dir = mkdtempSync(join(tmpdir(), 'sanbox-sp-ledger-'));

@@ -5,6 +5,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NbdClient } from './ledger/nbd-client.mjs';
 import { xorshift32 } from './random.js';
+import { killProcess } from './launch.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const BLOCK = 4096;
@@ -43,12 +44,8 @@ export async function startChild(cfgPath: string, setupPath?: string): Promise<{
   return { proc, nbdPort: j.nbdPort, apiUrl: j.apiUrl };
 }
 
-export async function kill(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill('SIGKILL');
-  await exited;
-}
+/** SIGKILL (a crash), resolved once the child has exited. */
+export const kill = (proc: ChildProcess): Promise<void> => killProcess(proc);
 
 interface Write {
   k: number;
