@@ -6,9 +6,11 @@ import { readFileSync } from 'node:fs';
 import { NbdServer } from '../nbd/index.js';
 import { ArrayError, StorageArray, formatSize, type ArrayEvent, type ArrayExport } from '../array/index.js';
 import { Chassis, type ChassisMirrorHooks, type SpsConfig } from '../array/chassis/index.js';
-import { execOn, type MirrorRole } from '../array/sp-process/index.js';
-import { BlockError } from '../block/index.js';
+import type { MirrorRole } from '../array/sp-process/index.js';
+import { BlockError, execIoOp } from '../block/index.js';
+import { ignoreOnClose } from '../errors/index.js';
 import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from '../replication/index.js';
+import { chassisMirrorStack, singleProcessStack } from '../stack/index.js';
 import { ControlServer, type NbdEndpoint } from './api.js';
 
 export interface LunSpec {
@@ -116,7 +118,6 @@ async function startMirrors(array: StorageArray, cfg: ArrayServiceConfig): Promi
     event: (type, details) => array.publish(type, details),
     sync: cfg.sync,
   });
-  array.setLayer((lunId, device) => node.layer(lunId, device));
   array.setGuard((lunId) => node.guard(lunId));
   return node;
 }
@@ -129,6 +130,8 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
   try {
     await provisionLuns(array, cfg.luns);
     mirrors = await startMirrors(array, cfg);
+    const node = mirrors;
+    array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node));
     // The NBD server sees the array's catalog; its export type is structurally the same.
     const catalog = array.catalog();
     nbdServer = new NbdServer({ catalog });
@@ -150,7 +153,6 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
     const apiBound = api ? await api.listen() : undefined;
     let closing: Promise<void> | undefined;
     const srv = nbdServer;
-    const node = mirrors;
     return {
       array,
       nbdServer: srv,
@@ -161,19 +163,19 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
       apiUrl: apiBound?.url,
       close(graceMs = 5000) {
         closing ??= (async () => {
-          await api?.close().catch(() => undefined);
-          await srv.close(graceMs).catch(() => undefined);
-          await node?.close().catch(() => undefined);
+          if (api) await ignoreOnClose(api.close(), 'stopping the array: closing the management API');
+          await ignoreOnClose(srv.close(graceMs), 'stopping the array: closing the NBD server');
+          if (node) await ignoreOnClose(node.close(), 'stopping the array: closing the mirror driver');
           await array.close();
         })();
         return closing;
       },
     };
   } catch (e) {
-    await api?.close().catch(() => undefined);
-    await nbdServer?.close(100).catch(() => undefined);
-    await mirrors?.close().catch(() => undefined);
-    await array.close().catch(() => undefined);
+    if (api) await ignoreOnClose(api.close(), 'cleaning up after a failed start: closing the management API');
+    if (nbdServer) await ignoreOnClose(nbdServer.close(100), 'cleaning up after a failed start: closing the NBD server');
+    if (mirrors) await ignoreOnClose(mirrors.close(), 'cleaning up after a failed start: closing the mirror driver');
+    await ignoreOnClose(array.close(), 'cleaning up after a failed start: closing the array');
     throw e;
   }
 }
@@ -194,6 +196,13 @@ function chassisLunProvider(array: StorageArray, chassis: Chassis): LunProvider 
     },
   };
 }
+
+/**
+ * How long a host write of a primary image waits for the chassis's mirror driver to run again
+ * (it is down between a power failure and power-up), and how often it looks.
+ */
+const MIRROR_DRIVER_WAIT_MS = 120_000;
+const MIRROR_DRIVER_POLL_MS = 20;
 
 /**
  * The mirror driver of a two-SP array: one MirrorNode in the chassis process (it outlives SP
@@ -219,17 +228,17 @@ class ChassisMirrors {
       // Power lost: the driver is down until power returns. The request waits: the SP that
       // sent it stops (and `sender` aborts: dropped, never applied late), or power comes back
       // in the middle of the dump and it runs once the driver reopened.
-      const deadline = Date.now() + 120_000;
+      const deadline = Date.now() + MIRROR_DRIVER_WAIT_MS;
       while (!this.node || this.node.crashed) {
         if (sender.aborted || Date.now() > deadline) throw new BlockError('EIO', `array ${this.array.name}: the mirror driver is not running`);
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, MIRROR_DRIVER_POLL_MS));
       }
       const lower = this.chassis.lunDevice(lun);
       if (!lower) throw new BlockError('EIO', `array ${this.array.name} has no online LUN ${lun}`);
       // The replication layer over the owner's cache, for this sender: if it dies, the write
       // still completes (its remote half may be out already), and later overlapping writes
       // wait for it rather than be overtaken by it on a takeover (OwnerLunDevice.run).
-      return execOn(this.node.layer(lun, lower.withSignal(sender)), op, data);
+      return execIoOp(chassisMirrorStack({ array: this.array.name, lun: this.array.getLun(lun)?.name ?? lun }, lun, lower.withSignal(sender), this.node), op, data);
     },
     powerLost: async () => {
       await this.node?.crash();
@@ -355,22 +364,22 @@ export async function startChassisArray(
       apiUrl: apiBound?.url,
       close() {
         closing ??= (async () => {
-          await api?.close().catch(() => undefined);
+          if (api) await ignoreOnClose(api.close(), 'stopping the array: closing the management API');
           // SPs first: their last host writes and flushes still go through the mirror driver.
-          await ch.close().catch(() => undefined);
+          await ignoreOnClose(ch.close(), 'stopping the array: closing the chassis');
           cm?.stop();
-          await mn?.close().catch(() => undefined);
+          if (mn) await ignoreOnClose(mn.close(), 'stopping the array: closing the mirror driver');
           await array.close();
         })();
         return closing;
       },
     };
   } catch (e) {
-    await api?.close().catch(() => undefined);
-    await chassis?.close().catch(() => undefined);
+    if (api) await ignoreOnClose(api.close(), 'cleaning up after a failed start: closing the management API');
+    if (chassis) await ignoreOnClose(chassis.close(), 'cleaning up after a failed start: closing the chassis');
     mirrors?.stop();
-    await node?.close().catch(() => undefined);
-    await array.close().catch(() => undefined);
+    if (node) await ignoreOnClose(node.close(), 'cleaning up after a failed start: closing the mirror driver');
+    await ignoreOnClose(array.close(), 'cleaning up after a failed start: closing the array');
     throw e;
   }
 }

@@ -1,6 +1,5 @@
-import { BlockError, type BlockDevice, type DeviceCapabilities, type Extent, type WriteOptions, type ZeroOptions } from '../../block/device.js';
+import { BlockError, OpDevice, type BlockDevice, type DeviceCapabilities, type Extent, type IoOp, type IoResult } from '../../block/index.js';
 import { CmiError, type CmiClient } from '../cmi/index.js';
-import type { IoOp, IoResult } from '../sp-process/router.js';
 
 /** What an OwnerLunDevice needs from the chassis. */
 export interface OwnerChannels {
@@ -30,9 +29,10 @@ const RETRYABLE = new Set(['not-owner', 'peer-gone', 'power-fail']);
  * `cache-io`. Like the SP's LUN router, it retries while ownership moves (the SP answers
  * not-owner, or it died and its peer takes over), within a bounded deadline.
  */
-export class OwnerLunDevice implements BlockDevice {
+export class OwnerLunDevice extends OpDevice {
   readonly readOnly: boolean;
   readonly capabilities: DeviceCapabilities;
+  protected readonly label: string;
 
   constructor(
     readonly lun: number,
@@ -41,7 +41,9 @@ export class OwnerLunDevice implements BlockDevice {
     readOnly: boolean,
     private readonly chassis: OwnerChannels,
   ) {
+    super();
     this.readOnly = readOnly;
+    this.label = `LUN ${lun}`;
     this.capabilities = { ...caps, coherentAcrossHandles: true };
   }
 
@@ -126,49 +128,21 @@ export class OwnerLunDevice implements BlockDevice {
     return new SignalBoundDevice(this, signal);
   }
 
-  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    return readVia(this, offset, length, into);
+  protected runOp(op: IoOp, data: Buffer | undefined): Promise<IoResult> {
+    return this.run(op, data);
   }
-  async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
-    await this.run({ op: 'write', offset, length: data.length, fua: opts?.fua }, data);
-  }
-  async flush(): Promise<void> {
-    await this.run({ op: 'flush', offset: 0, length: 0 }, undefined);
-  }
-  async trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
-    await this.run({ op: 'trim', offset, length, fua: opts?.fua }, undefined);
-  }
-  async writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
-    await this.run({ op: 'zero', offset, length, fua: opts?.fua, noHole: opts?.noHole, fastZero: opts?.fastZero }, undefined);
-  }
-  async blockStatus(offset: number, length: number): Promise<Extent[]> {
-    const r = await this.run({ op: 'status', offset, length }, undefined);
-    return r.extents ?? [{ length, hole: false, zero: false }];
-  }
-  async cache(offset: number, length: number): Promise<void> {
-    await this.run({ op: 'cache', offset, length }, undefined);
-  }
-  /** The SPs own the stores. */
-  async close(): Promise<void> {}
-}
-
-async function readVia(dev: OwnerLunDevice, offset: number, length: number, into: Buffer | undefined, signal?: AbortSignal): Promise<Buffer> {
-  const r = await dev.run({ op: 'read', offset, length }, undefined, signal);
-  const d = r.data ?? Buffer.alloc(length);
-  if (d.length !== length) throw new BlockError('EIO', `LUN ${dev.lun}: read of ${length} bytes returned ${d.length}`);
-  if (into) {
-    d.copy(into, 0, 0, length);
-    return into;
-  }
-  return d;
 }
 
 /** An OwnerLunDevice whose requests carry one sender's AbortSignal. */
-class SignalBoundDevice implements BlockDevice {
+class SignalBoundDevice extends OpDevice {
+  protected readonly label: string;
   constructor(
     private readonly dev: OwnerLunDevice,
     private readonly signal: AbortSignal,
-  ) {}
+  ) {
+    super();
+    this.label = `LUN ${dev.lun}`;
+  }
   get size(): number {
     return this.dev.size;
   }
@@ -181,27 +155,7 @@ class SignalBoundDevice implements BlockDevice {
   get capabilities(): DeviceCapabilities {
     return this.dev.capabilities;
   }
-  read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    return readVia(this.dev, offset, length, into, this.signal);
+  protected runOp(op: IoOp, data: Buffer | undefined): Promise<IoResult> {
+    return this.dev.run(op, data, this.signal);
   }
-  async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
-    await this.dev.run({ op: 'write', offset, length: data.length, fua: opts?.fua }, data, this.signal);
-  }
-  async flush(): Promise<void> {
-    await this.dev.run({ op: 'flush', offset: 0, length: 0 }, undefined, this.signal);
-  }
-  async trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
-    await this.dev.run({ op: 'trim', offset, length, fua: opts?.fua }, undefined, this.signal);
-  }
-  async writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
-    await this.dev.run({ op: 'zero', offset, length, fua: opts?.fua, noHole: opts?.noHole, fastZero: opts?.fastZero }, undefined, this.signal);
-  }
-  async blockStatus(offset: number, length: number): Promise<Extent[]> {
-    const r = await this.dev.run({ op: 'status', offset, length }, undefined, this.signal);
-    return r.extents ?? [{ length, hole: false, zero: false }];
-  }
-  async cache(offset: number, length: number): Promise<void> {
-    await this.dev.run({ op: 'cache', offset, length }, undefined, this.signal);
-  }
-  async close(): Promise<void> {}
 }

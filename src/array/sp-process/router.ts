@@ -1,20 +1,10 @@
-import { BlockError, type BlockDevice, type DeviceCapabilities, type Extent, type WriteOptions, type ZeroOptions } from '../../block/device.js';
+import { admitHostIo, BlockError, execIoOp, OpDevice, type DeviceCapabilities, type IoOp, type IoResult } from '../../block/index.js';
 import { CmiError } from '../cmi/index.js';
 import type { MirrorRole } from './protocol.js';
 
-/** One host I/O request as it crosses CMI. */
-export interface IoOp {
-  op: 'read' | 'write' | 'flush' | 'trim' | 'zero' | 'status' | 'cache';
-  offset: number;
-  length: number;
-  fua?: boolean;
-  noHole?: boolean;
-  fastZero?: boolean;
-}
-export interface IoResult {
-  data?: Buffer;
-  extents?: Extent[];
-}
+/** Kept for the SP's and the chassis's importers: the kit's op shape and adapter. */
+export type { IoOp, IoResult } from '../../block/index.js';
+export const execOn = execIoOp;
 
 /**
  * Where a LUN's I/O goes on one SP:
@@ -46,16 +36,15 @@ export interface RouterHost {
  */
 export type MirrorState = MirrorRole | null | 'pending';
 
-const MODIFY = new Set<IoOp['op']>(['write', 'trim', 'zero']);
-
 const RETRY_DEADLINE_MS = 60_000;
 
 /**
  * The BlockDevice an SP's NBD export names for one LUN: routes every request by the LUN's state
  * on this SP, and keeps the count of requests running on the owner path (quiesce waits for it).
  */
-export class LunRouter implements BlockDevice {
+export class LunRouter extends OpDevice {
   readonly readOnly: boolean;
+  protected readonly label: string;
   readonly capabilities: DeviceCapabilities;
   private stateValue: RouteState;
   private mirrorValue: MirrorState = null;
@@ -74,7 +63,9 @@ export class LunRouter implements BlockDevice {
     private readonly host: RouterHost,
     initial: RouteState,
   ) {
+    super();
     this.readOnly = readOnly;
+    this.label = `LUN ${lun}`;
     this.capabilities = { ...caps, coherentAcrossHandles: true };
     this.stateValue = initial;
   }
@@ -180,15 +171,7 @@ export class LunRouter implements BlockDevice {
         await this.changed(1000);
         continue;
       }
-      if (m === null) return this.run(op, data, remote);
-      const modify = MODIFY.has(op.op);
-      if (m.offline && op.op !== 'flush') throw new BlockError('EPERM', `LUN ${this.lun} is offline to hosts (its mirror's consistency group is being backfreshed)`);
-      if (m.role === 'secondary') {
-        if (modify) throw new BlockError('EPERM', `LUN ${this.lun} is a secondary mirror image: host writes refused`);
-        if (op.op !== 'flush' && !m.allowReads) throw new BlockError('EPERM', `LUN ${this.lun} is a secondary mirror image: host reads refused (the mirror does not allow secondary reads)`);
-        return this.run(op, data, remote);
-      }
-      if (!modify && op.op !== 'flush') return this.run(op, data, remote);
+      if (admitHostIo(m, op.op, this.lun) === 'direct') return this.run(op, data, remote);
       // A write of a primary image: the LUN's own state still applies (cache dirty: EIO; held:
       // wait, e.g. for power loss or a trespass), then the mirror driver takes it.
       const s = this.stateValue;
@@ -213,64 +196,7 @@ export class LunRouter implements BlockDevice {
     }
   }
 
-  // ---- BlockDevice ----
-  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    const r = await this.hostRun({ op: 'read', offset, length }, undefined);
-    const d = r.data ?? Buffer.alloc(length);
-    if (into) {
-      d.copy(into, 0, 0, length);
-      return into;
-    }
-    return d;
-  }
-  async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
-    await this.hostRun({ op: 'write', offset, length: data.length, fua: opts?.fua }, data);
-  }
-  async flush(): Promise<void> {
-    await this.hostRun({ op: 'flush', offset: 0, length: 0 }, undefined);
-  }
-  async trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
-    await this.hostRun({ op: 'trim', offset, length, fua: opts?.fua }, undefined);
-  }
-  async writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
-    await this.hostRun({ op: 'zero', offset, length, fua: opts?.fua, noHole: opts?.noHole, fastZero: opts?.fastZero }, undefined);
-  }
-  async blockStatus(offset: number, length: number): Promise<Extent[]> {
-    const r = await this.hostRun({ op: 'status', offset, length }, undefined);
-    return r.extents ?? [{ length, hole: false, zero: false }];
-  }
-  async cache(offset: number, length: number): Promise<void> {
-    await this.hostRun({ op: 'cache', offset, length }, undefined);
-  }
-  async close(): Promise<void> {
-    /* the SP owns the stores */
-  }
-}
-
-/** Runs an op on a device (the owner's cache). */
-export async function execOn(dev: BlockDevice, op: IoOp, data: Buffer | undefined): Promise<IoResult> {
-  switch (op.op) {
-    case 'read':
-      return { data: await dev.read(op.offset, op.length) };
-    case 'write':
-      if (!data) throw new BlockError('EINVAL', 'write without data');
-      await dev.write(op.offset, data, { fua: op.fua });
-      return {};
-    case 'flush':
-      await dev.flush();
-      return {};
-    case 'trim':
-      await dev.trim(op.offset, op.length, { fua: op.fua });
-      return {};
-    case 'zero':
-      await dev.writeZeroes(op.offset, op.length, { fua: op.fua, noHole: op.noHole, fastZero: op.fastZero });
-      return {};
-    case 'status':
-      return { extents: await dev.blockStatus(op.offset, op.length) };
-    case 'cache':
-      await dev.cache(op.offset, op.length);
-      return {};
-    default:
-      throw new BlockError('EINVAL', `unknown op ${String((op as IoOp).op)}`);
+  protected runOp(op: IoOp, data: Buffer | undefined): Promise<IoResult> {
+    return this.hostRun(op, data);
   }
 }

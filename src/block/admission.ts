@@ -1,0 +1,42 @@
+import { BlockError } from './device.js';
+import { modifiesData, type IoOpKind } from './io-op.js';
+
+/** A LUN's part in a remote mirror, as host I/O sees it. */
+export interface HostRole {
+  role: 'primary' | 'secondary';
+  /** A secondary serves host reads (never writes). */
+  allowReads: boolean;
+  /** No host reads or writes at all (its consistency group is being backfreshed). */
+  offline?: boolean;
+}
+
+/**
+ * Where a host request goes:
+ * - `direct`: to the device below, unchanged (no mirror image; a primary's reads; a secondary's
+ *   allowed reads; every flush that is not a primary's);
+ * - `replicate`: through the mirror driver (a primary's writes, trims, zeroes and flushes).
+ */
+export type Admission = 'direct' | 'replicate';
+
+/**
+ * The one rule for host I/O on a LUN that may be a mirror image, used by the replication layer
+ * of the single-process array (MirrorLayer) and by the SP's router (LunRouter):
+ * - no role (not an image): everything is direct;
+ * - flush is always admitted: it changes no data and makes only completed writes durable, so a
+ *   host's fsync never fails because its LUN turned secondary or went offline; a primary's goes
+ *   through the driver so that its secondaries are flushed too;
+ * - offline: every other request is refused (EPERM);
+ * - secondary: writes, trims and zeroes are refused, reads (and block status and cache hints)
+ *   too unless the mirror allows secondary reads;
+ * - primary: writes, trims and zeroes are replicated, reads are direct.
+ */
+export function admitHostIo(role: HostRole | null | undefined, op: IoOpKind, lun: number | string): Admission {
+  if (!role) return 'direct';
+  if (op === 'flush') return role.role === 'primary' ? 'replicate' : 'direct';
+  if (role.offline) throw new BlockError('EPERM', `LUN ${lun} is offline to hosts: its consistency group is being backfreshed from a secondary`);
+  const modifies = modifiesData(op);
+  if (role.role === 'primary') return modifies ? 'replicate' : 'direct';
+  if (modifies) throw new BlockError('EPERM', `LUN ${lun} is a secondary mirror image: host writes refused`);
+  if (!role.allowReads) throw new BlockError('EPERM', `LUN ${lun} is a secondary mirror image: host reads refused (the mirror does not allow secondary reads)`);
+  return 'direct';
+}

@@ -1,0 +1,1 @@
+export { ignoreOnClose } from './ignore.js';

@@ -1,0 +1,83 @@
+/**
+ * The one place where a LUN's I/O stack is composed, for all three processes that serve I/O.
+ * Every layer is a BlockDevice over the one below (src/block: LayerDevice, OpDevice); every
+ * [hop] is a `checked()` crossing that asserts the request and the answer.
+ *
+ * Single-process array (`sanbox serve`, an array without `sps:`): one process.
+ *
+ *   host ══NBD/TCP══▶ NbdSession ─[hop]─▶ MirrorLayer ─[hop]─▶ FileBackingStore ──▶ lunN.img
+ *                                          │  (only on arrays with a remote link; a primary's
+ *                                          │   write: write-intent log, then local ∥ remote)
+ *                                          └══remote link/TCP══▶ link emulator ══▶ secondary array
+ *
+ * Two-SP array: the chassis process (metadata, API, power, ownership, mirror driver) and one
+ * process per SP. A host may connect to either SP; the LUN's owner SP serves it from its cache.
+ *
+ *   host ══NBD/TCP══▶ SP X: NbdSession ─[hop]─▶ LunRouter
+ *        LunRouter, by the LUN's role and route (admitHostIo, RouteState):
+ *          owner:    ─▶ WriteCache ─[hop]─▶ FileBackingStore ──▶ lunN.img
+ *                       (write-back: the dirty page goes to the peer SP over CMI before the ack)
+ *          forward:  ══CMI══▶ SP Y: LunRouter (owner) ─▶ WriteCache ─▶ ...
+ *          a primary image's write, trim, zero or flush:
+ *                    ══CMI host-io══▶ chassis: MirrorLayer ─[hop]─▶ OwnerLunDevice
+ *                                       ══CMI cache-io══▶ owner SP: LunRouter.run ─▶ WriteCache ─▶ ...
+ *                                     and MirrorLayer ══remote link══▶ secondary array
+ *
+ * So a host write to a mirrored LUN of a two-SP array crosses processes twice before its local
+ * half is cached (SP ─▶ chassis ─▶ owner SP), plus once more when the owner mirrors the page to
+ * its peer SP, while its remote half crosses the link to the secondary array.
+ */
+import { checked, FileBackingStore, type BlockDevice, type DeviceCapabilities } from '../block/index.js';
+import { WriteCache, type WriteCacheOptions } from '../array/cache/index.js';
+import { LunRouter, type RouteState, type RouterHost } from '../array/sp-process/router.js';
+import type { MirrorNode } from '../replication/index.js';
+
+/** Names a LUN in the hops' errors. */
+export interface LunName {
+  array: string;
+  lun: number | string;
+}
+
+const hopName = (n: LunName, from: string, to: string): string => `${n.array}/${n.lun}: ${from} -> ${to}`;
+
+/**
+ * Single-process array: what the NBD sessions of a LUN see, over the LUN's image. With a mirror
+ * driver the replication layer sits between them (it passes everything through while the LUN is
+ * no mirror image).
+ */
+export function singleProcessStack(n: LunName, lunId: number, store: BlockDevice, mirrors: MirrorNode | undefined): BlockDevice {
+  if (!mirrors) return checked(store, { name: hopName(n, 'nbd', 'store') });
+  const replication = mirrors.layer(lunId, checked(store, { name: hopName(n, 'replication', 'store') }));
+  return checked(replication, { name: hopName(n, 'nbd', 'replication') });
+}
+
+/**
+ * Chassis of a two-SP array: the replication layer a primary image's host write runs through,
+ * over the LUN on its owner SP (`owner`: the chassis's OwnerLunDevice bound to the sending SP).
+ */
+export function chassisMirrorStack(n: LunName, lunId: number, owner: BlockDevice, mirrors: MirrorNode): BlockDevice {
+  return mirrors.layer(lunId, checked(owner, { name: hopName(n, 'replication', 'owner SP') }));
+}
+
+/** SP process: the LUN's image file, opened for this SP. */
+export function openSpStore(imagePath: string, opts: { readOnly: boolean; blockSize: number }): Promise<FileBackingStore> {
+  return FileBackingStore.open(imagePath, opts);
+}
+
+/** SP process: the write cache of a LUN this SP owns, over the LUN's image. */
+export function spWriteCache(n: LunName, store: BlockDevice, opts: Omit<WriteCacheOptions, 'lower'>): WriteCache {
+  return new WriteCache({ ...opts, lower: checked(store, { name: hopName(n, 'cache', 'store') }) });
+}
+
+/** SP process: the LUN's router and the device its NBD sessions see (the router behind a hop). */
+export function spRouter(
+  n: LunName,
+  spec: { id: number; size: number; blockSize: number },
+  caps: DeviceCapabilities,
+  readOnly: boolean,
+  host: RouterHost,
+  initial: RouteState,
+): { router: LunRouter; host: BlockDevice } {
+  const router = new LunRouter(spec.id, spec.size, spec.blockSize, caps, readOnly, host, initial);
+  return { router, host: checked(router, { name: hopName(n, 'nbd', 'router') }) };
+}
