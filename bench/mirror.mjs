@@ -2,7 +2,7 @@
 // Remote-mirror benchmark: what synchronous mirroring costs a host write, and how fast a
 // fractured secondary catches up. Two real arrays (alpha, bravo) in this process, each with its
 // remote-link port, joined by a real LinkEmulator (a TCP proxy that delays and throttles), the
-// way test/mirror/harness.ts does it; everything from the compiled dist/ (npm run build first).
+// way test/support/mirror-lab.ts does it; everything from the compiled dist/ (npm run build first).
 //
 // 1. Latency: fio's nbd engine (4k random writes, QD1 and QD16) against LUNs that alpha serves
 //    over NBD: an UNMIRRORED LUN, then a SYNCHRONOUSLY MIRRORED LUN (alpha -> bravo) with the

@@ -1,5 +1,5 @@
 // Two real arrays (alpha, bravo) in this process, each with its remote-link port, joined by a
-// real LinkEmulator (a TCP proxy that delays and throttles), the way test/mirror/harness.ts does
+// real LinkEmulator (a TCP proxy that delays and throttles), the way test/support/mirror-lab.ts does
 // it; everything from the compiled dist/ (npm run build first).
 import { createServer, connect } from 'node:net';
 import { spawn } from 'node:child_process';

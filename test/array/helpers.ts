@@ -4,17 +4,8 @@ import { join } from 'node:path';
 import type { BlockDevice, DeviceCapabilities, Extent, WriteOptions, ZeroOptions } from '../../src/block/device.js';
 import { FileBackingStore } from '../../src/block/file-store.js';
 
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (mulberry32): the shared seeded sources live in test/support/random.ts. */
+export { mulberry32 as rng } from '../support/random.js';
 
 export async function ticks(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));

@@ -8,7 +8,7 @@ import { CacheBudget, WriteCache } from '../../src/array/cache/index.js';
 import { LunRouter } from '../../src/array/sp-process/router.js';
 import { OwnerLunDevice } from '../../src/array/chassis/owner-device.js';
 import { CmiClient, CmiServer } from '../../src/array/cmi/index.js';
-import { makeLab, until } from '../mirror/harness.js';
+import { makeLab, until } from '../support/mirror-lab.js';
 
 export const SUBJECT_SIZE = 8 * 1024 * 1024;
 

@@ -8,10 +8,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, closeSync, ftruncateSync, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { REPO } from '../support/paths.js';
 
-export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { REPO };
 export const SERVER_KIND: 'sanbox' | 'nbdkit' =
   process.env.SANBOX_INTEROP_SERVER === 'nbdkit' ? 'nbdkit' : 'sanbox';
 export const HOST = '127.0.0.1';

@@ -15,6 +15,7 @@ import {
   loadBitmapFileSync,
 } from '../../src/native/index.js';
 import { addon } from '../../src/native/addon.js';
+import { fcSeed } from '../support/random.js';
 
 type Impl = 'ts' | 'native';
 const impls: Impl[] = addon ? ['ts', 'native'] : ['ts'];
@@ -219,7 +220,7 @@ describe('bitmap files', () => {
           writeFileSync(p, bad);
           for (const impl of impls) expect(() => loadBitmapFileSync(p, impl)).toThrow(BitmapCorruptError);
         }),
-        { numRuns: 100, seed: 1234 },
+        { numRuns: 100, ...fcSeed(1234) },
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });

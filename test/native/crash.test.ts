@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writelog, type JournalRecord } from '../../src/native/index.js';
 import { addon } from '../../src/native/addon.js';
+import { fcSeed } from '../support/random.js';
 
 type Impl = 'ts' | 'native';
 const impls: Impl[] = addon ? ['ts', 'native'] : ['ts'];
@@ -143,7 +144,7 @@ describe.each(impls)('crash recovery (%s)', (impl) => {
           rmSync(dir, { recursive: true, force: true });
         },
       ),
-      { numRuns: Number(process.env.SANBOX_CRASH_RUNS ?? 150), seed: Number(process.env.SANBOX_CRASH_SEED ?? 20261121) },
+      { numRuns: Number(process.env.SANBOX_CRASH_RUNS ?? 150), ...fcSeed(Number(process.env.SANBOX_CRASH_SEED ?? 20261121)) },
     );
     // Most damage must be survivable (a torn or corrupt record drops a suffix), not an error.
     expect(outcome.damagedRecovered).toBeGreaterThan(outcome.openError + outcome.readError);

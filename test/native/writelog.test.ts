@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writelog, WritelogOverflowError, FLAG_ACK_REQUESTED, type JournalRecord } from '../../src/native/index.js';
 import { addon } from '../../src/native/addon.js';
+import { ManualClock } from '../support/clock.js';
 
 type Impl = 'ts' | 'native';
 const impls: Impl[] = addon ? ['ts', 'native'] : ['ts'];
@@ -12,9 +13,10 @@ const root = mkdtempSync(join(tmpdir(), 'sanbox-wl-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 let dirn = 0;
 const freshDir = () => mkdtempSync(join(root, `d${dirn++}-`));
+/** A fresh manual clock for one writelog: every reading 1 ms after the previous one. */
 const clock = () => {
-  let t = 1_700_000_000_000;
-  return () => (t += 1);
+  const c = new ManualClock(1_700_000_000_001, 1);
+  return () => c.now();
 };
 const plain = (r: JournalRecord) => ({ ...r, data: Buffer.from(r.data).toString('hex') });
 const all = (w: Writelog, from = 0) => {

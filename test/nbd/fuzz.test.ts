@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CMD } from '../../src/nbd/index.js';
 import { startServer, type Fixture } from './fixture.js';
 import { goPayload, metaPayload, RawClient } from './raw-client.js';
+import { fcSeed } from '../support/random.js';
 
 let fx: Fixture;
 let witness: RawClient;
@@ -75,7 +76,7 @@ describe('fuzzing the server with random and mutated streams', () => {
         await throwAt(Buffer.from(bytes), false);
         await witnessWorks(++n);
       }),
-      { numRuns: 60, seed: 20261121 },
+      { numRuns: 60, ...fcSeed(20261121) },
     );
   });
 
@@ -106,7 +107,7 @@ describe('fuzzing the server with random and mutated streams', () => {
         await throwAt(Buffer.concat(parts), false);
         await witnessWorks(++n);
       }),
-      { numRuns: 60, seed: 42 },
+      { numRuns: 60, ...fcSeed(42) },
     );
   });
 
@@ -117,7 +118,7 @@ describe('fuzzing the server with random and mutated streams', () => {
         await throwAt(bytes, true);
         await witnessWorks(++n);
       }),
-      { numRuns: 80, seed: 7 },
+      { numRuns: 80, ...fcSeed(7) },
     );
     // Every fuzz connection is gone; only the witness remains.
     const deadline = Date.now() + 3000;
