@@ -15,10 +15,10 @@ import { parseDocument } from 'yaml';
 import { formatSize, parseSize } from '../array/index.js';
 import { ApiClient, ClientError, type CreateGroupRequest, type GroupNearSyncRequest, type GroupSettableRequest, type GroupView } from '../control/index.js';
 import { groupStateWords, parseThrottles, type GroupMode } from '../replication/group/index.js';
-import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './client-verbs.js';
+import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
 import { CliError, EXIT, printJson, sleep, table, usage, watchStatus } from './common.js';
 import { parseDuration } from './lab.js';
-import { ibytes } from './mirror-verbs.js';
+import { ibytes } from './mirror-render.js';
 
 // ---- argument parsing (usage errors, nothing sent) ----
 
