@@ -357,4 +357,3 @@ export async function downCommand(ref: string | undefined, f: DownFlags): Promis
   else process.stdout.write(`lab ${name} stopped${killed.length ? ` (had to SIGKILL ${killed.join(', ')})` : ''}\n`);
   return EXIT.OK;
 }
-

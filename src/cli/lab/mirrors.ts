@@ -179,4 +179,3 @@ export function parseMirrors(v: unknown, arrays: LabArray[], links: LabLink[], r
   });
   return out;
 }
-
