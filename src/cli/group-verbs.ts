@@ -16,7 +16,7 @@ import { formatSize, parseSize } from '../array/index.js';
 import { ApiClient, ClientError, type CreateGroupRequest, type GroupNearSyncRequest, type GroupSettableRequest, type GroupView } from '../control/index.js';
 import { groupStateWords, parseThrottles, type GroupMode } from '../replication/group/index.js';
 import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
-import { CliError, EXIT, printJson, sleep, table, usage, watchStatus } from './common.js';
+import { CliError, EXIT, printJson, sleep, SPINNER_FRAME_MS, table, usage, watchStatus } from './common.js';
 import { parseDuration } from './lab.js';
 import { ibytes } from './mirror-render.js';
 
@@ -428,8 +428,11 @@ export async function groupBypassCommand(ref: string, on: string, f: TargetFlags
   return done(f, v, text, t.array);
 }
 
+/** Default pause between two progress polls of `group refresh` (--interval). */
+const REFRESH_POLL_MS = 500;
+
 export async function groupRefreshCommand(ref: string, f: TargetFlags & { wait?: boolean; interval?: string }): Promise<number> {
-  let intervalMs = 500;
+  let intervalMs = REFRESH_POLL_MS;
   if (f.interval !== undefined) {
     if (!/^\d+(\.\d+)?$/.test(f.interval) || Number(f.interval) < 0.1) throw usage(`--interval must be seconds >= 0.1, not ${JSON.stringify(f.interval)}`);
     intervalMs = Number(f.interval) * 1000;
@@ -488,7 +491,7 @@ export async function groupBackfreshCommand(ref: string, f: TargetFlags & { from
     ? setInterval(() => {
         const s = Math.floor((Date.now() - started) / 1000);
         process.stderr.write(`\r${frames[n++ % 4]} backfresh of group ${ref}${from ? ` from ${from}` : ''}: ${s} s (the members are offline to hosts meanwhile)`);
-      }, 250)
+      }, SPINNER_FRAME_MS)
     : undefined;
   let v: GroupView;
   try {

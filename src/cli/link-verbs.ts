@@ -4,6 +4,7 @@
  */
 import { LinkApiServer, LinkEmulator, type LinkStatus } from '../link/index.js';
 import { formatSize } from '../array/index.js';
+import { ignoreOnClose } from '../errors/index.js';
 import { CliError, EXIT, printJson, table, usage } from './common.js';
 import { parseRate, readState, runningLabs, type Lab, type LabState, type LabStateLink } from './lab.js';
 
@@ -64,9 +65,14 @@ export async function startLabLinks(lab: Lab, log: (t: string) => void): Promise
 }
 
 export async function stopLabLinks(links: RunningLink[]): Promise<void> {
+  // Shutdown: every link is stopped whatever the others answer; a failed close frees nothing more.
   for (const l of links) {
-    await l.api.close().catch(() => undefined);
-    await l.emulator.stop().catch(() => undefined);
+    const apiClosed = l.api.close();
+    ignoreOnClose(apiClosed, `link ${l.emulator.name}: closing its API`);
+    await Promise.allSettled([apiClosed]);
+    const stopped = l.emulator.stop();
+    ignoreOnClose(stopped, `link ${l.emulator.name}: stopping its emulator`);
+    await Promise.allSettled([stopped]);
   }
 }
 

@@ -14,7 +14,7 @@ import { formatSize, parseSize } from '../array/index.js';
 import { ApiClient, ClientError, type LunView } from '../control/index.js';
 import type { MirrorView, VerifyReport } from '../replication/mirror/types.js';
 import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
-import { CliError, EXIT, printJson, table, usage, watchStatus } from './common.js';
+import { CliError, EXIT, printJson, SPINNER_FRAME_MS, table, usage, watchStatus } from './common.js';
 import { parseRate } from './lab.js';
 import { ibytes, mirrorLine, mirrorText } from './mirror-render.js';
 
@@ -154,7 +154,7 @@ async function lunNames(f: TargetFlags, views: MirrorView[]): Promise<Map<string
   try {
     lab = await labArrayClients({ ...f, array: undefined });
   } catch {
-    return names;
+    return names; // no lab to ask: the ids stay as the views name them
   }
   if (!lab) return names;
   const wanted = new Set(views.flatMap((v) => v.record.images.map((i) => i.array)));
@@ -336,13 +336,18 @@ async function collect(ref: string | undefined, f: TargetFlags): Promise<MirrorV
       const t = await locate(ref, f, { role: 'primary' });
       return [t.view ?? (await call(() => t.client.getMirror(ref)))];
     } catch (e) {
-      const lab = await labArrayClients(f).catch(() => undefined);
+      let lab;
+      try {
+        lab = await labArrayClients(f);
+      } catch {
+        throw e; // no lab to fall back on: the primary's lookup error is the one to report
+      }
       if (!lab || !(e instanceof CliError) || e.code === 'not-found' || e.code === 'no-mirror-driver') throw e;
       for (const a of lab.arrays) {
         try {
           return [await a.client.getMirror(ref)];
         } catch {
-          /* next */
+          /* not on this array (or it is down): try the next one */
         }
       }
       throw e;
@@ -398,7 +403,7 @@ export async function mirrorVerifyCommand(ref: string, image: string | undefined
     ? setInterval(() => {
         const s = Math.floor((Date.now() - started) / 1000);
         process.stderr.write(`\r${frames[n++ % 4]} verifying mirror ${ref}${image ? ` image ${image}` : ''}: ${s} s (every region is read on both arrays)`);
-      }, 250)
+      }, SPINNER_FRAME_MS)
     : undefined;
   let r: VerifyReport;
   try {
@@ -453,7 +458,7 @@ export async function statusMirrorsSection(c: ApiClient, f: TargetFlags): Promis
   try {
     views = (await c.listMirrors()).mirrors;
   } catch {
-    return undefined;
+    return undefined; // no mirror driver or no answer: status shows the array without the section
   }
   if (!views.length) return undefined;
   const names = await lunNames(f, views);

@@ -6,6 +6,11 @@ import { parseRate, parseSecret } from './values.js';
 
 const LINK_KEYS = ['name', 'between', 'listen', 'api', 'latency', 'jitter', 'bandwidth', 'cut', 'queueSize', 'cutResetMs', 'secret', 'secretFile'];
 
+/** A cut this long resets the link's connections unless the lab file says otherwise (cutResetMs). */
+const DEFAULT_CUT_RESET_MS = 15_000;
+/** Largest latency or jitter a lab file may give a link direction. */
+const MAX_DELAY_MS = 3_600_000;
+
 export function parseLinks(v: unknown, arrays: LabArray[], problems: string[], usePort: (port: number, what: string) => void, file: string): LabLink[] {
   if (v === undefined) return [];
   if (!Array.isArray(v)) {
@@ -94,7 +99,7 @@ export function parseLinks(v: unknown, arrays: LabArray[], problems: string[], u
         else settings[d][field] = n;
       }
     };
-    const ms = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 && x <= 3_600_000 ? x : undefined);
+    const ms = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 && x <= MAX_DELAY_MS ? x : undefined);
     perDir('latency', 'latencyMs', ms, 'milliseconds >= 0 (or { a-to-b: MS, b-to-a: MS })');
     perDir('jitter', 'jitterMs', ms, 'milliseconds >= 0 (or { a-to-b: MS, b-to-a: MS })');
     perDir('bandwidth', 'bandwidth', parseRate, 'bytes per second like 100M or 10M/s, or 0 / unlimited');
@@ -111,7 +116,7 @@ export function parseLinks(v: unknown, arrays: LabArray[], problems: string[], u
       if (n === undefined || n < 1024) problems.push(`${at}.queueSize must be a size of at least 1K, not ${JSON.stringify(l.queueSize)}`);
       else queueBytes = n;
     }
-    let cutResetMs = 15_000;
+    let cutResetMs = DEFAULT_CUT_RESET_MS;
     if (l.cutResetMs !== undefined) {
       if (!Number.isInteger(l.cutResetMs) || (l.cutResetMs as number) < 0) problems.push(`${at}.cutResetMs must be an integer >= 0 (0: never reset)`);
       else cutResetMs = l.cutResetMs as number;

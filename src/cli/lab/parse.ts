@@ -65,6 +65,7 @@ export function labNameOf(ref: string): string {
     try {
       return loadLab(ref).name;
     } catch {
+      // An unreadable or invalid lab file still names its lab by convention (the file name).
       return basename(ref, extname(ref));
     }
   }

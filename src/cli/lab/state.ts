@@ -89,6 +89,7 @@ export async function readState(lab: string): Promise<LabState | undefined> {
   try {
     return JSON.parse(await readFile(statePath(lab), 'utf8')) as LabState;
   } catch {
+    // No state file, or one being replaced: the lab is not running (writeState renames atomically).
     return undefined;
   }
 }
@@ -112,7 +113,7 @@ export async function runningLabs(): Promise<LabState[]> {
   try {
     files = (await readdir(labsDir())).filter((f) => f.endsWith('.json'));
   } catch {
-    return [];
+    return []; // no labs directory yet: no lab has ever run
   }
   const out: LabState[] = [];
   for (const f of files) {

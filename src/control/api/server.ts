@@ -209,7 +209,7 @@ export class ControlServer {
     try {
       hostname = new URL(`http://${req.headers.host ?? ''}`).hostname;
     } catch {
-      /* empty */
+      /* an unparsable Host header is no loopback name: refused just below */
     }
     if (!isLoopback(hostname)) {
       throw new ApiError(403, 'forbidden-host', `Host ${JSON.stringify(req.headers.host ?? '')} is not a loopback name; use 127.0.0.1 or a token`);

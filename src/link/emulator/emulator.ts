@@ -128,7 +128,10 @@ export function checkDirection(v: unknown): DirectionArg {
   throw new LinkError('invalid-argument', `direction must be a-to-b, b-to-a or both, not ${JSON.stringify(v)}`);
 }
 
-function checkMs(v: unknown, what: string, max = 3_600_000): number {
+/** Largest latency, jitter or stall accepted. */
+const MAX_DELAY_MS = 3_600_000;
+
+function checkMs(v: unknown, what: string, max = MAX_DELAY_MS): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max) {
     throw new LinkError('invalid-argument', `${what} must be a number of milliseconds, 0-${max}, not ${JSON.stringify(v)}`);
   }
@@ -298,6 +301,7 @@ class Conn {
       up.pump();
       this.maybeDone();
     });
+    // Handled by 'close' (hadError: the other side is reset); the listener keeps it from being thrown.
     client.on('error', () => undefined);
     client.on('close', (hadError) => this.onSocketClose(client, hadError));
   }
@@ -398,6 +402,12 @@ class Conn {
 }
 
 const MAX_EVENTS = 1000;
+/** A cut this long resets the connections through the link (cutResetMs default). */
+const DEFAULT_CUT_RESET_MS = 15_000;
+/** Longest cutResetMs accepted. */
+const MAX_CUT_RESET_MS = 86_400_000;
+/** Dialing the target of a route fails after this long (connectTimeoutMs default). */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export class LinkEmulator extends EventEmitter {
   readonly name: string;
@@ -431,8 +441,8 @@ export class LinkEmulator extends EventEmitter {
     this.routes = opts.routes.map((r) => ({ ...r, listen: { ...r.listen }, target: { ...r.target } }));
     this.queueBytes = opts.queueBytes ?? 1 << 20;
     if (!Number.isSafeInteger(this.queueBytes) || this.queueBytes < 1024) throw new LinkError('invalid-argument', 'queueBytes must be at least 1024');
-    this.cutResetMs = checkMs(opts.cutResetMs ?? 15_000, 'cutResetMs', 86_400_000);
-    this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    this.cutResetMs = checkMs(opts.cutResetMs ?? DEFAULT_CUT_RESET_MS, 'cutResetMs', MAX_CUT_RESET_MS);
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     const def: DirectionSettings = { latencyMs: 0, jitterMs: 0, bandwidth: 0 };
     this.settings = {
       'a-to-b': { ...def, ...checkSettings(opts.settings?.['a-to-b'] ?? {}) },

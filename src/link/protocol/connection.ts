@@ -64,6 +64,8 @@ export interface ConnectionTimers {
   /** the handshake must complete within this (ms) */
   handshakeTimeoutMs: number;
 }
+/** After a last ERROR frame, the socket is destroyed this long later if the peer has not closed it. */
+const ERROR_LINGER_MS = 1000;
 export const DEFAULT_TIMERS: ConnectionTimers = { keepaliveMs: 1000, deadAfterMs: 5000, requestTimeoutMs: 10_000, handshakeTimeoutMs: 5000 };
 
 interface Pending {
@@ -261,7 +263,7 @@ export class LinkConnection extends EventEmitter {
       } catch {
         this.socket.destroy();
       }
-      setTimeout(() => this.socket.destroy(), 1000).unref();
+      setTimeout(() => this.socket.destroy(), ERROR_LINGER_MS).unref();
     }
     this.fail(e);
     return e;
@@ -440,7 +442,7 @@ export class LinkConnection extends EventEmitter {
       this.send(KIND.GOODBYE, 0, {});
       this.fail(null);
       this.socket.end();
-      setTimeout(() => this.socket.destroy(), 1000).unref();
+      setTimeout(() => this.socket.destroy(), ERROR_LINGER_MS).unref();
     } else if (this.phase === 'handshake') {
       this.fail(new RemoteLinkError('closed', 'closed during the handshake'));
       this.socket.destroy();
