@@ -17,18 +17,9 @@ import {
 } from './frame.js';
 import { isNonce, newNonce, proof, verifyProof, type Transcript } from './handshake.js';
 import { LINK_OPS, validateArgs, type LinkOp, type LinkOps } from './messages.js';
+import { parseAccepted, parseOffered, type AcceptedMirror, type OfferedMirror } from './offer.js';
 
-/** A mirror offered by the initiating (primary) side in the handshake. */
-export interface OfferedMirror {
-  mirrorId: string;
-  /** size in bytes of the primary image */
-  primarySize: number;
-}
-/** The receiving side's answer for each offered mirror. */
-export interface AcceptedMirror {
-  mirrorId: string;
-  secondarySize: number;
-}
+export type { AcceptedMirror, OfferedMirror } from './offer.js';
 
 /** What both ends know about each other once the handshake succeeded. */
 export interface SessionInfo {
@@ -477,30 +468,6 @@ export class LinkConnection extends EventEmitter {
 
 function addr(s: net.Socket): string {
   return `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`;
-}
-
-function parseOffered(v: unknown): OfferedMirror[] | null {
-  if (!Array.isArray(v) || v.length > 1024) return null;
-  const out: OfferedMirror[] = [];
-  for (const m of v) {
-    if (typeof m !== 'object' || m === null) return null;
-    const { mirrorId, primarySize } = m as Record<string, unknown>;
-    if (typeof mirrorId !== 'string' || !mirrorId || typeof primarySize !== 'number' || !Number.isSafeInteger(primarySize) || primarySize < 0) return null;
-    out.push({ mirrorId, primarySize });
-  }
-  return out;
-}
-
-function parseAccepted(v: unknown): AcceptedMirror[] | null {
-  if (!Array.isArray(v)) return null;
-  const out: AcceptedMirror[] = [];
-  for (const m of v) {
-    if (typeof m !== 'object' || m === null) return null;
-    const { mirrorId, secondarySize } = m as Record<string, unknown>;
-    if (typeof mirrorId !== 'string' || typeof secondarySize !== 'number' || !Number.isSafeInteger(secondarySize)) return null;
-    out.push({ mirrorId, secondarySize });
-  }
-  return out;
 }
 
 function parseLimits(v: unknown): FrameLimits {
