@@ -86,6 +86,13 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** Default pause between two status fetches of --watch. */
+export const WATCH_INTERVAL_MS = 1000;
+/** One frame of the spinner of a long verb (mirror verify, group backfresh) on a terminal. */
+export const SPINNER_FRAME_MS = 250;
+/** Requests `sanbox up` makes to set up a lab's mirrors and groups (each may wait on the array). */
+export const LAB_SETUP_REQUEST_TIMEOUT_MS = 15_000;
+
 export interface WatchFlags {
   watch?: boolean;
   count?: string;
@@ -98,13 +105,6 @@ export interface WatchFlags {
  * --count rounds, or a closed pipe (`| head`). While watching, a failed fetch is printed, not
  * fatal. JSON: `once` is printed alone; while watching, one `line` per round with the time.
  */
-/** Default pause between two status fetches of --watch. */
-export const WATCH_INTERVAL_MS = 1000;
-/** One frame of the spinner of a long verb (mirror verify, group backfresh) on a terminal. */
-export const SPINNER_FRAME_MS = 250;
-/** Requests `sanbox up` makes to set up a lab's mirrors and groups (each may wait on the array). */
-export const LAB_SETUP_REQUEST_TIMEOUT_MS = 15_000;
-
 export async function watchStatus<T>(
   f: WatchFlags,
   fetch: () => Promise<T>,

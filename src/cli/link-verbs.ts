@@ -67,12 +67,8 @@ export async function startLabLinks(lab: Lab, log: (t: string) => void): Promise
 export async function stopLabLinks(links: RunningLink[]): Promise<void> {
   // Shutdown: every link is stopped whatever the others answer; a failed close frees nothing more.
   for (const l of links) {
-    const apiClosed = l.api.close();
-    ignoreOnClose(apiClosed, `link ${l.emulator.name}: closing its API`);
-    await Promise.allSettled([apiClosed]);
-    const stopped = l.emulator.stop();
-    ignoreOnClose(stopped, `link ${l.emulator.name}: stopping its emulator`);
-    await Promise.allSettled([stopped]);
+    await ignoreOnClose(l.api.close(), `closing the API of link ${l.emulator.name}`);
+    await ignoreOnClose(l.emulator.stop(), `stopping the emulator of link ${l.emulator.name}`);
   }
 }
 

@@ -236,9 +236,7 @@ export class MetadataStore<T = unknown> {
     } catch (e) {
       // The write error below is the one to report; a tmp file left behind is harmless (load never
       // reads it, the next save truncates it).
-      const removed = fsp.rm(tmp, { force: true });
-      ignoreOnClose(removed, `removing ${tmp} after a failed metadata write`);
-      await Promise.allSettled([removed]);
+      await ignoreOnClose(fsp.rm(tmp, { force: true }), `removing ${tmp} after a failed metadata write`);
       throw new MetadataError('metadata-io', `cannot write metadata copy ${path}: ${(e as Error).message}`);
     }
     this.generation = generation;

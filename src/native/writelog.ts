@@ -59,8 +59,8 @@
  */
 import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { ignoreOnClose } from '../errors/index.js';
 import { randomInt } from 'node:crypto';
+import { ignoreOnClose } from '../errors/index.js';
 import { addon } from './addon.js';
 import { crc32cTs } from './crc32c.js';
 import { NativeRing, TsRing, REC_HEADER, align8, readU32, readU64, FLAG_ACK_REQUESTED, type NewRecord, type Ring } from './ring.js';
@@ -696,7 +696,7 @@ export class Writelog {
     this.syncTimer = setTimeout(() => {
       this.syncTimer = null;
       // A failed fdatasync rejects the waiters (run() in groupCommit); nobody awaits this timer.
-      ignoreOnClose(this.groupCommit(), 'timer-driven group commit: its failure reaches the durable() waiters');
+      void ignoreOnClose(this.groupCommit(), 'committing on the group-commit timer (a failure rejects the durable() waiters)');
     }, this.o.groupCommitMs);
   }
 
@@ -876,9 +876,7 @@ export class Writelog {
     if (this.syncing) {
       // The commit in flight already rejected its waiters if it failed; closing goes on to the
       // metadata write, which throws if the files are still failing.
-      const syncing = this.syncing;
-      ignoreOnClose(syncing, 'group commit in flight at close');
-      await Promise.allSettled([syncing]);
+      await ignoreOnClose(this.syncing, 'finishing the group commit in flight at close');
     }
     if (this.syncTimer) clearTimeout(this.syncTimer);
     if (this.metaTimer) clearInterval(this.metaTimer);
