@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { packageVersion } from '../control/service.js';
-import { lunCreateCommand, lunDeleteCommand, lunGrowCommand, lunListCommand, statusCommand, type TargetFlags } from './client-verbs.js';
+import { lunCreateCommand, lunDeleteCommand, lunGrowCommand, lunListCommand, statusCommand } from './client-verbs.js';
 import { CliError, EXIT } from './common.js';
 import { doctorCommand } from './doctor.js';
 import { arrayServeCommand, serveCommand, type ServeFlags } from './serve.js';
@@ -13,6 +13,7 @@ import { linkCutCommand, linkRestoreCommand, linkSetCommand, linkStatusCommand, 
 import { faultCommand, lunRecoverCommand, lunTrespassCommand, type FaultVerb } from './sp-verbs.js';
 import { runSpProcess } from '../array/sp-process/index.js';
 import { targetOptions, type Run } from './command-kit.js';
+import type { TargetFlags } from './target.js';
 import { addGroupCommands } from './group-commands.js';
 import { addMirrorCommands } from './mirror-commands.js';
 
