@@ -86,6 +86,13 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** Default pause between two status fetches of --watch. */
+export const WATCH_INTERVAL_MS = 1000;
+/** One frame of the spinner of a long verb (mirror verify, group backfresh) on a terminal. */
+export const SPINNER_FRAME_MS = 250;
+/** Requests `sanbox up` makes to set up a lab's mirrors and groups (each may wait on the array). */
+export const LAB_SETUP_REQUEST_TIMEOUT_MS = 15_000;
+
 export interface WatchFlags {
   watch?: boolean;
   count?: string;
@@ -109,7 +116,7 @@ export async function watchStatus<T>(
     if (!f.watch) throw usage('--count goes with --watch');
     count = Number(f.count);
   }
-  let intervalMs = 1000;
+  let intervalMs = WATCH_INTERVAL_MS;
   if (f.interval !== undefined) {
     if (!/^\d+(\.\d+)?$/.test(f.interval) || Number(f.interval) < 0.1) throw usage(`--interval must be seconds >= 0.1, not ${JSON.stringify(f.interval)}`);
     if (!f.watch) throw usage('--interval goes with --watch');

@@ -49,9 +49,12 @@ function which(name: string, path: string): string | undefined {
   return undefined;
 }
 
+/** A client tool's `--version` gets this long before doctor calls it hung. */
+const TOOL_TIMEOUT_MS = 5000;
+
 function runVersion(file: string, args: string[], path: string): Promise<{ code: number | null; out: string; error?: string }> {
   return new Promise((resolve) => {
-    execFile(file, args, { timeout: 5000, env: { ...process.env, PATH: path, LC_ALL: 'C' }, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(file, args, { timeout: TOOL_TIMEOUT_MS, env: { ...process.env, PATH: path, LC_ALL: 'C' }, encoding: 'utf8' }, (err, stdout, stderr) => {
       const out = `${stdout}\n${stderr}`;
       const code = err ? ((err as { code?: unknown }).code as number | null) ?? null : 0;
       resolve({ code: typeof code === 'number' ? code : null, out, ...(err && typeof (err as { code?: unknown }).code === 'string' ? { error: err.message } : {}) });

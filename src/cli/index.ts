@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { packageVersion } from '../control/service.js';
-import { lunCreateCommand, lunDeleteCommand, lunGrowCommand, lunListCommand, statusCommand, type TargetFlags } from './client-verbs.js';
+import { lunCreateCommand, lunDeleteCommand, lunGrowCommand, lunListCommand, statusCommand } from './client-verbs.js';
 import { CliError, EXIT } from './common.js';
 import { doctorCommand } from './doctor.js';
 import { arrayServeCommand, serveCommand, type ServeFlags } from './serve.js';
@@ -12,44 +12,10 @@ import { downCommand, upCommand } from './updown.js';
 import { linkCutCommand, linkRestoreCommand, linkSetCommand, linkStatusCommand, type LinkFlags, type LinkSetFlags } from './link-verbs.js';
 import { faultCommand, lunRecoverCommand, lunTrespassCommand, type FaultVerb } from './sp-verbs.js';
 import { runSpProcess } from '../array/sp-process/index.js';
-import {
-  mirrorActivateCommand,
-  mirrorAddSecondaryCommand,
-  mirrorCreateCommand,
-  mirrorDeactivateCommand,
-  mirrorDestroyCommand,
-  mirrorFractureCommand,
-  mirrorPromoteCommand,
-  mirrorRemoveSecondaryCommand,
-  mirrorResolveCommand,
-  mirrorSetCommand,
-  mirrorStatusCommand,
-  mirrorSyncCommand,
-  mirrorVerifyCommand,
-  type AddSecondaryFlags,
-  type MirrorCreateFlags,
-  type MirrorSetFlags,
-  type MirrorStatusFlags,
-} from './mirror-verbs.js';
-import {
-  groupBackfreshCommand,
-  groupBypassCommand,
-  groupCreateCommand,
-  groupDeleteCommand,
-  groupInfoCommand,
-  groupListCommand,
-  groupModeCommand,
-  groupPauseCommand,
-  groupPromoteCommand,
-  groupRefreshCommand,
-  groupSetCommand,
-  groupStatusCommand,
-  groupThrottleCommand,
-  type BoundFlags,
-  type GroupCreateFlags,
-  type GroupSetFlags,
-  type GroupStatusFlags,
-} from './group-verbs.js';
+import { targetOptions, type Run } from './command-kit.js';
+import type { TargetFlags } from './target.js';
+import { addGroupCommands } from './group-commands.js';
+import { addMirrorCommands } from './mirror-commands.js';
 
 export { EXIT } from './common.js';
 
@@ -66,20 +32,11 @@ Finding the array (status, lun): --api URL, else $SANBOX_API, else the state fil
 started with "sanbox up" (--lab NAME or $SANBOX_LAB when several run). Token: --token, else
 $SANBOX_TOKEN, else the lab state file.`;
 
-function targetOptions(cmd: Command): Command {
-  return cmd
-    .option('--api <url>', 'management API base URL (default: $SANBOX_API, else the running lab)')
-    .option('--token <token>', 'API bearer token (default: $SANBOX_TOKEN, else the lab state file)')
-    .option('--lab <name>', 'lab whose array to use (default: $SANBOX_LAB, else the only running lab)')
-    .option('--array <name>', "array of the lab (default: the lab's first)")
-    .option('--json', 'machine-readable output');
-}
-
 /** Runs the CLI; resolves with the process exit code (never calls process.exit itself). */
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.OK;
   const json = argv.includes('--json');
-  const run =
+  const run: Run =
     <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
     async (...args: A) => {
       code = await fn(...args);
@@ -265,244 +222,9 @@ export async function main(argv: string[]): Promise<number> {
   link.exitOverride();
   for (const c of link.commands) c.exitOverride();
 
-  const mirror = program
-    .command('mirror')
-    .description('remote mirrors: create, add secondaries, fracture, synchronize, promote, verify (run on the primary\'s array unless said otherwise)')
-    .addHelpText(
-      'after',
-      `
-Which array: --api URL or --array NAME; otherwise the lab's array that holds the mirror's primary
-(promote: its secondary; resolve: the survivor; create: ARRAY:LUN, else the lab's first array).
-Sizes and rates: 64K, 64M, 10M/s, 1048576.`,
-    );
-  const mirrorRef = ['<mirror>', 'mirror name or id'] as const;
-  targetOptions(
-    mirror
-      .command('create')
-      .description('create a mirror with LUN as its primary image (on this array); then add-secondary')
-      .argument('<lun>', 'LUN id or name, or ARRAY:LUN')
-      .option('--name <name>', 'mirror name (default: the LUN name)')
-      .option('--region-size <size>', 'region of the write-intent and fracture logs: power of two 4K..64M (default 64K)')
-      .option('--sync-rate <rate>', 'bytes/s for synchronizations (default 64M)')
-      .option('--write-policy <policy>', 'synchronous (the only one so far)')
-      .option('--activation <policy>', 'automatic or manual: how the mirror leaves ATTENTION')
-      .option('--min-images <n>', 'images (primary included) required to stay ACTIVE; -1: none (default)')
-      .option('--max-missing <n>', 'unreachable secondaries tolerated; -1: no limit (default)')
-      .option('--secondary-reads', 'let hosts read the secondaries')
-      .option('--sync-priority <p>', 'low, medium (default) or high'),
-  ).action(run((lun: string, opts: MirrorCreateFlags) => mirrorCreateCommand(lun, opts)));
-  targetOptions(
-    mirror
-      .command('add-secondary')
-      .description('add a secondary image on another array (full synchronization unless --synchronized)')
-      .argument(...mirrorRef)
-      .option('--to <array:lun>', 'the secondary image, e.g. bravo:disk0 (required)')
-      .option('--synchronized', 'the LUN is identical already: no initial copy')
-      .option('--recovery <policy>', 'auto (default): resync when it comes back; manual: wait for "mirror sync"')
-      .option('--sync-rate <rate>', "bytes/s for this image (default: the mirror's)"),
-  ).action(run((ref: string, opts: AddSecondaryFlags) => mirrorAddSecondaryCommand(ref, opts)));
-  targetOptions(
-    mirror
-      .command('remove-secondary')
-      .description('remove a secondary image (graceful needs it reachable; --force always)')
-      .argument(...mirrorRef)
-      .argument('<image>', 'image id (bravo:0) or array name')
-      .option('-f, --force', 'remove even when unreachable'),
-  ).action(run((ref: string, image: string, opts: TargetFlags & { force?: boolean }) => mirrorRemoveSecondaryCommand(ref, image, opts)));
-  targetOptions(
-    mirror
-      .command('promote')
-      .description("make a secondary the primary (runs on the secondary's array)")
-      .argument(...mirrorRef)
-      .option('-f, --force', 'promote even an image that is not synchronized or consistent'),
-  ).action(run((ref: string, opts: TargetFlags & { force?: boolean }) => mirrorPromoteCommand(ref, opts)));
-  targetOptions(
-    mirror
-      .command('sync')
-      .alias('synchronize')
-      .description('synchronize fractured or unsynchronized secondaries (all, or one) from the fracture log')
-      .argument(...mirrorRef)
-      .argument('[image]', 'image id (bravo:0) or array name (default: every one that needs it)')
-      .option('-f, --force', 'also on an INACTIVE mirror (CONSISTENT images)'),
-  ).action(run((ref: string, image: string | undefined, opts: TargetFlags & { force?: boolean }) => mirrorSyncCommand(ref, image, opts)));
-  targetOptions(
-    mirror
-      .command('fracture')
-      .description('stop sending writes to secondaries (all, or one); they are tracked in the fracture log')
-      .argument(...mirrorRef)
-      .argument('[image]', 'image id (bravo:0) or array name (default: every secondary)'),
-  ).action(run((ref: string, image: string | undefined, opts: TargetFlags) => mirrorFractureCommand(ref, image, opts)));
-  targetOptions(mirror.command('activate').description('INACTIVE -> ACTIVE (or ATTENTION when the minimum conditions fail)').argument(...mirrorRef)).action(
-    run((ref: string, opts: TargetFlags) => mirrorActivateCommand(ref, opts)),
-  );
-  targetOptions(
-    mirror
-      .command('deactivate')
-      .description('ACTIVE -> INACTIVE (refused while an image synchronizes, unless --force)')
-      .argument(...mirrorRef)
-      .option('-f, --force', 'stop running synchronizations'),
-  ).action(run((ref: string, opts: TargetFlags & { force?: boolean }) => mirrorDeactivateCommand(ref, opts)));
-  targetOptions(mirror.command('destroy').description('destroy an INACTIVE mirror without secondaries (the LUNs stay)').argument(...mirrorRef)).action(
-    run((ref: string, opts: TargetFlags) => mirrorDestroyCommand(ref, opts)),
-  );
-  targetOptions(
-    mirror
-      .command('set')
-      .description('change mirror attributes, or one image\'s recovery policy / sync rate')
-      .argument(...mirrorRef)
-      .option('--name <name>', 'rename the mirror')
-      .option('--sync-rate <rate>', 'bytes/s for synchronizations')
-      .option('--sync-priority <p>', 'low, medium or high')
-      .option('--min-images <n>', 'images required to stay ACTIVE; -1: none')
-      .option('--max-missing <n>', 'unreachable secondaries tolerated; -1: no limit')
-      .option('--activation <policy>', 'automatic or manual')
-      .option('--secondary-reads <on|off>', 'let hosts read the secondaries')
-      .option('--image <image>', 'image id or array name, for --recovery / --image-sync-rate')
-      .option('--recovery <policy>', "the image's recovery policy: auto or manual")
-      .option('--image-sync-rate <rate>', "the image's sync rate (default: the mirror's)"),
-  ).action(run((ref: string, opts: MirrorSetFlags) => mirrorSetCommand(ref, opts)));
-  targetOptions(
-    mirror
-      .command('status')
-      .description('mirror state, epoch, and per image: role, state, reachability, fracture, fracture log, resync progress, split brain')
-      .argument('[mirror]', 'mirror name or id (default: every mirror)')
-      .option('-w, --watch', 're-print every second until Ctrl-C')
-      .option('--count <n>', 'with --watch: stop after N prints')
-      .option('--interval <seconds>', 'with --watch: seconds between prints (default 1)'),
-  ).action(run((ref: string | undefined, opts: MirrorStatusFlags) => mirrorStatusCommand(ref, opts)));
-  targetOptions(
-    mirror
-      .command('verify')
-      .description('compare the secondary with the primary region by region (exit 1 when they differ, listing the regions)')
-      .argument(...mirrorRef)
-      .argument('[image]', 'image id or array name (default: the first secondary)'),
-  ).action(run((ref: string, image: string | undefined, opts: TargetFlags) => mirrorVerifyCommand(ref, image, opts)));
-  targetOptions(
-    mirror
-      .command('resolve')
-      .description('end a split brain: keep the survivor\'s data, the other side resyncs from it')
-      .argument(...mirrorRef)
-      .option('--survivor <array>', 'the array whose data is kept (required)'),
-  ).action(run((ref: string, opts: TargetFlags & { survivor?: string }) => mirrorResolveCommand(ref, opts)));
-  mirror.exitOverride();
-  for (const c of mirror.commands) c.exitOverride();
+  addMirrorCommands(program, run);
 
-  const group = program
-    .command('group')
-    .description('consistency groups: mirrors replicated in one global order (asynchronous, near-synchronous, synchronous), writelog, throttles, qdsinfo')
-    .addHelpText(
-      'after',
-      `
-Which array: --api URL or --array NAME; otherwise the lab's array that holds the group's primary
-side (promote: a secondary; create: the primary of the first member mirror).
-Sizes: 64K, 64M, 1G. Durations: 10s, 500ms, 1m (a bare number is seconds).`,
-    );
-  const groupRef = ['<group>', 'group name or id'] as const;
-  const bounds = (c: Command) =>
-    c
-      .option('--max-entries <n>', 'near-synchronous: host writes wait at this many unacknowledged entries (0: no bound)')
-      .option('--max-bytes <size>', 'near-synchronous: ... or at this many unacknowledged bytes (0: no bound)')
-      .option('--low-entries <n>', 'near-synchronous: they resume below this (default: half of --max-entries)')
-      .option('--low-bytes <size>', 'near-synchronous: ... or below this (default: half of --max-bytes)');
-  targetOptions(
-    bounds(
-      group
-        .command('create')
-        .description('create a consistency group of mirrors (on their primary array); it starts in bypass until every secondary is in sync')
-        .argument('<name>', 'group name: 1-64 of A-Z a-z 0-9 . _ -')
-        .option('--members <m1,m2>', 'member mirrors, comma-separated (required): same primary array, same secondary arrays')
-        .option('--mode <mode>', 'asynchronous (default), near-synchronous or synchronous'),
-    )
-      .option('--writelog <size>', 'writelog capacity (default 256M)')
-      .option('--extensions <n>', 'writelog extensions in the pool, 0-128 (default 0)')
-      .option('--extension-size <size>', 'capacity of each extension (default 64M)')
-      .option('--extend-at <percent>', 'chain an extension in at this usage, 1-100 (default 90)')
-      .option('--throttle-every <duration>', 'throttle evaluation interval (default 10s)')
-      .option('--throttles <file>', 'throttles (YAML list, as in the lab file)')
-      .option('--perf-every <duration>', 'performance record interval (default 10s)')
-      .option('--perf-max <size>', 'performance file size limit, one previous generation kept (default 1M)'),
-  ).action(run((name: string, opts: GroupCreateFlags) => groupCreateCommand(name, opts)));
-  targetOptions(group.command('list').alias('ls').description('every group of the lab, once: mode, state, primary, members, backlog')).action(
-    run((opts: TargetFlags) => groupListCommand(opts)),
-  );
-  targetOptions(
-    group
-      .command('status')
-      .description('mode, bypass/refresh/coherence, senders (state, acknowledged through), backlog, oldest entry, receivers (next expected) on the secondaries')
-      .argument('[group]', 'group name or id (default: every group)')
-      .option('-w, --watch', 're-print every second until Ctrl-C')
-      .option('--count <n>', 'with --watch: stop after N prints')
-      .option('--interval <seconds>', 'with --watch: seconds between prints (default 1)'),
-  ).action(run((ref: string | undefined, opts: GroupStatusFlags) => groupStatusCommand(ref, opts)));
-  targetOptions(group.command('info').description("the source's qdsinfo: state, writelog usage and extensions, entries waiting, rates, sender").argument(...groupRef)).action(
-    run((ref: string, opts: TargetFlags) => groupInfoCommand(ref, opts)),
-  );
-  targetOptions(
-    bounds(
-      group
-        .command('mode')
-        .description('change the mode while running (no write lost or reordered; leaving a journaling mode drains the journal first)')
-        .argument(...groupRef)
-        .argument('<mode>', 'asynchronous, near-synchronous or synchronous'),
-    ),
-  ).action(run((ref: string, mode: string, opts: TargetFlags & BoundFlags) => groupModeCommand(ref, mode, opts)));
-  targetOptions(group.command('pause').description('pause the sender(s): writes are journaled, the backlog grows').argument(...groupRef)).action(
-    run((ref: string, opts: TargetFlags) => groupPauseCommand(ref, true, opts)),
-  );
-  targetOptions(group.command('resume').description('resume the sender(s)').argument(...groupRef)).action(run((ref: string, opts: TargetFlags) => groupPauseCommand(ref, false, opts)));
-  targetOptions(
-    group
-      .command('bypass')
-      .description('on: stop journaling, changes go to the fracture logs; off: back to journaling once the secondaries are resynchronized')
-      .argument(...groupRef)
-      .argument('<on|off>', 'on or off'),
-  ).action(run((ref: string, on: string, opts: TargetFlags) => groupBypassCommand(ref, on, opts)));
-  targetOptions(
-    group
-      .command('refresh')
-      .description('copy every allocated region to the secondaries through the writelog (incoherent until done); shows progress until done')
-      .argument(...groupRef)
-      .option('--no-wait', 'return once started')
-      .option('--interval <seconds>', 'seconds between progress polls (default 0.5)'),
-  ).action(run((ref: string, opts: TargetFlags & { wait?: boolean; interval?: string }) => groupRefreshCommand(ref, opts)));
-  targetOptions(
-    group
-      .command('backfresh')
-      .description("copy a secondary's image back to the primary (the members are offline to hosts meanwhile)")
-      .argument(...groupRef)
-      .option('--from <array>', 'the secondary array to copy from (default: the first)'),
-  ).action(run((ref: string, opts: TargetFlags & { from?: string }) => groupBackfreshCommand(ref, opts)));
-  targetOptions(
-    group
-      .command('promote')
-      .description("make the group primary on a secondary array (runs there): every member is promoted after the batch the receiver applies")
-      .argument(...groupRef)
-      .option('-f, --force', 'promote members that are not synchronized or consistent'),
-  ).action(run((ref: string, opts: TargetFlags & { force?: boolean }) => groupPromoteCommand(ref, opts)));
-  targetOptions(
-    group
-      .command('throttle')
-      .description("replace the group's throttles (a YAML list, as under groups: ... throttles: in a lab file), or clear them")
-      .argument(...groupRef)
-      .option('--file <throttles.yaml>', 'the throttles')
-      .option('--clear', 'no throttles'),
-  ).action(run((ref: string, opts: TargetFlags & { file?: string; clear?: boolean }) => groupThrottleCommand(ref, opts)));
-  targetOptions(
-    bounds(
-      group
-        .command('set')
-        .description('change intervals, the performance file limit or the near-synchronous bounds (the writelog size is fixed at create)')
-        .argument(...groupRef)
-        .option('--throttle-every <duration>', 'throttle evaluation interval, e.g. 10s')
-        .option('--perf-every <duration>', 'performance record interval, e.g. 10s')
-        .option('--perf-max <size>', 'performance file size limit, e.g. 1M'),
-    ),
-  ).action(run((ref: string, opts: GroupSetFlags) => groupSetCommand(ref, opts)));
-  targetOptions(group.command('delete').alias('rm').description('delete the group (switches to synchronous first: the journal drains); the mirrors stay').argument(...groupRef)).action(
-    run((ref: string, opts: TargetFlags) => groupDeleteCommand(ref, opts)),
-  );
-  group.exitOverride();
-  for (const c of group.commands) c.exitOverride();
+  addGroupCommands(program, run);
 
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();

@@ -11,6 +11,7 @@
 import { ApiClient, ClientError, type CreateGroupRequest, type GroupView } from '../control/index.js';
 import { formatSize } from '../array/index.js';
 import { withDefaults, type GroupAttributes } from '../replication/group/index.js';
+import { LAB_SETUP_REQUEST_TIMEOUT_MS } from './common.js';
 import type { Lab, LabGroup, LabState, LabStateGroup } from './lab.js';
 
 export interface GroupSetupOptions {
@@ -23,7 +24,7 @@ export async function setupLabGroups(lab: Lab, state: LabState, opts: GroupSetup
   if (!lab.groups.length) return out;
   const clients = new Map<string, ApiClient>();
   for (const a of state.arrays) {
-    if (a.api.url) clients.set(a.name, new ApiClient({ url: a.api.url, token: a.api.token, timeoutMs: opts.timeoutMs ?? 15_000 }));
+    if (a.api.url) clients.set(a.name, new ApiClient({ url: a.api.url, token: a.api.token, timeoutMs: opts.timeoutMs ?? LAB_SETUP_REQUEST_TIMEOUT_MS }));
   }
   for (const g of lab.groups) {
     const st: LabStateGroup = {

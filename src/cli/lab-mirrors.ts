@@ -7,11 +7,17 @@
  */
 import { ApiClient, ClientError, type CreateMirrorRequest, type LunView } from '../control/index.js';
 import type { MirrorView } from '../replication/mirror/types.js';
-import { sleep } from './common.js';
+import { LAB_SETUP_REQUEST_TIMEOUT_MS, sleep } from './common.js';
 import type { Lab, LabLunRef, LabMirror, LabState, LabStateMirror } from './lab.js';
-import { resyncText } from './mirror-verbs.js';
+import { resyncText } from './mirror-render.js';
 
 const ref = (r: LabLunRef) => `${r.array}:${r.lun}`;
+
+/** How long `up` shows the initial synchronizations by default (it never waits for them to finish). */
+const SYNC_PROGRESS_MS = 1500;
+/** The first look at the synchronizations comes sooner, then one every PROGRESS_LOOK_MS. */
+const FIRST_PROGRESS_LOOK_MS = 300;
+const PROGRESS_LOOK_MS = 600;
 
 export interface MirrorSetupOptions {
   log: (line: string) => void;
@@ -25,7 +31,7 @@ export async function setupLabMirrors(lab: Lab, state: LabState, opts: MirrorSet
   if (!lab.mirrors.length) return out;
   const clients = new Map<string, ApiClient>();
   for (const a of state.arrays) {
-    if (a.api.url) clients.set(a.name, new ApiClient({ url: a.api.url, token: a.api.token, timeoutMs: opts.timeoutMs ?? 15_000 }));
+    if (a.api.url) clients.set(a.name, new ApiClient({ url: a.api.url, token: a.api.token, timeoutMs: opts.timeoutMs ?? LAB_SETUP_REQUEST_TIMEOUT_MS }));
   }
   /** LUN id of a lab LUN reference (looked up on its array; undefined when unknown). */
   const lunIds = new Map<string, number | undefined>();
@@ -35,7 +41,10 @@ export async function setupLabMirrors(lab: Lab, state: LabState, opts: MirrorSet
     if (!lunIds.has(key)) {
       const c = clients.get(r.array);
       let id: number | undefined;
-      if (c) id = await c.request<{ lun: LunView }>('GET', `/v1/luns/${encodeURIComponent(r.lun)}`).then((x) => x.lun.id, () => undefined);
+      if (c) id = await c.request<{ lun: LunView }>('GET', `/v1/luns/${encodeURIComponent(r.lun)}`).then(
+          (x) => x.lun.id,
+          () => undefined, // not there (or its array does not answer): unknown, and the create step says why
+        );
       lunIds.set(key, id);
     }
     return lunIds.get(key);
@@ -102,9 +111,9 @@ export async function setupLabMirrors(lab: Lab, state: LabState, opts: MirrorSet
   }
 
   // A short look at the initial synchronizations (never waits for them to finish).
-  const deadline = Date.now() + (opts.progressMs ?? 1500);
+  const deadline = Date.now() + (opts.progressMs ?? SYNC_PROGRESS_MS);
   for (let round = 0; created.length; round++) {
-    await sleep(round === 0 ? 300 : 600);
+    await sleep(round === 0 ? FIRST_PROGRESS_LOOK_MS : PROGRESS_LOOK_MS);
     const last = Date.now() >= deadline;
     for (const { m, client } of created) {
       try {
@@ -112,7 +121,7 @@ export async function setupLabMirrors(lab: Lab, state: LabState, opts: MirrorSet
         m.progress = progressLines(v, names.get(m.name));
         if (!last) for (const p of m.progress) opts.log(`mirror ${m.name}: ${p}`);
       } catch {
-        /* shown as it was */
+        /* no answer this round: its progress is shown as it was */
       }
     }
     if (last) break;

@@ -4,6 +4,7 @@
  */
 import { LinkApiServer, LinkEmulator, type LinkStatus } from '../link/index.js';
 import { formatSize } from '../array/index.js';
+import { ignoreOnClose } from '../errors/index.js';
 import { CliError, EXIT, printJson, table, usage } from './common.js';
 import { parseRate, readState, runningLabs, type Lab, type LabState, type LabStateLink } from './lab.js';
 
@@ -64,9 +65,10 @@ export async function startLabLinks(lab: Lab, log: (t: string) => void): Promise
 }
 
 export async function stopLabLinks(links: RunningLink[]): Promise<void> {
+  // Shutdown: every link is stopped whatever the others answer; a failed close frees nothing more.
   for (const l of links) {
-    await l.api.close().catch(() => undefined);
-    await l.emulator.stop().catch(() => undefined);
+    await ignoreOnClose(l.api.close(), `closing the API of link ${l.emulator.name}`);
+    await ignoreOnClose(l.emulator.stop(), `stopping the emulator of link ${l.emulator.name}`);
   }
 }
 

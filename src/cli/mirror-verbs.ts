@@ -12,10 +12,11 @@
  */
 import { formatSize, parseSize } from '../array/index.js';
 import { ApiClient, ClientError, type LunView } from '../control/index.js';
-import type { ImageView, MirrorView, ResyncView, VerifyReport } from '../replication/mirror/types.js';
-import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './client-verbs.js';
-import { CliError, EXIT, printJson, table, usage, watchStatus } from './common.js';
+import type { MirrorView, VerifyReport } from '../replication/mirror/types.js';
+import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
+import { CliError, EXIT, printJson, SPINNER_FRAME_MS, table, usage, watchStatus } from './common.js';
 import { parseRate } from './lab.js';
+import { ibytes, mirrorLine, mirrorText } from './mirror-render.js';
 
 // ---- argument parsing (usage errors, nothing sent) ----
 
@@ -153,7 +154,7 @@ async function lunNames(f: TargetFlags, views: MirrorView[]): Promise<Map<string
   try {
     lab = await labArrayClients({ ...f, array: undefined });
   } catch {
-    return names;
+    return names; // no lab to ask: the ids stay as the views name them
   }
   if (!lab) return names;
   const wanted = new Set(views.flatMap((v) => v.record.images.map((i) => i.array)));
@@ -172,94 +173,9 @@ async function lunNames(f: TargetFlags, views: MirrorView[]): Promise<Map<string
   return names;
 }
 
-// ---- rendering ----
+// ---- rendering (mirror-render.ts; re-exported for existing importers) ----
 
-/** Binary size for progress lines: `12.5 MiB`, `64 MiB`, `1 GiB`, `512 KiB`, `0 B`. */
-export function ibytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  const text = i === 0 ? String(v) : v >= 100 ? v.toFixed(0) : String(Number(v.toFixed(1)));
-  return `${text} ${units[i]}`;
-}
-
-function duration(s: number): string {
-  if (s < 60) return `${Math.max(0, Math.round(s))} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
-  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
-}
-
-/** `12.5 MiB of 64 MiB, 30 MiB/s, ETA 2 s (partial: fracture log)` */
-export function resyncText(r: ResyncView): string {
-  const parts = [`${ibytes(r.bytesDone)} of ${ibytes(r.bytesTotal)}`];
-  if (r.rate > 0) parts.push(`${ibytes(r.rate)}/s`);
-  if (r.eta !== null) parts.push(`ETA ${duration(r.eta)}`);
-  return `${parts.join(', ')} (${r.full ? 'full' : 'partial'}: ${r.reason})`;
-}
-
-function imageRow(i: ImageView, names: Map<string, string>): string[] {
-  const fractured = i.fractured ? `yes (${i.fractureReason ?? '?'})` : i.role === 'primary' ? '-' : 'no';
-  let resync = '-';
-  if (i.resync) resync = resyncText(i.resync);
-  else if (i.syncProgress && i.role === 'secondary') resync = `paused at ${ibytes(i.syncProgress.bytesDone)} of ${ibytes(i.syncProgress.bytesTotal)}`;
-  return [
-    names.get(i.imageId) ?? i.imageId,
-    i.role,
-    i.state ?? '-',
-    i.reachability,
-    i.link + (i.linkError ? ' (*)' : ''),
-    fractured,
-    i.fractureLog ? formatSize(i.fractureLog.bytes) : '-',
-    resync,
-  ];
-}
-
-/** The human status block of one mirror. */
-export function mirrorText(v: MirrorView, names: Map<string, string> = new Map()): string {
-  const r = v.record;
-  const localName = names.get(v.local.imageId) ?? `${v.local.imageId.split(':')[0]}:${v.local.lunName}`;
-  const lines = [
-    `mirror ${r.name}  ${r.state}  epoch ${r.epoch}  ${r.writePolicy}  region ${formatSize(r.regionSize)}  sync ${formatSize(r.syncRate)}/s (${r.syncPriority})  id ${r.mirrorId}`,
-    `  local image ${localName} (${v.local.role})` +
-      (v.writeIntentLog ? `; write-intent log ${v.writeIntentLog.regions} region${v.writeIntentLog.regions === 1 ? '' : 's'} (${formatSize(v.writeIntentLog.bytes)}), ${v.writeIntentLog.inFlight} in flight` : '') +
-      `; activation ${r.activationPolicy}, min images ${r.minImagesRequired}, max missing ${r.maxMissingImages}${r.allowSecondaryReads ? ', secondary reads allowed' : ''}`,
-  ];
-  const rows = v.images.map((i) => imageRow(i, names));
-  lines.push(
-    table(['IMAGE', 'ROLE', 'STATE', 'REACH', 'LINK', 'FRACTURED', 'FRACTURE LOG', 'RESYNC'], rows)
-      .split('\n')
-      .map((l) => '  ' + l)
-      .join('\n'),
-  );
-  for (const i of v.images) if (i.linkError) lines.push(`  (*) ${names.get(i.imageId) ?? i.imageId}: ${i.linkError}`);
-  for (const i of v.images) {
-    if (!i.splitBrain) continue;
-    const sb = i.splitBrain;
-    lines.push(
-      `  SPLIT BRAIN with ${names.get(i.imageId) ?? i.imageId}: here ${sb.local.regions} region${sb.local.regions === 1 ? '' : 's'} (${formatSize(sb.local.bytes)}) changed, there ${sb.remote.regions} (${formatSize(sb.remote.bytes)}); ` +
-        `keep one side: sanbox mirror resolve ${r.name} --survivor ARRAY`,
-    );
-  }
-  if (v.splitBrain && !v.images.some((i) => i.splitBrain)) lines.push(`  SPLIT BRAIN: both sides took writes; sanbox mirror resolve ${r.name} --survivor ARRAY`);
-  return lines.join('\n');
-}
-
-/** One line per mirror for `sanbox status`. */
-export function mirrorLine(v: MirrorView, names: Map<string, string> = new Map()): string {
-  const name = (id: string) => names.get(id) ?? id;
-  const secs = v.images
-    .filter((i) => i.role === 'secondary')
-    .map((i) => {
-      const pct = i.resync && i.resync.bytesTotal > 0 ? ` ${Math.floor((100 * i.resync.bytesDone) / i.resync.bytesTotal)}%` : '';
-      return `${name(i.imageId)} ${i.state ?? '-'}${pct}${i.fractured ? ` fractured (${i.fractureReason ?? '?'})` : ''}${i.reachability === 'UNREACHABLE' ? ' unreachable' : ''}`;
-    });
-  const p = v.images.find((i) => i.role === 'primary');
-  return `${v.record.name}  ${v.record.state}  epoch ${v.record.epoch}  here: ${v.local.role}  ${p ? name(p.imageId) : '?'} -> ${secs.join(', ') || 'no secondaries'}${v.splitBrain ? '  SPLIT BRAIN' : ''}`;
-}
+export { ibytes, mirrorLine, mirrorText, resyncText } from './mirror-render.js';
 
 function done(f: TargetFlags, v: MirrorView, text: string, names?: Map<string, string>): number {
   if (f.json) printJson(v);
@@ -420,13 +336,18 @@ async function collect(ref: string | undefined, f: TargetFlags): Promise<MirrorV
       const t = await locate(ref, f, { role: 'primary' });
       return [t.view ?? (await call(() => t.client.getMirror(ref)))];
     } catch (e) {
-      const lab = await labArrayClients(f).catch(() => undefined);
+      let lab;
+      try {
+        lab = await labArrayClients(f);
+      } catch {
+        throw e; // no lab to fall back on: the primary's lookup error is the one to report
+      }
       if (!lab || !(e instanceof CliError) || e.code === 'not-found' || e.code === 'no-mirror-driver') throw e;
       for (const a of lab.arrays) {
         try {
           return [await a.client.getMirror(ref)];
         } catch {
-          /* next */
+          /* not on this array (or it is down): try the next one */
         }
       }
       throw e;
@@ -482,7 +403,7 @@ export async function mirrorVerifyCommand(ref: string, image: string | undefined
     ? setInterval(() => {
         const s = Math.floor((Date.now() - started) / 1000);
         process.stderr.write(`\r${frames[n++ % 4]} verifying mirror ${ref}${image ? ` image ${image}` : ''}: ${s} s (every region is read on both arrays)`);
-      }, 250)
+      }, SPINNER_FRAME_MS)
     : undefined;
   let r: VerifyReport;
   try {
@@ -537,7 +458,7 @@ export async function statusMirrorsSection(c: ApiClient, f: TargetFlags): Promis
   try {
     views = (await c.listMirrors()).mirrors;
   } catch {
-    return undefined;
+    return undefined; // no mirror driver or no answer: status shows the array without the section
   }
   if (!views.length) return undefined;
   const names = await lunNames(f, views);

@@ -1,6 +1,6 @@
 /** `sanbox fault ...`, `sanbox lun trespass`, `sanbox lun recover`: two-SP array verbs (API clients). */
 import type { ApiClient } from '../control/index.js';
-import { clientError, resolveTarget, type TargetFlags } from './client-verbs.js';
+import { clientError, resolveTarget, type TargetFlags } from './target.js';
 import { CliError, EXIT, printJson, usage } from './common.js';
 
 async function arrayClient(arrayName: string, f: TargetFlags): Promise<ApiClient> {

@@ -49,6 +49,19 @@ export interface UpFlags {
   timeout?: string;
 }
 
+/** `up`: how long the arrays get to be ready (--timeout). */
+const UP_TIMEOUT_MS = 60_000;
+/** `up --detach`: what the waiting parent allows beyond the supervisor's own start-up timeout. */
+const DETACHED_START_MARGIN_MS = 5000;
+/** `up --detach`: how often the parent reads the state file while the supervisor starts. */
+const STATE_POLL_MS = 100;
+/** How often the supervisor checks its starting arrays (and `down` the stopping processes). */
+const PROCESS_POLL_MS = 50;
+/** An array gets this long to stop after SIGTERM before it is killed. */
+const ARRAY_STOP_GRACE_MS = 15_000;
+/** `down`: how long the lab's processes get to stop (--timeout) before SIGKILL. */
+const DOWN_TIMEOUT_MS = 30_000;
+
 function timeoutMs(t: string | undefined, def: number): number {
   if (t === undefined) return def;
   if (!/^\d+(\.\d+)?$/.test(t) || Number(t) <= 0) throw usage(`--timeout must be a number of seconds, not ${JSON.stringify(t)}`);
@@ -124,7 +137,7 @@ async function upDetached(lab: Lab, f: UpFlags): Promise<number> {
   let exited: number | null | undefined;
   child.on('exit', (code) => (exited = code));
   child.unref();
-  const deadline = Date.now() + timeoutMs(f.timeout, 60_000) + 5000;
+  const deadline = Date.now() + timeoutMs(f.timeout, UP_TIMEOUT_MS) + DETACHED_START_MARGIN_MS;
   while (Date.now() < deadline) {
     const s = await readState(lab.name);
     if (s && s.supervisorPid === child.pid && s.state === 'running') {
@@ -133,7 +146,7 @@ async function upDetached(lab: Lab, f: UpFlags): Promise<number> {
       return EXIT.OK;
     }
     if (exited !== undefined) break;
-    await sleep(100);
+    await sleep(STATE_POLL_MS);
   }
   if (exited === undefined && child.pid) process.kill(child.pid, 'SIGTERM');
   const tail = readFileSync(log, 'utf8').split('\n').slice(-20).join('\n');
@@ -183,14 +196,15 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
   const stopAll = async (): Promise<void> => {
     stopping = true;
     state.state = 'stopping';
-    await writeState(state).catch(() => undefined);
+    // Only informative (status shows "stopping"): the stop goes on, the log says why it is not shown.
+    await writeState(state).catch((e: unknown) => log(`cannot record the stopping state: ${(e as Error).message}`));
     for (const c of children) if (!c.exited) c.proc.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 15_000)));
+    const grace = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ARRAY_STOP_GRACE_MS)));
     for (const c of children) {
       if (c.exited) continue;
       if ((await Promise.race([c.exit.then(() => 'exit' as const), grace])) === 'timeout') {
-        log(`array ${c.name} did not stop in 15 s: SIGKILL`);
+        log(`array ${c.name} did not stop in ${ARRAY_STOP_GRACE_MS / 1000} s: SIGKILL`);
         c.proc.kill('SIGKILL');
         await c.exit;
       }
@@ -247,7 +261,7 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
     }
 
     // Wait for every array to be ready (or one to fail, or a signal).
-    const deadline = Date.now() + timeoutMs(f.timeout, 60_000);
+    const deadline = Date.now() + timeoutMs(f.timeout, UP_TIMEOUT_MS);
     for (;;) {
       const failed = children.find((c) => c.exited && !c.ready);
       if (failed) {
@@ -259,9 +273,9 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
       if (children.every((c) => c.ready)) break;
       if (Date.now() > deadline) {
         await finish(EXIT.ERROR);
-        throw new CliError(EXIT.ERROR, 'start-timeout', `lab ${lab.name}: arrays not ready after ${Math.round(timeoutMs(f.timeout, 60_000) / 1000)} s`);
+        throw new CliError(EXIT.ERROR, 'start-timeout', `lab ${lab.name}: arrays not ready after ${Math.round(timeoutMs(f.timeout, UP_TIMEOUT_MS) / 1000)} s`);
       }
-      const sig = await Promise.race([stopRequested, sleep(50).then(() => undefined)]);
+      const sig = await Promise.race([stopRequested, sleep(PROCESS_POLL_MS).then(() => undefined)]);
       if (sig) {
         log(`${sig} during start-up: stopping`);
         return finish(EXIT.OK);
@@ -315,7 +329,7 @@ function isSanbox(pid: number): boolean {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     return cmd.includes('sanbox');
   } catch {
-    return pidAlive(pid);
+    return pidAlive(pid); // no /proc (not Linux) or the pid is gone: kill(0) decides
   }
 }
 
@@ -343,8 +357,8 @@ export async function downCommand(ref: string | undefined, f: DownFlags): Promis
   // The supervisor stops its arrays; signal the arrays directly only when it is gone.
   if (pidAlive(state.supervisorPid) && isSanbox(state.supervisorPid)) process.kill(state.supervisorPid, 'SIGTERM');
   else for (const p of pids) process.kill(p, 'SIGTERM');
-  const deadline = Date.now() + timeoutMs(f.timeout, 30_000);
-  while (Date.now() < deadline && pids.some(pidAlive)) await sleep(50);
+  const deadline = Date.now() + timeoutMs(f.timeout, DOWN_TIMEOUT_MS);
+  while (Date.now() < deadline && pids.some(pidAlive)) await sleep(PROCESS_POLL_MS);
   const killed: number[] = [];
   for (const p of pids) {
     if (pidAlive(p)) {
@@ -357,4 +371,3 @@ export async function downCommand(ref: string | undefined, f: DownFlags): Promis
   else process.stdout.write(`lab ${name} stopped${killed.length ? ` (had to SIGKILL ${killed.join(', ')})` : ''}\n`);
   return EXIT.OK;
 }
-

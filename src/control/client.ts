@@ -62,6 +62,13 @@ export class ClientError extends Error {
   }
 }
 
+/** A request's answer is awaited this long unless the client says otherwise. */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** Verbs that wait for a group's journal to drain or for a promotion (mode, promote, delete). */
+const DRAIN_TIMEOUT_MS = 120_000;
+/** Verbs that read every region of a mirror or group (verify, backfresh). */
+const FULL_COPY_TIMEOUT_MS = 3_600_000;
+
 export interface ApiClientOptions {
   /** Base URL, e.g. http://127.0.0.1:8470 */
   url: string;
@@ -77,7 +84,7 @@ export class ApiClient {
   constructor(opts: ApiClientOptions) {
     this.url = opts.url.replace(/\/+$/, '');
     this.token = opts.token;
-    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
   }
 
   async request<T = unknown>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
@@ -184,7 +191,7 @@ export class ApiClient {
   }
   /** Compares every region of the primary and the secondary: can take long (default timeout 1 h). */
   verifyMirror(ref: string, p: { image?: string } = {}, opts: { timeoutMs?: number } = {}): Promise<VerifyReport> {
-    return this.request('POST', mirrorPath(ref, 'verify'), clean(p), { timeoutMs: opts.timeoutMs ?? 3_600_000 });
+    return this.request('POST', mirrorPath(ref, 'verify'), clean(p), { timeoutMs: opts.timeoutMs ?? FULL_COPY_TIMEOUT_MS });
   }
   resolveSplitBrain(ref: string, p: { survivor: string }): Promise<MirrorView> {
     return this.request('POST', mirrorPath(ref, 'resolve'), p);
@@ -203,7 +210,7 @@ export class ApiClient {
   }
   /** Leaving a journaling mode waits for the journal to drain (up to 30 s, then bypass). */
   setGroupMode(ref: string, mode: GroupMode, nearSync?: GroupNearSyncRequest): Promise<GroupView> {
-    return this.request('POST', groupPath(ref, 'mode'), nearSync ? { mode, nearSync } : { mode }, { timeoutMs: 120_000 });
+    return this.request('POST', groupPath(ref, 'mode'), nearSync ? { mode, nearSync } : { mode }, { timeoutMs: DRAIN_TIMEOUT_MS });
   }
   setGroupAttributes(ref: string, p: GroupSettableRequest): Promise<GroupView> {
     return this.request('PATCH', groupPath(ref), p);
@@ -223,11 +230,11 @@ export class ApiClient {
   }
   /** Copies the secondary back: answers when done (default timeout 1 h). */
   backfreshGroup(ref: string, p: { from?: string } = {}, opts: { timeoutMs?: number } = {}): Promise<GroupView> {
-    return this.request('POST', groupPath(ref, 'backfresh'), clean(p), { timeoutMs: opts.timeoutMs ?? 3_600_000 });
+    return this.request('POST', groupPath(ref, 'backfresh'), clean(p), { timeoutMs: opts.timeoutMs ?? FULL_COPY_TIMEOUT_MS });
   }
   /** Runs on a secondary array of the group. */
   promoteGroup(ref: string, p: { force?: boolean } = {}): Promise<GroupView> {
-    return this.request('POST', groupPath(ref, 'promote'), p.force ? { force: true } : {}, { timeoutMs: 120_000 });
+    return this.request('POST', groupPath(ref, 'promote'), p.force ? { force: true } : {}, { timeoutMs: DRAIN_TIMEOUT_MS });
   }
   /** The qdsinfo report: text and the view it was made from. */
   groupInfo(ref: string): Promise<{ text: string; view: GroupView }> {
@@ -235,7 +242,7 @@ export class ApiClient {
   }
   /** Switches to synchronous first (the journal drains), then deletes; the mirrors stay. */
   deleteGroup(ref: string): Promise<{ deleted: { groupId: string; name: string } }> {
-    return this.request('DELETE', groupPath(ref), undefined, { timeoutMs: 120_000 });
+    return this.request('DELETE', groupPath(ref), undefined, { timeoutMs: DRAIN_TIMEOUT_MS });
   }
 
   shutdown(): Promise<unknown> {

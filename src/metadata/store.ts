@@ -19,6 +19,7 @@
 import { crc32 } from 'node:zlib';
 import { promises as fsp, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
+import { ignoreOnClose } from '../errors/index.js';
 
 export type CopyName = 'A' | 'B';
 export const COPY_NAMES: readonly CopyName[] = ['A', 'B'];
@@ -205,7 +206,11 @@ export class MetadataStore<T = unknown> {
    */
   save(data: T): Promise<number> {
     const run = this.chain.then(() => this.saveNow(data));
-    this.chain = run.catch(() => undefined);
+    // The chain only orders saves: a failed save rejects `run` for its caller, the next one still runs.
+    this.chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 
@@ -229,7 +234,9 @@ export class MetadataStore<T = unknown> {
       await fsp.rename(tmp, path);
       if (!this.noSync) await syncDir(this.dir);
     } catch (e) {
-      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      // The write error below is the one to report; a tmp file left behind is harmless (load never
+      // reads it, the next save truncates it).
+      await ignoreOnClose(fsp.rm(tmp, { force: true }), `removing ${tmp} after a failed metadata write`);
       throw new MetadataError('metadata-io', `cannot write metadata copy ${path}: ${(e as Error).message}`);
     }
     this.generation = generation;
@@ -248,11 +255,12 @@ export class MetadataStore<T = unknown> {
       }
       buf = await fsp.readFile(path);
     } catch {
-      return;
+      return; // absent (or unreadable): nothing to keep; the write that follows reports real I/O errors
     }
     try {
       decodeCopy(buf);
     } catch {
+      // invalid: keep it for forensics before it is overwritten
       await fsp.writeFile(`${path}.corrupt`, buf);
     }
   }

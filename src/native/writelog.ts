@@ -60,6 +60,7 @@
 import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
+import { ignoreOnClose } from '../errors/index.js';
 import { addon } from './addon.js';
 import { crc32cTs } from './crc32c.js';
 import { NativeRing, TsRing, REC_HEADER, align8, readU32, readU64, FLAG_ACK_REQUESTED, type NewRecord, type Ring } from './ring.js';
@@ -195,6 +196,10 @@ export class RecordBatch implements Iterable<JournalRecord> {
   }
 }
 
+/** Group commit interval by default: one fdatasync covers every record appended meanwhile. */
+const GROUP_COMMIT_MS = 2;
+/** The metadata hint is written at least this often by default (or every metaEveryAppends appends). */
+const META_EVERY_MS = 1000;
 const SEG_HEADER = 4096;
 const META_SLOT = 64 * 1024;
 const MAIN_DATA = SEG_HEADER + 2 * META_SLOT;
@@ -282,9 +287,9 @@ export class Writelog {
       extendAtPercent: opts.extendAtPercent ?? 90,
       releaseBelowPercent: opts.releaseBelowPercent ?? 50,
       durability: opts.durability ?? 'group',
-      groupCommitMs: opts.groupCommitMs ?? 2,
+      groupCommitMs: opts.groupCommitMs ?? GROUP_COMMIT_MS,
       metaEveryAppends: opts.metaEveryAppends ?? 1024,
-      metaEveryMs: opts.metaEveryMs ?? 1000,
+      metaEveryMs: opts.metaEveryMs ?? META_EVERY_MS,
       verifyReads: opts.verifyReads ?? opts.dir !== undefined,
       now: opts.now ?? Date.now,
     };
@@ -444,7 +449,7 @@ export class Writelog {
           if (m.gen !== Number(b.readBigUInt64LE(8))) continue;
           if (!best || m.gen > best.gen) best = m;
         } catch {
-          continue;
+          continue; // a torn slot: the other one holds the previous generation
         }
       }
       if (!best) throw new WritelogCorruptError(`${this.segPath(0)}: no valid metadata block`);
@@ -690,7 +695,8 @@ export class Writelog {
     if (this.syncTimer || this.closed) return;
     this.syncTimer = setTimeout(() => {
       this.syncTimer = null;
-      void this.groupCommit().catch(() => {});
+      // A failed fdatasync rejects the waiters (run() in groupCommit); nobody awaits this timer.
+      void ignoreOnClose(this.groupCommit(), 'committing on the group-commit timer (a failure rejects the durable() waiters)');
     }, this.o.groupCommitMs);
   }
 
@@ -867,7 +873,11 @@ export class Writelog {
   /** Writes metadata (durably unless durability is 'none'), closes the files. */
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.syncing) await this.syncing.catch(() => {});
+    if (this.syncing) {
+      // The commit in flight already rejected its waiters if it failed; closing goes on to the
+      // metadata write, which throws if the files are still failing.
+      await ignoreOnClose(this.syncing, 'finishing the group commit in flight at close');
+    }
     if (this.syncTimer) clearTimeout(this.syncTimer);
     if (this.metaTimer) clearInterval(this.metaTimer);
     this.syncTimer = this.metaTimer = null;

@@ -24,6 +24,11 @@ export interface SessionInfo {
   bufferedInputBytes: number;
 }
 
+/** Sessions get this long to finish their requests and flush when an export or the server closes. */
+const CLOSE_GRACE_MS = 5000;
+/** While closing, how often the server checks whether the half-closed sessions are gone. */
+const SESSION_POLL_MS = 10;
+
 /**
  * The NBD host port: accepts connections and runs one Session per connection. Sessions share
  * nothing but the catalog (and through it the devices), so one bad connection cannot disturb
@@ -102,18 +107,18 @@ export class NbdServer extends EventEmitter {
   }
 
   /** Ends every session on one export (its LUN is going away), gracefully. */
-  async disconnectExport(name: string, graceMs = 5000): Promise<void> {
+  async disconnectExport(name: string, graceMs = CLOSE_GRACE_MS): Promise<void> {
     await Promise.all([...this.sessions].filter((s) => s.exportName === name).map((s) => s.close(graceMs)));
   }
 
   /** Stop accepting, let in-flight requests finish (or fail with ESHUTDOWN), flush, close. */
-  async close(graceMs = 5000): Promise<void> {
+  async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
     this.closing = true;
     const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
     await Promise.all([...this.sessions].map((s) => s.close(graceMs)));
     // Sockets half-closed by us may wait for the client's FIN; do not let them hold shutdown.
     const deadline = Date.now() + graceMs;
-    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, SESSION_POLL_MS));
     for (const s of this.sessions) s.abort('server shut down');
     await stopped;
   }

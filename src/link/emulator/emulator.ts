@@ -30,374 +30,48 @@
  * Every change is an event (`'event'`, with `seq` and `time`); `status()` is a snapshot.
  */
 import { EventEmitter } from 'node:events';
-import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
+import { createServer, type Server, type Socket, type AddressInfo } from 'node:net';
+import { Conn } from './conn.js';
+import {
+  checkDirection,
+  checkMs,
+  checkSettings,
+  DIRECTIONS,
+  dirs,
+  LinkError,
+  type ConnectionStatus,
+  type Direction,
+  type DirectionArg,
+  type DirectionSettings,
+  type LinkEmulatorOptions,
+  type LinkEvent,
+  type LinkStatus,
+  type RouteConfig,
+} from './types.js';
 
-export type Direction = 'a-to-b' | 'b-to-a';
-export type DirectionArg = Direction | 'both';
-export const DIRECTIONS: readonly Direction[] = ['a-to-b', 'b-to-a'];
-
-export interface DirectionSettings {
-  /** Fixed one-way delay, ms (>= 0). */
-  latencyMs: number;
-  /** Extra random delay, uniform in 0..jitterMs, ms (>= 0). */
-  jitterMs: number;
-  /** Bytes per second; 0: unlimited. */
-  bandwidth: number;
-}
-
-export interface RouteConfig {
-  /** Route name, e.g. `to-b`. */
-  name: string;
-  listen: { host: string; port: number };
-  target: { host: string; port: number };
-  /** Direction of the bytes from the dialer to the target. */
-  forward: Direction;
-}
-
-export interface LinkEmulatorOptions {
-  name: string;
-  /** Names of the two ends (default `a` and `b`). */
-  a?: string;
-  b?: string;
-  routes: RouteConfig[];
-  /** Initial settings per direction. */
-  settings?: Partial<Record<Direction, Partial<DirectionSettings>>>;
-  /** Queue bound per connection and direction, bytes (default 1 MiB). */
-  queueBytes?: number;
-  /** A connection held by a cut this long is reset (default 15000 ms; 0: never). */
-  cutResetMs?: number;
-  /** Initially cut directions. */
-  cut?: DirectionArg | 'none';
-  /** Timeout to connect to a target, ms (default 10000). */
-  connectTimeoutMs?: number;
-}
-
-export interface LinkEvent {
-  seq: number;
-  time: string;
-  link: string;
-  type: string;
-  [k: string]: unknown;
-}
-
-export interface ConnectionStatus {
-  id: number;
-  route: string;
-  from: string;
-  state: 'connecting' | 'held' | 'open' | 'closing';
-  openedAt: string;
-  bytes: Record<Direction, number>;
-  queued: Record<Direction, number>;
-}
-
-export interface LinkStatus {
-  link: string;
-  a: string;
-  b: string;
-  state: 'up' | 'cut' | 'partially-cut' | 'stalled' | 'stopped';
-  settings: Record<Direction, DirectionSettings>;
-  cut: Record<Direction, boolean>;
-  cutSince: string | null;
-  stalledUntil: Record<Direction, string | null>;
-  queueBytes: number;
-  cutResetMs: number;
-  routes: { name: string; listen: { host: string; port: number }; target: { host: string; port: number }; forward: Direction }[];
-  connections: ConnectionStatus[];
-  totals: { connections: number; resets: number; bytes: Record<Direction, number> };
-  bytes: Record<Direction, number>;
-  queued: Record<Direction, number>;
-  lastEventSeq: number;
-}
-
-export class LinkError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'LinkError';
-  }
-}
-
-const other = (d: Direction): Direction => (d === 'a-to-b' ? 'b-to-a' : 'a-to-b');
-const dirs = (d: DirectionArg): Direction[] => (d === 'both' ? [...DIRECTIONS] : [d]);
-
-/** Validates a direction argument. */
-export function checkDirection(v: unknown): DirectionArg {
-  if (v === 'a-to-b' || v === 'b-to-a' || v === 'both') return v;
-  throw new LinkError('invalid-argument', `direction must be a-to-b, b-to-a or both, not ${JSON.stringify(v)}`);
-}
-
-function checkMs(v: unknown, what: string, max = 3_600_000): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max) {
-    throw new LinkError('invalid-argument', `${what} must be a number of milliseconds, 0-${max}, not ${JSON.stringify(v)}`);
-  }
-  return v;
-}
-
-function checkRate(v: unknown): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-    throw new LinkError('invalid-argument', `bandwidth must be an integer number of bytes per second (0: unlimited), not ${JSON.stringify(v)}`);
-  }
-  return v;
-}
-
-/** Checks a partial settings object; throws LinkError (nothing is changed by the caller). */
-export function checkSettings(s: unknown): Partial<DirectionSettings> {
-  if (s === null || typeof s !== 'object' || Array.isArray(s)) throw new LinkError('invalid-argument', 'settings must be an object');
-  const o = s as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    if (!['latencyMs', 'jitterMs', 'bandwidth'].includes(k)) throw new LinkError('invalid-argument', `unknown setting ${JSON.stringify(k)} (latencyMs, jitterMs, bandwidth)`);
-  }
-  const out: Partial<DirectionSettings> = {};
-  if (o.latencyMs !== undefined) out.latencyMs = checkMs(o.latencyMs, 'latency');
-  if (o.jitterMs !== undefined) out.jitterMs = checkMs(o.jitterMs, 'jitter');
-  if (o.bandwidth !== undefined) out.bandwidth = checkRate(o.bandwidth);
-  return out;
-}
-
-interface Chunk {
-  buf: Buffer;
-  due: number;
-}
-
-/** One direction of one connection: source → queue → destination. */
-class Pipe {
-  queue: Chunk[] = [];
-  queued = 0;
-  bytes = 0;
-  lastDue = 0;
-  tokens = 0;
-  tokenTime = performance.now();
-  timer: NodeJS.Timeout | undefined;
-  waitingDrain = false;
-  srcEnded = false;
-  destEnded = false;
-  paused = false;
-
-  constructor(
-    readonly conn: Conn,
-    readonly dir: Direction,
-  ) {}
-
-  get src(): Socket {
-    return this.dir === this.conn.forward ? this.conn.client : this.conn.target!;
-  }
-  get dest(): Socket | undefined {
-    return this.dir === this.conn.forward ? this.conn.target : this.conn.client;
-  }
-
-  push(buf: Buffer): void {
-    const emu = this.conn.emu;
-    const s = emu.settingsOf(this.dir);
-    // performance.now(): sub-millisecond, so a 1 ms latency is not rounded up twice
-    const now = performance.now();
-    const due = Math.max(now + s.latencyMs + (s.jitterMs > 0 ? Math.random() * s.jitterMs : 0), this.lastDue);
-    this.lastDue = due;
-    this.queue.push({ buf, due });
-    this.queued += buf.length;
-    this.flowControl();
-    this.pump();
-  }
-
-  /** Pauses the source over the bound, resumes it below half. */
-  flowControl(): void {
-    const bound = this.conn.emu.queueBytes;
-    const src = this.dir === this.conn.forward ? this.conn.client : this.conn.target;
-    if (!src) return;
-    if (!this.paused && this.queued >= bound) {
-      this.paused = true;
-      src.pause();
-    } else if (this.paused && this.queued <= bound / 2) {
-      this.paused = false;
-      src.resume();
-    }
-  }
-
-  clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-  }
-
-  schedule(ms: number): void {
-    this.clearTimer();
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.pump();
-    }, Math.max(1, Math.floor(ms))); // timers fire late, never early: floor, then re-check
-  }
-
-  pump(): void {
-    const conn = this.conn;
-    const emu = conn.emu;
-    if (conn.closed || this.waitingDrain) return;
-    const dest = this.dest;
-    if (!dest || conn.state !== 'open') return;
-    if (emu.isCut(this.dir)) return; // restore calls pump
-    const stallLeft = emu.stallLeft(this.dir);
-    if (stallLeft > 0) return this.schedule(stallLeft);
-    const s = emu.settingsOf(this.dir);
-    for (let i = 0; i < 10_000 && this.queue.length; i++) {
-      const head = this.queue[0]!;
-      const now = performance.now();
-      if (head.due > now) return this.schedule(head.due - now);
-      let n = head.buf.length;
-      if (s.bandwidth > 0) {
-        const burst = Math.max(16384, s.bandwidth * 0.05);
-        this.tokens = Math.min(burst, this.tokens + ((now - this.tokenTime) * s.bandwidth) / 1000);
-        this.tokenTime = now;
-        if (this.tokens < 1) return this.schedule(((Math.min(n, burst) - this.tokens) * 1000) / s.bandwidth);
-        n = Math.min(n, Math.floor(this.tokens));
-        this.tokens -= n;
-      }
-      const piece = n === head.buf.length ? head.buf : head.buf.subarray(0, n);
-      if (n === head.buf.length) this.queue.shift();
-      else head.buf = head.buf.subarray(n);
-      this.queued -= n;
-      this.bytes += n;
-      emu.countBytes(this.dir, n);
-      this.flowControl();
-      const ok = dest.write(piece);
-      if (!ok) {
-        this.waitingDrain = true;
-        dest.once('drain', () => {
-          this.waitingDrain = false;
-          this.pump();
-        });
-        return;
-      }
-    }
-    if (this.queue.length) return this.schedule(0);
-    if (this.srcEnded && !this.destEnded) {
-      this.destEnded = true;
-      dest.end();
-      conn.maybeDone();
-    }
-  }
-}
-
-class Conn {
-  target: Socket | undefined;
-  state: 'connecting' | 'held' | 'open' | 'closing' = 'held';
-  closed = false;
-  readonly pipes: Record<Direction, Pipe>;
-  readonly openedAt = new Date();
-  heldSince: number | undefined;
-
-  constructor(
-    readonly emu: LinkEmulator,
-    readonly id: number,
-    readonly route: RouteConfig,
-    readonly client: Socket,
-  ) {
-    this.pipes = { 'a-to-b': new Pipe(this, 'a-to-b'), 'b-to-a': new Pipe(this, 'b-to-a') };
-    const up = this.pipes[this.forward];
-    client.on('data', (d: Buffer) => up.push(d));
-    client.on('end', () => {
-      up.srcEnded = true;
-      up.pump();
-      this.maybeDone();
-    });
-    client.on('error', () => undefined);
-    client.on('close', (hadError) => this.onSocketClose(client, hadError));
-  }
-
-  get forward(): Direction {
-    return this.route.forward;
-  }
-
-  from(): string {
-    return `${this.client.remoteAddress}:${this.client.remotePort}`;
-  }
-
-  /** Dials the target (unless a cut holds the connection). */
-  dial(): void {
-    if (this.closed || this.target) return;
-    if (this.emu.anyCut()) {
-      this.state = 'held';
-      this.heldSince ??= Date.now();
-      return;
-    }
-    this.state = 'connecting';
-    const t = connect({ host: this.route.target.host, port: this.route.target.port, allowHalfOpen: true });
-    this.target = t;
-    t.setNoDelay(true);
-    const timer = setTimeout(() => t.destroy(new Error('connect timeout')), this.emu.connectTimeoutMs);
-    const down = this.pipes[other(this.forward)];
-    t.on('connect', () => {
-      clearTimeout(timer);
-      if (this.closed) return;
-      this.state = 'open';
-      this.heldSince = undefined;
-      this.emu.emitEvent('connection.opened', { id: this.id, route: this.route.name, from: this.from() });
-      this.pipes[this.forward].pump();
-      down.pump();
-    });
-    t.on('data', (d: Buffer) => down.push(d));
-    t.on('end', () => {
-      down.srcEnded = true;
-      down.pump();
-      this.maybeDone();
-    });
-    t.on('error', (e: Error) => {
-      clearTimeout(timer);
-      if (this.state === 'connecting') this.emu.emitEvent('connection.failed', { id: this.id, route: this.route.name, error: e.message });
-    });
-    t.on('close', (hadError) => {
-      clearTimeout(timer);
-      this.onSocketClose(t, hadError);
-    });
-  }
-
-  /** A socket closed: abruptly (error, RST) resets the other side; an orderly close waits for the other pipe. */
-  onSocketClose(s: Socket, hadError: boolean): void {
-    if (this.closed) return;
-    const pipeFromS = s === this.client ? this.pipes[this.forward] : this.pipes[other(this.forward)];
-    if (hadError || !pipeFromS.srcEnded) this.destroy('reset-by-peer', true);
-    else this.maybeDone();
-  }
-
-  maybeDone(): void {
-    if (this.closed) return;
-    const a = this.pipes['a-to-b'];
-    const b = this.pipes['b-to-a'];
-    const clientGone = this.client.destroyed;
-    const targetGone = !this.target || this.target.destroyed;
-    if ((a.destEnded && b.destEnded) || (clientGone && targetGone)) this.destroy('closed', false);
-  }
-
-  destroy(reason: string, rst: boolean): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.state = 'closing';
-    for (const p of Object.values(this.pipes)) {
-      p.clearTimer();
-      p.queue = [];
-      p.queued = 0;
-    }
-    for (const s of [this.client, this.target]) {
-      if (!s || s.destroyed) continue;
-      if (rst && typeof s.resetAndDestroy === 'function') s.resetAndDestroy();
-      else if (rst) s.destroy();
-      else s.end(() => s.destroy());
-    }
-    this.emu.connClosed(this, reason);
-  }
-
-  status(): ConnectionStatus {
-    return {
-      id: this.id,
-      route: this.route.name,
-      from: this.from(),
-      state: this.state,
-      openedAt: this.openedAt.toISOString(),
-      bytes: { 'a-to-b': this.pipes['a-to-b'].bytes, 'b-to-a': this.pipes['b-to-a'].bytes },
-      queued: { 'a-to-b': this.pipes['a-to-b'].queued, 'b-to-a': this.pipes['b-to-a'].queued },
-    };
-  }
-}
+// The vocabulary lives in types.ts; re-exported here, the module's public face.
+export {
+  checkDirection,
+  checkSettings,
+  DIRECTIONS,
+  LinkError,
+  type ConnectionStatus,
+  type Direction,
+  type DirectionArg,
+  type DirectionSettings,
+  type LinkEmulatorOptions,
+  type LinkEvent,
+  type LinkStatus,
+  type RouteConfig,
+} from './types.js';
 
 const MAX_EVENTS = 1000;
+/** A cut this long resets the connections through the link (cutResetMs default). */
+const DEFAULT_CUT_RESET_MS = 15_000;
+/** Longest cutResetMs accepted. */
+const MAX_CUT_RESET_MS = 86_400_000;
+/** Dialing the target of a route fails after this long (connectTimeoutMs default). */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export class LinkEmulator extends EventEmitter {
   readonly name: string;
@@ -431,8 +105,8 @@ export class LinkEmulator extends EventEmitter {
     this.routes = opts.routes.map((r) => ({ ...r, listen: { ...r.listen }, target: { ...r.target } }));
     this.queueBytes = opts.queueBytes ?? 1 << 20;
     if (!Number.isSafeInteger(this.queueBytes) || this.queueBytes < 1024) throw new LinkError('invalid-argument', 'queueBytes must be at least 1024');
-    this.cutResetMs = checkMs(opts.cutResetMs ?? 15_000, 'cutResetMs', 86_400_000);
-    this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    this.cutResetMs = checkMs(opts.cutResetMs ?? DEFAULT_CUT_RESET_MS, 'cutResetMs', MAX_CUT_RESET_MS);
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     const def: DirectionSettings = { latencyMs: 0, jitterMs: 0, bandwidth: 0 };
     this.settings = {
       'a-to-b': { ...def, ...checkSettings(opts.settings?.['a-to-b'] ?? {}) },

@@ -38,6 +38,12 @@ export interface RemoteLinkClientOptions {
 /** Codes that mean "fix the configuration": the client does not retry after them. */
 export const TERMINAL_CODES: ReadonlySet<string> = new Set(['auth-failed', 'wrong-peer', 'wrong-mirror', 'size-mismatch', 'version-mismatch']);
 
+/** A TCP connect to the peer (or its link emulator) fails after this long unless connectTimeoutMs says otherwise. */
+const CONNECT_TIMEOUT_MS = 5000;
+/** Reconnect backoff defaults: the first retry after this long, doubling up to RECONNECT_MAX_MS. */
+const RECONNECT_INITIAL_MS = 100;
+const RECONNECT_MAX_MS = 5000;
+
 /**
  * The initiating side of a remote link. `connect()` resolves once authenticated (rejects with
  * the RemoteLinkError of a refusal). Requests while disconnected reject at once with 'not-connected'
@@ -74,7 +80,7 @@ export class RemoteLinkClient extends EventEmitter {
       const t = setTimeout(() => {
         s.destroy();
         reject(new RemoteLinkError('timeout', `connect to ${this.opts.peer} at ${this.opts.host}:${this.opts.port} timed out`));
-      }, this.opts.connectTimeoutMs ?? 5000);
+      }, this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
       s.once('connect', () => {
         clearTimeout(t);
         s.removeAllListeners('error');
@@ -119,8 +125,8 @@ export class RemoteLinkClient extends EventEmitter {
   private scheduleReconnect(): void {
     const r = this.opts.reconnect;
     if (!r || this.stopped || this.retryTimer) return;
-    const initial = r.initialMs ?? 100;
-    const delayMs = Math.min(r.maxMs ?? 5000, initial * Math.pow(r.factor ?? 2, this.attempt));
+    const initial = r.initialMs ?? RECONNECT_INITIAL_MS;
+    const delayMs = Math.min(r.maxMs ?? RECONNECT_MAX_MS, initial * Math.pow(r.factor ?? 2, this.attempt));
     this.attempt++;
     this.emit('reconnecting', { attempt: this.attempt, delayMs });
     this.retryTimer = setTimeout(() => {

@@ -17,18 +17,9 @@ import {
 } from './frame.js';
 import { isNonce, newNonce, proof, verifyProof, type Transcript } from './handshake.js';
 import { LINK_OPS, validateArgs, type LinkOp, type LinkOps } from './messages.js';
+import { parseAccepted, parseOffered, type AcceptedMirror, type OfferedMirror } from './offer.js';
 
-/** A mirror offered by the initiating (primary) side in the handshake. */
-export interface OfferedMirror {
-  mirrorId: string;
-  /** size in bytes of the primary image */
-  primarySize: number;
-}
-/** The receiving side's answer for each offered mirror. */
-export interface AcceptedMirror {
-  mirrorId: string;
-  secondarySize: number;
-}
+export type { AcceptedMirror, OfferedMirror } from './offer.js';
 
 /** What both ends know about each other once the handshake succeeded. */
 export interface SessionInfo {
@@ -64,6 +55,8 @@ export interface ConnectionTimers {
   /** the handshake must complete within this (ms) */
   handshakeTimeoutMs: number;
 }
+/** After a last ERROR frame, the socket is destroyed this long later if the peer has not closed it. */
+const ERROR_LINGER_MS = 1000;
 export const DEFAULT_TIMERS: ConnectionTimers = { keepaliveMs: 1000, deadAfterMs: 5000, requestTimeoutMs: 10_000, handshakeTimeoutMs: 5000 };
 
 interface Pending {
@@ -261,7 +254,7 @@ export class LinkConnection extends EventEmitter {
       } catch {
         this.socket.destroy();
       }
-      setTimeout(() => this.socket.destroy(), 1000).unref();
+      setTimeout(() => this.socket.destroy(), ERROR_LINGER_MS).unref();
     }
     this.fail(e);
     return e;
@@ -440,7 +433,7 @@ export class LinkConnection extends EventEmitter {
       this.send(KIND.GOODBYE, 0, {});
       this.fail(null);
       this.socket.end();
-      setTimeout(() => this.socket.destroy(), 1000).unref();
+      setTimeout(() => this.socket.destroy(), ERROR_LINGER_MS).unref();
     } else if (this.phase === 'handshake') {
       this.fail(new RemoteLinkError('closed', 'closed during the handshake'));
       this.socket.destroy();
@@ -475,30 +468,6 @@ export class LinkConnection extends EventEmitter {
 
 function addr(s: net.Socket): string {
   return `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`;
-}
-
-function parseOffered(v: unknown): OfferedMirror[] | null {
-  if (!Array.isArray(v) || v.length > 1024) return null;
-  const out: OfferedMirror[] = [];
-  for (const m of v) {
-    if (typeof m !== 'object' || m === null) return null;
-    const { mirrorId, primarySize } = m as Record<string, unknown>;
-    if (typeof mirrorId !== 'string' || !mirrorId || typeof primarySize !== 'number' || !Number.isSafeInteger(primarySize) || primarySize < 0) return null;
-    out.push({ mirrorId, primarySize });
-  }
-  return out;
-}
-
-function parseAccepted(v: unknown): AcceptedMirror[] | null {
-  if (!Array.isArray(v)) return null;
-  const out: AcceptedMirror[] = [];
-  for (const m of v) {
-    if (typeof m !== 'object' || m === null) return null;
-    const { mirrorId, secondarySize } = m as Record<string, unknown>;
-    if (typeof mirrorId !== 'string' || typeof secondarySize !== 'number' || !Number.isSafeInteger(secondarySize)) return null;
-    out.push({ mirrorId, secondarySize });
-  }
-  return out;
 }
 
 function parseLimits(v: unknown): FrameLimits {

@@ -1,0 +1,117 @@
+/** The parsed lab file: what `sanbox up` starts and creates, in the API's units. */
+import type { LunSpec } from '../../control/service.js';
+import type { SpsConfig } from '../../array/chassis/index.js';
+import type { GroupAttributes } from '../../replication/group/index.js';
+import { CliError, EXIT } from '../common.js';
+
+export interface LabArray {
+  name: string;
+  dir: string;
+  nbd: { bind: string; port: number; ports?: [number, number] };
+  api: { bind: string; port: number; token?: string };
+  readOnly: boolean;
+  luns: LunSpec[];
+  /** Two SP processes (present when the lab file has an `sps` key). */
+  sps?: SpsConfig;
+  /** Set when the array runs on another host: `sanbox up` here does not start it. */
+  host?: string;
+  /** The array's remote-link port (where links deliver) and the address peers use to reach it. */
+  remoteLink?: { bind: string; port: number; address: { host: string; port: number } };
+  /** Shared remote-link secret of an array on another host, for the direct connection to it (no link in this lab). */
+  secret?: string;
+}
+
+export type LinkDirection = 'a-to-b' | 'b-to-a';
+export interface LabLinkSettings {
+  latencyMs: number;
+  jitterMs: number;
+  bandwidth: number;
+}
+
+/** A remote link between arrays a and b, carried by a link emulator. */
+export interface LabLink {
+  name: string;
+  a: string;
+  b: string;
+  /** Listeners: array a dials `toB` to reach b, array b dials `toA` to reach a. */
+  listen: { bind: string; toB: number; toA: number };
+  /** Where the emulator forwards: each array's remote-link address. */
+  targets: { a: { host: string; port: number }; b: { host: string; port: number } };
+  api: { bind: string; port: number; token?: string };
+  settings: Record<LinkDirection, LabLinkSettings>;
+  cut: 'none' | 'a-to-b' | 'b-to-a' | 'both';
+  queueBytes: number;
+  cutResetMs: number;
+  /** Shared secret of the remote-link handshake between a and b (required when a mirror uses the link). */
+  secret?: string;
+}
+
+/** `ARRAY:LUN` in a lab file: the LUN by name, or by id when it is all digits and no LUN has that name. */
+export interface LabLunRef {
+  array: string;
+  lun: string | number;
+}
+
+export interface LabSecondary extends LabLunRef {
+  /** Declared identical already: no initial copy. */
+  synchronized: boolean;
+  recoveryPolicy?: 'auto' | 'manual';
+  syncRate?: number;
+}
+
+/** A mirror `sanbox up` creates on the primary array when it does not exist. */
+export interface LabMirror {
+  name: string;
+  primary: LabLunRef;
+  secondaries: LabSecondary[];
+  writePolicy: 'synchronous';
+  regionSize?: number;
+  syncRate?: number;
+  activationPolicy?: 'automatic' | 'manual';
+  minImagesRequired?: number;
+  maxMissingImages?: number;
+  allowSecondaryReads?: boolean;
+  syncPriority?: 'low' | 'medium' | 'high';
+}
+
+/** A consistency group `sanbox up` creates on its members' primary array when it does not exist. */
+export interface LabGroup {
+  name: string;
+  /** mirror names (of the lab's mirrors:) */
+  members: string[];
+  /** the members' primary array, and their secondary arrays (sorted) */
+  primary: string;
+  secondaries: string[];
+  /** what the lab file sets, in the API's units (the rest: the driver's defaults) */
+  attributes: Partial<GroupAttributes>;
+}
+
+export interface Lab {
+  name: string;
+  file: string;
+  arrays: LabArray[];
+  links: LabLink[];
+  mirrors: LabMirror[];
+  groups: LabGroup[];
+}
+
+export class LabError extends CliError {
+  constructor(
+    file: string,
+    readonly problems: string[],
+  ) {
+    super(EXIT.USAGE, 'invalid-lab', `invalid lab file ${file}:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+/** A YAML mapping, before it is checked. */
+export type Obj = Record<string, unknown>;
+export const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** What every section parser shares: the problem list, the unknown-key check, the port registry. */
+export interface ParseContext {
+  file: string;
+  problems: string[];
+  known(o: Obj, where: string, keys: string[]): void;
+  usePort(port: number, what: string): void;
+}

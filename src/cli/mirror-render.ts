@@ -1,0 +1,94 @@
+/**
+ * How `sanbox mirror` and `sanbox status` print mirrors: sizes and durations for people, the
+ * status block of one mirror, the one-line summary. Pure functions of the API's views.
+ */
+import { formatSize } from '../array/index.js';
+import type { ImageView, MirrorView, ResyncView } from '../replication/mirror/types.js';
+import { table } from './common.js';
+
+/** Binary size for progress lines: `12.5 MiB`, `64 MiB`, `1 GiB`, `512 KiB`, `0 B`. */
+export function ibytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  const text = i === 0 ? String(v) : v >= 100 ? v.toFixed(0) : String(Number(v.toFixed(1)));
+  return `${text} ${units[i]}`;
+}
+
+function duration(s: number): string {
+  if (s < 60) return `${Math.max(0, Math.round(s))} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+
+/** `12.5 MiB of 64 MiB, 30 MiB/s, ETA 2 s (partial: fracture log)` */
+export function resyncText(r: ResyncView): string {
+  const parts = [`${ibytes(r.bytesDone)} of ${ibytes(r.bytesTotal)}`];
+  if (r.rate > 0) parts.push(`${ibytes(r.rate)}/s`);
+  if (r.eta !== null) parts.push(`ETA ${duration(r.eta)}`);
+  return `${parts.join(', ')} (${r.full ? 'full' : 'partial'}: ${r.reason})`;
+}
+
+function imageRow(i: ImageView, names: Map<string, string>): string[] {
+  const fractured = i.fractured ? `yes (${i.fractureReason ?? '?'})` : i.role === 'primary' ? '-' : 'no';
+  let resync = '-';
+  if (i.resync) resync = resyncText(i.resync);
+  else if (i.syncProgress && i.role === 'secondary') resync = `paused at ${ibytes(i.syncProgress.bytesDone)} of ${ibytes(i.syncProgress.bytesTotal)}`;
+  return [
+    names.get(i.imageId) ?? i.imageId,
+    i.role,
+    i.state ?? '-',
+    i.reachability,
+    i.link + (i.linkError ? ' (*)' : ''),
+    fractured,
+    i.fractureLog ? formatSize(i.fractureLog.bytes) : '-',
+    resync,
+  ];
+}
+
+/** The human status block of one mirror. */
+export function mirrorText(v: MirrorView, names: Map<string, string> = new Map()): string {
+  const r = v.record;
+  const localName = names.get(v.local.imageId) ?? `${v.local.imageId.split(':')[0]}:${v.local.lunName}`;
+  const lines = [
+    `mirror ${r.name}  ${r.state}  epoch ${r.epoch}  ${r.writePolicy}  region ${formatSize(r.regionSize)}  sync ${formatSize(r.syncRate)}/s (${r.syncPriority})  id ${r.mirrorId}`,
+    `  local image ${localName} (${v.local.role})` +
+      (v.writeIntentLog ? `; write-intent log ${v.writeIntentLog.regions} region${v.writeIntentLog.regions === 1 ? '' : 's'} (${formatSize(v.writeIntentLog.bytes)}), ${v.writeIntentLog.inFlight} in flight` : '') +
+      `; activation ${r.activationPolicy}, min images ${r.minImagesRequired}, max missing ${r.maxMissingImages}${r.allowSecondaryReads ? ', secondary reads allowed' : ''}`,
+  ];
+  const rows = v.images.map((i) => imageRow(i, names));
+  lines.push(
+    table(['IMAGE', 'ROLE', 'STATE', 'REACH', 'LINK', 'FRACTURED', 'FRACTURE LOG', 'RESYNC'], rows)
+      .split('\n')
+      .map((l) => '  ' + l)
+      .join('\n'),
+  );
+  for (const i of v.images) if (i.linkError) lines.push(`  (*) ${names.get(i.imageId) ?? i.imageId}: ${i.linkError}`);
+  for (const i of v.images) {
+    if (!i.splitBrain) continue;
+    const sb = i.splitBrain;
+    lines.push(
+      `  SPLIT BRAIN with ${names.get(i.imageId) ?? i.imageId}: here ${sb.local.regions} region${sb.local.regions === 1 ? '' : 's'} (${formatSize(sb.local.bytes)}) changed, there ${sb.remote.regions} (${formatSize(sb.remote.bytes)}); ` +
+        `keep one side: sanbox mirror resolve ${r.name} --survivor ARRAY`,
+    );
+  }
+  if (v.splitBrain && !v.images.some((i) => i.splitBrain)) lines.push(`  SPLIT BRAIN: both sides took writes; sanbox mirror resolve ${r.name} --survivor ARRAY`);
+  return lines.join('\n');
+}
+
+/** One line per mirror for `sanbox status`. */
+export function mirrorLine(v: MirrorView, names: Map<string, string> = new Map()): string {
+  const name = (id: string) => names.get(id) ?? id;
+  const secs = v.images
+    .filter((i) => i.role === 'secondary')
+    .map((i) => {
+      const pct = i.resync && i.resync.bytesTotal > 0 ? ` ${Math.floor((100 * i.resync.bytesDone) / i.resync.bytesTotal)}%` : '';
+      return `${name(i.imageId)} ${i.state ?? '-'}${pct}${i.fractured ? ` fractured (${i.fractureReason ?? '?'})` : ''}${i.reachability === 'UNREACHABLE' ? ' unreachable' : ''}`;
+    });
+  const p = v.images.find((i) => i.role === 'primary');
+  return `${v.record.name}  ${v.record.state}  epoch ${v.record.epoch}  here: ${v.local.role}  ${p ? name(p.imageId) : '?'} -> ${secs.join(', ') || 'no secondaries'}${v.splitBrain ? '  SPLIT BRAIN' : ''}`;
+}

@@ -1,0 +1,73 @@
+/**
+ * Which array a client verb talks to (--api, --lab, --array, the environment, the running labs),
+ * and how API-client failures become CLI errors. Below every verb module: they all import it.
+ */
+import { ApiClient, ClientError } from '../control/index.js';
+import { CliError, EXIT, usage } from './common.js';
+import { readState, runningLabs, type LabState } from './lab.js';
+
+export interface TargetFlags {
+  api?: string;
+  token?: string;
+  lab?: string;
+  array?: string;
+  json?: boolean;
+}
+
+/**
+ * Finds the array to talk to: --api URL, else $SANBOX_API, else the state file of --lab NAME
+ * ($SANBOX_LAB), else the only running lab. --array (default: the lab's first array) picks an
+ * array of a lab. The token: --token, else $SANBOX_TOKEN, else the lab state file.
+ */
+export async function resolveTarget(f: TargetFlags): Promise<ApiClient> {
+  const token = f.token ?? (process.env.SANBOX_TOKEN || undefined);
+  const url = f.api ?? (process.env.SANBOX_API || undefined);
+  if (url) return new ApiClient({ url, token });
+  const state = await findLab(f);
+  const arr = f.array ? state.arrays.find((a) => a.name === f.array) : state.arrays[0];
+  if (!arr) {
+    throw usage(`lab ${state.lab} has no array ${f.array ?? ''} (arrays: ${state.arrays.map((a) => a.name).join(', ') || 'none yet'})`);
+  }
+  return new ApiClient({ url: arr.api.url, token: token ?? arr.api.token });
+}
+
+/**
+ * Every array of the lab (--lab, $SANBOX_LAB, else the only running lab) with a client each;
+ * undefined when the target is an explicit API URL (--api / $SANBOX_API) or --array picks one.
+ */
+export async function labArrayClients(f: TargetFlags): Promise<{ lab: LabState; arrays: { name: string; client: ApiClient }[] } | undefined> {
+  if (f.api ?? (process.env.SANBOX_API || undefined)) return undefined;
+  if (f.array) return undefined;
+  const token = f.token ?? (process.env.SANBOX_TOKEN || undefined);
+  const lab = await findLab(f);
+  return { lab, arrays: lab.arrays.map((a) => ({ name: a.name, client: new ApiClient({ url: a.api.url, token: token ?? a.api.token }) })) };
+}
+
+/** The lab to talk to: --lab NAME ($SANBOX_LAB), else the only running lab. */
+export async function findLab(f: TargetFlags): Promise<LabState> {
+  const labName = f.lab ?? (process.env.SANBOX_LAB || undefined);
+  let state: LabState | undefined;
+  if (labName) {
+    state = await readState(labName);
+    if (!state) throw new CliError(EXIT.UNREACHABLE, 'unreachable', `lab ${labName} is not running (no state file); start it with "sanbox up"`);
+  } else {
+    const labs = await runningLabs();
+    if (labs.length === 0) {
+      throw new CliError(
+        EXIT.UNREACHABLE,
+        'unreachable',
+        'no array to talk to: give --api URL, set SANBOX_API, or start a lab with "sanbox up lab/default.yaml"',
+      );
+    }
+    if (labs.length > 1) throw usage(`several labs are running (${labs.map((l) => l.lab).join(', ')}): pick one with --lab NAME`);
+    state = labs[0]!;
+  }
+  return state;
+}
+
+/** Maps API-client failures to CLI errors: unreachable → 3, refused by the array → 1. */
+export function clientError(e: unknown): CliError {
+  if (e instanceof CliError) return e;
+  if (e instanceof ClientError) return new CliError(e.unreachable ? EXIT.UNREACHABLE : EXIT.ERROR, e.code, e.message);
+  return new CliError(EXIT.ERROR, 'error', (e as Error).message ?? String(e));
+}

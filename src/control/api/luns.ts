@@ -1,0 +1,132 @@
+/** LUNs as the API shows them (with their NBD URIs, and SP paths on a two-SP array), and the /v1/luns routes. */
+import type { IncomingMessage } from 'node:http';
+import type { LunInfo, StorageArray } from '../../array/index.js';
+import { isWildcard, nbdUri, type NbdEndpoint } from './address.js';
+import type { ChassisControl } from './chassis.js';
+import { checkBody } from './fields.js';
+import { API_VERSION, ApiError, drain, parseBool, readJson, route, type Route } from './http.js';
+
+/** LUN as the API shows it. */
+export interface LunView {
+  id: number;
+  name: string;
+  /** NBD export name (the LUN name). */
+  export: string;
+  /** One NBD URI per NBD listener. */
+  uris: string[];
+  size: number;
+  blockSize: number;
+  /** Absolute path of the image file. */
+  image: string;
+  state: LunInfo['state'] | 'cache-dirty';
+  problem?: string;
+  /** Two-SP arrays: default and current owner SP, cache-dirty flag and reason. */
+  defaultOwner?: string | null;
+  currentOwner?: string | null;
+  cacheDirty?: boolean;
+  cacheDirtyReason?: string;
+  /** Two-SP arrays: one entry per SP port; `optimized` on the owner's. */
+  paths?: { sp: string; uri: string; optimized: boolean }[];
+  readOnly: boolean;
+  sessions: number;
+  created: string;
+}
+
+/** Builds LUN views: the URIs a client can use, seen from the address it used to reach the API. */
+export class LunViews {
+  constructor(
+    private readonly nbd: (() => NbdEndpoint[]) | undefined,
+    private readonly chassis: ChassisControl | undefined,
+  ) {}
+
+  uriHosts(req: IncomingMessage): NbdEndpoint[] {
+    const eps = this.nbd?.() ?? [];
+    return eps.map((ep) => {
+      if (!isWildcard(ep.host)) return ep;
+      // A wildcard listener is reachable at the address the client used to reach us.
+      let host = '127.0.0.1';
+      try {
+        const h = new URL(`http://${req.headers.host ?? ''}`).hostname.replace(/^\[|\]$/g, '');
+        if (h && !isWildcard(h)) host = h;
+      } catch {
+        /* keep loopback */
+      }
+      return { host, port: ep.port };
+    });
+  }
+
+  view(l: LunInfo, req: IncomingMessage): LunView {
+    const eps = l.state === 'online' ? this.uriHosts(req) : [];
+    const ch = this.chassis;
+    if (ch) {
+      const x = ch.lunView(l.id);
+      const sps = this.nbd?.() ?? [];
+      return {
+        ...this.baseView(l, eps),
+        ...x,
+        state: x.cacheDirty ? 'cache-dirty' : l.state,
+        paths: eps.map((ep, i) => {
+          const sp = (sps[i] as { sp?: string } | undefined)?.sp ?? String(i);
+          return { sp, uri: nbdUri(ep.host, ep.port, l.name), optimized: sp === x.currentOwner };
+        }),
+      } as LunView;
+    }
+    return this.baseView(l, eps);
+  }
+
+  private baseView(l: LunInfo, eps: NbdEndpoint[]): LunView {
+    return {
+      id: l.id,
+      name: l.name,
+      export: l.name,
+      uris: eps.map((ep) => nbdUri(ep.host, ep.port, l.name)),
+      size: l.size,
+      blockSize: l.blockSize,
+      image: l.imagePath,
+      state: l.state,
+      ...(l.problem ? { problem: l.problem } : {}),
+      readOnly: l.readOnly,
+      sessions: l.sessions,
+      created: l.created,
+    };
+  }
+}
+
+/** /v1/luns: list, create, show, delete, grow. */
+export function lunRoutes(a: StorageArray, views: LunViews): Route[] {
+  const R = route;
+  return [
+    R(/^\/v1\/luns$/, {
+      GET: (req) => ({ luns: a.listLuns().map((l) => views.view(l, req)) }),
+      POST: async (req, res) => {
+        const body = await readJson(req);
+        const { name, size, blockSize } = checkBody(body, { name: 'string', size: 'size', blockSize: 'number?' });
+        const lun = await a.createLun({ name: name as string, size: size as number, blockSize: blockSize as number | undefined });
+        res.statusCode = 201;
+        res.setHeader('Location', `/${API_VERSION}/luns/${lun.id}`);
+        return { lun: views.view(lun, req) };
+      },
+    }),
+    R(/^\/v1\/luns\/([^/]+)$/, {
+      GET: (req, _res, [ref]) => {
+        const lun = a.getLun(ref!);
+        if (!lun) throw new ApiError(404, 'not-found', `no LUN ${JSON.stringify(ref)} in array ${a.name}`);
+        return { lun: views.view(lun, req) };
+      },
+      DELETE: async (req, _res, [ref], url) => {
+        const force = parseBool(url.searchParams.get('force'), 'force');
+        await drain(req);
+        const lun = await a.deleteLun(ref!, { force });
+        return { deleted: views.view(lun, req) };
+      },
+    }),
+    R(/^\/v1\/luns\/([^/]+)\/grow$/, {
+      POST: async (req, _res, [ref]) => {
+        const body = await readJson(req);
+        const { size } = checkBody(body, { size: 'size' });
+        const lun = await a.growLun(ref!, size as number);
+        return { lun: views.view(lun, req) };
+      },
+    }),
+  ];
+}
