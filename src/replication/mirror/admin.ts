@@ -46,8 +46,8 @@ export interface AdminHost {
 /** remove-secondary (graceful) waits this long for the writes in flight to the secondary. */
 const gracefulRemoveTimeoutMs = 10_000;
 const gracefulRemovePollMs = 10;
-const REGION_SIZE_MIN = 4096;
-const REGION_SIZE_MAX = 64 * 1024 * 1024;
+const REGION_SIZE_MIN_BYTES = 4096;
+const REGION_SIZE_MAX_BYTES = 64 * 1024 * 1024;
 const VERIFY_REGIONS_MAX = 4096;
 
 export class MirrorAdmin implements MirrorControl {
@@ -113,7 +113,7 @@ export class MirrorAdmin implements MirrorControl {
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new MirrorError('invalid', `mirror name ${JSON.stringify(name)}: use 1-64 letters, digits, dot, dash, underscore`);
     if ([...this.records.entries.values()].some((x) => x.db.name === name)) throw new MirrorError('exists', `array ${array} already has a mirror named ${name}`);
     const regionSize = p.regionSize ?? DEFAULT_REGION_SIZE;
-    if (!Number.isSafeInteger(regionSize) || regionSize < REGION_SIZE_MIN || regionSize > REGION_SIZE_MAX || (regionSize & (regionSize - 1)) !== 0)
+    if (!Number.isSafeInteger(regionSize) || regionSize < REGION_SIZE_MIN_BYTES || regionSize > REGION_SIZE_MAX_BYTES || (regionSize & (regionSize - 1)) !== 0)
       throw new MirrorError('invalid', `region size ${regionSize}: a power of two from 4 KiB to 64 MiB`);
     if (p.attributes?.writePolicy && p.attributes.writePolicy !== 'synchronous')
       throw new MirrorError('invalid', `write policy ${p.attributes.writePolicy}: this build replicates synchronously only (the asynchronous modes come with consistency groups)`);

@@ -15,8 +15,8 @@ import type { MirrorTimers } from './types.js';
  * write-intent log (lazy clear, quiesce). Every remote request of a host write is built here.
  */
 
-/** One request per REMOTE_MAX bytes: a link frame carries at most 16 MiB, NBD writes up to 32 MiB. */
-const REMOTE_MAX = 8 * 1024 * 1024;
+/** One request per REMOTE_MAX_BYTES bytes: a link frame carries at most 16 MiB, NBD writes up to 32 MiB. */
+const REMOTE_MAX_BYTES = 8 * 1024 * 1024;
 
 /** What the data path uses of the consistency groups (GroupManager): the route of a member's write. */
 export interface GroupRouting {
@@ -60,15 +60,15 @@ export class DataPath implements MirrorDataPath {
     return !p.fracture.bitmap.test(offset, length);
   }
 
-  /** The remote half of a host modification: writes (split at REMOTE_MAX), trims and zeroes. */
+  /** The remote half of a host modification: writes (split at REMOTE_MAX_BYTES), trims and zeroes. */
   private sendRemote(e: Entry, p: SecondaryPeer, op: HostModify): Promise<unknown> {
     const client = p.client!;
     const timeoutMs = this.host.timers.remoteWriteTimeoutMs;
     const data = op.data;
     if (data === null) return client.request('zero', { mirrorId: e.id, imageId: p.imageId, offset: op.offset, length: op.length, trim: op.trim, epoch: e.db.epoch }, undefined, { timeoutMs });
     const parts: Promise<unknown>[] = [];
-    for (let o = 0; o < data.length; o += REMOTE_MAX)
-      parts.push(client.request('write', { mirrorId: e.id, imageId: p.imageId, offset: op.offset + o, ...(op.fua ? { flags: { fua: true } } : {}), epoch: e.db.epoch }, data.subarray(o, Math.min(data.length, o + REMOTE_MAX)), { timeoutMs }));
+    for (let o = 0; o < data.length; o += REMOTE_MAX_BYTES)
+      parts.push(client.request('write', { mirrorId: e.id, imageId: p.imageId, offset: op.offset + o, ...(op.fua ? { flags: { fua: true } } : {}), epoch: e.db.epoch }, data.subarray(o, Math.min(data.length, o + REMOTE_MAX_BYTES)), { timeoutMs }));
     return Promise.all(parts);
   }
 

@@ -37,7 +37,7 @@ import {
  * lazy clears (a newly marked region costs a pwrite + fdatasync before its write), fine enough
  * that a crash resyncs only the extents written in the last moments.
  */
-const WIL_EXTENT = 1024 * 1024;
+const WIL_EXTENT_BYTES = 1024 * 1024;
 /** The quiesce check runs every quiesceMs / 2, but not more often than this. */
 const quiesceCheckMinMs = 50;
 /** A clean close waits this long for the host writes in flight of each primary. */
@@ -309,7 +309,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
     if (e.primary) throw new Error(`mirror ${e.id}: primary side already open`);
     const size = mirrorSize(e.db);
     const rs = e.db.regionSize;
-    const wil = await BitmapFile.open(join(e.dir, 'wil.bitmap'), size, Math.max(rs, WIL_EXTENT), { sync: this.sync });
+    const wil = await BitmapFile.open(join(e.dir, 'wil.bitmap'), size, Math.max(rs, WIL_EXTENT_BYTES), { sync: this.sync });
     const ps = new PrimarySide(wil.file);
     const unclean = wil.lost ? size : wil.file.bitmap.dirtyBytes();
     for (const img of secondariesOf(e.db)) {

@@ -23,12 +23,12 @@ export interface ResyncHost {
   routeIsDirect(mirrorId: string): boolean;
 }
 
-const CHUNK_MAX = 1024 * 1024;
+const CHUNK_MAX_BYTES = 1024 * 1024;
 const WINDOW = { low: 1, medium: 2, high: 4 } as const;
 /** Block status is asked in steps of this many bytes when a full synchronization is marked. */
 const BLOCK_STATUS_STEP_BYTES = 1 << 30;
 
-/** A resync request carries up to CHUNK_MAX: it may take twice as long as a host write. */
+/** A resync request carries up to CHUNK_MAX_BYTES: it may take twice as long as a host write. */
 const resyncRequestTimeoutMs = (t: MirrorTimers): number => t.remoteWriteTimeoutMs * 2;
 
 export class Resync {
@@ -156,7 +156,7 @@ export class Resync {
   private async resyncLoop(e: Entry, p: SecondaryPeer, run: ResyncRun): Promise<boolean> {
     const size = mirrorSize(e.db);
     const rs = e.db.regionSize;
-    const chunkMax = Math.max(rs, Math.floor(CHUNK_MAX / rs) * rs);
+    const chunkMax = Math.max(rs, Math.floor(CHUNK_MAX_BYTES / rs) * rs);
     let cursor = 0;
     let failure: unknown = null;
     const stopped = () => run.stop || failure !== null || p.failed || !e.primary || imageOf(e, p.imageId)?.state !== 'SYNCHRONIZING';
