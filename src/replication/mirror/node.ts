@@ -6,6 +6,7 @@ import type { RemoteLinkServer } from '../../link/protocol/index.js';
 import { primaryOf, secondariesOf, type MirrorDbRecord } from '../state/index.js';
 import { MirrorAdmin } from './admin.js';
 import { BitmapFile } from './bitmap-file.js';
+import type { LunRole } from './data-path-api.js';
 import { DataPath } from './data-path.js';
 import { divergenceBitmapPath, divergenceMetaPath, fracturePath, mirrorSize, newEntry, phaseOf, type Divergence, type Entry } from './entry.js';
 import { GroupManager, type GroupHost, type MemberInfo } from './groups.js';
@@ -161,7 +162,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
   // ---------------------------------------------------------------------------------------------
   // The array's view: the replication layer of a LUN, and what the LUN table must refuse
 
-  roleOf(lunId: number): ReturnType<DataPath['roleOf']> {
+  roleOf(lunId: number): LunRole | undefined {
     return this.dataPath.roleOf(lunId);
   }
 
