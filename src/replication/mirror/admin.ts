@@ -181,7 +181,7 @@ export class MirrorAdmin implements MirrorControl {
             .catch((err) => this.event('push-failed', { mirrorId: e.id, imageId: peer.imageId, why: 'removed from the mirror', error: (err as Error)?.message }));
         ps.peers.delete(img.imageId);
         peer.client?.close();
-        await waitOnClose(peer.resync?.done, `resync of removed secondary ${peer.imageId}`);
+        await waitOnClose(peer.resync?.done, `stopping the resync of removed secondary ${peer.imageId}`);
         await peer.fracture.remove();
       }
       if (e.splitBrain?.imageId === img.imageId) e.splitBrain = null;

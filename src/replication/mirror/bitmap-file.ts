@@ -140,8 +140,8 @@ export class BitmapFile {
 
   async close(): Promise<void> {
     // The last write's failure is the caller's of persist(); closing goes on (no event sink here).
-    if (this.dirty) await waitOnClose(this.persist(), `last write of ${this.path}`);
-    while (this.running || this.next) await waitOnClose((this.next ?? this.running)!, `write of ${this.path} in progress at close`);
+    if (this.dirty) await waitOnClose(this.persist(), `writing ${this.path} at close`);
+    while (this.running || this.next) await waitOnClose((this.next ?? this.running)!, `waiting for a write of ${this.path} at close`);
     const fh = this.fh;
     this.fh = null;
     await fh?.close();

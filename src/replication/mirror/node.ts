@@ -134,7 +134,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
     try {
       await node.start();
     } catch (e) {
-      await waitOnClose(node.close(), 'a node that failed to open');
+      await waitOnClose(node.close(), 'closing a node that failed to open');
       throw e;
     }
     return node;
@@ -356,7 +356,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
       if (p.resync) p.resync.stop = true;
       p.client?.close();
     }
-    for (const p of ps.peers.values()) await waitOnClose(p.resync?.done, `resync of ${p.imageId} on close`);
+    for (const p of ps.peers.values()) await waitOnClose(p.resync?.done, `stopping the resync of ${p.imageId}`);
     for (const p of ps.peers.values()) await (removeFiles ? p.fracture.remove() : p.fracture.close());
     if (!removeFiles) {
       ps.wil.flushClears();
@@ -417,7 +417,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await waitOnClose(this.server?.close(), 'remote-link listener');
+    await waitOnClose(this.server?.close(), 'closing the remote-link listener');
     if (this.suspended) return; // crash() closed every file already
     await this.groups.close();
     for (const e of this.records.entries.values()) {
@@ -460,16 +460,16 @@ export class MirrorNode implements MirrorControl, GroupHost {
         c?.close();
       }
     }
-    await waitOnClose(server?.close(), 'remote-link listener at power loss');
+    await waitOnClose(server?.close(), 'closing the remote-link listener at power loss');
     await this.groups.close({ abandon: true });
     for (const e of entries) {
       const ps = e.primary;
       if (ps) {
-        for (const p of ps.peers.values()) await waitOnClose(p.resync?.done, `resync of ${p.imageId} at power loss`);
-        for (const p of ps.peers.values()) await waitOnClose(p.fracture.close(), `fracture log of ${p.imageId} at power loss`);
-        await waitOnClose(ps.wilFile.close(), 'write-intent log at power loss'); // marks only: flushClears() is not called
+        for (const p of ps.peers.values()) await waitOnClose(p.resync?.done, `stopping the resync of ${p.imageId} at power loss`);
+        for (const p of ps.peers.values()) await waitOnClose(p.fracture.close(), `closing the fracture log of ${p.imageId} at power loss`);
+        await waitOnClose(ps.wilFile.close(), 'closing the write-intent log at power loss'); // marks only: flushClears() is not called
       }
-      await waitOnClose(e.divergence?.file.close(), 'divergence bitmap at power loss');
+      await waitOnClose(e.divergence?.file.close(), 'closing the divergence bitmap at power loss');
     }
     this.event('crashed', { mirrors: entries.length, detail: 'array power lost: links dropped, write-intent log kept as on disk' });
   }

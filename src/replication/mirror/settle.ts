@@ -1,13 +1,8 @@
 import { ignoreOnClose } from '../../errors/index.js';
 
-/**
- * Awaits `p` on a shutdown path, whatever its outcome: the failure is ignored on purpose
- * (ignoreOnClose prints it under SANBOX_PARANOID / SANBOX_DEBUG), the close goes on.
- */
+/** ignoreOnClose (src/errors) for a shutdown step that may not exist (no listener, no resync running). */
 export async function waitOnClose(p: Promise<unknown> | undefined, why: string): Promise<void> {
-  if (!p) return;
-  ignoreOnClose(p, why);
-  await settled(p);
+  if (p) await ignoreOnClose(p, why);
 }
 
 /**
