@@ -1,11 +1,19 @@
 /**
  * The mirror driver (issue 5): synchronous remote mirroring of a LUN to LUNs of other arrays.
  *
- * - MirrorNode (./node.ts): one per array. Keeps the mirror database record of every mirror with
- *   an image on the array (src/replication/state: every change through `applyOp`, saved twice,
- *   pushed to the members), listens on the array's remote-link port for secondary traffic, and
- *   dials one link per secondary on the primary side. Implements MirrorControl (./types.ts): what
- *   the management API and `sanbox mirror` call.
+ * - MirrorNode (./node.ts): one per array. Opens and closes everything below (start, clean close,
+ *   power loss, reopen) and wires the parts; implements MirrorControl (./types.ts: what the
+ *   management API and `sanbox mirror` call) and GroupHost (what the consistency groups use).
+ *   - ./records.ts: the mirror database record of every mirror with an image here
+ *     (src/replication/state: every change through `applyOp`, invariants asserted, saved twice,
+ *     pushed to the members), one change at a time per mirror;
+ *   - ./data-path.ts: the primary's host writes and flushes (write-intent log, local ∥ remote,
+ *     fracture logs), behind the narrow MirrorDataPath (./data-path-api.ts);
+ *   - ./peer-link.ts: one link per secondary on the primary side, record pushes;
+ *   - ./resync.ts: resynchronization from the fracture logs;
+ *   - ./secondary.ts: the remote-link listener and what a pushed record does here;
+ *   - ./admin.ts: the verbs, views, verify and split-brain resolution;
+ *   - ./peer-phase.ts: the one pure decision of what a secondary is doing.
  * - MirrorLayer (./layer.ts): the replication layer of a LUN's stack (`node.layer(lunId, device)`).
  * - BitmapFile (./bitmap-file.ts): write-intent and fracture logs on disk, two slots, group commit.
  *
@@ -15,6 +23,8 @@
  */
 export { MirrorNode } from './node.js';
 export { MirrorLayer } from './layer.js';
+export type { HostModify, LunRole, MirrorDataPath } from './data-path-api.js';
 export { BitmapFile } from './bitmap-file.js';
 export { RateLimiter } from './throttle.js';
+export { peerPhase, PEER_PHASES, type PeerPhase, type PeerFacts, type PeerImageFacts } from './peer-phase.js';
 export * from './types.js';

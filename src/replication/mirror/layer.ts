@@ -1,5 +1,5 @@
 import { BlockError, type BlockDevice, type DeviceCapabilities, type Extent, type WriteOptions, type ZeroOptions } from '../../block/index.js';
-import type { MirrorNode } from './node.js';
+import type { MirrorDataPath } from './data-path-api.js';
 
 /**
  * The replication layer of one LUN's stack (docs/architecture.md, I/O stack): between the NBD session and
@@ -11,8 +11,6 @@ import type { MirrorNode } from './node.js';
  * - secondary: host writes are refused with EPERM, and host reads too unless the mirror allows
  *   secondary reads (the array's own mirror traffic writes below this layer).
  */
-const REMOTE_MAX = 8 * 1024 * 1024;
-
 export class MirrorLayer implements BlockDevice {
   readonly size: number;
   readonly blockSize: number;
@@ -20,7 +18,7 @@ export class MirrorLayer implements BlockDevice {
   readonly capabilities: DeviceCapabilities;
 
   constructor(
-    private readonly node: MirrorNode,
+    private readonly driver: MirrorDataPath,
     readonly lunId: number,
     private readonly lower: BlockDevice,
   ) {
@@ -32,7 +30,7 @@ export class MirrorLayer implements BlockDevice {
 
   /** One role lookup per request: refuses what this role may not do; true when the LUN is a primary. */
   private admit(what: string, reads: boolean): boolean {
-    const r = this.node.roleOf(this.lunId);
+    const r = this.driver.roleOf(this.lunId);
     if (r?.offline) throw new BlockError('EPERM', `LUN ${this.lunId} is offline: its consistency group is being backfreshed from a secondary`);
     if (r?.role === 'secondary' && !(reads && r.allowReads))
       throw new BlockError('EPERM', `LUN ${this.lunId} is a secondary mirror image: host ${what} refused${reads ? ' (the mirror does not allow secondary reads)' : ''}`);
@@ -46,50 +44,22 @@ export class MirrorLayer implements BlockDevice {
 
   async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
     if (!this.admit('writes', false)) return this.lower.write(offset, data, opts);
-    const fua = opts?.fua === true;
-    return this.node.hostModify(
-      this.lunId,
-      offset,
-      data.length,
-      () => this.lower.write(offset, data, opts),
-      (p, e) => {
-        // One request per REMOTE_MAX bytes: a link frame carries at most 16 MiB, NBD writes up to 32 MiB.
-        const parts: Promise<unknown>[] = [];
-        for (let o = 0; o < data.length; o += REMOTE_MAX)
-          parts.push(p.client!.request('write', { mirrorId: e.id, imageId: p.imageId, offset: offset + o, ...(fua ? { flags: { fua: true } } : {}), epoch: e.db.epoch }, data.subarray(o, Math.min(data.length, o + REMOTE_MAX)), { timeoutMs: this.node.remoteTimeoutMs }));
-        return Promise.all(parts);
-      },
-      { data, trim: false, fua },
-    );
+    return this.driver.hostModify(this.lunId, { offset, length: data.length, data, trim: false, fua: opts?.fua === true }, () => this.lower.write(offset, data, opts));
   }
 
   async flush(): Promise<void> {
-    if (this.node.roleOf(this.lunId)?.role !== 'primary') return this.lower.flush();
-    return this.node.hostFlush(this.lunId, () => this.lower.flush());
+    if (this.driver.roleOf(this.lunId)?.role !== 'primary') return this.lower.flush();
+    return this.driver.hostFlush(this.lunId, () => this.lower.flush());
   }
 
   async trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
     if (!this.admit('trims', false)) return this.lower.trim(offset, length, opts);
-    return this.node.hostModify(
-      this.lunId,
-      offset,
-      length,
-      () => this.lower.trim(offset, length, opts),
-      (p, e) => p.client!.request('zero', { mirrorId: e.id, imageId: p.imageId, offset, length, trim: true, epoch: e.db.epoch }, undefined, { timeoutMs: this.node.remoteTimeoutMs }),
-      { data: null, trim: true },
-    );
+    return this.driver.hostModify(this.lunId, { offset, length, data: null, trim: true, fua: false }, () => this.lower.trim(offset, length, opts));
   }
 
   async writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
     if (!this.admit('writes', false)) return this.lower.writeZeroes(offset, length, opts);
-    return this.node.hostModify(
-      this.lunId,
-      offset,
-      length,
-      () => this.lower.writeZeroes(offset, length, opts),
-      (p, e) => p.client!.request('zero', { mirrorId: e.id, imageId: p.imageId, offset, length, trim: false, epoch: e.db.epoch }, undefined, { timeoutMs: this.node.remoteTimeoutMs }),
-      { data: null, trim: false },
-    );
+    return this.driver.hostModify(this.lunId, { offset, length, data: null, trim: false, fua: false }, () => this.lower.writeZeroes(offset, length, opts));
   }
 
   async blockStatus(offset: number, length: number): Promise<Extent[]> {

@@ -1,13 +1,15 @@
 import type { RemoteLinkClient } from '../../link/protocol/index.js';
 import { WriteIntentLog } from '../../native/index.js';
 import type { BitmapFile } from './bitmap-file.js';
+import type { PeerLinkState } from './peer-phase.js';
 import type { RateLimiter } from './throttle.js';
 import type { ResyncView } from './types.js';
 
 /**
  * Runtime state of the primary side of one mirror: the write-intent log and, per secondary,
- * the link, the fracture log and the resync. The MirrorNode drives it; this file only holds the
- * state and the small invariant-checked helpers the data path needs.
+ * the link, the fracture log and the resync. The driver's parts drive it; this file only holds the
+ * state and the small invariant-checked helpers the data path needs; what a secondary is doing
+ * is derived from it by peerPhase (./peer-phase.ts).
  */
 
 /** A resync chunk on the wire: a host write that lands in it while it is copied re-dirties it. */
@@ -35,7 +37,7 @@ export interface ResyncRun {
 
 export class SecondaryPeer {
   client: RemoteLinkClient | null = null;
-  link: 'connecting' | 'connected' | 'down' | 'refused' = 'connecting';
+  link: PeerLinkState = 'connecting';
   linkError: string | undefined;
   /**
    * False from the moment a remote write failed until the image is resumed: later writes only

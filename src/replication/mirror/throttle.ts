@@ -3,6 +3,9 @@
  * resync runs; a burst of at most one second's worth (and at least one chunk) is allowed, so a
  * long resync averages the configured rate.
  */
+/** A throttled wait sleeps at most this long before it looks again (a stop, a rate change). */
+const maxSleepMs = 200;
+
 export class RateLimiter {
   private tokens: number;
   private last = performance.now();
@@ -39,7 +42,7 @@ export class RateLimiter {
         return true;
       }
       const need = Math.min(bytes, this.rate) - this.tokens;
-      const ms = Math.max(1, Math.min(200, (need / this.rate) * 1000));
+      const ms = Math.max(1, Math.min(maxSleepMs, (need / this.rate) * 1000));
       await new Promise((r) => setTimeout(r, ms));
     }
   }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { applyOp, MirrorOpError, parseMirrorDb, requirements, type MirrorDbRecord, type MirrorOp } from '../../../src/replication/state/index.js';
+import { applyOp, assertMirrorChangeInvariants, assertMirrorRecordInvariants, MirrorOpError, MirrorRecordInvariantError, parseMirrorDb, type MirrorDbRecord, type MirrorOp } from '../../../src/replication/state/index.js';
 
 const ARRAYS = ['bravo', 'charlie', 'delta'];
 const IDS = ['alpha:0', ...ARRAYS.map((a) => `${a}:0`), 'zulu:0'];
@@ -30,26 +30,8 @@ const opArb: fc.Arbitrary<MirrorOp> = fc.oneof(
 );
 
 function checkInvariants(d: MirrorDbRecord, prev: MirrorDbRecord): void {
-  const primaries = d.images.filter((i) => i.role === 'primary');
-  expect(primaries).toHaveLength(1); // at most (exactly) one primary
-  const p = primaries[0]!;
-  expect(p.epoch).toBe(d.epoch);
-  for (const i of d.images) if (i !== p) expect(i.epoch).toBeLessThan(p.epoch); // the promoted image's epoch is the highest
-  expect(d.epoch).toBeGreaterThanOrEqual(prev.epoch);
-  expect(d.generation).toBe(prev.generation + 1);
-  // ATTENTION exactly when the minimum-images rule says so (INACTIVE is the administrator's)
-  if (d.state !== 'INACTIVE') expect(d.state === 'ATTENTION').toBe(!requirements(d).met);
-  for (const i of d.images) {
-    if (i.role === 'primary') expect(i.state).toBeNull();
-    else expect(i.state).not.toBeNull();
-    if (i.state === 'SYNCHRONIZING') {
-      expect(i.reachability).toBe('REACHABLE');
-      expect(i.fractured).toBe(false);
-    }
-    if (i.role === 'secondary') expect(i.size).toBeGreaterThanOrEqual(p.size);
-    expect(i.fractured).toBe(i.fractureReason !== null);
-  }
-  expect(new Set(d.images.map((i) => i.array)).size).toBe(d.images.length);
+  // the driver's own assertion (src/replication/state/invariants.ts), after every apply
+  assertMirrorChangeInvariants(prev, d);
   expect(parseMirrorDb(JSON.parse(JSON.stringify(d)))).toEqual(d); // JSON-serializable, valid
 }
 
@@ -90,5 +72,39 @@ describe('mirror database under random operation sequences', () => {
     );
     // the sequences did reach the interesting places
     for (const k of ['promote', 'activate', 'deactivate', 'image-reachable', 'sync-done', 'quiesced', 'ATTENTION', 'epoch>1', 'remove-secondary', 'synchronize']) expect(seen).toContain(k);
+  });
+});
+
+describe('assertMirrorRecordInvariants', () => {
+  const base = (): MirrorDbRecord => {
+    let db = applyOp(null, { op: 'create', mirrorId: 'm', name: 'm', primary: { imageId: 'alpha:0', array: 'alpha', lun: 0, size: 4096 } }).db!;
+    db = applyOp(db, { op: 'add-secondary', image: { imageId: 'bravo:0', array: 'bravo', lun: 0, size: 4096 }, initialState: 'SYNCHRONIZED' }).db!;
+    return db;
+  };
+  const broken: Array<[string, (d: MirrorDbRecord) => void, RegExp]> = [
+    ['two primaries', (d) => void (d.images[1]!.role = 'primary'), /2 primary images/],
+    ['primary epoch below the mirror', (d) => void (d.images[0]!.epoch = 0), /the primary alpha:0 has epoch 0/],
+    ['a secondary epoch not below the primary', (d) => void (d.images[1]!.epoch = d.epoch), /image bravo:0 has epoch/],
+    ['ATTENTION with the conditions met', (d) => void (d.state = 'ATTENTION'), /state ATTENTION/],
+    ['a stateless secondary', (d) => void (d.images[1]!.state = null), /has no state/],
+    ['SYNCHRONIZING and fractured', (d) => Object.assign(d.images[1]!, { state: 'SYNCHRONIZING', fractured: true, fractureReason: 'admin' }), /SYNCHRONIZING while fractured/],
+    ['a secondary smaller than the primary', (d) => void (d.images[1]!.size = 512), /smaller than the primary/],
+    ['fractured without a reason', (d) => void (d.images[1]!.fractured = true), /fractured true with reason null/],
+    ['two images on one array', (d) => void (d.images[1]!.array = 'alpha'), /two images on array alpha/],
+  ];
+  it('accepts a record applyOp made', () => expect(() => assertMirrorRecordInvariants(base())).not.toThrow());
+  for (const [what, breakIt, message] of broken)
+    it(`refuses ${what}`, () => {
+      const d = base();
+      breakIt(d);
+      expect(() => assertMirrorRecordInvariants(d)).toThrow(MirrorRecordInvariantError);
+      expect(() => assertMirrorRecordInvariants(d)).toThrow(message);
+    });
+  it('refuses a change that skips a generation or lowers the epoch', () => {
+    const prev = base();
+    const next = applyOp(prev, { op: 'fracture', imageId: 'bravo:0' }).db!;
+    expect(() => assertMirrorChangeInvariants(prev, next)).not.toThrow();
+    expect(() => assertMirrorChangeInvariants(prev, { ...next, generation: next.generation + 1 })).toThrow(/generation/);
+    expect(() => assertMirrorChangeInvariants({ ...prev, epoch: prev.epoch + 1 }, next)).toThrow(/epoch went down/);
   });
 });

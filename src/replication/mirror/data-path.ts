@@ -1,0 +1,299 @@
+import { BlockError } from '../../block/index.js';
+import type { RemoteLinkError } from '../../link/protocol/index.js';
+import { secondariesOf } from '../state/index.js';
+import type { HostModify, LunRole, MirrorDataPath } from './data-path-api.js';
+import { imageOf, factsOf, LINK_FAILURES, phaseOf, type Entry } from './entry.js';
+import { inSync, linkUsable, takesHostWritesNow } from './peer-phase.js';
+import type { PrimarySide, SecondaryPeer } from './primary.js';
+import type { MirrorRecords } from './records.js';
+import type { MirrorTimers } from './types.js';
+
+/**
+ * The data path of the primary side, called by MirrorLayer (through MirrorDataPath): the
+ * write-intent log, local ∥ remote writes, fracture-log marks for the secondaries that cannot
+ * take a write, what a failed local or remote write leaves, flushes, and the two timers of the
+ * write-intent log (lazy clear, quiesce). Every remote request of a host write is built here.
+ */
+
+/** One request per REMOTE_MAX_BYTES bytes: a link frame carries at most 16 MiB, NBD writes up to 32 MiB. */
+const REMOTE_MAX_BYTES = 8 * 1024 * 1024;
+
+/** What the data path uses of the consistency groups (GroupManager): the route of a member's write. */
+export interface GroupRouting {
+  groupOf(mirrorId: string): object | undefined;
+  route(mirrorId: string): 'journal' | 'bypass' | 'direct' | Promise<void>;
+  journal(mirrorId: string, offset: number, length: number, data: Buffer | null, trim: boolean, local: () => Promise<void>, fua?: boolean): Promise<'done' | 'bypass'>;
+  flush(mirrorId: string): Promise<void>;
+  offline(mirrorId: string): boolean;
+}
+
+export interface DataPathHost {
+  readonly timers: MirrorTimers;
+  readonly groups: GroupRouting;
+  /** Pushes the record to the secondary without waiting; a failure is an event (./peer-link.ts). */
+  pushInBackground(e: Entry, p: SecondaryPeer, why: string): void;
+  /** The record learns the image cannot be reached (if it still says REACHABLE). */
+  noteUnreachable(e: Entry, p: SecondaryPeer, why: string): void;
+  /** Moves a secondary with fracture-log regions to SYNCHRONIZING. Runs inside `exclusive(e)`. */
+  resyncIfDirty(e: Entry, p: SecondaryPeer): Promise<void>;
+}
+
+export class DataPath implements MirrorDataPath {
+  constructor(
+    private readonly records: MirrorRecords,
+    private readonly host: DataPathHost,
+  ) {}
+
+  private event(type: string, details: Record<string, unknown>): void {
+    this.records.event(type, details);
+  }
+
+  roleOf(lunId: number): LunRole | undefined {
+    const e = this.records.entryOfLun(lunId);
+    if (!e) return undefined;
+    return { role: e.primary ? 'primary' : 'secondary', allowReads: e.db.allowSecondaryReads, offline: this.host.groups.offline(e.id) };
+  }
+
+  /** The secondary takes this write now: its phase says so, its socket is open, and its fracture log does not hold the range. */
+  private sendable(e: Entry, p: SecondaryPeer, offset: number, length: number): boolean {
+    if (!takesHostWritesNow(imageOf(e, p.imageId), factsOf(p)) || !p.client?.connected) return false;
+    return !p.fracture.bitmap.test(offset, length);
+  }
+
+  /** The remote half of a host modification: writes (split at REMOTE_MAX_BYTES), trims and zeroes. */
+  private sendRemote(e: Entry, p: SecondaryPeer, op: HostModify): Promise<unknown> {
+    const client = p.client!;
+    const timeoutMs = this.host.timers.remoteWriteTimeoutMs;
+    const data = op.data;
+    if (data === null) return client.request('zero', { mirrorId: e.id, imageId: p.imageId, offset: op.offset, length: op.length, trim: op.trim, epoch: e.db.epoch }, undefined, { timeoutMs });
+    const parts: Promise<unknown>[] = [];
+    for (let o = 0; o < data.length; o += REMOTE_MAX_BYTES)
+      parts.push(client.request('write', { mirrorId: e.id, imageId: p.imageId, offset: op.offset + o, ...(op.fua ? { flags: { fua: true } } : {}), epoch: e.db.epoch }, data.subarray(o, Math.min(data.length, o + REMOTE_MAX_BYTES)), { timeoutMs }));
+    return Promise.all(parts);
+  }
+
+  /**
+   * One host write or zeroing on the primary: write-intent mark (persisted before anything is
+   * written), local write ∥ every sendable secondary, and for the others a persisted fracture-log
+   * mark. The host is acknowledged once all of that is in; a secondary that fails is fractured,
+   * never the host write.
+   */
+  async hostModify(lunId: number, op: HostModify, local: () => Promise<void>): Promise<void> {
+    const { offset, length } = op;
+    const e = this.records.entryOfLun(lunId);
+    const ps = e?.primary;
+    if (!e || !ps || ps.closed) throw new BlockError('EPERM', 'this LUN is no longer the primary image of its mirror');
+    const groups = this.host.groups;
+    if (groups.groupOf(e.id)) {
+      let route = groups.route(e.id);
+      while (typeof route !== 'string') {
+        await route;
+        route = groups.route(e.id);
+      }
+      if (route === 'journal') {
+        ps.begin();
+        try {
+          if ((await groups.journal(e.id, offset, length, op.data, op.trim, local, op.fua)) === 'done') return;
+        } finally {
+          ps.end();
+        }
+        // the writelog overflowed: the group is in bypass now, and the write goes that way
+      }
+      if (route !== 'direct') return this.bypassModify(ps, offset, length, local);
+    }
+    ps.begin();
+    const wil = ps.wil;
+    let begun = false;
+    try {
+      const fresh = wil.bitmap.countRegions(offset, length) < regionsIn(wil.bitmap.regionSize, offset, length);
+      wil.begin(offset, length);
+      begun = true;
+      if (fresh) {
+        ps.wilFile.touch();
+        await ps.wilFile.persist();
+      }
+      const waits: Promise<unknown>[] = [local().catch((err) => this.localFailed(e, ps, offset, length, err))];
+      const marked: SecondaryPeer[] = [];
+      for (const p of ps.peers.values()) {
+        if (this.sendable(e, p, offset, length)) {
+          p.inflight++;
+          waits.push(
+            this.sendRemote(e, p, op).then(
+              () => {
+                p.inflight--;
+              },
+              (err) => {
+                p.inflight--;
+                return this.remoteFailed(e, p, offset, length, err);
+              },
+            ),
+          );
+        } else {
+          p.touch(offset, length);
+          p.fracture.mark(offset, length);
+          marked.push(p);
+        }
+      }
+      for (const p of marked) waits.push(p.fracture.persist());
+      await allOrFirstError(waits);
+    } finally {
+      if (begun) wil.end(offset, length);
+      ps.end();
+    }
+    this.noteWrite(e, ps);
+  }
+
+  /**
+   * A member write while its group is in bypass: no journal, no remote write; every secondary's
+   * fracture log takes the range (marked in the same tick the route was chosen, persisted before
+   * the ack) and the resync brings the secondaries back.
+   */
+  private async bypassModify(ps: PrimarySide, offset: number, length: number, local: () => Promise<void>): Promise<void> {
+    ps.begin();
+    try {
+      markAll(ps, offset, length);
+      await allOrFirstError([local(), ...[...ps.peers.values()].map((p) => p.fracture.persist())]);
+    } finally {
+      ps.end();
+    }
+  }
+
+  /**
+   * The local write failed while the secondaries may take it: the range may now differ on every
+   * image, so it goes into every fracture log (before the host hears of the failure) and the
+   * connected ones are resynchronized from it. The host gets the local error.
+   */
+  private async localFailed(e: Entry, ps: PrimarySide, offset: number, length: number, err: unknown): Promise<never> {
+    markAll(ps, offset, length);
+    await Promise.all([...ps.peers.values()].map((p) => p.fracture.persist()));
+    this.event('local-write-failed', { mirrorId: e.id, offset, length, error: (err as Error)?.message });
+    for (const p of ps.peers.values())
+      if (linkUsable(phaseOf(e, p))) void this.records.exclusive(e, () => this.host.resyncIfDirty(e, p)).catch(this.records.reportFailure(e, 'resync after a failed local write'));
+    throw err;
+  }
+
+  async hostFlush(lunId: number, local: () => Promise<void>): Promise<void> {
+    const e = this.records.entryOfLun(lunId);
+    const ps = e?.primary;
+    if (!e || !ps) return local();
+    const waits: Promise<unknown>[] = [local(), this.host.groups.flush(e.id)];
+    for (const p of ps.peers.values()) {
+      if (!linkUsable(phaseOf(e, p)) || !p.client?.connected) continue;
+      waits.push(
+        p.client.request('flush', { mirrorId: e.id, imageId: p.imageId, epoch: e.db.epoch }, undefined, { timeoutMs: this.host.timers.remoteWriteTimeoutMs }).catch((err) => {
+          // Writes it acknowledged may not be stable there: treat it like a failed write.
+          p.failed = true;
+          this.linkFailure(e, p, err);
+        }),
+      );
+    }
+    await allOrFirstError(waits);
+  }
+
+  private async remoteFailed(e: Entry, p: SecondaryPeer, offset: number, length: number, err: unknown): Promise<void> {
+    const code = (err as RemoteLinkError)?.code;
+    if (code === 'stale-epoch') {
+      // A newer primary exists: this array must not acknowledge writes any more.
+      this.host.pushInBackground(e, p, 'stale epoch on a host write');
+      throw new BlockError('EPERM', `mirror ${e.db.name}: ${p.array} holds a newer primary (epoch); this image is no longer primary`);
+    }
+    p.failed = true;
+    p.touch(offset, length);
+    p.fracture.mark(offset, length);
+    await p.fracture.persist();
+    this.linkFailure(e, p, err);
+  }
+
+  /** A request to the secondary failed: it is marked unreachable, its resync stops, a live connection is dropped. */
+  linkFailure(e: Entry, p: SecondaryPeer, err: unknown): void {
+    const code = (err as RemoteLinkError)?.code ?? 'io';
+    if (p.resync) p.resync.stop = true;
+    this.event('remote-write-failed', { mirrorId: e.id, imageId: p.imageId, code, error: (err as Error)?.message });
+    this.host.noteUnreachable(e, p, `${code}: ${(err as Error)?.message}`);
+    // A connection that is still up (timeout, an error of the secondary) is dropped so the
+    // image comes back through the reconnect path (record push, bitmap exchange, resync).
+    if (!LINK_FAILURES.has(code) || code === 'timeout') p.client?.dropConnection();
+  }
+
+  private noteWrite(e: Entry, ps: PrimarySide): void {
+    ps.lastWriteAt = performance.now();
+    if (ps.wroteSinceQuiesce) return;
+    ps.wroteSinceQuiesce = true;
+    if (e.db.state === 'ACTIVE' && secondariesOf(e.db).some((i) => i.state === 'SYNCHRONIZED')) this.records.changeQuietly(e, { op: 'primary-write' });
+  }
+
+  /** No host write for quiesceMs: CONSISTENT secondaries that are in sync become SYNCHRONIZED. */
+  checkQuiesce(e: Entry): void {
+    const ps = e.primary;
+    if (!ps) return;
+    if (!ps.wroteSinceQuiesce || ps.inflight > 0) return;
+    if (performance.now() - ps.lastWriteAt < this.host.timers.quiesceMs) return;
+    ps.wroteSinceQuiesce = false;
+    if (e.db.state !== 'ACTIVE') return;
+    for (const img of secondariesOf(e.db)) {
+      const p = ps.peers.get(img.imageId);
+      if (!p || img.state !== 'CONSISTENT' || img.reachability !== 'REACHABLE' || !inSync(phaseOf(e, p))) continue;
+      this.records.changeQuietly(e, { op: 'quiesced', imageId: img.imageId });
+    }
+  }
+
+  /** The lazy clear of the write-intent log, and fracture-log marks still to write. */
+  clearWil(e: Entry): void {
+    const ps = e.primary;
+    if (!ps) return;
+    if (ps.wil.flushClears() > 0) {
+      ps.wilFile.touch();
+      void ps.wilFile.persist().catch((err) => this.event('bitmap-write-failed', { mirrorId: e.id, file: 'wil', error: (err as Error).message }));
+    }
+    for (const p of ps.peers.values())
+      if (p.fracture.pendingWrite && !p.resync) void p.fracture.persist().catch((err) => this.event('bitmap-write-failed', { mirrorId: e.id, file: p.imageId, error: (err as Error).message }));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Fracture-log marks for the consistency groups (GroupHost)
+
+  async markFractures(e: Entry, offset: number, length: number): Promise<void> {
+    const ps = e.primary;
+    if (!ps) return;
+    markAll(ps, offset, length);
+    await Promise.all([...ps.peers.values()].map((p) => p.fracture.persist()));
+  }
+
+  markFracturesNow(e: Entry, offset: number, length: number): void {
+    if (e.primary) markAll(e.primary, offset, length);
+  }
+
+  async persistFractures(e: Entry): Promise<void> {
+    const ps = e.primary;
+    if (ps) await Promise.all([...ps.peers.values()].map((p) => p.fracture.persist()));
+  }
+
+  async clearFractures(e: Entry): Promise<void> {
+    const ps = e.primary;
+    if (!ps) return;
+    for (const p of ps.peers.values()) {
+      p.fracture.clearAll();
+      await p.fracture.persist();
+    }
+  }
+}
+
+/** Marks the range in every secondary's fracture log (memory; the caller persists). */
+function markAll(ps: PrimarySide, offset: number, length: number): void {
+  for (const p of ps.peers.values()) {
+    p.touch(offset, length);
+    p.fracture.mark(offset, length);
+  }
+}
+
+/** Waits for all of `waits`; then throws the first failure in their order, if any. */
+async function allOrFirstError(waits: Promise<unknown>[]): Promise<void> {
+  const settled = await Promise.allSettled(waits);
+  const bad = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
+  if (bad) throw bad.reason;
+}
+
+function regionsIn(rs: number, offset: number, length: number): number {
+  if (length <= 0) return 0;
+  return Math.floor((offset + length - 1) / rs) - Math.floor(offset / rs) + 1;
+}

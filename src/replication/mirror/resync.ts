@@ -1,0 +1,284 @@
+import type { RemoteLinkError } from '../../link/protocol/index.js';
+import { secondariesOf } from '../state/index.js';
+import { imageOf, mirrorSize, phaseOf, type Entry } from './entry.js';
+import { awaitsResync, linkUsable, startsResync } from './peer-phase.js';
+import type { CopyChunk, ResyncRun, SecondaryPeer } from './primary.js';
+import type { MirrorRecords } from './records.js';
+import { RateLimiter } from './throttle.js';
+import type { MirrorTimers } from './types.js';
+
+/**
+ * Resynchronization of the secondaries from the primary: when one starts (the record asks for
+ * it, or a connected secondary's fracture log holds regions), the copy loop (the fracture log's
+ * marked regions in chunks, a window of them on the wire, data throttled, holes as zero
+ * requests), its end in the record, and the published progress.
+ */
+export interface ResyncHost {
+  readonly timers: MirrorTimers;
+  /** A request to the secondary failed: unreachable, connection dropped (./data-path.ts). */
+  linkFailure(e: Entry, p: SecondaryPeer, err: unknown): void;
+  /** Pushes the record to the secondary without waiting (./peer-link.ts). */
+  pushInBackground(e: Entry, p: SecondaryPeer, why: string): void;
+  /** True when the member's writes take the synchronous path (no group journal or bypass). */
+  routeIsDirect(mirrorId: string): boolean;
+}
+
+const CHUNK_MAX_BYTES = 1024 * 1024;
+const WINDOW = { low: 1, medium: 2, high: 4 } as const;
+/** Block status is asked in steps of this many bytes when a full synchronization is marked. */
+const BLOCK_STATUS_STEP_BYTES = 1 << 30;
+
+/** A resync request carries up to CHUNK_MAX_BYTES: it may take twice as long as a host write. */
+const resyncRequestTimeoutMs = (t: MirrorTimers): number => t.remoteWriteTimeoutMs * 2;
+
+export class Resync {
+  constructor(
+    private readonly records: MirrorRecords,
+    private readonly host: ResyncHost,
+  ) {}
+
+  private event(type: string, details: Record<string, unknown>): void {
+    this.records.event(type, details);
+  }
+
+  /** After every record change: start the resyncs it asks for, follow its sync rates. */
+  afterChange(e: Entry): void {
+    const ps = e.primary;
+    if (!ps) return;
+    for (const img of secondariesOf(e.db)) {
+      const p = ps.peers.get(img.imageId);
+      if (!p) continue;
+      if (startsResync(phaseOf(e, p))) this.startResync(e, p);
+      if (p.limiter) p.limiter.setRate(img.syncRate ?? e.db.syncRate);
+    }
+  }
+
+  /**
+   * A reachable, unfractured secondary whose fracture log is not empty must be resynchronized
+   * whatever its recorded state (a host write may have missed it before the record caught up).
+   * A decision over the record: the callers ask the peer's phase whether its link is up.
+   * Runs inside `exclusive(e)`.
+   */
+  async resyncIfDirty(e: Entry, p: SecondaryPeer): Promise<void> {
+    const img = imageOf(e, p.imageId);
+    if (!img || img.fractured || img.reachability !== 'REACHABLE' || e.db.state !== 'ACTIVE') return;
+    if (p.fracture.bitmap.countRegions() === 0) return;
+    if (img.state === 'SYNCHRONIZED') await this.records.change(e, { op: 'primary-write' });
+    const now = imageOf(e, p.imageId)!;
+    if (now.state === 'CONSISTENT') await this.records.change(e, { op: 'updates-lost', imageId: p.imageId });
+    else if (now.state === 'UNSYNCHRONIZED') await this.records.change(e, { op: 'synchronize', imageId: p.imageId });
+  }
+
+  /**
+   * The periodic check: a connected, unfractured secondary whose fracture log holds regions with
+   * no resync running (e.g. marked by a failed local write, or left by a group's bypass) is
+   * resynchronized.
+   */
+  resumeDirty(e: Entry): void {
+    const ps = e.primary;
+    if (!ps || e.db.state !== 'ACTIVE') return;
+    for (const p of ps.peers.values()) {
+      if (!awaitsResync(phaseOf(e, p))) continue;
+      if (p.fracture.bitmap.countRegions() > 0 && this.host.routeIsDirect(e.id)) void this.records.exclusive(e, () => this.resyncIfDirty(e, p)).catch(this.records.reportFailure(e, 'periodic resync check'));
+    }
+  }
+
+  /** Every connected secondary of `e` with fracture-log regions (a group left its bypass). */
+  async resyncDirty(e: Entry): Promise<void> {
+    if (!e.primary) return;
+    for (const p of e.primary.peers.values()) if (linkUsable(phaseOf(e, p))) await this.records.exclusive(e, () => this.resyncIfDirty(e, p)).catch(this.records.reportFailure(e, 'resync of a group member'));
+  }
+
+  /** Marks every allocated region of the primary for `peer` (a full synchronization). */
+  async markFull(e: Entry, peer: SecondaryPeer, reason: string): Promise<void> {
+    const size = mirrorSize(e.db);
+    let off = 0;
+    let allocated = 0;
+    while (off < size) {
+      const ext = await e.lun.device.blockStatus(off, Math.min(size - off, BLOCK_STATUS_STEP_BYTES));
+      if (!ext.length) break;
+      for (const x of ext) {
+        if (!x.hole) {
+          peer.fracture.mark(off, x.length);
+          allocated += x.length;
+        }
+        off += x.length;
+      }
+    }
+    // Holes of the primary are zeroed on the secondary too (a reused LUN may hold old data);
+    // they go as zero requests without payload. The fracture log marks them so they are visited.
+    peer.fracture.mark(0, size);
+    await peer.fracture.persist();
+    peer.fullReason = reason;
+    this.event('full-sync-needed', { mirrorId: e.id, imageId: peer.imageId, reason, allocatedBytes: allocated, size });
+  }
+
+  private startResync(e: Entry, p: SecondaryPeer): void {
+    const img = imageOf(e, p.imageId)!;
+    const bytesTotal = p.fracture.bitmap.dirtyBytes();
+    const run: ResyncRun = {
+      full: p.fullReason !== null,
+      reason: p.fullReason ?? 'fracture log',
+      bytesTotal,
+      bytesDone: 0,
+      bytesCopied: 0,
+      bytesZeroed: 0,
+      startedAt: Date.now(),
+      lastRateAt: performance.now(),
+      lastRateBytes: 0,
+      rate: 0,
+      stop: false,
+      done: Promise.resolve(),
+    };
+    p.resync = run;
+    p.limiter = new RateLimiter(img.syncRate ?? e.db.syncRate);
+    this.event('resync-started', { mirrorId: e.id, imageId: p.imageId, full: run.full, reason: run.reason, bytesTotal, regions: p.fracture.bitmap.countRegions(), rate: p.limiter.bytesPerSecond });
+    run.done = this.resyncLoop(e, p, run).then(
+      async (finished) => {
+        p.resync = null;
+        if (!finished) {
+          this.event('resync-stopped', { mirrorId: e.id, imageId: p.imageId, bytesDone: run.bytesDone, bytesLeft: p.fracture.bitmap.dirtyBytes() });
+          return;
+        }
+        p.fullReason = null;
+        await p.fracture.persist();
+        this.event('resync-done', { mirrorId: e.id, imageId: p.imageId, full: run.full, bytesDone: run.bytesDone, bytesCopied: run.bytesCopied, bytesZeroed: run.bytesZeroed, seconds: (Date.now() - run.startedAt) / 1000 });
+        await this.records.exclusive(e, () => this.records.change(e, { op: 'sync-done', imageId: p.imageId })).catch((err) => this.event('change-failed', { mirrorId: e.id, op: 'sync-done', error: (err as Error).message }));
+      },
+      (err) => {
+        p.resync = null;
+        this.event('resync-stopped', { mirrorId: e.id, imageId: p.imageId, error: (err as Error).message });
+      },
+    );
+  }
+
+  /** Copies marked regions in chunks, `WINDOW[priority]` at a time, until the fracture log is empty. */
+  private async resyncLoop(e: Entry, p: SecondaryPeer, run: ResyncRun): Promise<boolean> {
+    const size = mirrorSize(e.db);
+    const rs = e.db.regionSize;
+    const chunkMax = Math.max(rs, Math.floor(CHUNK_MAX_BYTES / rs) * rs);
+    let cursor = 0;
+    let failure: unknown = null;
+    const stopped = () => run.stop || failure !== null || p.failed || !e.primary || imageOf(e, p.imageId)?.state !== 'SYNCHRONIZING';
+    const nextChunk = (): CopyChunk | null => {
+      for (let pass = 0; pass < 2; pass++) {
+        let from = cursor;
+        for (;;) {
+          const run = from < size ? p.fracture.bitmap.nextDirtyRun(from) : null;
+          if (!run) break;
+          // skip what is on the wire already
+          const busy = [...p.copying].find((c) => run.offset < c.offset + c.length && c.offset < run.offset + run.length);
+          if (busy) {
+            from = busy.offset + busy.length;
+            continue;
+          }
+          const c = { offset: run.offset, length: Math.min(run.length, chunkMax), touched: false };
+          cursor = c.offset + c.length;
+          return c;
+        }
+        cursor = 0;
+      }
+      return null;
+    };
+    // In flight: up to `width` MiB of chunks (scattered regions make small chunks: many of them
+    // may be on the wire at once, or a link round trip would cap the rate at width x 64 KiB).
+    const budget = (WINDOW[e.db.syncPriority] ?? 2) * chunkMax;
+    let used = 0;
+    const waiting: Array<() => void> = [];
+    const worker = async (): Promise<void> => {
+      while (!stopped()) {
+        while (used >= budget && !stopped()) await new Promise<void>((r) => waiting.push(r));
+        const c = stopped() ? null : nextChunk();
+        if (!c) {
+          for (const w of waiting.splice(0)) w(); // nothing left to take: let the others see it too
+          return;
+        }
+        p.copying.add(c);
+        used += c.length;
+        try {
+          if (!(await this.copyChunk(e, p, c, run, stopped))) {
+            for (const w of waiting.splice(0)) w();
+            return;
+          }
+          if (!c.touched) p.fracture.clear(c.offset, c.length);
+          run.bytesDone += c.length;
+        } catch (err) {
+          failure ??= err;
+        } finally {
+          p.copying.delete(c);
+          used -= c.length;
+          waiting.shift()?.();
+        }
+      }
+    };
+    const img = imageOf(e, p.imageId);
+    const width = (WINDOW[e.db.syncPriority] ?? 2) * 16;
+    for (;;) {
+      await Promise.all(Array.from({ length: width }, worker));
+      if (failure !== null) {
+        this.copyFailed(e, p, failure);
+        return false;
+      }
+      if (stopped()) return false;
+      // Chunks that were touched during their copy are marked again; go round once more.
+      if (p.fracture.bitmap.countRegions() === 0) return img !== undefined;
+    }
+  }
+
+  private copyFailed(e: Entry, p: SecondaryPeer, err: unknown): void {
+    if ((err as RemoteLinkError)?.code === 'stale-epoch') {
+      this.host.pushInBackground(e, p, 'stale epoch on a resync write');
+      return;
+    }
+    p.failed = true;
+    this.host.linkFailure(e, p, err);
+  }
+
+  /**
+   * Copies one chunk: data runs as writes (throttled), holes and zero runs as zero requests
+   * (no payload, not throttled: they do not load the link). False when stopped while throttled.
+   */
+  private async copyChunk(e: Entry, p: SecondaryPeer, c: CopyChunk, run: ResyncRun, stopped: () => boolean): Promise<boolean> {
+    const client = p.client!;
+    const dev = e.lun.device;
+    let off = c.offset;
+    const end = c.offset + c.length;
+    const ext = await dev.blockStatus(c.offset, c.length);
+    const timeoutMs = resyncRequestTimeoutMs(this.host.timers);
+    for (const x of ext) {
+      if (off >= end) break;
+      const len = Math.min(x.length, end - off);
+      if (x.hole || x.zero) {
+        await client.request('zero', { mirrorId: e.id, imageId: p.imageId, offset: off, length: len, trim: x.hole, epoch: e.db.epoch }, undefined, { timeoutMs });
+        run.bytesZeroed += len;
+      } else {
+        if (!(await p.limiter!.take(len, stopped))) return false;
+        const data = await dev.read(off, len);
+        await client.request('write', { mirrorId: e.id, imageId: p.imageId, offset: off, flags: { resync: true }, epoch: e.db.epoch }, data, { timeoutMs });
+        run.bytesCopied += len;
+      }
+      off += len;
+    }
+    if (off < end) throw new Error(`block status of ${c.offset}+${c.length} covered only up to ${off}`);
+    return true;
+  }
+
+  /** Every progressMs: rate, totals, a `resync-progress` event, and the progress in the record. */
+  publishProgress(e: Entry): void {
+    const ps = e.primary;
+    if (!ps) return;
+    for (const p of ps.peers.values()) {
+      const r = p.resync;
+      if (!r) continue;
+      const now = performance.now();
+      const dt = (now - r.lastRateAt) / 1000;
+      if (dt > 0) r.rate = (r.bytesDone - r.lastRateBytes) / dt;
+      r.lastRateAt = now;
+      r.lastRateBytes = r.bytesDone;
+      r.bytesTotal = r.bytesDone + p.fracture.bitmap.dirtyBytes();
+      const v = p.resyncView()!;
+      this.event('resync-progress', { mirrorId: e.id, imageId: p.imageId, ...v });
+      if (imageOf(e, p.imageId)?.state === 'SYNCHRONIZING') this.records.changeQuietly(e, { op: 'sync-progress', imageId: p.imageId, bytesDone: Math.min(r.bytesDone, r.bytesTotal), bytesTotal: r.bytesTotal });
+    }
+  }
+}

@@ -1,0 +1,247 @@
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { MetadataStore } from '../../metadata/index.js';
+import { RemoteLinkError, RemoteLinkServer, type LinkHandlers, type RequestContext } from '../../link/protocol/index.js';
+import { RegionBitmap } from '../../native/index.js';
+import { compareRecords, primaryOf, type MirrorDbRecord } from '../state/index.js';
+import { BitmapFile } from './bitmap-file.js';
+import { divergenceBitmapPath, divergenceMetaPath, mirrorSize, newEntry, safeName, type Entry } from './entry.js';
+import { loadRecord, type MirrorRecords } from './records.js';
+import { regionCrcs } from './regions.js';
+import type { MirrorLun, PeerConfig } from './types.js';
+
+/**
+ * The secondary side: the remote-link listener and its handlers (writes, zeroes, flushes and
+ * reads of a secondary image, checksums, record pushes, the bitmap a former primary offers), and
+ * what a pushed record does here: join a mirror, adopt a newer record, leave, or demote this
+ * array's primary image.
+ */
+export interface SecondaryHost {
+  readonly array: string;
+  readonly root: string;
+  readonly sync: boolean;
+  readonly peers: readonly PeerConfig[];
+  lun(ref: number | string): MirrorLun | undefined;
+  /** The consistency groups' own link handlers (group-db and the journal traffic). */
+  groupHandlers(): LinkHandlers;
+  /** Journal records of the member's group the secondaries never applied (a demoted primary keeps them). */
+  groupPending(mirrorId: string): Array<{ offset: number; length: number }>;
+  /** The member changed role: its group follows. */
+  groupMembersChanged(mirrorId: string): Promise<void>;
+  openPrimary(e: Entry, why: 'resolve'): Promise<void>;
+  closePrimary(e: Entry, removeFiles: boolean): Promise<void>;
+  startPeers(e: Entry): void;
+}
+
+/** At most this many regions per read-regions request. */
+const READ_REGIONS_MAX = 4096;
+/** A demoted primary waits this long for its host writes in flight before it closes. */
+const demoteDrainTimeoutMs = 10_000;
+
+export class SecondarySide {
+  constructor(
+    private readonly records: MirrorRecords,
+    private readonly host: SecondaryHost,
+  ) {}
+
+  private event(type: string, details: Record<string, unknown>): void {
+    this.records.event(type, details);
+  }
+
+  /** Listens on the remote-link port; the caller owns (and closes) the server. */
+  async listen(l: { bind: string; port: number }): Promise<RemoteLinkServer> {
+    const server = new RemoteLinkServer({
+      array: this.host.array,
+      peers: this.host.peers.map((p) => ({ array: p.array, secret: p.secret })),
+      mirrorFor: (mirrorId) => {
+        const e = this.records.entries.get(mirrorId);
+        return e ? { secondarySize: e.lun.size } : undefined;
+      },
+      handlers: this.handlers(),
+    });
+    server.on('refused', ({ remote, error }: { remote: string; error: RemoteLinkError }) => this.event('link-refused', { remote, code: error.code, error: error.message }));
+    server.on('session', (s: { peerArray: string }) => this.event('link-session', { peer: s.peerArray }));
+    await server.listen(l.port, l.bind);
+    return server;
+  }
+
+  private handlers(): LinkHandlers {
+    return {
+      write: (args, bin, ctx) => {
+        const e = this.secondaryEntry(args.mirrorId, args.imageId, ctx, args.epoch);
+        if (args.offset + bin.length > e.lun.size) throw new RemoteLinkError('bad-request', `write ${args.offset}+${bin.length} beyond the image (${e.lun.size} bytes)`);
+        return e.lun.device.write(args.offset, bin, { fua: args.flags?.fua === true }).then(() => ({ result: { mirrorId: e.id, imageId: args.imageId, offset: args.offset, length: bin.length } }));
+      },
+      zero: (args, _bin, ctx) => {
+        const e = this.secondaryEntry(args.mirrorId, args.imageId, ctx, args.epoch);
+        if (args.offset + args.length > e.lun.size) throw new RemoteLinkError('bad-request', `zero ${args.offset}+${args.length} beyond the image (${e.lun.size} bytes)`);
+        const dev = e.lun.device;
+        const done = args.trim && dev.capabilities.trim ? dev.trim(args.offset, args.length) : dev.writeZeroes(args.offset, args.length, { noHole: false });
+        return done.then(() => ({ result: { mirrorId: e.id, imageId: args.imageId, offset: args.offset, length: args.length } }));
+      },
+      flush: (args, _bin, ctx) => {
+        const e = this.secondaryEntry(args.mirrorId, args.imageId, ctx, args.epoch);
+        return e.lun.device.flush().then(() => ({ result: {} }));
+      },
+      'read-regions': async (args) => {
+        const e = this.imageEntry(args.mirrorId, args.imageId);
+        if (args.regionSize !== e.db.regionSize) throw new RemoteLinkError('bad-request', `region size ${args.regionSize}, the mirror's is ${e.db.regionSize}`);
+        const checksums: Array<{ region: number; crc: number }> = [];
+        let count = 0;
+        for (const [first, n] of args.regions) {
+          count += n;
+          if (count > READ_REGIONS_MAX) throw new RemoteLinkError('bad-request', `at most ${READ_REGIONS_MAX} regions per request`);
+          checksums.push(...(await regionCrcs(e.lun.device, mirrorSize(e.db), args.regionSize, first, n)));
+        }
+        return { result: { regionSize: args.regionSize, checksums } };
+      },
+      'mirror-db': (args, _bin, ctx) => this.receiveRecord(args.mirrorId, args.record, ctx),
+      bitmap: (args) => this.answerBitmap(args.mirrorId, args.imageId),
+      read: async (args) => {
+        const e = this.imageEntry(args.mirrorId, args.imageId);
+        if (e.primary) throw new RemoteLinkError('stale-epoch', `image ${args.imageId} is a primary: read it through NBD`);
+        if (args.offset + args.length > mirrorSize(e.db)) throw new RemoteLinkError('bad-request', `read ${args.offset}+${args.length} beyond the image`);
+        return { result: {}, bin: await e.lun.device.read(args.offset, args.length) };
+      },
+      ...this.host.groupHandlers(),
+      'lun-info': (args) => {
+        const lun = this.host.lun(args.lun);
+        if (!lun) throw new RemoteLinkError('not-found', `array ${this.host.array} has no LUN ${JSON.stringify(args.lun)}`);
+        return { result: { id: lun.id, name: lun.name, size: lun.size, blockSize: lun.blockSize, mirrorId: this.records.entryOfLun(lun.id)?.id ?? null } };
+      },
+    };
+  }
+
+  /** The local image a request addresses. */
+  private imageEntry(mirrorId: string, imageId: string): Entry {
+    const e = this.records.entries.get(mirrorId);
+    if (!e || e.localImageId !== imageId) throw new RemoteLinkError('wrong-mirror', `no image ${imageId} of mirror ${mirrorId} on ${this.host.array}`);
+    return e;
+  }
+
+  /** The local secondary image a data request addresses, checked against sender and epoch. */
+  private secondaryEntry(mirrorId: string, imageId: string, ctx: RequestContext, epoch: number | undefined): Entry {
+    const e = this.imageEntry(mirrorId, imageId);
+    if (e.primary) throw new RemoteLinkError('stale-epoch', `image ${imageId} is the primary of mirror ${e.db.name} (epoch ${e.db.epoch}); writes from ${ctx.session.peerArray} refused`);
+    if (epoch === undefined || epoch < e.db.epoch) throw new RemoteLinkError('stale-epoch', `write with epoch ${epoch}, mirror ${e.db.name} is at epoch ${e.db.epoch}`);
+    if (epoch > e.db.epoch) throw new RemoteLinkError('stale-record', `write with epoch ${epoch}, this array knows epoch ${e.db.epoch}: send the record first`);
+    const primary = primaryOf(e.db);
+    if (primary.array !== ctx.session.peerArray) throw new RemoteLinkError('stale-epoch', `${ctx.session.peerArray} is not the primary of mirror ${e.db.name} (${primary.array} is)`);
+    return e;
+  }
+
+  private receiveRecord(mirrorId: string, raw: Record<string, unknown>, ctx: RequestContext): Promise<{ result: { applied: boolean; generation?: number; record?: Record<string, unknown> } }> {
+    let rec: MirrorDbRecord;
+    try {
+      rec = loadRecord(raw);
+    } catch (err) {
+      throw new RemoteLinkError('bad-request', (err as Error).message);
+    }
+    if (rec.mirrorId !== mirrorId) throw new RemoteLinkError('bad-request', `record of mirror ${rec.mirrorId} sent as ${mirrorId}`);
+    if (!rec.images.some((i) => i.array === ctx.session.peerArray)) throw new RemoteLinkError('bad-request', `${ctx.session.peerArray} is not a member of mirror ${rec.name}`);
+    const e = this.records.entries.get(mirrorId);
+    if (!e) return this.join(rec).then(() => ({ result: { applied: true, generation: rec.generation } }));
+    return this.records.exclusive(e, async () => {
+      const cmp = compareRecords(rec, e.db);
+      if (cmp < 0) return { result: { applied: false, generation: e.db.generation, record: e.db as unknown as Record<string, unknown> } };
+      if (cmp === 0) return { result: { applied: true, generation: e.db.generation } };
+      await this.adopt(e, rec, `record from ${ctx.session.peerArray}`);
+      return { result: { applied: true, generation: rec.generation } };
+    });
+  }
+
+  /** This array is added to a mirror as a secondary (the primary pushed the record). */
+  private async join(rec: MirrorDbRecord): Promise<void> {
+    const array = this.host.array;
+    const mine = rec.images.find((i) => i.array === array);
+    if (!mine) return;
+    if (mine.role !== 'secondary') throw new RemoteLinkError('bad-request', `a new mirror cannot make ${array} its primary`);
+    const lun = this.host.lun(mine.lun);
+    if (!lun) throw new RemoteLinkError('not-found', `array ${array} has no LUN ${mine.lun}`);
+    const other = this.records.entryOfLun(lun.id);
+    if (other) throw new RemoteLinkError('exists', `LUN ${lun.name} of ${array} is already an image of mirror ${other.db.name}`);
+    if (lun.size < mirrorSize(rec)) throw new RemoteLinkError('size-mismatch', `LUN ${lun.name} of ${array} (${lun.size} bytes) is smaller than the primary (${mirrorSize(rec)} bytes)`);
+    const dir = join(this.host.root, safeName(rec.mirrorId));
+    await fsp.mkdir(dir, { recursive: true });
+    const store = new MetadataStore<MirrorDbRecord>(dir, { basename: 'db', noSync: !this.host.sync });
+    await store.load();
+    await store.save(rec);
+    const e = newEntry(rec, dir, store, lun, mine.imageId);
+    this.records.entries.set(e.id, e);
+    this.event('joined', { mirrorId: e.id, name: rec.name, imageId: mine.imageId, lun: lun.id, primary: primaryOf(rec).imageId });
+  }
+
+  /** Takes a newer record; the local image may change role. Runs inside `exclusive(e)`. */
+  async adopt(e: Entry, rec: MirrorDbRecord, why: string): Promise<void> {
+    const mine = rec.images.find((i) => i.array === this.host.array);
+    if (!mine) {
+      // removed from the mirror
+      await this.host.closePrimary(e, true);
+      await this.dropDivergence(e);
+      this.records.entries.delete(e.id);
+      await fsp.rm(e.dir, { recursive: true, force: true });
+      this.event('left', { mirrorId: e.id, name: rec.name, why });
+      return;
+    }
+    const wasPrimary = e.primary !== null;
+    if (wasPrimary && mine.role === 'secondary') await this.demote(e, rec);
+    await this.records.save(e, rec);
+    e.localImageId = mine.imageId;
+    this.event('record-adopted', { mirrorId: e.id, generation: rec.generation, epoch: rec.epoch, role: mine.role, why });
+    if (!wasPrimary && mine.role === 'primary') {
+      await this.host.openPrimary(e, 'resolve');
+      this.host.startPeers(e);
+      this.event('became-primary', { mirrorId: e.id, imageId: mine.imageId, epoch: rec.epoch, why });
+    }
+    if (mine.role === 'secondary' && e.divergence && !mine.fractured) await this.dropDivergence(e);
+    if (wasPrimary !== (mine.role === 'primary')) void this.host.groupMembersChanged(e.id).catch((err) => this.event('change-failed', { mirrorId: e.id, op: 'group role', error: (err as Error).message }));
+  }
+
+  /**
+   * This array's primary image was superseded. Waits for the host writes in flight, keeps the
+   * regions the new primary may lack (write-intent log, and the new primary's fracture log here:
+   * writes acknowledged to hosts that never reached it), and stops acting as primary.
+   */
+  private async demote(e: Entry, rec: MirrorDbRecord): Promise<void> {
+    const ps = e.primary!;
+    ps.closed = true; // no new host write starts
+    await Promise.race([ps.idle(), new Promise((r) => setTimeout(r, demoteDrainTimeoutMs))]);
+    const newPrimary = primaryOf(rec).imageId;
+    const size = mirrorSize(rec);
+    const { file } = await BitmapFile.open(divergenceBitmapPath(e), size, rec.regionSize, { sync: this.host.sync });
+    if (e.divergence) file.bitmap.union(e.divergence.file.bitmap);
+    for (const r of ps.wil.bitmap.runs()) file.bitmap.mark(r.offset, r.length);
+    const peer = ps.peers.get(newPrimary);
+    // Writes acknowledged here that the new primary lacks: its fracture log, and in the
+    // asynchronous modes the group's journal records it never applied.
+    const pending = RegionBitmap.create(size, rec.regionSize);
+    if (peer) pending.union(peer.fracture.bitmap);
+    for (const r of this.host.groupPending(e.id)) pending.mark(r.offset, r.length);
+    const acknowledged = pending.countRegions();
+    file.bitmap.union(pending);
+    file.touch();
+    await file.persist();
+    await fsp.writeFile(divergenceMetaPath(e), JSON.stringify({ acknowledgedRegions: acknowledged, forImage: newPrimary }));
+    await e.divergence?.file.close();
+    e.divergence = { file, acknowledgedRegions: acknowledged, forImage: newPrimary };
+    await this.host.closePrimary(e, true);
+    this.event('demoted', { mirrorId: e.id, imageId: e.localImageId, newPrimary, epoch: rec.epoch, divergentRegions: file.bitmap.countRegions(), acknowledgedRegions: acknowledged });
+  }
+
+  async dropDivergence(e: Entry): Promise<void> {
+    if (!e.divergence) return;
+    await e.divergence.file.remove();
+    await fsp.rm(divergenceMetaPath(e), { force: true });
+    e.divergence = null;
+  }
+
+  private answerBitmap(mirrorId: string, _imageId: string): Promise<{ result: { regionSize: number; lunSize: number; epoch: number; acknowledgedRegions: number }; bin: Buffer }> {
+    const e = this.records.entries.get(mirrorId);
+    if (!e) throw new RemoteLinkError('wrong-mirror', `no mirror ${mirrorId} on ${this.host.array}`);
+    return this.records.exclusive(e, async () => {
+      const size = mirrorSize(e.db);
+      const bm = e.divergence?.file.bitmap ?? RegionBitmap.create(size, e.db.regionSize);
+      return { result: { regionSize: e.db.regionSize, lunSize: size, epoch: e.db.epoch, acknowledgedRegions: e.divergence?.acknowledgedRegions ?? 0 }, bin: bm.serialize(0) };
+    });
+  }
+}
