@@ -30,7 +30,7 @@
 import { checked, FileBackingStore, type BlockDevice, type DeviceCapabilities } from '../block/index.js';
 import { WriteCache, type WriteCacheOptions } from '../array/cache/index.js';
 import { LunRouter, type RouteState, type RouterHost } from '../array/sp-process/router.js';
-import type { MirrorNode } from '../replication/index.js';
+import { MirrorLayer, type MirrorNode } from '../replication/index.js';
 
 /** Names a LUN in the hops' errors. */
 export interface LunName {
@@ -47,7 +47,7 @@ const hopName = (n: LunName, from: string, to: string): string => `${n.array}/${
  */
 export function singleProcessStack(n: LunName, lunId: number, store: BlockDevice, mirrors: MirrorNode | undefined): BlockDevice {
   if (!mirrors) return checked(store, { name: hopName(n, 'nbd', 'store') });
-  const replication = mirrors.layer(lunId, checked(store, { name: hopName(n, 'replication', 'store') }));
+  const replication = new MirrorLayer(mirrors.hostDataPath, lunId, checked(store, { name: hopName(n, 'replication', 'store') }));
   return checked(replication, { name: hopName(n, 'nbd', 'replication') });
 }
 
@@ -56,7 +56,7 @@ export function singleProcessStack(n: LunName, lunId: number, store: BlockDevice
  * over the LUN on its owner SP (`owner`: the chassis's OwnerLunDevice bound to the sending SP).
  */
 export function chassisMirrorStack(n: LunName, lunId: number, owner: BlockDevice, mirrors: MirrorNode): BlockDevice {
-  return mirrors.layer(lunId, checked(owner, { name: hopName(n, 'replication', 'owner SP') }));
+  return new MirrorLayer(mirrors.hostDataPath, lunId, checked(owner, { name: hopName(n, 'replication', 'owner SP') }));
 }
 
 /** SP process: the LUN's image file, opened for this SP. */

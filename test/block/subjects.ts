@@ -8,6 +8,7 @@ import { CacheBudget, WriteCache } from '../../src/array/cache/index.js';
 import { LunRouter } from '../../src/array/sp-process/router.js';
 import { OwnerLunDevice } from '../../src/array/chassis/owner-device.js';
 import { CmiClient, CmiServer } from '../../src/array/cmi/index.js';
+import { MirrorLayer } from '../../src/replication/index.js';
 import { makeLab, until } from '../support/mirror-lab.js';
 
 export const SUBJECT_SIZE = 8 * 1024 * 1024;
@@ -133,7 +134,7 @@ async function mirrorLayer(primary: boolean, stack: boolean): Promise<Opened> {
   }
   const running = lab.sites.alpha!.running!;
   const lun = running.array.getLun('disk0')!;
-  const dev = stack ? lab.hostDevice('alpha') : lab.node('alpha').layer(lun.id, running.array.device(lun.id)!);
+  const dev = stack ? lab.hostDevice('alpha') : new MirrorLayer(lab.node('alpha').hostDataPath, lun.id, running.array.device(lun.id)!);
   return {
     dev,
     ownsStore: false,

@@ -14,7 +14,7 @@
  *   - ./secondary.ts: the remote-link listener and what a pushed record does here;
  *   - ./admin.ts: the verbs, views, verify and split-brain resolution;
  *   - ./peer-phase.ts: the one pure decision of what a secondary is doing.
- * - MirrorLayer (./layer.ts): the replication layer of a LUN's stack (`node.layer(lunId, device)`).
+ * - MirrorLayer (./layer.ts): the replication layer of a LUN's stack (composed by src/stack over `node.hostDataPath`).
  * - BitmapFile (./bitmap-file.ts): write-intent and fracture logs on disk, two slots, group commit.
  *
  * Files under `<array dir>/mirrors/<mirror id>/`: `db.A`/`db.B` (the record), `wil.bitmap` (primary),

@@ -1,16 +1,14 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import type { BlockDevice } from '../../block/index.js';
 import { MetadataStore } from '../../metadata/index.js';
 import type { RemoteLinkServer } from '../../link/protocol/index.js';
 import { primaryOf, secondariesOf, type MirrorDbRecord } from '../state/index.js';
 import { MirrorAdmin } from './admin.js';
 import { BitmapFile } from './bitmap-file.js';
-import type { LunRole } from './data-path-api.js';
+import type { LunRole, MirrorDataPath } from './data-path-api.js';
 import { DataPath } from './data-path.js';
 import { divergenceBitmapPath, divergenceMetaPath, fracturePath, mirrorSize, newEntry, phaseOf, type Divergence, type Entry } from './entry.js';
 import { GroupManager, type GroupHost, type MemberInfo } from '../group/index.js';
-import { MirrorLayer } from './layer.js';
 import { inSync } from './peer-phase.js';
 import { PeerLinks } from './peer-link.js';
 import { PrimarySide, SecondaryPeer } from './primary.js';
@@ -166,8 +164,9 @@ export class MirrorNode implements MirrorControl, GroupHost {
     return this.dataPath.roleOf(lunId);
   }
 
-  layer(lunId: number, device: BlockDevice): BlockDevice {
-    return new MirrorLayer(this.dataPath, lunId, device);
+  /** The host write and flush paths of the primaries, for the replication layers (src/stack). */
+  get hostDataPath(): MirrorDataPath {
+    return this.dataPath;
   }
 
   /** Why the array must refuse to delete or grow a LUN. */
