@@ -1,0 +1,2 @@
+/** Error handling helpers shared by every module. */
+export { ignoreOnClose } from './ignore.js';
