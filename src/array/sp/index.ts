@@ -30,6 +30,7 @@ export {
   transition,
   canTransition,
   servesIo,
+  inPowerFailure,
   SpLifecycle,
   IllegalTransitionError,
   SP_STATES,
