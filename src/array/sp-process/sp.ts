@@ -279,6 +279,7 @@ export async function runSpProcess(): Promise<number> {
   };
   // The chassis going away is the array losing power with no hold-up: stop at once.
   process.on('disconnect', () => process.exit(1));
+  // Ctrl-C in a terminal reaches the whole process group: the chassis decides when an SP stops.
   process.on('SIGINT', () => undefined);
   let sp: SpProcess | null = null;
   return new Promise<number>((resolveExit) => {
