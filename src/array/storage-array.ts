@@ -22,7 +22,8 @@ import { lockPathOf, takeLock } from './array-lock.js';
 import { ArrayEventLog, type ArrayEvent } from './events.js';
 import { SessionAttachment, type ArrayCatalog, type ArrayExport, type SessionControl } from './exports.js';
 import { BLOCK_SIZES, checkMeta, checkName, checkSize, imagePathOf, METADATA_FORMAT, openLunImage, relOrAbs, type ArrayMetadata, type BlockSizeValue, type LunEntry, type LunInfo, type LunRecord } from './lun-table.js';
-import { settleOnClose, SerialQueue } from './promises.js';
+import { ignoreOnClose } from '../errors/index.js';
+import { SerialQueue } from './serial-queue.js';
 import { formatSize } from './size.js';
 
 export { ArrayError, type ArrayErrorCode } from './array-error.js';
@@ -147,7 +148,8 @@ export class StorageArray extends EventEmitter {
       arr.record('array.opened', { dir, luns: arr.meta.luns.length, readOnly: arr.readOnly });
       return arr;
     } catch (e) {
-      await settleOnClose(fsp.rm(lockPathOf(dir), { force: true }), 'the open failed: its error is rethrown; a lock left behind is taken over as stale');
+      // The open's own error is what the caller gets; a lock left behind is taken over as stale.
+      await ignoreOnClose(fsp.rm(lockPathOf(dir), { force: true }), 'cleaning up after a failed open: removing the lock file');
       throw e;
     }
   }
@@ -342,7 +344,7 @@ export class StorageArray extends EventEmitter {
       try {
         await this.store.save(next);
       } catch (e) {
-        await settleOnClose(device.close(), 'the create failed and is undone: the save error is what the caller gets');
+        await ignoreOnClose(device.close(), 'undoing a LUN create whose metadata save failed: closing its image');
         await fsp.rm(path, { force: true });
         throw new ArrayError('io', `cannot save metadata: ${(e as Error).message}`);
       }
@@ -379,7 +381,7 @@ export class StorageArray extends EventEmitter {
         throw new ArrayError('io', `cannot delete LUN ${name}: ${(e as Error).message}`);
       }
       this.luns.delete(lun.rec.id);
-      if (lun.device) await settleOnClose(lun.device.close(), 'the LUN is deleted: its image file is removed next');
+      if (lun.device) await ignoreOnClose(lun.device.close(), 'deleting a LUN: closing its image before removing it');
       const path = imagePathOf(this.dir, lun.rec);
       try {
         await fsp.rm(path, { force: true });
@@ -455,13 +457,14 @@ export class StorageArray extends EventEmitter {
     this.closed = true;
     for (const lun of this.luns.values()) {
       if (lun.device) {
-        await settleOnClose(lun.device.flush(), 'closing: a LUN whose image fails its flush has nothing more to give');
-        await settleOnClose(lun.device.close(), 'closing: the image is flushed above');
+        await ignoreOnClose(lun.device.flush(), 'closing the array: flushing a LUN image');
+        await ignoreOnClose(lun.device.close(), 'closing the array: closing a LUN image');
       }
     }
     this.sessions.detach();
     this.record('array.closed', {});
-    await settleOnClose(fsp.rm(this.lockPath, { force: true }), 'closing: a lock left behind is taken over as stale by the next open');
+    // A lock left behind is taken over as stale by the next open.
+    await ignoreOnClose(fsp.rm(this.lockPath, { force: true }), 'closing the array: removing the lock file');
   }
 }
 

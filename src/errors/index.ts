@@ -1,2 +1,1 @@
-/** Error handling helpers shared by every module. */
 export { ignoreOnClose } from './ignore.js';

@@ -10,7 +10,7 @@
  * booted SPs into service), ./mirror-channel.ts (the mirror driver's channels).
  */
 import { EventEmitter } from 'node:events';
-import { settleOnClose } from '../promises.js';
+import { ignoreOnClose } from '../../errors/index.js';
 import type { StorageArray } from '../storage-array.js';
 import type { OwnershipTable, SpEvent, SpName, SpState } from '../sp/index.js';
 import type { MirrorRole, SpLunSpec } from '../sp-process/protocol.js';
@@ -280,7 +280,7 @@ export class Chassis extends EventEmitter {
       }),
     );
     // Only now: the SPs' last host flushes went through the mirror driver.
-    if (core.hostIoServer) await settleOnClose(core.hostIoServer.close(), 'the chassis is closing: nothing listens any more');
+    if (core.hostIoServer) await ignoreOnClose(core.hostIoServer.close(), 'closing the chassis: closing the host-I/O server');
     core.hostIoServer = null;
   }
 }

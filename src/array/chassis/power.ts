@@ -133,7 +133,8 @@ async function mirrorPowerBack(core: ChassisCore): Promise<void> {
 export function powerRestore(core: ChassisCore): Promise<unknown> {
   if (core.power === 'failing') {
     // Power back in the middle of the dump: the SPs never lost memory; they abandon the dump.
-    for (const h of core.both()) if (h.proc) ignoreOnClose(cmd(h, 'power-restore'), 'an SP whose dump already ended stops anyway; failAndDump collects every answer');
+    // An SP whose dump already ended stops anyway; failAndDump collects every SP's answer.
+    for (const h of core.both()) if (h.proc) void ignoreOnClose(cmd(h, 'power-restore'), `restoring power mid-dump: telling SP ${h.name}`);
     core.publish('power.restored', { during: 'dump' });
     return core.exclusive(async () => ({ power: core.power, restoredMidDump: true }));
   }

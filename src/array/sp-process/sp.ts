@@ -12,7 +12,6 @@
  */
 import { promises as fsp } from 'node:fs';
 import { CmiServer } from '../cmi/index.js';
-import { settleOnClose } from '../promises.js';
 import { ignoreOnClose } from '../../errors/index.js';
 import { connectPeer, disconnectPeer, reevaluate, applyMode } from './cache-mode.js';
 import { onChassisIo, onPeerCmi, setMirrorRoles } from './cmi-handlers.js';
@@ -183,11 +182,11 @@ export class SpProcess {
     await core.nbd?.disconnectExport(l.spec.name, DISCONNECT_GRACE_MS);
     l.router.setState('held');
     if (l.cache) {
-      await settleOnClose(l.cache.destageAll(), 'the LUN is being deleted: its cached writes go with it');
+      await ignoreOnClose(l.cache.destageAll(), 'removing a deleted LUN: destaging its cache (its cached writes go with it)');
       await l.cache.halt();
     }
     core.peerStore.reset(l.spec.id);
-    await settleOnClose(l.store.close(), 'the LUN is being deleted: its image file goes next');
+    await ignoreOnClose(l.store.close(), 'removing a deleted LUN: closing its image file');
     core.luns.delete(l.spec.id);
     return {};
   }
@@ -230,7 +229,7 @@ export class SpProcess {
     core.shuttingDown = true;
     // Hosts first: the NBD server answers what is in flight (its final flush goes through the
     // routers, so they must still serve), then refuses; only then hold what the peer forwards.
-    if (core.nbd) await settleOnClose(core.nbd.close(NBD_CLOSE_GRACE_MS), 'stopping: sessions that do not close in time are cut');
+    if (core.nbd) await ignoreOnClose(core.nbd.close(NBD_CLOSE_GRACE_MS), 'stopping the SP: closing the NBD server');
     for (const l of core.luns.values()) if (l.router.state === 'owner') l.router.setState('held');
     let markersChanged = false;
     for (const l of core.luns.values()) {
@@ -249,14 +248,14 @@ export class SpProcess {
         // call it cache-dirty). A failed destage keeps the marker, and the next boot says so.
         if (clean && core.markers.unmark(l.spec.id)) markersChanged = true;
       }
-      await settleOnClose(l.store.close(), 'stopping: the image file is flushed by the destage above');
+      await ignoreOnClose(l.store.close(), 'stopping the SP: closing a LUN image file (destaged above)');
     }
     if (markersChanged) await core.markers.persist();
     await core.markers.drained();
     core.client?.close();
-    if (core.cmiServer) await settleOnClose(core.cmiServer.close(), 'stopping: the peer sees the channel end');
-    if (core.chassisServer) await settleOnClose(core.chassisServer.close(), 'stopping: the chassis sees the channel end');
-    if (core.chassisClient) ignoreOnClose(core.chassisClient.then((c) => c.close()), 'stopping: a channel to the mirror driver that never opened needs no closing');
+    if (core.cmiServer) await ignoreOnClose(core.cmiServer.close(), 'stopping the SP: closing the CMI server');
+    if (core.chassisServer) await ignoreOnClose(core.chassisServer.close(), 'stopping the SP: closing the chassis cache-I/O server');
+    if (core.chassisClient) void ignoreOnClose(core.chassisClient.then((c) => c.close()), 'stopping the SP: closing the channel to the mirror driver (one that never opened needs no closing)');
     core.markers.stopSweeping();
     if (core.life.state === 'up') core.life.apply('shutdown');
     return { exit: true };

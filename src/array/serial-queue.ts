@@ -1,10 +1,4 @@
 /**
- * Promise plumbing shared by the array's modules: a queue that runs tasks one at a time, and
- * an awaitable `ignoreOnClose` for shutdown steps whose order matters.
- */
-import { ignoreOnClose } from '../errors/index.js';
-
-/**
  * Runs tasks one at a time, in call order. Each caller gets its own task's result or error; a
  * failed task does not stop the tasks queued after it (the queue itself never rejects).
  */
@@ -26,13 +20,4 @@ export class SerialQueue {
 
 function settled(): void {
   // The caller of the task got its result or error; the queue only waits for it.
-}
-
-/**
- * `ignoreOnClose` for a shutdown step the next step must wait for: resolves once `p` settled,
- * its rejection ignored on purpose (`why` says why that is safe; logged like ignoreOnClose).
- */
-export async function settleOnClose(p: Promise<unknown>, why: string): Promise<void> {
-  ignoreOnClose(p, why);
-  await p.then(settled, settled);
 }

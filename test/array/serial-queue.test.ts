@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SerialQueue, settleOnClose } from '../../src/array/promises.js';
+import { SerialQueue } from '../../src/array/serial-queue.js';
 
 describe('SerialQueue', () => {
   it('runs tasks one at a time in call order; each caller gets its own result or error', async () => {
@@ -31,12 +31,5 @@ describe('SerialQueue', () => {
     });
     await q.drained();
     expect(done).toBe(true);
-  });
-});
-
-describe('settleOnClose', () => {
-  it('resolves once the promise settled, whether it failed or not', async () => {
-    await expect(settleOnClose(Promise.resolve(1), 'test')).resolves.toBeUndefined();
-    await expect(settleOnClose(Promise.reject(new Error('gone')), 'test: closing what is gone')).resolves.toBeUndefined();
   });
 });
