@@ -8,104 +8,40 @@
  * exported LUN can be refused, or forced by disconnecting its sessions.
  *
  * Every mutation validates first and changes nothing on bad input. Mutations run one at a time.
+ *
+ * The parts: ./lun-table.ts (records, validation, opening images), ./events.ts (the event log),
+ * ./exports.ts (what the NBD server sees), ./array-lock.ts (one process per array directory).
  */
 import { EventEmitter } from 'node:events';
-import { promises as fsp, constants as fsc } from 'node:fs';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { promises as fsp } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { FileBackingStore, type BlockDevice } from '../block/index.js';
 import { MetadataStore, MetadataError, type LoadResult } from '../metadata/index.js';
+import { ArrayError } from './array-error.js';
+import { lockPathOf, takeLock } from './array-lock.js';
+import { ArrayEventLog, type ArrayEvent } from './events.js';
+import { SessionAttachment, type ArrayCatalog, type ArrayExport, type SessionControl } from './exports.js';
+import { BLOCK_SIZES, checkMeta, checkName, checkSize, imagePathOf, METADATA_FORMAT, openLunImage, relOrAbs, type ArrayMetadata, type BlockSizeValue, type LunEntry, type LunInfo, type LunRecord } from './lun-table.js';
+import { ignoreOnClose } from '../errors/index.js';
+import { SerialQueue } from './serial-queue.js';
 import { formatSize } from './size.js';
 
-export const METADATA_FORMAT = 'sanbox-array/1';
-export const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
-export const BLOCK_SIZES = [512, 4096] as const;
-export type BlockSizeValue = (typeof BLOCK_SIZES)[number];
-/** Largest LUN: 2^53 - 2^12 would be the safe-integer bound; keep to 1 PiB, far beyond any lab. */
-export const MAX_LUN_SIZE = 2 ** 50;
-/** How many recent events are kept for replay. */
-export const EVENT_HISTORY = 1000;
-
-export interface LunRecord {
-  id: number;
-  name: string;
-  /** Bytes, a positive multiple of blockSize. */
-  size: number;
-  blockSize: BlockSizeValue;
-  /** Image file, relative to the array directory (or absolute if outside it). */
-  image: string;
-  /** ISO 8601. */
-  created: string;
-}
-
-export interface ArrayMetadata {
-  format: typeof METADATA_FORMAT;
-  array: string;
-  nextLunId: number;
-  luns: LunRecord[];
-}
-
-export type LunState = 'online' | 'missing' | 'error';
-
-export interface LunInfo extends LunRecord {
-  /** Absolute path of the image file. */
-  imagePath: string;
-  /** online: exported; missing: the image file is gone; error: it could not be opened. */
-  state: LunState;
-  /** Why the LUN is not online. */
-  problem?: string;
-  readOnly: boolean;
-  /** Open NBD sessions on this LUN (0 when no session tracker is attached). */
-  sessions: number;
-}
-
-export interface ArrayEvent {
-  seq: number;
-  time: string;
-  array: string;
-  type: string;
-  [key: string]: unknown;
-}
-
-/** What the array needs from the NBD server (NbdServer satisfies it). */
-export interface SessionControl {
-  sessionCount(exportName?: string): number;
-  disconnectExport(name: string): Promise<void>;
-  on?(event: string, listener: (...args: any[]) => void): unknown;
-  off?(event: string, listener: (...args: any[]) => void): unknown;
-}
-
-/** Structurally the NBD server's `NbdExport` / `ExportCatalog`. */
-export interface ArrayExport {
-  name: string;
-  description?: string;
-  device: BlockDevice;
-  readOnly?: boolean;
-}
-export interface ArrayCatalog {
-  lookup(name: string): ArrayExport | undefined;
-  list(): ArrayExport[];
-}
-
-export type ArrayErrorCode =
-  | 'invalid-argument'
-  | 'not-found'
-  | 'exists'
-  | 'busy'
-  | 'read-only'
-  | 'metadata-corrupt'
-  | 'metadata-mismatch'
-  | 'io'
-  | 'closed';
-
-export class ArrayError extends Error {
-  constructor(
-    readonly code: ArrayErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ArrayError';
-  }
-}
+export { ArrayError, type ArrayErrorCode } from './array-error.js';
+export { EVENT_HISTORY, type ArrayEvent } from './events.js';
+export type { ArrayCatalog, ArrayExport, SessionControl } from './exports.js';
+export {
+  BLOCK_SIZES,
+  checkName,
+  checkSize,
+  MAX_LUN_SIZE,
+  METADATA_FORMAT,
+  NAME_RE,
+  type ArrayMetadata,
+  type BlockSizeValue,
+  type LunInfo,
+  type LunRecord,
+  type LunState,
+} from './lun-table.js';
 
 export interface OpenArrayOptions {
   /** Array name (validated like a LUN name). */
@@ -131,52 +67,16 @@ export interface DeleteLunOptions {
   force?: boolean;
 }
 
-interface Lun {
-  rec: LunRecord;
-  device?: FileBackingStore;
-  state: LunState;
-  problem?: string;
-  /** Being deleted: not exported any more. */
-  deleting?: boolean;
-}
-
-/** Validates a LUN or array name; returns an error message or undefined. */
-export function checkName(name: unknown, what = 'LUN name'): string | undefined {
-  if (typeof name !== 'string') return `${what} must be a string`;
-  if (!NAME_RE.test(name)) return `${what} ${JSON.stringify(name)} is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ -`;
-  return undefined;
-}
-
-/** Validates a size for a given block size; returns an error message or undefined. */
-export function checkSize(size: unknown, blockSize: number): string | undefined {
-  if (typeof size !== 'number' || !Number.isSafeInteger(size)) return `size must be an integer number of bytes`;
-  if (size <= 0) return `size must be greater than 0`;
-  if (size > MAX_LUN_SIZE) return `size ${size} exceeds the maximum of ${MAX_LUN_SIZE} bytes (1P)`;
-  if (size % blockSize !== 0) return `size ${size} is not a multiple of the block size ${blockSize}`;
-  return undefined;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export class StorageArray extends EventEmitter {
   readonly name: string;
   readonly dir: string;
   readonly readOnly: boolean;
   private readonly store: MetadataStore<ArrayMetadata>;
   private meta: ArrayMetadata;
-  private readonly luns = new Map<number, Lun>();
-  private sessions: SessionControl | undefined;
-  private sessionListeners: Array<[string, (...args: any[]) => void]> = [];
-  private seq = 0;
-  private readonly history: ArrayEvent[] = [];
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly luns = new Map<number, LunEntry>();
+  private readonly events: ArrayEventLog;
+  private readonly sessions: SessionAttachment;
+  private readonly mutations = new SerialQueue();
   private closed = false;
   private readonly lockPath: string;
   /** Problems found while opening (corrupt metadata copy, missing images...). */
@@ -194,7 +94,9 @@ export class StorageArray extends EventEmitter {
     this.readOnly = opts.readOnly ?? false;
     this.store = store;
     this.meta = meta;
-    this.lockPath = join(opts.dir, 'array.lock');
+    this.lockPath = lockPathOf(opts.dir);
+    this.events = new ArrayEventLog(opts.name, this);
+    this.sessions = new SessionAttachment((type, details) => this.record(type, details));
   }
 
   /**
@@ -207,7 +109,7 @@ export class StorageArray extends EventEmitter {
     if (bad) throw new ArrayError('invalid-argument', bad);
     const dir = resolve(opts.dir);
     await fsp.mkdir(dir, { recursive: true });
-    await StorageArray.lock(dir, opts.name);
+    await takeLock(dir, opts.name);
     const store = new MetadataStore<ArrayMetadata>(dir, { noSync: opts.noSync });
     let loaded: LoadResult<ArrayMetadata>;
     try {
@@ -229,7 +131,7 @@ export class StorageArray extends EventEmitter {
         }
         meta = { format: METADATA_FORMAT, array: opts.name, nextLunId: 0, luns: [] };
       } else {
-        StorageArray.checkMeta(meta, opts.name, dir);
+        checkMeta(meta, opts.name, dir);
       }
       const arr = new StorageArray({ ...opts, dir }, store, meta);
       for (const p of loaded.problems) arr.openProblems.push(p);
@@ -246,106 +148,22 @@ export class StorageArray extends EventEmitter {
       arr.record('array.opened', { dir, luns: arr.meta.luns.length, readOnly: arr.readOnly });
       return arr;
     } catch (e) {
-      await fsp.rm(join(dir, 'array.lock'), { force: true }).catch(() => undefined);
+      // The open's own error is what the caller gets; a lock left behind is taken over as stale.
+      await ignoreOnClose(fsp.rm(lockPathOf(dir), { force: true }), 'cleaning up after a failed open: removing the lock file');
       throw e;
     }
-  }
-
-  private static async lock(dir: string, name: string): Promise<void> {
-    const path = join(dir, 'array.lock');
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const fh = await fsp.open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
-        await fh.writeFile(`${process.pid}\n`);
-        await fh.close();
-        return;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      const pid = Number((await fsp.readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) {
-        throw new ArrayError('busy', `array ${name} in ${dir} is already open by process ${pid} (lock file ${path})`);
-      }
-      await fsp.rm(path, { force: true }); // stale lock of a dead process
-    }
-    throw new ArrayError('busy', `cannot take the lock ${path}`);
-  }
-
-  private static checkMeta(meta: ArrayMetadata, name: string, dir: string): void {
-    const m = meta as unknown as Record<string, unknown>;
-    if (m === null || typeof m !== 'object' || m.format !== METADATA_FORMAT) {
-      throw new ArrayError('metadata-mismatch', `${dir}: metadata format ${JSON.stringify(m?.format)} is not ${METADATA_FORMAT}`);
-    }
-    if (m.array !== name) {
-      throw new ArrayError('metadata-mismatch', `${dir} holds array ${JSON.stringify(m.array)}, not ${JSON.stringify(name)}`);
-    }
-    if (!Array.isArray(m.luns) || !Number.isSafeInteger(m.nextLunId)) {
-      throw new ArrayError('metadata-mismatch', `${dir}: metadata has no LUN table`);
-    }
-    const ids = new Set<number>();
-    const names = new Set<string>();
-    for (const l of meta.luns) {
-      const problem =
-        checkName(l.name) ??
-        (BLOCK_SIZES.includes(l.blockSize) ? undefined : `bad block size ${l.blockSize}`) ??
-        checkSize(l.size, l.blockSize) ??
-        (Number.isSafeInteger(l.id) && l.id >= 0 ? undefined : `bad id ${l.id}`) ??
-        (typeof l.image === 'string' && l.image.length > 0 ? undefined : 'no image path') ??
-        (ids.has(l.id) ? `duplicate id ${l.id}` : undefined) ??
-        (names.has(l.name) ? `duplicate name ${l.name}` : undefined);
-      if (problem) throw new ArrayError('metadata-mismatch', `${dir}: LUN ${JSON.stringify(l.name)} in metadata: ${problem}`);
-      ids.add(l.id);
-      names.add(l.name);
-    }
-  }
-
-  private imagePathOf(rec: LunRecord): string {
-    return isAbsolute(rec.image) ? rec.image : join(this.dir, rec.image);
   }
 
   private async openLuns(): Promise<void> {
     let changed = false;
     for (const rec of this.meta.luns) {
-      const lun: Lun = { rec, state: 'online' };
+      const sizeBefore = rec.size;
+      const lun = await openLunImage(rec, imagePathOf(this.dir, rec), this.readOnly, (type, details) => {
+        if (type === 'lun.offline') this.openProblems.push(`LUN ${rec.name}: ${String(details.problem)}`);
+        this.record(type, details);
+      });
       this.luns.set(rec.id, lun);
-      const path = this.imagePathOf(rec);
-      let st;
-      try {
-        st = await fsp.stat(path);
-      } catch (e) {
-        lun.state = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'error';
-        lun.problem = `image ${path}: ${(e as Error).message}`;
-        this.openProblems.push(`LUN ${rec.name}: ${lun.problem}`);
-        this.record('lun.offline', { lun: rec.id, name: rec.name, state: lun.state, problem: lun.problem });
-        continue;
-      }
-      if (st.size < rec.size) {
-        // A grow commits the metadata before extending the file; a crash in between leaves the
-        // file short. Extending a sparse file only adds zeroes, so finish the grow.
-        await fsp.truncate(path, rec.size);
-        this.record('lun.repaired', { lun: rec.id, name: rec.name, problem: `image was ${st.size} bytes, extended to ${rec.size}` });
-      } else if (st.size > rec.size) {
-        if (st.size % rec.blockSize === 0 && st.size <= MAX_LUN_SIZE) {
-          // Metadata older than the image (a rolled-back copy): the data is in the image; keep it.
-          this.record('lun.repaired', { lun: rec.id, name: rec.name, problem: `image is ${st.size} bytes, metadata said ${rec.size}; adopting the image size` });
-          rec.size = st.size;
-          changed = true;
-        } else {
-          lun.state = 'error';
-          lun.problem = `image ${path} is ${st.size} bytes, not a multiple of the block size ${rec.blockSize}`;
-          this.openProblems.push(`LUN ${rec.name}: ${lun.problem}`);
-          this.record('lun.offline', { lun: rec.id, name: rec.name, state: lun.state, problem: lun.problem });
-          continue;
-        }
-      }
-      try {
-        lun.device = await FileBackingStore.open(path, { readOnly: this.readOnly, blockSize: rec.blockSize });
-      } catch (e) {
-        lun.state = 'error';
-        lun.problem = `cannot open image ${path}: ${(e as Error).message}`;
-        this.openProblems.push(`LUN ${rec.name}: ${lun.problem}`);
-        this.record('lun.offline', { lun: rec.id, name: rec.name, state: lun.state, problem: lun.problem });
-      }
+      if (rec.size !== sizeBefore) changed = true;
     }
     if (changed) await this.store.save(this.meta);
   }
@@ -353,11 +171,7 @@ export class StorageArray extends EventEmitter {
   // ---- events ----
 
   private record(type: string, details: Record<string, unknown> = {}): ArrayEvent {
-    const ev: ArrayEvent = { seq: ++this.seq, time: new Date().toISOString(), array: this.name, type, ...details };
-    this.history.push(ev);
-    if (this.history.length > EVENT_HISTORY) this.history.shift();
-    this.emit('event', ev);
-    return ev;
+    return this.events.record(type, details);
   }
 
   /** Records an event on behalf of a composing layer (NBD server, control plane). */
@@ -367,50 +181,30 @@ export class StorageArray extends EventEmitter {
 
   /** Recent events with seq > `afterSeq` (all kept ones when afterSeq is beyond the last). */
   eventsSince(afterSeq: number): ArrayEvent[] {
-    if (!Number.isFinite(afterSeq) || afterSeq > this.seq) return [...this.history];
-    return this.history.filter((e) => e.seq > afterSeq);
+    return this.events.since(afterSeq);
   }
 
   get lastSeq(): number {
-    return this.seq;
+    return this.events.lastSeq;
   }
 
   // ---- sessions ----
 
   /** Attaches the NBD server: session counts, forced disconnects, session events. */
   attachSessions(sessions: SessionControl): void {
-    this.detachSessions();
-    this.sessions = sessions;
-    if (sessions.on) {
-      const open = (s: { id?: unknown; remote?: unknown; export?: unknown }) =>
-        this.record('session.opened', { session: s?.id, remote: s?.remote, export: s?.export });
-      const close = (s: { id?: unknown; export?: unknown; reason?: unknown }) =>
-        this.record('session.closed', { session: s?.id, export: s?.export, reason: s?.reason });
-      sessions.on('session-open', open);
-      sessions.on('session-close', close);
-      this.sessionListeners = [
-        ['session-open', open],
-        ['session-close', close],
-      ];
-    }
-  }
-
-  private detachSessions(): void {
-    if (this.sessions?.off) for (const [ev, fn] of this.sessionListeners) this.sessions.off(ev, fn);
-    this.sessionListeners = [];
-    this.sessions = undefined;
+    this.sessions.attach(sessions);
   }
 
   // ---- queries ----
 
-  private info(lun: Lun): LunInfo {
+  private info(lun: LunEntry): LunInfo {
     return {
       ...lun.rec,
-      imagePath: this.imagePathOf(lun.rec),
+      imagePath: imagePathOf(this.dir, lun.rec),
       state: lun.state,
       ...(lun.problem ? { problem: lun.problem } : {}),
       readOnly: this.readOnly,
-      sessions: this.sessions && lun.state === 'online' ? this.sessions.sessionCount(lun.rec.name) : 0,
+      sessions: this.sessions.current && lun.state === 'online' ? this.sessions.current.sessionCount(lun.rec.name) : 0,
     };
   }
 
@@ -419,8 +213,8 @@ export class StorageArray extends EventEmitter {
   }
 
   /** Finds a LUN by id (a number or a string of digits) or by name. */
-  private find(ref: number | string): Lun | undefined {
-    let lun: Lun | undefined;
+  private find(ref: number | string): LunEntry | undefined {
+    let lun: LunEntry | undefined;
     if (typeof ref === 'number' || /^\d{1,9}$/.test(ref)) lun = this.luns.get(Number(ref));
     if (!lun && typeof ref === 'string') lun = [...this.luns.values()].find((l) => l.rec.name === ref);
     return lun && !lun.deleting ? lun : undefined;
@@ -456,7 +250,7 @@ export class StorageArray extends EventEmitter {
     this.guard = guard;
   }
 
-  private hostDevice(l: Lun): BlockDevice {
+  private hostDevice(l: LunEntry): BlockDevice {
     const lower = l.device!;
     if (!this.layer) return lower;
     const have = this.layered.get(l.rec.id);
@@ -468,7 +262,7 @@ export class StorageArray extends EventEmitter {
 
   /** Export catalog for the NBD server: exports named by LUN name; '' is the lowest-id LUN. */
   catalog(): ArrayCatalog {
-    const toExport = (l: Lun): ArrayExport => ({
+    const toExport = (l: LunEntry): ArrayExport => ({
       name: l.rec.name,
       description: `sanbox array ${this.name} LUN ${l.rec.id} (${formatSize(l.rec.size)})`,
       device: this.hostDevice(l),
@@ -489,12 +283,10 @@ export class StorageArray extends EventEmitter {
   // ---- mutations ----
 
   private exclusive<R>(fn: () => Promise<R>): Promise<R> {
-    const run = this.chain.then(() => {
+    return this.mutations.run(async () => {
       if (this.closed) throw new ArrayError('closed', `array ${this.name} is closed`);
       return fn();
     });
-    this.chain = run.catch(() => undefined);
-    return run;
   }
 
   private refuseReadOnly(what: string): void {
@@ -552,12 +344,12 @@ export class StorageArray extends EventEmitter {
       try {
         await this.store.save(next);
       } catch (e) {
-        await device.close().catch(() => undefined);
+        await ignoreOnClose(device.close(), 'undoing a LUN create whose metadata save failed: closing its image');
         await fsp.rm(path, { force: true });
         throw new ArrayError('io', `cannot save metadata: ${(e as Error).message}`);
       }
       this.meta = next;
-      const lun: Lun = { rec, device, state: 'online' };
+      const lun: LunEntry = { rec, device, state: 'online' };
       this.luns.set(id, lun);
       const info = this.info(lun);
       this.record('lun.created', { lun: id, name, size, blockSize, image: info.imagePath });
@@ -572,14 +364,15 @@ export class StorageArray extends EventEmitter {
       const name = lun.rec.name;
       const why = this.guard?.(lun.rec.id, 'delete');
       if (why) throw new ArrayError('busy', `LUN ${name} cannot be deleted: ${why}`);
-      const sessions = this.sessions && lun.state === 'online' ? this.sessions.sessionCount(name) : 0;
+      const control = this.sessions.current;
+      const sessions = control && lun.state === 'online' ? control.sessionCount(name) : 0;
       if (sessions > 0 && !opts.force) {
         throw new ArrayError('busy', `LUN ${name} has ${sessions} open NBD session(s); disconnect them or force the delete`);
       }
       const info = this.info(lun);
       lun.deleting = true; // no new sessions from here on
       try {
-        if (sessions > 0) await this.sessions!.disconnectExport(name);
+        if (sessions > 0) await control!.disconnectExport(name);
         const next: ArrayMetadata = { ...this.meta, luns: this.meta.luns.filter((r) => r.id !== lun.rec.id) };
         await this.store.save(next);
         this.meta = next;
@@ -588,8 +381,8 @@ export class StorageArray extends EventEmitter {
         throw new ArrayError('io', `cannot delete LUN ${name}: ${(e as Error).message}`);
       }
       this.luns.delete(lun.rec.id);
-      await lun.device?.close().catch(() => undefined);
-      const path = this.imagePathOf(lun.rec);
+      if (lun.device) await ignoreOnClose(lun.device.close(), 'deleting a LUN: closing its image before removing it');
+      const path = imagePathOf(this.dir, lun.rec);
       try {
         await fsp.rm(path, { force: true });
       } catch (e) {
@@ -627,9 +420,13 @@ export class StorageArray extends EventEmitter {
       try {
         await lun.device.grow(newSize);
       } catch (e) {
-        // Roll the metadata back so it matches the image again.
-        await this.store.save(this.meta).catch(() => undefined);
-        throw new ArrayError('io', `cannot grow image of LUN ${rec.name}: ${(e as Error).message}`);
+        // Roll the metadata back so it matches the image again. Should that fail too, the
+        // metadata says the larger size and the next open extends the short image file.
+        const rollback = await this.store.save(this.meta).then(
+          () => '',
+          (e2: unknown) => `; the metadata still says ${newSize} bytes (rolling it back failed: ${(e2 as Error).message}), so the next open grows the image`,
+        );
+        throw new ArrayError('io', `cannot grow image of LUN ${rec.name}: ${(e as Error).message}${rollback}`);
       }
       this.meta = next;
       lun.rec = grown;
@@ -638,7 +435,7 @@ export class StorageArray extends EventEmitter {
     });
   }
 
-  private findOrThrow(ref: number | string): Lun {
+  private findOrThrow(ref: number | string): LunEntry {
     const lun = this.find(ref);
     if (!lun) throw new ArrayError('not-found', `no LUN ${JSON.stringify(ref)} in array ${this.name}`);
     return lun;
@@ -656,17 +453,18 @@ export class StorageArray extends EventEmitter {
   /** Closes every LUN's backing store and releases the directory lock. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.chain;
+    await this.mutations.drained();
     this.closed = true;
     for (const lun of this.luns.values()) {
       if (lun.device) {
-        await lun.device.flush().catch(() => undefined);
-        await lun.device.close().catch(() => undefined);
+        await ignoreOnClose(lun.device.flush(), 'closing the array: flushing a LUN image');
+        await ignoreOnClose(lun.device.close(), 'closing the array: closing a LUN image');
       }
     }
-    this.detachSessions();
+    this.sessions.detach();
     this.record('array.closed', {});
-    await fsp.rm(this.lockPath, { force: true }).catch(() => undefined);
+    // A lock left behind is taken over as stale by the next open.
+    await ignoreOnClose(fsp.rm(this.lockPath, { force: true }), 'closing the array: removing the lock file');
   }
 }
 
@@ -677,9 +475,4 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function relOrAbs(dir: string, path: string): string {
-  const rel = relative(dir, path);
-  return rel.startsWith('..' + sep) || rel === '..' || isAbsolute(rel) ? path : rel;
 }

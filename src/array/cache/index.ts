@@ -3,6 +3,11 @@
  * backing store, all LUNs of one SP sharing one `CacheBudget`; the peer SP keeps its copy in a
  * `PeerMirrorStore`, reached through a `CacheMirror` (in the SP processes: over CMI).
  *
+ * Files: ./write-cache.ts (the device, mode switching, cache management), ./core.ts (state,
+ * page index, budget accounting, invariants), ./read-path.ts, ./write-path.ts (write-back,
+ * write-through, trim/zeroes), ./destage.ts (when and how pages go below), ./budget.ts,
+ * ./mirror.ts, ./locks.ts.
+ *
  * ## Protection rule (what FUA and FLUSH mean)
  * An acknowledged write is protected when it is either on disk, or in both SPs' caches with a
  * healthy battery.

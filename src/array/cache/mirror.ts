@@ -13,6 +13,7 @@
  * it. `mirror` is what makes a write-back write protected; it must reject if the peer could not
  * store the pages.
  */
+import { SerialQueue } from '../serial-queue.js';
 
 /** One cache page: `index` in units of `data.length` (the page size). */
 export interface MirrorPage {
@@ -140,7 +141,8 @@ function checkPage(p: MirrorPage): void {
  * `delay` (optional) is awaited before each call is applied; calls stay in order regardless.
  */
 export class LocalCacheMirror implements CacheMirror {
-  private chain: Promise<void> = Promise.resolve();
+  /** Calls apply in order (like one CMI socket); each caller gets its own call's error. */
+  private readonly calls = new SerialQueue();
   /** When set, every call rejects with this error (a dead peer or a cut CMI). */
   failWith: Error | null = null;
 
@@ -171,8 +173,6 @@ export class LocalCacheMirror implements CacheMirror {
       if (failure) throw failure;
       apply();
     };
-    const p = this.chain.then(run);
-    this.chain = p.catch(() => undefined);
-    return p;
+    return this.calls.run(run);
   }
 }

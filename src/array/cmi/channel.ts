@@ -133,6 +133,7 @@ export class CmiServer extends EventEmitter {
         );
       }
     });
+    // A socket error is always followed by 'close', which fails what waits on the connection.
     s.on('error', () => undefined);
     s.on('close', () => {
       this.conns.delete(s);
@@ -152,6 +153,9 @@ function errnoLike(e: unknown): string | undefined {
   const m = /^(E[A-Z]+):/.exec((e as Error)?.message ?? '');
   return (e as { errno?: unknown })?.errno && typeof (e as { errno?: unknown }).errno === 'string' ? ((e as { errno: string }).errno) : m?.[1];
 }
+
+/** How long `CmiClient.connect` waits for the socket unless told otherwise. */
+export const CMI_CONNECT_TIMEOUT_MS = 2000;
 
 /**
  * The calling end: one ordered connection to the peer SP's CmiServer. `call` resolves with the
@@ -187,7 +191,7 @@ export class CmiClient extends EventEmitter {
   }
 
   /** Connects and says hello; rejects if the peer refuses (version, array, SP name). */
-  static async connect(path: string, hello: Omit<HelloInfo, 'version'> & { version?: number }, timeoutMs = 2000): Promise<CmiClient> {
+  static async connect(path: string, hello: Omit<HelloInfo, 'version'> & { version?: number }, timeoutMs = CMI_CONNECT_TIMEOUT_MS): Promise<CmiClient> {
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.createConnection(path);
       const t = setTimeout(() => {

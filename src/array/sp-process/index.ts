@@ -1,6 +1,8 @@
 /**
- * The SP process (`sanbox sp serve`, started by the chassis): see ./sp.ts and ./protocol.ts.
+ * The SP process (`sanbox sp serve`, started by the chassis): see ./sp.ts and ./protocol.ts;
+ * each LUN's BlockDevice stack on an SP is composed in ./lun-stack.ts (`buildLunStack`).
  */
-export { SpProcess, runSpProcess, readMarkers } from './sp.js';
+export { SpProcess, runSpProcess } from './sp.js';
+export { readMarkers } from './markers.js';
 export { LunRouter, execOn, type IoOp, type IoResult, type RouteState, type MirrorState } from './router.js';
 export * from './protocol.js';

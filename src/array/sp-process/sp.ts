@@ -3,460 +3,140 @@
  * channel (see ./protocol.ts). It opens every LUN's image, serves every LUN on its NBD host port
  * (owner: through its WriteCache; peer: forwarded over CMI), mirrors its write-back cache to the
  * peer over CMI, keeps the peer's mirror in a PeerMirrorStore, and dumps/restores its vault.
+ *
+ * This class is the process's face: start-up, the chassis's commands, status and shutdown. The
+ * parts: ./core.ts (shared state), ./lun-stack.ts (`buildLunStack`: each LUN's BlockDevice
+ * stack), ./cmi-handlers.ts (CMI servers and clients), ./cache-mode.ts (peer link, cache-mode
+ * policy), ./ownership.ts (serve, trespass, takeover), ./power.ts (dump on power failure),
+ * ./vault-restore.ts (restore at boot), ./markers.ts (dirty-LUN markers).
  */
-import { randomUUID } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { FileBackingStore } from '../../block/index.js';
-import { BlockError } from '../../block/device.js';
-import { NbdServer, type ExportCatalog, type NbdExport } from '../../nbd/index.js';
-import { CacheBudget, PeerMirrorStore, WriteCache, type CacheMode, type MirrorPage } from '../cache/index.js';
-import { CmiCacheMirror, CmiClient, CmiError, CmiServer, decodeMirrorPages, decodePageRefs } from '../cmi/index.js';
-import { cacheModePolicy, SpLifecycle, type CacheModeDecision, type SpEvent } from '../sp/index.js';
-import { Vault, type VaultCacheSection, type VaultImage } from '../vault/index.js';
-import { formatSize } from '../size.js';
-import { execOn, LunRouter, type IoOp, type IoResult, type RouteState } from './router.js';
-import { cmiSocketPath, markerPath, spChassisSocketPath, spDir, vaultDir, type BatteryView, type MirrorRole, type SpInit, type SpLunSpec, type ToSp } from './protocol.js';
+import { CmiServer } from '../cmi/index.js';
+import { ignoreOnClose } from '../../errors/index.js';
+import { connectPeer, disconnectPeer, reevaluate, applyMode } from './cache-mode.js';
+import { onChassisIo, onPeerCmi, setMirrorRoles } from './cmi-handlers.js';
+import { SpCore } from './core.js';
+import { buildLunStack } from './lun-stack.js';
+import { acquire, release, serve, takeover } from './ownership.js';
+import { powerFail, powerRestore } from './power.js';
+import { cmiSocketPath, spChassisSocketPath, spDir, type BatteryView, type MirrorRole, type SpInit, type SpLunSpec, type ToSp } from './protocol.js';
+import { commitRestore, rejoin, restore } from './vault-restore.js';
 
-interface SpLun {
-  spec: SpLunSpec;
-  store: FileBackingStore;
-  router: LunRouter;
-  cache: WriteCache | null;
-}
+/** How long a host session may take to finish when its export goes away. */
+const DISCONNECT_GRACE_MS = 2000;
+/** At shutdown, how long the NBD server may take to answer what is in flight. */
+const NBD_CLOSE_GRACE_MS = 2000;
 
 export class SpProcess {
   readonly sp: 'A' | 'B';
   readonly peer: 'A' | 'B';
-  private readonly init: SpInit;
-  private readonly luns = new Map<number, SpLun>();
-  private readonly peerStore = new PeerMirrorStore();
-  private readonly budget: CacheBudget;
-  private readonly life: SpLifecycle;
-  private readonly vault: Vault;
-  private cmiServer: CmiServer | null = null;
-  private client: CmiClient | null = null;
-  /** Mirroring (the driver runs in the chassis): the chassis's I/O on this SP's caches. */
-  private chassisServer: CmiServer | null = null;
-  /** ...and this SP's channel to the driver for host writes of primary images. */
-  private chassisClient: Promise<CmiClient> | null = null;
-  /** Every LUN's mirror role; null: not known yet; undefined: the array has no mirror driver. */
-  private mirrorRoles: Record<string, MirrorRole> | null | undefined;
-  /** The chassis's host-I/O channel ended outside a shutdown: the chassis died, this process stops. */
-  private chassisLost = false;
-  private shuttingDown = false;
-  private nbd: NbdServer | null = null;
-  private nbdPort = 0;
-  private battery: BatteryView;
-  private decision: CacheModeDecision = { mode: 'write-through', reason: 'peer SP down', detail: 'starting' };
-  private policyChain: Promise<void> = Promise.resolve();
-  private vaultUsable = true;
-  private marked = new Set<number>();
-  private markerChain: Promise<void> = Promise.resolve();
-  private markerTimer: NodeJS.Timeout | null = null;
-  private powerFailing = false;
-  private abortDump = false;
-  private readonly bootId = randomUUID();
-  private peerWanted = false;
+  private readonly core: SpCore;
 
-  constructor(
-    init: SpInit,
-    private readonly send: (m: unknown) => void,
-  ) {
-    this.init = init;
-    this.sp = init.sp;
-    this.peer = init.sp === 'A' ? 'B' : 'A';
-    this.budget = new CacheBudget(init.cacheBytes, { highWatermark: init.cache.highWatermark, lowWatermark: init.cache.lowWatermark });
-    this.life = new SpLifecycle(this.sp, 'booting');
-    // The chassis publishes sp.state from its own view of each SP; this is the process's own view.
-    this.life.on('transition', (r) => this.event('sp.process-state', { from: r.from, to: r.to, via: r.event }));
-    this.vault = new Vault(vaultDir(init.dir, this.sp), this.sp);
-    this.battery = init.battery;
-    this.mirrorRoles = init.mirror ? init.mirror.roles : undefined;
+  constructor(init: SpInit, send: (m: unknown) => void) {
+    this.core = new SpCore(init, send);
+    this.sp = this.core.sp;
+    this.peer = this.core.peer;
   }
 
   event(type: string, details: Record<string, unknown> = {}): void {
-    this.send({ type: 'event', event: { type, sp: this.sp, ...details } });
+    this.core.event(type, details);
+  }
+
+  /** Re-runs the cache-mode policy and applies it to every cache (serialized). */
+  reevaluate(): Promise<void> {
+    return reevaluate(this.core);
   }
 
   // ---- start-up ----
 
   async start(): Promise<void> {
-    await fsp.mkdir(spDir(this.init.dir, this.sp), { recursive: true });
+    const core = this.core;
+    const { init } = core;
+    await fsp.mkdir(spDir(init.dir, this.sp), { recursive: true });
     try {
-      await this.vault.ensure();
+      await core.vault.ensure();
     } catch {
-      this.vaultUsable = false;
+      core.vaultUsable = false; // the cache-mode policy goes write-through and says why
     }
-    this.marked = new Set(await readMarkers(markerPath(this.init.dir, this.sp)));
-    for (const spec of this.init.luns) await this.openLun(spec, 'held');
-    this.cmiServer = new CmiServer(cmiSocketPath(this.init.dir, this.sp), {
-      array: this.init.array,
+    await core.markers.load();
+    for (const spec of init.luns) await buildLunStack(core, spec, 'held');
+    core.cmiServer = new CmiServer(cmiSocketPath(init.dir, this.sp), {
+      array: init.array,
       expectFrom: this.peer,
-      handler: (req) => this.onCmi(req.op, req.args, req.bin),
+      handler: (req) => onPeerCmi(core, req.op, req.args, req.bin),
     });
-    this.cmiServer.on('protocol-error', (why: string) => this.event('cmi.protocol-error', { problem: why }));
-    await this.cmiServer.listen();
-    if (this.init.mirror) {
-      this.chassisServer = new CmiServer(spChassisSocketPath(this.init.dir, this.sp), {
-        array: this.init.array,
+    core.cmiServer.on('protocol-error', (why: string) => this.event('cmi.protocol-error', { problem: why }));
+    await core.cmiServer.listen();
+    if (init.mirror) {
+      core.chassisServer = new CmiServer(spChassisSocketPath(init.dir, this.sp), {
+        array: init.array,
         expectFrom: 'chassis',
-        handler: (req) => this.onChassisIo(req.op, req.args, req.bin),
+        handler: (req) => onChassisIo(core, req.op, req.args, req.bin),
       });
-      this.chassisServer.on('protocol-error', (why: string) => this.event('cmi.protocol-error', { problem: `chassis channel: ${why}` }));
-      await this.chassisServer.listen();
+      core.chassisServer.on('protocol-error', (why: string) => this.event('cmi.protocol-error', { problem: `chassis channel: ${why}` }));
+      await core.chassisServer.listen();
     }
-    this.markerTimer = setInterval(() => this.sweepMarkers(), 250);
-    this.markerTimer.unref();
-  }
-
-  private async openLun(spec: SpLunSpec, initial: RouteState): Promise<SpLun> {
-    const store = await FileBackingStore.open(spec.imagePath, { readOnly: this.init.readOnly, blockSize: spec.blockSize });
-    const router = new LunRouter(spec.id, spec.size, spec.blockSize, store.capabilities, this.init.readOnly, {
-      execLocal: (lun, op, data) => this.execLocal(lun, op, data),
-      forward: (lun, op, data) => this.forward(lun, op, data),
-      mirrored: (lun, op, data) => this.toMirrorDriver(lun, op, data),
-      powerFailing: () => this.powerFailing || this.chassisLost,
-    }, initial);
-    router.setMirror(this.mirrorStateOf(spec.id));
-    const l: SpLun = { spec, store, router, cache: null };
-    this.luns.set(spec.id, l);
-    return l;
-  }
-
-  private lun(id: number): SpLun {
-    const l = this.luns.get(id);
-    if (!l) throw new Error(`SP ${this.sp} has no LUN ${id}`);
-    return l;
-  }
-
-  private newCache(l: SpLun): WriteCache {
-    return new WriteCache({
-      lun: l.spec.id,
-      lower: l.store,
-      budget: this.budget,
-      mode: 'write-through',
-      idleMs: this.init.cache.idleMs,
-      initialGeneration: Date.now() * 1000,
-      onEvent: (e) => {
-        if (e.type === 'mode') return; // reported per SP by the policy
-        this.event(`cache.${e.type}`, { ...e });
+    core.markers.startSweeping(
+      (lun) => {
+        const l = core.luns.get(lun);
+        return !l || (l.router.state === 'owner' && l.router.inflight === 0 && (!l.cache || l.cache.dirtyBytes === 0));
       },
-    });
-  }
-
-  // ---- host I/O ----
-
-  private async execLocal(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult> {
-    const l = this.lun(lun);
-    const cache = l.cache;
-    if (!cache) throw new BlockError('EIO', `SP ${this.sp} owns LUN ${lun} but has no cache for it`);
-    if ((op.op === 'write' || op.op === 'trim' || op.op === 'zero') && cache.writeBackActive && !this.marked.has(lun)) {
-      await this.mark(lun);
-    }
-    return execOn(cache, op, data);
-  }
-
-  private async forward(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult> {
-    const c = this.client;
-    if (!c || c.closed) throw new CmiError('peer-gone', `no CMI connection to SP ${this.peer}`);
-    const r = await c.call('io', { lun, ...op }, data);
-    if (op.op === 'read') return { data: r.bin };
-    if (op.op === 'status') return { extents: r.result.extents as IoResult['extents'] };
-    return {};
-  }
-
-  // ---- mirroring: the driver runs in the chassis ----
-
-  private mirrorStateOf(lun: number): MirrorRole | null | 'pending' {
-    if (this.mirrorRoles === undefined) return null;
-    if (this.mirrorRoles === null) return 'pending';
-    return this.mirrorRoles[String(lun)] ?? null;
-  }
-
-  private setMirrorRoles(roles: Record<string, MirrorRole>): void {
-    this.mirrorRoles = roles;
-    for (const l of this.luns.values()) l.router.setMirror(this.mirrorStateOf(l.spec.id));
-  }
-
-  private chassisConn(): Promise<CmiClient> {
-    const have = this.chassisClient;
-    if (have) return have;
-    const socket = this.init.mirror?.socket;
-    if (!socket) return Promise.reject(new CmiError('peer-gone', `SP ${this.sp}: the array has no mirror driver`));
-    const p = CmiClient.connect(socket, { array: this.init.array, from: this.sp, bootId: this.bootId }).then((c) => {
-      c.on('close', () => {
-        if (this.chassisClient === p) this.chassisClient = null;
-        if (!this.shuttingDown) this.chassisLost = true;
-      });
-      return c;
-    });
-    this.chassisClient = p;
-    p.catch(() => {
-      if (this.chassisClient === p) this.chassisClient = null;
-      if (!this.shuttingDown) this.chassisLost = true;
-    });
-    return p;
-  }
-
-  /** A host write/trim/zero/flush of a primary image: the chassis's mirror driver runs it. */
-  private async toMirrorDriver(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult> {
-    const c = await this.chassisConn();
-    const r = await c.call('host-io', { lun, ...op }, data);
-    if (op.op === 'read') return { data: r.bin };
-    if (op.op === 'status') return { extents: r.result.extents as IoResult['extents'] };
-    return {};
-  }
-
-  /** The chassis's mirror driver reads and writes this SP's cache of a LUN it owns. */
-  private onChassisIo(op: string, args: Record<string, unknown>, bin: Buffer): Promise<{ result?: Record<string, unknown>; bin?: Buffer } | void> {
-    if (this.powerFailing) throw new CmiError('power-fail', `SP ${this.sp} lost power`);
-    if (op !== 'cache-io') throw new CmiError('unknown-op', `unknown chassis operation ${op}`);
-    const lun = Number(args.lun);
-    const l = this.luns.get(lun);
-    if (!l) throw new CmiError('not-found', `SP ${this.sp} has no LUN ${lun}`);
-    const io = args as unknown as IoOp;
-    // Only the owner runs it (held waits); anything else answers not-owner and the chassis
-    // retries on the owner its ownership table names.
-    return l.router.run(io, io.op === 'write' ? bin : undefined, true).then((r) => ({
-      result: r.extents ? { extents: r.extents } : {},
-      bin: r.data,
-    }));
-  }
-
-  // ---- CMI server side ----
-
-  private onCmi(op: string, args: Record<string, unknown>, bin: Buffer): Promise<{ result?: Record<string, unknown>; bin?: Buffer } | void> | void {
-    if (this.powerFailing) throw new CmiError('power-fail', `SP ${this.sp} lost power`);
-    const lun = Number(args.lun);
-    switch (op) {
-      case 'mirror.reset':
-        this.peerStore.reset(lun);
-        return;
-      case 'mirror.pages':
-        this.peerStore.mirror(lun, decodeMirrorPages(args, bin));
-        return;
-      case 'mirror.release':
-        this.peerStore.release(lun, decodePageRefs(args));
-        return;
-      case 'mirror.discard':
-        this.peerStore.discard(lun, Number(args.offset), Number(args.length), Number(args.generation));
-        return;
-      case 'io': {
-        const l = this.luns.get(lun);
-        if (!l) throw new CmiError('not-found', `SP ${this.sp} has no LUN ${lun}`);
-        const io = args as unknown as IoOp;
-        return l.router.hostRun(io, io.op === 'write' ? bin : undefined, true).then((r) => ({
-          result: r.extents ? { extents: r.extents } : {},
-          bin: r.data,
-        }));
-      }
-      default:
-        throw new CmiError('unknown-op', `unknown CMI operation ${op}`);
-    }
-  }
-
-  // ---- peer and cache mode ----
-
-  private async connectPeer(): Promise<void> {
-    this.peerWanted = true;
-    if (this.client && !this.client.closed) return;
-    const deadline = Date.now() + 10_000;
-    let lastErr: Error | null = null;
-    while (Date.now() < deadline && this.peerWanted) {
-      try {
-        const c = await CmiClient.connect(cmiSocketPath(this.init.dir, this.peer), { array: this.init.array, from: this.sp, bootId: this.bootId });
-        this.client = c;
-        c.on('close', () => {
-          if (this.client !== c) return;
-          this.client = null;
-          this.event('cmi.down', { peer: this.peer });
-          this.reevaluate();
-        });
-        this.event('cmi.up', { peer: this.peer });
-        this.reevaluate();
-        return;
-      } catch (e) {
-        lastErr = e as Error;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-    throw new Error(`SP ${this.sp}: cannot connect CMI to SP ${this.peer}: ${lastErr?.message ?? 'cancelled'}`);
-  }
-
-  private disconnectPeer(): void {
-    this.peerWanted = false;
-    const c = this.client;
-    this.client = null;
-    c?.close();
-    this.reevaluate();
-  }
-
-  private get peerUp(): boolean {
-    return this.client !== null && !this.client.closed;
-  }
-
-  /** Re-runs the cache-mode policy and applies it to every cache (serialized). */
-  reevaluate(): Promise<void> {
-    const run = async () => {
-      const d = cacheModePolicy({
-        previous: this.decision.mode,
-        peerUp: this.peerUp,
-        batteryFailed: this.battery.failed && this.battery.detected,
-        batteryCharge: this.battery.charge,
-        vaultUsable: this.vaultUsable,
-        writeThroughConfigured: this.init.cache.writeThrough,
-        thresholds: this.battery.thresholds,
-      });
-      const prev = this.decision;
-      this.decision = d;
-      await this.applyMode();
-      if (d.mode !== prev.mode || d.reason !== prev.reason) this.event('sp.cache-mode', { from: prev.mode, to: d.mode, reason: d.reason, detail: d.detail });
-    };
-    const p = this.policyChain.then(run, run);
-    this.policyChain = p.catch((e: unknown) => this.event('sp.error', { problem: `cache mode: ${(e as Error).message}` }));
-    return this.policyChain;
-  }
-
-  private async applyMode(cacheOnly?: WriteCache): Promise<void> {
-    const caches = cacheOnly ? [cacheOnly] : [...this.luns.values()].map((l) => l.cache).filter((c): c is WriteCache => c !== null);
-    const mode: CacheMode = this.decision.mode;
-    const client = this.client;
-    for (const c of caches) {
-      if (client && !client.closed) {
-        if (!c.mirror) {
-          try {
-            await c.attachMirror(new CmiCacheMirror(client));
-          } catch {
-            c.setMode('write-through');
-            continue;
-          }
-        }
-      } else if (c.mirror) {
-        c.detachMirror();
-      }
-      c.setMode(c.mirror ? mode : 'write-through');
-    }
-  }
-
-  // ---- dirty-LUN markers ----
-
-  private mark(lun: number): Promise<void> {
-    this.marked.add(lun);
-    return this.persistMarkers();
-  }
-
-  private persistMarkers(): Promise<void> {
-    const run = () => writeMarkers(markerPath(this.init.dir, this.sp), [...this.marked].sort((a, b) => a - b));
-    const p = this.markerChain.then(run, run);
-    this.markerChain = p.catch(() => undefined);
-    return p;
-  }
-
-  /** Clears markers of LUNs whose cache holds nothing dirty (lazily, off the write path). */
-  private sweepMarkers(): void {
-    if (this.powerFailing) return;
-    let changed = false;
-    for (const lun of [...this.marked]) {
-      const l = this.luns.get(lun);
-      if (!l) {
-        this.marked.delete(lun);
-        changed = true;
-        continue;
-      }
-      if (l.router.state === 'owner' && l.router.inflight === 0 && (!l.cache || l.cache.dirtyBytes === 0)) {
-        this.marked.delete(lun);
-        changed = true;
-      }
-    }
-    if (changed) void this.persistMarkers().catch(() => undefined);
+      () => core.powerFailing,
+    );
   }
 
   // ---- commands from the chassis ----
 
   async command(op: string, a: Record<string, unknown>): Promise<unknown> {
+    const core = this.core;
     switch (op) {
       case 'restore':
-        return this.restore(a.replay as number[]);
+        return restore(core, a.replay as number[]);
       case 'commit-restore':
-        return this.commitRestore();
+        return commitRestore(core);
       case 'rejoin':
-        return this.rejoin();
+        return rejoin(core);
       case 'serve':
-        return this.serve(a.owned as number[], (a.cacheDirty as Record<string, string>) ?? {});
+        return serve(core, a.owned as number[], (a.cacheDirty as Record<string, string>) ?? {});
       case 'peer':
-        if (a.up) await this.connectPeer();
-        else this.disconnectPeer();
-        return { peerUp: this.peerUp };
+        if (a.up) await connectPeer(core);
+        else disconnectPeer(core);
+        return { peerUp: core.peerUp };
       case 'release':
-        return this.release(Number(a.lun));
+        return release(core, Number(a.lun));
       case 'acquire':
-        return this.acquire(Number(a.lun));
+        return acquire(core, Number(a.lun));
       case 'forward':
-        this.lun(Number(a.lun)).router.setState('forward');
+        core.lun(Number(a.lun)).router.setState('forward');
         return {};
       case 'takeover':
-        return this.takeover(a.luns as number[]);
+        return takeover(core, a.luns as number[]);
       case 'battery':
-        this.battery = a.battery as BatteryView;
+        core.battery = a.battery as BatteryView;
         await this.reevaluate();
-        return { mode: this.decision };
-      case 'cache-dirty': {
-        const l = this.lun(Number(a.lun));
-        if (a.on) l.router.setState('cache-dirty', String(a.reason ?? ''));
-        else l.router.setState(a.owner === this.sp ? 'owner' : 'forward');
-        if (!a.on && a.owner === this.sp && !l.cache) {
-          l.cache = this.newCache(l);
-          await this.applyMode(l.cache);
-        }
-        return {};
-      }
-      case 'lun-add': {
-        const spec = a.lun as SpLunSpec;
-        const l = await this.openLun(spec, a.owner === this.sp ? 'held' : 'forward');
-        if (a.owner === this.sp) {
-          l.cache = this.newCache(l);
-          await this.applyMode(l.cache);
-          l.router.setState('owner');
-        }
-        return {};
-      }
-      case 'lun-grow': {
-        const l = this.lun(Number(a.lun));
-        const size = Number(a.size);
-        // The chassis has already extended the image file; this SP's handle and stack follow.
-        if (size > l.store.size) await l.store.grow(size);
-        l.spec.size = size;
-        l.router.size = size;
-        return {};
-      }
-      case 'lun-remove': {
-        const l = this.lun(Number(a.lun));
-        await this.nbd?.disconnectExport(l.spec.name, 2000);
-        l.router.setState('held');
-        if (l.cache) {
-          await l.cache.destageAll().catch(() => undefined);
-          await l.cache.halt();
-        }
-        this.peerStore.reset(l.spec.id);
-        await l.store.close().catch(() => undefined);
-        this.luns.delete(l.spec.id);
-        return {};
-      }
+        return { mode: core.decision };
+      case 'cache-dirty':
+        return this.setCacheDirty(Number(a.lun), Boolean(a.on), String(a.reason ?? ''), a.owner);
+      case 'lun-add':
+        return this.addLun(a.lun as SpLunSpec, a.owner);
+      case 'lun-grow':
+        return this.growLun(Number(a.lun), Number(a.size));
+      case 'lun-remove':
+        return this.removeLun(Number(a.lun));
       case 'mirror-roles':
-        this.setMirrorRoles((a.roles as Record<string, MirrorRole>) ?? {});
+        setMirrorRoles(core, (a.roles as Record<string, MirrorRole>) ?? {});
         return {};
       case 'sessions':
-        return { sessions: this.nbd?.sessionInfo().map((s) => ({ id: s.id, export: s.export, remote: s.remote })) ?? [] };
+        return { sessions: core.nbd?.sessionInfo().map((s) => ({ id: s.id, export: s.export, remote: s.remote })) ?? [] };
       case 'disconnect':
-        await this.nbd?.disconnectExport(String(a.export), 2000);
+        await core.nbd?.disconnectExport(String(a.export), DISCONNECT_GRACE_MS);
         return {};
       case 'status':
         return this.status();
       case 'power-fail':
-        return this.powerFail(Number(a.holdUpMs), Number(a.bytesPerSec ?? 0));
+        return powerFail(core, Number(a.holdUpMs), Number(a.bytesPerSec ?? 0));
       case 'power-restore':
-        this.abortDump = true;
-        return {};
+        return powerRestore(core);
       case 'shutdown':
         return this.shutdown();
       default:
@@ -464,182 +144,59 @@ export class SpProcess {
     }
   }
 
-  /**
-   * Boot after power-up (or when both SPs were down): loads both SPs' vaults (read-only),
-   * replays to the image files every cached page of the LUNs in `replay` (per page the newest
-   * generation from either vault), and works out which of them lost dirty cache: a LUN marked
-   * "may hold dirty cache" by an SP, when neither vault holds a fresh image.
-   */
-  private async restore(replay: number[]): Promise<unknown> {
-    const t0 = Date.now();
-    const reports: Record<string, unknown> = {};
-    const fresh: Record<string, VaultImage | null> = {};
-    for (const who of ['A', 'B'] as const) {
-      const v = new Vault(vaultDir(this.init.dir, who), who);
-      try {
-        const r = await v.load();
-        reports[who] = r.summary;
-        fresh[who] = r.image && !r.newerCopyLost ? r.image : null;
-        if (r.image && r.newerCopyLost) reports[who] += ' (a newer dump was lost)';
-      } catch (e) {
-        reports[who] = `unreadable: ${(e as Error).message}`;
-        fresh[who] = null;
-      }
+  // ---- the LUN table ----
+
+  private async setCacheDirty(lun: number, on: boolean, reason: string, owner: unknown): Promise<unknown> {
+    const l = this.core.lun(lun);
+    if (on) l.router.setState('cache-dirty', reason);
+    else l.router.setState(owner === this.sp ? 'owner' : 'forward');
+    if (!on && owner === this.sp && !l.cache) {
+      l.cache = l.newCache();
+      await applyMode(this.core, l.cache);
     }
-    const anyImage = fresh.A !== null || fresh.B !== null;
-    if (anyImage) this.life.apply('vault-found');
-    const marks = new Set<number>([...(await readMarkers(markerPath(this.init.dir, 'A'))), ...(await readMarkers(markerPath(this.init.dir, 'B')))]);
-    const replayed: Record<string, number> = {};
-    const lost: number[] = [];
-    for (const lun of replay) {
-      const l = this.luns.get(lun);
-      if (!l) continue;
-      const best = new Map<number, MirrorPage>();
-      for (const img of [fresh.A, fresh.B]) {
-        for (const sec of img?.caches ?? []) {
-          if (sec.lun !== lun) continue;
-          for (const p of sec.pages) {
-            const cur = best.get(p.index);
-            if (!cur || cur.generation < p.generation) best.set(p.index, p);
-          }
-        }
-      }
-      for (const p of [...best.values()].sort((x, y) => x.index - y.index)) {
-        const off = p.index * p.data.length;
-        if (off >= l.spec.size) continue;
-        await l.store.write(off, p.data.subarray(0, Math.min(p.data.length, l.spec.size - off)));
-      }
-      if (best.size) await l.store.flush();
-      replayed[lun] = best.size;
-      if (marks.has(lun) && !anyImage) lost.push(lun);
-    }
-    return { replayed, lost, vaults: reports, ms: Date.now() - t0, found: anyImage };
-  }
-
-  /** After every SP replayed: mark this SP's vault images consumed and clear its markers. */
-  private async commitRestore(): Promise<unknown> {
-    const gen = await this.consumeVault();
-    this.marked.clear();
-    await this.persistMarkers();
-    if (this.life.state === 'restoring') this.life.apply('restore-done');
-    return { consumed: gen };
-  }
-
-  /** Rejoining while the peer serves: its cache and vault were superseded by the peer's takeover. */
-  private async rejoin(): Promise<unknown> {
-    const gen = await this.consumeVault();
-    this.marked.clear();
-    await this.persistMarkers();
-    this.peerStore.clear();
-    return { consumed: gen };
-  }
-
-  private async consumeVault(): Promise<number> {
-    const r = await this.vault.load();
-    let gen = r.consumedGeneration;
-    for (const c of r.copies) if (c.generation !== undefined && c.generation > gen) gen = c.generation;
-    await this.vault.markConsumed(gen);
-    // A copy whose header is unreadable has no generation to consume: move it aside.
-    for (const c of r.copies) {
-      if ((c.status === 'torn' || c.status === 'corrupt') && c.generation === undefined) await fsp.rename(c.path, `${c.path}.bad`).catch(() => undefined);
-    }
-    return gen;
-  }
-
-  private async serve(owned: number[], cacheDirty: Record<string, string>): Promise<unknown> {
-    for (const l of this.luns.values()) {
-      const own = owned.includes(l.spec.id);
-      if (own && !l.cache) l.cache = this.newCache(l);
-      const dirtyWhy = cacheDirty[String(l.spec.id)];
-      if (dirtyWhy !== undefined) l.router.setState('cache-dirty', dirtyWhy);
-      else l.router.setState(own ? 'owner' : 'forward');
-    }
-    await this.reevaluate();
-    if (!this.nbd) {
-      const catalog = this.catalog();
-      const nbd = new NbdServer({ catalog });
-      const bound = await nbd.listen(this.init.nbd.port, this.init.nbd.bind);
-      this.nbd = nbd;
-      this.nbdPort = bound.port;
-      nbd.on('session-open', (s: { id: number; remote: string; export: string }) => this.event('session.opened', { session: s.id, remote: s.remote, export: s.export }));
-      nbd.on('session-close', (s: { id: number; export: string; reason: string }) => this.event('session.closed', { session: s.id, export: s.export, reason: s.reason }));
-    }
-    const ev: SpEvent = this.life.state === 'restoring' ? 'restore-done' : 'booted';
-    if (this.life.state !== 'up') this.life.apply(ev);
-    return { port: this.nbdPort, pid: process.pid };
-  }
-
-  private catalog(): ExportCatalog {
-    const online = () => [...this.luns.values()].sort((a, b) => a.spec.id - b.spec.id);
-    const toExport = (l: SpLun): NbdExport => {
-      const s = l.router.state;
-      const path =
-        s === 'owner'
-          ? `SP ${this.sp}: optimized path (owner)`
-          : s === 'cache-dirty'
-            ? `SP ${this.sp}: LUN is cache dirty (I/O fails with EIO until recovered)`
-            : `SP ${this.sp}: non-optimized path (forwarded over CMI to the owner SP ${this.peer})`;
-      return { name: l.spec.name, description: `sanbox array ${this.init.array} LUN ${l.spec.id} (${formatSize(l.spec.size)}) via ${path}`, device: l.router, readOnly: this.init.readOnly };
-    };
-    return {
-      lookup: (name) => {
-        const l = name === '' ? online()[0] : online().find((x) => x.spec.name === name);
-        return l ? toExport(l) : undefined;
-      },
-      list: () => online().map(toExport),
-    };
-  }
-
-  /** Old owner side of a trespass/failback: quiesce, destage, drop the cache; I/O stays held. */
-  private async release(lun: number): Promise<unknown> {
-    const l = this.lun(lun);
-    const t0 = Date.now();
-    l.router.setState('held');
-    await l.router.idle();
-    const dirty = l.cache?.dirtyBytes ?? 0;
-    if (l.cache) {
-      await l.cache.destageAll();
-      await l.cache.halt();
-      l.cache = null;
-    }
-    return { destagedBytes: dirty, ms: Date.now() - t0 };
-  }
-
-  /** New owner side: forget any stale mirror copy, build the cache, serve. */
-  private async acquire(lun: number): Promise<unknown> {
-    const l = this.lun(lun);
-    this.peerStore.reset(lun);
-    if (!l.cache) l.cache = this.newCache(l);
-    await this.applyMode(l.cache);
-    l.router.setState('owner');
     return {};
   }
 
-  /** The peer died: serve its LUNs from our mirror copy of its dirty cache. */
-  private async takeover(luns: number[]): Promise<unknown> {
-    const t0 = Date.now();
-    this.disconnectPeer();
-    await this.policyChain;
-    let pages = 0;
-    for (const lun of luns) {
-      const l = this.lun(lun);
-      l.router.setState('held');
-      const held = this.peerStore.take(lun);
-      if (!l.cache) l.cache = this.newCache(l);
-      if (held.length) {
-        await this.mark(lun);
-        await l.cache.loadDirty(held);
-        pages += held.length;
-      }
-      await this.applyMode(l.cache);
+  private async addLun(spec: SpLunSpec, owner: unknown): Promise<unknown> {
+    const l = await buildLunStack(this.core, spec, owner === this.sp ? 'held' : 'forward');
+    if (owner === this.sp) {
+      l.cache = l.newCache();
+      await applyMode(this.core, l.cache);
       l.router.setState('owner');
     }
-    return { ms: Date.now() - t0, pages, luns };
+    return {};
   }
 
+  private async growLun(lun: number, size: number): Promise<unknown> {
+    const l = this.core.lun(lun);
+    // The chassis has already extended the image file; this SP's handle and stack follow.
+    if (size > l.store.size) await l.store.grow(size);
+    l.spec.size = size;
+    l.router.size = size;
+    return {};
+  }
+
+  private async removeLun(lun: number): Promise<unknown> {
+    const core = this.core;
+    const l = core.lun(lun);
+    await core.nbd?.disconnectExport(l.spec.name, DISCONNECT_GRACE_MS);
+    l.router.setState('held');
+    if (l.cache) {
+      await ignoreOnClose(l.cache.destageAll(), 'removing a deleted LUN: destaging its cache (its cached writes go with it)');
+      await l.cache.halt();
+    }
+    core.peerStore.reset(l.spec.id);
+    await ignoreOnClose(l.store.close(), 'removing a deleted LUN: closing its image file');
+    core.luns.delete(l.spec.id);
+    return {};
+  }
+
+  // ---- status and shutdown ----
+
   private status(): unknown {
+    const core = this.core;
     let dirty = 0;
-    const luns = [...this.luns.values()].map((l) => {
+    const luns = [...core.luns.values()].map((l) => {
       dirty += l.cache?.dirtyBytes ?? 0;
       return {
         id: l.spec.id,
@@ -651,87 +208,31 @@ export class SpProcess {
         ...(l.router.mirror !== null ? { mirror: l.router.mirror } : {}),
       };
     });
+    const d = core.decision;
     return {
       sp: this.sp,
       pid: process.pid,
-      state: this.life.state,
-      port: this.nbdPort,
-      peerConnected: this.peerUp,
-      cache: { size: this.budget.capacity, used: this.budget.used, dirtyBytes: dirty, mode: this.decision.mode, reason: this.decision.reason, detail: this.decision.detail },
-      peerMirrorBytes: this.peerStore.bytes,
+      state: core.life.state,
+      port: core.nbdPort,
+      peerConnected: core.peerUp,
+      cache: { size: core.budget.capacity, used: core.budget.used, dirtyBytes: dirty, mode: d.mode, reason: d.reason, detail: d.detail },
+      peerMirrorBytes: core.peerStore.bytes,
       luns,
-      sessions: this.nbd?.sessionCount() ?? 0,
-      marked: [...this.marked],
+      sessions: core.nbd?.sessionCount() ?? 0,
+      marked: core.markers.list(),
     };
-  }
-
-  /**
-   * Power lost: stop host I/O (requests wait; the process ends before answering them), refuse
-   * peer traffic so nothing new is acknowledged, dump own dirty cache and the peer mirror to the
-   * vault within the hold-up budget. Power restored mid-dump: abandon the (torn) dump, mark it
-   * consumed and go on serving.
-   */
-  private async powerFail(holdUpMs: number, bytesPerSec: number): Promise<unknown> {
-    const t0 = Date.now();
-    this.powerFailing = true;
-    this.abortDump = false;
-    const before = new Map<number, RouteState>();
-    for (const l of this.luns.values()) {
-      before.set(l.spec.id, l.router.state);
-      if (l.router.state !== 'cache-dirty') l.router.setState('held');
-    }
-    if (holdUpMs <= 0 || this.life.state !== 'up') {
-      if (this.life.state === 'up' || this.life.state === 'booting' || this.life.state === 'restoring') this.life.apply('power-cut');
-      return { dumped: false, reason: holdUpMs <= 0 ? 'no battery hold-up' : `SP was ${this.life.state}`, exit: true };
-    }
-    this.life.apply('power-fail');
-    await Promise.race([Promise.all([...this.luns.values()].map((l) => l.router.idle())), new Promise((r) => setTimeout(r, Math.min(1000, holdUpMs / 2)))]);
-    const caches: VaultCacheSection[] = [];
-    for (const l of this.luns.values()) {
-      const pages = l.cache?.dirtyPages() ?? [];
-      if (pages.length) caches.push({ lun: l.spec.id, role: 'own', pageSize: l.cache!.pageSize, pages });
-    }
-    for (const lun of this.peerStore.lunIds()) {
-      const pages = this.peerStore.pages(lun);
-      if (pages.length) caches.push({ lun, role: 'peer', pageSize: pages[0]!.data.length, pages });
-    }
-    const dumpStart = Date.now();
-    const res = await this.vault.dump(
-      { caches, logs: [] },
-      {
-        deadlineMs: Math.max(0, holdUpMs - (dumpStart - t0)),
-        clock: () => (this.abortDump ? Number.POSITIVE_INFINITY : Date.now()),
-        throttle: bytesPerSec > 0 ? async (written) => {
-          const due = dumpStart + (written / bytesPerSec) * 1000;
-          const wait = due - Date.now();
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        } : undefined,
-      },
-    );
-    const dumpMs = Date.now() - dumpStart;
-    const pages = caches.reduce((n, c) => n + c.pages.length, 0);
-    if (this.abortDump) {
-      // Power came back before the dump finished: memory was never lost; the torn copy is
-      // superseded by the live cache.
-      await this.vault.markConsumed(res.generation).catch(() => undefined);
-      this.life.apply('power-restore');
-      this.powerFailing = false;
-      for (const l of this.luns.values()) l.router.setState(before.get(l.spec.id) ?? 'forward');
-      return { dumped: false, aborted: true, ms: dumpMs, bytes: res.bytesWritten, totalBytes: res.totalBytes, pages, generation: res.generation, exit: false };
-    }
-    this.life.apply(res.complete ? 'dump-done' : 'hold-up-expired');
-    return { dumped: res.complete, ms: dumpMs, bytes: res.bytesWritten, totalBytes: res.totalBytes, pages, generation: res.generation, exit: true };
   }
 
   /** Orderly stop: no new I/O, destage every cache, close everything. */
   private async shutdown(): Promise<unknown> {
-    this.shuttingDown = true;
+    const core = this.core;
+    core.shuttingDown = true;
     // Hosts first: the NBD server answers what is in flight (its final flush goes through the
     // routers, so they must still serve), then refuses; only then hold what the peer forwards.
-    await this.nbd?.close(2000).catch(() => undefined);
-    for (const l of this.luns.values()) if (l.router.state === 'owner') l.router.setState('held');
+    if (core.nbd) await ignoreOnClose(core.nbd.close(NBD_CLOSE_GRACE_MS), 'stopping the SP: closing the NBD server');
+    for (const l of core.luns.values()) if (l.router.state === 'owner') l.router.setState('held');
     let markersChanged = false;
-    for (const l of this.luns.values()) {
+    for (const l of core.luns.values()) {
       await l.router.idle();
       if (l.cache) {
         const clean = await l.cache.destageAll().then(
@@ -745,44 +246,26 @@ export class SpProcess {
         l.cache = null;
         // Everything is on disk: the LUN no longer may hold dirty cache (the next boot must not
         // call it cache-dirty). A failed destage keeps the marker, and the next boot says so.
-        if (clean && this.marked.delete(l.spec.id)) markersChanged = true;
+        if (clean && core.markers.unmark(l.spec.id)) markersChanged = true;
       }
-      await l.store.close().catch(() => undefined);
+      await ignoreOnClose(l.store.close(), 'stopping the SP: closing a LUN image file (destaged above)');
     }
-    if (markersChanged) await this.persistMarkers();
-    await this.markerChain;
-    this.client?.close();
-    await this.cmiServer?.close().catch(() => undefined);
-    await this.chassisServer?.close().catch(() => undefined);
-    void this.chassisClient?.then((c) => c.close(), () => undefined);
-    if (this.markerTimer) clearInterval(this.markerTimer);
-    if (this.life.state === 'up') this.life.apply('shutdown');
+    if (markersChanged) await core.markers.persist();
+    await core.markers.drained();
+    core.client?.close();
+    if (core.cmiServer) await ignoreOnClose(core.cmiServer.close(), 'stopping the SP: closing the CMI server');
+    if (core.chassisServer) await ignoreOnClose(core.chassisServer.close(), 'stopping the SP: closing the chassis cache-I/O server');
+    if (core.chassisClient) void ignoreOnClose(core.chassisClient.then((c) => c.close()), 'stopping the SP: closing the channel to the mirror driver (one that never opened needs no closing)');
+    core.markers.stopSweeping();
+    if (core.life.state === 'up') core.life.apply('shutdown');
     return { exit: true };
   }
 }
 
-export async function readMarkers(path: string): Promise<number[]> {
-  try {
-    const j = JSON.parse(await fsp.readFile(path, 'utf8')) as { luns?: unknown };
-    return Array.isArray(j.luns) ? j.luns.filter((x): x is number => Number.isSafeInteger(x)) : [];
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    // An unreadable marker file: assume nothing about it is clean.
-    return [-1];
-  }
-}
-
-async function writeMarkers(path: string, luns: number[]): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const fh = await fsp.open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(JSON.stringify({ luns }) + '\n');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fsp.rename(tmp, path);
-}
+/** How long after the last answer the process exits (lets the IPC reply go out). */
+const EXIT_AFTER_REPLY_MS = 20;
+/** After a failed init, how long before the process exits. */
+const EXIT_AFTER_INIT_FAILURE_MS = 50;
 
 /** Process entry (`sanbox sp serve`): waits for `init` from the chassis over IPC. */
 export async function runSpProcess(): Promise<number> {
@@ -795,6 +278,7 @@ export async function runSpProcess(): Promise<number> {
   };
   // The chassis going away is the array losing power with no hold-up: stop at once.
   process.on('disconnect', () => process.exit(1));
+  // Ctrl-C in a terminal reaches the whole process group: the chassis decides when an SP stops.
   process.on('SIGINT', () => undefined);
   let sp: SpProcess | null = null;
   return new Promise<number>((resolveExit) => {
@@ -806,7 +290,7 @@ export async function runSpProcess(): Promise<number> {
           () => send({ type: 'reply', id: m.id, ok: true, result: { pid: process.pid } }),
           (e: unknown) => {
             send({ type: 'reply', id: m.id, ok: false, error: (e as Error).message });
-            setTimeout(() => resolveExit(1), 50);
+            setTimeout(() => resolveExit(1), EXIT_AFTER_INIT_FAILURE_MS);
           },
         );
         return;
@@ -821,7 +305,7 @@ export async function runSpProcess(): Promise<number> {
             send({ type: 'reply', id: m.id, ok: true, result });
             // A dump finished or power was cut: the SP process stops now (whatever it holds in
             // memory is gone, as on real hardware).
-            if ((result as { exit?: boolean } | undefined)?.exit) setTimeout(() => process.exit(0), 20);
+            if ((result as { exit?: boolean } | undefined)?.exit) setTimeout(() => process.exit(0), EXIT_AFTER_REPLY_MS);
           },
           (e: unknown) => send({ type: 'reply', id: m.id, ok: false, error: (e as Error).message, code: (e as { code?: string }).code }),
         );
@@ -829,4 +313,3 @@ export async function runSpProcess(): Promise<number> {
     });
   });
 }
-

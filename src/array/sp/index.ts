@@ -9,7 +9,8 @@
  *   `WriteCache.setMode` (after `attachMirror` resolved when going to write-back).
  * - `transition(state, event)`: the SP lifecycle as an explicit table (`SP_TRANSITIONS`);
  *   throws `IllegalTransitionError` on anything not in it. `SpLifecycle` wraps one SP's state,
- *   history and 'transition' events. Only `up` serves host I/O.
+ *   history and 'transition' events. Only `up` serves host I/O; `inPowerFailure(state)` (dumping,
+ *   resuming, off) is when an SP holds host I/O and refuses peer traffic.
  * - `OwnershipTable`: default and current owner per LUN, `trespass`, `takeOver(deadSp)`,
  *   `spUp`, `failback('automatic' | 'manual')`; asserts "at most one owner per LUN" (and that
  *   the per-SP views agree and owners are up) on every change; emits 'change' per move and
@@ -30,6 +31,7 @@ export {
   transition,
   canTransition,
   servesIo,
+  inPowerFailure,
   SpLifecycle,
   IllegalTransitionError,
   SP_STATES,

@@ -9,10 +9,12 @@ import { EventEmitter } from 'node:events';
  * - restoring: replaying the vault image to the image files; serves no I/O.
  * - up: serving I/O.
  * - dumping: power lost, on battery, writing the vault.
+ * - resuming: (the SP process's own view) power came back mid-dump; the SP abandons the torn
+ *   dump and restores its routes before it serves again. The chassis sees this as one step.
  */
-export type SpState = 'off' | 'down' | 'booting' | 'restoring' | 'up' | 'dumping';
+export type SpState = 'off' | 'down' | 'booting' | 'restoring' | 'up' | 'dumping' | 'resuming';
 
-export const SP_STATES: readonly SpState[] = ['off', 'down', 'booting', 'restoring', 'up', 'dumping'];
+export const SP_STATES: readonly SpState[] = ['off', 'down', 'booting', 'restoring', 'up', 'dumping', 'resuming'];
 
 /**
  * - power-restore: the chassis powers an SP that is off.
@@ -25,6 +27,8 @@ export const SP_STATES: readonly SpState[] = ['off', 'down', 'booting', 'restori
  * - power-cut: power lost with no hold-up (battery failed or empty): everything stops.
  * - dump-done: the vault copy is complete; the SP stops. hold-up-expired: the battery ran out
  *   mid-dump; the copy is torn; the SP stops.
+ * - power-back: (SP process) power returned mid-dump; the SP abandons the dump.
+ *   dump-abandoned: the torn copy is marked consumed, the routes are back; the SP serves.
  */
 export type SpEvent =
   | 'power-restore'
@@ -38,7 +42,9 @@ export type SpEvent =
   | 'power-fail'
   | 'power-cut'
   | 'dump-done'
-  | 'hold-up-expired';
+  | 'hold-up-expired'
+  | 'power-back'
+  | 'dump-abandoned';
 
 export const SP_EVENTS: readonly SpEvent[] = [
   'power-restore',
@@ -53,6 +59,8 @@ export const SP_EVENTS: readonly SpEvent[] = [
   'power-cut',
   'dump-done',
   'hold-up-expired',
+  'power-back',
+  'dump-abandoned',
 ];
 
 /**
@@ -61,7 +69,9 @@ export const SP_EVENTS: readonly SpEvent[] = [
  * Notable rows:
  * - dumping + power-restore -> up: power came back mid-dump. The SP never lost its memory (the
  *   battery held it), so it abandons the dump, marks the torn copy's generation consumed (its
- *   content is superseded by the live cache) and keeps serving.
+ *   content is superseded by the live cache) and keeps serving. This is the chassis's view; the
+ *   SP process itself passes through resuming (dumping + power-back -> resuming, then
+ *   dump-abandoned -> up), during which it still holds I/O and refuses peer traffic.
  * - restoring + power-fail -> off: a second failure during restore. Nothing new was accepted
  *   (no I/O is served while restoring) and the image is not consumed yet, so the next boot
  *   replays it again (replay is idempotent).
@@ -73,7 +83,8 @@ export const SP_TRANSITIONS: Readonly<Record<SpState, Readonly<Partial<Record<Sp
   booting: { booted: 'up', 'vault-found': 'restoring', crash: 'down', 'power-fail': 'off', 'power-cut': 'off' },
   restoring: { 'restore-done': 'up', 'restore-failed': 'up', crash: 'down', 'power-fail': 'off', 'power-cut': 'off' },
   up: { crash: 'down', shutdown: 'down', 'power-fail': 'dumping', 'power-cut': 'off' },
-  dumping: { 'dump-done': 'off', 'hold-up-expired': 'off', crash: 'off', 'power-cut': 'off', 'power-restore': 'up' },
+  dumping: { 'dump-done': 'off', 'hold-up-expired': 'off', crash: 'off', 'power-cut': 'off', 'power-restore': 'up', 'power-back': 'resuming' },
+  resuming: { 'dump-abandoned': 'up', crash: 'down', 'power-cut': 'off' },
 };
 
 export class IllegalTransitionError extends Error {
@@ -102,6 +113,14 @@ export function canTransition(state: SpState, event: SpEvent): boolean {
 /** True when the SP serves host I/O in this state. */
 export function servesIo(state: SpState): boolean {
   return state === 'up';
+}
+
+/**
+ * True while the SP is in a power failure: dumping, abandoning a dump (resuming) or off. It
+ * holds host I/O (nothing new may be acknowledged) and refuses peer and chassis traffic.
+ */
+export function inPowerFailure(state: SpState): boolean {
+  return state === 'dumping' || state === 'resuming' || state === 'off';
 }
 
 export interface SpTransitionRecord {

@@ -4,6 +4,7 @@ import {
   transition,
   canTransition,
   SpLifecycle,
+  inPowerFailure,
   IllegalTransitionError,
   SP_STATES,
   SP_EVENTS,
@@ -96,6 +97,10 @@ describe('SP state machine', () => {
     ['dumping', 'crash', 'off'],
     ['dumping', 'power-cut', 'off'],
     ['dumping', 'power-restore', 'up'],
+    ['dumping', 'power-back', 'resuming'],
+    ['resuming', 'dump-abandoned', 'up'],
+    ['resuming', 'crash', 'down'],
+    ['resuming', 'power-cut', 'off'],
   ];
 
   it('every legal transition, and every other (state, event) pair throws', () => {
@@ -127,6 +132,27 @@ describe('SP state machine', () => {
 
   it('power restored in the middle of a dump: the SP resumes service', () => {
     expect(drive('up', ['power-fail', 'power-restore'])).toEqual(['dumping', 'up']);
+  });
+
+  it('the SP process abandons a dump through resuming, still holding I/O until it serves', () => {
+    expect(drive('up', ['power-fail', 'power-back', 'dump-abandoned'])).toEqual(['dumping', 'resuming', 'up']);
+    const held = (['up', 'dumping', 'resuming', 'up'] as SpState[]).map(inPowerFailure);
+    expect(held).toEqual([false, true, true, false]);
+  });
+
+  it('power failure is read from the state alone', () => {
+    const failing = SP_STATES.filter(inPowerFailure).sort();
+    expect(failing).toEqual(['dumping', 'off', 'resuming']);
+    for (const s of ['down', 'booting', 'restoring', 'up'] as SpState[]) expect(inPowerFailure(s), s).toBe(false);
+  });
+
+  it('power-back and dump-abandoned are only legal around a dump', () => {
+    for (const s of SP_STATES) {
+      expect(canTransition(s, 'power-back'), s).toBe(s === 'dumping');
+      expect(canTransition(s, 'dump-abandoned'), s).toBe(s === 'resuming');
+    }
+    expect(() => transition('resuming', 'power-restore')).toThrow(IllegalTransitionError);
+    expect(() => transition('resuming', 'power-fail')).toThrow(IllegalTransitionError);
   });
 
   it('hold-up expires mid-dump: off, then a boot that finds no usable image', () => {

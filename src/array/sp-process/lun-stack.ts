@@ -1,0 +1,67 @@
+/**
+ * The composition of one LUN's BlockDevice stack on an SP, in one place:
+ *
+ *   NBD export --> LunRouter --owner------> WriteCache --> FileBackingStore (image file)
+ *                      |--forward--> CMI to the owner SP (its LunRouter.hostRun)
+ *                      '--mirrored-> the chassis's mirror driver (host writes of primary images)
+ *
+ * The WriteCache exists only while this SP owns the LUN (`SpLun.newCache`).
+ */
+import { FileBackingStore } from '../../block/index.js';
+import { BlockError } from '../../block/device.js';
+import { WriteCache } from '../cache/index.js';
+import { forward, mirrorStateOf, toMirrorDriver } from './cmi-handlers.js';
+import type { SpCore, SpLun } from './core.js';
+import type { SpLunSpec } from './protocol.js';
+import { execOn, LunRouter, type IoOp, type IoResult, type RouteState } from './router.js';
+
+/** Cache generations of a new cache start above this clock reading (above anything older). */
+const GENERATIONS_PER_MS = 1000;
+
+/** Opens the LUN's image and builds its stack on this SP (the cache comes with ownership). */
+export async function buildLunStack(core: SpCore, spec: SpLunSpec, initial: RouteState): Promise<SpLun> {
+  const { init } = core;
+  const store = await FileBackingStore.open(spec.imagePath, { readOnly: init.readOnly, blockSize: spec.blockSize });
+  const router = new LunRouter(
+    spec.id,
+    spec.size,
+    spec.blockSize,
+    store.capabilities,
+    init.readOnly,
+    {
+      execLocal: (lun, op, data) => execLocal(core, lun, op, data),
+      forward: (lun, op, data) => forward(core, lun, op, data),
+      mirrored: (lun, op, data) => toMirrorDriver(core, lun, op, data),
+      powerFailing: () => core.powerFailing || core.chassisLost,
+    },
+    initial,
+  );
+  router.setMirror(mirrorStateOf(core, spec.id));
+  const newCache = (): WriteCache =>
+    new WriteCache({
+      lun: spec.id,
+      lower: store,
+      budget: core.budget,
+      mode: 'write-through',
+      idleMs: init.cache.idleMs,
+      initialGeneration: Date.now() * GENERATIONS_PER_MS,
+      onEvent: (e) => {
+        if (e.type === 'mode') return; // reported per SP by the policy
+        core.event(`cache.${e.type}`, { ...e });
+      },
+    });
+  const l: SpLun = { spec, store, router, cache: null, newCache };
+  core.luns.set(spec.id, l);
+  return l;
+}
+
+/** The owner path: into this SP's cache of the LUN (marked dirty-capable before write-back). */
+async function execLocal(core: SpCore, lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult> {
+  const l = core.lun(lun);
+  const cache = l.cache;
+  if (!cache) throw new BlockError('EIO', `SP ${core.sp} owns LUN ${lun} but has no cache for it`);
+  if ((op.op === 'write' || op.op === 'trim' || op.op === 'zero') && cache.writeBackActive && !core.markers.has(lun)) {
+    await core.markers.mark(lun);
+  }
+  return execOn(cache, op, data);
+}
