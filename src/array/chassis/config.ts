@@ -2,7 +2,7 @@
 import type { StorageArray } from '../storage-array.js';
 import { DEFAULT_BATTERY_THRESHOLDS, type BatteryThresholds, type FailbackPolicy, type SpName } from '../sp/index.js';
 import type { SpCacheConfig } from '../sp-process/protocol.js';
-import type { IoOp, IoResult } from '../sp-process/router.js';
+import type { IoOp, IoResult } from '../../block/index.js';
 
 export interface SpsConfig {
   /** Write-cache memory per SP, bytes. */

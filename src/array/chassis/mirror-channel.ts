@@ -6,7 +6,7 @@
 import { CmiClient, CmiError, CmiServer } from '../cmi/index.js';
 import type { SpName } from '../sp/index.js';
 import { chassisSocketPath, spChassisSocketPath } from '../sp-process/protocol.js';
-import type { IoOp } from '../sp-process/router.js';
+import { parseIoOp } from '../../block/index.js';
 import type { ChassisCore, SpHandle } from './core.js';
 import { OwnerLunDevice } from './owner-device.js';
 
@@ -37,8 +37,8 @@ export async function listenHostIo(core: ChassisCore): Promise<void> {
     expectFrom: ['A', 'B'],
     handler: async (req, ctx) => {
       if (req.op !== 'host-io') throw new CmiError('unknown-op', `unknown chassis operation ${req.op}`);
-      const io = req.args as unknown as IoOp & { lun: number };
-      const r = await hooks.hostIo(Number(io.lun), { op: io.op, offset: io.offset, length: io.length, fua: io.fua, noHole: io.noHole, fastZero: io.fastZero }, io.op === 'write' ? req.bin : undefined, ctx.signal);
+      const io = parseIoOp(req.args);
+      const r = await hooks.hostIo(Number(req.args.lun), io, io.op === 'write' ? req.bin : undefined, ctx.signal);
       return { result: r.extents ? { extents: r.extents } : {}, bin: r.data };
     },
   });

@@ -7,7 +7,8 @@
 import { CmiClient, CmiError, decodeMirrorPages, decodePageRefs } from '../cmi/index.js';
 import type { SpCore } from './core.js';
 import type { MirrorRole } from './protocol.js';
-import type { IoOp, IoResult, MirrorState } from './router.js';
+import { parseIoOp, type IoOp, type IoResult } from '../../block/index.js';
+import type { MirrorState } from './router.js';
 
 type Reply = { result?: Record<string, unknown>; bin?: Buffer };
 
@@ -31,7 +32,7 @@ export function onPeerCmi(core: SpCore, op: string, args: Record<string, unknown
     case 'io': {
       const l = core.luns.get(lun);
       if (!l) throw new CmiError('not-found', `SP ${core.sp} has no LUN ${lun}`);
-      const io = args as unknown as IoOp;
+      const io = parseIoOp(args);
       return l.router.hostRun(io, io.op === 'write' ? bin : undefined, true).then(toReply);
     }
     default:
@@ -46,7 +47,7 @@ export function onChassisIo(core: SpCore, op: string, args: Record<string, unkno
   const lun = Number(args.lun);
   const l = core.luns.get(lun);
   if (!l) throw new CmiError('not-found', `SP ${core.sp} has no LUN ${lun}`);
-  const io = args as unknown as IoOp;
+  const io = parseIoOp(args);
   // Only the owner runs it (held waits); anything else answers not-owner and the chassis
   // retries on the owner its ownership table names.
   return l.router.run(io, io.op === 'write' ? bin : undefined, true).then(toReply);

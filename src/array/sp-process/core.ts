@@ -5,7 +5,7 @@
  * decision.
  */
 import { randomUUID } from 'node:crypto';
-import type { FileBackingStore } from '../../block/index.js';
+import type { BlockDevice, FileBackingStore } from '../../block/index.js';
 import type { NbdServer } from '../../nbd/index.js';
 import { CacheBudget, PeerMirrorStore, type WriteCache } from '../cache/index.js';
 import type { CmiClient, CmiServer } from '../cmi/index.js';
@@ -20,6 +20,8 @@ export interface SpLun {
   spec: SpLunSpec;
   store: FileBackingStore;
   router: LunRouter;
+  /** What this SP's NBD sessions of the LUN see: the router behind a checked hop. */
+  host: BlockDevice;
   cache: WriteCache | null;
   /** Builds this LUN's WriteCache over its store (when this SP comes to own it). */
   newCache(): WriteCache;

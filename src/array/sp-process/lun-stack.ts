@@ -1,19 +1,20 @@
 /**
- * The composition of one LUN's BlockDevice stack on an SP, in one place:
+ * One LUN on this SP: its image, and its stack as composed by src/stack (the one stack builder:
+ * see its drawing), with this SP's routes plugged into the router:
  *
- *   NBD export --> LunRouter --owner------> WriteCache --> FileBackingStore (image file)
- *                      |--forward--> CMI to the owner SP (its LunRouter.hostRun)
- *                      '--mirrored-> the chassis's mirror driver (host writes of primary images)
+ *   NBD export -[hop]-> LunRouter --owner------> WriteCache -[hop]-> FileBackingStore (image file)
+ *                           |--forward--> CMI to the owner SP (its LunRouter.hostRun)
+ *                           '--mirrored-> the chassis's mirror driver (host writes of primary images)
  *
  * The WriteCache exists only while this SP owns the LUN (`SpLun.newCache`).
  */
-import { FileBackingStore } from '../../block/index.js';
-import { BlockError } from '../../block/device.js';
-import { WriteCache } from '../cache/index.js';
+import type { WriteCache } from '../cache/index.js';
+import { openSpStore, spRouter, spWriteCache } from '../../stack/index.js';
 import { forward, mirrorStateOf, toMirrorDriver } from './cmi-handlers.js';
 import type { SpCore, SpLun } from './core.js';
 import type { SpLunSpec } from './protocol.js';
-import { execOn, LunRouter, type IoOp, type IoResult, type RouteState } from './router.js';
+import { BlockError, execIoOp, type IoOp, type IoResult } from '../../block/index.js';
+import type { RouteState } from './router.js';
 
 /** Cache generations of a new cache start above this clock reading (above anything older). */
 const GENERATIONS_PER_MS = 1000;
@@ -21,11 +22,11 @@ const GENERATIONS_PER_MS = 1000;
 /** Opens the LUN's image and builds its stack on this SP (the cache comes with ownership). */
 export async function buildLunStack(core: SpCore, spec: SpLunSpec, initial: RouteState): Promise<SpLun> {
   const { init } = core;
-  const store = await FileBackingStore.open(spec.imagePath, { readOnly: init.readOnly, blockSize: spec.blockSize });
-  const router = new LunRouter(
-    spec.id,
-    spec.size,
-    spec.blockSize,
+  const name = { array: init.array, lun: spec.name };
+  const store = await openSpStore(spec.imagePath, { readOnly: init.readOnly, blockSize: spec.blockSize });
+  const { router, host } = spRouter(
+    name,
+    spec,
     store.capabilities,
     init.readOnly,
     {
@@ -38,9 +39,8 @@ export async function buildLunStack(core: SpCore, spec: SpLunSpec, initial: Rout
   );
   router.setMirror(mirrorStateOf(core, spec.id));
   const newCache = (): WriteCache =>
-    new WriteCache({
+    spWriteCache(name, store, {
       lun: spec.id,
-      lower: store,
       budget: core.budget,
       mode: 'write-through',
       idleMs: init.cache.idleMs,
@@ -50,7 +50,7 @@ export async function buildLunStack(core: SpCore, spec: SpLunSpec, initial: Rout
         core.event(`cache.${e.type}`, { ...e });
       },
     });
-  const l: SpLun = { spec, store, router, cache: null, newCache };
+  const l: SpLun = { spec, store, router, host, cache: null, newCache };
   core.luns.set(spec.id, l);
   return l;
 }
@@ -63,5 +63,5 @@ async function execLocal(core: SpCore, lun: number, op: IoOp, data: Buffer | und
   if ((op.op === 'write' || op.op === 'trim' || op.op === 'zero') && cache.writeBackActive && !core.markers.has(lun)) {
     await core.markers.mark(lun);
   }
-  return execOn(cache, op, data);
+  return execIoOp(cache, op, data);
 }

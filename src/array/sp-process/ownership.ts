@@ -42,7 +42,7 @@ function catalog(core: SpCore): ExportCatalog {
         : s === 'cache-dirty'
           ? `SP ${core.sp}: LUN is cache dirty (I/O fails with EIO until recovered)`
           : `SP ${core.sp}: non-optimized path (forwarded over CMI to the owner SP ${core.peer})`;
-    return { name: l.spec.name, description: `sanbox array ${core.init.array} LUN ${l.spec.id} (${formatSize(l.spec.size)}) via ${path}`, device: l.router, readOnly: core.init.readOnly };
+    return { name: l.spec.name, description: `sanbox array ${core.init.array} LUN ${l.spec.id} (${formatSize(l.spec.size)}) via ${path}`, device: l.host, readOnly: core.init.readOnly };
   };
   return {
     lookup: (name) => {

@@ -1,10 +1,6 @@
-import { admitHostIo, BlockError, execIoOp, OpDevice, type DeviceCapabilities, type IoOp, type IoResult } from '../../block/index.js';
+import { admitHostIo, BlockError, OpDevice, type DeviceCapabilities, type IoOp, type IoResult } from '../../block/index.js';
 import { CmiError } from '../cmi/index.js';
 import type { MirrorRole } from './protocol.js';
-
-/** Kept for the SP's and the chassis's importers: the kit's op shape and adapter. */
-export type { IoOp, IoResult } from '../../block/index.js';
-export const execOn = execIoOp;
 
 /**
  * Where a LUN's I/O goes on one SP:

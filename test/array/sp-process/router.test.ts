@@ -1,7 +1,8 @@
 // The SP's LUN router with mirror roles (fake host): what goes to the chassis's mirror driver,
 // what stays on the SP's own path, what is refused, and what waits.
 import { describe, expect, it } from 'vitest';
-import { LunRouter, type IoOp } from '../../../src/array/sp-process/index.js';
+import { LunRouter } from '../../../src/array/sp-process/index.js';
+import type { IoOp } from '../../../src/block/index.js';
 import { CmiError } from '../../../src/array/cmi/index.js';
 
 const CAPS = { trim: true, writeZeroes: true, fastZero: true, sparseStatus: true, coherentAcrossHandles: false };
