@@ -23,7 +23,7 @@ import { ArrayEventLog, type ArrayEvent } from './events.js';
 import { SessionAttachment, type ArrayCatalog, type ArrayExport, type SessionControl } from './exports.js';
 import { BLOCK_SIZES, checkMeta, checkName, checkSize, imagePathOf, METADATA_FORMAT, openLunImage, relOrAbs, type ArrayMetadata, type BlockSizeValue, type LunEntry, type LunInfo, type LunRecord } from './lun-table.js';
 import { ignoreOnClose } from '../errors/index.js';
-import { SerialQueue } from './serial-queue.js';
+import { SerialQueue } from '../serial/index.js';
 import { formatSize } from './size.js';
 
 export { ArrayError, type ArrayErrorCode } from './array-error.js';

@@ -13,7 +13,7 @@
  * it. `mirror` is what makes a write-back write protected; it must reject if the peer could not
  * store the pages.
  */
-import { SerialQueue } from '../serial-queue.js';
+import { SerialQueue } from '../../serial/index.js';
 
 /** One cache page: `index` in units of `data.length` (the page size). */
 export interface MirrorPage {

@@ -12,7 +12,7 @@ import type { StorageArray } from '../storage-array.js';
 import type { CmiClient, CmiServer } from '../cmi/index.js';
 import { OwnershipTable, SpLifecycle, type SpName } from '../sp/index.js';
 import type { MirrorRole, SpLunSpec } from '../sp-process/protocol.js';
-import { SerialQueue } from '../serial-queue.js';
+import { SerialQueue } from '../../serial/index.js';
 import { Battery } from './battery.js';
 import { ChassisError, type ChassisOptions } from './config.js';
 import type { OwnerLunDevice } from './owner-device.js';

@@ -4,7 +4,7 @@
  * power failure, a marked LUN with no vault image to replay lost its dirty cache.
  */
 import { promises as fsp } from 'node:fs';
-import { SerialQueue } from '../serial-queue.js';
+import { SerialQueue } from '../../serial/index.js';
 
 /** How often markers of clean LUNs are cleared (off the write path). */
 export const MARKER_SWEEP_MS = 250;

@@ -9,7 +9,7 @@ import { assertGroup } from './invariants.js';
 import type { PerfRecorder } from './perf.js';
 import type { MetricsWindow, PrimaryGroup } from './primary-group.js';
 import type { GroupReceiver } from './receiver.js';
-import { Serial } from './serial.js';
+import { SerialQueue } from '../../serial/index.js';
 import { initialGroupState, type GroupEvent, type GroupOp, type GroupState } from './state.js';
 import type { ThrottleEngine, ThrottleState } from './throttle.js';
 import type { GroupMetrics, GroupRecord } from './types.js';
@@ -31,7 +31,7 @@ export interface GroupEntry {
   primary: PrimaryGroup | null;
   receiver: GroupReceiver | null;
   /** record changes and role changes, one at a time */
-  serial: Serial;
+  serial: SerialQueue;
   // Handles of the work in progress, present exactly while the phase that names them lasts.
   /** modeChange `switching`: new host writes wait for it */
   switched: Promise<void> | null;
@@ -50,7 +50,7 @@ export interface GroupEntry {
 export function newEntry(record: GroupRecord, dir: string, store: MetadataStore<GroupRecord>): GroupEntry {
   const state = initialGroupState(record);
   assertGroup(record, state);
-  return { record, state, dir, store, primary: null, receiver: null, serial: new Serial(), switched: null, bypassEntry: null, refreshJob: null, timers: [], lastMetrics: null, throttle: null, perf: null };
+  return { record, state, dir, store, primary: null, receiver: null, serial: new SerialQueue(), switched: null, bypassEntry: null, refreshJob: null, timers: [], lastMetrics: null, throttle: null, perf: null };
 }
 
 export function openStore(dir: string, host: Pick<GroupHost, 'sync'>): MetadataStore<GroupRecord> {

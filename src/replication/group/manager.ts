@@ -248,7 +248,7 @@ export class GroupManager implements GroupControl, GroupContext {
 
   async close(opts: { abandon?: boolean } = {}): Promise<void> {
     for (const g of this.groups.values()) {
-      await g.serial.idle();
+      await g.serial.drained();
       await closePrimary(g, opts.abandon === true);
       await g.receiver?.close();
       g.receiver = null;

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { BlockDevice } from '../../block/index.js';
 import { APPLY_FLAG_TRIM, APPLY_FLAG_ZERO, RemoteLinkError, type ApplyArgs, type GroupHelloArgs } from '../../link/protocol/index.js';
 import { SeqFile } from './seq-file.js';
-import { Serial } from './serial.js';
+import { SerialQueue } from '../../serial/index.js';
 import type { GroupRecord } from './types.js';
 
 /** A member LUN as the receiver writes it: the secondary image's device (below the host layer). */
@@ -26,7 +26,7 @@ export interface ReceiverMember {
  *   missing. The batch's writes and the number are made durable together before the ack.
  */
 export class GroupReceiver {
-  private readonly chain = new Serial();
+  private readonly chain = new SerialQueue();
   private stopped = false;
   applied = 0;
   batches = 0;
@@ -105,12 +105,12 @@ export class GroupReceiver {
   /** No more records (the group is promoted here): waits for the batch being applied. */
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.chain.idle();
+    await this.chain.drained();
   }
 
   async close(): Promise<void> {
     this.stopped = true;
-    await this.chain.idle();
+    await this.chain.drained();
     await this.seq.close();
   }
 }

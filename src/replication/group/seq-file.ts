@@ -1,6 +1,6 @@
 import { promises as fsp, writeSync } from 'node:fs';
 import { crc32c } from '../../native/index.js';
-import { Serial } from './serial.js';
+import { SerialQueue } from '../../serial/index.js';
 
 /**
  * One durable number (a receiver's next expected sequence): two 32-byte slots written
@@ -13,7 +13,7 @@ const SLOT = 32;
 
 export class SeqFile {
   private gen: number;
-  private readonly writing = new Serial();
+  private readonly writing = new SerialQueue();
 
   private constructor(
     private readonly fh: fsp.FileHandle,
@@ -87,7 +87,7 @@ export class SeqFile {
   }
 
   async close(): Promise<void> {
-    await this.writing.idle();
+    await this.writing.drained();
     await this.fh.close();
   }
 }

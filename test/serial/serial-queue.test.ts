@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SerialQueue } from '../../src/array/serial-queue.js';
+import { SerialQueue } from '../../src/serial/index.js';
 
 describe('SerialQueue', () => {
   it('runs tasks one at a time in call order; each caller gets its own result or error', async () => {

@@ -1,6 +1,7 @@
 /**
- * Runs tasks one at a time, in call order. Each caller gets its own task's result or error; a
- * failed task does not stop the tasks queued after it (the queue itself never rejects).
+ * Runs tasks one at a time, in call order (a LUN table's mutations, a cache mirror's calls, a group's
+ * record changes). Each caller gets its own task's result or error; a failed task does not stop the
+ * tasks queued after it (the queue itself never rejects).
  */
 export class SerialQueue {
   private tail: Promise<unknown> = Promise.resolve();
