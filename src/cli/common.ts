@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Exit codes of every `sanbox` verb (stable; documented in README.md):
+ * Exit codes of every `sanbox` verb (stable; documented in docs/cli.md):
  * 0 ok · 1 the array refused or failed the request, or a server could not start ·
  * 2 usage error (bad arguments, bad lab file): nothing was done · 3 cannot reach the array
  * (no API found, connection refused, lab not running).

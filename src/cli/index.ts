@@ -1,5 +1,5 @@
 /**
- * The `sanbox` command. Every verb has `--json`; exit codes are stable (see common.ts / README):
+ * The `sanbox` command. Every verb has `--json`; exit codes are stable (see common.ts / docs/cli.md):
  * 0 ok, 1 error from the array (or a server could not start), 2 usage error, 3 cannot reach the array.
  */
 import { Command, CommanderError } from 'commander';

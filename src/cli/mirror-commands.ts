@@ -42,7 +42,7 @@ Sizes and rates: 64K, 64M, 10M/s, 1048576.`,
       .option('--name <name>', 'mirror name (default: the LUN name)')
       .option('--region-size <size>', 'region of the write-intent and fracture logs: power of two 4K..64M (default 64K)')
       .option('--sync-rate <rate>', 'bytes/s for synchronizations (default 64M)')
-      .option('--write-policy <policy>', 'synchronous (the only one so far)')
+      .option('--write-policy <policy>', 'synchronous (a mirror is synchronous; asynchronous and near-synchronous replication are modes of a consistency group)')
       .option('--activation <policy>', 'automatic or manual: how the mirror leaves ATTENTION')
       .option('--min-images <n>', 'images (primary included) required to stay ACTIVE; -1: none (default)')
       .option('--max-missing <n>', 'unreachable secondaries tolerated; -1: no limit (default)')
