@@ -1,24 +1,22 @@
 // The BlockDevice contract (src/block/device.ts), run against every implementation in the tree
 // the way nbdkit's test-layers runs every filter: read-after-write against a model, FUA, flush,
 // trim and zeroes semantics, truthful block status, range errors that change nothing, close.
-// Seeded: a failure prints the seed; SANBOX_SEED=N reruns it.
+// Seeded (test/support/random.ts): a failure prints the seed and the command that reruns it.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mulberry32, reportSeedOnFailure, testSeed } from '../support/random.js';
 import { BlockError, type BlockDevice } from '../../src/block/index.js';
 import { SUBJECTS, SUBJECT_SIZE, type Opened } from './subjects.js';
 
-const SEED = Number(process.env.SANBOX_SEED ?? Date.now() % 1_000_000);
+// A fixed default seed (every run reproducible); SANBOX_SEED=N runs another.
+const SEED = testSeed(20261201);
 const BS = 512;
 
-/** mulberry32: small, seedable, good enough to pick offsets. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** A test of the suite: on failure it prints the seed and the command that reruns it. */
+function check(name: string, fn: () => Promise<void> | void): void {
+  it(name, async () => {
+    reportSeedOnFailure(SEED);
+    await fn();
+  });
 }
 
 function fill(rand: () => number, length: number): Buffer {
@@ -54,12 +52,12 @@ async function expectModel(dev: BlockDevice, model: Buffer): Promise<void> {
 }
 
 for (const subject of SUBJECTS) {
-  describe(`BlockDevice conformance: ${subject.name} (seed ${SEED}; rerun with SANBOX_SEED=${SEED})`, () => {
+  describe(`BlockDevice conformance: ${subject.name}`, () => {
     let o: Opened;
     let dev: BlockDevice;
     // The model of what every byte must read as; tests run in order and keep it current.
     const model = Buffer.alloc(SUBJECT_SIZE);
-    const rand = rng(SEED);
+    const rand = mulberry32(SEED);
 
     beforeAll(async () => {
       o = await subject.open();
@@ -69,18 +67,18 @@ for (const subject of SUBJECTS) {
       await o?.cleanup();
     });
 
-    it('describes itself: size, block size, capabilities', () => {
+    check('describes itself: size, block size, capabilities', () => {
       expect(dev.size).toBe(SUBJECT_SIZE);
       expect([512, 4096]).toContain(dev.blockSize);
       expect(dev.readOnly).toBe(false);
       for (const k of ['trim', 'writeZeroes', 'fastZero', 'sparseStatus', 'coherentAcrossHandles'] as const) expect(typeof dev.capabilities[k]).toBe('boolean');
     });
 
-    it('a new device reads as zeroes', async () => {
+    check('a new device reads as zeroes', async () => {
       await expectModel(dev, model);
     });
 
-    it('read after write, at random ranges and into a caller buffer', async () => {
+    check('read after write, at random ranges and into a caller buffer', async () => {
       for (let i = 0; i < 64; i++) {
         const [off, len] = range(rand, 64);
         const data = fill(rand, len);
@@ -95,7 +93,7 @@ for (const subject of SUBJECTS) {
       await expectModel(dev, model);
     });
 
-    it('writes in flight at once all land (disjoint ranges: concurrent overlapping writes have no order)', async () => {
+    check('writes in flight at once all land (disjoint ranges: concurrent overlapping writes have no order)', async () => {
       const slot = SUBJECT_SIZE / 32;
       const writes: Promise<void>[] = [];
       for (let i = 0; i < 32; i++) {
@@ -109,7 +107,7 @@ for (const subject of SUBJECTS) {
       await expectModel(dev, model);
     });
 
-    it('FUA write and flush: the data is below every layer afterwards', async () => {
+    check('FUA write and flush: the data is below every layer afterwards', async () => {
       const [off, len] = range(rand, 32);
       const data = fill(rand, len);
       await dev.write(off, data, { fua: true });
@@ -120,7 +118,7 @@ for (const subject of SUBJECTS) {
       await expectModel(dev, model);
     });
 
-    it('write-zeroes (punched or written) reads as zeroes and leaves the rest alone', async () => {
+    check('write-zeroes (punched or written) reads as zeroes and leaves the rest alone', async () => {
       for (const noHole of [false, true]) {
         const [off, len] = range(rand, 128);
         await dev.writeZeroes(off, len, { noHole });
@@ -129,7 +127,7 @@ for (const subject of SUBJECTS) {
       }
     });
 
-    it('FAST_ZERO either zeroes without writing or fails at once with ENOTSUP, changing nothing', async () => {
+    check('FAST_ZERO either zeroes without writing or fails at once with ENOTSUP, changing nothing', async () => {
       const [off, len] = range(rand, 16);
       const e = await errnoOf(dev.writeZeroes(off, len, { fastZero: true }));
       if (dev.capabilities.fastZero) {
@@ -139,7 +137,7 @@ for (const subject of SUBJECTS) {
       await expectModel(dev, model);
     });
 
-    it('trim: each block reads as before or as zeroes; nothing outside the range changes', async () => {
+    check('trim: each block reads as before or as zeroes; nothing outside the range changes', async () => {
       const [off, len] = range(rand, 64);
       await dev.trim(off, len);
       const got = await dev.read(0, SUBJECT_SIZE);
@@ -152,7 +150,7 @@ for (const subject of SUBJECTS) {
       expect(got.equals(model)).toBe(true);
     });
 
-    it('block status tells the truth: extents cover the start, never past the end; holes and zeroes read as zeroes', async () => {
+    check('block status tells the truth: extents cover the start, never past the end; holes and zeroes read as zeroes', async () => {
       for (let i = 0; i < 16; i++) {
         const [off, len] = range(rand, 2048);
         const ext = await dev.blockStatus(off, len);
@@ -168,13 +166,13 @@ for (const subject of SUBJECTS) {
       }
     });
 
-    it('cache hints succeed and change nothing', async () => {
+    check('cache hints succeed and change nothing', async () => {
       const [off, len] = range(rand, 64);
       await dev.cache(off, len);
       await expectModel(dev, model);
     });
 
-    it('out-of-range requests fail with EINVAL or ENOSPC and change nothing', async () => {
+    check('out-of-range requests fail with EINVAL or ENOSPC and change nothing', async () => {
       const end = SUBJECT_SIZE;
       const bad: Array<[string, () => Promise<unknown>, string[]]> = [
         ['read past the end', () => dev.read(end - BS, 2 * BS), ['EINVAL']],
@@ -191,7 +189,7 @@ for (const subject of SUBJECTS) {
       await expectModel(dev, model);
     });
 
-    it('close resolves; a device that owns its store fails later I/O with an error, never a crash', async () => {
+    check('close resolves; a device that owns its store fails later I/O with an error, never a crash', async () => {
       await dev.flush();
       if (o.below) expect((await o.below()).equals(model)).toBe(true);
       if (!o.ownsStore) return;
