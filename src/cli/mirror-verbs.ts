@@ -62,7 +62,7 @@ export function arrayLunArg(text: string, what: string): { array: string; lun: s
 }
 
 function writePolicyArg(text: string): 'synchronous' {
-  if (text === 'asynchronous' || text === 'near-synchronous') throw usage(`--write-policy ${text} is not supported yet (asynchronous modes come with issue 6); use synchronous`);
+  if (text === 'asynchronous' || text === 'near-synchronous') throw usage(`--write-policy ${text}: a mirror is synchronous; ${text} replication is a mode of a consistency group (sanbox group create NAME --members MIRROR --mode ${text})`);
   return choice(text, '--write-policy', ['synchronous'] as const);
 }
 

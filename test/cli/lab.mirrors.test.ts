@@ -147,7 +147,7 @@ describe('lab files with mirrors', () => {
     const text = p.join('\n');
     const expected = [
       /mirror m1\.secondaries\[0\]: LUN bravo:small \(32M\) is smaller than the primary alpha:disk0 \(64M\)/,
-      /mirror m1\.writePolicy asynchronous is not supported yet \(asynchronous modes come with issue 6\)/,
+      /mirror m1\.writePolicy asynchronous: a mirror is synchronous; asynchronous replication is a mode of a consistency group \(groups: \[\{ name, members: \[m1\], mode: asynchronous \}\]\)/,
       /mirror m1\.regionSize must be a power of two from 4K to 64M/,
       /mirror m1\.syncRate must be a positive rate/,
       /mirror m1\.activation must be automatic or manual/,

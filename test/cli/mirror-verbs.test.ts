@@ -76,7 +76,7 @@ describe('sanbox mirror: argument errors send nothing (exit 2)', () => {
     [['mirror', 'create', 'disk0', '--region-size', '128M'], /--region-size must be a power of two/],
     [['mirror', 'create', 'disk0', '--sync-rate', 'fast'], /--sync-rate must be a positive rate/],
     [['mirror', 'create', 'disk0', '--sync-rate', '0'], /--sync-rate must be a positive rate/],
-    [['mirror', 'create', 'disk0', '--write-policy', 'asynchronous'], /not supported yet \(asynchronous modes come with issue 6\)/],
+    [['mirror', 'create', 'disk0', '--write-policy', 'asynchronous'], /--write-policy asynchronous: a mirror is synchronous; asynchronous replication is a mode of a consistency group \(sanbox group create NAME --members MIRROR --mode asynchronous\)/],
     [['mirror', 'create', 'disk0', '--write-policy', 'lazy'], /--write-policy must be synchronous/],
     [['mirror', 'create', 'disk0', '--activation', 'sometimes'], /--activation must be automatic or manual/],
     [['mirror', 'create', 'disk0', '--min-images', '-2'], /--min-images must be an integer >= -1/],

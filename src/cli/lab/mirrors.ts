@@ -139,8 +139,8 @@ export function parseMirrors(v: unknown, arrays: LabArray[], links: LabLink[], r
     const mirror: Partial<LabMirror> = {};
     if (m.writePolicy !== undefined && m.writePolicy !== 'synchronous') {
       if (m.writePolicy === 'asynchronous' || m.writePolicy === 'near-synchronous') {
-        problems.push(`${at}.writePolicy ${m.writePolicy} is not supported yet (asynchronous modes come with issue 6); use synchronous`);
-      } else problems.push(`${at}.writePolicy must be synchronous (asynchronous and near-synchronous come later), not ${JSON.stringify(m.writePolicy)}`);
+        problems.push(`${at}.writePolicy ${m.writePolicy}: a mirror is synchronous; ${m.writePolicy} replication is a mode of a consistency group (groups: [{ name, members: [${String(m.name ?? 'MIRROR')}], mode: ${m.writePolicy} }])`);
+      } else problems.push(`${at}.writePolicy must be synchronous (a mirror's only policy; groups have the asynchronous modes), not ${JSON.stringify(m.writePolicy)}`);
     }
     if (m.regionSize !== undefined) {
       const n = typeof m.regionSize === 'string' || typeof m.regionSize === 'number' ? parseSize(m.regionSize) : undefined;
