@@ -16,6 +16,8 @@ export interface LabOptions {
   holdUpMs?: number;
   failback?: 'automatic' | 'manual';
   lunSize?: string;
+  /** LUN names (default disk0, disk1: default owners alternate A, B, A, ...). */
+  luns?: string[];
 }
 
 export type CliResult = SanboxRun;
@@ -53,7 +55,7 @@ export async function startLab(o: LabOptions = {}): Promise<SpLab> {
   const lab = join(dir, 'lab.yaml');
   writeFileSync(
     lab,
-    ['lab: spledger', 'arrays:', '  - name: alpha', '    nbd: { port: 0 }', '    api: { port: 0 }', '    sps:', ...sps, '    luns:', `      - { name: disk0, size: ${o.lunSize ?? '64M'} }`, `      - { name: disk1, size: ${o.lunSize ?? '64M'} }`, ''].join('\n'),
+    ['lab: spledger', 'arrays:', '  - name: alpha', '    nbd: { port: 0 }', '    api: { port: 0 }', '    sps:', ...sps, '    luns:', ...(o.luns ?? ['disk0', 'disk1']).map((n) => `      - { name: ${n}, size: ${o.lunSize ?? '64M'} }`), ''].join('\n'),
   );
   const up = await runCli(['up', lab, '--detach', '--json'], env, 60_000);
   let stopped: { ms: number; code: number | null; err: string } | null = null;

@@ -224,6 +224,8 @@ export class Chassis extends EventEmitter {
       pid: h.pid,
       nbd: { host: core.opts.nbd.bind, port: h.port ?? core.configuredPort(h.name) },
       lunsOwned: this.ownership.lunsOwnedBy(h.name),
+      // How the SP itself routes each LUN (owner, forward, held, cache-dirty), as it reported.
+      routes: Object.fromEntries(((s?.luns as { name: string; route: string }[] | undefined) ?? []).map((l) => [l.name, l.route])),
       cache,
       peerConnected: s?.peerConnected ?? false,
       peerMirrorBytes: s?.peerMirrorBytes ?? 0,

@@ -131,7 +131,7 @@ async function moveLuns(core: ChassisCore, luns: number[], to: SpName, kind: 'tr
         throw new ChassisError('io', 500, `trespass of LUN ${lun}: SP ${old.name} could not destage: ${(e as Error).message}`);
       }
     }
-    if (kind === 'failback') core.ownership.failback('automatic');
+    if (kind === 'failback') core.ownership.failbackLun(lun);
     else core.ownership.trespass(lun, to);
     await cmd(target, 'acquire', { lun });
     if (old) await cmd(old, 'forward', { lun });

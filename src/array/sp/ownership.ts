@@ -130,6 +130,19 @@ export class OwnershipTable extends EventEmitter {
     return this.commit(events);
   }
 
+  /**
+   * Returns one failback-pending LUN to its default owner. The chassis moves LUNs back one at a
+   * time (quiesce and destage on the old owner, then the new owner's cache), so each LUN's
+   * ownership must change just before its own move, not all of them at the first.
+   */
+  failbackLun(lun: number): OwnershipEvent[] {
+    const rec = this.get(lun);
+    if (!this.failbackPending().includes(lun)) {
+      throw new OwnershipError(`LUN ${lun} is not waiting for failback (owner ${rec.currentOwner ?? 'none'}, default ${rec.defaultOwner}, SP ${rec.defaultOwner} ${this.up[rec.defaultOwner] ? 'up' : 'down'})`);
+    }
+    return this.commit([this.move(lun, rec.defaultOwner, 'failback')]);
+  }
+
   /** LUNs not on their default owner although that SP is up. */
   failbackPending(): number[] {
     return [...this.luns.entries()]

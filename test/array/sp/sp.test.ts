@@ -257,6 +257,20 @@ describe('LUN ownership', () => {
     ]);
   });
 
+  it('failbackLun returns one pending LUN at a time (the chassis moves them one by one) and refuses the others', () => {
+    const { t } = table();
+    t.takeOver('A');
+    t.spUp('A');
+    expect(t.failbackPending()).toEqual([0, 2]);
+    expect(t.failbackLun(0).map((e) => [e.lun, e.from, e.to, e.reason])).toEqual([[0, 'B', 'A', 'failback']]);
+    expect(t.owner(2)).toBe('B'); // still on B until its own move
+    expect(t.failbackPending()).toEqual([2]);
+    expect(() => t.failbackLun(0)).toThrow(/LUN 0 is not waiting for failback \(owner A, default A, SP A up\)/);
+    expect(() => t.failbackLun(1)).toThrow(OwnershipError);
+    expect(t.failbackLun(2).map((e) => [e.lun, e.from, e.to])).toEqual([[2, 'B', 'A']]);
+    expect(t.failbackPending()).toEqual([]);
+  });
+
   it('both SPs down: LUNs are orphaned, the first SP up takes them', () => {
     const { t } = table();
     t.takeOver('A');
