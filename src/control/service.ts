@@ -11,6 +11,8 @@ import { BlockError, execIoOp } from '../block/index.js';
 import { ignoreOnClose } from '../errors/index.js';
 import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from '../replication/index.js';
 import { chassisMirrorStack, singleProcessStack } from '../stack/index.js';
+import { DiskFaultTable } from '../fault/index.js';
+import { chassisDiskFaults, DiskFaultControl, localDiskFaults } from './disk-faults.js';
 import { ControlServer, type NbdEndpoint } from './api.js';
 
 export interface LunSpec {
@@ -131,7 +133,12 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
     await provisionLuns(array, cfg.luns);
     mirrors = await startMirrors(array, cfg);
     const node = mirrors;
-    array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node));
+    // The disk fault layer over each image asks this table (set by `sanbox fault disk`).
+    const diskFaults = new DiskFaultTable();
+    array.on('event', (ev: { type: string; lun?: number }) => {
+      if (ev.type === 'lun.deleted' && typeof ev.lun === 'number') diskFaults.remove(ev.lun);
+    });
+    array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node, diskFaults.state(lunId)));
     // The NBD server sees the array's catalog; its export type is structurally the same.
     const catalog = array.catalog();
     nbdServer = new NbdServer({ catalog });
@@ -148,6 +155,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
         nbd: () => [nbd],
         info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...extraInfo() }),
         mirrors,
+        diskFaults: new DiskFaultControl(array, localDiskFaults(diskFaults)),
       });
     }
     const apiBound = api ? await api.listen() : undefined;
@@ -347,6 +355,7 @@ export async function startChassisArray(
         info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...extraInfo() }),
         chassis: ch,
         mirrors: node,
+        diskFaults: new DiskFaultControl(array, chassisDiskFaults(ch)),
       });
     }
     const apiBound = api ? await api.listen() : undefined;
