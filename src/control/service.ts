@@ -7,10 +7,10 @@ import { NbdServer } from '../nbd/index.js';
 import { ArrayError, StorageArray, formatSize, type ArrayEvent, type ArrayExport } from '../array/index.js';
 import { Chassis, type ChassisMirrorHooks, type SpsConfig } from '../array/chassis/index.js';
 import type { MirrorRole } from '../array/sp-process/index.js';
-import { BlockError, execIoOp } from '../block/index.js';
+import { BlockError, execIoOp, type BlockDevice } from '../block/index.js';
 import { ignoreOnClose } from '../errors/index.js';
 import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from '../replication/index.js';
-import { chassisMirrorStack, singleProcessStack } from '../stack/index.js';
+import { chassisMirrorStack, overDisk, singleProcessStack } from '../stack/index.js';
 import { DiskFaultTable } from '../fault/index.js';
 import { chassisDiskFaults, DiskFaultControl, localDiskFaults } from './disk-faults.js';
 import { ControlServer, type NbdEndpoint } from './api.js';
@@ -96,24 +96,34 @@ export async function provisionLuns(array: StorageArray, specs: LunSpec[]): Prom
   return created;
 }
 
-/** The array's LUNs as the mirror driver sees them: the device below the host layers. */
-function lunProvider(array: StorageArray): LunProvider {
+/**
+ * The array's LUNs as the mirror driver sees them: the device below the host layers, behind the
+ * LUN's disk fault layer (a secondary's remote writes and resync I/O meet a failing disk too).
+ */
+function lunProvider(array: StorageArray, diskFaults: DiskFaultTable): LunProvider {
+  const faulted = new WeakMap<BlockDevice, BlockDevice>();
+  const over = (id: number, store: BlockDevice): BlockDevice => {
+    let d = faulted.get(store);
+    if (!d) faulted.set(store, (d = overDisk(store, diskFaults.state(id))));
+    return d;
+  };
   return {
     lun(ref) {
       const l = array.getLun(ref);
-      const device = l ? array.device(l.id) : undefined;
+      const store = l ? array.device(l.id) : undefined;
+      const device = l && store ? over(l.id, store) : undefined;
       return l && device ? { id: l.id, name: l.name, size: l.size, blockSize: l.blockSize, device } : undefined;
     },
   };
 }
 
 /** Starts the mirror driver of an array with a remote link and puts its layer on every LUN. */
-async function startMirrors(array: StorageArray, cfg: ArrayServiceConfig): Promise<MirrorNode | undefined> {
+async function startMirrors(array: StorageArray, cfg: ArrayServiceConfig, diskFaults: DiskFaultTable): Promise<MirrorNode | undefined> {
   if (!cfg.remoteLink) return undefined;
   const node = await MirrorNode.open({
     array: cfg.name,
     dir: cfg.dir,
-    luns: lunProvider(array),
+    luns: lunProvider(array, diskFaults),
     listen: { bind: cfg.remoteLink.bind, port: cfg.remoteLink.port },
     peers: cfg.remoteLink.peers,
     timers: cfg.remoteLink.timers,
@@ -131,10 +141,10 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
   let mirrors: MirrorNode | undefined;
   try {
     await provisionLuns(array, cfg.luns);
-    mirrors = await startMirrors(array, cfg);
-    const node = mirrors;
     // The disk fault layer over each image asks this table (set by `sanbox fault disk`).
     const diskFaults = new DiskFaultTable();
+    mirrors = await startMirrors(array, cfg, diskFaults);
+    const node = mirrors;
     array.on('event', (ev: { type: string; lun?: number }) => {
       if (ev.type === 'lun.deleted' && typeof ev.lun === 'number') diskFaults.remove(ev.lun);
     });
