@@ -104,7 +104,8 @@ describe('disk faults: sanbox fault disk', () => {
   it('refuses bad options with exit 2, listing every problem, and changes nothing', async () => {
     const bad = await cli(['alpha', 'disk0', '--errors', 'read,bogus', '--rate', '7', '--delay', 'x', '--json']);
     expect(bad.code).toBe(EXIT.USAGE);
-    for (const w of ['bogus', 'rate', 'delay']) expect(bad.err).toContain(w);
+    expect(bad.json.error).toMatchObject({ code: 'usage', exitCode: EXIT.USAGE });
+    for (const w of ['bogus', 'rate', 'delay']) expect(bad.json.error.message).toContain(w);
     const mixed = await cli(['alpha', 'disk0', '--clear', '--rate', '0.5']);
     expect(mixed.code).toBe(EXIT.USAGE);
     // beyond the LUN: only the array knows its size; refused as usage too, nothing changed
