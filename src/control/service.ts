@@ -55,6 +55,8 @@ export interface RunningArray {
   api: ControlServer | undefined;
   /** The mirror driver (arrays with a remote link). */
   mirrors?: MirrorNode;
+  /** The LUNs' disk faults (what `/v1/luns/:lun/disk-fault` runs). */
+  diskFaults: DiskFaultControl;
   nbd: NbdEndpoint;
   apiUrl: string | undefined;
   /** Stops the API, then the NBD server (graceful), then closes the array. Idempotent. */
@@ -149,6 +151,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
       if (ev.type === 'lun.deleted' && typeof ev.lun === 'number') diskFaults.remove(ev.lun);
     });
     array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node, diskFaults.state(lunId)));
+    const faultControl = new DiskFaultControl(array, localDiskFaults(diskFaults));
     // The NBD server sees the array's catalog; its export type is structurally the same.
     const catalog = array.catalog();
     nbdServer = new NbdServer({ catalog });
@@ -165,7 +168,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
         nbd: () => [nbd],
         info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...extraInfo() }),
         mirrors,
-        diskFaults: new DiskFaultControl(array, localDiskFaults(diskFaults)),
+        diskFaults: faultControl,
       });
     }
     const apiBound = api ? await api.listen() : undefined;
@@ -177,6 +180,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
       nbdAll: [nbd],
       api,
       mirrors: node,
+      diskFaults: faultControl,
       nbd,
       apiUrl: apiBound?.url,
       close(graceMs = 5000) {
@@ -355,6 +359,7 @@ export async function startChassisArray(
     const cm = mirrors;
     const ch = chassis;
     const startedAt = new Date().toISOString();
+    const faultControl = new DiskFaultControl(array, chassisDiskFaults(ch));
     if (cfg.api) {
       api = new ControlServer({
         array,
@@ -365,7 +370,7 @@ export async function startChassisArray(
         info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...extraInfo() }),
         chassis: ch,
         mirrors: node,
-        diskFaults: new DiskFaultControl(array, chassisDiskFaults(ch)),
+        diskFaults: faultControl,
       });
     }
     const apiBound = api ? await api.listen() : undefined;
@@ -379,6 +384,7 @@ export async function startChassisArray(
       nbdAll: eps,
       api,
       mirrors: mn,
+      diskFaults: faultControl,
       nbd: eps[0]!,
       apiUrl: apiBound?.url,
       close() {
