@@ -80,6 +80,8 @@ interface StatusJson {
   power?: string;
   battery?: { state: string; charge: number; holdUpMs: number };
   sps?: SpStatus[];
+  /** Active disk faults (`sanbox fault disk`). */
+  diskFaults?: Array<{ name: string; summary: string; injected: number; delayed: number }>;
 }
 
 export async function statusCommand(f: TargetFlags): Promise<number> {
@@ -103,6 +105,7 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
     st.luns.length ? lunRows(st.luns) : 'no LUNs (sanbox lun create NAME SIZE)',
   ];
   if (mirrors) lines.push('', mirrors);
+  if (st.diskFaults?.length) lines.push('', 'disk faults:', ...st.diskFaults.map((d) => `  LUN ${d.name}: ${d.summary}; ${d.injected} errors injected, ${d.delayed} requests delayed`));
   for (const p of st.problems) lines.push(`warning: ${p}`);
   process.stdout.write(lines.join('\n') + '\n');
   return EXIT.OK;

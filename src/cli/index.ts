@@ -11,6 +11,7 @@ import { arrayServeCommand, serveCommand, type ServeFlags } from './serve.js';
 import { downCommand, upCommand } from './updown.js';
 import { linkCutCommand, linkRestoreCommand, linkSetCommand, linkStatusCommand, type LinkFlags, type LinkSetFlags } from './link-verbs.js';
 import { faultCommand, lunRecoverCommand, lunTrespassCommand, type FaultVerb } from './sp-verbs.js';
+import { faultDiskCommand, type DiskFaultFlags } from './fault-verbs.js';
 import { runSpProcess } from '../array/sp-process/index.js';
 import { targetOptions, type Run } from './command-kit.js';
 import type { TargetFlags } from './target.js';
@@ -124,7 +125,7 @@ export async function main(argv: string[]): Promise<number> {
       .option('--accept-data-loss', 'accept that the writes cached at the power failure are lost'),
   ).action(run((arr: string, ref: string, opts: TargetFlags & { acceptDataLoss?: boolean }) => lunRecoverCommand(arr, ref, opts)));
 
-  const fault = program.command('fault').description('inject faults into a two-SP array (SP crash, power, battery)');
+  const fault = program.command('fault').description('inject faults: SP crash, power, battery (two-SP arrays); disk faults (any array)');
   const faultVerbs: [FaultVerb, string, boolean][] = [
     ['sp-crash', 'SIGKILL an SP process; its peer takes over its LUNs', true],
     ['sp-restart', 'boot a crashed SP; it drops its superseded cache and gets its LUNs back per the failback policy', true],
@@ -147,6 +148,22 @@ export async function main(argv: string[]): Promise<number> {
     );
     c.exitOverride();
   }
+  // disk faults (any array): src/cli/fault-verbs.ts
+  const disk = fault
+    .command('disk')
+    .description('give a LUN a disk fault: errors (EIO/ENOSPC) and/or delays on chosen ops, seeded; --clear removes it')
+    .argument('<array>', 'array name')
+    .argument('<lun>', 'LUN id or name')
+    .option('--errors <ops>', 'ops that fail: read,write,flush,trim,zero (default: all five, or none with only --delay)')
+    .option('--rate <p>', 'probability 0..1 that a matching request fails (default 1)')
+    .option('--range <offset:length>', 'only requests overlapping this byte range (e.g. 0:1M; default the whole LUN)')
+    .option('--errno <errno>', 'EIO (default) or ENOSPC')
+    .option('--delay <ms[:jitter]>', 'wait MS (+ up to JITTER) ms before every matching request')
+    .option('--seed <n>', 'seed of the error and jitter draws (default 1)')
+    .option('--show', 'show the LUN\'s disk fault and its counters')
+    .option('--clear', 'remove the LUN\'s disk fault');
+  targetOptions(disk).action(run((arr: string, ref: string, opts: DiskFaultFlags) => faultDiskCommand(arr, ref, opts)));
+  disk.exitOverride();
   fault.exitOverride();
 
   const spCmd = program.command('sp').description('storage processor process (started by an array chassis)');

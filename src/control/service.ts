@@ -7,10 +7,12 @@ import { NbdServer } from '../nbd/index.js';
 import { ArrayError, StorageArray, formatSize, type ArrayEvent, type ArrayExport } from '../array/index.js';
 import { Chassis, type ChassisMirrorHooks, type SpsConfig } from '../array/chassis/index.js';
 import type { MirrorRole } from '../array/sp-process/index.js';
-import { BlockError, execIoOp } from '../block/index.js';
+import { BlockError, execIoOp, type BlockDevice } from '../block/index.js';
 import { ignoreOnClose } from '../errors/index.js';
 import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from '../replication/index.js';
-import { chassisMirrorStack, singleProcessStack } from '../stack/index.js';
+import { chassisMirrorStack, overDisk, singleProcessStack } from '../stack/index.js';
+import { DiskFaultTable } from '../fault/index.js';
+import { chassisDiskFaults, DiskFaultControl, localDiskFaults } from './disk-faults.js';
 import { ControlServer, type NbdEndpoint } from './api.js';
 
 export interface LunSpec {
@@ -53,6 +55,8 @@ export interface RunningArray {
   api: ControlServer | undefined;
   /** The mirror driver (arrays with a remote link). */
   mirrors?: MirrorNode;
+  /** The LUNs' disk faults (what `/v1/luns/:lun/disk-fault` runs). */
+  diskFaults: DiskFaultControl;
   nbd: NbdEndpoint;
   apiUrl: string | undefined;
   /** Stops the API, then the NBD server (graceful), then closes the array. Idempotent. */
@@ -94,24 +98,34 @@ export async function provisionLuns(array: StorageArray, specs: LunSpec[]): Prom
   return created;
 }
 
-/** The array's LUNs as the mirror driver sees them: the device below the host layers. */
-function lunProvider(array: StorageArray): LunProvider {
+/**
+ * The array's LUNs as the mirror driver sees them: the device below the host layers, behind the
+ * LUN's disk fault layer (a secondary's remote writes and resync I/O meet a failing disk too).
+ */
+function lunProvider(array: StorageArray, diskFaults: DiskFaultTable): LunProvider {
+  const faulted = new WeakMap<BlockDevice, BlockDevice>();
+  const over = (id: number, store: BlockDevice): BlockDevice => {
+    let d = faulted.get(store);
+    if (!d) faulted.set(store, (d = overDisk(store, diskFaults.state(id))));
+    return d;
+  };
   return {
     lun(ref) {
       const l = array.getLun(ref);
-      const device = l ? array.device(l.id) : undefined;
+      const store = l ? array.device(l.id) : undefined;
+      const device = l && store ? over(l.id, store) : undefined;
       return l && device ? { id: l.id, name: l.name, size: l.size, blockSize: l.blockSize, device } : undefined;
     },
   };
 }
 
 /** Starts the mirror driver of an array with a remote link and puts its layer on every LUN. */
-async function startMirrors(array: StorageArray, cfg: ArrayServiceConfig): Promise<MirrorNode | undefined> {
+async function startMirrors(array: StorageArray, cfg: ArrayServiceConfig, diskFaults: DiskFaultTable): Promise<MirrorNode | undefined> {
   if (!cfg.remoteLink) return undefined;
   const node = await MirrorNode.open({
     array: cfg.name,
     dir: cfg.dir,
-    luns: lunProvider(array),
+    luns: lunProvider(array, diskFaults),
     listen: { bind: cfg.remoteLink.bind, port: cfg.remoteLink.port },
     peers: cfg.remoteLink.peers,
     timers: cfg.remoteLink.timers,
@@ -129,9 +143,15 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
   let mirrors: MirrorNode | undefined;
   try {
     await provisionLuns(array, cfg.luns);
-    mirrors = await startMirrors(array, cfg);
+    // The disk fault layer over each image asks this table (set by `sanbox fault disk`).
+    const diskFaults = new DiskFaultTable();
+    mirrors = await startMirrors(array, cfg, diskFaults);
     const node = mirrors;
-    array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node));
+    array.on('event', (ev: { type: string; lun?: number }) => {
+      if (ev.type === 'lun.deleted' && typeof ev.lun === 'number') diskFaults.remove(ev.lun);
+    });
+    array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node, diskFaults.state(lunId)));
+    const faultControl = new DiskFaultControl(array, localDiskFaults(diskFaults));
     // The NBD server sees the array's catalog; its export type is structurally the same.
     const catalog = array.catalog();
     nbdServer = new NbdServer({ catalog });
@@ -148,6 +168,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
         nbd: () => [nbd],
         info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...extraInfo() }),
         mirrors,
+        diskFaults: faultControl,
       });
     }
     const apiBound = api ? await api.listen() : undefined;
@@ -159,6 +180,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
       nbdAll: [nbd],
       api,
       mirrors: node,
+      diskFaults: faultControl,
       nbd,
       apiUrl: apiBound?.url,
       close(graceMs = 5000) {
@@ -337,6 +359,7 @@ export async function startChassisArray(
     const cm = mirrors;
     const ch = chassis;
     const startedAt = new Date().toISOString();
+    const faultControl = new DiskFaultControl(array, chassisDiskFaults(ch));
     if (cfg.api) {
       api = new ControlServer({
         array,
@@ -347,6 +370,7 @@ export async function startChassisArray(
         info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...extraInfo() }),
         chassis: ch,
         mirrors: node,
+        diskFaults: faultControl,
       });
     }
     const apiBound = api ? await api.listen() : undefined;
@@ -360,6 +384,7 @@ export async function startChassisArray(
       nbdAll: eps,
       api,
       mirrors: mn,
+      diskFaults: faultControl,
       nbd: eps[0]!,
       apiUrl: apiBound?.url,
       close() {

@@ -58,6 +58,9 @@ export const BATTERY_EVENTS = ['battery.failed', 'battery.repaired', 'battery.ch
 /** An SP's write cache (WriteCache events other than `mode`, which is `sp.cache-mode`). */
 export const CACHE_EVENTS = ['cache.mirror-error', 'cache.destage-error', 'cache.write-through-fallback'] as const;
 
+/** Disk faults injected by `sanbox fault disk` (src/control/disk-faults.ts). */
+export const DISK_FAULT_EVENTS = ['fault.disk-set', 'fault.disk-cleared'] as const;
+
 /** The mirror driver; `mirror.mirror-*`, `mirror.image-*` and a few more come from the record's applyOp. */
 export const MIRROR_EVENTS = [
   // the mirror database record (applyOp)
@@ -172,6 +175,7 @@ export const ARRAY_EVENT_TYPES = [
   ...POWER_EVENTS,
   ...BATTERY_EVENTS,
   ...CACHE_EVENTS,
+  ...DISK_FAULT_EVENTS,
   ...MIRROR_EVENTS,
   ...GROUP_EVENTS,
 ] as const;

@@ -5,7 +5,7 @@
  *
  * Single-process array (`sanbox serve`, an array without `sps:`): one process.
  *
- *   host ══NBD/TCP══▶ NbdSession ─[hop]─▶ MirrorLayer ─[hop]─▶ FileBackingStore ──▶ lunN.img
+ *   host ══NBD/TCP══▶ NbdSession ─[hop]─▶ MirrorLayer ─[hop]─▶ DiskFaultLayer ─▶ FileBackingStore ──▶ lunN.img
  *                                          │  (only on arrays with a remote link; a primary's
  *                                          │   write: write-intent log, then local ∥ remote)
  *                                          └══remote link/TCP══▶ link emulator ══▶ secondary array
@@ -15,7 +15,7 @@
  *
  *   host ══NBD/TCP══▶ SP X: NbdSession ─[hop]─▶ LunRouter
  *        LunRouter, by the LUN's role and route (admitHostIo, RouteState):
- *          owner:    ─▶ WriteCache ─[hop]─▶ FileBackingStore ──▶ lunN.img
+ *          owner:    ─▶ WriteCache ─[hop]─▶ DiskFaultLayer ─▶ FileBackingStore ──▶ lunN.img
  *                       (write-back: the dirty page goes to the peer SP over CMI before the ack)
  *          forward:  ══CMI══▶ SP Y: LunRouter (owner) ─▶ WriteCache ─▶ ...
  *          a primary image's write, trim, zero or flush:
@@ -26,8 +26,15 @@
  * So a host write to a mirrored LUN of a two-SP array crosses processes twice before its local
  * half is cached (SP ─▶ chassis ─▶ owner SP), plus once more when the owner mirrors the page to
  * its peer SP, while its remote half crosses the link to the secondary array.
+ *
+ * The DiskFaultLayer (src/fault/disk) sits directly over the image in both: it passes every
+ * request through until the LUN is given a disk fault (`sanbox fault disk`), and then fails or
+ * delays what the fault matches, so every layer above sees a failing disk. On a two-SP array
+ * each SP process has its own (the chassis gives the fault to both), and the chassis's
+ * OwnerLunDevice path sees the owner SP's errors as they are.
  */
 import { checked, FileBackingStore, type BlockDevice, type DeviceCapabilities } from '../block/index.js';
+import { DiskFaultLayer, type DiskFaultState } from '../fault/index.js';
 import { WriteCache, type WriteCacheOptions } from '../array/cache/index.js';
 import { LunRouter, type RouteState, type RouterHost } from '../array/sp-process/router.js';
 import { MirrorLayer, type MirrorNode } from '../replication/index.js';
@@ -40,14 +47,20 @@ export interface LunName {
 
 const hopName = (n: LunName, from: string, to: string): string => `${n.array}/${n.lun}: ${from} -> ${to}`;
 
+/** The image with the LUN's disk fault layer over it (none given: the image itself). */
+export function overDisk(store: BlockDevice, fault: DiskFaultState | undefined): BlockDevice {
+  return fault ? new DiskFaultLayer(store, fault) : store;
+}
+
 /**
- * Single-process array: what the NBD sessions of a LUN see, over the LUN's image. With a mirror
- * driver the replication layer sits between them (it passes everything through while the LUN is
- * no mirror image).
+ * Single-process array: what the NBD sessions of a LUN see, over the LUN's image (behind its
+ * disk fault layer when `fault` is given). With a mirror driver the replication layer sits
+ * between them (it passes everything through while the LUN is no mirror image).
  */
-export function singleProcessStack(n: LunName, lunId: number, store: BlockDevice, mirrors: MirrorNode | undefined): BlockDevice {
-  if (!mirrors) return checked(store, { name: hopName(n, 'nbd', 'store') });
-  const replication = new MirrorLayer(mirrors.hostDataPath, lunId, checked(store, { name: hopName(n, 'replication', 'store') }));
+export function singleProcessStack(n: LunName, lunId: number, store: BlockDevice, mirrors: MirrorNode | undefined, fault?: DiskFaultState): BlockDevice {
+  const disk = overDisk(store, fault);
+  if (!mirrors) return checked(disk, { name: hopName(n, 'nbd', 'store') });
+  const replication = new MirrorLayer(mirrors.hostDataPath, lunId, checked(disk, { name: hopName(n, 'replication', 'store') }));
   return checked(replication, { name: hopName(n, 'nbd', 'replication') });
 }
 
@@ -64,9 +77,9 @@ export function openSpStore(imagePath: string, opts: { readOnly: boolean; blockS
   return FileBackingStore.open(imagePath, opts);
 }
 
-/** SP process: the write cache of a LUN this SP owns, over the LUN's image. */
-export function spWriteCache(n: LunName, store: BlockDevice, opts: Omit<WriteCacheOptions, 'lower'>): WriteCache {
-  return new WriteCache({ ...opts, lower: checked(store, { name: hopName(n, 'cache', 'store') }) });
+/** SP process: the write cache of a LUN this SP owns, over the LUN's image (behind its disk fault layer). */
+export function spWriteCache(n: LunName, store: BlockDevice, opts: Omit<WriteCacheOptions, 'lower'>, fault?: DiskFaultState): WriteCache {
+  return new WriteCache({ ...opts, lower: checked(overDisk(store, fault), { name: hopName(n, 'cache', 'store') }) });
 }
 
 /** SP process: the LUN's router and the device its NBD sessions see (the router behind a hop). */

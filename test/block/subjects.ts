@@ -10,6 +10,7 @@ import { OwnerLunDevice } from '../../src/array/chassis/owner-device.js';
 import { CmiClient, CmiServer } from '../../src/array/cmi/index.js';
 import { MirrorLayer } from '../../src/replication/index.js';
 import { makeLab, until } from '../support/mirror-lab.js';
+import { DiskFaultLayer, DiskFaultState, type DiskFaultSpec } from '../../src/fault/index.js';
 
 export const SUBJECT_SIZE = 8 * 1024 * 1024;
 
@@ -152,10 +153,26 @@ async function mirrorLayer(primary: boolean, stack: boolean): Promise<Opened> {
   };
 }
 
+/** A disk fault layer whose fault is set but injects nothing the suite's I/O can meet. */
+function diskFaultOver(store: BlockDevice, spec: DiskFaultSpec): BlockDevice {
+  const state = new DiskFaultState(0);
+  state.set(spec);
+  return new DiskFaultLayer(store, state);
+}
+
 export const SUBJECTS: Subject[] = [
   { name: 'FileBackingStore', open: () => onImage((s) => s, true) },
   { name: 'LayerDevice (pass-through)', open: () => onImage((s) => new LayerDevice(s), true) },
   { name: 'checked hop', open: () => onImage((s) => checked(s, { name: 'conformance' }), true) },
+  {
+    name: 'DiskFaultLayer (every op, rate 0)',
+    open: () => onImage((s) => diskFaultOver(s, { errors: ['read', 'write', 'flush', 'trim', 'zero'], rate: 0, errno: 'EIO', seed: 1 }), true),
+  },
+  {
+    // a flush has no range (any range matches it), so the data ops only
+    name: 'DiskFaultLayer (range past the end of the device)',
+    open: () => onImage((s) => diskFaultOver(s, { errors: ['read', 'write', 'trim', 'zero'], rate: 1, errno: 'EIO', range: { offset: SUBJECT_SIZE, length: 4096 }, seed: 1 }), true),
+  },
   { name: 'WriteCache write-through', open: () => onImage((s) => cacheOver(s, 'write-through'), true) },
   { name: 'WriteCache write-back', open: () => onImage((s) => cacheOver(s, 'write-back'), true) },
   { name: 'LunRouter (owner path)', open: () => onImage((s) => routerOver(s), true) },

@@ -22,6 +22,7 @@ import { batteryCharge, batteryFail, batteryRepair, powerFail, powerOn, powerRes
 import type { PowerState } from './power-state.js';
 import { cmd } from './sp-supervisor.js';
 import { onSpCrash, recover, spCrash, spRestart, trespass } from './takeover.js';
+import type { DiskFaultSpec, DiskFaultView } from '../../fault/index.js';
 
 /** The battery recharges in steps of this. */
 const RECHARGE_STEP_MS = 1000;
@@ -116,6 +117,39 @@ export class Chassis extends EventEmitter {
     return recover(this.core, ref, acceptDataLoss);
   }
 
+  // ---- disk faults: the layer over each image lives in both SP processes ----
+
+  /**
+   * Gives both SPs a LUN's disk fault (null: clears it), one at a time with the other faults; an
+   * SP that is down gets the array's faults when it starts again.
+   */
+  setDiskFault(lun: number, spec: DiskFaultSpec | null): Promise<void> {
+    return this.core.exclusive(async () => {
+      if (spec) this.core.diskFaults.set(lun, spec);
+      else this.core.diskFaults.delete(lun);
+      const args = spec ? { action: 'set', lun, spec } : { action: 'clear', lun };
+      await Promise.all(this.core.upSps().map((h) => cmd(h, 'disk-fault', args)));
+    });
+  }
+
+  /** Each serving SP's disk faults with its own counters (an SP that does not answer is left out). */
+  async diskFaultsBySp(): Promise<{ sp: SpName; faults: DiskFaultView[] }[]> {
+    const got = await Promise.all(
+      this.core.upSps().map((h) =>
+        cmd<{ faults: DiskFaultView[] }>(h, 'disk-fault', { action: 'list' }, STATUS_TIMEOUT_MS).then(
+          (r) => ({ sp: h.name, faults: r.faults }),
+          () => undefined,
+        ),
+      ),
+    );
+    return got.filter((x): x is { sp: SpName; faults: DiskFaultView[] } => x !== undefined);
+  }
+
+  /** The array's active disk faults as the chassis holds them (LUN id -> spec). */
+  diskFaultSpecs(): Map<number, DiskFaultSpec> {
+    return new Map(this.core.diskFaults);
+  }
+
   // ---- mirroring: the mirror driver in this process (./mirror-channel.ts) ----
 
   /**
@@ -178,6 +212,7 @@ export class Chassis extends EventEmitter {
   private async onLunDeleted(id: number): Promise<void> {
     await this.core.exclusive(async () => {
       await this.toUpSps('lun-remove', { lun: id }, `removing LUN ${id}`);
+      this.core.diskFaults.delete(id);
       try {
         this.ownership.removeLun(id);
       } catch {

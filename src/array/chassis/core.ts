@@ -13,6 +13,7 @@ import type { CmiClient, CmiServer } from '../cmi/index.js';
 import { OwnershipTable, SpLifecycle, type SpName } from '../sp/index.js';
 import type { MirrorRole, SpLunSpec } from '../sp-process/protocol.js';
 import { SerialQueue } from '../../serial/index.js';
+import type { DiskFaultSpec } from '../../fault/index.js';
 import { Battery } from './battery.js';
 import { ChassisError, type ChassisOptions } from './config.js';
 import type { OwnerLunDevice } from './owner-device.js';
@@ -55,6 +56,8 @@ export class ChassisCore {
   /** Mirroring: every LUN's role as last told to the SPs; null: not known (yet, or power was lost). */
   mirrorRoles: Record<string, MirrorRole> | null = null;
   readonly devices = new Map<number, OwnerLunDevice>();
+  /** Active disk faults by LUN id: given to both SPs, and to an SP again at every start. */
+  readonly diskFaults = new Map<number, DiskFaultSpec>();
   readonly bootId = randomUUID();
   private powerValue: PowerState = 'off';
   private readonly queue = new SerialQueue();

@@ -45,6 +45,7 @@ export function spawnSp(core: ChassisCore, h: SpHandle): Promise<void> {
     battery: core.battery.view(),
     readOnly: core.opts.readOnly,
     ...(mirror ? { mirror: { socket: chassisSocketPath(core.array.dir), roles: core.mirrorRoles } } : {}),
+    diskFaults: [...core.diskFaults].map(([lun, spec]) => ({ lun, spec })),
   };
   return send(h, { type: 'init', init }).then(() => (mirror ? connectIo(core, h) : undefined));
 }

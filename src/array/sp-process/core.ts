@@ -11,6 +11,7 @@ import { CacheBudget, PeerMirrorStore, type WriteCache } from '../cache/index.js
 import type { CmiClient, CmiServer } from '../cmi/index.js';
 import { inPowerFailure, SpLifecycle, type CacheModeDecision } from '../sp/index.js';
 import { Vault } from '../vault/index.js';
+import { DiskFaultTable } from '../../fault/index.js';
 import { Markers } from './markers.js';
 import { markerPath, vaultDir, type BatteryView, type MirrorRole, type SpInit, type SpLunSpec } from './protocol.js';
 import type { LunRouter } from './router.js';
@@ -38,6 +39,8 @@ export class SpCore {
   readonly vault: Vault;
   readonly markers: Markers;
   readonly bootId = randomUUID();
+  /** Every LUN's disk fault in this SP process (the layer over each image asks it; the chassis sets it). */
+  readonly diskFaults = new DiskFaultTable();
   cmiServer: CmiServer | null = null;
   /** The CMI connection to the peer SP. */
   client: CmiClient | null = null;
@@ -73,6 +76,7 @@ export class SpCore {
     this.markers = new Markers(markerPath(init.dir, this.sp), (problem) => this.event('sp.error', { problem }));
     this.battery = init.battery;
     this.mirrorRoles = init.mirror ? init.mirror.roles : undefined;
+    for (const f of init.diskFaults ?? []) this.diskFaults.set(f.lun, f.spec);
   }
 
   event(type: string, details: Record<string, unknown> = {}): void {

@@ -2,7 +2,7 @@
  * One LUN on this SP: its image, and its stack as composed by src/stack (the one stack builder:
  * see its drawing), with this SP's routes plugged into the router:
  *
- *   NBD export -[hop]-> LunRouter --owner------> WriteCache -[hop]-> FileBackingStore (image file)
+ *   NBD export -[hop]-> LunRouter --owner------> WriteCache -[hop]-> DiskFaultLayer -> FileBackingStore (image file)
  *                           |--forward--> CMI to the owner SP (its LunRouter.hostRun)
  *                           '--mirrored-> the chassis's mirror driver (host writes of primary images)
  *
@@ -49,7 +49,7 @@ export async function buildLunStack(core: SpCore, spec: SpLunSpec, initial: Rout
         if (e.type === 'mode') return; // reported per SP by the policy
         core.event(`cache.${e.type}`, { ...e });
       },
-    });
+    }, core.diskFaults.state(spec.id));
   const l: SpLun = { spec, store, router, host, cache: null, newCache };
   core.luns.set(spec.id, l);
   return l;

@@ -11,11 +11,15 @@
  *
  * Mirroring (the mirror driver runs in the chassis): chassis -> SP command `mirror-roles {roles}`
  * sets every LUN's MirrorRole (init carries the first ones, or null: wait for them).
+ *
+ * Disk faults: chassis -> SP command `disk-fault {action: 'set', lun, spec} | {action: 'clear',
+ * lun} | {action: 'list'}` answers `{faults: DiskFaultView[]}` (this SP's counters).
  */
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { BatteryThresholds } from '../sp/index.js';
+import type { DiskFaultSpec } from '../../fault/index.js';
 
 export interface SpLunSpec {
   id: number;
@@ -71,6 +75,8 @@ export interface SpInit {
   battery: BatteryView;
   readOnly: boolean;
   mirror?: SpMirrorInit;
+  /** The array's active disk faults (a restarted SP gets them again); command `disk-fault` changes them. */
+  diskFaults?: { lun: number; spec: DiskFaultSpec }[];
 }
 
 export type ToSp = { type: 'init'; id: number; init: SpInit } | { type: 'cmd'; id: number; op: string; args?: Record<string, unknown> };

@@ -21,6 +21,7 @@ import { acquire, release, serve, takeover } from './ownership.js';
 import { powerFail, powerRestore } from './power.js';
 import { cmiSocketPath, spChassisSocketPath, spDir, type BatteryView, type MirrorRole, type SpInit, type SpLunSpec, type ToSp } from './protocol.js';
 import { commitRestore, rejoin, restore } from './vault-restore.js';
+import { validateDiskFault } from '../../fault/index.js';
 
 /** How long a host session may take to finish when its export goes away. */
 const DISCONNECT_GRACE_MS = 2000;
@@ -131,6 +132,8 @@ export class SpProcess {
       case 'disconnect':
         await core.nbd?.disconnectExport(String(a.export), DISCONNECT_GRACE_MS);
         return {};
+      case 'disk-fault':
+        return this.diskFault(a);
       case 'status':
         return this.status();
       case 'power-fail':
@@ -176,9 +179,23 @@ export class SpProcess {
     return {};
   }
 
+  /** Sets, clears or lists this SP's disk faults (the chassis validated the spec; checked again). */
+  private diskFault(a: Record<string, unknown>): unknown {
+    const t = this.core.diskFaults;
+    if (a.action === 'set') {
+      const lun = this.core.lun(Number(a.lun)).spec.id;
+      const v = validateDiskFault(a.spec);
+      if (!v.spec) throw new Error(`bad disk fault: ${v.problems.join('; ')}`);
+      t.set(lun, v.spec);
+    } else if (a.action === 'clear') t.clear(Number(a.lun));
+    else if (a.action !== 'list') throw new Error(`disk-fault: unknown action ${JSON.stringify(a.action)}`);
+    return { faults: t.list() };
+  }
+
   private async removeLun(lun: number): Promise<unknown> {
     const core = this.core;
     const l = core.lun(lun);
+    core.diskFaults.remove(lun);
     await core.nbd?.disconnectExport(l.spec.name, DISCONNECT_GRACE_MS);
     l.router.setState('held');
     if (l.cache) {

@@ -23,6 +23,8 @@ import { groupRoutes } from './groups.js';
 import { API_VERSION, ApiError, drain, route, sendJson, type Route } from './http.js';
 import { lunRoutes, LunViews } from './luns.js';
 import { mirrorRoutes } from './mirrors.js';
+import { diskFaultRoutes } from './disk-faults.js';
+import type { DiskFaultControl } from '../disk-faults.js';
 
 /** Requests still running when the server closes get this long to answer; then their connections are cut. */
 const CLOSE_GRACE_MS = 500;
@@ -50,6 +52,8 @@ export interface ControlServerOptions {
    * Default: `mirrors.groups` when the mirror driver has them (MirrorNode does).
    */
   groups?: GroupControl;
+  /** The LUNs' disk faults (routes /v1/faults/disk and /v1/luns/:ref/disk-fault; status field `diskFaults`). */
+  diskFaults?: DiskFaultControl;
 }
 
 const ARRAY_ERROR_STATUS: Record<string, number> = {
@@ -102,6 +106,7 @@ export class ControlServer {
       R(/^\/v1\/events$/, { GET: (req, res, _p, url) => this.events.open(req, res, url) }),
     ];
     if (opts.chassis) this.routes.unshift(...chassisRoutes(opts.chassis));
+    if (opts.diskFaults) this.routes.unshift(...diskFaultRoutes(opts.diskFaults));
     this.routes.unshift(...mirrorRoutes(opts.mirrors));
     this.routes.unshift(...groupRoutes(opts.groups ?? (opts.mirrors as { groups?: GroupControl } | undefined)?.groups));
     if (opts.onShutdown) {
@@ -155,6 +160,7 @@ export class ControlServer {
   private async status(req: IncomingMessage): Promise<Record<string, unknown>> {
     const a = this.opts.array;
     const chassis = this.opts.chassis ? await this.opts.chassis.status() : {};
+    const diskFaults = this.opts.diskFaults ? await this.opts.diskFaults.list() : [];
     return {
       ...(this.opts.info?.() ?? {}),
       array: a.name,
@@ -166,6 +172,7 @@ export class ControlServer {
       luns: a.listLuns().map((l) => this.views.view(l, req)),
       problems: [...a.openProblems],
       ...chassis,
+      diskFaults,
       lastEventSeq: a.lastSeq,
     };
   }
@@ -257,6 +264,8 @@ const ROUTE_LIST = [
   'GET /v1/sps (two-SP arrays)',
   'POST /v1/faults/sp-crash {sp} | sp-restart {sp} | power-fail | power-restore | battery-fail {undetected?} | battery-repair',
   'POST /v1/battery {charge}',
+  'GET /v1/faults/disk (every active disk fault with its counters)',
+  'GET /v1/luns/:id|name/disk-fault | PUT {errors?, rate?, range?, errno?, delay?, seed?} | DELETE (clear)',
   'POST /v1/luns/:id|name/trespass {to?}',
   'POST /v1/luns/:id|name/recover {acceptDataLoss: true}',
   'GET /v1/status',

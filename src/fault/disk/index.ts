@@ -1,0 +1,8 @@
+/**
+ * Disk faults: a LUN's fault as data with its validation and pure decision (./spec.ts), the live
+ * state per LUN and process with its seeded draws and counters (./state.ts), and the BlockDevice
+ * layer that applies it directly over the image (./layer.ts; placed by src/stack).
+ */
+export * from './spec.js';
+export { DiskFaultState, DiskFaultTable, seededRandom, sumCounters, totalOf, type DiskFaultCounters, type DiskFaultView, type OpCounts } from './state.js';
+export { DiskFaultLayer } from './layer.js';
