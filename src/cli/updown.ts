@@ -6,8 +6,9 @@
  * lab state file, prints the endpoints and a client command, and runs in the foreground until
  * SIGINT/SIGTERM/SIGHUP; then it stops every array gracefully and removes the state file. An
  * array dying meanwhile is an event (`array.crashed`), never the end of the lab: it waits for
- * the operator (`sanbox fault array-restart`) or the lab's restart policy (src/cli/supervisor). `--detach` runs the same supervisor in the
- * background (logging to `<images>/.labs/<lab>.log`) and returns once the lab is up.
+ * the operator (`sanbox fault array-restart`) or the lab's restart policy (src/cli/supervisor).
+ * `--detach` runs the same supervisor in the background (logging to `<images>/.labs/<lab>.log`)
+ * and returns once the lab is up.
  */
 import { spawn } from 'node:child_process';
 import { openSync, readFileSync, closeSync } from 'node:fs';

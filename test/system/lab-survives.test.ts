@@ -94,6 +94,17 @@ describe('a lab that survives its arrays dying', () => {
     expect(events().map((e) => e.type)).toContain('lab.started');
   });
 
+  it('the control API wants the token of the state file', async () => {
+    const { url, token } = state().control;
+    expect((await fetch(`${url}/v1/status`)).status).toBe(401);
+    expect((await fetch(`${url}/v1/status`, { headers: { Authorization: 'Bearer wrong' } })).status).toBe(401);
+    const ok = await fetch(`${url}/v1/events?since=0`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { events: { type: string }[] }).events.map((e) => e.type)).toEqual(events().map((e) => e.type));
+    const bad = await fetch(`${url}/v1/arrays/alpha/explode`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    expect(bad.status).toBe(404);
+  });
+
   it('SIGKILL of the single-process array: array.crashed, the rest keeps running, status exit 3 for it', async () => {
     const [pid] = arrayPids('bravo');
     process.kill(pid!, 'SIGKILL');

@@ -56,7 +56,13 @@ function text(verb: LabFaultVerb, r: any, lab: string): string {
 }
 
 export async function labFaultCommand(verb: LabFaultVerb, name: string, f: LabFaultFlags): Promise<number> {
-  const lab = await findLab({ lab: f.lab });
+  const lab = await findLab({ lab: f.lab }).catch((e: unknown) => {
+    // findLab's hint names --api, which these verbs do not take: they talk to the supervisor.
+    if (e instanceof CliError && e.exitCode === EXIT.UNREACHABLE && !(f.lab ?? process.env.SANBOX_LAB)) {
+      throw new CliError(EXIT.UNREACHABLE, 'unreachable', 'no lab is running: start one with "sanbox up LAB.yaml" (lab/default.yaml, for instance)');
+    }
+    throw e;
+  });
   if (!lab.control) throw new CliError(EXIT.UNREACHABLE, 'unreachable', `the supervisor of lab ${lab.lab} has no control API (started by an older sanbox?): restart the lab`);
   let res: Response;
   try {
