@@ -179,6 +179,11 @@ export class LabSupervisor {
     void this.flush();
   }
 
+  /** Before an operation answers: its changes are in the state file (not once stopping: down removes it). */
+  private async settle(): Promise<void> {
+    if (this.recording && !this.stopping) await this.flush();
+  }
+
   private get(name: string): Supervised {
     const s = this.arrays.get(name);
     if (!s) {
@@ -201,7 +206,9 @@ export class LabSupervisor {
     this.apply(s, { type: 'crash' });
     const run = s.run!;
     const killed = await killArray(run);
-    return { array: name, killed, exit: await run.exit };
+    const exit = await run.exit;
+    await this.settle();
+    return { array: name, killed, exit };
   }
 
   /** `fault array-restart` (or the policy): starts the array again from its directory; resolves once it is ready. */
@@ -218,7 +225,10 @@ export class LabSupervisor {
     const ready = new Promise<'ready'>((r) => run.proc.on('message', (m: unknown) => (m as { type?: string })?.type === 'ready' && r('ready')));
     const outcome = await Promise.race([ready, run.exit.then(() => 'exit' as const), new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.readyTimeoutMs)))]);
     clearTimeout(timer);
-    if (outcome === 'ready') return { array: name, pid: run.pid, ms: Date.now() - s.startedAt };
+    if (outcome === 'ready') {
+      await this.settle();
+      return { array: name, pid: run.pid, ms: Date.now() - s.startedAt };
+    }
     if (outcome === 'timeout') {
       await killArray(run);
       throw new CliError(EXIT.ERROR, 'start-timeout', `array ${name} was not ready ${this.readyTimeoutMs / 1000} s after its restart (killed)`);
@@ -266,7 +276,7 @@ export class LabSupervisor {
     this.failedSites.add(name);
     this.setSiteFailed(name, true);
     this.events.publish('site.failed', { site: name, crashed: crashed.map((c) => c.array), alreadyDown, linksCut });
-    this.save();
+    await this.settle();
     return { site: name, crashed, alreadyDown, linksCut };
   }
 
@@ -290,7 +300,7 @@ export class LabSupervisor {
       }
     }
     this.events.publish('site.restored', { site: name, restarted: restarted.map((r) => r.array), linksRestored, linksStillCut });
-    this.save();
+    await this.settle();
     return { site: name, restarted, linksRestored, linksStillCut };
   }
 
