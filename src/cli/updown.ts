@@ -73,6 +73,8 @@ export function labSummary(state: LabState, lab: Lab): string {
     for (const r of l.routes) lines.push(`    ${r.name}: ${r.listen.host}:${r.listen.port} -> ${r.target.host}:${r.target.port} (${r.forward})`);
   }
   for (const a of lab.arrays) if (a.host) lines.push(`  array ${a.name} runs on ${a.host} (not started here)`);
+  for (const s of lab.sites) if (s.declared) lines.push(`  site ${s.name}: ${s.arrays.join(', ')}`);
+  if (lab.restart.mode === 'on-failure') lines.push(`  restart: on-failure (after ${lab.restart.backoffMs} ms, at most ${lab.restart.limit} times per array)`);
   for (const m of state.mirrors ?? []) {
     const what = { created: 'created', exists: 'exists', skipped: 'not created here', failed: 'NOT CREATED' }[m.status];
     lines.push(`  mirror ${m.name}  ${m.primary} -> ${m.secondaries.join(', ')}  ${what}${m.detail ? `: ${m.detail}` : ''}`);
@@ -95,6 +97,7 @@ export function labSummary(state: LabState, lab: Lab): string {
       lines.push(`  nbd-client ${a0.nbd.host} ${a0.nbd.port} /dev/nbd0 -N ${lun}    # where the kernel has nbd (see README otherwise)`);
     }
     lines.push(`  sanbox status${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}`);
+    lines.push(`  sanbox fault array-crash ${a0.name}${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}    # the lab keeps running; then: sanbox fault array-restart ${a0.name}`);
     if (state.mirrors?.length) lines.push(`  sanbox mirror status --watch${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}`);
     if (state.groups?.length) lines.push(`  sanbox group info ${state.groups[0]!.name}${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}`);
   }
@@ -173,6 +176,7 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
       sup?.killAll();
       return;
     }
+    sup?.beginStop();
     resolveStop(sig);
   };
   const sigs = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;

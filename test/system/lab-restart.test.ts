@@ -37,9 +37,17 @@ beforeAll(async () => {
   const file = join(dir, 'lab.yaml');
   writeFileSync(
     file,
-    [`lab: ${LAB}`, 'arrays:', '  - { name: solo, nbd: { port: 0 }, api: { port: 0 }, luns: [{ name: disk0, size: 8M }] }', 'restart: { policy: on-failure, backoffMs: 300, limit: 2 }', ''].join('\n'),
+    [
+      `lab: ${LAB}`,
+      'arrays:',
+      '  - { name: solo, nbd: { port: 0 }, api: { port: 0 }, luns: [{ name: disk0, size: 8M }] }',
+      '  - { name: spare, nbd: { port: 0 }, api: { port: 0 }, luns: [] }',
+      'restart: { policy: on-failure, backoffMs: 300, limit: 2 }',
+      '',
+    ].join('\n'),
   );
-  up = spawn(process.execPath, [BIN, 'up', file], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // its own process group, so that a Ctrl-C of a terminal (SIGINT to the whole group) can be played
+  up = spawn(process.execPath, [BIN, 'up', file], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   up.stderr!.on('data', (d) => (upErr += d));
   up.stdout!.resume();
   upExit = new Promise((r) => up.on('exit', (code) => r(code)));
@@ -48,7 +56,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  if (up.exitCode === null && up.signalCode === null) {
+  if (up && up.exitCode === null && up.signalCode === null) {
     up.kill('SIGTERM');
     await upExit;
   }
@@ -96,13 +104,19 @@ describe('restart: on-failure', () => {
     expect(count('array.restart-scheduled')).toBe(2);
   });
 
-  it('Ctrl-C stops the lab with its array crashed: exit 0, no process left, no state file', async () => {
-    up.kill('SIGINT');
+  it('Ctrl-C (SIGINT to the process group) stops the lab with an array crashed: exit 0, no process left, no state file', async () => {
+    expect((await cli(['fault', 'array-restart', 'solo'])).code).toBe(0);
+    const spare = state().arrays[1];
+    seen.add(solo().pid).add(spare.pid);
+    expect((await cli(['fault', 'array-crash', 'spare'])).code).toBe(0);
+    const before = events().length;
+    process.kill(-up.pid!, 'SIGINT'); // the supervisor and solo (in its group) get it at once
     expect(await upExit).toBe(0);
     expect(upErr).toContain('SIGINT: stopping lab selfheal');
     expect([...seen].filter(pidAlive)).toEqual([]);
     expect(existsSync(statePath())).toBe(false);
-    expect(events().slice(-2).map((e) => e.type)).toEqual(['lab.stopping', 'lab.stopped']);
+    // solo exiting on its own SIGINT is part of the stop, not a crash
+    expect(events().slice(before).map((e) => e.type)).toEqual(['lab.stopping', 'lab.stopped']);
   });
 
   it('an invalid sites:/restart: lab is refused with every problem listed (exit 2), nothing started', async () => {

@@ -136,6 +136,11 @@ export class LabSupervisor {
       this.log((e as Error).message);
       return;
     }
+    if (s.sup.state === 'crashed' && this.stopping) {
+      // Ctrl-C in a terminal reaches the arrays too: an exit once the lab stops is no crash.
+      this.log(`array ${s.name} exited while the lab stops (code ${st.code}, signal ${st.signal})`);
+      return;
+    }
     if (s.sup.state === 'crashed') {
       s.entry.lastExit = { code: st.code, signal: st.signal, at: new Date().toISOString() };
       if (from === 'restarting' && !s.sup.held) this.events.publish('array.restart-failed', { array: s.name, code: st.code, signal: st.signal, output: run.stderrTail.slice(-5) });
@@ -311,9 +316,18 @@ export class LabSupervisor {
     else delete e.failed;
   }
 
+  /** A stop was asked for (signal): from now on no restart, and an array exiting is no crash. */
+  beginStop(): void {
+    this.stopping = true;
+    for (const s of this.arrays.values()) {
+      if (s.restartTimer) clearTimeout(s.restartTimer);
+      s.restartTimer = undefined;
+    }
+  }
+
   /** `down`, a signal, or a failed start-up: every array stopped (SIGTERM, then SIGKILL after the grace), crashed or not. */
   async stopAll(): Promise<void> {
-    this.stopping = true;
+    this.beginStop();
     const runs: { s: Supervised; run: ArrayRun }[] = [];
     for (const s of this.arrays.values()) {
       if (s.restartTimer) clearTimeout(s.restartTimer);
