@@ -1,9 +1,9 @@
 /** `sanbox status` and `sanbox lun ...`: thin clients of an array's management API. */
 import { formatSize, parseSize } from '../array/index.js';
 import type { ApiClient, LunView } from '../control/index.js';
-import { EXIT, printJson, table, usage } from './common.js';
+import { CliError, EXIT, printJson, table, usage } from './common.js';
 import { statusMirrorsSection } from './mirror-verbs.js';
-import { clientError, resolveTarget, type TargetFlags } from './target.js';
+import { clientError, findLab, resolveTarget, type TargetFlags } from './target.js';
 
 // Their home is target.ts (below the verb modules); re-exported for existing importers.
 export { clientError, findLab, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
@@ -84,18 +84,50 @@ interface StatusJson {
   diskFaults?: Array<{ name: string; summary: string; injected: number; delayed: number }>;
 }
 
+/** `sanbox status` of a lab (no --api, no --array): every array's supervision state, and the first running array in detail. */
+async function labOverview(f: TargetFlags): Promise<{ rows: LabArrayRow[]; pick: string } | undefined> {
+  if (f.api ?? (process.env.SANBOX_API || undefined)) return undefined;
+  if (f.array) return undefined;
+  const lab = await findLab(f);
+  const rows = lab.arrays.map((a) => ({ name: a.name, state: a.state ?? 'running', ...(a.site ? { site: a.site } : {}), ...(a.lastExit ? { lastExit: a.lastExit } : {}), ...(a.held ? { held: true } : {}) }));
+  const up = rows.find((r) => r.state === 'running');
+  if (!up) {
+    const list = rows.map((r) => `${r.name} ${r.state}`).join(', ');
+    throw new CliError(EXIT.UNREACHABLE, 'array-down', `no array of lab ${lab.lab} is running (${list}); start one with "sanbox fault array-restart ARRAY"`);
+  }
+  return { rows, pick: up.name };
+}
+
+interface LabArrayRow {
+  name: string;
+  state: string;
+  site?: string;
+  held?: boolean;
+  lastExit?: { code: number | null; signal: string | null; at: string };
+}
+
 export async function statusCommand(f: TargetFlags): Promise<number> {
   let mirrors: string | undefined;
+  const overview = await labOverview(f);
+  if (overview && overview.rows.some((r) => r.state !== 'running')) f = { ...f, array: overview.pick };
   const st = await withClient(f, async (c) => {
     const r = await c.status<StatusJson>();
     if (!f.json) mirrors = await statusMirrorsSection(c, f);
     return r;
   });
   if (f.json) {
-    printJson(st);
+    printJson(overview ? { ...st, labArrays: overview.rows } : st);
     return EXIT.OK;
   }
+  const down = overview?.rows.filter((r) => r.state !== 'running') ?? [];
   const lines = [
+    ...(down.length
+      ? [
+          `lab ${st.lab ?? ''}: ${overview!.rows.map((r) => `${r.name} ${r.state === 'running' ? 'up' : `DOWN (${r.state}${r.lastExit ? `, ${r.lastExit.signal ?? `exit ${r.lastExit.code}`}` : ''})`}`).join(', ')}`,
+          ...down.map((r) => `  restart: sanbox fault array-restart ${r.name}`),
+          '',
+        ]
+      : []),
     `array ${st.array}${st.lab ? ` (lab ${st.lab})` : ''}: ${st.readOnly ? 'read-only' : 'read-write'}, sanbox ${st.sanbox ?? '?'}, pid ${st.pid ?? '?'}`,
     `  dir   ${st.dir}`,
     `  NBD   ${st.nbd.map((n) => `${n.host}:${n.port}`).join(', ')}`,

@@ -17,6 +17,7 @@ import { targetOptions, type Run } from './command-kit.js';
 import type { TargetFlags } from './target.js';
 import { addGroupCommands } from './group-commands.js';
 import { addMirrorCommands } from './mirror-commands.js';
+import { labFaultCommand, type LabFaultFlags, type LabFaultVerb } from './supervisor/index.js';
 
 export { EXIT } from './common.js';
 
@@ -125,7 +126,7 @@ export async function main(argv: string[]): Promise<number> {
       .option('--accept-data-loss', 'accept that the writes cached at the power failure are lost'),
   ).action(run((arr: string, ref: string, opts: TargetFlags & { acceptDataLoss?: boolean }) => lunRecoverCommand(arr, ref, opts)));
 
-  const fault = program.command('fault').description('inject faults: SP crash, power, battery (two-SP arrays); disk faults (any array)');
+  const fault = program.command('fault').description('inject faults: SP crash, power, battery (two-SP arrays); disk faults (any array); array crash and site failure (the lab)');
   const faultVerbs: [FaultVerb, string, boolean][] = [
     ['sp-crash', 'SIGKILL an SP process; its peer takes over its LUNs', true],
     ['sp-restart', 'boot a crashed SP; it drops its superseded cache and gets its LUNs back per the failback policy', true],
@@ -164,6 +165,23 @@ export async function main(argv: string[]): Promise<number> {
     .option('--clear', 'remove the LUN\'s disk fault');
   targetOptions(disk).action(run((arr: string, ref: string, opts: DiskFaultFlags) => faultDiskCommand(arr, ref, opts)));
   disk.exitOverride();
+  // Lab faults: clients of the running lab supervisor (src/cli/supervisor), not of an array's API.
+  const labFaultVerbs: [LabFaultVerb, string, string][] = [
+    ['array-crash', 'SIGKILL every process of an array (chassis and SPs): a site losing power with no battery; the lab keeps running', 'array'],
+    ['array-restart', 'start a crashed array again from its directory, exactly as after a real crash (its own recovery runs)', 'array'],
+    ['site-fail', 'crash every array of a site and cut every link that touches it', 'site'],
+    ['site-restore', 'restart the crashed arrays of a site and restore its links', 'site'],
+  ];
+  for (const [verb, desc, what] of labFaultVerbs) {
+    fault
+      .command(verb)
+      .description(desc)
+      .argument(`<${what}>`, `${what} name (of the lab file)`)
+      .option('--lab <name>', 'lab (default: $SANBOX_LAB, else the only running lab)')
+      .option('--json', 'machine-readable output')
+      .action(run((name: string, opts: LabFaultFlags) => labFaultCommand(verb, name, opts)))
+      .exitOverride();
+  }
   fault.exitOverride();
 
   const spCmd = program.command('sp').description('storage processor process (started by an array chassis)');

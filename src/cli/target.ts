@@ -28,7 +28,22 @@ export async function resolveTarget(f: TargetFlags): Promise<ApiClient> {
   if (!arr) {
     throw usage(`lab ${state.lab} has no array ${f.array ?? ''} (arrays: ${state.arrays.map((a) => a.name).join(', ') || 'none yet'})`);
   }
+  const down = arrayDownMessage(state, arr);
+  if (down) throw new CliError(EXIT.UNREACHABLE, 'array-down', down);
   return new ApiClient({ url: arr.api.url, token: token ?? arr.api.token });
+}
+
+/** Why an array of a running lab cannot be reached (crashed, restarting, ...), or undefined when it runs. */
+export function arrayDownMessage(state: LabState, arr: LabState['arrays'][number]): string | undefined {
+  if (arr.state === undefined || arr.state === 'running') return undefined;
+  const opt = state.lab === 'default' ? '' : ` --lab ${state.lab}`;
+  if (arr.state === 'crashed') {
+    const x = arr.lastExit;
+    const how = x ? (x.signal ? `killed by ${x.signal}` : `exit code ${x.code}`) + ` at ${x.at}` : 'crashed';
+    const why = arr.held ? 'crashed on purpose (fault array-crash / site-fail)' : 'its process died';
+    return `array ${arr.name} of lab ${state.lab} is down: ${why}, ${how}; start it again with "sanbox fault array-restart ${arr.name}${opt}"`;
+  }
+  return `array ${arr.name} of lab ${state.lab} is ${arr.state}, not running yet; try again shortly`;
 }
 
 /**

@@ -1,22 +1,24 @@
 /**
  * `sanbox up LAB.yaml` / `sanbox down [LAB]`: the lab supervisor.
  *
- * `up` validates the lab file, starts one child process per array (`sanbox array serve --config`,
- * so later issues can split an array into chassis + SP processes), waits until each reports
- * ready over IPC, writes the lab state file, prints the endpoints and a client command, and runs
- * in the foreground until SIGINT/SIGTERM/SIGHUP or until an array dies; then it stops every
- * array gracefully and removes the state file. `--detach` runs the same supervisor in the
- * background (logging to `<images>/.labs/<lab>.log`) and returns once the lab is up.
+ * `up` validates the lab file, starts one child process per array (`sanbox array serve --config`;
+ * a two-SP array's chassis starts its SPs), waits until each reports ready over IPC, writes the
+ * lab state file, prints the endpoints and a client command, and runs in the foreground until
+ * SIGINT/SIGTERM/SIGHUP; then it stops every array gracefully and removes the state file. An
+ * array dying meanwhile is an event (`array.crashed`), never the end of the lab: it waits for
+ * the operator (`sanbox fault array-restart`) or the lab's restart policy (src/cli/supervisor).
+ * `--detach` runs the same supervisor in the background (logging to `<images>/.labs/<lab>.log`)
+ * and returns once the lab is up.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { openSync, readFileSync, closeSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { ignoreOnClose } from '../errors/index.js';
 import { hostPort, nbdUri } from '../control/index.js';
 import { BIN, CliError, EXIT, labsDir, pidAlive, printJson, sleep, usage } from './common.js';
 import {
-  arrayConfig,
+  eventsPath,
   labAlive,
   labNameOf,
   loadLab,
@@ -26,22 +28,12 @@ import {
   writeState,
   type Lab,
   type LabState,
-  type LabStateArray,
   type LinkListeners,
 } from './lab.js';
+import { ControlServer, LabSupervisor, SupervisorEvents } from './supervisor/index.js';
 import { startLabLinks, stopLabLinks, type RunningLink } from './link-verbs.js';
 import { setupLabMirrors } from './lab-mirrors.js';
 import { setupLabGroups } from './lab-groups.js';
-
-interface ReadyMessage {
-  type: 'ready';
-  name: string;
-  pid: number;
-  dir: string;
-  nbd: { host: string; port: number };
-  api?: { url: string };
-  sps?: { name: string; host: string; port: number }[];
-}
 
 export interface UpFlags {
   detach?: boolean;
@@ -57,8 +49,6 @@ const DETACHED_START_MARGIN_MS = 5000;
 const STATE_POLL_MS = 100;
 /** How often the supervisor checks its starting arrays (and `down` the stopping processes). */
 const PROCESS_POLL_MS = 50;
-/** An array gets this long to stop after SIGTERM before it is killed. */
-const ARRAY_STOP_GRACE_MS = 15_000;
 /** `down`: how long the lab's processes get to stop (--timeout) before SIGKILL. */
 const DOWN_TIMEOUT_MS = 30_000;
 
@@ -83,6 +73,8 @@ export function labSummary(state: LabState, lab: Lab): string {
     for (const r of l.routes) lines.push(`    ${r.name}: ${r.listen.host}:${r.listen.port} -> ${r.target.host}:${r.target.port} (${r.forward})`);
   }
   for (const a of lab.arrays) if (a.host) lines.push(`  array ${a.name} runs on ${a.host} (not started here)`);
+  for (const s of lab.sites) if (s.declared) lines.push(`  site ${s.name}: ${s.arrays.join(', ')}`);
+  if (lab.restart.mode === 'on-failure') lines.push(`  restart: on-failure (after ${lab.restart.backoffMs} ms, at most ${lab.restart.limit} times per array)`);
   for (const m of state.mirrors ?? []) {
     const what = { created: 'created', exists: 'exists', skipped: 'not created here', failed: 'NOT CREATED' }[m.status];
     lines.push(`  mirror ${m.name}  ${m.primary} -> ${m.secondaries.join(', ')}  ${what}${m.detail ? `: ${m.detail}` : ''}`);
@@ -105,6 +97,7 @@ export function labSummary(state: LabState, lab: Lab): string {
       lines.push(`  nbd-client ${a0.nbd.host} ${a0.nbd.port} /dev/nbd0 -N ${lun}    # where the kernel has nbd (see README otherwise)`);
     }
     lines.push(`  sanbox status${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}`);
+    lines.push(`  sanbox fault array-crash ${a0.name}${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}    # the lab keeps running; then: sanbox fault array-restart ${a0.name}`);
     if (state.mirrors?.length) lines.push(`  sanbox mirror status --watch${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}`);
     if (state.groups?.length) lines.push(`  sanbox group info ${state.groups[0]!.name}${state.lab !== 'default' ? ` --lab ${state.lab}` : ''}`);
   }
@@ -153,15 +146,6 @@ async function upDetached(lab: Lab, f: UpFlags): Promise<number> {
   throw new CliError(exited === EXIT.USAGE ? EXIT.USAGE : EXIT.ERROR, 'start-failed', `lab ${lab.name} did not come up (see ${log}):\n${tail}`);
 }
 
-interface Child {
-  name: string;
-  proc: ChildProcess;
-  exited: boolean;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  ready?: ReadyMessage;
-  stderrTail: string[];
-}
-
 async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
   const log = (t: string) => process.stderr.write(`sanbox up: ${t}\n`);
   const cfgDir = join(labsDir(), lab.name);
@@ -173,11 +157,15 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
     startedAt: new Date().toISOString(),
     state: 'starting',
     ...(process.env.SANBOX_LAB_LOG ? { log: process.env.SANBOX_LAB_LOG } : {}),
+    events: eventsPath(lab.name),
     arrays: [],
   };
   await writeState(state);
+  const events = new SupervisorEvents(lab.name, eventsPath(lab.name), log);
+  const readyTimeoutMs = timeoutMs(f.timeout, UP_TIMEOUT_MS);
 
-  const children: Child[] = [];
+  let sup: LabSupervisor | undefined;
+  let control: ControlServer | undefined;
   let links: RunningLink[] = [];
   let stopping = false;
   let resolveStop: (why: string) => void = () => undefined;
@@ -185,37 +173,31 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) {
       log(`${sig} again: killing the arrays`);
-      for (const c of children) if (!c.exited) c.proc.kill('SIGKILL');
+      sup?.killAll();
       return;
     }
+    sup?.beginStop();
     resolveStop(sig);
   };
   const sigs = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const s of sigs) process.on(s, onSignal);
 
-  const stopAll = async (): Promise<void> => {
+  const stopAll = async (why: string): Promise<void> => {
     stopping = true;
     state.state = 'stopping';
+    events.publish('lab.stopping', { reason: why });
     // Only informative (status shows "stopping"): the stop goes on, the log says why it is not shown.
-    await writeState(state).catch((e: unknown) => log(`cannot record the stopping state: ${(e as Error).message}`));
-    for (const c of children) if (!c.exited) c.proc.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ARRAY_STOP_GRACE_MS)));
-    for (const c of children) {
-      if (c.exited) continue;
-      if ((await Promise.race([c.exit.then(() => 'exit' as const), grace])) === 'timeout') {
-        log(`array ${c.name} did not stop in ${ARRAY_STOP_GRACE_MS / 1000} s: SIGKILL`);
-        c.proc.kill('SIGKILL');
-        await c.exit;
-      }
-    }
-    clearTimeout(timer);
+    await (sup ? sup.flush() : writeState(state)).catch((e: unknown) => log(`cannot record the stopping state: ${(e as Error).message}`));
+    // No more fault requests once stopping; then every array, crashed or not, then the links.
+    await ignoreOnClose(control?.close() ?? Promise.resolve(), 'closing the control API');
+    await sup?.stopAll();
     await stopLabLinks(links);
     links = [];
+    events.publish('lab.stopped', { reason: why });
   };
 
-  const finish = async (code: number): Promise<number> => {
-    await stopAll();
+  const finish = async (code: number, why: string): Promise<number> => {
+    await stopAll(why);
     await removeState(lab.name, process.pid);
     for (const s of sigs) process.off(s, onSignal);
     return code;
@@ -231,89 +213,50 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
       const route = (forward: string) => l.state.routes.find((r) => r.forward === forward)?.listen ?? { host: '127.0.0.1', port: 0 };
       listeners.set(l.state.name, { toB: route('a-to-b'), toA: route('b-to-a') });
     }
-    for (const a of lab.arrays) {
-      if (a.host) continue; // on another host: started there
-      const cfgPath = join(cfgDir, `${a.name}.config.json`);
-      await writeFile(cfgPath, JSON.stringify(arrayConfig(a, lab, listeners), null, 2) + '\n', { mode: 0o600 });
-      const proc = spawn(process.execPath, [BIN, 'array', 'serve', '--config', cfgPath, '--lab', lab.name], {
-        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      });
-      const child: Child = {
-        name: a.name,
-        proc,
-        exited: false,
-        exit: new Promise((r) => proc.on('exit', (code, signal) => r({ code, signal }))),
-        stderrTail: [],
-      };
-      child.exit.then(() => (child.exited = true));
-      const prefix = `[${a.name}] `;
-      for (const stream of [proc.stdout!, proc.stderr!]) {
-        createInterface({ input: stream }).on('line', (line) => {
-          child.stderrTail.push(line);
-          if (child.stderrTail.length > 40) child.stderrTail.shift();
-          process.stderr.write(prefix + line + '\n');
-        });
-      }
-      proc.on('message', (m: unknown) => {
-        if ((m as ReadyMessage)?.type === 'ready') child.ready = m as ReadyMessage;
-      });
-      children.push(child);
-    }
+    sup = new LabSupervisor(lab, state, events, links, log, readyTimeoutMs);
+    await sup.spawnAll(cfgDir, listeners);
 
-    // Wait for every array to be ready (or one to fail, or a signal).
-    const deadline = Date.now() + timeoutMs(f.timeout, UP_TIMEOUT_MS);
+    // Wait for every array to be ready (or one to fail, or a signal): a failed start-up fails `up`.
+    const deadline = Date.now() + readyTimeoutMs;
     for (;;) {
-      const failed = children.find((c) => c.exited && !c.ready);
+      const failed = sup.startFailure();
       if (failed) {
         const { code } = await failed.exit;
         log(`array ${failed.name} failed to start (exit ${code})`);
-        await finish(EXIT.ERROR);
+        await finish(EXIT.ERROR, 'start-failed');
         throw new CliError(code === EXIT.USAGE ? EXIT.USAGE : EXIT.ERROR, 'start-failed', `array ${failed.name} failed to start:\n${failed.stderrTail.slice(-10).join('\n')}`);
       }
-      if (children.every((c) => c.ready)) break;
+      if (sup.allReady()) break;
       if (Date.now() > deadline) {
-        await finish(EXIT.ERROR);
-        throw new CliError(EXIT.ERROR, 'start-timeout', `lab ${lab.name}: arrays not ready after ${Math.round(timeoutMs(f.timeout, UP_TIMEOUT_MS) / 1000)} s`);
+        await finish(EXIT.ERROR, 'start-timeout');
+        throw new CliError(EXIT.ERROR, 'start-timeout', `lab ${lab.name}: arrays not ready after ${Math.round(readyTimeoutMs / 1000)} s`);
       }
       const sig = await Promise.race([stopRequested, sleep(PROCESS_POLL_MS).then(() => undefined)]);
       if (sig) {
         log(`${sig} during start-up: stopping`);
-        return finish(EXIT.OK);
+        return finish(EXIT.OK, sig);
       }
     }
-
-    state.arrays = children.map((c): LabStateArray => {
-      const token = lab.arrays.find((a) => a.name === c.name)?.api.token;
-      return {
-        name: c.name,
-        pid: c.ready!.pid,
-        dir: c.ready!.dir,
-        nbd: c.ready!.nbd,
-        api: { url: c.ready!.api?.url ?? '', ...(token ? { token } : {}) },
-        ...(c.ready!.sps ? { sps: c.ready!.sps } : {}),
-      };
-    });
+    sup.recordStarted();
     // The lab file's mirrors: created on their primary arrays when absent, else compared.
     if (lab.mirrors.length) state.mirrors = await setupLabMirrors(lab, state, { log });
     // Then the consistency groups of those mirrors (created at once: they start in bypass until
     // the initial copies are done).
     if (lab.groups.length) state.groups = await setupLabGroups(lab, state, { log });
+    control = new ControlServer(sup, events);
+    state.control = await control.listen();
     state.state = 'running';
-    await writeState(state);
+    await sup.flush();
+    events.publish('lab.started', { arrays: sup.names(), sites: state.sites, restart: state.restart, control: state.control.url });
     if (f.json) printJson(state);
     else process.stdout.write(labSummary(state, lab) + '\n');
 
-    // Run until a signal or an array dies.
-    const died = Promise.race(children.map((c) => c.exit.then((r) => ({ c, r }))));
-    const what = await Promise.race([stopRequested.then((sig) => ({ sig })), died]);
-    if ('sig' in what) {
-      log(`${what.sig}: stopping lab ${lab.name}`);
-      return finish(EXIT.OK);
-    }
-    log(`array ${what.c.name} exited unexpectedly (code ${what.r.code}, signal ${what.r.signal}): stopping lab ${lab.name}`);
-    return finish(EXIT.ERROR);
+    // Run until a signal: an array dying is an event (array.crashed), not the end of the lab.
+    const sig = await stopRequested;
+    log(`${sig}: stopping lab ${lab.name}`);
+    return finish(EXIT.OK, sig);
   } catch (e) {
-    if (!stopping) await finish(EXIT.ERROR);
+    if (!stopping) await finish(EXIT.ERROR, 'error');
     throw e;
   }
 }

@@ -4,8 +4,9 @@
  * scans the source for emitted types and compares them with this list and with docs/events.md,
  * so a new event cannot appear without being catalogued and documented.
  *
- * Two streams carry them: an array's `/v1/events` (ARRAY_EVENT_TYPES) and a link emulator's
- * `/v1/events` (LINK_EVENT_TYPES).
+ * Three streams carry them: an array's `/v1/events` (ARRAY_EVENT_TYPES), a link emulator's
+ * `/v1/events` (LINK_EVENT_TYPES), and the lab supervisor's (SUPERVISOR_EVENT_TYPES: its
+ * `<images>/.labs/<lab>.events.jsonl` and its control API's `/v1/events`).
  */
 
 /** The array itself: its directory and image files (StorageArray). */
@@ -164,6 +165,18 @@ export const LINK_STATE_EVENTS = [
 /** Connections through a link emulator. */
 export const CONNECTION_EVENTS = ['connection.opened', 'connection.held', 'connection.failed', 'connection.closed'] as const;
 
+/** The lab supervisor's own stream: the lab, its arrays' processes (not the arrays' own events), its sites. */
+export const SUPERVISOR_LAB_EVENTS = ['lab.started', 'lab.stopping', 'lab.stopped'] as const;
+export const SUPERVISOR_ARRAY_EVENTS = [
+  'array.crashed',
+  'array.restarting',
+  'array.restarted',
+  'array.restart-failed',
+  'array.restart-scheduled',
+  'array.restart-limit',
+] as const;
+export const SITE_EVENTS = ['site.failed', 'site.restored'] as const;
+
 /** Every type an array's event stream (`GET /v1/events`) carries. */
 export const ARRAY_EVENT_TYPES = [
   ...ARRAY_LIFECYCLE_EVENTS,
@@ -183,10 +196,14 @@ export const ARRAY_EVENT_TYPES = [
 /** Every type a link emulator's event stream carries. */
 export const LINK_EVENT_TYPES = [...LINK_STATE_EVENTS, ...CONNECTION_EVENTS] as const;
 
-export const EVENT_TYPES = [...ARRAY_EVENT_TYPES, ...LINK_EVENT_TYPES] as const;
+/** Every type the lab supervisor's event stream carries. */
+export const SUPERVISOR_EVENT_TYPES = [...SUPERVISOR_LAB_EVENTS, ...SUPERVISOR_ARRAY_EVENTS, ...SITE_EVENTS] as const;
+
+export const EVENT_TYPES = [...ARRAY_EVENT_TYPES, ...LINK_EVENT_TYPES, ...SUPERVISOR_EVENT_TYPES] as const;
 
 export type ArrayEventType = (typeof ARRAY_EVENT_TYPES)[number];
 export type LinkEventType = (typeof LINK_EVENT_TYPES)[number];
+export type SupervisorEventType = (typeof SUPERVISOR_EVENT_TYPES)[number];
 export type EventType = (typeof EVENT_TYPES)[number];
 export type MirrorEventType = (typeof MIRROR_EVENTS)[number];
 export type GroupEventType = (typeof GROUP_EVENTS)[number];
@@ -196,6 +213,7 @@ export type EventFamily = EventType extends `${infer F}.${string}` ? F : never;
 
 const ARRAY_SET: ReadonlySet<string> = new Set(ARRAY_EVENT_TYPES);
 const LINK_SET: ReadonlySet<string> = new Set(LINK_EVENT_TYPES);
+const SUPERVISOR_SET: ReadonlySet<string> = new Set(SUPERVISOR_EVENT_TYPES);
 
 export function isArrayEventType(type: string): type is ArrayEventType {
   return ARRAY_SET.has(type);
@@ -203,6 +221,10 @@ export function isArrayEventType(type: string): type is ArrayEventType {
 
 export function isLinkEventType(type: string): type is LinkEventType {
   return LINK_SET.has(type);
+}
+
+export function isSupervisorEventType(type: string): type is SupervisorEventType {
+  return SUPERVISOR_SET.has(type);
 }
 
 export function eventFamily(type: EventType): EventFamily {

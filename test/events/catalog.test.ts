@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ARRAY_EVENT_TYPES, EVENT_TYPES, LINK_EVENT_TYPES, eventFamily, isArrayEventType, isLinkEventType } from '../../src/events/index.js';
+import { ARRAY_EVENT_TYPES, EVENT_TYPES, LINK_EVENT_TYPES, SUPERVISOR_EVENT_TYPES, eventFamily, isArrayEventType, isLinkEventType, isSupervisorEventType } from '../../src/events/index.js';
 import { scanEmittedEvents } from './scan.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -24,15 +24,15 @@ function sorted(xs: Iterable<string>): string[] {
  * The types docs/events.md lists, per stream: table rows whose first cell is a backquoted
  * `family.name`, under a `## ...` heading naming the stream ("Array events", "Link emulator events").
  */
-function documentedEvents(markdown: string): { array: string[]; link: string[] } {
-  const out = { array: [] as string[], link: [] as string[] };
-  let stream: 'array' | 'link' | null = null;
+function documentedEvents(markdown: string): { array: string[]; link: string[]; supervisor: string[] } {
+  const out = { array: [] as string[], link: [] as string[], supervisor: [] as string[] };
+  let stream: 'array' | 'link' | 'supervisor' | null = null;
   for (const line of markdown.split('\n')) {
     const h = /^## (.*)$/.exec(line);
-    if (h) stream = /^array events/i.test(h[1]!) ? 'array' : /^link emulator events/i.test(h[1]!) ? 'link' : null;
+    if (h) stream = /^array events/i.test(h[1]!) ? 'array' : /^link emulator events/i.test(h[1]!) ? 'link' : /^supervisor events/i.test(h[1]!) ? 'supervisor' : null;
     const row = /^\|\s*`([a-z]+\.[a-z][a-z-]*)`\s*\|/.exec(line);
     if (row) {
-      if (!stream) throw new Error(`docs/events.md: ${row[1]} is listed outside the "Array events" and "Link emulator events" sections`);
+      if (!stream) throw new Error(`docs/events.md: ${row[1]} is listed outside the "Array events", "Link emulator events" and "Supervisor events" sections`);
       out[stream].push(row[1]!);
     }
   }
@@ -40,10 +40,11 @@ function documentedEvents(markdown: string): { array: string[]; link: string[] }
 }
 
 describe('event catalog', () => {
-  it('has no duplicates, and the two streams do not overlap', () => {
+  it('has no duplicates, and the three streams do not overlap', () => {
     expect(EVENT_TYPES.length).toBe(new Set(EVENT_TYPES).size);
-    for (const t of ARRAY_EVENT_TYPES) expect(isLinkEventType(t), t).toBe(false);
-    for (const t of LINK_EVENT_TYPES) expect(isArrayEventType(t), t).toBe(false);
+    for (const t of ARRAY_EVENT_TYPES) expect(isLinkEventType(t) || isSupervisorEventType(t), t).toBe(false);
+    for (const t of LINK_EVENT_TYPES) expect(isArrayEventType(t) || isSupervisorEventType(t), t).toBe(false);
+    for (const t of SUPERVISOR_EVENT_TYPES) expect(isArrayEventType(t) || isLinkEventType(t), t).toBe(false);
     expect(eventFamily('mirror.resync-done')).toBe('mirror');
   });
 
@@ -71,5 +72,7 @@ describe('event catalog', () => {
     expect(docs.link.length, 'a link event listed twice in docs/events.md').toBe(new Set(docs.link).size);
     expect(sorted(docs.array), 'docs/events.md "Array events" vs ARRAY_EVENT_TYPES').toEqual(sorted(ARRAY_EVENT_TYPES));
     expect(sorted(docs.link), 'docs/events.md "Link emulator events" vs LINK_EVENT_TYPES').toEqual(sorted(LINK_EVENT_TYPES));
+    expect(docs.supervisor.length, 'a supervisor event listed twice in docs/events.md').toBe(new Set(docs.supervisor).size);
+    expect(sorted(docs.supervisor), 'docs/events.md "Supervisor events" vs SUPERVISOR_EVENT_TYPES').toEqual(sorted(SUPERVISOR_EVENT_TYPES));
   });
 });

@@ -58,17 +58,24 @@
  *         throttles: [{ from: "08:00:00", to: "18:00:00", measure: netkbps, op: gt, value: 200, actions: [{ do: sleep-incr, ms: 15 }] }]
  *         perf: { every: 10s, maxSize: 1M }
  *
+ * Sites and the restart policy (see sites.ts):
+ *
+ *     sites:
+ *       - { name: east, arrays: [alpha] }   # an array in no site is its own site
+ *     restart: { policy: on-failure, backoffMs: 1000, limit: 3 }   # default: never
+ *
  * Each array process gets `remoteLink: { bind, port, peers }` (arrayConfig / peersOf in config.ts).
  *
  * The state file of a running lab is `<images>/.labs/<lab>.json` (mode 0600): supervisor pid,
  * and for every array its pid, directory, NBD endpoint and API URL (and token if any).
  */
-export type { Lab, LabArray, LabGroup, LabLink, LabLinkSettings, LabLunRef, LabMirror, LabSecondary, LinkDirection } from './types.js';
+export type { Lab, LabArray, LabGroup, LabLink, LabLinkSettings, LabLunRef, LabMirror, LabSecondary, LabSite, LinkDirection, RestartPolicy } from './types.js';
+export { DEFAULT_RESTART_POLICY, parseRestart, parseSites } from './sites.js';
 export { LabError } from './types.js';
 export { labNameOf, loadLab, parseLab } from './parse.js';
 export { MIN_SECRET, parseDuration, parseRate } from './values.js';
 export { linkBetween } from './links.js';
 export { parseSps } from './sps.js';
 export { arrayConfig, peersOf, type LabArrayConfig, type LinkListeners } from './config.js';
-export type { LabState, LabStateArray, LabStateGroup, LabStateLink, LabStateMirror } from './state.js';
-export { labAlive, readState, removeState, runningLabs, statePath, writeState } from './state.js';
+export type { ArrayRunState, LabState, LabStateArray, LabStateGroup, LabStateLink, LabStateMirror } from './state.js';
+export { eventsPath, labAlive, readState, removeState, runningLabs, statePath, writeState } from './state.js';

@@ -8,6 +8,7 @@ import { parseArrays } from './arrays.js';
 import { parseGroups } from './groups.js';
 import { parseLinks } from './links.js';
 import { parseMirrors } from './mirrors.js';
+import { parseRestart, parseSites } from './sites.js';
 import { isObj, LabError, type Lab, type Obj, type ParseContext } from './types.js';
 
 /** Parses and validates a lab file; every problem is reported at once. */
@@ -32,7 +33,7 @@ export function parseLab(text: string, file: string): Lab {
   const known = (o: Obj, where: string, keys: string[]) => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) problems.push(`${where}: unknown key "${k}" (expected ${keys.join(', ')})`);
   };
-  known(root, 'top level', ['lab', 'arrays', 'links', 'mirrors', 'groups']);
+  known(root, 'top level', ['lab', 'arrays', 'links', 'mirrors', 'groups', 'sites', 'restart']);
 
   let name = basename(file, extname(file));
   if (root.lab !== undefined) {
@@ -55,8 +56,10 @@ export function parseLab(text: string, file: string): Lab {
   const links = parseLinks(root.links, arrays, problems, usePort, file);
   const mirrors = parseMirrors(root.mirrors, arrays, links, root.links, problems);
   const groups = parseGroups(root.groups, mirrors, root.mirrors, problems);
+  const sites = parseSites(root.sites, arrays, problems);
+  const restart = parseRestart(root.restart, problems);
   if (problems.length) throw new LabError(file, problems);
-  return { name, file, arrays, links, mirrors, groups };
+  return { name, file, arrays, links, mirrors, groups, sites, restart };
 }
 
 /** A lab reference: a lab name, or a path to a lab file (its name is read from the file). */

@@ -7,9 +7,23 @@ import { join } from 'node:path';
 import { labsDir, pidAlive } from '../common.js';
 import type { LinkDirection } from './types.js';
 
+/** The supervisor's view of an array (see src/cli/supervisor/supervision.ts). */
+export type ArrayRunState = 'starting' | 'running' | 'crashed' | 'restarting' | 'stopping' | 'stopped';
+
 export interface LabStateArray {
   name: string;
+  /** The array's (chassis's) pid; of its last run once it crashed. */
   pid: number;
+  /** Absent in state files of older supervisors: running. */
+  state?: ArrayRunState;
+  /** Crashed on purpose (fault array-crash / site-fail): no automatic restart. */
+  held?: boolean;
+  /** How its last run ended, once it crashed. */
+  lastExit?: { code: number | null; signal: string | null; at: string };
+  /** Automatic restarts since lab start or the last operator restart. */
+  autoRestarts?: number;
+  /** The site the array belongs to. */
+  site?: string;
   dir: string;
   nbd: { host: string; port: number };
   api: { url: string; token?: string };
@@ -64,6 +78,14 @@ export interface LabState {
   state: 'starting' | 'running' | 'stopping';
   /** Log file of a detached lab. */
   log?: string;
+  /** The supervisor's control API (fault array-crash, array-restart, site-fail, site-restore). */
+  control?: { url: string; token: string };
+  /** The supervisor's event stream: JSON lines, one event each (`<images>/.labs/<lab>.events.jsonl`). */
+  events?: string;
+  /** Sites: declared ones and one per array in none. */
+  sites?: { name: string; arrays: string[]; failed?: boolean }[];
+  /** The restart policy of the lab file. */
+  restart?: { mode: 'never' | 'on-failure'; backoffMs: number; limit: number };
   arrays: LabStateArray[];
   /** Link emulators (run by the supervisor). */
   links?: LabStateLink[];
@@ -75,6 +97,11 @@ export interface LabState {
 
 export function statePath(lab: string): string {
   return join(labsDir(), `${lab}.json`);
+}
+
+/** The supervisor's event stream of a lab (JSON lines; kept after the lab stops, replaced at the next up). */
+export function eventsPath(lab: string): string {
+  return join(labsDir(), `${lab}.events.jsonl`);
 }
 
 export async function writeState(state: LabState): Promise<void> {

@@ -86,6 +86,23 @@ export interface LabGroup {
   attributes: Partial<GroupAttributes>;
 }
 
+/** A site: arrays that fail together (`sanbox fault site-fail`). An array in no `sites:` entry is its own site. */
+export interface LabSite {
+  name: string;
+  arrays: string[];
+  /** False for the implicit site of an array in no `sites:` entry. */
+  declared: boolean;
+}
+
+/** The lab file's `restart:`: never (default: wait for the operator) or on-failure. */
+export interface RestartPolicy {
+  mode: 'never' | 'on-failure';
+  /** Delay before each automatic restart. */
+  backoffMs: number;
+  /** Automatic restarts allowed per array (since lab start or the last operator restart). */
+  limit: number;
+}
+
 export interface Lab {
   name: string;
   file: string;
@@ -93,6 +110,9 @@ export interface Lab {
   links: LabLink[];
   mirrors: LabMirror[];
   groups: LabGroup[];
+  /** Every site: the declared ones, then one per array in none (named after the array). */
+  sites: LabSite[];
+  restart: RestartPolicy;
 }
 
 export class LabError extends CliError {
