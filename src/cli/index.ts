@@ -16,6 +16,7 @@ import { targetOptions, type Run } from './command-kit.js';
 import type { TargetFlags } from './target.js';
 import { addGroupCommands } from './group-commands.js';
 import { addMirrorCommands } from './mirror-commands.js';
+import { addCheckCommands } from './check-verbs.js';
 
 export { EXIT } from './common.js';
 
@@ -225,6 +226,8 @@ export async function main(argv: string[]): Promise<number> {
   addMirrorCommands(program, run);
 
   addGroupCommands(program, run);
+
+  addCheckCommands(program, run);
 
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
