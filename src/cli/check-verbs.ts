@@ -200,10 +200,11 @@ export async function ledgerWriteCommand(f: LedgerWriteFlags): Promise<number> {
   }
   w.ledger.run.savedAt = new Date().toISOString();
   w.ledger.save(state);
-  log(formatWriteReport(report));
-  log(`ledger: state saved to ${state}`);
-  if (f.json) printJson({ ...report, state });
-  else process.stdout.write(`${formatWriteReport(report)}\nstate: ${state}\n`);
+  // The summary goes to stdout; with --json (the report on stdout) a person still sees it on stderr.
+  if (f.json) {
+    log(`${formatWriteReport(report)}\nledger: state saved to ${state}`);
+    printJson({ ...report, state });
+  } else process.stdout.write(`${formatWriteReport(report)}\nstate: ${state}\n`);
   return EXIT.OK;
 }
 
@@ -298,10 +299,10 @@ export async function prefixWriteCommand(f: PrefixWriteFlags): Promise<number> {
   }
   const report = { run: w.run, luns: uris, blocks, seed, elapsedMs: Date.now() - t0, ...w.stats, state };
   const line = `prefix run ${w.run}: ${report.issued} writes issued over ${uris.length} LUNs, ${report.acked} acknowledged, ${report.unknown} outcome unknown, ${report.lostConnections} connections lost, ${report.elapsedMs} ms`;
-  log(line);
-  log(`prefix: state saved to ${state}`);
-  if (f.json) printJson(report);
-  else process.stdout.write(`${line}\nstate: ${state}\n`);
+  if (f.json) {
+    log(`${line}\nprefix: state saved to ${state}`);
+    printJson(report);
+  } else process.stdout.write(`${line}\nstate: ${state}\n`);
   return EXIT.OK;
 }
 

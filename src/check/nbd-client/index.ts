@@ -138,13 +138,14 @@ export class NbdClient {
       s.on('data', (d: Buffer) => {
         this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
         if (this.phase === 'handshake') {
+          let negotiated: boolean;
           try {
-            this.stepHandshake();
+            negotiated = this.stepHandshake();
           } catch (e) {
             fail(e instanceof ConnectionLost ? e : new ConnectionLost(`${this.uri}: ${(e as Error).message}`));
             return;
           }
-          if (this.phase === 'transmission') {
+          if (negotiated) {
             settled = true;
             clearTimeout(timer);
             resolve();
@@ -156,10 +157,11 @@ export class NbdClient {
     });
   }
 
-  private stepHandshake(): void {
+  /** Handles what arrived during the handshake; true once in transmission. */
+  private stepHandshake(): boolean {
     for (;;) {
       if (this.hs === 'greeting') {
-        if (this.buf.length < 18) return;
+        if (this.buf.length < 18) return false;
         if (!this.buf.subarray(0, 8).equals(NBDMAGIC) || !this.buf.subarray(8, 16).equals(IHAVEOPT)) throw new Error('bad greeting');
         this.buf = this.buf.subarray(18);
         const flags = Buffer.alloc(4);
@@ -177,11 +179,11 @@ export class NbdClient {
         this.hs = 'go';
         continue;
       }
-      if (this.buf.length < 20) return;
+      if (this.buf.length < 20) return false;
       if (this.buf.readBigUInt64BE(0) !== OPT_REPLY_MAGIC) throw new Error('bad option reply magic');
       const type = this.buf.readUInt32BE(12);
       const len = this.buf.readUInt32BE(16);
-      if (this.buf.length < 20 + len) return;
+      if (this.buf.length < 20 + len) return false;
       const data = this.buf.subarray(20, 20 + len);
       this.buf = this.buf.subarray(20 + len);
       if (type === REP_INFO) {
@@ -193,7 +195,7 @@ export class NbdClient {
       }
       if (type === REP_ACK) {
         this.phase = 'transmission';
-        return;
+        return true;
       }
       throw new ConnectionLost(`${this.uri}: export ${JSON.stringify(this.target.name)} refused (reply 0x${type.toString(16)} ${data.toString()})`);
     }
