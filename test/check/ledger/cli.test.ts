@@ -61,8 +61,9 @@ describe('sanbox check ledger', () => {
     const lie = await startLyingServer(50);
     try {
       const state = join(dir, 'lie.json');
-      const w = await runSanbox(['check', 'ledger', 'write', '--uri', lie.uri, '--state', state, '--seconds', '1.5', '--blocks', '128', '--seed', '14', '--connections', '2', '-q', '--json']);
+      const w = await runSanbox(['check', 'ledger', 'write', '--uri', lie.uri, '--state', state, '--seconds', '60', '--max-writes', '3000', '--blocks', '128', '--seed', '14', '--connections', '2', '-q', '--json']);
       expect(w.code, w.err).toBe(0);
+      expect(w.json.issued).toBeGreaterThanOrEqual(3000); // bounded by count, not time: block 5 is overwritten however slow the machine
       expect(w.json.acked).toBe(w.json.issued); // the lie: every write acknowledged
       const v = await runSanbox(['check', 'ledger', 'verify', '--uri', lie.uri, '--state', state, '--json']);
       expect(v.code, v.err).toBe(1);
@@ -83,7 +84,7 @@ describe('sanbox check ledger', () => {
     server = await serve(dir, port);
     const uri = server.uri('disk');
     const state = join(dir, 'ledger.json');
-    const writer = runSanbox(['check', 'ledger', 'write', '--uri', uri, '--state', state, '--seconds', '6', '--blocks', '256', '--seed', '6', '--json', '-q', '--reconnect-timeout', '20']);
+    const writer = runSanbox(['check', 'ledger', 'write', '--uri', uri, '--state', state, '--seconds', '10', '--blocks', '256', '--seed', '6', '--json', '-q', '--reconnect-timeout', '20']);
     // Kill only once the writer is writing (its blocks reach the image), however slowly it started.
     const image = server.image(0);
     const deadline = Date.now() + 20_000;
