@@ -252,6 +252,7 @@ export interface PrefixWriteFlags {
   seed?: string;
   blocks?: string;
   depth?: string;
+  maxWrites?: string;
   runId?: string;
   json?: boolean;
   quiet?: boolean;
@@ -263,6 +264,7 @@ export async function prefixWriteCommand(f: PrefixWriteFlags): Promise<number> {
   const durationMs = secondsArg(f.seconds, '--seconds', 10) * 1000;
   const seed = intArg(f.seed, '--seed', 1, 0, 0xffffffff);
   const depth = intArg(f.depth, '--depth', 4, 1, 256);
+  const maxWrites = f.maxWrites === undefined ? undefined : intArg(f.maxWrites, '--max-writes', 0, 1);
   const run = f.runId === undefined ? undefined : intArg(f.runId, '--run-id', 0, 1, 0xffffffff);
   const requested = f.blocks === undefined ? undefined : intArg(f.blocks, '--blocks', 0, 1);
   const sizes = await probeSizes(uris);
@@ -273,7 +275,7 @@ export async function prefixWriteCommand(f: PrefixWriteFlags): Promise<number> {
   const log = (m: string) => {
     if (!f.quiet) process.stderr.write(`${m}\n`);
   };
-  const w = new PrefixWriter({ run, blocks, seed, depth });
+  const w = new PrefixWriter({ run, blocks, seed, depth, maxWrites });
   const t0 = Date.now();
   await w.start(uris);
   const save = () => savePrefixState(state, w.state(seed));
@@ -339,7 +341,7 @@ export async function fsCheckCommand(f: { uri?: string[]; json?: boolean }): Pro
 
 // ---- the commands ----
 
-const collect = (v: string, prev: string[]) => [...prev, v];
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
 export function addCheckCommands(program: Command, run: Run): void {
   const check = program
@@ -352,7 +354,7 @@ Exit codes: 0 the property holds (write: the workload ran), 1 violated (each vio
 2 usage error (bad flags or URI, unreadable state file: nothing written), 3 server unreachable.
 See docs/check.md.`,
     );
-  const uriOpt = (c: Command, desc: string) => c.option('--uri <uri>', desc, collect, [] as string[]);
+  const uriOpt = (c: Command, desc: string) => c.option('--uri <uri>', desc, collect);
 
   const ledger = check.command('ledger').description('the acknowledged-write ledger: sequence-stamped blocks, every issue and ack recorded');
   uriOpt(ledger.command('write').description('write sequence-stamped blocks over several connections, recording every issue and ack in --state'), 'nbd://HOST:PORT/EXPORT (repeatable: connections spread over them and fail over)')
@@ -386,6 +388,7 @@ See docs/check.md.`,
     .option('--seed <n>', 'seed of the block order (default 1)')
     .option('--blocks <n>', 'blocks per LUN (default: all of the smallest LUN)')
     .option('--depth <n>', 'writes in flight per LUN (default 4)')
+    .option('--max-writes <n>', 'stop after this many writes in all')
     .option('--run-id <n>', 'stamp of this run (default random)')
     .option('-q, --quiet', 'no progress on stderr')
     .option('--json', 'machine-readable report')

@@ -80,6 +80,7 @@ describe('sanbox check: usage errors exit 2 and write nothing', () => {
       [[...pw, '--uri', `${u0},${u1}`], /--state FILE is required/],
       [[...pw, '--uri', `${u0},${u1}`, '--state', st, '--seconds', '-1'], /--seconds/],
       [[...pw, '--uri', `${u0},${u1}`, '--state', st, '--depth', '0'], /--depth/],
+      [[...pw, '--uri', `${u0},${u1}`, '--state', st, '--max-writes', '0'], /--max-writes/],
       [[...pw, '--uri', `${u0},${u1}`, '--state', st, '--blocks', '5000'], /smallest LUN holds 4096 blocks/],
       [[...pv, '--uri', `${u0},${u1}`, '--state', join(dir, 'absent.json')], /cannot read prefix state file/],
       [[...pv, '--uri', `${u0},${u1}`, '--state', join(dir, 'wrong-format.json')], /not a prefix state file/],

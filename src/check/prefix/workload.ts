@@ -32,6 +32,8 @@ export interface PrefixWriterOptions {
   seed?: number;
   /** writes in flight per LUN (default 4) */
   depth?: number;
+  /** stop issuing after this many writes in all (default: no bound but the blocks) */
+  maxWrites?: number;
   connectTimeoutMs?: number;
 }
 
@@ -95,6 +97,7 @@ export class PrefixWriter {
     while (!this.stopped && !c.closed) {
       while (inflight.size >= this.depth && !this.stopped) await Promise.race(inflight);
       if (this.stopped || c.closed) break;
+      if (this.writes.length >= (this.o.maxWrites ?? Infinity)) break;
       const block = free.pop();
       if (block === undefined) break;
       const w: PrefixWrite = { k: this.writes.length, lun, block, ackedAt: null, dependsOn: this.ackOrder.length };
