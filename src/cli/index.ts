@@ -18,6 +18,7 @@ import type { TargetFlags } from './target.js';
 import { addGroupCommands } from './group-commands.js';
 import { addMirrorCommands } from './mirror-commands.js';
 import { labFaultCommand, type LabFaultFlags, type LabFaultVerb } from './supervisor/index.js';
+import { addCheckCommands } from './check-verbs.js';
 
 export { EXIT } from './common.js';
 
@@ -260,6 +261,8 @@ export async function main(argv: string[]): Promise<number> {
   addMirrorCommands(program, run);
 
   addGroupCommands(program, run);
+
+  addCheckCommands(program, run);
 
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();

@@ -1,27 +1,14 @@
-// Shared pieces of the crash tests: a child-process array, seeded block contents, and dependent writers
-// whose result can be checked for prefix consistency.
+// Shared pieces of the crash tests: a child-process array, and the dependent writers of
+// src/check/prefix (the same workload and check as `sanbox check prefix`) behind the small
+// interface the crash tests use.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NbdClient } from './ledger/nbd-client.mjs';
-import { xorshift32 } from './random.js';
+import { PREFIX_BLOCK, PrefixChecker, PrefixWriter, type PrefixWrite } from '../../src/check/prefix/index.js';
 import { killProcess } from './launch.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-export const BLOCK = 4096;
-
-
-/** Block content of write k: a header and bytes that depend on (run, k) only. */
-export function blockOf(run: number, k: number, lun: number): Buffer {
-  const b = Buffer.allocUnsafe(BLOCK);
-  b.write('PFX1', 0, 'latin1');
-  b.writeUInt32LE(run, 4);
-  b.writeUInt32LE(k, 8);
-  b.writeUInt32LE(lun, 12);
-  const r = xorshift32(run * 7919 + k);
-  for (let i = 16; i < BLOCK; i += 4) b.writeUInt32LE((r() * 4294967296) >>> 0, i);
-  return b;
-}
+export const BLOCK = PREFIX_BLOCK;
 
 /** `node array-child.mjs CONFIG [SETUP]`; resolves when it printed its endpoints. */
 export async function startChild(cfgPath: string, setupPath?: string): Promise<{ proc: ChildProcess; nbdPort: number; apiUrl?: string }> {
@@ -47,72 +34,37 @@ export async function startChild(cfgPath: string, setupPath?: string): Promise<{
 /** SIGKILL (a crash), resolved once the child has exited. */
 export const kill = (proc: ChildProcess): Promise<void> => killProcess(proc);
 
-interface Write {
-  k: number;
-  lun: number;
-  block: number;
-  ackedAt: number | null;
-  /** how many writes were acknowledged when this one was issued */
-  dependsOn: number;
-}
-
 /**
  * Writers on LUNs disk0..disk{luns-1} of an array, one NBD connection each, `depth` writes in
- * flight, every write to a block never written before in this run.
+ * flight, every write to a block never written before in this run (src/check/prefix's PrefixWriter).
  */
 export class DependentWriters {
-  readonly writes: Write[] = [];
-  /** write indexes in acknowledgement order */
-  readonly ackOrder: number[] = [];
-  private stopped = false;
-  private running: Promise<unknown>[] = [];
-  private clients: NbdClient[] = [];
+  private readonly w: PrefixWriter;
 
   constructor(
     readonly run: number,
-    private readonly blocks: number,
-    private readonly random: () => number,
+    blocks: number,
+    random: () => number,
     private readonly luns = 2,
-    private readonly depth = 4,
-  ) {}
-
-  async start(nbdPort: number): Promise<void> {
-    this.clients = await Promise.all(Array.from({ length: this.luns }, (_, lun) => NbdClient.connect(`nbd://127.0.0.1:${nbdPort}/disk${lun}`)));
-    const free = Array.from({ length: this.luns }, () => Array.from({ length: this.blocks }, (_, i) => i));
-    for (const f of free)
-      for (let i = f.length - 1; i > 0; i--) {
-        const j = Math.floor(this.random() * (i + 1));
-        [f[i], f[j]] = [f[j]!, f[i]!];
-      }
-    this.running = this.clients.map((c, lun) => this.loop(c, lun, free[lun]!));
+    depth = 4,
+  ) {
+    this.w = new PrefixWriter({ run, blocks, random, depth });
   }
 
-  private async loop(c: NbdClient, lun: number, free: number[]): Promise<void> {
-    const inflight = new Set<Promise<void>>();
-    while (!this.stopped && !c.closed) {
-      while (inflight.size >= this.depth && !this.stopped) await Promise.race(inflight);
-      if (this.stopped || c.closed) break;
-      const block = free.pop();
-      if (block === undefined) break;
-      const w: Write = { k: this.writes.length, lun, block, ackedAt: null, dependsOn: this.ackOrder.length };
-      this.writes.push(w);
-      const p = c.write(block * BLOCK, blockOf(this.run, w.k, lun)).then(
-        () => {
-          w.ackedAt = performance.now();
-          this.ackOrder.push(w.k);
-        },
-        () => undefined,
-      );
-      const tracked = p.finally(() => inflight.delete(tracked));
-      inflight.add(tracked);
-    }
-    await Promise.allSettled([...inflight]);
+  get writes(): readonly PrefixWrite[] {
+    return this.w.writes;
+  }
+  /** write indexes in acknowledgement order */
+  get ackOrder(): readonly number[] {
+    return this.w.ackOrder;
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await Promise.allSettled(this.running);
-    for (const c of this.clients) c.destroy();
+  start(nbdPort: number): Promise<void> {
+    return this.w.start(Array.from({ length: this.luns }, (_, lun) => `nbd://127.0.0.1:${nbdPort}/disk${lun}`));
+  }
+
+  stop(): Promise<void> {
+    return this.w.stop();
   }
 
   /**
@@ -121,26 +73,13 @@ export class DependentWriters {
    * is present too. Returns the present writes; throws with the first violation.
    */
   check(images: Buffer[], what: string): Set<number> {
-    const present = new Set<number>();
+    const state = this.w.state();
+    const c = new PrefixChecker(state, 1);
     images.forEach((img, lun) => {
-      for (let b = 0; b < this.blocks; b++) {
-        const blk = img.subarray(b * BLOCK, (b + 1) * BLOCK);
-        if (blk.every((x) => x === 0)) continue;
-        const k = blk.readUInt32LE(8);
-        const w = this.writes[k];
-        if (blk.toString('latin1', 0, 4) !== 'PFX1' || blk.readUInt32LE(4) !== this.run) throw new Error(`${what}: block ${b} of disk${lun} is not a write of run ${this.run}`);
-        if (!w || w.lun !== lun || w.block !== b) throw new Error(`${what}: write ${k} found at disk${lun} block ${b}, written to disk${w?.lun} block ${w?.block}`);
-        if (!blk.equals(blockOf(this.run, k, lun))) throw new Error(`${what}: block ${b} of disk${lun} holds a torn write ${k}`);
-        present.add(k);
-      }
+      for (let b = 0; b < state.blocks; b++) c.block(lun, b, img.subarray(b * BLOCK, (b + 1) * BLOCK));
     });
-    for (const k of present) {
-      const w = this.writes[k]!;
-      for (let i = 0; i < w.dependsOn; i++) {
-        const dep = this.ackOrder[i]!;
-        if (!present.has(dep)) throw new Error(`${what}: write ${k} (disk${w.lun}) is present, but write ${dep} (disk${this.writes[dep]!.lun}), acknowledged before ${k} was issued, is not: not a prefix`);
-      }
-    }
-    return present;
+    const r = c.finish();
+    if (!r.ok) throw new Error(`${what}: ${r.details[0]!.detail}`);
+    return c.presentWrites();
   }
 }

@@ -2,7 +2,7 @@
 // acknowledged-write ledger: the owner SP is SIGKILLed mid-write, and the whole array loses power
 // mid-write (battery good) and gets it back.
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatVerifyReport, formatWriteReport, LedgerWriter, verifyLedger } from '../support/ledger/ledger.mjs';
+import { formatVerifyReport, formatWriteReport, LedgerWriter, verifyLedger } from '../../src/check/ledger/index.js';
 import { imageOf, makeLab, mirrorLun, MiB, until, type MirrorSpLab } from '../support/mirror-sp-lab.js';
 
 let lab: MirrorSpLab | null = null;

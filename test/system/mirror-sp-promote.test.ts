@@ -2,7 +2,7 @@
 // host writes through both SP ports; the single-process secondary array is promoted and must hold
 // every acknowledged write (synchronous mirroring: the ack waited for it).
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatVerifyReport, formatWriteReport, LedgerWriter, verifyLedger } from '../support/ledger/ledger.mjs';
+import { formatVerifyReport, formatWriteReport, LedgerWriter, verifyLedger } from '../../src/check/ledger/index.js';
 import { makeLab, until, type MirrorSpLab } from '../support/mirror-sp-lab.js';
 
 let lab: MirrorSpLab | null = null;

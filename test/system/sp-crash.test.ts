@@ -7,7 +7,7 @@
  * survivor's mirror copy) and a dead forwarding path (the survivor's own LUN).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatVerifyReport, formatWriteReport, LedgerWriter, verifyLedger, type WriteReport } from '../support/ledger/ledger.mjs';
+import { formatVerifyReport, formatWriteReport, LedgerWriter, verifyLedger, type WriteReport } from '../../src/check/ledger/index.js';
 import { startLab, type SpLab } from '../support/sp-lab.js';
 
 const WRITER = { connections: 4, depth: 4, blocks: 512, durationMs: 40_000, maxWrites: 80_000, reconnectTimeoutMs: 20_000 };

@@ -11,7 +11,7 @@
  * Idle destaging is off (idleMs: 0) so that acknowledged data really sits in the cache.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatVerifyReport, formatWriteReport, LedgerWriter, NbdClient, NbdReplyError, verifyLedger } from '../support/ledger/ledger.mjs';
+import { formatVerifyReport, formatWriteReport, LedgerWriter, NbdClient, NbdReplyError, verifyLedger } from '../../src/check/ledger/index.js';
 import { startLab, type SpLab } from '../support/sp-lab.js';
 
 const WRITER = { connections: 4, depth: 4, blocks: 512, durationMs: 30_000, maxWrites: 60_000, reconnectTimeoutMs: 5_000 };

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatVerifyReport, formatWriteReport, LedgerWriter, verifyImageFile } from '../support/ledger/ledger.mjs';
+import { formatVerifyReport, formatWriteReport, LedgerWriter, verifyImageFile } from '../../src/check/ledger/index.js';
 import { startLab, type SpLab } from '../support/sp-lab.js';
 
 const WRITER = { connections: 4, depth: 4, blocks: 512, durationMs: 3000, maxWrites: 8000 };

@@ -4,7 +4,7 @@
  * acknowledged write is there through either port.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatVerifyReport, formatWriteReport, LedgerWriter, verifyLedger } from '../support/ledger/ledger.mjs';
+import { formatVerifyReport, formatWriteReport, LedgerWriter, verifyLedger } from '../../src/check/ledger/index.js';
 import { startLab, type SpLab } from '../support/sp-lab.js';
 
 describe('ledger across trespass', { timeout: 120_000 }, () => {

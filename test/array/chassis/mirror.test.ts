@@ -4,7 +4,7 @@
 // secondary image refuses host writes through both SPs.
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { NbdClient } from '../../support/ledger/ledger.mjs';
+import { NbdClient } from '../../../src/check/nbd-client/index.js';
 import { imageOf, makeLab, mirrorLun, MiB, until, type MirrorSpLab } from '../../support/mirror-sp-lab.js';
 
 let lab: MirrorSpLab | null = null;

@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startArray, type RunningArray } from '../../../src/control/service.js';
-import { LedgerWriter, verifyLedger } from '../../support/ledger/ledger.mjs';
+import { LedgerWriter, verifyLedger } from '../../../src/check/ledger/index.js';
 import { freePort, linkBetween, until, SECRET } from '../../support/mirror-lab.js';
 import { kill, startChild } from '../../support/workload.js';
 

@@ -8,12 +8,10 @@ import { mkdtempSync, openSync, readSync, rmSync, writeSync, closeSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkBlock, decodeBlock, encodeBlock, formatVerifyReport, formatWriteReport, Ledger, LedgerWriter, verifyImageFile, verifyLedger } from './ledger.mjs';
-import { serve, type Served } from '../serve.js';
-import { freePort } from '../net.js';
-import { FileBackingStore } from '../../../src/block/index.js';
-import type { BlockDevice, WriteOptions } from '../../../src/block/index.js';
-import { NbdServer } from '../../../src/nbd/index.js';
+import { checkBlock, decodeBlock, encodeBlock, formatVerifyReport, formatWriteReport, Ledger, LedgerWriter, verifyImageFile, verifyLedger } from '../../../src/check/ledger/index.js';
+import { serve, type Served } from '../../support/serve.js';
+import { freePort } from '../../support/net.js';
+import { startLyingServer } from '../lying-server.js';
 
 describe('block format', () => {
   it('round-trips and tells zero, stamp, mixed and garbage apart', () => {
@@ -55,6 +53,36 @@ describe('block format', () => {
     const back = Ledger.fromJSON(JSON.parse(JSON.stringify(l.toJSON())));
     expect(checkBlock(back, 2, encodeBlock(5, 1, 2, 9, 4096))).toBeNull();
     expect(checkBlock(back, 2, encodeBlock(5, 0, 2, 1, 4096))?.kind).toBe('stale');
+  });
+});
+
+describe('ledger state file', () => {
+  const good = () => {
+    const l = new Ledger({ runId: 9, blocks: 4 });
+    l.issued(1, 1, 0);
+    l.settle(1, 1, 'acked');
+    l.issued(1, 2, 0);
+    return JSON.parse(JSON.stringify(l.toJSON()));
+  };
+  it('loads what it saved, and rejects every malformed field with its path', () => {
+    expect(Ledger.fromJSON(good()).entries.get(1)!.acked).toEqual({ seq: 1, writer: 0 });
+    const cases: [string, (j: any) => void, RegExp][] = [
+      ['format', (j) => (j.format = 'sanbox-ledger/0'), /not a ledger file/],
+      ['runId', (j) => (j.runId = -1), /runId/],
+      ['blockSize', (j) => (j.blockSize = 1000), /blockSize/],
+      ['blocks', (j) => (j.blocks = 0), /blocks/],
+      ['initial', (j) => (j.initial = 'ones'), /initial/],
+      ['entry index', (j) => (j.entries['7'] = j.entries['1']), /entries\[7\]/],
+      ['acked', (j) => (j.entries['1'].acked = { seq: 'x' }), /entries\[1\]\.acked/],
+      ['uncertain state', (j) => (j.entries['1'].uncertain[0].state = 'maybe'), /entries\[1\]\.uncertain\[0\]/],
+      ['frozen', (j) => (j.entries['1'].frozen = 1), /frozen/],
+    ];
+    for (const [what, spoil, msg] of cases) {
+      const j = good();
+      spoil(j);
+      expect(() => Ledger.fromJSON(j), what).toThrow(msg);
+    }
+    expect(() => Ledger.fromJSON([])).toThrow(/not a JSON object/);
   });
 });
 
@@ -151,79 +179,21 @@ describe('ledger against sanbox serve', () => {
   });
 });
 
-/** Acks every write but drops every `dropEvery`th one, and every write to block 5 after its first. */
-class LyingDevice implements BlockDevice {
-  private n = 0;
-  constructor(
-    private readonly inner: BlockDevice,
-    private readonly dropEvery: number,
-  ) {}
-  get size() {
-    return this.inner.size;
-  }
-  get blockSize() {
-    return this.inner.blockSize;
-  }
-  get readOnly() {
-    return false;
-  }
-  get capabilities() {
-    return this.inner.capabilities;
-  }
-  read(o: number, l: number, into?: Buffer) {
-    return this.inner.read(o, l, into);
-  }
-  async write(o: number, d: Buffer, opts?: WriteOptions) {
-    if (++this.n % this.dropEvery === 0) return; // acked, never written
-    // Block 5 keeps its first version for ever: a stale copy served after every later ack.
-    if (o === 5 * 4096 && this.frozen++ > 0) return;
-    return this.inner.write(o, d, opts);
-  }
-  private frozen = 0;
-  flush() {
-    return this.inner.flush();
-  }
-  trim(o: number, l: number) {
-    return this.inner.trim(o, l);
-  }
-  writeZeroes(o: number, l: number) {
-    return this.inner.writeZeroes(o, l);
-  }
-  blockStatus(o: number, l: number) {
-    return this.inner.blockStatus(o, l);
-  }
-  cache(o: number, l: number) {
-    return this.inner.cache(o, l);
-  }
-  close() {
-    return this.inner.close();
-  }
-}
-
 describe('ledger against a server that drops acknowledged writes', () => {
   it('reports stale and lost blocks', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sanbox-ledger-lie-'));
-    const path = join(dir, 'lie.img');
-    await FileBackingStore.create(path, 8 << 20);
-    const store = await FileBackingStore.open(path);
-    const exp = { name: 'lie', device: new LyingDevice(store, 50) };
-    const nbd = new NbdServer({ catalog: { lookup: (n: string) => (n === 'lie' || n === '' ? exp : undefined), list: () => [exp] } });
+    const lie = await startLyingServer(50);
     try {
-      const { port } = await nbd.listen(0, '127.0.0.1');
-      const uri = `nbd://127.0.0.1:${port}/lie`;
-      const w = new LedgerWriter({ endpoints: [uri], connections: 2, depth: 4, blocks: 128, seed: 14, durationMs: 1500, maxWrites: 3000 });
+      const w = new LedgerWriter({ endpoints: [lie.uri], connections: 2, depth: 4, blocks: 128, seed: 14, durationMs: 1500, maxWrites: 3000 });
       const rep = await w.run();
       expect(rep.acked).toBe(rep.issued);
-      const v = await verifyLedger(w.ledger, { endpoints: [uri] });
+      const v = await verifyLedger(w.ledger, { endpoints: [lie.uri] });
       console.log(formatVerifyReport(v));
       expect(v.ok).toBe(false);
       expect(v.violations).toBeGreaterThan(0);
       expect(v.details.find((d) => d.block === 5)?.kind).toBe('stale');
       for (const k of Object.keys(v.violationsByKind)) expect(['stale', 'lost']).toContain(k);
     } finally {
-      await nbd.close?.();
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
+      await lie.close();
     }
   });
 });
