@@ -4,35 +4,13 @@
 import { relative } from 'node:path';
 import { onTestFailed } from 'vitest';
 import { REPO } from './paths.js';
+import { xorshift32, type Random } from '../../src/random/index.js';
 
-/** A random source: numbers in [0, 1). */
-export type Random = () => number;
+/** The generators are the product's own (src/random): a test's draws match a workload's. */
+export { mulberry32, xorshift32, type Random } from '../../src/random/index.js';
 
 /** The environment variable that reruns one seed. */
 export const SEED_ENV = 'SANBOX_SEED';
-
-/** xorshift32 (a zero seed is taken as 1). */
-export function xorshift32(seed: number): Random {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
-
-/** mulberry32. */
-export function mulberry32(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The 31-bit linear congruential generator of C's rand() (seed * 1103515245 + 12345). */
 export function lcg31(seed: number): Random {

@@ -6,7 +6,7 @@
  * run and garbage are all told apart, and any version can be rebuilt from its coordinates.
  */
 import { crc32 } from 'node:zlib';
-import { mixSeed, mulberry32 } from '../random/index.js';
+import { mixSeed, mulberry32 } from '../../random/index.js';
 
 export const SECTOR = 512;
 const MAGIC = Buffer.from('SBXLEDG1');

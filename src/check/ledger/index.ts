@@ -21,4 +21,4 @@ export {
 export { LedgerWriter, type WriterOptions, type WriterStats, type WriteReport, type FaultRecord } from './writer.js';
 export { verifyLedger, verifyImageFile, formatWriteReport, formatVerifyReport, VerifyUnreachable, type VerifyOptions, type VerifyReport, type Unreadable } from './verify.js';
 export { NbdClient, ConnectionLost, NbdReplyError } from '../nbd-client/index.js';
-export { mulberry32 as rng } from '../random/index.js';
+export { mulberry32 as rng } from '../../random/index.js';

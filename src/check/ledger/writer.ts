@@ -16,7 +16,7 @@ import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
 import { ignoreOnClose } from '../../errors/index.js';
 import { ConnectionLost, NbdClient, NbdReplyError } from '../nbd-client/index.js';
-import { mulberry32, type Random } from '../random/index.js';
+import { mulberry32, type Random } from '../../random/index.js';
 import { encodeBlock } from './block-format.js';
 import { Ledger, type InitialContent } from './ledger.js';
 

@@ -7,7 +7,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { NbdClient, parseNbdUri } from '../nbd-client/index.js';
-import { xorshift32, type Random } from '../random/index.js';
+import { xorshift32, type Random } from '../../random/index.js';
 import { PREFIX_BLOCK, type PrefixState, type PrefixWrite } from './state.js';
 
 /** Block content of write k: a header and bytes that depend on (run, k) only. */

@@ -4,19 +4,11 @@
  * sets and clears it without rebuilding the stack. A process keeps one per LUN in a
  * DiskFaultTable.
  */
+import { mulberry32 } from '../../random/index.js';
 import { decide, DISK_OPS, type DiskFaultDecision, type DiskFaultSpec, type DiskOp } from './spec.js';
 
-/** mulberry32: a small seeded generator of numbers in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator of a fault's draws. */
+export const seededRandom = mulberry32;
 
 export type OpCounts = Record<DiskOp, number>;
 

@@ -1,6 +1,6 @@
 /**
- * Seeded random sources of the workloads (src/check): the same seed gives the same blocks, the
- * same block choices and the same content, so a run can be repeated and any version rebuilt.
+ * Seeded random sources: the same seed gives the same draws, so a workload (src/check), a fault
+ * schedule (src/fault) or a test (test/support/random.ts) can be repeated exactly.
  */
 
 /** A random source: numbers in [0, 1). */
