@@ -32,6 +32,11 @@
  * delays what the fault matches, so every layer above sees a failing disk. On a two-SP array
  * each SP process has its own (the chassis gives the fault to both), and the chassis's
  * OwnerLunDevice path sees the owner SP's errors as they are.
+ *
+ * Callers: control/service.ts (the single-process array and the chassis) and the SP process
+ * (array/sp-process/lun-stack.ts). The SP process is the composition root of its own process, so
+ * its import of this module is the one that points up the tree. The leaves are opened where their
+ * resources are owned: the LUN table opens image files, the chassis its OwnerLunDevice.
  */
 import { checked, FileBackingStore, type BlockDevice, type DeviceCapabilities } from '../block/index.js';
 import { DiskFaultLayer, type DiskFaultState } from '../fault/index.js';
