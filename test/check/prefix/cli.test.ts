@@ -113,7 +113,14 @@ describe('sanbox check prefix', () => {
     const copy = await start('copy');
     apply(copy, st, st.ackOrder);
     const [a, b] = [st.writes[st.ackOrder[0]!]!, st.writes[st.ackOrder[1]!]!];
-    const free = (lun: number) => [...Array(st.blocks).keys()].find((x) => !st.writes.some((w) => w.lun === lun && w.block === x))!;
+    // Blocks this run never wrote, per LUN; each planted block takes its own (the foreign and
+    // the misplaced one may land on the same LUN).
+    const unused = [0, 1].map((lun) => [...Array(st.blocks).keys()].filter((x) => !st.writes.some((w) => w.lun === lun && w.block === x)));
+    const free = (lun: number) => {
+      const x = unused[lun]!.shift();
+      if (x === undefined) throw new Error(`no unused block left on LUN ${lun}`);
+      return x;
+    };
     const fd0 = openSync(copy.image(0), 'r+');
     const fd1 = openSync(copy.image(1), 'r+');
     const fdOf = (lun: number) => (lun === 0 ? fd0 : fd1);
