@@ -4,7 +4,9 @@
  * the step is awaited and its error dropped with a reason, shown when SANBOX_DEBUG is set (not
  * under SANBOX_PARANOID: tests compare the stderr of the commands they run). Everywhere else an error is reported (an event, a log line) or thrown.
  */
-export function ignoreOnClose(p: Promise<unknown>, why: string): Promise<void> {
+export function ignoreOnClose(p: Promise<unknown> | undefined, why: string): Promise<void> {
+  // undefined: a step that does not exist this time (no listener, no resync running).
+  if (!p) return Promise.resolve();
   return p.then(
     () => undefined,
     (e: unknown) => {

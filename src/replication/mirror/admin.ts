@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { ignoreOnClose } from '../../errors/index.js';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { MetadataStore } from '../../metadata/index.js';
@@ -11,7 +12,6 @@ import type { PeerLinks } from './peer-link.js';
 import { applyChecked, type MirrorRecords } from './records.js';
 import { regionCrcs, summarize, VERIFY_BATCH_BYTES } from './regions.js';
 import type { Resync } from './resync.js';
-import { waitOnClose } from './settle.js';
 import {
   MirrorError,
   type AddSecondaryParams,
@@ -181,7 +181,7 @@ export class MirrorAdmin implements MirrorControl {
             .catch((err) => this.event('push-failed', { mirrorId: e.id, imageId: peer.imageId, why: 'removed from the mirror', error: (err as Error)?.message }));
         ps.peers.delete(img.imageId);
         peer.client?.close();
-        await waitOnClose(peer.resync?.done, `stopping the resync of removed secondary ${peer.imageId}`);
+        await ignoreOnClose(peer.resync?.done, `stopping the resync of removed secondary ${peer.imageId}`);
         await peer.fracture.remove();
       }
       if (e.splitBrain?.imageId === img.imageId) e.splitBrain = null;

@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
+import { ignoreOnClose } from '../../errors/index.js';
 import { BitmapCorruptError, RegionBitmap } from '../../native/index.js';
-import { waitOnClose } from './settle.js';
 
 /**
  * A region bitmap kept on disk (write-intent log, fracture log): two slots in one file, written
@@ -140,8 +140,8 @@ export class BitmapFile {
 
   async close(): Promise<void> {
     // The last write's failure is the caller's of persist(); closing goes on (no event sink here).
-    if (this.dirty) await waitOnClose(this.persist(), `writing ${this.path} at close`);
-    while (this.running || this.next) await waitOnClose((this.next ?? this.running)!, `waiting for a write of ${this.path} at close`);
+    if (this.dirty) await ignoreOnClose(this.persist(), `writing ${this.path} at close`);
+    while (this.running || this.next) await ignoreOnClose((this.next ?? this.running)!, `waiting for a write of ${this.path} at close`);
     const fh = this.fh;
     this.fh = null;
     await fh?.close();

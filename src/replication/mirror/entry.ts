@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { MetadataStore } from '../../metadata/index.js';
 import type { RegionBitmap } from '../../native/index.js';
 import { primaryOf, type MirrorDbRecord, type MirrorImage } from '../state/index.js';
+import { SerialQueue } from '../../serial/index.js';
 import type { BitmapFile } from './bitmap-file.js';
 import { peerPhase, type PeerPhase } from './peer-phase.js';
 import type { PrimarySide, SecondaryPeer } from './primary.js';
@@ -22,7 +23,8 @@ export interface Entry {
   divergence: Divergence | null;
   splitBrain: SplitBrain | null;
   /** serializes changes of the record and of the roles */
-  chain: Promise<unknown>;
+  /** One change of the record at a time (records.exclusive). */
+  serial: SerialQueue;
 }
 
 /** What a demoted (former) primary keeps for the new primary: the regions it may have changed. */
@@ -41,7 +43,7 @@ export interface SplitBrain {
 }
 
 export function newEntry(db: MirrorDbRecord, dir: string, store: MetadataStore<MirrorDbRecord>, lun: MirrorLun, localImageId: string): Entry {
-  return { id: db.mirrorId, db, dir, store, lun, localImageId, primary: null, divergence: null, splitBrain: null, chain: Promise.resolve() };
+  return { id: db.mirrorId, db, dir, store, lun, localImageId, primary: null, divergence: null, splitBrain: null, serial: new SerialQueue() };
 }
 
 /** The mirror's extent: the primary's size. */

@@ -1,4 +1,5 @@
 import { promises as fsp } from 'node:fs';
+import { ignoreOnClose } from '../../errors/index.js';
 import { join } from 'node:path';
 import { MetadataStore } from '../../metadata/index.js';
 import type { RemoteLinkServer } from '../../link/protocol/index.js';
@@ -15,7 +16,6 @@ import { PrimarySide, SecondaryPeer } from './primary.js';
 import { loadRecord, MirrorRecords } from './records.js';
 import { Resync } from './resync.js';
 import { SecondarySide } from './secondary.js';
-import { waitOnClose } from './settle.js';
 import {
   DEFAULT_TIMERS,
   MirrorError,
@@ -132,7 +132,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
     try {
       await node.start();
     } catch (e) {
-      await waitOnClose(node.close(), 'closing a node that failed to open');
+      await ignoreOnClose(node.close(), 'closing a node that failed to open');
       throw e;
     }
     return node;
@@ -355,7 +355,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
       if (p.resync) p.resync.stop = true;
       p.client?.close();
     }
-    for (const p of ps.peers.values()) await waitOnClose(p.resync?.done, `stopping the resync of ${p.imageId}`);
+    for (const p of ps.peers.values()) await ignoreOnClose(p.resync?.done, `stopping the resync of ${p.imageId}`);
     for (const p of ps.peers.values()) await (removeFiles ? p.fracture.remove() : p.fracture.close());
     if (!removeFiles) {
       ps.wil.flushClears();
@@ -416,11 +416,11 @@ export class MirrorNode implements MirrorControl, GroupHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await waitOnClose(this.server?.close(), 'closing the remote-link listener');
+    await ignoreOnClose(this.server?.close(), 'closing the remote-link listener');
     if (this.suspended) return; // crash() closed every file already
     await this.groups.close();
     for (const e of this.records.entries.values()) {
-      await e.chain; // settled: never rejects (./records.ts, exclusive)
+      await e.serial.drained();
       const ps = e.primary;
       if (ps) {
         await Promise.race([ps.idle(), new Promise((r) => setTimeout(r, closeDrainTimeoutMs))]);
@@ -459,16 +459,16 @@ export class MirrorNode implements MirrorControl, GroupHost {
         c?.close();
       }
     }
-    await waitOnClose(server?.close(), 'closing the remote-link listener at power loss');
+    await ignoreOnClose(server?.close(), 'closing the remote-link listener at power loss');
     await this.groups.close({ abandon: true });
     for (const e of entries) {
       const ps = e.primary;
       if (ps) {
-        for (const p of ps.peers.values()) await waitOnClose(p.resync?.done, `stopping the resync of ${p.imageId} at power loss`);
-        for (const p of ps.peers.values()) await waitOnClose(p.fracture.close(), `closing the fracture log of ${p.imageId} at power loss`);
-        await waitOnClose(ps.wilFile.close(), 'closing the write-intent log at power loss'); // marks only: flushClears() is not called
+        for (const p of ps.peers.values()) await ignoreOnClose(p.resync?.done, `stopping the resync of ${p.imageId} at power loss`);
+        for (const p of ps.peers.values()) await ignoreOnClose(p.fracture.close(), `closing the fracture log of ${p.imageId} at power loss`);
+        await ignoreOnClose(ps.wilFile.close(), 'closing the write-intent log at power loss'); // marks only: flushClears() is not called
       }
-      await waitOnClose(e.divergence?.file.close(), 'closing the divergence bitmap at power loss');
+      await ignoreOnClose(e.divergence?.file.close(), 'closing the divergence bitmap at power loss');
     }
     this.event('crashed', { mirrors: entries.length, detail: 'array power lost: links dropped, write-intent log kept as on disk' });
   }

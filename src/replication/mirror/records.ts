@@ -1,6 +1,5 @@
 import { applyOp, assertMirrorChangeInvariants, assertMirrorRecordInvariants, MirrorOpError, parseMirrorDb, type MirrorDbRecord, type MirrorDbEvent, type MirrorOp } from '../state/index.js';
 import type { Entry } from './entry.js';
-import { settled } from './settle.js';
 import { MirrorError } from './types.js';
 
 /**
@@ -69,9 +68,7 @@ export class MirrorRecords {
 
   /** Serialized per mirror: `fn` runs after every earlier change of `e` finished. */
   exclusive<T>(e: Entry, fn: () => Promise<T>): Promise<T> {
-    const run = e.chain.then(fn);
-    e.chain = settled(run);
-    return run;
+    return e.serial.run(fn);
   }
 
   async save(e: Entry, db: MirrorDbRecord): Promise<void> {
