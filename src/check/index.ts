@@ -7,4 +7,5 @@
 export * as ledger from './ledger/index.js';
 export * as prefix from './prefix/index.js';
 export { checkFileSystem, fsCheckUnavailable, FsCheckUnavailable, type FsCheckReport } from './fs/index.js';
+export { LatencyWindow, latencyQuantiles, type LatencyWindowSummary, type LatencyQuantiles } from './latency-window.js';
 export { NbdClient, ConnectionLost, NbdReplyError, BadNbdUri, parseNbdUri, NBD_ERRNO } from './nbd-client/index.js';

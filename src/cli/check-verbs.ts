@@ -12,6 +12,7 @@ import { BadNbdUri, ConnectionLost, NbdClient, parseNbdUri } from '../check/nbd-
 import { formatVerifyReport, formatWriteReport, Ledger, LedgerFileError, LedgerWriter, verifyLedger, VerifyUnreachable, type WriteReport } from '../check/ledger/index.js';
 import { formatPrefixReport, loadPrefixState, PREFIX_BLOCK, PrefixFileError, PrefixWriter, savePrefixState, verifyPrefix } from '../check/prefix/index.js';
 import { checkFileSystem, FsCheckUnavailable } from '../check/fs/index.js';
+import type { LatencyWindowSummary } from '../check/latency-window.js';
 import { CliError, EXIT, printJson, usage } from './common.js';
 import type { Run } from './command-kit.js';
 
@@ -130,6 +131,15 @@ function saveOrSay(save: () => void, path: string): void {
   }
 }
 
+/**
+ * One `--progress-json` line on stderr: a scenario runner starts the write verbs as children and
+ * reads these, once per tick and once at the end, for the host's write latency of each second.
+ * Independent of -q, which silences only the lines meant for people.
+ */
+function progressJson(kind: 'ledger' | 'prefix', counts: Record<string, number>, window: LatencyWindowSummary): void {
+  process.stderr.write(`${JSON.stringify({ progress: kind, t: Date.now(), ...counts, window })}\n`);
+}
+
 // ---- sanbox check ledger write | verify ----
 
 export interface LedgerWriteFlags {
@@ -148,6 +158,7 @@ export interface LedgerWriteFlags {
   runId?: string;
   json?: boolean;
   quiet?: boolean;
+  progressJson?: boolean;
 }
 
 export async function ledgerWriteCommand(f: LedgerWriteFlags): Promise<number> {
@@ -177,7 +188,11 @@ export async function ledgerWriteCommand(f: LedgerWriteFlags): Promise<number> {
   const w = new LedgerWriter({ endpoints, blocks, durationMs, seed, connections, depth, blockSize, baseOffset, maxWrites, fuaRatio, reconnectTimeoutMs, runId });
   w.on('fault', (x: { uri: string; reason: string }) => log(`ledger: connection to ${x.uri} lost (${x.reason})`));
   w.on('reconnect', (x: { conn: number; uri: string }) => log(`ledger: connection ${x.conn} reconnected to ${x.uri}`));
+  const progress = () => {
+    if (f.progressJson) progressJson('ledger', { issued: w.stats.issued, acked: w.stats.acked, failed: w.stats.failed }, w.takeLatencyWindow());
+  };
   const tick = setInterval(() => {
+    progress(); // first, so that `t` is the tick's time and not after a long save
     const s = w.stats;
     saveOrSay(() => w.ledger.save(state), state);
     log(`ledger: issued ${s.issued} acked ${s.acked} failed ${s.failed} in-flight-at-fault ${s.inflightAtFault} reconnects ${s.reconnects}`);
@@ -197,6 +212,7 @@ export async function ledgerWriteCommand(f: LedgerWriteFlags): Promise<number> {
     throw e;
   } finally {
     clearInterval(tick);
+    progress(); // the last, partial window
   }
   w.ledger.run.savedAt = new Date().toISOString();
   w.ledger.save(state);
@@ -256,6 +272,7 @@ export interface PrefixWriteFlags {
   runId?: string;
   json?: boolean;
   quiet?: boolean;
+  progressJson?: boolean;
 }
 
 export async function prefixWriteCommand(f: PrefixWriteFlags): Promise<number> {
@@ -279,7 +296,11 @@ export async function prefixWriteCommand(f: PrefixWriteFlags): Promise<number> {
   const t0 = Date.now();
   await w.start(uris);
   const save = () => savePrefixState(state, w.state(seed));
+  const progress = () => {
+    if (f.progressJson) progressJson('prefix', { issued: w.stats.issued, acked: w.stats.acked, unknown: w.stats.unknown }, w.takeLatencyWindow());
+  };
   const tick = setInterval(() => {
+    progress(); // first, so that `t` is the tick's time and not after a long save
     saveOrSay(save, state);
     const s = w.stats;
     log(`prefix: issued ${s.issued} acked ${s.acked} unknown ${s.unknown} lost connections ${s.lostConnections}`);
@@ -297,6 +318,7 @@ export async function prefixWriteCommand(f: PrefixWriteFlags): Promise<number> {
   } finally {
     clearTimeout(timer);
     clearInterval(tick);
+    progress(); // the last, partial window
     save();
   }
   const report = { run: w.run, luns: uris, blocks, seed, elapsedMs: Date.now() - t0, ...w.stats, state };
@@ -370,7 +392,8 @@ See docs/check.md.`,
     .option('--fua <fraction>', 'fraction of writes sent with FUA (default 0)')
     .option('--reconnect-timeout <s>', 'how long a dead connection tries to come back (default 15)')
     .option('--run-id <n>', 'stamp of this run (default random)')
-    .option('-q, --quiet', 'no progress on stderr')
+    .option('-q, --quiet', 'no progress lines for people on stderr (--progress-json lines still go)')
+    .option('--progress-json', 'one JSON line of progress and ack latency on stderr every second and at the end (also with -q)')
     .option('--json', 'machine-readable report')
     .action(run(guarded((opts: LedgerWriteFlags) => ledgerWriteCommand(opts))));
   uriOpt(ledger.command('verify').description('every block holds its newest acknowledged version or a newer issued one; lists lost, stale, torn, foreign ... blocks'), 'nbd://HOST:PORT/EXPORT (repeatable: tried in order)')
@@ -390,7 +413,8 @@ See docs/check.md.`,
     .option('--depth <n>', 'writes in flight per LUN (default 4)')
     .option('--max-writes <n>', 'stop after this many writes in all')
     .option('--run-id <n>', 'stamp of this run (default random)')
-    .option('-q, --quiet', 'no progress on stderr')
+    .option('-q, --quiet', 'no progress lines for people on stderr (--progress-json lines still go)')
+    .option('--progress-json', 'one JSON line of progress and ack latency on stderr every second and at the end (also with -q)')
     .option('--json', 'machine-readable report')
     .action(run(guarded((opts: PrefixWriteFlags) => prefixWriteCommand(opts))));
   uriOpt(prefix.command('verify').description('the copy holds a prefix of the acknowledged order; reports missing acknowledged writes and the lag (RPO)'), 'nbd://HOST:PORT/LUN,... of the copy, in the order written (repeatable)')

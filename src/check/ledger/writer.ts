@@ -19,6 +19,7 @@ import { ConnectionLost, NbdClient, NbdReplyError } from '../nbd-client/index.js
 import { mulberry32, type Random } from '../../random/index.js';
 import { encodeBlock } from './block-format.js';
 import { Ledger, type InitialContent } from './ledger.js';
+import { LatencyWindow, latencyQuantiles, type LatencyWindowSummary } from '../latency-window.js';
 
 export interface WriterOptions {
   endpoints: string[];
@@ -101,6 +102,7 @@ export class LedgerWriter extends EventEmitter {
   private stopped = false;
   private conns: Conn[] = [];
   private readonly latencies: number[] = [];
+  private readonly window = new LatencyWindow();
   private deadline = 0;
 
   constructor(opts: WriterOptions) {
@@ -128,6 +130,11 @@ export class LedgerWriter extends EventEmitter {
     this.ledger = new Ledger({ runId: this.runId, blockSize: o.blockSize, baseOffset: o.baseOffset, blocks: o.blocks, initial: o.initial });
     this.ledger.run = { seed: o.seed, endpoints: o.endpoints, startedAt: new Date().toISOString(), complete: false };
     this.rand = mulberry32(o.seed);
+  }
+
+  /** Acks and their latency since the previous call (the progress ticks of `--progress-json`). */
+  takeLatencyWindow(): LatencyWindowSummary {
+    return this.window.take();
   }
 
   stop(): void {
@@ -175,8 +182,6 @@ export class LedgerWriter extends EventEmitter {
   }
 
   private report(elapsedMs: number): WriteReport {
-    const lat = [...this.latencies].sort((a, b) => a - b);
-    const q = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]! : null);
     let frozen = 0;
     for (const e of this.ledger.entries.values()) if (e.frozen) frozen++;
     this.stats.frozenBlocks = frozen;
@@ -191,7 +196,7 @@ export class LedgerWriter extends EventEmitter {
       elapsedMs,
       ...this.stats,
       faults: this.faults,
-      latencyMs: { p50: q(0.5), p99: q(0.99), max: lat.length ? lat[lat.length - 1]! : null },
+      latencyMs: latencyQuantiles([...this.latencies]),
     };
   }
 
@@ -294,7 +299,9 @@ export class LedgerWriter extends EventEmitter {
             }, o.opTimeoutMs);
           }),
         ]);
-        this.latencies.push(performance.now() - t);
+        const ms = performance.now() - t;
+        this.latencies.push(ms);
+        this.window.add(ms);
         this.ledger.settle(b, seq, 'acked');
         this.stats.acked++;
       } catch (e) {

@@ -9,6 +9,7 @@ import { randomInt } from 'node:crypto';
 import { NbdClient, parseNbdUri } from '../nbd-client/index.js';
 import { xorshift32, type Random } from '../../random/index.js';
 import { PREFIX_BLOCK, type PrefixState, type PrefixWrite } from './state.js';
+import { LatencyWindow, type LatencyWindowSummary } from '../latency-window.js';
 
 /** Block content of write k: a header and bytes that depend on (run, k) only. */
 export function prefixBlock(run: number, k: number, lun: number): Buffer {
@@ -59,6 +60,7 @@ export class PrefixWriter {
   private startedAt = 0;
   private readonly random: Random;
   private readonly depth: number;
+  private readonly window = new LatencyWindow();
 
   constructor(private readonly o: PrefixWriterOptions) {
     if (!Number.isInteger(o.blocks) || o.blocks <= 0) throw new Error(`blocks must be a positive integer, got ${o.blocks}`);
@@ -103,8 +105,12 @@ export class PrefixWriter {
       const w: PrefixWrite = { k: this.writes.length, lun, block, ackedAt: null, dependsOn: this.ackOrder.length };
       this.writes.push(w);
       this.stats.issued++;
-      const p = c.write(block * PREFIX_BLOCK, prefixBlock(this.run, w.k, lun)).then(
+      const data = prefixBlock(this.run, w.k, lun);
+      // Issue time lives in the closure the ack needs anyway: no extra object per write.
+      const issuedAt = performance.now();
+      const p = c.write(block * PREFIX_BLOCK, data).then(
         () => {
+          this.window.add(performance.now() - issuedAt);
           w.ackedAt = Date.now();
           this.ackOrder.push(w.k);
           this.stats.acked++;
@@ -118,6 +124,11 @@ export class PrefixWriter {
     }
     await Promise.allSettled([...inflight]);
     if (c.closed && !this.stopped) this.stats.lostConnections++;
+  }
+
+  /** Acks and their latency (issue to reply) since the previous call (the progress ticks of `--progress-json`). */
+  takeLatencyWindow(): LatencyWindowSummary {
+    return this.window.take();
   }
 
   async stop(): Promise<void> {

@@ -13,6 +13,7 @@ import { freePort } from '../../support/net.js';
 import { requireBuild } from '../../support/paths.js';
 import { runSanbox } from '../../support/launch.js';
 import { startLyingServer } from '../lying-server.js';
+import { expectProgress, progressLines } from '../progress-lines.js';
 
 describe('sanbox check ledger', () => {
   let dir: string;
@@ -55,6 +56,18 @@ describe('sanbox check ledger', () => {
     expect(badJson.code).toBe(1);
     expect(badJson.json).toMatchObject({ ok: false, violations: 1, violationsByKind: { lost: 1 } });
     expect(badJson.json.details[0]).toMatchObject({ block: 7, offset: 28672, kind: 'lost' });
+  });
+
+  it('--progress-json: one JSON line a second on stderr even with -q, windows adding up to the acks', async () => {
+    server = await serve(dir, 0);
+    const state = join(dir, 'ledger.json');
+    const w = await runSanbox(['check', 'ledger', 'write', '--uri', server.uri('disk'), '--state', state, '--seconds', '2.5', '--blocks', '64', '-q', '--json', '--progress-json']);
+    expect(w.code, w.err).toBe(0);
+    const lines = progressLines(w.err);
+    expect(lines.length, w.err).toBeGreaterThanOrEqual(3); // ticks at 1 s and 2 s, and the last partial window
+    expect(w.err.trim().split('\n')).toHaveLength(lines.length); // -q: nothing else on stderr
+    expectProgress(lines, 'ledger', w.json);
+    expect(lines.filter((l) => l.window.acks > 0).length).toBeGreaterThanOrEqual(2);
   });
 
   it('fails (exit 1, violations listed) against a server that drops acknowledged writes', async () => {

@@ -14,6 +14,7 @@ import { serve, type Served } from '../../support/serve.js';
 import { freePort } from '../../support/net.js';
 import { requireBuild } from '../../support/paths.js';
 import { runSanbox } from '../../support/launch.js';
+import { expectProgress, progressLines } from '../progress-lines.js';
 
 const LUNS = ['disk0=16M', 'disk1=16M'];
 
@@ -64,6 +65,21 @@ describe('sanbox check prefix', () => {
     const text = await runSanbox(['check', 'prefix', 'verify', '--uri', uris(primary), '--state', state]);
     expect(text.code).toBe(0);
     expect(text.out).toMatch(/prefix verify run \d+: OK .* 0 acknowledged writes missing, lag 0\.000 s \(RPO\)/);
+  });
+
+  it('--progress-json: one JSON line a second on stderr even with -q, windows adding up to the acks', async () => {
+    // LUNs large enough (sparse) that the fresh blocks outlast the 2.5 s however fast the machine.
+    const primary = await serve(join(dir, 'big'), 0, ['disk0=1G', 'disk1=1G']);
+    servers.push(primary);
+    const state = join(dir, 'prefix.json');
+    const w = await runSanbox(['check', 'prefix', 'write', '--uri', uris(primary), '--state', state, '--seconds', '2.5', '--depth', '2', '-q', '--json', '--progress-json']);
+    expect(w.code, w.err).toBe(0);
+    const lines = progressLines(w.err);
+    expect(lines.length, w.err).toBeGreaterThanOrEqual(2); // at least the tick at 1 s and the last partial window
+    expect(w.err.trim().split('\n')).toHaveLength(lines.length); // -q: nothing else on stderr
+    expectProgress(lines, 'prefix', w.json);
+    expect(lines[0]!.window.acks).toBeGreaterThan(0);
+    expect(w.json.elapsedMs).toBeGreaterThanOrEqual(2500); // bounded by time, not by running out of blocks
   });
 
   it('a copy holding a prefix passes and reports the RPO; an out-of-order apply fails with the violation listed', async () => {
