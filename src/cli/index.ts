@@ -19,6 +19,7 @@ import { addGroupCommands } from './group-commands.js';
 import { addMirrorCommands } from './mirror-commands.js';
 import { labFaultCommand, type LabFaultFlags, type LabFaultVerb } from './supervisor/index.js';
 import { addCheckCommands } from './check-verbs.js';
+import { addScenarioCommands } from './scenario-verbs.js';
 
 export { EXIT } from './common.js';
 
@@ -153,15 +154,17 @@ export async function main(argv: string[]): Promise<number> {
   // disk faults (any array): src/cli/fault-verbs.ts
   const disk = fault
     .command('disk')
-    .description('give a LUN a disk fault: errors (EIO/ENOSPC) and/or delays on chosen ops, seeded; --clear removes it')
+    .description('give a LUN a disk fault: errors (EIO/ENOSPC) and/or delays on chosen ops, seeded, and/or lose unflushed writes at a crash; --clear removes it')
     .argument('<array>', 'array name')
     .argument('<lun>', 'LUN id or name')
-    .option('--errors <ops>', 'ops that fail: read,write,flush,trim,zero (default: all five, or none with only --delay)')
+    .option('--errors <ops>', 'ops that fail: read,write,flush,trim,zero (default: all five, or none with only --delay or --lose-unflushed)')
     .option('--rate <p>', 'probability 0..1 that a matching request fails (default 1)')
     .option('--range <offset:length>', 'only requests overlapping this byte range (e.g. 0:1M; default the whole LUN)')
     .option('--errno <errno>', 'EIO (default) or ENOSPC')
     .option('--delay <ms[:jitter]>', 'wait MS (+ up to JITTER) ms before every matching request')
     .option('--seed <n>', 'seed of the error and jitter draws (default 1)')
+    .option('--lose-unflushed', 'hold writes without FUA in memory until a flush: the next crash of the array loses them')
+    .option('--max-unflushed <bytes>', 'with --lose-unflushed: hold at most this much (e.g. 8M; default 64M), then write the oldest down')
     .option('--show', 'show the LUN\'s disk fault and its counters')
     .option('--clear', 'remove the LUN\'s disk fault');
   targetOptions(disk).action(run((arr: string, ref: string, opts: DiskFaultFlags) => faultDiskCommand(arr, ref, opts)));
@@ -263,6 +266,7 @@ export async function main(argv: string[]): Promise<number> {
   addGroupCommands(program, run);
 
   addCheckCommands(program, run);
+  addScenarioCommands(program, run);
 
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();

@@ -1,0 +1,131 @@
+/**
+ * Every event of every array, link emulator and the lab supervisor during a run, in one list
+ * (the report's `events`): arrays through their server-sent-event streams (reconnected after a
+ * crash; a restarted array's events are read from its first), links and the supervisor by
+ * polling their `?since=` documents.
+ */
+import type { LabApis } from './apis.js';
+import type { EventRecord } from '../report/types.js';
+
+const POLL_MS = 500;
+const RECONNECT_MS = 300;
+
+interface RawEvent {
+  seq: number;
+  time?: string;
+  type: string;
+  [k: string]: unknown;
+}
+
+export class EventCollector {
+  readonly events: EventRecord[] = [];
+  private stopped = false;
+  private readonly aborts = new Set<AbortController>();
+  private readonly loops: Promise<void>[] = [];
+  private readonly listeners = new Set<(e: EventRecord) => void>();
+
+  constructor(
+    private readonly apis: LabApis,
+    private readonly startedAtMs: number,
+  ) {}
+
+  start(): void {
+    for (const a of this.apis.arrayNames()) this.loops.push(this.arrayLoop(a));
+    for (const l of this.apis.linkNames()) this.loops.push(this.pollLoop(l, () => this.apis.link(l)));
+    this.loops.push(this.pollLoop('lab', () => this.apis.control()));
+  }
+
+  onEvent(f: (e: EventRecord) => void): void {
+    this.listeners.add(f);
+  }
+
+  count(type: string, source: string | null): number {
+    return this.events.filter((e) => e.type === type && (source === null || e.source === source)).length;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const a of this.aborts) a.abort();
+    await Promise.all(this.loops);
+  }
+
+  private add(source: string, e: RawEvent): void {
+    const at = e.time ? Date.parse(e.time) : NaN;
+    const rec: EventRecord = { tMs: (Number.isFinite(at) ? at : Date.now()) - this.startedAtMs, source, type: e.type, data: e };
+    this.events.push(rec);
+    for (const f of this.listeners) f(rec);
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    if (!this.stopped) await new Promise((r) => setTimeout(r, ms));
+  }
+
+  /** Polls a `GET /v1/events?since=SEQ` document (the supervisor's, or a link emulator's). */
+  private async pollLoop(source: string, client: () => import('../../control/index.js').ApiClient): Promise<void> {
+    let since = 0;
+    while (!this.stopped) {
+      try {
+        const r = await client().request<{ events: RawEvent[] }>('GET', `/v1/events?since=${since}`);
+        for (const e of r.events) {
+          if (e.seq <= since) continue;
+          this.add(source, e);
+          since = e.seq;
+        }
+      } catch {
+        // The lab is stopping or busy; the next poll tries again (events are kept there).
+      }
+      await this.sleep(POLL_MS);
+    }
+  }
+
+  /** An array's SSE stream; after a drop, resumes after the last seq of the same process. */
+  private async arrayLoop(name: string): Promise<void> {
+    let pid: number | null = null;
+    let since = 0;
+    while (!this.stopped) {
+      try {
+        if (!this.apis.arrayRunning(name)) throw new Error('down');
+        const st = await this.apis.array(name, 5000).request<{ pid?: number }>('GET', '/v1/status');
+        if (st.pid !== pid) since = 0; // a new process: its events from the first
+        pid = st.pid ?? null;
+        await this.readStream(name, since, (e) => (since = e.seq));
+      } catch {
+        // down, restarting, or the stream ended: try again shortly
+      }
+      await this.sleep(RECONNECT_MS);
+      if (!this.stopped) this.apis.refresh();
+    }
+  }
+
+  private async readStream(name: string, since: number, seen: (e: RawEvent) => void): Promise<void> {
+    const c = this.apis.array(name);
+    const abort = new AbortController();
+    this.aborts.add(abort);
+    try {
+      const headers: Record<string, string> = { Accept: 'text/event-stream', 'Last-Event-ID': String(since) };
+      const token = this.apis.current.arrays.find((a) => a.name === name)?.api.token;
+      if (token) headers.Authorization = `Bearer ${token}`;
+      const res = await fetch(`${c.url}/v1/events`, { headers, signal: abort.signal });
+      if (!res.ok || !res.body) throw new Error(`events of ${name}: HTTP ${res.status}`);
+      const decoder = new TextDecoder();
+      let buf = '';
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buf += decoder.decode(chunk, { stream: true });
+        let cut: number;
+        while ((cut = buf.indexOf('\n\n')) >= 0) {
+          const frame = buf.slice(0, cut);
+          buf = buf.slice(cut + 2);
+          const data = frame.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+          if (!data) continue;
+          const e = JSON.parse(data) as RawEvent;
+          if (e.seq <= since) continue;
+          since = e.seq;
+          this.add(name, e);
+          seen(e);
+        }
+      }
+    } finally {
+      this.aborts.delete(abort);
+    }
+  }
+}

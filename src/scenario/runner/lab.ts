@@ -1,0 +1,139 @@
+/**
+ * The lab of one scenario run: the scenario's lab file rewritten for the run (its own lab name,
+ * free ports chosen now and fixed for the whole run so a restarted array comes back where its
+ * clients look for it, every array directory under the run's image directory), started with
+ * `sanbox up --detach` and stopped with `sanbox down`, as a user would.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse, stringify } from 'yaml';
+import type { LabState } from '../../cli/lab/index.js';
+
+/** bin/sanbox.js of this package (dist/scenario/runner/lab.js is three levels below the root). */
+export const SANBOX_BIN = fileURLToPath(new URL('../../../bin/sanbox.js', import.meta.url));
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Ports the OS says are free now (all held until every one is chosen, so none repeats). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const s = createServer();
+      servers.push(s);
+      await new Promise<void>((ok, fail) => s.once('error', fail).listen(0, '127.0.0.1', () => ok()));
+    }
+    return servers.map((s) => (s.address() as { port: number }).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
+}
+
+/**
+ * The lab file for the run: the same arrays, LUNs, links, mirrors, groups and sites, under the
+ * name `labName`, on fresh ports, with relative secret files resolved against the original.
+ */
+export async function rewriteLab(labFile: string, labName: string): Promise<string> {
+  const doc = parse(readFileSync(labFile, 'utf8')) as Obj;
+  if (!isObj(doc) || !Array.isArray(doc.arrays)) throw new Error(`${labFile}: not a lab file (no arrays:)`);
+  const arrays = (doc.arrays as unknown[]).filter(isObj).filter((a) => a.host === undefined);
+  const links = Array.isArray(doc.links) ? (doc.links as unknown[]).filter(isObj) : [];
+  const ports = await freePorts(arrays.length * 4 + links.length * 3);
+  const next = () => ports.pop() as number;
+  for (const a of arrays) {
+    delete a.dir;
+    const bind = (v: unknown) => (isObj(v) && typeof v.bind === 'string' ? v.bind : '127.0.0.1');
+    a.nbd = a.sps !== undefined ? { bind: bind(a.nbd), ports: [next(), next()] } : { bind: bind(a.nbd), port: next() };
+    a.api = { ...(isObj(a.api) ? a.api : {}), bind: bind(a.api), port: next() };
+    if (a.remoteLink !== undefined) a.remoteLink = { ...(isObj(a.remoteLink) ? a.remoteLink : {}), bind: bind(a.remoteLink), port: next() };
+  }
+  for (const l of links) {
+    l.listen = { bind: isObj(l.listen) && typeof l.listen.bind === 'string' ? l.listen.bind : '127.0.0.1', toB: next(), toA: next() };
+    l.api = { ...(isObj(l.api) ? l.api : {}), port: next() };
+    if (typeof l.secretFile === 'string' && !isAbsolute(l.secretFile)) l.secretFile = resolve(dirname(labFile), l.secretFile);
+  }
+  doc.lab = labName;
+  return `# ${labFile}, rewritten for a scenario run (lab name, ports, directories)\n${stringify(doc)}`;
+}
+
+export interface RunLab {
+  name: string;
+  file: string;
+  /** SANBOX_IMAGES of the run: array directories and the lab state */
+  imagesDir: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** The environment of everything the run starts: the lab's images and name, and `sanbox` on PATH. */
+export function labEnv(runDir: string, imagesDir: string, labName: string): NodeJS.ProcessEnv {
+  const bin = join(runDir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'sanbox'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(SANBOX_BIN)} "$@"\n`, { mode: 0o755 });
+  return { ...process.env, SANBOX_IMAGES: imagesDir, SANBOX_LAB: labName, PATH: `${bin}:${process.env.PATH ?? ''}` };
+}
+
+/** Writes the run's lab file; nothing is started yet. */
+export async function prepareLab(labFile: string, runDir: string, labName: string): Promise<RunLab> {
+  const imagesDir = join(runDir, 'images');
+  mkdirSync(imagesDir, { recursive: true });
+  const file = join(runDir, 'lab.yaml');
+  writeFileSync(file, await rewriteLab(labFile, labName));
+  return { name: labName, file, imagesDir, env: labEnv(runDir, imagesDir, labName) };
+}
+
+export interface SanboxResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  json: unknown;
+}
+
+/** Runs `sanbox ARGS` (a child process), its stdout parsed as JSON when it is. */
+export function sanbox(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<SanboxResult> {
+  return new Promise((ok, fail) => {
+    const p = spawn(process.execPath, [SANBOX_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('error', fail);
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      let json: unknown = null;
+      try {
+        json = stdout.trim() ? JSON.parse(stdout) : null;
+      } catch {
+        // not JSON: the caller looks at stdout
+      }
+      ok({ code, signal, stdout, stderr, json });
+    });
+  });
+}
+
+const UP_TIMEOUT_MS = 180_000;
+
+/** `sanbox up FILE --detach --json`: answers with the lab state once every array is ready. */
+export async function startLab(lab: RunLab): Promise<LabState> {
+  const r = await sanbox(['up', lab.file, '--detach', '--json'], lab.env, UP_TIMEOUT_MS);
+  if (r.code !== 0 || !isObj(r.json)) {
+    throw new Error(`sanbox up ${lab.file} failed (exit ${r.code ?? r.signal}): ${(r.stderr || r.stdout).trim().split('\n').slice(-8).join('\n')}`);
+  }
+  return r.json as unknown as LabState;
+}
+
+/** `sanbox down NAME`: every process of the lab stops, crashed arrays included. */
+export async function stopLab(lab: RunLab): Promise<void> {
+  const r = await sanbox(['down', lab.name, '--json'], lab.env, 60_000);
+  if (r.code !== 0) throw new Error(`sanbox down ${lab.name} failed (exit ${r.code ?? r.signal}): ${r.stderr.trim()}`);
+}
+
+/** The lab's state file as the supervisor keeps it (arrays' state, URLs, the control API). */
+export function readLabState(lab: RunLab): LabState {
+  return JSON.parse(readFileSync(join(lab.imagesDir, '.labs', `${lab.name}.json`), 'utf8')) as LabState;
+}

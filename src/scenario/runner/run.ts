@@ -1,0 +1,227 @@
+/**
+ * One scenario run: a fresh lab in the run's directory, the workloads, the steps and the
+ * nemesis's trace side by side, then the checks, the lab stopped, and the report. Every failure
+ * names the seed and the command that reruns it.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { loadLab } from '../../cli/lab/index.js';
+import { drawSchedule } from '../schedule/index.js';
+import type { ScenarioSpec } from '../spec/types.js';
+import { REPORT_FORMAT, type BacklogSample, type CheckRecord, type ScenarioReport, type StepRecord, type TraceFault } from '../report/types.js';
+import type { LinkBaseline } from './actions.js';
+import { LabApis } from './apis.js';
+import { runCheck } from './checks.js';
+import { EventCollector } from './events.js';
+import { prepareLab, startLab, stopLab } from './lab.js';
+import { Progress } from './progress.js';
+import { runSteps, runTrace, type TimelineContext } from './timeline.js';
+import { planWorkload, RunningWorkload } from './workloads.js';
+
+export interface RunOptions {
+  seed: number;
+  /** the run's directory: lab file, images, workload state files, report */
+  runDir: string;
+  /** a report's trace to replay instead of drawing one from the seed */
+  trace?: TraceFault[];
+  /** keep the image files after the run (default: removed, the report stays) */
+  keepImages?: boolean;
+  /** where progress goes (null: nowhere) */
+  progressOut?: NodeJS.WriteStream | null;
+  /** how the scenario file is named in the rerun commands */
+  fileArg?: string;
+}
+
+const BACKLOG_POLL_MS = 500;
+
+/** Lab names are 1-64 of [A-Za-z0-9._-]; a run's is its scenario's and seed's. */
+function labNameOf(spec: ScenarioSpec, seed: number): string {
+  return `scn-${spec.name}`.slice(0, 50).replace(/[^A-Za-z0-9._-]/g, '-') + `-${seed}`;
+}
+
+export async function runScenario(spec: ScenarioSpec, opts: RunOptions): Promise<ScenarioReport> {
+  const seed = opts.seed >>> 0;
+  const trace = opts.trace ?? drawSchedule(spec, seed);
+  mkdirSync(opts.runDir, { recursive: true });
+  let startedAtMs = Date.now();
+  const progress = new Progress(() => startedAtMs, opts.progressOut === undefined ? process.stderr : opts.progressOut);
+  const fileArg = opts.fileArg ?? spec.file;
+  const report: ScenarioReport = {
+    format: REPORT_FORMAT,
+    scenario: spec.name,
+    seed,
+    lab: labNameOf(spec, seed),
+    runDir: opts.runDir,
+    startedAt: new Date(startedAtMs).toISOString(),
+    startedAtMs,
+    durationMs: 0,
+    ok: false,
+    failure: null,
+    rerun: `sanbox scenario run ${fileArg} --seed ${seed}`,
+    replay: `sanbox scenario run ${fileArg} --replay ${opts.runDir}/report.json`,
+    spec,
+    trace,
+    steps: [],
+    events: [],
+    workloads: [],
+    backlog: [],
+    checks: [],
+    rpoSeconds: null,
+    rtoSeconds: null,
+  };
+  const lab = await prepareLab(spec.labFile, opts.runDir, report.lab);
+  progress.line(`scenario ${spec.name}, seed ${seed}: starting lab ${lab.name} (${trace.length} faults scheduled)`);
+  const state = await startLab(lab);
+  try {
+    const parsed = loadLab(lab.file);
+    const apis = new LabApis(lab, state, new Map(parsed.arrays.map((a) => [a.name, a.luns.map((l) => l.name)])));
+    startedAtMs = Date.now();
+    report.startedAtMs = startedAtMs;
+    report.startedAt = new Date(startedAtMs).toISOString();
+    await execute(spec, seed, trace, apis, report, progress, opts.runDir);
+  } catch (e) {
+    report.failure ??= `the run stopped: ${(e as Error).message}`;
+  } finally {
+    progress.end();
+    progress.line(`stopping lab ${lab.name}`);
+    await stopLab(lab).catch((e: Error) => (report.failure ??= `sanbox down failed: ${e.message}`));
+    if (!opts.keepImages) rmSync(lab.imagesDir, { recursive: true, force: true });
+  }
+  report.durationMs = Date.now() - report.startedAtMs;
+  report.ok = report.failure === null;
+  return report;
+}
+
+async function execute(spec: ScenarioSpec, seed: number, trace: TraceFault[], apis: LabApis, report: ScenarioReport, progress: Progress, runDir: string): Promise<void> {
+  const t0 = report.startedAtMs;
+  const events = new EventCollector(apis, t0);
+  events.start();
+  events.onEvent((e) => {
+    if (/crashed|fractured|promoted|became-primary|split-brain|restart|cut|restored|failed|bypass/.test(e.type)) progress.line(`event ${e.source}: ${e.type}`);
+  });
+  const workloads = new Map<string, RunningWorkload>();
+  const stopBacklog = pollBacklog(apis, report, t0);
+  let aborted = false;
+  const timeout = setTimeout(() => {
+    aborted = true;
+    report.failure ??= `timed out after ${spec.timeoutMs / 1000} s (scenario timeout)`;
+    progress.line(report.failure);
+  }, spec.timeoutMs);
+  const starters = spec.workloads.map((w, i) =>
+    setTimeout(() => {
+      if (aborted) return;
+      const run = new RunningWorkload(w, planWorkload(w, i, seed, apis, runDir), t0);
+      workloads.set(w.name, run);
+      report.workloads.push(run.record);
+      progress.line(`workload ${w.name} started: ${run.record.command}`);
+      void run.exited.then(() => progress.line(`workload ${w.name} ended (exit ${run.record.exitCode ?? run.record.signal})`));
+    }, w.startMs),
+  );
+  progress.live(() => liveStatus(workloads, report.steps, t0));
+  const workloadOf = (name: string): RunningWorkload => {
+    const w = workloads.get(name);
+    if (!w) throw new Error(`workload ${name} has not started yet`);
+    return w;
+  };
+  const ctx: TimelineContext = {
+    apis,
+    baseline: await linkBaseline(apis),
+    startedAtMs: t0,
+    progress,
+    steps: report.steps,
+    aborted: () => aborted,
+    eventsSeen: (type, source) => events.count(type, source),
+    workloadDone: (name) => workloads.get(name)?.done === true,
+    stopWorkload: (name) => workloadOf(name).stop(),
+    waitWorkload: async (name, timeoutMs) => {
+      const w = workloadOf(name);
+      const timer = new Promise((_, fail) => setTimeout(() => fail(new Error(`workload ${name} still running after ${timeoutMs / 1000} s`)), timeoutMs).unref());
+      await Promise.race([w.exited, timer]);
+    },
+  };
+  try {
+    const [stepFailed, faultFailed] = await Promise.all([
+      runSteps(spec.steps, ctx).then((f) => {
+        if (f) aborted = true;
+        return f;
+      }),
+      runTrace(trace, ctx),
+    ]);
+    const failed = stepFailed ?? faultFailed;
+    if (failed) report.failure ??= failureOf(failed);
+    // Whatever is still running stops now (its writers save their state for the checks).
+    starters.forEach(clearTimeout);
+    await Promise.all([...workloads.values()].map((w) => (w.spec.durationMs === null || aborted ? w.stop() : w.exited)));
+    if (!aborted || stepFailed) await runChecks(spec, ctx, workloads, report, progress);
+  } finally {
+    clearTimeout(timeout);
+    starters.forEach(clearTimeout);
+    await Promise.all([...workloads.values()].map((w) => w.stop()));
+    stopBacklog();
+    await events.stop();
+    report.events = events.events.sort((a, b) => a.tMs - b.tMs);
+  }
+}
+
+function failureOf(s: StepRecord): string {
+  const what = s.source === 'step' ? `step ${s.index}${s.name ? ` (${s.name})` : ''}` : `fault #${s.index} (${s.phase})`;
+  return `${what} ${s.label} failed: ${s.error?.code}: ${s.error?.message}`;
+}
+
+async function runChecks(spec: ScenarioSpec, ctx: TimelineContext, workloads: Map<string, RunningWorkload>, report: ScenarioReport, progress: Progress): Promise<void> {
+  const checkCtx = {
+    ...ctx,
+    workload: (name: string) => {
+      const w = workloads.get(name);
+      if (!w) throw new Error(`workload ${name} never started`);
+      const s = w.spec;
+      const luns = s.kind === 'prefix' ? s.luns : s.kind === 'ledger' || s.kind === 'fio' ? [s.lun] : [];
+      return { record: w.record, stateFile: w.plan.stateFile, array: s.kind === 'command' ? '' : s.array, luns, sps: s.kind === 'ledger' ? s.sps : null };
+    },
+  };
+  for (const [i, c] of spec.checks.entries()) {
+    progress.line(`check ${i}: ${c.kind}`);
+    const r: CheckRecord = await runCheck(c, i, checkCtx);
+    report.checks.push(r);
+    progress.line(`  ${r.skipped ? 'SKIPPED' : r.ok ? 'ok' : 'FAIL'}: ${r.label}: ${r.summary}`);
+    if (r.rpoSeconds !== undefined && r.rpoSeconds !== null) report.rpoSeconds = Math.max(report.rpoSeconds ?? 0, r.rpoSeconds);
+    if (r.rtoSeconds !== undefined && r.rtoSeconds !== null) report.rtoSeconds = Math.max(report.rtoSeconds ?? 0, r.rtoSeconds);
+    if (!r.ok) report.failure ??= `check ${i} (${r.label}) failed: ${r.summary}`;
+  }
+}
+
+/** Every link's settings now, per direction: what `link-settings-restore` goes back to. */
+async function linkBaseline(apis: LabApis): Promise<LinkBaseline> {
+  const b: LinkBaseline = new Map();
+  for (const l of apis.linkNames()) {
+    const st = await apis.link(l).request<{ settings: LinkBaseline extends Map<string, infer V> ? V : never }>('GET', '/v1/status');
+    b.set(l, st.settings);
+  }
+  return b;
+}
+
+/** Polls each group's backlog on its primary array; returns the stop function. */
+function pollBacklog(apis: LabApis, report: ScenarioReport, t0: number): () => void {
+  const groups = apis.current.groups ?? [];
+  const series = groups.map((g) => ({ group: g.name, array: g.primary, samples: [] as BacklogSample[] }));
+  report.backlog = series;
+  const timer = setInterval(() => {
+    for (const s of series) {
+      if (!apis.arrayRunning(s.array)) continue;
+      apis
+        .array(s.array, 2000)
+        .getGroup(s.group)
+        .then((v) => {
+          if (v.metrics) s.samples.push({ tMs: Date.now() - t0, entries: v.metrics.entriesWaiting, bytes: v.metrics.writelogBytes });
+        })
+        .catch(() => undefined); // the array is going down or busy: a gap in the chart
+    }
+  }, BACKLOG_POLL_MS);
+  return () => clearInterval(timer);
+}
+
+function liveStatus(workloads: Map<string, RunningWorkload>, steps: StepRecord[], t0: number): string {
+  const t = ((Date.now() - t0) / 1000).toFixed(0);
+  const w = [...workloads.values()].map((x) => `${x.spec.name} ${x.done ? 'done' : `${x.record.samples.at(-1)?.acked ?? 0} acked`}`);
+  const last = steps.at(-1);
+  return `[${t} s] ${w.join(', ')}${last ? ` | last: ${last.label}` : ''}`;
+}

@@ -1,0 +1,149 @@
+/**
+ * A run's host I/O: each workload is a child process, as a host is — `sanbox check ledger write`,
+ * `sanbox check prefix write`, fio with its nbd engine, or a shell command. Their seeds and run
+ * ids come from the scenario seed, so a rerun writes the same data in the same order.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { mixSeed } from '../../random/index.js';
+import type { WorkloadSpec } from '../spec/types.js';
+import type { WorkloadRecord, WorkloadSample } from '../report/types.js';
+import type { LabApis } from './apis.js';
+import { SANBOX_BIN } from './lab.js';
+import { shellEnv } from './shell.js';
+
+/** A workload with no duration runs until stopped; the writer still needs a bound. */
+const UNBOUNDED_SECONDS = 86_400;
+const STOP_GRACE_MS = 30_000;
+const TAIL_LINES = 20;
+
+export interface WorkloadPlan {
+  argv: string[];
+  /** the state file a checker reads afterwards (ledger, prefix) */
+  stateFile: string | null;
+  env: NodeJS.ProcessEnv;
+}
+
+const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+export function workloadSeed(seed: number, index: number): number {
+  return mixSeed(seed, 0x776c, index);
+}
+
+/** The process to start for a workload (pure, given the lab's URIs). */
+export function planWorkload(w: WorkloadSpec, index: number, seed: number, apis: LabApis, runDir: string): WorkloadPlan {
+  const env = { ...apis.lab.env, SANBOX_SEED: String(seed) };
+  const s = workloadSeed(seed, index);
+  const runId = String((s % 0xfffffffe) + 1);
+  const seconds = String(w.durationMs === null ? UNBOUNDED_SECONDS : w.durationMs / 1000);
+  const node = [process.execPath, SANBOX_BIN];
+  switch (w.kind) {
+    case 'ledger': {
+      const stateFile = join(runDir, `${w.name}.ledger.json`);
+      const uris = apis.uris(w.array, w.lun, w.sps).flatMap((u) => ['--uri', u]);
+      const argv = [...node, 'check', 'ledger', 'write', ...uris, '--state', stateFile, '--blocks', String(w.blocks), '--connections', String(w.connections), '--depth', String(w.depth), '--block-size', String(w.blockSize), '--fua', String(w.fua), '--seed', String(s), '--run-id', runId, '--seconds', seconds, '-q', '--json', '--progress-json'];
+      return { argv, stateFile, env };
+    }
+    case 'prefix': {
+      const stateFile = join(runDir, `${w.name}.prefix.json`);
+      const uris = w.luns.map((l) => apis.uris(w.array, l)[0]).join(',');
+      const argv = [...node, 'check', 'prefix', 'write', '--uri', uris, '--state', stateFile, '--depth', String(w.depth), '--seed', String(s), '--run-id', runId, '--seconds', seconds, '-q', '--json', '--progress-json'];
+      if (w.blocks !== null) argv.push('--blocks', String(w.blocks));
+      return { argv, stateFile, env };
+    }
+    case 'fio': {
+      const uri = apis.uris(w.array, w.lun, w.sp === null ? null : [w.sp])[0];
+      const timed = w.durationMs === null ? [] : [`--runtime=${w.durationMs / 1000}`, '--time_based'];
+      return { argv: ['fio', `--name=${w.name}`, '--ioengine=nbd', `--uri=${uri}`, `--randseed=${s}`, '--output-format=json', ...timed, ...w.args], stateFile: null, env };
+    }
+    case 'command':
+      return { argv: ['sh', '-c', w.run], stateFile: null, env: { ...env, ...shellEnv(apis) } };
+  }
+}
+
+export function commandLine(argv: string[]): string {
+  const shown = argv[0] === process.execPath && argv[1] === SANBOX_BIN ? ['sanbox', ...argv.slice(2)] : argv;
+  return shown.map(q).join(' ');
+}
+
+/** A started workload: its record fills in as it runs. */
+export class RunningWorkload {
+  readonly record: WorkloadRecord;
+  private readonly proc: ChildProcess;
+  private stdout = '';
+  private stderrLine = '';
+  readonly exited: Promise<void>;
+  private ended = false;
+
+  constructor(
+    readonly spec: WorkloadSpec,
+    readonly plan: WorkloadPlan,
+    startedAtMs: number,
+  ) {
+    this.record = { name: spec.name, kind: spec.kind, command: commandLine(plan.argv), startMs: Date.now() - startedAtMs, endMs: null, exitCode: null, signal: null, report: null, samples: [], stderrTail: [] };
+    this.proc = spawn(plan.argv[0], plan.argv.slice(1), { env: plan.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
+    this.proc.stderr!.on('data', (d: Buffer) => this.onStderr(d.toString(), startedAtMs));
+    this.exited = new Promise((resolve) => {
+      const done = (code: number | null, signal: string | null) => {
+        if (this.ended) return;
+        this.ended = true;
+        this.record.endMs = Date.now() - startedAtMs;
+        this.record.exitCode = code;
+        this.record.signal = signal;
+        this.record.report = parseJson(this.stdout);
+        resolve();
+      };
+      this.proc.on('error', (e) => {
+        this.record.stderrTail.push(`cannot start: ${e.message}`);
+        done(127, null);
+      });
+      this.proc.on('close', done);
+    });
+  }
+
+  get done(): boolean {
+    return this.ended;
+  }
+
+  private onStderr(text: string, startedAtMs: number): void {
+    const lines = (this.stderrLine + text).split('\n');
+    this.stderrLine = lines.pop() ?? '';
+    for (const line of lines) {
+      const sample = progressSample(line, startedAtMs);
+      if (sample) this.record.samples.push(sample);
+      else if (line.trim()) {
+        this.record.stderrTail.push(line);
+        if (this.record.stderrTail.length > TAIL_LINES) this.record.stderrTail.shift();
+      }
+    }
+  }
+
+  /** SIGTERM (the writers save their state and report), SIGKILL after a grace period. */
+  async stop(): Promise<void> {
+    if (this.ended) return;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), STOP_GRACE_MS);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+function parseJson(s: string): unknown {
+  try {
+    return s.trim() ? JSON.parse(s) : null;
+  } catch {
+    return { stdout: s.slice(-2000) };
+  }
+}
+
+/** A `--progress-json` line of the check writers, as a sample (null: not one). */
+export function progressSample(line: string, startedAtMs: number): WorkloadSample | null {
+  if (!line.startsWith('{"progress"')) return null;
+  try {
+    const p = JSON.parse(line) as { t: number; issued: number; acked: number; window: { acks: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null } };
+    return { tMs: p.t - startedAtMs, issued: p.issued, acked: p.acked, windowAcks: p.window.acks, latencyP50Ms: p.window.p50Ms, latencyP99Ms: p.window.p99Ms, latencyMaxMs: p.window.maxMs };
+  } catch {
+    return null;
+  }
+}
