@@ -1,6 +1,6 @@
 /**
- * `sanbox fault disk ARRAY LUN [options]`: give a LUN a disk fault (errors and/or delay), show it
- * (--show) or clear it (--clear). Works on single-process and two-SP arrays alike. The fault is
+ * `sanbox fault disk ARRAY LUN [options]`: give a LUN a disk fault (errors, delay and/or
+ * lose-unflushed), show it (--show) or clear it (--clear). Works on single-process and two-SP arrays alike. The fault is
  * validated here first (every problem listed, exit 2, nothing sent), and again by the array
  * against the LUN (a 400 is exit 2 too: nothing was changed).
  */
@@ -17,11 +17,16 @@ export interface DiskFaultFlags extends TargetFlags {
   errno?: string;
   delay?: string;
   seed?: string;
+  loseUnflushed?: boolean;
+  maxUnflushed?: string;
   clear?: boolean;
   show?: boolean;
 }
 
-const FAULT_OPTIONS = ['errors', 'rate', 'range', 'errno', 'delay', 'seed'] as const;
+const FAULT_OPTIONS = ['errors', 'rate', 'range', 'errno', 'delay', 'seed', 'loseUnflushed', 'maxUnflushed'] as const;
+
+/** The option as typed: loseUnflushed -> --lose-unflushed. */
+const flagName = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 /** The fault the flags describe, validated (a usage error lists every problem). */
 export function diskFaultFromFlags(f: DiskFaultFlags): DiskFaultInput {
@@ -50,13 +55,19 @@ function requestError(e: unknown): CliError {
 }
 
 function counts(r: DiskFaultReport): string {
-  return `${r.injected} errors injected, ${r.delayed} requests delayed`;
+  const base = `${r.injected} errors injected, ${r.delayed} requests delayed`;
+  if (!r.spec.loseUnflushed) return base;
+  const u = r.counters.unflushed;
+  return `${base}, ${u.held} writes held, ${r.unflushedBytes} bytes unflushed, ${u.flushedBytes} bytes written down at flush, ${u.destagedBytes} over the limit`;
 }
+
+/** A clear writes down what lose-unflushed held before it answers: say how much. */
+const writtenDown = (r: DiskFaultReport): string => (r.spec.loseUnflushed ? `; ${r.unflushedBytes} unflushed bytes written down first` : '');
 
 export async function faultDiskCommand(arrayName: string, lun: string, f: DiskFaultFlags): Promise<number> {
   const given = FAULT_OPTIONS.filter((k) => f[k] !== undefined);
   if (f.clear && f.show) throw usage('give --clear or --show, not both');
-  if ((f.clear || f.show) && given.length) throw usage(`--${f.clear ? 'clear' : 'show'} takes no fault options (got ${given.map((k) => `--${k}`).join(', ')})`);
+  if ((f.clear || f.show) && given.length) throw usage(`--${f.clear ? 'clear' : 'show'} takes no fault options (got ${given.map(flagName).join(', ')})`);
   const input = f.clear || f.show ? undefined : diskFaultFromFlags(f);
   const c = await arrayClient(arrayName, f);
   const path = `/v1/luns/${encodeURIComponent(lun)}/disk-fault`;
@@ -64,7 +75,7 @@ export async function faultDiskCommand(arrayName: string, lun: string, f: DiskFa
     if (f.clear) {
       const r = await c.request<{ lun: number; name: string; cleared: DiskFaultReport | null }>('DELETE', path);
       if (f.json) printJson(r);
-      else process.stdout.write(r.cleared ? `disk fault of LUN ${r.name} on ${arrayName} cleared (${counts(r.cleared)})\n` : `LUN ${r.name} on ${arrayName} has no disk fault\n`);
+      else process.stdout.write(r.cleared ? `disk fault of LUN ${r.name} on ${arrayName} cleared (${counts(r.cleared)}${writtenDown(r.cleared)})\n` : `LUN ${r.name} on ${arrayName} has no disk fault\n`);
       return EXIT.OK;
     }
     if (f.show) {

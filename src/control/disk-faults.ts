@@ -2,7 +2,8 @@
  * A LUN's disk fault as the control plane runs it: validates (every problem listed, nothing
  * changed), finds the LUN, applies the fault where the LUN's image is served (this process's
  * DiskFaultTable, or both SP processes through the chassis), publishes `fault.disk-set` and
- * `fault.disk-cleared`, and reports the active faults with their counters (for `status`).
+ * `fault.disk-cleared`, and reports the active faults with their counters (for `status`). A set
+ * that turns lose-unflushed off, and a clear, answer only once what was held is written down.
  */
 import { ArrayError, type StorageArray } from '../array/index.js';
 import type { SpName } from '../array/sp/index.js';
@@ -18,10 +19,12 @@ export interface DiskFaultReport {
   since?: string;
   /** Counts since the fault was set (summed over the SPs of a two-SP array). */
   counters: DiskFaultCounters;
+  /** Lose-unflushed: bytes held in memory now, in no image yet (what a crash would lose). */
+  unflushedBytes: number;
   injected: number;
   delayed: number;
   /** Two-SP arrays: each serving SP's own counters. */
-  sps?: { sp: string; counters: DiskFaultCounters }[];
+  sps?: { sp: string; counters: DiskFaultCounters; unflushedBytes: number }[];
 }
 
 /** Where a LUN's disk fault is applied. */
@@ -35,9 +38,15 @@ export interface DiskFaultBackend {
 /** A single-process array: the layer over each image asks this process's table. */
 export function localDiskFaults(table: DiskFaultTable): DiskFaultBackend {
   return {
-    set: async (lun, spec) => void table.set(lun, spec),
-    clear: async (lun) => void table.clear(lun),
-    list: async () => table.list().map((v) => ({ lun: v.lun, spec: v.spec, since: v.since, counters: v.counters })),
+    set: async (lun, spec) => {
+      table.set(lun, spec);
+      await table.settle(lun);
+    },
+    clear: async (lun) => {
+      table.clear(lun);
+      await table.settle(lun);
+    },
+    list: async () => table.list().map((v) => ({ lun: v.lun, spec: v.spec, since: v.since, counters: v.counters, unflushedBytes: v.unflushedBytes })),
   };
 }
 
@@ -58,8 +67,9 @@ export function chassisDiskFaults(ch: ChassisDiskFaults): DiskFaultBackend {
       return [...ch.diskFaultSpecs()]
         .sort(([a], [b]) => a - b)
         .map(([lun, spec]) => {
-          const sps = bySp.flatMap((s) => s.faults.filter((f) => f.lun === lun).map((f) => ({ sp: s.sp, counters: f.counters, since: f.since })));
-          return { lun, spec, since: sps[0]?.since, counters: sumCounters(sps.map((s) => s.counters)), sps: sps.map(({ sp, counters }) => ({ sp, counters })) };
+          const sps = bySp.flatMap((s) => s.faults.filter((f) => f.lun === lun).map((f) => ({ sp: s.sp, counters: f.counters, unflushedBytes: f.unflushedBytes ?? 0, since: f.since })));
+          const unflushedBytes = sps.reduce((n, s) => n + s.unflushedBytes, 0);
+          return { lun, spec, since: sps[0]?.since, counters: sumCounters(sps.map((s) => s.counters)), unflushedBytes, sps: sps.map(({ since: _since, ...s }) => s) };
         });
     },
   };
@@ -84,17 +94,20 @@ export class DiskFaultControl {
     if (!v.spec) throw new ArrayError('invalid-argument', `bad disk fault for LUN ${l.name}: ${v.problems.join('; ')}`);
     await this.backend.set(l.id, v.spec);
     const s = v.spec;
-    this.array.publish('fault.disk-set', { lun: l.id, name: l.name, errors: s.errors, rate: s.rate, errno: s.errno, range: s.range, delay: s.delay, seed: s.seed });
+    this.array.publish('fault.disk-set', { lun: l.id, name: l.name, errors: s.errors, rate: s.rate, errno: s.errno, range: s.range, delay: s.delay, seed: s.seed, loseUnflushed: s.loseUnflushed, maxUnflushed: s.maxUnflushed });
     return (await this.show(ref))!;
   }
 
-  /** Removes the LUN's fault; answers what it was and did (null: it had none, nothing changed). */
+  /**
+   * Removes the LUN's fault; answers what it was and did (null: it had none, nothing changed).
+   * Its `unflushedBytes` is what the clear wrote down before answering.
+   */
   async clear(ref: string): Promise<{ lun: number; name: string; cleared: DiskFaultReport | null }> {
     const l = this.lun(ref);
     const was = await this.show(ref);
     if (!was) return { lun: l.id, name: l.name, cleared: null };
     await this.backend.clear(l.id);
-    this.array.publish('fault.disk-cleared', { lun: l.id, name: l.name, injected: was.injected, delayed: was.delayed });
+    this.array.publish('fault.disk-cleared', { lun: l.id, name: l.name, injected: was.injected, delayed: was.delayed, unflushedBytes: was.unflushedBytes });
     return { lun: l.id, name: l.name, cleared: was };
   }
 

@@ -179,8 +179,11 @@ export class SpProcess {
     return {};
   }
 
-  /** Sets, clears or lists this SP's disk faults (the chassis validated the spec; checked again). */
-  private diskFault(a: Record<string, unknown>): unknown {
+  /**
+   * Sets, clears or lists this SP's disk faults (the chassis validated the spec; checked again).
+   * A set or clear answers once writes the fault no longer holds are written down (settle).
+   */
+  private async diskFault(a: Record<string, unknown>): Promise<unknown> {
     const t = this.core.diskFaults;
     if (a.action === 'set') {
       const lun = this.core.lun(Number(a.lun)).spec.id;
@@ -189,6 +192,7 @@ export class SpProcess {
       t.set(lun, v.spec);
     } else if (a.action === 'clear') t.clear(Number(a.lun));
     else if (a.action !== 'list') throw new Error(`disk-fault: unknown action ${JSON.stringify(a.action)}`);
+    if (a.action !== 'list') await t.settle(Number(a.lun));
     return { faults: t.list() };
   }
 

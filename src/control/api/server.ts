@@ -265,7 +265,7 @@ const ROUTE_LIST = [
   'POST /v1/faults/sp-crash {sp} | sp-restart {sp} | power-fail | power-restore | battery-fail {undetected?} | battery-repair',
   'POST /v1/battery {charge}',
   'GET /v1/faults/disk (every active disk fault with its counters)',
-  'GET /v1/luns/:id|name/disk-fault | PUT {errors?, rate?, range?, errno?, delay?, seed?} | DELETE (clear)',
+  'GET /v1/luns/:id|name/disk-fault | PUT {errors?, rate?, range?, errno?, delay?, seed?, loseUnflushed?, maxUnflushed?} | DELETE (clear)',
   'POST /v1/luns/:id|name/trespass {to?}',
   'POST /v1/luns/:id|name/recover {acceptDataLoss: true}',
   'GET /v1/status',

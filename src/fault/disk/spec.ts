@@ -7,6 +7,10 @@
  * matches it) fails with `errno` when its error draw is below `rate`. Every request of any of
  * the five ops that overlaps `range` waits `delay.ms` plus a drawn part of `delay.jitterMs`
  * first (a slow disk), whether it then fails or not. Block status and cache are never faulted.
+ *
+ * With `loseUnflushed` the LUN's disk behaves like one with a volatile write cache (the whole
+ * LUN; ./volatile.ts): what is not FUA stays in memory until a flush, and a crash of the process
+ * loses it. It may be the fault's only effect.
  */
 
 /** The ops a disk fault can act on (NBD READ, WRITE, FLUSH, TRIM, WRITE_ZEROES). */
@@ -29,10 +33,20 @@ export interface DiskFaultSpec {
   delay?: { ms: number; jitterMs: number };
   /** Seed of the generator of the error and jitter draws (restarted on every set). */
   seed: number;
+  /** Writes, trims and write-zeroes without FUA are held in memory until a flush (lost at a crash). */
+  loseUnflushed: boolean;
+  /** Limit of what is held (bytes; default DEFAULT_MAX_UNFLUSHED): past it the oldest goes down. */
+  maxUnflushed?: number;
 }
 
 /** Upper bound of a delay (ms, jitter included): a minute is already a dead disk. */
 export const MAX_DELAY_MS = 60_000;
+
+/** The default limit of what lose-unflushed holds: past it, the oldest content goes down. */
+export const DEFAULT_MAX_UNFLUSHED = 64 * 1024 * 1024;
+
+/** Bounds of `maxUnflushed`: at least a page, at most what an emulator process should hold per LUN. */
+export const MAX_UNFLUSHED_RANGE = { min: 4096, max: 1024 * 1024 * 1024 } as const;
 
 /** What one request gets: an errno to fail with (after the wait), and the wait in ms. */
 export interface DiskFaultDecision {
@@ -63,8 +77,9 @@ export function decide(spec: DiskFaultSpec, op: DiskOp, offset: number, length: 
 
 /**
  * The fault as the API and the lab take it (JSON): every field optional but at least one of
- * `errors` and `delay`. Defaults: errors all five ops when no delay is given (none when one is),
- * rate 1, errno EIO, seed 1. Returns the spec, or every problem found (nothing half-applied).
+ * `errors`, `delay` and `loseUnflushed`. Defaults: errors all five ops when neither a delay nor
+ * loseUnflushed is given (none otherwise), rate 1, errno EIO, seed 1, loseUnflushed false.
+ * Returns the spec, or every problem found (nothing half-applied).
  */
 export interface DiskFaultInput {
   errors?: unknown;
@@ -73,9 +88,28 @@ export interface DiskFaultInput {
   errno?: unknown;
   delay?: unknown;
   seed?: unknown;
+  loseUnflushed?: unknown;
+  maxUnflushed?: unknown;
 }
 
-export const DISK_FAULT_FIELDS = ['errors', 'rate', 'range', 'errno', 'delay', 'seed'] as const;
+export const DISK_FAULT_FIELDS = ['errors', 'rate', 'range', 'errno', 'delay', 'seed', 'loseUnflushed', 'maxUnflushed'] as const;
+
+/** `loseUnflushed` and `maxUnflushed` (a byte count, or a size like "8M"), each problem listed. */
+function validateLose(o: Record<string, unknown>, problems: string[]): { loseUnflushed: boolean; maxUnflushed?: number } {
+  let lose = false;
+  if (o.loseUnflushed !== undefined) {
+    if (typeof o.loseUnflushed !== 'boolean') problems.push(`loseUnflushed must be true or false, not ${JSON.stringify(o.loseUnflushed)}`);
+    else lose = o.loseUnflushed;
+  }
+  if (o.maxUnflushed === undefined) return { loseUnflushed: lose };
+  const n = typeof o.maxUnflushed === 'string' ? parseBytes(o.maxUnflushed) : o.maxUnflushed;
+  const { min, max } = MAX_UNFLUSHED_RANGE;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min || n > max) {
+    problems.push(`maxUnflushed must be a byte count from ${min} (4K) to ${max} (1G), not ${JSON.stringify(o.maxUnflushed)}`);
+  } else if (!lose) problems.push('maxUnflushed limits what lose-unflushed holds: give loseUnflushed too');
+  else return { loseUnflushed: lose, maxUnflushed: n };
+  return { loseUnflushed: lose };
+}
 
 export function validateDiskFault(input: unknown, lunSize?: number): { spec: DiskFaultSpec; problems: [] } | { spec?: undefined; problems: string[] } {
   const problems: string[] = [];
@@ -84,6 +118,7 @@ export function validateDiskFault(input: unknown, lunSize?: number): { spec: Dis
   for (const k of Object.keys(o)) {
     if (!(DISK_FAULT_FIELDS as readonly string[]).includes(k)) problems.push(`unknown field ${k} (fields: ${DISK_FAULT_FIELDS.join(', ')})`);
   }
+  const lose = validateLose(o, problems);
 
   let delay: DiskFaultSpec['delay'];
   if (o.delay !== undefined) {
@@ -103,7 +138,7 @@ export function validateDiskFault(input: unknown, lunSize?: number): { spec: Dis
     }
   }
 
-  let errors: DiskOp[] = delay ? [] : [...DISK_OPS];
+  let errors: DiskOp[] = delay || lose.loseUnflushed ? [] : [...DISK_OPS];
   if (o.errors !== undefined) {
     const list = typeof o.errors === 'string' ? (o.errors === '' ? [] : o.errors.split(',').map((s) => s.trim())) : o.errors;
     if (!Array.isArray(list)) problems.push('errors must be a list of ops (read, write, flush, trim, zero)');
@@ -113,7 +148,9 @@ export function validateDiskFault(input: unknown, lunSize?: number): { spec: Dis
       else errors = DISK_OPS.filter((op) => list.includes(op));
     }
   }
-  if (o.errors !== undefined && errors.length === 0 && !delay && o.delay === undefined) problems.push('a disk fault with no errors and no delay does nothing: give errors or a delay');
+  if (o.errors !== undefined && errors.length === 0 && !delay && o.delay === undefined && !lose.loseUnflushed) {
+    problems.push('a disk fault with no errors, no delay and no loseUnflushed does nothing: give errors, a delay or loseUnflushed');
+  }
 
   let rate = 1;
   if (o.rate !== undefined) {
@@ -154,8 +191,12 @@ export function validateDiskFault(input: unknown, lunSize?: number): { spec: Dis
     else seed = s;
   }
 
+  if (range && errors.length === 0 && !delay && o.delay === undefined && lose.loseUnflushed) {
+    problems.push('range limits errors and delays only (lose-unflushed holds writes of the whole LUN): give errors or a delay with it, or leave it out');
+  }
+
   if (problems.length) return { problems };
-  return { spec: { errors, rate, ...(range ? { range } : {}), errno, ...(delay ? { delay } : {}), seed }, problems: [] };
+  return { spec: { errors, rate, ...(range ? { range } : {}), errno, ...(delay ? { delay } : {}), seed, ...lose }, problems: [] };
 }
 
 /** A byte count: digits with an optional K, M, G or T suffix (powers of 1024). */
@@ -182,12 +223,18 @@ export function parseDelay(s: string): { ms: number; jitterMs: number } | string
   return { ms: Number(m[1]), jitterMs: Number(m[2] ?? 0) };
 }
 
-/** One line for humans: "errors read,write rate 0.5 EIO range 0+4096 delay 10+-5 ms seed 1". */
+/**
+ * One line for humans, e.g. "EIO on read,write at rate 0.5, delay 10 ms, range 0:4096, seed 1,
+ * loses unflushed writes at a crash (holds up to 64 MiB)". Range and seed only matter to errors
+ * and delays, so a lose-unflushed fault alone says nothing of them.
+ */
 export function describeDiskFault(spec: DiskFaultSpec): string {
   const parts: string[] = [];
   if (spec.errors.length) parts.push(`${spec.errno} on ${spec.errors.join(',')}${spec.rate < 1 ? ` at rate ${spec.rate}` : ''}`);
   if (spec.delay) parts.push(`delay ${spec.delay.ms} ms${spec.delay.jitterMs ? ` + up to ${spec.delay.jitterMs} ms` : ''}`);
-  parts.push(spec.range ? `range ${spec.range.offset}:${spec.range.length}` : 'whole LUN');
-  parts.push(`seed ${spec.seed}`);
+  if (parts.length) parts.push(spec.range ? `range ${spec.range.offset}:${spec.range.length}` : 'whole LUN', `seed ${spec.seed}`);
+  if (spec.loseUnflushed) parts.push(`loses unflushed writes at a crash (holds up to ${mib(spec.maxUnflushed ?? DEFAULT_MAX_UNFLUSHED)})`);
   return parts.join(', ');
 }
+
+const mib = (bytes: number): string => (bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`);

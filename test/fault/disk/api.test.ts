@@ -1,7 +1,8 @@
 // A LUN's disk fault through the management API and the `sanbox fault disk` verb, on a
 // single-process array run in this process (real NBD and HTTP sockets, real image files), with
 // qemu-io as the host: EIO in the faulted range, success outside it, counters, events, clear;
-// bad input is refused with every problem listed and changes nothing.
+// lose-unflushed shown and written down at the clear; bad input is refused with every problem
+// listed and changes nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import { startArray, type RunningArray } from '../../../src/control/service.js';
 import { ApiClient, ClientError } from '../../../src/control/index.js';
 import { EXIT } from '../../../src/cli/index.js';
 import { captureCli } from '../../support/cli.js';
+import { NbdClient } from '../../../src/check/nbd-client/index.js';
 
 const MiB = 1024 * 1024;
 let dir: string;
@@ -92,6 +94,32 @@ describe('disk faults: API', () => {
     expect(eventsOf('fault.disk-cleared')).toHaveLength(1);
   });
 
+  it('loseUnflushed: held writes are shown (unflushedBytes, counters) and events say so; DELETE writes them down first', async () => {
+    expect((await apiError(api.request('PUT', '/v1/luns/disk1/disk-fault', { loseUnflushed: 'yes', maxUnflushed: 1 }))).message).toMatch(/loseUnflushed must be true or false.*maxUnflushed/);
+    const r = await api.request<{ diskFault: { summary: string; unflushedBytes: number } }>('PUT', '/v1/luns/disk1/disk-fault', { loseUnflushed: true, maxUnflushed: '8M' });
+    expect(r.diskFault).toMatchObject({ summary: 'loses unflushed writes at a crash (holds up to 8 MiB)', unflushedBytes: 0 });
+    expect(eventsOf('fault.disk-set').at(-1)).toMatchObject({ name: 'disk1', loseUnflushed: true, maxUnflushed: 8 * MiB, errors: [] });
+    const client = await NbdClient.connect(`nbd://127.0.0.1:${run.nbd.port}/disk1`);
+    try {
+      await client.write(0, Buffer.alloc(8192, 0x77));
+      await client.flush();
+      await client.write(8192, Buffer.alloc(4096, 0x78));
+      expect((await client.read(8192, 4096)).equals(Buffer.alloc(4096, 0x78))).toBe(true);
+    } finally {
+      client.destroy();
+    }
+    const image = run.array.device('disk1')!;
+    expect((await image.read(8192, 4096)).equals(Buffer.alloc(4096))).toBe(true); // held, not in the image
+    type Df = { unflushedBytes: number; counters: { unflushed: { held: number; flushedBytes: number } } };
+    const shown = (await api.request<{ diskFault: Df }>('GET', '/v1/luns/disk1/disk-fault')).diskFault;
+    expect(shown).toMatchObject({ unflushedBytes: 4096, counters: { unflushed: { held: 2, flushedBytes: 8192 } } });
+    expect((await api.status<{ diskFaults: Df[] }>()).diskFaults[0]!.unflushedBytes).toBe(4096);
+    const cleared = await api.request<{ cleared: Df }>('DELETE', '/v1/luns/disk1/disk-fault');
+    expect(cleared.cleared.unflushedBytes).toBe(4096);
+    expect(eventsOf('fault.disk-cleared').at(-1)).toMatchObject({ name: 'disk1', unflushedBytes: 4096 });
+    expect((await image.read(8192, 4096)).equals(Buffer.alloc(4096, 0x78))).toBe(true); // written down before the answer
+  });
+
   it('ENOSPC on writes reaches the host as "No space left on device"', async () => {
     await api.request('PUT', '/v1/luns/disk1/disk-fault', { errors: ['write'], errno: 'ENOSPC' });
     expect(await qemuIo('disk1', ['write 0 4096'])).toMatch(/No space left on device/);
@@ -108,6 +136,12 @@ describe('disk faults: sanbox fault disk', () => {
     for (const w of ['bogus', 'rate', 'delay']) expect(bad.json.error.message).toContain(w);
     const mixed = await cli(['alpha', 'disk0', '--clear', '--rate', '0.5']);
     expect(mixed.code).toBe(EXIT.USAGE);
+    const mixedLose = await cli(['alpha', 'disk0', '--show', '--lose-unflushed']);
+    expect(mixedLose.code).toBe(EXIT.USAGE);
+    expect(mixedLose.err).toMatch(/--show takes no fault options \(got --lose-unflushed\)/);
+    const maxAlone = await cli(['alpha', 'disk0', '--max-unflushed', '8M']);
+    expect(maxAlone.code).toBe(EXIT.USAGE);
+    expect(maxAlone.err).toMatch(/give loseUnflushed too/);
     // beyond the LUN: only the array knows its size; refused as usage too, nothing changed
     const far = await cli(['alpha', 'disk0', '--range', '1G:4K']);
     expect(far.code).toBe(EXIT.USAGE);
@@ -120,7 +154,7 @@ describe('disk faults: sanbox fault disk', () => {
   it('sets, shows and clears a fault (--json), and the host sees it in between', async () => {
     const set = await cli(['alpha', 'disk0', '--errors', 'read,write', '--range', '0:4096', '--seed', '9', '--json']);
     expect(set.code).toBe(EXIT.OK);
-    expect(set.json.diskFault.spec).toEqual({ errors: ['read', 'write'], rate: 1, range: { offset: 0, length: 4096 }, errno: 'EIO', seed: 9 });
+    expect(set.json.diskFault.spec).toEqual({ errors: ['read', 'write'], rate: 1, range: { offset: 0, length: 4096 }, errno: 'EIO', seed: 9, loseUnflushed: false });
     expect(await qemuIo('disk0', ['read 0 512'])).toMatch(/Input\/output error/);
     const show = await cli(['alpha', 'disk0', '--show']);
     expect(show.code).toBe(EXIT.OK);

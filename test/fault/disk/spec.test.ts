@@ -1,24 +1,25 @@
 // The disk fault as data: validation lists every problem (and applies nothing), the string forms
-// the CLI passes, and the pure decision (spec, op, offset, length, draw) -> fail / delay.
+// the CLI passes, lose-unflushed (alone or with errors), and the pure decision (spec, op, offset,
+// length, draw) -> fail / delay.
 import { describe, expect, it } from 'vitest';
 import { decide, describeDiskFault, inRange, parseDelay, parseRange, validateDiskFault, DISK_OPS, type DiskFaultSpec } from '../../../src/fault/index.js';
 
-const base: DiskFaultSpec = { errors: ['read'], rate: 1, errno: 'EIO', seed: 1 };
+const base: DiskFaultSpec = { errors: ['read'], rate: 1, errno: 'EIO', seed: 1, loseUnflushed: false };
 const draw = (error: number, jitter = 0) => ({ error, jitter });
 
 describe('validateDiskFault', () => {
   it('fills in the defaults: every op fails with EIO, rate 1, seed 1, the whole LUN', () => {
-    expect(validateDiskFault({})).toEqual({ spec: { errors: [...DISK_OPS], rate: 1, errno: 'EIO', seed: 1 }, problems: [] });
+    expect(validateDiskFault({})).toEqual({ spec: { errors: [...DISK_OPS], rate: 1, errno: 'EIO', seed: 1, loseUnflushed: false }, problems: [] });
   });
 
   it('a delay alone fails nothing', () => {
-    expect(validateDiskFault({ delay: '20:5' }).spec).toEqual({ errors: [], rate: 1, errno: 'EIO', delay: { ms: 20, jitterMs: 5 }, seed: 1 });
+    expect(validateDiskFault({ delay: '20:5' }).spec).toEqual({ errors: [], rate: 1, errno: 'EIO', delay: { ms: 20, jitterMs: 5 }, seed: 1, loseUnflushed: false });
   });
 
   it('takes the CLI strings and the JSON forms alike', () => {
     const fromStrings = validateDiskFault({ errors: 'write,read', rate: '0.25', range: '4K:1M', errno: 'enospc', delay: '10', seed: '7' });
     const fromJson = validateDiskFault({ errors: ['read', 'write'], rate: 0.25, range: { offset: 4096, length: 1048576 }, errno: 'ENOSPC', delay: { ms: 10 }, seed: 7 });
-    expect(fromStrings.spec).toEqual({ errors: ['read', 'write'], rate: 0.25, range: { offset: 4096, length: 1048576 }, errno: 'ENOSPC', delay: { ms: 10, jitterMs: 0 }, seed: 7 });
+    expect(fromStrings.spec).toEqual({ errors: ['read', 'write'], rate: 0.25, range: { offset: 4096, length: 1048576 }, errno: 'ENOSPC', delay: { ms: 10, jitterMs: 0 }, seed: 7, loseUnflushed: false });
     expect(fromJson).toEqual(fromStrings);
   });
 
@@ -39,6 +40,28 @@ describe('validateDiskFault', () => {
   it('refuses a range that starts beyond the LUN when the LUN size is known', () => {
     expect(validateDiskFault({ range: '1M:4K' }, 1024 * 1024).problems.join()).toMatch(/beyond the end of the LUN/);
     expect(validateDiskFault({ range: '1M:4K' }, 2 * 1024 * 1024).spec?.range).toEqual({ offset: 1048576, length: 4096 });
+  });
+
+  it('lose-unflushed alone is a fault (errors default to none); with errors or a delay it adds to them', () => {
+    expect(validateDiskFault({ loseUnflushed: true }).spec).toEqual({ errors: [], rate: 1, errno: 'EIO', seed: 1, loseUnflushed: true });
+    expect(validateDiskFault({ errors: '', loseUnflushed: true }).spec?.errors).toEqual([]);
+    expect(validateDiskFault({ loseUnflushed: true, maxUnflushed: '8M' }).spec?.maxUnflushed).toBe(8 * 1024 * 1024);
+    expect(validateDiskFault({ loseUnflushed: true, maxUnflushed: 65536 }).spec?.maxUnflushed).toBe(65536);
+    const both = validateDiskFault({ errors: 'read', range: '0:4K', loseUnflushed: true }).spec;
+    expect(both).toMatchObject({ errors: ['read'], range: { offset: 0, length: 4096 }, loseUnflushed: true });
+    // the spec as the chassis sends it to an SP validates to itself
+    expect(validateDiskFault(both).spec).toEqual(both);
+    expect(validateDiskFault({ loseUnflushed: false }).spec?.errors).toEqual([...DISK_OPS]);
+  });
+
+  it('lists every lose-unflushed problem', () => {
+    const v = validateDiskFault({ loseUnflushed: 'yes', maxUnflushed: 100 });
+    expect(v.problems).toHaveLength(2);
+    expect(v.problems.join('\n')).toMatch(/loseUnflushed must be true or false[\s\S]*maxUnflushed must be a byte count/);
+    expect(validateDiskFault({ maxUnflushed: '8M' }).problems.join()).toMatch(/give loseUnflushed too/);
+    expect(validateDiskFault({ loseUnflushed: true, maxUnflushed: '2G' }).problems.join()).toMatch(/maxUnflushed/);
+    expect(validateDiskFault({ loseUnflushed: true, range: '0:4K' }).problems.join()).toMatch(/range limits errors and delays only/);
+    expect(validateDiskFault({ errors: '' }).problems.join()).toMatch(/does nothing/);
   });
 
   it('refuses what is not an object', () => {
@@ -101,5 +124,7 @@ describe('decide (pure)', () => {
     expect(describeDiskFault({ ...base, errors: ['read', 'write'], rate: 0.5, range: { offset: 0, length: 4096 }, delay: { ms: 5, jitterMs: 2 } })).toBe(
       'EIO on read,write at rate 0.5, delay 5 ms + up to 2 ms, range 0:4096, seed 1',
     );
+    expect(describeDiskFault({ ...base, errors: [], loseUnflushed: true })).toBe('loses unflushed writes at a crash (holds up to 64 MiB)');
+    expect(describeDiskFault({ ...base, loseUnflushed: true, maxUnflushed: 8 * 1024 * 1024 })).toBe('EIO on read, whole LUN, seed 1, loses unflushed writes at a crash (holds up to 8 MiB)');
   });
 });
