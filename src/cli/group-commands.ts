@@ -111,7 +111,7 @@ Sizes: 64K, 64M, 1G. Durations: 10s, 500ms, 1m (a bare number is seconds).`,
   targetOptions(
     group
       .command('promote')
-      .description("make the group primary on a secondary array (runs there): every member is promoted after the batch the receiver applies")
+      .description("make the group primary on a secondary array (runs there): every member is promoted after the batch the receiver applies; says which journal record the copy holds and how long before the promote it was applied")
       .argument(...groupRef)
       .option('-f, --force', 'promote members that are not synchronized or consistent'),
   ).action(run((ref: string, opts: TargetFlags & { force?: boolean }) => groupPromoteCommand(ref, opts)));

@@ -161,6 +161,42 @@ function ageText(ms: number): string {
   return s < 120 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
 }
 
+/** A time of the array's clock as local HH:MM:SS.d; the full ISO time when it is a day old or more. */
+function clockText(iso: string, ageMs: number): string {
+  if (ageMs >= 86_400_000) return iso;
+  const d = new Date(iso);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${Math.floor(d.getMilliseconds() / 100)}`;
+}
+
+/**
+ * What `promote` says of the copy's age, from the view's `promotion` (the receiver's own
+ * observations: the old primary may have acknowledged writes after them that never arrived).
+ */
+export function promotionText(v: GroupView): string[] {
+  const p = v.promotion;
+  if (!p) return [];
+  if (p.appliedThrough === null) return ['no receiver was open here: what the copy holds and how old it is are unknown'];
+  // Synchronous writes reach the copy through the mirrors, not the journal: its position says nothing of their age.
+  if (v.record.mode === 'synchronous') return ['the group was synchronous: host writes reached this copy through the mirrors, not the journal, so no journal age applies'];
+  return [appliedText(p.appliedThrough, p.lastAppliedAt, p.secondsSinceLastApply), ...contactText(p.lastContactAt, p.at)];
+}
+
+function appliedText(through: number, lastAt: string | null, secs: number | null): string {
+  const lost = 'host writes the old primary acknowledged after that are not in it';
+  if (lastAt === null || secs === null) {
+    if (through === 0) return 'no journal record was ever applied here: the copy holds what the initial synchronization or the last resync left; its age is unknown';
+    return `the copy holds the primary's writes through record ${through}; none was applied since this array started, so its age is unknown: ${lost}`;
+  }
+  return `the copy holds the primary's writes through record ${through}, last applied ${ageText(secs * 1000)} before the promote (at ${clockText(lastAt, secs * 1000)}): ${lost}`;
+}
+
+function contactText(contactAt: string | null, at: string): string[] {
+  if (contactAt === null) return [];
+  const ms = Date.parse(at) - Date.parse(contactAt);
+  return [`the old primary's sender last reached this array ${ageText(ms)} before the promote (a batch or a hello)`];
+}
+
 /** The human status block of one group. */
 export function groupText(v: GroupView & { array?: string; receivers?: GroupStatus['receivers'] }): string {
   const r = v.record;
@@ -419,7 +455,8 @@ export async function groupBackfreshCommand(ref: string, f: TargetFlags & { from
 export async function groupPromoteCommand(ref: string, f: TargetFlags & { force?: boolean }): Promise<number> {
   const t = await locateGroup(ref, f, 'secondary');
   const v = await call(() => t.client.promoteGroup(ref, { force: f.force === true }));
-  return done(f, v, `promoted group ${v.record.name}${t.array ? ` on ${t.array}` : ''}: every member is primary here${f.force ? ' (forced)' : ''}; the old primary resynchronizes from the fracture logs`, t.array);
+  const head = `promoted group ${v.record.name}${t.array ? ` on ${t.array}` : ''}: every member is primary here${f.force ? ' (forced)' : ''}; the old primary resynchronizes from the fracture logs`;
+  return done(f, v, [head, ...promotionText(v)].join('\n'), t.array);
 }
 
 export async function groupThrottleCommand(ref: string, f: TargetFlags & { file?: string; clear?: boolean }): Promise<number> {

@@ -12,7 +12,8 @@ import { StorageArray } from '../../src/array/index.js';
 import { ControlServer } from '../../src/control/index.js';
 import { captureCli, type CliCapture } from '../support/cli.js';
 import { writeState, removeState, parseDuration } from '../../src/cli/lab.js';
-import { GroupError } from '../../src/replication/group/index.js';
+import { promotionText } from '../../src/cli/group-verbs.js';
+import { GroupError, type PromotionReport } from '../../src/replication/group/index.js';
 import { FakeMirrors, view as mirrorView } from '../support/fake-mirrors.js';
 import { FakeGroups, groupView, secondaryView } from '../support/fake-groups.js';
 
@@ -404,5 +405,40 @@ describe('sanbox group in a lab: the right array', () => {
     } finally {
       alpha.groups.views.set('g0', a);
     }
+  });
+});
+
+describe('sanbox group promote: how old the copy is', () => {
+  const at = '2026-03-01T09:17:16.100Z';
+  const promotion: PromotionReport = { at, forced: true, appliedThrough: 12345, lastAppliedAt: '2026-03-01T09:17:13.000Z', lastContactAt: '2026-03-01T09:17:14.000Z', secondsSinceLastApply: 3.1 };
+  const withPromotion = (p: Partial<PromotionReport>, mode?: 'synchronous') => {
+    const v = secondaryView('g0');
+    if (mode) v.record.mode = mode;
+    return { ...v, promotion: { ...promotion, ...p } };
+  };
+
+  it('names the last record applied and how long before the promote; --json carries it', async () => {
+    const saved = bravo.groups.views.get('g0')!;
+    bravo.groups.views.set('g0', withPromotion({}));
+    try {
+      const r = await cli(['group', 'promote', 'g0', '--force', '--api', bravo.url]);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).toMatch(/^promoted group g0: every member is primary here \(forced\); .*\nthe copy holds the primary's writes through record 12345, last applied 3\.1 s before the promote \(at \d\d:\d\d:\d\d\.0\): host writes the old primary acknowledged after that are not in it\nthe old primary's sender last reached this array 2\.1 s before the promote/);
+      const j = await cli(['group', 'promote', 'g0', '--force', '--api', bravo.url, '--json']);
+      expect(j.json.promotion).toEqual(promotion);
+    } finally {
+      bravo.groups.views.set('g0', saved);
+    }
+  });
+
+  it('says so when nothing was applied, the age is unknown, no receiver was open, or the group was synchronous', () => {
+    const unknown = { lastAppliedAt: null, secondsSinceLastApply: null, lastContactAt: null };
+    expect(promotionText(withPromotion({ ...unknown, appliedThrough: 0 }))).toEqual([
+      'no journal record was ever applied here: the copy holds what the initial synchronization or the last resync left; its age is unknown',
+    ]);
+    expect(promotionText(withPromotion({ ...unknown, appliedThrough: 40 }))[0]).toMatch(/through record 40; none was applied since this array started, so its age is unknown: host writes/);
+    expect(promotionText(withPromotion({ ...unknown, appliedThrough: null }))[0]).toMatch(/no receiver was open here/);
+    expect(promotionText(withPromotion({}, 'synchronous'))[0]).toMatch(/^the group was synchronous/);
+    expect(promotionText(secondaryView('g0'))).toEqual([]);
   });
 });

@@ -11,6 +11,7 @@ import type { GroupView, SettableGroupAttributes } from './control.js';
 import { newEntry, openStore, type GroupContext } from './entry.js';
 import { closePrimary, openPrimary, startTimers } from './primary-side.js';
 import { attributeProblems, GroupError, newGroupRecord, withDefaults } from './record.js';
+import { promotionFacts, promotionReport } from './promotion.js';
 import { parseThrottles } from './throttle.js';
 import { settleRole } from './role.js';
 import { inBypass } from './state.js';
@@ -171,18 +172,25 @@ export async function deleteGroup(ctx: GroupContext, ref: string): Promise<void>
   });
 }
 
-/** Promotes every member on this (secondary) array: the receiver stops after the batch it applies. */
+/**
+ * Promotes every member on this (secondary) array: the receiver stops after the batch it applies.
+ * The view and the `group.promoted` event say how old the copy is (./promotion.ts).
+ */
 export async function promote(ctx: GroupContext, ref: string, p: { force?: boolean } = {}): Promise<GroupView> {
   const g = ctx.find(ref);
   if (g.primary) throw new GroupError('state', `group ${g.record.name} is already primary on ${ctx.host.array}`);
   await g.receiver?.stop();
+  // Taken now: nothing is applied after the stop, and promoting the members may close the
+  // receiver (./role.ts) before the section below runs.
+  const report = promotionReport(g.receiver?.observed() ?? null, p.force === true);
   for (const m of g.record.members) await ctx.host.promoteMirror(m, p.force === true);
   const events = await ctx.exclusive(g, async () => {
     await g.receiver?.close();
     g.receiver = null;
     // The old primary must be resynchronized before the journal can feed it.
     g.record.bypass = { on: true, reason: 'overflow', since: new Date().toISOString() };
-    const promoted = ctx.apply(g, { op: 'promote', name: g.record.name });
+    const promoted = ctx.apply(g, { op: 'promote', name: g.record.name, facts: promotionFacts(report) });
+    g.promotion = report;
     await ctx.save(g, (r) => (r.bypass = g.record.bypass));
     await settleRole(ctx, g, 'promote');
     return promoted;

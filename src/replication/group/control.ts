@@ -1,4 +1,5 @@
 /** What the management API and `sanbox group` call (GroupManager implements it; MirrorNode.groups). */
+import type { PromotionReport } from './promotion.js';
 import type { GroupAttributes, GroupMetrics, GroupMode, GroupRecord } from './types.js';
 
 export interface GroupView {
@@ -10,6 +11,11 @@ export interface GroupView {
   metrics: GroupMetrics | null;
   /** the secondaries are not a usable point-in-time copy right now, and why */
   incoherent: string | null;
+  /**
+   * Set by a promote on this array, while its process lives (not persisted): how old the copy
+   * was, as the receiver saw it (./promotion.ts); null otherwise.
+   */
+  promotion?: PromotionReport | null;
 }
 
 /** The attributes `setAttributes` may change (not the mode: setMode; not the writelog size: fixed at create). */

@@ -8,6 +8,7 @@ import type { GroupHost } from './host.js';
 import { assertGroup } from './invariants.js';
 import type { PerfRecorder } from './perf.js';
 import type { MetricsWindow, PrimaryGroup } from './primary-group.js';
+import type { PromotionReport } from './promotion.js';
 import type { GroupReceiver } from './receiver.js';
 import { SerialQueue } from '../../serial/index.js';
 import { initialGroupState, type GroupEvent, type GroupOp, type GroupState } from './state.js';
@@ -44,13 +45,15 @@ export interface GroupEntry {
   /** primary side: throttles, performance records */
   throttle: { engine: ThrottleEngine; state: ThrottleState; win: MetricsWindow } | null;
   perf: { recorder: PerfRecorder; win: MetricsWindow } | null;
+  /** what the last promote on this array said of the copy; in memory only (a restart forgets it) */
+  promotion: PromotionReport | null;
 }
 
 /** A new entry for a record read from disk or received; its state is what the record says. */
 export function newEntry(record: GroupRecord, dir: string, store: MetadataStore<GroupRecord>): GroupEntry {
   const state = initialGroupState(record);
   assertGroup(record, state);
-  return { record, state, dir, store, primary: null, receiver: null, serial: new SerialQueue(), switched: null, bypassEntry: null, refreshJob: null, timers: [], lastMetrics: null, throttle: null, perf: null };
+  return { record, state, dir, store, primary: null, receiver: null, serial: new SerialQueue(), switched: null, bypassEntry: null, refreshJob: null, timers: [], lastMetrics: null, throttle: null, perf: null, promotion: null };
 }
 
 export function openStore(dir: string, host: Pick<GroupHost, 'sync'>): MetadataStore<GroupRecord> {

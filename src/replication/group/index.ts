@@ -11,6 +11,7 @@
  * - receiver.ts: GroupReceiver (one per group on a secondary array: in-order, exactly-once apply
  *   with a durable next expected sequence).
  * - seq-file.ts: the receiver's durable sequence number.
+ * - promotion.ts: what a promote reports of the copy's age (the receiver's observations).
  * - manager.ts: GroupManager, the groups of one array inside the mirror driver (records, state,
  *   routing of member writes), with its parts: admin.ts (verbs), copy.ts (refresh, backfresh),
  *   bypass.ts, primary-side.ts (open/close, timers, throttles), role.ts (primary side or
@@ -28,7 +29,8 @@ export { PrimaryGroup, GroupOverflow, newWindow, type MetricsWindow, type Primar
 export { GroupSender, type SenderGroup, type SenderRoute } from './sender.js';
 export * from './throttle.js';
 export * from './perf.js';
-export { GroupReceiver, type ReceiverMember } from './receiver.js';
+export { GroupReceiver, type ReceiverMember, type ReceiverObservations } from './receiver.js';
+export { promotionReport, type PromotionFacts, type PromotionReport } from './promotion.js';
 export { SeqFile } from './seq-file.js';
 export { GroupManager } from './manager.js';
 export type { GroupHost, MemberInfo, GroupReconnectTimers } from './host.js';

@@ -14,6 +14,13 @@ export interface ReceiverMember {
   primaryArray: string;
 }
 
+/** The receiver's observations a promote reports (./promotion.ts); times are epoch ms, null if unknown. */
+export interface ReceiverObservations {
+  appliedThrough: number;
+  lastAppliedAt: number | null;
+  lastContactAt: number | null;
+}
+
 /**
  * The remote mirror daemon of one consistency group on a secondary array: applies writelog
  * records in global sequence order, exactly once. `nextExpected` is durable (SeqFile) and only
@@ -30,6 +37,14 @@ export class GroupReceiver {
   private stopped = false;
   applied = 0;
   batches = 0;
+  /**
+   * This array's own clock (epoch ms), for what a promote reports (./promotion.ts): when a record
+   * was last applied, and when the sender last asked anything (hello or batch, accepted or
+   * not). Null until it happens in this process: not persisted, so a restart forgets them and the
+   * report says "unknown" rather than guess.
+   */
+  lastAppliedAt: number | null = null;
+  lastContactAt: number | null = null;
 
   private constructor(
     public record: GroupRecord,
@@ -57,6 +72,7 @@ export class GroupReceiver {
   hello(args: GroupHelloArgs, peer: string): Promise<{ result: { nextExpected: number } }> {
     return this.serial(async () => {
       if (this.stopped) throw new RemoteLinkError('stopped', `the receiver of group ${this.record.name} is stopped (promoted)`);
+      this.lastContactAt = Date.now();
       if (args.members.length !== this.record.members.length || args.members.some((m, i) => m !== this.record.members[i]))
         throw new RemoteLinkError('wrong-mirror', `group ${this.record.name}: member mapping differs (sender ${args.members.join(',')}, receiver ${this.record.members.join(',')})`);
       for (let i = 0; i < args.members.length; i++) this.member(i, peer);
@@ -68,6 +84,7 @@ export class GroupReceiver {
   apply(args: ApplyArgs, bin: Buffer, peer: string): Promise<{ result: { appliedThrough: number } }> {
     return this.serial(async () => {
       if (this.stopped) throw new RemoteLinkError('stopped', `the receiver of group ${this.record.name} is stopped (promoted)`);
+      this.lastContactAt = Date.now();
       let next = this.seq.get();
       let pos = 0;
       const touched = new Set<BlockDevice>();
@@ -90,12 +107,20 @@ export class GroupReceiver {
         // newer version of another: not a prefix).
         this.seq.note(next);
         this.applied++;
+        // Per record, not per batch: a batch cut short by a gap still applied a prefix, and a
+        // resent batch of duplicates (skipped above) makes the copy no younger.
+        this.lastAppliedAt = Date.now();
       }
       for (const d of touched) await d.flush();
       await this.seq.set(next);
       this.batches++;
       return { result: { appliedThrough: next - 1 } };
     });
+  }
+
+  /** What this side knows of its copy: the last record applied (nextExpected - 1) and when. */
+  observed(): ReceiverObservations {
+    return { appliedThrough: this.seq.get() - 1, lastAppliedAt: this.lastAppliedAt, lastContactAt: this.lastContactAt };
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

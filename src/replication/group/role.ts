@@ -27,6 +27,8 @@ export async function settleRole(ctx: GroupContext, g: GroupEntry, why: string):
       await closePrimary(g, true);
       for (const f of await fsp.readdir(g.dir)) if (f.startsWith('writelog')) await fsp.rm(join(g.dir, f), { force: true });
     }
+    // A secondary again: the last promote's report describes a primary side gone.
+    g.promotion = null;
     g.receiver = await GroupReceiver.open(g.dir, g.record, (id) => receiverMember(ctx, id), { sync: ctx.host.sync });
     ctx.event('receiver-started', { groupId: g.record.groupId, name: g.record.name, nextExpected: g.receiver.nextExpected, why });
   }

@@ -17,6 +17,7 @@
  * The record holds what survives a restart: `bypass.on` is true exactly when bypass is not
  * `off`, `paused` exactly when the sender is `paused` (./invariants.ts).
  */
+import type { PromotionFacts } from './promotion.js';
 import type { GroupMode, GroupRecord } from './types.js';
 import { GroupError } from './record.js';
 
@@ -49,7 +50,7 @@ export type GroupOp =
   | { op: 'bypass-saved'; reason: string; records: number }
   | { op: 'bypass-settled' }
   | { op: 'leave-bypass'; why: string }
-  | { op: 'promote'; name: string }
+  | { op: 'promote'; name: string; facts: PromotionFacts }
   | { op: 'refresh-start'; bytesTotal: number }
   | { op: 'refresh-done'; bytes: number }
   | { op: 'refresh-failed'; error: string }
@@ -156,7 +157,7 @@ function eventsOf(op: GroupOp): GroupEvent[] {
     case 'leave-bypass':
       return [{ type: 'bypass', details: { on: false, why: op.why } }];
     case 'promote':
-      return [{ type: 'promoted', details: { name: op.name } }];
+      return [{ type: 'promoted', details: { name: op.name, ...op.facts } }];
     case 'refresh-start':
       return [{ type: 'refresh-started', details: { bytesTotal: op.bytesTotal } }];
     case 'refresh-done':

@@ -22,6 +22,7 @@ export function groupView(host: GroupHost, g: GroupEntry): GroupView {
     receiver: g.receiver ? { nextExpected: g.receiver.nextExpected, applied: g.receiver.applied, batches: g.receiver.batches } : null,
     metrics: liveMetrics(g),
     incoherent,
+    promotion: g.promotion ? { ...g.promotion } : null,
   };
 }
 
