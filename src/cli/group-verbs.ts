@@ -176,6 +176,10 @@ function clockText(iso: string, ageMs: number): string {
 export function promotionText(v: GroupView): string[] {
   const p = v.promotion;
   if (!p) return [];
+  if (!p.consistent) {
+    const which = p.inconsistentMembers.map((m) => `${m.name} ${m.state ?? 'unknown'}`).join(', ');
+    return [`NOT a consistent copy: ${which} (a resynchronization was under way or never done): the images mix regions of different times; check the data before using it`];
+  }
   if (p.appliedThrough === null) return ['no receiver was open here: what the copy holds and how old it is are unknown'];
   // Synchronous writes reach the copy through the mirrors, not the journal: its position says nothing of their age.
   if (v.record.mode === 'synchronous') return ['the group was synchronous: host writes reached this copy through the mirrors, not the journal, so no journal age applies'];

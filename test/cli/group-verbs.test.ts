@@ -410,7 +410,7 @@ describe('sanbox group in a lab: the right array', () => {
 
 describe('sanbox group promote: how old the copy is', () => {
   const at = '2026-03-01T09:17:16.100Z';
-  const promotion: PromotionReport = { at, forced: true, appliedThrough: 12345, lastAppliedAt: '2026-03-01T09:17:13.000Z', lastContactAt: '2026-03-01T09:17:14.000Z', secondsSinceLastApply: 3.1 };
+  const promotion: PromotionReport = { at, forced: true, appliedThrough: 12345, lastAppliedAt: '2026-03-01T09:17:13.000Z', lastContactAt: '2026-03-01T09:17:14.000Z', secondsSinceLastApply: 3.1, consistent: true, inconsistentMembers: [] };
   const withPromotion = (p: Partial<PromotionReport>, mode?: 'synchronous') => {
     const v = secondaryView('g0');
     if (mode) v.record.mode = mode;
@@ -440,5 +440,8 @@ describe('sanbox group promote: how old the copy is', () => {
     expect(promotionText(withPromotion({ ...unknown, appliedThrough: null }))[0]).toMatch(/no receiver was open here/);
     expect(promotionText(withPromotion({}, 'synchronous'))[0]).toMatch(/^the group was synchronous/);
     expect(promotionText(secondaryView('g0'))).toEqual([]);
+    // a member being resynchronized at the promote: no point in time, and it says so first
+    const mixed = promotionText(withPromotion({ consistent: false, inconsistentMembers: [{ name: 'm1', state: 'SYNCHRONIZING' }] }));
+    expect(mixed).toEqual([expect.stringMatching(/^NOT a consistent copy: m1 SYNCHRONIZING/)]);
   });
 });

@@ -182,7 +182,11 @@ export async function promote(ctx: GroupContext, ref: string, p: { force?: boole
   await g.receiver?.stop();
   // Taken now: nothing is applied after the stop, and promoting the members may close the
   // receiver (./role.ts) before the section below runs.
-  const report = promotionReport(g.receiver?.observed() ?? null, p.force === true);
+  const states = g.record.members.map((id) => {
+    const m = ctx.host.member(id);
+    return { name: m?.name ?? id, state: m?.localState ?? null };
+  });
+  const report = promotionReport(g.receiver?.observed() ?? null, p.force === true, states);
   for (const m of g.record.members) await ctx.host.promoteMirror(m, p.force === true);
   const events = await ctx.exclusive(g, async () => {
     await g.receiver?.close();

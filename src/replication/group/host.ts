@@ -53,4 +53,6 @@ export interface MemberInfo {
   primaryArray: string;
   secondaryArrays: string[];
   epoch: number;
+  /** this array's image of the mirror: its state in the record (null: the primary's) */
+  localState: string | null;
 }

@@ -20,6 +20,15 @@ export interface PromotionFacts {
   lastContactAt: string | null;
   /** from lastAppliedAt to the moment the receiver stopped; null when lastAppliedAt is */
   secondsSinceLastApply: number | null;
+  /**
+   * Every member's image here was SYNCHRONIZED or CONSISTENT at the promote: the copy is one
+   * point in time. False when a member was being resynchronized (after a writelog overflow and
+   * the link's return) or never synchronized: a forced promote then makes primary an image that
+   * mixes old and new regions, not a point in time.
+   */
+  consistent: boolean;
+  /** the members that made it inconsistent, with their image state */
+  inconsistentMembers: { name: string; state: string | null }[];
 }
 
 /** GroupView.promotion: the facts and when the receiver stopped (nothing was applied after `at`). */
@@ -29,10 +38,19 @@ export interface PromotionReport extends PromotionFacts {
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-/** The report of a promote whose receiver stopped at `now` (`obs` null: no receiver was open). */
-export function promotionReport(obs: ReceiverObservations | null, forced: boolean, now = Date.now()): PromotionReport {
+/** Image states of a point-in-time copy. */
+const CONSISTENT_STATES = new Set(['SYNCHRONIZED', 'CONSISTENT']);
+
+/**
+ * The report of a promote whose receiver stopped at `now` (`obs` null: no receiver was open);
+ * `members`: each member's local image state just before the members were promoted.
+ */
+export function promotionReport(obs: ReceiverObservations | null, forced: boolean, members: { name: string; state: string | null }[], now = Date.now()): PromotionReport {
   const last = obs?.lastAppliedAt ?? null;
+  const inconsistentMembers = members.filter((m) => m.state === null || !CONSISTENT_STATES.has(m.state));
   return {
+    consistent: inconsistentMembers.length === 0,
+    inconsistentMembers,
     at: new Date(now).toISOString(),
     forced,
     appliedThrough: obs ? obs.appliedThrough : null,

@@ -193,6 +193,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
       primaryArray: primaryOf(e.db).array,
       secondaryArrays: secondariesOf(e.db).map((i) => i.array),
       epoch: e.db.epoch,
+      localState: e.db.images.find((i) => i.imageId === e.localImageId)?.state ?? null,
     };
   }
 

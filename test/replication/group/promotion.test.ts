@@ -2,6 +2,7 @@
 // the primary keeps acknowledging writes into its writelog, then dies; the secondary's report (view
 // and group.promoted event) names the last record it applied and how long before the promote.
 import { describe, it, expect, afterEach } from 'vitest';
+import { promotionReport } from '../../../src/replication/group/promotion.js';
 import { randomBytes } from 'node:crypto';
 import { groupLab, until, type Lab } from '../../support/mirror-lab.js';
 
@@ -30,7 +31,7 @@ describe('group promote reports the age of the copy', () => {
     const bravo = lab.node('bravo').groups;
     const v = await bravo.promote('g0', { force: true });
     const p = v.promotion!;
-    expect(p).toMatchObject({ forced: true, appliedThrough: applied });
+    expect(p).toMatchObject({ forced: true, appliedThrough: applied, consistent: true, inconsistentMembers: [] });
     expect(p.secondsSinceLastApply!).toBeGreaterThanOrEqual(0.3);
     expect(Date.parse(p.at) - Date.parse(p.lastAppliedAt!)).toBe(Math.round(p.secondsSinceLastApply! * 1000));
     // the last batch's request came in before its last record was applied, and nothing since
@@ -53,5 +54,16 @@ describe('group promote reports the age of the copy', () => {
     // the sender said hello when the group started journaling
     expect(typeof v.promotion!.lastContactAt).toBe('string');
     expect(lab.events('bravo', 'group.promoted')[0]).toMatchObject({ appliedThrough: 0, lastAppliedAt: null, secondsSinceLastApply: null, forced: true });
+  });
+});
+
+describe('promotionReport', () => {
+  it('calls a copy consistent only when every member image was SYNCHRONIZED or CONSISTENT', () => {
+    const obs = { appliedThrough: 7, lastAppliedAt: 1000, lastContactAt: 1000 };
+    const ok = promotionReport(obs, true, [{ name: 'm1', state: 'CONSISTENT' }, { name: 'm2', state: 'SYNCHRONIZED' }], 2000);
+    expect(ok).toMatchObject({ consistent: true, inconsistentMembers: [], secondsSinceLastApply: 1 });
+    const mixed = promotionReport(obs, true, [{ name: 'm1', state: 'SYNCHRONIZING' }, { name: 'm2', state: 'CONSISTENT' }, { name: 'm3', state: null }], 2000);
+    expect(mixed.consistent).toBe(false);
+    expect(mixed.inconsistentMembers).toEqual([{ name: 'm1', state: 'SYNCHRONIZING' }, { name: 'm3', state: null }]);
   });
 });
