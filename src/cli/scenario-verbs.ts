@@ -75,13 +75,23 @@ export async function scenarioRunCommand(file: string, f: ScenarioRunFlags): Pro
   mkdirSync(base, { recursive: true });
   const fileArg = relative(process.cwd(), path) || path;
   const reports: ScenarioReport[] = [];
-  for (let i = 0; i < runs; i++) {
-    const seed = (first + i) >>> 0;
-    const runDir = runs === 1 ? base : join(base, `seed-${seed}`);
-    const r = await runScenario(spec, { seed, runDir, trace: replay?.trace, keepImages: f.keepImages, progressOut: f.quiet ? null : process.stderr, fileArg });
-    writeReport(r);
-    reports.push(r);
-    if (!f.json) process.stdout.write(runLine(r) + '\n');
+  // Ctrl-C ends the run in progress as a failed run (faults undone, lab stopped, report written).
+  const interrupt = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => interrupt.abort(sig);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    for (let i = 0; i < runs && !interrupt.signal.aborted; i++) {
+      const seed = (first + i) >>> 0;
+      const runDir = runs === 1 ? base : join(base, `seed-${seed}`);
+      const r = await runScenario(spec, { seed, runDir, trace: replay?.trace, keepImages: f.keepImages, progressOut: f.quiet ? null : process.stderr, fileArg, signal: interrupt.signal });
+      writeReport(r);
+      reports.push(r);
+      if (!f.json) process.stdout.write(runLine(r) + '\n');
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   const summary = summarize(reports);
   if (runs > 1) writeFileSync(join(base, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');

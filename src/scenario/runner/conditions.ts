@@ -72,10 +72,11 @@ async function mirrorState(c: Extract<ConditionSpec, { kind: 'mirror-state' }>, 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls until the condition holds (resolves with what was seen) or `timeoutMs` passes (throws with it). */
-export async function waitFor(c: ConditionSpec, ctx: ConditionContext, timeoutMs: number): Promise<Evaluation> {
+export async function waitFor(c: ConditionSpec, ctx: ConditionContext, timeoutMs: number, signal?: AbortSignal): Promise<Evaluation> {
   const deadline = Date.now() + timeoutMs;
   let last: Evaluation = { holds: false, seen: 'not evaluated yet' };
   for (;;) {
+    if (signal?.aborted) throw Object.assign(new Error(`the run was aborted while waiting for ${c.kind}: ${last.seen}`), { code: 'aborted' });
     try {
       last = await evaluate(c, ctx);
       if (last.holds) return last;

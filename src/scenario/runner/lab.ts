@@ -63,6 +63,8 @@ export async function rewriteLab(labFile: string, labName: string): Promise<stri
 export interface RunLab {
   name: string;
   file: string;
+  /** where commands run: the scenario file's directory */
+  scenarioDir: string;
   /** SANBOX_IMAGES of the run: array directories and the lab state */
   imagesDir: string;
   env: NodeJS.ProcessEnv;
@@ -73,16 +75,16 @@ export function labEnv(runDir: string, imagesDir: string, labName: string): Node
   const bin = join(runDir, 'bin');
   mkdirSync(bin, { recursive: true });
   writeFileSync(join(bin, 'sanbox'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(SANBOX_BIN)} "$@"\n`, { mode: 0o755 });
-  return { ...process.env, SANBOX_IMAGES: imagesDir, SANBOX_LAB: labName, PATH: `${bin}:${process.env.PATH ?? ''}` };
+  return { ...process.env, SANBOX_IMAGES: imagesDir, SANBOX_LAB: labName, SANBOX_RUN_DIR: runDir, PATH: `${bin}:${process.env.PATH ?? ''}` };
 }
 
 /** Writes the run's lab file; nothing is started yet. */
-export async function prepareLab(labFile: string, runDir: string, labName: string): Promise<RunLab> {
+export async function prepareLab(labFile: string, runDir: string, labName: string, scenarioDir: string): Promise<RunLab> {
   const imagesDir = join(runDir, 'images');
   mkdirSync(imagesDir, { recursive: true });
   const file = join(runDir, 'lab.yaml');
   writeFileSync(file, await rewriteLab(labFile, labName));
-  return { name: labName, file, imagesDir, env: labEnv(runDir, imagesDir, labName) };
+  return { name: labName, file, scenarioDir, imagesDir, env: labEnv(runDir, imagesDir, labName) };
 }
 
 export interface SanboxResult {

@@ -4,6 +4,7 @@
  * names the seed and the command that reruns it.
  */
 import { mkdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { loadLab } from '../../cli/lab/index.js';
 import { drawSchedule } from '../schedule/index.js';
 import type { ScenarioSpec } from '../spec/types.js';
@@ -29,6 +30,8 @@ export interface RunOptions {
   progressOut?: NodeJS.WriteStream | null;
   /** how the scenario file is named in the rerun commands */
   fileArg?: string;
+  /** aborts the run (Ctrl-C): what runs is stopped, faults undone, the lab stopped, the report written */
+  signal?: AbortSignal;
 }
 
 const BACKLOG_POLL_MS = 500;
@@ -68,7 +71,8 @@ export async function runScenario(spec: ScenarioSpec, opts: RunOptions): Promise
     rpoSeconds: null,
     rtoSeconds: null,
   };
-  const lab = await prepareLab(spec.labFile, opts.runDir, report.lab);
+  const lab = await prepareLab(spec.labFile, opts.runDir, report.lab, dirname(spec.file));
+  lab.env.SANBOX_SEED = String(seed);
   progress.line(`scenario ${spec.name}, seed ${seed}: starting lab ${lab.name} (${trace.length} faults scheduled)`);
   const state = await startLab(lab);
   try {
@@ -77,7 +81,7 @@ export async function runScenario(spec: ScenarioSpec, opts: RunOptions): Promise
     startedAtMs = Date.now();
     report.startedAtMs = startedAtMs;
     report.startedAt = new Date(startedAtMs).toISOString();
-    await execute(spec, seed, trace, apis, report, progress, opts.runDir);
+    await execute(spec, seed, trace, apis, report, progress, opts.runDir, opts.signal);
   } catch (e) {
     report.failure ??= `the run stopped: ${(e as Error).message}`;
   } finally {
@@ -91,24 +95,37 @@ export async function runScenario(spec: ScenarioSpec, opts: RunOptions): Promise
   return report;
 }
 
-async function execute(spec: ScenarioSpec, seed: number, trace: TraceFault[], apis: LabApis, report: ScenarioReport, progress: Progress, runDir: string): Promise<void> {
+async function execute(spec: ScenarioSpec, seed: number, trace: TraceFault[], apis: LabApis, report: ScenarioReport, progress: Progress, runDir: string, interrupt?: AbortSignal): Promise<void> {
   const t0 = report.startedAtMs;
   const events = new EventCollector(apis, t0);
   events.start();
+  let lastSaid = '';
   events.onEvent((e) => {
-    if (/crashed|fractured|promoted|became-primary|split-brain|restart|cut|restored|failed|bypass/.test(e.type)) progress.line(`event ${e.source}: ${e.type}`);
+    // State changes a person follows; one line for a burst of the same (one per mirror, say).
+    if (!/crashed|fractured|promoted|split-brain|restart|cut|restored|bypass|cache-dirty|sp\.|power/.test(e.type) || e.type.startsWith('connection.')) return;
+    const line = `event ${e.source}: ${e.type}`;
+    if (line !== lastSaid) progress.line(line);
+    lastSaid = line;
   });
   const workloads = new Map<string, RunningWorkload>();
   const stopBacklog = pollBacklog(apis, report, t0);
-  let aborted = false;
-  const timeout = setTimeout(() => {
-    aborted = true;
-    report.failure ??= `timed out after ${spec.timeoutMs / 1000} s (scenario timeout)`;
-    progress.line(report.failure);
-  }, spec.timeoutMs);
+  // Set by the scenario timeout, an interrupt or a failed step: the steps stop, the nemesis only
+  // undoes, and whatever a step runs (a command, a wait) is stopped.
+  const abort = new AbortController();
+  const giveUp = (why: string) => {
+    report.failure ??= why;
+    progress.line(why);
+    abort.abort();
+  };
+  const timeout = setTimeout(() => giveUp(`timed out after ${spec.timeoutMs / 1000} s (scenario timeout)`), spec.timeoutMs);
+  const onInterrupt = () => giveUp(`interrupted (${String(interrupt?.reason ?? 'signal')})`);
+  if (interrupt?.aborted) onInterrupt();
+  interrupt?.addEventListener('abort', onInterrupt);
+  const aborted = () => abort.signal.aborted;
+  let stepFailed: StepRecord | null = null;
   const starters = spec.workloads.map((w, i) =>
     setTimeout(() => {
-      if (aborted) return;
+      if (aborted()) return;
       const run = new RunningWorkload(w, planWorkload(w, i, seed, apis, runDir), t0);
       workloads.set(w.name, run);
       report.workloads.push(run.record);
@@ -128,7 +145,8 @@ async function execute(spec: ScenarioSpec, seed: number, trace: TraceFault[], ap
     startedAtMs: t0,
     progress,
     steps: report.steps,
-    aborted: () => aborted,
+    aborted,
+    signal: abort.signal,
     eventsSeen: (type, source) => events.count(type, source),
     workloadDone: (name) => workloads.get(name)?.done === true,
     stopWorkload: (name) => workloadOf(name).stop(),
@@ -139,21 +157,25 @@ async function execute(spec: ScenarioSpec, seed: number, trace: TraceFault[], ap
     },
   };
   try {
-    const [stepFailed, faultFailed] = await Promise.all([
+    const [, faultFailed] = await Promise.all([
       runSteps(spec.steps, ctx).then((f) => {
-        if (f) aborted = true;
-        return f;
+        if (f) {
+          stepFailed = f;
+          report.failure ??= failureOf(f);
+          abort.abort();
+        }
       }),
       runTrace(trace, ctx),
     ]);
-    const failed = stepFailed ?? faultFailed;
-    if (failed) report.failure ??= failureOf(failed);
+    if (faultFailed) report.failure ??= failureOf(faultFailed);
     // Whatever is still running stops now (its writers save their state for the checks).
     starters.forEach(clearTimeout);
-    await Promise.all([...workloads.values()].map((w) => (w.spec.durationMs === null || aborted ? w.stop() : w.exited)));
-    if (!aborted || stepFailed) await runChecks(spec, ctx, workloads, report, progress);
+    await Promise.all([...workloads.values()].map((w) => (w.spec.durationMs === null || aborted() ? w.stop() : w.exited)));
+    // After a timeout or an interrupt the checks would only wait on what hung: skipped.
+    if (!aborted() || stepFailed) await runChecks(spec, ctx, workloads, report, progress);
   } finally {
     clearTimeout(timeout);
+    interrupt?.removeEventListener('abort', onInterrupt);
     starters.forEach(clearTimeout);
     await Promise.all([...workloads.values()].map((w) => w.stop()));
     stopBacklog();

@@ -1,4 +1,7 @@
-/** A scenario's `command` step: `sh -c` with the lab's environment (SANBOX_LAB, SANBOX_IMAGES, SANBOX_URI_*). */
+/**
+ * A scenario's `command` step: `sh -c` in the scenario file's directory, with the lab's
+ * environment (SANBOX_LAB, SANBOX_IMAGES, SANBOX_RUN_DIR, SANBOX_SEED, SANBOX_URI_*).
+ */
 import { spawn } from 'node:child_process';
 import type { LabApis } from './apis.js';
 
@@ -19,13 +22,24 @@ export function shellEnv(apis: LabApis): NodeJS.ProcessEnv {
   return { ...apis.lab.env, ...uriEnv(apis) };
 }
 
-export function sanboxShell(run: string, apis: LabApis): Promise<{ code: number | null; output: string }> {
+/** Runs `run`; on `signal` its whole process group is killed (a hung mount, a stuck client). */
+export function sanboxShell(run: string, apis: LabApis, signal?: AbortSignal): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const p = spawn('sh', ['-c', run], { env: shellEnv(apis), stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('sh', ['-c', run], { cwd: apis.lab.scenarioDir, env: shellEnv(apis), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const kill = () => {
+      if (p.pid === undefined || p.exitCode !== null) return;
+      try {
+        process.kill(-p.pid, 'SIGKILL');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e; // the group is gone already
+      }
+    };
+    signal?.addEventListener('abort', kill, { once: true });
+    p.on('close', () => signal?.removeEventListener('abort', kill));
     let output = '';
     p.stdout.on('data', (d: Buffer) => (output += d.toString()));
     p.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const timer = setTimeout(() => p.kill('SIGKILL'), COMMAND_TIMEOUT_MS);
+    const timer = setTimeout(kill, COMMAND_TIMEOUT_MS);
     p.on('error', (e) => resolve({ code: 127, output: e.message }));
     p.on('close', (code) => {
       clearTimeout(timer);

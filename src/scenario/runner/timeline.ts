@@ -17,8 +17,10 @@ export interface TimelineContext extends ConditionContext {
   baseline: LinkBaseline;
   startedAtMs: number;
   progress: Progress;
-  /** set when the run gives up (timeout, a failed step): loops stop at their next step */
+  /** set when the run gives up (timeout, interrupt, a failed step): loops stop at their next step */
   aborted(): boolean;
+  /** the same as an AbortSignal: a running command, wait or sleep ends at once */
+  signal: AbortSignal;
   stopWorkload(name: string): Promise<void>;
   waitWorkload(name: string, timeoutMs: number): Promise<void>;
   steps: StepRecord[];
@@ -33,6 +35,16 @@ async function until(ctx: TimelineContext, atMs: number): Promise<void> {
     if (left <= 0) return;
     await new Promise((r) => setTimeout(r, Math.min(left, 100)));
   }
+}
+
+/** `p`, or a rejection as soon as the run is aborted. */
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(Object.assign(new Error('the run was aborted'), { code: 'aborted' }));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 function errorOf(e: unknown): { code: string; message: string } {
@@ -63,13 +75,13 @@ async function perform(a: ActionSpec, ctx: TimelineContext): Promise<unknown> {
     case 'workload-stop':
       return ctx.stopWorkload(a.workload);
     case 'workload-wait':
-      return ctx.waitWorkload(a.workload, a.timeoutMs);
+      return abortable(ctx.waitWorkload(a.workload, a.timeoutMs), ctx.signal);
     case 'wait':
-      return waitFor(a.condition, ctx, a.timeoutMs);
+      return waitFor(a.condition, ctx, a.timeoutMs, ctx.signal);
     case 'sleep':
-      return new Promise((r) => setTimeout(r, a.ms));
+      return abortable(new Promise((r) => setTimeout(r, a.ms)), ctx.signal);
     case 'command': {
-      const r = await sanboxShell(a.run, ctx.apis);
+      const r = await sanboxShell(a.run, ctx.apis, ctx.signal);
       if (r.code !== a.expectExit) throw Object.assign(new Error(`exit ${r.code} (expected ${a.expectExit}): ${r.output.trim().split('\n').slice(-5).join(' | ')}`), { code: 'exit-status' });
       return { exitCode: r.code, output: r.output.slice(-4000) };
     }
@@ -90,6 +102,8 @@ async function record(rec: Omit<StepRecord, 'startMs' | 'endMs' | 'ok'>, a: Acti
     r.ok = expectError !== null && r.error.code === expectError;
   }
   r.endMs = now(ctx);
+  const said = (r.result as { output?: unknown } | undefined)?.output;
+  if (typeof said === 'string' && said.trim()) ctx.progress.line(`  ${said.trim().split('\n').at(-1)}`);
   if (!r.ok) ctx.progress.line(`  FAILED: ${r.error?.code}: ${r.error?.message}`);
   else if (r.error) ctx.progress.line(`  failed as expected: ${r.error.code}`);
   return r;
@@ -100,6 +114,7 @@ export async function runSteps(steps: StepSpec[], ctx: TimelineContext): Promise
   for (const [index, s] of steps.entries()) {
     if (ctx.aborted()) return null;
     if (s.atMs !== null) await until(ctx, s.atMs);
+    if (ctx.aborted()) return null;
     const r = await record({ source: 'step', index, name: s.name, kind: s.action.kind, label: actionLabel(s.action), command: commandOf(s.action, ctx.apis.lab.name), plannedMs: s.atMs }, s.action, s.expectError, ctx);
     if (!r.ok) return r;
   }
@@ -115,9 +130,12 @@ export async function runTrace(trace: TraceFault[], ctx: TimelineContext): Promi
     ])
     .sort((x, y) => x.at - y.at || (x.phase === 'undo' ? -1 : 1));
   let failed: StepRecord | null = null;
+  const injected = new Set<number>();
   for (const x of actions) {
-    // After an abort only undos run: a run never ends with a fault still in force.
-    if (ctx.aborted() && x.phase === 'inject') continue;
+    // After an abort only the undos of injected faults run: a run never ends with a fault in force.
+    if (x.phase === 'inject' && ctx.aborted()) continue;
+    if (x.phase === 'undo' && !injected.has(x.f.index)) continue;
+    if (x.phase === 'inject') injected.add(x.f.index);
     if (!ctx.aborted()) await until(ctx, x.at);
     const r = await record({ source: 'nemesis', index: x.f.index, phase: x.phase, name: null, kind: x.a.kind, label: x.f.label, command: commandOf(x.a, ctx.apis.lab.name), plannedMs: x.at }, x.a, null, ctx);
     if (!r.ok && !failed) failed = r;

@@ -22,6 +22,8 @@ export interface WorkloadPlan {
   /** the state file a checker reads afterwards (ledger, prefix) */
   stateFile: string | null;
   env: NodeJS.ProcessEnv;
+  /** the scenario file's directory */
+  cwd: string;
 }
 
 const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
@@ -32,32 +34,33 @@ export function workloadSeed(seed: number, index: number): number {
 
 /** The process to start for a workload (pure, given the lab's URIs). */
 export function planWorkload(w: WorkloadSpec, index: number, seed: number, apis: LabApis, runDir: string): WorkloadPlan {
-  const env = { ...apis.lab.env, SANBOX_SEED: String(seed) };
+  const env = apis.lab.env;
   const s = workloadSeed(seed, index);
   const runId = String((s % 0xfffffffe) + 1);
   const seconds = String(w.durationMs === null ? UNBOUNDED_SECONDS : w.durationMs / 1000);
   const node = [process.execPath, SANBOX_BIN];
+  const cwd = apis.lab.scenarioDir;
   switch (w.kind) {
     case 'ledger': {
       const stateFile = join(runDir, `${w.name}.ledger.json`);
       const uris = apis.uris(w.array, w.lun, w.sps).flatMap((u) => ['--uri', u]);
       const argv = [...node, 'check', 'ledger', 'write', ...uris, '--state', stateFile, '--blocks', String(w.blocks), '--connections', String(w.connections), '--depth', String(w.depth), '--block-size', String(w.blockSize), '--fua', String(w.fua), '--seed', String(s), '--run-id', runId, '--seconds', seconds, '-q', '--json', '--progress-json'];
-      return { argv, stateFile, env };
+      return { argv, stateFile, env, cwd };
     }
     case 'prefix': {
       const stateFile = join(runDir, `${w.name}.prefix.json`);
       const uris = w.luns.map((l) => apis.uris(w.array, l)[0]).join(',');
       const argv = [...node, 'check', 'prefix', 'write', '--uri', uris, '--state', stateFile, '--depth', String(w.depth), '--seed', String(s), '--run-id', runId, '--seconds', seconds, '-q', '--json', '--progress-json'];
       if (w.blocks !== null) argv.push('--blocks', String(w.blocks));
-      return { argv, stateFile, env };
+      return { argv, stateFile, env, cwd };
     }
     case 'fio': {
       const uri = apis.uris(w.array, w.lun, w.sp === null ? null : [w.sp])[0];
       const timed = w.durationMs === null ? [] : [`--runtime=${w.durationMs / 1000}`, '--time_based'];
-      return { argv: ['fio', `--name=${w.name}`, '--ioengine=nbd', `--uri=${uri}`, `--randseed=${s}`, '--output-format=json', ...timed, ...w.args], stateFile: null, env };
+      return { argv: ['fio', `--name=${w.name}`, '--ioengine=nbd', `--uri=${uri}`, `--randseed=${s}`, '--output-format=json', ...timed, ...w.args], stateFile: null, env, cwd };
     }
     case 'command':
-      return { argv: ['sh', '-c', w.run], stateFile: null, env: { ...env, ...shellEnv(apis) } };
+      return { argv: ['sh', '-c', w.run], stateFile: null, env: { ...env, ...shellEnv(apis) }, cwd };
   }
 }
 
@@ -74,6 +77,7 @@ export class RunningWorkload {
   private stderrLine = '';
   readonly exited: Promise<void>;
   private ended = false;
+  private stopping = false;
 
   constructor(
     readonly spec: WorkloadSpec,
@@ -81,7 +85,7 @@ export class RunningWorkload {
     startedAtMs: number,
   ) {
     this.record = { name: spec.name, kind: spec.kind, command: commandLine(plan.argv), startMs: Date.now() - startedAtMs, endMs: null, exitCode: null, signal: null, report: null, samples: [], stderrTail: [] };
-    this.proc = spawn(plan.argv[0], plan.argv.slice(1), { env: plan.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(plan.argv[0], plan.argv.slice(1), { cwd: plan.cwd, env: plan.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
     this.proc.stderr!.on('data', (d: Buffer) => this.onStderr(d.toString(), startedAtMs));
     this.exited = new Promise((resolve) => {
@@ -121,11 +125,14 @@ export class RunningWorkload {
 
   /** SIGTERM (the writers save their state and report), SIGKILL after a grace period. */
   async stop(): Promise<void> {
-    if (this.ended) return;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), STOP_GRACE_MS);
+    // One SIGTERM only: a second one could land after the writer removed its handler and kill it.
+    if (!this.ended && !this.stopping) {
+      this.stopping = true;
+      this.proc.kill('SIGTERM');
+      const timer = setTimeout(() => this.proc.kill('SIGKILL'), STOP_GRACE_MS);
+      void this.exited.then(() => clearTimeout(timer));
+    }
     await this.exited;
-    clearTimeout(timer);
   }
 }
 

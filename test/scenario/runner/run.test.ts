@@ -1,7 +1,7 @@
 // `sanbox scenario run` as a user runs it (a child process running dist/): a tiny scenario against
 // a real lab (two arrays, a link emulator, an asynchronous group), its report, a replay of a
 // hand-made trace, a failing step, and an invalid file that starts nothing.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,6 +79,30 @@ describe('sanbox scenario run', () => {
     expect(r.out).toContain('--seed 4');
     const rep = readReport(join(work, 'wrong'));
     expect(rep.checks.map((c) => c.ok)).toEqual([true]); // the checks still ran
+  });
+
+  it('Ctrl-C ends the run as a failed one: the lab stopped, no process left, the report written', async () => {
+    const dir = join(work, 'interrupted');
+    const p = spawn(process.execPath, [BIN, 'scenario', 'run', join(FIXTURES, 'flaps.yaml'), '--report', dir], { env: { ...process.env, SANBOX_IMAGES: join(work, 'images') } });
+    let err = '';
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      p.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (err.includes('fault #1 inject')) p.kill('SIGINT');
+      });
+      p.on('close', resolve);
+    });
+    expect(code, err).toBe(1);
+    expect(out).toContain('interrupted (SIGINT)');
+    const rep = readReport(dir);
+    expect(rep.failure).toBe('interrupted (SIGINT)');
+    // the fault in force was undone, nothing was injected after the interrupt
+    expect(rep.steps.filter((s) => s.source === 'nemesis').map((s) => s.phase)).toEqual(['inject', 'undo', 'inject', 'undo']);
+    expect(rep.steps.some((s) => s.kind === 'array-crash')).toBe(false);
+    const left = execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.includes(rep.lab));
+    expect(left).toEqual([]);
   });
 
   it('refuses an invalid file with every problem and its path, starting nothing', async () => {
