@@ -18,14 +18,22 @@ export const SANBOX_BIN = fileURLToPath(new URL('../../../bin/sanbox.js', import
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Ports the OS says are free now (all held until every one is chosen, so none repeats). */
-export async function freePorts(n: number): Promise<number[]> {
+/**
+ * Ports below the kernel's ephemeral range (32768 and up on Linux) that are free now, all held
+ * until every one is chosen so none repeats. Not ephemeral ones: a crashed array comes back on
+ * its port, which an outgoing connection could have been given meanwhile.
+ */
+export const PORT_RANGE = { from: 20_000, to: 32_000 } as const;
+
+export async function freePorts(n: number, random: () => number = Math.random): Promise<number[]> {
   const servers: Server[] = [];
   try {
-    for (let i = 0; i < n; i++) {
+    for (let tries = 0; servers.length < n; tries++) {
+      if (tries > n * 50) throw new Error(`no ${n} free ports in ${PORT_RANGE.from}-${PORT_RANGE.to}`);
+      const port = PORT_RANGE.from + Math.floor(random() * (PORT_RANGE.to - PORT_RANGE.from));
       const s = createServer();
-      servers.push(s);
-      await new Promise<void>((ok, fail) => s.once('error', fail).listen(0, '127.0.0.1', () => ok()));
+      const bound = await new Promise<boolean>((ok) => s.once('error', () => ok(false)).listen(port, '127.0.0.1', () => ok(true)));
+      if (bound) servers.push(s);
     }
     return servers.map((s) => (s.address() as { port: number }).port);
   } finally {
