@@ -85,12 +85,13 @@ export async function runScenario(spec: ScenarioSpec, opts: RunOptions): Promise
   } catch (e) {
     report.failure ??= `the run stopped: ${(e as Error).message}`;
   } finally {
+    // The scenario's own time: the lab's stop is not part of it.
+    report.durationMs = Date.now() - report.startedAtMs;
     progress.end();
     progress.line(`stopping lab ${lab.name}`);
     await stopLab(lab).catch((e: Error) => (report.failure ??= `sanbox down failed: ${e.message}`));
     if (!opts.keepImages) rmSync(lab.imagesDir, { recursive: true, force: true });
   }
-  report.durationMs = Date.now() - report.startedAtMs;
   report.ok = report.failure === null;
   return report;
 }
