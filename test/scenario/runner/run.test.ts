@@ -81,6 +81,16 @@ describe('sanbox scenario run', () => {
     expect(rep.checks.map((c) => c.ok)).toEqual([true]); // the checks still ran
   });
 
+  it('catches a planted data loss: acknowledged writes the disk never made durable fail the ledger check', async () => {
+    const dir = join(work, 'lost');
+    const r = await sanbox(['scenario', 'run', join(FIXTURES, 'lost-writes.yaml'), '--report', dir, '-q']);
+    expect(r.code, r.out + r.err).toBe(1);
+    expect(r.out).toMatch(/check 0 \(ledger of host\) failed: .* [1-9]\d* violations/);
+    const check = readReport(dir).checks[0];
+    expect(check.ok).toBe(false);
+    expect(Object.keys((check.details as { violationsByKind: object }).violationsByKind)).toContain('lost');
+  });
+
   it('Ctrl-C ends the run as a failed one: the lab stopped, no process left, the report written', async () => {
     const dir = join(work, 'interrupted');
     const p = spawn(process.execPath, [BIN, 'scenario', 'run', join(FIXTURES, 'flaps.yaml'), '--report', dir], { env: { ...process.env, SANBOX_IMAGES: join(work, 'images') } });
