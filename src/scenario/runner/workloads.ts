@@ -136,9 +136,11 @@ export class RunningWorkload {
   }
 }
 
+/** The JSON a workload printed on stdout (fio may print notes before it); else its tail as text. */
 function parseJson(s: string): unknown {
+  const start = s.startsWith('{') ? 0 : s.indexOf('\n{') + 1;
   try {
-    return s.trim() ? JSON.parse(s) : null;
+    return s.trim() ? JSON.parse(s.slice(start)) : null;
   } catch {
     return { stdout: s.slice(-2000) };
   }
