@@ -166,12 +166,20 @@ export const SUBJECTS: Subject[] = [
   { name: 'checked hop', open: () => onImage((s) => checked(s, { name: 'conformance' }), true) },
   {
     name: 'DiskFaultLayer (every op, rate 0)',
-    open: () => onImage((s) => diskFaultOver(s, { errors: ['read', 'write', 'flush', 'trim', 'zero'], rate: 0, errno: 'EIO', seed: 1 }), true),
+    open: () => onImage((s) => diskFaultOver(s, { errors: ['read', 'write', 'flush', 'trim', 'zero'], rate: 0, errno: 'EIO', seed: 1, loseUnflushed: false }), true),
   },
   {
     // a flush has no range (any range matches it), so the data ops only
     name: 'DiskFaultLayer (range past the end of the device)',
-    open: () => onImage((s) => diskFaultOver(s, { errors: ['read', 'write', 'trim', 'zero'], rate: 1, errno: 'EIO', range: { offset: SUBJECT_SIZE, length: 4096 }, seed: 1 }), true),
+    open: () => onImage((s) => diskFaultOver(s, { errors: ['read', 'write', 'trim', 'zero'], rate: 1, errno: 'EIO', range: { offset: SUBJECT_SIZE, length: 4096 }, seed: 1, loseUnflushed: false }), true),
+  },
+  // lose-unflushed: writes held in memory must read back, a flush must put them below every
+  // layer (`below` reads the image after one); with a 64 KiB limit the overlay also writes its
+  // oldest content down by itself during the suite
+  { name: 'DiskFaultLayer (lose-unflushed)', open: () => onImage((s) => diskFaultOver(s, { errors: [], rate: 1, errno: 'EIO', seed: 1, loseUnflushed: true }), true) },
+  {
+    name: 'DiskFaultLayer (lose-unflushed, 64 KiB limit)',
+    open: () => onImage((s) => diskFaultOver(s, { errors: [], rate: 1, errno: 'EIO', seed: 1, loseUnflushed: true, maxUnflushed: 64 * 1024 }), true),
   },
   { name: 'WriteCache write-through', open: () => onImage((s) => cacheOver(s, 'write-through'), true) },
   { name: 'WriteCache write-back', open: () => onImage((s) => cacheOver(s, 'write-back'), true) },
