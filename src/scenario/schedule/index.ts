@@ -104,5 +104,11 @@ function concretize(f: NemesisFaultSpec, random: Random, durationMs: number): { 
         undo: { kind: 'array-restart', array: f.array },
         label: `array ${f.array} crashed for ${seconds(durationMs)}`,
       };
+    case 'site-fail':
+      return {
+        inject: { kind: 'site-fail', site: f.site },
+        undo: { kind: 'site-restore', site: f.site },
+        label: `site ${f.site} failed for ${seconds(durationMs)}`,
+      };
   }
 }

@@ -126,7 +126,7 @@ const NEMESIS_KEYS = ['name', 'from', 'until', 'every', 'faults'];
 const FAULT_COMMON = ['for', 'weight'];
 const FAULT_KEYS: Record<NemesisFaultSpec['kind'], readonly string[]> = {
   'link-cut': ['link', 'directions'], 'link-latency': ['link', 'latency'], 'sp-crash': ['array', 'sps'], 'power-fail': ARRAY,
-  'disk-errors': ['array', 'lun', 'errors', 'errno', 'rate'], 'array-crash': ARRAY,
+  'disk-errors': ['array', 'lun', 'errors', 'errno', 'rate'], 'array-crash': ARRAY, 'site-fail': SITE,
 };
 const FAULT_KINDS = Object.keys(FAULT_KEYS) as NemesisFaultSpec['kind'][];
 
@@ -429,6 +429,8 @@ class ScenarioParser {
       }
       case 'array-crash':
         return { kind, array: f.req('array', this.array), ...common };
+      case 'site-fail':
+        return { kind, site: f.req('site', this.site), ...common };
     }
   }
 

@@ -176,7 +176,9 @@ export type NemesisFaultSpec =
   | { kind: 'power-fail'; array: string; forMs: Range; weight: number }
   | { kind: 'disk-errors'; array: string; lun: string; errors: string[]; errno: 'EIO' | 'ENOSPC'; rate: number; forMs: Range; weight: number }
   /** the whole array SIGKILLed, restarted after `forMs` */
-  | { kind: 'array-crash'; array: string; forMs: Range; weight: number };
+  | { kind: 'array-crash'; array: string; forMs: Range; weight: number }
+  /** every array of the site SIGKILLed and its links cut; restored after `forMs` */
+  | { kind: 'site-fail'; site: string; forMs: Range; weight: number };
 
 export interface NemesisSpec {
   name: string;

@@ -538,3 +538,14 @@ describe('scenario files: loading with the lab', () => {
     for (const f of files) expect(() => loadScenario(join(REPO, 'scenarios', f)), f).not.toThrow();
   });
 });
+
+describe('nemesis site-fail', () => {
+  const yaml = (site: string) => `lab: x.yaml\nnemesis:\n  - { from: 1s, until: 5s, every: [1s, 2s], faults: [{ site-fail: { site: ${site} }, for: [1s, 3s] }] }\n`;
+  it('takes a site of the lab and its downtime', () => {
+    const spec = parseScenario(yaml('east'), FILE, { labNames: LAB });
+    expect(spec.nemesis[0].faults).toEqual([{ kind: 'site-fail', site: 'east', forMs: { min: 1000, max: 3000 }, weight: 1 }]);
+  });
+  it('refuses a site the lab does not have', () => {
+    expect(problems(yaml('north'))).toEqual([expect.stringMatching(/^nemesis\[0\]\.faults\[0\]\.site-fail\.site: unknown site "north"/)]);
+  });
+});
