@@ -16,7 +16,7 @@ import { EventCollector } from './events.js';
 import { prepareLab, startLab, stopLab } from './lab.js';
 import { Progress } from './progress.js';
 import { runSteps, runTrace, type TimelineContext } from './timeline.js';
-import { planWorkload, RunningWorkload } from './workloads.js';
+import { WorkloadSet, type RunningWorkload } from './workloads.js';
 
 export interface RunOptions {
   seed: number;
@@ -98,17 +98,10 @@ export async function runScenario(spec: ScenarioSpec, opts: RunOptions): Promise
 
 async function execute(spec: ScenarioSpec, seed: number, trace: TraceFault[], apis: LabApis, report: ScenarioReport, progress: Progress, runDir: string, interrupt?: AbortSignal): Promise<void> {
   const t0 = report.startedAtMs;
+  const baseline = await linkBaseline(apis);
   const events = new EventCollector(apis, t0);
   events.start();
-  let lastSaid = '';
-  events.onEvent((e) => {
-    // State changes a person follows; one line for a burst of the same (one per mirror, say).
-    if (!/crashed|fractured|promoted|split-brain|restart|cut|restored|bypass|cache-dirty|sp\.|power/.test(e.type) || e.type.startsWith('connection.')) return;
-    const line = `event ${e.source}: ${e.type}`;
-    if (line !== lastSaid) progress.line(line);
-    lastSaid = line;
-  });
-  const workloads = new Map<string, RunningWorkload>();
+  sayEvents(events, progress);
   const stopBacklog = pollBacklog(apis, report, t0);
   // Set by the scenario timeout, an interrupt or a failed step: the steps stop, the nemesis only
   // undoes, and whatever a step runs (a command, a wait) is stopped.
@@ -124,38 +117,20 @@ async function execute(spec: ScenarioSpec, seed: number, trace: TraceFault[], ap
   interrupt?.addEventListener('abort', onInterrupt);
   const aborted = () => abort.signal.aborted;
   let stepFailed: StepRecord | null = null;
-  const starters = spec.workloads.map((w, i) =>
-    setTimeout(() => {
-      if (aborted()) return;
-      const run = new RunningWorkload(w, planWorkload(w, i, seed, apis, runDir), t0);
-      workloads.set(w.name, run);
-      report.workloads.push(run.record);
-      progress.line(`workload ${w.name} started: ${run.record.command}`);
-      void run.exited.then(() => progress.line(`workload ${w.name} ended (exit ${run.record.exitCode ?? run.record.signal})`));
-    }, w.startMs),
-  );
-  progress.live(() => liveStatus(workloads, report.steps, t0));
-  const workloadOf = (name: string): RunningWorkload => {
-    const w = workloads.get(name);
-    if (!w) throw new Error(`workload ${name} has not started yet`);
-    return w;
-  };
+  const workloads = new WorkloadSet(spec, seed, apis, runDir, t0, report.workloads, progress, aborted);
+  progress.live(() => liveStatus(workloads.all(), report.steps, t0));
   const ctx: TimelineContext = {
     apis,
-    baseline: await linkBaseline(apis),
+    baseline,
     startedAtMs: t0,
     progress,
     steps: report.steps,
     aborted,
     signal: abort.signal,
     eventsSeen: (type, source) => events.count(type, source),
-    workloadDone: (name) => workloads.get(name)?.done === true,
-    stopWorkload: (name) => workloadOf(name).stop(),
-    waitWorkload: async (name, timeoutMs) => {
-      const w = workloadOf(name);
-      const timer = new Promise((_, fail) => setTimeout(() => fail(new Error(`workload ${name} still running after ${timeoutMs / 1000} s`)), timeoutMs).unref());
-      await Promise.race([w.exited, timer]);
-    },
+    workloadDone: (name) => workloads.done(name),
+    stopWorkload: (name) => workloads.get(name).stop(),
+    waitWorkload: (name, timeoutMs) => workloads.wait(name, timeoutMs),
   };
   try {
     const [, faultFailed] = await Promise.all([
@@ -169,20 +144,28 @@ async function execute(spec: ScenarioSpec, seed: number, trace: TraceFault[], ap
       runTrace(trace, ctx),
     ]);
     if (faultFailed) report.failure ??= failureOf(faultFailed);
-    // Whatever is still running stops now (its writers save their state for the checks).
-    starters.forEach(clearTimeout);
-    await Promise.all([...workloads.values()].map((w) => (w.spec.durationMs === null || aborted() ? w.stop() : w.exited)));
+    await workloads.finish(aborted());
     // After a timeout or an interrupt the checks would only wait on what hung: skipped.
     if (!aborted() || stepFailed) await runChecks(spec, ctx, workloads, report, progress);
   } finally {
     clearTimeout(timeout);
     interrupt?.removeEventListener('abort', onInterrupt);
-    starters.forEach(clearTimeout);
-    await Promise.all([...workloads.values()].map((w) => w.stop()));
+    await workloads.finish(true);
     stopBacklog();
     await events.stop();
     report.events = events.events.sort((a, b) => a.tMs - b.tMs);
   }
+}
+
+/** The state changes a person follows, on the progress; one line for a burst of the same (one per mirror, say). */
+function sayEvents(events: EventCollector, progress: Progress): void {
+  let lastSaid = '';
+  events.onEvent((e) => {
+    if (!/crashed|fractured|promoted|split-brain|restart|cut|restored|bypass|cache-dirty|sp\.|power/.test(e.type) || e.type.startsWith('connection.')) return;
+    const line = `event ${e.source}: ${e.type}`;
+    if (line !== lastSaid) progress.line(line);
+    lastSaid = line;
+  });
 }
 
 function failureOf(s: StepRecord): string {
@@ -190,12 +173,11 @@ function failureOf(s: StepRecord): string {
   return `${what} ${s.label} failed: ${s.error?.code}: ${s.error?.message}`;
 }
 
-async function runChecks(spec: ScenarioSpec, ctx: TimelineContext, workloads: Map<string, RunningWorkload>, report: ScenarioReport, progress: Progress): Promise<void> {
+async function runChecks(spec: ScenarioSpec, ctx: TimelineContext, workloads: WorkloadSet, report: ScenarioReport, progress: Progress): Promise<void> {
   const checkCtx = {
     ...ctx,
     workload: (name: string) => {
       const w = workloads.get(name);
-      if (!w) throw new Error(`workload ${name} never started`);
       const s = w.spec;
       const luns = s.kind === 'prefix' ? s.luns : s.kind === 'ledger' || s.kind === 'fio' ? [s.lun] : [];
       return { record: w.record, stateFile: w.plan.stateFile, array: s.kind === 'command' ? '' : s.array, luns, sps: s.kind === 'ledger' ? s.sps : null };
@@ -242,9 +224,9 @@ function pollBacklog(apis: LabApis, report: ScenarioReport, t0: number): () => v
   return () => clearInterval(timer);
 }
 
-function liveStatus(workloads: Map<string, RunningWorkload>, steps: StepRecord[], t0: number): string {
+function liveStatus(workloads: RunningWorkload[], steps: StepRecord[], t0: number): string {
   const t = ((Date.now() - t0) / 1000).toFixed(0);
-  const w = [...workloads.values()].map((x) => `${x.spec.name} ${x.done ? 'done' : `${x.record.samples.at(-1)?.acked ?? 0} acked`}`);
+  const w = workloads.map((x) => `${x.spec.name} ${x.done ? 'done' : `${x.record.samples.at(-1)?.acked ?? 0} acked`}`);
   const last = steps.at(-1);
   return `[${t} s] ${w.join(', ')}${last ? ` | last: ${last.label}` : ''}`;
 }

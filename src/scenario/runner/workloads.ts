@@ -6,9 +6,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { mixSeed } from '../../random/index.js';
-import type { WorkloadSpec } from '../spec/types.js';
+import type { ScenarioSpec, WorkloadSpec } from '../spec/types.js';
 import type { WorkloadRecord, WorkloadSample } from '../report/types.js';
 import type { LabApis } from './apis.js';
+import type { Progress } from './progress.js';
 import { SANBOX_BIN } from './lab.js';
 import { shellEnv } from './shell.js';
 
@@ -154,5 +155,59 @@ export function progressSample(line: string, startedAtMs: number): WorkloadSampl
     return { tMs: p.t - startedAtMs, issued: p.issued, acked: p.acked, windowAcks: p.window.acks, latencyP50Ms: p.window.p50Ms, latencyP99Ms: p.window.p99Ms, latencyMaxMs: p.window.maxMs };
   } catch {
     return null;
+  }
+}
+
+/** The workloads of a run: each started at its time (unless the run gave up first), by name. */
+export class WorkloadSet {
+  private readonly running = new Map<string, RunningWorkload>();
+  private readonly starters: NodeJS.Timeout[];
+
+  constructor(spec: ScenarioSpec, seed: number, apis: LabApis, runDir: string, t0: number, records: WorkloadRecord[], progress: Progress, aborted: () => boolean) {
+    this.starters = spec.workloads.map((w, i) =>
+      setTimeout(() => {
+        if (aborted()) return;
+        const run = new RunningWorkload(w, planWorkload(w, i, seed, apis, runDir), t0);
+        this.running.set(w.name, run);
+        records.push(run.record);
+        progress.line(`workload ${w.name} started: ${run.record.command}`);
+        void run.exited.then(() => progress.line(`workload ${w.name} ended (exit ${run.record.exitCode ?? run.record.signal})`));
+      }, w.startMs),
+    );
+  }
+
+  get(name: string): RunningWorkload {
+    const w = this.running.get(name);
+    if (!w) throw new Error(`workload ${name} has not started`);
+    return w;
+  }
+
+  done(name: string): boolean {
+    return this.running.get(name)?.done === true;
+  }
+
+  all(): RunningWorkload[] {
+    return [...this.running.values()];
+  }
+
+  /** Resolves when the workload ends; rejects after `timeoutMs`. */
+  async wait(name: string, timeoutMs: number): Promise<void> {
+    const w = this.get(name);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, fail) => (timer = setTimeout(() => fail(new Error(`workload ${name} still running after ${timeoutMs / 1000} s`)), timeoutMs)));
+    try {
+      await Promise.race([w.exited, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * The end of the timeline: no more starts; the workloads that run until stopped (or all, when
+   * `stopAll`) are stopped, the others waited for. Their writers save their state files.
+   */
+  async finish(stopAll: boolean): Promise<void> {
+    this.starters.forEach(clearTimeout);
+    await Promise.all(this.all().map((w) => (stopAll || w.spec.durationMs === null ? w.stop() : w.exited)));
   }
 }
