@@ -55,7 +55,11 @@ function errorOf(e: unknown): { code: string; message: string } {
 
 export function actionLabel(a: ActionSpec): string {
   if (a.kind === 'wait') return `wait ${conditionLabel(a.condition)} (timeout ${a.timeoutMs / 1000} s)`;
-  if (a.kind === 'command') return `command ${a.run.trim().split('\n').join('; ')}`;
+  if (a.kind === 'command') {
+    const lines = a.run.trim().split('\n');
+    const first = lines[0].length > 100 ? `${lines[0].slice(0, 100)}...` : lines[0];
+    return `command ${first}${lines.length > 1 ? ' ...' : ''}`;
+  }
   const { kind, ...rest } = a;
   const args = Object.entries(rest)
     .filter(([, v]) => v !== null && v !== false && !(Array.isArray(v) && v.length === 0))
