@@ -224,9 +224,15 @@ function pollBacklog(apis: LabApis, report: ScenarioReport, t0: number): () => v
   return () => clearInterval(timer);
 }
 
+/** The live line: each workload's acknowledged writes and last p99, the faults in force, the last step. */
 function liveStatus(workloads: RunningWorkload[], steps: StepRecord[], t0: number): string {
   const t = ((Date.now() - t0) / 1000).toFixed(0);
-  const w = workloads.map((x) => `${x.spec.name} ${x.done ? 'done' : `${x.record.samples.at(-1)?.acked ?? 0} acked`}`);
-  const last = steps.at(-1);
-  return `[${t} s] ${w.join(', ')}${last ? ` | last: ${last.label}` : ''}`;
+  const w = workloads.map((x) => {
+    const last = x.record.samples.at(-1);
+    return `${x.spec.name} ${x.done ? 'done' : `${last?.acked ?? 0} acked${last?.latencyP99Ms != null ? ` p99 ${last.latencyP99Ms} ms` : ''}`}`;
+  });
+  const undone = new Set(steps.filter((s) => s.phase === 'undo').map((s) => s.index));
+  const inForce = steps.filter((s) => s.phase === 'inject' && !undone.has(s.index)).map((s) => s.label);
+  const step = steps.filter((s) => s.source === 'step').at(-1);
+  return [`[${t} s] ${w.join(', ') || 'no workload'}`, inForce.length ? `faults: ${inForce.join('; ')}` : 'no fault', step ? `step: ${step.label}` : ''].filter(Boolean).join(' | ');
 }
