@@ -3,6 +3,7 @@
  * APIs, the same requests the `sanbox` verbs send, and the verb a person would type for it.
  * Workload, wait and command actions belong to the run (run.ts) and are not handled here.
  */
+import type { ApiClient } from '../../control/index.js';
 import type { ActionSpec } from '../spec/types.js';
 import type { LabApis } from './apis.js';
 
@@ -97,24 +98,21 @@ async function afterLabChange<T>(apis: LabApis, p: Promise<T>): Promise<T> {
 }
 
 /** The array holding the mirror's primary image: `array` if given, else the first running array that says it does. */
-export async function primaryOfMirror(apis: LabApis, mirror: string, array: string | null) {
-  if (array !== null) return apis.array(array, SLOW_MS);
-  for (const name of apis.arrayNames().filter((n) => apis.arrayRunning(n))) {
-    const c = apis.array(name, SLOW_MS);
-    const v = await c.getMirror(mirror).catch(() => null);
-    if (v?.local.role === 'primary') return c;
-  }
-  throw new Error(`no running array holds the primary of mirror ${mirror}`);
+export function primaryOfMirror(apis: LabApis, mirror: string, array: string | null): Promise<ApiClient> {
+  return primaryArray(apis, array, `mirror ${mirror}`, async (c) => (await c.getMirror(mirror)).local.role === 'primary');
 }
 
-export async function primaryOfGroup(apis: LabApis, group: string, array: string | null) {
+export function primaryOfGroup(apis: LabApis, group: string, array: string | null): Promise<ApiClient> {
+  return primaryArray(apis, array, `group ${group}`, async (c) => (await c.getGroup(group)).role === 'primary');
+}
+
+async function primaryArray(apis: LabApis, array: string | null, what: string, isPrimary: (c: ApiClient) => Promise<boolean>): Promise<ApiClient> {
   if (array !== null) return apis.array(array, SLOW_MS);
   for (const name of apis.arrayNames().filter((n) => apis.arrayRunning(n))) {
     const c = apis.array(name, SLOW_MS);
-    const v = await c.getGroup(group).catch(() => null);
-    if (v?.role === 'primary') return c;
+    if (await isPrimary(c).catch(() => false)) return c; // not there, or not answering: the next array
   }
-  throw new Error(`no running array holds the primary of group ${group}`);
+  throw new Error(`no running array holds the primary of ${what}`);
 }
 
 /** The `sanbox` command that does the same (for the report and the progress lines). */
