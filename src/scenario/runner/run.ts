@@ -129,7 +129,7 @@ async function execute(spec: ScenarioSpec, seed: number, trace: TraceFault[], ap
     signal: abort.signal,
     eventsSeen: (type, source) => events.count(type, source),
     workloadDone: (name) => workloads.done(name),
-    stopWorkload: (name) => workloads.get(name).stop(),
+    stopWorkload: (name) => workloads.stop(name),
     waitWorkload: (name, timeoutMs) => workloads.wait(name, timeoutMs),
   };
   try {

@@ -161,19 +161,27 @@ export function progressSample(line: string, startedAtMs: number): WorkloadSampl
 /** The workloads of a run: each started at its time (unless the run gave up first), by name. */
 export class WorkloadSet {
   private readonly running = new Map<string, RunningWorkload>();
-  private readonly starters: NodeJS.Timeout[];
+  private readonly starters = new Map<string, NodeJS.Timeout>();
+  /** resolve functions of those waiting for a workload to start */
+  private readonly waiting = new Map<string, (() => void)[]>();
 
   constructor(spec: ScenarioSpec, seed: number, apis: LabApis, runDir: string, t0: number, records: WorkloadRecord[], progress: Progress, aborted: () => boolean) {
-    this.starters = spec.workloads.map((w, i) =>
-      setTimeout(() => {
+    spec.workloads.forEach((w, i) => {
+      const start = () => {
+        this.starters.delete(w.name);
         if (aborted()) return;
         const run = new RunningWorkload(w, planWorkload(w, i, seed, apis, runDir), t0);
         this.running.set(w.name, run);
         records.push(run.record);
         progress.line(`workload ${w.name} started: ${run.record.command}`);
         void run.exited.then(() => progress.line(`workload ${w.name} ended (exit ${run.record.exitCode ?? run.record.signal})`));
-      }, w.startMs),
-    );
+        for (const wake of this.waiting.get(w.name) ?? []) wake();
+        this.waiting.delete(w.name);
+      };
+      // At 0 at once: a first step that waits for the workload finds it started.
+      if (w.startMs === 0) start();
+      else this.starters.set(w.name, setTimeout(start, w.startMs));
+    });
   }
 
   get(name: string): RunningWorkload {
@@ -190,16 +198,33 @@ export class WorkloadSet {
     return [...this.running.values()];
   }
 
-  /** Resolves when the workload ends; rejects after `timeoutMs`. */
+  /** Stops a workload; one not started yet never starts. */
+  async stop(name: string): Promise<void> {
+    const pending = this.starters.get(name);
+    if (pending) {
+      clearTimeout(pending);
+      this.starters.delete(name);
+      return;
+    }
+    await this.get(name).stop();
+  }
+
+  /** Resolves when the workload (started now or later) ends; rejects after `timeoutMs`. */
   async wait(name: string, timeoutMs: number): Promise<void> {
-    const w = this.get(name);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, fail) => (timer = setTimeout(() => fail(new Error(`workload ${name} still running after ${timeoutMs / 1000} s`)), timeoutMs)));
     try {
-      await Promise.race([w.exited, late]);
+      await Promise.race([this.started(name).then((w) => w.exited), late]);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  private started(name: string): Promise<RunningWorkload> {
+    const w = this.running.get(name);
+    if (w) return Promise.resolve(w);
+    if (!this.starters.has(name)) return Promise.reject(new Error(`workload ${name} was stopped before it started`));
+    return new Promise((resolve) => this.waiting.set(name, [...(this.waiting.get(name) ?? []), () => resolve(this.get(name))]));
   }
 
   /**
@@ -208,6 +233,7 @@ export class WorkloadSet {
    */
   async finish(stopAll: boolean): Promise<void> {
     this.starters.forEach(clearTimeout);
+    this.starters.clear();
     await Promise.all(this.all().map((w) => (stopAll || w.spec.durationMs === null ? w.stop() : w.exited)));
   }
 }
