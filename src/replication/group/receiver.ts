@@ -88,28 +88,32 @@ export class GroupReceiver {
       let next = this.seq.get();
       let pos = 0;
       const touched = new Set<BlockDevice>();
-      for (const [seq, index, offset, length, flags] of args.records) {
-        const isZero = (flags & APPLY_FLAG_ZERO) !== 0;
-        const data = isZero ? null : bin.subarray(pos, pos + length);
-        if (!isZero) pos += length;
-        if (seq < next) continue; // a duplicate after a reconnect
-        if (seq > next) throw new RemoteLinkError('gap', `group ${this.record.name}: record ${seq} arrived, ${next} expected`);
-        const m = this.member(index, peer);
-        if (offset + length > m.size) throw new RemoteLinkError('bad-request', `record ${seq}: ${offset}+${length} beyond member ${index} (${m.size} bytes)`);
-        // One record after the other: whatever a crash interrupts, what is applied is a prefix.
-        if (data) await m.device.write(offset, data);
-        else if (flags & APPLY_FLAG_TRIM && m.device.capabilities.trim) await m.device.trim(offset, length);
-        else await m.device.writeZeroes(offset, length);
-        touched.add(m.device);
-        next = seq + 1;
-        // Applied through `seq`: a crash from here on resumes after it, never re-applies it (a
-        // replay of applied records could briefly show an older version of a range next to a
-        // newer version of another: not a prefix).
-        this.seq.note(next);
-        this.applied++;
-        // Per record, not per batch: a batch cut short by a gap still applied a prefix, and a
-        // resent batch of duplicates (skipped above) makes the copy no younger.
-        this.lastAppliedAt = Date.now();
+      const appliedBefore = this.applied;
+      try {
+        for (const [seq, index, offset, length, flags] of args.records) {
+          const isZero = (flags & APPLY_FLAG_ZERO) !== 0;
+          const data = isZero ? null : bin.subarray(pos, pos + length);
+          if (!isZero) pos += length;
+          if (seq < next) continue; // a duplicate after a reconnect
+          if (seq > next) throw new RemoteLinkError('gap', `group ${this.record.name}: record ${seq} arrived, ${next} expected`);
+          const m = this.member(index, peer);
+          if (offset + length > m.size) throw new RemoteLinkError('bad-request', `record ${seq}: ${offset}+${length} beyond member ${index} (${m.size} bytes)`);
+          // One record after the other: whatever a crash interrupts, what is applied is a prefix.
+          if (data) await m.device.write(offset, data);
+          else if (flags & APPLY_FLAG_TRIM && m.device.capabilities.trim) await m.device.trim(offset, length);
+          else await m.device.writeZeroes(offset, length);
+          touched.add(m.device);
+          next = seq + 1;
+          // Applied through `seq`: a crash from here on resumes after it, never re-applies it (a
+          // replay of applied records could briefly show an older version of a range next to a
+          // newer version of another: not a prefix).
+          this.seq.note(next);
+          this.applied++;
+        }
+      } finally {
+        // Once per batch, not per record: a batch cut short by a gap still applied a prefix, and
+        // a resent batch of duplicates (skipped) makes the copy no younger.
+        if (this.applied > appliedBefore) this.lastAppliedAt = Date.now();
       }
       for (const d of touched) await d.flush();
       await this.seq.set(next);
