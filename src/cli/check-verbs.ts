@@ -13,22 +13,13 @@ import { formatVerifyReport, formatWriteReport, Ledger, LedgerFileError, LedgerW
 import { formatPrefixReport, loadPrefixState, PREFIX_BLOCK, PrefixFileError, PrefixWriter, savePrefixState, verifyPrefix } from '../check/prefix/index.js';
 import { checkFileSystem, FsCheckUnavailable } from '../check/fs/index.js';
 import type { LatencyWindowSummary } from '../check/latency-window.js';
-import { CliError, EXIT, printJson, usage } from './common.js';
+import { CliError, EXIT, intArg, printJson, usage } from './common.js';
 import type { Run } from './command-kit.js';
 
 const PROGRESS_MS = 1000;
 const PROBE_TIMEOUT_MS = 3000;
 
 // ---- arguments (each checked before anything is written) ----
-
-function intArg(text: string | undefined, what: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  if (text === undefined) return fallback;
-  const t = text.trim();
-  if (!/^\d+$/.test(t) || !Number.isSafeInteger(Number(t)) || Number(t) < min || Number(t) > max) {
-    throw usage(`${what} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`}, not ${JSON.stringify(text)}`);
-  }
-  return Number(t);
-}
 
 function secondsArg(text: string | undefined, what: string, fallback: number, min = 0.001): number {
   if (text === undefined) return fallback;

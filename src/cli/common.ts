@@ -161,3 +161,13 @@ export async function watchStatus<T>(
   }
   return EXIT.OK;
 }
+
+/** An integer option in [min, max] (its text as given), or `fallback` when absent; a usage error otherwise. */
+export function intArg(text: string | undefined, what: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  if (text === undefined) return fallback;
+  const t = text.trim();
+  if (!/^\d+$/.test(t) || !Number.isSafeInteger(Number(t)) || Number(t) < min || Number(t) > max) {
+    throw usage(`${what} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`}, not ${JSON.stringify(text)}`);
+  }
+  return Number(t);
+}

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatSummary, loadScenario, renderReportHtml, REPORT_FORMAT, runScenario, ScenarioSpecError, summarize, type ScenarioReport, type ScenarioSpec, type TraceFault } from '../scenario/index.js';
-import { CliError, EXIT, printJson, usage } from './common.js';
+import { CliError, EXIT, intArg, printJson, usage } from './common.js';
 import type { Run } from './command-kit.js';
 
 export interface ScenarioRunFlags {
@@ -20,12 +20,6 @@ export interface ScenarioRunFlags {
   keepImages?: boolean;
   json?: boolean;
   quiet?: boolean;
-}
-
-function intFlag(text: string | undefined, what: string, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) throw usage(`${what} must be an integer from ${min} to ${max}, not ${JSON.stringify(text)}`);
-  return Number(text);
 }
 
 function load(file: string): ScenarioSpec {
@@ -66,11 +60,11 @@ function runLine(r: ScenarioReport): string {
 export async function scenarioRunCommand(file: string, f: ScenarioRunFlags): Promise<number> {
   const path = resolve(file);
   const spec = load(path);
-  const runs = intFlag(f.runs, '--runs', 1, 1, 100_000);
+  const runs = intArg(f.runs, '--runs', 1, 1, 100_000);
   if (f.replay && f.runs) throw usage('--replay runs one recorded trace: it takes no --runs');
   if (f.replay && f.seed) throw usage('--replay takes the seed of the report: give no --seed');
   const replay = f.replay ? replayOf(resolve(f.replay), spec) : null;
-  const first = replay?.seed ?? intFlag(f.seed, '--seed', spec.seed, 0, 0xffffffff);
+  const first = replay?.seed ?? intArg(f.seed, '--seed', spec.seed, 0, 0xffffffff);
   const base = f.report ? resolve(f.report) : mkdtempSync(join(tmpdir(), `sanbox-scenario-${spec.name}-`));
   mkdirSync(base, { recursive: true });
   const fileArg = relative(process.cwd(), path) || path;

@@ -4,6 +4,7 @@
  * crash; a restarted array's events are read from its first), links and the supervisor by
  * polling their `?since=` documents.
  */
+import type { ApiClient } from '../../control/index.js';
 import type { LabApis } from './apis.js';
 import type { EventRecord } from '../report/types.js';
 
@@ -61,7 +62,7 @@ export class EventCollector {
   }
 
   /** Polls a `GET /v1/events?since=SEQ` document (the supervisor's, or a link emulator's). */
-  private async pollLoop(source: string, client: () => import('../../control/index.js').ApiClient): Promise<void> {
+  private async pollLoop(source: string, client: () => ApiClient): Promise<void> {
     let since = 0;
     while (!this.stopped) {
       try {

@@ -115,15 +115,22 @@ export function sanbox(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number
     p.on('error', fail);
     p.on('close', (code, signal) => {
       clearTimeout(timer);
-      let json: unknown = null;
-      try {
-        json = stdout.trim() ? JSON.parse(stdout) : null;
-      } catch {
-        // not JSON: the caller looks at stdout
-      }
-      ok({ code, signal, stdout, stderr, json });
+      ok({ code, signal, stdout, stderr, json: stdoutJson(stdout) ?? null });
     });
   });
+}
+
+/**
+ * The JSON document a child printed on stdout, from its first line that opens one (fio prints
+ * notes before it); undefined when there is none.
+ */
+export function stdoutJson(stdout: string): unknown {
+  const start = stdout.startsWith('{') ? 0 : stdout.indexOf('\n{') + 1;
+  try {
+    return JSON.parse(stdout.slice(start));
+  } catch {
+    return undefined;
+  }
 }
 
 const UP_TIMEOUT_MS = 180_000;

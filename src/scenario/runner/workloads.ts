@@ -10,7 +10,7 @@ import type { ScenarioSpec, WorkloadSpec } from '../spec/types.js';
 import type { WorkloadRecord, WorkloadSample } from '../report/types.js';
 import type { LabApis } from './apis.js';
 import type { Progress } from './progress.js';
-import { SANBOX_BIN } from './lab.js';
+import { SANBOX_BIN, stdoutJson } from './lab.js';
 import { shellEnv } from './shell.js';
 
 /** A workload with no duration runs until stopped; the writer still needs a bound. */
@@ -96,7 +96,7 @@ export class RunningWorkload {
         this.record.endMs = Date.now() - startedAtMs;
         this.record.exitCode = code;
         this.record.signal = signal;
-        this.record.report = parseJson(this.stdout);
+        this.record.report = this.stdout.trim() ? (stdoutJson(this.stdout) ?? { stdout: this.stdout.slice(-2000) }) : null;
         resolve();
       };
       this.proc.on('error', (e) => {
@@ -134,16 +134,6 @@ export class RunningWorkload {
       void this.exited.then(() => clearTimeout(timer));
     }
     await this.exited;
-  }
-}
-
-/** The JSON a workload printed on stdout (fio may print notes before it); else its tail as text. */
-function parseJson(s: string): unknown {
-  const start = s.startsWith('{') ? 0 : s.indexOf('\n{') + 1;
-  try {
-    return s.trim() ? JSON.parse(s.slice(start)) : null;
-  } catch {
-    return { stdout: s.slice(-2000) };
   }
 }
 
