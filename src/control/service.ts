@@ -10,7 +10,9 @@ import type { MirrorRole } from '../array/sp-process/index.js';
 import { BlockError, execIoOp, type BlockDevice } from '../block/index.js';
 import { ignoreOnClose } from '../errors/index.js';
 import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from '../replication/index.js';
-import { chassisMirrorStack, overDisk, singleProcessStack } from '../stack/index.js';
+import { chassisMirrorStack, mirrorLunDevice, singleProcessStack } from '../stack/index.js';
+import type { SnapshotDefaults, SnapshotManager } from '../snapshot/index.js';
+import { openSnapshots, type SnapshotComposition } from './snapshots.js';
 import { DiskFaultTable } from '../fault/index.js';
 import { chassisDiskFaults, DiskFaultControl, localDiskFaults } from './disk-faults.js';
 import { ControlServer, type NbdEndpoint } from './api.js';
@@ -42,6 +44,8 @@ export interface ArrayServiceConfig {
    * with. Present: the array runs the mirror driver.
    */
   remoteLink?: { bind: string; port: number; peers: PeerConfig[]; timers?: Partial<MirrorTimers> };
+  /** Snapshot store defaults for the array's LUNs (single-process arrays). */
+  snapshots?: SnapshotDefaults;
 }
 
 export interface RunningArray {
@@ -57,6 +61,8 @@ export interface RunningArray {
   mirrors?: MirrorNode;
   /** The LUNs' disk faults (what `/v1/luns/:lun/disk-fault` runs). */
   diskFaults: DiskFaultControl;
+  /** The array's snapshots (single-process arrays). */
+  snapshots?: SnapshotManager;
   nbd: NbdEndpoint;
   apiUrl: string | undefined;
   /** Stops the API, then the NBD server (graceful), then closes the array. Idempotent. */
@@ -102,11 +108,11 @@ export async function provisionLuns(array: StorageArray, specs: LunSpec[]): Prom
  * The array's LUNs as the mirror driver sees them: the device below the host layers, behind the
  * LUN's disk fault layer (a secondary's remote writes and resync I/O meet a failing disk too).
  */
-function lunProvider(array: StorageArray, diskFaults: DiskFaultTable): LunProvider {
+function lunProvider(array: StorageArray, diskFaults: DiskFaultTable, snapshots: SnapshotManager): LunProvider {
   const faulted = new WeakMap<BlockDevice, BlockDevice>();
   const over = (id: number, store: BlockDevice): BlockDevice => {
     let d = faulted.get(store);
-    if (!d) faulted.set(store, (d = overDisk(store, diskFaults.state(id))));
+    if (!d) faulted.set(store, (d = mirrorLunDevice(id, store, diskFaults.state(id), snapshots)));
     return d;
   };
   return {
@@ -120,19 +126,19 @@ function lunProvider(array: StorageArray, diskFaults: DiskFaultTable): LunProvid
 }
 
 /** Starts the mirror driver of an array with a remote link and puts its layer on every LUN. */
-async function startMirrors(array: StorageArray, cfg: ArrayServiceConfig, diskFaults: DiskFaultTable): Promise<MirrorNode | undefined> {
+async function startMirrors(array: StorageArray, cfg: ArrayServiceConfig, diskFaults: DiskFaultTable, snapshots: SnapshotManager): Promise<MirrorNode | undefined> {
   if (!cfg.remoteLink) return undefined;
   const node = await MirrorNode.open({
     array: cfg.name,
     dir: cfg.dir,
-    luns: lunProvider(array, diskFaults),
+    luns: lunProvider(array, diskFaults, snapshots),
     listen: { bind: cfg.remoteLink.bind, port: cfg.remoteLink.port },
     peers: cfg.remoteLink.peers,
     timers: cfg.remoteLink.timers,
     event: (type, details) => array.publish(type, details),
     sync: cfg.sync,
   });
-  array.setGuard((lunId) => node.guard(lunId));
+  array.setGuard((lunId) => node.guard(lunId) ?? snapshots.guard(lunId));
   return node;
 }
 
@@ -141,22 +147,28 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
   let nbdServer: NbdServer | undefined;
   let api: ControlServer | undefined;
   let mirrors: MirrorNode | undefined;
+  let snaps: SnapshotComposition | undefined;
   try {
     await provisionLuns(array, cfg.luns);
     // The disk fault layer over each image asks this table (set by `sanbox fault disk`).
     const diskFaults = new DiskFaultTable();
-    mirrors = await startMirrors(array, cfg, diskFaults);
-    const node = mirrors;
+    // Snapshots first: the mirror driver's I/O on a LUN crosses its copy-on-write layer too.
+    let node: MirrorNode | undefined;
+    snaps = await openSnapshots(array, diskFaults, { defaults: cfg.snapshots, noSync: cfg.sync === false, mirrorGuard: (id) => node?.guard(id) });
+    const snapshots = snaps.manager;
+    array.setGuard((lunId) => snapshots.guard(lunId));
+    mirrors = await startMirrors(array, cfg, diskFaults, snapshots);
+    node = mirrors;
     array.on('event', (ev: { type: string; lun?: number }) => {
       if (ev.type === 'lun.deleted' && typeof ev.lun === 'number') diskFaults.remove(ev.lun);
     });
-    array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node, diskFaults.state(lunId)));
+    array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node, diskFaults.state(lunId), snapshots));
     const faultControl = new DiskFaultControl(array, localDiskFaults(diskFaults));
-    // The NBD server sees the array's catalog; its export type is structurally the same.
-    const catalog = array.catalog();
-    nbdServer = new NbdServer({ catalog });
+    // The NBD server sees the array's catalog plus the snapshot exports; its export type is structurally the same.
+    nbdServer = new NbdServer({ catalog: snaps.catalog });
     const bound = await nbdServer.listen(cfg.nbd.port, cfg.nbd.bind);
     array.attachSessions(nbdServer);
+    snaps.attachSessions(nbdServer);
     const nbd: NbdEndpoint = { host: cfg.nbd.bind, port: bound.port };
     const startedAt = new Date().toISOString();
     if (cfg.api) {
@@ -169,6 +181,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
         info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...extraInfo() }),
         mirrors,
         diskFaults: faultControl,
+        snapshots,
       });
     }
     const apiBound = api ? await api.listen() : undefined;
@@ -181,6 +194,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
       api,
       mirrors: node,
       diskFaults: faultControl,
+      snapshots,
       nbd,
       apiUrl: apiBound?.url,
       close(graceMs = 5000) {
@@ -188,6 +202,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
           if (api) await ignoreOnClose(api.close(), 'stopping the array: closing the management API');
           await ignoreOnClose(srv.close(graceMs), 'stopping the array: closing the NBD server');
           if (node) await ignoreOnClose(node.close(), 'stopping the array: closing the mirror driver');
+          await ignoreOnClose(snapshots.close(), 'stopping the array: closing the snapshot stores');
           // An orderly stop is no crash: a lose-unflushed disk writes down what it holds.
           await diskFaults.writeDownAll();
           await array.close();
@@ -199,6 +214,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
     if (api) await ignoreOnClose(api.close(), 'cleaning up after a failed start: closing the management API');
     if (nbdServer) await ignoreOnClose(nbdServer.close(100), 'cleaning up after a failed start: closing the NBD server');
     if (mirrors) await ignoreOnClose(mirrors.close(), 'cleaning up after a failed start: closing the mirror driver');
+    if (snaps) await ignoreOnClose(snaps.manager.close(), 'cleaning up after a failed start: closing the snapshot stores');
     await ignoreOnClose(array.close(), 'cleaning up after a failed start: closing the array');
     throw e;
   }

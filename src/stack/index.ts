@@ -5,10 +5,15 @@
  *
  * Single-process array (`sanbox serve`, an array without `sps:`): one process.
  *
- *   host ══NBD/TCP══▶ NbdSession ─[hop]─▶ MirrorLayer ─[hop]─▶ DiskFaultLayer ─▶ FileBackingStore ──▶ lunN.img
+ *   host ══NBD/TCP══▶ NbdSession ─[hop]─▶ MirrorLayer ─[hop]─▶ SnapshotLayer ─▶ DiskFaultLayer ─▶ FileBackingStore ──▶ lunN.img
  *                                          │  (only on arrays with a remote link; a primary's
  *                                          │   write: write-intent log, then local ∥ remote)
  *                                          └══remote link/TCP══▶ link emulator ══▶ secondary array
+ *
+ *   The mirror driver's own I/O on the LUN (a secondary's remote writes, resync) crosses the
+ *   same SnapshotLayer (mirrorLunDevice), so a snapshot of a secondary is never changed under it.
+ *   Snapshot exports (LUN@SNAP) read through the LUN's SnapshotSet: saved regions from the
+ *   snapshot store, the rest from the image behind its disk fault layer.
  *
  * Two-SP array: the chassis process (metadata, API, power, ownership, mirror driver) and one
  * process per SP. A host may connect to either SP; the LUN's owner SP serves it from its cache.
@@ -43,6 +48,7 @@ import { DiskFaultLayer, type DiskFaultState } from '../fault/index.js';
 import { WriteCache, type WriteCacheOptions } from '../array/cache/index.js';
 import { LunRouter, type RouteState, type RouterHost } from '../array/sp-process/router.js';
 import { MirrorLayer, type MirrorNode } from '../replication/index.js';
+import type { SnapshotManager } from '../snapshot/index.js';
 
 /** Names a LUN in the hops' errors. */
 export interface LunName {
@@ -62,11 +68,28 @@ export function overDisk(store: BlockDevice, fault: DiskFaultState | undefined):
  * disk fault layer when `fault` is given). With a mirror driver the replication layer sits
  * between them (it passes everything through while the LUN is no mirror image).
  */
-export function singleProcessStack(n: LunName, lunId: number, store: BlockDevice, mirrors: MirrorNode | undefined, fault?: DiskFaultState): BlockDevice {
+export function singleProcessStack(
+  n: LunName,
+  lunId: number,
+  store: BlockDevice,
+  mirrors: MirrorNode | undefined,
+  fault?: DiskFaultState,
+  snapshots?: SnapshotManager,
+): BlockDevice {
   const disk = overDisk(store, fault);
-  if (!mirrors) return checked(disk, { name: hopName(n, 'nbd', 'store') });
-  const replication = new MirrorLayer(mirrors.hostDataPath, lunId, checked(disk, { name: hopName(n, 'replication', 'store') }));
+  const local = snapshots ? snapshots.layer(lunId, disk) : disk;
+  if (!mirrors) return checked(local, { name: hopName(n, 'nbd', 'store') });
+  const replication = new MirrorLayer(mirrors.hostDataPath, lunId, checked(local, { name: hopName(n, 'replication', 'store') }));
   return checked(replication, { name: hopName(n, 'nbd', 'replication') });
+}
+
+/**
+ * Single-process array: the LUN as the mirror driver does I/O on it (a secondary's remote
+ * writes, resync reads and writes): the image behind its disk fault layer and its snapshot layer.
+ */
+export function mirrorLunDevice(lunId: number, store: BlockDevice, fault: DiskFaultState | undefined, snapshots?: SnapshotManager): BlockDevice {
+  const disk = overDisk(store, fault);
+  return snapshots ? snapshots.layer(lunId, disk) : disk;
 }
 
 /**

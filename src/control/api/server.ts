@@ -25,6 +25,8 @@ import { lunRoutes, LunViews } from './luns.js';
 import { mirrorRoutes } from './mirrors.js';
 import { diskFaultRoutes } from './disk-faults.js';
 import type { DiskFaultControl } from '../disk-faults.js';
+import type { SnapshotManager } from '../../snapshot/index.js';
+import { snapshotRoutes } from './snapshots.js';
 
 /** Requests still running when the server closes get this long to answer; then their connections are cut. */
 const CLOSE_GRACE_MS = 500;
@@ -54,6 +56,8 @@ export interface ControlServerOptions {
   groups?: GroupControl;
   /** The LUNs' disk faults (routes /v1/faults/disk and /v1/luns/:ref/disk-fault; status field `diskFaults`). */
   diskFaults?: DiskFaultControl;
+  /** The array's snapshots (routes under /v1/snapshots and /v1/luns/:ref/snapshots; 501 without). */
+  snapshots?: SnapshotManager;
 }
 
 const ARRAY_ERROR_STATUS: Record<string, number> = {
@@ -108,6 +112,7 @@ export class ControlServer {
     if (opts.chassis) this.routes.unshift(...chassisRoutes(opts.chassis));
     if (opts.diskFaults) this.routes.unshift(...diskFaultRoutes(opts.diskFaults));
     this.routes.unshift(...mirrorRoutes(opts.mirrors));
+    this.routes.unshift(...snapshotRoutes(opts.snapshots));
     this.routes.unshift(...groupRoutes(opts.groups ?? (opts.mirrors as { groups?: GroupControl } | undefined)?.groups));
     if (opts.onShutdown) {
       const onShutdown = opts.onShutdown;
@@ -173,6 +178,7 @@ export class ControlServer {
       problems: [...a.openProblems],
       ...chassis,
       diskFaults,
+      ...(this.opts.snapshots ? { snapshots: this.opts.snapshots.list() } : {}),
       lastEventSeq: a.lastSeq,
     };
   }
@@ -268,6 +274,9 @@ const ROUTE_LIST = [
   'GET /v1/luns/:id|name/disk-fault | PUT {errors?, rate?, range?, errno?, delay?, seed?, loseUnflushed?, maxUnflushed?} | DELETE (clear)',
   'POST /v1/luns/:id|name/trespass {to?}',
   'POST /v1/luns/:id|name/recover {acceptDataLoss: true}',
+  'GET /v1/snapshots | POST /v1/snapshot-groups {luns: [lun...], name, group?}',
+  'GET /v1/luns/:id|name/snapshots | POST {name, note?} | PATCH {storeSize?, policy?: invalidate-oldest|refuse-writes}',
+  'GET /v1/luns/:id|name/snapshots/:name | DELETE [?force=true] | POST .../rollback',
   'GET /v1/status',
   'GET /v1/luns',
   'POST /v1/luns {name, size, blockSize?}',

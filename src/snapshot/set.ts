@@ -1,0 +1,302 @@
+/**
+ * The snapshots of one LUN: which regions each has saved, the copy-on-write before a change,
+ * and reads of a snapshot.
+ *
+ * The rule that makes sharing simple: a change to a region saves its old data once for every
+ * live snapshot that has not saved that region yet, and those are always the newest ones (a
+ * snapshot that lacks a region has seen no change to it since it was taken, so neither has any
+ * newer one). So a saved region serves an interval [first, last] of snapshot sequence numbers,
+ * the intervals of one region never overlap, and a region saved for the newest snapshot is saved
+ * for all. The native region bitmap `newest` holds exactly that: a change whose regions are all
+ * marked passes straight through, with no lock and no copy.
+ */
+import { BlockError, type BlockDevice, type Extent } from '../block/index.js';
+import { RegionBitmap } from '../native/index.js';
+import { WriteGate } from './gate.js';
+import { SlotStore, type SavedRegion } from './slots.js';
+import type { OverflowPolicy, SnapshotRecord } from './types.js';
+
+/** What the set asks of its owner: persist an invalidation before the slots are reused. */
+export interface SetHost {
+  invalidate(lun: number, seq: number, reason: string): Promise<void>;
+}
+
+export class SnapshotSet {
+  readonly gate = new WriteGate();
+  /** Valid snapshots, oldest first. */
+  private live: SnapshotRecord[] = [];
+  private readonly saved = new Map<number, SavedRegion[]>();
+  private newest: RegionBitmap | undefined;
+  private readonly locks = new Map<number, Promise<void>>();
+  /** Host I/O is refused while a rollback rewrites the LUN. */
+  rollingBack = false;
+  /** The saved regions; opened with the first snapshot (a LUN without any has no store files). */
+  store!: SlotStore;
+
+  constructor(
+    readonly lun: number,
+    readonly lunSize: number,
+    readonly regionSize: number,
+    public policy: OverflowPolicy,
+    /** The LUN's data below every host layer (the image behind its disk fault layer). */
+    readonly base: BlockDevice,
+    private readonly host: SetHost,
+  ) {}
+
+  /** Loads the valid snapshots and the store's records; drops records no live snapshot reads. */
+  async load(valid: SnapshotRecord[], records: SavedRegion[]): Promise<void> {
+    this.live = [...valid].sort((a, b) => a.seq - b.seq);
+    for (const r of records) {
+      if (r.region >= this.regionCount) continue;
+      if (!this.live.some((s) => s.seq >= r.first && s.seq <= r.last)) continue;
+      const list = this.saved.get(r.region) ?? [];
+      list.push(r);
+      this.saved.set(r.region, list);
+    }
+    for (const list of this.saved.values()) {
+      list.sort((a, b) => a.first - b.first);
+      for (let i = 1; i < list.length; i++) if (list[i]!.first <= list[i - 1]!.last) throw new Error(`LUN ${this.lun}: snapshot store holds overlapping saved copies of region ${list[i]!.region}`);
+    }
+    this.store.setUsed(this.slotsInUse());
+    this.rebuildNewest();
+  }
+
+  get regionCount(): number {
+    return Math.ceil(this.lunSize / this.regionSize);
+  }
+
+  get active(): boolean {
+    return this.live.length > 0;
+  }
+
+  snapshots(): readonly SnapshotRecord[] {
+    return this.live;
+  }
+
+  private *slotsInUse(): Iterable<number> {
+    for (const list of this.saved.values()) for (const r of list) yield r.slot;
+  }
+
+  /** The saved copy of `region` that snapshot `seq` reads, if any. */
+  savedFor(region: number, seq: number): SavedRegion | undefined {
+    const list = this.saved.get(region);
+    if (!list) return undefined;
+    for (const r of list) if (r.first <= seq && seq <= r.last) return r;
+    return undefined;
+  }
+
+  /** Bytes of saved regions snapshot `seq` reads. */
+  usedBytes(seq: number): number {
+    let n = 0;
+    for (const list of this.saved.values()) for (const r of list) if (r.first <= seq && seq <= r.last) n++;
+    return n * this.regionSize;
+  }
+
+  private rebuildNewest(): void {
+    const top = this.live.at(-1);
+    if (!top) {
+      this.newest = undefined;
+      return;
+    }
+    const bm = (this.newest ??= RegionBitmap.create(this.lunSize, this.regionSize));
+    bm.clearAll();
+    for (const [region, list] of this.saved) if (list.some((r) => r.last === top.seq)) bm.mark(region * this.regionSize, 1);
+  }
+
+  // ---- changes ----
+
+  /** Adds a snapshot just cut (the caller holds the gate): it has saved nothing yet. */
+  add(rec: SnapshotRecord): void {
+    const top = this.live.at(-1);
+    if (top && top.seq >= rec.seq) throw new Error(`snapshot seq ${rec.seq} is not newer than ${top.seq}`);
+    this.live.push(rec);
+    this.newest ??= RegionBitmap.create(this.lunSize, this.regionSize);
+    this.newest.clearAll();
+  }
+
+  /** Forgets a snapshot (deleted or invalidated; persisted by the caller first) and frees what only it read. */
+  async drop(seq: number): Promise<void> {
+    this.live = this.live.filter((s) => s.seq !== seq);
+    const freed: number[] = [];
+    for (const [region, list] of this.saved) {
+      const keep = list.filter((r) => this.live.some((s) => s.seq >= r.first && s.seq <= r.last));
+      for (const r of list) if (!keep.includes(r)) freed.push(r.slot);
+      if (keep.length === 0) this.saved.delete(region);
+      else this.saved.set(region, keep);
+    }
+    for (const s of freed) {
+      this.store.release(s);
+      await this.store.discard(s);
+    }
+    this.rebuildNewest();
+  }
+
+  /**
+   * Saves the old data of every region of [offset, offset+length) the newest snapshot lacks,
+   * before the caller changes it. Whole regions; one region at a time per region lock.
+   */
+  async beforeChange(offset: number, length: number): Promise<void> {
+    const bm = this.newest;
+    if (!bm || length === 0) return;
+    const rs = this.regionSize;
+    const first = Math.floor(offset / rs);
+    const last = Math.floor((offset + length - 1) / rs);
+    if (bm.countRegions(offset, length) === last - first + 1) return;
+    for (let r = first; r <= last; r++) {
+      if (!this.newest || this.newest.test(r * rs, 1)) continue;
+      await this.locked(r, () => this.preserve(r));
+    }
+  }
+
+  private async locked<T>(region: number, fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      const busy = this.locks.get(region);
+      if (!busy) break;
+      await busy;
+    }
+    let done!: () => void;
+    this.locks.set(region, new Promise<void>((r) => (done = r)));
+    try {
+      return await fn();
+    } finally {
+      this.locks.delete(region);
+      done();
+    }
+  }
+
+  private async preserve(region: number): Promise<void> {
+    const top = this.live.at(-1);
+    if (!top || this.newest?.test(region * this.regionSize, 1)) return;
+    const slot = await this.allocate(region);
+    if (slot === undefined) return; // the overflow invalidated every snapshot that lacked the region
+    const list = this.saved.get(region) ?? [];
+    const newestTop = this.live.at(-1)!;
+    const prior = list.reduce((m, r) => Math.max(m, r.last), -1);
+    const lacking = this.live.filter((s) => s.seq > prior);
+    if (lacking.length === 0) {
+      this.store.release(slot);
+      return;
+    }
+    const rec: SavedRegion = { slot, region, first: lacking[0]!.seq, last: newestTop.seq };
+    const at = region * this.regionSize;
+    const len = Math.min(this.regionSize, this.lunSize - at);
+    const old = Buffer.alloc(this.regionSize);
+    await this.base.read(at, len, old);
+    try {
+      await this.store.save(rec, old);
+    } catch (e) {
+      this.store.release(slot);
+      throw new BlockError('EIO', `LUN ${this.lun}: cannot save region ${region} to the snapshot store: ${(e as Error).message}`);
+    }
+    list.push(rec);
+    list.sort((a, b) => a.first - b.first);
+    this.saved.set(region, list);
+    this.newest?.mark(at, 1);
+  }
+
+  /** A free slot, making room by the overflow policy; undefined when no snapshot lacks the region any more. */
+  private async allocate(region: number): Promise<number | undefined> {
+    for (;;) {
+      if (!this.live.length || this.newest?.test(region * this.regionSize, 1)) return undefined;
+      const slot = this.store.allocate();
+      if (slot !== undefined) return slot;
+      if (this.policy === 'refuse-writes') {
+        throw new BlockError('ENOSPC', `LUN ${this.lun}: the snapshot store is full (${this.store.usedSlots} regions of ${this.regionSize} bytes); the write is refused by the refuse-writes policy`);
+      }
+      const oldest = this.live[0]!;
+      await this.host.invalidate(this.lun, oldest.seq, `the snapshot store filled up (${this.store.usedSlots} regions of ${this.regionSize} bytes); the oldest snapshot was dropped to keep the LUN writable`);
+      await this.drop(oldest.seq);
+    }
+  }
+
+  // ---- reads of a snapshot ----
+
+  /** Reads snapshot `seq`: saved regions from the store, the others from the LUN. */
+  async read(seq: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    const out = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+    const rs = this.regionSize;
+    let pos = offset;
+    while (pos < offset + length) {
+      const region = Math.floor(pos / rs);
+      const end = Math.min(offset + length, (region + 1) * rs);
+      const dst = out.subarray(pos - offset, end - offset);
+      const saved = this.savedFor(region, seq);
+      if (saved) await this.store.read(saved.slot, pos - region * rs, end - pos, dst);
+      // Unsaved: the LUN's region is the snapshot's, unless a change is saving it right now; the
+      // region lock orders this read before or after that save (after it, it is saved).
+      else await this.locked(region, async () => {
+        const again = this.savedFor(region, seq);
+        if (again) await this.store.read(again.slot, pos - region * rs, end - pos, dst);
+        else await this.base.read(pos, end - pos, dst);
+      });
+      pos = end;
+    }
+    return out;
+  }
+
+  /** Allocation of snapshot `seq`: the store's holes for saved regions, the LUN's elsewhere. */
+  async blockStatus(seq: number, offset: number, length: number): Promise<Extent[]> {
+    const rs = this.regionSize;
+    const out: Extent[] = [];
+    const push = (e: Extent) => {
+      const prev = out.at(-1);
+      if (prev && prev.hole === e.hole && prev.zero === e.zero) prev.length += e.length;
+      else out.push({ ...e });
+    };
+    let pos = offset;
+    while (pos < offset + length) {
+      const region = Math.floor(pos / rs);
+      const saved = this.savedFor(region, seq);
+      if (saved) {
+        const end = Math.min(offset + length, (region + 1) * rs);
+        const hole = await this.store.isHole(saved.slot, pos - region * rs, end - pos);
+        push({ length: end - pos, hole, zero: hole });
+        pos = end;
+        continue;
+      }
+      // A run of unsaved regions: ask the LUN once for all of it.
+      let endRegion = region;
+      while ((endRegion + 1) * rs < offset + length && !this.savedFor(endRegion + 1, seq)) endRegion++;
+      const end = Math.min(offset + length, (endRegion + 1) * rs);
+      let at = pos;
+      while (at < end) {
+        const ext = await this.base.blockStatus(at, end - at);
+        if (ext.length === 0) throw new Error(`LUN ${this.lun}: block status returned no extent at ${at}`);
+        for (const e of ext) {
+          const len = Math.min(e.length, end - at);
+          push({ length: len, hole: e.hole, zero: e.zero });
+          at += len;
+          if (at >= end) break;
+        }
+      }
+      pos = end;
+    }
+    return out;
+  }
+
+  // ---- rollback ----
+
+  /** Every region snapshot `seq` has saved (what a rollback writes back), in order. */
+  savedRegionsOf(seq: number): SavedRegion[] {
+    const out: SavedRegion[] = [];
+    for (const list of this.saved.values()) for (const r of list) if (r.first <= seq && seq <= r.last) out.push(r);
+    return out.sort((a, b) => a.region - b.region);
+  }
+
+  /** Writes a saved region back to the LUN (a rollback step; newer snapshots save first). */
+  async restoreRegion(r: SavedRegion): Promise<void> {
+    const at = r.region * this.regionSize;
+    const len = Math.min(this.regionSize, this.lunSize - at);
+    await this.beforeChange(at, len);
+    if (await this.store.isHole(r.slot, 0, len)) {
+      await this.base.writeZeroes(at, len, { noHole: false });
+      return;
+    }
+    const data = await this.store.read(r.slot, 0, len);
+    await this.base.write(at, data);
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+}
