@@ -20,6 +20,7 @@ import { addMirrorCommands } from './mirror-commands.js';
 import { labFaultCommand, type LabFaultFlags, type LabFaultVerb } from './supervisor/index.js';
 import { addCheckCommands } from './check-verbs.js';
 import { addScenarioCommands } from './scenario-verbs.js';
+import { addSnapshotCommands } from './snapshot-verbs.js';
 
 export { EXIT } from './common.js';
 
@@ -267,6 +268,7 @@ export async function main(argv: string[]): Promise<number> {
 
   addCheckCommands(program, run);
   addScenarioCommands(program, run);
+  addSnapshotCommands(program, run);
 
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();

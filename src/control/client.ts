@@ -150,6 +150,30 @@ export class ApiClient {
     return this.request('POST', `/v1/luns/${encodeURIComponent(String(ref))}/grow`, { size });
   }
 
+  // ---- snapshots (501 unsupported on a two-SP array) ----
+
+  listSnapshots<T = unknown>(lun?: string): Promise<{ snapshots: T[]; store?: Record<string, unknown> }> {
+    return this.request('GET', lun === undefined ? '/v1/snapshots' : `${lunPath(lun)}/snapshots`);
+  }
+  getSnapshot<T = unknown>(lun: string, name: string): Promise<{ snapshot: T }> {
+    return this.request('GET', `${lunPath(lun)}/snapshots/${encodeURIComponent(name)}`);
+  }
+  createSnapshot<T = unknown>(lun: string, p: { name: string; note?: string }): Promise<{ snapshot: T; pauseMs: number }> {
+    return this.request('POST', `${lunPath(lun)}/snapshots`, p);
+  }
+  createSnapshotGroup<T = unknown>(p: { luns: Array<string | number>; name: string; group?: string }): Promise<{ snapshots: T[]; pauseMs: number }> {
+    return this.request('POST', '/v1/snapshot-groups', p);
+  }
+  deleteSnapshot<T = unknown>(lun: string, name: string, force = false): Promise<{ deleted: T }> {
+    return this.request('DELETE', `${lunPath(lun)}/snapshots/${encodeURIComponent(name)}${force ? '?force=true' : ''}`);
+  }
+  rollbackSnapshot<T = unknown>(lun: string, name: string, opts: { timeoutMs?: number } = {}): Promise<{ rolledBack: T }> {
+    return this.request('POST', `${lunPath(lun)}/snapshots/${encodeURIComponent(name)}/rollback`, {}, opts);
+  }
+  configureSnapshotStore(lun: string, p: { storeSize?: number; policy?: string }): Promise<{ store: Record<string, unknown> }> {
+    return this.request('PATCH', `${lunPath(lun)}/snapshots`, p);
+  }
+
   // ---- mirrors (404 no-mirror-driver when the array has no remote link) ----
 
   listMirrors(): Promise<{ mirrors: MirrorView[] }> {
@@ -289,4 +313,8 @@ function longRequest(url: URL, method: string, headers: Record<string, string>, 
     });
     req.end(body);
   });
+}
+
+function lunPath(ref: string): string {
+  return `/v1/luns/${encodeURIComponent(ref)}`;
 }

@@ -79,6 +79,8 @@ export class SnapshotManager {
   private meta: SnapshotMetadata = { format: SNAPSHOT_FORMAT, nextSeq: 1, luns: {} };
   private readonly sets = new Map<number, SnapshotSet>();
   private readonly opening = new Map<number, Promise<SnapshotSet | undefined>>();
+  /** Rollbacks under way, for status: bytes written back of how many. */
+  private readonly rollbacks = new Map<number, { snapshot: string; doneBytes: number; totalBytes: number }>();
   private readonly mutations = new SerialQueue();
   private readonly store: MetadataStore<SnapshotMetadata>;
 
@@ -196,10 +198,16 @@ export class SnapshotManager {
   }
 
   /** Store settings and use of a LUN. */
-  storeOf(lunRef: number | string): StoreSettings & { usedBytes: number; snapshots: number } {
+  storeOf(lunRef: number | string): StoreSettings & { usedBytes: number; snapshots: number; rollback?: { snapshot: string; doneBytes: number; totalBytes: number } } {
     const lun = this.lunOrThrow(lunRef);
     const set = this.sets.get(lun.id);
-    return { ...this.settingsFor(lun), usedBytes: set?.store ? set.store.usedSlots * set.regionSize : 0, snapshots: this.meta.luns[String(lun.id)]?.snapshots.length ?? 0 };
+    const rollback = this.rollbacks.get(lun.id);
+    return {
+      ...this.settingsFor(lun),
+      usedBytes: set?.store ? set.store.usedSlots * set.regionSize : 0,
+      snapshots: this.meta.luns[String(lun.id)]?.snapshots.length ?? 0,
+      ...(rollback ? { rollback: { ...rollback } } : {}),
+    };
   }
 
   /** The export of `LUN@SNAP`, or undefined. */
@@ -436,9 +444,12 @@ export class SnapshotManager {
     this.host.event('snapshot.rollback-started', { lun: lun.id, lunName: lun.name, snapshot: rec.name, seq: rec.seq, bytes: total });
     const t0 = Date.now();
     let last = t0;
+    const state = { snapshot: rec.name, doneBytes: 0, totalBytes: total };
+    this.rollbacks.set(lun.id, state);
     try {
       for (const [i, r] of regions.entries()) {
         await set.restoreRegion(r);
+        state.doneBytes = (i + 1) * set.regionSize;
         const now = Date.now();
         if (now - last >= ROLLBACK_PROGRESS_MS) {
           last = now;
@@ -453,6 +464,8 @@ export class SnapshotManager {
     } catch (e) {
       this.host.event('snapshot.rollback-failed', { lun: lun.id, lunName: lun.name, snapshot: rec.name, error: (e as Error).message });
       throw new SnapshotError('io', `rollback of LUN ${lun.name} to ${rec.name} failed (the LUN stays offline; retry the rollback): ${(e as Error).message}`);
+    } finally {
+      this.rollbacks.delete(lun.id);
     }
     set.rollingBack = false;
     progress?.(total, total);

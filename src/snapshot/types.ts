@@ -3,8 +3,8 @@
 export const SNAPSHOT_FORMAT = 'sanbox-snapshots/1';
 /** Region a copy-on-write saves at once (the slot size of the snapshot store). */
 export const DEFAULT_SNAPSHOT_REGION_SIZE = 64 * 1024;
-/** The snapshot store's default size per LUN: this fraction of the LUN (and at least 64 MiB). */
-export const DEFAULT_STORE_FRACTION = 0.5;
+/** The snapshot store's default size per LUN: this fraction of the LUN (one full overwrite; the store file is sparse) and at least 64 MiB. */
+export const DEFAULT_STORE_FRACTION = 1;
 export const MIN_DEFAULT_STORE_BYTES = 64 * 1024 * 1024;
 /** Snapshots a LUN may hold at once. */
 export const MAX_SNAPSHOTS_PER_LUN = 64;
