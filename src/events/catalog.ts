@@ -177,6 +177,22 @@ export const SUPERVISOR_ARRAY_EVENTS = [
 ] as const;
 export const SITE_EVENTS = ['site.failed', 'site.restored'] as const;
 
+/** Snapshots (single-process arrays): created, deleted, invalidated by a full store, rollbacks. */
+export const SNAPSHOT_EVENTS = [
+  'snapshot.created',
+  'snapshot.deleted',
+  'snapshot.invalidated',
+  'snapshot.store-configured',
+  'snapshot.rollback-started',
+  'snapshot.rollback-progress',
+  'snapshot.rollback-resumed',
+  'snapshot.rollback-failed',
+  'snapshot.rolled-back',
+  'snapshot.offline',
+  'snapshot.metadata-repaired',
+  'snapshot.store-cleanup-failed',
+] as const;
+
 /** Every type an array's event stream (`GET /v1/events`) carries. */
 export const ARRAY_EVENT_TYPES = [
   ...ARRAY_LIFECYCLE_EVENTS,
@@ -191,6 +207,7 @@ export const ARRAY_EVENT_TYPES = [
   ...DISK_FAULT_EVENTS,
   ...MIRROR_EVENTS,
   ...GROUP_EVENTS,
+  ...SNAPSHOT_EVENTS,
 ] as const;
 
 /** Every type a link emulator's event stream carries. */

@@ -5,6 +5,7 @@ import { isLoopback } from '../../control/index.js';
 import type { LunSpec } from '../../control/service.js';
 import { imagesDir } from '../common.js';
 import { parseSps } from './sps.js';
+import { DEFAULT_SNAPSHOT_REGION_SIZE, OVERFLOW_POLICIES, type OverflowPolicy, type SnapshotDefaults } from '../../snapshot/index.js';
 import { isObj, type LabArray, type Obj, type ParseContext } from './types.js';
 import { isWildcard, parseSecret } from './values.js';
 
@@ -36,7 +37,7 @@ function parseArray(a: unknown, i: number, names: Set<string>, ctx: ParseContext
     problems.push(`${where} must be a mapping`);
     return undefined;
   }
-  known(a, where, ['name', 'dir', 'nbd', 'api', 'readOnly', 'luns', 'sps', 'host', 'remoteLink', 'secret', 'secretFile']);
+  known(a, where, ['name', 'dir', 'nbd', 'api', 'readOnly', 'luns', 'sps', 'host', 'remoteLink', 'secret', 'secretFile', 'snapshots']);
   const bad = checkName(a.name, `${where}.name`);
   if (bad) problems.push(bad);
   const aname = bad ? `#${i}` : (a.name as string);
@@ -68,6 +69,8 @@ function parseArray(a: unknown, i: number, names: Set<string>, ctx: ParseContext
   usePort(api.port, `${at}.api`);
   if (a.readOnly !== undefined && typeof a.readOnly !== 'boolean') problems.push(`${at}.readOnly must be true or false`);
   const luns = parseLuns(a.luns, at, ctx);
+  const snapshots = a.snapshots === undefined ? undefined : parseSnapshotDefaults(a.snapshots, `${at}.snapshots`, problems);
+  if (snapshots && sps) problems.push(`${at}.snapshots: an array with sps keeps no snapshots in this release (snapshots are served by single-process arrays)`);
   return {
     name: aname,
     dir,
@@ -76,10 +79,37 @@ function parseArray(a: unknown, i: number, names: Set<string>, ctx: ParseContext
     api: { bind: api.bind, port: api.port, ...(api.token ? { token: api.token } : {}) },
     readOnly: a.readOnly === true,
     luns,
+    ...(snapshots ? { snapshots } : {}),
     ...(remoteLink
       ? { remoteLink: { ...remoteLink, address: remoteLink.address ?? { host: isWildcard(remoteLink.bind) ? '127.0.0.1' : remoteLink.bind, port: remoteLink.port } } }
       : {}),
   };
+}
+
+/** `snapshots: { storeSize, policy, regionSize }`: the snapshot store defaults of the array's LUNs. */
+function parseSnapshotDefaults(v: unknown, at: string, problems: string[]): SnapshotDefaults | undefined {
+  if (!isObj(v)) {
+    problems.push(`${at} must be a mapping like { storeSize: 1G, policy: invalidate-oldest }`);
+    return undefined;
+  }
+  const out: SnapshotDefaults = {};
+  for (const k of Object.keys(v)) if (!['storeSize', 'policy', 'regionSize'].includes(k)) problems.push(`${at}: unknown key "${k}" (expected storeSize, policy, regionSize)`);
+  if (v.storeSize !== undefined) {
+    const n = typeof v.storeSize === 'string' || typeof v.storeSize === 'number' ? parseSize(v.storeSize) : undefined;
+    if (n === undefined || n <= 0) problems.push(`${at}.storeSize must be a size like 1G, not ${JSON.stringify(v.storeSize)}`);
+    else out.storeBytes = n;
+  }
+  if (v.policy !== undefined) {
+    if (!OVERFLOW_POLICIES.includes(v.policy as OverflowPolicy)) problems.push(`${at}.policy must be ${OVERFLOW_POLICIES.join(' or ')}, not ${JSON.stringify(v.policy)}`);
+    else out.policy = v.policy as OverflowPolicy;
+  }
+  if (v.regionSize !== undefined) {
+    const n = typeof v.regionSize === 'string' || typeof v.regionSize === 'number' ? parseSize(v.regionSize) : undefined;
+    if (n === undefined || n < 4096 || n > 64 << 20 || (n & (n - 1)) !== 0) problems.push(`${at}.regionSize must be a power of two from 4K to 64M, not ${JSON.stringify(v.regionSize)}`);
+    else out.regionSize = n;
+  }
+  if (out.storeBytes !== undefined && out.storeBytes < (out.regionSize ?? DEFAULT_SNAPSHOT_REGION_SIZE)) problems.push(`${at}.storeSize must hold at least one region`);
+  return out;
 }
 
 /** An array on another host: only its name and remote-link address (and secret) matter here. */

@@ -53,6 +53,7 @@ export function arrayConfig(a: LabArray, lab?: Pick<Lab, 'arrays' | 'links'>, li
     luns: a.luns,
     readOnly: a.readOnly,
     ...(a.sps ? { sps: a.sps } : {}),
+    ...(a.snapshots ? { snapshots: a.snapshots } : {}),
     ...(a.remoteLink && peers.length ? { remoteLink: { bind: a.remoteLink.bind, port: a.remoteLink.port, peers } } : {}),
   };
 }

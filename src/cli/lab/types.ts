@@ -1,4 +1,5 @@
 /** The parsed lab file: what `sanbox up` starts and creates, in the API's units. */
+import type { SnapshotDefaults } from '../../snapshot/index.js';
 import type { LunSpec } from '../../control/service.js';
 import type { SpsConfig } from '../../array/chassis/index.js';
 import type { GroupAttributes } from '../../replication/group/index.js';
@@ -19,6 +20,8 @@ export interface LabArray {
   remoteLink?: { bind: string; port: number; address: { host: string; port: number } };
   /** Shared remote-link secret of an array on another host, for the direct connection to it (no link in this lab). */
   secret?: string;
+  /** Snapshot store defaults of the array's LUNs (`snapshots:`). */
+  snapshots?: SnapshotDefaults;
 }
 
 export type LinkDirection = 'a-to-b' | 'b-to-a';
