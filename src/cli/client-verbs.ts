@@ -82,6 +82,8 @@ interface StatusJson {
   sps?: SpStatus[];
   /** Active disk faults (`sanbox fault disk`). */
   diskFaults?: Array<{ name: string; summary: string; injected: number; delayed: number }>;
+  /** Snapshots (single-process arrays). */
+  snapshots?: Array<{ export: string; kind: string; state: string; created: string; usedBytes: number }>;
 }
 
 /** `sanbox status` of a lab (no --api, no --array): every array's supervision state, and the first running array in detail. */
@@ -137,6 +139,7 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
     st.luns.length ? lunRows(st.luns) : 'no LUNs (sanbox lun create NAME SIZE)',
   ];
   if (mirrors) lines.push('', mirrors);
+  if (st.snapshots?.length) lines.push('', 'snapshots:', ...st.snapshots.map((s) => `  ${s.export}  ${s.kind}, ${s.state}, taken ${s.created}, ${formatSize(s.usedBytes)} saved`));
   if (st.diskFaults?.length) lines.push('', 'disk faults:', ...st.diskFaults.map((d) => `  LUN ${d.name}: ${d.summary}; ${d.injected} errors injected, ${d.delayed} requests delayed`));
   for (const p of st.problems) lines.push(`warning: ${p}`);
   process.stdout.write(lines.join('\n') + '\n');

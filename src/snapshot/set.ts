@@ -30,6 +30,8 @@ export class SnapshotSet {
   private readonly locks = new Map<number, Promise<void>>();
   /** Host I/O is refused while a rollback rewrites the LUN. */
   rollingBack = false;
+  /** The seq a rollback is restoring: an overflow never invalidates it (its saved regions are being read). */
+  rollbackTarget: number | undefined;
   /** The saved regions; opened with the first snapshot (a LUN without any has no store files). */
   store!: SlotStore;
 
@@ -100,7 +102,7 @@ export class SnapshotSet {
     }
     const bm = (this.newest ??= RegionBitmap.create(this.lunSize, this.regionSize));
     bm.clearAll();
-    for (const [region, list] of this.saved) if (list.some((r) => r.last === top.seq)) bm.mark(region * this.regionSize, 1);
+    for (const [region, list] of this.saved) if (list.some((r) => r.first <= top.seq && top.seq <= r.last)) bm.mark(region * this.regionSize, 1);
   }
 
   // ---- changes ----
@@ -203,7 +205,7 @@ export class SnapshotSet {
       if (this.policy === 'refuse-writes') {
         throw new BlockError('ENOSPC', `LUN ${this.lun}: the snapshot store is full (${this.store.usedSlots} regions of ${this.regionSize} bytes); the write is refused by the refuse-writes policy`);
       }
-      const oldest = this.live[0]!;
+      const oldest = this.live.find((s) => s.seq !== this.rollbackTarget)!;
       await this.host.invalidate(this.lun, oldest.seq, `the snapshot store filled up (${this.store.usedSlots} regions of ${this.regionSize} bytes); the oldest snapshot was dropped to keep the LUN writable`);
       await this.drop(oldest.seq);
     }
@@ -211,25 +213,36 @@ export class SnapshotSet {
 
   // ---- reads of a snapshot ----
 
-  /** Reads snapshot `seq`: saved regions from the store, the others from the LUN. */
+  /**
+   * Reads snapshot `seq`: saved regions from the store; a run of unsaved regions from the LUN in
+   * one read, then checked again: a change to a region is saved (and marked) before it reaches
+   * the LUN, so a region still unsaved after the read was not changed during it, and one saved
+   * meanwhile is read again from the store, which holds exactly what the snapshot saw.
+   */
   async read(seq: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const out = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     const rs = this.regionSize;
+    const end = offset + length;
+    const piece = (r: SavedRegion, from: number, to: number) => this.store.read(r.slot, from - r.region * rs, to - from, out.subarray(from - offset, to - offset));
     let pos = offset;
-    while (pos < offset + length) {
+    while (pos < end) {
       const region = Math.floor(pos / rs);
-      const end = Math.min(offset + length, (region + 1) * rs);
-      const dst = out.subarray(pos - offset, end - offset);
       const saved = this.savedFor(region, seq);
-      if (saved) await this.store.read(saved.slot, pos - region * rs, end - pos, dst);
-      // Unsaved: the LUN's region is the snapshot's, unless a change is saving it right now; the
-      // region lock orders this read before or after that save (after it, it is saved).
-      else await this.locked(region, async () => {
-        const again = this.savedFor(region, seq);
-        if (again) await this.store.read(again.slot, pos - region * rs, end - pos, dst);
-        else await this.base.read(pos, end - pos, dst);
-      });
-      pos = end;
+      if (saved) {
+        const to = Math.min(end, (region + 1) * rs);
+        await piece(saved, pos, to);
+        pos = to;
+        continue;
+      }
+      let last = region;
+      while ((last + 1) * rs < end && !this.savedFor(last + 1, seq)) last++;
+      const to = Math.min(end, (last + 1) * rs);
+      await this.base.read(pos, to - pos, out.subarray(pos - offset, to - offset));
+      for (let r = region; r <= last; r++) {
+        const now = this.savedFor(r, seq);
+        if (now) await piece(now, Math.max(pos, r * rs), Math.min(to, (r + 1) * rs));
+      }
+      pos = to;
     }
     return out;
   }
