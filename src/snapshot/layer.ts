@@ -4,7 +4,7 @@
  * and everything else pass through (LayerDevice). With no snapshot a change only counts itself
  * in and out of the gate.
  */
-import { BlockError, LayerDevice, type BlockDevice, type WriteOptions, type ZeroOptions } from '../block/index.js';
+import { assertRange, BlockError, LayerDevice, type BlockDevice, type WriteOptions, type ZeroOptions } from '../block/index.js';
 import type { SnapshotSet } from './set.js';
 
 export class SnapshotLayer extends LayerDevice {
@@ -17,6 +17,7 @@ export class SnapshotLayer extends LayerDevice {
 
   private async change(offset: number, length: number, op: () => Promise<void>): Promise<void> {
     const set = this.set;
+    if (set.active) assertRange(this, offset, length);
     const wait = set.gate.enter();
     if (wait) await wait;
     try {

@@ -83,6 +83,8 @@ export class SnapshotManager {
   private readonly rollbacks = new Map<number, { snapshot: string; doneBytes: number; totalBytes: number }>();
   private readonly mutations = new SerialQueue();
   private readonly store: MetadataStore<SnapshotMetadata>;
+  /** Why a LUN may not be snapshotted, or a snapshot not deleted, now (clones use it), or undefined. */
+  private snapshotGuard: ((action: 'create' | 'delete', lunId: number, snapshot: string) => string | undefined) | undefined;
 
   constructor(
     private readonly dir: string,
@@ -114,7 +116,9 @@ export class SnapshotManager {
         this.host.event('snapshot.offline', { lun: Number(id), problem: 'the LUN is not online; its snapshots are kept but not served' });
         continue;
       }
-      if (ls.rollingBack !== undefined) await this.resumeRollback(set, ls.rollingBack);
+      // A rollback that fails again leaves the LUN offline (event snapshot.rollback-failed) for
+      // the operator to retry; it must not keep the array from starting.
+      if (ls.rollingBack !== undefined) await this.resumeRollback(set, ls.rollingBack).catch((e: Error) => this.host.event('snapshot.offline', { lun: Number(id), problem: `an interrupted rollback could not be finished (the LUN stays offline; retry it): ${e.message}` }));
     }
   }
 
@@ -232,6 +236,11 @@ export class SnapshotManager {
     return this.meta.luns[String(lunId)]?.rollingBack !== undefined;
   }
 
+  /** Sets what refuses a snapshot create or delete with a reason (the array's clones: a source being copied). */
+  setSnapshotGuard(guard: (action: 'create' | 'delete', lunId: number, snapshot: string) => string | undefined): void {
+    this.snapshotGuard = guard;
+  }
+
   /** Why a LUN may not be deleted or grown: it has snapshots. */
   guard(lunId: number): string | undefined {
     const n = this.meta.luns[String(lunId)]?.snapshots.length ?? 0;
@@ -284,6 +293,8 @@ export class SnapshotManager {
         if (ls?.snapshots.some((s) => s.name === name)) throw new SnapshotError('exists', `LUN ${lun.name} already has a snapshot ${JSON.stringify(name)}`);
         if ((ls?.snapshots.length ?? 0) >= MAX_SNAPSHOTS_PER_LUN) throw new SnapshotError('busy', `LUN ${lun.name} has ${MAX_SNAPSHOTS_PER_LUN} snapshots, the most it may hold; delete one first`);
         if (ls?.rollingBack !== undefined) throw new SnapshotError('busy', `LUN ${lun.name} is being rolled back`);
+        const why = this.snapshotGuard?.('create', lun.id, name);
+        if (why) throw new SnapshotError('busy', `LUN ${lun.name} cannot be snapshotted: ${why}`);
       }
       const sets: SnapshotSet[] = [];
       for (const lun of luns) {
@@ -346,6 +357,8 @@ export class SnapshotManager {
       const ls = this.lunMeta(lun);
       if (ls.rollingBack === rec.seq) throw new SnapshotError('busy', `LUN ${lun.name} is being rolled back to ${name}`);
       const exp = snapshotExportName(lun.name, name);
+      const why = this.snapshotGuard?.('delete', lun.id, name);
+      if (why) throw new SnapshotError('busy', `snapshot ${exp} cannot be deleted: ${why}`);
       const sessions = this.host.sessionCount(exp);
       if (sessions > 0 && !opts.force) throw new SnapshotError('busy', `snapshot ${exp} has ${sessions} open NBD session(s); disconnect them or force the delete`);
       const view = this.view(lun, rec);
@@ -446,6 +459,7 @@ export class SnapshotManager {
     let last = t0;
     const state = { snapshot: rec.name, doneBytes: 0, totalBytes: total };
     this.rollbacks.set(lun.id, state);
+    set.rollbackTarget = rec.seq;
     try {
       for (const [i, r] of regions.entries()) {
         await set.restoreRegion(r);
@@ -466,6 +480,7 @@ export class SnapshotManager {
       throw new SnapshotError('io', `rollback of LUN ${lun.name} to ${rec.name} failed (the LUN stays offline; retry the rollback): ${(e as Error).message}`);
     } finally {
       this.rollbacks.delete(lun.id);
+      set.rollbackTarget = undefined;
     }
     set.rollingBack = false;
     progress?.(total, total);

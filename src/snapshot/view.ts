@@ -2,7 +2,7 @@
  * A snapshot as a block device: what its export (`LUN@SNAP`) serves. Read-only; reads and
  * block status come from the snapshot's saved regions and, where it saved none, from the LUN.
  */
-import { BlockError, type BlockDevice, type DeviceCapabilities, type Extent } from '../block/index.js';
+import { assertRange, BlockError, type BlockDevice, type DeviceCapabilities, type Extent } from '../block/index.js';
 import type { SnapshotSet } from './set.js';
 
 const CAPS: DeviceCapabilities = { trim: false, writeZeroes: false, fastZero: false, sparseStatus: true, coherentAcrossHandles: true };
@@ -22,12 +22,14 @@ export class SnapshotDevice implements BlockDevice {
     if (!this.set.snapshots().some((s) => s.seq === this.seq)) throw new BlockError('EIO', `snapshot ${this.seq} of LUN ${this.set.lun} no longer exists (deleted or invalidated)`);
   }
 
-  read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     this.live();
+    assertRange(this, offset, length);
     return this.set.read(this.seq, offset, length, into);
   }
-  blockStatus(offset: number, length: number): Promise<Extent[]> {
+  async blockStatus(offset: number, length: number): Promise<Extent[]> {
     this.live();
+    assertRange(this, offset, length);
     return this.set.blockStatus(this.seq, offset, length);
   }
   private refuse(): Promise<void> {
