@@ -153,6 +153,8 @@ export class SnapshotManager {
     const { store, saved } = await SlotStore.open(this.storeBase(lunId), s.regionSize, Math.floor(s.storeBytes / s.regionSize));
     const set = this.sets.get(lunId) ?? this.newSet(lun, base, s);
     set.store = store;
+    // A seq named by a saved region is used, even if its snapshot was never saved (commitCut).
+    for (const r of saved) this.meta.nextSeq = Math.max(this.meta.nextSeq, r.last + 1);
     await set.load((this.meta.luns[String(lunId)]?.snapshots ?? []).filter((r) => r.state === 'valid'), saved);
     this.sets.set(lunId, set);
     return set;
@@ -307,20 +309,22 @@ export class SnapshotManager {
       for (const s of ordered) await s.gate.hold();
       let recs: SnapshotRecord[];
       try {
-        recs = await this.cut(luns, name, opts);
+        // The cut itself is in memory only, so new writes wait for no disk I/O.
+        recs = this.cut(luns, name, opts);
         recs.forEach((r, i) => sets[i]!.add(r));
       } finally {
         for (const s of ordered) s.gate.release();
       }
       const pauseMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      await this.commitCut(luns, sets, recs);
       const views = recs.map((r, i) => this.view(luns[i]!, r));
       for (const v of views) this.host.event('snapshot.created', { lun: v.lun, lunName: v.lunName, snapshot: v.name, seq: v.seq, kind: v.kind, export: v.export, pauseMs: round(pauseMs), ...(v.group ? { group: v.group } : {}), ...(v.groupSeq !== undefined ? { groupSeq: v.groupSeq } : {}) });
       return { snapshots: views, pauseMs };
     });
   }
 
-  /** Persists the records of a cut (the gates are held). */
-  private async cut(luns: SnapshotLun[], name: string, opts: CreateSnapshotOptions): Promise<SnapshotRecord[]> {
+  /** The records of a cut, added to the metadata in memory (the gates are held). */
+  private cut(luns: SnapshotLun[], name: string, opts: CreateSnapshotOptions): SnapshotRecord[] {
     const groupSeq = opts.atBoundary?.();
     const created = new Date().toISOString();
     const seq0 = this.meta.nextSeq;
@@ -338,14 +342,26 @@ export class SnapshotManager {
     }));
     this.meta.nextSeq = seq0 + luns.length;
     for (const [i, lun] of luns.entries()) this.lunMeta(lun).snapshots.push(recs[i]!);
-    await this.persist(() => {
-      this.meta.nextSeq = seq0;
-      for (const lun of luns) {
-        const ls = this.lunMeta(lun);
-        ls.snapshots = ls.snapshots.filter((s) => !recs.includes(s));
-      }
-    });
     return recs;
+  }
+
+  /**
+   * Saves a cut; the create answers only after. Writes after the cut may already have saved
+   * regions for it: after a crash before this save those records name a seq no snapshot has, so
+   * the store drops them when it loads, and the next seq is taken above every seq a record names
+   * (loadSet), so no later snapshot can inherit them. A failed save drops the snapshots again.
+   */
+  private async commitCut(luns: SnapshotLun[], sets: SnapshotSet[], recs: SnapshotRecord[]): Promise<void> {
+    try {
+      await this.store.save(this.meta);
+    } catch (e) {
+      for (const [i, lun] of luns.entries()) {
+        const ls = this.lunMeta(lun);
+        ls.snapshots = ls.snapshots.filter((s) => s !== recs[i]);
+        await sets[i]!.drop(recs[i]!.seq);
+      }
+      throw new SnapshotError('io', `cannot save snapshot metadata: ${(e as Error).message}`);
+    }
   }
 
   // ---- delete, invalidate ----

@@ -21,6 +21,9 @@ export interface SetHost {
   invalidate(lun: number, seq: number, reason: string): Promise<void>;
 }
 
+/** Most slots punched at once when a snapshot is dropped. */
+const DISCARD_RUN_SLOTS = 256;
+
 export class SnapshotSet {
   readonly gate = new WriteGate();
   /** Valid snapshots, oldest first. */
@@ -126,16 +129,24 @@ export class SnapshotSet {
       if (keep.length === 0) this.saved.delete(region);
       else this.saved.set(region, keep);
     }
-    for (const s of freed) {
-      this.store.release(s);
-      await this.store.discard(s);
-    }
+    // The newest snapshot's map first: writes that run while the slots are punched must see it.
     this.rebuildNewest();
+    // Punch runs of adjacent slots (a punch is synchronous and may be slow on a file system that
+    // discards), yielding between runs so host I/O goes on; a slot is reusable only once punched.
+    freed.sort((a, b) => a - b);
+    for (let i = 0; i < freed.length; ) {
+      let j = i + 1;
+      while (j < freed.length && freed[j] === freed[j - 1]! + 1 && j - i < DISCARD_RUN_SLOTS) j++;
+      await this.store.discard(freed[i]!, j - i);
+      for (let k = i; k < j; k++) this.store.release(freed[k]!);
+      i = j;
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
   /**
    * Saves the old data of every region of [offset, offset+length) the newest snapshot lacks,
-   * before the caller changes it. Whole regions; one region at a time per region lock.
+   * before the caller changes it. Whole regions; one save at a time per region (its lock).
    */
   async beforeChange(offset: number, length: number): Promise<void> {
     const bm = this.newest;
@@ -144,56 +155,85 @@ export class SnapshotSet {
     const first = Math.floor(offset / rs);
     const last = Math.floor((offset + length - 1) / rs);
     if (bm.countRegions(offset, length) === last - first + 1) return;
-    for (let r = first; r <= last; r++) {
-      if (!this.newest || this.newest.test(r * rs, 1)) continue;
-      await this.locked(r, () => this.preserve(r));
-    }
-  }
-
-  private async locked<T>(region: number, fn: () => Promise<T>): Promise<T> {
-    for (;;) {
-      const busy = this.locks.get(region);
-      if (!busy) break;
-      await busy;
-    }
-    let done!: () => void;
-    this.locks.set(region, new Promise<void>((r) => (done = r)));
+    const missing: number[] = [];
+    for (let r = first; r <= last; r++) if (!bm.test(r * rs, 1)) missing.push(r);
+    const unlock = await this.lockAll(missing);
     try {
-      return await fn();
+      await this.preserve(missing);
     } finally {
-      this.locks.delete(region);
-      done();
+      unlock();
     }
   }
 
-  private async preserve(region: number): Promise<void> {
-    const top = this.live.at(-1);
-    if (!top || this.newest?.test(region * this.regionSize, 1)) return;
-    const slot = await this.allocate(region);
-    if (slot === undefined) return; // the overflow invalidated every snapshot that lacked the region
-    const list = this.saved.get(region) ?? [];
-    const newestTop = this.live.at(-1)!;
-    const prior = list.reduce((m, r) => Math.max(m, r.last), -1);
-    const lacking = this.live.filter((s) => s.seq > prior);
-    if (lacking.length === 0) {
-      this.store.release(slot);
-      return;
+  /** Takes the save locks of `regions` (ascending, so two changes never wait on each other in a circle). */
+  private async lockAll(regions: number[]): Promise<() => void> {
+    const done: Array<() => void> = [];
+    for (const region of regions) {
+      for (;;) {
+        const busy = this.locks.get(region);
+        if (!busy) break;
+        await busy;
+      }
+      this.locks.set(region, new Promise<void>((r) => done.push(r)));
     }
-    const rec: SavedRegion = { slot, region, first: lacking[0]!.seq, last: newestTop.seq };
-    const at = region * this.regionSize;
-    const len = Math.min(this.regionSize, this.lunSize - at);
-    const old = Buffer.alloc(this.regionSize);
-    await this.base.read(at, len, old);
+    return () => {
+      for (const region of regions) this.locks.delete(region);
+      for (const d of done) d();
+    };
+  }
+
+  /**
+   * Saves the regions the newest snapshot still lacks, in order: each gets a slot (the overflow
+   * policy may invalidate old snapshots or refuse), then all the old data is written with one
+   * data sync and all the records with one record sync. A refusal still saves the regions
+   * before it (harmless: their old data is the current data) and then fails the change.
+   */
+  private async preserve(regions: number[]): Promise<void> {
+    const plan: SavedRegion[] = [];
+    let refused: unknown;
+    for (const region of regions) {
+      let slot: number | undefined;
+      try {
+        slot = await this.allocate(region);
+      } catch (e) {
+        refused = e;
+        break;
+      }
+      if (slot === undefined) continue; // no live snapshot lacks the region (any more)
+      const prior = (this.saved.get(region) ?? []).reduce((m, r) => Math.max(m, r.last), -1);
+      const lacking = this.live.filter((s) => s.seq > prior);
+      if (lacking.length === 0) this.store.release(slot);
+      else plan.push({ slot, region, first: lacking[0]!.seq, last: this.live.at(-1)!.seq });
+    }
+    // A later region's overflow may have invalidated every snapshot an earlier one was for.
+    const serves = (r: SavedRegion) => this.live.some((s) => s.seq >= r.first && s.seq <= r.last);
+    for (const r of plan) if (!serves(r)) this.store.release(r.slot);
+    const keep = plan.filter(serves);
+    if (keep.length) await this.saveRegions(keep);
+    if (refused) throw refused;
+  }
+
+  private async saveRegions(recs: SavedRegion[]): Promise<void> {
+    const rs = this.regionSize;
+    const olds: Buffer[] = [];
     try {
-      await this.store.save(rec, old);
+      for (const r of recs) {
+        const old = Buffer.alloc(rs);
+        await this.base.read(r.region * rs, Math.min(rs, this.lunSize - r.region * rs), old);
+        olds.push(old);
+      }
+      await this.store.saveMany(recs, olds);
     } catch (e) {
-      this.store.release(slot);
-      throw new BlockError('EIO', `LUN ${this.lun}: cannot save region ${region} to the snapshot store: ${(e as Error).message}`);
+      for (const r of recs) this.store.release(r.slot);
+      throw new BlockError('EIO', `LUN ${this.lun}: cannot save regions ${recs.map((r) => r.region).join(',')} to the snapshot store: ${(e as Error).message}`);
     }
-    list.push(rec);
-    list.sort((a, b) => a.first - b.first);
-    this.saved.set(region, list);
-    this.newest?.mark(at, 1);
+    for (const r of recs) {
+      const list = this.saved.get(r.region) ?? [];
+      list.push(r);
+      list.sort((a, b) => a.first - b.first);
+      this.saved.set(r.region, list);
+      this.newest?.mark(r.region * rs, 1);
+    }
   }
 
   /** A free slot, making room by the overflow policy; undefined when no snapshot lacks the region any more. */

@@ -120,19 +120,28 @@ export class SlotStore {
   }
 
   /**
-   * Saves `old` (the region's data before the overwrite) in `c.slot` and makes it durable, then
-   * its record. Returns once both are on disk; the caller then lets the host write go on.
+   * Saves the old data of several regions (`olds[i]` in `recs[i].slot`) and makes it durable,
+   * then their records. Returns once all are on disk; the caller then lets the host write go
+   * on. One data sync and one record sync for the lot (shared with concurrent savers).
    */
-  async save(c: SavedRegion, old: Buffer): Promise<void> {
-    const at = c.slot * this.regionSize;
-    await this.ensureLength(this.data, at + this.regionSize);
-    if (isZero(old)) await this.data.writeZeroes(at, this.regionSize);
-    else await this.data.write(at, old);
+  async saveMany(recs: SavedRegion[], olds: Buffer[]): Promise<void> {
+    for (const [i, c] of recs.entries()) {
+      const at = c.slot * this.regionSize;
+      await this.ensureLength(this.data, at + this.regionSize);
+      if (isZero(olds[i]!)) await this.data.writeZeroes(at, this.regionSize);
+      else await this.data.write(at, olds[i]!);
+    }
     await this.data.flush();
-    const rat = c.slot * SLOT_RECORD_BYTES;
-    await this.ensureLength(this.records, rat + SLOT_RECORD_BYTES);
-    await this.records.write(rat, encodeSlotRecord(c));
+    for (const c of recs) {
+      const rat = c.slot * SLOT_RECORD_BYTES;
+      await this.ensureLength(this.records, rat + SLOT_RECORD_BYTES);
+      await this.records.write(rat, encodeSlotRecord(c));
+    }
     await this.records.flush();
+  }
+
+  async save(c: SavedRegion, old: Buffer): Promise<void> {
+    return this.saveMany([c], [old]);
   }
 
   /** Reads `length` bytes at `offset` inside slot `slot`. */
@@ -147,10 +156,11 @@ export class SlotStore {
     return ext.length > 0 && ext.every((e) => e.hole) && ext.reduce((n, e) => n + e.length, 0) >= length;
   }
 
-  /** Punches the data of freed slots (space back to the file system). */
-  async discard(slot: number): Promise<void> {
+  /** Punches the data of `count` freed slots from `slot` on (space back to the file system). */
+  async discard(slot: number, count = 1): Promise<void> {
     const at = slot * this.regionSize;
-    if (at + this.regionSize <= this.data.size) await this.data.trim(at, this.regionSize);
+    const end = Math.min(this.data.size, (slot + count) * this.regionSize);
+    if (end > at) await this.data.trim(at, end - at);
   }
 
   private ensureLength(dev: FileBackingStore, end: number): Promise<void> {
