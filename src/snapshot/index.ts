@@ -3,7 +3,7 @@
  * (./set.ts, ./slots.ts), the layer every change of a LUN crosses (./layer.ts), a snapshot as
  * a read-only block device (./view.ts), and the array's snapshot verbs (./manager.ts).
  */
-export { SnapshotManager, type SnapshotHost, type SnapshotLun, type SnapshotDefaults, type CreateSnapshotOptions, type CreatedSnapshots } from './manager.js';
+export { SnapshotManager } from './manager.js';
 export { SnapshotLayer } from './layer.js';
 export { SnapshotSet } from './set.js';
 export { SnapshotDevice } from './view.js';

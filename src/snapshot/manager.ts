@@ -10,6 +10,7 @@ import type { BlockDevice } from '../block/index.js';
 import { MetadataStore, MetadataError } from '../metadata/index.js';
 import { SerialQueue } from '../serial/index.js';
 import { SnapshotLayer } from './layer.js';
+import { writeBack } from './rollback.js';
 import { SnapshotSet } from './set.js';
 import { SlotStore } from './slots.js';
 import { SnapshotDevice } from './view.js';
@@ -29,51 +30,14 @@ import {
   type SnapshotRecord,
   type SnapshotView,
   type StoreSettings,
+  type SnapshotLun,
+  type SnapshotHost,
+  type SnapshotDefaults,
+  type CreateSnapshotOptions,
+  type CreatedSnapshots,
 } from './types.js';
 
 const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
-/** A rollback reports progress at most this often. */
-const ROLLBACK_PROGRESS_MS = 1000;
-
-/** A LUN as the manager needs it. */
-export interface SnapshotLun {
-  id: number;
-  name: string;
-  size: number;
-  blockSize: number;
-}
-
-/** What the array around the manager provides. */
-export interface SnapshotHost {
-  lun(ref: number | string): SnapshotLun | undefined;
-  /** The LUN's data below every host layer (its image behind the disk fault layer). */
-  base(lunId: number): BlockDevice | undefined;
-  /** Why the LUN may not be rolled back now (a mirror image...), or undefined. */
-  rollbackGuard(lunId: number): string | undefined;
-  sessionCount(exportName: string): number;
-  disconnect(exportName: string): Promise<void>;
-  event(type: string, details: Record<string, unknown>): void;
-}
-
-export interface SnapshotDefaults {
-  storeBytes?: number;
-  policy?: OverflowPolicy;
-  regionSize?: number;
-}
-
-export interface CreateSnapshotOptions {
-  kind?: SnapshotKind;
-  note?: string;
-  group?: string;
-  /** Runs while every LUN's gate is held, right before the cut (a receiver's sequence number). */
-  atBoundary?: () => number | undefined;
-}
-
-export interface CreatedSnapshots {
-  snapshots: SnapshotView[];
-  /** How long new writes waited (gates held), in milliseconds. */
-  pauseMs: number;
-}
 
 export class SnapshotManager {
   private meta: SnapshotMetadata = { format: SNAPSHOT_FORMAT, nextSeq: 1, luns: {} };
@@ -468,39 +432,24 @@ export class SnapshotManager {
   }
 
   private async runRollback(set: SnapshotSet, lun: SnapshotLun, rec: SnapshotRecord, progress?: (done: number, total: number) => void): Promise<void> {
-    const regions = set.savedRegionsOf(rec.seq);
-    const total = regions.length * set.regionSize;
-    this.host.event('snapshot.rollback-started', { lun: lun.id, lunName: lun.name, snapshot: rec.name, seq: rec.seq, bytes: total });
-    const t0 = Date.now();
-    let last = t0;
-    const state = { snapshot: rec.name, doneBytes: 0, totalBytes: total };
+    const state = { snapshot: rec.name, doneBytes: 0, totalBytes: 0 };
     this.rollbacks.set(lun.id, state);
-    set.rollbackTarget = rec.seq;
     try {
-      for (const [i, r] of regions.entries()) {
-        await set.restoreRegion(r);
-        state.doneBytes = (i + 1) * set.regionSize;
-        const now = Date.now();
-        if (now - last >= ROLLBACK_PROGRESS_MS) {
-          last = now;
-          progress?.((i + 1) * set.regionSize, total);
-          this.host.event('snapshot.rollback-progress', { lun: lun.id, lunName: lun.name, snapshot: rec.name, done: (i + 1) * set.regionSize, total });
-        }
-      }
-      await set.base.flush();
-      const ls = this.meta.luns[String(lun.id)]!;
-      delete ls.rollingBack;
-      await this.persist(() => (ls.rollingBack = rec.seq));
-    } catch (e) {
-      this.host.event('snapshot.rollback-failed', { lun: lun.id, lunName: lun.name, snapshot: rec.name, error: (e as Error).message });
-      throw new SnapshotError('io', `rollback of LUN ${lun.name} to ${rec.name} failed (the LUN stays offline; retry the rollback): ${(e as Error).message}`);
+      await writeBack(set, lun, rec, {
+        event: (type, details) => this.host.event(type, details),
+        progress: (done, total) => {
+          Object.assign(state, { doneBytes: done, totalBytes: total });
+          progress?.(done, total);
+        },
+        finished: async () => {
+          const ls = this.meta.luns[String(lun.id)]!;
+          delete ls.rollingBack;
+          await this.persist(() => (ls.rollingBack = rec.seq));
+        },
+      });
     } finally {
       this.rollbacks.delete(lun.id);
-      set.rollbackTarget = undefined;
     }
-    set.rollingBack = false;
-    progress?.(total, total);
-    this.host.event('snapshot.rolled-back', { lun: lun.id, lunName: lun.name, snapshot: rec.name, seq: rec.seq, bytes: total, ms: Date.now() - t0 });
   }
 
   /** The LUN was deleted (its snapshots were deleted first): forget its set and remove its store. */

@@ -1,4 +1,5 @@
-/** The records and settings of snapshots, as persisted and as the API shows them. */
+/** The records and settings of snapshots, as persisted and as the API shows them, and what the manager is given. */
+import type { BlockDevice } from '../block/index.js';
 
 export const SNAPSHOT_FORMAT = 'sanbox-snapshots/1';
 /** Region a copy-on-write saves at once (the slot size of the snapshot store). */
@@ -87,3 +88,44 @@ export class SnapshotError extends Error {
 export function snapshotExportName(lunName: string, snapName: string): string {
   return `${lunName}@${snapName}`;
 }
+
+/** A LUN as the manager needs it. */
+export interface SnapshotLun {
+  id: number;
+  name: string;
+  size: number;
+  blockSize: number;
+}
+
+/** What the array around the manager provides. */
+export interface SnapshotHost {
+  lun(ref: number | string): SnapshotLun | undefined;
+  /** The LUN's data below every host layer (its image behind the disk fault layer). */
+  base(lunId: number): BlockDevice | undefined;
+  /** Why the LUN may not be rolled back now (a mirror image...), or undefined. */
+  rollbackGuard(lunId: number): string | undefined;
+  sessionCount(exportName: string): number;
+  disconnect(exportName: string): Promise<void>;
+  event(type: string, details: Record<string, unknown>): void;
+}
+
+export interface SnapshotDefaults {
+  storeBytes?: number;
+  policy?: OverflowPolicy;
+  regionSize?: number;
+}
+
+export interface CreateSnapshotOptions {
+  kind?: SnapshotKind;
+  note?: string;
+  group?: string;
+  /** Runs while every LUN's gate is held, right before the cut (a receiver's sequence number). */
+  atBoundary?: () => number | undefined;
+}
+
+export interface CreatedSnapshots {
+  snapshots: SnapshotView[];
+  /** How long new writes waited (gates held), in milliseconds. */
+  pauseMs: number;
+}
+
