@@ -5,7 +5,7 @@
  *
  * Single-process array (`sanbox serve`, an array without `sps:`): one process.
  *
- *   host ══NBD/TCP══▶ NbdSession ─[hop]─▶ MirrorLayer ─[hop]─▶ SnapshotLayer ─▶ DiskFaultLayer ─▶ FileBackingStore ──▶ lunN.img
+ *   host ══NBD/TCP══▶ NbdSession ─[hop]─▶ MirrorLayer ─[hop]─▶ SnapshotLayer ─▶ CloneLayer ─▶ DiskFaultLayer ─▶ FileBackingStore ──▶ lunN.img
  *                                          │  (only on arrays with a remote link; a primary's
  *                                          │   write: write-intent log, then local ∥ remote)
  *                                          └══remote link/TCP══▶ link emulator ══▶ secondary array
@@ -14,6 +14,10 @@
  *   same SnapshotLayer (mirrorLunDevice), so a snapshot of a secondary is never changed under it.
  *   Snapshot exports (LUN@SNAP) read through the LUN's SnapshotSet: saved regions from the
  *   snapshot store, the rest from the image behind its disk fault layer.
+ *   The CloneLayer passes everything through unless the LUN is a clone still copying: then a read
+ *   of a region not yet copied reads the clone's source snapshot, and a change copies before it
+ *   writes (src/clone). It sits under the snapshot layer and in the mirror driver's device too,
+ *   so every path over the LUN sees the same data.
  *
  * Two-SP array: the chassis process (metadata, API, power, ownership, mirror driver) and one
  * process per SP. A host may connect to either SP; the LUN's owner SP serves it from its cache.
@@ -49,6 +53,7 @@ import { WriteCache, type WriteCacheOptions } from '../array/cache/index.js';
 import { LunRouter, type RouteState, type RouterHost } from '../array/sp-process/router.js';
 import { MirrorLayer, type MirrorNode } from '../replication/index.js';
 import type { SnapshotManager } from '../snapshot/index.js';
+import type { CloneManager } from '../clone/index.js';
 
 /** Names a LUN in the hops' errors. */
 export interface LunName {
@@ -75,9 +80,9 @@ export function singleProcessStack(
   mirrors: MirrorNode | undefined,
   fault?: DiskFaultState,
   snapshots?: SnapshotManager,
+  clones?: CloneManager,
 ): BlockDevice {
-  const disk = overDisk(store, fault);
-  const local = snapshots ? snapshots.layer(lunId, disk) : disk;
+  const local = localLun(lunId, store, fault, snapshots, clones);
   if (!mirrors) return checked(local, { name: hopName(n, 'nbd', 'store') });
   const replication = new MirrorLayer(mirrors.hostDataPath, lunId, checked(local, { name: hopName(n, 'replication', 'store') }));
   return checked(replication, { name: hopName(n, 'nbd', 'replication') });
@@ -85,11 +90,18 @@ export function singleProcessStack(
 
 /**
  * Single-process array: the LUN as the mirror driver does I/O on it (a secondary's remote
- * writes, resync reads and writes): the image behind its disk fault layer and its snapshot layer.
+ * writes, resync reads and writes): the image behind its disk fault layer, its clone layer and its
+ * snapshot layer.
  */
-export function mirrorLunDevice(lunId: number, store: BlockDevice, fault: DiskFaultState | undefined, snapshots?: SnapshotManager): BlockDevice {
+export function mirrorLunDevice(lunId: number, store: BlockDevice, fault: DiskFaultState | undefined, snapshots?: SnapshotManager, clones?: CloneManager): BlockDevice {
+  return localLun(lunId, store, fault, snapshots, clones);
+}
+
+/** Single-process array: the LUN below the replication layer: image, disk fault layer, clone layer, snapshot layer. */
+function localLun(lunId: number, store: BlockDevice, fault: DiskFaultState | undefined, snapshots?: SnapshotManager, clones?: CloneManager): BlockDevice {
   const disk = overDisk(store, fault);
-  return snapshots ? snapshots.layer(lunId, disk) : disk;
+  const copied = clones ? clones.layer(lunId, disk) : disk;
+  return snapshots ? snapshots.layer(lunId, copied) : copied;
 }
 
 /**

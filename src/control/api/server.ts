@@ -27,6 +27,8 @@ import { diskFaultRoutes } from './disk-faults.js';
 import type { DiskFaultControl } from '../disk-faults.js';
 import type { SnapshotManager } from '../../snapshot/index.js';
 import { snapshotRoutes } from './snapshots.js';
+import type { CloneManager } from '../../clone/index.js';
+import { cloneRoutes } from './clones.js';
 
 /** Requests still running when the server closes get this long to answer; then their connections are cut. */
 const CLOSE_GRACE_MS = 500;
@@ -58,6 +60,8 @@ export interface ControlServerOptions {
   diskFaults?: DiskFaultControl;
   /** The array's snapshots (routes under /v1/snapshots and /v1/luns/:ref/snapshots; 501 without). */
   snapshots?: SnapshotManager;
+  /** The array's clones (routes under /v1/clones; 501 without). */
+  clones?: CloneManager;
 }
 
 const ARRAY_ERROR_STATUS: Record<string, number> = {
@@ -113,6 +117,7 @@ export class ControlServer {
     if (opts.diskFaults) this.routes.unshift(...diskFaultRoutes(opts.diskFaults));
     this.routes.unshift(...mirrorRoutes(opts.mirrors));
     this.routes.unshift(...snapshotRoutes(opts.snapshots));
+    this.routes.unshift(...cloneRoutes(opts.clones));
     this.routes.unshift(...groupRoutes(opts.groups ?? (opts.mirrors as { groups?: GroupControl } | undefined)?.groups));
     if (opts.onShutdown) {
       const onShutdown = opts.onShutdown;
@@ -179,6 +184,7 @@ export class ControlServer {
       ...chassis,
       diskFaults,
       ...(this.opts.snapshots ? { snapshots: this.opts.snapshots.list() } : {}),
+      ...(this.opts.clones ? { clones: this.opts.clones.list() } : {}),
       lastEventSeq: a.lastSeq,
     };
   }
@@ -277,6 +283,8 @@ const ROUTE_LIST = [
   'GET /v1/snapshots | POST /v1/snapshot-groups {luns: [lun...], name, group?}',
   'GET /v1/luns/:id|name/snapshots | POST {name, note?} | PATCH {storeSize?, policy?: invalidate-oldest|refuse-writes}',
   'GET /v1/luns/:id|name/snapshots/:name | DELETE [?force=true] | POST .../rollback',
+  'GET /v1/clones | POST /v1/clones {name, source: LUN | LUN@SNAP, rate?} (single-process arrays)',
+  'GET /v1/clones/:name | PATCH {rate} | DELETE [?force=true][&keepLun=true] | POST .../resume',
   'GET /v1/status',
   'GET /v1/luns',
   'POST /v1/luns {name, size, blockSize?}',
