@@ -10,7 +10,6 @@ import {
   groupListCommand,
   groupModeCommand,
   groupPauseCommand,
-  groupPromoteCommand,
   groupRefreshCommand,
   groupSetCommand,
   groupStatusCommand,
@@ -20,6 +19,7 @@ import {
   type GroupSetFlags,
   type GroupStatusFlags,
 } from './group-verbs.js';
+import { groupPromoteCommand, groupSnapshotCommand } from './group-pit.js';
 import type { TargetFlags } from './target.js';
 
 export function addGroupCommands(program: Command, run: Run): void {
@@ -56,7 +56,8 @@ Sizes: 64K, 64M, 1G. Durations: 10s, 500ms, 1m (a bare number is seconds).`,
       .option('--throttle-every <duration>', 'throttle evaluation interval (default 10s)')
       .option('--throttles <file>', 'throttles (YAML list, as in the lab file)')
       .option('--perf-every <duration>', 'performance record interval (default 10s)')
-      .option('--perf-max <size>', 'performance file size limit, one previous generation kept (default 1M)'),
+      .option('--perf-max <size>', 'performance file size limit, one previous generation kept (default 1M)')
+      .option('--protect-resync <on|off>', "snapshot the secondaries' last consistent point before a resync rewrites them (default on)"),
   ).action(run((name: string, opts: GroupCreateFlags) => groupCreateCommand(name, opts)));
   targetOptions(group.command('list').alias('ls').description('every group of the lab, once: mode, state, primary, members, backlog')).action(
     run((opts: TargetFlags) => groupListCommand(opts)),
@@ -113,8 +114,17 @@ Sizes: 64K, 64M, 1G. Durations: 10s, 500ms, 1m (a bare number is seconds).`,
       .command('promote')
       .description("make the group primary on a secondary array (runs there): every member is promoted after the batch the receiver applies; says which journal record the copy holds and how long before the promote it was applied")
       .argument(...groupRef)
-      .option('-f, --force', 'promote members that are not synchronized or consistent'),
-  ).action(run((ref: string, opts: TargetFlags & { force?: boolean }) => groupPromoteCommand(ref, opts)));
+      .option('-f, --force', 'promote members that are not a point in time (a resync was under way) as they are')
+      .option('--from-snapshot', "roll every member back to the group's resync-protection snapshot (its last consistent point) first"),
+  ).action(run((ref: string, opts: TargetFlags & { force?: boolean; fromSnapshot?: boolean }) => groupPromoteCommand(ref, opts)));
+  targetOptions(
+    group
+      .command('snapshot')
+      .description('snapshot every member LUN of the group on one array at one write boundary (a secondary: between two applied batches, through a known journal record)')
+      .argument(...groupRef)
+      .argument('<name>', 'snapshot name (each member LUN gets LUN@NAME)')
+      .option('--side <side>', 'primary (default) or secondary: which array of the lab (or --array NAME)'),
+  ).action(run((ref: string, name: string, opts: TargetFlags & { side?: string }) => groupSnapshotCommand(ref, name, { ...opts, role: opts.side })));
   targetOptions(
     group
       .command('throttle')
@@ -131,7 +141,8 @@ Sizes: 64K, 64M, 1G. Durations: 10s, 500ms, 1m (a bare number is seconds).`,
         .argument(...groupRef)
         .option('--throttle-every <duration>', 'throttle evaluation interval, e.g. 10s')
         .option('--perf-every <duration>', 'performance record interval, e.g. 10s')
-        .option('--perf-max <size>', 'performance file size limit, e.g. 1M'),
+        .option('--perf-max <size>', 'performance file size limit, e.g. 1M')
+        .option('--protect-resync <on|off>', "snapshot the secondaries' last consistent point before a resync rewrites them"),
     ),
   ).action(run((ref: string, opts: GroupSetFlags) => groupSetCommand(ref, opts)));
   targetOptions(group.command('delete').alias('rm').description('delete the group (switches to synchronous first: the journal drains); the mirrors stay').argument(...groupRef)).action(

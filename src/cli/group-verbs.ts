@@ -11,11 +11,11 @@
  * throttle file is a usage error (exit 2).
  */
 import { ApiClient, ClientError, type CreateGroupRequest, type GroupSettableRequest, type GroupView } from '../control/index.js';
-import { groupStateWords } from '../replication/group/index.js';
 import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
-import { CliError, EXIT, printJson, sleep, SPINNER_FRAME_MS, table, usage, watchStatus } from './common.js';
+import { CliError, EXIT, printJson, sleep, SPINNER_FRAME_MS, usage, watchStatus } from './common.js';
 import { arrayNameArg, boundsArg, countArg, durationArg, modeArg, onOff, readThrottleFile, sizeArg, type BoundFlags } from './group-args.js';
 import { ibytes } from './mirror-render.js';
+import { groupText, listRows, type GroupStatus } from './group-render.js';
 
 // ---- argument parsing: group-args.ts (re-exported for existing importers) ----
 
@@ -83,10 +83,10 @@ async function locate<V>(
   }
 }
 
-const locateGroup = (ref: string, f: TargetFlags, want: 'primary' | 'secondary' = 'primary') =>
+export const locateGroup = (ref: string, f: TargetFlags, want: 'primary' | 'secondary' = 'primary') =>
   locate(`group ${JSON.stringify(ref)}`, f, (c) => c.getGroup(ref), (v) => v.role, want);
 
-async function call<T>(fn: () => Promise<T>): Promise<T> {
+export async function call<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
@@ -94,12 +94,7 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A group as the lab sees it: the primary's view, and each secondary array's receiver. */
-export interface GroupStatus extends GroupView {
-  /** the array this view is from (lab mode) */
-  array?: string;
-  receivers: Array<{ array: string; nextExpected: number; applied: number; batches: number }>;
-}
+export type { GroupStatus } from './group-render.js';
 
 /** Every group the target (or the lab's arrays) knows, once each: the primary's view, with the receivers. */
 async function collect(ref: string | undefined, f: TargetFlags): Promise<GroupStatus[]> {
@@ -152,122 +147,11 @@ async function collect(ref: string | undefined, f: TargetFlags): Promise<GroupSt
   return out.sort((x, y) => x.record.name.localeCompare(y.record.name));
 }
 
-// ---- rendering ----
+// ---- rendering: group-render.ts (re-exported for existing importers) ----
 
-function ageText(ms: number): string {
-  if (!Number.isFinite(ms) || ms <= 0) return '0 s';
-  if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`;
-  const s = Math.round(ms / 1000);
-  return s < 120 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
-}
+export { groupText, promotionText } from './group-render.js';
 
-/** A time of the array's clock as local HH:MM:SS.d; the full ISO time when it is a day old or more. */
-function clockText(iso: string, ageMs: number): string {
-  if (ageMs >= 86_400_000) return iso;
-  const d = new Date(iso);
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${Math.floor(d.getMilliseconds() / 100)}`;
-}
-
-/**
- * What `promote` says of the copy's age, from the view's `promotion` (the receiver's own
- * observations: the old primary may have acknowledged writes after them that never arrived).
- */
-export function promotionText(v: GroupView): string[] {
-  const p = v.promotion;
-  if (!p) return [];
-  if (!p.consistent) {
-    const which = p.inconsistentMembers.map((m) => `${m.name} ${m.state ?? 'unknown'}`).join(', ');
-    return [`NOT a consistent copy: ${which} (a resynchronization was under way or never done): the images mix regions of different times; check the data before using it`];
-  }
-  if (p.appliedThrough === null) return ['no receiver was open here: what the copy holds and how old it is are unknown'];
-  // Synchronous writes reach the copy through the mirrors, not the journal: its position says nothing of their age.
-  if (v.record.mode === 'synchronous') return ['the group was synchronous: host writes reached this copy through the mirrors, not the journal, so no journal age applies'];
-  return [appliedText(p.appliedThrough, p.lastAppliedAt, p.secondsSinceLastApply), ...contactText(p.lastContactAt, p.at)];
-}
-
-function appliedText(through: number, lastAt: string | null, secs: number | null): string {
-  const lost = 'host writes the old primary acknowledged after that are not in it';
-  if (lastAt === null || secs === null) {
-    if (through === 0) return 'no journal record was ever applied here: the copy holds what the initial synchronization or the last resync left; its age is unknown';
-    return `the copy holds the primary's writes through record ${through}; none was applied since this array started, so its age is unknown: ${lost}`;
-  }
-  return `the copy holds the primary's writes through record ${through}, last applied ${ageText(secs * 1000)} before the promote (at ${clockText(lastAt, secs * 1000)}): ${lost}`;
-}
-
-function contactText(contactAt: string | null, at: string): string[] {
-  if (contactAt === null) return [];
-  const ms = Date.parse(at) - Date.parse(contactAt);
-  return [`the old primary's sender last reached this array ${ageText(ms)} before the promote (a batch or a hello)`];
-}
-
-/** The human status block of one group. */
-export function groupText(v: GroupView & { array?: string; receivers?: GroupStatus['receivers'] }): string {
-  const r = v.record;
-  const lines = [`group ${r.name}  ${r.mode}  id ${r.groupId}  ${v.array ? `${v.array}: ` : 'here: '}${v.role}`];
-  const row = (k: string, text: string) => lines.push(`  ${k.padEnd(10)} ${text}`);
-  row('state', groupStateWords({ paused: r.paused, bypass: r.bypass, refresh: r.refresh, metrics: v.metrics }));
-  if (r.mode === 'near-synchronous') {
-    const b = [r.nearSync.maxEntries ? `${r.nearSync.maxEntries} entries (resume below ${r.nearSync.lowEntries})` : '', r.nearSync.maxBytes ? `${ibytes(r.nearSync.maxBytes)} (resume below ${ibytes(r.nearSync.lowBytes)})` : ''].filter(Boolean);
-    row('bound', `host writes wait at ${b.join(' or ') || 'no bound'}`);
-  }
-  const secs = [...new Set(v.members.flatMap((m) => m.secondaries))];
-  row('members', `${v.members.map((m) => `${m.name} (LUN ${m.lun})`).join(', ')} -> ${secs.join(', ') || 'no secondaries'}`);
-  row('bypass', r.bypass.on ? `on (${r.bypass.reason ?? '?'}${r.bypass.since ? ` since ${r.bypass.since}` : ''}): changes go to the fracture logs` : 'off');
-  if (r.refresh) {
-    const pct = r.refresh.bytesTotal > 0 ? Math.floor((100 * r.refresh.bytesDone) / r.refresh.bytesTotal) : 100;
-    row('refresh', `${r.refresh.running ? 'running' : 'stopped'}: ${ibytes(r.refresh.bytesDone)} of ${ibytes(r.refresh.bytesTotal)} (${pct}%)`);
-  }
-  row('coherent', v.incoherent ? `NO: ${v.incoherent}` : 'yes (the secondaries are a point-in-time copy of the group)');
-  const m = v.metrics;
-  if (m) {
-    row('backlog', `${m.entriesWaiting} entr${m.entriesWaiting === 1 ? 'y' : 'ies'}, ${ibytes(m.writelogBytes)} (${m.pctwl.toFixed(1)}% of the writelog ${ibytes(r.writelog.capacity)})${m.entriesWaiting > 0 ? `, oldest ${ageText(m.oldestEntryAgeMs)}` : ''}`);
-    row('sequence', `next ${m.nextSeq}, acknowledged through ${m.ackedThrough}`);
-    row('rates', `${m.netkbps.toFixed(1)} KB/s sent, ${m.entriesPerSec.toFixed(1)} entries/s; sender sleep ${m.senderSleepMs} ms, host-ack delay ${m.ackDelayMs} ms`);
-  }
-  if (v.senders.length) {
-    lines.push(
-      table(
-        ['SENDER TO', 'STATE', 'ACKED THROUGH', 'ERROR'],
-        v.senders.map((s) => [s.array, r.paused && !['stopped', 'paused'].includes(s.state) ? `${s.state} (paused)` : s.state, String(s.ackedThrough), s.lastError ?? '-']),
-      )
-        .split('\n')
-        .map((l) => '  ' + l)
-        .join('\n'),
-    );
-  }
-  const receivers = v.receivers ?? (v.receiver ? [{ array: v.array ?? 'here', ...v.receiver }] : []);
-  if (receivers.length) {
-    lines.push(
-      table(
-        ['RECEIVER ON', 'NEXT EXPECTED', 'APPLIED', 'BATCHES'],
-        receivers.map((x) => [x.array, String(x.nextExpected), String(x.applied), String(x.batches)]),
-      )
-        .split('\n')
-        .map((l) => '  ' + l)
-        .join('\n'),
-    );
-  }
-  return lines.join('\n');
-}
-
-/** One line per group for `group list`. */
-function listRows(vs: GroupStatus[]): string {
-  return table(
-    ['GROUP', 'MODE', 'STATE', 'PRIMARY', 'MEMBERS', 'SECONDARIES', 'BACKLOG'],
-    vs.map((v) => [
-      v.record.name,
-      v.record.mode,
-      groupStateWords({ paused: v.record.paused, bypass: { ...v.record.bypass, since: null }, refresh: v.record.refresh, metrics: v.metrics }),
-      v.role === 'primary' ? (v.array ?? 'here') : '?',
-      v.members.map((m) => m.name).join(','),
-      [...new Set(v.members.flatMap((m) => m.secondaries))].join(',') || '-',
-      v.metrics ? `${v.metrics.entriesWaiting} / ${ibytes(v.metrics.writelogBytes)}` : '-',
-    ]),
-  );
-}
-
-function done(f: TargetFlags, v: GroupView, text: string, array?: string): number {
+export function done(f: TargetFlags, v: GroupView, text: string, array?: string): number {
   if (f.json) printJson(v);
   else process.stdout.write(`${text}\n${groupText({ ...v, ...(array ? { array } : {}) })}\n`);
   return EXIT.OK;
@@ -286,6 +170,7 @@ export interface GroupCreateFlags extends TargetFlags, BoundFlags {
   perfEvery?: string;
   perfMax?: string;
   throttles?: string;
+  protectResync?: string;
 }
 
 export async function groupCreateCommand(name: string, f: GroupCreateFlags): Promise<number> {
@@ -309,6 +194,7 @@ export async function groupCreateCommand(name: string, f: GroupCreateFlags): Pro
   if (f.perfEvery !== undefined) attributes.perfEveryMs = durationArg(f.perfEvery, '--perf-every');
   if (f.perfMax !== undefined) attributes.perfMaxBytes = sizeArg(f.perfMax, '--perf-max', 4096);
   if (f.throttles !== undefined) attributes.throttles = readThrottleFile(f.throttles);
+  if (f.protectResync !== undefined) (attributes as { protectResync?: boolean }).protectResync = onOff(f.protectResync, '--protect-resync');
   const body: CreateGroupRequest = { name, members, ...(Object.keys(attributes).length ? { attributes } : {}) };
   // On the array that holds the first member's primary image.
   const t = await locate(`mirror ${JSON.stringify(members[0])}`, f, (c) => c.getMirror(members[0]!), (v) => v.local.role, 'primary');
@@ -456,13 +342,6 @@ export async function groupBackfreshCommand(ref: string, f: TargetFlags & { from
   return done(f, v, `group ${v.record.name}: backfresh${from ? ` from ${from}` : ''} done in ${secs} s; the primary holds the secondary's data and journals from a new base`, t.array);
 }
 
-export async function groupPromoteCommand(ref: string, f: TargetFlags & { force?: boolean }): Promise<number> {
-  const t = await locateGroup(ref, f, 'secondary');
-  const v = await call(() => t.client.promoteGroup(ref, { force: f.force === true }));
-  const head = `promoted group ${v.record.name}${t.array ? ` on ${t.array}` : ''}: every member is primary here${f.force ? ' (forced)' : ''}; the old primary resynchronizes from the fracture logs`;
-  return done(f, v, [head, ...promotionText(v)].join('\n'), t.array);
-}
-
 export async function groupThrottleCommand(ref: string, f: TargetFlags & { file?: string; clear?: boolean }): Promise<number> {
   if ((f.file === undefined) === (f.clear !== true)) throw usage('throttle needs --file THROTTLES.yaml or --clear (one of them)');
   const throttles = f.clear ? [] : readThrottleFile(f.file!)!;
@@ -475,6 +354,7 @@ export interface GroupSetFlags extends TargetFlags, BoundFlags {
   throttleEvery?: string;
   perfEvery?: string;
   perfMax?: string;
+  protectResync?: string;
 }
 
 export async function groupSetCommand(ref: string, f: GroupSetFlags): Promise<number> {
@@ -482,9 +362,10 @@ export async function groupSetCommand(ref: string, f: GroupSetFlags): Promise<nu
   if (f.throttleEvery !== undefined) body.throttleEveryMs = durationArg(f.throttleEvery, '--throttle-every');
   if (f.perfEvery !== undefined) body.perfEveryMs = durationArg(f.perfEvery, '--perf-every');
   if (f.perfMax !== undefined) body.perfMaxBytes = sizeArg(f.perfMax, '--perf-max', 4096);
+  if (f.protectResync !== undefined) (body as { protectResync?: boolean }).protectResync = onOff(f.protectResync, '--protect-resync');
   const nearSync = boundsArg(f);
   if (nearSync) body.nearSync = nearSync;
-  if (!Object.keys(body).length) throw usage('nothing to set: give --throttle-every, --perf-every, --perf-max or near-synchronous bounds (--max-entries, --max-bytes, --low-entries, --low-bytes); the mode: sanbox group mode; throttles: sanbox group throttle');
+  if (!Object.keys(body).length) throw usage('nothing to set: give --throttle-every, --perf-every, --perf-max, --protect-resync or near-synchronous bounds (--max-entries, --max-bytes, --low-entries, --low-bytes); the mode: sanbox group mode; throttles: sanbox group throttle');
   const t = await locateGroup(ref, f);
   const v = await call(() => t.client.setGroupAttributes(ref, body));
   return done(f, v, `group ${v.record.name}: set ${Object.keys(body).join(', ')}`, t.array);

@@ -21,6 +21,7 @@ import { labFaultCommand, type LabFaultFlags, type LabFaultVerb } from './superv
 import { addCheckCommands } from './check-verbs.js';
 import { addScenarioCommands } from './scenario-verbs.js';
 import { addSnapshotCommands } from './snapshot-verbs.js';
+import { addCloneCommands } from './clone-verbs.js';
 
 export { EXIT } from './common.js';
 
@@ -269,6 +270,7 @@ export async function main(argv: string[]): Promise<number> {
   addCheckCommands(program, run);
   addScenarioCommands(program, run);
   addSnapshotCommands(program, run);
+  addCloneCommands(program, run);
 
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();

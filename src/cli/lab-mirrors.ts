@@ -137,6 +137,7 @@ function createRequest(m: LabMirror): CreateMirrorRequest {
   if (m.maxMissingImages !== undefined) attributes.maxMissingImages = m.maxMissingImages;
   if (m.allowSecondaryReads !== undefined) attributes.allowSecondaryReads = m.allowSecondaryReads;
   if (m.syncPriority !== undefined) attributes.syncPriority = m.syncPriority;
+  if (m.protectResync !== undefined) attributes.protectResync = m.protectResync;
   return { lun: m.primary.lun, name: m.name, ...(m.regionSize !== undefined ? { regionSize: m.regionSize } : {}), attributes };
 }
 

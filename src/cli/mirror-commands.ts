@@ -47,7 +47,8 @@ Sizes and rates: 64K, 64M, 10M/s, 1048576.`,
       .option('--min-images <n>', 'images (primary included) required to stay ACTIVE; -1: none (default)')
       .option('--max-missing <n>', 'unreachable secondaries tolerated; -1: no limit (default)')
       .option('--secondary-reads', 'let hosts read the secondaries')
-      .option('--sync-priority <p>', 'low, medium (default) or high'),
+      .option('--sync-priority <p>', 'low, medium (default) or high')
+      .option('--protect-resync <on|off>', "snapshot a secondary's last consistent point before a resync rewrites it (default on)"),
   ).action(run((lun: string, opts: MirrorCreateFlags) => mirrorCreateCommand(lun, opts)));
   targetOptions(
     mirror
@@ -72,8 +73,9 @@ Sizes and rates: 64K, 64M, 10M/s, 1048576.`,
       .command('promote')
       .description("make a secondary the primary (runs on the secondary's array)")
       .argument(...mirrorRef)
-      .option('-f, --force', 'promote even an image that is not synchronized or consistent'),
-  ).action(run((ref: string, opts: TargetFlags & { force?: boolean }) => mirrorPromoteCommand(ref, opts)));
+      .option('-f, --force', 'promote even an image that is not a point in time (a resync was under way), as it is')
+      .option('--from-snapshot', 'roll the image back to its resync-protection snapshot (its last consistent point) first, then promote'),
+  ).action(run((ref: string, opts: TargetFlags & { force?: boolean; fromSnapshot?: boolean }) => mirrorPromoteCommand(ref, opts)));
   targetOptions(
     mirror
       .command('sync')
@@ -115,6 +117,7 @@ Sizes and rates: 64K, 64M, 10M/s, 1048576.`,
       .option('--max-missing <n>', 'unreachable secondaries tolerated; -1: no limit')
       .option('--activation <policy>', 'automatic or manual')
       .option('--secondary-reads <on|off>', 'let hosts read the secondaries')
+      .option('--protect-resync <on|off>', "snapshot a secondary's last consistent point before a resync rewrites it")
       .option('--image <image>', 'image id or array name, for --recovery / --image-sync-rate')
       .option('--recovery <policy>', "the image's recovery policy: auto or manual")
       .option('--image-sync-rate <rate>', "the image's sync rate (default: the mirror's)"),

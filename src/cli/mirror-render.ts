@@ -58,8 +58,10 @@ export function mirrorText(v: MirrorView, names: Map<string, string> = new Map()
     `mirror ${r.name}  ${r.state}  epoch ${r.epoch}  ${r.writePolicy}  region ${formatSize(r.regionSize)}  sync ${formatSize(r.syncRate)}/s (${r.syncPriority})  id ${r.mirrorId}`,
     `  local image ${localName} (${v.local.role})` +
       (v.writeIntentLog ? `; write-intent log ${v.writeIntentLog.regions} region${v.writeIntentLog.regions === 1 ? '' : 's'} (${formatSize(v.writeIntentLog.bytes)}), ${v.writeIntentLog.inFlight} in flight` : '') +
-      `; activation ${r.activationPolicy}, min images ${r.minImagesRequired}, max missing ${r.maxMissingImages}${r.allowSecondaryReads ? ', secondary reads allowed' : ''}`,
+      `; activation ${r.activationPolicy}, min images ${r.minImagesRequired}, max missing ${r.maxMissingImages}${r.allowSecondaryReads ? ', secondary reads allowed' : ''}${r.protectResync === false ? ', resync protection off' : ''}`,
   ];
+  const fallback = fallbackText(v);
+  if (fallback) lines.push(`  fallback: ${fallback}`);
   const rows = v.images.map((i) => imageRow(i, names));
   lines.push(
     table(['IMAGE', 'ROLE', 'STATE', 'REACH', 'LINK', 'FRACTURED', 'FRACTURE LOG', 'RESYNC'], rows)
@@ -91,4 +93,25 @@ export function mirrorLine(v: MirrorView, names: Map<string, string> = new Map()
     });
   const p = v.images.find((i) => i.role === 'primary');
   return `${v.record.name}  ${v.record.state}  epoch ${v.record.epoch}  here: ${v.local.role}  ${p ? name(p.imageId) : '?'} -> ${secs.join(', ') || 'no secondaries'}${v.splitBrain ? '  SPLIT BRAIN' : ''}`;
+}
+
+function age(s: number): string {
+  return s < 10 ? `${s.toFixed(1)} s` : duration(s);
+}
+
+/**
+ * The consistent point this array's secondary image can fall back to while a resync rewrites it
+ * (its resync-protection snapshot), or why there is none. Nothing when no resync touched it.
+ */
+export function fallbackText(v: MirrorView): string | undefined {
+  const p = v.protection;
+  if (!p || v.local.role !== 'secondary') return undefined;
+  const f = p.fallback;
+  if (f && f.valid) {
+    const grp = f.members.length > 1 ? ` (with ${f.members.filter((m) => m !== v.record.name).join(', ')}: one point of the group${f.groupSeq !== null ? `, journal record ${f.groupSeq}` : ''})` : '';
+    return `snapshot ${f.snapshot} (${f.export}), ${age(f.ageSeconds)} old, cut when the resync began${grp}; promote --from-snapshot rolls back to it`;
+  }
+  if (f) return `snapshot ${f.snapshot} is NO LONGER VALID (a full snapshot store or a delete): nothing to fall back to`;
+  if (p.state === 'unprotected') return `NONE: the image is being (or was) resynchronized without a snapshot of its last consistent point${p.enabled ? '' : ' (protectResync off)'}`;
+  return undefined;
 }

@@ -195,6 +195,7 @@ export interface MirrorCreateFlags extends TargetFlags {
   maxMissing?: string;
   secondaryReads?: boolean;
   syncPriority?: string;
+  protectResync?: string;
 }
 
 export async function mirrorCreateCommand(lun: string, f: MirrorCreateFlags): Promise<number> {
@@ -217,6 +218,7 @@ export async function mirrorCreateCommand(lun: string, f: MirrorCreateFlags): Pr
   if (f.maxMissing !== undefined) attributes.maxMissingImages = limitArg(f.maxMissing, '--max-missing');
   if (f.secondaryReads) attributes.allowSecondaryReads = true;
   if (f.syncPriority !== undefined) attributes.syncPriority = choice(f.syncPriority, '--sync-priority', ['low', 'medium', 'high'] as const);
+  if (f.protectResync !== undefined) attributes.protectResync = onOff(f.protectResync, '--protect-resync');
   if (Object.keys(attributes).length) body.attributes = attributes;
   const client = await call(() => resolveTarget({ ...f, array: f.array ?? array }));
   const v = await call(() => client.createMirror(body));
@@ -248,10 +250,23 @@ export async function mirrorRemoveSecondaryCommand(ref: string, image: string, f
   return done(f, v, `removed ${image} from mirror ${v.record.name}${f.force ? ' (forced)' : ''}`, await lunNames(f, [v]));
 }
 
-export async function mirrorPromoteCommand(ref: string, f: TargetFlags & { force?: boolean }): Promise<number> {
+/** A promote --from-snapshot rolls back every region changed since the snapshot first. */
+const PROMOTE_TIMEOUT_MS = 600_000;
+
+/**
+ * Promote on the secondary's array. An image that is not a point in time (a resync was under way)
+ * is refused by the array (exit 1, code `inconsistent`, naming its fallback snapshot and age);
+ * --force promotes it as it is, --from-snapshot rolls it back to that snapshot first.
+ */
+export async function mirrorPromoteCommand(ref: string, f: TargetFlags & { force?: boolean; fromSnapshot?: boolean }): Promise<number> {
+  if (f.force && f.fromSnapshot) throw usage('promote takes --force (the image as it is) or --from-snapshot (rolled back to its fallback snapshot), not both');
   const t = await locate(ref, f, { role: 'secondary' });
-  const v = await call(() => t.client.promoteMirror(ref, { force: f.force === true }));
-  return done(f, v, `promoted ${v.local.imageId.split(':')[0]}:${v.local.lunName}: primary of mirror ${v.record.name}, epoch ${v.record.epoch}${f.force ? ' (forced)' : ''}`, await lunNames(f, [v]));
+  const before = f.fromSnapshot ? (t.view ?? (await call(() => t.client.getMirror(ref)))) : undefined;
+  const body = f.force ? { force: true } : f.fromSnapshot ? { fromSnapshot: true } : {};
+  const v = await call(() => t.client.request<MirrorView>('POST', `/v1/mirrors/${encodeURIComponent(ref)}/promote`, body, { timeoutMs: PROMOTE_TIMEOUT_MS }));
+  const fb = before?.protection?.fallback;
+  const how = f.force ? ' (forced: the image as it was)' : fb ? `\nrolled back to snapshot ${fb.snapshot} first: the image as it was ${fb.ageSeconds.toFixed(1)} s before the promote, when the resync began (a consistent point; writes the old primary made after it are not in it)` : '';
+  return done(f, v, `promoted ${v.local.imageId.split(':')[0]}:${v.local.lunName}: primary of mirror ${v.record.name}, epoch ${v.record.epoch}${how}`, await lunNames(f, [v]));
 }
 
 export async function mirrorSyncCommand(ref: string, image: string | undefined, f: TargetFlags & { force?: boolean }): Promise<number> {
@@ -297,6 +312,7 @@ export interface MirrorSetFlags extends TargetFlags {
   image?: string;
   recovery?: string;
   imageSyncRate?: string;
+  protectResync?: string;
 }
 
 export async function mirrorSetCommand(ref: string, f: MirrorSetFlags): Promise<number> {
@@ -308,6 +324,7 @@ export async function mirrorSetCommand(ref: string, f: MirrorSetFlags): Promise<
   if (f.maxMissing !== undefined) body.maxMissingImages = limitArg(f.maxMissing, '--max-missing');
   if (f.activation !== undefined) body.activationPolicy = choice(f.activation, '--activation', ['automatic', 'manual'] as const);
   if (f.secondaryReads !== undefined) body.allowSecondaryReads = onOff(f.secondaryReads, '--secondary-reads');
+  if (f.protectResync !== undefined) body.protectResync = onOff(f.protectResync, '--protect-resync');
   const perImage = f.recovery !== undefined || f.imageSyncRate !== undefined;
   if (perImage && f.image === undefined) throw usage('--recovery and --image-sync-rate are settings of one image: give --image IMAGE|ARRAY');
   if (f.image !== undefined && !perImage) throw usage('--image needs --recovery auto|manual or --image-sync-rate RATE');
@@ -315,7 +332,7 @@ export async function mirrorSetCommand(ref: string, f: MirrorSetFlags): Promise<
   if (f.recovery !== undefined) body.recoveryPolicy = choice(f.recovery, '--recovery', ['auto', 'manual'] as const);
   if (f.imageSyncRate !== undefined) body.imageSyncRate = f.imageSyncRate === 'default' ? null : rateArg(f.imageSyncRate, '--image-sync-rate');
   if (Object.keys(body).length === 0) {
-    throw usage('nothing to set: give --sync-rate, --sync-priority, --min-images, --max-missing, --activation, --secondary-reads, --name, or --image with --recovery / --image-sync-rate');
+    throw usage('nothing to set: give --sync-rate, --sync-priority, --min-images, --max-missing, --activation, --secondary-reads, --protect-resync, --name, or --image with --recovery / --image-sync-rate');
   }
   const t = await locate(ref, f, { role: 'primary' });
   const v = await call(() => t.client.setMirrorAttributes(ref, body));

@@ -174,6 +174,29 @@ export class ApiClient {
     return this.request('PATCH', `${lunPath(lun)}/snapshots`, p);
   }
 
+  // ---- clones (501 unsupported on a two-SP array) ----
+
+  listClones<T = unknown>(): Promise<{ clones: T[] }> {
+    return this.request('GET', '/v1/clones');
+  }
+  getClone<T = unknown>(name: string): Promise<{ clone: T }> {
+    return this.request('GET', `/v1/clones/${encodeURIComponent(name)}`);
+  }
+  /** `source`: a LUN name or id, or LUN@SNAP; `rate`: bytes per second (or "64M"). */
+  createClone<T = unknown>(p: { name: string; source: string | number; rate?: number | string }): Promise<{ clone: T }> {
+    return this.request('POST', '/v1/clones', p);
+  }
+  setCloneRate<T = unknown>(name: string, rate: number | string): Promise<{ clone: T }> {
+    return this.request('PATCH', `/v1/clones/${encodeURIComponent(name)}`, { rate });
+  }
+  resumeClone<T = unknown>(name: string): Promise<{ clone: T }> {
+    return this.request('POST', `/v1/clones/${encodeURIComponent(name)}/resume`, {});
+  }
+  deleteClone<T = unknown>(name: string, p: { force?: boolean; keepLun?: boolean } = {}): Promise<{ deleted: T }> {
+    const q = [p.force ? 'force=true' : '', p.keepLun ? 'keepLun=true' : ''].filter(Boolean).join('&');
+    return this.request('DELETE', `/v1/clones/${encodeURIComponent(name)}${q ? `?${q}` : ''}`);
+  }
+
   // ---- mirrors (404 no-mirror-driver when the array has no remote link) ----
 
   listMirrors(): Promise<{ mirrors: MirrorView[] }> {

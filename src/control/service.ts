@@ -13,6 +13,8 @@ import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from
 import { chassisMirrorStack, mirrorLunDevice, singleProcessStack } from '../stack/index.js';
 import type { SnapshotDefaults, SnapshotManager } from '../snapshot/index.js';
 import { openSnapshots, type SnapshotComposition } from './snapshots.js';
+import type { CloneManager } from '../clone/index.js';
+import { openClones } from './clones.js';
 import { DiskFaultTable } from '../fault/index.js';
 import { chassisDiskFaults, DiskFaultControl, localDiskFaults } from './disk-faults.js';
 import { ControlServer, type NbdEndpoint } from './api.js';
@@ -63,6 +65,8 @@ export interface RunningArray {
   diskFaults: DiskFaultControl;
   /** The array's snapshots (single-process arrays). */
   snapshots?: SnapshotManager;
+  /** The array's clones (single-process arrays). */
+  clones?: CloneManager;
   nbd: NbdEndpoint;
   apiUrl: string | undefined;
   /** Stops the API, then the NBD server (graceful), then closes the array. Idempotent. */
@@ -108,11 +112,11 @@ export async function provisionLuns(array: StorageArray, specs: LunSpec[]): Prom
  * The array's LUNs as the mirror driver sees them: the device below the host layers, behind the
  * LUN's disk fault layer (a secondary's remote writes and resync I/O meet a failing disk too).
  */
-function lunProvider(array: StorageArray, diskFaults: DiskFaultTable, snapshots: SnapshotManager): LunProvider {
+function lunProvider(array: StorageArray, diskFaults: DiskFaultTable, snapshots: SnapshotManager, clones: CloneManager): LunProvider {
   const faulted = new WeakMap<BlockDevice, BlockDevice>();
   const over = (id: number, store: BlockDevice): BlockDevice => {
     let d = faulted.get(store);
-    if (!d) faulted.set(store, (d = mirrorLunDevice(id, store, diskFaults.state(id), snapshots)));
+    if (!d) faulted.set(store, (d = mirrorLunDevice(id, store, diskFaults.state(id), snapshots, clones)));
     return d;
   };
   return {
@@ -126,19 +130,20 @@ function lunProvider(array: StorageArray, diskFaults: DiskFaultTable, snapshots:
 }
 
 /** Starts the mirror driver of an array with a remote link and puts its layer on every LUN. */
-async function startMirrors(array: StorageArray, cfg: ArrayServiceConfig, diskFaults: DiskFaultTable, snapshots: SnapshotManager): Promise<MirrorNode | undefined> {
+async function startMirrors(array: StorageArray, cfg: ArrayServiceConfig, diskFaults: DiskFaultTable, snapshots: SnapshotManager, clones: CloneManager): Promise<MirrorNode | undefined> {
   if (!cfg.remoteLink) return undefined;
   const node = await MirrorNode.open({
     array: cfg.name,
     dir: cfg.dir,
-    luns: lunProvider(array, diskFaults, snapshots),
+    luns: lunProvider(array, diskFaults, snapshots, clones),
     listen: { bind: cfg.remoteLink.bind, port: cfg.remoteLink.port },
     peers: cfg.remoteLink.peers,
     timers: cfg.remoteLink.timers,
     event: (type, details) => array.publish(type, details),
     sync: cfg.sync,
+    snapshots,
   });
-  array.setGuard((lunId) => node.guard(lunId) ?? snapshots.guard(lunId));
+  array.setGuard((lunId) => node.guard(lunId) ?? clones.guard(lunId) ?? snapshots.guard(lunId));
   return node;
 }
 
@@ -148,21 +153,24 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
   let api: ControlServer | undefined;
   let mirrors: MirrorNode | undefined;
   let snaps: SnapshotComposition | undefined;
+  let clones: CloneManager | undefined;
   try {
     await provisionLuns(array, cfg.luns);
     // The disk fault layer over each image asks this table (set by `sanbox fault disk`).
     const diskFaults = new DiskFaultTable();
     // Snapshots first: the mirror driver's I/O on a LUN crosses its copy-on-write layer too.
     let node: MirrorNode | undefined;
-    snaps = await openSnapshots(array, diskFaults, { defaults: cfg.snapshots, noSync: cfg.sync === false, mirrorGuard: (id) => node?.guard(id) });
+    snaps = await openSnapshots(array, diskFaults, { defaults: cfg.snapshots, noSync: cfg.sync === false, mirrorGuard: (id) => node?.rollbackGuard(id) });
     const snapshots = snaps.manager;
-    array.setGuard((lunId) => snapshots.guard(lunId));
-    mirrors = await startMirrors(array, cfg, diskFaults, snapshots);
+    // Clones next: a clone copies from a snapshot, and its layer is in every stack of its LUN.
+    const cloneManager = (clones = await openClones(array, diskFaults, snapshots, { noSync: cfg.sync === false }));
+    array.setGuard((lunId) => cloneManager.guard(lunId) ?? snapshots.guard(lunId));
+    mirrors = await startMirrors(array, cfg, diskFaults, snapshots, cloneManager);
     node = mirrors;
     array.on('event', (ev: { type: string; lun?: number }) => {
       if (ev.type === 'lun.deleted' && typeof ev.lun === 'number') diskFaults.remove(ev.lun);
     });
-    array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node, diskFaults.state(lunId), snapshots));
+    array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node, diskFaults.state(lunId), snapshots, cloneManager));
     const faultControl = new DiskFaultControl(array, localDiskFaults(diskFaults));
     // The NBD server sees the array's catalog plus the snapshot exports; its export type is structurally the same.
     nbdServer = new NbdServer({ catalog: snaps.catalog });
@@ -182,6 +190,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
         mirrors,
         diskFaults: faultControl,
         snapshots,
+        clones: cloneManager,
       });
     }
     const apiBound = api ? await api.listen() : undefined;
@@ -195,6 +204,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
       mirrors: node,
       diskFaults: faultControl,
       snapshots,
+      clones: cloneManager,
       nbd,
       apiUrl: apiBound?.url,
       close(graceMs = 5000) {
@@ -202,6 +212,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
           if (api) await ignoreOnClose(api.close(), 'stopping the array: closing the management API');
           await ignoreOnClose(srv.close(graceMs), 'stopping the array: closing the NBD server');
           if (node) await ignoreOnClose(node.close(), 'stopping the array: closing the mirror driver');
+          await ignoreOnClose(cloneManager.close(), 'stopping the array: stopping the clone copies');
           await ignoreOnClose(snapshots.close(), 'stopping the array: closing the snapshot stores');
           // An orderly stop is no crash: a lose-unflushed disk writes down what it holds.
           await diskFaults.writeDownAll();
@@ -214,6 +225,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
     if (api) await ignoreOnClose(api.close(), 'cleaning up after a failed start: closing the management API');
     if (nbdServer) await ignoreOnClose(nbdServer.close(100), 'cleaning up after a failed start: closing the NBD server');
     if (mirrors) await ignoreOnClose(mirrors.close(), 'cleaning up after a failed start: closing the mirror driver');
+    if (clones) await ignoreOnClose(clones.close(), 'cleaning up after a failed start: stopping the clone copies');
     if (snaps) await ignoreOnClose(snaps.manager.close(), 'cleaning up after a failed start: closing the snapshot stores');
     await ignoreOnClose(array.close(), 'cleaning up after a failed start: closing the array');
     throw e;

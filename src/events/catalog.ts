@@ -81,6 +81,7 @@ export const MIRROR_EVENTS = [
   // administration
   'mirror.created',
   'mirror.became-primary',
+  'mirror.promoted-from-snapshot',
   'mirror.verified',
   'mirror.split-brain',
   'mirror.split-brain-resolved',
@@ -129,6 +130,8 @@ export const GROUP_EVENTS = [
   'group.paused',
   'group.resumed',
   'group.promoted',
+  'group.promoted-from-snapshot',
+  'group.snapshot',
   'group.sender',
   'group.push-failed',
   'group.gap',
@@ -191,6 +194,23 @@ export const SNAPSHOT_EVENTS = [
   'snapshot.offline',
   'snapshot.metadata-repaired',
   'snapshot.store-cleanup-failed',
+  'snapshot.resync-protected',
+  'snapshot.resync-unprotected',
+  'snapshot.resync-protection-released',
+  'snapshot.resync-protection-lost',
+] as const;
+
+/** Clones (single-process arrays): created, copying, completed, failed, deleted. */
+export const CLONE_EVENTS = [
+  'clone.created',
+  'clone.resumed',
+  'clone.progress',
+  'clone.rate-changed',
+  'clone.completed',
+  'clone.failed',
+  'clone.deleted',
+  'clone.cleanup-failed',
+  'clone.metadata-repaired',
 ] as const;
 
 /** Every type an array's event stream (`GET /v1/events`) carries. */
@@ -208,6 +228,7 @@ export const ARRAY_EVENT_TYPES = [
   ...MIRROR_EVENTS,
   ...GROUP_EVENTS,
   ...SNAPSHOT_EVENTS,
+  ...CLONE_EVENTS,
 ] as const;
 
 /** Every type a link emulator's event stream carries. */

@@ -129,7 +129,7 @@ describe('lab files with consistency groups', () => {
 `),
     );
     const expected = [
-      'groups[0]: unknown key "colour" (expected name, members, mode, nearSync, writelog, throttleEvery, throttles, perf)',
+      'groups[0]: unknown key "colour" (expected name, members, mode, nearSync, writelog, throttleEvery, throttles, perf, protectResync)',
       'group g0.members[2]: mirror m1 is listed twice',
       'group g0.members[3]: no mirror "zz" under mirrors: (mirrors: m1, m2, m3, m4, m5)',
       'group g0.members[4] must be a mirror name, not 7',

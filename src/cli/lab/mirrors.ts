@@ -4,13 +4,13 @@ import { linkBetween } from './links.js';
 import { isObj, type LabArray, type LabLink, type LabLunRef, type LabMirror, type LabSecondary } from './types.js';
 import { parseRate } from './values.js';
 
-const MIRROR_KEYS = ['name', 'primary', 'secondaries', 'writePolicy', 'regionSize', 'syncRate', 'activation', 'minImages', 'maxMissing', 'secondaryReads', 'syncPriority'];
+const MIRROR_KEYS = ['name', 'primary', 'secondaries', 'writePolicy', 'regionSize', 'syncRate', 'activation', 'minImages', 'maxMissing', 'secondaryReads', 'syncPriority', 'protectResync'];
 const SECONDARY_KEYS = ['image', 'synchronized', 'recovery', 'syncRate'];
 
 /**
  * `mirrors:` — each { name, primary: ARRAY:LUN, secondaries: [ARRAY:LUN | { image, synchronized,
  * recovery, syncRate }], writePolicy (synchronous; async is a group's mode), regionSize, syncRate,
- * activation, minImages, maxMissing, secondaryReads, syncPriority }. Every problem is reported:
+ * activation, minImages, maxMissing, secondaryReads, syncPriority, protectResync }. Every problem is reported:
  * unknown keys, arrays or LUNs not in the lab, no link (with a secret) between the primary and a
  * secondary, a secondary LUN smaller than the primary, a LUN in two mirrors.
  */
@@ -173,6 +173,10 @@ export function parseMirrors(v: unknown, arrays: LabArray[], links: LabLink[], r
     if (m.syncPriority !== undefined) {
       if (!['low', 'medium', 'high'].includes(m.syncPriority as string)) problems.push(`${at}.syncPriority must be low, medium or high, not ${JSON.stringify(m.syncPriority)}`);
       else mirror.syncPriority = m.syncPriority as LabMirror['syncPriority'];
+    }
+    if (m.protectResync !== undefined) {
+      if (typeof m.protectResync !== 'boolean') problems.push(`${at}.protectResync must be true or false (snapshot a secondary before a resync rewrites it; default true)`);
+      else mirror.protectResync = m.protectResync;
     }
     if (problems.length > before || !primary) return;
     out.push({ name: m.name as string, primary: primary.ref, secondaries, writePolicy: 'synchronous', ...mirror });

@@ -75,6 +75,8 @@ export interface LabMirror {
   maxMissingImages?: number;
   allowSecondaryReads?: boolean;
   syncPriority?: 'low' | 'medium' | 'high';
+  /** snapshot a secondary's last consistent point before a resync rewrites it (the driver's default: true) */
+  protectResync?: boolean;
 }
 
 /** A consistency group `sanbox up` creates on its members' primary array when it does not exist. */

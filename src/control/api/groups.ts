@@ -35,6 +35,7 @@ const GROUP_SETTABLE: Record<string, Check> = {
   'perfEveryMs?': count(100),
   'perfMaxBytes?': sizeAtLeast(4096),
   'nearSync?': nearSyncCheck,
+  'protectResync?': C.boolean,
 };
 
 const GROUP_ATTRIBUTE_FIELDS: Record<string, Check> = {
@@ -169,9 +170,21 @@ export function groupRoutes(g: GroupControl | undefined): Route[] {
     }),
     R(/^\/v1\/groups\/([^/]+)\/promote$/, {
       POST: async (req, _res, [ref], url) => {
-        const b = await body(req, url, { 'force?': C.boolean });
+        // force: the members as they are; fromSnapshot: every member rolled back to the group's resync-protection snapshot first
+        const b = await body(req, url, { 'force?': C.boolean, 'fromSnapshot?': C.boolean });
+        if (b.force && b.fromSnapshot) throw invalid('give force (promote the members as they are) or fromSnapshot (roll them back to the fallback snapshot first), not both');
         req.socket.setTimeout(0);
-        return g.promote(ref!, b.force ? { force: true } : undefined);
+        return g.promote(ref!, b.force ? { force: true } : b.fromSnapshot ? { fromSnapshot: true } : undefined);
+      },
+    }),
+    R(/^\/v1\/groups\/([^/]+)\/snapshot$/, {
+      // every member LUN on this array at one write boundary; a secondary: between two applied batches (groupSeq)
+      POST: async (req, res, [ref], url) => {
+        checkQuery(url, []);
+        const b = checkFields(await readJson(req), { name: C.string });
+        const made = await g.snapshot(ref!, b.name as string);
+        res.statusCode = 201;
+        return made;
       },
     }),
   ];

@@ -14,6 +14,7 @@ const ATTRIBUTE_FIELDS: Record<string, Check> = {
   syncPriority: C.oneOf('low', 'medium', 'high'),
   syncRate: C.rate,
   allowSecondaryReads: C.boolean,
+  protectResync: C.boolean,
 };
 
 export const NO_MIRROR_DRIVER = 'this array runs no mirror driver (no remoteLink configured)';
@@ -116,8 +117,12 @@ export function mirrorRoutes(m: MirrorControl | undefined): Route[] {
     }),
     R(/^\/v1\/mirrors\/([^/]+)\/promote$/, {
       POST: async (req, _res, [ref], url) => {
-        const b = await body(req, url, { 'force?': C.boolean });
-        return m.promote(ref!, b.force ? { force: true } : undefined);
+        // force: the image as it is; fromSnapshot: rolled back to its resync-protection snapshot first
+        const b = await body(req, url, { 'force?': C.boolean, 'fromSnapshot?': C.boolean });
+        if (b.force && b.fromSnapshot) throw invalid('give force (promote the image as it is) or fromSnapshot (roll it back to its fallback snapshot first), not both');
+        // a rollback rewrites every region changed since the snapshot: no idle time-out
+        if (b.fromSnapshot) req.socket.setTimeout(0);
+        return m.promote(ref!, b.force ? { force: true } : b.fromSnapshot ? { fromSnapshot: true } : undefined);
       },
     }),
     R(/^\/v1\/mirrors\/([^/]+)\/synchronize$/, {

@@ -11,6 +11,7 @@ import type { GroupView, SettableGroupAttributes } from './control.js';
 import { newEntry, openStore, type GroupContext } from './entry.js';
 import { closePrimary, openPrimary, startTimers } from './primary-side.js';
 import { attributeProblems, GroupError, newGroupRecord, withDefaults } from './record.js';
+import type { GroupFallback } from './host.js';
 import { promotionFacts, promotionReport } from './promotion.js';
 import { parseThrottles } from './throttle.js';
 import { settleRole } from './role.js';
@@ -19,7 +20,7 @@ import type { GroupAttributes, GroupMode, GroupRecord } from './types.js';
 
 /** Leaving the synchronous mode waits this long for the journal to drain, then goes to bypass. */
 const DRAIN_TIMEOUT_MS = 30_000;
-const SETTABLE: readonly string[] = ['throttles', 'throttleEveryMs', 'perfEveryMs', 'perfMaxBytes', 'nearSync'];
+const SETTABLE: readonly string[] = ['throttles', 'throttleEveryMs', 'perfEveryMs', 'perfMaxBytes', 'nearSync', 'protectResync'];
 
 export async function createGroup(ctx: GroupContext, p: { name: string; members: string[]; attributes?: Partial<GroupAttributes> }): Promise<GroupView> {
   const { host } = ctx;
@@ -141,7 +142,7 @@ export function setAttributes(ctx: GroupContext, ref: string, p: SettableGroupAt
     const next = { ...g.record, ...p, throttles, nearSync: { ...g.record.nearSync, ...(p.nearSync ?? {}) } };
     const problems = attributeProblems(next);
     if (problems.length) throw new GroupError('invalid', problems.join('; '));
-    await ctx.save(g, (r) => Object.assign(r, { throttles, throttleEveryMs: next.throttleEveryMs, perfEveryMs: next.perfEveryMs, perfMaxBytes: next.perfMaxBytes, nearSync: next.nearSync }));
+    await ctx.save(g, (r) => Object.assign(r, { throttles, throttleEveryMs: next.throttleEveryMs, perfEveryMs: next.perfEveryMs, perfMaxBytes: next.perfMaxBytes, nearSync: next.nearSync, protectResync: next.protectResync }));
     if (p.perfMaxBytes !== undefined && g.perf) {
       await g.perf.recorder.close();
       g.perf = null;
@@ -172,22 +173,59 @@ export async function deleteGroup(ctx: GroupContext, ref: string): Promise<void>
   });
 }
 
+/** A member image here that is a point in time (SYNCHRONIZED or CONSISTENT, and no group resync under way). */
+const POINT_IN_TIME = new Set(['SYNCHRONIZED', 'CONSISTENT']);
+
+function ageWords(s: number): string {
+  return s < 10 ? `${s.toFixed(1)} s` : s < 120 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+/** Why promote refuses a group whose members here are not one point in time, and what it can do instead. */
+function refusal(name: string, array: string, bad: { name: string; state: string | null }[], fb: GroupFallback | null): string {
+  const which = bad.map((m) => `${m.name} ${m.state ?? 'unknown'}`).join(', ');
+  const head = `group ${name} is NOT a consistent copy on ${array} (${which}): a resynchronization was under way, the images mix regions of different times; promotion refused.`;
+  if (fb && fb.valid) {
+    const seq = fb.groupSeq !== null ? `, through journal record ${fb.groupSeq}` : '';
+    return `${head} Its last consistent point is snapshot ${fb.snapshot} of ${fb.members.join(', ')} (taken ${ageWords(fb.ageSeconds)} ago, when the resync began${seq}): --from-snapshot rolls every member back to it and promotes; --force promotes the members as they are.`;
+  }
+  if (fb) return `${head} Its fallback snapshot ${fb.snapshot} is no longer valid (invalidated by a full snapshot store, or deleted): --force promotes the members as they are.`;
+  return `${head} No snapshot holds its last consistent point (protectResync off, or this array keeps no snapshots): --force promotes the members as they are.`;
+}
+
 /**
  * Promotes every member on this (secondary) array: the receiver stops after the batch it applies.
- * The view and the `group.promoted` event say how old the copy is (./promotion.ts).
+ * A copy that is not one point in time (a member being resynchronized) is refused, naming the
+ * fallback snapshot, unless `force` (promote as it is) or `fromSnapshot` (every member rolled back
+ * to the group's resync-protection snapshot first). The view and the `group.promoted` event say
+ * how old the copy is (./promotion.ts).
  */
-export async function promote(ctx: GroupContext, ref: string, p: { force?: boolean } = {}): Promise<GroupView> {
+export async function promote(ctx: GroupContext, ref: string, p: { force?: boolean; fromSnapshot?: boolean } = {}): Promise<GroupView> {
   const g = ctx.find(ref);
   if (g.primary) throw new GroupError('state', `group ${g.record.name} is already primary on ${ctx.host.array}`);
+  if (p.force && p.fromSnapshot) throw new GroupError('invalid', 'promote takes --force (the members as they are) or --from-snapshot (rolled back to the fallback), not both');
+  const prot = ctx.host.protection;
+  const memberStates = () => {
+    const begun = new Set(prot?.resyncBegun(g.record.members) ?? []);
+    return g.record.members.map((id) => {
+      const m = ctx.host.member(id);
+      const state = m?.localState ?? null;
+      return { name: m?.name ?? id, state: begun.has(id) && state !== null && POINT_IN_TIME.has(state) ? `${state} (group resync under way)` : state };
+    });
+  };
+  const fb = prot?.fallback(g.record.members) ?? null;
+  const bad = memberStates().filter((m) => m.state === null || !POINT_IN_TIME.has(m.state));
+  if (p.fromSnapshot) {
+    if (!fb) throw new GroupError('not-found', `group ${g.record.name} has no resync-protection snapshot on ${ctx.host.array}: nothing to roll back to${bad.length ? ' (--force promotes the members as they are)' : ''}`);
+    if (!fb.valid) throw new GroupError('state', `the fallback snapshot ${fb.snapshot} of group ${g.record.name} is no longer valid (invalidated by a full snapshot store, or deleted): it cannot be rolled back to`);
+  } else if (bad.length && !p.force) throw new GroupError('inconsistent', refusal(g.record.name, ctx.host.array, bad, fb));
   await g.receiver?.stop();
   // Taken now: nothing is applied after the stop, and promoting the members may close the
   // receiver (./role.ts) before the section below runs.
-  const states = g.record.members.map((id) => {
-    const m = ctx.host.member(id);
-    return { name: m?.name ?? id, state: m?.localState ?? null };
-  });
-  const report = promotionReport(g.receiver?.observed() ?? null, p.force === true, states);
-  for (const m of g.record.members) await ctx.host.promoteMirror(m, p.force === true);
+  const states = memberStates();
+  const rolled = p.fromSnapshot ? await prot!.rollBack(g.record.members) : undefined;
+  const report = promotionReport(g.receiver?.observed() ?? null, p.force === true, rolled ? states.map((m) => ({ ...m, state: 'CONSISTENT' })) : states);
+  if (rolled && fb) report.fromSnapshot = { snapshot: fb.snapshot, created: fb.created, ageSeconds: fb.ageSeconds, groupSeq: fb.groupSeq };
+  for (const m of g.record.members) await ctx.host.promoteMirror(m, p.force === true || rolled !== undefined, rolled?.get(m));
   const events = await ctx.exclusive(g, async () => {
     await g.receiver?.close();
     g.receiver = null;
@@ -200,5 +238,6 @@ export async function promote(ctx: GroupContext, ref: string, p: { force?: boole
     return promoted;
   });
   ctx.publish(g, events);
+  if (rolled && fb) ctx.event('promoted-from-snapshot', { groupId: g.record.groupId, name: g.record.name, snapshot: fb.snapshot, created: fb.created, ageSeconds: fb.ageSeconds, groupSeq: fb.groupSeq, members: fb.members });
   return ctx.view(g);
 }

@@ -1,4 +1,5 @@
 /** What the management API and `sanbox group` call (GroupManager implements it; MirrorNode.groups). */
+import type { GroupFallback } from './host.js';
 import type { PromotionReport } from './promotion.js';
 import type { GroupAttributes, GroupMetrics, GroupMode, GroupRecord } from './types.js';
 
@@ -16,10 +17,27 @@ export interface GroupView {
    * was, as the receiver saw it (./promotion.ts); null otherwise.
    */
   promotion?: PromotionReport | null;
+  /**
+   * Resync protection (a secondary array: the members' fallback while a resync rewrites them).
+   * `fallback`: the snapshot holding their last consistent point and how old it is, or null.
+   */
+  protection?: { enabled: boolean; fallback: GroupFallback | null; resyncBegun: string[] } | null;
+}
+
+/** A snapshot of every member of a group at one write boundary (`snapshot` of GroupControl). */
+export interface GroupSnapshotResult {
+  group: string;
+  /** the snapshots, one per member LUN (SnapshotView of src/snapshot) */
+  snapshots: Array<Record<string, unknown> & { name: string; lun: number; seq: number }>;
+  /** how long new writes waited (the gates of all members held), in milliseconds */
+  pauseMs: number;
+  /** a secondary array: the last journal record applied when it was cut (between two batches); null on the primary */
+  groupSeq: number | null;
+  role: 'primary' | 'secondary';
 }
 
 /** The attributes `setAttributes` may change (not the mode: setMode; not the writelog size: fixed at create). */
-export type SettableGroupAttributes = Partial<Pick<GroupAttributes, 'throttles' | 'throttleEveryMs' | 'perfEveryMs' | 'perfMaxBytes' | 'nearSync'>>;
+export type SettableGroupAttributes = Partial<Pick<GroupAttributes, 'throttles' | 'throttleEveryMs' | 'perfEveryMs' | 'perfMaxBytes' | 'nearSync' | 'protectResync'>>;
 
 export interface GroupControl {
   list(): GroupView[];
@@ -37,8 +55,14 @@ export interface GroupControl {
   refresh(ref: string): Promise<GroupView>;
   /** copy the secondary's image back to the primary (the primary's members are offline meanwhile) */
   backfresh(ref: string, p?: { from?: string }): Promise<GroupView>;
-  /** run on a secondary array */
-  promote(ref: string, p?: { force?: boolean }): Promise<GroupView>;
+  /**
+   * Run on a secondary array. A member that is not a point in time (a resync was under way) is
+   * refused unless `force` (promote it as it is) or `fromSnapshot` (roll every member back to
+   * the group's resync-protection snapshot first).
+   */
+  promote(ref: string, p?: { force?: boolean; fromSnapshot?: boolean }): Promise<GroupView>;
+  /** Snapshots every member LUN on this array at one write boundary (a secondary: between two applied batches). */
+  snapshot(ref: string, name: string): Promise<GroupSnapshotResult>;
   /** the qdsinfo report: text and the view it was made from */
   info(ref: string): { text: string; view: GroupView };
   delete(ref: string): Promise<void>;

@@ -5,7 +5,46 @@
  * imports the groups and never the other way round.
  */
 import type { BlockDevice } from '../../block/index.js';
+import type { SnapshotManager } from '../../snapshot/index.js';
 import type { SenderRoute } from './sender.js';
+
+/** The array's snapshots, as the groups and the resync protection use them (single-process arrays). */
+export type SnapshotPort = Pick<SnapshotManager, 'create' | 'delete' | 'list' | 'rollback' | 'setOf'>;
+
+/** A byte range of a LUN. */
+export interface Range {
+  offset: number;
+  length: number;
+}
+
+/** The snapshot that holds the last consistent point of members on a secondary array. */
+export interface GroupFallback {
+  snapshot: string;
+  /** ISO time it was cut: when the resync began (the copy it keeps is at or before it) */
+  created: string;
+  ageSeconds: number;
+  /** the last journal record applied when it was cut (a group's receiver here), else null */
+  groupSeq: number | null;
+  /** member mirror names it covers */
+  members: string[];
+  /** false: invalidated (a full snapshot store) or gone on some member */
+  valid: boolean;
+}
+
+/**
+ * Resync protection of the members' images on a secondary array (the mirror driver's,
+ * src/replication/mirror/protection.ts): what group promote and the group's record changes use.
+ */
+export interface MemberProtection {
+  /** The members' common fallback snapshot, or null. */
+  fallback(mirrorIds: string[]): GroupFallback | null;
+  /** The members whose image here a resync began to rewrite since the group last journaled. */
+  resyncBegun(mirrorIds: string[]): string[];
+  /** Rolls every member back to the fallback; the regions each rollback rewrote. */
+  rollBack(mirrorIds: string[]): Promise<Map<string, Range[]>>;
+  /** The group's record changed here (bypass, refresh): protections may be released. */
+  groupChanged(mirrorIds: string[]): void;
+}
 
 /** Reconnect backoff of the senders (the mirror driver's timers carry these). */
 export interface GroupReconnectTimers {
@@ -40,7 +79,12 @@ export interface GroupHost {
   idle(mirrorId: string): Promise<void>;
   /** True when every secondary of the mirror is connected, unfractured, CONSISTENT or SYNCHRONIZED with an empty fracture log and no resync. */
   inSync(mirrorId: string): boolean;
-  promoteMirror(mirrorId: string, force: boolean): Promise<void>;
+  /** `rolledBack`: the image was rolled back to its fallback snapshot first; these ranges changed. */
+  promoteMirror(mirrorId: string, force: boolean, rolledBack?: Range[]): Promise<void>;
+  /** The array's snapshots (absent: the array keeps none, e.g. two SPs). */
+  readonly snapshots?: SnapshotPort;
+  /** Resync protection of secondary images (absent: none). */
+  readonly protection?: MemberProtection;
 }
 
 export interface MemberInfo {

@@ -12,6 +12,8 @@
  *   with a durable next expected sequence).
  * - seq-file.ts: the receiver's durable sequence number.
  * - promotion.ts: what a promote reports of the copy's age (the receiver's observations).
+ * - pit.ts: point-in-time copies: a snapshot of every member at one write boundary (between two
+ *   batches of the receiver on a secondary), and what the members' resync protection needs.
  * - manager.ts: GroupManager, the groups of one array inside the mirror driver (records, state,
  *   routing of member writes), with its parts: admin.ts (verbs), copy.ts (refresh, backfresh),
  *   bypass.ts, primary-side.ts (open/close, timers, throttles), role.ts (primary side or
@@ -33,7 +35,8 @@ export { GroupReceiver, type ReceiverMember, type ReceiverObservations } from '.
 export { promotionReport, type PromotionFacts, type PromotionReport } from './promotion.js';
 export { SeqFile } from './seq-file.js';
 export { GroupManager } from './manager.js';
-export type { GroupHost, MemberInfo, GroupReconnectTimers } from './host.js';
-export type { GroupControl, GroupView, SettableGroupAttributes } from './control.js';
+export type { MemberGroup } from './pit.js';
+export type { GroupHost, MemberInfo, GroupReconnectTimers, SnapshotPort, MemberProtection, GroupFallback, Range } from './host.js';
+export type { GroupControl, GroupView, SettableGroupAttributes, GroupSnapshotResult } from './control.js';
 export * from './state.js';
 export { assertGroup, assertGroupRecord, assertGroupState, GroupInvariantError } from './invariants.js';

@@ -10,12 +10,13 @@ import { join } from 'node:path';
 import { APPLY_FLAG_TRIM } from '../../link/protocol/index.js';
 import * as admin from './admin.js';
 import { enterBypass, enterBypassLater } from './bypass.js';
-import type { GroupControl, GroupView, SettableGroupAttributes } from './control.js';
+import type { GroupControl, GroupSnapshotResult, GroupView, SettableGroupAttributes } from './control.js';
 import { backfresh, refresh } from './copy.js';
 import { newEntry, openStore, type GroupContext, type GroupEntry } from './entry.js';
 import type { GroupHost } from './host.js';
 import { assertGroup } from './invariants.js';
 import { GroupOverflow, type PrimaryGroup } from './primary-group.js';
+import { memberGroup, snapshotGroup, type MemberGroup } from './pit.js';
 import { closePrimary } from './primary-side.js';
 import { groupLinkHandlers } from './receive.js';
 import { GroupError, parseGroupRecord } from './record.js';
@@ -151,6 +152,12 @@ export class GroupManager implements GroupControl, GroupContext {
     }
   }
 
+  /** The group of a member mirror, for its resync protection (./pit.ts). */
+  memberGroup(mirrorId: string): MemberGroup | undefined {
+    const g = this.groupOf(mirrorId);
+    return g ? memberGroup(g) : undefined;
+  }
+
   /** Backfresh holds the members offline to hosts. */
   offline(mirrorId: string): boolean {
     return this.groupOf(mirrorId)?.state.copy === 'backfresh-offline';
@@ -237,8 +244,12 @@ export class GroupManager implements GroupControl, GroupContext {
     return admin.deleteGroup(this, ref);
   }
 
-  promote(ref: string, p: { force?: boolean } = {}): Promise<GroupView> {
+  promote(ref: string, p: { force?: boolean; fromSnapshot?: boolean } = {}): Promise<GroupView> {
     return admin.promote(this, ref, p);
+  }
+
+  snapshot(ref: string, name: string): Promise<GroupSnapshotResult> {
+    return snapshotGroup(this, ref, name);
   }
 
   /** Drops the in-memory groups (after close with abandon: a reload follows). */

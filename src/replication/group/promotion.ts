@@ -29,6 +29,12 @@ export interface PromotionFacts {
   consistent: boolean;
   /** the members that made it inconsistent, with their image state */
   inconsistentMembers: { name: string; state: string | null }[];
+  /**
+   * `promote --from-snapshot`: every member was rolled back to the group's resync-protection
+   * snapshot first (cut when the resync began, through journal record `groupSeq`): the copy is
+   * that point in time, `ageSeconds` old at least.
+   */
+  fromSnapshot?: { snapshot: string; created: string; ageSeconds: number; groupSeq: number | null } | null;
 }
 
 /** GroupView.promotion: the facts and when the receiver stopped (nothing was applied after `at`). */

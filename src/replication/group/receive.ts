@@ -81,5 +81,7 @@ async function replace(ctx: GroupContext, cur: GroupEntry, rec: GroupRecord, pee
   assertGroupRecord(rec);
   ctx.apply(cur, ...adoptOps(rec));
   await settleRole(ctx, cur, `record from ${peer}`);
+  // Journaling again (bypass off, no refresh): the members' resync protection may be released.
+  ctx.host.protection?.groupChanged(rec.members);
   return { result: { applied: true, generation: rec.generation } };
 }

@@ -122,6 +122,19 @@ export class GroupReceiver {
     });
   }
 
+  /**
+   * Runs `fn` between two batches (queued on the same serial chain as `apply`): no record is
+   * applied while it runs, every record through `appliedThrough` is (its writes completed), none
+   * after it. A snapshot cut here is the group as of that record: a point-in-time copy of all
+   * members.
+   */
+  betweenBatches<T>(fn: (appliedThrough: number) => Promise<T>): Promise<{ result: T; appliedThrough: number }> {
+    return this.serial(async () => {
+      const appliedThrough = this.seq.get() - 1;
+      return { result: await fn(appliedThrough), appliedThrough };
+    });
+  }
+
   /** What this side knows of its copy: the last record applied (nextExpected - 1) and when. */
   observed(): ReceiverObservations {
     return { appliedThrough: this.seq.get() - 1, lastAppliedAt: this.lastAppliedAt, lastContactAt: this.lastContactAt };

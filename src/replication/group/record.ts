@@ -2,14 +2,14 @@ import { DEFAULT_GROUP_ATTRIBUTES, GROUP_FORMAT, type GroupAttributes, type Grou
 
 export class GroupError extends Error {
   constructor(
-    readonly code: 'invalid' | 'not-found' | 'exists' | 'state' | 'not-primary' | 'unreachable',
+    readonly code: 'invalid' | 'not-found' | 'exists' | 'state' | 'not-primary' | 'unreachable' | 'inconsistent' | 'unsupported',
     message: string,
   ) {
     super(message);
     this.name = 'GroupError';
   }
   get httpStatus(): number {
-    return this.code === 'not-found' ? 404 : this.code === 'invalid' ? 400 : this.code === 'unreachable' ? 503 : 409;
+    return this.code === 'not-found' ? 404 : this.code === 'invalid' ? 400 : this.code === 'unreachable' ? 503 : this.code === 'unsupported' ? 501 : 409;
   }
 }
 
@@ -34,6 +34,7 @@ export function attributeProblems(a: GroupAttributes): string[] {
   if (!int(a.throttleEveryMs, 100)) p.push('throttleEveryMs must be an integer >= 100');
   if (!int(a.perfEveryMs, 100)) p.push('perfEveryMs must be an integer >= 100');
   if (!int(a.perfMaxBytes, 4096)) p.push('perfMaxBytes must be an integer >= 4096');
+  if (typeof a.protectResync !== 'boolean') p.push('protectResync must be true or false');
   return p;
 }
 
@@ -67,6 +68,7 @@ export function parseGroupRecord(v: unknown): GroupRecord {
   if (!Array.isArray(r.members) || r.members.length === 0 || r.members.some((m) => typeof m !== 'string')) bad('members');
   if (!int(r.generation, 1) || !int(r.epoch, 0)) bad('generation/epoch');
   if (typeof r.paused !== 'boolean' || typeof r.bypass !== 'object' || r.bypass === null || typeof r.bypass.on !== 'boolean') bad('paused/bypass');
+  if (r.protectResync === undefined) r.protectResync = true; // a record from before the attribute
   const p = attributeProblems(r);
   if (p.length) bad(p.join('; '));
   return r;

@@ -59,6 +59,12 @@ export interface GroupAttributes {
   /** performance record interval and file size limit (one previous generation kept) */
   perfEveryMs: number;
   perfMaxBytes: number;
+  /**
+   * Before the members' secondaries are resynchronized (bypass, refresh aside), each secondary
+   * array keeps their last consistent point in one snapshot of all of them (dropped once the
+   * group journals again). Records from before it was added read as true.
+   */
+  protectResync: boolean;
 }
 
 export interface GroupRecord extends GroupAttributes {
@@ -91,6 +97,7 @@ export const DEFAULT_GROUP_ATTRIBUTES: GroupAttributes = {
   throttleEveryMs: 10_000,
   perfEveryMs: 10_000,
   perfMaxBytes: 1024 * 1024,
+  protectResync: true,
 };
 
 /** The measurements of a group at one moment (qdsinfo, performance records, throttles). */

@@ -23,6 +23,7 @@ export function groupView(host: GroupHost, g: GroupEntry): GroupView {
     metrics: liveMetrics(g),
     incoherent,
     promotion: g.promotion ? { ...g.promotion } : null,
+    protection: !g.primary && host.protection ? { enabled: g.record.protectResync !== false, fallback: host.protection.fallback(g.record.members), resyncBegun: host.protection.resyncBegun(g.record.members).map((id) => host.member(id)?.name ?? id) } : null,
   };
 }
 

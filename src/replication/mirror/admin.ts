@@ -4,11 +4,13 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { MetadataStore } from '../../metadata/index.js';
 import { RemoteLinkError } from '../../link/protocol/index.js';
-import { applyOp, assertMirrorChangeInvariants, assertMirrorRecordInvariants, DEFAULT_REGION_SIZE, primaryOf, secondariesOf, type MirrorDbRecord, type MirrorImage } from '../state/index.js';
+import { applyOp, assertMirrorChangeInvariants, assertMirrorRecordInvariants, DEFAULT_REGION_SIZE, primaryOf, promotable, secondariesOf, type ImageState, type MirrorDbRecord, type MirrorImage } from '../state/index.js';
+import type { Range } from '../group/index.js';
 import { BitmapFile } from './bitmap-file.js';
 import { divergenceBitmapPath, divergenceMetaPath, fracturePath, mirrorSize, newEntry, phaseOf, remoteReadTimeoutMs, safeName, type Entry } from './entry.js';
 import { SecondaryPeer, type PrimarySide } from './primary.js';
 import type { PeerLinks } from './peer-link.js';
+import type { ResyncProtection } from './protection.js';
 import { applyChecked, type MirrorRecords } from './records.js';
 import { regionCrcs, summarize, VERIFY_BATCH_BYTES } from './regions.js';
 import type { Resync } from './resync.js';
@@ -41,6 +43,15 @@ export interface AdminHost {
   dropDivergence(e: Entry): Promise<void>;
   readonly links: Pick<PeerLinks, 'connectPeer' | 'startPeers' | 'withControlLink' | 'propagate'>;
   readonly resync: Pick<Resync, 'markFull' | 'resyncIfDirty' | 'afterChange'>;
+  readonly protection: ResyncProtection;
+}
+
+/** How a promote treats an image that is not a point in time (see MirrorControl.promote). */
+export interface PromoteHow {
+  force: boolean;
+  fromSnapshot?: boolean;
+  /** a group's promote rolled the image back already: the ranges the rollback rewrote */
+  rolledBack?: Range[];
 }
 
 /** remove-secondary (graceful) waits this long for the writes in flight to the secondary. */
@@ -92,6 +103,7 @@ export class MirrorAdmin implements MirrorControl {
       images,
       writeIntentLog: ps ? { regions: ps.wil.bitmap.countRegions(), bytes: ps.wil.bitmap.dirtyBytes(), inFlight: ps.inflight } : null,
       splitBrain: e.splitBrain !== null,
+      protection: this.host.protection.view(e),
     };
   }
 
@@ -190,16 +202,29 @@ export class MirrorAdmin implements MirrorControl {
     });
   }
 
-  async promote(ref: string, p: { force?: boolean } = {}): Promise<MirrorView> {
+  async promote(ref: string, p: { force?: boolean; fromSnapshot?: boolean } = {}): Promise<MirrorView> {
     const e = this.records.find(ref);
     const g = this.host.groupName(e.id);
     if (g !== undefined) throw new MirrorError('state', `mirror ${e.db.name} belongs to consistency group ${g}: promote the group (its members move together)`);
-    return this.promoteEntry(e, p.force === true).then(() => this.view(e));
+    if (p.force && p.fromSnapshot) throw new MirrorError('invalid', 'promote takes --force (the image as it is) or --from-snapshot (rolled back to its fallback), not both');
+    return this.promoteEntry(e, { force: p.force === true, fromSnapshot: p.fromSnapshot === true }).then(() => this.view(e));
   }
 
-  promoteEntry(e: Entry, force: boolean): Promise<void> {
+  /**
+   * Promotes this array's image. Not a point in time and neither forced nor from its snapshot:
+   * refused, naming the fallback. From its snapshot: rolled back first (./protection.ts), then
+   * promoted, and the ranges the rollback rewrote go into every fracture log of the new primary
+   * (the old primary has newer data there).
+   */
+  promoteEntry(e: Entry, how: PromoteHow): Promise<void> {
     return this.records.exclusive(e, async () => {
       if (e.primary) throw new MirrorError('state', `image ${e.localImageId} is already the primary of mirror ${e.db.name}`);
+      const state = (e.db.images.find((i) => i.imageId === e.localImageId)?.state ?? 'UNSYNCHRONIZED') as ImageState;
+      if (!promotable(state) && !how.force && !how.fromSnapshot && !how.rolledBack) throw new MirrorError('inconsistent', this.host.protection.refusal(e, state));
+      const fromSnapshot = how.fromSnapshot === true || how.rolledBack !== undefined;
+      const fb = fromSnapshot ? this.host.protection.view(e).fallback : null;
+      const rolled = how.rolledBack ?? (how.fromSnapshot ? (await this.host.protection.rollBack([e.id])).get(e.id)! : []);
+      const force = how.force || fromSnapshot;
       const oldPrimary = primaryOf(e.db).imageId;
       await this.records.change(e, { op: 'promote', imageId: e.localImageId, force }, false);
       await this.host.dropDivergence(e);
@@ -210,9 +235,16 @@ export class MirrorAdmin implements MirrorControl {
         peer.fracture.clearAll();
         // Other secondaries: the new primary cannot know which of their regions differ from it.
         if (img.imageId !== oldPrimary && img.state === 'UNSYNCHRONIZED') await this.host.resync.markFull(e, peer, `promotion of ${e.localImageId}: no bitmap relates this image to the new primary`);
-        else await peer.fracture.persist();
+        else {
+          for (const r of rolled) peer.fracture.mark(r.offset, r.length);
+          if (rolled.length) peer.fracture.touch();
+          await peer.fracture.persist();
+        }
       }
+      this.host.protection.promoted(e, fromSnapshot);
       this.event('became-primary', { mirrorId: e.id, imageId: e.localImageId, epoch: e.db.epoch, forced: force, oldPrimary });
+      if (fromSnapshot)
+        this.event('promoted-from-snapshot', { mirrorId: e.id, imageId: e.localImageId, snapshot: fb?.snapshot ?? null, created: fb?.created ?? null, ageSeconds: fb?.ageSeconds ?? null, rolledBackBytes: rolled.reduce((n, r) => n + r.length, 0) });
       this.host.links.startPeers(e);
     });
   }

@@ -61,8 +61,8 @@ export function phaseOf(e: Entry, p: SecondaryPeer): PeerPhase {
   return peerPhase(imageOf(e, p.imageId), factsOf(p));
 }
 
-export function factsOf(p: SecondaryPeer): { link: SecondaryPeer['link']; failed: boolean; resyncRunning: boolean; dirty: () => boolean } {
-  return { link: p.link, failed: p.failed, resyncRunning: p.resync !== null, dirty: () => p.fracture.bitmap.countRegions() > 0 };
+export function factsOf(p: SecondaryPeer): { link: SecondaryPeer['link']; failed: boolean; resyncRunning: boolean; resyncStarting: boolean; dirty: () => boolean } {
+  return { link: p.link, failed: p.failed, resyncRunning: p.resync !== null, resyncStarting: p.resync?.starting === true, dirty: () => p.fracture.bitmap.countRegions() > 0 };
 }
 
 export const safeName = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '_');

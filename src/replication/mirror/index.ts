@@ -13,13 +13,17 @@
  *   - ./resync.ts: resynchronization from the fracture logs;
  *   - ./secondary.ts: the remote-link listener and what a pushed record does here;
  *   - ./admin.ts: the verbs, views, verify and split-brain resolution;
- *   - ./peer-phase.ts: the one pure decision of what a secondary is doing.
+ *   - ./peer-phase.ts: the one pure decision of what a secondary is doing;
+ *   - ./protection.ts: resync protection of this array's secondary images (a snapshot of the last
+ *     consistent point cut before any resync write lands; promote --from-snapshot), its state
+ *     table in ./protection-state.ts.
  * - MirrorLayer (./layer.ts): the replication layer of a LUN's stack (composed by src/stack over `node.hostDataPath`).
  * - BitmapFile (./bitmap-file.ts): write-intent and fracture logs on disk, two slots, group commit.
  *
  * Files under `<array dir>/mirrors/<mirror id>/`: `db.A`/`db.B` (the record), `wil.bitmap` (primary),
  * `fracture-<image>.bitmap` (primary, one per secondary), `divergence.bitmap` + `.json` (a demoted
- * former primary: the regions the new primary must take from it).
+ * former primary: the regions the new primary must take from it), `protection.A`/`.B` (this
+ * array's image: its resync-protection state and snapshot).
  */
 export { MirrorNode } from './node.js';
 export { MirrorLayer } from './layer.js';
@@ -28,3 +32,4 @@ export { BitmapFile } from './bitmap-file.js';
 export { RateLimiter } from './throttle.js';
 export { peerPhase, PEER_PHASES, type PeerPhase, type PeerFacts, type PeerImageFacts } from './peer-phase.js';
 export * from './types.js';
+export { PROTECTION_STATES, PROTECTION_EVENTS, PROTECTION_TRANSITIONS, protectionTransition, type ProtectionState, type ProtectionEvent, type ProtectionView } from './protection-state.js';

@@ -8,11 +8,12 @@ import { MirrorAdmin } from './admin.js';
 import { BitmapFile } from './bitmap-file.js';
 import type { LunRole, MirrorDataPath } from './data-path-api.js';
 import { DataPath } from './data-path.js';
-import { divergenceBitmapPath, divergenceMetaPath, fracturePath, mirrorSize, newEntry, phaseOf, type Divergence, type Entry } from './entry.js';
-import { GroupManager, type GroupHost, type MemberInfo } from '../group/index.js';
+import { fracturePath, mirrorSize, newEntry, phaseOf, type Entry } from './entry.js';
+import { GroupManager, type GroupHost, type MemberInfo, type Range, type SnapshotPort } from '../group/index.js';
 import { inSync } from './peer-phase.js';
 import { PeerLinks } from './peer-link.js';
 import { PrimarySide, SecondaryPeer } from './primary.js';
+import { ResyncProtection } from './protection.js';
 import { loadRecord, MirrorRecords } from './records.js';
 import { Resync } from './resync.js';
 import { SecondarySide } from './secondary.js';
@@ -64,6 +65,9 @@ export class MirrorNode implements MirrorControl, GroupHost {
   private readonly resync: Resync;
   private readonly secondary: SecondarySide;
   private readonly admin: MirrorAdmin;
+  /** resync protection of this array's secondary images (./protection.ts), over the array's snapshots */
+  readonly protection: ResyncProtection;
+  readonly snapshots: SnapshotPort | undefined;
   private server: RemoteLinkServer | null = null;
   private closed = false;
   /** between `crash()` and `reopen()` */
@@ -78,6 +82,8 @@ export class MirrorNode implements MirrorControl, GroupHost {
     const lun = (ref: number | string) => opts.luns.lun(ref);
     const openPrimary = (e: Entry, why: 'create' | 'promote' | 'resolve') => this.openPrimary(e, why);
     const closePrimary = (e: Entry, removeFiles: boolean) => this.closePrimary(e, removeFiles);
+    this.snapshots = opts.snapshots;
+    this.protection = new ResyncProtection({ array, sync, snapshots: opts.snapshots, entry: (id) => this.records.entries.get(id), group: (id) => this.groups.memberGroup(id), publish: (t, d) => opts.event(t, d) });
     this.records = new MirrorRecords({ array, event: (t, d) => this.event(t, d), afterChange: (e) => this.resync.afterChange(e), propagate: (e) => this.links.propagate(e) });
     this.resync = new Resync(this.records, {
       timers,
@@ -112,6 +118,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
       openPrimary,
       closePrimary,
       startPeers: (e) => this.links.startPeers(e),
+      protection: this.protection,
     });
     this.admin = new MirrorAdmin(this.records, {
       array,
@@ -124,6 +131,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
       dropDivergence: (e) => this.secondary.dropDivergence(e),
       links: this.links,
       resync: this.resync,
+      protection: this.protection,
     });
   }
 
@@ -174,6 +182,12 @@ export class MirrorNode implements MirrorControl, GroupHost {
     const e = this.records.entryOfLun(lunId);
     return e ? `it is ${e.primary ? 'the primary' : 'a secondary'} image of mirror ${e.db.name} (${e.id})` : undefined;
   }
+
+  /** Why a LUN may not be rolled back to a snapshot: a mirror image, unless a promote --from-snapshot does it. */
+  rollbackGuard(lunId: number): string | undefined {
+    return this.protection.rollbackAllowed(lunId) ? undefined : this.guard(lunId);
+  }
+
 
   // ---------------------------------------------------------------------------------------------
   // GroupHost: what the consistency groups use of the driver
@@ -256,11 +270,11 @@ export class MirrorNode implements MirrorControl, GroupHost {
     });
   }
 
-  async promoteMirror(mirrorId: string, force: boolean): Promise<void> {
+  async promoteMirror(mirrorId: string, force: boolean, rolledBack?: Range[]): Promise<void> {
     const e = this.records.entries.get(mirrorId);
     if (!e) throw new MirrorError('not-found', `no mirror ${mirrorId} on ${this.array}`);
     if (e.primary) return; // promoted already (a retried group promote)
-    await this.admin.promoteEntry(e, force);
+    await this.admin.promoteEntry(e, { force, ...(rolledBack ? { rolledBack } : {}) });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -283,22 +297,11 @@ export class MirrorNode implements MirrorControl, GroupHost {
       }
       const e = newEntry(db, dir, store, lun, mine.imageId);
       this.records.entries.set(e.id, e);
-      e.divergence = await this.openDivergence(e);
+      e.divergence = await this.secondary.openDivergence(e);
+      await this.protection.open(e);
       if (mine.role === 'primary') await this.openPrimary(e, 'load');
       this.event('loaded', { mirrorId: e.id, name: db.name, role: mine.role, epoch: db.epoch, state: db.state });
     }
-  }
-
-  private async openDivergence(e: Entry): Promise<Divergence | null> {
-    let info: { acknowledgedRegions: number; forImage: string };
-    try {
-      info = JSON.parse(await fsp.readFile(divergenceMetaPath(e), 'utf8'));
-    } catch {
-      return null; // no divergence kept (the usual case)
-    }
-    const { file, lost } = await BitmapFile.open(divergenceBitmapPath(e), primaryOf(e.db).size, e.db.regionSize, { sync: this.sync });
-    if (lost) file.bitmap.mark(0, file.bitmap.lunSize);
-    return { file, acknowledgedRegions: info.acknowledgedRegions, forImage: info.forImage };
   }
 
   /**
@@ -383,7 +386,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
   removeSecondary(ref: string, image: string, p?: { force?: boolean }): Promise<MirrorView> {
     return this.admin.removeSecondary(ref, image, p);
   }
-  promote(ref: string, p?: { force?: boolean }): Promise<MirrorView> {
+  promote(ref: string, p?: { force?: boolean; fromSnapshot?: boolean }): Promise<MirrorView> {
     return this.admin.promote(ref, p);
   }
   synchronize(ref: string, image?: string, p?: { force?: boolean }): Promise<MirrorView> {

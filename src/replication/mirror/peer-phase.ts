@@ -19,15 +19,19 @@ import type { MirrorImage } from '../state/index.js';
  *   primary's data; host writes only mark the fracture log until a synchronize.
  * - `resync-ending`: UNSYNCHRONIZED while a resync still runs (the record failed the sync: the run
  *   stops at its next chunk). Like `unsynchronized` for writes, but no new resync starts.
+ * - `resync-starting`: a resync runs but the secondary has not yet answered the record that
+ *   announces it (it cuts its resync protection first, ./protection.ts): like `unsynchronized`
+ *   for writes (they only mark the fracture log, the resync copies them), so nothing reaches the
+ *   image before its protection.
  * - `resyncing`: a resync runs.
  * - `resync-pending`: the record says SYNCHRONIZING and no resync runs yet: one is started.
  * - `dirty`: CONSISTENT or SYNCHRONIZED, no resync, but the fracture log holds regions (a
  *   failed local write, a group's bypass): it needs a resync.
  * - `in-sync`: CONSISTENT or SYNCHRONIZED, no resync, an empty fracture log.
  */
-export type PeerPhase = 'unreachable' | 'failed' | 'removed' | 'fractured' | 'unsynchronized' | 'resync-ending' | 'resyncing' | 'resync-pending' | 'dirty' | 'in-sync';
+export type PeerPhase = 'unreachable' | 'failed' | 'removed' | 'fractured' | 'unsynchronized' | 'resync-ending' | 'resync-starting' | 'resyncing' | 'resync-pending' | 'dirty' | 'in-sync';
 
-export const PEER_PHASES: readonly PeerPhase[] = ['unreachable', 'failed', 'removed', 'fractured', 'unsynchronized', 'resync-ending', 'resyncing', 'resync-pending', 'dirty', 'in-sync'];
+export const PEER_PHASES: readonly PeerPhase[] = ['unreachable', 'failed', 'removed', 'fractured', 'unsynchronized', 'resync-ending', 'resync-starting', 'resyncing', 'resync-pending', 'dirty', 'in-sync'];
 
 /** The link states of SecondaryPeer (./primary.ts). */
 export type PeerLinkState = 'connecting' | 'connected' | 'down' | 'refused';
@@ -37,6 +41,8 @@ export interface PeerFacts {
   link: PeerLinkState;
   failed: boolean;
   resyncRunning: boolean;
+  /** The running resync waits for the secondary to answer the record that announces it. */
+  resyncStarting?: boolean;
   /**
    * Whether the fracture log holds regions. Asked last and only when nothing else decides: it
    * scans the bitmap, and the write path asks for the phase on every host write.
@@ -54,7 +60,7 @@ function phaseBeforeLog(img: PeerImageFacts, peer: PeerFacts): PeerPhase | null 
   if (!img) return 'removed';
   if (img.fractured) return 'fractured';
   if (img.state === 'UNSYNCHRONIZED') return peer.resyncRunning ? 'resync-ending' : 'unsynchronized';
-  if (peer.resyncRunning) return 'resyncing';
+  if (peer.resyncRunning) return peer.resyncStarting ? 'resync-starting' : 'resyncing';
   if (img.state === 'SYNCHRONIZING') return 'resync-pending';
   return null;
 }

@@ -33,6 +33,8 @@ export interface ResyncRun {
   rate: number;
   stop: boolean;
   done: Promise<void>;
+  /** Until the secondary answered the record announcing the resync: nothing is sent to it (./resync.ts). */
+  starting: boolean;
 }
 
 export class SecondaryPeer {

@@ -80,7 +80,10 @@ export class MirrorRecords {
   async change(e: Entry, op: MirrorOp, propagate = true): Promise<MirrorDbRecord> {
     const r = applyChecked(e.db, op);
     if (!r.db) throw new Error(`applyOp ${op.op} returned no record`);
-    await this.save(e, r.db);
+    await e.store.save(r.db);
+    // The new record, its resyncs (afterChange) and its push start in one synchronous step: no
+    // host write sees the record without the resync it asks for (its phase would let it through).
+    e.db = r.db;
     for (const ev of r.events) {
       const { type, ...rest } = ev;
       this.event(type, rest);

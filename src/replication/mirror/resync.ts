@@ -78,7 +78,10 @@ export class Resync {
     const ps = e.primary;
     if (!ps || e.db.state !== 'ACTIVE') return;
     for (const p of ps.peers.values()) {
-      if (!awaitsResync(phaseOf(e, p))) continue;
+      const phase = phaseOf(e, p);
+      // a resync the record asks for whose start was missed (a run still winding down then)
+      if (startsResync(phase)) this.startResync(e, p);
+      if (!awaitsResync(phase)) continue;
       if (p.fracture.bitmap.countRegions() > 0 && this.host.routeIsDirect(e.id)) void this.records.exclusive(e, () => this.resyncIfDirty(e, p)).catch(this.records.reportFailure(e, 'periodic resync check'));
     }
   }
@@ -129,6 +132,7 @@ export class Resync {
       rate: 0,
       stop: false,
       done: Promise.resolve(),
+      starting: true,
     };
     p.resync = run;
     p.limiter = new RateLimiter(img.syncRate ?? e.db.syncRate);
@@ -138,6 +142,9 @@ export class Resync {
         p.resync = null;
         if (!finished) {
           this.event('resync-stopped', { mirrorId: e.id, imageId: p.imageId, bytesDone: run.bytesDone, bytesLeft: p.fracture.bitmap.dirtyBytes() });
+          // Stopped on purpose (a fracture) while the record asked for a new run meanwhile (a
+          // synchronize that found this one still winding down): start it now.
+          if (run.stop) this.afterChange(e);
           return;
         }
         p.fullReason = null;
@@ -152,8 +159,34 @@ export class Resync {
     );
   }
 
+  /**
+   * Tells the secondary a resync starts: the record (its image SYNCHRONIZING), answered once the
+   * secondary has cut its resync protection (./protection.ts). Until then nothing is sent to it:
+   * no copy, and host writes only mark the fracture log (phase `resync-starting`). False: stop.
+   */
+  private async announce(e: Entry, p: SecondaryPeer, run: ResyncRun): Promise<boolean> {
+    const client = p.client;
+    if (!client?.connected) return false;
+    try {
+      const { result } = await client.request('mirror-db', { mirrorId: e.id, record: e.db as unknown as Record<string, unknown> }, undefined, { timeoutMs: resyncRequestTimeoutMs(this.host.timers) });
+      if (!result.applied) {
+        // the secondary holds a newer record: the background push adopts it (never from here:
+        // an adoption may demote this side, which waits for this resync to end)
+        this.host.pushInBackground(e, p, 'a newer record on the secondary (resync announce)');
+        return false;
+      }
+      if (result.generation !== undefined) p.memberGeneration = result.generation;
+    } catch (err) {
+      this.copyFailed(e, p, err);
+      return false;
+    }
+    run.starting = false;
+    return true;
+  }
+
   /** Copies marked regions in chunks, `WINDOW[priority]` at a time, until the fracture log is empty. */
   private async resyncLoop(e: Entry, p: SecondaryPeer, run: ResyncRun): Promise<boolean> {
+    if (!(await this.announce(e, p, run))) return false;
     const size = mirrorSize(e.db);
     const rs = e.db.regionSize;
     const chunkMax = Math.max(rs, Math.floor(CHUNK_MAX_BYTES / rs) * rs);

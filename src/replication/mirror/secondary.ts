@@ -5,7 +5,8 @@ import { RemoteLinkError, RemoteLinkServer, type LinkHandlers, type RequestConte
 import { RegionBitmap } from '../../native/index.js';
 import { compareRecords, primaryOf, type MirrorDbRecord } from '../state/index.js';
 import { BitmapFile } from './bitmap-file.js';
-import { divergenceBitmapPath, divergenceMetaPath, mirrorSize, newEntry, safeName, type Entry } from './entry.js';
+import { divergenceBitmapPath, divergenceMetaPath, mirrorSize, newEntry, safeName, type Divergence, type Entry } from './entry.js';
+import type { ResyncProtection } from './protection.js';
 import { loadRecord, type MirrorRecords } from './records.js';
 import { regionCrcs } from './regions.js';
 import type { MirrorLun, PeerConfig } from './types.js';
@@ -31,6 +32,8 @@ export interface SecondaryHost {
   openPrimary(e: Entry, why: 'resolve'): Promise<void>;
   closePrimary(e: Entry, removeFiles: boolean): Promise<void>;
   startPeers(e: Entry): void;
+  /** Resync protection of this array's secondary images (./protection.ts). */
+  readonly protection: ResyncProtection;
 }
 
 /** At most this many regions per read-regions request. */
@@ -67,17 +70,22 @@ export class SecondarySide {
 
   private handlers(): LinkHandlers {
     return {
+      // A write waits for a resync protection being cut (decided when the record's frame, or
+      // this resync write, arrived: frames are dispatched in arrival order): ./protection.ts.
       write: (args, bin, ctx) => {
         const e = this.secondaryEntry(args.mirrorId, args.imageId, ctx, args.epoch);
         if (args.offset + bin.length > e.lun.size) throw new RemoteLinkError('bad-request', `write ${args.offset}+${bin.length} beyond the image (${e.lun.size} bytes)`);
-        return e.lun.device.write(args.offset, bin, { fua: args.flags?.fua === true }).then(() => ({ result: { mirrorId: e.id, imageId: args.imageId, offset: args.offset, length: bin.length } }));
+        const write = () => e.lun.device.write(args.offset, bin, { fua: args.flags?.fua === true }).then(() => ({ result: { mirrorId: e.id, imageId: args.imageId, offset: args.offset, length: bin.length } }));
+        const wait = this.host.protection.beforeWrite(e, args.flags?.resync === true);
+        return wait ? wait.then(write) : write();
       },
       zero: (args, _bin, ctx) => {
         const e = this.secondaryEntry(args.mirrorId, args.imageId, ctx, args.epoch);
         if (args.offset + args.length > e.lun.size) throw new RemoteLinkError('bad-request', `zero ${args.offset}+${args.length} beyond the image (${e.lun.size} bytes)`);
         const dev = e.lun.device;
-        const done = args.trim && dev.capabilities.trim ? dev.trim(args.offset, args.length) : dev.writeZeroes(args.offset, args.length, { noHole: false });
-        return done.then(() => ({ result: { mirrorId: e.id, imageId: args.imageId, offset: args.offset, length: args.length } }));
+        const zero = () => (args.trim && dev.capabilities.trim ? dev.trim(args.offset, args.length) : dev.writeZeroes(args.offset, args.length, { noHole: false })).then(() => ({ result: { mirrorId: e.id, imageId: args.imageId, offset: args.offset, length: args.length } }));
+        const wait = this.host.protection.beforeWrite(e, false);
+        return wait ? wait.then(zero) : zero();
       },
       flush: (args, _bin, ctx) => {
         const e = this.secondaryEntry(args.mirrorId, args.imageId, ctx, args.epoch);
@@ -141,7 +149,11 @@ export class SecondarySide {
     if (!rec.images.some((i) => i.array === ctx.session.peerArray)) throw new RemoteLinkError('bad-request', `${ctx.session.peerArray} is not a member of mirror ${rec.name}`);
     const e = this.records.entries.get(mirrorId);
     if (!e) return this.join(rec).then(() => ({ result: { applied: true, generation: rec.generation } }));
+    // Now, in arrival order: a record that starts a resync cuts the protection before any write
+    // that follows it lands; the record is answered once the cut is done.
+    const protecting = compareRecords(rec, e.db) > 0 ? this.host.protection.onRecord(e, rec) : null;
     return this.records.exclusive(e, async () => {
+      if (protecting) await protecting;
       const cmp = compareRecords(rec, e.db);
       if (cmp < 0) return { result: { applied: false, generation: e.db.generation, record: e.db as unknown as Record<string, unknown> } };
       if (cmp === 0) return { result: { applied: true, generation: e.db.generation } };
@@ -167,6 +179,7 @@ export class SecondarySide {
     await store.load();
     await store.save(rec);
     const e = newEntry(rec, dir, store, lun, mine.imageId);
+    await this.host.protection.open(e);
     this.records.entries.set(e.id, e);
     this.event('joined', { mirrorId: e.id, name: rec.name, imageId: mine.imageId, lun: lun.id, primary: primaryOf(rec).imageId });
   }
@@ -178,6 +191,7 @@ export class SecondarySide {
       // removed from the mirror
       await this.host.closePrimary(e, true);
       await this.dropDivergence(e);
+      await this.host.protection.forget(e);
       this.records.entries.delete(e.id);
       await fsp.rm(e.dir, { recursive: true, force: true });
       this.event('left', { mirrorId: e.id, name: rec.name, why });
@@ -194,6 +208,7 @@ export class SecondarySide {
       this.event('became-primary', { mirrorId: e.id, imageId: mine.imageId, epoch: rec.epoch, why });
     }
     if (mine.role === 'secondary' && e.divergence && !mine.fractured) await this.dropDivergence(e);
+    this.host.protection.afterAdopt(e, wasPrimary);
     if (wasPrimary !== (mine.role === 'primary')) void this.host.groupMembersChanged(e.id).catch((err) => this.event('change-failed', { mirrorId: e.id, op: 'group role', error: (err as Error).message }));
   }
 
@@ -226,6 +241,19 @@ export class SecondarySide {
     e.divergence = { file, acknowledgedRegions: acknowledged, forImage: newPrimary };
     await this.host.closePrimary(e, true);
     this.event('demoted', { mirrorId: e.id, imageId: e.localImageId, newPrimary, epoch: rec.epoch, divergentRegions: file.bitmap.countRegions(), acknowledgedRegions: acknowledged });
+  }
+
+  /** The divergence a demoted primary kept (read at load), or null. */
+  async openDivergence(e: Entry): Promise<Divergence | null> {
+    let info: { acknowledgedRegions: number; forImage: string };
+    try {
+      info = JSON.parse(await fsp.readFile(divergenceMetaPath(e), 'utf8'));
+    } catch {
+      return null; // no divergence kept (the usual case)
+    }
+    const { file, lost } = await BitmapFile.open(divergenceBitmapPath(e), primaryOf(e.db).size, e.db.regionSize, { sync: this.host.sync });
+    if (lost) file.bitmap.mark(0, file.bitmap.lunSize);
+    return { file, acknowledgedRegions: info.acknowledgedRegions, forImage: info.forImage };
   }
 
   async dropDivergence(e: Entry): Promise<void> {

@@ -1,4 +1,6 @@
 import type { BlockDevice } from '../../block/index.js';
+import type { SnapshotPort } from '../group/index.js';
+import type { ProtectionView } from './protection-state.js';
 import type { MirrorAttributes, MirrorDbRecord, MirrorImage, RecoveryPolicy } from '../state/index.js';
 
 /** A LUN as the mirror driver sees it (the array's LUN table supplies these). */
@@ -37,6 +39,8 @@ export interface MirrorNodeOptions {
   /** fsync metadata and bitmaps (default true; tests may turn it off). */
   sync?: boolean;
   timers?: Partial<MirrorTimers>;
+  /** The array's snapshots (single-process arrays): resync protection and group snapshots use them. */
+  snapshots?: SnapshotPort;
 }
 
 export interface MirrorTimers {
@@ -126,6 +130,8 @@ export interface MirrorView {
   images: ImageView[];
   writeIntentLog: { regions: number; bytes: number; inFlight: number } | null;
   splitBrain: boolean;
+  /** This array's image and its resync protection: the consistent point it can fall back to (./protection.ts). */
+  protection: ProtectionView;
 }
 
 export interface VerifyReport {
@@ -140,7 +146,7 @@ export interface VerifyReport {
   skipped: number;
 }
 
-export type MirrorErrorCode = 'not-found' | 'exists' | 'invalid' | 'state' | 'unreachable' | 'split-brain' | 'size-mismatch' | 'not-secondary' | 'has-secondaries' | 'not-primary' | 'refused';
+export type MirrorErrorCode = 'not-found' | 'exists' | 'invalid' | 'state' | 'unreachable' | 'split-brain' | 'size-mismatch' | 'not-secondary' | 'has-secondaries' | 'not-primary' | 'refused' | 'inconsistent';
 
 /** An administrative request that failed; nothing changed. */
 export class MirrorError extends Error {
@@ -175,8 +181,13 @@ export interface MirrorControl {
   addSecondary(ref: string, p: AddSecondaryParams): Promise<MirrorView>;
   /** `image`: image id ("bravo:0") or array name. */
   removeSecondary(ref: string, image: string, p?: { force?: boolean }): Promise<MirrorView>;
-  /** Run on the array that holds the secondary to promote. */
-  promote(ref: string, p?: { force?: boolean }): Promise<MirrorView>;
+  /**
+   * Run on the array that holds the secondary to promote. An image that is not a point in time
+   * (SYNCHRONIZING, UNSYNCHRONIZED) is refused ('inconsistent', naming its fallback snapshot)
+   * unless `force` (promote it as it is) or `fromSnapshot` (roll it back to its resync-protection
+   * snapshot first).
+   */
+  promote(ref: string, p?: { force?: boolean; fromSnapshot?: boolean }): Promise<MirrorView>;
   /** Every fractured/unsynchronized secondary when `image` is omitted. */
   synchronize(ref: string, image?: string, p?: { force?: boolean }): Promise<MirrorView>;
   /** Every secondary when `image` is omitted. */

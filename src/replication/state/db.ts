@@ -62,6 +62,12 @@ export interface MirrorAttributes {
   /** bytes per second */
   syncRate: number;
   allowSecondaryReads: boolean;
+  /**
+   * Before a resync rewrites a secondary, its array keeps the image's last consistent point in a
+   * snapshot (dropped when the resync is done); a mirror in a consistency group follows the
+   * group's attribute instead. Records from before it was added read as true.
+   */
+  protectResync: boolean;
 }
 
 export interface MirrorDbRecord extends MirrorAttributes {
@@ -87,6 +93,7 @@ export const DEFAULT_ATTRIBUTES: Omit<MirrorAttributes, 'name'> = {
   syncPriority: 'medium',
   syncRate: 64 * 1024 * 1024,
   allowSecondaryReads: false,
+  protectResync: true,
 };
 export const DEFAULT_REGION_SIZE = 64 * 1024;
 
@@ -172,6 +179,8 @@ export function parseMirrorDb(v: unknown): MirrorDbRecord {
   if (!['synchronous', 'asynchronous', 'near-synchronous'].includes(r.writePolicy as string)) bad('writePolicy');
   if (!['low', 'medium', 'high'].includes(r.syncPriority as string)) bad('syncPriority');
   if (typeof r.allowSecondaryReads !== 'boolean') bad('allowSecondaryReads');
+  if (r.protectResync === undefined) r.protectResync = true; // a record from before the attribute
+  else if (typeof r.protectResync !== 'boolean') bad('protectResync');
   if (!Array.isArray(r.images) || r.images.length === 0) bad('images');
   let primaries = 0;
   for (const x of r.images as unknown[]) {

@@ -15,7 +15,7 @@
  *
  * Record (./db.ts): MirrorDbRecord {format 'sanbox.mirror-db', version 1, mirrorId, generation,
  * state, epoch, regionSize, attributes (name, activationPolicy, minImagesRequired,
- * maxMissingImages, writePolicy, writeBacklogSize, syncPriority, syncRate, allowSecondaryReads),
+ * maxMissingImages, writePolicy, writeBacklogSize, syncPriority, syncRate, allowSecondaryReads, protectResync),
  * images: MirrorImage[] {imageId, array, lun, size, role, state (null for the primary), epoch,
  * reachability, fractured, fractureReason, recoveryPolicy, syncRate, syncProgress}}.
  * - parseMirrorDb(json) validates a record read from disk or the wire.

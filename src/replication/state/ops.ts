@@ -442,7 +442,7 @@ function synchronize(ctx: Ctx, imageId: string, force: boolean): void {
   ctx.resume(img);
 }
 
-const ATTRIBUTE_KEYS: ReadonlyArray<keyof MirrorAttributes> = ['name', 'activationPolicy', 'minImagesRequired', 'maxMissingImages', 'writePolicy', 'writeBacklogSize', 'syncPriority', 'syncRate', 'allowSecondaryReads'];
+const ATTRIBUTE_KEYS: ReadonlyArray<keyof MirrorAttributes> = ['name', 'activationPolicy', 'minImagesRequired', 'maxMissingImages', 'writePolicy', 'writeBacklogSize', 'syncPriority', 'syncRate', 'allowSecondaryReads', 'protectResync'];
 
 function validateAttributes(d: MirrorDbRecord): void {
   const int = (x: unknown, min: number) => typeof x === 'number' && Number.isSafeInteger(x) && x >= min;
@@ -456,6 +456,7 @@ function validateAttributes(d: MirrorDbRecord): void {
   if (!['low', 'medium', 'high'].includes(d.syncPriority)) fail('invalid', 'syncPriority must be low, medium or high');
   if (!int(d.syncRate, 1)) fail('invalid', 'syncRate must be a positive integer (bytes per second)');
   if (typeof d.allowSecondaryReads !== 'boolean') fail('invalid', 'allowSecondaryReads must be a boolean');
+  if (typeof d.protectResync !== 'boolean') fail('invalid', 'protectResync must be a boolean');
 }
 
 function changeAttributes(ctx: Ctx, op: Extract<MirrorOp, { op: 'change-attributes' }>): void {
