@@ -215,8 +215,8 @@ export class ApiClient {
   removeSecondary(ref: string, image: string, p: { force?: boolean } = {}): Promise<MirrorView> {
     return this.request('DELETE', `${mirrorPath(ref, 'secondaries')}/${encodeURIComponent(image)}${p.force ? '?force=true' : ''}`);
   }
-  promoteMirror(ref: string, p: { force?: boolean } = {}): Promise<MirrorView> {
-    return this.request('POST', mirrorPath(ref, 'promote'), p.force ? { force: true } : {});
+  promoteMirror(ref: string, p: { force?: boolean; fromSnapshot?: boolean } = {}): Promise<MirrorView> {
+    return this.request('POST', mirrorPath(ref, 'promote'), { ...(p.force ? { force: true } : {}), ...(p.fromSnapshot ? { fromSnapshot: true } : {}) });
   }
   synchronizeMirror(ref: string, p: { image?: string; force?: boolean } = {}): Promise<MirrorView> {
     return this.request('POST', mirrorPath(ref, 'synchronize'), clean(p));
@@ -280,8 +280,8 @@ export class ApiClient {
     return this.request('POST', groupPath(ref, 'backfresh'), clean(p), { timeoutMs: opts.timeoutMs ?? FULL_COPY_TIMEOUT_MS });
   }
   /** Runs on a secondary array of the group. */
-  promoteGroup(ref: string, p: { force?: boolean } = {}): Promise<GroupView> {
-    return this.request('POST', groupPath(ref, 'promote'), p.force ? { force: true } : {}, { timeoutMs: DRAIN_TIMEOUT_MS });
+  promoteGroup(ref: string, p: { force?: boolean; fromSnapshot?: boolean } = {}): Promise<GroupView> {
+    return this.request('POST', groupPath(ref, 'promote'), { ...(p.force ? { force: true } : {}), ...(p.fromSnapshot ? { fromSnapshot: true } : {}) }, { timeoutMs: DRAIN_TIMEOUT_MS });
   }
   /** The qdsinfo report: text and the view it was made from. */
   groupInfo(ref: string): Promise<{ text: string; view: GroupView }> {

@@ -62,9 +62,9 @@ export async function doApiAction(a: ApiAction, apis: LabApis, baseline: LinkBas
     case 'disk-clear':
       return apis.array(a.array).request('DELETE', `/v1/luns/${seg(a.lun)}/disk-fault`);
     case 'mirror-promote':
-      return apis.array(a.array, SLOW_MS).promoteMirror(a.mirror, { force: a.force });
+      return apis.array(a.array, SLOW_MS).promoteMirror(a.mirror, { force: a.force, fromSnapshot: a.fromSnapshot });
     case 'group-promote':
-      return apis.array(a.array, SLOW_MS).promoteGroup(a.group, { force: a.force });
+      return apis.array(a.array, SLOW_MS).promoteGroup(a.group, { force: a.force, fromSnapshot: a.fromSnapshot });
     case 'mirror-resolve':
       return apis.array(a.array, SLOW_MS).resolveSplitBrain(a.mirror, { survivor: a.survivor });
     case 'mirror-synchronize':
@@ -153,9 +153,9 @@ export function commandOf(a: ActionSpec, lab: string): string {
     case 'disk-clear':
       return `sanbox fault disk ${a.array} ${a.lun} --clear ${L}`;
     case 'mirror-promote':
-      return `sanbox mirror promote ${a.mirror}${a.force ? ' --force' : ''} --array ${a.array} ${L}`;
+      return `sanbox mirror promote ${a.mirror}${a.force ? ' --force' : ''}${a.fromSnapshot ? ' --from-snapshot' : ''} --array ${a.array} ${L}`;
     case 'group-promote':
-      return `sanbox group promote ${a.group}${a.force ? ' --force' : ''} --array ${a.array} ${L}`;
+      return `sanbox group promote ${a.group}${a.force ? ' --force' : ''}${a.fromSnapshot ? ' --from-snapshot' : ''} --array ${a.array} ${L}`;
     case 'mirror-resolve':
       return `sanbox mirror resolve ${a.mirror} --survivor ${a.survivor} --array ${a.array} ${L}`;
     case 'mirror-synchronize':

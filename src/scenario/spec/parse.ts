@@ -107,7 +107,7 @@ const ACTION_KEYS: Record<ActionKind, readonly string[]> = {
   'site-fail': SITE, 'site-restore': SITE,
   'disk-fault': ['array', 'lun', 'errors', 'rate', 'range', 'errno', 'delay', 'jitter', 'loseUnflushed', 'seed'],
   'disk-clear': ARRAY_LUN,
-  'mirror-promote': ['mirror', 'array', 'force'], 'group-promote': ['group', 'array', 'force'],
+  'mirror-promote': ['mirror', 'array', 'force', 'fromSnapshot'], 'group-promote': ['group', 'array', 'force', 'fromSnapshot'],
   'mirror-resolve': ['mirror', 'array', 'survivor'],
   'mirror-synchronize': ['mirror', 'array'], 'mirror-fracture': ['mirror', 'array'],
   'group-pause': ['group', 'array'], 'group-resume': ['group', 'array'],
@@ -320,9 +320,9 @@ class ScenarioParser {
       case 'disk-clear':
         return { kind, ...this.arrayLun(f) };
       case 'mirror-promote':
-        return { kind, mirror: f.req('mirror', this.mirror), array: f.req('array', this.array), force: f.opt('force', bool, false) };
+        return { kind, mirror: f.req('mirror', this.mirror), array: f.req('array', this.array), force: f.opt('force', bool, false), fromSnapshot: f.opt('fromSnapshot', bool, false) };
       case 'group-promote':
-        return { kind, group: f.req('group', this.group), array: f.req('array', this.array), force: f.opt('force', bool, false) };
+        return { kind, group: f.req('group', this.group), array: f.req('array', this.array), force: f.opt('force', bool, false), fromSnapshot: f.opt('fromSnapshot', bool, false) };
       case 'mirror-resolve': {
         // The survivor's side is the natural one to ask, unless told otherwise.
         const mirror = f.req('mirror', this.mirror);

@@ -121,8 +121,8 @@ export type ActionSpec =
       seed: number | null;
     }
   | { kind: 'disk-clear'; array: string; lun: string }
-  | { kind: 'mirror-promote'; mirror: string; array: string; force: boolean }
-  | { kind: 'group-promote'; group: string; array: string; force: boolean }
+  | { kind: 'mirror-promote'; mirror: string; array: string; force: boolean; fromSnapshot: boolean }
+  | { kind: 'group-promote'; group: string; array: string; force: boolean; fromSnapshot: boolean }
   | { kind: 'mirror-resolve'; mirror: string; array: string; survivor: string }
   | { kind: 'mirror-synchronize'; mirror: string; array: string | null }
   | { kind: 'mirror-fracture'; mirror: string; array: string | null }
