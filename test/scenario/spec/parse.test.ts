@@ -159,7 +159,7 @@ describe('scenario files: parsing', () => {
         { name: null, atMs: null, expectError: null, action: { kind: 'workload-stop', workload: 'w1' } },
         { name: null, atMs: null, expectError: null, action: { kind: 'workload-wait', workload: 'app', timeoutMs: 60_000 } },
         { name: null, atMs: null, expectError: 'split-brain', action: { kind: 'mirror-synchronize', mirror: 'm0', array: null } },
-        { name: 'up', atMs: null, expectError: null, action: { kind: 'group-promote', group: 'g0', array: 'bravo', force: true } },
+        { name: 'up', atMs: null, expectError: null, action: { kind: 'group-promote', group: 'g0', array: 'bravo', force: true, fromSnapshot: false } },
         { name: null, atMs: null, expectError: null, action: { kind: 'mirror-resolve', mirror: 'm0', survivor: 'alpha', array: 'alpha' } },
         { name: null, atMs: null, expectError: null, action: { kind: 'command', run: 'true', expectExit: 1 } },
       ],
