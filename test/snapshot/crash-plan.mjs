@@ -1,17 +1,8 @@
 // The crash test's write plan, shared by the child (crash-child.mjs) and the parent's replay
 // (crash.test.ts): the k-th change of a seeded run, and the LUN's content before the first.
 
-/** mulberry32 (as src/random): the same seed gives the same draws. */
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The seeded source of src/random, from the build the child runs too (dist/, built before the tests).
+import { mulberry32 } from '../../dist/random/index.js';
 
 /** A buffer of `length` bytes of pattern `tag` (never all zero), varying along the LUN. */
 export function pattern(tag, offset, length) {
