@@ -228,6 +228,13 @@ export class SnapshotSet {
       throw new BlockError('EIO', `LUN ${this.lun}: cannot save regions ${recs.map((r) => r.region).join(',')} to the snapshot store: ${(e as Error).message}`);
     }
     for (const r of recs) {
+      // Every snapshot it was saved for went away during the save (deleted, or invalidated by
+      // another change's overflow): nothing reads it, the slot is free again (its record names
+      // only dead seqs, which a load ignores).
+      if (!this.live.some((x) => x.seq >= r.first && x.seq <= r.last)) {
+        this.store.release(r.slot);
+        continue;
+      }
       const list = this.saved.get(r.region) ?? [];
       list.push(r);
       list.sort((a, b) => a.first - b.first);
