@@ -19,7 +19,8 @@
 // SANBOX_BIN=path runs another sanbox entry point instead of the repo's bin/sanbox.js.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync, openSync, ftruncateSync, closeSync, readFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { createServer } from 'node:net';
+import { probeNbd } from './lib/common.mjs';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,18 +107,6 @@ function freePort() {
   });
 }
 
-function probe(port) {
-  return new Promise((res) => {
-    let got = Buffer.alloc(0);
-    let done = false;
-    const sock = connect({ host: HOST, port });
-    const fin = (ok) => { if (!done) { done = true; clearTimeout(t); sock.destroy(); res(ok); } };
-    const t = setTimeout(() => fin(false), 2000);
-    sock.on('data', (d) => { got = Buffer.concat([got, d]); if (got.length >= 8) fin(got.subarray(0, 8).toString('latin1') === 'NBDMAGIC'); });
-    sock.on('error', () => fin(false));
-    sock.on('close', () => fin(false));
-  });
-}
 
 const children = new Set();
 function killAll() {
@@ -155,7 +144,7 @@ async function startServer(kind, dir, bytes) {
   const deadline = Date.now() + 30000;
   let delay = 20;
   while (!exited && Date.now() < deadline) {
-    if (await probe(port)) {
+    if (await probeNbd(port)) {
       return {
         kind, port, uri: `nbd://${HOST}:${port}/disk`, stderr: () => stderr, alive: () => !exited,
         stop: async () => {

@@ -52,10 +52,9 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { connect } from 'node:net';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { REPO, HOST, MiB, setProgram, die, log, sleep, readHelp, parseSize, fmtBytes, freePort, tryExec, table } from './lib/common.mjs';
+import { REPO, HOST, MiB, setProgram, die, log, sleep, readHelp, parseSize, fmtBytes, freePort, tryExec, table, probeNbd } from './lib/common.mjs';
 import { runFio, summarizeWrites, randWriteArgs, killChildren } from './lib/fio.mjs';
 
 setProgram('bench-snapshot');
@@ -144,18 +143,6 @@ function parseArgs(argv) {
 
 const server = { child: null, stderr: '', exited: null };
 
-function probeNbd(port) {
-  return new Promise((res) => {
-    let got = Buffer.alloc(0);
-    let done = false;
-    const sock = connect({ host: HOST, port });
-    const fin = (ok) => { if (!done) { done = true; clearTimeout(t); sock.destroy(); res(ok); } };
-    const t = setTimeout(() => fin(false), 2000);
-    sock.on('data', (d) => { got = Buffer.concat([got, d]); if (got.length >= 8) fin(got.subarray(0, 8).toString('latin1') === 'NBDMAGIC'); });
-    sock.on('error', () => fin(false));
-    sock.on('close', () => fin(false));
-  });
-}
 
 /** `sanbox serve` with disk0 and the group's other LUNs; resolves with its NBD URI base and API URL once both answer. */
 async function startServer(dir, o) {

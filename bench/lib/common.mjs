@@ -1,5 +1,5 @@
 // Small helpers shared by the benchmarks in bench/ (options, sizes, waiting, tables).
-import { createServer } from 'node:net';
+import { createServer, connect } from 'node:net';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -86,4 +86,18 @@ export function table(head, rows, leftCols = 1) {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((c) => String(c[i]).length)));
   const line = (cells) => '| ' + cells.map((c, i) => (i < leftCols ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join(' | ') + ' |\n';
   return line(head) + '|' + widths.map((w, i) => (i < leftCols ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|\n' + rows.map(line).join('');
+}
+
+/** Whether an NBD server answers on HOST:port (its greeting starts with NBDMAGIC), within 2 s. */
+export function probeNbd(port) {
+  return new Promise((res) => {
+    let got = Buffer.alloc(0);
+    let done = false;
+    const sock = connect({ host: HOST, port });
+    const fin = (ok) => { if (!done) { done = true; clearTimeout(t); sock.destroy(); res(ok); } };
+    const t = setTimeout(() => fin(false), 2000);
+    sock.on('data', (d) => { got = Buffer.concat([got, d]); if (got.length >= 8) fin(got.subarray(0, 8).toString('latin1') === 'NBDMAGIC'); });
+    sock.on('error', () => fin(false));
+    sock.on('close', () => fin(false));
+  });
 }
