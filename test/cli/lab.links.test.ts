@@ -1,19 +1,10 @@
 // Lab files with links: lab/two-arrays.yaml, the links:/remoteLink:/host: keys and their errors.
 import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
-import { loadLab, parseLab, parseRate, LabError } from '../../src/cli/lab.js';
+import { loadLab, parseLab, parseRate } from '../../src/cli/lab.js';
 import { PACKAGE_ROOT } from '../../src/cli/common.js';
+import { labProblems } from '../support/lab.js';
 
-function problems(yaml: string): string[] {
-  try {
-    parseLab(yaml, '/labs/test.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(LabError);
-    expect((e as LabError).exitCode).toBe(2);
-    return (e as LabError).problems;
-  }
-  throw new Error('expected the lab to be rejected');
-}
 
 const twoArrays = (link: string, extra = '') => `
 lab: t
@@ -95,7 +86,7 @@ links:
   });
 
   it('reports unknown keys, bad values, duplicate names and ports, unknown arrays, all at once', () => {
-    const p = problems(
+    const p = labProblems(
       twoArrays(
         `
   - { name: l1, between: [alpha, bravo], latency: -5, jitter: fast, bandwidth: 12Q, cut: sideways, colour: red, listen: { toB: 10870, toC: 1 } }
@@ -129,7 +120,7 @@ links:
   });
 
   it('remoteLink and host errors', () => {
-    const p = problems(`
+    const p = labProblems(`
 arrays:
   - { name: alpha, remoteLink: { port: 0, speed: 1 }, luns: [] }
   - { name: bravo, remoteLink: { port: 10880, address: "nohost" }, luns: [] }
@@ -156,6 +147,6 @@ links2: []
   });
 
   it('a lab whose arrays all run elsewhere is refused', () => {
-    expect(problems('arrays:\n  - { name: a, host: h1, remoteLink: { port: 1 } }\n').join('\n')).toMatch(/nothing to start here/);
+    expect(labProblems('arrays:\n  - { name: a, host: h1, remoteLink: { port: 1 } }\n').join('\n')).toMatch(/nothing to start here/);
   });
 });

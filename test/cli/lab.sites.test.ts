@@ -1,17 +1,8 @@
 // Lab files with sites: and restart: — the implicit sites, the policy, and every validation error.
 import { describe, expect, it } from 'vitest';
-import { parseLab, LabError } from '../../src/cli/lab.js';
+import { parseLab } from '../../src/cli/lab.js';
+import { labProblems } from '../support/lab.js';
 
-function problems(yaml: string): string[] {
-  try {
-    parseLab(yaml, '/labs/test.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(LabError);
-    expect((e as LabError).exitCode).toBe(2);
-    return (e as LabError).problems;
-  }
-  throw new Error('expected the lab to be rejected');
-}
 
 const arrays = `
 lab: t
@@ -41,7 +32,7 @@ describe('lab files: sites', () => {
   });
 
   it('lists every problem at once: unknown array, an array in two sites, duplicate names, bad shapes', () => {
-    const p = problems(
+    const p = labProblems(
       arrays +
         `sites:
   - { name: east, arrays: [alpha, delta] }
@@ -64,7 +55,7 @@ describe('lab files: sites', () => {
   });
 
   it('a site may not take the name of an array that is its own site', () => {
-    expect(problems(arrays + 'sites:\n  - { name: bravo, arrays: [alpha] }\n')).toEqual([
+    expect(labProblems(arrays + 'sites:\n  - { name: bravo, arrays: [alpha] }\n')).toEqual([
       'site bravo: the name is taken by array bravo, which is in no site and so is its own site (put it in the site, or rename the site)',
     ]);
     // ...but naming a site after one of its own arrays is fine
@@ -72,7 +63,7 @@ describe('lab files: sites', () => {
   });
 
   it('sites must be a list', () => {
-    expect(problems(arrays + 'sites: { east: [alpha] }\n')).toEqual(['"sites" must be a list like [{ name: east, arrays: [alpha] }]']);
+    expect(labProblems(arrays + 'sites: { east: [alpha] }\n')).toEqual(['"sites" must be a list like [{ name: east, arrays: [alpha] }]']);
   });
 });
 
@@ -84,8 +75,8 @@ describe('lab files: restart', () => {
   });
 
   it('every restart problem is listed', () => {
-    expect(problems(arrays + 'restart: always\n')).toEqual(['restart must be never or on-failure, not "always"']);
-    expect(problems(arrays + 'restart: { backoffMs: -1, limit: 1.5, tries: 3 }\n')).toEqual([
+    expect(labProblems(arrays + 'restart: always\n')).toEqual(['restart must be never or on-failure, not "always"']);
+    expect(labProblems(arrays + 'restart: { backoffMs: -1, limit: 1.5, tries: 3 }\n')).toEqual([
       'restart: unknown key "tries" (expected policy, backoffMs, limit)',
       'restart.policy is required (never or on-failure)',
       'restart.backoffMs must be an integer 0-3600000, not -1',
@@ -94,7 +85,7 @@ describe('lab files: restart', () => {
   });
 
   it('sites and restart problems come with the others, nothing started (exit 2)', () => {
-    const p = problems(arrays.replace('name: charlie', 'name: "bad name"') + 'sites:\n  - { name: east, arrays: [charlie] }\nrestart: sometimes\n');
+    const p = labProblems(arrays.replace('name: charlie', 'name: "bad name"') + 'sites:\n  - { name: east, arrays: [charlie] }\nrestart: sometimes\n');
     expect(p.some((x) => x.includes('arrays[2].name'))).toBe(true);
     expect(p.some((x) => x.startsWith('site east.arrays: no array "charlie" in this lab'))).toBe(true);
     expect(p).toContain('restart must be never or on-failure, not "sometimes"');

@@ -1,19 +1,10 @@
 // Lab files with arrays[].snapshots: the store defaults reach the array's config, and every bad
 // value is listed (exit 2, nothing started).
 import { describe, expect, it } from 'vitest';
-import { parseLab, LabError } from '../../src/cli/lab.js';
+import { parseLab } from '../../src/cli/lab.js';
 import { arrayConfig } from '../../src/cli/lab/config.js';
+import { labProblems } from '../support/lab.js';
 
-function problems(yaml: string): string[] {
-  try {
-    parseLab(yaml, '/labs/test.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(LabError);
-    expect((e as LabError).exitCode).toBe(2);
-    return (e as LabError).problems;
-  }
-  throw new Error('expected the lab to be rejected');
-}
 
 const lab = (snapshots: string, sps = '') => `
 lab: t
@@ -35,7 +26,7 @@ describe('lab files: snapshots', () => {
   });
 
   it('lists every bad value at once', () => {
-    const p = problems(lab('{ storeSize: lots, policy: keep-all, regionSize: 3K, color: red }'));
+    const p = labProblems(lab('{ storeSize: lots, policy: keep-all, regionSize: 3K, color: red }'));
     expect(p).toEqual(
       expect.arrayContaining([
         expect.stringContaining('unknown key "color"'),
@@ -47,8 +38,8 @@ describe('lab files: snapshots', () => {
   });
 
   it('a store smaller than one region, a non-mapping, and an array with SPs are refused', () => {
-    expect(problems(lab('{ storeSize: 4K, regionSize: 64K }'))).toEqual([expect.stringContaining('at least one region')]);
-    expect(problems(lab('yes'))).toEqual([expect.stringContaining('must be a mapping')]);
-    expect(problems(lab('{ storeSize: 1G }', ', sps: {}'))).toEqual([expect.stringContaining('keeps no snapshots')]);
+    expect(labProblems(lab('{ storeSize: 4K, regionSize: 64K }'))).toEqual([expect.stringContaining('at least one region')]);
+    expect(labProblems(lab('yes'))).toEqual([expect.stringContaining('must be a mapping')]);
+    expect(labProblems(lab('{ storeSize: 1G }', ', sps: {}'))).toEqual([expect.stringContaining('keeps no snapshots')]);
   });
 });

@@ -1,18 +1,9 @@
 import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
-import { loadLab, parseLab, LabError } from '../../src/cli/lab.js';
+import { loadLab, parseLab } from '../../src/cli/lab.js';
 import { PACKAGE_ROOT } from '../../src/cli/common.js';
+import { labProblems } from '../support/lab.js';
 
-function problems(yaml: string): string[] {
-  try {
-    parseLab(yaml, '/labs/test.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(LabError);
-    expect((e as LabError).exitCode).toBe(2);
-    return (e as LabError).problems;
-  }
-  throw new Error('expected the lab to be rejected');
-}
 
 describe('lab files', () => {
   it('loads lab/default.yaml: array alpha, disk0 1G, disk1 and disk2 256M, ports 10809/8470', () => {
@@ -35,7 +26,7 @@ describe('lab files', () => {
   });
 
   it('reports every problem at once, with where it is', () => {
-    const p = problems(`
+    const p = labProblems(`
 lab: t
 colour: red
 arrays:
@@ -73,13 +64,13 @@ arrays:
   });
 
   it('rejects structural mistakes', () => {
-    expect(problems('just a string')[0]).toMatch(/must be a mapping/);
-    expect(problems('arrays: []')[0]).toMatch(/non-empty list/);
-    expect(problems('arrays:\n  - name: a\n')[0]).toMatch(/luns must be a list/);
-    expect(problems('arrays:\n  - 7\n')[0]).toMatch(/must be a mapping/);
-    expect(problems('lab: a\nlab: b\narrays: []\n')[0]).toMatch(/YAML/);
-    expect(problems('arrays: [ {name: a, luns: [] }\n')[0]).toMatch(/YAML/);
-    expect(problems('arrays:\n  - { name: a, luns: [], api: { bind: 10.0.0.1, token: short } }\n').join('\n')).toMatch(/at least 8/);
+    expect(labProblems('just a string')[0]).toMatch(/must be a mapping/);
+    expect(labProblems('arrays: []')[0]).toMatch(/non-empty list/);
+    expect(labProblems('arrays:\n  - name: a\n')[0]).toMatch(/luns must be a list/);
+    expect(labProblems('arrays:\n  - 7\n')[0]).toMatch(/must be a mapping/);
+    expect(labProblems('lab: a\nlab: b\narrays: []\n')[0]).toMatch(/YAML/);
+    expect(labProblems('arrays: [ {name: a, luns: [] }\n')[0]).toMatch(/YAML/);
+    expect(labProblems('arrays:\n  - { name: a, luns: [], api: { bind: 10.0.0.1, token: short } }\n').join('\n')).toMatch(/at least 8/);
   });
 
   it('accepts a token for a non-loopback API and port 0 (any free port) twice', () => {
