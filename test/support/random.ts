@@ -4,7 +4,7 @@
 import { relative } from 'node:path';
 import { onTestFailed } from 'vitest';
 import { REPO } from './paths.js';
-import { xorshift32, type Random } from '../../src/random/index.js';
+import { mixSeed, xorshift32, type Random } from '../../src/random/index.js';
 
 /** The generators are the product's own (src/random): a test's draws match a workload's. */
 export { mulberry32, xorshift32, type Random } from '../../src/random/index.js';
@@ -64,4 +64,12 @@ export function fcSeed(fallback: number): { seed: number } {
   const seed = testSeed(fallback);
   reportSeedOnFailure(seed);
   return { seed };
+}
+
+/** `n` bytes drawn from a seeded source: the same seed gives the same bytes, another seed others. */
+export function seededBytes(seed: number, n: number): Buffer {
+  const r = xorshift32(mixSeed(seed));
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = Math.floor(r() * 256);
+  return b;
 }

@@ -7,6 +7,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { makeLab, groupLab, until, type Lab } from '../../support/mirror-lab.js';
 import type { SnapshotManager } from '../../../src/snapshot/index.js';
+import { seededBytes } from '../../support/random.js';
 
 const MiB = 1024 * 1024;
 const REGION = 64 * 1024;
@@ -16,17 +17,6 @@ afterEach(async () => {
   lab = null;
 });
 
-function fill(seed: number, n: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  let x = (seed * 2654435761) | 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -50,13 +40,13 @@ describe('resync protection of a mirror', () => {
     await a.addSecondary('m0', { array: 'bravo', lun: 'disk0', synchronized: true });
     await until(() => a.get('m0').images[1]!.link === 'connected', 10_000, 'link');
     const host = lab.hostDevice('alpha');
-    for (let i = 0; i < 64; i++) await host.write(i * REGION, fill(i, REGION));
+    for (let i = 0; i < 64; i++) await host.write(i * REGION, seededBytes(i, REGION));
     const bravoImage = lab.sites.bravo!.running!.array.device('disk0')!;
     const before = await bravoImage.read(0, SIZE);
     expect(before.equals(await lab.sites.alpha!.running!.array.device('disk0')!.read(0, SIZE))).toBe(true);
 
     await a.fracture('m0');
-    for (let i = 0; i < 96; i++) await host.write(i * REGION, fill(1000 + i, REGION));
+    for (let i = 0; i < 96; i++) await host.write(i * REGION, seededBytes(1000 + i, REGION));
     expect((await bravoImage.read(0, SIZE)).equals(before)).toBe(true); // fractured: nothing went there
 
     // The cut is slow (every snapshot of bravo waits 400 ms first), and the release is recorded
@@ -76,7 +66,7 @@ describe('resync protection of a mirror', () => {
     await a.synchronize('m0');
     // Host writes while the secondary cuts its protection: to regions its fracture log does not
     // mark. They must not reach it before the cut (they only mark the fracture log meanwhile).
-    for (let i = 100; i < 110; i++) await host.write(i * REGION, fill(2000 + i, REGION));
+    for (let i = 100; i < 110; i++) await host.write(i * REGION, seededBytes(2000 + i, REGION));
     await until(() => {
       const im = a.get('m0').images[1]!;
       return !im.resync && (im.state === 'CONSISTENT' || im.state === 'SYNCHRONIZED') && im.fractureLog!.regions === 0;
@@ -104,7 +94,7 @@ describe('resync protection of a mirror', () => {
     await a.addSecondary('m0', { array: 'bravo', lun: 'disk0', synchronized: true });
     await until(() => a.get('m0').images[1]!.link === 'connected', 10_000, 'link');
     await a.fracture('m0');
-    await lab.hostDevice('alpha').write(0, fill(1, REGION));
+    await lab.hostDevice('alpha').write(0, seededBytes(1, REGION));
     await a.synchronize('m0');
     await until(() => !a.get('m0').images[1]!.resync && a.get('m0').images[1]!.state !== 'SYNCHRONIZING', 10_000, 'resync');
     expect(lab.events('bravo', 'snapshot.resync-protected')).toHaveLength(0);
@@ -121,11 +111,11 @@ describe('resync protection on failback', () => {
     await a.create({ lun: 'disk0', name: 'm0' });
     await a.addSecondary('m0', { array: 'bravo', lun: 'disk0', synchronized: true });
     await until(() => a.get('m0').images[1]!.link === 'connected', 10_000, 'link');
-    for (let i = 0; i < 16; i++) await lab.hostDevice('alpha').write(i * REGION, fill(i, REGION));
+    for (let i = 0; i < 16; i++) await lab.hostDevice('alpha').write(i * REGION, seededBytes(i, REGION));
     const alphaBefore = await lab.sites.alpha!.running!.array.device('disk0')!.read(0, SIZE);
     await lab.stop('alpha');
     await lab.node('bravo').promote('m0', { force: true });
-    for (let i = 8; i < 24; i++) await lab.hostDevice('bravo').write(i * REGION, fill(900 + i, REGION));
+    for (let i = 8; i < 24; i++) await lab.hostDevice('bravo').write(i * REGION, seededBytes(900 + i, REGION));
     await lab.start('alpha'); // it learns it was superseded, and the new primary resyncs it
     await until(() => {
       const im = lab!.node('bravo').get('m0').images.find((i) => i.array === 'alpha')!;
@@ -148,14 +138,14 @@ describe('resync protection of a consistency group', () => {
     const b = lab.node('bravo');
     const d0 = lab.hostDevice('alpha', 'disk0');
     const d1 = lab.hostDevice('alpha', 'disk1');
-    for (let i = 0; i < 32; i++) await (i % 2 ? d1 : d0).write(i * REGION, fill(i, REGION));
+    for (let i = 0; i < 32; i++) await (i % 2 ? d1 : d0).write(i * REGION, seededBytes(i, REGION));
     await until(() => a.groups.get('g0').metrics!.entriesWaiting === 0, 10_000, 'drained');
     const read = (arr: string, lun: string) => lab!.sites[arr]!.running!.array.device(lun)!.read(0, 16 * MiB);
     const pointA = [await read('alpha', 'disk0'), await read('alpha', 'disk1')];
     expect(pointA[0]!.equals(await read('bravo', 'disk0'))).toBe(true);
 
     await a.groups.bypass('g0', true);
-    for (let i = 0; i < 160; i++) await (i % 2 ? d1 : d0).write(i * REGION, fill(5000 + i, REGION));
+    for (let i = 0; i < 160; i++) await (i % 2 ? d1 : d0).write(i * REGION, seededBytes(5000 + i, REGION));
     for (const m of ['m-disk0', 'm-disk1']) await a.setAttributes(m, { syncRate: 1 * MiB });
     await a.groups.bypass('g0', false); // the resync from the fracture logs starts; journaling resumes after it
     await until(() => lab!.events('bravo', 'snapshot.resync-protected').length > 0, 10_000, 'protection');
@@ -187,7 +177,7 @@ describe('resync protection of a consistency group', () => {
     const a = lab.node('alpha');
     const b = lab.node('bravo');
     const d0 = lab.hostDevice('alpha', 'disk0');
-    for (let i = 0; i < 20; i++) await d0.write(i * 4096, fill(i, 4096));
+    for (let i = 0; i < 20; i++) await d0.write(i * 4096, seededBytes(i, 4096));
     await until(() => a.groups.get('g0').metrics!.entriesWaiting === 0, 10_000, 'drained');
     const r = await b.groups.snapshot('g0', 'pit1');
     expect(r).toMatchObject({ group: 'g0', role: 'secondary', groupSeq: b.groups.get('g0').receiver!.nextExpected - 1 });

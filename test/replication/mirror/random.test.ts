@@ -6,7 +6,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import fc from 'fast-check';
 import { makeLab, until, type Lab } from '../../support/mirror-lab.js';
-import { fcSeed } from '../../support/random.js';
+import { seededBytes, fcSeed } from '../../support/random.js';
 
 const SIZE = 4 * 1024 * 1024;
 const RS = 16 * 1024;
@@ -35,17 +35,6 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ k: fc.constant('pause' as const), ms: fc.integer({ min: 1, max: 60 }) }) },
 );
 
-function fill(seed: number, n: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 describe('random I/O and link faults on a mirrored LUN', () => {
   it('the secondary always converges to the primary, which holds every acknowledged write', async () => {
@@ -75,7 +64,7 @@ describe('random I/O and link faults on a mirrored LUN', () => {
                   const off = o.block * BLOCK;
                   const len = Math.min(256 - o.block, o.blocks) * BLOCK;
                   if (o.kind === 'write') {
-                    const d = fill(o.seed, len);
+                    const d = seededBytes(o.seed, len);
                     await dev.write(off, d);
                     d.copy(model, off);
                   } else {
