@@ -17,12 +17,15 @@ export class SnapshotLayer extends LayerDevice {
 
   private async change(offset: number, length: number, op: () => Promise<void>): Promise<void> {
     const set = this.set;
-    if (set.active) assertRange(this, offset, length);
     const wait = set.gate.enter();
     if (wait) await wait;
     try {
       if (set.rollingBack) throw new BlockError('ESHUTDOWN', `LUN ${set.lun} is being rolled back to a snapshot`);
-      if (set.active) await set.beforeChange(offset, length);
+      if (set.active) {
+        // This layer acts on the range itself (saves its regions), so it checks it (layer.ts).
+        assertRange(this, offset, length);
+        await set.beforeChange(offset, length);
+      }
       await op();
     } finally {
       set.gate.leave();

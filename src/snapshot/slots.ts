@@ -140,10 +140,6 @@ export class SlotStore {
     await this.records.flush();
   }
 
-  async save(c: SavedRegion, old: Buffer): Promise<void> {
-    return this.saveMany([c], [old]);
-  }
-
   /** Reads `length` bytes at `offset` inside slot `slot`. */
   read(slot: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     if (offset < 0 || offset + length > this.regionSize) throw new RangeError(`slot read ${offset}+${length} outside a ${this.regionSize}-byte region`);

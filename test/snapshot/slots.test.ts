@@ -94,7 +94,7 @@ describe('SlotStore', () => {
       for (let i = 0; i < 5; i++) {
         const slot = store.allocate()!;
         expect(slot).toBe(i);
-        await store.save({ slot, region: 10 + i, first: 1 + i, last: 7 }, i === 2 ? Buffer.alloc(RS) : regionData(i));
+        await store.saveMany([{ slot, region: 10 + i, first: 1 + i, last: 7 }], [i === 2 ? Buffer.alloc(RS) : regionData(i)]);
       }
       expect(store.usedSlots).toBe(5);
       await store.close();
@@ -117,7 +117,7 @@ describe('SlotStore', () => {
     {
       const { store } = await SlotStore.open(base, RS, 64);
       store.setUsed([]);
-      for (let i = 0; i < 4; i++) await store.save({ slot: store.allocate()!, region: i, first: 1, last: 1 }, regionData(i));
+      for (let i = 0; i < 4; i++) await store.saveMany([{ slot: store.allocate()!, region: i, first: 1, last: 1 }], [regionData(i)]);
       await store.close();
     }
     // Slot 1: a torn record (its CRC half gone); slot 2: zeroed.
@@ -154,7 +154,7 @@ describe('SlotStore', () => {
     expect(store.usedSlots).toBe(0);
     expect([store.allocate(), store.allocate(), store.allocate()].sort()).toEqual([0, 1, 2]);
     expect(store.allocate()).toBeUndefined();
-    await store.save({ slot: 2, region: 9, first: 1, last: 1 }, regionData(9));
+    await store.saveMany([{ slot: 2, region: 9, first: 1, last: 1 }], [regionData(9)]);
     expect(statSync(`${base}.store`).size).toBeGreaterThanOrEqual(3 * RS);
     expect(statSync(`${base}.slots`).size).toBeGreaterThanOrEqual(3 * SLOT_RECORD_BYTES);
     await store.close();
