@@ -188,7 +188,6 @@ export class MirrorNode implements MirrorControl, GroupHost {
     return this.protection.rollbackAllowed(lunId) ? undefined : this.guard(lunId);
   }
 
-
   // ---------------------------------------------------------------------------------------------
   // GroupHost: what the consistency groups use of the driver
 
