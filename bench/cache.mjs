@@ -113,7 +113,7 @@ function runFio(args, label, seconds) {
     const t0 = Date.now();
     const tick = process.stderr.isTTY && seconds ? setInterval(() => process.stderr.write(`\r  ${label}: ${((Date.now() - t0) / 1000).toFixed(0)}/${seconds} s `), 500) : null;
     const bound = setTimeout(() => child.kill('SIGKILL'), ((seconds ?? 60) + 30) * 1000);
-    child.on('exit', (code, signal) => {
+    child.on('close', (code, signal) => { // 'close': every byte of fio's JSON has been read
       children.delete(child);
       clearTimeout(bound);
       if (tick) {

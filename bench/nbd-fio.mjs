@@ -181,7 +181,7 @@ function runFio(args, { label, seconds, server }) {
     }, 500) : null;
     // hard bound: runtime + generous setup/teardown allowance
     const bound = setTimeout(() => child.kill('SIGKILL'), ((seconds ?? 120) + 60) * 1000);
-    child.on('exit', (code, signal) => {
+    child.on('close', (code, signal) => { // 'close': every byte of fio's JSON has been read
       children.delete(child);
       clearTimeout(bound);
       if (tick) { clearInterval(tick); process.stderr.write('\r\x1b[K'); }

@@ -31,7 +31,7 @@ export function runFio(args, { label, seconds }) {
     const tick = tty ? setInterval(() => process.stderr.write(`\r  ${label}: ${((Date.now() - t0) / 1000).toFixed(0)}/${seconds} s `), 500) : null;
     const bound = setTimeout(() => child.kill('SIGKILL'), (seconds + 60) * 1000);
     child.on('error', (e) => { err += `\n[spawn error: ${e.message}]`; });
-    child.on('exit', (code, signal) => {
+    child.on('close', (code, signal) => { // 'close': every byte of fio's JSON has been read
       children.delete(child);
       clearTimeout(bound);
       if (tick) { clearInterval(tick); process.stderr.write('\r\x1b[K'); }

@@ -102,8 +102,15 @@ export function runSanbox(args: string[], env: Record<string, string> = {}, time
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (err += d));
     const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('exit', (code) => {
+    // 'exit' can come before the last stdout chunk is read: wait for 'close' (the pipes drained),
+    // or a short grace after 'exit' in case a process the verb started still holds them.
+    let done = false;
+    let grace: NodeJS.Timeout | undefined;
+    const finish = (code: number | null) => {
+      if (done) return;
+      done = true;
       clearTimeout(t);
+      clearTimeout(grace);
       let json: any = null;
       try {
         json = JSON.parse(out);
@@ -111,6 +118,8 @@ export function runSanbox(args: string[], env: Record<string, string> = {}, time
         /* not JSON */
       }
       resolve({ code, out, err, json });
-    });
+    };
+    p.on('exit', (code) => (grace = setTimeout(() => finish(code), 2000)));
+    p.on('close', (code) => finish(code));
   });
 }

@@ -70,7 +70,8 @@ function runTool(tool: string, args: string[], timeoutMs = TOOL_TIMEOUT_MS): Pro
       clearTimeout(t);
       reject(e);
     });
-    p.on('exit', (code, sig) => {
+    // 'close', not 'exit': the last output may still be in the pipes at 'exit'
+    p.on('close', (code, sig) => {
       clearTimeout(t);
       resolve({ code: code ?? (sig ? 128 : 1), out });
     });
