@@ -82,7 +82,7 @@ interface StatusJson {
   sps?: SpStatus[];
   /** Active disk faults (`sanbox fault disk`). */
   diskFaults?: Array<{ name: string; summary: string; injected: number; delayed: number }>;
-  /** Snapshots (single-process arrays). */
+  /** Snapshots. */
   snapshots?: Array<{ export: string; kind: string; state: string; created: string; usedBytes: number }>;
 }
 

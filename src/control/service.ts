@@ -5,16 +5,17 @@
 import { readFileSync } from 'node:fs';
 import { NbdServer } from '../nbd/index.js';
 import { ArrayError, StorageArray, formatSize, type ArrayEvent, type ArrayExport } from '../array/index.js';
-import { Chassis, type ChassisMirrorHooks, type SpsConfig } from '../array/chassis/index.js';
-import type { MirrorRole } from '../array/sp-process/index.js';
+import { Chassis, type SpsConfig } from '../array/chassis/index.js';
 import { BlockError, execIoOp, type BlockDevice } from '../block/index.js';
 import { ignoreOnClose } from '../errors/index.js';
 import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from '../replication/index.js';
-import { chassisMirrorStack, mirrorLunDevice, singleProcessStack } from '../stack/index.js';
+import { mirrorLunDevice, singleProcessStack } from '../stack/index.js';
 import type { SnapshotDefaults, SnapshotManager } from '../snapshot/index.js';
 import { openSnapshots, type SnapshotComposition } from './snapshots.js';
 import type { CloneManager } from '../clone/index.js';
 import { openClones } from './clones.js';
+import { imageBase } from './lun-base.js';
+import { ChassisLayers } from './chassis-layers.js';
 import { DiskFaultTable } from '../fault/index.js';
 import { chassisDiskFaults, DiskFaultControl, localDiskFaults } from './disk-faults.js';
 import { ControlServer, type NbdEndpoint } from './api.js';
@@ -46,7 +47,7 @@ export interface ArrayServiceConfig {
    * with. Present: the array runs the mirror driver.
    */
   remoteLink?: { bind: string; port: number; peers: PeerConfig[]; timers?: Partial<MirrorTimers> };
-  /** Snapshot store defaults for the array's LUNs (single-process arrays). */
+  /** Snapshot store defaults for the array's LUNs. */
   snapshots?: SnapshotDefaults;
 }
 
@@ -63,9 +64,9 @@ export interface RunningArray {
   mirrors?: MirrorNode;
   /** The LUNs' disk faults (what `/v1/luns/:lun/disk-fault` runs). */
   diskFaults: DiskFaultControl;
-  /** The array's snapshots (single-process arrays). */
+  /** The array's snapshots. */
   snapshots?: SnapshotManager;
-  /** The array's clones (single-process arrays). */
+  /** The array's clones. */
   clones?: CloneManager;
   nbd: NbdEndpoint;
   apiUrl: string | undefined;
@@ -160,10 +161,11 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
     const diskFaults = new DiskFaultTable();
     // Snapshots first: the mirror driver's I/O on a LUN crosses its copy-on-write layer too.
     let node: MirrorNode | undefined;
-    snaps = await openSnapshots(array, diskFaults, { defaults: cfg.snapshots, noSync: cfg.sync === false, mirrorGuard: (id) => node?.rollbackGuard(id) });
+    const base = imageBase(array, diskFaults);
+    snaps = await openSnapshots(array, base, { defaults: cfg.snapshots, noSync: cfg.sync === false, mirrorGuard: (id) => node?.rollbackGuard(id) });
     const snapshots = snaps.manager;
     // Clones next: a clone copies from a snapshot, and its layer is in every stack of its LUN.
-    const cloneManager = (clones = await openClones(array, diskFaults, snapshots, { noSync: cfg.sync === false }));
+    const cloneManager = (clones = await openClones(array, base, snapshots, { noSync: cfg.sync === false }));
     array.setGuard((lunId) => cloneManager.guard(lunId) ?? snapshots.guard(lunId));
     mirrors = await startMirrors(array, cfg, diskFaults, snapshots, cloneManager);
     node = mirrors;
@@ -238,122 +240,6 @@ export function spPorts(nbd: ArrayServiceConfig['nbd']): [number, number] {
   return nbd.port === 0 ? [0, 0] : [nbd.port, nbd.port + 1];
 }
 
-/** A two-SP array's LUNs as the mirror driver sees them: I/O on the current owner SP's cache. */
-function chassisLunProvider(array: StorageArray, chassis: Chassis): LunProvider {
-  return {
-    lun(ref) {
-      const l = array.getLun(ref);
-      const device = l ? chassis.lunDevice(l.id) : undefined;
-      return l && device ? { id: l.id, name: l.name, size: l.size, blockSize: l.blockSize, device } : undefined;
-    },
-  };
-}
-
-/**
- * How long a host write of a primary image waits for the chassis's mirror driver to run again
- * (it is down between a power failure and power-up), and how often it looks.
- */
-const MIRROR_DRIVER_WAIT_MS = 120_000;
-const MIRROR_DRIVER_POLL_MS = 20;
-
-/**
- * The mirror driver of a two-SP array: one MirrorNode in the chassis process (it outlives SP
- * crashes). Its LUN devices run on the owner SP's write cache (Chassis.lunDevice); the SPs send
- * host writes, trims, zeroes and flushes of primary images here (`hostIo`), where they run
- * through the replication layer; the SPs learn every LUN's role (primary: route writes here;
- * secondary: refuse host writes, and reads unless allowed) at start and on every change.
- */
-class ChassisMirrors {
-  node: MirrorNode | undefined;
-  private pushed: string | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private pushChain: Promise<void> = Promise.resolve();
-  chassis!: Chassis;
-
-  constructor(
-    private readonly array: StorageArray,
-    private readonly cfg: ArrayServiceConfig & { remoteLink: NonNullable<ArrayServiceConfig['remoteLink']> },
-  ) {}
-
-  readonly hooks: ChassisMirrorHooks = {
-    hostIo: async (lun, op, data, sender) => {
-      // Power lost: the driver is down until power returns. The request waits: the SP that
-      // sent it stops (and `sender` aborts: dropped, never applied late), or power comes back
-      // in the middle of the dump and it runs once the driver reopened.
-      const deadline = Date.now() + MIRROR_DRIVER_WAIT_MS;
-      while (!this.node || this.node.crashed) {
-        if (sender.aborted || Date.now() > deadline) throw new BlockError('EIO', `array ${this.array.name}: the mirror driver is not running`);
-        await new Promise((r) => setTimeout(r, MIRROR_DRIVER_POLL_MS));
-      }
-      const lower = this.chassis.lunDevice(lun);
-      if (!lower) throw new BlockError('EIO', `array ${this.array.name} has no online LUN ${lun}`);
-      // The replication layer over the owner's cache, for this sender: if it dies, the write
-      // still completes (its remote half may be out already), and later overlapping writes
-      // wait for it rather than be overtaken by it on a takeover (OwnerLunDevice.run).
-      return execIoOp(chassisMirrorStack({ array: this.array.name, lun: this.array.getLun(lun)?.name ?? lun }, lun, lower.withSignal(sender), this.node), op, data);
-    },
-    powerLost: async () => {
-      await this.node?.crash();
-    },
-    powerBack: async () => {
-      await this.node?.reopen();
-      await this.pushRoles(true);
-    },
-  };
-
-  async open(chassis: Chassis): Promise<MirrorNode> {
-    this.chassis = chassis;
-    const node = await MirrorNode.open({
-      array: this.cfg.name,
-      dir: this.cfg.dir,
-      luns: chassisLunProvider(this.array, chassis),
-      listen: { bind: this.cfg.remoteLink.bind, port: this.cfg.remoteLink.port },
-      peers: this.cfg.remoteLink.peers,
-      event: (type, details) => this.array.publish(type, details),
-      sync: this.cfg.sync,
-    });
-    this.node = node;
-    this.array.setGuard((lunId) => node.guard(lunId));
-    // Roles change with mirror and group events (created, joined, promoted, demoted, left,
-    // attributes, backfresh); they are looked at again after the event's own tick, and every
-    // second in case a change came without an event.
-    this.array.on('event', (ev: { type: string }) => {
-      if (ev.type.startsWith('mirror.') || ev.type.startsWith('group.') || ev.type === 'lun.created') setImmediate(() => void this.pushRoles(false));
-    });
-    this.timer = setInterval(() => void this.pushRoles(false), 1000);
-    this.timer.unref();
-    await this.pushRoles(true);
-    return node;
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-  }
-
-  private roles(node: MirrorNode): Record<string, MirrorRole> {
-    const roles: Record<string, MirrorRole> = {};
-    for (const l of this.array.listLuns()) {
-      const r = node.roleOf(l.id);
-      if (r) roles[String(l.id)] = { role: r.role, allowReads: r.allowReads, ...(r.offline ? { offline: true } : {}) };
-    }
-    return roles;
-  }
-
-  /** Tells the SPs the roles when they changed (or always: `force`), in order. */
-  pushRoles(force: boolean): Promise<void> {
-    const node = this.node;
-    if (!node || node.crashed) return this.pushChain;
-    const roles = this.roles(node);
-    const key = JSON.stringify(roles);
-    if (!force && key === this.pushed && this.chassis.mirrorRoleTable !== null) return this.pushChain;
-    this.pushed = key;
-    const run = () => this.chassis.setMirrorRoles(roles);
-    this.pushChain = this.pushChain.then(run, run);
-    return this.pushChain;
-  }
-}
-
 /**
  * A two-SP array: this process is the chassis (metadata, management API, power, battery,
  * ownership, and the mirror driver when the array has a remote link); it spawns SP A and SP B
@@ -368,11 +254,10 @@ export async function startChassisArray(
   const array = await StorageArray.open({ name: cfg.name, dir: cfg.dir, readOnly: cfg.readOnly, noSync: cfg.sync === false });
   let api: ControlServer | undefined;
   let chassis: Chassis | undefined;
-  let node: MirrorNode | undefined;
-  let mirrors: ChassisMirrors | undefined;
+  const layers = new ChassisLayers(array, cfg);
+  let opened = false;
   try {
     await provisionLuns(array, cfg.luns);
-    mirrors = cfg.remoteLink ? new ChassisMirrors(array, { ...cfg, remoteLink: cfg.remoteLink }) : undefined;
     chassis = new Chassis({
       array,
       spCommand,
@@ -380,13 +265,13 @@ export async function startChassisArray(
       sps: cfg.sps,
       readOnly: cfg.readOnly === true,
       log,
-      ...(mirrors ? { mirror: mirrors.hooks } : {}),
+      dataPath: layers.hooks,
     });
     array.attachSessions(chassis);
-    // With a mirror driver the SPs come up holding host I/O until they know the LUNs' roles.
+    // The SPs come up holding host I/O until they have the LUNs' routes (pushed by `layers.open`).
     await chassis.start();
-    node = mirrors ? await mirrors.open(chassis) : undefined;
-    const cm = mirrors;
+    await layers.open(chassis);
+    opened = true;
     const ch = chassis;
     const startedAt = new Date().toISOString();
     const faultControl = new DiskFaultControl(array, chassisDiskFaults(ch));
@@ -399,31 +284,34 @@ export async function startChassisArray(
         nbd: () => ch.endpoints(),
         info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...extraInfo() }),
         chassis: ch,
-        mirrors: node,
+        mirrors: layers.node,
         diskFaults: faultControl,
+        snapshots: layers.snapshots,
+        clones: layers.clones,
       });
     }
     const apiBound = api ? await api.listen() : undefined;
     let closing: Promise<void> | undefined;
     const eps = ch.endpoints();
-    const mn = node;
     return {
       array,
       nbdServer: undefined,
       chassis: ch,
       nbdAll: eps,
       api,
-      mirrors: mn,
+      mirrors: layers.node,
       diskFaults: faultControl,
+      snapshots: layers.snapshots,
+      clones: layers.clones,
       nbd: eps[0]!,
       apiUrl: apiBound?.url,
       close() {
         closing ??= (async () => {
           if (api) await ignoreOnClose(api.close(), 'stopping the array: closing the management API');
-          // SPs first: their last host writes and flushes still go through the mirror driver.
+          await ignoreOnClose(layers.stopCopies(), 'stopping the array: stopping the clone copies');
+          // SPs first: their last host writes and flushes still go through the chassis's layers.
           await ignoreOnClose(ch.close(), 'stopping the array: closing the chassis');
-          cm?.stop();
-          if (mn) await ignoreOnClose(mn.close(), 'stopping the array: closing the mirror driver');
+          await ignoreOnClose(layers.close(), 'stopping the array: closing the mirror driver and the snapshot stores');
           await array.close();
         })();
         return closing;
@@ -431,9 +319,9 @@ export async function startChassisArray(
     };
   } catch (e) {
     if (api) await ignoreOnClose(api.close(), 'cleaning up after a failed start: closing the management API');
+    if (opened) await ignoreOnClose(layers.stopCopies(), 'cleaning up after a failed start: stopping the clone copies');
     if (chassis) await ignoreOnClose(chassis.close(), 'cleaning up after a failed start: closing the chassis');
-    mirrors?.stop();
-    if (node) await ignoreOnClose(node.close(), 'cleaning up after a failed start: closing the mirror driver');
+    await ignoreOnClose(layers.close(), 'cleaning up after a failed start: closing the mirror driver and the snapshot stores');
     await ignoreOnClose(array.close(), 'cleaning up after a failed start: closing the array');
     throw e;
   }

@@ -1,20 +1,19 @@
 /**
- * The snapshots of a single-process array, composed with the rest of it: the manager over the
- * LUN table (each LUN's data below its host layers, behind its disk fault layer), the NBD
- * catalog that adds every snapshot as the export `LUN@SNAP` and hides a LUN being rolled back,
- * and the guard that keeps a LUN with snapshots from being deleted or grown.
+ * The snapshots of an array, composed with the rest of it: the manager over the LUN table (each
+ * LUN's data below its host layers: `base`), the NBD catalog of a single-process array that adds
+ * every snapshot as the export `LUN@SNAP` and hides a LUN being rolled back (a two-SP array's
+ * SPs do the same from their routes: `syncRoutes`), and the guard that keeps a LUN with
+ * snapshots from being deleted or grown.
  */
 import type { ArrayCatalog, ArrayExport, SessionControl, StorageArray } from '../array/index.js';
-import type { BlockDevice } from '../block/index.js';
-import type { DiskFaultTable } from '../fault/index.js';
 import { SnapshotManager, type SnapshotDefaults } from '../snapshot/index.js';
-import { overDisk } from '../stack/index.js';
+import type { LunBase } from './lun-base.js';
 
 export interface SnapshotComposition {
   manager: SnapshotManager;
-  /** The array's catalog plus the snapshot exports. */
+  /** The array's catalog plus the snapshot exports (what a single-process array's NBD server serves). */
   catalog: ArrayCatalog;
-  /** Hands the NBD server's session control to the manager (counts, disconnects). */
+  /** Hands the NBD sessions' control to the manager (counts, disconnects): the NBD server, or the chassis. */
   attachSessions(sessions: SessionControl): void;
 }
 
@@ -24,18 +23,10 @@ export interface SnapshotComposition {
  */
 export async function openSnapshots(
   array: StorageArray,
-  diskFaults: DiskFaultTable,
-  opts: { defaults?: SnapshotDefaults; noSync?: boolean; mirrorGuard?: (lunId: number) => string | undefined },
+  base: LunBase,
+  opts: { defaults?: SnapshotDefaults; noSync?: boolean; mirrorGuard?: (lunId: number) => string | undefined; syncRoutes?: (cutting?: number[]) => Promise<void> },
 ): Promise<SnapshotComposition> {
   let sessions: SessionControl | undefined;
-  const bases = new WeakMap<BlockDevice, BlockDevice>();
-  const base = (id: number): BlockDevice | undefined => {
-    const store = array.device(id);
-    if (!store) return undefined;
-    let d = bases.get(store);
-    if (!d) bases.set(store, (d = overDisk(store, diskFaults.state(id))));
-    return d;
-  };
   const manager = new SnapshotManager(
     array.dir,
     {
@@ -50,6 +41,7 @@ export async function openSnapshots(
         if (sessions) await sessions.disconnectExport(name);
       },
       event: (type, details) => array.publish(type, details),
+      ...(opts.syncRoutes ? { syncRoutes: opts.syncRoutes } : {}),
     },
     opts.defaults,
     opts.noSync,

@@ -180,7 +180,7 @@ export const SUPERVISOR_ARRAY_EVENTS = [
 ] as const;
 export const SITE_EVENTS = ['site.failed', 'site.restored'] as const;
 
-/** Snapshots (single-process arrays): created, deleted, invalidated by a full store, rollbacks. */
+/** Snapshots: created, deleted, invalidated by a full store, rollbacks. */
 export const SNAPSHOT_EVENTS = [
   'snapshot.created',
   'snapshot.deleted',
@@ -194,13 +194,14 @@ export const SNAPSHOT_EVENTS = [
   'snapshot.offline',
   'snapshot.metadata-repaired',
   'snapshot.store-cleanup-failed',
+  'snapshot.routes-failed',
   'snapshot.resync-protected',
   'snapshot.resync-unprotected',
   'snapshot.resync-protection-released',
   'snapshot.resync-protection-lost',
 ] as const;
 
-/** Clones (single-process arrays): created, copying, completed, failed, deleted. */
+/** Clones: created, copying, completed, failed, deleted. */
 export const CLONE_EVENTS = [
   'clone.created',
   'clone.resumed',

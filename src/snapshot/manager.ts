@@ -268,23 +268,48 @@ export class SnapshotManager {
         if (!set) throw new SnapshotError('not-found', `LUN ${lun.name} is not online`);
         sets.push(set);
       }
-      const ordered = [...sets].sort((a, b) => a.lun - b.lun);
-      const t0 = process.hrtime.bigint();
-      for (const s of ordered) await s.gate.hold();
-      let recs: SnapshotRecord[];
       try {
-        // The cut itself is in memory only, so new writes wait for no disk I/O.
-        recs = this.cut(luns, name, opts);
-        recs.forEach((r, i) => sets[i]!.add(r));
+        await this.routeThrough(luns.map((l) => l.id));
+        return await this.cutAndCommit(luns, sets, name, opts);
       } finally {
-        for (const s of ordered) s.gate.release();
+        await this.followRoutes();
       }
-      const pauseMs = Number(process.hrtime.bigint() - t0) / 1e6;
-      await this.commitCut(luns, sets, recs);
-      const views = recs.map((r, i) => this.view(luns[i]!, r));
-      for (const v of views) this.host.event('snapshot.created', { lun: v.lun, lunName: v.lunName, snapshot: v.name, seq: v.seq, kind: v.kind, export: v.export, pauseMs: round(pauseMs), ...(v.group ? { group: v.group } : {}), ...(v.groupSeq !== undefined ? { groupSeq: v.groupSeq } : {}) });
-      return { snapshots: views, pauseMs };
     });
+  }
+
+  /** Before a cut on a two-SP array: every change of these LUNs crosses this manager's layer. */
+  private async routeThrough(lunIds: number[]): Promise<void> {
+    try {
+      await this.host.syncRoutes?.(lunIds);
+    } catch (e) {
+      throw new SnapshotError('io', `cannot route the LUNs' writes through the snapshot layer: ${(e as Error).message}`);
+    }
+  }
+
+  /** After a change on a two-SP array: the SPs' routes and exports follow (an event if they cannot). */
+  private async followRoutes(): Promise<void> {
+    if (!this.host.syncRoutes) return;
+    await this.host.syncRoutes().catch((e: Error) => this.host.event('snapshot.routes-failed', { problem: e.message }));
+  }
+
+  /** Holds every gate, cuts in memory, releases, then saves the cut. */
+  private async cutAndCommit(luns: SnapshotLun[], sets: SnapshotSet[], name: string, opts: CreateSnapshotOptions): Promise<CreatedSnapshots> {
+    const ordered = [...sets].sort((a, b) => a.lun - b.lun);
+    const t0 = process.hrtime.bigint();
+    for (const s of ordered) await s.gate.hold();
+    let recs: SnapshotRecord[];
+    try {
+      // The cut itself is in memory only, so new writes wait for no disk I/O.
+      recs = this.cut(luns, name, opts);
+      recs.forEach((r, i) => sets[i]!.add(r));
+    } finally {
+      for (const s of ordered) s.gate.release();
+    }
+    const pauseMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    await this.commitCut(luns, sets, recs);
+    const views = recs.map((r, i) => this.view(luns[i]!, r));
+    for (const v of views) this.host.event('snapshot.created', { lun: v.lun, lunName: v.lunName, snapshot: v.name, seq: v.seq, kind: v.kind, export: v.export, pauseMs: round(pauseMs), ...(v.group ? { group: v.group } : {}), ...(v.groupSeq !== undefined ? { groupSeq: v.groupSeq } : {}) });
+    return { snapshots: views, pauseMs };
   }
 
   /** The records of a cut, added to the metadata in memory (the gates are held). */
@@ -348,6 +373,7 @@ export class SnapshotManager {
       if (sessions > 0) await this.host.disconnect(exp);
       const set = this.sets.get(lun.id);
       if (set?.store && rec.state === 'valid') await set.drop(rec.seq);
+      await this.followRoutes();
       this.host.event('snapshot.deleted', { lun: lun.id, lunName: lun.name, snapshot: name, seq: rec.seq, forced: sessions > 0 });
       return view;
     });
@@ -366,6 +392,7 @@ export class SnapshotManager {
     });
     const lun = this.host.lun(lunId);
     if (lun) await this.host.disconnect(snapshotExportName(lun.name, rec.name));
+    void this.followRoutes();
     this.host.event('snapshot.invalidated', { lun: lunId, lunName: lun?.name, snapshot: rec.name, seq, reason });
   }
 
@@ -416,6 +443,7 @@ export class SnapshotManager {
       await set.gate.hold();
       set.rollingBack = true;
       set.gate.release();
+      await this.followRoutes(); // two-SP arrays: the SPs hide the LUN and refuse its I/O
       await this.host.disconnect(lun.name);
       await this.runRollback(set, lun, rec, progress);
       return this.view(lun, rec);
@@ -449,6 +477,7 @@ export class SnapshotManager {
       });
     } finally {
       this.rollbacks.delete(lun.id);
+      await this.followRoutes();
     }
   }
 

@@ -107,6 +107,14 @@ export interface SnapshotHost {
   sessionCount(exportName: string): number;
   disconnect(exportName: string): Promise<void>;
   event(type: string, details: Record<string, unknown>): void;
+  /**
+   * Two-SP arrays, where hosts reach a LUN through SPs that serve it without this manager: makes
+   * the SPs' routes follow the snapshots (a LUN with snapshots sends its host changes through
+   * this manager's layer in the chassis, a LUN being rolled back is offline, every snapshot is an
+   * export) and resolves once they do. `cutting`: LUNs about to be snapshotted; their changes
+   * must cross the layer before the cut. Absent on single-process arrays (one stack per LUN).
+   */
+  syncRoutes?(cutting?: number[]): Promise<void>;
 }
 
 export interface SnapshotDefaults {

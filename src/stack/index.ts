@@ -27,14 +27,21 @@
  *          owner:    ─▶ WriteCache ─[hop]─▶ DiskFaultLayer ─▶ FileBackingStore ──▶ lunN.img
  *                       (write-back: the dirty page goes to the peer SP over CMI before the ack)
  *          forward:  ══CMI══▶ SP Y: LunRouter (owner) ─▶ WriteCache ─▶ ...
- *          a primary image's write, trim, zero or flush:
- *                    ══CMI host-io══▶ chassis: MirrorLayer ─[hop]─▶ OwnerLunDevice
+ *          what the LUN's route (HostRoutes, pushed by the chassis) sends to the chassis: a primary
+ *          image's writes, trims, zeroes and flushes; a LUN with snapshots: its changes; a clone
+ *          still copying: everything but flush:
+ *                    ══CMI host-io══▶ chassis: MirrorLayer ─▶ SnapshotLayer ─▶ CloneLayer ─[hop]─▶ OwnerLunDevice
  *                                       ══CMI cache-io══▶ owner SP: LunRouter.run ─▶ WriteCache ─▶ ...
  *                                     and MirrorLayer ══remote link══▶ secondary array
+ *          a snapshot export (LUN@SNAP) on an SP port: its reads ══CMI snapshot-io══▶ chassis:
+ *                    SnapshotDevice (saved regions from the store, the rest via OwnerLunDevice)
  *
  * So a host write to a mirrored LUN of a two-SP array crosses processes twice before its local
  * half is cached (SP ─▶ chassis ─▶ owner SP), plus once more when the owner mirrors the page to
- * its peer SP, while its remote half crosses the link to the secondary array.
+ * its peer SP, while its remote half crosses the link to the secondary array. The chassis's
+ * mirror driver does its own I/O on a LUN (secondary writes, resync) through the same snapshot
+ * and clone layers over OwnerLunDevice (chassisLun). A route that changes is drained: the SP
+ * answers the new routes once the direct requests admitted before them have ended.
  *
  * The DiskFaultLayer (src/fault/disk) sits directly over the image in both: it passes every
  * request through until the LUN is given a disk fault (`sanbox fault disk`), and then fails or
@@ -97,7 +104,7 @@ export function mirrorLunDevice(lunId: number, store: BlockDevice, fault: DiskFa
   return localLun(lunId, store, fault, snapshots, clones);
 }
 
-/** Single-process array: the LUN below the replication layer: image, disk fault layer, clone layer, snapshot layer. */
+/** The LUN below the replication layer: image (behind its disk fault layer, when given), clone layer, snapshot layer. */
 function localLun(lunId: number, store: BlockDevice, fault: DiskFaultState | undefined, snapshots?: SnapshotManager, clones?: CloneManager): BlockDevice {
   const disk = overDisk(store, fault);
   const copied = clones ? clones.layer(lunId, disk) : disk;
@@ -105,11 +112,18 @@ function localLun(lunId: number, store: BlockDevice, fault: DiskFaultState | und
 }
 
 /**
- * Chassis of a two-SP array: the replication layer a primary image's host write runs through,
- * over the LUN on its owner SP (`owner`: the chassis's OwnerLunDevice bound to the sending SP).
+ * Chassis of a two-SP array: what a host request an SP sends here runs through: the replication
+ * layer (arrays with a mirror driver) over the LUN's snapshot and clone layers, over the LUN on
+ * its owner SP (`owner`: the chassis's OwnerLunDevice bound to the sending SP).
  */
-export function chassisMirrorStack(n: LunName, lunId: number, owner: BlockDevice, mirrors: MirrorNode): BlockDevice {
-  return new MirrorLayer(mirrors.hostDataPath, lunId, checked(owner, { name: hopName(n, 'replication', 'owner SP') }));
+export function chassisHostStack(n: LunName, lunId: number, owner: BlockDevice, mirrors: MirrorNode | undefined, snapshots: SnapshotManager, clones: CloneManager): BlockDevice {
+  const local = chassisLun(lunId, checked(owner, { name: hopName(n, 'chassis', 'owner SP') }), snapshots, clones);
+  return mirrors ? new MirrorLayer(mirrors.hostDataPath, lunId, local) : local;
+}
+
+/** Chassis of a two-SP array: the LUN as its mirror driver does I/O on it: its snapshot and clone layers over the owner SP's cache. */
+export function chassisLun(lunId: number, owner: BlockDevice, snapshots: SnapshotManager, clones: CloneManager): BlockDevice {
+  return localLun(lunId, owner, undefined, snapshots, clones);
 }
 
 /** SP process: the LUN's image file, opened for this SP. */

@@ -91,14 +91,14 @@ describe('bad clone requests change nothing', () => {
     await refused({ name: 'c1', source: 'disk0' }, 409, 'read-only', /read-only: cannot create clones/);
   });
 
-  it('an array without clones (a two-SP array) answers 501 unsupported on every clone route', async () => {
+  it('an API server started without the array\'s clones answers 501 unsupported on every clone route', async () => {
     const arr = await StorageArray.open({ name: 'bravo', dir: join(root.path, 'bravo'), noSync: true });
     const srv = new ControlServer({ array: arr });
     const { url } = await srv.listen();
     try {
       const c = new ApiClient({ url });
       for (const call of [() => c.listClones(), () => c.createClone({ name: 'c1', source: 'disk0' }), () => c.getClone('c1'), () => c.setCloneRate('c1', '1M'), () => c.deleteClone('c1'), () => c.resumeClone('c1')]) {
-        await expect(call()).rejects.toMatchObject({ status: 501, code: 'unsupported', message: expect.stringMatching(/single-process arrays/) });
+        await expect(call()).rejects.toMatchObject({ status: 501, code: 'unsupported', message: expect.stringMatching(/without the array's clones/) });
       }
     } finally {
       await srv.close();

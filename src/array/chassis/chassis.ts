@@ -7,14 +7,14 @@
  * This class is the chassis's face; the parts live beside it: ./core.ts (shared state),
  * ./sp-supervisor.ts (the SP processes), ./power.ts with ./power-state.ts and ./battery.ts
  * (power and battery), ./takeover.ts (trespass, takeover, SP faults), ./restore.ts (bringing
- * booted SPs into service), ./mirror-channel.ts (the mirror driver's channels).
+ * booted SPs into service), ./mirror-channel.ts (the channels of the chassis's data path).
  */
 import { EventEmitter } from 'node:events';
 import { ignoreOnClose } from '../../errors/index.js';
 import type { StorageArray } from '../storage-array.js';
 import type { OwnershipTable, SpEvent, SpName, SpState } from '../sp/index.js';
-import type { MirrorRole, SpLunSpec } from '../sp-process/protocol.js';
-import type { ChassisOptions } from './config.js';
+import type { HostRoutes, SpLunSpec } from '../sp-process/protocol.js';
+import { ChassisError, type ChassisOptions } from './config.js';
 import { ChassisCore, type SpHandle } from './core.js';
 import { listenHostIo, lunDevice } from './mirror-channel.js';
 import type { OwnerLunDevice } from './owner-device.js';
@@ -27,7 +27,7 @@ import type { DiskFaultSpec, DiskFaultView } from '../../fault/index.js';
 /** The battery recharges in steps of this. */
 const RECHARGE_STEP_MS = 1000;
 /** Timeouts of commands to the SPs. */
-const MIRROR_ROLES_TIMEOUT_MS = 10_000;
+const ROUTES_TIMEOUT_MS = 10_000;
 const STATUS_TIMEOUT_MS = 2000;
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 /** After the shutdown command, an SP that has not exited within this is killed. */
@@ -150,30 +150,42 @@ export class Chassis extends EventEmitter {
     return new Map(this.core.diskFaults);
   }
 
-  // ---- mirroring: the mirror driver in this process (./mirror-channel.ts) ----
+  // ---- the data path in this process: mirror driver, snapshots, clones (./mirror-channel.ts) ----
 
   /**
-   * The device the mirror driver reads and writes a LUN through: the current owner SP's cache
-   * (so secondary writes are in the mirrored write cache before they are acknowledged, and the
-   * driver's reads see every write the hosts saw acknowledged).
+   * The device the chassis's data path reads and writes a LUN through: the current owner SP's
+   * cache (so its writes are in the mirrored write cache before they are acknowledged, and its
+   * reads see every write the hosts saw acknowledged).
    */
   lunDevice(id: number): OwnerLunDevice | undefined {
     return lunDevice(this.core, id);
   }
 
-  /** The LUNs' mirror roles (a LUN not listed is no image): kept, and pushed to every running SP. */
-  async setMirrorRoles(roles: Record<string, MirrorRole>): Promise<void> {
-    this.core.mirrorRoles = roles;
+  /**
+   * The LUNs' routes and the snapshot exports: kept (an SP that starts gets them in its init),
+   * and pushed to every running SP. Resolves once every running SP has taken them and drained
+   * the direct host requests the change reroutes; rejects (after an `sp.error` event) if one
+   * did not.
+   */
+  async setRoutes(routes: HostRoutes): Promise<void> {
+    this.core.routes = routes;
+    const failures: string[] = [];
     await Promise.all(
       this.core
         .both()
         .filter((h) => h.proc)
-        .map((h) => cmd(h, 'mirror-roles', { roles }, MIRROR_ROLES_TIMEOUT_MS).catch((e: unknown) => this.publish('sp.error', { sp: h.name, problem: `mirror roles: ${(e as Error).message}` }))),
+        .map((h) =>
+          cmd(h, 'routes', { routes }, ROUTES_TIMEOUT_MS).catch((e: unknown) => {
+            failures.push(`SP ${h.name}: ${(e as Error).message}`);
+            this.publish('sp.error', { sp: h.name, problem: `routes: ${(e as Error).message}` });
+          }),
+        ),
     );
+    if (failures.length) throw new ChassisError('sp-error', 503, `the SPs did not all take the new LUN routes: ${failures.join('; ')}`);
   }
 
-  get mirrorRoleTable(): Record<string, MirrorRole> | null {
-    return this.core.mirrorRoles;
+  get routeTable(): HostRoutes | null {
+    return this.core.routes;
   }
 
   // ---- SessionControl for the StorageArray (delete refuses with sessions open) ----
@@ -197,7 +209,7 @@ export class Chassis extends EventEmitter {
       this.ownership.addLun(id, this.core.defaultOwnerOf(id, l.name));
       const owner = this.ownership.owner(id);
       const spec: SpLunSpec = { id, name: l.name, size: l.size, blockSize: l.blockSize, imagePath: l.imagePath };
-      await this.toUpSps('lun-add', { lun: spec, owner }, `adding LUN ${id}`);
+      await this.toUpSps('lun-add', { lun: spec, owner, route: this.core.opts.dataPath.routeOf(id) ?? null }, `adding LUN ${id}`);
     });
   }
 
@@ -316,7 +328,7 @@ export class Chassis extends EventEmitter {
         if (h.life.state === 'up') h.life.apply('shutdown' as SpEvent);
       }),
     );
-    // Only now: the SPs' last host flushes went through the mirror driver.
+    // Only now: the SPs' last host flushes went through the chassis's data path.
     if (core.hostIoServer) await ignoreOnClose(core.hostIoServer.close(), 'closing the chassis: closing the host-I/O server');
     core.hostIoServer = null;
   }

@@ -1,7 +1,7 @@
 /** Configuration, options and errors of a chassis (see ./chassis.ts). */
 import type { StorageArray } from '../storage-array.js';
 import { DEFAULT_BATTERY_THRESHOLDS, type BatteryThresholds, type FailbackPolicy, type SpName } from '../sp/index.js';
-import type { SpCacheConfig } from '../sp-process/protocol.js';
+import type { LunRoute, SpCacheConfig } from '../sp-process/protocol.js';
 import type { IoOp, IoResult } from '../../block/index.js';
 
 export interface SpsConfig {
@@ -41,17 +41,22 @@ export class ChassisError extends Error {
 }
 
 /**
- * The mirror driver running in the chassis process (src/control/service.ts wires a MirrorNode
- * in; the array layer knows nothing of replication).
+ * The chassis's data path: the layers of a LUN that run in the chassis process (the mirror
+ * driver, snapshots, clones; src/control wires them in: the array layer knows none of them).
+ * The SPs send it what each LUN's route says (see HostRoutes).
  */
-export interface ChassisMirrorHooks {
+export interface ChassisDataPath {
   /**
-   * A host write/trim/zero/flush of a primary mirror image, received by an SP. `sender` aborts
-   * when that SP's channel ends (it died): nobody waits for the request any more (see
-   * OwnerLunDevice.run for what that changes).
+   * A host request an SP received and the LUN's route sends here. `sender` aborts when that
+   * SP's channel ends (it died): nobody waits for the request any more (see OwnerLunDevice.run
+   * for what that changes).
    */
   hostIo(lun: number, op: IoOp, data: Buffer | undefined, sender: AbortSignal): Promise<IoResult>;
-  /** The whole array is losing power: the driver must behave as if the array crashed. */
+  /** A read or block status of a snapshot export served on an SP's port. */
+  snapshotIo(exportName: string, op: IoOp): Promise<IoResult>;
+  /** The route of a LUN being added (so that its first host request already follows it). */
+  routeOf(lun: number): LunRoute | undefined;
+  /** The whole array is losing power: the mirror driver must behave as if the array crashed. */
   powerLost(): Promise<void>;
   /** Power is back and both SPs serve (also when power returned in the middle of the dump). */
   powerBack(): Promise<void>;
@@ -66,6 +71,5 @@ export interface ChassisOptions {
   readOnly: boolean;
   /** Lines of the SP processes' stderr. */
   log?: (line: string) => void;
-  /** The array runs a mirror driver in this process. */
-  mirror?: ChassisMirrorHooks;
+  dataPath: ChassisDataPath;
 }

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { StorageArray } from '../storage-array.js';
 import type { CmiClient, CmiServer } from '../cmi/index.js';
 import { OwnershipTable, SpLifecycle, type SpName } from '../sp/index.js';
-import type { MirrorRole, SpLunSpec } from '../sp-process/protocol.js';
+import type { HostRoutes, SpLunSpec } from '../sp-process/protocol.js';
 import { SerialQueue } from '../../serial/index.js';
 import type { DiskFaultSpec } from '../../fault/index.js';
 import { Battery } from './battery.js';
@@ -51,10 +51,10 @@ export class ChassisCore {
   closing = false;
   lastTakeover: Record<string, unknown> | null = null;
   takeoverWaiters: ((r: Record<string, unknown>) => void)[] = [];
-  /** Mirroring: the SPs' channel to the mirror driver (host writes of primary images). */
+  /** The SPs' channel to the chassis's data path (what the LUNs' routes send here). */
   hostIoServer: CmiServer | null = null;
-  /** Mirroring: every LUN's role as last told to the SPs; null: not known (yet, or power was lost). */
-  mirrorRoles: Record<string, MirrorRole> | null = null;
+  /** Every LUN's route as last told to the SPs; null: not known (yet, or power was lost). */
+  routes: HostRoutes | null = null;
   readonly devices = new Map<number, OwnerLunDevice>();
   /** Active disk faults by LUN id: given to both SPs, and to an SP again at every start. */
   readonly diskFaults = new Map<number, DiskFaultSpec>();

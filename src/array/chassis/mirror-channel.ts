@@ -1,12 +1,13 @@
 /**
- * The channels between the SPs and a mirror driver running in the chassis process: the
- * chassis's channel to each SP's caches (`cache-io`, what the driver reads and writes a LUN
- * through) and the SPs' channel to the driver (`host-io`, host writes of primary images).
+ * The channels between the SPs and the chassis's data path (mirror driver, snapshots, clones):
+ * the chassis's channel to each SP's caches (`cache-io`, what the data path reads and writes a
+ * LUN through) and the SPs' channel to the data path (`host-io`: what a LUN's route sends there;
+ * `snapshot-io`: reads of snapshot exports).
  */
 import { CmiClient, CmiError, CmiServer } from '../cmi/index.js';
 import type { SpName } from '../sp/index.js';
 import { chassisSocketPath, spChassisSocketPath } from '../sp-process/protocol.js';
-import { parseIoOp } from '../../block/index.js';
+import { parseIoOp, type IoResult } from '../../block/index.js';
 import type { ChassisCore, SpHandle } from './core.js';
 import { OwnerLunDevice } from './owner-device.js';
 
@@ -28,17 +29,19 @@ export async function connectIo(core: ChassisCore, h: SpHandle): Promise<void> {
   });
 }
 
-/** Listens for the SPs' host I/O on primary images and hands it to the mirror driver. */
+/** Listens for the SPs' requests to the data path and hands them to it. */
 export async function listenHostIo(core: ChassisCore): Promise<void> {
-  const hooks = core.opts.mirror;
-  if (!hooks || core.hostIoServer) return;
+  const hooks = core.opts.dataPath;
+  if (core.hostIoServer) return;
   const server = new CmiServer(chassisSocketPath(core.array.dir), {
     array: core.array.name,
     expectFrom: ['A', 'B'],
     handler: async (req, ctx) => {
-      if (req.op !== 'host-io') throw new CmiError('unknown-op', `unknown chassis operation ${req.op}`);
       const io = parseIoOp(req.args);
-      const r = await hooks.hostIo(Number(req.args.lun), io, io.op === 'write' ? req.bin : undefined, ctx.signal);
+      let r: IoResult;
+      if (req.op === 'host-io') r = await hooks.hostIo(Number(req.args.lun), io, io.op === 'write' ? req.bin : undefined, ctx.signal);
+      else if (req.op === 'snapshot-io') r = await hooks.snapshotIo(String(req.args.export), io);
+      else throw new CmiError('unknown-op', `unknown chassis operation ${req.op}`);
       return { result: r.extents ? { extents: r.extents } : {}, bin: r.data };
     },
   });
@@ -48,9 +51,9 @@ export async function listenHostIo(core: ChassisCore): Promise<void> {
 }
 
 /**
- * The device the mirror driver reads and writes a LUN through: the current owner SP's cache
- * (so secondary writes are in the mirrored write cache before they are acknowledged, and the
- * driver's reads see every write the hosts saw acknowledged).
+ * The device the chassis's data path reads and writes a LUN through: the current owner SP's
+ * cache (so its writes are in the mirrored write cache before they are acknowledged, and its
+ * reads see every write the hosts saw acknowledged).
  */
 export function lunDevice(core: ChassisCore, id: number): OwnerLunDevice | undefined {
   const l = core.array.getLun(id);

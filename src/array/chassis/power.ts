@@ -79,9 +79,8 @@ async function failAndDump(core: ChassisCore): Promise<Record<string, unknown>> 
   // while the SPs hold host I/O and dump. Its I/O in flight on the SPs' caches ends with
   // them (power off) or goes on (power back mid-dump). The SPs of the next power-up wait
   // for the roles it finds when it reopens.
-  const mirror = core.opts.mirror;
-  if (mirror) core.mirrorRoles = null;
-  const lost = mirror ? mirror.powerLost().catch((e: unknown) => core.publish('sp.error', { problem: `mirror driver at power loss: ${(e as Error).message}` })) : Promise.resolve();
+  core.routes = null;
+  const lost = core.opts.dataPath.powerLost().catch((e: unknown) => core.publish('sp.error', { problem: `mirror driver at power loss: ${(e as Error).message}` }));
   const results = await Promise.all(core.both().map((h) => spPowerFail(core, h, holdUpMs)));
   if (results.some((r) => (r as { aborted?: boolean }).aborted)) {
     core.applyPower('power-restore');
@@ -126,8 +125,8 @@ async function spPowerFail(core: ChassisCore, h: SpHandle, holdUpMs: number): Pr
 }
 
 async function mirrorPowerBack(core: ChassisCore): Promise<void> {
-  if (!core.opts.mirror || core.power !== 'on') return;
-  await core.opts.mirror.powerBack().catch((e: unknown) => core.publish('sp.error', { problem: `mirror driver at power restore: ${(e as Error).message}` }));
+  if (core.power !== 'on') return;
+  await core.opts.dataPath.powerBack().catch((e: unknown) => core.publish('sp.error', { problem: `mirror driver at power restore: ${(e as Error).message}` }));
 }
 
 export function powerRestore(core: ChassisCore): Promise<unknown> {

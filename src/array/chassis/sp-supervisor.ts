@@ -33,7 +33,6 @@ export function spawnSp(core: ChassisCore, h: SpHandle): Promise<void> {
       resolve();
     });
   });
-  const mirror = core.opts.mirror;
   const init: SpInit = {
     sp: h.name,
     array: core.array.name,
@@ -44,10 +43,10 @@ export function spawnSp(core: ChassisCore, h: SpHandle): Promise<void> {
     cache: core.opts.sps.cache,
     battery: core.battery.view(),
     readOnly: core.opts.readOnly,
-    ...(mirror ? { mirror: { socket: chassisSocketPath(core.array.dir), roles: core.mirrorRoles } } : {}),
+    chassisPath: { socket: chassisSocketPath(core.array.dir), routes: core.routes },
     diskFaults: [...core.diskFaults].map(([lun, spec]) => ({ lun, spec })),
   };
-  return send(h, { type: 'init', init }).then(() => (mirror ? connectIo(core, h) : undefined));
+  return send(h, { type: 'init', init }).then(() => connectIo(core, h));
 }
 
 function onMessage(core: ChassisCore, h: SpHandle, raw: unknown): void {

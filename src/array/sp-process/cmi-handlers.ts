@@ -1,14 +1,14 @@
 /**
  * The SP's CMI traffic: the handlers of its two servers (the peer SP's mirror updates and
- * forwarded host I/O; the chassis's `cache-io` when a mirror driver runs there) and the client
- * side (forwarding host I/O to the owner SP, host writes of primary images to the driver).
+ * forwarded host I/O; the chassis's `cache-io`) and the client side (forwarding host I/O to the
+ * owner SP; what a LUN's route sends to the chassis's data path, and snapshot exports' reads).
  * Nothing is accepted while the SP is in a power failure.
  */
 import { CmiClient, CmiError, decodeMirrorPages, decodePageRefs } from '../cmi/index.js';
 import type { SpCore } from './core.js';
-import type { MirrorRole } from './protocol.js';
+import type { HostRoutes } from './protocol.js';
 import { parseIoOp, type IoOp, type IoResult } from '../../block/index.js';
-import type { MirrorState } from './router.js';
+import type { RouteEntry } from './router.js';
 
 type Reply = { result?: Record<string, unknown>; bin?: Buffer };
 
@@ -40,7 +40,7 @@ export function onPeerCmi(core: SpCore, op: string, args: Record<string, unknown
   }
 }
 
-/** The chassis's mirror driver reads and writes this SP's cache of a LUN it owns. */
+/** The chassis's data path (mirror driver, snapshots, clones) reads and writes this SP's cache of a LUN it owns. */
 export function onChassisIo(core: SpCore, op: string, args: Record<string, unknown>, bin: Buffer): Promise<Reply | void> {
   if (core.powerFailing) throw new CmiError('power-fail', `SP ${core.sp} lost power`);
   if (op !== 'cache-io') throw new CmiError('unknown-op', `unknown chassis operation ${op}`);
@@ -70,18 +70,23 @@ export async function forward(core: SpCore, lun: number, op: IoOp, data: Buffer 
   return fromReply(op, await c.call('io', { lun, ...op }, data));
 }
 
-/** A host write/trim/zero/flush of a primary image: the chassis's mirror driver runs it. */
-export async function toMirrorDriver(core: SpCore, lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult> {
+/** A host request the LUN's route sends to the chassis: its data path runs it. */
+export async function toChassis(core: SpCore, lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult> {
   const c = await chassisConn(core);
   return fromReply(op, await c.call('host-io', { lun, ...op }, data));
 }
 
-/** The channel to the chassis's mirror driver; losing it outside a shutdown means the chassis died. */
+/** A read or block status of a snapshot export: the chassis reads the snapshot. */
+export async function snapshotIo(core: SpCore, exportName: string, op: IoOp): Promise<IoResult> {
+  const c = await chassisConn(core);
+  return fromReply(op, await c.call('snapshot-io', { export: exportName, ...op }));
+}
+
+/** The channel to the chassis's data path; losing it outside a shutdown means the chassis died. */
 function chassisConn(core: SpCore): Promise<CmiClient> {
   const have = core.chassisClient;
   if (have) return have;
-  const socket = core.init.mirror?.socket;
-  if (!socket) return Promise.reject(new CmiError('peer-gone', `SP ${core.sp}: the array has no mirror driver`));
+  const socket = core.init.chassisPath.socket;
   const lost = (): void => {
     if (core.chassisClient === p) core.chassisClient = null;
     if (!core.shuttingDown) core.chassisLost = true;
@@ -96,15 +101,26 @@ function chassisConn(core: SpCore): Promise<CmiClient> {
   return p;
 }
 
-// ---- mirror roles ----
+// ---- routes ----
 
-export function mirrorStateOf(core: SpCore, lun: number): MirrorState {
-  if (core.mirrorRoles === undefined) return null;
-  if (core.mirrorRoles === null) return 'pending';
-  return core.mirrorRoles[String(lun)] ?? null;
+export function routeOf(core: SpCore, lun: number): RouteEntry {
+  if (core.routes === null) return 'pending';
+  return core.routes.luns[String(lun)] ?? null;
 }
 
-export function setMirrorRoles(core: SpCore, roles: Record<string, MirrorRole>): void {
-  core.mirrorRoles = roles;
-  for (const l of core.luns.values()) l.router.setMirror(mirrorStateOf(core, l.spec.id));
+/**
+ * Takes the chassis's new routes and answers once every direct host request of a LUN whose
+ * route changed, admitted before the change, has ended (so that nothing the chassis's data path
+ * must see, such as a write after a snapshot's cut, gets past it).
+ */
+export async function setRoutes(core: SpCore, routes: HostRoutes): Promise<void> {
+  core.routes = routes;
+  const drains: Promise<void>[] = [];
+  for (const l of core.luns.values()) {
+    const next = routeOf(core, l.spec.id);
+    if (JSON.stringify(next) === JSON.stringify(l.router.route)) continue;
+    l.router.setRoute(next);
+    drains.push(l.router.directDrained());
+  }
+  await Promise.all(drains);
 }

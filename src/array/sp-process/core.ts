@@ -13,7 +13,7 @@ import { inPowerFailure, SpLifecycle, type CacheModeDecision } from '../sp/index
 import { Vault } from '../vault/index.js';
 import { DiskFaultTable } from '../../fault/index.js';
 import { Markers } from './markers.js';
-import { markerPath, vaultDir, type BatteryView, type MirrorRole, type SpInit, type SpLunSpec } from './protocol.js';
+import { markerPath, vaultDir, type BatteryView, type HostRoutes, type SpInit, type SpLunSpec } from './protocol.js';
 import type { LunRouter } from './router.js';
 
 /** One LUN on this SP: its stack (image file, cache when owned, router the NBD export names). */
@@ -45,12 +45,12 @@ export class SpCore {
   /** The CMI connection to the peer SP. */
   client: CmiClient | null = null;
   peerWanted = false;
-  /** Mirroring (the driver runs in the chassis): the chassis's I/O on this SP's caches. */
+  /** The chassis's data path (mirror driver, snapshots, clones): its I/O on this SP's caches. */
   chassisServer: CmiServer | null = null;
-  /** ...and this SP's channel to the driver for host writes of primary images. */
+  /** ...and this SP's channel to it for what the LUNs' routes send there. */
   chassisClient: Promise<CmiClient> | null = null;
-  /** Every LUN's mirror role; null: not known yet; undefined: the array has no mirror driver. */
-  mirrorRoles: Record<string, MirrorRole> | null | undefined;
+  /** Every LUN's route and the snapshot exports; null: not known yet. */
+  routes: HostRoutes | null;
   /** The chassis's host-I/O channel ended outside a shutdown: the chassis died, this process stops. */
   chassisLost = false;
   shuttingDown = false;
@@ -75,7 +75,7 @@ export class SpCore {
     this.vault = new Vault(vaultDir(init.dir, this.sp), this.sp);
     this.markers = new Markers(markerPath(init.dir, this.sp), (problem) => this.event('sp.error', { problem }));
     this.battery = init.battery;
-    this.mirrorRoles = init.mirror ? init.mirror.roles : undefined;
+    this.routes = init.chassisPath.routes;
     for (const f of init.diskFaults ?? []) this.diskFaults.set(f.lun, f.spec);
   }
 

@@ -4,5 +4,5 @@
  */
 export { SpProcess, runSpProcess } from './sp.js';
 export { readMarkers } from './markers.js';
-export { LunRouter, type RouteState, type MirrorState } from './router.js';
+export { LunRouter, type RouteState, type RouteEntry } from './router.js';
 export * from './protocol.js';

@@ -4,13 +4,13 @@
  *
  *   NBD export -[hop]-> LunRouter --owner------> WriteCache -[hop]-> DiskFaultLayer -> FileBackingStore (image file)
  *                           |--forward--> CMI to the owner SP (its LunRouter.hostRun)
- *                           '--mirrored-> the chassis's mirror driver (host writes of primary images)
+ *                           '--chassis--> the chassis's data path (what the LUN's route sends there)
  *
  * The WriteCache exists only while this SP owns the LUN (`SpLun.newCache`).
  */
 import type { WriteCache } from '../cache/index.js';
 import { openSpStore, spRouter, spWriteCache } from '../../stack/index.js';
-import { forward, mirrorStateOf, toMirrorDriver } from './cmi-handlers.js';
+import { forward, routeOf, toChassis } from './cmi-handlers.js';
 import type { SpCore, SpLun } from './core.js';
 import type { SpLunSpec } from './protocol.js';
 import { BlockError, execIoOp, type IoOp, type IoResult } from '../../block/index.js';
@@ -32,12 +32,12 @@ export async function buildLunStack(core: SpCore, spec: SpLunSpec, initial: Rout
     {
       execLocal: (lun, op, data) => execLocal(core, lun, op, data),
       forward: (lun, op, data) => forward(core, lun, op, data),
-      mirrored: (lun, op, data) => toMirrorDriver(core, lun, op, data),
+      toChassis: (lun, op, data) => toChassis(core, lun, op, data),
       powerFailing: () => core.powerFailing || core.chassisLost,
     },
     initial,
   );
-  router.setMirror(mirrorStateOf(core, spec.id));
+  router.setRoute(routeOf(core, spec.id));
   const newCache = (): WriteCache =>
     spWriteCache(name, store, {
       lun: spec.id,

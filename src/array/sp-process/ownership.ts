@@ -8,6 +8,8 @@ import type { SpEvent } from '../sp/index.js';
 import { formatSize } from '../size.js';
 import { applyMode, disconnectPeer, reevaluate } from './cache-mode.js';
 import type { SpCore, SpLun } from './core.js';
+import { routeOf } from './cmi-handlers.js';
+import { snapshotExportDevice } from './snapshot-export.js';
 
 /** Routes every LUN (owned, forwarded or cache dirty), starts the NBD server, and is up. */
 export async function serve(core: SpCore, owned: number[], cacheDirty: Record<string, string>): Promise<unknown> {
@@ -33,7 +35,12 @@ export async function serve(core: SpCore, owned: number[], cacheDirty: Record<st
 }
 
 function catalog(core: SpCore): ExportCatalog {
-  const online = () => [...core.luns.values()].sort((a, b) => a.spec.id - b.spec.id);
+  // A LUN being rolled back is offline to hosts: not listed, not found.
+  const offline = (lun: number): boolean => {
+    const r = routeOf(core, lun);
+    return r !== null && r !== 'pending' && r.offline !== undefined;
+  };
+  const online = () => [...core.luns.values()].filter((l) => !offline(l.spec.id)).sort((a, b) => a.spec.id - b.spec.id);
   const toExport = (l: SpLun): NbdExport => {
     const s = l.router.state;
     const path =
@@ -44,12 +51,17 @@ function catalog(core: SpCore): ExportCatalog {
           : `SP ${core.sp}: non-optimized path (forwarded over CMI to the owner SP ${core.peer})`;
     return { name: l.spec.name, description: `sanbox array ${core.init.array} LUN ${l.spec.id} (${formatSize(l.spec.size)}) via ${path}`, device: l.host, readOnly: core.init.readOnly };
   };
+  const snapshots = (): NbdExport[] =>
+    (core.routes?.snapshots ?? [])
+      .filter((x) => !offline(x.lun))
+      .map((x) => ({ name: x.name, description: x.description, device: snapshotExportDevice(core, x), readOnly: true }));
   return {
     lookup: (name) => {
+      if (name.includes('@')) return snapshots().find((x) => x.name === name);
       const l = name === '' ? online()[0] : online().find((x) => x.spec.name === name);
       return l ? toExport(l) : undefined;
     },
-    list: () => online().map(toExport),
+    list: () => [...online().map(toExport), ...snapshots()],
   };
 }
 

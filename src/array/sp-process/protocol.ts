@@ -7,10 +7,13 @@
  * Files of SP X under the array directory: `sp-X/vault/` (two vault copies + consumed record),
  * `sp-X/dirty-luns.json` (LUNs that may hold dirty cache: written before the first write-back
  * write of a LUN is acknowledged, cleared lazily once its cache is clean), `sp-X/cmi.sock`;
- * with a mirror driver also `sp-X/chassis-io.sock` (chassis -> SP) and `chassis.sock` (SP -> chassis).
+ * `sp-X/chassis-io.sock` (chassis -> SP) and `chassis.sock` (SP -> chassis).
  *
- * Mirroring (the mirror driver runs in the chassis): chassis -> SP command `mirror-roles {roles}`
- * sets every LUN's MirrorRole (init carries the first ones, or null: wait for them).
+ * The chassis's data path (the mirror driver, snapshots and clones run in the chassis): chassis
+ * -> SP command `routes {routes: HostRoutes}` sets every LUN's route and the snapshot exports
+ * (init carries the first ones, or null: host I/O waits for them). The SP answers once every
+ * direct host request of a LUN whose route changed, admitted before the change, has ended: after
+ * the answer, nothing the chassis must see gets past it.
  *
  * Disk faults: chassis -> SP command `disk-fault {action: 'set', lun, spec} | {action: 'clear',
  * lun} | {action: 'list'}` answers `{faults: DiskFaultView[]}` (this SP's counters).
@@ -54,14 +57,45 @@ export interface MirrorRole {
 }
 
 /**
- * Arrays with a mirror driver (in the chassis process): where the SP sends host writes of
- * primary images, and every LUN's role (`roles` null: not known yet; host I/O waits for it).
+ * How one LUN's host I/O runs on the SPs, as the chassis says. A LUN absent from the table has
+ * nothing in the chassis's data path: every request goes to the owner's cache directly.
  */
-export interface SpMirrorInit {
-  /** The chassis's host-I/O CMI socket (op `host-io`). */
+export interface LunRoute {
+  /** The LUN's role in a remote mirror (absent: no mirror image). */
+  mirror?: MirrorRole;
+  /**
+   * Which host requests cross the chassis for the LUN's own layers there: `writes` (the LUN has
+   * snapshots: copy-on-write before a change) or `all` (a clone still copying: reads of regions
+   * not copied yet come from its source).
+   */
+  through?: 'writes' | 'all';
+  /** The LUN is offline to hosts (rolled back to a snapshot): not listed, every request refused. */
+  offline?: string;
+}
+
+/** A snapshot served as the read-only NBD export `LUN@SNAP` (its data read through the chassis). */
+export interface SnapshotExportSpec {
+  name: string;
+  lun: number;
+  size: number;
+  blockSize: number;
+  description: string;
+}
+
+export interface HostRoutes {
+  /** LUN id -> route. */
+  luns: Record<string, LunRoute>;
+  snapshots: SnapshotExportSpec[];
+}
+
+/**
+ * The chassis's data path: where the SP sends the host requests a LUN's route sends there (ops
+ * `host-io`, `snapshot-io`), and the first routes (`routes` null: not known yet; host I/O waits).
+ */
+export interface SpChassisPathInit {
+  /** The chassis's host-I/O CMI socket. */
   socket: string;
-  /** LUN id -> role; a LUN not listed is no mirror image. */
-  roles: Record<string, MirrorRole> | null;
+  routes: HostRoutes | null;
 }
 
 export interface SpInit {
@@ -74,7 +108,7 @@ export interface SpInit {
   cache: SpCacheConfig;
   battery: BatteryView;
   readOnly: boolean;
-  mirror?: SpMirrorInit;
+  chassisPath: SpChassisPathInit;
   /** The array's active disk faults (a restarted SP gets them again); command `disk-fault` changes them. */
   diskFaults?: { lun: number; spec: DiskFaultSpec }[];
 }
@@ -94,11 +128,11 @@ export function markerPath(arrayDir: string, sp: string): string {
 export function cmiSocketPath(arrayDir: string, sp: string): string {
   return socketPath(join(spDir(arrayDir, sp), 'cmi.sock'), (h) => `sanbox-cmi-${h}-${sp}.sock`, arrayDir);
 }
-/** SP X's server for the chassis (op `cache-io`: the mirror driver's I/O on the owner's cache). */
+/** SP X's server for the chassis (op `cache-io`: the chassis's I/O on the owner's cache). */
 export function spChassisSocketPath(arrayDir: string, sp: string): string {
   return socketPath(join(spDir(arrayDir, sp), 'chassis-io.sock'), (h) => `sanbox-io-${h}-${sp}.sock`, arrayDir);
 }
-/** The chassis's server for the SPs (op `host-io`: host writes of primary mirror images). */
+/** The chassis's server for the SPs (ops `host-io`, `snapshot-io`: what the routes send to the chassis). */
 export function chassisSocketPath(arrayDir: string): string {
   return socketPath(join(arrayDir, 'chassis.sock'), (h) => `sanbox-chassis-${h}.sock`, arrayDir);
 }

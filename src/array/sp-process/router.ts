@@ -1,6 +1,6 @@
-import { admitHostIo, BlockError, OpDevice, type DeviceCapabilities, type IoOp, type IoResult } from '../../block/index.js';
+import { admitHostIo, BlockError, modifiesData, OpDevice, type DeviceCapabilities, type IoOp, type IoOpKind, type IoResult } from '../../block/index.js';
 import { CmiError } from '../cmi/index.js';
-import type { MirrorRole } from './protocol.js';
+import type { LunRoute } from './protocol.js';
 
 /**
  * Where a LUN's I/O goes on one SP:
@@ -16,8 +16,8 @@ export interface RouterHost {
   execLocal(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
   /** Forwards an op to the peer SP; rejects with CmiError 'not-owner' / 'peer-gone'. */
   forward(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
-  /** Sends a host write/trim/zero/flush of a primary mirror image to the chassis's mirror driver. */
-  mirrored?(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
+  /** Sends a host request the LUN's route sends to the chassis's data path there. */
+  toChassis(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
   /**
    * The SP lost power, or the chassis is gone (the array lost power with no hold-up): a request
    * that fails now is not answered (the process is about to stop).
@@ -26,11 +26,16 @@ export interface RouterHost {
 }
 
 /**
- * The LUN's role in a remote mirror on this SP: null (no mirror image: the SP serves alone),
- * a MirrorRole, or 'pending' (the array runs a mirror driver whose roles are not known yet:
- * host I/O waits).
+ * The LUN's route on this SP: null (nothing in the chassis's data path: the SP serves alone),
+ * a LunRoute, or 'pending' (the chassis has not said yet: host I/O waits).
  */
-export type MirrorState = MirrorRole | null | 'pending';
+export type RouteEntry = LunRoute | null | 'pending';
+
+/** Whether the LUN's own layers in the chassis (snapshots, clone) must see `op`. */
+function crossesChassis(through: LunRoute['through'], op: IoOpKind): boolean {
+  if (through === 'all') return op !== 'flush';
+  return through === 'writes' && modifiesData(op);
+}
 
 const RETRY_DEADLINE_MS = 60_000;
 
@@ -43,7 +48,11 @@ export class LunRouter extends OpDevice {
   protected readonly label: string;
   readonly capabilities: DeviceCapabilities;
   private stateValue: RouteState;
-  private mirrorValue: MirrorState = null;
+  private routeValue: RouteEntry = null;
+  /** Direct host requests running, by the route epoch they were admitted in (see directDrained). */
+  private routeEpoch = 0;
+  private readonly directRunning = new Map<number, number>();
+  private drainWaiters: Array<{ before: number; done: () => void }> = [];
   private waiters: (() => void)[] = [];
   private inflightCount = 0;
   private idleWaiters: (() => void)[] = [];
@@ -73,16 +82,50 @@ export class LunRouter extends OpDevice {
     return this.inflightCount;
   }
 
-  get mirror(): MirrorState {
-    return this.mirrorValue;
+  get route(): RouteEntry {
+    return this.routeValue;
   }
 
-  /** The chassis told this SP the LUN's mirror role (or that it is not known yet). */
-  setMirror(m: MirrorState): void {
-    this.mirrorValue = m;
+  /** The chassis told this SP the LUN's route (or that it is not known yet). */
+  setRoute(r: RouteEntry): void {
+    this.routeValue = r;
+    this.routeEpoch++;
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
+  }
+
+  /**
+   * Resolves once every direct host request admitted before this call has ended. After a route
+   * change, what was admitted under the old route has then run out, and every newer request
+   * follows the new one.
+   */
+  directDrained(): Promise<void> {
+    const before = this.routeEpoch;
+    if (!this.runningBefore(before)) return Promise.resolve();
+    return new Promise((done) => this.drainWaiters.push({ before, done }));
+  }
+
+  private runningBefore(epoch: number): boolean {
+    for (const e of this.directRunning.keys()) if (e < epoch) return true;
+    return false;
+  }
+
+  private async runDirect(op: IoOp, data: Buffer | undefined, remote: boolean): Promise<IoResult> {
+    const e = this.routeEpoch;
+    this.directRunning.set(e, (this.directRunning.get(e) ?? 0) + 1);
+    try {
+      return await this.run(op, data, remote);
+    } finally {
+      const n = this.directRunning.get(e)! - 1;
+      if (n > 0) this.directRunning.set(e, n);
+      else {
+        this.directRunning.delete(e);
+        const waiting = this.drainWaiters;
+        this.drainWaiters = waiting.filter((w) => this.runningBefore(w.before));
+        for (const w of waiting) if (!this.drainWaiters.includes(w)) w.done();
+      }
+    }
   }
 
   setState(s: RouteState, reason = ''): void {
@@ -152,33 +195,35 @@ export class LunRouter extends OpDevice {
 
   /**
    * A host request (from this SP's NBD sessions, or forwarded by the peer SP: `remote`), checked
-   * against the LUN's mirror role first:
-   * - no mirror image: `run` (owner path or forward);
-   * - primary: writes, trims, zeroes and flushes go to the chassis's mirror driver (write-intent
-   *   log, local write on the owner's cache ∥ remote write); reads stay on the fast path;
-   * - secondary: writes are refused with EPERM, reads too unless the mirror allows them.
+   * against the LUN's route first:
+   * - offline (rolled back): refused;
+   * - the mirror role decides by `admitHostIo` (a secondary refuses writes, and reads unless
+   *   allowed; a primary's writes, trims, zeroes and flushes go to the chassis's mirror driver);
+   * - `through` sends what the LUN's snapshots or clone must see to the chassis as well;
+   * - everything else is `run` (owner path or forward).
    */
   async hostRun(op: IoOp, data: Buffer | undefined, remote = false): Promise<IoResult> {
     const deadline = Date.now() + RETRY_DEADLINE_MS;
     for (;;) {
-      const m = this.mirrorValue;
-      if (m === 'pending') {
-        if (Date.now() > deadline) throw new BlockError('EIO', `LUN ${this.lun}: the array's mirror driver did not say within ${RETRY_DEADLINE_MS / 1000} s whether the LUN is a mirror image`);
+      const r = this.routeValue;
+      if (r === 'pending') {
+        if (Date.now() > deadline) throw new BlockError('EIO', `LUN ${this.lun}: the array's chassis did not say within ${RETRY_DEADLINE_MS / 1000} s how its I/O runs`);
         await this.changed(1000);
         continue;
       }
-      if (admitHostIo(m, op.op, this.lun) === 'direct') return this.run(op, data, remote);
-      // A write of a primary image: the LUN's own state still applies (cache dirty: EIO; held:
-      // wait, e.g. for power loss or a trespass), then the mirror driver takes it.
+      if (r?.offline && op.op !== 'flush') throw new BlockError('EPERM', `LUN ${this.lun} is offline to hosts: ${r.offline}`);
+      const viaChassis = admitHostIo(r?.mirror, op.op, this.lun) === 'replicate' || crossesChassis(r?.through, op.op);
+      if (!viaChassis) return this.runDirect(op, data, remote);
+      // The LUN's own state still applies (cache dirty: EIO; held: wait, e.g. for power loss or
+      // a trespass), then the chassis takes the request.
       const s = this.stateValue;
       if (s === 'cache-dirty') return this.run(op, data, remote);
       if (s === 'held') {
         await this.changed(1000);
         continue;
       }
-      if (!this.host.mirrored) throw new BlockError('EIO', `LUN ${this.lun} is a primary mirror image but this SP has no channel to the mirror driver`);
       try {
-        return await this.host.mirrored(this.lun, op, data);
+        return await this.host.toChassis(this.lun, op, data);
       } catch (e) {
         if (this.host.powerFailing?.() && Date.now() < deadline) {
           // As for any host request during a power failure: no answer (the process stops). If

@@ -14,12 +14,12 @@ import { promises as fsp } from 'node:fs';
 import { CmiServer } from '../cmi/index.js';
 import { ignoreOnClose } from '../../errors/index.js';
 import { connectPeer, disconnectPeer, reevaluate, applyMode } from './cache-mode.js';
-import { onChassisIo, onPeerCmi, setMirrorRoles } from './cmi-handlers.js';
+import { onChassisIo, onPeerCmi, setRoutes } from './cmi-handlers.js';
 import { SpCore } from './core.js';
 import { buildLunStack } from './lun-stack.js';
 import { acquire, release, serve, takeover } from './ownership.js';
 import { powerFail, powerRestore } from './power.js';
-import { cmiSocketPath, spChassisSocketPath, spDir, type BatteryView, type MirrorRole, type SpInit, type SpLunSpec, type ToSp } from './protocol.js';
+import { cmiSocketPath, spChassisSocketPath, spDir, type BatteryView, type HostRoutes, type LunRoute, type SpInit, type SpLunSpec, type ToSp } from './protocol.js';
 import { commitRestore, rejoin, restore } from './vault-restore.js';
 import { validateDiskFault } from '../../fault/index.js';
 
@@ -68,15 +68,13 @@ export class SpProcess {
     });
     core.cmiServer.on('protocol-error', (why: string) => this.event('cmi.protocol-error', { problem: why }));
     await core.cmiServer.listen();
-    if (init.mirror) {
-      core.chassisServer = new CmiServer(spChassisSocketPath(init.dir, this.sp), {
-        array: init.array,
-        expectFrom: 'chassis',
-        handler: (req) => onChassisIo(core, req.op, req.args, req.bin),
-      });
-      core.chassisServer.on('protocol-error', (why: string) => this.event('cmi.protocol-error', { problem: `chassis channel: ${why}` }));
-      await core.chassisServer.listen();
-    }
+    core.chassisServer = new CmiServer(spChassisSocketPath(init.dir, this.sp), {
+      array: init.array,
+      expectFrom: 'chassis',
+      handler: (req) => onChassisIo(core, req.op, req.args, req.bin),
+    });
+    core.chassisServer.on('protocol-error', (why: string) => this.event('cmi.protocol-error', { problem: `chassis channel: ${why}` }));
+    await core.chassisServer.listen();
     core.markers.startSweeping(
       (lun) => {
         const l = core.luns.get(lun);
@@ -119,13 +117,13 @@ export class SpProcess {
       case 'cache-dirty':
         return this.setCacheDirty(Number(a.lun), Boolean(a.on), String(a.reason ?? ''), a.owner);
       case 'lun-add':
-        return this.addLun(a.lun as SpLunSpec, a.owner);
+        return this.addLun(a.lun as SpLunSpec, a.owner, (a.route as LunRoute | null) ?? null);
       case 'lun-grow':
         return this.growLun(Number(a.lun), Number(a.size));
       case 'lun-remove':
         return this.removeLun(Number(a.lun));
-      case 'mirror-roles':
-        setMirrorRoles(core, (a.roles as Record<string, MirrorRole>) ?? {});
+      case 'routes':
+        await setRoutes(core, a.routes as HostRoutes);
         return {};
       case 'sessions':
         return { sessions: core.nbd?.sessionInfo().map((s) => ({ id: s.id, export: s.export, remote: s.remote })) ?? [] };
@@ -160,7 +158,14 @@ export class SpProcess {
     return {};
   }
 
-  private async addLun(spec: SpLunSpec, owner: unknown): Promise<unknown> {
+  private async addLun(spec: SpLunSpec, owner: unknown, route: LunRoute | null): Promise<unknown> {
+    // The chassis's route for the new LUN holds from its first host request (a clone being made
+    // sends its reads to the chassis); routes not known yet: it waits for them like the rest.
+    const routes = this.core.routes;
+    if (routes) {
+      if (route) routes.luns[String(spec.id)] = route;
+      else delete routes.luns[String(spec.id)];
+    }
     const l = await buildLunStack(this.core, spec, owner === this.sp ? 'held' : 'forward');
     if (owner === this.sp) {
       l.cache = l.newCache();
@@ -226,7 +231,7 @@ export class SpProcess {
         dirtyBytes: l.cache?.dirtyBytes ?? 0,
         cacheMode: l.cache?.mode ?? null,
         ...(l.router.state === 'cache-dirty' ? { cacheDirtyReason: l.router.cacheDirtyReason } : {}),
-        ...(l.router.mirror !== null ? { mirror: l.router.mirror } : {}),
+        ...(l.router.route !== null ? { hostRoute: l.router.route } : {}),
       };
     });
     const d = core.decision;

@@ -70,7 +70,6 @@ function parseArray(a: unknown, i: number, names: Set<string>, ctx: ParseContext
   if (a.readOnly !== undefined && typeof a.readOnly !== 'boolean') problems.push(`${at}.readOnly must be true or false`);
   const luns = parseLuns(a.luns, at, ctx);
   const snapshots = a.snapshots === undefined ? undefined : parseSnapshotDefaults(a.snapshots, `${at}.snapshots`, problems);
-  if (snapshots && sps) problems.push(`${at}.snapshots: an array with sps keeps no snapshots in this release (snapshots are served by single-process arrays)`);
   return {
     name: aname,
     dir,

@@ -6,7 +6,7 @@ import type { CloneManager } from '../../clone/index.js';
 import { C, checkFields, checkQuery, invalid, type Check } from './fields.js';
 import { API_VERSION, ApiError, discardBody, drain, parseBool, readJson, readOptionalJson, route, type Handler, type Route } from './http.js';
 
-export const NO_CLONES = 'this array makes no clones: clones are made by single-process arrays (an array without sps:) in this release';
+export const NO_CLONES = 'this API server was started without the array\'s clones';
 
 /** A LUN name or id, or LUN@SNAP. */
 const source: Check = (v, k) => {

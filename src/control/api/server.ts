@@ -284,7 +284,7 @@ const ROUTE_LIST = [
   'GET /v1/snapshots | POST /v1/snapshot-groups {luns: [lun...], name, group?}',
   'GET /v1/luns/:id|name/snapshots | POST {name, note?} | PATCH {storeSize?, policy?: invalidate-oldest|refuse-writes}',
   'GET /v1/luns/:id|name/snapshots/:name | DELETE [?force=true] | POST .../rollback',
-  'GET /v1/clones | POST /v1/clones {name, source: LUN | LUN@SNAP, rate?} (single-process arrays)',
+  'GET /v1/clones | POST /v1/clones {name, source: LUN | LUN@SNAP, rate?}',
   'GET /v1/clones/:name | PATCH {rate} | DELETE [?force=true][&keepLun=true] | POST .../resume',
   'GET /v1/status',
   'GET /v1/luns',

@@ -7,7 +7,7 @@ import type { SnapshotManager } from '../../snapshot/index.js';
 import { C, checkFields, checkQuery } from './fields.js';
 import { API_VERSION, ApiError, discardBody, drain, parseBool, readJson, readOptionalJson, route, type Handler, type Route } from './http.js';
 
-export const NO_SNAPSHOTS = 'this array keeps no snapshots: snapshots are served by single-process arrays (an array without sps:) in this release';
+export const NO_SNAPSHOTS = 'this API server was started without the array\'s snapshots';
 
 const lunList = (v: unknown, k: string): unknown => {
   if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string' && typeof x !== 'number')) throw new ApiError(400, 'invalid-argument', `${k} must be a non-empty list of LUN names or ids`);

@@ -8,7 +8,7 @@ import type { BlockDevice } from '../../block/index.js';
 import type { SnapshotManager } from '../../snapshot/index.js';
 import type { SenderRoute } from './sender.js';
 
-/** The array's snapshots, as the groups and the resync protection use them (single-process arrays). */
+/** The array's snapshots, as the groups and the resync protection use them. */
 export type SnapshotPort = Pick<SnapshotManager, 'create' | 'delete' | 'list' | 'rollback' | 'setOf'>;
 
 /** A byte range of a LUN. */

@@ -39,7 +39,7 @@ export interface MirrorNodeOptions {
   /** fsync metadata and bitmaps (default true; tests may turn it off). */
   sync?: boolean;
   timers?: Partial<MirrorTimers>;
-  /** The array's snapshots (single-process arrays): resync protection and group snapshots use them. */
+  /** The array's snapshots: resync protection and group snapshots use them. */
   snapshots?: SnapshotPort;
 }
 
