@@ -70,6 +70,8 @@ export class CloneManager implements CloneLookup {
   private readonly pending = new Map<string, Promise<void>>();
   private readonly mutations = new SerialQueue();
   private closed = false;
+  /** The array has no power: no copy runs (see pauseCopies). */
+  private paused = false;
 
   constructor(
     private readonly dir: string,
@@ -324,7 +326,7 @@ export class CloneManager implements CloneLookup {
 
   private startCopier(e: CloneEntry): void {
     const copy = e.copy;
-    if (this.host.readOnly || this.closed || !copy || !copy.source || copy.broken) return;
+    if (this.host.readOnly || this.closed || this.paused || !copy || !copy.source || copy.broken) return;
     const rec = e.rec;
     const copier = (e.copier ??= new BackgroundCopier(copy, rec.rateBytesPerSec, (p) =>
       this.host.event('clone.progress', { clone: rec.name, lun: rec.lun, copiedBytes: p.copiedBytes, totalBytes: p.totalBytes, measuredBytesPerSec: p.measuredBytesPerSec, rateBytesPerSec: copier.rateBytesPerSec }),
@@ -333,8 +335,24 @@ export class CloneManager implements CloneLookup {
       (how) => {
         if (how === 'completed') void this.mutations.run(() => this.complete(e)).catch((err: unknown) => this.fail(e, err));
       },
-      (err: unknown) => void this.fail(e, err),
+      // A copy the power loss cut short did not fail: it goes on when power is back.
+      (err: unknown) => (this.paused ? undefined : void this.fail(e, err)),
     );
+  }
+
+  /**
+   * The array is losing power (a two-SP array's chassis): every copy stops where it is, and
+   * none fails for the I/O the power loss cuts short (an unfinished region is copied again).
+   */
+  pauseCopies(): void {
+    this.paused = true;
+    for (const e of this.entries.values()) void e.copier?.stop();
+  }
+
+  /** Power is back: the copies that were running go on from their copied maps. */
+  resumeCopies(): void {
+    this.paused = false;
+    for (const e of this.active.values()) if (e.rec.state === 'copying' && e.rec.error === undefined) this.startCopier(e);
   }
 
   /** The copy stopped on an error: said in the record and an event; I/O goes on, the copy waits for `resume`. */

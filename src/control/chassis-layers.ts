@@ -75,11 +75,13 @@ export class ChassisLayers {
     },
     routeOf: (lun) => this.routes().luns[String(lun)],
     powerLost: async () => {
+      this.clones.pauseCopies();
       await this.node?.crash();
     },
     powerBack: async () => {
       await this.node?.reopen();
       await this.push(true);
+      this.clones.resumeCopies();
     },
   };
 

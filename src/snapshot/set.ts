@@ -23,6 +23,8 @@ export interface SetHost {
 
 /** Most slots punched at once when a snapshot is dropped. */
 const DISCARD_RUN_SLOTS = 256;
+/** Most of the LUN one block status of a snapshot looks up. */
+const BLOCK_STATUS_MAX_BYTES = 4 * 1024 * 1024;
 
 export class SnapshotSet {
   readonly gate = new WriteGate();
@@ -294,42 +296,48 @@ export class SnapshotSet {
     return out;
   }
 
-  /** Allocation of snapshot `seq`: the store's holes for saved regions, the LUN's elsewhere. */
+  /**
+   * Allocation of snapshot `seq`: the LUN's extents (one lookup: on a two-SP array a round trip
+   * to the owner SP), with the saved regions' own (the store's holes; a saved slot's state is
+   * known in memory) laid over them. Like every block status it may describe less than asked:
+   * as far as the LUN's answer went, and at most BLOCK_STATUS_MAX_BYTES (the LUN's lookup costs
+   * in proportion to the extents it finds, and clients use the first few and ask again).
+   */
   async blockStatus(seq: number, offset: number, length: number): Promise<Extent[]> {
     const rs = this.regionSize;
+    const base = await this.base.blockStatus(offset, Math.min(length, BLOCK_STATUS_MAX_BYTES));
+    const covered = Math.min(length, base.reduce((n, e) => n + e.length, 0));
+    if (covered <= 0) throw new Error(`LUN ${this.lun}: block status returned no extent at ${offset}`);
     const out: Extent[] = [];
     const push = (e: Extent) => {
       const prev = out.at(-1);
       if (prev && prev.hole === e.hole && prev.zero === e.zero) prev.length += e.length;
       else out.push({ ...e });
     };
+    // The LUN's extents from `from` to `to` (both within what it covered), in order.
+    let bi = 0;
+    let bStart = offset;
+    const fromBase = (from: number, to: number) => {
+      while (bi < base.length && bStart + base[bi]!.length <= from) bStart += base[bi++]!.length;
+      let at = from;
+      for (let i = bi, st = bStart; i < base.length && at < to; st += base[i]!.length, i++) {
+        const e = base[i]!;
+        const len = Math.min(st + e.length, to) - at;
+        if (len > 0) push({ length: len, hole: e.hole, zero: e.zero });
+        at += Math.max(len, 0);
+      }
+    };
+    const end = offset + covered;
     let pos = offset;
-    while (pos < offset + length) {
+    while (pos < end) {
       const region = Math.floor(pos / rs);
+      const to = Math.min(end, (region + 1) * rs);
       const saved = this.savedFor(region, seq);
       if (saved) {
-        const end = Math.min(offset + length, (region + 1) * rs);
-        const hole = await this.store.isHole(saved.slot, pos - region * rs, end - pos);
-        push({ length: end - pos, hole, zero: hole });
-        pos = end;
-        continue;
-      }
-      // A run of unsaved regions: ask the LUN once for all of it.
-      let endRegion = region;
-      while ((endRegion + 1) * rs < offset + length && !this.savedFor(endRegion + 1, seq)) endRegion++;
-      const end = Math.min(offset + length, (endRegion + 1) * rs);
-      let at = pos;
-      while (at < end) {
-        const ext = await this.base.blockStatus(at, end - at);
-        if (ext.length === 0) throw new Error(`LUN ${this.lun}: block status returned no extent at ${at}`);
-        for (const e of ext) {
-          const len = Math.min(e.length, end - at);
-          push({ length: len, hole: e.hole, zero: e.zero });
-          at += len;
-          if (at >= end) break;
-        }
-      }
-      pos = end;
+        const hole = await this.store.isHole(saved.slot, pos - region * rs, to - pos);
+        push({ length: to - pos, hole, zero: hole });
+      } else fromBase(pos, to);
+      pos = to;
     }
     return out;
   }

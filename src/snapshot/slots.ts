@@ -50,6 +50,11 @@ export function decodeSlotRecord(b: Buffer, slot: number): SavedRegion | undefin
 
 export class SlotStore {
   private readonly free: number[] = [];
+  /**
+   * Whether a used slot is wholly a hole (its region was all zeroes: punched) or wholly data:
+   * known from the save, or from one look at the file; a saved slot does not change until freed.
+   */
+  private readonly holeSlots = new Map<number, boolean>();
   private readonly growing = new SerialQueue();
   private slotCount = 0;
 
@@ -115,6 +120,7 @@ export class SlotStore {
   }
 
   release(slot: number): void {
+    this.holeSlots.delete(slot);
     if (slot === this.slotCount - 1) this.slotCount--;
     else this.free.push(slot);
   }
@@ -128,8 +134,10 @@ export class SlotStore {
     for (const [i, c] of recs.entries()) {
       const at = c.slot * this.regionSize;
       await this.ensureLength(this.data, at + this.regionSize);
-      if (isZero(olds[i]!)) await this.data.writeZeroes(at, this.regionSize);
+      const zero = isZero(olds[i]!);
+      if (zero) await this.data.writeZeroes(at, this.regionSize);
       else await this.data.write(at, olds[i]!);
+      this.holeSlots.set(c.slot, zero);
     }
     await this.data.flush();
     for (const c of recs) {
@@ -148,8 +156,22 @@ export class SlotStore {
 
   /** Whether the saved data of a slot's range is a hole (reads as zeroes, no storage). */
   async isHole(slot: number, offset: number, length: number): Promise<boolean> {
+    const known = this.holeSlots.get(slot);
+    if (known !== undefined) return known;
+    const whole = await this.holeState(slot, 0, this.regionSize);
+    if (whole !== 'mixed') {
+      this.holeSlots.set(slot, whole === 'hole');
+      return whole === 'hole';
+    }
+    return (await this.holeState(slot, offset, length)) === 'hole';
+  }
+
+  private async holeState(slot: number, offset: number, length: number): Promise<'hole' | 'data' | 'mixed'> {
     const ext = await this.data.blockStatus(slot * this.regionSize + offset, length);
-    return ext.length > 0 && ext.every((e) => e.hole) && ext.reduce((n, e) => n + e.length, 0) >= length;
+    const covered = ext.reduce((n, e) => n + e.length, 0) >= length;
+    if (covered && ext.every((e) => e.hole)) return 'hole';
+    if (covered && ext.every((e) => !e.hole)) return 'data';
+    return 'mixed';
   }
 
   /** Punches the data of `count` freed slots from `slot` on (space back to the file system). */

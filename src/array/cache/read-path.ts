@@ -44,8 +44,7 @@ export async function blockStatusCached(c: CacheCore, offset: number, length: nu
   const end = offset + length;
   const runs: [number, number][] = [];
   if (length > 0) {
-    const idx = [...c.dirty.keys()].filter((i) => i * ps < end && (i + 1) * ps > offset).sort((a, b) => a - b);
-    for (const i of idx) {
+    for (const i of dirtyPagesIn(c, offset, end)) {
       const a = Math.max(offset, i * ps);
       const b = Math.min(end, (i + 1) * ps);
       const last = runs[runs.length - 1];
@@ -56,6 +55,22 @@ export async function blockStatusCached(c: CacheCore, offset: number, length: nu
   const ext = await c.lower.blockStatus(offset, length);
   if (runs.length === 0) return ext;
   return overlayData(offset, ext, runs);
+}
+
+/**
+ * The dirty pages overlapping [offset, end), ascending: looked up page by page when the range
+ * holds fewer pages than the cache holds dirty ones, else picked from the dirty pages.
+ */
+function dirtyPagesIn(c: CacheCore, offset: number, end: number): number[] {
+  const ps = c.pageSize;
+  const first = Math.floor(offset / ps);
+  const last = Math.ceil(end / ps) - 1;
+  if (last - first + 1 <= c.dirty.size) {
+    const out: number[] = [];
+    for (let i = first; i <= last; i++) if (c.dirty.has(i)) out.push(i);
+    return out;
+  }
+  return [...c.dirty.keys()].filter((i) => i >= first && i <= last).sort((a, b) => a - b);
 }
 
 /** Marks `runs` (sorted, disjoint [start, end) byte ranges) as data in the extents from `offset`. */
