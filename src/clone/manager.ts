@@ -340,10 +340,7 @@ export class CloneManager implements CloneLookup {
     );
   }
 
-  /**
-   * The array is losing power (a two-SP array's chassis): every copy stops where it is, and
-   * none fails for the I/O the power loss cuts short (an unfinished region is copied again).
-   */
+  /** Power is failing (a two-SP array): every copy stops; none fails for the I/O cut short (its region is copied again). */
   pauseCopies(): void {
     this.paused = true;
     for (const e of this.entries.values()) void e.copier?.stop();

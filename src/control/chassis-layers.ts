@@ -73,7 +73,7 @@ export class ChassisLayers {
       if (!d) throw new BlockError('EIO', `snapshot ${exportName} is no longer served (deleted, invalidated or rolled back over)`);
       return execIoOp(d.device, op, undefined);
     },
-    routeOf: (lun) => this.routes().luns[String(lun)],
+    routeOf: (lun) => (this.snapshots ? this.routes().luns[String(lun)] : undefined), // before open: the first push brings it
     powerLost: async () => {
       this.clones.pauseCopies();
       await this.node?.crash();

@@ -150,7 +150,7 @@ export class ApiClient {
     return this.request('POST', `/v1/luns/${encodeURIComponent(String(ref))}/grow`, { size });
   }
 
-  // ---- snapshots (501 unsupported on a two-SP array) ----
+  // ---- snapshots ----
 
   listSnapshots<T = unknown>(lun?: string): Promise<{ snapshots: T[]; store?: Record<string, unknown> }> {
     return this.request('GET', lun === undefined ? '/v1/snapshots' : `${lunPath(lun)}/snapshots`);
@@ -174,7 +174,7 @@ export class ApiClient {
     return this.request('PATCH', `${lunPath(lun)}/snapshots`, p);
   }
 
-  // ---- clones (501 unsupported on a two-SP array) ----
+  // ---- clones ----
 
   listClones<T = unknown>(): Promise<{ clones: T[] }> {
     return this.request('GET', '/v1/clones');

@@ -269,21 +269,15 @@ export class SnapshotManager {
         sets.push(set);
       }
       try {
-        await this.routeThrough(luns.map((l) => l.id));
+        // A two-SP array: every change of these LUNs crosses this manager's layer before the cut.
+        await this.host.syncRoutes?.(luns.map((l) => l.id)).catch((e: Error) => {
+          throw new SnapshotError('io', `cannot route the LUNs' writes through the snapshot layer: ${e.message}`);
+        });
         return await this.cutAndCommit(luns, sets, name, opts);
       } finally {
         await this.followRoutes();
       }
     });
-  }
-
-  /** Before a cut on a two-SP array: every change of these LUNs crosses this manager's layer. */
-  private async routeThrough(lunIds: number[]): Promise<void> {
-    try {
-      await this.host.syncRoutes?.(lunIds);
-    } catch (e) {
-      throw new SnapshotError('io', `cannot route the LUNs' writes through the snapshot layer: ${(e as Error).message}`);
-    }
   }
 
   /** After a change on a two-SP array: the SPs' routes and exports follow (an event if they cannot). */

@@ -11,7 +11,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { startArray, type RunningArray } from '../../src/control/service.js';
+import { startArray, startChassisArray, type RunningArray } from '../../src/control/service.js';
+import { DEFAULT_SPS } from '../../src/array/chassis/index.js';
+import type { BlockDevice } from '../../src/block/index.js';
+import { BIN } from '../support/paths.js';
 import { freePort, linkBetween, until, SECRET } from '../support/mirror-lab.js';
 import { BLOCK, DependentWriters, kill, startChild } from '../support/workload.js';
 import { captureCli } from '../support/cli.js';
@@ -47,7 +50,12 @@ async function api(url: string, method: string, path: string, body?: unknown): P
  * alpha (child) and bravo (here) mirrored, the workload running, then: fractured for a while,
  * synchronized at 8 MiB/s, and alpha killed once the resync has rewritten part of bravo.
  */
-async function disasterMidResync(seed: number): Promise<Setup> {
+/** bravo's LUN as its hosts see it: the image, or on a two-SP array the owner SP's cache. */
+function lunOf(bravo: RunningArray): BlockDevice {
+  return bravo.chassis ? bravo.chassis.lunDevice(0)! : bravo.array.device('disk0')!;
+}
+
+async function disasterMidResync(seed: number, bravoSps = false): Promise<Setup> {
   requireBuild('control/service.js', 'run `npx tsc -p tsconfig.json`');
   const root = await mkdtemp(join(tmpdir(), 'sanbox-protect-'));
   cleanups.push(() => rm(root, { recursive: true, force: true }));
@@ -56,7 +64,7 @@ async function disasterMidResync(seed: number): Promise<Setup> {
   cleanups.push(() => emu.stop());
   const luns = [{ name: 'disk0', size: LUN_SIZE }];
   const timers = { reconnectInitialMs: 50, reconnectMaxMs: 200 };
-  const bravo = await startArray({
+  const bravoCfg = {
     name: 'bravo',
     dir: join(root, 'bravo'),
     nbd: { bind: '127.0.0.1', port: 0 },
@@ -64,7 +72,10 @@ async function disasterMidResync(seed: number): Promise<Setup> {
     luns,
     sync: false,
     remoteLink: { bind: '127.0.0.1', port: bLink, peers: [{ array: 'alpha', host: '127.0.0.1', port: toA, secret: SECRET }], timers },
-  });
+  };
+  const bravo = bravoSps
+    ? await startChassisArray({ ...bravoCfg, sps: { ...structuredClone(DEFAULT_SPS), cacheBytes: 16 * MiB } }, { exec: process.execPath, args: [BIN] })
+    : await startArray(bravoCfg);
   cleanups.push(() => bravo.close(100));
   const events: Array<Record<string, unknown>> = [];
   bravo.array.on('event', (e: Record<string, unknown>) => events.push(e));
@@ -94,11 +105,14 @@ async function disasterMidResync(seed: number): Promise<Setup> {
 }
 
 describe('a secondary protected during a resync (real processes)', () => {
-  it('promote refuses the mixed image; --from-snapshot rolls it back to a consistent, older point and promotes it', async () => {
-    const s = await disasterMidResync(20261202);
+  it.each([
+    ['a single-process secondary', false],
+    ['a two-SP secondary (the snapshot in its chassis, the image in its SPs\' caches)', true],
+  ])('%s: promote refuses the mixed image; --from-snapshot rolls it back to a consistent, older point and promotes it', async (_what, bravoSps) => {
+    const s = await disasterMidResync(20261202, bravoSps);
     const { bravo, writers } = s;
     const name = s.events.find((e) => e.type === 'snapshot.resync-protected')!.snapshot as string;
-    const mixed = await bravo.array.device('disk0')!.read(0, LUN_SIZE);
+    const mixed = await lunOf(bravo).read(0, LUN_SIZE);
     expect(() => writers.check([mixed], 'bravo mid-resync'), 'the image mid-resync is not a prefix').toThrow();
 
     const status = await captureCli(['mirror', 'status', 'm0', '--api', s.bravoApi]);
@@ -122,7 +136,7 @@ describe('a secondary protected during a resync (real processes)', () => {
     const promoted = await captureCli(['mirror', 'promote', 'm0', '--api', s.bravoApi, '--from-snapshot', '--json']);
     expect(promoted.code, promoted.err + promoted.out).toBe(0);
     expect(promoted.json.local.role).toBe('primary');
-    const image = await bravo.array.device('disk0')!.read(0, LUN_SIZE);
+    const image = await lunOf(bravo).read(0, LUN_SIZE);
     expect(image.equals(snap)).toBe(true);
     expect(writers.check([image], 'bravo promoted from its snapshot').size).toBe(inSnapshot.size);
     expect(s.events.filter((e) => e.type === 'mirror.promoted-from-snapshot')).toHaveLength(1);

@@ -273,6 +273,8 @@ export class Chassis extends EventEmitter {
       lunsOwned: this.ownership.lunsOwnedBy(h.name),
       // How the SP itself routes each LUN (owner, forward, held, cache-dirty), as it reported.
       routes: Object.fromEntries(((s?.luns as { name: string; route: string }[] | undefined) ?? []).map((l) => [l.name, l.route])),
+      // What of each LUN's host I/O the SP sends to the chassis (mirror role, snapshots, clone, offline), as it reported.
+      hostRoutes: Object.fromEntries(((s?.luns as { name: string; hostRoute?: unknown }[] | undefined) ?? []).filter((l) => l.hostRoute !== undefined).map((l) => [l.name, l.hostRoute])),
       cache,
       peerConnected: s?.peerConnected ?? false,
       peerMirrorBytes: s?.peerMirrorBytes ?? 0,

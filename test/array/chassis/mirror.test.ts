@@ -94,7 +94,7 @@ describe('two-SP array mirrored to a single-process array', { timeout: 90_000 },
     // bravo:disk1 -> alpha:disk1 (alpha's disk1 is owned by SP B): alpha holds a secondary image
     const b = l.bravoNode();
     await mirrorLun(b, 'alpha', 'disk1', 'm1');
-    await until(() => l.alpha!.chassis!.mirrorRoleTable?.['1']?.role === 'secondary', 5000, 'role pushed');
+    await until(() => l.alpha!.chassis!.routeTable?.luns['1']?.mirror?.role === 'secondary', 5000, 'role pushed');
     for (const sp of ['A', 'B'] as const) {
       const c = await NbdClient.connect(l.uri(sp, 'disk1'));
       expect(await nbdErrno(c.write(0, Buffer.alloc(4096, 1))), `write via SP ${sp}`).toBe('EPERM');
@@ -105,7 +105,7 @@ describe('two-SP array mirrored to a single-process array', { timeout: 90_000 },
     const data = randomBytes(64 * 1024);
     await l.bravo.array.catalog().lookup('disk1')!.device.write(3 * MiB, data);
     await b.setAttributes('m1', { allowSecondaryReads: true });
-    await until(() => l.alpha!.chassis!.mirrorRoleTable?.['1']?.allowReads === true, 5000, 'allowReads pushed');
+    await until(() => l.alpha!.chassis!.routeTable?.luns['1']?.mirror?.allowReads === true, 5000, 'allowReads pushed');
     for (const sp of ['A', 'B'] as const) {
       const c = await NbdClient.connect(l.uri(sp, 'disk1'));
       expect((await c.read(3 * MiB, data.length)).equals(data), `secondary read via SP ${sp}`).toBe(true);

@@ -1,5 +1,6 @@
-// The SP's LUN router with mirror roles (fake host): what goes to the chassis's mirror driver,
-// what stays on the SP's own path, what is refused, and what waits.
+// The SP's LUN router with the chassis's routes (fake host): what goes to the chassis (mirror
+// driver, snapshots, clones), what stays on the SP's own path, what is refused, what waits, and
+// that a route change drains the direct requests admitted before it.
 import { describe, expect, it } from 'vitest';
 import { LunRouter } from '../../../src/array/sp-process/index.js';
 import type { IoOp } from '../../../src/block/index.js';
@@ -20,10 +21,10 @@ function router() {
       calls.push(`forward:${op.op}`);
       return {};
     },
-    mirrored: async (_l: number, op: IoOp) => {
+    toChassis: async (_l: number, op: IoOp) => {
       calls.push(`chassis:${op.op}`);
       if (failing) throw new CmiError('peer-gone', 'chassis gone');
-      return {};
+      return op.op === 'read' ? { data: Buffer.alloc(op.length) } : {};
     },
     powerFailing: () => host.powerDown,
   };
@@ -33,12 +34,12 @@ function router() {
 
 const errno = (p: Promise<unknown>) => p.then(() => 'ok', (e: { errno?: string }) => e.errno ?? 'error');
 
-describe('LunRouter with mirror roles', () => {
+describe('LunRouter with the chassis\'s routes', () => {
   it('no image: the SP serves alone; primary: writes, trims, zeroes, flushes go to the chassis, reads stay', async () => {
     const { r, calls } = router();
     await r.write(0, Buffer.alloc(512));
     expect(calls).toEqual(['local:write']);
-    r.setMirror({ role: 'primary', allowReads: false });
+    r.setRoute({ mirror: { role: 'primary', allowReads: false } });
     await r.write(0, Buffer.alloc(512));
     await r.trim(0, 512);
     await r.writeZeroes(0, 512);
@@ -50,14 +51,14 @@ describe('LunRouter with mirror roles', () => {
 
   it('secondary: writes refused (EPERM), reads refused unless allowed; offline: everything but flush refused', async () => {
     const { r, calls } = router();
-    r.setMirror({ role: 'secondary', allowReads: false });
+    r.setRoute({ mirror: { role: 'secondary', allowReads: false } });
     expect(await errno(r.write(0, Buffer.alloc(512)))).toBe('EPERM');
     expect(await errno(r.writeZeroes(0, 512))).toBe('EPERM');
     expect(await errno(r.read(0, 512))).toBe('EPERM');
-    r.setMirror({ role: 'secondary', allowReads: true });
+    r.setRoute({ mirror: { role: 'secondary', allowReads: true } });
     expect(await errno(r.read(0, 512))).toBe('ok');
     expect(await errno(r.trim(0, 512))).toBe('EPERM');
-    r.setMirror({ role: 'primary', allowReads: false, offline: true });
+    r.setRoute({ mirror: { role: 'primary', allowReads: false, offline: true } });
     expect(await errno(r.read(0, 512))).toBe('EPERM');
     expect(await errno(r.write(0, Buffer.alloc(512)))).toBe('EPERM');
     expect(await errno(r.flush())).toBe('ok');
@@ -66,11 +67,11 @@ describe('LunRouter with mirror roles', () => {
 
   it('roles not known yet: host I/O waits for them; a power failure swallows chassis errors', async () => {
     const { r, calls, host, fail } = router();
-    r.setMirror('pending');
+    r.setRoute('pending');
     const w = r.write(0, Buffer.alloc(512));
     await new Promise((res) => setTimeout(res, 30));
     expect(calls).toEqual([]);
-    r.setMirror({ role: 'primary', allowReads: false });
+    r.setRoute({ mirror: { role: 'primary', allowReads: false } });
     await w;
     expect(calls).toEqual(['chassis:write']);
     // the chassis is gone and the SP is stopping: no answer (here: until the state changes)
@@ -86,5 +87,65 @@ describe('LunRouter with mirror roles', () => {
     r.setState('owner');
     await w2;
     expect(calls.at(-1)).toBe('chassis:write');
+  });
+
+  it('a LUN with snapshots sends its changes to the chassis; a clone copying sends all but flush; a rolled-back LUN is offline', async () => {
+    const { r, calls } = router();
+    r.setRoute({ through: 'writes' });
+    await r.write(0, Buffer.alloc(512));
+    await r.trim(0, 512);
+    await r.writeZeroes(0, 512);
+    await r.read(0, 512);
+    await r.flush();
+    expect(calls).toEqual(['chassis:write', 'chassis:trim', 'chassis:zero', 'local:read', 'local:flush']);
+    calls.length = 0;
+    r.setRoute({ through: 'all' });
+    await r.read(0, 512);
+    await r.blockStatus(0, 512);
+    await r.write(0, Buffer.alloc(512));
+    await r.flush();
+    expect(calls).toEqual(['chassis:read', 'chassis:status', 'chassis:write', 'local:flush']);
+    calls.length = 0;
+    r.setRoute({ through: 'writes', offline: 'it is being rolled back to a snapshot' });
+    expect(await errno(r.read(0, 512))).toBe('EPERM');
+    expect(await errno(r.write(0, Buffer.alloc(512)))).toBe('EPERM');
+    expect(await errno(r.flush())).toBe('ok');
+    expect(calls).toEqual(['local:flush']);
+  });
+
+  it('a route change drains: directDrained waits for the direct requests admitted before it, not for later ones', async () => {
+    const calls: string[] = [];
+    const gates: Array<() => void> = [];
+    const host = {
+      execLocal: async (_l: number, op: IoOp) => {
+        calls.push(`local:${op.op}`);
+        await new Promise<void>((res) => gates.push(res));
+        return op.op === 'read' ? { data: Buffer.alloc(op.length) } : {};
+      },
+      forward: async () => ({}),
+      toChassis: async (_l: number, op: IoOp) => {
+        calls.push(`chassis:${op.op}`);
+        return {};
+      },
+    };
+    const r = new LunRouter(0, 1 << 20, 512, CAPS, false, host, 'owner');
+    r.setRoute(null);
+    const before = r.write(0, Buffer.alloc(512)); // direct, held in the cache by the gate
+    await new Promise((res) => setImmediate(res));
+    r.setRoute({ through: 'writes' });
+    let drained = false;
+    const drain = r.directDrained().then(() => (drained = true));
+    await r.write(512, Buffer.alloc(512)); // after the change: to the chassis, not waited for
+    const read = r.read(0, 512); // a direct read admitted after the change
+    await new Promise((res) => setTimeout(res, 20));
+    expect(calls).toEqual(['local:write', 'chassis:write', 'local:read']);
+    expect(drained, 'drained while a write admitted before the change still runs').toBe(false);
+    gates.shift()!(); // the old write ends
+    await before;
+    await drain;
+    expect(drained).toBe(true);
+    gates.shift()!();
+    await read;
+    await r.directDrained(); // nothing admitted before: at once
   });
 });
