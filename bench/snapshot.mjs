@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Snapshot benchmark: what copy-on-write snapshots cost a host write, and how long taking one
-// takes. One `sanbox serve` (a single-process array) with LUN disk0 (--size, filled in full with
+// takes. One `sanbox serve` (a single-process array; --sps: two SPs) with LUN disk0 (--size, filled in full with
 // 1M writes first, so a copy-on-write reads real data) and --group-luns - 1 more LUNs of the same
 // size (sparse) for the group snapshot; fio's nbd engine (libnbd) as the host.
 //
@@ -43,6 +43,8 @@
 //   --group-luns N   LUNs in the group snapshot (disk0 and N-1 more)   default 4
 //   --no-writes / --no-create   skip a section
 //   --dir DIR        where the array goes                              default os.tmpdir()
+//   --sps            a two-SP array (`sanbox serve --sps`), fio on SP A (disk0's owner): with a
+//                    snapshot every write crosses the chassis (SP -> chassis -> owner SP's cache)
 //   --json           the whole result as JSON on stdout (progress stays on stderr)
 //   --smoke          CI: --runtime 1 --warmup 0 --repeat 1 --size 256M --later-area 16M --creates 3
 // Every run also writes bench/results/snapshot-<timestamp>.json. SANBOX_BIN=path runs another
@@ -81,6 +83,7 @@ function parseArgs(argv) {
     dir: tmpdir(),
     json: false,
     smoke: false,
+    sps: false,
   };
   const set = new Set();
   for (let i = 0; i < argv.length; i++) {
@@ -105,6 +108,7 @@ function parseArgs(argv) {
       case '--dir': o.dir = String(val()); break;
       case '--json': o.json = true; break;
       case '--smoke': o.smoke = true; break;
+      case '--sps': o.sps = true; break;
       case '-h': case '--help':
         process.stdout.write(readHelp(import.meta.url));
         process.exit(0);
@@ -150,7 +154,7 @@ async function startServer(dir, o) {
   const apiPort = await freePort();
   const luns = ['disk0', ...Array.from({ length: o.groupLuns - 1 }, (_, i) => `grp${i + 1}`)];
   const args = [process.env.SANBOX_BIN ?? join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--bind', HOST,
-    '--api-port', String(apiPort), '--quiet', ...luns.flatMap((l) => ['--lun', `${l}=${o.sizeBytes}`])];
+    '--api-port', String(apiPort), '--quiet', ...luns.flatMap((l) => ['--lun', `${l}=${o.sizeBytes}`]), ...(o.sps ? ['--sps'] : [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: REPO });
   server.child = child;
   child.stderr.setEncoding('utf8').on('data', (d) => { server.stderr = (server.stderr + d).slice(-20000); });
