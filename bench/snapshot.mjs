@@ -428,7 +428,7 @@ async function createSection(o, srv, res) {
 
 function report(res, o) {
   const out = [];
-  out.push(`\nsnapshot benchmark: sanbox serve (single-process array), LUN disk0 ${fmtBytes(res.options.sizeBytes)} filled with data; fio nbd engine; ${res.versions.fio}, sanbox ${res.versions.sanbox}, node ${res.versions.node}, ${res.versions.cpus} CPUs`);
+  out.push(`\nsnapshot benchmark: sanbox serve (${res.options.sps ? 'two SPs: fio on SP A, the snapshots in the chassis' : 'single-process array'}), LUN disk0 ${fmtBytes(res.options.sizeBytes)} filled with data; fio nbd engine; ${res.versions.fio}, sanbox ${res.versions.sanbox}, node ${res.versions.node}, ${res.versions.cpus} CPUs`);
   if (res.rows.length) {
     out.push(`\nWrites: 4k, medians of ${o.repeat} round(s) of ${o.runtime} s rows (rounds interleaved ${o.configs.join(',')} / ${[...o.configs].reverse().join(',')}); regions of ${fmtBytes(res.regionSize)}`);
     out.push('  first overwrite: each write is the first to its region since the snapshots (a copy-on-write of the region)');

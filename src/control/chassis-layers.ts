@@ -7,7 +7,9 @@
  * them (mirror, group, LUN, snapshot and clone events), and every second in case a change came
  * without one:
  * - a mirror image: its role (primary: writes to the driver; secondary: refused);
- * - a LUN with valid snapshots, or about to be snapshotted: its changes cross the snapshot layer;
+ * - a LUN with valid snapshots, or about to be snapshotted: its changes cross the snapshot layer,
+ *   but for those whose regions the chassis said are saved for the newest snapshot already
+ *   (`saved`; not while a cut is being made);
  * - a clone still copying (or being created): every request but flush crosses the clone layer;
  * - a LUN being rolled back: offline to hosts;
  * - every valid snapshot: an export on both SP ports.
@@ -15,7 +17,7 @@
 import type { StorageArray } from '../array/index.js';
 import type { Chassis, ChassisDataPath } from '../array/chassis/index.js';
 import type { HostRoutes, LunRoute } from '../array/sp-process/index.js';
-import { BlockError, execIoOp } from '../block/index.js';
+import { BlockError, execIoOp, modifiesData } from '../block/index.js';
 import type { CloneManager } from '../clone/index.js';
 import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from '../replication/index.js';
 import type { SnapshotDefaults, SnapshotManager } from '../snapshot/index.js';
@@ -66,7 +68,11 @@ export class ChassisLayers {
       // (its remote half may be out already), and later overlapping writes wait for it rather
       // than be overtaken by it on a takeover (OwnerLunDevice.run).
       const n = { array: this.array.name, lun: this.array.getLun(lun)?.name ?? lun };
-      return execIoOp(chassisHostStack(n, lun, lower.withSignal(sender), this.node, this.snapshots, this.clones), op, data);
+      const r = await execIoOp(chassisHostStack(n, lun, lower.withSignal(sender), this.node, this.snapshots, this.clones), op, data);
+      // Tells the SP when the change's regions are saved for the newest snapshot: the next
+      // change there may go to the owner SP directly (LunRoute.saved).
+      const savedSeq = modifiesData(op.op) ? this.snapshots.savedInNewest(lun, op.offset, op.length) : undefined;
+      return savedSeq === undefined ? r : { ...r, savedSeq };
     },
     snapshotIo: async (exportName, op) => {
       const d = this.snapshots.device(exportName);
@@ -170,14 +176,18 @@ export class ChassisLayers {
   private routes(): HostRoutes {
     const node = this.node && !this.node.crashed ? this.node : undefined;
     const snapshots = this.snapshots.list().filter((s) => s.state === 'valid');
-    const withSnapshots = new Set(snapshots.map((s) => s.lun));
+    const newest = new Map(snapshots.map((s) => [s.lun, s.seq])); // the list is oldest first
     const luns: Record<string, LunRoute> = {};
     for (const l of this.array.listLuns()) {
       const r: LunRoute = {};
       const role = node?.roleOf(l.id);
       if (role) r.mirror = { role: role.role, allowReads: role.allowReads, ...(role.offline ? { offline: true } : {}) };
       if (this.clones.copyOf(l.id) || this.clones.creating(l.id)) r.through = 'all';
-      else if (withSnapshots.has(l.id) || this.cutting.has(l.id)) r.through = 'writes';
+      else if (this.cutting.has(l.id)) r.through = 'writes';
+      else if (newest.has(l.id)) {
+        r.through = 'writes';
+        r.saved = { seq: newest.get(l.id)!, regionSize: this.snapshots.storeOf(l.id).regionSize };
+      }
       if (this.snapshots.offline(l.id)) r.offline = 'it is being rolled back to a snapshot';
       if (Object.keys(r).length) luns[String(l.id)] = r;
     }

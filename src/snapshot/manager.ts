@@ -145,7 +145,6 @@ export class SnapshotManager {
   }
 
   // ---- queries ----
-
   private view(lun: SnapshotLun, rec: SnapshotRecord): SnapshotView {
     const set = this.sets.get(lun.id);
     return { ...rec, export: snapshotExportName(lun.name, rec.name), lunName: lun.name, usedBytes: rec.state === 'valid' && set?.store ? set.usedBytes(rec.seq) : 0 };
@@ -218,6 +217,11 @@ export class SnapshotManager {
     return this.openSet(lunId);
   }
 
+  /** See SnapshotSet.savedInNewest (the SPs of a two-SP array write such ranges directly). */
+  savedInNewest(lunId: number, offset: number, length: number): number | undefined {
+    return this.sets.get(lunId)?.savedInNewest(offset, length);
+  }
+
   private lunOrThrow(ref: number | string): SnapshotLun {
     const lun = this.host.lun(ref);
     if (!lun) throw new SnapshotError('not-found', `no online LUN ${JSON.stringify(ref)}`);
@@ -244,7 +248,6 @@ export class SnapshotManager {
   }
 
   // ---- create ----
-
   /** Snapshots one or several LUNs at one write boundary. */
   create(lunRefs: Array<number | string>, name: string, opts: CreateSnapshotOptions = {}): Promise<CreatedSnapshots> {
     return this.mutations.run(async () => {
@@ -282,8 +285,7 @@ export class SnapshotManager {
 
   /** After a change on a two-SP array: the SPs' routes and exports follow (an event if they cannot). */
   private async followRoutes(): Promise<void> {
-    if (!this.host.syncRoutes) return;
-    await this.host.syncRoutes().catch((e: Error) => this.host.event('snapshot.routes-failed', { problem: e.message }));
+    await this.host.syncRoutes?.().catch((e: Error) => this.host.event('snapshot.routes-failed', { problem: e.message }));
   }
 
   /** Holds every gate, cuts in memory, releases, then saves the cut. */
@@ -348,7 +350,6 @@ export class SnapshotManager {
   }
 
   // ---- delete, invalidate ----
-
   delete(lunRef: number | string, name: string, opts: { force?: boolean } = {}): Promise<SnapshotView> {
     return this.mutations.run(async () => {
       const lun = this.lunOrThrow(lunRef);
@@ -391,7 +392,6 @@ export class SnapshotManager {
   }
 
   // ---- settings ----
-
   configure(lunRef: number | string, change: { storeBytes?: number; policy?: OverflowPolicy }): Promise<StoreSettings> {
     return this.mutations.run(async () => {
       const lun = this.lunOrThrow(lunRef);

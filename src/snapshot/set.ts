@@ -110,6 +110,17 @@ export class SnapshotSet {
     for (const [region, list] of this.saved) if (list.some((r) => r.first <= top.seq && top.seq <= r.last)) bm.mark(region * this.regionSize, 1);
   }
 
+  /**
+   * The newest snapshot's seq when it has saved every region of [offset, offset+length) (a
+   * change there copies nothing until the next cut), else undefined.
+   */
+  savedInNewest(offset: number, length: number): number | undefined {
+    const top = this.live.at(-1);
+    if (!top || !this.newest || length <= 0) return undefined;
+    const regions = Math.floor((offset + length - 1) / this.regionSize) - Math.floor(offset / this.regionSize) + 1;
+    return this.newest.countRegions(offset, length) === regions ? top.seq : undefined;
+  }
+
   // ---- changes ----
 
   /** Adds a snapshot just cut (the caller holds the gate): it has saved nothing yet. */

@@ -40,6 +40,9 @@ export class ChassisError extends Error {
   }
 }
 
+/** A host request's answer from the chassis: `savedSeq` as in LunRoute.saved. */
+export type ChassisIoResult = IoResult & { savedSeq?: number };
+
 /**
  * The chassis's data path: the layers of a LUN that run in the chassis process (the mirror
  * driver, snapshots, clones; src/control wires them in: the array layer knows none of them).
@@ -51,7 +54,7 @@ export interface ChassisDataPath {
    * SP's channel ends (it died): nobody waits for the request any more (see OwnerLunDevice.run
    * for what that changes).
    */
-  hostIo(lun: number, op: IoOp, data: Buffer | undefined, sender: AbortSignal): Promise<IoResult>;
+  hostIo(lun: number, op: IoOp, data: Buffer | undefined, sender: AbortSignal): Promise<ChassisIoResult>;
   /** A read or block status of a snapshot export served on an SP's port. */
   snapshotIo(exportName: string, op: IoOp): Promise<IoResult>;
   /** The route of a LUN being added (so that its first host request already follows it). */

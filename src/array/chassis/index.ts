@@ -3,7 +3,7 @@
  * See ./chassis.ts; the SP side is ../sp-process, the inter-SP channel ../cmi.
  */
 export { Chassis } from './chassis.js';
-export { ChassisError, DEFAULT_SPS, type SpsConfig, type ChassisOptions, type ChassisDataPath } from './config.js';
+export { ChassisError, DEFAULT_SPS, type SpsConfig, type ChassisOptions, type ChassisDataPath, type ChassisIoResult } from './config.js';
 export {
   powerTransition,
   canPowerTransition,

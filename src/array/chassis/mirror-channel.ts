@@ -38,11 +38,11 @@ export async function listenHostIo(core: ChassisCore): Promise<void> {
     expectFrom: ['A', 'B'],
     handler: async (req, ctx) => {
       const io = parseIoOp(req.args);
-      let r: IoResult;
+      let r: IoResult & { savedSeq?: number };
       if (req.op === 'host-io') r = await hooks.hostIo(Number(req.args.lun), io, io.op === 'write' ? req.bin : undefined, ctx.signal);
       else if (req.op === 'snapshot-io') r = await hooks.snapshotIo(String(req.args.export), io);
       else throw new CmiError('unknown-op', `unknown chassis operation ${req.op}`);
-      return { result: r.extents ? { extents: r.extents } : {}, bin: r.data };
+      return { result: { ...(r.extents ? { extents: r.extents } : {}), ...(r.savedSeq !== undefined ? { savedSeq: r.savedSeq } : {}) }, bin: r.data };
     },
   });
   server.on('protocol-error', (why: string) => core.publish('cmi.protocol-error', { problem: `chassis host-I/O channel: ${why}` }));

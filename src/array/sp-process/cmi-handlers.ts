@@ -71,9 +71,11 @@ export async function forward(core: SpCore, lun: number, op: IoOp, data: Buffer 
 }
 
 /** A host request the LUN's route sends to the chassis: its data path runs it. */
-export async function toChassis(core: SpCore, lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult> {
+export async function toChassis(core: SpCore, lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult & { savedSeq?: number }> {
   const c = await chassisConn(core);
-  return fromReply(op, await c.call('host-io', { lun, ...op }, data));
+  const r = await c.call('host-io', { lun, ...op }, data);
+  const savedSeq = r.result.savedSeq;
+  return typeof savedSeq === 'number' ? { ...fromReply(op, r), savedSeq } : fromReply(op, r);
 }
 
 /** A read or block status of a snapshot export: the chassis reads the snapshot. */

@@ -69,6 +69,13 @@ export interface LunRoute {
    * not copied yet come from its source).
    */
   through?: 'writes' | 'all';
+  /**
+   * With `through: 'writes'`: the LUN's newest snapshot (`seq`) and its region size. A change
+   * whose regions the chassis said are all saved for that snapshot (`savedSeq` in its answers)
+   * needs no copy any more and goes to the owner SP directly; a new cut changes the route first
+   * (and so drains those direct changes).
+   */
+  saved?: { seq: number; regionSize: number };
   /** The LUN is offline to hosts (rolled back to a snapshot): not listed, every request refused. */
   offline?: string;
 }

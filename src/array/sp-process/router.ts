@@ -16,8 +16,8 @@ export interface RouterHost {
   execLocal(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
   /** Forwards an op to the peer SP; rejects with CmiError 'not-owner' / 'peer-gone'. */
   forward(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
-  /** Sends a host request the LUN's route sends to the chassis's data path there. */
-  toChassis(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult>;
+  /** Sends a host request the LUN's route sends to the chassis's data path there (`savedSeq`: see LunRoute.saved). */
+  toChassis(lun: number, op: IoOp, data: Buffer | undefined): Promise<IoResult & { savedSeq?: number }>;
   /**
    * The SP lost power, or the chassis is gone (the array lost power with no hold-up): a request
    * that fails now is not answered (the process is about to stop).
@@ -53,6 +53,8 @@ export class LunRouter extends OpDevice {
   private routeEpoch = 0;
   private readonly directRunning = new Map<number, number>();
   private drainWaiters: Array<{ before: number; done: () => void }> = [];
+  /** Regions the chassis said are saved for the LUN's newest snapshot (`seq`): changes there go direct. */
+  private saved: { seq: number; regionSize: number; regions: Set<number> } | undefined;
   private waiters: (() => void)[] = [];
   private inflightCount = 0;
   private idleWaiters: (() => void)[] = [];
@@ -88,6 +90,9 @@ export class LunRouter extends OpDevice {
 
   /** The chassis told this SP the LUN's route (or that it is not known yet). */
   setRoute(r: RouteEntry): void {
+    const s = r && r !== 'pending' ? r.saved : undefined;
+    if (!s) this.saved = undefined;
+    else if (s.seq !== this.saved?.seq || s.regionSize !== this.saved.regionSize) this.saved = { ...s, regions: new Set() };
     this.routeValue = r;
     this.routeEpoch++;
     const w = this.waiters;
@@ -212,7 +217,7 @@ export class LunRouter extends OpDevice {
         continue;
       }
       if (r?.offline && op.op !== 'flush') throw new BlockError('EPERM', `LUN ${this.lun} is offline to hosts: ${r.offline}`);
-      const viaChassis = admitHostIo(r?.mirror, op.op, this.lun) === 'replicate' || crossesChassis(r?.through, op.op);
+      const viaChassis = admitHostIo(r?.mirror, op.op, this.lun) === 'replicate' || (crossesChassis(r?.through, op.op) && !this.savedAlready(r, op));
       if (!viaChassis) return this.runDirect(op, data, remote);
       // The LUN's own state still applies (cache dirty: EIO; held: wait, e.g. for power loss or
       // a trespass), then the chassis takes the request.
@@ -223,7 +228,9 @@ export class LunRouter extends OpDevice {
         continue;
       }
       try {
-        return await this.host.toChassis(this.lun, op, data);
+        const res = await this.host.toChassis(this.lun, op, data);
+        if (res.savedSeq !== undefined && res.savedSeq === this.saved?.seq) for (const x of this.regionsOf(op, this.saved.regionSize)) this.saved.regions.add(x);
+        return res;
       } catch (e) {
         if (this.host.powerFailing?.() && Date.now() < deadline) {
           // As for any host request during a power failure: no answer (the process stops). If
@@ -235,6 +242,19 @@ export class LunRouter extends OpDevice {
         throw e;
       }
     }
+  }
+
+  /** A change of a LUN with snapshots whose regions are all saved for the newest one already. */
+  private savedAlready(r: LunRoute | null, op: IoOp): boolean {
+    const s = this.saved;
+    if (!s || r?.through !== 'writes' || !modifiesData(op.op) || op.length === 0) return false;
+    for (const x of this.regionsOf(op, s.regionSize)) if (!s.regions.has(x)) return false;
+    return true;
+  }
+
+  private *regionsOf(op: IoOp, regionSize: number): Generator<number> {
+    const last = Math.floor((op.offset + op.length - 1) / regionSize);
+    for (let x = Math.floor(op.offset / regionSize); x <= last; x++) yield x;
   }
 
   protected runOp(op: IoOp, data: Buffer | undefined): Promise<IoResult> {

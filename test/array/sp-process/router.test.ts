@@ -148,4 +148,41 @@ describe('LunRouter with the chassis\'s routes', () => {
     await read;
     await r.directDrained(); // nothing admitted before: at once
   });
+
+  it('a change whose regions the chassis said are saved for the newest snapshot goes direct; a new route forgets them', async () => {
+    const calls: string[] = [];
+    let savedSeq: number | undefined = 7;
+    const host = {
+      execLocal: async (_l: number, op: IoOp) => {
+        calls.push(`local:${op.op}@${op.offset}`);
+        return {};
+      },
+      forward: async () => ({}),
+      toChassis: async (_l: number, op: IoOp) => {
+        calls.push(`chassis:${op.op}@${op.offset}`);
+        return savedSeq === undefined ? {} : { savedSeq };
+      },
+    };
+    const r = new LunRouter(0, 1 << 20, 512, CAPS, false, host, 'owner');
+    const R = 65536;
+    r.setRoute({ through: 'writes', saved: { seq: 7, regionSize: R } });
+    await r.write(0, Buffer.alloc(512)); // region 0: the chassis copies, then says it is saved
+    await r.write(512, Buffer.alloc(512)); // region 0 again: direct
+    await r.write(R - 512, Buffer.alloc(1024)); // regions 0 and 1: region 1 unknown, to the chassis
+    await r.trim(R, 512); // region 1 is known now: direct
+    expect(calls).toEqual(['chassis:write@0', 'local:write@512', `chassis:write@${R - 512}`, `local:trim@${R}`]);
+    calls.length = 0;
+    // An answer about another snapshot teaches nothing.
+    savedSeq = 6;
+    await r.write(2 * R, Buffer.alloc(512));
+    await r.write(2 * R, Buffer.alloc(512));
+    expect(calls).toEqual([`chassis:write@${2 * R}`, `chassis:write@${2 * R}`]);
+    calls.length = 0;
+    // A cut: the route without `saved` (then a newer seq) forgets every region.
+    r.setRoute({ through: 'writes' });
+    await r.write(0, Buffer.alloc(512));
+    r.setRoute({ through: 'writes', saved: { seq: 8, regionSize: R } });
+    await r.write(0, Buffer.alloc(512));
+    expect(calls).toEqual(['chassis:write@0', 'chassis:write@0']);
+  });
 });
