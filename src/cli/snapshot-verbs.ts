@@ -69,8 +69,8 @@ export async function snapshotGroupCommand(group: string | undefined, f: TargetF
   );
   if (f.json) printJson(r);
   else {
-    const seq = (r as { groupSeq?: number }).groupSeq;
-    process.stdout.write(`created ${r.snapshots.length} snapshots at one write boundary${seq !== undefined ? ` (group sequence ${seq})` : ''}; writes paused ${r.pauseMs.toFixed(2)} ms\n${rows(r.snapshots)}\n`);
+    const seq = (r as { groupSeq?: number | null }).groupSeq; // null on a primary: no journal record is applied there
+    process.stdout.write(`created ${r.snapshots.length} snapshots at one write boundary${seq !== undefined && seq !== null ? ` (group sequence ${seq})` : ''}; writes paused ${r.pauseMs.toFixed(2)} ms\n${rows(r.snapshots)}\n`);
   }
   return EXIT.OK;
 }
