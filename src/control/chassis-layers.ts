@@ -7,7 +7,7 @@
  * them (mirror, group, LUN, snapshot and clone events), and every second in case a change came
  * without one:
  * - a mirror image: its role (primary: writes to the driver; secondary: refused);
- * - a LUN with valid snapshots, or about to be snapshotted: its changes cross the snapshot layer,
+ * - a LUN with snapshots, or about to be snapshotted: its changes cross the snapshot layer,
  *   but for those whose regions the chassis said are saved for the newest snapshot already
  *   (`saved`; not while a cut is being made);
  * - a clone still copying (or being created): every request but flush crosses the clone layer;
@@ -17,7 +17,7 @@
 import type { StorageArray } from '../array/index.js';
 import type { Chassis, ChassisDataPath } from '../array/chassis/index.js';
 import type { HostRoutes, LunRoute } from '../array/sp-process/index.js';
-import { BlockError, execIoOp, modifiesData } from '../block/index.js';
+import { BlockError, execIoOp, modifiesData, type BlockDevice } from '../block/index.js';
 import type { CloneManager } from '../clone/index.js';
 import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from '../replication/index.js';
 import type { SnapshotDefaults, SnapshotManager } from '../snapshot/index.js';
@@ -144,14 +144,15 @@ export class ChassisLayers {
 
   /** A two-SP array's LUNs as the mirror driver sees them: snapshot and clone layers over the owner SP's cache. */
   private mirrorLuns(): LunProvider {
-    const devices = new Map<number, ReturnType<typeof chassisLun>>();
+    // One device per OwnerLunDevice: a LUN deleted and created again under its id gets a new one.
+    const devices = new WeakMap<BlockDevice, BlockDevice>();
     return {
       lun: (ref) => {
         const l = this.array.getLun(ref);
         const owner = l ? this.chassis.lunDevice(l.id) : undefined;
         if (!l || !owner) return undefined;
-        let device = devices.get(l.id);
-        if (!device) devices.set(l.id, (device = chassisLun(l.id, owner, this.snapshots, this.clones)));
+        let device = devices.get(owner);
+        if (!device) devices.set(owner, (device = chassisLun(l.id, owner, this.snapshots, this.clones)));
         return { id: l.id, name: l.name, size: l.size, blockSize: l.blockSize, device };
       },
     };
@@ -175,26 +176,24 @@ export class ChassisLayers {
 
   private routes(): HostRoutes {
     const node = this.node && !this.node.crashed ? this.node : undefined;
-    const snapshots = this.snapshots.list().filter((s) => s.state === 'valid');
-    const newest = new Map(snapshots.map((s) => [s.lun, s.seq])); // the list is oldest first
+    // Once a second and on events: the manager's cheap list, not its views (those count use).
+    const served = this.snapshots.served();
+    const newest = new Map(served.map((s) => [s.lun, s])); // oldest first: the last one stays
     const luns: Record<string, LunRoute> = {};
     for (const l of this.array.listLuns()) {
       const r: LunRoute = {};
       const role = node?.roleOf(l.id);
       if (role) r.mirror = { role: role.role, allowReads: role.allowReads, ...(role.offline ? { offline: true } : {}) };
       if (this.clones.copyOf(l.id) || this.clones.creating(l.id)) r.through = 'all';
-      else if (this.cutting.has(l.id)) r.through = 'writes';
-      else if (newest.has(l.id)) {
-        r.through = 'writes';
-        r.saved = { seq: newest.get(l.id)!, regionSize: this.snapshots.storeOf(l.id).regionSize };
+      else if (this.cutting.has(l.id) || this.snapshots.guard(l.id) !== undefined) {
+        r.through = 'writes'; // any snapshot record: the layer decides what needs a copy
+        const top = this.cutting.has(l.id) ? undefined : newest.get(l.id);
+        if (top) r.saved = { seq: top.seq, regionSize: top.regionSize };
       }
       if (this.snapshots.offline(l.id)) r.offline = 'it is being rolled back to a snapshot';
       if (Object.keys(r).length) luns[String(l.id)] = r;
     }
-    const exports = snapshots.flatMap((s) => {
-      const d = this.snapshots.device(s.export);
-      return d ? [{ name: s.export, lun: s.lun, size: d.device.size, blockSize: d.device.blockSize, description: `sanbox array ${this.array.name} snapshot ${s.name} of LUN ${s.lunName} (seq ${s.seq}, ${s.created})` }] : [];
-    });
+    const exports = served.map((s) => ({ name: s.export, lun: s.lun, size: s.size, blockSize: s.blockSize, description: `sanbox array ${this.array.name} snapshot ${s.name} of LUN ${s.lunName} (seq ${s.seq}, ${s.created})` }));
     return { luns, snapshots: exports };
   }
 

@@ -68,7 +68,7 @@ export async function openSnapshots(
     },
     list() {
       const luns = inner.list().filter((e) => !lunOffline(e));
-      const snaps = manager.exportNames().map(snapExport).filter((e): e is ArrayExport => e !== undefined);
+      const snaps = manager.served().map((s) => snapExport(s.export)).filter((e): e is ArrayExport => e !== undefined);
       return [...luns, ...snaps];
     },
   };

@@ -38,6 +38,8 @@ import {
 } from './types.js';
 
 const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+/** Where a LUN's slot store lives (`.store` and `.slots` are added). */
+const storeBase = (dir: string, lunId: number): string => join(dir, 'snap', `lun${lunId}`);
 
 export class SnapshotManager {
   private meta: SnapshotMetadata = { format: SNAPSHOT_FORMAT, nextSeq: 1, luns: {} };
@@ -75,7 +77,7 @@ export class SnapshotManager {
     }
     for (const [id, ls] of Object.entries(this.meta.luns)) {
       if (ls.snapshots.length === 0) continue;
-      const set = await this.openSet(Number(id));
+      const set = await this.setOf(Number(id));
       if (!set) {
         this.host.event('snapshot.offline', { lun: Number(id), problem: 'the LUN is not online; its snapshots are kept but not served' });
         continue;
@@ -96,8 +98,8 @@ export class SnapshotManager {
     };
   }
 
-  /** The LUN's set with its store open and loaded (one opening at a time per LUN). */
-  private openSet(lunId: number): Promise<SnapshotSet | undefined> {
+  /** The LUN's set with its store open and loaded (one opening at a time per LUN; clones and group snapshots use it too). */
+  setOf(lunId: number): Promise<SnapshotSet | undefined> {
     const have = this.sets.get(lunId);
     if (have?.store) return Promise.resolve(have);
     let p = this.opening.get(lunId);
@@ -114,7 +116,7 @@ export class SnapshotManager {
     if (!lun || !base) return undefined;
     const s = this.settingsFor(lun);
     await fsp.mkdir(join(this.dir, 'snap'), { recursive: true });
-    const { store, saved } = await SlotStore.open(this.storeBase(lunId), s.regionSize, Math.floor(s.storeBytes / s.regionSize));
+    const { store, saved } = await SlotStore.open(storeBase(this.dir, lunId), s.regionSize, Math.floor(s.storeBytes / s.regionSize));
     const set = this.sets.get(lunId) ?? this.newSet(lun, base, s);
     set.store = store;
     // A seq named by a saved region is used, even if its snapshot was never saved (commitCut).
@@ -126,10 +128,6 @@ export class SnapshotManager {
 
   private newSet(lun: SnapshotLun, base: BlockDevice, s: StoreSettings): SnapshotSet {
     return new SnapshotSet(lun.id, lun.size, s.regionSize, s.policy, base, { invalidate: (l, seq, why) => this.invalidate(l, seq, why) });
-  }
-
-  private storeBase(lunId: number): string {
-    return join(this.dir, 'snap', `lun${lunId}`);
   }
 
   /** The copy-on-write layer for a LUN's stack (the same set for every stack over the LUN). */
@@ -191,9 +189,15 @@ export class SnapshotManager {
     return { device: new SnapshotDevice(set, rec.seq, rec.size, lun.blockSize), view: this.view(lun, rec) };
   }
 
-  /** Every valid snapshot's export name. */
-  exportNames(): string[] {
-    return this.list().filter((s) => s.state === 'valid').map((s) => s.export);
+  /** Every valid snapshot that is served (its LUN online, its store open), oldest first; counts no use (cheap). */
+  served(): Array<SnapshotRecord & { export: string; lunName: string; blockSize: number; regionSize: number }> {
+    const out = [];
+    for (const [id, ls] of Object.entries(this.meta.luns)) {
+      const lun = this.host.lun(Number(id));
+      if (!lun || !this.sets.get(lun.id)?.store) continue;
+      for (const r of ls.snapshots) if (r.state === 'valid') out.push({ ...r, export: snapshotExportName(lun.name, r.name), lunName: lun.name, blockSize: lun.blockSize, regionSize: ls.settings.regionSize });
+    }
+    return out.sort((a, b) => a.seq - b.seq);
   }
 
   /** A LUN being rolled back is offline to hosts. */
@@ -210,11 +214,6 @@ export class SnapshotManager {
   guard(lunId: number): string | undefined {
     const n = this.meta.luns[String(lunId)]?.snapshots.length ?? 0;
     return n > 0 ? `it has ${n} snapshot(s); delete them first` : undefined;
-  }
-
-  /** The set of a LUN (clones and group snapshots use it), opened. */
-  async setOf(lunId: number): Promise<SnapshotSet | undefined> {
-    return this.openSet(lunId);
   }
 
   /** See SnapshotSet.savedInNewest (the SPs of a two-SP array write such ranges directly). */
@@ -267,7 +266,7 @@ export class SnapshotManager {
       }
       const sets: SnapshotSet[] = [];
       for (const lun of luns) {
-        const set = await this.openSet(lun.id);
+        const set = await this.setOf(lun.id);
         if (!set) throw new SnapshotError('not-found', `LUN ${lun.name} is not online`);
         sets.push(set);
       }
@@ -429,7 +428,7 @@ export class SnapshotManager {
       if (rec.state !== 'valid') throw new SnapshotError('busy', `snapshot ${name} of LUN ${lun.name} is invalid (${rec.invalidReason ?? 'dropped'}); it cannot be rolled back to`);
       const why = this.host.rollbackGuard(lun.id);
       if (why) throw new SnapshotError('busy', `LUN ${lun.name} cannot be rolled back: ${why}`);
-      const set = await this.openSet(lun.id);
+      const set = await this.setOf(lun.id);
       if (!set) throw new SnapshotError('not-found', `LUN ${lun.name} is not online`);
       const ls = this.lunMeta(lun);
       ls.rollingBack = rec.seq;
@@ -484,7 +483,7 @@ export class SnapshotManager {
       delete this.meta.luns[String(lunId)];
       await this.persist(() => undefined);
     }
-    await SlotStore.remove(this.storeBase(lunId));
+    await SlotStore.remove(storeBase(this.dir, lunId));
   }
 
   async close(): Promise<void> {

@@ -39,6 +39,9 @@ function crossesChassis(through: LunRoute['through'], op: IoOpKind): boolean {
 
 const RETRY_DEADLINE_MS = 60_000;
 
+/** The last region a request of `length > 0` touches. */
+const lastRegion = (op: IoOp, regionSize: number): number => Math.floor((op.offset + op.length - 1) / regionSize);
+
 /**
  * The BlockDevice an SP's NBD export names for one LUN: routes every request by the LUN's state
  * on this SP, and keeps the count of requests running on the owner path (quiesce waits for it).
@@ -49,9 +52,12 @@ export class LunRouter extends OpDevice {
   readonly capabilities: DeviceCapabilities;
   private stateValue: RouteState;
   private routeValue: RouteEntry = null;
-  /** Direct host requests running, by the route epoch they were admitted in (see directDrained). */
+  /** Bumped by every route change; direct requests are counted by the epoch that admitted them (see directDrained). */
   private routeEpoch = 0;
-  private readonly directRunning = new Map<number, number>();
+  /** Direct requests admitted under the current epoch (the common case: a counter)... */
+  private directNow = 0;
+  /** ...and those still running from older epochs, by epoch. */
+  private readonly directOlder = new Map<number, number>();
   private drainWaiters: Array<{ before: number; done: () => void }> = [];
   /** Regions the chassis said are saved for the LUN's newest snapshot (`seq`): changes there go direct. */
   private saved: { seq: number; regionSize: number; regions: Set<number> } | undefined;
@@ -94,6 +100,8 @@ export class LunRouter extends OpDevice {
     if (!s) this.saved = undefined;
     else if (s.seq !== this.saved?.seq || s.regionSize !== this.saved.regionSize) this.saved = { ...s, regions: new Set() };
     this.routeValue = r;
+    if (this.directNow > 0) this.directOlder.set(this.routeEpoch, this.directNow);
+    this.directNow = 0;
     this.routeEpoch++;
     const w = this.waiters;
     this.waiters = [];
@@ -112,24 +120,33 @@ export class LunRouter extends OpDevice {
   }
 
   private runningBefore(epoch: number): boolean {
-    for (const e of this.directRunning.keys()) if (e < epoch) return true;
+    for (const e of this.directOlder.keys()) if (e < epoch) return true;
     return false;
   }
 
-  private async runDirect(op: IoOp, data: Buffer | undefined, remote: boolean): Promise<IoResult> {
-    const e = this.routeEpoch;
-    this.directRunning.set(e, (this.directRunning.get(e) ?? 0) + 1);
-    try {
-      return await this.run(op, data, remote);
-    } finally {
-      const n = this.directRunning.get(e)! - 1;
-      if (n > 0) this.directRunning.set(e, n);
-      else {
-        this.directRunning.delete(e);
-        const waiting = this.drainWaiters;
-        this.drainWaiters = waiting.filter((w) => this.runningBefore(w.before));
-        for (const w of waiting) if (!this.drainWaiters.includes(w)) w.done();
-      }
+  /** A direct host request starts: counted under the current route epoch (see directDrained). */
+  private enterDirect(): number {
+    this.directNow++;
+    return this.routeEpoch;
+  }
+
+  private leaveDirect(e: number): void {
+    if (e === this.routeEpoch) {
+      this.directNow--; // nobody waits for the current epoch
+      return;
+    }
+    const n = this.directOlder.get(e)! - 1;
+    if (n > 0) {
+      this.directOlder.set(e, n);
+      return;
+    }
+    this.directOlder.delete(e);
+    if (this.drainWaiters.length === 0) return;
+    const waiting = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiting) {
+      if (this.runningBefore(w.before)) this.drainWaiters.push(w);
+      else w.done();
     }
   }
 
@@ -218,7 +235,14 @@ export class LunRouter extends OpDevice {
       }
       if (r?.offline && op.op !== 'flush') throw new BlockError('EPERM', `LUN ${this.lun} is offline to hosts: ${r.offline}`);
       const viaChassis = admitHostIo(r?.mirror, op.op, this.lun) === 'replicate' || (crossesChassis(r?.through, op.op) && !this.savedAlready(r, op));
-      if (!viaChassis) return this.runDirect(op, data, remote);
+      if (!viaChassis) {
+        const e = this.enterDirect();
+        try {
+          return await this.run(op, data, remote);
+        } finally {
+          this.leaveDirect(e);
+        }
+      }
       // The LUN's own state still applies (cache dirty: EIO; held: wait, e.g. for power loss or
       // a trespass), then the chassis takes the request.
       const s = this.stateValue;
@@ -229,7 +253,8 @@ export class LunRouter extends OpDevice {
       }
       try {
         const res = await this.host.toChassis(this.lun, op, data);
-        if (res.savedSeq !== undefined && res.savedSeq === this.saved?.seq) for (const x of this.regionsOf(op, this.saved.regionSize)) this.saved.regions.add(x);
+        const s = this.saved;
+        if (s && res.savedSeq === s.seq && op.length > 0) for (let x = Math.floor(op.offset / s.regionSize), last = lastRegion(op, s.regionSize); x <= last; x++) s.regions.add(x);
         return res;
       } catch (e) {
         if (this.host.powerFailing?.() && Date.now() < deadline) {
@@ -248,13 +273,8 @@ export class LunRouter extends OpDevice {
   private savedAlready(r: LunRoute | null, op: IoOp): boolean {
     const s = this.saved;
     if (!s || r?.through !== 'writes' || !modifiesData(op.op) || op.length === 0) return false;
-    for (const x of this.regionsOf(op, s.regionSize)) if (!s.regions.has(x)) return false;
+    for (let x = Math.floor(op.offset / s.regionSize), last = lastRegion(op, s.regionSize); x <= last; x++) if (!s.regions.has(x)) return false;
     return true;
-  }
-
-  private *regionsOf(op: IoOp, regionSize: number): Generator<number> {
-    const last = Math.floor((op.offset + op.length - 1) / regionSize);
-    for (let x = Math.floor(op.offset / regionSize); x <= last; x++) yield x;
   }
 
   protected runOp(op: IoOp, data: Buffer | undefined): Promise<IoResult> {
