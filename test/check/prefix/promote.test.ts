@@ -70,6 +70,11 @@ describe('sanbox check prefix across a primary crash and a promote', () => {
       const image = join(root, 'alpha', 'lun0.img');
       while (statSync(image).blocks === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       expect(statSync(image).blocks, 'the writer never wrote').toBeGreaterThan(0);
+      // ...and bravo has applied some of it (on a loaded machine the first batch can take a
+      // while: a cut before it would leave bravo empty, with no prefix to check).
+      const bravoImage = join(root, 'bravo', 'lun0.img');
+      while (statSync(bravoImage).blocks === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(statSync(bravoImage).blocks, 'bravo never applied a write').toBeGreaterThan(0);
       emu.cutLink('both');
       await new Promise((r) => setTimeout(r, 700));
       emu.restore();
