@@ -22,6 +22,7 @@ import { addCheckCommands } from './check-verbs.js';
 import { addScenarioCommands } from './scenario-verbs.js';
 import { addSnapshotCommands } from './snapshot-verbs.js';
 import { addCloneCommands } from './clone-verbs.js';
+import { addMonitorCommands } from './monitor/index.js';
 
 export { EXIT } from './common.js';
 
@@ -271,6 +272,7 @@ export async function main(argv: string[]): Promise<number> {
   addScenarioCommands(program, run);
   addSnapshotCommands(program, run);
   addCloneCommands(program, run);
+  addMonitorCommands(program, run);
 
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
