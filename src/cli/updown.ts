@@ -34,6 +34,7 @@ import { ControlServer, LabSupervisor, SupervisorEvents } from './supervisor/ind
 import { startLabLinks, stopLabLinks, type RunningLink } from './link-verbs.js';
 import { setupLabMirrors } from './lab-mirrors.js';
 import { setupLabGroups } from './lab-groups.js';
+import { startLabMonitor, stopLabMonitor } from './lab-monitor.js';
 
 export interface UpFlags {
   detach?: boolean;
@@ -75,6 +76,7 @@ export function labSummary(state: LabState, lab: Lab): string {
   for (const a of lab.arrays) if (a.host) lines.push(`  array ${a.name} runs on ${a.host} (not started here)`);
   for (const s of lab.sites) if (s.declared) lines.push(`  site ${s.name}: ${s.arrays.join(', ')}`);
   if (lab.restart.mode === 'on-failure') lines.push(`  restart: on-failure (after ${lab.restart.backoffMs} ms, at most ${lab.restart.limit} times per array)`);
+  if (state.monitor) lines.push(`  monitor pid ${state.monitor.pid}  ${state.monitor.resources} resources  socket ${state.monitor.socket}${state.monitor.http ? `  events ${state.monitor.http}/v1/events` : ''}  (chkmon -show)`);
   for (const m of state.mirrors ?? []) {
     const what = { created: 'created', exists: 'exists', skipped: 'not created here', failed: 'NOT CREATED' }[m.status];
     lines.push(`  mirror ${m.name}  ${m.primary} -> ${m.secondaries.join(', ')}  ${what}${m.detail ? `: ${m.detail}` : ''}`);
@@ -190,6 +192,7 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
     await (sup ? sup.flush() : writeState(state)).catch((e: unknown) => log(`cannot record the stopping state: ${(e as Error).message}`));
     // No more fault requests once stopping; then every array, crashed or not, then the links.
     await ignoreOnClose(control?.close() ?? Promise.resolve(), 'closing the control API');
+    if (state.monitor) await stopLabMonitor(state.monitor).catch((e: unknown) => log(`stopping the monitor: ${(e as Error).message}`));
     await sup?.stopAll();
     await stopLabLinks(links);
     links = [];
@@ -243,6 +246,11 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
     // Then the consistency groups of those mirrors (created at once: they start in bypass until
     // the initial copies are done).
     if (lab.groups.length) state.groups = await setupLabGroups(lab, state, { log });
+    // The monitor last: its first polls find the mirrors and groups in place.
+    if (lab.monitor) {
+      await sup.flush(); // the monitor resolves LAB:ARRAY from the state file
+      state.monitor = await startLabMonitor(lab, log);
+    }
     control = new ControlServer(sup, events);
     state.control = await control.listen();
     state.state = 'running';
@@ -296,7 +304,7 @@ export async function downCommand(ref: string | undefined, f: DownFlags): Promis
     else process.stdout.write(`lab ${name} is not running\n`);
     return EXIT.OK;
   }
-  const pids = [state.supervisorPid, ...state.arrays.map((a) => a.pid)].filter((p) => pidAlive(p) && isSanbox(p));
+  const pids = [state.supervisorPid, ...state.arrays.map((a) => a.pid), ...(state.monitor ? [state.monitor.pid] : [])].filter((p) => pidAlive(p) && isSanbox(p));
   // The supervisor stops its arrays; signal the arrays directly only when it is gone.
   if (pidAlive(state.supervisorPid) && isSanbox(state.supervisorPid)) process.kill(state.supervisorPid, 'SIGTERM');
   else for (const p of pids) process.kill(p, 'SIGTERM');

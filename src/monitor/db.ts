@@ -37,8 +37,6 @@ export type DbDocument = { format: typeof DB_FORMAT; version: typeof DB_VERSION;
 export type SettableFields = Partial<Pick<ResourceSpec, 'instance' | 'intervalSeconds' | 'autorecover' | 'resyncAdminFractures'>>;
 const SETTABLE = new Set(['instance', 'intervalSeconds', 'autorecover', 'resyncAdminFractures']);
 
-// ---------------------------------------------------------------- shape checks
-
 type Check = (v: unknown) => boolean;
 const isStr: Check = (v) => typeof v === 'string';
 const isTime: Check = (v) => typeof v === 'string' && !Number.isNaN(Date.parse(v));
@@ -99,18 +97,11 @@ function checkDocument(v: unknown, where: string): DbDocument {
   for (const k of Object.keys(v)) if (!['format', 'version', 'timeMark', 'entries'].includes(k)) throw new Error(`${where}: unknown field ${JSON.stringify(k)}`);
   if (!isTime(v.timeMark)) throw new Error(`${where}: timeMark must be an ISO time`);
   if (!Array.isArray(v.entries)) throw new Error(`${where}: entries must be an array`);
-  const seen = new Set<string>();
-  const entries = v.entries.map((x, i) => {
-    const e = checkEntry(x, `${where}: entries[${i}]`);
-    const key = keyOf(e.appName, e.deviceGroup);
-    if (seen.has(key)) throw new Error(`${where}: entries[${i}] repeats appName ${e.appName} deviceGroup ${e.deviceGroup}`);
-    seen.add(key);
-    return e;
-  });
+  const entries = v.entries.map((x, i) => checkEntry(x, `${where}: entries[${i}]`));
+  const keys = new Set(entries.map((e) => keyOf(e.appName, e.deviceGroup)));
+  if (keys.size !== entries.length) throw new Error(`${where}: entries repeat an appName and deviceGroup`);
   return { format: DB_FORMAT, version: DB_VERSION, timeMark: v.timeMark as string, entries };
 }
-
-// ---------------------------------------------------------------- entry helpers
 
 /** Appends a history item, dropping the oldest beyond HISTORY_LENGTH. */
 export function recordHistory(e: ResourceEntry, what: string, text: string, time: string = new Date().toISOString()): void {
@@ -183,18 +174,14 @@ function applyFields(e: ResourceEntry, f: SettableFields, alwaysRearm: boolean):
   return said;
 }
 
-function assertBool(v: unknown): boolean {
-  if (typeof v !== 'boolean') throw new Error(`ResourceDatabase: expected true or false, got ${JSON.stringify(v)}`);
-  return v;
+function fail(message: string): never {
+  throw new Error(message);
 }
-
-// ---------------------------------------------------------------- the database
+const assertBool = (v: unknown): boolean => (typeof v === 'boolean' ? v : fail(`ResourceDatabase: expected true or false, got ${JSON.stringify(v)}`));
 
 export class ResourceDatabase {
   /** The history helper, also as a static for callers holding only the class. */
   static readonly record = recordHistory;
-  /** Corrupt copies the store found at open (the daemon logs them); empty when all was well. */
-  readonly loadProblems: string[];
   private readonly entries = new Map<string, ResourceEntry>();
   private timeMark: string;
   private lastSave: Promise<unknown> = Promise.resolve();
@@ -204,9 +191,9 @@ export class ResourceDatabase {
     private readonly store: MetadataStore<DbDocument>,
     private readonly now: () => Date,
     doc: DbDocument | undefined,
-    problems: string[],
+    /** Corrupt copies the store found at open (the daemon logs them); empty when all was well. */
+    readonly loadProblems: string[],
   ) {
-    this.loadProblems = [...problems];
     this.timeMark = doc?.timeMark ?? now().toISOString();
     for (const e of doc?.entries ?? []) this.entries.set(keyOf(e.appName, e.deviceGroup), e);
   }
@@ -251,21 +238,20 @@ export class ResourceDatabase {
 
   /** LOAD: every spec is checked before any is applied, then one save for the whole list. */
   async addList(specs: ResourceSpec[]): Promise<{ added: number; updated: number }> {
-    const checked = checkSpecList(specs, 'resources');
     const counts = { added: 0, updated: 0, unchanged: 0 };
-    for (const s of checked) counts[this.applySpec(s)]++;
+    for (const s of checkSpecList(specs, 'resources')) counts[this.applySpec(s)]++;
     if (counts.added + counts.updated > 0) await this.persist();
     return { added: counts.added, updated: counts.updated };
   }
 
-  changeOneInterval(appName: string, deviceGroup: string, seconds: number): Promise<ResourceEntry | undefined> {
+  async changeOneInterval(appName: string, deviceGroup: string, seconds: number): Promise<ResourceEntry | undefined> {
     return this.set(appName, deviceGroup, { intervalSeconds: checkInterval(seconds) });
   }
 
   async changeAllInterval(seconds: number): Promise<ResourceEntry[]> {
-    checkInterval(seconds);
-    let changed = false;
-    for (const key of this.entries.keys()) changed = this.modify(key, (e) => this.applyAndRecord(e, { intervalSeconds: seconds }, 'changed')) || changed;
+    const intervalSeconds = checkInterval(seconds); // before any change, even with no resources
+    const set = (e: ResourceEntry): void => this.applyAndRecord(e, { intervalSeconds }, 'changed');
+    const changed = [...this.entries.keys()].filter((key) => this.modify(key, set)).length > 0;
     const all = this.showAll();
     if (changed) await this.persist();
     return all;
@@ -308,8 +294,6 @@ export class ResourceDatabase {
     return entry;
   }
 
-  // ------------------------------------------------------------ internals
-
   private remove(gone: ResourceEntry[]): Promise<void> {
     this.assertOpen();
     for (const e of gone) this.entries.delete(keyOf(e.appName, e.deviceGroup));
@@ -350,9 +334,7 @@ export class ResourceDatabase {
   }
 
   private touch = (): void => void (this.timeMark = this.now().toISOString());
-  private assertOpen = (): void => {
-    if (this.closed) throw new Error('ResourceDatabase: changed after close()');
-  };
+  private assertOpen = (): void => void (this.closed && fail('ResourceDatabase: changed after close()'));
 
   /** Saves a deep snapshot of the whole document (taken now, so it holds every change so far). */
   private persist(): Promise<void> {

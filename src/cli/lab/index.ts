@@ -69,6 +69,7 @@
  * The state file of a running lab is `<images>/.labs/<lab>.json` (mode 0600): supervisor pid,
  * and for every array its pid, directory, NBD endpoint and API URL (and token if any).
  */
+export type { LabMonitor, LabMonitorResource } from './types.js';
 export type { Lab, LabArray, LabGroup, LabLink, LabLinkSettings, LabLunRef, LabMirror, LabSecondary, LabSite, LinkDirection, RestartPolicy } from './types.js';
 export { DEFAULT_RESTART_POLICY, parseRestart, parseSites } from './sites.js';
 export { LabError } from './types.js';
@@ -76,6 +77,7 @@ export { labNameOf, loadLab, parseLab } from './parse.js';
 export { MIN_SECRET, parseDuration, parseRate } from './values.js';
 export { linkBetween } from './links.js';
 export { parseSps } from './sps.js';
+export { parseMonitor } from './monitor.js';
 export { arrayConfig, peersOf, type LabArrayConfig, type LinkListeners } from './config.js';
 export type { ArrayRunState, LabState, LabStateArray, LabStateGroup, LabStateLink, LabStateMirror } from './state.js';
 export { eventsPath, labAlive, readState, removeState, runningLabs, statePath, writeState } from './state.js';

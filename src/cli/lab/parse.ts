@@ -8,6 +8,7 @@ import { parseArrays } from './arrays.js';
 import { parseGroups } from './groups.js';
 import { parseLinks } from './links.js';
 import { parseMirrors } from './mirrors.js';
+import { parseMonitor } from './monitor.js';
 import { parseRestart, parseSites } from './sites.js';
 import { isObj, LabError, type Lab, type Obj, type ParseContext } from './types.js';
 
@@ -33,7 +34,7 @@ export function parseLab(text: string, file: string): Lab {
   const known = (o: Obj, where: string, keys: string[]) => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) problems.push(`${where}: unknown key "${k}" (expected ${keys.join(', ')})`);
   };
-  known(root, 'top level', ['lab', 'arrays', 'links', 'mirrors', 'groups', 'sites', 'restart']);
+  known(root, 'top level', ['lab', 'arrays', 'links', 'mirrors', 'groups', 'sites', 'restart', 'monitor']);
 
   let name = basename(file, extname(file));
   if (root.lab !== undefined) {
@@ -58,8 +59,9 @@ export function parseLab(text: string, file: string): Lab {
   const groups = parseGroups(root.groups, mirrors, root.mirrors, problems);
   const sites = parseSites(root.sites, arrays, problems);
   const restart = parseRestart(root.restart, problems);
+  const monitor = parseMonitor(root.monitor, { name, mirrors, groups, arrays: arrays.map((a) => a.name) }, problems);
   if (problems.length) throw new LabError(file, problems);
-  return { name, file, arrays, links, mirrors, groups, sites, restart };
+  return { name, file, arrays, links, mirrors, groups, sites, restart, ...(monitor ? { monitor } : {}) };
 }
 
 /** A lab reference: a lab name, or a path to a lab file (its name is read from the file). */

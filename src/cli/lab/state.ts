@@ -93,6 +93,8 @@ export interface LabState {
   mirrors?: LabStateMirror[];
   /** The lab file's consistency groups as `sanbox up` found or created them. */
   groups?: LabStateGroup[];
+  /** The pair resync monitor `sanbox up` started for the lab's `monitor:` (src/cli/monitor). */
+  monitor?: { stateDir: string; pid: number; socket: string; http?: string; resources: number };
 }
 
 export function statePath(lab: string): string {

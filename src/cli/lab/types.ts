@@ -118,6 +118,23 @@ export interface Lab {
   /** Every site: the declared ones, then one per array in none (named after the array). */
   sites: LabSite[];
   restart: RestartPolicy;
+  /** `monitor:`: the pair resync monitor `up` starts (./monitor.ts) */
+  monitor?: LabMonitor;
+}
+
+/** A resource of `monitor:` (./monitor.ts). */
+export interface LabMonitorResource {
+  appName: string;
+  deviceGroup: string;
+  /** the array to ask (a name of this lab) */
+  array: string;
+  intervalSeconds: number;
+  autorecover: boolean;
+  resyncAdminFractures: boolean;
+}
+
+export interface LabMonitor {
+  resources: LabMonitorResource[];
 }
 
 export class LabError extends CliError {

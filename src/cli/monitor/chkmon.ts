@@ -59,7 +59,7 @@ export async function chkmonMain(argv: string[]): Promise<number> {
     if ((req.msgType === 'REMOVE' || req.msgType === 'REMOVEALL') && !o.force && !(await confirm(req))) {
       return finish(req, { ok: false, code: RC.INTERNAL, message: 'not removed: -remove needs -force when not confirmed on a terminal' }, json);
     }
-    return finish(req, await request(addressOf(place), req), json);
+    return finish(req, await request(await addressOf(place), req), json);
   } catch (e) {
     return finish(req, { ok: false, code: RC.INTERNAL, message: (e as Error).message }, json);
   }

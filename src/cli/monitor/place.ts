@@ -19,13 +19,21 @@ export interface PlaceFlags {
   token?: string;
 }
 
-export function stateDirOf(f: PlaceFlags): string {
-  return resolve(f.state ?? (process.env.SANBOX_MONITOR_STATE || resolve(imagesDir(), '.monitor')));
+/**
+ * The state directory: --state, else $SANBOX_MONITOR_STATE, else the monitor of the only
+ * running lab that has one (like the array verbs find their lab), else <images>/.monitor.
+ */
+export async function stateDirOf(f: PlaceFlags): Promise<string> {
+  const given = f.state ?? (process.env.SANBOX_MONITOR_STATE || undefined);
+  if (given !== undefined) return resolve(given);
+  const labs = (await runningLabs()).filter((l) => l.monitor);
+  if (labs.length === 1) return labs[0]!.monitor!.stateDir;
+  return resolve(imagesDir(), '.monitor');
 }
 
 /** The daemon's address: --host HOST:PORT (with a token), else the state directory's socket. */
-export function addressOf(f: PlaceFlags): MonitorAddress {
-  if (f.host === undefined) return { socketPath: socketPathOf(stateDirOf(f)) };
+export async function addressOf(f: PlaceFlags): Promise<MonitorAddress> {
+  if (f.host === undefined) return { socketPath: socketPathOf(await stateDirOf(f)) };
   const m = /^(.+):(\d{1,5})$/.exec(f.host);
   if (!m || Number(m[2]) > 65535) throw new Error(`--host must be HOST:PORT, not ${JSON.stringify(f.host)}`);
   const token = f.token ?? (process.env.SANBOX_MONITOR_TOKEN || '');
@@ -41,8 +49,8 @@ export function spawnDaemon(stateDir: string): void {
 }
 
 /** prmd's first step: a daemon for the local state directory, started when none answers. */
-export function ensureLocalDaemon(f: PlaceFlags): Promise<Reply> {
-  const stateDir = stateDirOf(f);
+export async function ensureLocalDaemon(f: PlaceFlags): Promise<Reply> {
+  const stateDir = await stateDirOf(f);
   return ensureDaemon(socketPathOf(stateDir), () => spawnDaemon(stateDir));
 }
 

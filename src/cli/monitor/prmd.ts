@@ -41,7 +41,7 @@ export async function prmdMain(argv: string[]): Promise<number> {
     const req = await requestOf(o);
     const started = place.host === undefined ? await ensureLocalDaemon(place) : undefined;
     if (started && started.code !== RC.OK) return fail(`prmd: cannot start the monitor daemon: ${started.message}`, json, started);
-    const r = await request(addressOf(place), req.req);
+    const r = await request(await addressOf(place), req.req);
     if (r.code !== RC.OK) return fail(`prmd: ${r.message ?? 'failed'}`, json, r);
     if (req.saveTo) await saveFile(req.saveTo, r);
     return done(req, r, json);

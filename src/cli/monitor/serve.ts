@@ -37,7 +37,7 @@ export async function monitorServeCommand(f: ServeFlags): Promise<number> {
   let daemon: MonitorDaemon;
   try {
     daemon = await MonitorDaemon.start({
-      stateDir: stateDirOf(f),
+      stateDir: await stateDirOf(f),
       resolveName: resolveLabArray,
       listen,
       token,

@@ -20,7 +20,7 @@ export interface VerbFlags extends PlaceFlags {
 async function call(f: VerbFlags, req: Request, okCodes: number[] = [RC.OK], timeoutMs?: number): Promise<Reply> {
   let addr;
   try {
-    addr = addressOf(f);
+    addr = await addressOf(f);
   } catch (e) {
     throw usage((e as Error).message);
   }
@@ -138,7 +138,7 @@ export async function monitorEventsCommand(f: VerbFlags & { since?: string; foll
   process.once('SIGINT', stop);
   try {
     await followEvents(
-      addressOf(f),
+      await addressOf(f),
       since,
       (e) => {
         n++;
