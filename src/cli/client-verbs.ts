@@ -4,6 +4,8 @@ import type { ApiClient, LunView } from '../control/index.js';
 import { CliError, EXIT, printJson, table, usage } from './common.js';
 import { statusMirrorsSection } from './mirror-verbs.js';
 import { clientError, findLab, resolveTarget, type TargetFlags } from './target.js';
+import { labMonitorStatus } from './lab-monitor.js';
+import type { LabState } from './lab.js';
 
 // Their home is target.ts (below the verb modules); re-exported for existing importers.
 export { clientError, findLab, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
@@ -87,7 +89,7 @@ interface StatusJson {
 }
 
 /** `sanbox status` of a lab (no --api, no --array): every array's supervision state, and the first running array in detail. */
-async function labOverview(f: TargetFlags): Promise<{ rows: LabArrayRow[]; pick: string } | undefined> {
+async function labOverview(f: TargetFlags): Promise<{ rows: LabArrayRow[]; pick: string; monitor?: LabState['monitor'] } | undefined> {
   if (f.api ?? (process.env.SANBOX_API || undefined)) return undefined;
   if (f.array) return undefined;
   const lab = await findLab(f);
@@ -97,7 +99,7 @@ async function labOverview(f: TargetFlags): Promise<{ rows: LabArrayRow[]; pick:
     const list = rows.map((r) => `${r.name} ${r.state}`).join(', ');
     throw new CliError(EXIT.UNREACHABLE, 'array-down', `no array of lab ${lab.lab} is running (${list}); start one with "sanbox fault array-restart ARRAY"`);
   }
-  return { rows, pick: up.name };
+  return { rows, pick: up.name, monitor: lab.monitor };
 }
 
 interface LabArrayRow {
@@ -117,8 +119,9 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
     if (!f.json) mirrors = await statusMirrorsSection(c, f);
     return r;
   });
+  const monitor = overview?.monitor ? await labMonitorStatus(overview.monitor) : undefined;
   if (f.json) {
-    printJson(overview ? { ...st, labArrays: overview.rows } : st);
+    printJson(overview ? { ...st, labArrays: overview.rows, ...(monitor ? { monitor: monitor.json } : {}) } : st);
     return EXIT.OK;
   }
   const down = overview?.rows.filter((r) => r.state !== 'running') ?? [];
@@ -139,6 +142,7 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
     st.luns.length ? lunRows(st.luns) : 'no LUNs (sanbox lun create NAME SIZE)',
   ];
   if (mirrors) lines.push('', mirrors);
+  if (monitor) lines.push('', monitor.text);
   if (st.snapshots?.length) lines.push('', 'snapshots:', ...st.snapshots.map((s) => `  ${s.export}  ${s.kind}, ${s.state}, taken ${s.created}, ${formatSize(s.usedBytes)} saved`));
   if (st.diskFaults?.length) lines.push('', 'disk faults:', ...st.diskFaults.map((d) => `  LUN ${d.name}: ${d.summary}; ${d.injected} errors injected, ${d.delayed} requests delayed`));
   for (const p of st.problems) lines.push(`warning: ${p}`);

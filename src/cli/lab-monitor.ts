@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { labsDir, pidAlive, sleep } from './common.js';
 import type { Lab, LabState } from './lab.js';
-import { ensureLocalDaemon } from './monitor/index.js';
+import { ensureLocalDaemon, resourceTable } from './monitor/index.js';
 import { RC, infoPathOf, request, socketPathOf, type DaemonInfo } from '../monitor/index.js';
 
 /** How long a stopping lab waits for its monitor to exit. */
@@ -43,4 +43,12 @@ export async function stopLabMonitor(m: NonNullable<LabState['monitor']>): Promi
   const end = Date.now() + MONITOR_STOP_MS;
   while (pidAlive(m.pid) && Date.now() < end) await sleep(50);
   if (pidAlive(m.pid)) process.kill(m.pid, 'SIGKILL');
+}
+
+/** The lab monitor's part of `sanbox status`: its resources, or why they cannot be shown. */
+export async function labMonitorStatus(m: NonNullable<LabState['monitor']>): Promise<{ text: string; json: unknown }> {
+  const r = await request({ socketPath: m.socket }, { msgType: 'SHOWALL' }, 5000);
+  const head = `monitor pid ${m.pid}, ${m.resources} resources (chkmon -show; events: sanbox monitor events)`;
+  if (r.code !== RC.OK) return { text: `${head}\n  not answering: ${r.message}`, json: { ...m, error: r.message } };
+  return { text: `${head}\n${resourceTable(r.resources ?? [])}`, json: { ...m, entries: r.resources } };
 }

@@ -13,6 +13,7 @@ export { chkmonMain, OPERATION_CODES } from './chkmon.js';
 export { stateDirOf, ensureLocalDaemon, addressOf, type PlaceFlags } from './place.js';
 export { EXIT_ALREADY_RUNNING } from './serve.js';
 export { EXIT_WAIT_TIMEOUT } from './verbs.js';
+export { resourceTable, resourceDetail } from './render.js';
 
 const place = (c: Command): Command =>
   c
