@@ -68,8 +68,14 @@ async function syncMirror(client: ApiClient, ref: string, withOperator: boolean)
   for (const img of view.images) {
     if (img.role !== 'secondary' || !img.fractured) continue;
     if (img.fractureReason === 'promote' || (img.fractureReason === 'admin' && !withOperator)) continue;
-    await client.synchronizeMirror(ref, { image: img.imageId });
-    done.push(`mirror synchronize ${view.record.name} --image ${img.imageId}`);
+    try {
+      await client.synchronizeMirror(ref, { image: img.imageId });
+      done.push(`mirror synchronize ${view.record.name} --image ${img.imageId}`);
+    } catch (e) {
+      // An image with recovery 'auto' may have been resynchronized by the array meanwhile.
+      if (!(e instanceof ClientError) || e.code !== 'state' || (await client.getMirror(ref)).images.find((i) => i.imageId === img.imageId)?.fractured !== false) throw e;
+      done.push(`${view.record.name} ${img.imageId}: the array resynchronizes it already`);
+    }
   }
   return done;
 }

@@ -84,7 +84,12 @@ export class SocketServer {
 
   private async answer(socket: Socket, line: string, remote: boolean): Promise<void> {
     if (socket.destroyed) return;
-    if (Buffer.byteLength(line) > MAX_MESSAGE_BYTES) return send(socket, reply(RC.INTERNAL, { message: `message over ${MAX_MESSAGE_BYTES} bytes refused` }));
+    if (Buffer.byteLength(line) > MAX_MESSAGE_BYTES) {
+      // a whole line over the limit (it came with its newline): refused and closed, like one that never ends
+      send(socket, reply(RC.INTERNAL, { message: `message over ${MAX_MESSAGE_BYTES} bytes refused` }));
+      socket.end();
+      return;
+    }
     let req: Request;
     try {
       req = parseRequest(line);
