@@ -23,7 +23,7 @@ export interface CheckerOptions {
   backoffMaxMs: number;
   /** how long a resync may take to bring the pair back before it counts as failed */
   resyncTimeoutMs: number;
-  /** how often the pair is polled while a resync runs */
+  /** how often (at most) the pair is polled while a resync runs */
   resyncPollMs: number;
 }
 
@@ -178,8 +178,11 @@ async function failed(ctx: CheckContext, e: ResourceEntry, why: string): Promise
 /** Polls until connected (undefined) or a reason it will not be: error-suspended, deleted, still suspended, timeout. */
 async function waitConnected(ctx: CheckContext, e: ResourceEntry, started: number): Promise<string | undefined> {
   let suspendedSince: number | undefined;
+  // Small resyncs end in milliseconds: poll soon, then back off to resyncPollMs.
+  let pollMs = Math.min(50, ctx.opts.resyncPollMs);
   for (;;) {
-    await new Promise((r) => setTimeout(r, ctx.opts.resyncPollMs));
+    await new Promise((r) => setTimeout(r, pollMs));
+    pollMs = Math.min(ctx.opts.resyncPollMs, pollMs * 2);
     const cur = ctx.db.showOne(e.appName, e.deviceGroup);
     if (!cur) return 'removed from the database during the resync';
     const r = await readPair(ctx, cur);

@@ -27,6 +27,8 @@ export interface DaemonOptions {
   token?: string;
   http?: { host: string; port: number };
   checker?: Partial<CheckerOptions>;
+  /** follow the arrays' event streams (default true; false: polling only, for comparison) */
+  followEvents?: boolean;
   /** fsync the database (default true) */
   sync?: boolean;
   /** also write the log lines here (the foreground `monitor serve`) */
@@ -54,7 +56,7 @@ export const infoPathOf = (stateDir: string): string => join(stateDir, 'monitor.
 export const logPathOf = (stateDir: string): string => join(stateDir, 'monitor.log');
 
 /** A stream event from an array re-checks its resources after this quiet time (events come in bursts). */
-const EVENT_DEBOUNCE_MS = 200;
+const EVENT_DEBOUNCE_MS = 100;
 
 export class MonitorDaemon {
   readonly events: MonitorEvents;
@@ -170,6 +172,7 @@ export class MonitorDaemon {
   }
 
   private refollow(): void {
+    if (this.opts.followEvents === false) return;
     this.follower.follow(new Set(this.db.showAll().map((e) => e.instance)));
   }
 

@@ -32,6 +32,7 @@ export function addMonitorCommands(program: Command, run: Run): void {
     .option('--max-failures <n>', 'automatic resyncs that may fail inside the window before the resource is held', '3')
     .option('--failure-window <s>', 'seconds in which failures count', '600')
     .option('--resync-timeout <s>', 'seconds a resync may take to bring the pair back', '3600')
+    .option('--no-events', 'do not follow the arrays\' event streams: polling only (for comparison)')
     .option('-q, --quiet', 'no event log on stderr (it always goes to <state>/monitor.log)')
     .action(run((f: ServeFlags) => monitorServeCommand(f)));
   place(resourceArgs(m.command('add').description('add (or update) a resource; starts the daemon when none runs')))

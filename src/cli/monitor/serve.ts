@@ -17,6 +17,8 @@ export interface ServeFlags extends PlaceFlags {
   maxFailures?: string;
   failureWindow?: string;
   resyncTimeout?: string;
+  /** commander's --no-events */
+  events?: boolean;
 }
 
 function hostPort(v: string, what: string): { host: string; port: number } {
@@ -43,6 +45,7 @@ export async function monitorServeCommand(f: ServeFlags): Promise<number> {
       token,
       http: hostPort(f.http ?? '127.0.0.1:0', '--http'),
       checker,
+      followEvents: f.events !== false,
       log: f.quiet ? undefined : (line) => process.stderr.write(line + '\n'),
     });
   } catch (e) {
