@@ -41,6 +41,8 @@ export interface CheckContext {
   events: MonitorEvents;
   resolve: InstanceResolver;
   opts: CheckerOptions;
+  /** aborted when the daemon stops: a resync's wait ends at once, without a verdict */
+  signal?: AbortSignal;
 }
 
 type Key = { appName: string; deviceGroup: string };
@@ -85,7 +87,7 @@ async function storeReading(ctx: CheckContext, entry: Key, r: PairReading, time:
   await ctx.db.update(entry.appName, entry.deviceGroup, (e) => {
     if (e.lastError !== null) ctx.events.emit('resource.poll-recovered', { ...who(e) });
     const pair = e.phase === 'held' && r.pair === 'suspended' ? 'error-suspended' : r.pair;
-    const reason = pair === r.pair ? r.reason : `held after failed resyncs (${r.reason})`;
+    const reason = pair === r.pair ? r.reason : `held by the monitor (${r.reason})`;
     if (pair !== e.pair || reason !== e.reason) {
       ctx.events.emit('resource.state', { ...who(e), from: e.pair, to: pair, reason, detail: r.detail });
       recordHistory(e, 'pair-state', `${e.pair} -> ${pair}: ${reason} (${r.detail})`);
@@ -138,7 +140,9 @@ async function autoResync(ctx: CheckContext, e: ResourceEntry): Promise<void> {
     const { client } = await ctx.resolve(e.instance);
     const asked = await resynchronize(client, e, e.resyncAdminFractures);
     ctx.events.emit('resource.resync-started', { ...who(e), asked });
-    failure = await waitConnected(ctx, e, started);
+    const waited = await waitConnected(ctx, e, started);
+    if (waited === STOPPED) return; // the phase stays resyncing: the next daemon's first check sees how it went
+    failure = waited;
   } catch (err) {
     failure = (err as Error).message;
   }
@@ -175,13 +179,34 @@ async function failed(ctx: CheckContext, e: ResourceEntry, why: string): Promise
   if (gaveUp) ctx.events.emit('resource.held', { ...who(e), reason: 'too-many-failures', detail: `${ctx.opts.maxFailures} automatic resyncs failed within ${ctx.opts.failureWindowMs / 1000} s; last: ${why}` });
 }
 
-/** Polls until connected (undefined) or a reason it will not be: error-suspended, deleted, still suspended, timeout. */
-async function waitConnected(ctx: CheckContext, e: ResourceEntry, started: number): Promise<string | undefined> {
+/** What waitConnected answers when the daemon stops while it waits. */
+const STOPPED = Symbol('stopped');
+
+/** Waits `ms`, or less when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done);
+  });
+}
+
+/**
+ * Polls until connected (undefined) or a reason it will not be: error-suspended, deleted, still
+ * suspended, timeout; STOPPED when the daemon stops first (a resync may take an hour, stop must not).
+ */
+async function waitConnected(ctx: CheckContext, e: ResourceEntry, started: number): Promise<string | undefined | typeof STOPPED> {
   let suspendedSince: number | undefined;
   // Small resyncs end in milliseconds: poll soon, then back off to resyncPollMs.
   let pollMs = Math.min(50, ctx.opts.resyncPollMs);
   for (;;) {
-    await new Promise((r) => setTimeout(r, pollMs));
+    await pause(pollMs, ctx.signal);
+    if (ctx.signal?.aborted) return STOPPED;
     pollMs = Math.min(ctx.opts.resyncPollMs, pollMs * 2);
     const cur = ctx.db.showOne(e.appName, e.deviceGroup);
     if (!cur) return 'removed from the database during the resync';

@@ -67,6 +67,8 @@ export class MonitorDaemon {
   private release: (() => Promise<void>) | undefined;
   private readonly debounce = new Map<string, NodeJS.Timeout>();
   private readonly streamStates = new Map<string, string>();
+  /** aborted by stop(): a check waiting for a resync to finish stops waiting */
+  private readonly stopChecks = new AbortController();
   private stopping: Promise<void> | undefined;
   info: DaemonInfo | undefined;
   /** resolves when the daemon has stopped (REMOVEALL, SHUTDOWN, stop()) */
@@ -85,7 +87,7 @@ export class MonitorDaemon {
     const resolve = this.resolve;
     const checker = { ...DEFAULT_CHECKER_OPTIONS, ...opts.checker };
     this.scheduler = new Scheduler({
-      check: (k) => checkResource({ db, events: this.events, resolve, opts: checker }, k),
+      check: (k) => checkResource({ db, events: this.events, resolve, opts: checker, signal: this.stopChecks.signal }, k),
       entry: (a, g) => db.showOne(a, g),
       started: (a, g, at) => void db.update(a, g, (e) => (e.startTime = at.toISOString())),
       failed: (a, g, err) => this.events.emit('resource.check-failed', { appName: a, deviceGroup: g, error: err.message }),
@@ -223,6 +225,7 @@ export class MonitorDaemon {
       this.events.emit('monitor.stopping', { why });
       for (const t of this.debounce.values()) clearTimeout(t);
       this.follower.stop();
+      this.stopChecks.abort();
       await this.server?.close();
       await this.http?.close();
       await this.scheduler.stop();
