@@ -55,8 +55,16 @@ export async function checkResource(ctx: CheckContext, key: Key): Promise<void> 
   const reading = await readPair(ctx, entry);
   if (!reading) return;
   const now = new Date();
-  const after = await ctx.db.update(key.appName, key.deviceGroup, (e) => pruneFailures(e, now, ctx.opts.failureWindowMs));
+  let after = await ctx.db.update(key.appName, key.deviceGroup, (e) => pruneFailures(e, now, ctx.opts.failureWindowMs));
   if (!after) return;
+  if (after.phase === 'resyncing' && (reading.pair === 'suspended' || reading.pair === 'error-suspended' || reading.pair === 'deleted')) {
+    // One check per resource at a time: a resync phase found here is one an earlier daemon started
+    // and stopped (or died) waiting for. A copy still running is left to run (connected ends the
+    // phase); a pair that is not coming back is that resync failed, else no resync ever starts again.
+    await failed(ctx, after, `the resync started before the monitor stopped did not bring the pair back: ${reading.pair} (${reading.reason})`);
+    after = ctx.db.showOne(key.appName, key.deviceGroup);
+    if (!after) return;
+  }
   const decision = decideRecovery({ entry: after, reading, now, maxFailures: ctx.opts.maxFailures });
   await act(ctx, after, reading, decision);
 }

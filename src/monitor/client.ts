@@ -35,7 +35,7 @@ export async function request(addr: MonitorAddress, req: Request, timeoutMs = 30
   } catch (e) {
     return reply(RC.NOT_RUNNING, { message: `the monitor daemon is not running (${where(addr)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` });
   }
-  const line = JSON.stringify('token' in addr ? { ...req, token: addr.token } : req) + '\n';
+  const line = JSON.stringify('token' in addr && addr.token ? { ...req, token: addr.token } : req) + '\n';
   if (Buffer.byteLength(line) > MAX_MESSAGE_BYTES) {
     s.destroy();
     return reply(RC.INTERNAL, { message: `the request is over ${MAX_MESSAGE_BYTES} bytes` });
@@ -68,7 +68,7 @@ export async function request(addr: MonitorAddress, req: Request, timeoutMs = 30
 export async function followEvents(addr: MonitorAddress, since: number | undefined, onEvent: (e: MonitorEvent) => void, signal?: AbortSignal, replayOnly = false): Promise<void> {
   const s = await open(addr);
   signal?.addEventListener('abort', () => s.destroy());
-  const req = { msgType: 'EVENTS', ...(since !== undefined ? { since } : {}), ...('token' in addr ? { token: addr.token } : {}) };
+  const req = { msgType: 'EVENTS', ...(since !== undefined ? { since } : {}), ...('token' in addr && addr.token ? { token: addr.token } : {}) };
   s.write(JSON.stringify(req) + '\n');
   let buf = '';
   await new Promise<void>((resolve, reject) => {

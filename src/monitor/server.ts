@@ -9,6 +9,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmod, rm } from 'node:fs/promises';
 import { timingSafeEqual } from 'node:crypto';
+import { StringDecoder } from 'node:string_decoder';
 import { MAX_MESSAGE_BYTES, ProtocolError, RC, parseRequest, reply, type Reply, type Request } from './protocol.js';
 import type { MonitorEvent, MonitorEvents } from './events.js';
 
@@ -66,8 +67,9 @@ export class SocketServer {
     socket.setNoDelay(true);
     let buf = '';
     let chain = Promise.resolve();
+    const decoder = new StringDecoder('utf8'); // a character split across two chunks stays whole
     socket.on('data', (d: Buffer) => {
-      buf += d.toString('utf8');
+      buf += decoder.write(d);
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
