@@ -13,7 +13,9 @@
 // waits for the remote-write timeout, then the secondary is fractured), wait until all three
 // are suspended, restore the link, and take the time until each is connected again (the
 // monitors' `resource.state` events, same clock). Median, p90 and max per way, and the ratio to
-// the array's own recovery. Every resync is verified identical at the end.
+// the array's own recovery. Every resync is verified identical at the end. The restore comes
+// right after the polling monitor saw the suspension: its row is about one interval, polling's
+// worst case (its average would be half an interval).
 //
 //   npm run bench:monitor [-- --cycles 20 --interval 10 --json]
 //
