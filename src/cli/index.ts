@@ -23,6 +23,7 @@ import { addScenarioCommands } from './scenario-verbs.js';
 import { addSnapshotCommands } from './snapshot-verbs.js';
 import { addCloneCommands } from './clone-verbs.js';
 import { addMonitorCommands } from './monitor/index.js';
+import { handleOutputErrors } from './pipe.js';
 
 export { EXIT } from './common.js';
 
@@ -39,8 +40,12 @@ Finding the array (status, lun): --api URL, else $SANBOX_API, else the state fil
 started with "sanbox up" (--lab NAME or $SANBOX_LAB when several run). Token: --token, else
 $SANBOX_TOKEN, else the lab state file.`;
 
-/** Runs the CLI; resolves with the process exit code (never calls process.exit itself). */
+/**
+ * Runs the CLI; resolves with the process exit code (never calls process.exit itself, except
+ * when its output is gone or cannot be written: src/cli/pipe.ts).
+ */
 export async function main(argv: string[]): Promise<number> {
+  handleOutputErrors('sanbox', EXIT.ERROR); // `| head` and full disks: src/cli/pipe.ts
   let code: number = EXIT.OK;
   const json = argv.includes('--json');
   const run: Run =

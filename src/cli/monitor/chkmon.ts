@@ -16,6 +16,7 @@ import { RC, request, type MsgType, type Reply, type Request, type ReturnCode } 
 import { addressOf, type PlaceFlags } from './place.js';
 import { parseDashOptions, type DashSpec } from './dash-options.js';
 import { resourceDetail, resourceTable } from './render.js';
+import { handleOutputErrors } from '../pipe.js';
 
 const SPEC: DashSpec = { values: ['n', 'g', 't', 'a', '-state', '-host', '-token'], flags: ['show', 'remove', 'force', 'pid', '-json', 'h', '-help'] };
 
@@ -40,6 +41,7 @@ return codes: 0 successful or in PAIR state, 1 not in PAIR state, 2 not in the m
   3 prmd not running, 10 internal error, 100 the mirroring software reported an error`;
 
 export async function chkmonMain(argv: string[]): Promise<number> {
+  handleOutputErrors('chkmon', RC.INTERNAL);
   let o: Record<string, string | true>;
   let req: Request;
   try {

@@ -15,6 +15,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { RC, decodeResourceFile, encodeResourceFile, request, specOf, type Reply, type Request } from '../../monitor/index.js';
 import { addressOf, ensureLocalDaemon, type PlaceFlags } from './place.js';
 import { parseDashOptions, type DashSpec } from './dash-options.js';
+import { handleOutputErrors } from '../pipe.js';
 
 const SPEC: DashSpec = { values: ['n', 'g', 'i', 't', 'r', 'u', 'd', '-state', '-host', '-token'], flags: ['-json', 'h', '-help'] };
 
@@ -25,6 +26,7 @@ const USAGE = `usage: prmd -n APP -g GROUP -i INSTANCE -t SECONDS -r yes|no
 return codes: 0 successful (resource added), 10 internal error (check with chkmon)`;
 
 export async function prmdMain(argv: string[]): Promise<number> {
+  handleOutputErrors('prmd', RC.INTERNAL);
   let o: Record<string, string | true>;
   try {
     o = parseDashOptions(argv, SPEC);
