@@ -4,9 +4,10 @@
  * scans the source for emitted types and compares them with this list and with docs/events.md,
  * so a new event cannot appear without being catalogued and documented.
  *
- * Three streams carry them: an array's `/v1/events` (ARRAY_EVENT_TYPES), a link emulator's
- * `/v1/events` (LINK_EVENT_TYPES), and the lab supervisor's (SUPERVISOR_EVENT_TYPES: its
- * `<images>/.labs/<lab>.events.jsonl` and its control API's `/v1/events`).
+ * Four streams carry them: an array's `/v1/events` (ARRAY_EVENT_TYPES), a link emulator's
+ * `/v1/events` (LINK_EVENT_TYPES), the lab supervisor's (SUPERVISOR_EVENT_TYPES: its
+ * `<images>/.labs/<lab>.events.jsonl` and its control API's `/v1/events`), and the pair resync
+ * monitor's (MONITOR_EVENT_TYPES).
  */
 
 /** The array itself: its directory and image files (StorageArray). */
@@ -214,6 +215,35 @@ export const CLONE_EVENTS = [
   'clone.metadata-repaired',
 ] as const;
 
+/** The pair resync monitor (src/monitor): the daemon itself. */
+export const MONITOR_DAEMON_EVENTS = [
+  'monitor.started',
+  'monitor.stopping',
+  'monitor.loaded',
+  'monitor.changed-all',
+  'monitor.removed-all',
+  'monitor.db-problem',
+  'monitor.stream-open',
+  'monitor.stream-closed',
+] as const;
+
+/** The pair resync monitor: one resource (a mirror or group it watches). */
+export const MONITOR_RESOURCE_EVENTS = [
+  'resource.added',
+  'resource.changed',
+  'resource.removed',
+  'resource.autorecover',
+  'resource.state',
+  'resource.poll-failed',
+  'resource.poll-recovered',
+  'resource.suspension-noted',
+  'resource.resync-started',
+  'resource.resync-done',
+  'resource.resync-failed',
+  'resource.held',
+  'resource.check-failed',
+] as const;
+
 /** Every type an array's event stream (`GET /v1/events`) carries. */
 export const ARRAY_EVENT_TYPES = [
   ...ARRAY_LIFECYCLE_EVENTS,
@@ -238,11 +268,15 @@ export const LINK_EVENT_TYPES = [...LINK_STATE_EVENTS, ...CONNECTION_EVENTS] as 
 /** Every type the lab supervisor's event stream carries. */
 export const SUPERVISOR_EVENT_TYPES = [...SUPERVISOR_LAB_EVENTS, ...SUPERVISOR_ARRAY_EVENTS, ...SITE_EVENTS] as const;
 
-export const EVENT_TYPES = [...ARRAY_EVENT_TYPES, ...LINK_EVENT_TYPES, ...SUPERVISOR_EVENT_TYPES] as const;
+/** Every type the pair resync monitor's stream carries (its socket's EVENTS, its HTTP /v1/events, its log). */
+export const MONITOR_EVENT_TYPES = [...MONITOR_DAEMON_EVENTS, ...MONITOR_RESOURCE_EVENTS] as const;
+
+export const EVENT_TYPES = [...ARRAY_EVENT_TYPES, ...LINK_EVENT_TYPES, ...SUPERVISOR_EVENT_TYPES, ...MONITOR_EVENT_TYPES] as const;
 
 export type ArrayEventType = (typeof ARRAY_EVENT_TYPES)[number];
 export type LinkEventType = (typeof LINK_EVENT_TYPES)[number];
 export type SupervisorEventType = (typeof SUPERVISOR_EVENT_TYPES)[number];
+export type MonitorEventType = (typeof MONITOR_EVENT_TYPES)[number];
 export type EventType = (typeof EVENT_TYPES)[number];
 export type MirrorEventType = (typeof MIRROR_EVENTS)[number];
 export type GroupEventType = (typeof GROUP_EVENTS)[number];
@@ -253,6 +287,7 @@ export type EventFamily = EventType extends `${infer F}.${string}` ? F : never;
 const ARRAY_SET: ReadonlySet<string> = new Set(ARRAY_EVENT_TYPES);
 const LINK_SET: ReadonlySet<string> = new Set(LINK_EVENT_TYPES);
 const SUPERVISOR_SET: ReadonlySet<string> = new Set(SUPERVISOR_EVENT_TYPES);
+const MONITOR_SET: ReadonlySet<string> = new Set(MONITOR_EVENT_TYPES);
 
 export function isArrayEventType(type: string): type is ArrayEventType {
   return ARRAY_SET.has(type);
@@ -264,6 +299,10 @@ export function isLinkEventType(type: string): type is LinkEventType {
 
 export function isSupervisorEventType(type: string): type is SupervisorEventType {
   return SUPERVISOR_SET.has(type);
+}
+
+export function isMonitorEventType(type: string): type is MonitorEventType {
+  return MONITOR_SET.has(type);
 }
 
 export function eventFamily(type: EventType): EventFamily {

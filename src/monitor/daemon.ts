@@ -183,7 +183,7 @@ export class MonitorDaemon {
     const text = `${state} ${why ?? ''}`;
     if (this.streamStates.get(instance) === text) return;
     this.streamStates.set(instance, text);
-    this.events.emit(`monitor.stream-${state}`, { instance: redactInstance(instance), ...(why ? { why } : {}) });
+    this.events.emit(state === 'open' ? 'monitor.stream-open' : 'monitor.stream-closed', { instance: redactInstance(instance), ...(why ? { why } : {}) });
     // Events missed while the stream was down: check now.
     if (state === 'open') for (const k of this.scheduler.keysOf(instance)) this.scheduler.trigger(k.appName, k.deviceGroup);
   }

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ARRAY_EVENT_TYPES, EVENT_TYPES, LINK_EVENT_TYPES, SUPERVISOR_EVENT_TYPES, eventFamily, isArrayEventType, isLinkEventType, isSupervisorEventType } from '../../src/events/index.js';
+import { ARRAY_EVENT_TYPES, EVENT_TYPES, LINK_EVENT_TYPES, MONITOR_EVENT_TYPES, SUPERVISOR_EVENT_TYPES, eventFamily, isArrayEventType, isLinkEventType, isMonitorEventType, isSupervisorEventType } from '../../src/events/index.js';
 import { scanEmittedEvents } from './scan.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -24,15 +24,15 @@ function sorted(xs: Iterable<string>): string[] {
  * The types docs/events.md lists, per stream: table rows whose first cell is a backquoted
  * `family.name`, under a `## ...` heading naming the stream ("Array events", "Link emulator events").
  */
-function documentedEvents(markdown: string): { array: string[]; link: string[]; supervisor: string[] } {
-  const out = { array: [] as string[], link: [] as string[], supervisor: [] as string[] };
-  let stream: 'array' | 'link' | 'supervisor' | null = null;
+function documentedEvents(markdown: string): { array: string[]; link: string[]; supervisor: string[]; monitor: string[] } {
+  const out = { array: [] as string[], link: [] as string[], supervisor: [] as string[], monitor: [] as string[] };
+  let stream: 'array' | 'link' | 'supervisor' | 'monitor' | null = null;
   for (const line of markdown.split('\n')) {
     const h = /^## (.*)$/.exec(line);
-    if (h) stream = /^array events/i.test(h[1]!) ? 'array' : /^link emulator events/i.test(h[1]!) ? 'link' : /^supervisor events/i.test(h[1]!) ? 'supervisor' : null;
+    if (h) stream = /^array events/i.test(h[1]!) ? 'array' : /^link emulator events/i.test(h[1]!) ? 'link' : /^supervisor events/i.test(h[1]!) ? 'supervisor' : /^monitor events/i.test(h[1]!) ? 'monitor' : null;
     const row = /^\|\s*`([a-z]+\.[a-z][a-z-]*)`\s*\|/.exec(line);
     if (row) {
-      if (!stream) throw new Error(`docs/events.md: ${row[1]} is listed outside the "Array events", "Link emulator events" and "Supervisor events" sections`);
+      if (!stream) throw new Error(`docs/events.md: ${row[1]} is listed outside the "Array events", "Link emulator events", "Supervisor events" and "Monitor events" sections`);
       out[stream].push(row[1]!);
     }
   }
@@ -44,7 +44,8 @@ describe('event catalog', () => {
     expect(EVENT_TYPES.length).toBe(new Set(EVENT_TYPES).size);
     for (const t of ARRAY_EVENT_TYPES) expect(isLinkEventType(t) || isSupervisorEventType(t), t).toBe(false);
     for (const t of LINK_EVENT_TYPES) expect(isArrayEventType(t) || isSupervisorEventType(t), t).toBe(false);
-    for (const t of SUPERVISOR_EVENT_TYPES) expect(isArrayEventType(t) || isLinkEventType(t), t).toBe(false);
+    for (const t of SUPERVISOR_EVENT_TYPES) expect(isArrayEventType(t) || isLinkEventType(t) || isMonitorEventType(t), t).toBe(false);
+    for (const t of MONITOR_EVENT_TYPES) expect(isArrayEventType(t) || isLinkEventType(t) || isSupervisorEventType(t), t).toBe(false);
     expect(eventFamily('mirror.resync-done')).toBe('mirror');
   });
 
@@ -59,10 +60,11 @@ describe('event catalog', () => {
     expect(neverEmitted, 'in src/events/catalog.ts but never emitted').toEqual([]);
   });
 
-  it('link-emulator events come from src/link, array events from elsewhere', () => {
+  it('link-emulator events come from src/link, monitor events from src/monitor, array events from elsewhere', () => {
     for (const e of scan().emissions) {
       const inLink = e.file.startsWith(join('src', 'link'));
       expect(isLinkEventType(e.type), `${e.type} at ${e.file}:${e.line}`).toBe(inLink);
+      expect(isMonitorEventType(e.type), `${e.type} at ${e.file}:${e.line}`).toBe(e.file.startsWith(join('src', 'monitor')));
     }
   });
 
@@ -74,5 +76,7 @@ describe('event catalog', () => {
     expect(sorted(docs.link), 'docs/events.md "Link emulator events" vs LINK_EVENT_TYPES').toEqual(sorted(LINK_EVENT_TYPES));
     expect(docs.supervisor.length, 'a supervisor event listed twice in docs/events.md').toBe(new Set(docs.supervisor).size);
     expect(sorted(docs.supervisor), 'docs/events.md "Supervisor events" vs SUPERVISOR_EVENT_TYPES').toEqual(sorted(SUPERVISOR_EVENT_TYPES));
+    expect(docs.monitor.length, 'a monitor event listed twice in docs/events.md').toBe(new Set(docs.monitor).size);
+    expect(sorted(docs.monitor), 'docs/events.md "Monitor events" vs MONITOR_EVENT_TYPES').toEqual(sorted(MONITOR_EVENT_TYPES));
   });
 });
