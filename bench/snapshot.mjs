@@ -196,7 +196,7 @@ function api(method, path, body) {
   const payload = body !== undefined ? Buffer.from(JSON.stringify(body)) : null;
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const req = http.request({ host: API.host, port: API.port, path, method, agent, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {} }, (r) => {
+    const req = http.request({ host: API.host, port: API.port, path, method, agent, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : method !== 'GET' ? { 'content-type': 'application/json' } : {} }, (r) => {
       let text = '';
       r.setEncoding('utf8').on('data', (d) => { text += d; });
       r.on('end', () => {

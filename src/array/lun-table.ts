@@ -48,10 +48,19 @@ export interface LunInfo extends LunRecord {
   sessions: number;
 }
 
+/**
+ * A name of an array, LUN, mirror, group, lab, site, link, scenario...: 1 to 64 characters from
+ * A-Z a-z 0-9 . _ -, and not `.` or `..` (a name may become a path component: an array named `..`
+ * would keep its files outside the images directory). `.hidden` is a name.
+ */
+export function isPlainName(s: unknown): s is string {
+  return typeof s === 'string' && NAME_RE.test(s) && s !== '.' && s !== '..';
+}
+
 /** Validates a LUN or array name; returns an error message or undefined. */
 export function checkName(name: unknown, what = 'LUN name'): string | undefined {
   if (typeof name !== 'string') return `${what} must be a string`;
-  if (!NAME_RE.test(name)) return `${what} ${JSON.stringify(name)} is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ -`;
+  if (!isPlainName(name)) return `${what} ${JSON.stringify(name)} is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)`;
   return undefined;
 }
 
@@ -79,8 +88,9 @@ export function checkMeta(meta: ArrayMetadata, name: string, dir: string): void 
   const ids = new Set<number>();
   const names = new Set<string>();
   for (const l of meta.luns) {
+    // A LUN named . or .. made before such names were refused still loads (its image is named by id).
     const problem =
-      checkName(l.name) ??
+      (typeof l.name === 'string' && NAME_RE.test(l.name) ? undefined : checkName(l.name)) ??
       (BLOCK_SIZES.includes(l.blockSize) ? undefined : `bad block size ${l.blockSize}`) ??
       checkSize(l.size, l.blockSize) ??
       (Number.isSafeInteger(l.id) && l.id >= 0 ? undefined : `bad id ${l.id}`) ??

@@ -33,6 +33,7 @@ export {
   BLOCK_SIZES,
   checkName,
   checkSize,
+  isPlainName,
   MAX_LUN_SIZE,
   METADATA_FORMAT,
   NAME_RE,
@@ -86,6 +87,8 @@ export class StorageArray extends EventEmitter {
   private readonly layered = new Map<number, { lower: BlockDevice; upper: BlockDevice }>();
   /** Says why a LUN may not be deleted or grown right now (e.g. it is a mirror image). */
   private guard: ((lunId: number, action: 'delete' | 'grow') => string | undefined) | undefined;
+  /** Whether hosts are told a LUN is read-only when they open it (e.g. it is a mirror secondary). */
+  private hostReadOnly: ((lunId: number) => boolean) | undefined;
 
   private constructor(opts: OpenArrayOptions, store: MetadataStore<ArrayMetadata>, meta: ArrayMetadata) {
     super();
@@ -250,6 +253,14 @@ export class StorageArray extends EventEmitter {
     this.guard = guard;
   }
 
+  /**
+   * Asked each time a host opens a LUN's export (the catalog's lookup, at NBD_OPT_GO or
+   * EXPORT_NAME): true serves it read-only to that session, READ_ONLY in its transmission flags.
+   */
+  setHostReadOnly(fn: (lunId: number) => boolean): void {
+    this.hostReadOnly = fn;
+  }
+
   private hostDevice(l: LunEntry): BlockDevice {
     const lower = l.device!;
     if (!this.layer) return lower;
@@ -266,7 +277,8 @@ export class StorageArray extends EventEmitter {
       name: l.rec.name,
       description: `sanbox array ${this.name} LUN ${l.rec.id} (${formatSize(l.rec.size)})`,
       device: this.hostDevice(l),
-      readOnly: this.readOnly,
+      // settled here, when the export is opened: a LUN promoted later is writable on a new session
+      readOnly: this.readOnly || this.hostReadOnly?.(l.rec.id) === true,
     });
     const online = () =>
       [...this.luns.values()].filter((l) => l.state === 'online' && !l.deleting && l.device).sort((a, b) => a.rec.id - b.rec.id);
@@ -321,8 +333,10 @@ export class StorageArray extends EventEmitter {
         id++;
       }
       try {
+        // on failure it removes the file it made: nothing is left, and the id stays free
         await FileBackingStore.create(path, size);
       } catch (e) {
+        if (tooLarge(e)) throw new ArrayError('invalid-argument', `size ${size} (${formatSize(size)}) is more than the file system holding ${this.dir} can hold in one image file (EFBIG); give a smaller size`);
         throw new ArrayError('io', `cannot create image ${path}: ${(e as Error).message}`);
       }
       let device: FileBackingStore;
@@ -393,13 +407,26 @@ export class StorageArray extends EventEmitter {
     });
   }
 
-  growLun(ref: number | string, newSize: number): Promise<LunInfo> {
+  /**
+   * Grows a LUN to `target` bytes, or by `{ by }` bytes: the relative grow reads the size inside
+   * the array's serialization of LUN changes, so concurrent relative grows each add their amount.
+   */
+  growLun(ref: number | string, target: number | { by: number }): Promise<LunInfo> {
     return this.exclusive(async () => {
       this.refuseReadOnly('grow LUNs');
       const lun = this.findOrThrow(ref);
       const rec = lun.rec;
       const why = this.guard?.(rec.id, 'grow');
       if (why) throw new ArrayError('busy', `LUN ${rec.name} cannot be grown: ${why}`);
+      let newSize: number;
+      if (typeof target === 'number') newSize = target;
+      else {
+        const by = target.by;
+        if (typeof by !== 'number' || !Number.isSafeInteger(by)) throw new ArrayError('invalid-argument', `by must be an integer number of bytes`);
+        if (by <= 0) throw new ArrayError('invalid-argument', `by must be greater than 0: a LUN can only grow (asked ${by})`);
+        if (by % rec.blockSize !== 0) throw new ArrayError('invalid-argument', `by ${by} is not a multiple of the block size ${rec.blockSize} of LUN ${rec.name}`);
+        newSize = rec.size + by;
+      }
       const sizeErr = checkSize(newSize, rec.blockSize);
       if (sizeErr) throw new ArrayError('invalid-argument', sizeErr);
       if (newSize <= rec.size) {
@@ -426,6 +453,7 @@ export class StorageArray extends EventEmitter {
           () => '',
           (e2: unknown) => `; the metadata still says ${newSize} bytes (rolling it back failed: ${(e2 as Error).message}), so the next open grows the image`,
         );
+        if (tooLarge(e)) throw new ArrayError('invalid-argument', `size ${newSize} (${formatSize(newSize)}) is more than the file system holding ${this.dir} can hold in one image file (EFBIG); LUN ${rec.name} is left at ${oldSize} bytes${rollback}`);
         throw new ArrayError('io', `cannot grow image of LUN ${rec.name}: ${(e as Error).message}${rollback}`);
       }
       this.meta = next;
@@ -466,6 +494,11 @@ export class StorageArray extends EventEmitter {
     // A lock left behind is taken over as stale by the next open.
     await ignoreOnClose(fsp.rm(this.lockPath, { force: true }), 'closing the array: removing the lock file');
   }
+}
+
+/** The file system cannot hold a file that large (ftruncate's EFBIG): a bad size, not an I/O failure. */
+function tooLarge(e: unknown): boolean {
+  return (e as NodeJS.ErrnoException | undefined)?.code === 'EFBIG';
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -40,3 +40,14 @@ export function admitHostIo(role: HostRole | null | undefined, op: IoOpKind, lun
   if (!role.allowReads) throw new BlockError('EPERM', `LUN ${lun} is a secondary mirror image: host reads refused (the mirror does not allow secondary reads)`);
   return 'direct';
 }
+
+/**
+ * Whether a host opening the LUN is told it is read-only (NBD's READ_ONLY transmission flag):
+ * a secondary image, whose every write, trim and zeroing `admitHostIo` refuses. The flag is
+ * settled when the export is opened (NBD_OPT_GO / EXPORT_NAME) and holds for that session: a
+ * promoted secondary is writable to the sessions opened after the promote. A LUN offline for a
+ * backfresh is not advertised read-only: that lasts only as long as the backfresh.
+ */
+export function hostReadOnly(role: HostRole | null | undefined): boolean {
+  return role?.role === 'secondary';
+}

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
+import { ignoreOnClose } from '../errors/index.js';
 import { fileOps } from '../native/index.js';
 import {
   assertRange,
@@ -65,7 +66,11 @@ export class FileBackingStore implements BlockDevice {
     };
   }
 
-  /** Creates a new sparse image of `size` bytes; fails if the file exists. */
+  /**
+   * Creates a new sparse image of `size` bytes; fails if the file exists. A failure after the
+   * file was made (a size the file system cannot hold: EFBIG) removes it again: a failed create
+   * leaves no file behind.
+   */
   static async create(path: string, size: number): Promise<void> {
     if (!Number.isSafeInteger(size) || size <= 0 || size % 512 !== 0) {
       throw new BlockError('EINVAL', `image size ${size} must be a positive multiple of 512`);
@@ -74,9 +79,12 @@ export class FileBackingStore implements BlockDevice {
     try {
       await fh.truncate(size);
       await fh.sync();
-    } finally {
-      await fh.close();
+    } catch (e) {
+      await ignoreOnClose(fh.close(), 'undoing a failed image create: closing the new file (its own error is the one reported)');
+      await fs.promises.rm(path, { force: true });
+      throw e;
     }
+    await fh.close();
   }
 
   static async open(path: string, opts: { readOnly?: boolean; blockSize?: number } = {}): Promise<FileBackingStore> {

@@ -8,5 +8,5 @@ export * from './device.js';
 export { LayerDevice } from './layer.js';
 export { checked, assertExtents, type HopOptions } from './checked.js';
 export { execIoOp, parseIoOp, modifiesData, readsData, OpDevice, type IoOp, type IoOpKind, type IoResult } from './io-op.js';
-export { admitHostIo, type Admission, type HostRole } from './admission.js';
+export { admitHostIo, hostReadOnly, type Admission, type HostRole } from './admission.js';
 export { FileBackingStore } from './file-store.js';

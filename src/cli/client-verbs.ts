@@ -186,14 +186,8 @@ export async function lunDeleteCommand(ref: string, f: TargetFlags & { force?: b
 export async function lunGrowCommand(ref: string, size: string, f: TargetFlags): Promise<number> {
   const relative = size.startsWith('+');
   const bytes = sizeArg(relative ? size.slice(1) : size);
-  const r = await withClient(f, async (c) => {
-    let target = bytes;
-    if (relative) {
-      const cur = await c.request<{ lun: LunView }>('GET', `/v1/luns/${encodeURIComponent(ref)}`);
-      target = cur.lun.size + bytes;
-    }
-    return c.growLun<LunView>(ref, target);
-  });
+  // +SIZE is the array's relative grow (one request: concurrent ones each add theirs)
+  const r = await withClient(f, (c) => c.growLun<LunView>(ref, relative ? { by: bytes } : { size: bytes }));
   if (f.json) printJson(r);
   else process.stdout.write(`grew LUN ${r.lun.id} ${r.lun.name} to ${formatSize(r.lun.size)} (${r.lun.size} bytes)\n`);
   return EXIT.OK;

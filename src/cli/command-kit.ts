@@ -8,7 +8,8 @@ export type Run = <A extends unknown[]>(fn: (...args: A) => Promise<number>) => 
 export function targetOptions(cmd: Command): Command {
   return cmd
     .option('--api <url>', 'management API base URL (default: $SANBOX_API, else the running lab)')
-    .option('--token <token>', 'API bearer token (default: $SANBOX_TOKEN, else the lab state file)')
+    .option('--token-file <file>', 'API bearer token: the first line of FILE (default: $SANBOX_TOKEN, else the lab state file)')
+    .option('--token <token>', 'the token itself: visible to other users in ps, prefer --token-file or $SANBOX_TOKEN')
     .option('--lab <name>', 'lab whose array to use (default: $SANBOX_LAB, else the only running lab)')
     .option('--array <name>', "array of the lab (default: the lab's first)")
     .option('--json', 'machine-readable output');

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
-import { formatSize, parseSize } from '../array/index.js';
+import { formatSize, isPlainName, parseSize } from '../array/index.js';
 import type { GroupNearSyncRequest, GroupSettableRequest } from '../control/index.js';
 import { parseThrottles, type GroupMode } from '../replication/group/index.js';
 import { CliError, EXIT, usage } from './common.js';
@@ -47,7 +47,7 @@ export function onOff(text: string, what: string): boolean {
 }
 
 export function arrayNameArg(text: string, what: string): string {
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(text)) throw usage(`${what} must be an array name, not ${JSON.stringify(text)}`);
+  if (!isPlainName(text)) throw usage(`${what} must be an array name, not ${JSON.stringify(text)}`);
   return text;
 }
 

@@ -9,6 +9,7 @@
  * boundary, on the primary or a secondary (between two applied batches: the journal record it
  * holds through).
  */
+import { isPlainName } from '../array/index.js';
 import type { GroupView } from '../control/index.js';
 import type { GroupSnapshotResult } from '../replication/group/index.js';
 import { EXIT, printJson, usage } from './common.js';
@@ -32,7 +33,7 @@ export async function groupPromoteCommand(ref: string, f: TargetFlags & { force?
 }
 
 export async function groupSnapshotCommand(ref: string, name: string, f: TargetFlags & { role?: string }): Promise<number> {
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name) || name === '.' || name === '..') throw usage(`snapshot name ${JSON.stringify(name)} is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)`);
+  if (!isPlainName(name)) throw usage(`snapshot name ${JSON.stringify(name)} is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)`);
   const want = f.role === undefined ? 'primary' : f.role === 'primary' || f.role === 'secondary' ? f.role : undefined;
   if (!want) throw usage(`--side must be primary or secondary, not ${JSON.stringify(f.role)}`);
   const t = await locateGroup(ref, f, want);

@@ -3,7 +3,7 @@
  * promote says of the copy it made primary. Pure functions of the API's views.
  */
 import type { GroupView } from '../control/index.js';
-import { groupStateWords } from '../replication/group/index.js';
+import { groupStateWords, REFRESH_MAX_WRITELOG_PERCENT } from '../replication/group/index.js';
 import { table } from './common.js';
 import { ibytes } from './mirror-render.js';
 
@@ -83,13 +83,15 @@ export function groupText(v: GroupView & { array?: string; receivers?: GroupStat
   if (r.refresh) {
     const pct = r.refresh.bytesTotal > 0 ? Math.floor((100 * r.refresh.bytesDone) / r.refresh.bytesTotal) : 100;
     row('refresh', `${r.refresh.running ? 'running' : 'stopped'}: ${ibytes(r.refresh.bytesDone)} of ${ibytes(r.refresh.bytesTotal)} (${pct}%)`);
+    const waits = r.refresh.running ? refreshWaits(v) : [];
+    if (waits.length) row('waiting', waits.join('; '));
   }
   row('coherent', v.incoherent ? `NO: ${v.incoherent}` : 'yes (the secondaries are a point-in-time copy of the group)');
   const fb = protectionText(v);
   if (fb) row('fallback', fb);
   const m = v.metrics;
   if (m) {
-    row('backlog', `${m.entriesWaiting} entr${m.entriesWaiting === 1 ? 'y' : 'ies'}, ${ibytes(m.writelogBytes)} (${m.pctwl.toFixed(1)}% of the writelog ${ibytes(r.writelog.capacity)})${m.entriesWaiting > 0 ? `, oldest ${ageText(m.oldestEntryAgeMs)}` : ''}`);
+    row('backlog', `${m.entriesWaiting} entr${m.entriesWaiting === 1 ? 'y' : 'ies'}, ${ibytes(m.writelogBytes)} (${m.pctwl.toFixed(1)}% of the writelog${writelogSize(v)})${m.entriesWaiting > 0 ? `, oldest ${ageText(m.oldestEntryAgeMs)}` : ''}`);
     row('sequence', `next ${m.nextSeq}, acknowledged through ${m.ackedThrough}`);
     row('rates', `${m.netkbps.toFixed(1)} KB/s sent, ${m.entriesPerSec.toFixed(1)} entries/s; sender sleep ${m.senderSleepMs} ms, host-ack delay ${m.ackDelayMs} ms`);
   }
@@ -117,6 +119,46 @@ export function groupText(v: GroupView & { array?: string; receivers?: GroupStat
     );
   }
   return lines.join('\n');
+}
+
+/**
+ * The capacity `pctwl` is a percentage of: the main segment, plus the extensions chained in
+ * (` 64 MiB`, or `: 64 MiB + 1 extension of 32 MiB = 96 MiB`).
+ */
+function writelogSize(v: GroupView): string {
+  const cfg = v.record.writelog;
+  const live = v.writelog;
+  if (!live || live.extensionsInUse <= 0) return ` ${ibytes(live?.capacity ?? cfg.capacity)}`;
+  const n = live.extensionsInUse;
+  return `: ${ibytes(cfg.capacity)} + ${n} extension${n === 1 ? '' : 's'} of ${ibytes(cfg.extensionCapacity)} = ${ibytes(live.capacity)}`;
+}
+
+const OP_TEXT: Record<string, string> = { lt: '<', le: '<=', eq: '=', ne: '!=', ge: '>=', gt: '>', 'rises-above': 'rises above', 'falls-below': 'falls below' };
+
+/**
+ * Why a running refresh may not progress (empty: nothing holds it): the group paused, a sender
+ * whose link is down or refused, a throttle's sleep before each transmission, the writelog too
+ * full for the refresh to add to it (it waits for the senders to drain it).
+ */
+export function refreshWaits(v: GroupView): string[] {
+  const r = v.record;
+  const out: string[] = [];
+  if (r.paused) out.push(`the group is paused (sanbox group resume ${r.name})`);
+  for (const s of v.senders) {
+    const why = s.lastError ? ` (${s.lastError})` : '';
+    if (s.state === 'down') out.push(`link down to ${s.array}${why}`);
+    else if (s.state === 'connecting') out.push(`connecting to ${s.array}${why}`);
+    else if (s.state === 'refused') out.push(`${s.array} refused the sender${why}`);
+    else if (s.state === 'stopped') out.push(`the sender to ${s.array} is stopped`);
+  }
+  const m = v.metrics;
+  if (m && m.senderSleepMs > 0) {
+    const t = v.throttledBy;
+    const by = t ? `throttle #${t.throttle}: ${t.measure} ${OP_TEXT[t.op] ?? t.op} ${t.value}` : 'set by a throttle';
+    out.push(`sender sleeping ${m.senderSleepMs} ms per transmission (${by})`);
+  }
+  if (m && m.pctwl > REFRESH_MAX_WRITELOG_PERCENT) out.push(`the writelog is ${m.pctwl.toFixed(1)}% full: the refresh adds to it only below ${REFRESH_MAX_WRITELOG_PERCENT}%`);
+  return out;
 }
 
 /** One line per group for `group list`. */

@@ -10,6 +10,7 @@
  * Every argument is checked before anything is sent: a bad size, count, duration, mode or
  * throttle file is a usage error (exit 2).
  */
+import { isPlainName } from '../array/index.js';
 import { ApiClient, ClientError, type CreateGroupRequest, type GroupSettableRequest, type GroupView } from '../control/index.js';
 import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
 import { CliError, EXIT, printJson, sleep, SPINNER_FRAME_MS, usage, watchStatus } from './common.js';
@@ -174,10 +175,10 @@ export interface GroupCreateFlags extends TargetFlags, BoundFlags {
 }
 
 export async function groupCreateCommand(name: string, f: GroupCreateFlags): Promise<number> {
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw usage(`group name ${JSON.stringify(name)} is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ -`);
+  if (!isPlainName(name)) throw usage(`group name ${JSON.stringify(name)} is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)`);
   if (f.members === undefined) throw usage('create needs --members m1,m2 (the member mirrors, primary on one array, replicating to the same arrays)');
   const members = f.members.split(',').map((m) => m.trim());
-  if (members.some((m) => !/^[A-Za-z0-9._-]{1,64}$/.test(m))) throw usage(`--members must be mirror names separated by commas, not ${JSON.stringify(f.members)}`);
+  if (members.some((m) => !isPlainName(m))) throw usage(`--members must be mirror names separated by commas, not ${JSON.stringify(f.members)}`);
   const dup = members.find((m, i) => members.indexOf(m) !== i);
   if (dup) throw usage(`--members lists mirror ${dup} twice`);
   const attributes: NonNullable<CreateGroupRequest['attributes']> = {};

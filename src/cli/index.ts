@@ -37,8 +37,8 @@ Exit codes:
   3  cannot reach the array (no API found, connection refused, lab not running)
 
 Finding the array (status, lun): --api URL, else $SANBOX_API, else the state file of a lab
-started with "sanbox up" (--lab NAME or $SANBOX_LAB when several run). Token: --token, else
-$SANBOX_TOKEN, else the lab state file.`;
+started with "sanbox up" (--lab NAME or $SANBOX_LAB when several run). Token: --token-file FILE
+(its first line) or --token, else $SANBOX_TOKEN, else the lab state file; --token shows in ps.`;
 
 /**
  * Runs the CLI; resolves with the process exit code (never calls process.exit itself, except
@@ -71,8 +71,9 @@ export async function main(argv: string[]): Promise<number> {
     .option('--block-size <bytes>', 'block size of LUNs created without one: 512 or 4096')
     .option('-r, --read-only', 'export every LUN read-only; the API refuses changes')
     .option('--api-port <port>', 'management API port (0: any free port, printed)', '0')
-    .option('--api-bind <addr>', 'management API address (non-loopback needs --api-token)', '127.0.0.1')
-    .option('--api-token <token>', 'management API bearer token (default: $SANBOX_TOKEN)')
+    .option('--api-bind <addr>', 'management API address (non-loopback needs a token)', '127.0.0.1')
+    .option('--api-token-file <file>', 'management API bearer token: the first line of FILE (default: $SANBOX_TOKEN)')
+    .option('--api-token <token>', 'the token itself: visible to other users in ps, prefer --api-token-file or $SANBOX_TOKEN')
     .option('--no-api', 'no management API')
     .option('-q, --quiet', 'no event log on stderr')
     .option('--json', 'print the endpoints as JSON when ready')
@@ -233,7 +234,8 @@ export async function main(argv: string[]): Promise<number> {
     c
       .option('--lab <name>', 'lab (default: $SANBOX_LAB, else the only running lab)')
       .option('--api <url>', "a link emulator's control API URL (instead of the lab state file)")
-      .option('--token <token>', 'link API bearer token (default: $SANBOX_LINK_TOKEN, else the lab state file)')
+      .option('--token-file <file>', 'link API bearer token: the first line of FILE (default: $SANBOX_LINK_TOKEN, else the lab state file)')
+      .option('--token <token>', 'the token itself: visible to other users in ps, prefer --token-file')
       .option('--json', 'machine-readable output');
   const dirOpt = ['--direction <dir>', 'a-to-b, b-to-a or both (default both)'] as const;
   linkOptions(

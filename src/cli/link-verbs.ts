@@ -7,6 +7,7 @@ import { formatSize } from '../array/index.js';
 import { ignoreOnClose } from '../errors/index.js';
 import { CliError, EXIT, printJson, table, usage } from './common.js';
 import { parseRate, readState, runningLabs, type Lab, type LabState, type LabStateLink } from './lab.js';
+import { resolveToken } from './token-file.js';
 
 export interface RunningLink {
   emulator: LinkEmulator;
@@ -78,6 +79,8 @@ export interface LinkFlags {
   lab?: string;
   api?: string;
   token?: string;
+  /** The token as the first line of this file (not shown in `ps`, unlike --token). */
+  tokenFile?: string;
   json?: boolean;
 }
 
@@ -102,7 +105,7 @@ async function labState(f: LinkFlags): Promise<LabState> {
 
 /** The links to talk to: --api URL (one emulator), else the lab's links (all, or the named one). */
 async function targets(name: string | undefined, f: LinkFlags): Promise<Target[]> {
-  const token = f.token ?? (process.env.SANBOX_LINK_TOKEN || undefined);
+  const token = resolveToken({ token: f.token, file: f.tokenFile }, { token: '--token', file: '--token-file' }, 'SANBOX_LINK_TOKEN');
   if (f.api) return [{ url: f.api.replace(/\/+$/, ''), token, name: name ?? '' }];
   const s = await labState(f);
   const links = s.links ?? [];
@@ -117,7 +120,8 @@ async function targets(name: string | undefined, f: LinkFlags): Promise<Target[]
 async function call<T>(t: Target, method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   if (t.token) headers.Authorization = `Bearer ${t.token}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  // JSON on every request but GET, body or not: the API refuses the others (src/http-guard).
+  if (body !== undefined || method !== 'GET') headers['Content-Type'] = 'application/json';
   let res: Response;
   try {
     res = await fetch(t.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(15_000) });

@@ -25,10 +25,18 @@ function duration(s: number): string {
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }
 
-/** `12.5 MiB of 64 MiB, 30 MiB/s, ETA 2 s (partial: fracture log)` */
+/**
+ * `100 MiB of 200 MiB, covered at 50 MiB/s; sent 2 MiB at 1 MiB/s (holes and zeroes go without
+ * data), ETA 2 s (full: new secondary)`: covered counts the holes, sent is what the sync rate
+ * caps. A view without them (an older array): `12.5 MiB of 64 MiB, 30 MiB/s, ETA 2 s (...)`.
+ */
 export function resyncText(r: ResyncView): string {
   const parts = [`${ibytes(r.bytesDone)} of ${ibytes(r.bytesTotal)}`];
-  if (r.rate > 0) parts.push(`${ibytes(r.rate)}/s`);
+  if (r.bytesSent !== undefined && r.coveredRate !== undefined) {
+    const covered = r.coveredRate > 0 ? `covered at ${ibytes(r.coveredRate)}/s; ` : '';
+    const skipped = r.bytesSent < r.bytesDone ? ' (holes and zeroes go without data)' : '';
+    parts[0] += `, ${covered}sent ${ibytes(r.bytesSent)}${r.rate > 0 ? ` at ${ibytes(r.rate)}/s` : ''}${skipped}`;
+  } else if (r.rate > 0) parts.push(`${ibytes(r.rate)}/s`);
   if (r.eta !== null) parts.push(`ETA ${duration(r.eta)}`);
   return `${parts.join(', ')} (${r.full ? 'full' : 'partial'}: ${r.reason})`;
 }

@@ -10,7 +10,7 @@
  * Every argument is checked before anything is sent: a bad size, rate, policy or number is a
  * usage error (exit 2).
  */
-import { formatSize, parseSize } from '../array/index.js';
+import { formatSize, isPlainName, parseSize } from '../array/index.js';
 import { ApiClient, ClientError, type LunView } from '../control/index.js';
 import type { MirrorView, VerifyReport } from '../replication/mirror/types.js';
 import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
@@ -56,8 +56,8 @@ function onOff(text: string, what: string): boolean {
 
 /** `ARRAY:LUN` (the LUN by name, or by id when all digits). */
 export function arrayLunArg(text: string, what: string): { array: string; lun: string | number } {
-  const m = /^([A-Za-z0-9._-]{1,64}):([A-Za-z0-9._-]{1,64})$/.exec(text);
-  if (!m) throw usage(`${what} must be ARRAY:LUN (e.g. bravo:disk0 or bravo:0), not ${JSON.stringify(text)}`);
+  const m = /^([^:]*):([^:]*)$/.exec(text);
+  if (!m || !isPlainName(m[1]) || !isPlainName(m[2])) throw usage(`${what} must be ARRAY:LUN (e.g. bravo:disk0 or bravo:0), not ${JSON.stringify(text)}`);
   return { array: m[1]!, lun: /^\d+$/.test(m[2]!) ? Number(m[2]) : m[2]! };
 }
 
@@ -222,7 +222,8 @@ export async function mirrorCreateCommand(lun: string, f: MirrorCreateFlags): Pr
   if (Object.keys(attributes).length) body.attributes = attributes;
   const client = await call(() => resolveTarget({ ...f, array: f.array ?? array }));
   const v = await call(() => client.createMirror(body));
-  return done(f, v, `created mirror ${v.record.name} (id ${v.record.mirrorId}) on ${v.local.imageId.split(':')[0]}:${v.local.lunName}; add a secondary: sanbox mirror add-secondary ${v.record.name} --to ARRAY:LUN`);
+  // The image table names the LUNs as every later view does (ARRAY:NAME, not the image id ARRAY:ID).
+  return done(f, v, `created mirror ${v.record.name} (id ${v.record.mirrorId}) on ${v.local.imageId.split(':')[0]}:${v.local.lunName}; add a secondary: sanbox mirror add-secondary ${v.record.name} --to ARRAY:LUN`, await lunNames(f, [v]));
 }
 
 export interface AddSecondaryFlags extends TargetFlags {
@@ -433,6 +434,9 @@ export async function mirrorVerifyCommand(ref: string, image: string | undefined
   }
   const secs = ((Date.now() - started) / 1000).toFixed(1);
   const bad = r.mismatched.length > 0;
+  // (an array without `result`, an older build: identical unless regions differ or were skipped)
+  const result = bad ? 'different' : (r.result ?? (r.skipped ? 'incomplete' : 'identical'));
+  const why = r.incompleteReason ?? (r.skipped ? `${r.skipped} of ${r.regionsCompared + r.skipped} regions skipped` : undefined);
   if (f.json) printJson(r);
   else {
     const names = t.view ? await lunNames(f, [t.view]) : new Map<string, string>();
@@ -440,7 +444,9 @@ export async function mirrorVerifyCommand(ref: string, image: string | undefined
     const lines = [
       bad
         ? `mirror ${ref}: ${img} DIFFERS from the primary in ${r.mismatched.length} region${r.mismatched.length === 1 ? '' : 's'} (region size ${formatSize(r.regionSize)}):`
-        : `mirror ${ref}: ${img} is identical to the primary`,
+        : result === 'incomplete'
+          ? `mirror ${ref}: ${img} INCOMPLETE: ${why ?? 'not every region was compared'}; nothing found to differ, run verify again once the image is in sync`
+          : `mirror ${ref}: ${img} is identical to the primary`,
     ];
     if (bad) {
       lines.push(
@@ -453,16 +459,18 @@ export async function mirrorVerifyCommand(ref: string, image: string | undefined
           .join('\n'),
       );
       if (r.mismatched.length > 1000) lines.push(`  ... and ${r.mismatched.length - 1000} more (--json lists all)`);
+      if (why) lines.push(`  and the comparison is incomplete: ${why}`);
     }
-    lines.push(`  ${r.regionsCompared} regions (${ibytes(r.bytesCompared)}) compared in ${secs} s${r.skipped ? `, ${r.skipped} skipped (writes in flight or marked dirty)` : ''}`);
+    lines.push(`  ${r.regionsCompared} regions (${ibytes(r.bytesCompared)}) compared in ${secs} s${r.skipped ? `, ${r.skipped} skipped (marked in the fracture log)` : ''}`);
     process.stdout.write(lines.join('\n') + '\n');
   }
-  return bad ? EXIT.ERROR : EXIT.OK;
+  // different and incomplete both exit 1: only `identical` is a verified copy
+  return result === 'identical' ? EXIT.OK : EXIT.ERROR;
 }
 
 export async function mirrorResolveCommand(ref: string, f: TargetFlags & { survivor?: string }): Promise<number> {
   if (f.survivor === undefined) throw usage('resolve needs --survivor ARRAY: the array whose data is kept (the other becomes a resyncing secondary)');
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(f.survivor)) throw usage(`--survivor must be an array name, not ${JSON.stringify(f.survivor)}`);
+  if (!isPlainName(f.survivor)) throw usage(`--survivor must be an array name, not ${JSON.stringify(f.survivor)}`);
   const survivor = f.survivor;
   const t = await locate(ref, f, { array: survivor });
   const v = await call(() => t.client.resolveSplitBrain(ref, { survivor }));

@@ -6,6 +6,7 @@ import { ApiError, hostPort, isLoopback, nbdUri } from '../control/index.js';
 import { formatEvent, startArray, startChassisArray, type ArrayServiceConfig, type LunSpec, type RunningArray } from '../control/service.js';
 import { DEFAULT_SPS } from '../array/chassis/index.js';
 import { BIN, CliError, EXIT, printJson, usage } from './common.js';
+import { resolveToken } from './token-file.js';
 
 export interface ServeFlags {
   dir?: string;
@@ -18,6 +19,8 @@ export interface ServeFlags {
   apiPort: string;
   apiBind: string;
   apiToken?: string;
+  /** The token as the first line of this file (not shown in `ps`, unlike --api-token). */
+  apiTokenFile?: string;
   api: boolean;
   quiet?: boolean;
   json?: boolean;
@@ -70,9 +73,9 @@ export function serveConfig(f: ServeFlags): ArrayServiceConfig {
     if (seen.has(l.name)) throw usage(`--lun ${l.name} given twice`);
     seen.add(l.name);
   }
-  const apiToken = f.apiToken ?? (process.env.SANBOX_TOKEN || undefined);
+  const apiToken = resolveToken({ token: f.apiToken, file: f.apiTokenFile }, { token: '--api-token', file: '--api-token-file' }, 'SANBOX_TOKEN');
   if (f.api && !isLoopback(f.apiBind) && !apiToken) {
-    throw usage(`--api-bind ${f.apiBind} is not loopback: give --api-token TOKEN (or SANBOX_TOKEN), or --no-api`);
+    throw usage(`--api-bind ${f.apiBind} is not loopback: give --api-token-file FILE (or SANBOX_TOKEN, or --api-token TOKEN), or --no-api`);
   }
   if (apiToken !== undefined && apiToken.length < 8) throw usage('the API token must be at least 8 characters');
   return {

@@ -5,10 +5,13 @@
 import { ApiClient, ClientError } from '../control/index.js';
 import { CliError, EXIT, usage } from './common.js';
 import { readState, runningLabs, type LabState } from './lab.js';
+import { resolveToken } from './token-file.js';
 
 export interface TargetFlags {
   api?: string;
   token?: string;
+  /** The token as the first line of this file (not shown in `ps`, unlike --token). */
+  tokenFile?: string;
   lab?: string;
   array?: string;
   json?: boolean;
@@ -17,10 +20,10 @@ export interface TargetFlags {
 /**
  * Finds the array to talk to: --api URL, else $SANBOX_API, else the state file of --lab NAME
  * ($SANBOX_LAB), else the only running lab. --array (default: the lab's first array) picks an
- * array of a lab. The token: --token, else $SANBOX_TOKEN, else the lab state file.
+ * array of a lab. The token: --token or --token-file, else $SANBOX_TOKEN, else the lab state file.
  */
 export async function resolveTarget(f: TargetFlags): Promise<ApiClient> {
-  const token = f.token ?? (process.env.SANBOX_TOKEN || undefined);
+  const token = targetToken(f);
   const url = f.api ?? (process.env.SANBOX_API || undefined);
   if (url) return new ApiClient({ url, token });
   const state = await findLab(f);
@@ -31,6 +34,11 @@ export async function resolveTarget(f: TargetFlags): Promise<ApiClient> {
   const down = arrayDownMessage(state, arr);
   if (down) throw new CliError(EXIT.UNREACHABLE, 'array-down', down);
   return new ApiClient({ url: arr.api.url, token: token ?? arr.api.token });
+}
+
+/** --token, else the first line of --token-file, else $SANBOX_TOKEN; undefined: the lab state file's. */
+function targetToken(f: TargetFlags): string | undefined {
+  return resolveToken({ token: f.token, file: f.tokenFile }, { token: '--token', file: '--token-file' }, 'SANBOX_TOKEN');
 }
 
 /** Why an array of a running lab cannot be reached (crashed, restarting, ...), or undefined when it runs. */
@@ -53,7 +61,7 @@ export function arrayDownMessage(state: LabState, arr: LabState['arrays'][number
 export async function labArrayClients(f: TargetFlags): Promise<{ lab: LabState; arrays: { name: string; client: ApiClient }[] } | undefined> {
   if (f.api ?? (process.env.SANBOX_API || undefined)) return undefined;
   if (f.array) return undefined;
-  const token = f.token ?? (process.env.SANBOX_TOKEN || undefined);
+  const token = targetToken(f);
   const lab = await findLab(f);
   return { lab, arrays: lab.arrays.map((a) => ({ name: a.name, client: new ApiClient({ url: a.api.url, token: token ?? a.api.token }) })) };
 }

@@ -11,6 +11,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { isPlainName } from '../array/index.js';
 import type { BlockDevice } from '../block/index.js';
 import { SerialQueue } from '../serial/index.js';
 import { SnapshotError, type SnapshotManager } from '../snapshot/index.js';
@@ -22,7 +23,7 @@ import { CloneLayer, type CloneLookup } from './layer.js';
 import { CloneRecords } from './records.js';
 import { cloneView, guardReason, progressText } from './views.js';
 import {
-  CLONE_NAME_RE,
+  CLONE_NAME_MAX,
   CLONE_SOURCE_PREFIX,
   CloneError,
   DEFAULT_CLONE_RATE_BYTES_PER_SEC,
@@ -169,8 +170,8 @@ export class CloneManager implements CloneLookup {
     return this.mutations.run(async () => {
       if (this.closed) throw new CloneError('busy', 'the array is closing');
       if (this.host.readOnly) throw new CloneError('read-only', 'the array is read-only: cannot create clones');
-      if (typeof name !== 'string' || !CLONE_NAME_RE.test(name)) {
-        throw new CloneError('invalid-argument', `clone name ${JSON.stringify(name)} is invalid: 1 to 58 characters from A-Z a-z 0-9 . _ - (a LUN name; its source snapshot is ${CLONE_SOURCE_PREFIX}NAME)`);
+      if (!isPlainName(name) || name.length > CLONE_NAME_MAX) {
+        throw new CloneError('invalid-argument', `clone name ${JSON.stringify(name)} is invalid: 1 to 58 characters from A-Z a-z 0-9 . _ - (not . or ..; a LUN name; its source snapshot is ${CLONE_SOURCE_PREFIX}NAME)`);
       }
       if (this.entries.has(name)) throw new CloneError('exists', `clone ${name} already exists`);
       if (this.host.lunByName(name)) throw new CloneError('exists', `a LUN named ${name} already exists; a clone is a new LUN`);

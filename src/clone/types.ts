@@ -8,7 +8,7 @@ export const DEFAULT_CLONE_REGION_SIZE = 256 * 1024;
 /** A copy reports progress (event `clone.progress`) at most this often. */
 export const CLONE_PROGRESS_MS = 1000;
 /** A clone is named like a LUN, 6 characters shorter: a live LUN's source snapshot is `clone-NAME`. */
-export const CLONE_NAME_RE = /^[A-Za-z0-9._-]{1,58}$/;
+export const CLONE_NAME_MAX = 58;
 /** The prefix of the snapshot a clone of a live LUN copies from. */
 export const CLONE_SOURCE_PREFIX = 'clone-';
 

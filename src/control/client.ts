@@ -97,7 +97,9 @@ export class ApiClient {
     }
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    // Every request that may change something says JSON, body or not: the servers refuse the
+    // others (415), which is what a web page could send them (src/http-guard).
+    if (body !== undefined || !['GET', 'HEAD'].includes(method.toUpperCase())) headers['Content-Type'] = 'application/json';
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     let res: { status: number; ok: boolean };
     let text: string;
@@ -146,8 +148,12 @@ export class ApiClient {
   deleteLun<T = unknown>(ref: string | number, force = false): Promise<{ deleted: T }> {
     return this.request('DELETE', `/v1/luns/${encodeURIComponent(String(ref))}${force ? '?force=true' : ''}`);
   }
-  growLun<T = unknown>(ref: string | number, size: number | string): Promise<{ lun: T }> {
-    return this.request('POST', `/v1/luns/${encodeURIComponent(String(ref))}/grow`, { size });
+  /**
+   * `{ size }` (or a bare size): grow to that size; `{ by }`: grow by that much, atomically on the
+   * array (concurrent relative grows each add theirs).
+   */
+  growLun<T = unknown>(ref: string | number, p: number | string | { size: number | string } | { by: number | string }): Promise<{ lun: T }> {
+    return this.request('POST', `/v1/luns/${encodeURIComponent(String(ref))}/grow`, typeof p === 'object' ? p : { size: p });
   }
 
   // ---- snapshots ----

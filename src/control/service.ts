@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { NbdServer } from '../nbd/index.js';
 import { ArrayError, StorageArray, formatSize, type ArrayEvent, type ArrayExport } from '../array/index.js';
 import { Chassis, type SpsConfig } from '../array/chassis/index.js';
-import { BlockError, execIoOp, type BlockDevice } from '../block/index.js';
+import { BlockError, execIoOp, hostReadOnly, type BlockDevice } from '../block/index.js';
 import { ignoreOnClose } from '../errors/index.js';
 import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from '../replication/index.js';
 import { mirrorLunDevice, singleProcessStack } from '../stack/index.js';
@@ -172,6 +172,8 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
     array.on('event', (ev: { type: string; lun?: number }) => {
       if (ev.type === 'lun.deleted' && typeof ev.lun === 'number') diskFaults.remove(ev.lun);
     });
+    // A secondary refuses every host write: its exports say READ_ONLY (settled at each open).
+    array.setHostReadOnly((lunId) => hostReadOnly(node?.roleOf(lunId)));
     array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node, diskFaults.state(lunId), snapshots, cloneManager));
     const faultControl = new DiskFaultControl(array, localDiskFaults(diskFaults));
     // The NBD server sees the array's catalog plus the snapshot exports; its export type is structurally the same.

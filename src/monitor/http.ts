@@ -2,9 +2,12 @@
  * The monitor's HTTP side, read-only: its event stream as server-sent events (GET /v1/events,
  * like the arrays', with replay from Last-Event-ID or ?since=), GET /v1/resources and GET
  * /v1/status. Off loopback a bearer token is required. Changes go through the socket protocol.
+ * A request from a web page of a foreign Origin is refused (403 forbidden-origin, src/http-guard),
+ * reads included: this server has no Host check of its own.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
+import { checkBrowserSafety } from '../http-guard/index.js';
 import type { MonitorEvent, MonitorEvents } from './events.js';
 
 const HEARTBEAT_MS = 15_000;
@@ -17,6 +20,8 @@ export interface HttpOptions {
   events: MonitorEvents;
   status(): unknown;
   resources(): unknown;
+  /** Web origins whose pages may read this API besides its own; default none. */
+  allowedOrigins?: string[];
 }
 
 export class MonitorHttp {
@@ -51,6 +56,8 @@ export class MonitorHttp {
   private serve(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://monitor');
     if (!this.authorized(req)) return json(res, 401, { error: { code: 'unauthorized', message: 'a bearer token is required' } });
+    const refused = checkBrowserSafety(req, this.opts.allowedOrigins, { readsToo: true });
+    if (refused?.code === 'forbidden-origin') return json(res, refused.status, { error: { code: refused.code, message: refused.message } });
     if (req.method !== 'GET') return json(res, 405, { error: { code: 'method-not-allowed', message: 'the monitor API is read-only; use prmd/chkmon or sanbox monitor' } });
     if (url.pathname === '/v1/status') return json(res, 200, this.opts.status());
     if (url.pathname === '/v1/resources') return json(res, 200, { resources: this.opts.resources() });

@@ -6,6 +6,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { isPlainName } from '../array/index.js';
 import type { BlockDevice } from '../block/index.js';
 import { MetadataStore, MetadataError } from '../metadata/index.js';
 import { SerialQueue } from '../serial/index.js';
@@ -37,7 +38,6 @@ import {
   type CreatedSnapshots,
 } from './types.js';
 
-const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 /** Where a LUN's slot store lives (`.store` and `.slots` are added). */
 const storeBase = (dir: string, lunId: number): string => join(dir, 'snap', `lun${lunId}`);
 
@@ -250,7 +250,7 @@ export class SnapshotManager {
   /** Snapshots one or several LUNs at one write boundary. */
   create(lunRefs: Array<number | string>, name: string, opts: CreateSnapshotOptions = {}): Promise<CreatedSnapshots> {
     return this.mutations.run(async () => {
-      if (typeof name !== 'string' || !NAME_RE.test(name) || name === '.' || name === '..') {
+      if (!isPlainName(name)) {
         throw new SnapshotError('invalid-argument', `snapshot name ${JSON.stringify(name)} is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)`);
       }
       if (lunRefs.length === 0) throw new SnapshotError('invalid-argument', 'no LUN to snapshot');

@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events';
 import { mkdtemp, rm, stat, readdir, writeFile, truncate, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StorageArray, ArrayError, type ArrayEvent, parseSize, formatSize } from '../../src/array/index.js';
+import { StorageArray, ArrayError, type ArrayEvent, type ArrayMetadata, parseSize, formatSize } from '../../src/array/index.js';
+import { MetadataStore } from '../../src/metadata/index.js';
 
 let dir: string;
 const opened: StorageArray[] = [];
@@ -128,6 +129,35 @@ describe('StorageArray', () => {
     expect((await readdir(dir)).sort()).toEqual(files);
     expect(a.device('disk0')!.size).toBe(1 << 20);
     expect(evs).toEqual([]);
+  });
+
+  it('refuses the names . and .. for LUNs and arrays; .hidden is a name', async () => {
+    const a = await open();
+    const gen = a.metadataGeneration;
+    const files = (await readdir(dir)).sort();
+    for (const name of ['.', '..']) await expectArrayError(a.createLun({ name, size: 4096 }), 'invalid-argument', /\(not \. or \.\.\)/);
+    expect(a.metadataGeneration).toBe(gen);
+    expect(a.listLuns()).toEqual([]);
+    expect((await readdir(dir)).sort()).toEqual(files);
+    expect((await a.createLun({ name: '.hidden', size: 4096 })).name).toBe('.hidden');
+    // An array named . or .. is refused before its directory is made.
+    const sub = join(dir, 'images', 'x');
+    for (const name of ['.', '..']) await expectArrayError(StorageArray.open({ name, dir: sub, noSync: true }), 'invalid-argument', /array name .* \(not \. or \.\.\)/);
+    await expect(stat(join(dir, 'images'))).rejects.toThrow();
+  });
+
+  it('still opens an array whose metadata holds a LUN named .. from before such names were refused', async () => {
+    const a = await open();
+    await a.createLun({ name: 'tmp', size: 4096 });
+    await a.close();
+    const store = new MetadataStore<ArrayMetadata>(dir, { noSync: true });
+    const data = (await store.load()).data!;
+    data.luns[0]!.name = '..';
+    await store.save(data);
+    const b = await open();
+    expect(b.listLuns().map((l) => [l.id, l.name, l.state])).toEqual([[0, '..', 'online']]);
+    await b.deleteLun(0);
+    expect(b.listLuns()).toEqual([]);
   });
 
   it('refuses to delete an exported LUN with sessions unless forced', async () => {

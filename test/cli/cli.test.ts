@@ -279,6 +279,9 @@ describe('sanbox serve (child process)', () => {
       [['serve', '--dir', dir, '--lun', 'd=1000'], /multiple of the block size 512/],
       [['serve', '--dir', dir, '--lun', 'd=1M:1024'], /512 or 4096/],
       [['serve', '--dir', dir, '--lun', 'a b=1M'], /invalid/],
+      [['serve', '--dir', dir, '--port', '0', '--no-api', '--name', '..'], /array name "\.\." is invalid: .* \(not \. or \.\.\)/],
+      [['serve', '--dir', dir, '--port', '0', '--no-api', '--name', '.'], /array name "\." is invalid: .* \(not \. or \.\.\)/],
+      [['serve', '--dir', dir, '--port', '0', '--no-api', '--lun', '..=1M'], /LUN name "\.\." is invalid: .* \(not \. or \.\.\)/],
       [['serve', '--dir', dir, '--lun', 'd=1M', '--lun', 'd=2M'], /given twice/],
       [['serve', '--dir', dir, '--port', '99999'], /port number/],
       [['serve', '--dir', dir, '--api-bind', '0.0.0.0'], /not loopback: give --api-token/],
@@ -303,6 +306,18 @@ describe('sanbox serve (child process)', () => {
       blocker.close();
     }
     expect(existsSync(join(dir, 'array.lock'))).toBe(false);
+  });
+
+  it('array serve --config refuses an array named . or .. before making its directory', async () => {
+    for (const name of ['.', '..']) {
+      const dir = join(tmp, 'cfg-dots', name === '.' ? 'one' : 'two');
+      const cfg = join(tmp, `cfg-dots-${name.length}.json`);
+      await writeFile(cfg, JSON.stringify({ name, dir, nbd: { bind: '127.0.0.1', port: 0 }, api: false, luns: [] }));
+      const r = runSync(['array', 'serve', '--config', cfg, '-q'], {}, 10_000);
+      expect([name, r.code]).toEqual([name, 1]);
+      expect(r.err).toContain(`array name ${JSON.stringify(name)} is invalid`);
+      expect(existsSync(dir)).toBe(false);
+    }
   });
 });
 

@@ -94,6 +94,9 @@ describe('sanbox group: argument errors send nothing (exit 2)', () => {
   const cases: [string[], RegExp][] = [
     [['group', 'create', 'g1'], /create needs --members m1,m2/],
     [['group', 'create', 'g 1', '--members', 'm1'], /group name "g 1" is invalid/],
+    [['group', 'create', '.', '--members', 'm1'], /group name "\." is invalid: .* \(not \. or \.\.\)/],
+    [['group', 'create', '..', '--members', 'm1'], /group name "\.\." is invalid: .* \(not \. or \.\.\)/],
+    [['group', 'create', 'g1', '--members', 'm1,..'], /--members must be mirror names separated by commas/],
     [['group', 'create', 'g1', '--members', 'm1,,m2'], /--members must be mirror names separated by commas/],
     [['group', 'create', 'g1', '--members', 'm1,m1'], /--members lists mirror m1 twice/],
     [['group', 'create', 'g1', '--members', 'm1', '--mode', 'lazy'], /--mode must be asynchronous, near-synchronous or synchronous, not "lazy"/],
@@ -114,6 +117,8 @@ describe('sanbox group: argument errors send nothing (exit 2)', () => {
     [['group', 'mode', 'g0', 'near-synchronous', '--max-entries', '0', '--max-bytes', '0'], /leave near-synchronous without a bound/],
     [['group', 'bypass', 'g0', 'maybe'], /bypass must be on or off, not "maybe"/],
     [['group', 'backfresh', 'g0', '--from', 'a b'], /--from must be an array name/],
+    [['group', 'backfresh', 'g0', '--from', '..'], /--from must be an array name/],
+    [['group', 'snapshot', 'g0', '..'], /snapshot name "\.\." is invalid: .* \(not \. or \.\.\)/],
     [['group', 'throttle', 'g0'], /throttle needs --file THROTTLES.yaml or --clear/],
     [['group', 'throttle', 'g0', '--file', 'x.yaml', '--clear'], /throttle needs --file THROTTLES.yaml or --clear \(one of them\)/],
     [['group', 'set', 'g0'], /nothing to set/],

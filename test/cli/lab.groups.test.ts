@@ -135,7 +135,7 @@ describe('lab files with consistency groups', () => {
       'group g0.members[4] must be a mirror name, not 7',
       'group g0: duplicate group name',
       'group g0.members[0]: mirror m1 is already in group g0 (a mirror belongs to at most one group)',
-      'groups[2].name "bad name" is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ -',
+      'groups[2].name "bad name" is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)',
       'groups[2].members[0]: mirror m2 is already in group g0 (a mirror belongs to at most one group)',
       "groups[3].name is required (the group's name on the arrays)",
       'groups[3].members must be a non-empty list of mirror names (from mirrors:), e.g. [m1, m2]',

@@ -117,6 +117,13 @@ describe('lab files with mirrors', () => {
     ]);
   });
 
+  it('a mirror may not be named . or ..', () => {
+    expect(problems(lab('  - { name: "..", primary: alpha:disk0, secondaries: [bravo:disk0] }\n  - { name: ".", primary: alpha:disk1, secondaries: [bravo:small] }'))).toEqual([
+      'mirrors[0].name ".." is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)',
+      'mirrors[1].name "." is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)',
+    ]);
+  });
+
   it('reports every mirror problem at once', () => {
     const p = problems(
       lab(`  - name: m1

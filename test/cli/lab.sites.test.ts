@@ -54,6 +54,13 @@ describe('lab files: sites', () => {
     ]);
   });
 
+  it('a site may not be named . or ..', () => {
+    expect(labProblems(arrays + 'sites:\n  - { name: "..", arrays: [alpha] }\n  - { name: ".", arrays: [bravo] }\n')).toEqual([
+      'sites[0].name ".." is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)',
+      'sites[1].name "." is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)',
+    ]);
+  });
+
   it('a site may not take the name of an array that is its own site', () => {
     expect(labProblems(arrays + 'sites:\n  - { name: bravo, arrays: [alpha] }\n')).toEqual([
       'site bravo: the name is taken by array bravo, which is in no site and so is its own site (put it in the site, or rename the site)',

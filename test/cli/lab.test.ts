@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { loadLab, parseLab } from '../../src/cli/lab.js';
 import { PACKAGE_ROOT } from '../../src/cli/common.js';
 import { labProblems } from '../support/lab.js';
@@ -61,6 +61,25 @@ arrays:
     expect(text).toMatch(/duplicate array name/);
     expect(text).toMatch(/nbd\.port must be an integer 0-65535/);
     expect(text).toMatch(/binding 0\.0\.0\.0 \(not loopback\) needs a token/);
+  });
+
+  it('refuses arrays, LUNs and labs named . or .. (an array .. would live outside the images directory); .hidden is a name', () => {
+    const text = labProblems(`
+lab: ".."
+arrays:
+  - { name: "..", nbd: { port: 0 }, api: { port: 0 }, luns: [] }
+  - { name: ".", nbd: { port: 0 }, api: { port: 0 }, luns: [] }
+  - { name: alpha, nbd: { port: 0 }, api: { port: 0 }, luns: [{ name: ".", size: 1M }, { name: "..", size: 1M }] }
+`).join('\n');
+    expect(text).toContain('lab name ".." is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)');
+    expect(text).toContain('arrays[0].name ".." is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)');
+    expect(text).toContain('arrays[1].name "." is invalid');
+    expect(text).toContain('array alpha.luns[0]: LUN name "." is invalid');
+    expect(text).toContain('array alpha.luns[1]: LUN name ".." is invalid');
+    // The lab name from a file named ...yaml is "..".
+    expect(() => parseLab('arrays:\n  - { name: a, luns: [] }\n', '/labs/...yaml')).toThrow(/lab name from the file name "\.\." is invalid/);
+    const ok = parseLab('lab: .hidden\narrays:\n  - { name: .hidden, luns: [{ name: .hidden, size: 1M }] }\n', '/labs/t.yaml');
+    expect([ok.name, ok.arrays[0]!.name, basename(ok.arrays[0]!.dir), ok.arrays[0]!.luns[0]!.name]).toEqual(['.hidden', '.hidden', '.hidden', '.hidden']);
   });
 
   it('rejects structural mistakes', () => {

@@ -83,9 +83,12 @@ describe('sanbox mirror: argument errors send nothing (exit 2)', () => {
     [['mirror', 'create', 'disk0', '--max-missing', 'x'], /--max-missing must be an integer >= -1/],
     [['mirror', 'create', 'disk0', '--sync-priority', 'urgent'], /--sync-priority must be low, medium or high/],
     [['mirror', 'create', 'a:b:c'], /LUN must be ARRAY:LUN/],
+    [['mirror', 'create', '..:disk0'], /LUN must be ARRAY:LUN/],
     [['mirror', 'create', 'alpha:disk0', '--array', 'bravo'], /LUN alpha:disk0 is on array alpha, but --array says bravo/],
     [['mirror', 'add-secondary', 'm0'], /add-secondary needs --to ARRAY:LUN/],
     [['mirror', 'add-secondary', 'm0', '--to', 'bravo'], /--to must be ARRAY:LUN/],
+    [['mirror', 'add-secondary', 'm0', '--to', 'bravo:..'], /--to must be ARRAY:LUN/],
+    [['mirror', 'add-secondary', 'm0', '--to', '.:disk0'], /--to must be ARRAY:LUN/],
     [['mirror', 'add-secondary', 'm0', '--to', 'bravo:disk0', '--recovery', 'later'], /--recovery must be auto or manual/],
     [['mirror', 'add-secondary', 'm0', '--to', 'bravo:disk0', '--sync-rate', '-1'], /--sync-rate must be a positive rate/],
     [['mirror', 'set', 'm0'], /nothing to set/],
@@ -97,6 +100,7 @@ describe('sanbox mirror: argument errors send nothing (exit 2)', () => {
     [['mirror', 'status', '--watch', '--count', '0'], /--count must be a positive integer/],
     [['mirror', 'resolve', 'm0'], /resolve needs --survivor ARRAY/],
     [['mirror', 'resolve', 'm0', '--survivor', 'a b'], /--survivor must be an array name/],
+    [['mirror', 'resolve', 'm0', '--survivor', '..'], /--survivor must be an array name/],
   ];
   for (const [args, msg] of cases) {
     it(args.slice(1).join(' '), async () => {
@@ -141,6 +145,19 @@ describe('sanbox mirror with --api', () => {
     expect(alpha.fake.calls[0]!.args[0]).toEqual({ lun: 0 });
     alpha.fake.views.delete('m9');
     alpha.fake.views.delete('0');
+  });
+
+  it('create names the images as every later view does (ARRAY:NAME, not ARRAY:ID)', async () => {
+    const r = await cli(['mirror', 'create', 'disk0', '--api', alpha.url, '--name', 'mnames']);
+    expect(r.code, r.err).toBe(0);
+    const s = await cli(['mirror', 'status', 'mnames', '--api', alpha.url]);
+    expect(s.code, s.err).toBe(0);
+    alpha.fake.views.delete('mnames');
+    // the image table: the local (primary) image by its LUN's name, the same row as status shows
+    const primaryRow = (out: string) => out.split('\n').find((l) => / primary /.test(l) && !/local image/.test(l));
+    expect(primaryRow(r.out)).toMatch(/^ {2}alpha:disk0 +primary/);
+    expect(r.out).not.toMatch(/alpha:0\b/);
+    expect(primaryRow(r.out)).toBe(primaryRow(s.out));
   });
 
   it('each verb calls its operation', async () => {

@@ -63,6 +63,8 @@ describe('bad clone requests change nothing', () => {
     await refused({ name: 'c0', source: 'disk0' }, 409, 'exists', /clone c0 already exists/);
     await refused({ name: 'a/b', source: 'disk0' }, 400, 'invalid-argument', /clone name "a\/b" is invalid/);
     await refused({ name: 'x'.repeat(59), source: 'disk0' }, 400, 'invalid-argument', /1 to 58 characters/);
+    await refused({ name: '.', source: 'disk0' }, 400, 'invalid-argument', /clone name "\." is invalid: .*\(not \. or \.\.;/);
+    await refused({ name: '..', source: 'disk0' }, 400, 'invalid-argument', /clone name "\.\." is invalid: .*\(not \. or \.\.;/);
     await refused({ name: '', source: 'disk0' }, 400, 'invalid-argument', /name must be a non-empty string/);
     await refused({ name: 'c1', source: 'disk0', rate: 0 }, 400, 'invalid-argument', /rate must be a positive rate/);
     await refused({ name: 'c1', source: 'disk0', rate: 'fast' }, 400, 'invalid-argument', /rate must be a positive rate/);

@@ -28,7 +28,8 @@ async function start(opts: { token?: string; host?: string } = {}): Promise<{ ur
 }
 
 async function call(url: string, method: string, path: string, body?: string, headers: Record<string, string> = {}) {
-  const res = await fetch(url + path, { method, body, headers: body !== undefined ? { 'Content-Type': 'application/json', ...headers } : headers });
+  // JSON on every request but GET, body or not: the API refuses the others (what a web page could send).
+  const res = await fetch(url + path, { method, body, headers: body !== undefined || method !== 'GET' ? { 'Content-Type': 'application/json', ...headers } : headers });
   const text = await res.text();
   return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : undefined };
 }
@@ -119,6 +120,20 @@ describe('management API', () => {
     expect([big.status, big.json.error.code]).toEqual([413, 'payload-too-large']);
     expect(array.metadataGeneration).toBe(gen);
     expect(array.listLuns().map((l) => [l.name, l.size])).toEqual([['disk0', 1 << 20]]);
+  });
+
+  it('refuses the LUN names . and .. (400, nothing created); .hidden is a name', async () => {
+    const { url } = await start();
+    const gen = array.metadataGeneration;
+    for (const name of ['.', '..']) {
+      const r = await call(url, 'POST', '/v1/luns', JSON.stringify({ name, size: 4096 }));
+      expect([name, r.status, r.json.error.code]).toEqual([name, 400, 'invalid-argument']);
+      expect(r.json.error.message).toContain('(not . or ..)');
+    }
+    expect(array.metadataGeneration).toBe(gen);
+    expect(array.listLuns()).toEqual([]);
+    const ok = await call(url, 'POST', '/v1/luns', JSON.stringify({ name: '.hidden', size: 4096 }));
+    expect([ok.status, ok.json.lun.name]).toEqual([201, '.hidden']);
   });
 
   it('requires the token when one is set', async () => {

@@ -37,7 +37,7 @@ async function start(opts: { groups?: boolean; viaMirrors?: boolean } = { groups
 
 async function call(url: string, method: string, path: string, body?: unknown, raw?: string) {
   const text = raw ?? (body === undefined ? undefined : JSON.stringify(body));
-  const res = await fetch(url + path, { method, body: text, headers: text !== undefined ? { 'Content-Type': 'application/json' } : {} });
+  const res = await fetch(url + path, { method, body: text, headers: text !== undefined || method !== 'GET' ? { 'Content-Type': 'application/json' } : {} });
   const t = await res.text();
   return { status: res.status, json: t ? JSON.parse(t) : undefined, headers: res.headers };
 }
@@ -163,6 +163,8 @@ describe('group routes', () => {
       ['POST', '/v1/groups', {}, /missing field name/],
       ['POST', '/v1/groups', { name: 'g1' }, /missing field members/],
       ['POST', '/v1/groups', { name: 'g 1', members: ['m1'] }, /group name "g 1" is invalid/],
+      ['POST', '/v1/groups', { name: '.', members: ['m1'] }, /group name "\." is invalid: .* \(not \. or \.\.\)/],
+      ['POST', '/v1/groups', { name: '..', members: ['m1'] }, /group name "\.\." is invalid: .* \(not \. or \.\.\)/],
       ['POST', '/v1/groups', { name: 'g1', members: [] }, /members must be a non-empty list of mirror names/],
       ['POST', '/v1/groups', { name: 'g1', members: 'm1' }, /members must be a non-empty list/],
       ['POST', '/v1/groups', { name: 'g1', members: ['m1', 3] }, /members\[1\] must be a non-empty string/],
@@ -203,6 +205,7 @@ describe('group routes', () => {
       ['POST', '/v1/groups/g0/bypass', { on: 'yes' }, /on must be true or false/],
       ['POST', '/v1/groups/g0/refresh', { force: true }, /unknown field force/],
       ['POST', '/v1/groups/g0/backfresh', { from: 'bra vo' }, /array name "bra vo" is invalid/],
+      ['POST', '/v1/groups/g0/backfresh', { from: '..' }, /array name "\.\." is invalid/],
       ['POST', '/v1/groups/g0/promote', { force: 1 }, /force must be true or false/],
       ['GET', '/v1/groups?all=1', undefined, /unknown query parameter all/],
       ['GET', '/v1/groups/g0/info?text=1', undefined, /unknown query parameter text/],

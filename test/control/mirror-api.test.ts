@@ -34,7 +34,7 @@ async function start(withMirrors = true): Promise<string> {
 
 async function call(url: string, method: string, path: string, body?: unknown, raw?: string) {
   const text = raw ?? (body === undefined ? undefined : JSON.stringify(body));
-  const res = await fetch(url + path, { method, body: text, headers: text !== undefined ? { 'Content-Type': 'application/json' } : {} });
+  const res = await fetch(url + path, { method, body: text, headers: text !== undefined || method !== 'GET' ? { 'Content-Type': 'application/json' } : {} });
   const t = await res.text();
   return { status: res.status, json: t ? JSON.parse(t) : undefined, headers: res.headers };
 }
@@ -138,6 +138,10 @@ describe('mirror routes', () => {
       ['POST', '/v1/mirrors', { lun: true }, /lun must be a LUN id/],
       ['POST', '/v1/mirrors', { lun: -1 }, /lun must be a LUN id/],
       ['POST', '/v1/mirrors', { lun: 'disk0', name: 'a b' }, /mirror name "a b" is invalid/],
+      ['POST', '/v1/mirrors', { lun: 'disk0', name: '.' }, /mirror name "\." is invalid: .* \(not \. or \.\.\)/],
+      ['POST', '/v1/mirrors', { lun: 'disk0', name: '..' }, /mirror name "\.\." is invalid: .* \(not \. or \.\.\)/],
+      ['PATCH', '/v1/mirrors/m0', { name: '..' }, /mirror name "\.\." is invalid/],
+      ['POST', '/v1/mirrors/m0/secondaries', { array: '..', lun: 0 }, /array name "\.\." is invalid/],
       ['POST', '/v1/mirrors', { lun: 'disk0', regionSize: '3K' }, /regionSize must be a power of two/],
       ['POST', '/v1/mirrors', { lun: 'disk0', regionSize: '128M' }, /regionSize must be a power of two/],
       ['POST', '/v1/mirrors', { lun: 'disk0', attributes: [] }, /attributes must be a JSON object/],

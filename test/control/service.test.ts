@@ -70,7 +70,8 @@ function open(port: number, name: string): Promise<Session> {
 function api(path: string, method = 'GET', body?: unknown) {
   return fetch(run.apiUrl + path, {
     method,
-    ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } } : {}),
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    ...(body !== undefined || method !== 'GET' ? { headers: { 'Content-Type': 'application/json' } } : {}),
   }).then(async (r) => ({ status: r.status, json: (await r.json()) as any }));
 }
 

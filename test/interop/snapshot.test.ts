@@ -58,7 +58,8 @@ const snapUri = () => srv.uri('disk0@s1');
 async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   const r = await fetch(api + path, {
     method,
-    ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
+    ...(body !== undefined || method !== 'GET' ? { headers: { 'content-type': 'application/json' } } : {}),
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await r.text();
   return { status: r.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };

@@ -46,6 +46,18 @@ describe('SnapshotSet', () => {
     });
   }
 
+  it('snapshot names . and .. are refused; .hidden is a name', async () => {
+    const r = await rig(8 * RS, 2, 'refuse-writes');
+    try {
+      for (const name of ['.', '..']) await expect(r.manager.create(['disk0'], name)).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringContaining('(not . or ..)') });
+      expect(r.manager.list('disk0')).toEqual([]);
+      await r.manager.create(['disk0'], '.hidden');
+      expect(r.manager.list('disk0').map((v) => v.name)).toEqual(['.hidden']);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('a rollback that overflows the store (invalidate-oldest) invalidates newer snapshots, never its target', async () => {
     const r = await rig(8 * RS, 3, 'invalidate-oldest');
     try {

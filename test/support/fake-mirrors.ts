@@ -75,6 +75,7 @@ export class FakeMirrors implements MirrorControl {
     bytesCompared: 64 << 20,
     mismatched: [],
     identical: true,
+    result: 'identical',
     skipped: 0,
   };
 

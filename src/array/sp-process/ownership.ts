@@ -3,6 +3,7 @@
  * releasing a LUN (old owner of a trespass), acquiring one (new owner), and taking over a dead
  * peer's LUNs from the mirror copy of its cache.
  */
+import { hostReadOnly } from '../../block/index.js';
 import { NbdServer, type ExportCatalog, type NbdExport } from '../../nbd/index.js';
 import type { SpEvent } from '../sp/index.js';
 import { formatSize } from '../size.js';
@@ -49,7 +50,11 @@ function catalog(core: SpCore): ExportCatalog {
         : s === 'cache-dirty'
           ? `SP ${core.sp}: LUN is cache dirty (I/O fails with EIO until recovered)`
           : `SP ${core.sp}: non-optimized path (forwarded over CMI to the owner SP ${core.peer})`;
-    return { name: l.spec.name, description: `sanbox array ${core.init.array} LUN ${l.spec.id} (${formatSize(l.spec.size)}) via ${path}`, device: l.host, readOnly: core.init.readOnly };
+    // A mirror secondary (its role from the chassis's routes) refuses host writes: READ_ONLY,
+    // settled at this open. Routes not known yet (an SP just restored): not known to be one.
+    const r = routeOf(core, l.spec.id);
+    const readOnly = core.init.readOnly || (r !== null && r !== 'pending' && hostReadOnly(r.mirror));
+    return { name: l.spec.name, description: `sanbox array ${core.init.array} LUN ${l.spec.id} (${formatSize(l.spec.size)}) via ${path}`, device: l.host, readOnly };
   };
   const snapshots = (): NbdExport[] =>
     (core.routes?.snapshots ?? [])

@@ -18,7 +18,7 @@ import { parseDashOptions, type DashSpec } from './dash-options.js';
 import { resourceDetail, resourceTable } from './render.js';
 import { handleOutputErrors } from '../pipe.js';
 
-const SPEC: DashSpec = { values: ['n', 'g', 't', 'a', '-state', '-host', '-token'], flags: ['show', 'remove', 'force', 'pid', '-json', 'h', '-help'] };
+const SPEC: DashSpec = { values: ['n', 'g', 't', 'a', '-state', '-host', '-token', '-token-file'], flags: ['show', 'remove', 'force', 'pid', '-json', 'h', '-help'] };
 
 /** Table 1.0: the return codes each operation may give (GETPID is not in the table: 0, 3, 10). */
 export const OPERATION_CODES: Readonly<Record<string, readonly ReturnCode[]>> = {
@@ -36,7 +36,7 @@ export const OPERATION_CODES: Readonly<Record<string, readonly ReturnCode[]>> = 
 const USAGE = `usage: chkmon [-n APP -g GROUP] -show | -t SECONDS | -remove [-force]
        chkmon -n APP -g GROUP -a yes|no
        chkmon -pid
-  [--state DIR] [--host HOST:PORT --token T] [--json]
+  [--state DIR] [--host HOST:PORT --token-file FILE|--token T] [--json]
 return codes: 0 successful or in PAIR state, 1 not in PAIR state, 2 not in the monitored list,
   3 prmd not running, 10 internal error, 100 the mirroring software reported an error`;
 
@@ -56,7 +56,7 @@ export async function chkmonMain(argv: string[]): Promise<number> {
     return RC.INTERNAL;
   }
   const json = o['-json'] === true;
-  const place: PlaceFlags = { state: o['-state'] as string | undefined, host: o['-host'] as string | undefined, token: o['-token'] as string | undefined };
+  const place: PlaceFlags = { state: o['-state'] as string | undefined, host: o['-host'] as string | undefined, token: o['-token'] as string | undefined, tokenFile: o['-token-file'] as string | undefined };
   try {
     if ((req.msgType === 'REMOVE' || req.msgType === 'REMOVEALL') && !o.force && !(await confirm(req))) {
       return finish(req, { ok: false, code: RC.INTERNAL, message: 'not removed: -remove needs -force when not confirmed on a terminal' }, json);

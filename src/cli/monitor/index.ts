@@ -19,7 +19,8 @@ const place = (c: Command): Command =>
   c
     .option('--state <dir>', 'the daemon\'s state directory (default: $SANBOX_MONITOR_STATE, else <images>/.monitor)')
     .option('--host <host:port>', 'a monitor on another host (its --listen address)')
-    .option('--token <token>', 'the remote monitor\'s token (default: $SANBOX_MONITOR_TOKEN)')
+    .option('--token-file <file>', 'the monitor\'s token: the first line of FILE (default: $SANBOX_MONITOR_TOKEN)')
+    .option('--token <token>', 'the token itself: visible to other users in ps, prefer --token-file or $SANBOX_MONITOR_TOKEN')
     .option('--json', 'machine-readable output');
 
 const resourceArgs = (c: Command): Command => c.argument('<app>', 'application name').argument('<group>', 'device group: the mirror\'s or consistency group\'s name');
@@ -27,7 +28,7 @@ const resourceArgs = (c: Command): Command => c.argument('<app>', 'application n
 export function addMonitorCommands(program: Command, run: Run): void {
   const m = program.command('monitor').description('pair resync monitor: watches mirrors and groups, resynchronizes suspended pairs (also: prmd, chkmon)');
   place(m.command('serve').description('run the monitor daemon in the foreground (prmd starts one in the background when none runs)'))
-    .option('--listen <host:port>', 'also accept requests from other hosts here (needs --token)')
+    .option('--listen <host:port>', 'also accept requests from other hosts here (needs a token)')
     .option('--http <host:port>', 'read-only HTTP: /v1/events (SSE), /v1/resources, /v1/status', '127.0.0.1:0')
     .option('--max-failures <n>', 'automatic resyncs that may fail inside the window before the resource is held', '3')
     .option('--failure-window <s>', 'seconds in which failures count', '600')

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BIN, imagesDir } from '../common.js';
+import { resolveToken } from '../token-file.js';
 import { runningLabs } from '../lab.js';
 import { arrayDownMessage } from '../target.js';
 import { ApiClient } from '../../control/index.js';
@@ -17,6 +18,13 @@ export interface PlaceFlags {
   state?: string;
   host?: string;
   token?: string;
+  /** The token as the first line of this file (not shown in `ps`, unlike --token). */
+  tokenFile?: string;
+}
+
+/** --token, else the first line of --token-file, else $SANBOX_MONITOR_TOKEN. */
+export function monitorToken(f: PlaceFlags): string | undefined {
+  return resolveToken({ token: f.token, file: f.tokenFile }, { token: '--token', file: '--token-file' }, 'SANBOX_MONITOR_TOKEN');
 }
 
 /**
@@ -36,7 +44,7 @@ export async function addressOf(f: PlaceFlags): Promise<MonitorAddress> {
   if (f.host === undefined) return { socketPath: socketPathOf(await stateDirOf(f)) };
   const m = /^(.+):(\d{1,5})$/.exec(f.host);
   if (!m || Number(m[2]) > 65535) throw new Error(`--host must be HOST:PORT, not ${JSON.stringify(f.host)}`);
-  const token = f.token ?? (process.env.SANBOX_MONITOR_TOKEN || '');
+  const token = monitorToken(f) ?? '';
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), token };
 }
 

@@ -17,12 +17,12 @@ import { addressOf, ensureLocalDaemon, type PlaceFlags } from './place.js';
 import { parseDashOptions, type DashSpec } from './dash-options.js';
 import { handleOutputErrors } from '../pipe.js';
 
-const SPEC: DashSpec = { values: ['n', 'g', 'i', 't', 'r', 'u', 'd', '-state', '-host', '-token'], flags: ['-json', 'h', '-help'] };
+const SPEC: DashSpec = { values: ['n', 'g', 'i', 't', 'r', 'u', 'd', '-state', '-host', '-token', '-token-file'], flags: ['-json', 'h', '-help'] };
 
 const USAGE = `usage: prmd -n APP -g GROUP -i INSTANCE -t SECONDS -r yes|no
        prmd -u FILE
        prmd -d FILE
-  [--state DIR] [--host HOST:PORT --token T] [--json]
+  [--state DIR] [--host HOST:PORT --token-file FILE|--token T] [--json]
 return codes: 0 successful (resource added), 10 internal error (check with chkmon)`;
 
 export async function prmdMain(argv: string[]): Promise<number> {
@@ -38,7 +38,7 @@ export async function prmdMain(argv: string[]): Promise<number> {
     return RC.OK;
   }
   const json = o['-json'] === true;
-  const place: PlaceFlags = { state: o['-state'] as string | undefined, host: o['-host'] as string | undefined, token: o['-token'] as string | undefined };
+  const place: PlaceFlags = { state: o['-state'] as string | undefined, host: o['-host'] as string | undefined, token: o['-token'] as string | undefined, tokenFile: o['-token-file'] as string | undefined };
   try {
     const req = await requestOf(o);
     const started = place.host === undefined ? await ensureLocalDaemon(place) : undefined;

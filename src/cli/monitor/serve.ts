@@ -5,7 +5,7 @@
  */
 import { MonitorAlreadyRunning, MonitorDaemon, type CheckerOptions } from '../../monitor/index.js';
 import { CliError, EXIT, intArg, printJson, usage } from '../common.js';
-import { resolveLabArray, stateDirOf, type PlaceFlags } from './place.js';
+import { monitorToken, resolveLabArray, stateDirOf, type PlaceFlags } from './place.js';
 
 export const EXIT_ALREADY_RUNNING = 4;
 
@@ -28,9 +28,9 @@ function hostPort(v: string, what: string): { host: string; port: number } {
 }
 
 export async function monitorServeCommand(f: ServeFlags): Promise<number> {
-  const token = f.token ?? (process.env.SANBOX_MONITOR_TOKEN || undefined);
+  const token = monitorToken(f);
   const listen = f.listen === undefined ? undefined : hostPort(f.listen, '--listen');
-  if (listen && !(token && token.length >= 16)) throw usage('--listen needs --token (16 characters or more; or $SANBOX_MONITOR_TOKEN): other hosts must prove who they are');
+  if (listen && !(token && token.length >= 16)) throw usage('--listen needs --token-file FILE (or $SANBOX_MONITOR_TOKEN, or --token; 16 characters or more): other hosts must prove who they are');
   const checker: Partial<CheckerOptions> = {
     maxFailures: intArg(f.maxFailures, '--max-failures', 3, 1, 100),
     failureWindowMs: intArg(f.failureWindow, '--failure-window', 600, 1, 86_400) * 1000,

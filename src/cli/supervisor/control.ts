@@ -11,12 +11,17 @@
  *   POST /v1/sites/NAME/restore       restart them, restore the links
  *
  * Errors: `{ error: { code, message, exitCode } }` with 400 (usage: unknown array or site),
- * 401 (token), 404 (no such route), 409 (refused: not running, already running, stopping),
- * 500 (a restart that failed).
+ * 401 (token), 403 (forbidden-origin), 404 (no such route), 409 (refused: not running, already
+ * running, stopping), 415 (unsupported-media-type), 500 (a restart that failed).
+ *
+ * Besides the token, the browser rule of src/http-guard holds: a POST needs
+ * `Content-Type: application/json` (also without a body) or `X-Sanbox-Request: 1`, and one from
+ * a foreign `Origin` is refused unless in `allowedOrigins`.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { checkBrowserSafety } from '../../http-guard/index.js';
 import { CliError, EXIT } from '../common.js';
 import type { SupervisorEvents } from './events.js';
 import type { LabSupervisor } from './lab-supervisor.js';
@@ -28,6 +33,8 @@ export class ControlServer {
   constructor(
     private readonly sup: LabSupervisor,
     private readonly events: SupervisorEvents,
+    /** allowedOrigins: web origins whose pages may use the API besides its own; default none. */
+    private readonly opts: { allowedOrigins?: string[] } = {},
   ) {}
 
   async listen(): Promise<{ url: string; token: string }> {
@@ -72,6 +79,9 @@ export class ControlServer {
         return send(200, { events: this.events.since(since) });
       }
       if (req.method !== 'POST' || !m) return fail(404, 'not-found', `no route ${req.method} ${url.pathname}`, EXIT.USAGE);
+      // Before anything changes: what a web page could send is refused.
+      const refused = checkBrowserSafety(req, this.opts.allowedOrigins);
+      if (refused) return fail(refused.status, refused.code, refused.message, EXIT.USAGE);
       const [, kind, rawName, op] = m as unknown as [string, string, string, string];
       const name = decodeURIComponent(rawName);
       if (kind === 'arrays' && op === 'crash') return send(200, await this.sup.crash(name));

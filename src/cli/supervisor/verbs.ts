@@ -68,7 +68,8 @@ export async function labFaultCommand(verb: LabFaultVerb, name: string, f: LabFa
   try {
     res = await fetch(lab.control.url + ROUTES[verb](name), {
       method: 'POST',
-      headers: { Authorization: `Bearer ${lab.control.token}`, Accept: 'application/json' },
+      // JSON without a body: the control API refuses what a web page could send (src/http-guard).
+      headers: { Authorization: `Bearer ${lab.control.token}`, Accept: 'application/json', 'Content-Type': 'application/json' },
       signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
     });
   } catch (e) {

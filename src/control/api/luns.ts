@@ -121,8 +121,22 @@ export function lunRoutes(a: StorageArray, views: LunViews): Route[] {
       },
     }),
     R(/^\/v1\/luns\/([^/]+)\/grow$/, {
+      // {"size": SIZE}: the new size; {"by": SIZE}: how much to add, applied by the array under
+      // its serialization of LUN changes (concurrent relative grows each add theirs).
       POST: async (req, _res, [ref]) => {
         const body = await readJson(req);
+        const obj = body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined;
+        const given = (k: string): boolean => obj !== undefined && Object.hasOwn(obj, k) && obj[k] !== undefined;
+        if (given('size') && given('by')) throw new ApiError(400, 'invalid-argument', 'give size (the new size) or by (how much to add), not both');
+        if (obj && !given('size') && !given('by')) throw new ApiError(400, 'invalid-argument', 'give size (the new size) or by (how much to add)');
+        if (given('by')) {
+          const v = obj!.by;
+          if ((typeof v === 'number' && v <= 0) || (typeof v === 'string' && /^\s*-/.test(v))) {
+            throw new ApiError(400, 'invalid-argument', `by must be greater than 0: a LUN can only grow (asked ${JSON.stringify(v)})`);
+          }
+          const { by } = checkBody(body, { by: 'size' });
+          return { lun: views.view(await a.growLun(ref!, { by: by as number }), req) };
+        }
         const { size } = checkBody(body, { size: 'size' });
         const lun = await a.growLun(ref!, size as number);
         return { lun: views.view(lun, req) };

@@ -4,8 +4,11 @@
  *
  * Security: listens on 127.0.0.1 by default. Any other address needs a bearer token
  * (`Authorization: Bearer <token>`), and the server refuses to start without one. Without a token
- * on loopback, requests whose Host header is not a loopback name are refused (DNS rebinding), and
- * bodies must be JSON (so a browser cannot post a simple cross-site form).
+ * on loopback, requests whose Host header is not a loopback name are refused (DNS rebinding).
+ * Whatever the address, the browser rule of src/http-guard holds: a request that changes
+ * something needs `Content-Type: application/json` (also without a body) or `X-Sanbox-Request: 1`
+ * (else 415), and one from a foreign `Origin` is refused (403) unless in `allowedOrigins`, so a
+ * web page the user visits cannot drive the API with a simple cross-site request.
  *
  * This file: the server, its options, dispatch, authorization and error answers. The routes
  * live by family in luns.ts, chassis.ts, mirrors.ts, groups.ts and events.ts.
@@ -29,6 +32,7 @@ import type { SnapshotManager } from '../../snapshot/index.js';
 import { snapshotRoutes } from './snapshots.js';
 import type { CloneManager } from '../../clone/index.js';
 import { cloneRoutes } from './clones.js';
+import { checkBrowserSafety } from '../../http-guard/index.js';
 
 /** Requests still running when the server closes get this long to answer; then their connections are cut. */
 const CLOSE_GRACE_MS = 500;
@@ -62,6 +66,11 @@ export interface ControlServerOptions {
   snapshots?: SnapshotManager;
   /** The array's clones (routes under /v1/clones; 501 without). */
   clones?: CloneManager;
+  /**
+   * Web origins (e.g. `http://127.0.0.1:8480`) whose pages may change things through this API,
+   * besides the API's own origin; default none. Requests with any other Origin are refused (403).
+   */
+  allowedOrigins?: string[];
 }
 
 const ARRAY_ERROR_STATUS: Record<string, number> = {
@@ -94,7 +103,7 @@ export class ControlServer {
       throw new ApiError(
         0,
         'token-required',
-        `refusing to serve the management API on non-loopback address ${this.host} without a token (give --api-token or SANBOX_TOKEN)`,
+        `refusing to serve the management API on non-loopback address ${this.host} without a token (give --api-token-file FILE, SANBOX_TOKEN or --api-token)`,
       );
     }
     this.tokenDigest = opts.token ? digest(opts.token) : undefined;
@@ -203,6 +212,9 @@ export class ControlServer {
         const allow = Object.keys(route.methods).join(', ');
         throw new ApiError(405, 'method-not-allowed', `${method} is not allowed on ${url.pathname} (allowed: ${allow})`, { Allow: allow });
       }
+      // Before any handler reads or changes anything: what a web page could send is refused.
+      const refused = checkBrowserSafety(req, this.opts.allowedOrigins);
+      if (refused) throw new ApiError(refused.status, refused.code, refused.message);
       const params = route.pattern.exec(url.pathname)!.slice(1).map((p) => decodeURIComponent(p));
       const result = await handler(req, res, params, url);
       if (res.headersSent) return; // streams answer by themselves
@@ -291,7 +303,7 @@ const ROUTE_LIST = [
   'POST /v1/luns {name, size, blockSize?}',
   'GET /v1/luns/:id|name',
   'DELETE /v1/luns/:id|name[?force=true]',
-  'POST /v1/luns/:id|name/grow {size}',
+  'POST /v1/luns/:id|name/grow {size} | {by}',
   'GET /v1/events (text/event-stream; Last-Event-ID or ?since=SEQ replays)',
 ];
 

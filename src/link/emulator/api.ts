@@ -11,9 +11,13 @@
  *
  * Every request is validated before anything changes; errors are
  * `{"error": {"code", "message"}}` with 400 (invalid-argument, invalid-json), 401, 403, 404, 405, 413, 415.
+ * The browser rule of src/http-guard holds: a POST needs `Content-Type: application/json` (also
+ * without a body) or `X-Sanbox-Request: 1` (415 unsupported-media-type), and one from a foreign
+ * `Origin` is refused (403 forbidden-origin) unless in `allowedOrigins`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { checkBrowserSafety } from '../../http-guard/index.js';
 import { checkDirection, checkSettings, LinkError, type LinkEmulator, type LinkEvent } from './emulator.js';
 
 export interface LinkApiOptions {
@@ -21,6 +25,8 @@ export interface LinkApiOptions {
   host?: string;
   port?: number;
   token?: string;
+  /** Web origins whose pages may change things through this API besides its own; default none. */
+  allowedOrigins?: string[];
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -95,6 +101,9 @@ export class LinkApiServer {
       res.setHeader('Allow', method);
       return send(res, 405, { error: { code: 'method-not-allowed', message: `${url.pathname} takes ${method}` } });
     }
+    // Before anything is read or changed: what a web page could send is refused.
+    const refused = checkBrowserSafety(req, this.opts.allowedOrigins);
+    if (refused) return send(res, refused.status, { error: { code: refused.code, message: refused.message } });
     if (url.pathname === '/v1') return send(res, 200, { link: emu.name, routes: Object.entries(routes).map(([p, m]) => `${m} ${p}`) });
     if (url.pathname === '/v1/status') return send(res, 200, emu.status());
     if (url.pathname === '/v1/events') {

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { isPlainName } from '../../array/index.js';
 import { enterBypass, maybeLeaveBypass } from './bypass.js';
 import type { GroupView, SettableGroupAttributes } from './control.js';
 import { newEntry, openStore, type GroupContext } from './entry.js';
@@ -24,7 +25,7 @@ const SETTABLE: readonly string[] = ['throttles', 'throttleEveryMs', 'perfEveryM
 
 export async function createGroup(ctx: GroupContext, p: { name: string; members: string[]; attributes?: Partial<GroupAttributes> }): Promise<GroupView> {
   const { host } = ctx;
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(p.name ?? '')) throw new GroupError('invalid', `group name ${JSON.stringify(p.name)}: use 1-64 letters, digits, dot, dash, underscore`);
+  if (!isPlainName(p.name)) throw new GroupError('invalid', `group name ${JSON.stringify(p.name)}: use 1-64 letters, digits, dot, dash, underscore (not . or ..)`);
   if ([...ctx.groups.values()].some((g) => g.record.name === p.name)) throw new GroupError('exists', `array ${host.array} already has a group named ${p.name}`);
   if (!Array.isArray(p.members) || p.members.length === 0) throw new GroupError('invalid', 'a group needs at least one member mirror');
   const infos = p.members.map((ref) => {

@@ -1,7 +1,7 @@
 /** What the management API and `sanbox group` call (GroupManager implements it; MirrorNode.groups). */
 import type { GroupFallback } from './host.js';
 import type { PromotionReport } from './promotion.js';
-import type { GroupAttributes, GroupMetrics, GroupMode, GroupRecord } from './types.js';
+import type { GroupAttributes, GroupMetrics, GroupMode, GroupRecord, ThrottleSpec } from './types.js';
 
 export interface GroupView {
   record: GroupRecord;
@@ -22,6 +22,17 @@ export interface GroupView {
    * `fallback`: the snapshot holding their last consistent point and how old it is, or null.
    */
   protection?: { enabled: boolean; fallback: GroupFallback | null; resyncBegun: string[] } | null;
+  /**
+   * The primary's writelog chain now: `capacity` is the main segment plus the extensions chained
+   * in (what `metrics.pctwl` is a percentage of). Null on a secondary; absent from an older array.
+   */
+  writelog?: { capacity: number; extensionsInUse: number; extensionsFree: number } | null;
+  /**
+   * The primary: the throttle (index in `record.throttles`, and its test) whose action last
+   * raised the sender's sleep (`metrics.senderSleepMs`); null when the sleep is 0 or was set
+   * before the throttles last changed. Absent from an older array.
+   */
+  throttledBy?: ({ throttle: number } & Pick<ThrottleSpec, 'measure' | 'op' | 'value'>) | null;
 }
 
 /** A snapshot of every member of a group at one write boundary (`snapshot` of GroupControl). */

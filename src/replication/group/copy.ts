@@ -11,8 +11,8 @@ import { inBypass } from './state.js';
 
 /** Refresh: records of at most this many bytes. */
 const REFRESH_CHUNK_BYTES = 256 * 1024;
-/** Refresh flow control: never fill the writelog past this percent... */
-const REFRESH_MAX_WRITELOG_PERCENT = 50;
+/** Refresh flow control: never fill the writelog past this percent (status says so when it waits)... */
+export const REFRESH_MAX_WRITELOG_PERCENT = 50;
 /** ...and look again this often while it is. */
 const REFRESH_POLL_MS = 5;
 const REFRESH_PROGRESS_EVERY_MS = 1000;

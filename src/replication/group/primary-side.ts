@@ -63,7 +63,10 @@ export async function openPrimary(ctx: GroupContext, g: GroupEntry, why: string)
 export function startTimers(ctx: GroupContext, g: GroupEntry): void {
   for (const t of g.timers) clearInterval(t);
   g.timers = [];
-  g.throttle = { engine: new ThrottleEngine(g.record.throttles), state: new ThrottleState({ senderSleepMs: g.primary?.senderSleepMs, ackDelayMs: g.primary?.ackDelayMs }), win: newWindow() };
+  // Which throttle raised the sleep stays known while the throttles are the same ones.
+  const prev = g.throttle;
+  const sleepRaisedBy = prev && JSON.stringify(prev.engine.throttles) === JSON.stringify(g.record.throttles) ? prev.state.sleepRaisedBy : null;
+  g.throttle = { engine: new ThrottleEngine(g.record.throttles), state: new ThrottleState({ senderSleepMs: g.primary?.senderSleepMs, ackDelayMs: g.primary?.ackDelayMs, sleepRaisedBy }), win: newWindow() };
   if (!g.perf) g.perf = { recorder: new PerfRecorder(join(g.dir, 'perf.jsonl'), g.record.perfMaxBytes), win: newWindow() };
   g.timers.push(setInterval(() => sample(ctx, g), g.record.perfEveryMs));
   if (g.record.throttles.length) g.timers.push(setInterval(() => evaluateThrottles(ctx, g), g.record.throttleEveryMs));

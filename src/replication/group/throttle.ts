@@ -325,10 +325,16 @@ const clampMs = (v: number) => (Number.isFinite(v) ? Math.min(MAX_SLEEP_MS, Math
 export class ThrottleState {
   senderSleepMs: number;
   ackDelayMs: number;
+  /**
+   * The throttle whose action last set or increased `senderSleepMs` (for status: why the
+   * sender sleeps); null once the sleep is back to 0, or when an action applied on its own set it.
+   */
+  sleepRaisedBy: number | null;
 
-  constructor(init: { senderSleepMs?: number; ackDelayMs?: number } = {}) {
+  constructor(init: { senderSleepMs?: number; ackDelayMs?: number; sleepRaisedBy?: number | null } = {}) {
     this.senderSleepMs = clampMs(init.senderSleepMs ?? 0);
     this.ackDelayMs = clampMs(init.ackDelayMs ?? 0);
+    this.sleepRaisedBy = this.senderSleepMs > 0 ? (init.sleepRaisedBy ?? null) : null;
   }
 
   apply(actions: ReadonlyArray<FiredAction | ThrottleAction>, hooks: ThrottleHooks, m?: ThrottleMeasurements | null): AppliedAction[] {
@@ -340,9 +346,11 @@ export class ThrottleState {
         switch (action.do) {
           case 'sleep-set':
             this.senderSleepMs = clampMs(action.ms);
+            this.sleepRaisedBy = throttle;
             break;
           case 'sleep-incr':
             this.senderSleepMs = clampMs(this.senderSleepMs + action.ms);
+            if (action.ms > 0) this.sleepRaisedBy = throttle;
             break;
           case 'sleep-decr':
             this.senderSleepMs = clampMs(this.senderSleepMs - action.ms);
@@ -381,6 +389,7 @@ export class ThrottleState {
       }
       results.push(r);
     }
+    if (this.senderSleepMs === 0) this.sleepRaisedBy = null;
     return results;
   }
 }

@@ -24,7 +24,25 @@ export function groupView(host: GroupHost, g: GroupEntry): GroupView {
     incoherent,
     promotion: g.promotion ? { ...g.promotion } : null,
     protection: !g.primary && host.protection ? { enabled: g.record.protectResync !== false, fallback: host.protection.fallback(g.record.members), resyncBegun: host.protection.resyncBegun(g.record.members).map((id) => host.member(id)?.name ?? id) } : null,
+    writelog: liveWritelog(g),
+    throttledBy: throttledBy(g),
   };
+}
+
+/** The writelog chain now (the main segment and the extensions chained in). */
+function liveWritelog(g: GroupEntry): GroupView['writelog'] {
+  if (!g.primary) return null;
+  const u = g.primary.writelog.usage();
+  return { capacity: u.capacity, extensionsInUse: u.extensionsInUse, extensionsFree: u.extensionsFree };
+}
+
+/** The throttle that raised the sender's sleep, with its test. */
+function throttledBy(g: GroupEntry): GroupView['throttledBy'] {
+  const t = g.throttle;
+  const i = t?.state.sleepRaisedBy;
+  const spec = i !== null && i !== undefined ? t?.engine.throttles[i] : undefined;
+  if (!g.primary || g.primary.senderSleepMs <= 0 || !spec) return null;
+  return { throttle: i!, measure: spec.measure, op: spec.op, value: spec.value };
 }
 
 /** Gauges as of now (backlog, sequence numbers), rates as of the last performance record. */

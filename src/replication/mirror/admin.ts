@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { formatSize, isPlainName } from '../../array/index.js';
 import { ignoreOnClose } from '../../errors/index.js';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { RemoteLinkError } from '../../link/protocol/index.js';
 import { applyOp, assertMirrorChangeInvariants, assertMirrorRecordInvariants, DEFAULT_REGION_SIZE, primaryOf, promotable, secondariesOf, type ImageState, type MirrorDbRecord, type MirrorImage } from '../state/index.js';
 import type { Range } from '../group/index.js';
 import { BitmapFile } from './bitmap-file.js';
-import { divergenceBitmapPath, divergenceMetaPath, fracturePath, mirrorSize, newEntry, phaseOf, remoteReadTimeoutMs, safeName, type Entry } from './entry.js';
+import { divergenceBitmapPath, divergenceMetaPath, fracturePath, imageOf, mirrorSize, newEntry, phaseOf, remoteReadTimeoutMs, safeName, type Entry } from './entry.js';
 import { SecondaryPeer, type PrimarySide } from './primary.js';
 import type { PeerLinks } from './peer-link.js';
 import type { ResyncProtection } from './protection.js';
@@ -24,6 +25,7 @@ import {
   type MirrorLun,
   type MirrorView,
   type VerifyReport,
+  type VerifyResult,
 } from './types.js';
 
 /**
@@ -122,7 +124,7 @@ export class MirrorAdmin implements MirrorControl {
     const other = this.records.entryOfLun(lun.id);
     if (other) throw new MirrorError('exists', `LUN ${lun.name} is already an image of mirror ${other.db.name}`);
     const name = p.name ?? lun.name;
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new MirrorError('invalid', `mirror name ${JSON.stringify(name)}: use 1-64 letters, digits, dot, dash, underscore`);
+    if (!isPlainName(name)) throw new MirrorError('invalid', `mirror name ${JSON.stringify(name)}: use 1-64 letters, digits, dot, dash, underscore (not . or ..)`);
     if ([...this.records.entries.values()].some((x) => x.db.name === name)) throw new MirrorError('exists', `array ${array} already has a mirror named ${name}`);
     const regionSize = p.regionSize ?? DEFAULT_REGION_SIZE;
     if (!Number.isSafeInteger(regionSize) || regionSize < REGION_SIZE_MIN_BYTES || regionSize > REGION_SIZE_MAX_BYTES || (regionSize & (regionSize - 1)) !== 0)
@@ -348,8 +350,18 @@ export class MirrorAdmin implements MirrorControl {
     const rs = e.db.regionSize;
     const n = Math.ceil(size / rs);
     const per = Math.max(1, Math.min(VERIFY_REGIONS_MAX, Math.floor(VERIFY_BATCH_BYTES / rs)));
+    // A resync that runs (or is due) before, during or after the comparison: its copy is not
+    // final, so neither is the comparison, even when every region happened to compare equal.
+    const syncingNow = (): string | null => {
+      const state = imageOf(e, img.imageId)?.state;
+      if (state !== 'SYNCHRONIZING' && !phaseOf(e, peer).startsWith('resync')) return null;
+      const rv = peer.resyncView();
+      return `image ${state === 'SYNCHRONIZING' ? state : `${state ?? 'removed'} with a resync running`}${rv ? `, resync ${formatSize(rv.bytesDone)} of ${formatSize(rv.bytesTotal)} done` : ''}`;
+    };
+    const syncingBefore = syncingNow();
     const suspects: number[] = [];
     let skipped = 0;
+    let skippedBytes = 0;
     const compare = async (first: number, count: number): Promise<number[]> => {
       const [local, remote] = await Promise.all([
         regionCrcs(e.lun.device, size, rs, first, count),
@@ -363,8 +375,10 @@ export class MirrorAdmin implements MirrorControl {
         const count = Math.min(per, n - first);
         for (const r of await compare(first, count)) {
           // regions that are known dirty (fracture log) or written right now are not errors
-          if (peer.fracture.bitmap.test(r * rs, Math.min(rs, size - r * rs))) skipped++;
-          else suspects.push(r);
+          if (peer.fracture.bitmap.test(r * rs, Math.min(rs, size - r * rs))) {
+            skipped++;
+            skippedBytes += Math.min(rs, size - r * rs);
+          } else suspects.push(r);
         }
         opts.onProgress?.(Math.min(n, first + count) * rs, n * rs);
       }
@@ -374,17 +388,26 @@ export class MirrorAdmin implements MirrorControl {
         await ps.idle();
         if ((await compare(r, 1)).length) mismatched.push(r);
       }
+      const syncing = syncingNow() ?? syncingBefore;
+      const why: string | null = skipped
+        ? `${skipped} of ${n} regions skipped (marked in the fracture log: not copied to the image yet${syncing ? `; ${syncing}` : ''})`
+        : syncing
+          ? `${syncing}: regions are still being copied, the comparison is not final`
+          : null;
+      const result: VerifyResult = mismatched.length ? 'different' : why ? 'incomplete' : 'identical';
       const report: VerifyReport = {
         mirrorId: e.id,
         imageId: img.imageId,
         regionSize: rs,
         regionsCompared: n - skipped,
-        bytesCompared: size,
+        bytesCompared: size - skippedBytes,
         mismatched: mismatched.map((r) => ({ region: r, offset: r * rs, length: Math.min(rs, size - r * rs) })),
-        identical: mismatched.length === 0 && skipped === 0,
+        identical: result === 'identical',
+        result,
+        ...(why ? { incompleteReason: why } : {}),
         skipped,
       };
-      this.event('verified', { mirrorId: e.id, imageId: img.imageId, regions: n, mismatched: mismatched.length, skipped });
+      this.event('verified', { mirrorId: e.id, imageId: img.imageId, regions: n, mismatched: mismatched.length, skipped, result, ...(why ? { incompleteReason: why } : {}) });
       return report;
     } catch (err) {
       if (err instanceof RemoteLinkError) throw new MirrorError('unreachable', `verify ${img.imageId}: ${err.code}: ${err.message}`);

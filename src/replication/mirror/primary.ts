@@ -29,8 +29,13 @@ export interface ResyncRun {
   bytesZeroed: number;
   startedAt: number;
   lastRateAt: number;
+  /** bytesDone and bytesCopied at lastRateAt */
   lastRateBytes: number;
+  lastRateSent: number;
+  /** bytes sent as data per second over the last progress interval (what the sync rate caps) */
   rate: number;
+  /** bytes covered (sent, or zeroed without payload) per second over the last progress interval */
+  coveredRate: number;
   stop: boolean;
   done: Promise<void>;
   /** Until the secondary answered the record announcing the resync: nothing is sent to it (./resync.ts). */
@@ -77,8 +82,11 @@ export class SecondaryPeer {
       reason: r.reason,
       bytesDone: r.bytesDone,
       bytesTotal: r.bytesTotal,
+      bytesSent: r.bytesCopied,
       rate: Math.round(r.rate),
-      eta: r.rate > 0 ? Math.ceil(left / r.rate) : null,
+      coveredRate: Math.round(r.coveredRate),
+      // what is left is covered at the covered rate (holes go faster than data)
+      eta: r.coveredRate > 0 ? Math.ceil(left / r.coveredRate) : null,
       startedAt: new Date(r.startedAt).toISOString(),
     };
   }

@@ -129,7 +129,9 @@ export class Resync {
       startedAt: Date.now(),
       lastRateAt: performance.now(),
       lastRateBytes: 0,
+      lastRateSent: 0,
       rate: 0,
+      coveredRate: 0,
       stop: false,
       done: Promise.resolve(),
       starting: true,
@@ -296,7 +298,7 @@ export class Resync {
     return true;
   }
 
-  /** Every progressMs: rate, totals, a `resync-progress` event, and the progress in the record. */
+  /** Every progressMs: rates (sent, covered), totals, a `resync-progress` event, and the progress in the record. */
   publishProgress(e: Entry): void {
     const ps = e.primary;
     if (!ps) return;
@@ -305,9 +307,14 @@ export class Resync {
       if (!r) continue;
       const now = performance.now();
       const dt = (now - r.lastRateAt) / 1000;
-      if (dt > 0) r.rate = (r.bytesDone - r.lastRateBytes) / dt;
+      if (dt > 0) {
+        // sent: data over the link (what the cap limits); covered: data and holes/zero runs
+        r.rate = (r.bytesCopied - r.lastRateSent) / dt;
+        r.coveredRate = (r.bytesDone - r.lastRateBytes) / dt;
+      }
       r.lastRateAt = now;
       r.lastRateBytes = r.bytesDone;
+      r.lastRateSent = r.bytesCopied;
       r.bytesTotal = r.bytesDone + p.fracture.bitmap.dirtyBytes();
       const v = p.resyncView()!;
       this.event('resync-progress', { mirrorId: e.id, imageId: p.imageId, ...v });

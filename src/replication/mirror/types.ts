@@ -97,11 +97,16 @@ export interface ResyncView {
   full: boolean;
   /** Why a full synchronization, or which bitmap drives a partial one. */
   reason: string;
+  /** bytes covered: copied as data, or zeroed (holes and zero runs go without payload) */
   bytesDone: number;
   bytesTotal: number;
-  /** bytes/s over the last progress interval */
+  /** bytes sent over the link as data (absent from an older array) */
+  bytesSent?: number;
+  /** bytes sent as data per second over the last progress interval: what the sync rate caps */
   rate: number;
-  /** seconds, null while unknown */
+  /** bytes covered per second over the last progress interval, holes included (absent from an older array) */
+  coveredRate?: number;
+  /** seconds (at the covered rate), null while unknown */
   eta: number | null;
   startedAt: string;
 }
@@ -134,6 +139,15 @@ export interface MirrorView {
   protection: ProtectionView;
 }
 
+/**
+ * What a verify concluded:
+ * - `identical`: every region was compared and is equal, and the image was not SYNCHRONIZING;
+ * - `different`: regions outside the fracture log differ (`mismatched`);
+ * - `incomplete`: nothing found to differ, but the comparison does not cover the image: regions
+ *   were skipped (marked in the fracture log) or the image was SYNCHRONIZING (`incompleteReason`).
+ */
+export type VerifyResult = 'identical' | 'different' | 'incomplete';
+
 export interface VerifyReport {
   mirrorId: string;
   imageId: string;
@@ -141,8 +155,17 @@ export interface VerifyReport {
   regionsCompared: number;
   bytesCompared: number;
   mismatched: Array<{ region: number; offset: number; length: number }>;
+  /** True only when `result` is 'identical'. */
   identical: boolean;
-  /** Regions skipped because a host write was in flight or the image is marked dirty. */
+  result: VerifyResult;
+  /**
+   * Set when the comparison did not cover the image (always with 'incomplete', also with
+   * 'different' when regions were skipped too): the skipped count of all regions and why, e.g.
+   * "368 of 656 regions skipped (marked in the fracture log: not copied to the image yet; image
+   * SYNCHRONIZING, resync 23 MiB of 41 MiB done)".
+   */
+  incompleteReason?: string;
+  /** Regions skipped because the fracture log marks them (not copied to the image yet): not compared. */
   skipped: number;
 }
 

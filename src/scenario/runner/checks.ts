@@ -65,7 +65,7 @@ async function outcome(c: CheckSpec, ctx: CheckContext): Promise<Outcome> {
       return prefixCheck(c, ctx);
     case 'mirror-verify': {
       const r = await (await primaryOfMirror(ctx.apis, c.mirror, c.array)).verifyMirror(c.mirror);
-      const s = `${r.regionsCompared} regions compared, ${r.mismatched.length} differ, ${r.skipped} skipped`;
+      const s = `${r.regionsCompared} regions compared, ${r.mismatched.length} differ, ${r.skipped} skipped${r.incompleteReason ? `; incomplete: ${r.incompleteReason}` : ''}`;
       return r.identical ? pass(s, { details: r }) : fail(s, { details: r });
     }
     case 'images-equal':

@@ -11,7 +11,7 @@ import { LabError, loadLab, type Lab } from '../../cli/lab/index.js';
 import { DISK_ERRNOS, DISK_OPS, MAX_DELAY_MS } from '../../fault/index.js';
 import { MIRROR_CONDITION_STATES, type ActionKind, type ActionSpec, type CheckKind, type CheckSpec, type ConditionSpec } from './types.js';
 import type { NemesisFaultSpec, NemesisSpec, ScenarioSpec, StepSpec, WorkloadSpec } from './types.js';
-import { bool, byteRange, duration, Fields, fields, int, isObj, list, name, NAME_RE, num, oneOf, pickKind, positive, positiveDuration, Problems } from './values.js';
+import { bool, byteRange, duration, Fields, fields, int, isObj, isPlainName, list, name, num, oneOf, pickKind, positive, positiveDuration, Problems } from './values.js';
 import { range, rate, reader, readYaml, seconds, show, str, text, type Read } from './values.js';
 import { BLOCK_SIZE, DIRECTION, EVENT_TYPE, EXIT_CODE, HOST_ERRNOS, SEED } from './values.js';
 
@@ -157,7 +157,7 @@ class ScenarioParser {
     if (!isObj(root)) return this.p.add('', `a scenario file must be a mapping (keys: ${TOP_KEYS.join(', ')}), not ${show(root)}`);
     const f = fields(root, '', this.p, TOP_KEYS);
     const fileName = basename(file, extname(file));
-    if (!f.has('scenario') && !NAME_RE.test(fileName)) this.p.add('scenario', `missing, and the file name ${show(fileName)} is no valid name (1 to 64 characters from A-Z a-z 0-9 . _ -)`);
+    if (!f.has('scenario') && !isPlainName(fileName)) this.p.add('scenario', `missing, and the file name ${show(fileName)} is no valid name (1 to 64 characters from A-Z a-z 0-9 . _ -, not . or ..)`);
     const [scenarioName, description, lab] = [f.opt('scenario', name, fileName), f.opt('description', text, ''), f.req('lab', str)];
     const head = { name: scenarioName, description, file, labFile: resolve(dirname(file), lab), seed: f.opt('seed', SEED, 1) };
     this.timeoutMs = f.opt('timeout', positiveDuration, DEFAULT_TIMEOUT_MS);

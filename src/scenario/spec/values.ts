@@ -5,7 +5,7 @@
  * reports them all instead of stopping at the first.
  */
 import { parseDocument } from 'yaml';
-import { parseSize } from '../../array/index.js';
+import { isPlainName, parseSize } from '../../array/index.js';
 import { parseDuration, parseRate } from '../../cli/lab/index.js';
 import { EVENT_TYPES } from '../../events/index.js';
 import { ERR } from '../../nbd/index.js';
@@ -147,9 +147,9 @@ export function readYaml(content: string, p: Problems): unknown {
 export const text = reader('', (v, at, p) => (typeof v === 'string' ? v : p.add(at, `must be a string, not ${show(v)}`)));
 export const str = reader('', (v, at, p) => (typeof v === 'string' && v !== '' ? v : p.add(at, `must be a non-empty string, not ${show(v)}`)));
 
-export const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+export { isPlainName };
 export const name = reader('', (v, at, p) =>
-  typeof v === 'string' && NAME_RE.test(v) ? v : p.add(at, `must be a name of 1 to 64 characters from A-Z a-z 0-9 . _ -, not ${show(v)}`),
+  isPlainName(v) ? v : p.add(at, `must be a name of 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..), not ${show(v)}`),
 );
 
 export const bool = reader(false, (v, at, p) => (typeof v === 'boolean' ? v : p.add(at, `must be true or false, not ${show(v)}`)));

@@ -2,7 +2,7 @@
 // sender and receiver, reconnect, bypass, mode changes, promote.
 import { describe, it, expect, afterEach } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { groupLab, until, type Lab } from '../../support/mirror-lab.js';
+import { groupLab, makeLab, until, type Lab } from '../../support/mirror-lab.js';
 
 const MiB = 1024 * 1024;
 let lab: Lab | null = null;
@@ -19,6 +19,15 @@ async function same(l: Lab, lun: string): Promise<boolean> {
 }
 
 describe('consistency groups', () => {
+  it('create refuses the group names . and .. (invalid, nothing made); .hidden is a name', async () => {
+    lab = await makeLab(['alpha'], [{ name: 'disk0', size: 4 * MiB }]);
+    const n = lab.node('alpha');
+    for (const name of ['.', '..']) await expect(n.groups.create({ name, members: ['m0'] })).rejects.toMatchObject({ code: 'invalid', message: expect.stringContaining('(not . or ..)') });
+    expect(n.groups.list()).toEqual([]);
+    // .hidden passes the name check; the create then fails on its member.
+    await expect(n.groups.create({ name: '.hidden', members: ['m0'] })).rejects.toMatchObject({ code: 'not-found' });
+  });
+
   it('asynchronous: writes are acknowledged from the journal and reach the secondary in order', async () => {
     lab = await groupLab();
     const n = lab.node('alpha');

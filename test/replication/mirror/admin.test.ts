@@ -13,6 +13,14 @@ const img = (l: Lab, arr: string, id: string) => l.node(arr).get('m0').images.fi
 const connected = (l: Lab, id: string) => img(l, 'alpha', id).link === 'connected';
 
 describe('mirror administration', () => {
+  it('create refuses the mirror names . and .. (invalid, nothing made); .hidden is a name', async () => {
+    lab = await makeLab(['alpha'], [{ name: 'disk0', size: 4 * MiB }]);
+    const n = lab.node('alpha');
+    for (const name of ['.', '..']) await expect(n.create({ lun: 'disk0', name })).rejects.toMatchObject({ code: 'invalid', message: expect.stringContaining('(not . or ..)') });
+    expect(n.list()).toEqual([]);
+    expect((await n.create({ lun: 'disk0', name: '.hidden' })).record.name).toBe('.hidden');
+  });
+
   it('three arrays: each secondary has its own state; cutting one link fractures only that one', async () => {
     lab = await makeLab(['alpha', 'bravo', 'charlie'], [{ name: 'disk0', size: 16 * MiB }]);
     const n = lab.node('alpha');

@@ -311,13 +311,28 @@ steps: [{ link-cut: { link: alpha-bravo, direction: sideways } }]
     ).toEqual([
       'seed: must be an integer from 0 to 4294967295, not -1',
       'timeout: must be a duration (2s, 500ms, 1m, or a number of seconds), not "5 parsecs"',
-      'workloads[0].name: must be a name of 1 to 64 characters from A-Z a-z 0-9 . _ -, not "w 1"',
+      'workloads[0].name: must be a name of 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..), not "w 1"',
       'workloads[0].start: must be a duration (2s, 500ms, 1m, or a number of seconds), not "soon"',
       'workloads[0].depth: must be an integer from 1 to 256, not 0',
       'workloads[0].blockSize: must be a multiple of 512, not 1000',
       'workloads[0].fua: must be a number from 0 to 1, not 2',
       'steps[0].link-cut.direction: must be one of both, a-to-b, b-to-a, not "sideways"',
     ]);
+  });
+
+  it('names . and .. are refused (scenario, workload, step, nemesis, and a file named ...yaml); .hidden is a name', () => {
+    const rule = 'must be a name of 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)';
+    expect(
+      problems(
+        scenario(`scenario: ".."
+workloads: [{ name: ".", kind: command, run: "true" }]
+steps: [{ name: "..", sleep: 1s }]
+nemesis: [{ name: ".", until: 2s, every: 1s, faults: [{ link-cut: { link: alpha-bravo }, for: 1s }] }]
+`),
+      ),
+    ).toEqual([`scenario: ${rule}, not ".."`, `workloads[0].name: ${rule}, not "."`, `steps[0].name: ${rule}, not ".."`, `nemesis[0].name: ${rule}, not "."`]);
+    expect(() => parseScenario(scenario(''), '/scenarios/...yaml', { labNames: LAB })).toThrow('scenario: missing, and the file name ".." is no valid name');
+    expect(parseScenario(scenario('scenario: .hidden\n'), FILE, { labNames: LAB }).name).toBe('.hidden');
   });
 
   it('missing required keys and kinds', () => {
@@ -477,7 +492,7 @@ nemesis: [{ until: 1s, every: 1s, faults: [{ sp-crash: { array: alpha, sps: [A, 
 checks: [{ ledger: { workload: nope } }]
 `);
     expect(found).toEqual([
-      'scenario: must be a name of 1 to 64 characters from A-Z a-z 0-9 . _ -, not "bad name!"',
+      'scenario: must be a name of 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..), not "bad name!"',
       'lab: missing (required)',
       'seed: must be an integer from 0 to 4294967295, not 1.5',
       'workloads[0].connections: must be an integer from 1 to 64, not 0',

@@ -1,0 +1,49 @@
+// The rate of a resync: the bytes sent over the link (what the sync rate caps) and the bytes
+// covered (holes and zero runs go as zero requests without payload) are reported apart.
+import { describe, it, expect, afterEach } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { makeLab, until, type Lab } from '../../support/mirror-lab.js';
+import { resyncText } from '../../../src/cli/mirror-render.js';
+import type { ResyncView } from '../../../src/replication/mirror/types.js';
+
+const MiB = 1024 * 1024;
+let lab: Lab | null = null;
+afterEach(async () => {
+  await lab?.close();
+  lab = null;
+});
+
+describe('resync rate', () => {
+  it('a mostly empty LUN: the sent rate stays at the cap, the covered rate is higher (holes)', async () => {
+    const cap = 1 * MiB;
+    lab = await makeLab(['alpha', 'bravo'], [{ name: 'disk0', size: 256 * MiB }], { timers: { progressMs: 500 } });
+    const n = lab.node('alpha');
+    await n.create({ lun: 'disk0', name: 'm0', attributes: { syncRate: cap } });
+    const dev = lab.hostDevice('alpha');
+    for (let i = 0; i < 32; i++) await dev.write(i * 8 * MiB, randomBytes(64 * 1024)); // 2 MiB of data in 256 MiB
+    await n.addSecondary('m0', { array: 'bravo', lun: 'disk0' }); // full synchronization
+    await until(() => lab!.events('alpha', 'mirror.resync-progress').length >= 3, 20_000, 'progress');
+    const live = n.get('m0').images.find((i) => i.imageId === 'bravo:0')!.resync as ResyncView | null;
+    await until(() => lab!.events('alpha', 'mirror.resync-done').length > 0, 20_000, 'resync done');
+    // the first interval starts before the copy does; look at the ones after it
+    const ps = lab.events('alpha', 'mirror.resync-progress').slice(1) as unknown as ResyncView[];
+    for (const p of ps) {
+      expect(p.rate, `sent rate ${p.rate} of progress ${JSON.stringify(p)}`).toBeLessThanOrEqual(cap * 1.5);
+      expect(p.coveredRate).toBeGreaterThanOrEqual(p.rate);
+      expect(p.bytesSent).toBeLessThanOrEqual(p.bytesDone);
+    }
+    expect(Math.max(...ps.map((p) => p.coveredRate!))).toBeGreaterThan(4 * cap);
+    const done = lab.events('alpha', 'mirror.resync-done')[0]!;
+    expect(done.bytesCopied).toBe(2 * MiB);
+    expect(done.bytesDone).toBe(256 * MiB);
+    // mirror status shows both
+    if (live) expect(resyncText(live)).toMatch(/covered at .*\/s; sent .* at .*\/s/);
+  });
+
+  it('status text: both rates, the ETA from the covered rate', () => {
+    const r: ResyncView = { full: true, reason: 'new secondary', bytesDone: 100 * MiB, bytesTotal: 200 * MiB, bytesSent: 2 * MiB, rate: 1 * MiB, coveredRate: 50 * MiB, eta: 2, startedAt: '' };
+    expect(resyncText(r)).toBe('100 MiB of 200 MiB, covered at 50 MiB/s; sent 2 MiB at 1 MiB/s (holes and zeroes go without data), ETA 2 s (full: new secondary)');
+    // a view without the new fields (an older array): as before
+    expect(resyncText({ full: false, reason: 'fracture log', bytesDone: 12.5 * MiB, bytesTotal: 64 * MiB, rate: 30 * MiB, eta: 125, startedAt: '' })).toBe('12.5 MiB of 64 MiB, 30 MiB/s, ETA 2 min 5 s (partial: fracture log)');
+  });
+});
