@@ -3,7 +3,7 @@
  * promote says of the copy it made primary. Pure functions of the API's views.
  */
 import type { GroupView } from '../control/index.js';
-import { groupStateWords, REFRESH_MAX_WRITELOG_PERCENT } from '../replication/group/index.js';
+import { groupStateWords, refreshWaits } from '../replication/group/index.js';
 import { table } from './common.js';
 import { ibytes } from './mirror-render.js';
 
@@ -131,34 +131,6 @@ function writelogSize(v: GroupView): string {
   if (!live || live.extensionsInUse <= 0) return ` ${ibytes(live?.capacity ?? cfg.capacity)}`;
   const n = live.extensionsInUse;
   return `: ${ibytes(cfg.capacity)} + ${n} extension${n === 1 ? '' : 's'} of ${ibytes(cfg.extensionCapacity)} = ${ibytes(live.capacity)}`;
-}
-
-const OP_TEXT: Record<string, string> = { lt: '<', le: '<=', eq: '=', ne: '!=', ge: '>=', gt: '>', 'rises-above': 'rises above', 'falls-below': 'falls below' };
-
-/**
- * Why a running refresh may not progress (empty: nothing holds it): the group paused, a sender
- * whose link is down or refused, a throttle's sleep before each transmission, the writelog too
- * full for the refresh to add to it (it waits for the senders to drain it).
- */
-export function refreshWaits(v: GroupView): string[] {
-  const r = v.record;
-  const out: string[] = [];
-  if (r.paused) out.push(`the group is paused (sanbox group resume ${r.name})`);
-  for (const s of v.senders) {
-    const why = s.lastError ? ` (${s.lastError})` : '';
-    if (s.state === 'down') out.push(`link down to ${s.array}${why}`);
-    else if (s.state === 'connecting') out.push(`connecting to ${s.array}${why}`);
-    else if (s.state === 'refused') out.push(`${s.array} refused the sender${why}`);
-    else if (s.state === 'stopped') out.push(`the sender to ${s.array} is stopped`);
-  }
-  const m = v.metrics;
-  if (m && m.senderSleepMs > 0) {
-    const t = v.throttledBy;
-    const by = t ? `throttle #${t.throttle}: ${t.measure} ${OP_TEXT[t.op] ?? t.op} ${t.value}` : 'set by a throttle';
-    out.push(`sender sleeping ${m.senderSleepMs} ms per transmission (${by})`);
-  }
-  if (m && m.pctwl > REFRESH_MAX_WRITELOG_PERCENT) out.push(`the writelog is ${m.pctwl.toFixed(1)}% full: the refresh adds to it only below ${REFRESH_MAX_WRITELOG_PERCENT}%`);
-  return out;
 }
 
 /** One line per group for `group list`. */

@@ -12,6 +12,7 @@
  */
 import { isPlainName } from '../array/index.js';
 import { ApiClient, ClientError, type CreateGroupRequest, type GroupSettableRequest, type GroupView } from '../control/index.js';
+import { refreshWaits } from '../replication/group/index.js';
 import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
 import { CliError, EXIT, printJson, sleep, SPINNER_FRAME_MS, usage, watchStatus } from './common.js';
 import { arrayNameArg, boundsArg, countArg, durationArg, modeArg, onOff, readThrottleFile, sizeArg, type BoundFlags } from './group-args.js';
@@ -284,14 +285,19 @@ export async function groupRefreshCommand(ref: string, f: TargetFlags & { wait?:
   const onInt = () => (stop = true);
   process.once('SIGINT', onInt);
   let lastPct = -1;
+  let lastWaits = '';
   try {
     while (v.record.refresh?.running && !stop) {
       const r = v.record.refresh;
       const pct = r.bytesTotal > 0 ? Math.floor((100 * r.bytesDone) / r.bytesTotal) : 0;
-      const line = `refreshing group ${v.record.name}: ${ibytes(r.bytesDone)} of ${ibytes(r.bytesTotal)} (${pct}%), ${Math.round((Date.now() - started) / 1000)} s`;
+      const waits = refreshWaits(v);
+      const waitKinds = waits.join('; ').replace(/\d+(\.\d+)?/g, '#'); // a new line when a reason comes or goes, not when a number moves
+      const line = `refreshing group ${v.record.name}: ${ibytes(r.bytesDone)} of ${ibytes(r.bytesTotal)} (${pct}%), ${Math.round((Date.now() - started) / 1000)} s${waits.length ? `; waiting: ${waits.join('; ')}` : ''}`;
       if (tty) process.stderr.write(`\r\x1b[K${line}`);
-      else if (!f.json && Math.floor(pct / 10) !== Math.floor(lastPct / 10)) process.stderr.write(line + '\n');
+      // a line every 10 %, and when what the refresh waits for changes (why it sits at 0 %)
+      else if (!f.json && (Math.floor(pct / 10) !== Math.floor(lastPct / 10) || waitKinds !== lastWaits)) process.stderr.write(line + '\n');
       lastPct = pct;
+      lastWaits = waitKinds;
       await sleep(intervalMs);
       if (stop) break;
       v = await call(() => t.client.getGroup(ref));

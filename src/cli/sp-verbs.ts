@@ -45,7 +45,9 @@ export async function faultCommand(verb: FaultVerb, arrayName: string, sp: strin
   let text = `${verb} ${arrayName}${spName ? ` SP ${spName}` : ''}: done`;
   if (verb === 'sp-crash') {
     const t = r.takeover as { sp?: string; ms?: number; luns?: number[] } | null;
-    text = `SP ${spName} of ${arrayName} killed (pid ${String(r.pid)}, SIGKILL)` + (t ? `; SP ${t.sp} took over LUNs ${JSON.stringify(t.luns)} in ${t.ms} ms` : '; no takeover (peer not up)');
+    text = r.duringDump
+      ? `SP ${spName} of ${arrayName} killed (pid ${String(r.pid)}, SIGKILL) during the power-fail dump: its vault copy is torn and will not be replayed; power-restore replays the peer's vault (it holds the mirror of SP ${spName}'s dirty pages)`
+      : `SP ${spName} of ${arrayName} killed (pid ${String(r.pid)}, SIGKILL)` + (t ? `; SP ${t.sp} took over LUNs ${JSON.stringify(t.luns)} in ${t.ms} ms` : '; no takeover (peer not up)');
   } else if (verb === 'sp-restart') {
     text = `SP ${spName} of ${arrayName} is up (pid ${String(r.pid)}, port ${String(r.port)}) in ${String(r.ms)} ms; failback ${String(r.failbackPolicy ?? '')}: ${JSON.stringify(r.failback ?? [])}`;
   } else if (verb === 'power-fail') {
@@ -53,7 +55,7 @@ export async function faultCommand(verb: FaultVerb, arrayName: string, sp: strin
     text = r.restoredMidDump
       ? `power of ${arrayName} failed and came back during the dump; SPs kept serving`
       : `power of ${arrayName} is off (hold-up ${String(r.holdUpMs)} ms): ` +
-        sps.map((s) => `SP ${String(s.sp)} ${s.dumped ? `dumped ${String(s.pages)} pages (${String(s.bytes)} bytes) in ${String(s.ms)} ms` : s.aborted ? 'dump abandoned' : `no dump (${String(s.reason ?? s.error ?? s.state ?? 'torn')})`}`).join('; ');
+        sps.map((s) => `SP ${String(s.sp)} ${s.dumped ? `dumped ${String(s.pages)} pages (${String(s.bytes)} bytes) in ${String(s.ms)} ms` : s.aborted ? 'dump abandoned' : s.error !== undefined ? `dump torn (${String(s.error)})` : `no dump (${String(s.reason ?? s.state ?? 'torn')})`}`).join('; ');
   } else if (verb === 'power-restore') {
     text = r.restoredMidDump ? `power of ${arrayName} restored during the dump` : `power of ${arrayName} is on (${String(r.ms)} ms, vault restored: ${JSON.stringify(r.restored)})`;
   } else if (verb === 'battery-fail' || verb === 'battery-repair') {

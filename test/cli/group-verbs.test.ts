@@ -263,6 +263,8 @@ describe('sanbox group with --api', () => {
     expect(r.code, r.err).toBe(0);
     expect(r.err).toMatch(/refreshing group g0: 0 B of 8 MiB \(0%\)/);
     expect(r.err).toMatch(/refreshing group g0: 4 MiB of 8 MiB \(50%\)/);
+    // what it waits for (the fake's metrics: a sender sleep of 15 ms)
+    expect(r.err).toMatch(/refreshing group g0: 0 B of 8 MiB \(0%\), \d+ s; waiting: sender sleeping 15 ms per transmission \(set by a throttle\)/);
     expect(r.out).toMatch(/^group g0: refresh done, 8 MiB copied in [\d.]+ s; the secondaries are coherent again/);
     expect(g.calls.map((c) => c.op)).toEqual(['refresh', 'get', 'get']);
     g.calls = [];

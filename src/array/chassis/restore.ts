@@ -46,7 +46,7 @@ export async function finishRestore(core: ChassisCore, hs: SpHandle[], results: 
 function markLost(core: ChassisCore, r: SpRestoreResult): void {
   for (const lun of r.lost) {
     if (core.cacheDirty.has(lun)) continue;
-    const why = `dirty write cache lost: power failed without battery hold-up and no vault image holds it (${Object.entries(r.vaults).map(([k, v]) => `SP ${k} vault: ${v}`).join('; ')})`;
+    const why = `dirty write cache lost: no complete vault image holds it (power failed without battery hold-up, or every dump that held it was torn: cut short by the hold-up or by an SP crash) (${Object.entries(r.vaults).map(([k, v]) => `SP ${k} vault: ${v}`).join('; ')})`;
     core.cacheDirty.set(lun, why);
     core.publish('lun.cache-dirty', { lun, reason: why });
   }

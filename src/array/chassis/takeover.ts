@@ -38,11 +38,17 @@ export function onSpCrash(core: ChassisCore, h: SpHandle, code: number | null, s
   });
 }
 
-/** SIGKILL of an SP process; resolves once its peer has taken over its LUNs. */
+/**
+ * SIGKILL of an SP process; resolves once its peer has taken over its LUNs. During a power-fail
+ * dump it kills the dumping SP at once (see crashDuringDump).
+ */
 export function spCrash(core: ChassisCore, spName: string): Promise<unknown> {
   const h = core.checkSp(spName);
+  // The power failure holds the queue until the dump ends: a crash meant for the dump cannot wait.
+  if (core.power === 'failing') return Promise.resolve().then(() => crashDuringDump(core, h));
   return core
     .exclusive(async () => {
+      if (core.power === 'off') throw new ChassisError('power-off', 409, `cannot crash an SP: array ${core.array.name} power is off: the SPs are not running`);
       core.requirePower('crash an SP');
       if (h.life.state !== 'up' || !h.proc) throw new ChassisError('sp-down', 409, `SP ${h.name} is ${h.life.state}, not running`);
       const pid = h.pid;
@@ -58,6 +64,23 @@ export function spCrash(core: ChassisCore, spName: string): Promise<unknown> {
       clearTimeout(timer); // a pending timer would keep the process alive for 30 s after it closed
       return { ...rest, takeover: t };
     });
+}
+
+/**
+ * An SP killed while it dumps its cache on battery. Nothing is taken over (the power is
+ * failing: no SP serves). Its dump stops where it is: the vault copy is a strict prefix, torn,
+ * and never replayed; the power failure it belongs to ends torn (./power.ts, dumpOutcome). At
+ * power-restore the peer's vault, whose dump holds the mirror of this SP's dirty pages, is
+ * replayed; a LUN whose dirty cache no complete vault holds goes cache dirty.
+ */
+function crashDuringDump(core: ChassisCore, h: SpHandle): Record<string, unknown> {
+  if (!h.proc || h.life.state !== 'dumping') {
+    throw new ChassisError('sp-down', 409, `SP ${h.name} is ${h.life.state}, not dumping: the power of array ${core.array.name} is failing and the SP ${h.proc ? 'is not dumping' : 'has stopped'}`);
+  }
+  const pid = h.pid;
+  h.proc.kill('SIGKILL');
+  core.publish('sp.crashed', { sp: h.name, code: null, signal: 'SIGKILL', during: 'dump' });
+  return { sp: h.name, pid, signal: 'SIGKILL', duringDump: true, takeover: null };
 }
 
 /** Boots a crashed SP: it drops its superseded cache/vault, then gets LUNs back per failback. */

@@ -35,7 +35,7 @@ export { GroupReceiver, type ReceiverMember, type ReceiverObservations } from '.
 export { promotionReport, type PromotionFacts, type PromotionReport } from './promotion.js';
 export { SeqFile } from './seq-file.js';
 export { GroupManager } from './manager.js';
-export { REFRESH_MAX_WRITELOG_PERCENT } from './copy.js';
+export { refreshWaits } from './view.js';
 export type { MemberGroup } from './pit.js';
 export type { GroupHost, MemberInfo, GroupReconnectTimers, SnapshotPort, MemberProtection, GroupFallback, Range } from './host.js';
 export type { GroupControl, GroupView, SettableGroupAttributes, GroupSnapshotResult } from './control.js';

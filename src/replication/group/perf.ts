@@ -134,6 +134,8 @@ export interface QdsinfoGroup {
   nearSync?: { maxEntries: number; maxBytes: number };
   /** optional: how many throttles the group has */
   throttles?: number;
+  /** optional: why a running refresh may not progress (view.ts `refreshWaits`) */
+  waiting?: string[];
 }
 
 function bytes(n: number): string {
@@ -209,6 +211,7 @@ export function formatQdsinfo(g: Omit<QdsinfoGroup, 'metrics'> & { metrics?: Gro
   else sender = 'idle';
   const knobs = [`sleep ${num(m.senderSleepMs)} ms before each transmission`, `host-ack delay ${num(m.ackDelayMs)} ms`];
   row('sender', `${sender}; ${knobs.join(', ')}`);
+  if (g.waiting?.length) row('waiting', `the refresh waits: ${g.waiting.join('; ')}`);
   if (g.throttles !== undefined) row('throttles', String(g.throttles));
   if (g.mode === 'near-synchronous' || m.writesDelayed > 0) row('delayed', `${m.writesDelayed} host writes waited, ${num(m.delayedMs)} ms in all (since the last record)`);
   row('as of', m.time);

@@ -1,5 +1,6 @@
 /** What the API shows of a group: the view (record, members, senders, receiver, metrics) and the qdsinfo report. */
 import type { GroupView } from './control.js';
+import { REFRESH_MAX_WRITELOG_PERCENT } from './copy.js';
 import type { GroupEntry } from './entry.js';
 import type { GroupHost } from './host.js';
 import { formatQdsinfo } from './perf.js';
@@ -54,6 +55,34 @@ function liveMetrics(g: GroupEntry): GroupMetrics | null {
   return m;
 }
 
+const OP_TEXT: Record<string, string> = { lt: '<', le: '<=', eq: '=', ne: '!=', ge: '>=', gt: '>', 'rises-above': 'rises above', 'falls-below': 'falls below' };
+
+/**
+ * Why a running refresh may not progress (empty: nothing holds it): the group paused, a sender
+ * whose link is down or refused, a throttle's sleep before each transmission, the writelog too
+ * full for the refresh to add to it (it waits for the senders to drain it).
+ */
+export function refreshWaits(v: GroupView): string[] {
+  const r = v.record;
+  const out: string[] = [];
+  if (r.paused) out.push(`the group is paused (sanbox group resume ${r.name})`);
+  for (const s of v.senders) {
+    const why = s.lastError ? ` (${s.lastError})` : '';
+    if (s.state === 'down') out.push(`link down to ${s.array}${why}`);
+    else if (s.state === 'connecting') out.push(`connecting to ${s.array}${why}`);
+    else if (s.state === 'refused') out.push(`${s.array} refused the sender${why}`);
+    else if (s.state === 'stopped') out.push(`the sender to ${s.array} is stopped`);
+  }
+  const m = v.metrics;
+  if (m && m.senderSleepMs > 0) {
+    const t = v.throttledBy;
+    const by = t ? `throttle #${t.throttle}: ${t.measure} ${OP_TEXT[t.op] ?? t.op} ${t.value}` : 'set by a throttle';
+    out.push(`sender sleeping ${m.senderSleepMs} ms per transmission (${by})`);
+  }
+  if (m && m.pctwl > REFRESH_MAX_WRITELOG_PERCENT) out.push(`the writelog is ${m.pctwl.toFixed(1)}% full: the refresh adds to it only below ${REFRESH_MAX_WRITELOG_PERCENT}%`);
+  return out;
+}
+
 /** The qdsinfo report of the group and the view it was made from. */
 export function groupInfo(host: GroupHost, g: GroupEntry): { text: string; view: GroupView } {
   const v = groupView(host, g);
@@ -69,6 +98,7 @@ export function groupInfo(host: GroupHost, g: GroupEntry): { text: string; view:
     refresh: g.record.refresh,
     nearSync: g.record.nearSync,
     throttles: g.record.throttles.length,
+    waiting: g.record.refresh?.running ? refreshWaits(v) : [],
   });
   return { text, view: v };
 }
