@@ -1,6 +1,8 @@
 /** The error every StorageArray operation fails with: a stable code and a message for people. */
 export type ArrayErrorCode =
   | 'invalid-argument'
+  /** Well formed, but this array cannot carry it out as asked: shrink a LUN, a size its file system cannot hold. */
+  | 'refused'
   | 'not-found'
   | 'exists'
   | 'busy'

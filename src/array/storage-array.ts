@@ -336,7 +336,7 @@ export class StorageArray extends EventEmitter {
         // on failure it removes the file it made: nothing is left, and the id stays free
         await FileBackingStore.create(path, size);
       } catch (e) {
-        if (tooLarge(e)) throw new ArrayError('invalid-argument', `size ${size} (${formatSize(size)}) is more than the file system holding ${this.dir} can hold in one image file (EFBIG); give a smaller size`);
+        if (tooLarge(e)) throw new ArrayError('refused', `size ${size} (${formatSize(size)}) is more than the file system holding ${this.dir} can hold in one image file (EFBIG); give a smaller size`);
         throw new ArrayError('io', `cannot create image ${path}: ${(e as Error).message}`);
       }
       let device: FileBackingStore;
@@ -430,7 +430,7 @@ export class StorageArray extends EventEmitter {
       const sizeErr = checkSize(newSize, rec.blockSize);
       if (sizeErr) throw new ArrayError('invalid-argument', sizeErr);
       if (newSize <= rec.size) {
-        throw new ArrayError('invalid-argument', `LUN ${rec.name} is ${rec.size} bytes; it can only grow (asked ${newSize})`);
+        throw new ArrayError('refused', `LUN ${rec.name} is ${rec.size} bytes; it can only grow (asked ${newSize})`);
       }
       if (lun.state !== 'online' || !lun.device) {
         throw new ArrayError('io', `LUN ${rec.name} is ${lun.state}: ${lun.problem ?? 'not online'}`);
@@ -453,7 +453,7 @@ export class StorageArray extends EventEmitter {
           () => '',
           (e2: unknown) => `; the metadata still says ${newSize} bytes (rolling it back failed: ${(e2 as Error).message}), so the next open grows the image`,
         );
-        if (tooLarge(e)) throw new ArrayError('invalid-argument', `size ${newSize} (${formatSize(newSize)}) is more than the file system holding ${this.dir} can hold in one image file (EFBIG); LUN ${rec.name} is left at ${oldSize} bytes${rollback}`);
+        if (tooLarge(e)) throw new ArrayError('refused', `size ${newSize} (${formatSize(newSize)}) is more than the file system holding ${this.dir} can hold in one image file (EFBIG); LUN ${rec.name} is left at ${oldSize} bytes${rollback}`);
         throw new ArrayError('io', `cannot grow image of LUN ${rec.name}: ${(e as Error).message}${rollback}`);
       }
       this.meta = next;

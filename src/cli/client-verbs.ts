@@ -1,7 +1,7 @@
 /** `sanbox status` and `sanbox lun ...`: thin clients of an array's management API. */
 import { formatSize, parseSize } from '../array/index.js';
 import type { ApiClient, LunView } from '../control/index.js';
-import { CliError, EXIT, printJson, table, usage } from './common.js';
+import { CliError, EXIT, nameArg, printJson, table, usage } from './common.js';
 import { statusMirrorsSection } from './mirror-verbs.js';
 import { clientError, findLab, resolveTarget, type TargetFlags } from './target.js';
 import { labMonitorStatus } from './lab-monitor.js';
@@ -75,7 +75,7 @@ interface StatusJson {
   lab?: string;
   dir: string;
   readOnly: boolean;
-  nbd: Array<{ host: string; port: number }>;
+  nbd: Array<{ host: string; port: number; tls?: string }>;
   api: { url?: string };
   luns: Array<LunView & SpLunFields>;
   problems: string[];
@@ -135,7 +135,7 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
       : []),
     `array ${st.array}${st.lab ? ` (lab ${st.lab})` : ''}: ${st.readOnly ? 'read-only' : 'read-write'}, sanbox ${st.sanbox ?? '?'}, pid ${st.pid ?? '?'}`,
     `  dir   ${st.dir}`,
-    `  NBD   ${st.nbd.map((n) => `${n.host}:${n.port}`).join(', ')}`,
+    `  NBD   ${st.nbd.map((n) => `${n.host}:${n.port}${n.tls ? ` (TLS ${n.tls === 'require' ? 'required' : 'optional'})` : ''}`).join(', ')}`,
     `  API   ${st.api.url ?? '?'}`,
     ...(st.sps && st.battery ? [`  power ${st.power ?? '?'}, battery ${st.battery.state} ${st.battery.charge}% (hold-up ${st.battery.holdUpMs} ms)`, '', spRows(st.sps)] : []),
     '',
@@ -164,6 +164,7 @@ function sizeArg(text: string): number {
 }
 
 export async function lunCreateCommand(name: string, size: string, f: TargetFlags & { blockSize?: string }): Promise<number> {
+  nameArg(name, 'LUN name');
   const bytes = sizeArg(size);
   let blockSize: number | undefined;
   if (f.blockSize !== undefined) {
@@ -177,6 +178,7 @@ export async function lunCreateCommand(name: string, size: string, f: TargetFlag
 }
 
 export async function lunDeleteCommand(ref: string, f: TargetFlags & { force?: boolean }): Promise<number> {
+  nameArg(ref, 'LUN');
   const r = await withClient(f, (c) => c.deleteLun<LunView>(ref, f.force === true));
   if (f.json) printJson(r);
   else process.stdout.write(`deleted LUN ${r.deleted.id} ${r.deleted.name}\n`);
@@ -184,6 +186,7 @@ export async function lunDeleteCommand(ref: string, f: TargetFlags & { force?: b
 }
 
 export async function lunGrowCommand(ref: string, size: string, f: TargetFlags): Promise<number> {
+  nameArg(ref, 'LUN');
   const relative = size.startsWith('+');
   const bytes = sizeArg(relative ? size.slice(1) : size);
   // +SIZE is the array's relative grow (one request: concurrent ones each add theirs)

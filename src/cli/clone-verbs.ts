@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type { CloneView } from '../clone/index.js';
 import type { ApiClient } from '../control/index.js';
 import { targetOptions, type Run } from './command-kit.js';
-import { CliError, EXIT, printJson, sleep, table, watchStatus, type WatchFlags } from './common.js';
+import { CliError, EXIT, nameArg, printJson, sleep, table, watchStatus, type WatchFlags } from './common.js';
 import { ibytes } from './mirror-render.js';
 import { rateArg } from './mirror-verbs.js';
 import { clientError, resolveTarget, type TargetFlags } from './target.js';
@@ -51,6 +51,7 @@ function rows(list: CloneView[]): string {
 }
 
 export async function cloneCreateCommand(source: string, name: string, f: TargetFlags & { rate?: string; wait?: boolean; quiet?: boolean }): Promise<number> {
+  nameArg(name, 'clone name');
   const rate = f.rate === undefined ? undefined : rateArg(f.rate, '--rate');
   const made = await withClient(f, async (c) => {
     const r = await c.createClone<CloneView>({ name, source, ...(rate !== undefined ? { rate } : {}) });
@@ -77,6 +78,7 @@ async function waitForCopy(c: ApiClient, name: string, f: { json?: boolean; quie
 }
 
 export async function cloneStatusCommand(name: string | undefined, f: TargetFlags & WatchFlags): Promise<number> {
+  if (name !== undefined) nameArg(name, 'clone');
   const client = await withClient(f, async (c) => c);
   const fetch = async (): Promise<CloneView[]> => {
     try {
@@ -92,6 +94,7 @@ export async function cloneStatusCommand(name: string | undefined, f: TargetFlag
 }
 
 export async function cloneSetCommand(name: string, f: TargetFlags & { rate?: string }): Promise<number> {
+  nameArg(name, 'clone');
   if (f.rate === undefined) throw new CliError(EXIT.USAGE, 'usage', '--rate RATE is required (bytes per second, e.g. 64M or 10M/s)');
   const rate = rateArg(f.rate, '--rate');
   const r = await withClient(f, (c) => c.setCloneRate<CloneView>(name, rate));
@@ -101,6 +104,7 @@ export async function cloneSetCommand(name: string, f: TargetFlags & { rate?: st
 }
 
 export async function cloneResumeCommand(name: string, f: TargetFlags): Promise<number> {
+  nameArg(name, 'clone');
   const r = await withClient(f, (c) => c.resumeClone<CloneView>(name));
   if (f.json) printJson(r);
   else process.stdout.write(`clone ${name}: copy resumed at ${ibytes(r.clone.copiedBytes)} of ${ibytes(r.clone.totalBytes)}\n`);
@@ -108,6 +112,7 @@ export async function cloneResumeCommand(name: string, f: TargetFlags): Promise<
 }
 
 export async function cloneDeleteCommand(name: string, f: TargetFlags & { force?: boolean; keepLun?: boolean }): Promise<number> {
+  nameArg(name, 'clone');
   const r = await withClient(f, (c) => c.deleteClone<CloneView>(name, { force: f.force === true, keepLun: f.keepLun === true }));
   if (f.json) printJson(r);
   else if (f.keepLun) process.stdout.write(`forgot clone ${name}; LUN ${name} stays (it depends on nothing)\n`);

@@ -2,12 +2,15 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isPlainName } from '../array/index.js';
 
 /**
  * Exit codes of every `sanbox` verb (stable; documented in docs/cli.md):
- * 0 ok · 1 the array refused or failed the request, or a server could not start ·
- * 2 usage error (bad arguments, bad lab file): nothing was done · 3 cannot reach the array
- * (no API found, connection refused, lab not running).
+ * 0 ok · 1 the array (or the lab, the link emulator, the monitor) answered and refused or
+ * failed the request, including a well-formed name that names nothing, or a server could not
+ * start · 2 usage error: what the command line or its files say is wrong by themselves
+ * (malformed option, size, URL or name, bad lab file), found before anything is sent ·
+ * 3 cannot reach the array (no API found, connection refused, lab not running, array down).
  */
 export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -24,6 +27,29 @@ export class CliError extends Error {
 }
 
 export const usage = (message: string): CliError => new CliError(EXIT.USAGE, 'usage', message);
+
+/**
+ * A name (array, LUN, mirror, group, link, snapshot) or a LUN id as given; a usage error when it
+ * breaks the arrays' name rules (docs/cli.md), so that a malformed name is never sent.
+ */
+export function nameArg(text: string, what: string): string {
+  if (!isPlainName(text)) {
+    throw usage(`${what} ${JSON.stringify(text)} is invalid: 1 to 64 characters from A-Z a-z 0-9 . _ - (not . or ..)`);
+  }
+  return text;
+}
+
+/** An API base URL (http://HOST:PORT); a usage error otherwise: a malformed URL is not an unreachable array. */
+export function apiUrlArg(text: string, what: string): string {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw usage(`${what} must be an API URL like http://127.0.0.1:8470, not ${JSON.stringify(text)}`);
+  }
+  if (u.protocol !== 'http:') throw usage(`${what} must be an http:// URL, not ${JSON.stringify(text)}`);
+  return text;
+}
 
 /** Root of the sanbox package (holds package.json, bin/, lab/, images/). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

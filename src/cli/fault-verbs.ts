@@ -4,10 +4,10 @@
  * validated here first (every problem listed, exit 2, nothing sent), and again by the array
  * against the LUN (a 400 is exit 2 too: nothing was changed).
  */
-import { ClientError, type ApiClient } from '../control/index.js';
+import type { ApiClient } from '../control/index.js';
 import type { DiskFaultReport } from '../control/disk-faults.js';
 import { validateDiskFault, type DiskFaultInput } from '../fault/index.js';
-import { CliError, EXIT, printJson, usage } from './common.js';
+import { CliError, EXIT, nameArg, printJson, usage } from './common.js';
 import { clientError, resolveTarget, type TargetFlags } from './target.js';
 
 export interface DiskFaultFlags extends TargetFlags {
@@ -48,12 +48,6 @@ async function arrayClient(arrayName: string, f: TargetFlags): Promise<ApiClient
   }
 }
 
-/** Refused as invalid by the array: nothing was changed, a usage error (2). */
-function requestError(e: unknown): CliError {
-  if (e instanceof ClientError && e.code === 'invalid-argument') return new CliError(EXIT.USAGE, e.code, e.message);
-  return clientError(e);
-}
-
 function counts(r: DiskFaultReport): string {
   const base = `${r.injected} errors injected, ${r.delayed} requests delayed`;
   if (!r.spec.loseUnflushed) return base;
@@ -68,6 +62,7 @@ export async function faultDiskCommand(arrayName: string, lun: string, f: DiskFa
   const given = FAULT_OPTIONS.filter((k) => f[k] !== undefined);
   if (f.clear && f.show) throw usage('give --clear or --show, not both');
   if ((f.clear || f.show) && given.length) throw usage(`--${f.clear ? 'clear' : 'show'} takes no fault options (got ${given.map(flagName).join(', ')})`);
+  nameArg(lun, 'LUN');
   const input = f.clear || f.show ? undefined : diskFaultFromFlags(f);
   const c = await arrayClient(arrayName, f);
   const path = `/v1/luns/${encodeURIComponent(lun)}/disk-fault`;
@@ -89,6 +84,6 @@ export async function faultDiskCommand(arrayName: string, lun: string, f: DiskFa
     else process.stdout.write(`disk fault on LUN ${r.diskFault.name} of ${arrayName}: ${r.diskFault.summary}\n`);
     return EXIT.OK;
   } catch (e) {
-    throw requestError(e);
+    throw clientError(e);
   }
 }

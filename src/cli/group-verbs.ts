@@ -14,7 +14,7 @@ import { isPlainName } from '../array/index.js';
 import { ApiClient, ClientError, type CreateGroupRequest, type GroupSettableRequest, type GroupView } from '../control/index.js';
 import { refreshWaits } from '../replication/group/index.js';
 import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
-import { CliError, EXIT, printJson, sleep, SPINNER_FRAME_MS, usage, watchStatus } from './common.js';
+import { CliError, EXIT, nameArg, printJson, sleep, SPINNER_FRAME_MS, usage, watchStatus } from './common.js';
 import { arrayNameArg, boundsArg, countArg, durationArg, modeArg, onOff, readThrottleFile, sizeArg, type BoundFlags } from './group-args.js';
 import { ibytes } from './mirror-render.js';
 import { groupText, listRows, type GroupStatus } from './group-render.js';
@@ -86,7 +86,7 @@ async function locate<V>(
 }
 
 export const locateGroup = (ref: string, f: TargetFlags, want: 'primary' | 'secondary' = 'primary') =>
-  locate(`group ${JSON.stringify(ref)}`, f, (c) => c.getGroup(ref), (v) => v.role, want);
+  locate(`group ${JSON.stringify(nameArg(ref, 'group'))}`, f, (c) => c.getGroup(ref), (v) => v.role, want);
 
 export async function call<T>(fn: () => Promise<T>): Promise<T> {
   try {

@@ -5,7 +5,7 @@
 import { LinkApiServer, LinkEmulator, type LinkStatus } from '../link/index.js';
 import { formatSize } from '../array/index.js';
 import { ignoreOnClose } from '../errors/index.js';
-import { CliError, EXIT, printJson, table, usage } from './common.js';
+import { apiUrlArg, CliError, EXIT, nameArg, printJson, table, usage } from './common.js';
 import { parseRate, readState, runningLabs, type Lab, type LabState, type LabStateLink } from './lab.js';
 import { resolveToken } from './token-file.js';
 
@@ -105,8 +105,9 @@ async function labState(f: LinkFlags): Promise<LabState> {
 
 /** The links to talk to: --api URL (one emulator), else the lab's links (all, or the named one). */
 async function targets(name: string | undefined, f: LinkFlags): Promise<Target[]> {
+  if (name !== undefined) nameArg(name, 'link name');
   const token = resolveToken({ token: f.token, file: f.tokenFile }, { token: '--token', file: '--token-file' }, 'SANBOX_LINK_TOKEN');
-  if (f.api) return [{ url: f.api.replace(/\/+$/, ''), token, name: name ?? '' }];
+  if (f.api) return [{ url: apiUrlArg(f.api, '--api').replace(/\/+$/, ''), token, name: name ?? '' }];
   const s = await labState(f);
   const links = s.links ?? [];
   if (name === undefined) return links.map((l) => ({ url: l.api.url, token: token ?? l.api.token, name: l.name }));
@@ -138,7 +139,8 @@ async function call<T>(t: Target, method: string, path: string, body?: unknown):
   }
   if (!res.ok) {
     const err = (json as { error?: { code?: string; message?: string } }).error;
-    throw new CliError(EXIT.ERROR, err?.code ?? 'error', `link ${t.name}: ${err?.message ?? `HTTP ${res.status}`}`);
+    // 400: the request itself is invalid (a usage error, as with the arrays' APIs); else refused.
+    throw new CliError(res.status === 400 ? EXIT.USAGE : EXIT.ERROR, err?.code ?? 'error', `link ${t.name}: ${err?.message ?? `HTTP ${res.status}`}`);
   }
   return json as T;
 }

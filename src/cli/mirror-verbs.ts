@@ -14,7 +14,7 @@ import { formatSize, isPlainName, parseSize } from '../array/index.js';
 import { ApiClient, ClientError, type LunView } from '../control/index.js';
 import type { MirrorView, VerifyReport } from '../replication/mirror/types.js';
 import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
-import { CliError, EXIT, printJson, SPINNER_FRAME_MS, table, usage, watchStatus } from './common.js';
+import { CliError, EXIT, nameArg, printJson, SPINNER_FRAME_MS, table, usage, watchStatus } from './common.js';
 import { parseRate } from './lab.js';
 import { ibytes, mirrorLine, mirrorText } from './mirror-render.js';
 
@@ -85,6 +85,7 @@ function noDriver(e: unknown): boolean {
  * named array (resolve --survivor).
  */
 async function locate(ref: string, f: TargetFlags, want: { role: 'primary' | 'secondary' } | { array: string }): Promise<Located> {
+  nameArg(ref, 'mirror');
   try {
     const lab = await labArrayClients(f);
     if (!lab) return { client: await resolveTarget(f), ...(f.array ? { array: f.array } : {}) };

@@ -7,7 +7,7 @@ import { formatSize, parseSize } from '../array/index.js';
 import type { ApiClient } from '../control/index.js';
 import type { SnapshotView } from '../snapshot/index.js';
 import { targetOptions, type Run } from './command-kit.js';
-import { EXIT, printJson, table, usage } from './common.js';
+import { EXIT, printJson, table, usage, nameArg } from './common.js';
 import { clientError, resolveTarget, type TargetFlags } from './target.js';
 
 /** A rollback may run long; the client waits this long for the answer. */
@@ -38,6 +38,7 @@ function rows(list: SnapshotView[]): string {
 }
 
 export async function snapshotListCommand(lun: string | undefined, f: TargetFlags): Promise<number> {
+  if (lun !== undefined) nameArg(lun, 'LUN');
   const r = await withClient(f, (c) => c.listSnapshots<SnapshotView>(lun));
   if (f.json) printJson(r);
   else {
@@ -50,6 +51,8 @@ export async function snapshotListCommand(lun: string | undefined, f: TargetFlag
 }
 
 export async function snapshotCreateCommand(lun: string, name: string, f: TargetFlags & { note?: string }): Promise<number> {
+  nameArg(lun, 'LUN');
+  nameArg(name, 'snapshot name');
   const r = await withClient(f, (c) => c.createSnapshot<SnapshotView>(lun, { name, ...(f.note ? { note: f.note } : {}) }));
   if (f.json) printJson(r);
   else process.stdout.write(`created snapshot ${r.snapshot.export} (seq ${r.snapshot.seq}); writes paused ${r.pauseMs.toFixed(2)} ms\n`);
@@ -61,6 +64,9 @@ export async function snapshotGroupCommand(group: string | undefined, f: TargetF
   if ((group === undefined) === (f.luns === undefined)) throw usage('give a consistency group (sanbox snapshot group G --name S) or --luns a,b (not both)');
   const luns = f.luns?.split(',').map((s) => s.trim());
   if (luns && (luns.length === 0 || luns.some((l) => !l))) throw usage(`--luns must be a comma-separated list of LUN names or ids, not ${JSON.stringify(f.luns)}`);
+  for (const l of luns ?? []) nameArg(l, 'LUN');
+  if (group !== undefined) nameArg(group, 'group');
+  nameArg(f.name, 'snapshot name');
   const name = f.name;
   const r = await withClient(f, (c) =>
     luns
@@ -76,6 +82,8 @@ export async function snapshotGroupCommand(group: string | undefined, f: TargetF
 }
 
 export async function snapshotShowCommand(lun: string, name: string, f: TargetFlags): Promise<number> {
+  nameArg(lun, 'LUN');
+  nameArg(name, 'snapshot');
   const r = await withClient(f, (c) => c.getSnapshot<SnapshotView>(lun, name));
   if (f.json) printJson(r);
   else process.stdout.write(rows([r.snapshot]) + (r.snapshot.note ? `\nnote: ${r.snapshot.note}` : '') + '\n');
@@ -83,6 +91,8 @@ export async function snapshotShowCommand(lun: string, name: string, f: TargetFl
 }
 
 export async function snapshotDeleteCommand(lun: string, name: string, f: TargetFlags & { force?: boolean }): Promise<number> {
+  nameArg(lun, 'LUN');
+  nameArg(name, 'snapshot');
   const r = await withClient(f, (c) => c.deleteSnapshot<SnapshotView>(lun, name, f.force === true));
   if (f.json) printJson(r);
   else process.stdout.write(`deleted snapshot ${r.deleted.export}\n`);
@@ -90,6 +100,8 @@ export async function snapshotDeleteCommand(lun: string, name: string, f: Target
 }
 
 export async function snapshotRollbackCommand(lun: string, name: string, f: TargetFlags & { quiet?: boolean }): Promise<number> {
+  nameArg(lun, 'LUN');
+  nameArg(name, 'snapshot');
   const r = await withClient(f, async (c) => {
     const done = c.rollbackSnapshot<SnapshotView>(lun, name, { timeoutMs: ROLLBACK_TIMEOUT_MS });
     if (f.json || f.quiet) return done;
@@ -121,6 +133,7 @@ export async function snapshotRollbackCommand(lun: string, name: string, f: Targ
 }
 
 export async function snapshotStoreCommand(lun: string, f: TargetFlags & { size?: string; policy?: string }): Promise<number> {
+  nameArg(lun, 'LUN');
   const change: { storeSize?: number; policy?: string } = {};
   if (f.size !== undefined) {
     const n = parseSize(f.size);

@@ -1,7 +1,7 @@
 /** `sanbox fault ...`, `sanbox lun trespass`, `sanbox lun recover`: two-SP array verbs (API clients). */
 import type { ApiClient } from '../control/index.js';
 import { clientError, resolveTarget, type TargetFlags } from './target.js';
-import { CliError, EXIT, printJson, usage } from './common.js';
+import { CliError, EXIT, nameArg, printJson, usage } from './common.js';
 
 async function arrayClient(arrayName: string, f: TargetFlags): Promise<ApiClient> {
   try {
@@ -65,6 +65,7 @@ export async function faultCommand(verb: FaultVerb, arrayName: string, sp: strin
 }
 
 export async function lunTrespassCommand(arrayName: string, lun: string, f: TargetFlags & { to?: string }): Promise<number> {
+  nameArg(lun, 'LUN');
   const to = f.to !== undefined ? spArg(f.to) : undefined;
   const c = await arrayClient(arrayName, f);
   const r = await post(c, `/v1/luns/${encodeURIComponent(lun)}/trespass`, to ? { to } : {});
@@ -72,6 +73,7 @@ export async function lunTrespassCommand(arrayName: string, lun: string, f: Targ
 }
 
 export async function lunRecoverCommand(arrayName: string, lun: string, f: TargetFlags & { acceptDataLoss?: boolean }): Promise<number> {
+  nameArg(lun, 'LUN');
   if (!f.acceptDataLoss) throw usage('lun recover discards the lost cached writes of a cache-dirty LUN: pass --accept-data-loss');
   const c = await arrayClient(arrayName, f);
   const r = await post(c, `/v1/luns/${encodeURIComponent(lun)}/recover`, { acceptDataLoss: true });

@@ -3,7 +3,7 @@
  * and how API-client failures become CLI errors. Below every verb module: they all import it.
  */
 import { ApiClient, ClientError } from '../control/index.js';
-import { CliError, EXIT, usage } from './common.js';
+import { apiUrlArg, CliError, EXIT, nameArg, usage } from './common.js';
 import { readState, runningLabs, type LabState } from './lab.js';
 import { resolveToken } from './token-file.js';
 
@@ -25,11 +25,13 @@ export interface TargetFlags {
 export async function resolveTarget(f: TargetFlags): Promise<ApiClient> {
   const token = targetToken(f);
   const url = f.api ?? (process.env.SANBOX_API || undefined);
-  if (url) return new ApiClient({ url, token });
+  if (url) return new ApiClient({ url: apiUrlArg(url, f.api !== undefined ? '--api' : '$SANBOX_API'), token });
+  if (f.array !== undefined) nameArg(f.array, 'array name');
   const state = await findLab(f);
   const arr = f.array ? state.arrays.find((a) => a.name === f.array) : state.arrays[0];
   if (!arr) {
-    throw usage(`lab ${state.lab} has no array ${f.array ?? ''} (arrays: ${state.arrays.map((a) => a.name).join(', ') || 'none yet'})`);
+    // A well-formed name that names nothing: the lab said no (1), like an array saying "no such LUN".
+    throw new CliError(EXIT.ERROR, 'not-found', `lab ${state.lab} has no array ${f.array ?? ''} (arrays: ${state.arrays.map((a) => a.name).join(', ') || 'none yet'})`);
   }
   const down = arrayDownMessage(state, arr);
   if (down) throw new CliError(EXIT.UNREACHABLE, 'array-down', down);
@@ -88,9 +90,13 @@ export async function findLab(f: TargetFlags): Promise<LabState> {
   return state;
 }
 
-/** Maps API-client failures to CLI errors: unreachable → 3, refused by the array → 1. */
+/**
+ * Maps API-client failures to CLI errors: no API answered → 3; the array found the request itself
+ * invalid (HTTP 400: a malformed name, size or field; nothing changed) → 2, as if the CLI had
+ * found it first; any other refusal or failure by the array → 1.
+ */
 export function clientError(e: unknown): CliError {
   if (e instanceof CliError) return e;
-  if (e instanceof ClientError) return new CliError(e.unreachable ? EXIT.UNREACHABLE : EXIT.ERROR, e.code, e.message);
+  if (e instanceof ClientError) return new CliError(e.unreachable ? EXIT.UNREACHABLE : e.status === 400 ? EXIT.USAGE : EXIT.ERROR, e.code, e.message);
   return new CliError(EXIT.ERROR, 'error', (e as Error).message ?? String(e));
 }

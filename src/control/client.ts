@@ -57,8 +57,12 @@ export class ClientError extends Error {
     super(message);
     this.name = 'ClientError';
   }
+  /**
+   * No API answered. An API that answers 503 "unreachable" (a mirror's peer cannot be reached)
+   * did answer: the array refused the request, it was not out of reach.
+   */
   get unreachable(): boolean {
-    return this.code === 'unreachable';
+    return this.code === 'unreachable' && this.status === undefined;
   }
 }
 

@@ -118,8 +118,8 @@ describe('StorageArray', () => {
     await expectArrayError(a.createLun({ name: 'ok', size: 4096, blockSize: 1024 }), 'invalid-argument', /512 or 4096/);
     await expectArrayError(a.createLun({ name: 'ok', size: 512 * 3, blockSize: 4096 }), 'invalid-argument', /4096/);
     await expectArrayError(a.createLun({ name: 'disk0', size: 4096 }), 'exists');
-    await expectArrayError(a.growLun('disk0', 1 << 20), 'invalid-argument', /only grow/);
-    await expectArrayError(a.growLun('disk0', 1 << 19), 'invalid-argument', /only grow/);
+    await expectArrayError(a.growLun('disk0', 1 << 20), 'refused', /only grow/);
+    await expectArrayError(a.growLun('disk0', 1 << 19), 'refused', /only grow/);
     await expectArrayError(a.growLun('disk0', (1 << 20) + 100), 'invalid-argument', /multiple/);
     await expectArrayError(a.growLun('nope', 2 << 20), 'not-found');
     await expectArrayError(a.growLun(7, 2 << 20), 'not-found');

@@ -81,8 +81,8 @@ describe('client verbs (in process, real API)', () => {
     const gen = array.metadataGeneration;
     const cases: Array<[string[], number, RegExp]> = [
       [['lun', 'create', 'disk0', '1M', ...api], EXIT.ERROR, /already exists/],
-      [['lun', 'create', 'bad/name', '1M', ...api], EXIT.ERROR, /invalid/],
-      [['lun', 'create', 'x', '1000', ...api], EXIT.ERROR, /multiple of the block size/],
+      [['lun', 'create', 'bad/name', '1M', ...api], EXIT.USAGE, /invalid/], // wrong by itself (docs/cli.md EXIT STATUS)
+      [['lun', 'create', 'x', '1000', ...api], EXIT.USAGE, /multiple of the block size/], // the array's 400
       [['lun', 'grow', 'disk0', '512K', ...api], EXIT.ERROR, /only grow/],
       [['lun', 'delete', 'nope', ...api], EXIT.ERROR, /no LUN/],
       [['status', '--api', url, '--token', 'wrong-token'], EXIT.ERROR, /wrong API token/],
@@ -95,7 +95,7 @@ describe('client verbs (in process, real API)', () => {
       [['lun'], EXIT.USAGE, /Usage: sanbox lun/],
       [[], EXIT.USAGE, /Usage: sanbox/],
       [['status', '--api', 'http://127.0.0.1:1'], EXIT.UNREACHABLE, /cannot reach/],
-      [['status', '--api', 'not a url'], EXIT.UNREACHABLE, /bad API URL/],
+      [['status', '--api', 'not a url'], EXIT.USAGE, /must be an API URL/],
       [['status'], EXIT.UNREACHABLE, /no array to talk to/],
       [['lun', 'list', '--lab', 'nolab'], EXIT.UNREACHABLE, /not running/],
     ];

@@ -70,18 +70,18 @@ function state() {
 }
 
 describe('a LUN create that fails leaves nothing behind', () => {
-  it.skipIf(!REFUSES_1P)('1P (more than the file system holds in one file): 400, no file, no LUN, and the next create gets the next id', async () => {
+  it.skipIf(!REFUSES_1P)('1P (more than the file system holds in one file): 409 refused, no file, no LUN, and the next create gets the next id', async () => {
     const before = state();
     const r = await call(run.apiUrl!, 'POST', '/v1/luns', JSON.stringify({ name: 'huge', size: '1P' }));
-    expect({ status: r.status, code: r.json.error.code }, r.json.error.message).toEqual({ status: 400, code: 'invalid-argument' });
+    expect({ status: r.status, code: r.json.error.code }, r.json.error.message).toEqual({ status: 409, code: 'refused' });
     expect(r.json.error.message).toMatch(/file system/);
     expect(state()).toEqual(before);
     // Again, as a byte count: the same clean answer, and still no metadata written.
-    expect((await call(run.apiUrl!, 'POST', '/v1/luns', JSON.stringify({ name: 'huge', size: PiB }))).status).toBe(400);
+    expect((await call(run.apiUrl!, 'POST', '/v1/luns', JSON.stringify({ name: 'huge', size: PiB }))).status).toBe(409);
     expect(state()).toEqual(before);
     // A grow saves the metadata first and rolls it back: same files, same LUNs, same sizes.
     const grow = await call(run.apiUrl!, 'POST', '/v1/luns/disk0/grow', JSON.stringify({ size: '1P' }));
-    expect({ status: grow.status, code: grow.json.error.code }, grow.json.error.message).toEqual({ status: 400, code: 'invalid-argument' });
+    expect({ status: grow.status, code: grow.json.error.code }, grow.json.error.message).toEqual({ status: 409, code: 'refused' });
     expect({ ...state(), metadata: undefined }).toEqual({ ...before, metadata: undefined });
     const next = await api.createLun<LunView>({ name: 'disk1', size: '1M' });
     expect(next.lun).toMatchObject({ id: 1, name: 'disk1', size: MiB, image: join(dir, 'lun1.img'), state: 'online' });

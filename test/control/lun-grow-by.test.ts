@@ -120,7 +120,7 @@ describe('relative grow: {"by": SIZE}', () => {
     expect(sizeOf('disk0')).toBe(7 * MiB);
     for (const [arg, msg] of [['+0', /by must be greater than 0/], ['+1000', /not a multiple of the block size 512/]] as const) {
       const r = await runSanbox(['lun', 'grow', 'disk0', arg, '--api', url], { SANBOX_API: '', SANBOX_LAB: '' });
-      expect(r.code, r.out + r.err).toBe(1);
+      expect(r.code, r.out + r.err).toBe(2); // the array's 400: wrong by itself, a usage error (docs/cli.md)
       expect(r.err).toMatch(msg);
     }
     expect(sizeOf('disk0')).toBe(7 * MiB);

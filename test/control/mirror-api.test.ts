@@ -192,7 +192,7 @@ describe('mirror routes', () => {
     const cases: [MirrorError, number][] = [
       [new MirrorError('not-found', 'no mirror x'), 404],
       [new MirrorError('invalid', 'bad'), 400],
-      [new MirrorError('size-mismatch', 'secondary smaller'), 400],
+      [new MirrorError('size-mismatch', 'secondary smaller'), 409], // the LUNs' sizes, not the request, are wrong
       [new MirrorError('unreachable', 'bravo unreachable'), 503],
       [new MirrorError('state', 'mirror is INACTIVE'), 409],
       [new MirrorError('split-brain', 'both took writes'), 409],

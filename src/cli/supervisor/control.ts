@@ -69,7 +69,7 @@ export class ControlServer {
     const fail = (status: number, code: string, message: string, exitCode: number) => send(status, { error: { code, message, exitCode } });
     try {
       req.resume(); // bodies carry nothing: every argument is in the path
-      if (!this.authorized(req)) return fail(401, 'unauthorized', 'missing or wrong bearer token (see the lab state file)', EXIT.UNREACHABLE);
+      if (!this.authorized(req)) return fail(401, 'unauthorized', 'missing or wrong bearer token (see the lab state file)', EXIT.ERROR);
       const url = new URL(req.url ?? '/', 'http://supervisor');
       const m = /^\/v1\/(arrays|sites)\/([^/]+)\/(crash|restart|fail|restore)$/.exec(url.pathname);
       if (req.method === 'GET' && url.pathname === '/v1/status') return send(200, this.sup.state);
@@ -91,7 +91,7 @@ export class ControlServer {
       return fail(404, 'not-found', `no route ${req.method} ${url.pathname}`, EXIT.USAGE);
     } catch (e) {
       const err = e instanceof CliError ? e : new CliError(EXIT.ERROR, 'error', (e as Error).message);
-      const status = err.exitCode === EXIT.USAGE ? 400 : err.code === 'conflict' || err.code === 'stopping' ? 409 : 500;
+      const status = err.exitCode === EXIT.USAGE ? 400 : err.code === 'not-found' ? 404 : err.code === 'conflict' || err.code === 'stopping' ? 409 : 500;
       if (!res.headersSent) fail(status, err.code, err.message, err.exitCode);
     }
   }

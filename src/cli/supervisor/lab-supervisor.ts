@@ -193,7 +193,7 @@ export class LabSupervisor {
     const s = this.arrays.get(name);
     if (!s) {
       const remote = this.remote(name);
-      throw new CliError(remote ? EXIT.ERROR : EXIT.USAGE, remote ? 'remote-array' : 'not-found', remote ? `array ${name} runs on another host: not supervised here` : `lab ${this.lab.name} has no array ${JSON.stringify(name)} (arrays: ${this.names().join(', ')})`);
+      throw new CliError(EXIT.ERROR, remote ? 'remote-array' : 'not-found', remote ? `array ${name} runs on another host: not supervised here` : `lab ${this.lab.name} has no array ${JSON.stringify(name)} (arrays: ${this.names().join(', ')})`);
     }
     return s;
   }
@@ -244,7 +244,7 @@ export class LabSupervisor {
 
   private site(name: string): { name: string; arrays: string[] } {
     const site = this.state.sites?.find((x) => x.name === name);
-    if (!site) throw new CliError(EXIT.USAGE, 'not-found', `lab ${this.lab.name} has no site ${JSON.stringify(name)} (sites: ${(this.state.sites ?? []).map((x) => x.name).join(', ')})`);
+    if (!site) throw new CliError(EXIT.ERROR, 'not-found', `lab ${this.lab.name} has no site ${JSON.stringify(name)} (sites: ${(this.state.sites ?? []).map((x) => x.name).join(', ')})`);
     return site;
   }
 

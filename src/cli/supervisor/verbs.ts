@@ -4,7 +4,7 @@
  * file). Exit 0 done, 1 refused (not running, already running, restart failed), 2 unknown array
  * or site, 3 no lab running / supervisor unreachable.
  */
-import { CliError, EXIT, printJson } from '../common.js';
+import { CliError, EXIT, nameArg, printJson } from '../common.js';
 import { findLab } from '../target.js';
 
 export type LabFaultVerb = 'array-crash' | 'array-restart' | 'site-fail' | 'site-restore';
@@ -56,6 +56,7 @@ function text(verb: LabFaultVerb, r: any, lab: string): string {
 }
 
 export async function labFaultCommand(verb: LabFaultVerb, name: string, f: LabFaultFlags): Promise<number> {
+  nameArg(name, verb.startsWith('site') ? 'site name' : 'array name');
   const lab = await findLab({ lab: f.lab }).catch((e: unknown) => {
     // findLab's hint names --api, which these verbs do not take: they talk to the supervisor.
     if (e instanceof CliError && e.exitCode === EXIT.UNREACHABLE && !(f.lab ?? process.env.SANBOX_LAB)) {

@@ -75,6 +75,7 @@ export interface ControlServerOptions {
 
 const ARRAY_ERROR_STATUS: Record<string, number> = {
   'invalid-argument': 400,
+  refused: 409,
   'not-found': 404,
   exists: 409,
   busy: 409,

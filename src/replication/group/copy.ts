@@ -136,7 +136,7 @@ export function backfresh(ctx: GroupContext, ref: string, p: { from?: string } =
     refusePendingCopy(g);
     const arrays = ctx.host.member(g.record.members[0]!)!.secondaryArrays;
     const from = p.from ?? arrays[0];
-    if (!from || !arrays.includes(from)) throw new GroupError('invalid', `backfresh from ${JSON.stringify(p.from)}: the group replicates to ${arrays.join(', ')}`);
+    if (!from || !arrays.includes(from)) throw new GroupError('state', `backfresh from ${JSON.stringify(p.from)}: the group replicates to ${arrays.join(', ')}`);
     ctx.publish(g, ctx.apply(g, { op: 'backfresh-start', from }));
     try {
       const bytes = await copyBack(ctx, g, pg, from);

@@ -185,7 +185,6 @@ export class MirrorError extends Error {
       case 'not-found':
         return 404;
       case 'invalid':
-      case 'size-mismatch':
         return 400;
       case 'unreachable':
         return 503;
