@@ -4,6 +4,7 @@
  * instead of at its next poll. Polling stays the safety net: a stream that drops is reopened
  * with backoff (the instance is resolved again, an array may have restarted on another port).
  */
+import { readSse } from '../events/index.js';
 import type { InstanceResolver } from './access.js';
 
 const RETRY_MIN_MS = 500;
@@ -66,17 +67,8 @@ export class EventFollower {
     if (!res.ok || !res.body) throw new Error(`GET /v1/events answered ${res.status}`);
     opened();
     this.hooks.onStream(instance, 'open');
-    let buf = '';
-    const decoder = new TextDecoder();
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buf += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buf.indexOf('\n\n')) >= 0) {
-        const block = buf.slice(0, end);
-        buf = buf.slice(end + 2);
-        const type = /^event: (.+)$/m.exec(block)?.[1];
-        if (type && /^(mirror|group)\./.test(type)) this.hooks.onEvent(instance, type);
-      }
+    for await (const m of readSse(res.body as unknown as AsyncIterable<Uint8Array>)) {
+      if (m.event && /^(mirror|group)\./.test(m.event)) this.hooks.onEvent(instance, m.event);
     }
   }
 }

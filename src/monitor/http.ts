@@ -68,6 +68,8 @@ export class MonitorHttp {
   private stream(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const raw = (req.headers['last-event-id'] as string | undefined) ?? url.searchParams.get('since');
     if (raw != null && !/^\d{1,15}$/.test(raw)) return json(res, 400, { error: { code: 'invalid-argument', message: `bad event id ${JSON.stringify(raw)}` } });
+    // The kept events as one document, as the arrays and link emulators answer it.
+    if ((req.headers.accept ?? '').includes('application/json')) return json(res, 200, { events: this.opts.events.since(Number(raw ?? 0)) });
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
     const write = (e: MonitorEvent) => res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);

@@ -1,7 +1,8 @@
 /**
  * The server-sent-event stream of an array's state changes (GET /v1/events): every event as it
  * happens, a replay from Last-Event-ID or ?since=SEQ, and a comment line every HEARTBEAT_MS so
- * proxies and clients see a live connection.
+ * proxies and clients see a live connection. With `Accept: application/json` the kept events
+ * after ?since (default 0) as one document instead (what `sanbox events` reads first).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ArrayEvent, StorageArray } from '../../array/index.js';
@@ -38,6 +39,7 @@ export class EventStreams {
 
   /** GET /v1/events: answers with the stream; it stays open until the client or close() ends it. */
   open(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    if ((req.headers.accept ?? '').includes('application/json') && !(req.headers.accept ?? '').includes('text/event-stream')) return this.snapshot(res, url);
     const lastId = req.headers['last-event-id'];
     const since = url.searchParams.get('since');
     let after: number | undefined;
@@ -59,6 +61,15 @@ export class EventStreams {
     const done = () => this.streams.delete(res);
     res.on('close', done);
     req.on('close', done);
+  }
+
+  /** The kept events after ?since (default 0) as `{events: [...]}`. */
+  private snapshot(res: ServerResponse, url: URL): void {
+    const raw = url.searchParams.get('since') ?? '0';
+    if (!/^\d{1,15}$/.test(raw.trim())) throw new ApiError(400, 'invalid-argument', `bad event id ${JSON.stringify(raw)}`);
+    const body = JSON.stringify({ events: this.array.eventsSince(Number(raw.trim())) }) + '\n';
+    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
   }
 
   /** Stops forwarding and ends every stream. */
