@@ -15,10 +15,13 @@
 //   --dir DIR       where the temporary images go         [NBD_BENCH_DIR]      default os.tmpdir()
 //   --repeat N      runs per row and server; the median (by IOPS) is reported   default 1
 //   --no-fill       skip the fill pass
+//   --tls           both servers with --tls require and an x509 certificate (made with openssl);
+//                   fio connects with nbds:// and finds the CA in $HOME/.pki/libnbd of a temporary
+//                   HOME (fio's nbd engine refuses tls-psk-file and tls-certificates in URIs) [NBD_BENCH_TLS=1]
 //   --json          print the results as JSON on stdout (progress stays on stderr)
 // SANBOX_BIN=path runs another sanbox entry point instead of the repo's bin/sanbox.js.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync, openSync, ftruncateSync, closeSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, openSync, ftruncateSync, closeSync, readFileSync, copyFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { probeNbd } from './lib/common.mjs';
 import { tmpdir, cpus } from 'node:os';
@@ -45,6 +48,7 @@ function parseArgs(argv) {
     repeat: 1,
     fill: true,
     json: false,
+    tls: process.env.NBD_BENCH_TLS === '1',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -58,6 +62,7 @@ function parseArgs(argv) {
       case '--dir': o.dir = String(val()); break;
       case '--repeat': o.repeat = Number(val()); break;
       case '--no-fill': o.fill = false; break;
+      case '--tls': o.tls = true; break;
       case '--json': o.json = true; break;
       case '-h': case '--help':
         process.stdout.write(readHelp());
@@ -117,6 +122,12 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => { log(`\nnbd-fio: ${sig}, stopping`); cleanup(); process.exit(130); });
 }
 
+/** With --tls: the certificates directory both servers require TLS with (the same options for sanbox and nbdkit). */
+let certDir = null;
+/** With --tls: fio's environment, HOME holding .pki/libnbd/ca-cert.pem (libnbd's default place). */
+let fioEnv = undefined;
+const tlsArgs = () => (certDir ? ['--tls', 'require', '--tls-certificates', certDir] : []);
+
 async function startServer(kind, dir, bytes) {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
@@ -128,10 +139,10 @@ async function startServer(kind, dir, bytes) {
     ftruncateSync(fd, bytes); // sparse, like the image sanbox creates
     closeSync(fd);
     cmd = 'nbdkit';
-    args = ['-f', '--exit-with-parent', '-p', String(port), '-i', HOST, '--exportname', 'disk', 'file', `file=${img}`];
+    args = ['-f', '--exit-with-parent', '-p', String(port), '-i', HOST, ...tlsArgs(), '--exportname', 'disk', 'file', `file=${img}`];
   } else {
     cmd = process.execPath;
-    args = [process.env.SANBOX_BIN ?? join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--bind', HOST, '--api-port', '0', '--lun', `disk=${bytes}`];
+    args = [process.env.SANBOX_BIN ?? join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--bind', HOST, '--api-port', '0', '--lun', `disk=${bytes}`, ...tlsArgs()];
   }
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO });
   children.add(child);
@@ -146,7 +157,7 @@ async function startServer(kind, dir, bytes) {
   while (!exited && Date.now() < deadline) {
     if (await probeNbd(port)) {
       return {
-        kind, port, uri: `nbd://${HOST}:${port}/disk`, stderr: () => stderr, alive: () => !exited,
+        kind, port, uri: `${certDir ? 'nbds' : 'nbd'}://${HOST}:${port}/disk`, stderr: () => stderr, alive: () => !exited,
         stop: async () => {
           if (exited) return;
           child.kill('SIGTERM');
@@ -167,7 +178,7 @@ async function startServer(kind, dir, bytes) {
 
 function runFio(args, { label, seconds, server }) {
   return new Promise((res, rej) => {
-    const child = spawn('fio', ['--output-format=json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('fio', ['--output-format=json', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: fioEnv });
     children.add(child);
     let out = '';
     let err = '';
@@ -236,6 +247,17 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   mkdirSync(o.dir, { recursive: true });
   workDir = mkdtempSync(join(o.dir, 'sanbox-bench-'));
+  if (o.tls) {
+    certDir = join(workDir, 'pki');
+    const home = join(workDir, 'home');
+    mkdirSync(certDir);
+    mkdirSync(join(home, '.pki', 'libnbd'), { recursive: true });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${HOST}`, '-addext', `subjectAltName=IP:${HOST}`,
+      '-keyout', join(certDir, 'server-key.pem'), '-out', join(certDir, 'server-cert.pem')], { stdio: 'ignore' });
+    copyFileSync(join(certDir, 'server-cert.pem'), join(certDir, 'ca-cert.pem'));
+    copyFileSync(join(certDir, 'server-cert.pem'), join(home, '.pki', 'libnbd', 'ca-cert.pem'));
+    fioEnv = { ...process.env, HOME: home };
+  }
   const versions = {
     fio: tryExec('fio', ['--version']),
     nbdkit: tryExec('nbdkit', ['--version']),
@@ -243,7 +265,7 @@ async function main() {
     node: process.version,
     cpus: cpus().length,
   };
-  log(`nbd-fio: ${o.rows.length} rows x ${o.servers.join('+')}, ${o.runtime} s each${o.repeat > 1 ? ` x${o.repeat}` : ''}, ${fmtBytes(o.bytes)} sparse images in ${workDir}`);
+  log(`nbd-fio: ${o.rows.length} rows x ${o.servers.join('+')}, ${o.runtime} s each${o.repeat > 1 ? ` x${o.repeat}` : ''}, ${fmtBytes(o.bytes)} sparse images in ${workDir}${o.tls ? ', TLS required (x509)' : ''}`);
   log(`  ${versions.fio}, ${versions.nbdkit}, sanbox ${versions.sanbox}, node ${versions.node}, ${versions.cpus} CPUs`);
 
   try {
@@ -285,7 +307,7 @@ async function main() {
     }
 
     if (o.json) {
-      process.stdout.write(JSON.stringify({ runtime_s: o.runtime, size_bytes: o.bytes, repeat: o.repeat, versions, rows: results }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ runtime_s: o.runtime, size_bytes: o.bytes, repeat: o.repeat, tls: o.tls, versions, rows: results }, null, 2) + '\n');
     } else {
       process.stdout.write(table(results, o.servers));
       if (results.some((r) => r.ratio !== undefined)) {

@@ -1,4 +1,5 @@
 /** `sanbox serve` (quick single array) and `sanbox array serve --config` (a lab's array process). */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { ArrayError, checkName, formatSize, parseSize } from '../array/index.js';
@@ -7,6 +8,8 @@ import { formatEvent, startArray, startChassisArray, type ArrayServiceConfig, ty
 import { DEFAULT_SPS } from '../array/chassis/index.js';
 import { BIN, CliError, EXIT, printJson, usage } from './common.js';
 import { resolveToken } from './token-file.js';
+import { tlsConfigFrom } from './tls-args.js';
+import { nbdMemoryProblem, parsePskFile, type NbdTlsConfig } from '../nbd/index.js';
 
 export interface ServeFlags {
   dir?: string;
@@ -26,6 +29,12 @@ export interface ServeFlags {
   json?: boolean;
   /** Two storage processors (chassis + SP A on --port, SP B on --port + 1) with default settings. */
   sps?: boolean;
+  /** NBD over TLS: off, on (optional) or require; credentials below. */
+  tls?: string;
+  tlsCertificates?: string;
+  tlsPsk?: string;
+  /** NBD memory budget (a size) of the array's NBD server, or of each SP's. */
+  nbdMemory?: string;
 }
 
 function parsePort(v: string, what: string): number {
@@ -78,10 +87,22 @@ export function serveConfig(f: ServeFlags): ArrayServiceConfig {
     throw usage(`--api-bind ${f.apiBind} is not loopback: give --api-token-file FILE (or SANBOX_TOKEN, or --api-token TOKEN), or --no-api`);
   }
   if (apiToken !== undefined && apiToken.length < 8) throw usage('the API token must be at least 8 characters');
+  let nbdMemory: number | undefined;
+  if (f.nbdMemory !== undefined) {
+    nbdMemory = parseSize(f.nbdMemory);
+    const bad = nbdMemoryProblem(nbdMemory);
+    if (bad) throw usage(`--nbd-memory ${bad}, not ${JSON.stringify(f.nbdMemory)}`);
+  }
+  let tls: NbdTlsConfig | undefined;
+  try {
+    tls = tlsConfigFrom({ mode: f.tls, certificates: f.tlsCertificates, psk: f.tlsPsk }, process.cwd(), { mode: '--tls', certificates: '--tls-certificates', psk: '--tls-psk' });
+  } catch (e) {
+    throw usage((e as Error).message);
+  }
   return {
     name,
     dir,
-    nbd: { bind: f.bind, port: parsePort(f.port, '--port') },
+    nbd: { bind: f.bind, port: parsePort(f.port, '--port'), ...(tls ? { tls } : {}), ...(nbdMemory !== undefined ? { memory: nbdMemory } : {}) },
     api: f.api ? { bind: f.apiBind, port: parsePort(f.apiPort, '--api-port'), ...(apiToken ? { token: apiToken } : {}) } : false,
     luns,
     readOnly: f.readOnly === true,
@@ -93,24 +114,49 @@ function endpointHost(bind: string): string {
   return bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
 }
 
+/**
+ * An nbds:// URI with what libnbd needs to use the array's TLS credentials: the PSK user before
+ * the host (the libnbd 1.14 of Debian 12 ignores a tls-username parameter) and the PSK file, or the
+ * certificates directory (its ca-cert.pem verifies the server).
+ */
+function withTlsCredentials(uri: string, tls: NbdTlsConfig | undefined): string {
+  if (!tls || tls.mode === 'off') return uri;
+  if (tls.psk) {
+    let user = 'USER';
+    try {
+      user = [...parsePskFile(readFileSync(tls.psk, 'utf8'), tls.psk).keys()][0] ?? user;
+    } catch {
+      /* checked at start; only a hint here */
+    }
+    return `${uri.replace('nbds://', `nbds://${encodeURIComponent(user)}@`)}?tls-psk-file=${tls.psk}`;
+  }
+  return `${uri}?tls-certificates=${tls.certificates}`;
+}
+
 /** The lines printed when an array is up. */
-export function readyText(run: RunningArray, prefix = ''): string {
+export function readyText(run: RunningArray, prefix = '', tls?: NbdTlsConfig): string {
   const a = run.array;
   const host = endpointHost(run.nbd.host);
   const luns = a.listLuns();
+  const scheme = run.nbd.tls ? 'nbds' : 'nbd';
   const lines = [
     `${prefix}array ${a.name} (${a.readOnly ? 'read-only' : 'read-write'}) in ${a.dir}`,
-    ...(run.chassis ? run.nbdAll.map((ep) => `${prefix}  SP ${ep.sp}  nbd://${hostPort(host, ep.port)}`) : []),
-    `${prefix}  NBD   nbd://${hostPort(host, run.nbd.port)}  exports: ${
+    ...(run.chassis ? run.nbdAll.map((ep) => `${prefix}  SP ${ep.sp}  ${scheme}://${hostPort(host, ep.port)}`) : []),
+    `${prefix}  NBD   ${scheme}://${hostPort(host, run.nbd.port)}${run.nbd.tls ? ` (TLS ${run.nbd.tls === 'require' ? 'required' : 'optional'})` : ''}  exports: ${
       luns.length ? luns.map((l) => `${l.name} (${formatSize(l.size)}${l.state !== 'online' ? ', ' + l.state : ''})`).join(', ') : 'none yet'
     }`,
   ];
   if (run.apiUrl) lines.push(`${prefix}  API   ${run.apiUrl}`);
   const first = luns.find((l) => l.state === 'online');
   if (first) {
-    const uri = nbdUri(host, run.nbd.port, first.name);
-    lines.push(`${prefix}  try   nbdinfo ${uri}`);
-    lines.push(`${prefix}        qemu-io -f raw -c 'read -v 0 512' ${uri}`);
+    const uri = nbdUri(host, run.nbd.port, first.name, run.nbd.tls);
+    if (run.nbd.tls) {
+      // libnbd takes the credentials in the URI; qemu needs a tls-creds object (see docs/nbd.md).
+      lines.push(`${prefix}  try   nbdinfo '${withTlsCredentials(uri, tls)}'`);
+    } else {
+      lines.push(`${prefix}  try   nbdinfo ${uri}`);
+      lines.push(`${prefix}        qemu-io -f raw -c 'read -v 0 512' ${uri}`);
+    }
   } else {
     lines.push(`${prefix}  no LUNs yet: sanbox lun create NAME SIZE${run.apiUrl ? ` --api ${run.apiUrl}` : ''}`);
   }
@@ -124,7 +170,7 @@ export function readyInfo(run: RunningArray): {
   name: string;
   pid: number;
   dir: string;
-  nbd: { host: string; port: number };
+  nbd: { host: string; port: number; tls?: 'on' | 'require' };
   api: { url: string } | undefined;
   sps?: { name: string; host: string; port: number }[];
 } {
@@ -132,7 +178,7 @@ export function readyInfo(run: RunningArray): {
     name: run.array.name,
     pid: process.pid,
     dir: run.array.dir,
-    nbd: { host: endpointHost(run.nbd.host), port: run.nbd.port },
+    nbd: { host: endpointHost(run.nbd.host), port: run.nbd.port, ...(run.nbd.tls ? { tls: run.nbd.tls } : {}) },
     api: run.apiUrl ? { url: run.apiUrl } : undefined,
     ...(run.chassis ? { sps: run.nbdAll.map((ep) => ({ name: ep.sp ?? '?', host: endpointHost(ep.host), port: ep.port })) } : {}),
   };
@@ -168,9 +214,9 @@ export async function runArray(cfg: ArrayServiceConfig, opts: { quiet?: boolean;
   if (opts.supervised && process.send) {
     process.send({ type: 'ready', ...readyInfo(run) });
   } else if (opts.json) {
-    printJson({ ...readyInfo(run), luns: run.array.listLuns().map((l) => ({ id: l.id, name: l.name, uri: nbdUri(endpointHost(run.nbd.host), run.nbd.port, l.name), size: l.size, blockSize: l.blockSize, image: l.imagePath })) });
+    printJson({ ...readyInfo(run), luns: run.array.listLuns().map((l) => ({ id: l.id, name: l.name, uri: nbdUri(endpointHost(run.nbd.host), run.nbd.port, l.name, run.nbd.tls), size: l.size, blockSize: l.blockSize, image: l.imagePath })) });
   } else {
-    process.stdout.write(readyText(run) + '\nCtrl-C stops.\n');
+    process.stdout.write(readyText(run, '', cfg.nbd.tls) + '\nCtrl-C stops.\n');
   }
   return new Promise<number>((resolveExit) => {
     let stopping = false;

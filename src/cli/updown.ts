@@ -65,8 +65,10 @@ export function labSummary(state: LabState, lab: Lab): string {
   for (const a of state.arrays) {
     lines.push(`  array ${a.name}  pid ${a.pid}  dir ${a.dir}`);
     const exportsText = lab.arrays.find((x) => x.name === a.name)?.luns.map((l) => l.name).join(', ') || '-';
-    if (a.sps) for (const sp of a.sps) lines.push(`    SP ${sp.name} NBD  nbd://${hostPort(sp.host, sp.port)}  exports: ${exportsText}`);
-    else lines.push(`    NBD  nbd://${hostPort(a.nbd.host, a.nbd.port)}  exports: ${exportsText}`);
+    const scheme = a.nbd.tls ? 'nbds' : 'nbd';
+    const tlsNote = a.nbd.tls ? ` (TLS ${a.nbd.tls === 'require' ? 'required' : 'optional'})` : '';
+    if (a.sps) for (const sp of a.sps) lines.push(`    SP ${sp.name} NBD  ${scheme}://${hostPort(sp.host, sp.port)}${tlsNote}  exports: ${exportsText}`);
+    else lines.push(`    NBD  ${scheme}://${hostPort(a.nbd.host, a.nbd.port)}${tlsNote}  exports: ${exportsText}`);
     lines.push(`    API  ${a.api.url}`);
   }
   for (const l of state.links ?? []) {
@@ -92,8 +94,8 @@ export function labSummary(state: LabState, lab: Lab): string {
   if (a0) {
     const lun = lab.arrays.find((x) => x.name === a0.name)?.luns[0]?.name;
     lines.push('', 'connect a client, e.g.:');
-    lines.push(`  nbdinfo --list nbd://${hostPort(a0.nbd.host, a0.nbd.port)}`);
-    if (lun) {
+    lines.push(`  nbdinfo --list ${a0.nbd.tls ? 'nbds' : 'nbd'}://${hostPort(a0.nbd.host, a0.nbd.port)}${a0.nbd.tls ? '    # add the TLS credentials: docs/nbd.md, TLS' : ''}`);
+    if (lun && !a0.nbd.tls) {
       const uri = nbdUri(a0.nbd.host, a0.nbd.port, lun);
       lines.push(`  qemu-io -f raw -c 'write -P 0xab 0 1M' -c 'read -P 0xab 0 1M' ${uri}`);
       lines.push(`  nbd-client ${a0.nbd.host} ${a0.nbd.port} /dev/nbd0 -N ${lun}    # where the kernel has nbd (see README otherwise)`);

@@ -3,7 +3,7 @@
  * management API. `sanbox serve` and `sanbox array serve --config` both run exactly this.
  */
 import { readFileSync } from 'node:fs';
-import { NbdServer } from '../nbd/index.js';
+import { loadNbdTls, NbdServer, type NbdTlsConfig } from '../nbd/index.js';
 import { ArrayError, StorageArray, formatSize, type ArrayEvent, type ArrayExport } from '../array/index.js';
 import { Chassis, type SpsConfig } from '../array/chassis/index.js';
 import { BlockError, execIoOp, hostReadOnly, type BlockDevice } from '../block/index.js';
@@ -32,7 +32,7 @@ export interface ArrayServiceConfig {
   /** Array directory (metadata, lock, images). */
   dir: string;
   /** NBD host port; with SPs, SP-A listens on `ports[0]` (default `port`) and SP-B on `ports[1]` (default `port + 1`). */
-  nbd: { bind: string; port: number; ports?: [number, number] };
+  nbd: { bind: string; port: number; ports?: [number, number]; tls?: NbdTlsConfig; memory?: number };
   /** Two storage processors (separate processes) instead of one in-process server. */
   sps?: SpsConfig;
   /** Management API; `false` for none. */
@@ -149,6 +149,8 @@ async function startMirrors(array: StorageArray, cfg: ArrayServiceConfig, diskFa
 }
 
 export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Record<string, unknown> = () => ({})): Promise<RunningArray> {
+  // Bad TLS credentials stop the start before the array is even opened.
+  const tls = loadNbdTls(cfg.nbd.tls);
   const array = await StorageArray.open({ name: cfg.name, dir: cfg.dir, readOnly: cfg.readOnly, noSync: cfg.sync === false });
   let nbdServer: NbdServer | undefined;
   let api: ControlServer | undefined;
@@ -177,11 +179,11 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
     array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node, diskFaults.state(lunId), snapshots, cloneManager));
     const faultControl = new DiskFaultControl(array, localDiskFaults(diskFaults));
     // The NBD server sees the array's catalog plus the snapshot exports; its export type is structurally the same.
-    nbdServer = new NbdServer({ catalog: snaps.catalog });
+    nbdServer = new NbdServer({ catalog: snaps.catalog, tls, ...(cfg.nbd.memory ? { memoryBudget: cfg.nbd.memory } : {}) });
     const bound = await nbdServer.listen(cfg.nbd.port, cfg.nbd.bind);
     array.attachSessions(nbdServer);
     snaps.attachSessions(nbdServer);
-    const nbd: NbdEndpoint = { host: cfg.nbd.bind, port: bound.port };
+    const nbd: NbdEndpoint = { host: cfg.nbd.bind, port: bound.port, ...(tls ? { tls: tls.mode } : {}) };
     const startedAt = new Date().toISOString();
     if (cfg.api) {
       api = new ControlServer({
@@ -190,7 +192,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
         port: cfg.api.port,
         token: cfg.api.token,
         nbd: () => [nbd],
-        info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...extraInfo() }),
+        info: () => ({ sanbox: packageVersion(), pid: process.pid, startedAt, ...(nbdServer ? { nbdMemory: nbdServer.memoryStats() } : {}), ...extraInfo() }),
         mirrors,
         diskFaults: faultControl,
         snapshots,
@@ -253,6 +255,8 @@ export async function startChassisArray(
   extraInfo: () => Record<string, unknown> = () => ({}),
   log: (line: string) => void = () => undefined,
 ): Promise<RunningArray> {
+  // The SPs load the credentials themselves; checked here first so a bad one changes nothing.
+  const tls = loadNbdTls(cfg.nbd.tls);
   const array = await StorageArray.open({ name: cfg.name, dir: cfg.dir, readOnly: cfg.readOnly, noSync: cfg.sync === false });
   let api: ControlServer | undefined;
   let chassis: Chassis | undefined;
@@ -263,7 +267,7 @@ export async function startChassisArray(
     chassis = new Chassis({
       array,
       spCommand,
-      nbd: { bind: cfg.nbd.bind, ports: [...spPorts(cfg.nbd)] as [number, number] },
+      nbd: { bind: cfg.nbd.bind, ports: [...spPorts(cfg.nbd)] as [number, number], ...(tls ? { tls: cfg.nbd.tls } : {}), ...(cfg.nbd.memory ? { memory: cfg.nbd.memory } : {}) },
       sps: cfg.sps,
       readOnly: cfg.readOnly === true,
       log,

@@ -9,3 +9,5 @@ export { greeting, Negotiation, optionReply, type Negotiated, type OptionOutcome
 export { validateRequest } from './request.js';
 export { DEFAULT_LIMITS, mergeExtents, type SessionLimits } from './session.js';
 export { NbdServer, type NbdServerOptions, type SessionInfo } from './server.js';
+export { DEFAULT_NBD_MEMORY, MemoryBudget, MIN_NBD_MEMORY, nbdMemoryProblem, type NbdMemoryStats } from './memory-budget.js';
+export { loadNbdTls, parsePskFile, tlsConfigProblem, TLS_MODES, TlsConfigError, type NbdTls, type NbdTlsConfig, type TlsMode } from './tls.js';

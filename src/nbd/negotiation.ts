@@ -13,6 +13,7 @@ import {
   REP,
 } from './constants.js';
 import { blockSizes, transmissionFlags, type ExportCatalog, type NbdExport } from './export.js';
+import type { TlsMode } from './tls.js';
 
 /** What the handshake settled for the transmission phase. */
 export interface Negotiated {
@@ -31,6 +32,8 @@ export interface Negotiated {
 export type OptionOutcome =
   | { replies: Buffer[]; then: 'continue' }
   | { replies: Buffer[]; then: 'transmission'; negotiated: Negotiated }
+  /** STARTTLS acknowledged: send the replies in plaintext, then the TLS handshake; options go on over TLS. */
+  | { replies: Buffer[]; then: 'starttls' }
   | { replies: Buffer[]; then: 'close'; reason: string };
 
 export function greeting(): Buffer {
@@ -96,6 +99,8 @@ export class Negotiation {
   private extended = false;
   /** Export name base:allocation was selected for, if any. */
   private metaExport: string | null = null;
+  /** STARTTLS was acknowledged: everything after it travels over TLS. */
+  private tlsActive = false;
   readonly fixed: boolean;
   readonly noZeroes: boolean;
 
@@ -103,6 +108,8 @@ export class Negotiation {
     private readonly catalog: ExportCatalog,
     clientFlags: number,
     private readonly shuttingDown: () => boolean = () => false,
+    /** off: STARTTLS refused; on: optional; require: FORCEDTLS of the NBD spec. */
+    private readonly tls: TlsMode = 'off',
   ) {
     this.fixed = (clientFlags & FLAG_FIXED_NEWSTYLE) !== 0;
     this.noZeroes = (clientFlags & FLAG_NO_ZEROES) !== 0;
@@ -113,12 +120,22 @@ export class Negotiation {
     return (flags & ~KNOWN_CLIENT_FLAGS) !== 0 ? `unknown client flags 0x${flags.toString(16)}` : null;
   }
 
+  /** TLS is required and not yet started: only STARTTLS and ABORT are answered (FORCEDTLS). */
+  get tlsRequired(): boolean {
+    return this.tls === 'require' && !this.tlsActive;
+  }
+
   handle(option: number, data: Buffer): OptionOutcome {
+    // FORCEDTLS: EXPORT_NAME cannot be refused with an error, so the connection ends, unanswered.
+    if (option === OPT.EXPORT_NAME && this.tlsRequired) return { replies: [], then: 'close', reason: 'NBD_OPT_EXPORT_NAME before STARTTLS, and TLS is required' };
     if (option === OPT.EXPORT_NAME) return this.exportName(data);
     // Plain (unfixed) newstyle knows no other option; replying would confuse such a client.
     if (!this.fixed) return { replies: [], then: 'close', reason: `option ${option} from a client without fixed newstyle` };
     if (option === OPT.ABORT) return { replies: [optionReply(option, REP.ACK)], then: 'close', reason: 'client sent NBD_OPT_ABORT' };
     if (this.shuttingDown()) return this.reply(errorReply(option, REP.ERR_SHUTDOWN, 'server is shutting down'));
+    if (option === OPT.STARTTLS) return this.startTls(data);
+    // Nothing about the exports leaks before TLS: every other option gets TLS_REQD.
+    if (this.tlsRequired) return this.reply(errorReply(option, REP.ERR_TLS_REQD, 'TLS is required: send NBD_OPT_STARTTLS first'));
     switch (option) {
       case OPT.LIST:
         return this.list(data);
@@ -140,11 +157,22 @@ export class Negotiation {
       case OPT.LIST_META_CONTEXT:
       case OPT.SET_META_CONTEXT:
         return this.metaContext(option, data);
-      case OPT.STARTTLS:
-        return this.reply(errorReply(option, REP.ERR_POLICY, 'TLS is not offered by this server'));
       default:
         return this.reply(errorReply(option, REP.ERR_UNSUP, `option ${option} is not supported`));
     }
+  }
+
+  private startTls(data: Buffer): OptionOutcome {
+    const option = OPT.STARTTLS;
+    if (data.length !== 0) return this.reply(errorReply(option, REP.ERR_INVALID, 'NBD_OPT_STARTTLS takes no data'));
+    if (this.tls === 'off') return this.reply(errorReply(option, REP.ERR_POLICY, 'TLS is not offered by this server'));
+    if (this.tlsActive) return this.reply(errorReply(option, REP.ERR_INVALID, 'TLS is already negotiated'));
+    this.tlsActive = true;
+    // What was negotiated in plaintext could have been tampered with: forget it (as nbdkit does).
+    this.structured = false;
+    this.extended = false;
+    this.metaExport = null;
+    return { replies: [optionReply(option, REP.ACK)], then: 'starttls' };
   }
 
   private reply(...replies: Buffer[]): OptionOutcome {

@@ -3,11 +3,20 @@ import * as net from 'node:net';
 import { adoptWithReadTarget } from './adopt.js';
 import { BufferPool } from './buffer-pool.js';
 import type { ExportCatalog } from './export.js';
+import { DEFAULT_NBD_MEMORY, MemoryBudget, type NbdMemoryStats } from './memory-budget.js';
 import { DEFAULT_LIMITS, Session, type SessionLimits } from './session.js';
+import type { NbdTls } from './tls.js';
 
 export interface NbdServerOptions {
   catalog: ExportCatalog;
   limits?: Partial<SessionLimits>;
+  /**
+   * Bytes of payload in flight and replies queued that every connection together may hold
+   * (see memory-budget.ts); default DEFAULT_NBD_MEMORY (256 MiB).
+   */
+  memoryBudget?: number;
+  /** TLS credentials and mode (see tls.ts); absent: TLS off, STARTTLS refused. */
+  tls?: NbdTls;
 }
 
 export interface SessionInfo {
@@ -22,6 +31,8 @@ export interface SessionInfo {
   inflightBytes: number;
   queuedReplyBytes: number;
   bufferedInputBytes: number;
+  /** Bytes this connection is charged to the server's memory budget. */
+  budgetBytes: number;
 }
 
 /** Sessions get this long to finish their requests and flush when an export or the server closes. */
@@ -45,10 +56,15 @@ export class NbdServer extends EventEmitter {
   private readonly readBuffer = Buffer.allocUnsafeSlow(128 * 1024);
   /** Large write payloads are assembled in reused buffers (see buffer-pool.ts). */
   private readonly pool = new BufferPool(64 * 1024, 64 * 1024 * 1024);
+  /** Every connection's payload in flight and queued replies together (memory-budget.ts). */
+  private readonly budget: MemoryBudget;
+  /** Ended sessions whose requests still hold budget (memoryStats drops them once they hold none). */
+  private readonly draining = new Set<Session>();
 
   constructor(private readonly opts: NbdServerOptions) {
     super();
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.budget = new MemoryBudget(opts.memoryBudget ?? DEFAULT_NBD_MEMORY);
     this.server = net.createServer({ noDelay: true, allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
   }
 
@@ -81,11 +97,17 @@ export class NbdServer extends EventEmitter {
       {
         catalog: this.opts.catalog,
         pool: this.pool,
+        budget: this.budget,
         externalReads: adopted !== null,
         shuttingDown: () => this.closing,
+        tls: this.opts.tls,
         onTransmission: (s) => this.emit('session-open', { id: s.id, remote: s.remote, export: s.exportName }),
         onClose: (s, reason) => {
           this.sessions.delete(s);
+          // Its requests still running hold budget until they settle: kept for the books (and
+          // dropped here or by memoryStats once settled, so the set stays small).
+          for (const d of this.draining) if (d.load.budgetBytes === 0) this.draining.delete(d);
+          if (s.load.budgetBytes > 0) this.draining.add(s);
           // Probes and listings never opened a session; only sessions that did are closed.
           if (s.exportName !== null) this.emit('session-close', { id: s.id, remote: s.remote, export: s.exportName, reason });
         },
@@ -104,6 +126,30 @@ export class NbdServer extends EventEmitter {
 
   sessionInfo(): SessionInfo[] {
     return [...this.sessions].map((s) => ({ id: s.id, remote: s.remote, export: s.exportName, ...s.stats, ...s.load }));
+  }
+
+  /**
+   * The memory budget's figures. Throws if its books do not balance (what the connections hold,
+   * with the ended ones whose requests are still settling, must be what the budget counts as
+   * used, and never negative): a bug, never a client's doing.
+   */
+  memoryStats(): NbdMemoryStats {
+    let held = 0;
+    let holding = 0;
+    for (const s of this.draining) if (s.load.budgetBytes === 0) this.draining.delete(s);
+    for (const set of [this.sessions, this.draining]) {
+      for (const s of set) {
+        const b = s.load.budgetBytes;
+        if (b < 0) throw new Error(`NBD memory budget out of balance: session ${s.id} holds ${b}`);
+        held += b;
+        if (b > 0) holding++;
+      }
+    }
+    const st = this.budget.stats();
+    if (held !== st.used || holding !== st.holding) {
+      throw new Error(`NBD memory budget out of balance: sessions hold ${held} (${holding} of them), budget counts ${st.used} (${st.holding})`);
+    }
+    return st;
   }
 
   /** Ends every session on one export (its LUN is going away), gracefully. */

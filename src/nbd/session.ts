@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { errnoOf, type BlockDevice, type Extent } from '../block/index.js';
 import type { BufferPool } from './buffer-pool.js';
+import { budgetBug, type BudgetWaiter, type MemoryBudget } from './memory-budget.js';
 import { ByteQueue } from '../wire/index.js';
 import {
   BASE_ALLOCATION_ID,
@@ -21,6 +22,7 @@ import type { ExportCatalog } from './export.js';
 import { greeting, Negotiation, optionReply, type Negotiated } from './negotiation.js';
 import { ReplyEncoder } from './replies.js';
 import { offsetOf, validateRequest } from './request.js';
+import { upgradeSocket, type NbdTls } from './tls.js';
 
 export interface SessionLimits {
   /** Requests being served at once per connection; past it we stop reading the socket. */
@@ -68,9 +70,13 @@ export interface SessionHooks {
   catalog: ExportCatalog;
   /** Where large write payloads are assembled. */
   pool: BufferPool;
+  /** The server-wide memory budget (payload in flight, replies queued) this connection is charged to. */
+  budget: MemoryBudget;
   /** The server feeds received bytes through `receive` itself (shared read buffer). */
   externalReads: boolean;
   shuttingDown(): boolean;
+  /** TLS credentials and mode (off when absent): STARTTLS upgrades the connection. */
+  tls?: NbdTls;
   onTransmission(session: Session): void;
   onClose(session: Session, reason: string): void;
 }
@@ -80,7 +86,7 @@ export interface SessionHooks {
  * out of the received chunks, served concurrently (replies in any order, cookies echoed), and
  * the replies produced in one turn of the event loop leave in one socket write.
  */
-export class Session {
+export class Session implements BudgetWaiter {
   readonly stats: SessionStats = { requests: 0, errors: 0, bytesRead: 0, bytesWritten: 0 };
   readonly remote: string;
   private phase: Phase = 'client-flags';
@@ -95,6 +101,12 @@ export class Session {
 
   private inflight = 0;
   private inflightBytes = 0;
+  /** Bytes charged to the server's memory budget: payload in flight plus replies not yet written. */
+  private held = 0;
+  /** Counted among the budget's connections (in transmission, not yet ended). */
+  private joined = false;
+  /** Charges of the socket writes not yet completed, oldest first (their callbacks release them). */
+  private writing: number[] = [];
   /** Input is paused because of our limits (not because the client is slow). */
   private stalled = false;
   /** Bytes of an oversized write still to be thrown away, and the reply owed after them. */
@@ -114,27 +126,63 @@ export class Session {
   private shutdown = false;
   private idleWaiters: (() => void)[] = [];
   closeReason = '';
+  /** The connection was upgraded with STARTTLS (this.socket is then the TLS socket). */
+  tls = false;
+
+  private readonly onData = (chunk: Buffer) => this.receive(chunk, true);
+  private readonly onDrain = () => this.maybeResume();
+  private readonly onError = (err: Error) => this.terminate(`socket error: ${err.message}`);
+  private readonly onSocketClose = () => this.terminate(this.closeReason || 'client closed the connection');
+  private readonly onEnd = () => {
+    if (this.phase !== 'closed') this.closeReason ||= 'client closed the connection';
+    // Half-closed by the client: answer what is in flight, then close our side.
+    this.afterIdle(() => this.endSocket());
+  };
 
   constructor(
     readonly id: number,
-    private readonly socket: Socket,
+    private socket: Socket,
     private readonly hooks: SessionHooks,
     private readonly limits: SessionLimits = DEFAULT_LIMITS,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
-    if (!hooks.externalReads) socket.on('data', (chunk: Buffer) => this.receive(chunk, true));
-    socket.on('drain', () => this.maybeResume());
-    socket.on('error', (err) => this.terminate(`socket error: ${err.message}`));
-    socket.on('close', () => this.terminate(this.closeReason || 'client closed the connection'));
-    socket.on('end', () => {
-      if (this.phase !== 'closed') this.closeReason ||= 'client closed the connection';
-      // Half-closed by the client: answer what is in flight, then close our side.
-      this.afterIdle(() => this.endSocket());
-    });
+    this.listen(socket, !hooks.externalReads);
     this.handshakeTimer = setTimeout(() => this.abort('handshake timed out'), limits.handshakeTimeoutMs);
     this.handshakeTimer.unref();
     this.send(greeting());
+  }
+
+  private listen(socket: Socket, data: boolean): void {
+    if (data) socket.on('data', this.onData);
+    socket.on('drain', this.onDrain);
+    socket.on('error', this.onError);
+    socket.on('close', this.onSocketClose);
+    socket.on('end', this.onEnd);
+  }
+
+  /**
+   * STARTTLS was acknowledged: the ACK leaves in plaintext, then the connection continues over
+   * TLS (the handshake first). The handshake timer still runs: a client that never completes
+   * the TLS handshake is dropped like one that never finishes negotiating.
+   */
+  private startTls(): void {
+    this.flushOut();
+    const t = this.hooks.tls;
+    if (!t) return this.abort('STARTTLS acknowledged without TLS credentials');
+    // The client must wait for the ACK before its handshake: anything queued is a violation.
+    if (this.input.length > 0) return this.abort('client sent data after NBD_OPT_STARTTLS before the TLS handshake');
+    const raw = this.socket;
+    for (const [ev, fn] of [['data', this.onData], ['drain', this.onDrain], ['error', this.onError], ['close', this.onSocketClose], ['end', this.onEnd]] as const) {
+      raw.off(ev, fn as (...args: unknown[]) => void);
+    }
+    const secure = upgradeSocket(raw, t);
+    // Errors of the TCP socket reach us through the TLS socket; the TLS socket's close frees it.
+    raw.on('error', () => secure.destroy());
+    secure.once('close', () => raw.destroy());
+    this.socket = secure;
+    this.tls = true;
+    this.listen(secure, true);
   }
 
   get exportName(): string | null {
@@ -142,10 +190,11 @@ export class Session {
   }
 
   /** What this connection holds in memory right now: the figures back-pressure bounds. */
-  get load(): { inflight: number; inflightBytes: number; queuedReplyBytes: number; bufferedInputBytes: number } {
+  get load(): { inflight: number; inflightBytes: number; queuedReplyBytes: number; bufferedInputBytes: number; budgetBytes: number } {
     return {
       inflight: this.inflight,
       inflightBytes: this.inflightBytes,
+      budgetBytes: this.held,
       queuedReplyBytes: this.outBytes + (this.socket.writableLength ?? 0),
       bufferedInputBytes: this.input.length,
     };
@@ -190,8 +239,21 @@ export class Session {
     this.closeReason ||= reason;
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.input.clear();
+    // What the socket will never write, and a payload never completed, are released now; requests
+    // still running release theirs when they settle (their replies are dropped by send()).
+    let unheld = this.outBytes;
+    for (const n of this.writing) unheld += n;
+    if (this.fill) unheld += this.fill.length;
+    this.writing = [];
     this.fill = null;
     this.out = [];
+    this.outBytes = 0;
+    this.uncharge(unheld);
+    this.hooks.budget.unwait(this);
+    if (this.joined) {
+      this.joined = false;
+      this.hooks.budget.leave(this);
+    }
     this.hooks.onClose(this, this.closeReason);
   }
 
@@ -272,11 +334,12 @@ export class Session {
 
   /** If `view` starts with the header of a write large enough for the pool, starts filling it. */
   private startFillAt(view: Buffer): boolean {
-    if (this.phase !== 'transmission' || this.discardLeft > 0 || this.congested()) return false;
+    if (this.phase !== 'transmission' || this.discardLeft > 0) return false;
     if (view.readUInt32BE(0) !== this.requestMagic || view.readUInt16BE(6) !== CMD.WRITE) return false;
     const n = this.negotiated!;
     const length = n.extended ? offsetOf(view.readUInt32BE(24), view.readUInt32BE(28)) : view.readUInt32BE(24);
-    if (length < this.hooks.pool.minSize || length > LIMITS.MAX_PAYLOAD) return false;
+    if (length < this.hooks.pool.minSize || length > LIMITS.MAX_PAYLOAD || this.congested(length)) return false;
+    this.charge(length);
     this.fill = {
       flags: view.readUInt16BE(4) & ~CMD_FLAG.PAYLOAD_LEN,
       hi: view.readUInt32BE(8),
@@ -308,14 +371,16 @@ export class Session {
         q.skip(4);
         const bad = Negotiation.clientFlagsError(flags);
         if (bad) return this.abort(bad);
-        this.negotiation = new Negotiation(this.hooks.catalog, flags, this.hooks.shuttingDown);
+        this.negotiation = new Negotiation(this.hooks.catalog, flags, this.hooks.shuttingDown, this.hooks.tls?.mode ?? 'off');
         this.phase = 'options';
         continue;
       }
       if (this.discardOptionLeft > 0) {
         this.discardOptionLeft -= q.skip(this.discardOptionLeft);
         if (this.discardOptionLeft > 0) return;
-        this.send(optionReply(this.discardOption, REP.ERR_TOO_BIG, Buffer.from('option data too large')));
+        // FORCEDTLS: before STARTTLS every option but STARTTLS and ABORT gets TLS_REQD, big ones too.
+        const tlsReqd = this.negotiation!.tlsRequired && this.discardOption !== OPT.STARTTLS && this.discardOption !== OPT.ABORT;
+        this.send(optionReply(this.discardOption, tlsReqd ? REP.ERR_TLS_REQD : REP.ERR_TOO_BIG, Buffer.from(tlsReqd ? 'TLS is required: send NBD_OPT_STARTTLS first' : 'option data too large')));
         continue;
       }
       if (q.length < 16) return;
@@ -343,6 +408,7 @@ export class Session {
         return;
       }
       if (outcome.then === 'transmission') this.enterTransmission(outcome.negotiated);
+      if (outcome.then === 'starttls') return this.startTls();
     }
   }
 
@@ -355,6 +421,8 @@ export class Session {
     this.headerSize = n.extended ? 32 : 28;
     this.requestMagic = n.extended ? EXTENDED_REQUEST_MAGIC : REQUEST_MAGIC;
     this.phase = 'transmission';
+    this.hooks.budget.join();
+    this.joined = true;
     this.hooks.onTransmission(this);
   }
 
@@ -371,17 +439,17 @@ export class Session {
         continue;
       }
       if (q.length < hs) return;
-      if (this.congested()) {
+      const type = q.readUInt16BE(6);
+      const length = n.extended ? offsetOf(q.readUInt32BE(24), q.readUInt32BE(28)) : q.readUInt32BE(24);
+      if (this.congested(costOf(type, length))) {
         this.stall();
         return;
       }
       if (q.readUInt32BE(0) !== this.requestMagic) return this.abort('bad request magic');
       let flags = q.readUInt16BE(4);
-      const type = q.readUInt16BE(6);
       const hi = q.readUInt32BE(8);
       const lo = q.readUInt32BE(12);
       const offset = offsetOf(q.readUInt32BE(16), q.readUInt32BE(20));
-      const length = n.extended ? offsetOf(q.readUInt32BE(24), q.readUInt32BE(28)) : q.readUInt32BE(24);
       let payload: Buffer | null = null;
       let pooled = false;
       const hasPayload = type === CMD.WRITE || (n.extended && (flags & CMD_FLAG.PAYLOAD_LEN) !== 0);
@@ -398,6 +466,7 @@ export class Session {
         if (length >= this.hooks.pool.minSize) {
           // Large: assembled in a pooled buffer from what is queued and what is still to come.
           q.skip(hs);
+          this.charge(length);
           const buf = this.hooks.pool.get(length);
           const have = Math.min(q.length, length);
           q.copyOut(buf, have);
@@ -409,6 +478,7 @@ export class Session {
         } else {
           if (q.length < hs + length) return; // wait for the whole payload
           q.skip(hs);
+          this.charge(length);
           payload = q.take(length);
         }
         flags &= ~CMD_FLAG.PAYLOAD_LEN;
@@ -429,6 +499,7 @@ export class Session {
     const bad = validateRequest(this.negotiated!, this.device!.size, type, flags, offset, length);
     if (bad) {
       release?.();
+      if (payload) this.uncharge(payload.length);
       this.replyError(hi, lo, Number.isFinite(offset) ? offset : 0, bad, describe(bad, type, offset, length));
       return true;
     }
@@ -443,6 +514,7 @@ export class Session {
     }
     if (this.shutdown) {
       release?.();
+      if (payload) this.uncharge(payload.length);
       this.replyError(hi, lo, offset, 'ESHUTDOWN', 'server is shutting down');
       return true;
     }
@@ -450,11 +522,47 @@ export class Session {
     return true;
   }
 
-  /** True when reading more requests would grow memory past the limits. */
-  private congested(): boolean {
+  /**
+   * True when reading a request that will hold `cost` bytes would grow memory past the limits:
+   * this connection's own, or its share of the server's budget (then it waits on the budget).
+   */
+  private congested(cost: number): boolean {
     if (this.socket.writableLength + this.outBytes >= this.limits.maxQueuedReplyBytes) return true;
     // One request is always admitted, however large, so progress never depends on the limits.
-    return this.inflight > 0 && (this.inflight >= this.limits.maxInflight || this.inflightBytes >= this.limits.maxInflightBytes);
+    if (this.inflight > 0 && (this.inflight >= this.limits.maxInflight || this.inflightBytes >= this.limits.maxInflightBytes)) return true;
+    if (this.hooks.budget.admits(this.held, cost)) return false;
+    this.hooks.budget.wait(this);
+    return true;
+  }
+
+  /** What the next queued request would hold, if its header has arrived (else 0). */
+  private nextCost(): number {
+    const q = this.input;
+    if (this.phase !== 'transmission' || q.length < this.headerSize) return 0;
+    return costOf(q.readUInt16BE(6), this.negotiated!.extended ? offsetOf(q.readUInt32BE(24), q.readUInt32BE(28)) : q.readUInt32BE(24));
+  }
+
+  private charge(n: number): void {
+    if (this.held === 0 && n > 0) this.hooks.budget.holding++;
+    this.held += n;
+    this.hooks.budget.charge(n);
+  }
+
+  private uncharge(n: number): void {
+    if (n === 0) return;
+    this.held -= n;
+    if (this.held < 0) {
+      const held = this.held;
+      this.held = 0;
+      budgetBug(`NBD session ${this.id} released more budget than it held (${held})`);
+    }
+    if (this.held === 0) this.hooks.budget.holding--;
+    this.hooks.budget.release(n);
+  }
+
+  /** The budget has room again (or fewer connections share it): go on if we may. */
+  wake(): void {
+    this.maybeResume();
   }
 
   private stall(): void {
@@ -464,8 +572,9 @@ export class Session {
   }
 
   private maybeResume(): void {
-    if (!this.stalled || this.phase !== 'transmission' || this.congested()) return;
+    if (!this.stalled || this.phase !== 'transmission' || this.congested(this.nextCost())) return;
     this.stalled = false;
+    this.hooks.budget.unwait(this);
     this.socket.resume();
     this.pump();
   }
@@ -476,6 +585,7 @@ export class Session {
     const bytes = type === CMD.READ ? length : type === CMD.WRITE ? length : 0;
     this.inflight++;
     this.inflightBytes += bytes;
+    if (type === CMD.READ) this.charge(bytes); // a write's payload was charged when it was allocated
     let work: Promise<void>;
     switch (type) {
       case CMD.READ:
@@ -519,6 +629,7 @@ export class Session {
         release?.(); // the device holds no reference to the payload once the write settled
         this.inflight--;
         this.inflightBytes -= bytes;
+        if (type !== CMD.READ) this.uncharge(bytes); // a read's charge went to its reply (see read)
         if (this.inflight === 0) this.wakeIdle();
         this.maybeResume();
       });
@@ -539,6 +650,8 @@ export class Session {
   private async read(hi: number, lo: number, offset: number, length: number, flags: number): Promise<void> {
     const dev = this.device!;
     const r = this.replies;
+    // `length` bytes were charged when the read was admitted; its reply takes the charge over.
+    let prepaid = length;
     try {
       if (length === 0 && r.mode !== 'simple') {
         this.send(r.done(hi, lo, offset));
@@ -546,14 +659,18 @@ export class Session {
       }
       if (r.mode !== 'simple' && length >= SPARSE_READ_MIN && !(flags & CMD_FLAG.DF) && dev.capabilities.sparseStatus) {
         await this.sparseRead(hi, lo, offset, length);
+        prepaid = 0;
         return;
       }
       const { buf, dataAt } = r.data(hi, lo, offset, offset, length, true);
       await dev.read(offset, length, buf.subarray(dataAt));
       this.stats.bytesRead += length;
-      this.send(buf);
+      prepaid = 0;
+      this.send(buf, length);
     } catch (err) {
       this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message);
+    } finally {
+      this.uncharge(prepaid);
     }
   }
 
@@ -586,7 +703,7 @@ export class Session {
     // Only the last chunk carries DONE, and only once every read has succeeded.
     ReplyEncoder.markDone(chunks[chunks.length - 1]!);
     this.stats.bytesRead += length;
-    for (const c of chunks) this.send(c);
+    this.sendAll(chunks, length);
   }
 
   private async blockStatus(hi: number, lo: number, offset: number, length: number, reqOne: boolean): Promise<void> {
@@ -612,10 +729,37 @@ export class Session {
     this.send(this.replies.error(hi, lo, offset, errno, message));
   }
 
-  private send(buf: Buffer): void {
-    if (this.phase === 'closed') return;
+  /**
+   * Queues a reply; it is charged to the budget until written. `prepaid` bytes of it were
+   * charged already (a read's data, when the read was admitted) and change hands, not count twice.
+   */
+  private send(buf: Buffer, prepaid = 0): void {
+    if (this.phase === 'closed') return this.uncharge(prepaid);
     this.out.push(buf);
     this.outBytes += buf.length;
+    this.recharge(buf.length - prepaid);
+    this.scheduleFlush();
+  }
+
+  /** The chunks of one reply, queued and charged at once. */
+  private sendAll(bufs: Buffer[], prepaid: number): void {
+    if (this.phase === 'closed') return this.uncharge(prepaid);
+    let n = 0;
+    for (const b of bufs) {
+      this.out.push(b);
+      n += b.length;
+    }
+    this.outBytes += n;
+    this.recharge(n - prepaid);
+    this.scheduleFlush();
+  }
+
+  private recharge(delta: number): void {
+    if (delta >= 0) this.charge(delta);
+    else this.uncharge(-delta);
+  }
+
+  private scheduleFlush(): void {
     if (!this.flushQueued) {
       this.flushQueued = true;
       process.nextTick(() => this.flushOut());
@@ -630,16 +774,28 @@ export class Session {
     const bytes = this.outBytes;
     this.out = [];
     this.outBytes = 0;
+    // The replies stay charged until the socket has written them (its callbacks come in order).
+    this.writing.push(bytes);
     if (out.length === 1) {
-      this.socket.write(out[0]!);
+      this.socket.write(out[0]!, this.written);
     } else if (bytes < JOIN_REPLIES_BELOW) {
-      this.socket.write(Buffer.concat(out, bytes));
+      this.socket.write(Buffer.concat(out, bytes), this.written);
     } else {
       this.socket.cork();
-      for (const b of out) this.socket.write(b);
+      for (let i = 0; i < out.length - 1; i++) this.socket.write(out[i]!);
+      this.socket.write(out[out.length - 1]!, this.written);
       this.socket.uncork();
     }
   }
+
+  /** A socket write completed (or failed): its replies no longer hold memory. */
+  private readonly written = (): void => {
+    if (this.phase === 'closed') return; // terminate released every write still pending
+    const n = this.writing.shift();
+    if (n === undefined) return budgetBug(`NBD session ${this.id}: a socket write completed that was never charged`);
+    this.uncharge(n);
+    if (this.stalled) this.maybeResume();
+  };
 
   private afterIdle(fn: () => void): void {
     if (this.inflight === 0) fn();
@@ -651,6 +807,12 @@ export class Session {
     this.idleWaiters = [];
     for (const w of waiters) w();
   }
+}
+
+/** What a request holds while it runs: its payload (write) or its data (read); the rest hold no data. */
+function costOf(type: number, length: number): number {
+  // An oversized request is refused without reading or producing its payload.
+  return (type === CMD.READ || type === CMD.WRITE) && length <= LIMITS.MAX_PAYLOAD ? length : 0;
 }
 
 /** Extents as (length, state) pairs: adjacent equal states joined, clipped to the request. */

@@ -162,6 +162,8 @@ export interface StartOptions {
   /** Reuse a directory (e.g. restart on the same images). Default: a fresh temp dir. */
   dir?: string;
   readyTimeoutMs?: number;
+  /** Extra server options, spelled alike by sanbox serve and nbdkit (e.g. `--tls require`). */
+  args?: string[];
 }
 
 export interface StopResult {
@@ -238,7 +240,7 @@ function commandFor(kind: 'sanbox' | 'nbdkit', dir: string, port: number, opts: 
     // SANBOX_INTEROP_NBDKIT_ARGS (e.g. "--filter=noextents") lets us check that tests fail
     // against a deliberately degraded server.
     const extra = (process.env.SANBOX_INTEROP_NBDKIT_ARGS ?? '').split(/\s+/).filter(Boolean);
-    return ['nbdkit', ['-f', '--exit-with-parent', '-p', String(port), '-i', HOST, ...(opts.readOnly ? ['-r'] : []),
+    return ['nbdkit', ['-f', '--exit-with-parent', '-p', String(port), '-i', HOST, ...(opts.readOnly ? ['-r'] : []), ...(opts.args ?? []),
       ...extra.filter((a) => a.startsWith('-')), 'file', `dir=${dir}`, ...extra.filter((a) => !a.startsWith('-'))]];
   }
   // --api-port 0: the management API on any free port, so several servers can run at once.
@@ -247,6 +249,7 @@ function commandFor(kind: 'sanbox' | 'nbdkit', dir: string, port: number, opts: 
   const args = [process.env.SANBOX_BIN ?? join(REPO, 'bin', 'sanbox.js'), 'serve', '--dir', dir, '--port', String(port), '--bind', HOST, '--api-port', '0', '--json'];
   for (const l of opts.luns) args.push('--lun', `${l.name}=${sizeArg(l.size)}`);
   if (opts.readOnly) args.push('--read-only');
+  if (opts.args) args.push(...opts.args);
   // SANBOX_INTEROP_SPS=1: the same tests through a two-SP array (chassis, SP A on this port: the
   // owner of even LUN ids, the forwarding path over CMI for odd ones; mirrored write cache).
   if (process.env.SANBOX_INTEROP_SPS === '1') args.push('--sps');

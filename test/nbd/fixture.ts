@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FileBackingStore } from '../../src/block/index.js';
-import { NbdServer, type NbdExport, type SessionLimits } from '../../src/nbd/index.js';
+import { NbdServer, type NbdExport, type NbdTls, type SessionLimits } from '../../src/nbd/index.js';
 
 export interface Fixture {
   port: number;
@@ -13,7 +13,7 @@ export interface Fixture {
 }
 
 /** A real server on a real socket over real image files: `disk` (1 MiB), `ro` (read-only), `disk4k`. */
-export async function startServer(limits?: Partial<SessionLimits>): Promise<Fixture> {
+export async function startServer(limits?: Partial<SessionLimits>, opts: { tls?: NbdTls } = {}): Promise<Fixture> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sanbox-nbd-'));
   const exports = new Map<string, NbdExport>();
   for (const [name, size, blockSize, readOnly] of [
@@ -29,6 +29,7 @@ export async function startServer(limits?: Partial<SessionLimits>): Promise<Fixt
   const server = new NbdServer({
     catalog: { lookup: (n) => exports.get(n === '' ? 'disk' : n), list: () => [...exports.values()] },
     limits,
+    tls: opts.tls,
   });
   const { port } = await server.listen(0);
   return {

@@ -14,7 +14,14 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   witness.close();
+  // Every connection is gone: the memory budget holds nothing, its books balanced throughout.
+  let used = -1;
+  for (let i = 0; i < 50 && used !== 0; i++) {
+    used = fx.server.memoryStats().used;
+    if (used !== 0) await new Promise((r) => setTimeout(r, 50));
+  }
   await fx.stop();
+  expect(used).toBe(0);
 });
 
 /** The witness connection still works: nothing another client did disturbed it. */
@@ -23,6 +30,7 @@ async function witnessWorks(cookie: bigint): Promise<void> {
   const r = await witness.structuredReply();
   expect(r.cookie).toBe(cookie);
   expect(r.error).toBe(0);
+  expect(() => fx.server.memoryStats()).not.toThrow(); // the budget's books balance
 }
 
 /** Sends `bytes`, gives the server a moment, then hangs up; returns whether it hung up first. */

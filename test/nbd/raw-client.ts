@@ -4,6 +4,7 @@
  * clients refuse to produce.
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 
 export const IHAVEOPT = Buffer.from('IHAVEOPT');
 
@@ -70,6 +71,18 @@ export class RawClient {
       });
     }
     return this.closed;
+  }
+
+  /**
+   * After an acknowledged STARTTLS: the TLS handshake over this connection; resolves with a
+   * client speaking over TLS, rejects when the handshake fails.
+   */
+  startTls(opts: tls.ConnectionOptions): Promise<RawClient> {
+    if (this.buf.length > 0) throw new Error(`${this.buf.length} unread bytes before the TLS handshake`);
+    return new Promise((resolve, reject) => {
+      const t = tls.connect({ ...opts, socket: this.socket }, () => resolve(new RawClient(t)));
+      t.once('error', reject);
+    });
   }
 
   write(b: Buffer): void {

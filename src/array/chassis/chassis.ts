@@ -279,6 +279,8 @@ export class Chassis extends EventEmitter {
       peerConnected: s?.peerConnected ?? false,
       peerMirrorBytes: s?.peerMirrorBytes ?? 0,
       sessions: s?.sessions ?? 0,
+      // The SP's NBD memory budget (its own process), as it reported: budget, used, peak, ...
+      nbdMemory: s?.nbdMemory ?? null,
     };
   }
 
@@ -300,9 +302,10 @@ export class Chassis extends EventEmitter {
     };
   }
 
-  endpoints(): { host: string; port: number; sp: SpName }[] {
+  endpoints(): { host: string; port: number; sp: SpName; tls?: 'on' | 'require' }[] {
     const { opts, sp } = this.core;
-    return (['A', 'B'] as const).map((n, i) => ({ host: opts.nbd.bind, port: sp[n].port ?? opts.nbd.ports[i]!, sp: n }));
+    const tls = opts.nbd.tls && opts.nbd.tls.mode !== 'off' ? { tls: opts.nbd.tls.mode } : {};
+    return (['A', 'B'] as const).map((n, i) => ({ host: opts.nbd.bind, port: sp[n].port ?? opts.nbd.ports[i]!, sp: n, ...tls }));
   }
 
   get powerState(): PowerState {

@@ -3,6 +3,7 @@ import type { StorageArray } from '../storage-array.js';
 import { DEFAULT_BATTERY_THRESHOLDS, type BatteryThresholds, type FailbackPolicy, type SpName } from '../sp/index.js';
 import type { LunRoute, SpCacheConfig } from '../sp-process/protocol.js';
 import type { IoOp, IoResult } from '../../block/index.js';
+import type { NbdTlsConfig } from '../../nbd/index.js';
 
 export interface SpsConfig {
   /** Write-cache memory per SP, bytes. */
@@ -69,7 +70,9 @@ export interface ChassisOptions {
   array: StorageArray;
   /** Command that runs `sanbox` (node + bin path). */
   spCommand: { exec: string; args: string[] };
-  nbd: { bind: string; ports: [number, number] };
+  /** `tls`: the SPs' NBD ports offer or require TLS (each SP loads the credentials). */
+  /** `memory`: each SP's NBD memory budget in bytes (its own process; default 256 MiB). */
+  nbd: { bind: string; ports: [number, number]; tls?: NbdTlsConfig; memory?: number };
   sps: SpsConfig;
   readOnly: boolean;
   /** Lines of the SP processes' stderr. */

@@ -37,7 +37,7 @@ export function spawnSp(core: ChassisCore, h: SpHandle): Promise<void> {
     sp: h.name,
     array: core.array.name,
     dir: core.array.dir,
-    nbd: { bind: core.opts.nbd.bind, port: core.configuredPort(h.name) },
+    nbd: { bind: core.opts.nbd.bind, port: core.configuredPort(h.name), ...(core.opts.nbd.tls ? { tls: core.opts.nbd.tls } : {}), ...(core.opts.nbd.memory ? { memory: core.opts.nbd.memory } : {}) },
     luns: core.lunSpecs(),
     cacheBytes: core.opts.sps.cacheBytes,
     cache: core.opts.sps.cache,

@@ -4,7 +4,7 @@
  * peer's LUNs from the mirror copy of its cache.
  */
 import { hostReadOnly } from '../../block/index.js';
-import { NbdServer, type ExportCatalog, type NbdExport } from '../../nbd/index.js';
+import { loadNbdTls, NbdServer, type ExportCatalog, type NbdExport } from '../../nbd/index.js';
 import type { SpEvent } from '../sp/index.js';
 import { formatSize } from '../size.js';
 import { applyMode, disconnectPeer, reevaluate } from './cache-mode.js';
@@ -23,7 +23,7 @@ export async function serve(core: SpCore, owned: number[], cacheDirty: Record<st
   }
   await reevaluate(core);
   if (!core.nbd) {
-    const nbd = new NbdServer({ catalog: catalog(core) });
+    const nbd = new NbdServer({ catalog: catalog(core), tls: loadNbdTls(core.init.nbd.tls), ...(core.init.nbd.memory ? { memoryBudget: core.init.nbd.memory } : {}) });
     const bound = await nbd.listen(core.init.nbd.port, core.init.nbd.bind);
     core.nbd = nbd;
     core.nbdPort = bound.port;

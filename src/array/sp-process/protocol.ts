@@ -23,6 +23,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { BatteryThresholds } from '../sp/index.js';
 import type { DiskFaultSpec } from '../../fault/index.js';
+import type { NbdTlsConfig } from '../../nbd/index.js';
 
 export interface SpLunSpec {
   id: number;
@@ -109,7 +110,8 @@ export interface SpInit {
   sp: 'A' | 'B';
   array: string;
   dir: string;
-  nbd: { bind: string; port: number };
+  /** `memory`: this SP's NBD memory budget in bytes (default 256 MiB). */
+  nbd: { bind: string; port: number; tls?: NbdTlsConfig; memory?: number };
   luns: SpLunSpec[];
   cacheBytes: number;
   cache: SpCacheConfig;

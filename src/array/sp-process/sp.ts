@@ -245,6 +245,7 @@ export class SpProcess {
       peerMirrorBytes: core.peerStore.bytes,
       luns,
       sessions: core.nbd?.sessionCount() ?? 0,
+      nbdMemory: core.nbd?.memoryStats() ?? null,
       marked: core.markers.list(),
     };
   }

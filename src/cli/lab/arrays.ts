@@ -8,6 +8,8 @@ import { parseSps } from './sps.js';
 import { DEFAULT_SNAPSHOT_REGION_SIZE, OVERFLOW_POLICIES, type OverflowPolicy, type SnapshotDefaults } from '../../snapshot/index.js';
 import { isObj, type LabArray, type Obj, type ParseContext } from './types.js';
 import { isWildcard, parseSecret } from './values.js';
+import { nbdMemoryProblem, type NbdTlsConfig } from '../../nbd/index.js';
+import { tlsConfigFrom } from '../tls-args.js';
 
 type RemoteLink = { bind: string; port: number; address?: { host: string; port: number } };
 type Endpoint = { bind: string; port: number; token?: string; ports?: [number, number] };
@@ -58,6 +60,8 @@ function parseArray(a: unknown, i: number, names: Set<string>, ctx: ParseContext
     else dir = resolve(dirname(ctx.file), a.dir);
   }
   const nbd = parseEndpoint(a.nbd, at, 'nbd', 10809, false, ctx);
+  const tls = parseNbdTls(a.nbd, at, ctx);
+  const nbdMemory = parseNbdMemory(a.nbd, at, ctx);
   const api = parseEndpoint(a.api, at, 'api', 8470, true, ctx);
   if (!isLoopback(api.bind) && !api.token) problems.push(`${at}.api: binding ${api.bind} (not loopback) needs a token`);
   const sps = a.sps === undefined || a.sps === false ? undefined : parseSps(a.sps, `${at}.sps`, problems);
@@ -73,7 +77,7 @@ function parseArray(a: unknown, i: number, names: Set<string>, ctx: ParseContext
   return {
     name: aname,
     dir,
-    nbd: { bind: nbd.bind, port: nbd.ports?.[0] ?? nbd.port, ...(nbd.ports ? { ports: nbd.ports } : {}) },
+    nbd: { bind: nbd.bind, port: nbd.ports?.[0] ?? nbd.port, ...(nbd.ports ? { ports: nbd.ports } : {}), ...(tls ? { tls } : {}), ...(nbdMemory ? { memory: nbdMemory } : {}) },
     ...(sps ? { sps } : {}),
     api: { bind: api.bind, port: api.port, ...(api.token ? { token: api.token } : {}) },
     readOnly: a.readOnly === true,
@@ -132,6 +136,18 @@ function remoteHostArray(a: Obj, aname: string, at: string, remoteLink: RemoteLi
   };
 }
 
+/** `nbd: { memory: 256M }`: the NBD memory budget of each NBD server process of the array (docs/nbd.md). */
+function parseNbdMemory(v: unknown, at: string, ctx: ParseContext): number | undefined {
+  if (!isObj(v) || v.memory === undefined) return undefined;
+  const n = typeof v.memory === 'string' || typeof v.memory === 'number' ? parseSize(v.memory) : undefined;
+  const bad = nbdMemoryProblem(n);
+  if (bad) {
+    ctx.problems.push(`${at}.nbd.memory ${bad}, not ${JSON.stringify(v.memory)}`);
+    return undefined;
+  }
+  return n;
+}
+
 /** `nbd:` (bind, port, ports for two SPs) or `api:` (bind, port, token) of an array. */
 function parseEndpoint(v: unknown, at: string, what: string, defPort: number, allowToken: boolean, ctx: ParseContext): Endpoint {
   const { problems, known } = ctx;
@@ -141,7 +157,7 @@ function parseEndpoint(v: unknown, at: string, what: string, defPort: number, al
     problems.push(`${at}.${what} must be a mapping like { bind: 127.0.0.1, port: ${defPort} }`);
     return ep;
   }
-  known(v, `${at}.${what}`, allowToken ? ['bind', 'port', 'token'] : ['bind', 'port', 'ports']);
+  known(v, `${at}.${what}`, allowToken ? ['bind', 'port', 'token'] : ['bind', 'port', 'ports', 'tls', 'tlsCertificates', 'tlsPsk', 'memory']);
   if (!allowToken && v.ports !== undefined) {
     const ps = v.ports;
     if (!Array.isArray(ps) || ps.length !== 2 || !ps.every((p) => Number.isInteger(p) && p >= 0 && p <= 65535)) {
@@ -162,6 +178,38 @@ function parseEndpoint(v: unknown, at: string, what: string, defPort: number, al
     else ep.token = v.token;
   }
   return ep;
+}
+
+/**
+ * `nbd: { tls: off|on|require, tlsCertificates: DIR, tlsPsk: FILE }` (paths relative to the lab
+ * file; credentials without `tls` mean require). The files are read now, so a bad one stops `up`
+ * before anything starts. YAML's `tls: true` is `on`, `false` is `off`.
+ */
+function parseNbdTls(v: unknown, at: string, ctx: ParseContext): NbdTlsConfig | undefined {
+  if (!isObj(v) || (v.tls === undefined && v.tlsCertificates === undefined && v.tlsPsk === undefined)) return undefined;
+  const where = `${at}.nbd`;
+  const mode = v.tls === true ? 'on' : v.tls === false ? 'off' : v.tls;
+  if (mode !== undefined && typeof mode !== 'string') {
+    ctx.problems.push(`${where}.tls must be off, on or require, not ${JSON.stringify(v.tls)}`);
+    return undefined;
+  }
+  for (const k of ['tlsCertificates', 'tlsPsk'] as const) {
+    if (v[k] !== undefined && (typeof v[k] !== 'string' || v[k] === '')) {
+      ctx.problems.push(`${where}.${k} must be a path`);
+      return undefined;
+    }
+  }
+  try {
+    return tlsConfigFrom({ mode, certificates: v.tlsCertificates as string | undefined, psk: v.tlsPsk as string | undefined }, dirname(ctx.file), {
+      mode: `${where}.tls`,
+      certificates: `${where}.tlsCertificates`,
+      psk: `${where}.tlsPsk`,
+    });
+  } catch (e) {
+    const msg = (e as Error).message;
+    ctx.problems.push(msg.startsWith(where) ? msg : `${where}: ${msg}`);
+    return undefined;
+  }
 }
 
 /** `luns:` of an array (may be empty); only LUNs with a valid name and size are kept. */

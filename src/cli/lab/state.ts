@@ -25,7 +25,8 @@ export interface LabStateArray {
   /** The site the array belongs to. */
   site?: string;
   dir: string;
-  nbd: { host: string; port: number };
+  /** `tls`: the NBD ports offer (on) or require TLS: URIs are nbds://. */
+  nbd: { host: string; port: number; tls?: 'on' | 'require' };
   api: { url: string; token?: string };
   /** Two-SP arrays: each SP's NBD endpoint. */
   sps?: { name: string; host: string; port: number }[];

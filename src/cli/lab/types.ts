@@ -3,12 +3,15 @@ import type { SnapshotDefaults } from '../../snapshot/index.js';
 import type { LunSpec } from '../../control/service.js';
 import type { SpsConfig } from '../../array/chassis/index.js';
 import type { GroupAttributes } from '../../replication/group/index.js';
+import type { NbdTlsConfig } from '../../nbd/index.js';
 import { CliError, EXIT } from '../common.js';
 
 export interface LabArray {
   name: string;
   dir: string;
-  nbd: { bind: string; port: number; ports?: [number, number] };
+  /** `tls`: NBD over TLS (mode and credential files, absolute). */
+  /** `memory`: the NBD memory budget in bytes, per NBD server process (each SP has its own). */
+  nbd: { bind: string; port: number; ports?: [number, number]; tls?: NbdTlsConfig; memory?: number };
   api: { bind: string; port: number; token?: string };
   readOnly: boolean;
   luns: LunSpec[];

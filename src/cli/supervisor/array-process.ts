@@ -13,7 +13,7 @@ export interface ReadyMessage {
   name: string;
   pid: number;
   dir: string;
-  nbd: { host: string; port: number };
+  nbd: { host: string; port: number; tls?: 'on' | 'require' };
   api?: { url: string };
   sps?: { name: string; host: string; port: number }[];
 }

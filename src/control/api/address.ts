@@ -4,6 +4,8 @@ import { isIP } from 'node:net';
 export interface NbdEndpoint {
   host: string;
   port: number;
+  /** TLS offered (`on`) or required (`require`) on this port: its URIs are nbds://. */
+  tls?: 'on' | 'require';
 }
 
 export function isLoopback(host: string): boolean {
@@ -20,6 +22,7 @@ export function hostPort(host: string, port: number): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-export function nbdUri(host: string, port: number, exportName: string): string {
-  return `nbd://${hostPort(host, port)}/${encodeURIComponent(exportName)}`;
+/** nbd://HOST:PORT/EXPORT, or nbds:// (libnbd's and qemu's scheme for NBD over TLS) when `tls`. */
+export function nbdUri(host: string, port: number, exportName: string, tls?: string): string {
+  return `${tls ? 'nbds' : 'nbd'}://${hostPort(host, port)}/${encodeURIComponent(exportName)}`;
 }

@@ -51,7 +51,7 @@ export class LunViews {
       } catch {
         /* keep loopback */
       }
-      return { host, port: ep.port };
+      return { host, port: ep.port, ...(ep.tls ? { tls: ep.tls } : {}) };
     });
   }
 
@@ -67,7 +67,7 @@ export class LunViews {
         state: x.cacheDirty ? 'cache-dirty' : l.state,
         paths: eps.map((ep, i) => {
           const sp = (sps[i] as { sp?: string } | undefined)?.sp ?? String(i);
-          return { sp, uri: nbdUri(ep.host, ep.port, l.name), optimized: sp === x.currentOwner };
+          return { sp, uri: nbdUri(ep.host, ep.port, l.name, ep.tls), optimized: sp === x.currentOwner };
         }),
       } as LunView;
     }
@@ -79,7 +79,7 @@ export class LunViews {
       id: l.id,
       name: l.name,
       export: l.name,
-      uris: eps.map((ep) => nbdUri(ep.host, ep.port, l.name)),
+      uris: eps.map((ep) => nbdUri(ep.host, ep.port, l.name, ep.tls)),
       size: l.size,
       blockSize: l.blockSize,
       image: l.imagePath,
