@@ -14,8 +14,9 @@ import {
   type Frame,
   type FrameKind,
   type FrameLimits,
+  type MacState,
 } from './frame.js';
-import { isNonce, newNonce, proof, verifyProof, type Transcript } from './handshake.js';
+import { deriveSessionKeys, isNonce, newNonce, proof, verifyProof, type Transcript } from './handshake.js';
 import { LINK_OPS, validateArgs, type LinkOp, type LinkOps } from './messages.js';
 import { parseAccepted, parseOffered, type AcceptedMirror, type OfferedMirror } from './offer.js';
 
@@ -86,6 +87,8 @@ export class LinkConnection extends EventEmitter {
   private corked = false;
   private decodeError: LinkFrameError | null = null;
   private peerLimits: FrameLimits = { maxJson: HANDSHAKE_MAX_JSON, maxBinary: HANDSHAKE_MAX_BINARY };
+  /** the MAC state of the frames this side sends; null until this side has its session key */
+  private sendMac: MacState | null = null;
   session: SessionInfo | null = null;
 
   constructor(
@@ -133,7 +136,8 @@ export class LinkConnection extends EventEmitter {
     const deadline = this.handshakeDeadline();
     try {
       const clientNonce = newNonce();
-      const hello = { step: 'hello', version: this.version, array: this.opts.localArray, expectPeer: p.expectPeer, nonce: clientNonce, mirrors: p.mirrors, limits: this.limits };
+      const limits = this.limits;
+      const hello = { step: 'hello', version: this.version, array: this.opts.localArray, expectPeer: p.expectPeer, nonce: clientNonce, mirrors: p.mirrors, limits };
       this.send(KIND.HANDSHAKE, 0, hello);
       const ch = await this.nextHandshake('challenge');
       if (ch.version !== this.version) this.refuse('version-mismatch', `peer speaks remote-link protocol version ${ch.version}, ${this.opts.localArray} speaks ${this.version}`);
@@ -141,11 +145,17 @@ export class LinkConnection extends EventEmitter {
       if (typeof j.array !== 'string') this.refuse('protocol', 'challenge without an array name');
       if (j.array !== p.expectPeer) this.refuse('wrong-peer', `connected to array ${JSON.stringify(j.array)}, but this link's peer is ${JSON.stringify(p.expectPeer)}`);
       if (!isNonce(j.nonce)) this.refuse('protocol', 'challenge without a valid nonce');
-      const t: Transcript = { version: this.version, clientArray: this.opts.localArray, serverArray: p.expectPeer, clientNonce, serverNonce: j.nonce as string, mirrors: p.mirrors };
-      if (!verifyProof('server', p.secret, t, j.proof))
-        this.refuse('auth-failed', `authentication failed: array ${p.expectPeer} could not prove it knows the shared secret of the link with ${this.opts.localArray}`);
+      const t: Transcript = { version: this.version, clientArray: this.opts.localArray, serverArray: p.expectPeer, clientNonce, serverNonce: j.nonce as string, mirrors: p.mirrors, clientLimits: limits };
+      // The client proves first (./handshake.ts); everything the server sends from now on but a
+      // refusal of this proof carries a MAC under the server-to-client key.
+      const keys = deriveSessionKeys(p.secret, t);
+      this.decoder.setReceiveKey(keys.serverToClient);
       this.send(KIND.HANDSHAKE, 0, { step: 'auth', proof: proof('client', p.secret, t) });
+      this.sendMac = { key: keys.clientToServer, seq: 0 };
       const ok = await this.nextHandshake('ok');
+      // an 'ok' without a MAC, or with a wrong proof, is not from a holder of the secret
+      if (!ok.authenticated || !verifyProof('server', p.secret, t, ok.json.proof))
+        this.refuse('auth-failed', `authentication failed: array ${p.expectPeer} could not prove it knows the shared secret of the link with ${this.opts.localArray}`);
       const accepted = parseAccepted(ok.json.mirrors);
       if (!accepted) this.refuse('protocol', 'ok without a valid mirror list');
       for (const m of p.mirrors) {
@@ -184,11 +194,15 @@ export class LinkConnection extends EventEmitter {
       const secret = p.secretFor(peer);
       if (secret === undefined) this.refuse('wrong-peer', `array ${JSON.stringify(peer)} is not a configured remote-link peer of ${this.opts.localArray}`);
       const serverNonce = newNonce();
-      const t: Transcript = { version: this.version, clientArray: peer, serverArray: this.opts.localArray, clientNonce: j.nonce as string, serverNonce, mirrors: j.mirrors };
-      this.send(KIND.HANDSHAKE, 0, { step: 'challenge', version: this.version, array: this.opts.localArray, nonce: serverNonce, proof: proof('server', secret!, t) });
+      const t: Transcript = { version: this.version, clientArray: peer, serverArray: this.opts.localArray, clientNonce: j.nonce as string, serverNonce, mirrors: j.mirrors, clientLimits: j.limits };
+      // nothing derived from the secret goes out before the client has proved it knows it
+      this.send(KIND.HANDSHAKE, 0, { step: 'challenge', version: this.version, array: this.opts.localArray, nonce: serverNonce });
       const auth = await this.nextHandshake('auth');
       if (!verifyProof('client', secret!, t, auth.json.proof))
         this.refuse('auth-failed', `authentication failed: array ${peer} could not prove it knows the shared secret of the link with ${this.opts.localArray}`);
+      const keys = deriveSessionKeys(secret!, t);
+      this.decoder.setReceiveKey(keys.clientToServer);
+      this.sendMac = { key: keys.serverToClient, seq: 0 };
       const accepted: AcceptedMirror[] = [];
       for (const m of mirrors!) {
         const local = p.mirrorFor(m.mirrorId, peer);
@@ -198,7 +212,7 @@ export class LinkConnection extends EventEmitter {
         accepted.push({ mirrorId: m.mirrorId, secondarySize: local!.secondarySize });
       }
       this.peerLimits = parseLimits(j.limits);
-      this.send(KIND.HANDSHAKE, 0, { step: 'ok', mirrors: accepted, limits: this.limits });
+      this.send(KIND.HANDSHAKE, 0, { step: 'ok', proof: proof('server', secret!, t), mirrors: accepted, limits: this.limits });
       return this.open({ localArray: this.opts.localArray, peerArray: peer, role: 'server', version: this.version, mirrors: accepted, remoteAddress: addr(this.socket) });
     } finally {
       clearTimeout(deadline);
@@ -250,7 +264,7 @@ export class LinkConnection extends EventEmitter {
     const e = new RemoteLinkError(code, message);
     if (!this.socket.destroyed) {
       try {
-        this.socket.end(encodeFrame({ kind: KIND.ERROR, id: 0, json: { code, message } }, { maxJson: LINK_MAX_JSON, maxBinary: 0 }, this.version));
+        this.socket.end(encodeFrame({ kind: KIND.ERROR, id: 0, json: { code, message } }, { maxJson: LINK_MAX_JSON, maxBinary: 0 }, this.version, this.sendMac ?? undefined));
       } catch {
         this.socket.destroy();
       }
@@ -314,6 +328,12 @@ export class LinkConnection extends EventEmitter {
   }
 
   private onOpenFrame(f: Frame): void {
+    // every frame after the handshake must carry a MAC (the decoder verified it): one without
+    // is injected, or a downgrade; it is not acted on
+    if (!f.authenticated) {
+      this.refuseQuietly('bad-mac', `frame (kind ${f.kind}, id ${f.id}) without a MAC from ${this.session?.peerArray} after the handshake: refused`);
+      return;
+    }
     if (f.version !== this.version) {
       this.refuseQuietly('protocol', `frame of protocol version ${f.version} on a version ${this.version} link`);
       return;
@@ -389,7 +409,12 @@ export class LinkConnection extends EventEmitter {
 
   private send(kind: FrameKind, id: number, json: Record<string, unknown>, bin?: Buffer): void {
     if (this.socket.destroyed || this.phase === 'closed') return;
-    const buf = encodeFrame({ kind, id, json, bin }, this.phase === 'open' ? this.peerLimits : { maxJson: HANDSHAKE_MAX_JSON, maxBinary: HANDSHAKE_MAX_BINARY }, this.version);
+    const buf = encodeFrame(
+      { kind, id, json, bin },
+      this.phase === 'open' ? this.peerLimits : { maxJson: HANDSHAKE_MAX_JSON, maxBinary: HANDSHAKE_MAX_BINARY },
+      this.version,
+      this.sendMac ?? undefined,
+    );
     // one socket write per tick's worth of frames
     if (!this.corked) {
       this.corked = true;

@@ -11,6 +11,7 @@ export type RemoteLinkErrorCode =
   | 'version-mismatch' // the peer speaks another protocol version
   | 'protocol' // malformed frame or message, unexpected frame kind
   | 'frame-too-large' // a frame over the size limits
+  | 'bad-mac' // a frame after the handshake failed its MAC check (altered, injected, replayed, reordered or dropped on the path)
   | 'timeout' // a request got no reply in time; or the handshake did not complete in time
   | 'peer-dead' // keepalive: nothing heard from the peer for too long
   | 'closed' // the connection closed (cleanly or not) before the reply

@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { crc32c } from '../../native/index.js';
 import { ByteQueue, jsonObjectAt } from '../../wire/index.js';
 
@@ -5,24 +6,38 @@ import { ByteQueue, jsonObjectAt } from '../../wire/index.js';
  * Remote-link wire format (all integers little-endian). One frame:
  *
  *   header (28 bytes)
- *     0  magic "SRLK" u32   4  version u8 (LINK_VERSION)   5  kind u8   6  reserved u16 (0)
+ *     0  magic "SRLK" u32   4  version u8 (LINK_VERSION)   5  kind u8   6  flags u16
  *     8  id u32 (request id; a reply echoes it; 0 for frames outside a request)
  *     12 JSON length u32    16 binary length u32
- *     20 CRC32C of the body (JSON + binary) u32
+ *     20 CRC32C of the body (JSON + binary) u32, or 0 in a frame with a MAC
  *     24 CRC32C of header bytes 0..23 u32
  *   JSON (UTF-8 object)   binary payload (write data, read data)
+ *   MAC (16 bytes, only with flags & FLAG_MAC): HMAC-SHA256(key, seq u64 || header || JSON ||
+ *     binary) truncated to 16 bytes; key and seq are per direction (./handshake.ts)
+ *
+ * Every frame after the handshake carries a MAC (version 2; version 1 had only the CRCs).
+ * With a MAC the body CRC is left out (0, not checked): the MAC detects any change the CRC would,
+ * and a CRC over a 16 MiB payload is work for nothing. The header CRC stays in every frame: the
+ * MAC can only be checked once the whole frame is in, and a length field damaged in transit would
+ * otherwise leave the decoder waiting for a body that never comes.
  *
  * The layout of the first 8 bytes (magic, version, kind) is frozen across versions so that a
- * peer speaking another version can always read an ERROR frame saying so.
+ * peer speaking another version can always read an ERROR frame saying so (flags are 0 in
+ * handshake frames, as version 1 requires of its reserved field).
  *
- * The decoder checks magic, header CRC, kind and the length limits as soon as the header is in
- * (before buffering the body: an oversized frame never makes us allocate), then the body CRC
- * and the JSON. It does NOT check the version: the connection does (during the handshake a
- * different version is answered with `version-mismatch`; afterwards it is a protocol error).
+ * The decoder checks magic, header CRC, flags, kind and the length limits as soon as the header
+ * is in (before buffering the body: an oversized frame never makes us allocate), then the MAC
+ * (once a receive key is set) or the body CRC, and only then the JSON. It does NOT check the
+ * version: the connection does (during the handshake a different version is answered with
+ * `version-mismatch`; afterwards it is a protocol error).
  */
 export const LINK_MAGIC = 0x4b4c5253; // "SRLK" little-endian
-export const LINK_VERSION = 1;
+export const LINK_VERSION = 2;
 export const LINK_HEADER_SIZE = 28;
+/** flags bit: a MAC trailer follows the body */
+export const FLAG_MAC = 1;
+/** bytes of the MAC trailer (HMAC-SHA256 truncated) */
+export const LINK_MAC_BYTES = 16;
 /** Defaults for an authenticated connection. */
 export const LINK_MAX_JSON = 1024 * 1024;
 export const LINK_MAX_BINARY = 16 * 1024 * 1024;
@@ -51,6 +66,34 @@ export interface Frame {
   id: number;
   json: Record<string, unknown>;
   bin: Buffer;
+  /** the frame carried a MAC and it verified (with the decoder's receive key and sequence number) */
+  authenticated: boolean;
+}
+
+/** One direction's MAC state: its key and the sequence number of the next frame. */
+export interface MacState {
+  key: Buffer;
+  seq: number;
+}
+
+const SEQ_BYTES = 8;
+
+function writeSeq(b: Buffer, seq: number): void {
+  b.writeUInt32LE(seq >>> 0, 0);
+  b.writeUInt32LE(Math.floor(seq / 0x100000000), 4);
+}
+
+/**
+ * The MAC of one frame: HMAC-SHA256(key, seq u64 LE || header || JSON || binary), truncated.
+ * `head` is seq || header (36 bytes), `rest` the other pieces as they lie in memory: one HMAC per
+ * frame, the payload never copied for it, and as few update calls as the layout allows (each
+ * is a crossing into native code: the encoder passes seq || header || JSON and the payload, the
+ * decoder seq || header and the JSON and payload as they arrived, contiguous).
+ */
+export function frameMac(key: Buffer, head: Buffer, ...rest: Buffer[]): Buffer {
+  const h = createHmac('sha256', key).update(head);
+  for (const r of rest) h.update(r);
+  return h.digest().subarray(0, LINK_MAC_BYTES);
 }
 
 export interface FrameLimits {
@@ -58,10 +101,13 @@ export interface FrameLimits {
   maxBinary: number;
 }
 
-/** A malformed frame; `code` is 'frame-too-large' for a frame over the limits, else 'protocol'. */
+/**
+ * A malformed frame; `code` is 'frame-too-large' for a frame over the limits, 'bad-mac' for a
+ * frame whose MAC does not verify (altered, replayed, reordered or dropped frames), else 'protocol'.
+ */
 export class LinkFrameError extends Error {
   constructor(
-    readonly code: 'protocol' | 'frame-too-large',
+    readonly code: 'protocol' | 'frame-too-large' | 'bad-mac',
     message: string,
   ) {
     super(message);
@@ -73,23 +119,35 @@ export function encodeFrame(
   f: { kind: FrameKind; id: number; json: Record<string, unknown>; bin?: Buffer },
   limits: FrameLimits = { maxJson: LINK_MAX_JSON, maxBinary: LINK_MAX_BINARY },
   version = LINK_VERSION,
+  /** this direction's MAC state: the frame gets a MAC with mac.seq, and mac.seq advances */
+  mac?: MacState,
 ): Buffer {
-  const json = Buffer.from(JSON.stringify(f.json), 'utf8');
+  const text = JSON.stringify(f.json);
+  const jsonLen = Buffer.byteLength(text, 'utf8');
+  // seq || header || JSON in one buffer: the MAC takes them in one update, the wire from offset 8
+  const pre = Buffer.allocUnsafe(SEQ_BYTES + LINK_HEADER_SIZE + jsonLen);
+  pre.write(text, SEQ_BYTES + LINK_HEADER_SIZE, 'utf8');
+  const json = pre.subarray(SEQ_BYTES + LINK_HEADER_SIZE);
   const bin = f.bin ?? Buffer.alloc(0);
   if (json.length > limits.maxJson) throw new LinkFrameError('frame-too-large', `link frame JSON of ${json.length} bytes exceeds ${limits.maxJson}`);
   if (bin.length > limits.maxBinary) throw new LinkFrameError('frame-too-large', `link frame payload of ${bin.length} bytes exceeds ${limits.maxBinary}`);
   if (!Number.isInteger(f.id) || f.id < 0 || f.id > 0xffffffff) throw new LinkFrameError('protocol', `bad link frame id ${f.id}`);
-  const h = Buffer.alloc(LINK_HEADER_SIZE);
+  const h = pre.subarray(SEQ_BYTES, SEQ_BYTES + LINK_HEADER_SIZE);
   h.writeUInt32LE(LINK_MAGIC, 0);
   h.writeUInt8(version, 4);
   h.writeUInt8(f.kind, 5);
-  h.writeUInt16LE(0, 6);
+  h.writeUInt16LE(mac ? FLAG_MAC : 0, 6);
   h.writeUInt32LE(f.id, 8);
   h.writeUInt32LE(json.length, 12);
   h.writeUInt32LE(bin.length, 16);
-  h.writeUInt32LE(crc32c(bin, crc32c(json)), 20);
+  h.writeUInt32LE(mac ? 0 : crc32c(bin, crc32c(json)), 20);
   h.writeUInt32LE(crc32c(h.subarray(0, 24)), 24);
-  return Buffer.concat([h, json, bin]);
+  const frame = pre.subarray(SEQ_BYTES);
+  if (!mac) return Buffer.concat([frame, bin]);
+  writeSeq(pre, mac.seq);
+  const m = frameMac(mac.key, pre, bin);
+  mac.seq++;
+  return Buffer.concat([frame, bin, m]);
 }
 
 interface Header {
@@ -99,6 +157,8 @@ interface Header {
   jsonLen: number;
   binLen: number;
   bodyCrc: number;
+  mac: boolean;
+  raw: Buffer;
 }
 
 /**
@@ -110,11 +170,22 @@ export class FrameDecoder {
   private readonly input = new ByteQueue();
   private header: Header | null = null;
   private broken = false;
+  private recvMac: MacState | null = null;
 
   constructor(private limits: FrameLimits = { maxJson: LINK_MAX_JSON, maxBinary: LINK_MAX_BINARY }) {}
 
   setLimits(limits: FrameLimits): void {
     this.limits = limits;
+  }
+
+  /**
+   * From the next frame on, a frame with a MAC is verified with this key and sequence number
+   * (starting at 0) and a mismatch is a 'bad-mac' error; a frame with a MAC before a key is set
+   * is a protocol error. Frames without a MAC still decode (authenticated: false): whether one
+   * is acceptable is the connection's decision (only a refusal during the handshake is).
+   */
+  setReceiveKey(key: Buffer): void {
+    this.recvMac = { key, seq: 0 };
   }
 
   /**
@@ -146,19 +217,32 @@ export class FrameDecoder {
           if (this.input.length < LINK_HEADER_SIZE) break;
           this.header = parseHeader(this.input.take(LINK_HEADER_SIZE), this.limits);
         }
-        const need = this.header.jsonLen + this.header.binLen;
+        const bodyLen = this.header.jsonLen + this.header.binLen;
+        const need = bodyLen + (this.header.mac ? LINK_MAC_BYTES : 0);
         if (this.input.length < need) break;
-        const body = this.input.take(need);
-        const { version, kind, id, jsonLen, bodyCrc } = this.header;
+        const taken = this.input.take(need);
+        const { version, kind, id, jsonLen, bodyCrc, mac, raw } = this.header;
         this.header = null;
-        if (crc32c(body) !== bodyCrc) throw new LinkFrameError('protocol', `link frame ${id}: body checksum mismatch`);
+        const body = mac ? taken.subarray(0, bodyLen) : taken;
+        if (mac) {
+          const r = this.recvMac;
+          if (!r) throw new LinkFrameError('protocol', `link frame ${id}: a frame with a MAC before the session keys were agreed`);
+          // checked before anything else looks at the body (not even the JSON is parsed first)
+          const head = Buffer.allocUnsafe(SEQ_BYTES + LINK_HEADER_SIZE);
+          writeSeq(head, r.seq);
+          raw.copy(head, SEQ_BYTES);
+          const want = frameMac(r.key, head, body);
+          if (!timingSafeEqual(want, taken.subarray(bodyLen)))
+            throw new LinkFrameError('bad-mac', `link frame ${r.seq} (kind ${kind}, id ${id}) failed its MAC check: altered, replayed, reordered or dropped on the path`);
+          r.seq++;
+        } else if (crc32c(body) !== bodyCrc) throw new LinkFrameError('protocol', `link frame ${id}: body checksum mismatch`);
         let json: Record<string, unknown>;
         try {
           json = jsonObjectAt(body, jsonLen);
         } catch (e) {
           throw new LinkFrameError('protocol', `link frame ${id}: ${(e as Error).message}`);
         }
-        out.push({ version, kind, id, json, bin: body.subarray(jsonLen) });
+        out.push({ version, kind, id, json, bin: body.subarray(jsonLen), authenticated: mac });
       }
     } catch (e) {
       this.broken = true;
@@ -176,11 +260,13 @@ function parseHeader(h: Buffer, limits: FrameLimits): Header {
   const magic = h.readUInt32LE(0);
   if (magic !== LINK_MAGIC) throw new LinkFrameError('protocol', `bad link frame magic 0x${magic.toString(16)} (not a sanbox remote link?)`);
   if (crc32c(h.subarray(0, 24)) !== h.readUInt32LE(24)) throw new LinkFrameError('protocol', 'link frame header checksum mismatch');
+  const flags = h.readUInt16LE(6);
+  if ((flags & ~FLAG_MAC) !== 0) throw new LinkFrameError('protocol', `unknown link frame flags 0x${flags.toString(16)}`);
   const kind = h.readUInt8(5);
   if (!KINDS.has(kind)) throw new LinkFrameError('protocol', `unknown link frame kind ${kind}`);
   const jsonLen = h.readUInt32LE(12);
   const binLen = h.readUInt32LE(16);
   if (jsonLen > limits.maxJson) throw new LinkFrameError('frame-too-large', `link frame JSON length ${jsonLen} exceeds the limit of ${limits.maxJson}`);
   if (binLen > limits.maxBinary) throw new LinkFrameError('frame-too-large', `link frame payload length ${binLen} exceeds the limit of ${limits.maxBinary}`);
-  return { version: h.readUInt8(4), kind: kind as FrameKind, id: h.readUInt32LE(8), jsonLen, binLen, bodyCrc: h.readUInt32LE(20) };
+  return { version: h.readUInt8(4), kind: kind as FrameKind, id: h.readUInt32LE(8), jsonLen, binLen, bodyCrc: h.readUInt32LE(20), mac: (flags & FLAG_MAC) !== 0, raw: h };
 }

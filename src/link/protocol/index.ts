@@ -2,15 +2,19 @@
  * The remote-link protocol: framed, versioned, authenticated messages between arrays over plain
  * TCP (in labs through the link emulator, src/link/emulator).
  *
- * Wire format (./frame.ts): 28-byte header (magic "SRLK", version, kind, request id, JSON and
- * binary lengths, body CRC32C, header CRC32C), then a JSON object and a binary payload. Limits:
+ * Wire format (./frame.ts): 28-byte header (magic "SRLK", version, kind, flags, request id, JSON
+ * and binary lengths, body CRC32C, header CRC32C), then a JSON object and a binary payload, and
+ * after the handshake a 16-byte MAC (HMAC-SHA256 under a per-direction session key over a
+ * per-direction sequence number, the header and the body; it replaces the body CRC). Limits:
  * 64 KiB JSON and no payload until the peer is authenticated, then LINK_MAX_JSON (1 MiB) and
  * LINK_MAX_BINARY (16 MiB) by default (each side tells the other its receive limits in the
  * handshake; a sender refuses locally with 'frame-too-large' to send more). A malformed or
  * oversized frame ends the connection after an ERROR frame {code: 'protocol'|'frame-too-large'}.
  *
  * Handshake (./handshake.ts): mutual HMAC-SHA256 challenge-response over both nonces, both
- * array names, the version and the offered mirrors; then the receiving side checks the expected
+ * array names, the version and the offered mirrors, the client proving first (the server sends
+ * nothing derived from the secret to an unauthenticated client); session keys from HKDF-SHA256;
+ * a frame failing its MAC closes the connection ('bad-mac') unapplied; then the receiving side checks the expected
  * peer names (both ways), each offered mirror id, and that its secondary is at least as large as
  * the primary. Refusals ('auth-failed', 'wrong-peer', 'wrong-mirror', 'size-mismatch',
  * 'version-mismatch', 'protocol', 'timeout') reach the other side as an ERROR frame before the
@@ -57,11 +61,15 @@ export {
   LINK_MAX_BINARY,
   HANDSHAKE_MAX_JSON,
   HANDSHAKE_MAX_BINARY,
+  FLAG_MAC,
+  LINK_MAC_BYTES,
+  frameMac,
+  type MacState,
   type Frame,
   type FrameKind,
   type FrameLimits,
 } from './frame.js';
-export { proof, verifyProof, newNonce, NONCE_BYTES, type Transcript } from './handshake.js';
+export { proof, verifyProof, newNonce, deriveSessionKeys, NONCE_BYTES, type Transcript, type SessionKeys } from './handshake.js';
 export {
   LinkConnection,
   DEFAULT_TIMERS,

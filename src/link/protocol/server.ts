@@ -23,8 +23,9 @@ export interface RemoteLinkServerOptions {
  * and its offered mirrors checked (mirrorFor) before any handler runs.
  *
  * Events: 'session' (SessionInfo, LinkConnection) when a peer is accepted; 'refused' ({remote,
- * error: RemoteLinkError}) when a handshake fails (the peer got the same code); 'session-closed'
- * (SessionInfo, RemoteLinkError | null).
+ * error: RemoteLinkError}) when a handshake fails (the peer got the same code), and when an open
+ * session ends because a frame failed its MAC check (code 'bad-mac': the frame was not acted on);
+ * 'session-closed' (SessionInfo, RemoteLinkError | null).
  */
 export class RemoteLinkServer extends EventEmitter {
   private readonly server: net.Server;
@@ -61,6 +62,7 @@ export class RemoteLinkServer extends EventEmitter {
     const remote = `${s.remoteAddress}:${s.remotePort}`;
     c.once('close', (e: RemoteLinkError | null) => {
       this.conns.delete(c);
+      if (c.session && e?.code === 'bad-mac') this.emit('refused', { remote, error: e });
       if (c.session) this.emit('session-closed', c.session, e);
     });
     c.handshakeAsServer({

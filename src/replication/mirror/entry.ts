@@ -75,7 +75,7 @@ export const divergenceBitmapPath = (e: Entry): string => join(e.dir, 'divergenc
 export const divergenceMetaPath = (e: Entry): string => join(e.dir, 'divergence.json');
 
 /** Link error codes that mean the connection is gone (not an error of the request itself). */
-export const LINK_FAILURES: ReadonlySet<string> = new Set(['closed', 'peer-dead', 'not-connected', 'timeout']);
+export const LINK_FAILURES: ReadonlySet<string> = new Set(['closed', 'peer-dead', 'not-connected', 'timeout', 'bad-mac']);
 
 /** Reads of a secondary's data or checksums (backfresh, verify): whole batches of regions. */
 export const remoteReadTimeoutMs = 60_000;

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeFrame, FrameDecoder, KIND, LINK_HEADER_SIZE, LinkFrameError, type FrameKind } from '../../../src/link/protocol/index.js';
+import { randomBytes } from 'node:crypto';
+import { encodeFrame, FrameDecoder, KIND, LINK_HEADER_SIZE, LINK_MAC_BYTES, LinkFrameError, type FrameKind } from '../../../src/link/protocol/index.js';
 
 const kinds = Object.values(KIND) as FrameKind[];
 
@@ -67,5 +68,62 @@ describe('link frame codec', () => {
     const big = encodeFrame({ kind: KIND.REQUEST, id: 1, json: {}, bin: Buffer.alloc(2000) });
     expect(() => dec.push(big.subarray(0, LINK_HEADER_SIZE))).toThrow(/exceeds the limit/);
     expect(() => encodeFrame({ kind: KIND.REQUEST, id: 1, json: {}, bin: Buffer.alloc(2000) }, { maxJson: 100, maxBinary: 1000 })).toThrow(LinkFrameError);
+  });
+});
+
+describe('link frame MAC', () => {
+  const key = randomBytes(32);
+  const macced = (n: number, seq0 = 0) => {
+    const st = { key, seq: seq0 };
+    return Array.from({ length: n }, (_, i) => encodeFrame({ kind: KIND.REQUEST, id: i + 1, json: { op: 'write', args: { offset: i * 512 } }, bin: Buffer.alloc(512, i) }, undefined, undefined, st));
+  };
+  const receiver = () => {
+    const d = new FrameDecoder();
+    d.setReceiveKey(key);
+    return d;
+  };
+
+  it('frames with a MAC decode as authenticated, in sequence; the body CRC is left out', () => {
+    const wire = macced(3);
+    expect(wire[0]!.length).toBe(LINK_HEADER_SIZE + wire[0]!.readUInt32LE(12) + 512 + LINK_MAC_BYTES);
+    expect(wire[0]!.readUInt32LE(20)).toBe(0);
+    const out = receiver().push(Buffer.concat(wire));
+    expect(out.map((f) => [f.id, f.authenticated, f.bin[0]])).toEqual([
+      [1, true, 0],
+      [2, true, 1],
+      [3, true, 2],
+    ]);
+  });
+
+  it('any flipped bit of a frame with a MAC is refused (bad-mac, or a header error), never decoded', () => {
+    const f = macced(1)[0]!;
+    for (let bit = 0; bit < f.length * 8; bit++) {
+      const g = Buffer.from(f);
+      g[bit >> 3]! ^= 1 << (bit & 7);
+      let frames: unknown[] = [];
+      try {
+        frames = receiver().push(g);
+      } catch (e) {
+        expect(e).toBeInstanceOf(LinkFrameError);
+        continue;
+      }
+      expect(frames).toEqual([]); // a damaged length can only leave the decoder waiting
+    }
+  });
+
+  it('a frame out of sequence (replayed, dropped, reordered) is bad-mac', () => {
+    const [a, b] = macced(2);
+    expect(() => receiver().push(Buffer.concat([a!, a!]))).toThrow(expect.objectContaining({ code: 'bad-mac' }));
+    expect(() => receiver().push(b!)).toThrow(expect.objectContaining({ code: 'bad-mac' }));
+    expect(() => receiver().push(Buffer.concat([b!, a!]))).toThrow(expect.objectContaining({ code: 'bad-mac' }));
+    // another key (another session, or the other direction)
+    const other = new FrameDecoder();
+    other.setReceiveKey(randomBytes(32));
+    expect(() => other.push(a!)).toThrow(expect.objectContaining({ code: 'bad-mac' }));
+  });
+
+  it('a frame with a MAC before the keys is a protocol error; one without decodes unauthenticated', () => {
+    expect(() => new FrameDecoder().push(macced(1)[0]!)).toThrow(expect.objectContaining({ code: 'protocol' }));
+    expect(receiver().push(encodeFrame({ kind: KIND.ERROR, id: 0, json: { code: 'auth-failed' } }))[0]).toMatchObject({ authenticated: false });
   });
 });
