@@ -114,7 +114,7 @@ Sizes: 64K, 64M, 1G. Durations: 10s, 500ms, 1m (a bare number is seconds).`,
       .command('promote')
       .description("make the group primary on a secondary array (runs there): every member is promoted after the batch the receiver applies; says which journal record the copy holds and how long before the promote it was applied")
       .argument(...groupRef)
-      .option('-f, --force', 'promote members that are not a point in time (a resync was under way) as they are')
+      .option('-f, --force', 'promote without asking the old primary to step down (it is gone), and members that are not a point in time as they are; if the old primary is alive behind a cut link: split brain')
       .option('--from-snapshot', "roll every member back to the group's resync-protection snapshot (its last consistent point) first"),
   ).action(run((ref: string, opts: TargetFlags & { force?: boolean; fromSnapshot?: boolean }) => groupPromoteCommand(ref, opts)));
   targetOptions(
@@ -148,6 +148,4 @@ Sizes: 64K, 64M, 1G. Durations: 10s, 500ms, 1m (a bare number is seconds).`,
   targetOptions(group.command('delete').alias('rm').description('delete the group (switches to synchronous first: the journal drains); the mirrors stay').argument(...groupRef)).action(
     run((ref: string, opts: TargetFlags) => groupDeleteCommand(ref, opts)),
   );
-  group.exitOverride();
-  for (const c of group.commands) c.exitOverride();
 }

@@ -73,7 +73,7 @@ Sizes and rates: 64K, 64M, 10M/s, 1048576.`,
       .command('promote')
       .description("make a secondary the primary (runs on the secondary's array)")
       .argument(...mirrorRef)
-      .option('-f, --force', 'promote even an image that is not a point in time (a resync was under way), as it is')
+      .option('-f, --force', 'promote without asking the old primary to step down (it is gone), and even an image that is not a point in time, as it is; if the old primary is alive behind a cut link: split brain')
       .option('--from-snapshot', 'roll the image back to its resync-protection snapshot (its last consistent point) first, then promote'),
   ).action(run((ref: string, opts: TargetFlags & { force?: boolean; fromSnapshot?: boolean }) => mirrorPromoteCommand(ref, opts)));
   targetOptions(
@@ -145,6 +145,4 @@ Sizes and rates: 64K, 64M, 10M/s, 1048576.`,
       .argument(...mirrorRef)
       .option('--survivor <array>', 'the array whose data is kept (required)'),
   ).action(run((ref: string, opts: TargetFlags & { survivor?: string }) => mirrorResolveCommand(ref, opts)));
-  mirror.exitOverride();
-  for (const c of mirror.commands) c.exitOverride();
 }

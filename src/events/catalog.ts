@@ -82,6 +82,7 @@ export const MIRROR_EVENTS = [
   // administration
   'mirror.created',
   'mirror.became-primary',
+  'mirror.old-primary-stepped-down',
   'mirror.promoted-from-snapshot',
   'mirror.verified',
   'mirror.split-brain',

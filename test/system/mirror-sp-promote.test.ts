@@ -32,7 +32,7 @@ describe('promote the secondary after the two-SP primary array is killed', { tim
       throw new Error(`writer: ${(e as Error).message}`);
     });
     console.log(formatWriteReport(rep));
-    const view = await l.bravoNode().promote('m0');
+    const view = await l.bravoNode().promote('m0', { force: true }); // the primary is dead: only --force promotes
     expect(view.local.role).toBe('primary');
     const v = await verifyLedger(w.ledger, { endpoints: [l.bravoUri()] });
     console.log(formatVerifyReport(v));

@@ -38,8 +38,8 @@ export async function createGroup(ctx: GroupContext, p: { name: string; members:
   });
   if (new Set(infos.map((m) => m.mirrorId)).size !== infos.length) throw new GroupError('invalid', 'a mirror is listed twice');
   const arrays = (m: { secondaryArrays: string[] }) => [...m.secondaryArrays].sort().join(',');
-  if (infos.some((m) => arrays(m) !== arrays(infos[0]!))) throw new GroupError('invalid', `the members must replicate to the same arrays (${infos.map((m) => `${m.name}: ${arrays(m) || 'none'}`).join('; ')})`);
-  if (!infos[0]!.secondaryArrays.length) throw new GroupError('invalid', 'the members have no secondary image yet');
+  if (infos.some((m) => arrays(m) !== arrays(infos[0]!))) throw new GroupError('state', `the members must replicate to the same arrays (${infos.map((m) => `${m.name}: ${arrays(m) || 'none'}`).join('; ')})`);
+  if (!infos[0]!.secondaryArrays.length) throw new GroupError('state', 'the members have no secondary image yet');
   const attrs = withDefaults(p.attributes ?? {});
   const problems = attributeProblems(attrs);
   if (problems.length) throw new GroupError('invalid', problems.join('; '));
@@ -219,6 +219,22 @@ export async function promote(ctx: GroupContext, ref: string, p: { force?: boole
     if (!fb) throw new GroupError('not-found', `group ${g.record.name} has no resync-protection snapshot on ${ctx.host.array}: nothing to roll back to${bad.length ? ' (--force promotes the members as they are)' : ''}`);
     if (!fb.valid) throw new GroupError('state', `the fallback snapshot ${fb.snapshot} of group ${g.record.name} is no longer valid (invalidated by a full snapshot store, or deleted): it cannot be rolled back to`);
   } else if (bad.length && !p.force) throw new GroupError('inconsistent', refusal(g.record.name, ctx.host.array, bad, fb));
+  // A plain promote: the old primary steps down first, for every member, before anything changes
+  // here; one it cannot reach (a cut link) refuses the whole promote (never two primaries).
+  const plain = !p.force && !p.fromSnapshot;
+  if (plain) {
+    const done: string[] = [];
+    for (const m of g.record.members) {
+      try {
+        await ctx.host.stepDownOldPrimary(m);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        const already = done.length ? ` (the old primary stepped down already for ${done.join(', ')}: promote again once it can be reached)` : '';
+        throw new GroupError(code === 'unreachable' || code === 'inconsistent' || code === 'not-found' ? code : 'state', `group ${g.record.name}: ${(err as Error).message}${already}`);
+      }
+      done.push(ctx.host.member(m)?.name ?? m);
+    }
+  }
   await g.receiver?.stop();
   // Taken now: nothing is applied after the stop, and promoting the members may close the
   // receiver (./role.ts) before the section below runs.
@@ -226,7 +242,7 @@ export async function promote(ctx: GroupContext, ref: string, p: { force?: boole
   const rolled = p.fromSnapshot ? await prot!.rollBack(g.record.members) : undefined;
   const report = promotionReport(g.receiver?.observed() ?? null, p.force === true, rolled ? states.map((m) => ({ ...m, state: 'CONSISTENT' })) : states);
   if (rolled && fb) report.fromSnapshot = { snapshot: fb.snapshot, created: fb.created, ageSeconds: fb.ageSeconds, groupSeq: fb.groupSeq };
-  for (const m of g.record.members) await ctx.host.promoteMirror(m, p.force === true || rolled !== undefined, rolled?.get(m));
+  for (const m of g.record.members) await ctx.host.promoteMirror(m, p.force === true || rolled !== undefined, rolled?.get(m), plain);
   const events = await ctx.exclusive(g, async () => {
     await g.receiver?.close();
     g.receiver = null;

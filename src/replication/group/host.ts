@@ -79,8 +79,17 @@ export interface GroupHost {
   idle(mirrorId: string): Promise<void>;
   /** True when every secondary of the mirror is connected, unfractured, CONSISTENT or SYNCHRONIZED with an empty fracture log and no resync. */
   inSync(mirrorId: string): boolean;
-  /** `rolledBack`: the image was rolled back to its fallback snapshot first; these ranges changed. */
-  promoteMirror(mirrorId: string, force: boolean, rolledBack?: Range[]): Promise<void>;
+  /**
+   * `rolledBack`: the image was rolled back to its fallback snapshot first; these ranges changed.
+   * `steppedDown`: stepDownOldPrimary succeeded for it (a plain promote does not ask again).
+   */
+  promoteMirror(mirrorId: string, force: boolean, rolledBack?: Range[], steppedDown?: boolean): Promise<void>;
+  /**
+   * A plain promote's first step for one member: its old primary is asked over the remote link to
+   * step down (src/replication/mirror/admin.ts). Throws (code `unreachable`, `inconsistent`,
+   * `state`) when it cannot be reached or knows this image is behind; nothing changed here then.
+   */
+  stepDownOldPrimary(mirrorId: string): Promise<void>;
   /** The array's snapshots (absent: the array keeps none, e.g. two SPs). */
   readonly snapshots?: SnapshotPort;
   /** Resync protection of secondary images (absent: none). */

@@ -12,7 +12,8 @@ import { divergenceBitmapPath, divergenceMetaPath, fracturePath, imageOf, mirror
 import { SecondaryPeer, type PrimarySide } from './primary.js';
 import type { PeerLinks } from './peer-link.js';
 import type { ResyncProtection } from './protection.js';
-import { applyChecked, type MirrorRecords } from './records.js';
+import type { PeerLiveness } from './secondary.js';
+import { applyChecked, loadRecord, type MirrorRecords } from './records.js';
 import { regionCrcs, summarize, VERIFY_BATCH_BYTES } from './regions.js';
 import type { Resync } from './resync.js';
 import {
@@ -43,6 +44,8 @@ export interface AdminHost {
   openPrimary(e: Entry, why: 'create' | 'promote'): Promise<void>;
   closePrimary(e: Entry, removeFiles: boolean): Promise<void>;
   dropDivergence(e: Entry): Promise<void>;
+  /** Whether a peer array is alive, as the sessions it opened here show (./secondary.ts). */
+  liveness(array: string): PeerLiveness;
   readonly links: Pick<PeerLinks, 'connectPeer' | 'startPeers' | 'withControlLink' | 'propagate'>;
   readonly resync: Pick<Resync, 'markFull' | 'resyncIfDirty' | 'afterChange'>;
   readonly protection: ResyncProtection;
@@ -54,7 +57,14 @@ export interface PromoteHow {
   fromSnapshot?: boolean;
   /** a group's promote rolled the image back already: the ranges the rollback rewrote */
   rolledBack?: Range[];
+  /** a group's promote had the old primary step down already (stepDownOldPrimary) */
+  steppedDown?: boolean;
 }
+
+/** Each request of a plain promote to the old primary (its record, the new record) times out after this. */
+const stepDownTimeoutMs = 15_000;
+/** A plain promote gives up connecting to the old primary after this (TCP connect, then the handshake). */
+const stepDownConnectMs = 5_000;
 
 /** remove-secondary (graceful) waits this long for the writes in flight to the secondary. */
 const gracefulRemoveTimeoutMs = 10_000;
@@ -88,10 +98,16 @@ export class MirrorAdmin implements MirrorControl {
     const ps = e.primary;
     const images: ImageView[] = e.db.images.map((img) => {
       const p = ps?.peers.get(img.imageId);
+      // On a secondary, the primary as the link shows it now (the record says what the primary
+      // last sent, and a cut link sends nothing): its sessions to this array answer, or not.
+      // (On the primary the record follows the links: the keepalive, or a write time-out, drops a
+      // silent one within 5 s and the image goes UNREACHABLE.)
+      const live = !ps && img.role === 'primary' && img.imageId !== e.localImageId ? this.host.liveness(img.array) : null;
       const v: ImageView = {
         ...img,
-        link: img.imageId === e.localImageId ? 'local' : p ? p.link : 'down',
-        ...(p?.linkError ? { linkError: p.linkError } : {}),
+        ...(live ? { reachability: live.reachable ? 'REACHABLE' : 'UNREACHABLE' } : {}),
+        link: img.imageId === e.localImageId ? 'local' : p ? p.link : live?.reachable ? 'connected' : 'down',
+        ...(p?.linkError ? { linkError: p.linkError } : live?.why ? { linkError: live.why } : {}),
         fractureLog: p ? { regions: p.fracture.bitmap.countRegions(), bytes: p.fracture.bitmap.dirtyBytes() } : null,
         resync: p?.resyncView() ?? null,
         recordGeneration: img.imageId === e.localImageId ? e.db.generation : (p?.memberGeneration ?? null),
@@ -224,11 +240,15 @@ export class MirrorAdmin implements MirrorControl {
       const state = (e.db.images.find((i) => i.imageId === e.localImageId)?.state ?? 'UNSYNCHRONIZED') as ImageState;
       if (!promotable(state) && !how.force && !how.fromSnapshot && !how.rolledBack) throw new MirrorError('inconsistent', this.host.protection.refusal(e, state));
       const fromSnapshot = how.fromSnapshot === true || how.rolledBack !== undefined;
+      const oldPrimary = primaryOf(e.db).imageId;
+      // A plain promote: the old primary steps down first (it is asked over the remote link), or
+      // nothing happens. Never two primaries taking host writes (--force is the operator's call).
+      if (!how.force && !fromSnapshot && !how.steppedDown) await this.stepDownLocked(e);
       const fb = fromSnapshot ? this.host.protection.view(e).fallback : null;
       const rolled = how.rolledBack ?? (how.fromSnapshot ? (await this.host.protection.rollBack([e.id])).get(e.id)! : []);
       const force = how.force || fromSnapshot;
-      const oldPrimary = primaryOf(e.db).imageId;
-      await this.records.change(e, { op: 'promote', imageId: e.localImageId, force }, false);
+      // (a retried plain promote may find the record that makes this image primary saved already)
+      if (primaryOf(e.db).imageId !== e.localImageId) await this.records.change(e, { op: 'promote', imageId: e.localImageId, force }, false);
       await this.host.dropDivergence(e);
       await this.host.openPrimary(e, 'promote');
       const ps = e.primary!;
@@ -249,6 +269,74 @@ export class MirrorAdmin implements MirrorControl {
         this.event('promoted-from-snapshot', { mirrorId: e.id, imageId: e.localImageId, snapshot: fb?.snapshot ?? null, created: fb?.created ?? null, ageSeconds: fb?.ageSeconds ?? null, rolledBackBytes: rolled.reduce((n, r) => n + r.length, 0) });
       this.host.links.startPeers(e);
     });
+  }
+
+  /**
+   * A plain promote's first step: asks the old primary to step down, and only once it has (it
+   * took the record that makes this image the primary: it waited for its host writes in flight,
+   * kept what this image may lack, and refuses host writes from then on) may this array promote.
+   * The old primary's own record comes first: when it knows this image is behind (fractured,
+   * resynchronizing), the promote is refused and nothing changes. An old primary that cannot be
+   * reached is refused with `unreachable`, naming --force and what it risks. On success the
+   * record the old primary took is this array's record too (the local promote applies the same
+   * change to it, so both sides hold the same record).
+   */
+  stepDownOldPrimary(e: Entry): Promise<void> {
+    return this.records.exclusive(e, () => this.stepDownLocked(e));
+  }
+
+  private async stepDownLocked(e: Entry): Promise<void> {
+    if (e.primary) throw new MirrorError('state', `image ${e.localImageId} is already the primary of mirror ${e.db.name}`);
+    const old = primaryOf(e.db);
+    const refusedUnreachable = (why: string): MirrorError =>
+      new MirrorError(
+        'unreachable',
+        `mirror ${e.db.name}: promotion of ${e.localImageId} refused: its primary ${old.imageId} on ${old.array} cannot be reached (${why}), so it cannot step down first, and it may still be taking host writes. ` +
+          `--force promotes this image anyway and risks a split brain: both arrays primary, and the writes ${old.array} acknowledged since the link was lost are not on this image (they would be lost, or kept only by "sanbox mirror resolve ${e.db.name} --survivor ${old.array}"). ` +
+          `Restore the link and promote again, or use --force only once ${old.array} is down for good.`,
+      );
+    const took: { record: MirrorDbRecord | null } = { record: null };
+    try {
+      await this.host.links.withControlLink(
+        old.array,
+        async (c) => {
+          // What the old primary knows: a newer record comes back instead of being taken.
+          const { result: cur } = await c.request('mirror-db', { mirrorId: e.id, record: e.db as unknown as Record<string, unknown> }, undefined, { timeoutMs: stepDownTimeoutMs });
+          const base = !cur.applied && cur.record ? loadRecord(cur.record) : e.db;
+          if (base !== e.db) {
+            const p = primaryOf(base);
+            // an earlier plain promote got this far, then failed here: the old primary stepped down already
+            if (p.imageId === e.localImageId) {
+              took.record = base;
+              return;
+            }
+            if (p.imageId !== old.imageId) throw new MirrorError('state', `mirror ${e.db.name}: ${old.array} says ${p.imageId} on ${p.array} is the primary now (epoch ${base.epoch}); this array's record is older: promotion refused`);
+          }
+          // Behind the primary (fractured: its writes since only marked its fracture log): they would be lost.
+          const mine = base.images.find((i) => i.imageId === e.localImageId);
+          if (!mine) throw new MirrorError('state', `mirror ${e.db.name}: ${old.array} no longer lists ${e.localImageId} as an image: promotion refused`);
+          if (mine.fractured || !promotable(mine.state as ImageState))
+            throw new MirrorError(
+              'inconsistent',
+              `mirror ${e.db.name}: promotion of ${e.localImageId} refused: its primary ${old.array} may hold host writes this image lacks (the image is ${mine.state}${mine.fractured ? `, fractured (${mine.fractureReason})` : ''} in ${old.array}'s record). Synchronize it ("sanbox mirror sync ${e.db.name}" on ${old.array} if it is fractured) and promote once "sanbox mirror status ${e.db.name}" shows it in sync; --force promotes it as it is and loses those writes (a split brain).`,
+            );
+          const next = applyChecked(base, { op: 'promote', imageId: e.localImageId, force: false }).db!;
+          const { result } = await c.request('mirror-db', { mirrorId: e.id, record: next as unknown as Record<string, unknown> }, undefined, { timeoutMs: stepDownTimeoutMs });
+          if (!result.applied) throw new MirrorError('state', `mirror ${e.db.name}: ${old.array} did not step down (it holds a newer record, epoch ${String((result.record as { epoch?: unknown } | undefined)?.epoch ?? '?')}): promotion refused`);
+          took.record = base;
+        },
+        { timeoutMs: stepDownConnectMs },
+      );
+    } catch (err) {
+      // not reached, or it could not be asked (no link configured, a refused handshake): the same
+      if (err instanceof MirrorError && (err.code === 'unreachable' || err.code === 'refused' || err.code === 'invalid')) throw refusedUnreachable(err.message);
+      if (err instanceof RemoteLinkError) throw refusedUnreachable(`${err.code}: ${err.message}`);
+      throw err;
+    }
+    // The old primary took the new record; the local promote applies the same change to the same
+    // base (or finds it applied already: a retried promote).
+    if (took.record && took.record !== e.db) await this.records.save(e, took.record);
+    this.event('old-primary-stepped-down', { mirrorId: e.id, imageId: e.localImageId, oldPrimary: old.imageId, array: old.array });
   }
 
   synchronize(ref: string, image?: string, p: { force?: boolean } = {}): Promise<MirrorView> {

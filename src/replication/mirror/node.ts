@@ -129,6 +129,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
       openPrimary,
       closePrimary,
       dropDivergence: (e) => this.secondary.dropDivergence(e),
+      liveness: (a) => this.secondary.liveness(a),
       links: this.links,
       resync: this.resync,
       protection: this.protection,
@@ -269,11 +270,18 @@ export class MirrorNode implements MirrorControl, GroupHost {
     });
   }
 
-  async promoteMirror(mirrorId: string, force: boolean, rolledBack?: Range[]): Promise<void> {
+  async promoteMirror(mirrorId: string, force: boolean, rolledBack?: Range[], steppedDown?: boolean): Promise<void> {
     const e = this.records.entries.get(mirrorId);
     if (!e) throw new MirrorError('not-found', `no mirror ${mirrorId} on ${this.array}`);
     if (e.primary) return; // promoted already (a retried group promote)
-    await this.admin.promoteEntry(e, { force, ...(rolledBack ? { rolledBack } : {}) });
+    await this.admin.promoteEntry(e, { force, ...(rolledBack ? { rolledBack } : {}), ...(steppedDown ? { steppedDown } : {}) });
+  }
+
+  async stepDownOldPrimary(mirrorId: string): Promise<void> {
+    const e = this.records.entries.get(mirrorId);
+    if (!e) throw new MirrorError('not-found', `no mirror ${mirrorId} on ${this.array}`);
+    if (e.primary) return; // promoted already (a retried group promote)
+    await this.admin.stepDownOldPrimary(e);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -419,6 +427,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.secondary.stopProbe();
     await ignoreOnClose(this.server?.close(), 'closing the remote-link listener');
     if (this.suspended) return; // crash() closed every file already
     await this.groups.close();
@@ -462,6 +471,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
         c?.close();
       }
     }
+    this.secondary.stopProbe();
     await ignoreOnClose(server?.close(), 'closing the remote-link listener at power loss');
     await this.groups.close({ abandon: true });
     for (const e of entries) {

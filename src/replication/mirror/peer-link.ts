@@ -196,11 +196,16 @@ export class PeerLinks {
     return bin;
   }
 
-  /** A one-shot link to `array` for requests outside any negotiated mirror (add-secondary). */
-  async withControlLink<T>(array: string, fn: (c: RemoteLinkClient) => Promise<T>): Promise<T> {
+  /**
+   * A one-shot link to `array` for requests outside any negotiated mirror (add-secondary, a plain
+   * promote asking the old primary to step down). `timeoutMs`: for the TCP connect and for the
+   * handshake each (default: the link's).
+   */
+  async withControlLink<T>(array: string, fn: (c: RemoteLinkClient) => Promise<T>, opts: { timeoutMs?: number } = {}): Promise<T> {
     const cfg = this.host.peerConfig(array);
     if (!cfg) throw new MirrorError('invalid', `array ${this.host.array} has no remote link to array ${array} (configure it in the lab file)`);
-    const c = new RemoteLinkClient({ array: this.host.array, peer: array, secret: cfg.secret, host: cfg.host, port: cfg.port, mirrors: [], reconnect: false });
+    const t = opts.timeoutMs;
+    const c = new RemoteLinkClient({ array: this.host.array, peer: array, secret: cfg.secret, host: cfg.host, port: cfg.port, mirrors: [], reconnect: false, ...(t !== undefined ? { connectTimeoutMs: t, timers: { handshakeTimeoutMs: t } } : {}) });
     try {
       await c.connect();
     } catch (err) {

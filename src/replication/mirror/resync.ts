@@ -151,8 +151,9 @@ export class Resync {
         }
         p.fullReason = null;
         await p.fracture.persist();
-        this.event('resync-done', { mirrorId: e.id, imageId: p.imageId, full: run.full, bytesDone: run.bytesDone, bytesCopied: run.bytesCopied, bytesZeroed: run.bytesZeroed, seconds: (Date.now() - run.startedAt) / 1000 });
+        // the record first: whoever acts on resync-done (a verify, the monitor) sees the image synchronized
         await this.records.exclusive(e, () => this.records.change(e, { op: 'sync-done', imageId: p.imageId })).catch((err) => this.event('change-failed', { mirrorId: e.id, op: 'sync-done', error: (err as Error).message }));
+        this.event('resync-done', { mirrorId: e.id, imageId: p.imageId, full: run.full, bytesDone: run.bytesDone, bytesCopied: run.bytesCopied, bytesZeroed: run.bytesZeroed, seconds: (Date.now() - run.startedAt) / 1000 });
       },
       (err) => {
         p.resync = null;

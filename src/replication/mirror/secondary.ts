@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { MetadataStore } from '../../metadata/index.js';
-import { RemoteLinkError, RemoteLinkServer, type LinkHandlers, type RequestContext } from '../../link/protocol/index.js';
+import { DEFAULT_TIMERS, RemoteLinkError, RemoteLinkServer, type LinkConnection, type LinkHandlers, type RequestContext, type SessionInfo } from '../../link/protocol/index.js';
 import { RegionBitmap } from '../../native/index.js';
 import { compareRecords, primaryOf, type MirrorDbRecord } from '../state/index.js';
 import { BitmapFile } from './bitmap-file.js';
@@ -36,16 +36,73 @@ export interface SecondaryHost {
   readonly protection: ResyncProtection;
 }
 
+/**
+ * A peer that opened sessions to this array (the primary of its secondary images) is alive while
+ * one of them answered a ping within this long: the link's own limit for a silent peer. A cut link
+ * may keep the TCP connection open while nothing crosses it, so an open session proves nothing.
+ */
+export const PEER_LIVENESS_MS = DEFAULT_TIMERS.deadAfterMs;
+/** Every session from a peer is pinged this often. */
+const LIVENESS_PROBE_MS = 1000;
+
+/** What this array knows of a peer's reachability through the sessions it opened here. */
+export interface PeerLiveness {
+  reachable: boolean;
+  /** why not, when not */
+  why?: string;
+}
+
 /** At most this many regions per read-regions request. */
 const READ_REGIONS_MAX = 4096;
 /** A demoted primary waits this long for its host writes in flight before it closes. */
 const demoteDrainTimeoutMs = 10_000;
 
 export class SecondarySide {
+  /** open sessions peers opened to this array, for the liveness probe */
+  private readonly sessions = new Map<SessionInfo, LinkConnection>();
+  private readonly probing = new Set<LinkConnection>();
+  /** per peer array: when one of its sessions last answered a ping (or opened) */
+  private readonly lastAnswer = new Map<string, number>();
+  private probe: NodeJS.Timeout | null = null;
+
   constructor(
     private readonly records: MirrorRecords,
     private readonly host: SecondaryHost,
   ) {}
+
+  /**
+   * Whether `array` can be reached, as the sessions it opened to this array show: one of them
+   * answered a ping within PEER_LIVENESS_MS. The view of a secondary image shows its primary so.
+   */
+  liveness(array: string): PeerLiveness {
+    const open = [...this.sessions.entries()].some(([s, c]) => s.peerArray === array && c.isOpen);
+    if (!open) return { reachable: false, why: `no remote-link session from ${array}` };
+    const age = Date.now() - (this.lastAnswer.get(array) ?? 0);
+    if (age > PEER_LIVENESS_MS) return { reachable: false, why: `no answer from ${array} for ${Math.round(age / 1000)} s (limit ${PEER_LIVENESS_MS / 1000} s)` };
+    return { reachable: true };
+  }
+
+  private probeSessions(): void {
+    for (const [s, c] of this.sessions) {
+      if (!c.isOpen || this.probing.has(c)) continue;
+      this.probing.add(c);
+      c.request('ping', { t: Date.now() }, undefined, { timeoutMs: PEER_LIVENESS_MS }).then(
+        () => {
+          this.probing.delete(c);
+          this.lastAnswer.set(s.peerArray, Date.now());
+        },
+        () => this.probing.delete(c),
+      );
+    }
+  }
+
+  /** Stops the liveness probe (the listener closes). */
+  stopProbe(): void {
+    if (this.probe) clearInterval(this.probe);
+    this.probe = null;
+    this.sessions.clear();
+    this.probing.clear();
+  }
 
   private event(type: string, details: Record<string, unknown>): void {
     this.records.event(type, details);
@@ -53,6 +110,7 @@ export class SecondarySide {
 
   /** Listens on the remote-link port; the caller owns (and closes) the server. */
   async listen(l: { bind: string; port: number }): Promise<RemoteLinkServer> {
+    this.stopProbe(); // a listener of before a power loss: its sessions are gone
     const server = new RemoteLinkServer({
       array: this.host.array,
       peers: this.host.peers.map((p) => ({ array: p.array, secret: p.secret })),
@@ -63,8 +121,15 @@ export class SecondarySide {
       handlers: this.handlers(),
     });
     server.on('refused', ({ remote, error }: { remote: string; error: RemoteLinkError }) => this.event('link-refused', { remote, code: error.code, error: error.message }));
-    server.on('session', (s: { peerArray: string }) => this.event('link-session', { peer: s.peerArray }));
+    server.on('session', (s: SessionInfo, c: LinkConnection) => {
+      this.sessions.set(s, c);
+      this.lastAnswer.set(s.peerArray, Date.now()); // it just completed the handshake
+      this.event('link-session', { peer: s.peerArray });
+    });
+    server.on('session-closed', (s: SessionInfo) => this.sessions.delete(s));
     await server.listen(l.port, l.bind);
+    this.probe = setInterval(() => this.probeSessions(), LIVENESS_PROBE_MS);
+    this.probe.unref();
     return server;
   }
 

@@ -140,11 +140,38 @@ describe('consistency groups', () => {
     for (let i = 0; i < 50; i++) await d0.write(i * 4096, randomBytes(4096));
     await until(() => lab!.node('alpha').groups.get('g0').metrics!.entriesWaiting === 0, 10_000, 'drained');
     await lab.stop('alpha');
-    const v = await lab.node('bravo').groups.promote('g0');
+    const v = await lab.node('bravo').groups.promote('g0', { force: true }); // alpha is gone: only --force promotes
     expect(v.role).toBe('primary');
     expect(lab.node('bravo').list().every((m) => m.local.role === 'primary')).toBe(true);
     await lab.hostDevice('bravo', 'disk1').write(0, randomBytes(4096));
     await expect(lab.node('bravo').promote('m-disk0')).rejects.toThrow(/group/);
+  });
+});
+
+describe('group promote while the link is cut (issue 19, item 6)', () => {
+  it('a plain promote is refused (no member promoted, --force named); after the restore the old primary steps down first', async () => {
+    lab = await groupLab();
+    const a0 = lab.hostDevice('alpha', 'disk0');
+    for (let i = 0; i < 10; i++) await a0.write(i * 4096, randomBytes(4096));
+    await until(() => lab!.node('alpha').groups.get('g0').metrics!.entriesWaiting === 0, 10_000, 'drained');
+    const link = lab.links['alpha-bravo']!;
+    link.cutLink('both');
+    const acked = randomBytes(4096);
+    await a0.write(64 * 4096, acked); // acknowledged on alpha (in its writelog), not on bravo
+    await expect(lab.node('bravo').groups.promote('g0')).rejects.toMatchObject({ code: 'unreachable', message: expect.stringMatching(/group g0: .*cannot be reached.*--force.*split brain/s) });
+    expect(lab.node('bravo').list().every((m) => m.local.role === 'secondary')).toBe(true);
+    expect(lab.node('bravo').groups.get('g0').role).toBe('secondary');
+    expect(lab.node('alpha').list().every((m) => m.local.role === 'primary')).toBe(true);
+    await a0.write(65 * 4096, randomBytes(4096)); // alpha still takes writes
+    link.restore();
+    await until(() => lab!.node('alpha').groups.get('g0').metrics!.entriesWaiting === 0, 20_000, 'drained after the restore');
+    await lab.node('bravo').groups.promote('g0');
+    expect(lab.node('bravo').list().every((m) => m.local.role === 'primary')).toBe(true);
+    expect(lab.node('alpha').list().every((m) => m.local.role === 'secondary')).toBe(true);
+    expect(lab.events('bravo', 'mirror.old-primary-stepped-down').length).toBe(2);
+    expect((await lab.sites.bravo!.running!.array.device('disk0')!.read(64 * 4096, 4096)).equals(acked)).toBe(true);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(lab.events('bravo', 'mirror.split-brain').length).toBe(0);
   });
 });
 
@@ -155,7 +182,7 @@ describe('group failback', () => {
     for (let i = 0; i < 30; i++) await a0.write(i * 4096, randomBytes(4096));
     await until(() => lab!.node('alpha').groups.get('g0').metrics!.entriesWaiting === 0, 10_000, 'drained');
     await lab.stop('alpha');
-    await lab.node('bravo').groups.promote('g0');
+    await lab.node('bravo').groups.promote('g0', { force: true }); // alpha is gone: only --force promotes
     const b1 = lab.hostDevice('bravo', 'disk1');
     for (let i = 0; i < 10; i++) await b1.write(MiB + i * 65536, randomBytes(4096));
     await lab.start('alpha');

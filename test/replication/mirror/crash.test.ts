@@ -127,7 +127,7 @@ describe('primary array crash mid-write', () => {
   it('promote after the crash: the secondary holds every acknowledged write', async () => {
     const { alpha, bravo } = await setup();
     const w = await writeAndKill(alpha);
-    await bravo.mirrors!.promote('m0');
+    await bravo.mirrors!.promote('m0', { force: true }); // the primary is dead: only --force promotes
     const v = await verifyLedger(w.ledger, { endpoints: [`nbd://127.0.0.1:${bravo.nbd.port}/disk0`] });
     expect(v.violations, JSON.stringify(v.details.slice(0, 3))).toBe(0);
     expect(v.ok).toBe(true);

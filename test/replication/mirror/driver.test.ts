@@ -74,7 +74,8 @@ describe('promote, failback, split brain', () => {
     await mirrored(lab, true);
     await lab.hostDevice('alpha').write(1 * MiB, randomBytes(64 * 1024));
     await lab.stop('alpha');
-    const v = await lab.node('bravo').promote('m0');
+    // alpha is gone: it cannot step down first, so the promote is forced (issue 19, item 6)
+    const v = await lab.node('bravo').promote('m0', { force: true });
     expect(v.local.role).toBe('primary');
     expect(v.record.epoch).toBe(2);
     const dev = lab.hostDevice('bravo');
@@ -97,6 +98,58 @@ describe('promote, failback, split brain', () => {
     await expect(lab.hostDevice('alpha').write(0, Buffer.alloc(4096))).rejects.toThrow(/EPERM/);
     expect(await sameBytes(lab, 32 * MiB)).toBe(true);
     expect((await lab.node('bravo').verify('m0')).identical).toBe(true);
+  });
+
+  it('a plain promote while the link is cut is refused (naming --force and the split brain); after the restore it demotes the old primary first', async () => {
+    lab = await makeLab(['alpha', 'bravo'], [{ name: 'disk0', size: 16 * MiB }]);
+    await mirrored(lab, true);
+    const link = lab.links['alpha-bravo']!;
+    link.cutLink('both'); // a black hole: the connections stay open, nothing crosses
+    const aData = randomBytes(65536);
+    await lab.hostDevice('alpha').write(7 * 65536, aData); // acknowledged on alpha only (fractured)
+    // bravo's view of its primary follows the link, not the last record alpha sent
+    await until(() => lab!.node('bravo').get('m0').images.find((i) => i.imageId === 'alpha:0')!.reachability === 'UNREACHABLE', 10_000, 'bravo sees alpha unreachable');
+    const t0 = Date.now();
+    await expect(lab.node('bravo').promote('m0')).rejects.toMatchObject({ code: 'unreachable', message: expect.stringMatching(/cannot be reached.*--force.*split brain.*acknowledged/s) });
+    expect(Date.now() - t0).toBeLessThan(12_000);
+    expect(lab.node('bravo').get('m0').local.role).toBe('secondary');
+    expect(lab.node('alpha').get('m0').local.role).toBe('primary');
+    await lab.hostDevice('alpha').write(8 * 65536, randomBytes(65536)); // alpha still takes writes
+    await expect(lab.hostDevice('bravo').write(0, Buffer.alloc(4096))).rejects.toThrow(/EPERM/);
+    link.restore();
+    await until(() => {
+      const b = imageState(lab!, 'alpha', 'm0', 'bravo:0');
+      return b?.reachability === 'REACHABLE' && !b.fractured && ['CONSISTENT', 'SYNCHRONIZED'].includes(b.state as string) && lab!.node('alpha').get('m0').images[1]!.resync === null;
+    }, 20_000, 'resync after restore');
+    expect(lab.node('bravo').get('m0').images.find((i) => i.imageId === 'alpha:0')!.reachability).toBe('REACHABLE');
+    const v = await lab.node('bravo').promote('m0');
+    expect(v.local.role).toBe('primary');
+    expect(lab.events('bravo', 'mirror.old-primary-stepped-down').length).toBe(1);
+    // alpha stepped down before bravo became primary: demoted by the plain promote itself
+    expect(lab.node('alpha').get('m0').local.role).toBe('secondary');
+    expect(lab.events('alpha', 'mirror.demoted')[0]!.acknowledgedRegions).toBe(0);
+    await expect(lab.hostDevice('alpha').write(0, Buffer.alloc(4096))).rejects.toThrow(/EPERM/);
+    expect((await lab.sites.bravo!.running!.array.device('disk0')!.read(7 * 65536, 65536)).equals(aData)).toBe(true);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(lab.events('bravo', 'mirror.split-brain').length).toBe(0);
+  });
+
+  it('a plain promote of a secondary its reachable primary knows is behind (fractured) is refused: nothing acknowledged is dropped', async () => {
+    lab = await makeLab(['alpha', 'bravo'], [{ name: 'disk0', size: 16 * MiB }]);
+    await mirrored(lab, true);
+    await lab.node('alpha').fracture('m0');
+    const aData = randomBytes(65536);
+    await lab.hostDevice('alpha').write(4 * 65536, aData); // acknowledged; only in alpha's fracture log
+    await expect(lab.node('bravo').promote('m0')).rejects.toMatchObject({ code: 'inconsistent', message: expect.stringMatching(/fractured.*--force/s) });
+    expect(lab.node('bravo').get('m0').local.role).toBe('secondary');
+    expect(lab.node('alpha').get('m0').local.role).toBe('primary');
+    await lab.node('alpha').synchronize('m0');
+    await until(() => !imageState(lab!, 'alpha', 'm0', 'bravo:0')!.fractured && lab!.node('alpha').get('m0').images[1]!.resync === null && imageState(lab!, 'alpha', 'm0', 'bravo:0')!.state !== 'SYNCHRONIZING', 20_000, 'resync');
+    await lab.node('bravo').promote('m0');
+    expect(lab.node('alpha').get('m0').local.role).toBe('secondary');
+    expect((await lab.sites.bravo!.running!.array.device('disk0')!.read(4 * 65536, 65536)).equals(aData)).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(lab.events('bravo', 'mirror.split-brain').length).toBe(0);
   });
 
   it('split brain is detected, never resolved silently, and the operator picks the survivor', async () => {
