@@ -417,5 +417,4 @@ See docs/check.md.`,
     .option('--json', 'machine-readable report')
     .action(run(guarded((opts: { uri?: string[]; json?: boolean }) => fsCheckCommand(opts))));
 
-  for (const c of [check, ledger, prefix, ...check.commands, ...ledger.commands, ...prefix.commands]) c.exitOverride();
 }

@@ -164,6 +164,4 @@ write to the clone copies its region first. A live LUN is cloned at the moment o
       .option('-f, --force', 'disconnect open NBD sessions of the clone LUN first')
       .option('--keep-lun', 'a completed clone: forget the clone, keep its LUN'),
   ).action(run((name: string, o: TargetFlags & { force?: boolean; keepLun?: boolean }) => cloneDeleteCommand(name, o)));
-  clone.exitOverride();
-  for (const c of clone.commands) c.exitOverride();
 }

@@ -23,6 +23,7 @@ import { addScenarioCommands } from './scenario-verbs.js';
 import { addSnapshotCommands } from './snapshot-verbs.js';
 import { addCloneCommands } from './clone-verbs.js';
 import { addMonitorCommands } from './monitor/index.js';
+import { addEventsCommand } from './events/index.js';
 import { handleOutputErrors } from './pipe.js';
 
 export { EXIT } from './common.js';
@@ -32,8 +33,10 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 const EXIT_HELP = `
 Exit codes:
   0  ok
-  1  the array refused or failed the request (or a server could not start)
-  2  usage error: bad arguments or lab file; nothing was done
+  1  refused or failed by whoever answered (array, lab, link emulator), e.g. no such LUN
+     or array, wrong token, not in this state; or a server could not start
+  2  usage error: the command line is wrong by itself (malformed name, size, URL, lab
+     file); nothing was done
   3  cannot reach the array (no API found, connection refused, lab not running)
 
 Finding the array (status, lun): --api URL, else $SANBOX_API, else the state file of a lab
@@ -78,6 +81,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('-q, --quiet', 'no event log on stderr')
     .option('--json', 'print the endpoints as JSON when ready')
     .option('--sps', 'two storage processors: SP A on --port, SP B on --port + 1 (mirrored write cache)')
+    .option('--tls <mode>', 'NBD over TLS: off, on (optional) or require (default: require with credentials, else off)')
+    .option('--tls-certificates <dir>', 'x509 credentials: DIR holds server-cert.pem and server-key.pem (qemu/nbdkit layout)')
+    .option('--tls-psk <file>', 'pre-shared keys: FILE of USERNAME:HEXKEY lines (GnuTLS psktool format)')
+    .option('--nbd-memory <size>', 'NBD memory budget: payload in flight + replies queued, all connections of a server (each SP its own), e.g. 512M', '256M')
     .action(run((opts: ServeFlags) => serveCommand(opts)));
 
   const arrayCmd = program.command('array').description('run one array of a lab (used by "sanbox up")');
@@ -158,7 +165,6 @@ export async function main(argv: string[]): Promise<number> {
         return faultCommand(verb, arr, sp, opts);
       }),
     );
-    c.exitOverride();
   }
   // disk faults (any array): src/cli/fault-verbs.ts
   const disk = fault
@@ -177,7 +183,6 @@ export async function main(argv: string[]): Promise<number> {
     .option('--show', 'show the LUN\'s disk fault and its counters')
     .option('--clear', 'remove the LUN\'s disk fault');
   targetOptions(disk).action(run((arr: string, ref: string, opts: DiskFaultFlags) => faultDiskCommand(arr, ref, opts)));
-  disk.exitOverride();
   // Lab faults: clients of the running lab supervisor (src/cli/supervisor), not of an array's API.
   const labFaultVerbs: [LabFaultVerb, string, string][] = [
     ['array-crash', 'SIGKILL every process of an array (chassis and SPs): a site losing power with no battery; the lab keeps running', 'array'],
@@ -192,19 +197,15 @@ export async function main(argv: string[]): Promise<number> {
       .argument(`<${what}>`, `${what} name (of the lab file)`)
       .option('--lab <name>', 'lab (default: $SANBOX_LAB, else the only running lab)')
       .option('--json', 'machine-readable output')
-      .action(run((name: string, opts: LabFaultFlags) => labFaultCommand(verb, name, opts)))
-      .exitOverride();
+      .action(run((name: string, opts: LabFaultFlags) => labFaultCommand(verb, name, opts)));
   }
-  fault.exitOverride();
 
   const spCmd = program.command('sp').description('storage processor process (started by an array chassis)');
   spCmd
     .command('serve')
     .description('run one SP of an array; the chassis starts it and drives it over IPC')
     .requiredOption('--sp <name>', 'A or B')
-    .action(run(() => runSpProcess()))
-    .exitOverride();
-  spCmd.exitOverride();
+    .action(run(() => runSpProcess()));
 
   program
     .command('doctor')
@@ -268,8 +269,6 @@ export async function main(argv: string[]): Promise<number> {
       .argument('[link]', 'link name (default: every link of the lab)')
       .option('--events <n>', 'latest events to show (default 20)'),
   ).action(run((name: string | undefined, opts: LinkFlags & { events?: string }) => linkStatusCommand(name, opts)));
-  link.exitOverride();
-  for (const c of link.commands) c.exitOverride();
 
   addMirrorCommands(program, run);
 
@@ -280,12 +279,14 @@ export async function main(argv: string[]): Promise<number> {
   addSnapshotCommands(program, run);
   addCloneCommands(program, run);
   addMonitorCommands(program, run);
+  addEventsCommand(program, run);
 
-  program.exitOverride();
-  for (const c of program.commands) c.exitOverride();
-  for (const c of [...arrayCmd.commands, ...lun.commands]) c.exitOverride();
-  lun.exitOverride();
-  arrayCmd.exitOverride();
+  // Every command at every depth throws instead of exiting: its usage errors become exit 2 below.
+  const overrideAll = (c: Command): void => {
+    c.exitOverride();
+    for (const sub of c.commands) overrideAll(sub);
+  };
+  overrideAll(program);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -190,6 +190,4 @@ export function addSnapshotCommands(program: Command, run: Run): void {
       .option('--size <size>', 'bytes of saved regions the store may hold, e.g. 1G')
       .option('--policy <policy>', 'invalidate-oldest (default: drop the oldest snapshot, writes go on) or refuse-writes (ENOSPC)'),
   ).action(run((lun: string, o: TargetFlags & { size?: string; policy?: string }) => snapshotStoreCommand(lun, o)));
-  snap.exitOverride();
-  for (const c of snap.commands) c.exitOverride();
 }

@@ -109,6 +109,9 @@ const USAGE: [string[], string][] = [
   [['link', 'status', '--api', 'notaurl'], 'malformed link emulator URL'],
   [['link', 'set', 'ab', '--latency', '-1'], 'malformed latency'],
   [['status', '--watch', '--count', '0'], 'bad count'],
+  [['monitor', 'show', 'app'], "a nested verb's missing argument (commander's errors at every depth)"],
+  [['check', 'ledger', 'run', '--bogus'], 'unknown option two levels down'],
+  [['link', 'cut'], 'missing link name'],
 ];
 
 const REFUSED: [string[], string][] = [
@@ -133,11 +136,12 @@ const UNREACHABLE: [string[], string][] = [
   [['lun', 'list', '--lab', 'nolab'], 'no such lab running'],
   [['link', 'cut', 'ab'], 'the link emulator does not answer'],
   [['fault', 'array-crash', 'alpha'], 'the lab has no supervisor control API'],
+  [['monitor', 'stop', '--state', 'MONITOR'], 'no monitor daemon runs'],
 ];
 
 function fill(args: string[], want: number): string[] {
   // '' after --api: the dead port for the unreachable rows, the token-protected array otherwise
-  return args.map((a, i) => (a === '' && args[i - 1] === '--api' ? (want === 3 ? deadUrl : lockedUrl) : a));
+  return args.map((a, i) => (a === '' && args[i - 1] === '--api' ? (want === 3 ? deadUrl : lockedUrl) : a === 'MONITOR' ? join(tmp, 'monitor') : a));
 }
 
 async function expectCode(args: string[], want: number, why: string): Promise<void> {
