@@ -124,7 +124,7 @@ function saveOrSay(save: () => void, path: string): void {
 
 /**
  * One `--progress-json` line on stderr: a scenario runner starts the write verbs as children and
- * reads these, once per tick and once at the end, for the host's write latency of each second.
+ * reads these, at the start, once per tick and once at the end, for the host's write latency of each second.
  * Independent of -q, which silences only the lines meant for people.
  */
 function progressJson(kind: 'ledger' | 'prefix', counts: Record<string, number>, window: LatencyWindowSummary): void {
@@ -182,6 +182,7 @@ export async function ledgerWriteCommand(f: LedgerWriteFlags): Promise<number> {
   const progress = () => {
     if (f.progressJson) progressJson('ledger', { issued: w.stats.issued, acked: w.stats.acked, failed: w.stats.failed }, w.takeLatencyWindow());
   };
+  progress(); // the series starts at 0: a run cut short by a fault still has a start and an end
   const tick = setInterval(() => {
     progress(); // first, so that `t` is the tick's time and not after a long save
     const s = w.stats;
@@ -290,6 +291,7 @@ export async function prefixWriteCommand(f: PrefixWriteFlags): Promise<number> {
   const progress = () => {
     if (f.progressJson) progressJson('prefix', { issued: w.stats.issued, acked: w.stats.acked, unknown: w.stats.unknown }, w.takeLatencyWindow());
   };
+  progress(); // the series starts at 0 (see the ledger writer)
   const tick = setInterval(() => {
     progress(); // first, so that `t` is the tick's time and not after a long save
     saveOrSay(save, state);
@@ -384,7 +386,7 @@ See docs/check.md.`,
     .option('--reconnect-timeout <s>', 'how long a dead connection tries to come back (default 15)')
     .option('--run-id <n>', 'stamp of this run (default random)')
     .option('-q, --quiet', 'no progress lines for people on stderr (--progress-json lines still go)')
-    .option('--progress-json', 'one JSON line of progress and ack latency on stderr every second and at the end (also with -q)')
+    .option('--progress-json', 'one JSON line of progress and ack latency on stderr at the start, every second and at the end (also with -q)')
     .option('--json', 'machine-readable report')
     .action(run(guarded((opts: LedgerWriteFlags) => ledgerWriteCommand(opts))));
   uriOpt(ledger.command('verify').description('every block holds its newest acknowledged version or a newer issued one; lists lost, stale, torn, foreign ... blocks'), 'nbd://HOST:PORT/EXPORT (repeatable: tried in order)')
@@ -405,7 +407,7 @@ See docs/check.md.`,
     .option('--max-writes <n>', 'stop after this many writes in all')
     .option('--run-id <n>', 'stamp of this run (default random)')
     .option('-q, --quiet', 'no progress lines for people on stderr (--progress-json lines still go)')
-    .option('--progress-json', 'one JSON line of progress and ack latency on stderr every second and at the end (also with -q)')
+    .option('--progress-json', 'one JSON line of progress and ack latency on stderr at the start, every second and at the end (also with -q)')
     .option('--json', 'machine-readable report')
     .action(run(guarded((opts: PrefixWriteFlags) => prefixWriteCommand(opts))));
   uriOpt(prefix.command('verify').description('the copy holds a prefix of the acknowledged order; reports missing acknowledged writes and the lag (RPO)'), 'nbd://HOST:PORT/LUN,... of the copy, in the order written (repeatable)')
