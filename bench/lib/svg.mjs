@@ -1,13 +1,17 @@
-// Grouped bar charts as self-contained SVG (no dependencies).
+// Grouped bar charts as self-contained SVG (no dependencies). Escaping, tick labels, round steps
+// and the palette are src/plot's (the repo's own dist/, whatever SANBOX_DIST says: an older build
+// may predate it), shared with `sanbox group perf --svg` and the scenario report.
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const PALETTE = ['#4c78a8', '#e45756', '#54a24b', '#f58518', '#b279a2', '#72b7b2', '#9d755d', '#bab0ac'];
-
-function fmtTick(v) {
-  if (v >= 1e6) return `${+(v / 1e6).toPrecision(3)}M`;
-  if (v >= 1e3) return `${+(v / 1e3).toPrecision(3)}k`;
-  return `${+v.toPrecision(3)}`;
+const PLOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'plot', 'index.js');
+let plot;
+try {
+  plot = await import(pathToFileURL(PLOT).href);
+} catch (e) {
+  throw new Error(`cannot load ${PLOT} (run npm run build first): ${e.message}`);
 }
+const { escapeXml: esc, fmtCompact: fmtTick, niceStep, PALETTE } = plot;
 
 function fmtValue(v) {
   if (v >= 10000) return `${(v / 1000).toFixed(1)}k`;
@@ -28,11 +32,10 @@ function logTicks(lo, hi) {
 }
 
 function linTicks(hi) {
-  const raw = hi / 5;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const step = niceStep(hi / 5);
+  // up to the first tick at or above hi: the top of the axis, so the tallest bar stays inside
   const out = [];
-  for (let v = 0; v <= hi * 1.0001; v += step) out.push(v);
+  for (let v = 0; v < hi + step * 0.9999; v += step) out.push(v);
   return out;
 }
 

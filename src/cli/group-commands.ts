@@ -20,12 +20,13 @@ import {
   type GroupStatusFlags,
 } from './group-verbs.js';
 import { groupPromoteCommand, groupSnapshotCommand } from './group-pit.js';
+import { groupPerfCommand, type GroupPerfFlags } from './group-perf.js';
 import type { TargetFlags } from './target.js';
 
 export function addGroupCommands(program: Command, run: Run): void {
   const group = program
     .command('group')
-    .description('consistency groups: mirrors replicated in one global order (asynchronous, near-synchronous, synchronous), writelog, throttles, qdsinfo')
+    .description('consistency groups: mirrors replicated in one global order (asynchronous, near-synchronous, synchronous), writelog, throttles, qdsinfo, performance plots')
     .addHelpText(
       'after',
       `
@@ -74,6 +75,14 @@ Sizes: 64K, 64M, 1G. Durations: 10s, 500ms, 1m (a bare number is seconds).`,
   targetOptions(group.command('info').description("the source's qdsinfo: state, writelog usage and extensions, entries waiting, rates, sender").argument(...groupRef)).action(
     run((ref: string, opts: TargetFlags) => groupInfoCommand(ref, opts)),
   );
+  targetOptions(
+    group
+      .command('perf')
+      .description("the source's qdsperftool: the group's performance records (KB/s sent, entries/s, backlog, writelog %, lag) as a table, JSON, or an SVG chart")
+      .argument(...groupRef)
+      .option('--since <time>', 'only records from this long ago (10m, 30s, 2h, 1d; a bare number is seconds) or this ISO time on')
+      .option('--svg <file>', 'plot them into FILE (one SVG, a panel per measurement over time) instead of the table'),
+  ).action(run((ref: string, opts: GroupPerfFlags) => groupPerfCommand(ref, opts)));
   targetOptions(
     bounds(
       group

@@ -6,7 +6,7 @@ import type {
   MirrorView,
   VerifyReport,
 } from '../replication/mirror/types.js';
-import type { GroupView } from '../replication/group/index.js';
+import type { GroupPerfRecords, GroupView } from '../replication/group/index.js';
 import type { GroupMode, NearSyncBounds, ThrottleSpec, WritelogConfig } from '../replication/group/types.js';
 
 /** Sizes and rates may be given as strings ("64K", "64M") to the API, which parses them. */
@@ -41,7 +41,7 @@ export interface CreateGroupRequest {
     writelog?: { [K in keyof WritelogConfig]?: K extends 'capacity' | 'extensionCapacity' ? SizeOr : WritelogConfig[K] };
   };
 }
-export type { GroupView, NearSyncBounds };
+export type { GroupPerfRecords, GroupView, NearSyncBounds };
 
 /**
  * Client of the management API, used by the CLI (and later the monitor and the automation).
@@ -296,6 +296,13 @@ export class ApiClient {
   /** The qdsinfo report: text and the view it was made from. */
   groupInfo(ref: string): Promise<{ text: string; view: GroupView }> {
     return this.request('GET', groupPath(ref, 'info'));
+  }
+  /**
+   * The performance records, oldest first (on the primary). `since`: ms since the epoch, a
+   * duration back from now on the array's clock ("10m"), or an ISO time.
+   */
+  groupPerf(ref: string, p: { since?: number | string } = {}): Promise<GroupPerfRecords> {
+    return this.request('GET', `${groupPath(ref, 'perf')}${p.since !== undefined ? `?since=${encodeURIComponent(String(p.since))}` : ''}`);
   }
   /** Switches to synchronous first (the journal drains), then deletes; the mirrors stay. */
   deleteGroup(ref: string): Promise<{ deleted: { groupId: string; name: string } }> {

@@ -1,5 +1,5 @@
 // A hand-written GroupControl that records every call, for tests of the API layer and the CLI.
-import type { GroupControl, GroupView } from '../../src/replication/group/index.js';
+import type { GroupControl, GroupPerfRecords, GroupView } from '../../src/replication/group/index.js';
 import { DEFAULT_GROUP_ATTRIBUTES, GroupError, newGroupRecord, withDefaults, type GroupMetrics } from '../../src/replication/group/index.js';
 
 export interface Call {
@@ -125,6 +125,21 @@ export class FakeGroups implements GroupControl {
     this.rec('info', ref);
     const v = this.one(ref);
     return { text: `group ${v.record.name}  (${v.record.mode})\n  state:     replicating\n`, view: v };
+  }
+  /** what perf answers (records at or after sinceMs of these) */
+  perfRecords: GroupMetrics[] = [metrics()];
+  async perf(ref: string, opts: { sinceMs?: number } = {}): Promise<GroupPerfRecords> {
+    this.rec('perf', ref, opts);
+    const v = this.one(ref);
+    if (v.role !== 'primary') throw new GroupError('not-primary', `array alpha is not the primary of group ${v.record.name}`);
+    const since = opts.sinceMs;
+    return {
+      group: v.record.name,
+      groupId: v.record.groupId,
+      perfEveryMs: v.record.perfEveryMs,
+      since: since === undefined ? null : new Date(since).toISOString(),
+      records: this.perfRecords.filter((m) => since === undefined || Date.parse(m.time) >= since),
+    };
   }
   async delete(ref: string): Promise<void> {
     this.rec('delete', ref);

@@ -44,6 +44,28 @@ const GROUP_ATTRIBUTE_FIELDS: Record<string, Check> = {
   ...GROUP_SETTABLE,
 };
 
+const MAX_DATE_MS = 8.64e15;
+const SINCE_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * `?since=` of the performance records: ms since the epoch (digits), a duration back from now
+ * (`10m`, `30s`, `500ms`, `2h`, `1d`: on this array's clock, the one the records carry), or an
+ * ISO time. Absent: null (every record kept).
+ */
+function sinceParam(url: URL, nowMs: number): number | null {
+  const v = url.searchParams.get('since');
+  if (v === null) return null;
+  const bad = () => invalid(`since must be ms since the epoch, a duration like 10m, 30s or 2h, or an ISO time, not ${JSON.stringify(v)}`);
+  let ms = NaN;
+  const d = /^(\d+(?:\.\d+)?)(ms|s|min|m|h|d)$/.exec(v);
+  if (/^\d{1,16}$/.test(v)) ms = Number(v);
+  else if (d) ms = nowMs - Math.round(Number(d[1]) * SINCE_UNIT_MS[d[2]!]!);
+  else if (/^\d{4}-\d{2}-\d{2}T/.test(v)) ms = Date.parse(v);
+  // beyond what a Date holds (about 275,000 years either side of 1970) there is no time to answer
+  if (!(Math.abs(ms) <= MAX_DATE_MS)) throw bad();
+  return ms;
+}
+
 export function groupRoutes(g: GroupControl | undefined): Route[] {
   const R = route;
   if (!g) {
@@ -119,6 +141,15 @@ export function groupRoutes(g: GroupControl | undefined): Route[] {
       GET: async (req, _res, [ref], url) => {
         await get(req, url);
         return g.info(ref!);
+      },
+    }),
+    R(/^\/v1\/groups\/([^/]+)\/perf$/, {
+      // the performance records of both generations, oldest first; on the primary (where they are written)
+      GET: async (req, _res, [ref], url) => {
+        checkQuery(url, ['since']);
+        const sinceMs = sinceParam(url, Date.now());
+        await drain(req);
+        return g.perf(ref!, sinceMs === null ? {} : { sinceMs });
       },
     }),
     R(/^\/v1\/groups\/([^/]+)\/mode$/, {

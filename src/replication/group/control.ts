@@ -47,6 +47,17 @@ export interface GroupSnapshotResult {
   role: 'primary' | 'secondary';
 }
 
+/** A group's performance records (`perf` of GroupControl): both generations of its file, oldest first. */
+export interface GroupPerfRecords {
+  group: string;
+  groupId: string;
+  /** the interval between two records, ms (gaps longer than this: no record was written) */
+  perfEveryMs: number;
+  /** the records kept are at or after this time (ISO), or all of them (null) */
+  since: string | null;
+  records: GroupMetrics[];
+}
+
 /** The attributes `setAttributes` may change (not the mode: setMode; not the writelog size: fixed at create). */
 export type SettableGroupAttributes = Partial<Pick<GroupAttributes, 'throttles' | 'throttleEveryMs' | 'perfEveryMs' | 'perfMaxBytes' | 'nearSync' | 'protectResync'>>;
 
@@ -76,5 +87,10 @@ export interface GroupControl {
   snapshot(ref: string, name: string): Promise<GroupSnapshotResult>;
   /** the qdsinfo report: text and the view it was made from */
   info(ref: string): { text: string; view: GroupView };
+  /**
+   * The performance records (primary side: where they are written; GroupError 'not-primary' on a
+   * secondary), those at or after `sinceMs` (ms since the epoch) when given.
+   */
+  perf(ref: string, opts?: { sinceMs?: number }): Promise<GroupPerfRecords>;
   delete(ref: string): Promise<void>;
 }

@@ -38,6 +38,6 @@ export { GroupManager } from './manager.js';
 export { refreshWaits } from './view.js';
 export type { MemberGroup } from './pit.js';
 export type { GroupHost, MemberInfo, GroupReconnectTimers, SnapshotPort, MemberProtection, GroupFallback, Range } from './host.js';
-export type { GroupControl, GroupView, SettableGroupAttributes, GroupSnapshotResult } from './control.js';
+export type { GroupControl, GroupView, SettableGroupAttributes, GroupSnapshotResult, GroupPerfRecords } from './control.js';
 export * from './state.js';
 export { assertGroup, assertGroupRecord, assertGroupState, GroupInvariantError } from './invariants.js';

@@ -10,13 +10,14 @@ import { join } from 'node:path';
 import { APPLY_FLAG_TRIM } from '../../link/protocol/index.js';
 import * as admin from './admin.js';
 import { enterBypass, enterBypassLater } from './bypass.js';
-import type { GroupControl, GroupSnapshotResult, GroupView, SettableGroupAttributes } from './control.js';
+import type { GroupControl, GroupPerfRecords, GroupSnapshotResult, GroupView, SettableGroupAttributes } from './control.js';
 import { backfresh, refresh } from './copy.js';
 import { newEntry, openStore, type GroupContext, type GroupEntry } from './entry.js';
 import type { GroupHost } from './host.js';
 import { assertGroup } from './invariants.js';
 import { GroupOverflow, type PrimaryGroup } from './primary-group.js';
 import { memberGroup, snapshotGroup, type MemberGroup } from './pit.js';
+import { perfPath, perfRecordsSince } from './perf.js';
 import { closePrimary } from './primary-side.js';
 import { groupLinkHandlers } from './receive.js';
 import { GroupError, parseGroupRecord } from './record.js';
@@ -210,6 +211,14 @@ export class GroupManager implements GroupControl, GroupContext {
 
   info(ref: string): { text: string; view: GroupView } {
     return groupInfo(this.host, this.find(ref));
+  }
+
+  async perf(ref: string, opts: { sinceMs?: number } = {}): Promise<GroupPerfRecords> {
+    const g = this.find(ref);
+    if (!g.primary) throw new GroupError('not-primary', `array ${this.host.array} is not the primary of group ${g.record.name}: its performance records are written on the primary array`);
+    const sinceMs = opts.sinceMs ?? null;
+    const records = await perfRecordsSince(perfPath(g.dir), sinceMs);
+    return { group: g.record.name, groupId: g.record.groupId, perfEveryMs: g.record.perfEveryMs, since: sinceMs === null ? null : new Date(sinceMs).toISOString(), records };
   }
 
   create(p: { name: string; members: string[]; attributes?: Partial<GroupAttributes> }): Promise<GroupView> {

@@ -25,7 +25,13 @@
  *    sequence numbers, rates, CPU, the sender's state and the throttle-controlled sleep and delay.
  */
 import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
 import type { GroupMetrics, GroupMode } from './types.js';
+
+/** The performance file of the group whose directory is `groupDir` (the previous generation: `.1` beside it). */
+export function perfPath(groupDir: string): string {
+  return join(groupDir, 'perf.jsonl');
+}
 
 export class PerfRecorder {
   /** records written, records that failed, the last failure */
@@ -108,6 +114,16 @@ export async function readPerfRecords(path: string, opts: { previous?: boolean }
     }
   }
   return out;
+}
+
+/**
+ * The records of both generations at or after `sinceMs` (ms since the epoch; null: all), oldest
+ * first. A record whose time does not parse is kept only without `sinceMs` (it cannot be placed).
+ */
+export async function perfRecordsSince(path: string, sinceMs: number | null): Promise<GroupMetrics[]> {
+  const all = await readPerfRecords(path, { previous: true });
+  if (sinceMs === null) return all;
+  return all.filter((r) => Date.parse(r.time) >= sinceMs);
 }
 
 // ---------------------------------------------------------------------------------------------

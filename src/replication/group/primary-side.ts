@@ -3,11 +3,10 @@
  * replay after an unclean stop, and the periodic work (performance records, throttles, the
  * check whether bypass can end); closed on demotion, delete and shutdown.
  */
-import { join } from 'node:path';
 import { enterBypassLater, maybeLeaveBypass } from './bypass.js';
 import { ignoreOnClose } from '../../errors/index.js';
 import type { GroupContext, GroupEntry } from './entry.js';
-import { PerfRecorder } from './perf.js';
+import { PerfRecorder, perfPath } from './perf.js';
 import { newWindow, PrimaryGroup } from './primary-group.js';
 import { runThrottleCommand, THROTTLE_COMMAND_TIMEOUT_MS, throttleCommandEnv, ThrottleEngine, ThrottleState } from './throttle.js';
 
@@ -67,7 +66,7 @@ export function startTimers(ctx: GroupContext, g: GroupEntry): void {
   const prev = g.throttle;
   const sleepRaisedBy = prev && JSON.stringify(prev.engine.throttles) === JSON.stringify(g.record.throttles) ? prev.state.sleepRaisedBy : null;
   g.throttle = { engine: new ThrottleEngine(g.record.throttles), state: new ThrottleState({ senderSleepMs: g.primary?.senderSleepMs, ackDelayMs: g.primary?.ackDelayMs, sleepRaisedBy }), win: newWindow() };
-  if (!g.perf) g.perf = { recorder: new PerfRecorder(join(g.dir, 'perf.jsonl'), g.record.perfMaxBytes), win: newWindow() };
+  if (!g.perf) g.perf = { recorder: new PerfRecorder(perfPath(g.dir), g.record.perfMaxBytes), win: newWindow() };
   g.timers.push(setInterval(() => sample(ctx, g), g.record.perfEveryMs));
   if (g.record.throttles.length) g.timers.push(setInterval(() => evaluateThrottles(ctx, g), g.record.throttleEveryMs));
   g.timers.push(setInterval(() => void maybeLeaveBypass(ctx, g), BYPASS_CHECK_EVERY_MS));

@@ -1,22 +1,16 @@
 /**
- * Chart primitives of the report's timeline (html.ts): escaping, number formats, scales, ticks,
- * paths and a row packer. Plain strings out, no DOM; every text that may come from the report
- * goes through escapeHtml (it holds user text: names, labels, commands, error messages).
+ * Chart primitives of the report's timeline (html.ts): number formats, scales, ticks, paths and a
+ * row packer. Plain strings out, no DOM; every text that may come from the report goes through
+ * escapeHtml (it holds user text: names, labels, commands, error messages). Escaping, coordinates,
+ * tick labels, round steps and polylines are src/plot's, shared with `group perf` and the
+ * benchmarks' charts.
  */
+import { escapeXml, fmtTick, linePath, niceStep, px } from '../../plot/index.js';
 import type { BacklogSample, WorkloadRecord, WorkloadSample } from './types.js';
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
 /** Text safe in HTML/SVG content and in quoted attributes. null/undefined: empty. */
-export function escapeHtml(value: unknown): string {
-  const s = value === null || value === undefined ? '' : String(value);
-  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
-}
-
-/** A number rounded for coordinates (keeps the page small). */
-export function px(v: number): string {
-  return Number.isFinite(v) ? String(Math.round(v * 10) / 10) : '0';
-}
+export const escapeHtml = escapeXml;
+export { fmtTick, linePath, px };
 
 /** `12.34 s` */
 export function fmtSeconds(ms: number | null | undefined): string {
@@ -41,11 +35,6 @@ export function fmtMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return '–';
   const digits = ms < 1 ? 3 : ms < 10 ? 2 : ms < 100 ? 1 : 0;
   return `${ms.toFixed(digits)} ms`;
-}
-
-/** A tick value without trailing zeros: 0.5, 2, 1000. */
-export function fmtTick(v: number): string {
-  return String(Number(v.toPrecision(6)));
 }
 
 /** The horizontal frame every lane shares: time 0..spanMs over [left, left + width]. */
@@ -91,12 +80,6 @@ export interface Scale {
   log: boolean;
 }
 
-/** 1, 2 or 5 times a power of ten, at least `raw`. */
-function niceStep(raw: number): number {
-  const p = 10 ** Math.floor(Math.log10(raw));
-  return ([1, 2, 5, 10].find((m) => m * p >= raw) ?? 10) * p;
-}
-
 /** 0..max (rounded up to a nice tick) over [bottom, top]. */
 export function linearScale(max: number, top: number, bottom: number, target = 3): Scale {
   const m = max > 0 && Number.isFinite(max) ? max : 1;
@@ -129,21 +112,6 @@ export function logScale(min: number, max: number, top: number, bottom: number):
     return bottom - ((Math.min(l, hi) - lo) / (hi - lo)) * (bottom - top);
   };
   return { y, ticks, log: true };
-}
-
-/** A polyline through the points, broken where a point is null. */
-export function linePath(points: Array<[number, number] | null>): string {
-  let d = '';
-  let pen = false;
-  for (const p of points) {
-    if (p === null) {
-      pen = false;
-      continue;
-    }
-    d += `${pen ? 'L' : 'M'}${px(p[0])},${px(p[1])}`;
-    pen = true;
-  }
-  return d;
 }
 
 /** A step line: each value holds from its point to the next point's x. */
