@@ -19,6 +19,7 @@ import { ChassisLayers } from './chassis-layers.js';
 import { DiskFaultTable } from '../fault/index.js';
 import { chassisDiskFaults, DiskFaultControl, localDiskFaults } from './disk-faults.js';
 import { ControlServer, type NbdEndpoint } from './api.js';
+import { IoStatsTable } from '../io-stats/index.js';
 
 export interface LunSpec {
   name: string;
@@ -171,12 +172,23 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
     array.setGuard((lunId) => cloneManager.guard(lunId) ?? snapshots.guard(lunId));
     mirrors = await startMirrors(array, cfg, diskFaults, snapshots, cloneManager);
     node = mirrors;
+    // Every LUN's host I/O counters (the top of its stack), read by GET /metrics; each LUN has
+    // its series (zeros) from the start, not only once a host opened it.
+    const ioStats = new IoStatsTable();
+    for (const l of array.listLuns()) ioStats.for(l.id, l.name);
     array.on('event', (ev: { type: string; lun?: number }) => {
-      if (ev.type === 'lun.deleted' && typeof ev.lun === 'number') diskFaults.remove(ev.lun);
+      if (ev.type === 'lun.created' && typeof ev.lun === 'number') ioStats.for(ev.lun, array.getLun(ev.lun)?.name ?? String(ev.lun));
+      if (ev.type === 'lun.deleted' && typeof ev.lun === 'number') {
+        diskFaults.remove(ev.lun);
+        ioStats.remove(ev.lun);
+      }
     });
     // A secondary refuses every host write: its exports say READ_ONLY (settled at each open).
     array.setHostReadOnly((lunId) => hostReadOnly(node?.roleOf(lunId)));
-    array.setLayer((lunId, device) => singleProcessStack({ array: cfg.name, lun: array.getLun(lunId)?.name ?? lunId }, lunId, device, node, diskFaults.state(lunId), snapshots, cloneManager));
+    array.setLayer((lunId, device) => {
+      const name = array.getLun(lunId)?.name ?? String(lunId);
+      return singleProcessStack({ array: cfg.name, lun: name }, lunId, device, node, diskFaults.state(lunId), snapshots, cloneManager, ioStats.for(lunId, name));
+    });
     const faultControl = new DiskFaultControl(array, localDiskFaults(diskFaults));
     // The NBD server sees the array's catalog plus the snapshot exports; its export type is structurally the same.
     nbdServer = new NbdServer({ catalog: snaps.catalog, tls, ...(cfg.nbd.memory ? { memoryBudget: cfg.nbd.memory } : {}) });
@@ -197,6 +209,10 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
         diskFaults: faultControl,
         snapshots,
         clones: cloneManager,
+        metrics: {
+          ioStats: async () => [{ luns: ioStats.snapshot() }],
+          nbdSessions: () => nbdServer?.sessionCount() ?? 0,
+        },
       });
     }
     const apiBound = api ? await api.listen() : undefined;
@@ -294,6 +310,8 @@ export async function startChassisArray(
         diskFaults: faultControl,
         snapshots: layers.snapshots,
         clones: layers.clones,
+        // Each SP counts its own host I/O: collected over the chassis↔SP IPC at scrape time.
+        metrics: { ioStats: () => ch.ioStats() },
       });
     }
     const apiBound = api ? await api.listen() : undefined;

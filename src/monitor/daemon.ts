@@ -12,6 +12,7 @@ import { ResourceDatabase } from './db.js';
 import { MonitorEvents } from './events.js';
 import { SocketServer } from './server.js';
 import { MonitorHttp } from './http.js';
+import { MonitorCounters, monitorMetrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 import { EventFollower } from './follower.js';
 import { checkResource, DEFAULT_CHECKER_OPTIONS, type CheckerOptions } from './checker.js';
@@ -69,6 +70,8 @@ export class MonitorDaemon {
   private readonly streamStates = new Map<string, string>();
   /** aborted by stop(): a check waiting for a resync to finish stops waiting */
   private readonly stopChecks = new AbortController();
+  /** What GET /metrics counts: checks run, events by type. */
+  private readonly counters = new MonitorCounters();
   private stopping: Promise<void> | undefined;
   info: DaemonInfo | undefined;
   /** resolves when the daemon has stopped (REMOVEALL, SHUTDOWN, stop()) */
@@ -84,10 +87,14 @@ export class MonitorDaemon {
       appendFileSync(logFile, line + '\n');
       opts.log?.(line);
     });
+    this.counters.follow(this.events);
     const resolve = this.resolve;
     const checker = { ...DEFAULT_CHECKER_OPTIONS, ...opts.checker };
     this.scheduler = new Scheduler({
-      check: (k) => checkResource({ db, events: this.events, resolve, opts: checker, signal: this.stopChecks.signal }, k),
+      check: (k) => {
+        this.counters.checks++;
+        return checkResource({ db, events: this.events, resolve, opts: checker, signal: this.stopChecks.signal }, k);
+      },
       entry: (a, g) => db.showOne(a, g),
       started: (a, g, at) => void db.update(a, g, (e) => (e.startTime = at.toISOString())),
       failed: (a, g, err) => this.events.emit('resource.check-failed', { appName: a, deviceGroup: g, error: err.message }),
@@ -130,7 +137,7 @@ export class MonitorDaemon {
     const { tcpPort } = await this.server.start();
     let httpPort: number | undefined;
     if (this.opts.http) {
-      this.http = new MonitorHttp({ ...this.opts.http, token: this.opts.token, events: this.events, status: () => this.status(), resources: () => this.db.showAll().map((e) => viewOf(this.handlerContext(), e)) });
+      this.http = new MonitorHttp({ ...this.opts.http, token: this.opts.token, events: this.events, status: () => this.status(), resources: () => this.db.showAll().map((e) => viewOf(this.handlerContext(), e)), metrics: () => monitorMetrics(this.db.showAll(), this.counters) });
       httpPort = await this.http.start();
     }
     this.info = {

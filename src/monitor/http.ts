@@ -1,7 +1,7 @@
 /**
  * The monitor's HTTP side, read-only: its event stream as server-sent events (GET /v1/events,
  * like the arrays', with replay from Last-Event-ID or ?since=), GET /v1/resources and GET
- * /v1/status. Off loopback a bearer token is required. Changes go through the socket protocol.
+ * /v1/status, and GET /metrics (Prometheus text, ./metrics.ts). Off loopback a bearer token is required. Changes go through the socket protocol.
  * A request from a web page of a foreign Origin is refused (403 forbidden-origin, src/http-guard),
  * reads included: this server has no Host check of its own.
  */
@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual } from 'node:crypto';
 import { checkBrowserSafety } from '../http-guard/index.js';
 import type { MonitorEvent, MonitorEvents } from './events.js';
+import { METRICS_PATH, sendMetrics, type MetricsBuilder } from '../metrics/index.js';
 
 const HEARTBEAT_MS = 15_000;
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -20,6 +21,8 @@ export interface HttpOptions {
   events: MonitorEvents;
   status(): unknown;
   resources(): unknown;
+  /** GET /metrics (absent: 404 like any unknown route). */
+  metrics?(): MetricsBuilder;
   /** Web origins whose pages may read this API besides its own; default none. */
   allowedOrigins?: string[];
 }
@@ -62,6 +65,10 @@ export class MonitorHttp {
     if (url.pathname === '/v1/status') return json(res, 200, this.opts.status());
     if (url.pathname === '/v1/resources') return json(res, 200, { resources: this.opts.resources() });
     if (url.pathname === '/v1/events') return this.stream(req, res, url);
+    if (url.pathname === METRICS_PATH && this.opts.metrics) {
+      sendMetrics(res, this.opts.metrics()).catch((e: unknown) => json(res, 500, { error: { code: 'internal', message: (e as Error).message } }));
+      return;
+    }
     json(res, 404, { error: { code: 'not-found', message: `no route ${url.pathname}` } });
   }
 

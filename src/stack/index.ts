@@ -5,7 +5,7 @@
  *
  * Single-process array (`sanbox serve`, an array without `sps:`): one process.
  *
- *   host ══NBD/TCP══▶ NbdSession ─[hop]─▶ MirrorLayer ─[hop]─▶ SnapshotLayer ─▶ CloneLayer ─▶ DiskFaultLayer ─▶ FileBackingStore ──▶ lunN.img
+ *   host ══NBD/TCP══▶ NbdSession ─▶ IoStatsLayer ─[hop]─▶ MirrorLayer ─[hop]─▶ SnapshotLayer ─▶ CloneLayer ─▶ DiskFaultLayer ─▶ FileBackingStore ──▶ lunN.img
  *                                          │  (only on arrays with a remote link; a primary's
  *                                          │   write: write-intent log, then local ∥ remote)
  *                                          └══remote link/TCP══▶ link emulator ══▶ secondary array
@@ -22,7 +22,7 @@
  * Two-SP array: the chassis process (metadata, API, power, ownership, mirror driver) and one
  * process per SP. A host may connect to either SP; the LUN's owner SP serves it from its cache.
  *
- *   host ══NBD/TCP══▶ SP X: NbdSession ─[hop]─▶ LunRouter
+ *   host ══NBD/TCP══▶ SP X: NbdSession ─▶ IoStatsLayer ─[hop]─▶ LunRouter
  *        LunRouter, by the LUN's role and route (admitHostIo, RouteState):
  *          owner:    ─▶ WriteCache ─[hop]─▶ DiskFaultLayer ─▶ FileBackingStore ──▶ lunN.img
  *                       (write-back: the dirty page goes to the peer SP over CMI before the ack)
@@ -43,6 +43,10 @@
  * and clone layers over OwnerLunDevice (chassisLun). A route that changes is drained: the SP
  * answers the new routes once the direct requests admitted before them have ended.
  *
+ * The IoStatsLayer (src/io-stats) is topmost in both: it counts ops, bytes, errors and latency
+ * of what the host sees, into the LUN's counters of that process (on a two-SP array: of the SP
+ * that received the request; the chassis collects both SPs' at scrape time, label `sp`).
+ *
  * The DiskFaultLayer (src/fault/disk) sits directly over the image in both: it passes every
  * request through until the LUN is given a disk fault (`sanbox fault disk`), and then fails or
  * delays what the fault matches, so every layer above sees a failing disk. On a two-SP array
@@ -61,6 +65,7 @@ import { LunRouter, type RouteState, type RouterHost } from '../array/sp-process
 import { MirrorLayer, type MirrorNode } from '../replication/index.js';
 import type { SnapshotManager } from '../snapshot/index.js';
 import type { CloneManager } from '../clone/index.js';
+import { IoStatsLayer, type IoStats } from '../io-stats/index.js';
 
 /** Names a LUN in the hops' errors. */
 export interface LunName {
@@ -76,6 +81,14 @@ export function overDisk(store: BlockDevice, fault: DiskFaultState | undefined):
 }
 
 /**
+ * The top of every host stack: the LUN's I/O statistics (src/io-stats), counting what the host
+ * sees, latency included of every layer below. None given (tests composing a bare stack): none.
+ */
+function counted(top: BlockDevice, stats: IoStats | undefined): BlockDevice {
+  return stats ? new IoStatsLayer(top, stats) : top;
+}
+
+/**
  * Single-process array: what the NBD sessions of a LUN see, over the LUN's image (behind its
  * disk fault layer when `fault` is given). With a mirror driver the replication layer sits
  * between them (it passes everything through while the LUN is no mirror image).
@@ -88,11 +101,12 @@ export function singleProcessStack(
   fault?: DiskFaultState,
   snapshots?: SnapshotManager,
   clones?: CloneManager,
+  stats?: IoStats,
 ): BlockDevice {
   const local = localLun(lunId, store, fault, snapshots, clones);
-  if (!mirrors) return checked(local, { name: hopName(n, 'nbd', 'store') });
+  if (!mirrors) return counted(checked(local, { name: hopName(n, 'nbd', 'store') }), stats);
   const replication = new MirrorLayer(mirrors.hostDataPath, lunId, checked(local, { name: hopName(n, 'replication', 'store') }));
-  return checked(replication, { name: hopName(n, 'nbd', 'replication') });
+  return counted(checked(replication, { name: hopName(n, 'nbd', 'replication') }), stats);
 }
 
 /**
@@ -144,7 +158,8 @@ export function spRouter(
   readOnly: boolean,
   host: RouterHost,
   initial: RouteState,
+  stats?: IoStats,
 ): { router: LunRouter; host: BlockDevice } {
   const router = new LunRouter(spec.id, spec.size, spec.blockSize, caps, readOnly, host, initial);
-  return { router, host: checked(router, { name: hopName(n, 'nbd', 'router') }) };
+  return { router, host: counted(checked(router, { name: hopName(n, 'nbd', 'router') }), stats) };
 }

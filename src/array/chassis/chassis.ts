@@ -23,6 +23,7 @@ import type { PowerState } from './power-state.js';
 import { cmd } from './sp-supervisor.js';
 import { onSpCrash, recover, spCrash, spRestart, trespass } from './takeover.js';
 import type { DiskFaultSpec, DiskFaultView } from '../../fault/index.js';
+import type { IoStatsSnapshot, ProcessIoStats } from '../../io-stats/index.js';
 
 /** The battery recharges in steps of this. */
 const RECHARGE_STEP_MS = 1000;
@@ -143,6 +144,26 @@ export class Chassis extends EventEmitter {
       ),
     );
     return got.filter((x): x is { sp: SpName; faults: DiskFaultView[] } => x !== undefined);
+  }
+
+  /**
+   * Each SP's host I/O counters (command `io-stats`), asked at scrape time. An SP that is not up
+   * has none (its counters died with its process); one that does not answer says why.
+   */
+  async ioStats(): Promise<ProcessIoStats[]> {
+    return Promise.all(
+      this.core.both().map(async (h): Promise<ProcessIoStats> => {
+        if (!h.proc || h.life.state !== 'up') return { sp: h.name, luns: null, problem: `SP ${h.life.state}` };
+        return cmd<{ luns: IoStatsSnapshot[] }>(h, 'io-stats', {}, STATUS_TIMEOUT_MS).then(
+          (r) => ({ sp: h.name, luns: r.luns }),
+          (e: unknown) => {
+            // As for status: the scrape shows the SP without counters, and status says why.
+            h.lastError = `io-stats: ${(e as Error).message}`;
+            return { sp: h.name, luns: null, problem: h.lastError };
+          },
+        );
+      }),
+    );
   }
 
   /** The array's active disk faults as the chassis holds them (LUN id -> spec). */

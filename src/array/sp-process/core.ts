@@ -12,6 +12,7 @@ import type { CmiClient, CmiServer } from '../cmi/index.js';
 import { inPowerFailure, SpLifecycle, type CacheModeDecision } from '../sp/index.js';
 import { Vault } from '../vault/index.js';
 import { DiskFaultTable } from '../../fault/index.js';
+import { IoStatsTable } from '../../io-stats/index.js';
 import { Markers } from './markers.js';
 import { markerPath, vaultDir, type BatteryView, type HostRoutes, type SpInit, type SpLunSpec } from './protocol.js';
 import type { LunRouter } from './router.js';
@@ -41,6 +42,8 @@ export class SpCore {
   readonly bootId = randomUUID();
   /** Every LUN's disk fault in this SP process (the layer over each image asks it; the chassis sets it). */
   readonly diskFaults = new DiskFaultTable();
+  /** Every LUN's host I/O counters on this SP (the top of its stack; the chassis asks: `io-stats`). */
+  readonly ioStats = new IoStatsTable();
   cmiServer: CmiServer | null = null;
   /** The CMI connection to the peer SP. */
   client: CmiClient | null = null;

@@ -2,7 +2,7 @@
  * One LUN on this SP: its image, and its stack as composed by src/stack (the one stack builder:
  * see its drawing), with this SP's routes plugged into the router:
  *
- *   NBD export -[hop]-> LunRouter --owner------> WriteCache -[hop]-> DiskFaultLayer -> FileBackingStore (image file)
+ *   NBD export -> IoStatsLayer -[hop]-> LunRouter --owner------> WriteCache -[hop]-> DiskFaultLayer -> FileBackingStore (image file)
  *                           |--forward--> CMI to the owner SP (its LunRouter.hostRun)
  *                           '--chassis--> the chassis's data path (what the LUN's route sends there)
  *
@@ -36,6 +36,7 @@ export async function buildLunStack(core: SpCore, spec: SpLunSpec, initial: Rout
       powerFailing: () => core.powerFailing || core.chassisLost,
     },
     initial,
+    core.ioStats.for(spec.id, spec.name),
   );
   router.setRoute(routeOf(core, spec.id));
   const newCache = (): WriteCache =>

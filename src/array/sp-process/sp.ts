@@ -134,6 +134,8 @@ export class SpProcess {
         return this.diskFault(a);
       case 'status':
         return this.status();
+      case 'io-stats':
+        return { luns: core.ioStats.snapshot() };
       case 'power-fail':
         return powerFail(core, Number(a.holdUpMs), Number(a.bytesPerSec ?? 0));
       case 'power-restore':
@@ -214,6 +216,7 @@ export class SpProcess {
     core.peerStore.reset(l.spec.id);
     await ignoreOnClose(l.store.close(), 'removing a deleted LUN: closing its image file');
     core.luns.delete(l.spec.id);
+    core.ioStats.remove(l.spec.id);
     return {};
   }
 

@@ -11,7 +11,8 @@
  * web page the user visits cannot drive the API with a simple cross-site request.
  *
  * This file: the server, its options, dispatch, authorization and error answers. The routes
- * live by family in luns.ts, chassis.ts, mirrors.ts, groups.ts and events.ts.
+ * live by family in luns.ts, chassis.ts, mirrors.ts, groups.ts and events.ts; GET /metrics
+ * (Prometheus text) is built by metrics.ts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -33,6 +34,8 @@ import { snapshotRoutes } from './snapshots.js';
 import type { CloneManager } from '../../clone/index.js';
 import { cloneRoutes } from './clones.js';
 import { checkBrowserSafety } from '../../http-guard/index.js';
+import { sendMetrics } from '../../metrics/index.js';
+import { arrayMetrics, type ArrayMetricsSource } from './metrics.js';
 
 /** Requests still running when the server closes get this long to answer; then their connections are cut. */
 const CLOSE_GRACE_MS = 500;
@@ -71,6 +74,8 @@ export interface ControlServerOptions {
    * besides the API's own origin; default none. Requests with any other Origin are refused (403).
    */
   allowedOrigins?: string[];
+  /** The LUNs' I/O counters and NBD sessions for GET /metrics (without: those metrics are absent). */
+  metrics?: ArrayMetricsSource;
 }
 
 const ARRAY_ERROR_STATUS: Record<string, number> = {
@@ -122,6 +127,14 @@ export class ControlServer {
       R(/^\/v1\/status$/, { GET: (req) => this.status(req) }),
       ...lunRoutes(opts.array, this.views),
       R(/^\/v1\/events$/, { GET: (req, res, _p, url) => this.events.open(req, res, url) }),
+      // Prometheus text format (docs/metrics.md); the same authorization as every other GET.
+      R(/^\/metrics$/, {
+        GET: async (req, res) => {
+          await drain(req);
+          const groups = opts.groups ?? (opts.mirrors as { groups?: GroupControl } | undefined)?.groups;
+          await sendMetrics(res, await arrayMetrics({ array: opts.array, source: opts.metrics, chassis: opts.chassis, mirrors: opts.mirrors, groups }));
+        },
+      }),
     ];
     if (opts.chassis) this.routes.unshift(...chassisRoutes(opts.chassis));
     if (opts.diskFaults) this.routes.unshift(...diskFaultRoutes(opts.diskFaults));
@@ -279,6 +292,7 @@ const ROUTE_LIST = [
   'GET /v1/groups | POST /v1/groups {name, members: [mirror...], attributes?: {mode, nearSync, writelog, throttles, throttleEveryMs, perfEveryMs, perfMaxBytes}}',
   'GET /v1/groups/:ref | PATCH /v1/groups/:ref {throttles?, throttleEveryMs?, perfEveryMs?, perfMaxBytes?, nearSync?} | DELETE /v1/groups/:ref',
   'GET /v1/groups/:ref/info (qdsinfo: {text, view})',
+  'GET /v1/groups/:ref/perf[?since=MS|10m|ISO] (the performance records, oldest first; on the primary)',
   'POST /v1/groups/:ref/mode {mode, nearSync?} | pause | resume | bypass {on} | refresh | backfresh {from?} | promote {force?, fromSnapshot?}',
   'POST /v1/groups/:ref/snapshot {name} (the members on this array at one write boundary; on a secondary between two applied batches: groupSeq)',
   'GET /v1/mirrors | POST /v1/mirrors {lun, name?, regionSize?, attributes?}',
@@ -306,6 +320,7 @@ const ROUTE_LIST = [
   'DELETE /v1/luns/:id|name[?force=true]',
   'POST /v1/luns/:id|name/grow {size} | {by}',
   'GET /v1/events (text/event-stream; Last-Event-ID or ?since=SEQ replays)',
+  'GET /metrics (Prometheus text format; docs/metrics.md)',
 ];
 
 function digest(s: string): Buffer {

@@ -8,6 +8,7 @@
  *   POST /v1/set      {direction?, latencyMs?, jitterMs?, bandwidth?, stallMs?, reset?}
  *   POST /v1/cut      {direction?, reset?}
  *   POST /v1/restore  {}
+ *   GET  /metrics                 Prometheus text format (./metrics.ts, docs/metrics.md)
  *
  * Every request is validated before anything changes; errors are
  * `{"error": {"code", "message"}}` with 400 (invalid-argument, invalid-json), 401, 403, 404, 405, 413, 415.
@@ -19,6 +20,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { checkBrowserSafety } from '../../http-guard/index.js';
 import { checkDirection, checkSettings, LinkError, type LinkEmulator, type LinkEvent } from './emulator.js';
+import { METRICS_PATH, sendMetrics } from '../../metrics/index.js';
+import { linkMetrics } from './metrics.js';
 
 export interface LinkApiOptions {
   emulator: LinkEmulator;
@@ -94,6 +97,7 @@ export class LinkApiServer {
       '/v1/set': 'POST',
       '/v1/cut': 'POST',
       '/v1/restore': 'POST',
+      [METRICS_PATH]: 'GET',
     };
     const method = routes[url.pathname];
     if (!method) return send(res, 404, { error: { code: 'unknown-route', message: `no route ${url.pathname}` } });
@@ -106,6 +110,7 @@ export class LinkApiServer {
     if (refused) return send(res, refused.status, { error: { code: refused.code, message: refused.message } });
     if (url.pathname === '/v1') return send(res, 200, { link: emu.name, routes: Object.entries(routes).map(([p, m]) => `${m} ${p}`) });
     if (url.pathname === '/v1/status') return send(res, 200, emu.status());
+    if (url.pathname === METRICS_PATH) return sendMetrics(res, linkMetrics(emu.status()));
     if (url.pathname === '/v1/events') {
       const last = Number(url.searchParams.get('since') ?? req.headers['last-event-id'] ?? NaN);
       if ((req.headers.accept ?? '').includes('application/json')) {
