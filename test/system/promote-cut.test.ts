@@ -9,37 +9,20 @@
 // bin/sanbox.js runs dist/: build first (`npm run build`; `npm test` does it).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NbdClient } from '../../src/check/nbd-client/index.js';
-import { BIN, requireBuild } from '../support/paths.js';
+import { requireBuild } from '../support/paths.js';
+import { labCli, untilDefined } from '../support/lab-cli.js';
 import { freePort } from '../support/net.js';
 
 let tmp: string;
 let labFile: string;
 
-function sanbox(args: string[], timeout = 60_000): { code: number; out: string; err: string; json: any } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, SANBOX_IMAGES: tmp, SANBOX_LAB: '', SANBOX_API: '' }, encoding: 'utf8', timeout });
-  let json: any;
-  try {
-    json = JSON.parse(r.stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json };
-}
+const sanbox = labCli(() => tmp);
 
-async function until<T>(what: string, fn: () => T | undefined, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const until = untilDefined;
 
 /** Polls `fn` until it is true (true) or `ms` passed (false). */
 async function seen(fn: () => boolean, ms: number): Promise<boolean> {
@@ -136,7 +119,7 @@ async function cutAndRefuse(direction: 'both' | 'a-to-b' | 'b-to-a', n: number):
     // the promote below is checked whatever these say.
     const alphaSees = await seen(() => imageSeenBy('alpha', 'm0', 'bravo').image?.reachability !== 'REACHABLE', 15_000);
     expect.soft(alphaSees, `alpha must not list bravo as REACHABLE during the cut (${direction})`).toBe(true);
-    const bravoSees = await seen(() => imageSeenBy('bravo', 'm0', 'alpha').image?.reachability !== 'REACHABLE', 10_000);
+    const bravoSees = await seen(() => imageSeenBy('bravo', 'm0', 'alpha').image?.reachability !== 'REACHABLE', 15_000);
     expect.soft(bravoSees, `bravo must not list alpha as REACHABLE during the cut (${direction})`).toBe(true);
     const p = sanbox(['mirror', 'promote', 'm0', '--array', 'bravo']);
     expect(p.code, `promote during a cut (${direction}) must be refused: ${p.out}${p.err}`).toBe(1);

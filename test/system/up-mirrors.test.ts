@@ -3,36 +3,19 @@
 // then status, fracture, sync, verify through `sanbox mirror`, and `up` again finds it as it is.
 // bin/sanbox.js runs dist/: build first (`npm run build`; `npm test` does it).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, requireBuild } from '../support/paths.js';
+import { requireBuild } from '../support/paths.js';
+import { labCli, untilDefined } from '../support/lab-cli.js';
 import { freePort } from '../support/net.js';
 
 let tmp: string;
 let labFile: string;
 
-function sanbox(args: string[], timeout = 60_000): { code: number; out: string; err: string; json: any } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, SANBOX_IMAGES: tmp, SANBOX_LAB: '', SANBOX_API: '' }, encoding: 'utf8', timeout });
-  let json: any;
-  try {
-    json = JSON.parse(r.stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr, json };
-}
+const sanbox = labCli(() => tmp);
 
-async function until<T>(what: string, fn: () => T | undefined, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const until = untilDefined;
 
 beforeAll(async () => {
   requireBuild('cli/mirror-verbs.js');
