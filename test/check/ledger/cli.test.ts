@@ -64,7 +64,7 @@ describe('sanbox check ledger', () => {
     const w = await runSanbox(['check', 'ledger', 'write', '--uri', server.uri('disk'), '--state', state, '--seconds', '2.5', '--blocks', '64', '-q', '--json', '--progress-json']);
     expect(w.code, w.err).toBe(0);
     const lines = progressLines(w.err);
-    expect(lines.length, w.err).toBeGreaterThanOrEqual(3); // ticks at 1 s and 2 s, and the last partial window
+    expect(lines.length, w.err).toBeGreaterThanOrEqual(4); // the start, ticks at 1 s and 2 s, and the last partial window
     expect(w.err.trim().split('\n')).toHaveLength(lines.length); // -q: nothing else on stderr
     expectProgress(lines, 'ledger', w.json);
     expect(lines.filter((l) => l.window.acks > 0).length).toBeGreaterThanOrEqual(2);
