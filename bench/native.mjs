@@ -1,5 +1,6 @@
 // Micro-benchmarks of the native hot path: Rust addon vs the TypeScript twin (benny).
-// Prints ops/s of both and the ratio native/ts. `npm run bench:native`; BENCH_QUICK=1 for a short run.
+// Prints ops/s of both and the ratio native/ts. `npm run bench:native`; BENCH_QUICK=1 for a short run,
+// BENCH_ONLY=<regexp> runs only the benchmarks whose name matches (e.g. BENCH_ONLY=hmac).
 // Imports the compiled modules from dist/ (rebuilt with tsc when src/native is newer).
 import b from 'benny';
 import { existsSync, mkdtempSync, rmSync, statSync, readdirSync } from 'node:fs';
@@ -16,7 +17,7 @@ if (!existsSync(dist) || newest(join(root, 'src', 'native')) > statSync(dist).mt
   spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
 }
 const m = await import(dist);
-const { TsRegionBitmap, NativeRegionBitmap, Writelog, crc32cTs, nativeInfo } = m;
+const { TsRegionBitmap, NativeRegionBitmap, Writelog, crc32cTs, nativeInfo, NativeHmacSha256 } = m;
 const { addon } = await import(join(root, 'dist', 'native', 'addon.js'));
 console.log('native:', JSON.stringify(nativeInfo()));
 if (!addon) {
@@ -45,7 +46,9 @@ for (let i = 0; i < BATCH; i++) {
 }
 
 const rows = [];
+const only = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY, 'i') : null;
 async function compare(name, unit, perOp, nativeFn, tsFn) {
+  if (only && !only.test(name)) return;
   await b.suite(
     name,
     b.add('native', nativeFn),
@@ -152,6 +155,24 @@ try {
   await compare('crc32c 1 MiB', 'MiB/s', 1, () => addon.crc32c(mib, 0), () => crc32cTs(mib, 0));
 }
 
+// 7. the link's frame MAC: HMAC-SHA256 truncated to 16 bytes over seq || header || JSON (one
+// piece) and the payload (another), as src/link/protocol/frame.ts does it; "ts" is node:crypto's
+// createHmac per frame (what version 2 of the link first shipped with)
+{
+  const { createHmac, timingSafeEqual, randomBytes } = await import('node:crypto');
+  const key = randomBytes(32);
+  const nodeMac = (head, rest) => createHmac('sha256', key).update(head).update(rest).digest().subarray(0, 16);
+  const keyed = new NativeHmacSha256(key, 16);
+  const out = Buffer.alloc(16);
+  for (const [label, headLen, binLen] of [['80 B frame (no payload)', 80, 0], ['4 KiB write frame', 80, 4096]]) {
+    const head = randomBytes(headLen), bin = randomBytes(binLen);
+    const tag = nodeMac(head, bin);
+    await compare(`hmac mac, ${label}`, 'MACs/s', 1, () => keyed.macInto(out, 0, head, bin), () => nodeMac(head, bin));
+    await compare(`hmac verify, ${label}`, 'MACs/s', 1, () => keyed.verify(tag, head, bin), () => timingSafeEqual(nodeMac(head, bin), tag));
+  }
+}
+
 const fmt = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : x.toFixed(1));
-console.log('\n| benchmark | unit | native | ts | native/ts |\n| --- | --- | ---: | ---: | ---: |');
-for (const r of rows) console.log(`| ${r.name} | ${r.unit} | ${fmt(r.native)} | ${fmt(r.ts)} | ${r.ratio.toFixed(2)}x |`);
+const us = (x) => (1e6 / x).toFixed(2);
+console.log('\n| benchmark | unit | native | ts | native/ts | µs/op native | µs/op ts |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |');
+for (const r of rows) console.log(`| ${r.name} | ${r.unit} | ${fmt(r.native)} | ${fmt(r.ts)} | ${r.ratio.toFixed(2)}x | ${us(r.native)} | ${us(r.ts)} |`);

@@ -1,4 +1,4 @@
-//! sanbox native hot path: CRC32C, region bitmaps, the writelog ring and file operations, as a
+//! sanbox native hot path: CRC32C, HMAC-SHA256, region bitmaps, the writelog ring and file operations, as a
 //! dependency-free Node-API addon. JavaScript-facing semantics are documented in src/native/*.ts
 //! (the TypeScript twin), which this addon must match bit for bit.
 //!
@@ -9,8 +9,10 @@
 pub mod bitmap;
 pub mod crc32c;
 pub mod fileops;
+pub mod hmac;
 mod napi;
 pub mod ring;
+pub mod sha256;
 
 use napi::*;
 use std::ffi::CString;
@@ -41,6 +43,7 @@ struct Cx {
 
 const TAG_BITMAP: u32 = 0xB17A_0001;
 const TAG_RING: u32 = 0x7106_0002;
+const TAG_HMAC: u32 = 0x4AC0_0003;
 struct Handle<T> {
     tag: u32,
     v: T,
@@ -225,6 +228,32 @@ fn fo_err(e: (String, String)) -> Err {
     Err::Code(e.0.clone(), format!("{}: {}", e.0, e.1))
 }
 
+/// Arguments `from..argc` as byte slices (the pieces of one MAC'd message, at most 8 - from).
+fn pieces<'a>(cx: &Cx, from: usize) -> R<([&'a [u8]; 8], usize)> {
+    let mut out: [&[u8]; 8] = [&[]; 8];
+    let n = cx.argc.saturating_sub(from);
+    for (i, slot) in out.iter_mut().enumerate().take(n) {
+        *slot = cx.bytes(from + i)?;
+    }
+    Ok((out, n))
+}
+
+/// hmacMac(h, out, offset, ...pieces): the MAC of the pieces into out[offset..offset + tagBytes].
+fn hmac_mac(cx: &Cx) -> R<napi_value> {
+    let h = cx.handle::<hmac::Hmac>(0, TAG_HMAC)?;
+    let off = cx.u64(2)? as usize;
+    let (p, n) = pieces(cx, 3)?;
+    // the MAC is computed before `out` is borrowed mutably: out may share memory with a piece
+    let tag = h.full(&p[..n]);
+    let out = cx.typed(cx.arg(1)?, NAPI_UINT8, 1)?;
+    let t = h.tag_bytes();
+    if off > out.len() || out.len() - off < t {
+        return Err(Err::Code("ERR_OUT_OF_RANGE".into(), format!("hmacMac: {} bytes at offset {} do not fit in {}", t, off, out.len())));
+    }
+    out[off..off + t].copy_from_slice(&tag[..t]);
+    cx.undef()
+}
+
 fn ranges(b: &mut bitmap::Bitmap, r: &[f64], mark: bool) -> R<()> {
     if r.len() % 2 != 0 {
         return Err("ranges array must hold offset/length pairs".into());
@@ -257,6 +286,19 @@ export! {
         let seed = if cx.argc > 1 { cx.u64(1)? } else { 0 };
         if seed > u32::MAX as u64 { return Err("seed must be a 32-bit unsigned integer".into()); }
         cx.num(crc32c::crc32c(seed as u32, cx.bytes(0)?) as f64)
+    };
+    shaImpl => |cx| cx.string(sha256::implementation());
+    hmacNew => |cx| {
+        let portable = cx.argc > 2 && cx.bool(2)?;
+        cx.new_handle(TAG_HMAC, hmac::Hmac::new(cx.bytes(0)?, cx.u64(1)? as usize, portable)?)
+    };
+    hmacMac => hmac_mac;
+    hmacVerify => |cx| {
+        let h = cx.handle::<hmac::Hmac>(0, TAG_HMAC)?;
+        let tag = cx.bytes(1)?;
+        if tag.len() != h.tag_bytes() { return Err(format!("hmacVerify: tag of {} bytes, expected {}", tag.len(), h.tag_bytes()).into()); }
+        let (p, n) = pieces(cx, 2)?;
+        cx.boolean(h.verify(tag, &p[..n]))
     };
     punchHole => |cx| {
         fileops::punch_hole(cx.i64(0)? as i32, cx.u64(1)? as i64, cx.u64(2)? as i64).map_err(fo_err)?;

@@ -119,8 +119,8 @@ export async function doctorCommand(f: { json?: boolean }): Promise<number> {
   }
   const n = r.native;
   const nativeLine = n.loaded
-    ? `loaded${n.version ? ` ${n.version}` : ''}${n.path ? ` (${n.path})` : ''}; crc32c: ${n.crcImpl}`
-    : `not loaded: TypeScript fallback${n.forcedTwin ? ' (forced)' : ''}${n.reason || n.error ? `: ${n.reason ?? n.error}` : ''}; crc32c: ${n.crcImpl}`;
+    ? `loaded${n.version ? ` ${n.version}` : ''}${n.path ? ` (${n.path})` : ''}; crc32c: ${n.crcImpl}; hmac-sha256: ${n.shaImpl}`
+    : `not loaded: TypeScript fallback${n.forcedTwin ? ' (forced)' : ''}${n.reason || n.error ? `: ${n.reason ?? n.error}` : ''}; crc32c: ${n.crcImpl}; hmac-sha256: ${n.shaImpl}`;
   const lines = [
     `sanbox ${r.sanbox} on ${r.platform}`,
     `node    ${r.node.version} ${r.node.ok ? 'ok' : `TOO OLD: sanbox needs node ${r.node.required}`}`,

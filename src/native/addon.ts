@@ -14,6 +14,12 @@ export interface NativeAddon {
   version(): string;
   crcImpl(): 'sse4.2' | 'table';
   crc32c(data: Uint8Array, seed?: number): number;
+  shaImpl(): 'sha-ni' | 'portable';
+  hmacNew(key: Uint8Array, tagBytes: number, portable: boolean): NativeHandle;
+  /** the MAC of the pieces (at most 5) into out[offset .. offset + tagBytes] */
+  hmacMac(h: NativeHandle, out: Uint8Array, offset: number, ...pieces: Uint8Array[]): void;
+  /** constant-time: whether tag (tagBytes long) is the MAC of the pieces (at most 6) */
+  hmacVerify(h: NativeHandle, tag: Uint8Array, ...pieces: Uint8Array[]): boolean;
   punchHole(fd: number, offset: number, length: number): void;
   seekData(fd: number, offset: number): number;
   seekHole(fd: number, offset: number): number;
@@ -46,7 +52,7 @@ export interface NativeAddon {
 export type NativeHandle = { readonly __native: unique symbol };
 
 const REQUIRED: (keyof NativeAddon)[] = [
-  'version', 'crcImpl', 'crc32c', 'punchHole', 'seekData', 'seekHole', 'bmNew', 'bmMarkMany', 'bmRuns',
+  'version', 'crcImpl', 'crc32c', 'shaImpl', 'hmacNew', 'hmacMac', 'hmacVerify', 'punchHole', 'seekData', 'seekHole', 'bmNew', 'bmMarkMany', 'bmRuns',
   'bmSerialize', 'bmLoad', 'rgNew', 'rgAppend', 'rgRead', 'rgRecover', 'rgStats',
 ];
 
@@ -75,6 +81,13 @@ function candidates(): string[] {
   return [...new Set(out)];
 }
 
+/** RFC 4231 test case 2, in two pieces: a miscompiled SHA-256 path must not sign link frames. */
+function hmacSelfTest(a: NativeAddon): boolean {
+  const out = Buffer.alloc(32);
+  a.hmacMac(a.hmacNew(Buffer.from('Jefe'), 32, false), out, 0, Buffer.from('what do ya want '), Buffer.from('for nothing?'));
+  return out.toString('hex') === '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843';
+}
+
 function load(): LoadInfo {
   if (process.env.SANBOX_FORCE_TS === '1') return { addon: null, forcedTwin: true, reason: 'SANBOX_FORCE_TS=1' };
   const require = createRequire(import.meta.url);
@@ -94,6 +107,10 @@ function load(): LoadInfo {
       const addon = a as NativeAddon;
       if (addon.crc32c(Buffer.from('123456789')) !== 0xe3069283) {
         errors.push(`${p}: CRC32C self-test failed`);
+        continue;
+      }
+      if (!hmacSelfTest(addon)) {
+        errors.push(`${p}: HMAC-SHA256 self-test failed (${addon.shaImpl()})`);
         continue;
       }
       return { addon, forcedTwin: false, path: p, version: addon.version() };

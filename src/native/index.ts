@@ -2,6 +2,8 @@
  * Public surface of the native hot path (other modules import only this file).
  *
  * - `crc32c`: CRC32C (Castagnoli); SSE4.2 in the addon when the CPU has it, tables otherwise.
+ * - `hmacSha256`: a keyed HMAC-SHA256 (the link's frame MAC); the x86 SHA extensions in the
+ *   addon when the CPU has them, plain Rust otherwise, node:crypto in the twin (./hmac.ts).
  * - `fileOps`: punch hole / SEEK_DATA / SEEK_HOLE, which Node's fs lacks; null without the addon.
  * - Region bitmaps (`RegionBitmap`, `WriteIntentLog`, save/load): see ./bitmap.ts and ./wil.ts.
  * - The writelog journal (`Writelog`): see ./writelog.ts.
@@ -20,11 +22,12 @@ export interface NativeInfo {
   version?: string;
   reason?: string;
   crcImpl: 'sse4.2' | 'table' | 'ts';
+  shaImpl: 'sha-ni' | 'portable' | 'node';
 }
 
 /** What `sanbox doctor` reports: whether the addon loaded, from where, or why not. */
 export function nativeInfo(): NativeInfo {
-  const i: NativeInfo = { loaded: addon !== null, forcedTwin: loadInfo.forcedTwin, crcImpl: addon ? addon.crcImpl() : 'ts' };
+  const i: NativeInfo = { loaded: addon !== null, forcedTwin: loadInfo.forcedTwin, crcImpl: addon ? addon.crcImpl() : 'ts', shaImpl: addon ? addon.shaImpl() : 'node' };
   if (loadInfo.path) i.path = loadInfo.path;
   if (loadInfo.version) i.version = loadInfo.version;
   if (loadInfo.reason) i.reason = loadInfo.reason;
@@ -40,6 +43,7 @@ export function crc32c(data: Uint8Array, seed = 0): number {
   return crc32cTs(data, seed);
 }
 export { crc32cTs };
+export { hmacSha256, NativeHmacSha256, TsHmacSha256, HMAC_SHA256_BYTES, HMAC_MAX_PIECES, type HmacSha256 } from './hmac.js';
 
 /** File operations that Node's fs lacks; null when the addon is not loaded. */
 export interface FileOps {

@@ -1,5 +1,5 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { crc32c } from '../../native/index.js';
+import { createHmac } from 'node:crypto';
+import { crc32c, hmacSha256, type HmacSha256 } from '../../native/index.js';
 import { ByteQueue, jsonObjectAt } from '../../wire/index.js';
 
 /**
@@ -70,10 +70,20 @@ export interface Frame {
   authenticated: boolean;
 }
 
-/** One direction's MAC state: its key and the sequence number of the next frame. */
+/**
+ * One direction's MAC state: its key, the sequence number of the next frame, and the keyed MAC
+ * made from the key (on first use when not given: once per direction, not once per frame).
+ */
 export interface MacState {
   key: Buffer;
   seq: number;
+  hmac?: HmacSha256;
+}
+
+function keyedMac(st: MacState): HmacSha256 {
+  st.hmac ??= hmacSha256(st.key, LINK_MAC_BYTES);
+  if (st.hmac.tagBytes !== LINK_MAC_BYTES) throw new Error(`link MAC state with a ${st.hmac.tagBytes}-byte tag (the wire carries ${LINK_MAC_BYTES})`);
+  return st.hmac;
 }
 
 const SEQ_BYTES = 8;
@@ -84,11 +94,11 @@ function writeSeq(b: Buffer, seq: number): void {
 }
 
 /**
- * The MAC of one frame: HMAC-SHA256(key, seq u64 LE || header || JSON || binary), truncated.
- * `head` is seq || header (36 bytes), `rest` the other pieces as they lie in memory: one HMAC per
- * frame, the payload never copied for it, and as few update calls as the layout allows (each
- * is a crossing into native code: the encoder passes seq || header || JSON and the payload, the
- * decoder seq || header and the JSON and payload as they arrived, contiguous).
+ * The MAC of one frame: HMAC-SHA256(key, seq u64 LE || header || JSON || binary), truncated;
+ * `head` is seq || header (36 bytes), `rest` the other pieces. A one-off on node:crypto (the key
+ * is set up on every call) for MACing a frame by hand; the frame path keys a MacState's `hmac`
+ * once per direction and MACs the pieces as they lie in memory (the encoder seq || header ||
+ * JSON and the payload, the decoder seq || header and the body), the payload never copied.
  */
 export function frameMac(key: Buffer, head: Buffer, ...rest: Buffer[]): Buffer {
   const h = createHmac('sha256', key).update(head);
@@ -145,9 +155,13 @@ export function encodeFrame(
   const frame = pre.subarray(SEQ_BYTES);
   if (!mac) return Buffer.concat([frame, bin]);
   writeSeq(pre, mac.seq);
-  const m = frameMac(mac.key, pre, bin);
+  const bodyEnd = frame.length + bin.length;
+  const out = Buffer.allocUnsafe(bodyEnd + LINK_MAC_BYTES);
+  frame.copy(out, 0);
+  bin.copy(out, frame.length);
+  keyedMac(mac).macInto(out, bodyEnd, pre, bin);
   mac.seq++;
-  return Buffer.concat([frame, bin, m]);
+  return out;
 }
 
 interface Header {
@@ -171,6 +185,8 @@ export class FrameDecoder {
   private header: Header | null = null;
   private broken = false;
   private recvMac: MacState | null = null;
+  /** seq || header of the frame being verified (the check is synchronous: one buffer serves all) */
+  private readonly macHead = Buffer.alloc(SEQ_BYTES + LINK_HEADER_SIZE);
 
   constructor(private limits: FrameLimits = { maxJson: LINK_MAX_JSON, maxBinary: LINK_MAX_BINARY }) {}
 
@@ -185,7 +201,7 @@ export class FrameDecoder {
    * is acceptable is the connection's decision (only a refusal during the handshake is).
    */
   setReceiveKey(key: Buffer): void {
-    this.recvMac = { key, seq: 0 };
+    this.recvMac = { key, seq: 0, hmac: hmacSha256(key, LINK_MAC_BYTES) };
   }
 
   /**
@@ -228,11 +244,11 @@ export class FrameDecoder {
           const r = this.recvMac;
           if (!r) throw new LinkFrameError('protocol', `link frame ${id}: a frame with a MAC before the session keys were agreed`);
           // checked before anything else looks at the body (not even the JSON is parsed first)
-          const head = Buffer.allocUnsafe(SEQ_BYTES + LINK_HEADER_SIZE);
+          const head = this.macHead;
           writeSeq(head, r.seq);
           raw.copy(head, SEQ_BYTES);
-          const want = frameMac(r.key, head, body);
-          if (!timingSafeEqual(want, taken.subarray(bodyLen)))
+          // constant-time comparison inside verify (the addon's, or timingSafeEqual in the twin)
+          if (!keyedMac(r).verify(taken.subarray(bodyLen), head, body))
             throw new LinkFrameError('bad-mac', `link frame ${r.seq} (kind ${kind}, id ${id}) failed its MAC check: altered, replayed, reordered or dropped on the path`);
           r.seq++;
         } else if (crc32c(body) !== bodyCrc) throw new LinkFrameError('protocol', `link frame ${id}: body checksum mismatch`);

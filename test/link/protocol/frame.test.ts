@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { TsHmacSha256 } from '../../../src/native/index.js';
 import { encodeFrame, FrameDecoder, KIND, LINK_HEADER_SIZE, LINK_MAC_BYTES, LinkFrameError, type FrameKind } from '../../../src/link/protocol/index.js';
 
 const kinds = Object.values(KIND) as FrameKind[];
@@ -120,6 +121,29 @@ describe('link frame MAC', () => {
     const other = new FrameDecoder();
     other.setReceiveKey(randomBytes(32));
     expect(() => other.push(a!)).toThrow(expect.objectContaining({ code: 'bad-mac' }));
+  });
+
+  it('the MAC on the wire is HMAC-SHA256(key, seq u64 LE || header || JSON || payload) truncated, as node:crypto computes it', () => {
+    for (const seq of [0, 1, 0xffffffff, 2 ** 32 + 5, 2 ** 53 - 1]) {
+      for (const size of [0, 1, 63, 4096, 100_000]) {
+        const bin = randomBytes(size);
+        const f = encodeFrame({ kind: KIND.REPLY, id: 7, json: { ok: true, n: size } }, undefined, undefined, { key, seq });
+        const seqLe = Buffer.alloc(8);
+        seqLe.writeBigUInt64LE(BigInt(seq));
+        const withBin = encodeFrame({ kind: KIND.REQUEST, id: 9, json: { op: 'write' }, bin }, undefined, undefined, { key, seq });
+        for (const w of [f, withBin]) {
+          const body = w.subarray(0, w.length - LINK_MAC_BYTES);
+          const want = createHmac('sha256', key).update(seqLe).update(body).digest().subarray(0, LINK_MAC_BYTES);
+          expect(w.subarray(w.length - LINK_MAC_BYTES).equals(want), `seq ${seq} size ${size}`).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('frames MAC\'d by the node:crypto twin verify on the default implementation (mixed builds interoperate)', () => {
+    const st = { key, seq: 0, hmac: new TsHmacSha256(key, LINK_MAC_BYTES) };
+    const wire = [0, 1, 4096].map((n, i) => encodeFrame({ kind: KIND.REQUEST, id: i + 1, json: { i }, bin: randomBytes(n) }, undefined, undefined, st));
+    expect(receiver().push(Buffer.concat(wire)).map((f) => f.authenticated)).toEqual([true, true, true]);
   });
 
   it('a frame with a MAC before the keys is a protocol error; one without decodes unauthenticated', () => {
