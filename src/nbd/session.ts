@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { errnoOf, type BlockDevice, type Extent } from '../block/index.js';
 import type { BufferPool } from './buffer-pool.js';
 import { budgetBug, type BudgetWaiter, type MemoryBudget } from './memory-budget.js';
+import { Outbox } from './outbox.js';
 import { ByteQueue } from '../wire/index.js';
 import {
   BASE_ALLOCATION_ID,
@@ -44,8 +45,6 @@ export const DEFAULT_LIMITS: SessionLimits = {
 
 /** Reads at least this long are sent as data and hole chunks when the device knows its holes. */
 const SPARSE_READ_MIN = 64 * 1024;
-/** Replies smaller than this in total are joined into one buffer; larger go out with writev. */
-const JOIN_REPLIES_BELOW = 256 * 1024;
 
 interface PendingWrite {
   flags: number;
@@ -105,8 +104,6 @@ export class Session implements BudgetWaiter {
   private held = 0;
   /** Counted among the budget's connections (in transmission, not yet ended). */
   private joined = false;
-  /** Charges of the socket writes not yet completed, oldest first (their callbacks release them). */
-  private writing: number[] = [];
   /** Input is paused because of our limits (not because the client is slow). */
   private stalled = false;
   /** Bytes of an oversized write still to be thrown away, and the reply owed after them. */
@@ -120,9 +117,7 @@ export class Session implements BudgetWaiter {
   private discardOptionLeft = 0;
   private discardOption = 0;
 
-  private out: Buffer[] = [];
-  private outBytes = 0;
-  private flushQueued = false;
+  private readonly outbox: Outbox;
   private shutdown = false;
   private idleWaiters: (() => void)[] = [];
   closeReason = '';
@@ -146,11 +141,21 @@ export class Session implements BudgetWaiter {
     private readonly limits: SessionLimits = DEFAULT_LIMITS,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.outbox = new Outbox({
+      id,
+      socket: () => this.socket,
+      closed: () => this.phase === 'closed',
+      charge: (n) => this.charge(n),
+      uncharge: (n) => this.uncharge(n),
+      onWritten: () => {
+        if (this.stalled) this.maybeResume();
+      },
+    });
     socket.setNoDelay(true);
     this.listen(socket, !hooks.externalReads);
     this.handshakeTimer = setTimeout(() => this.abort('handshake timed out'), limits.handshakeTimeoutMs);
     this.handshakeTimer.unref();
-    this.send(greeting());
+    this.outbox.send(greeting());
   }
 
   private listen(socket: Socket, data: boolean): void {
@@ -167,7 +172,7 @@ export class Session implements BudgetWaiter {
    * the TLS handshake is dropped like one that never finishes negotiating.
    */
   private startTls(): void {
-    this.flushOut();
+    this.outbox.flush();
     const t = this.hooks.tls;
     if (!t) return this.abort('STARTTLS acknowledged without TLS credentials');
     // The client must wait for the ACK before its handshake: anything queued is a violation.
@@ -195,7 +200,7 @@ export class Session implements BudgetWaiter {
       inflight: this.inflight,
       inflightBytes: this.inflightBytes,
       budgetBytes: this.held,
-      queuedReplyBytes: this.outBytes + (this.socket.writableLength ?? 0),
+      queuedReplyBytes: this.outbox.queuedBytes + (this.socket.writableLength ?? 0),
       bufferedInputBytes: this.input.length,
     };
   }
@@ -241,13 +246,9 @@ export class Session implements BudgetWaiter {
     this.input.clear();
     // What the socket will never write, and a payload never completed, are released now; requests
     // still running release theirs when they settle (their replies are dropped by send()).
-    let unheld = this.outBytes;
-    for (const n of this.writing) unheld += n;
+    let unheld = this.outbox.drop();
     if (this.fill) unheld += this.fill.length;
-    this.writing = [];
     this.fill = null;
-    this.out = [];
-    this.outBytes = 0;
     this.uncharge(unheld);
     this.hooks.budget.unwait(this);
     if (this.joined) {
@@ -259,7 +260,7 @@ export class Session implements BudgetWaiter {
 
   private endSocket(): void {
     if (this.phase === 'closed') return;
-    this.flushOut();
+    this.outbox.flush();
     this.phase = 'closing';
     this.socket.end();
   }
@@ -380,7 +381,7 @@ export class Session implements BudgetWaiter {
         if (this.discardOptionLeft > 0) return;
         // FORCEDTLS: before STARTTLS every option but STARTTLS and ABORT gets TLS_REQD, big ones too.
         const tlsReqd = this.negotiation!.tlsRequired && this.discardOption !== OPT.STARTTLS && this.discardOption !== OPT.ABORT;
-        this.send(optionReply(this.discardOption, tlsReqd ? REP.ERR_TLS_REQD : REP.ERR_TOO_BIG, Buffer.from(tlsReqd ? 'TLS is required: send NBD_OPT_STARTTLS first' : 'option data too large')));
+        this.outbox.send(optionReply(this.discardOption, tlsReqd ? REP.ERR_TLS_REQD : REP.ERR_TOO_BIG, Buffer.from(tlsReqd ? 'TLS is required: send NBD_OPT_STARTTLS first' : 'option data too large')));
         continue;
       }
       if (q.length < 16) return;
@@ -399,9 +400,9 @@ export class Session implements BudgetWaiter {
       q.skip(16);
       const data = q.take(length);
       const outcome = this.negotiation!.handle(option, data);
-      for (const r of outcome.replies) this.send(r);
+      for (const r of outcome.replies) this.outbox.send(r);
       if (outcome.then === 'close') {
-        this.flushOut();
+        this.outbox.flush();
         this.closeReason = outcome.reason;
         this.phase = 'closing';
         this.socket.end();
@@ -527,7 +528,7 @@ export class Session implements BudgetWaiter {
    * this connection's own, or its share of the server's budget (then it waits on the budget).
    */
   private congested(cost: number): boolean {
-    if (this.socket.writableLength + this.outBytes >= this.limits.maxQueuedReplyBytes) return true;
+    if (this.socket.writableLength + this.outbox.queuedBytes >= this.limits.maxQueuedReplyBytes) return true;
     // One request is always admitted, however large, so progress never depends on the limits.
     if (this.inflight > 0 && (this.inflight >= this.limits.maxInflight || this.inflightBytes >= this.limits.maxInflightBytes)) return true;
     if (this.hooks.budget.admits(this.held, cost)) return false;
@@ -644,7 +645,7 @@ export class Session implements BudgetWaiter {
       return;
     }
     onOk?.();
-    this.send(this.replies.ok(hi, lo, offset));
+    this.outbox.send(this.replies.ok(hi, lo, offset));
   }
 
   private async read(hi: number, lo: number, offset: number, length: number, flags: number): Promise<void> {
@@ -654,7 +655,7 @@ export class Session implements BudgetWaiter {
     let prepaid = length;
     try {
       if (length === 0 && r.mode !== 'simple') {
-        this.send(r.done(hi, lo, offset));
+        this.outbox.send(r.done(hi, lo, offset));
         return;
       }
       if (r.mode !== 'simple' && length >= SPARSE_READ_MIN && !(flags & CMD_FLAG.DF) && dev.capabilities.sparseStatus) {
@@ -666,7 +667,7 @@ export class Session implements BudgetWaiter {
       await dev.read(offset, length, buf.subarray(dataAt));
       this.stats.bytesRead += length;
       prepaid = 0;
-      this.send(buf, length);
+      this.outbox.send(buf, length);
     } catch (err) {
       this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message);
     } finally {
@@ -703,7 +704,7 @@ export class Session implements BudgetWaiter {
     // Only the last chunk carries DONE, and only once every read has succeeded.
     ReplyEncoder.markDone(chunks[chunks.length - 1]!);
     this.stats.bytesRead += length;
-    this.sendAll(chunks, length);
+    this.outbox.sendAll(chunks, length);
   }
 
   private async blockStatus(hi: number, lo: number, offset: number, length: number, reqOne: boolean): Promise<void> {
@@ -719,83 +720,15 @@ export class Session implements BudgetWaiter {
       this.replyError(hi, lo, offset, 'EIO', 'device returned no extents');
       return;
     }
-    this.send(this.replies.blockStatus(hi, lo, offset, BASE_ALLOCATION_ID, merged));
+    this.outbox.send(this.replies.blockStatus(hi, lo, offset, BASE_ALLOCATION_ID, merged));
   }
 
   // ---- replies ----------------------------------------------------------------------------
 
   private replyError(hi: number, lo: number, offset: number, errno: NbdErrno, message: string): void {
     this.stats.errors++;
-    this.send(this.replies.error(hi, lo, offset, errno, message));
+    this.outbox.send(this.replies.error(hi, lo, offset, errno, message));
   }
-
-  /**
-   * Queues a reply; it is charged to the budget until written. `prepaid` bytes of it were
-   * charged already (a read's data, when the read was admitted) and change hands, not count twice.
-   */
-  private send(buf: Buffer, prepaid = 0): void {
-    if (this.phase === 'closed') return this.uncharge(prepaid);
-    this.out.push(buf);
-    this.outBytes += buf.length;
-    this.recharge(buf.length - prepaid);
-    this.scheduleFlush();
-  }
-
-  /** The chunks of one reply, queued and charged at once. */
-  private sendAll(bufs: Buffer[], prepaid: number): void {
-    if (this.phase === 'closed') return this.uncharge(prepaid);
-    let n = 0;
-    for (const b of bufs) {
-      this.out.push(b);
-      n += b.length;
-    }
-    this.outBytes += n;
-    this.recharge(n - prepaid);
-    this.scheduleFlush();
-  }
-
-  private recharge(delta: number): void {
-    if (delta >= 0) this.charge(delta);
-    else this.uncharge(-delta);
-  }
-
-  private scheduleFlush(): void {
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      process.nextTick(() => this.flushOut());
-    }
-  }
-
-  /** Everything replied in this turn of the event loop leaves in one write (or one writev). */
-  private flushOut(): void {
-    this.flushQueued = false;
-    if (this.out.length === 0 || this.phase === 'closed') return;
-    const out = this.out;
-    const bytes = this.outBytes;
-    this.out = [];
-    this.outBytes = 0;
-    // The replies stay charged until the socket has written them (its callbacks come in order).
-    this.writing.push(bytes);
-    if (out.length === 1) {
-      this.socket.write(out[0]!, this.written);
-    } else if (bytes < JOIN_REPLIES_BELOW) {
-      this.socket.write(Buffer.concat(out, bytes), this.written);
-    } else {
-      this.socket.cork();
-      for (let i = 0; i < out.length - 1; i++) this.socket.write(out[i]!);
-      this.socket.write(out[out.length - 1]!, this.written);
-      this.socket.uncork();
-    }
-  }
-
-  /** A socket write completed (or failed): its replies no longer hold memory. */
-  private readonly written = (): void => {
-    if (this.phase === 'closed') return; // terminate released every write still pending
-    const n = this.writing.shift();
-    if (n === undefined) return budgetBug(`NBD session ${this.id}: a socket write completed that was never charged`);
-    this.uncharge(n);
-    if (this.stalled) this.maybeResume();
-  };
 
   private afterIdle(fn: () => void): void {
     if (this.inflight === 0) fn();
