@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { formatSize, isPlainName } from '../../array/index.js';
+import { isPlainName } from '../../array/index.js';
 import { ignoreOnClose } from '../../errors/index.js';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -8,13 +8,14 @@ import { RemoteLinkError } from '../../link/protocol/index.js';
 import { applyOp, assertMirrorChangeInvariants, assertMirrorRecordInvariants, DEFAULT_REGION_SIZE, primaryOf, promotable, secondariesOf, type ImageState, type MirrorDbRecord, type MirrorImage } from '../state/index.js';
 import type { Range } from '../group/index.js';
 import { BitmapFile } from './bitmap-file.js';
-import { divergenceBitmapPath, divergenceMetaPath, fracturePath, imageOf, mirrorSize, newEntry, phaseOf, remoteReadTimeoutMs, safeName, type Entry } from './entry.js';
+import { divergenceBitmapPath, divergenceMetaPath, fracturePath, mirrorSize, newEntry, phaseOf, safeName, type Entry } from './entry.js';
 import { SecondaryPeer, type PrimarySide } from './primary.js';
 import type { PeerLinks } from './peer-link.js';
 import type { ResyncProtection } from './protection.js';
 import type { PeerLiveness } from './secondary.js';
 import { applyChecked, loadRecord, type MirrorRecords } from './records.js';
-import { regionCrcs, summarize, VERIFY_BATCH_BYTES } from './regions.js';
+import { summarize } from './regions.js';
+import { verifyImage } from './verify.js';
 import type { Resync } from './resync.js';
 import {
   MirrorError,
@@ -26,12 +27,11 @@ import {
   type MirrorLun,
   type MirrorView,
   type VerifyReport,
-  type VerifyResult,
 } from './types.js';
 
 /**
  * The administrative verbs (MirrorControl: what the management API and `sanbox mirror` call),
- * the views they return, verify and the resolution of a split brain. Each verb runs inside
+ * the views they return, verify (its comparison: ./verify.ts) and the resolution of a split brain. Each verb runs inside
  * `exclusive(e)` and changes the record through `change` (./records.ts).
  */
 export interface AdminHost {
@@ -71,7 +71,6 @@ const gracefulRemoveTimeoutMs = 10_000;
 const gracefulRemovePollMs = 10;
 const REGION_SIZE_MIN_BYTES = 4096;
 const REGION_SIZE_MAX_BYTES = 64 * 1024 * 1024;
-const VERIFY_REGIONS_MAX = 4096;
 
 export class MirrorAdmin implements MirrorControl {
   constructor(
@@ -434,73 +433,7 @@ export class MirrorAdmin implements MirrorControl {
     if (!img || img.role !== 'secondary') throw new MirrorError('invalid', `mirror ${e.db.name} has no secondary${image ? ` ${image}` : ''} to verify`);
     const peer = ps.peers.get(img.imageId)!;
     if (phaseOf(e, peer) === 'unreachable' || !peer.client?.connected) throw new MirrorError('unreachable', `image ${img.imageId} is not connected (${peer.linkError ?? peer.link})`);
-    const size = mirrorSize(e.db);
-    const rs = e.db.regionSize;
-    const n = Math.ceil(size / rs);
-    const per = Math.max(1, Math.min(VERIFY_REGIONS_MAX, Math.floor(VERIFY_BATCH_BYTES / rs)));
-    // A resync that runs (or is due) before, during or after the comparison: its copy is not
-    // final, so neither is the comparison, even when every region happened to compare equal.
-    const syncingNow = (): string | null => {
-      const state = imageOf(e, img.imageId)?.state;
-      if (state !== 'SYNCHRONIZING' && !phaseOf(e, peer).startsWith('resync')) return null;
-      const rv = peer.resyncView();
-      return `image ${state === 'SYNCHRONIZING' ? state : `${state ?? 'removed'} with a resync running`}${rv ? `, resync ${formatSize(rv.bytesDone)} of ${formatSize(rv.bytesTotal)} done` : ''}`;
-    };
-    const syncingBefore = syncingNow();
-    const suspects: number[] = [];
-    let skipped = 0;
-    let skippedBytes = 0;
-    const compare = async (first: number, count: number): Promise<number[]> => {
-      const [local, remote] = await Promise.all([
-        regionCrcs(e.lun.device, size, rs, first, count),
-        peer.client!.request('read-regions', { mirrorId: e.id, imageId: img.imageId, regionSize: rs, regions: [[first, count]] }, undefined, { timeoutMs: remoteReadTimeoutMs }),
-      ]);
-      const theirs = new Map(remote.result.checksums.map((c) => [c.region, c.crc]));
-      return local.filter((c) => theirs.get(c.region) !== c.crc).map((c) => c.region);
-    };
-    try {
-      for (let first = 0; first < n; first += per) {
-        const count = Math.min(per, n - first);
-        for (const r of await compare(first, count)) {
-          // regions that are known dirty (fracture log) or written right now are not errors
-          if (peer.fracture.bitmap.test(r * rs, Math.min(rs, size - r * rs))) {
-            skipped++;
-            skippedBytes += Math.min(rs, size - r * rs);
-          } else suspects.push(r);
-        }
-        opts.onProgress?.(Math.min(n, first + count) * rs, n * rs);
-      }
-      // A host write in flight during the comparison can differ for a moment: compare again.
-      const mismatched: number[] = [];
-      for (const r of suspects) {
-        await ps.idle();
-        if ((await compare(r, 1)).length) mismatched.push(r);
-      }
-      const syncing = syncingNow() ?? syncingBefore;
-      const why: string | null = skipped
-        ? `${skipped} of ${n} regions skipped (marked in the fracture log: not copied to the image yet${syncing ? `; ${syncing}` : ''})`
-        : syncing
-          ? `${syncing}: regions are still being copied, the comparison is not final`
-          : null;
-      const result: VerifyResult = mismatched.length ? 'different' : why ? 'incomplete' : 'identical';
-      const report: VerifyReport = {
-        mirrorId: e.id,
-        imageId: img.imageId,
-        regionSize: rs,
-        regionsCompared: n - skipped,
-        bytesCompared: size - skippedBytes,
-        mismatched: mismatched.map((r) => ({ region: r, offset: r * rs, length: Math.min(rs, size - r * rs) })),
-        identical: result === 'identical',
-        result,
-        ...(why ? { incompleteReason: why } : {}),
-        skipped,
-      };
-      this.event('verified', { mirrorId: e.id, imageId: img.imageId, regions: n, mismatched: mismatched.length, skipped, result, ...(why ? { incompleteReason: why } : {}) });
-      return report;
-    } catch (err) {
-      if (err instanceof RemoteLinkError) throw new MirrorError('unreachable', `verify ${img.imageId}: ${err.code}: ${err.message}`);
-      throw err;
-    }
+    return verifyImage(e, ps, img, peer, (type, details) => this.event(type, details), opts);
   }
 
   resolveSplitBrain(ref: string, p: { survivor: string }): Promise<MirrorView> {
