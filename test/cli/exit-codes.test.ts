@@ -3,7 +3,7 @@
 // or failed, 3 when nobody answered. In process, against a real array's API (with a mirror
 // driver that records calls), a lab state file, and ports where nothing listens.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createServer } from 'node:net';
+import { freePort } from '../support/net.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,14 +30,6 @@ let url: string;
 let lockedUrl: string;
 let deadUrl: string; // a port where nothing listens
 const mirrors = new CutOffMirrors();
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'sanbox-exit-'));

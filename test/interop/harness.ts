@@ -6,7 +6,8 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, closeSync, ftruncateSync, readFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
+import { freePort } from '../support/net.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from '../support/paths.js';
@@ -113,19 +114,8 @@ export async function mustRun(file: string, args: string[], opts: RunOptions & {
   return r;
 }
 
-/** Find a free TCP port on the loopback address. */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.unref();
-    s.on('error', rej);
-    s.listen(0, HOST, () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
+/** A free TCP port on the loopback address (below the ephemeral range: ../support/net.ts). */
+export { freePort };
 
 /** One probe: connect and read the 8-byte NBDMAGIC greeting. */
 function probeNbd(port: number, timeoutMs: number): Promise<boolean> {

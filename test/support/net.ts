@@ -1,13 +1,13 @@
 // Small waiting and networking helpers shared by the launchers and the tests.
-import { createServer, type AddressInfo } from 'node:net';
+import { freePorts } from '../../src/scenario/runner/lab.js';
 
-/** A TCP port free on 127.0.0.1 right now (bound, read, closed). */
+/**
+ * A TCP port free on 127.0.0.1 right now, below the kernel's ephemeral range: an ephemeral one
+ * (listen on port 0) could be handed to another test's outgoing connection before we bind it
+ * (EADDRINUSE seen under load), a port below 32768 only to another listener.
+ */
 export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
+  return (await freePorts(1))[0]!;
 }
 
 /** Polls `fn` every `intervalMs` until it returns true; throws after `ms`. */
