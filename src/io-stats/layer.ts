@@ -1,8 +1,9 @@
 /**
  * The I/O statistics layer: the topmost layer of every LUN stack (what the host sees), counting
  * each request into the LUN's IoStats (./counters.ts) with its latency. Everything else passes
- * through uncounted (LayerDevice): block status and cache hints are no data requests. Timing uses `performance.now()`, a double: `process.hrtime.bigint()`
- * would allocate a BigInt per request.
+ * through uncounted (LayerDevice): block status and cache hints are no data requests. Timing
+ * uses `performance.now()`, a double: `process.hrtime.bigint()` would allocate a BigInt per
+ * request.
  */
 import { LayerDevice, type BlockDevice, type WriteOptions, type ZeroOptions } from '../block/index.js';
 import { OP_FLUSH, OP_READ, OP_TRIM, OP_WRITE, OP_ZERO, type IoStats } from './counters.js';
