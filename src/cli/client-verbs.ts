@@ -89,7 +89,7 @@ interface StatusJson {
 }
 
 /** `sanbox status` of a lab (no --api, no --array): every array's supervision state, and the first running array in detail. */
-async function labOverview(f: TargetFlags): Promise<{ rows: LabArrayRow[]; pick: string; monitor?: LabState['monitor'] } | undefined> {
+async function labOverview(f: TargetFlags): Promise<{ rows: LabArrayRow[]; pick: string; monitor?: LabState['monitor']; dashboard?: string } | undefined> {
   if (f.api ?? (process.env.SANBOX_API || undefined)) return undefined;
   if (f.array) return undefined;
   const lab = await findLab(f);
@@ -99,7 +99,7 @@ async function labOverview(f: TargetFlags): Promise<{ rows: LabArrayRow[]; pick:
     const list = rows.map((r) => `${r.name} ${r.state}`).join(', ');
     throw new CliError(EXIT.UNREACHABLE, 'array-down', `no array of lab ${lab.lab} is running (${list}); start one with "sanbox fault array-restart ARRAY"`);
   }
-  return { rows, pick: up.name, monitor: lab.monitor };
+  return { rows, pick: up.name, monitor: lab.monitor, ...(lab.dashboard ? { dashboard: lab.dashboard.url } : {}) };
 }
 
 interface LabArrayRow {
@@ -121,7 +121,7 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
   });
   const monitor = overview?.monitor ? await labMonitorStatus(overview.monitor) : undefined;
   if (f.json) {
-    printJson(overview ? { ...st, labArrays: overview.rows, ...(monitor ? { monitor: monitor.json } : {}) } : st);
+    printJson(overview ? { ...st, labArrays: overview.rows, ...(monitor ? { monitor: monitor.json } : {}), ...(overview.dashboard ? { dashboard: overview.dashboard } : {}) } : st);
     return EXIT.OK;
   }
   const down = overview?.rows.filter((r) => r.state !== 'running') ?? [];
@@ -137,6 +137,7 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
     `  dir   ${st.dir}`,
     `  NBD   ${st.nbd.map((n) => `${n.host}:${n.port}${n.tls ? ` (TLS ${n.tls === 'require' ? 'required' : 'optional'})` : ''}`).join(', ')}`,
     `  API   ${st.api.url ?? '?'}`,
+    ...(overview?.dashboard ? [`  dashboard of lab ${st.lab ?? ''}  ${overview.dashboard}`] : []),
     ...(st.sps && st.battery ? [`  power ${st.power ?? '?'}, battery ${st.battery.state} ${st.battery.charge}% (hold-up ${st.battery.holdUpMs} ms)`, '', spRows(st.sps)] : []),
     '',
     st.luns.length ? lunRows(st.luns) : 'no LUNs (sanbox lun create NAME SIZE)',

@@ -35,6 +35,7 @@ import { startLabLinks, stopLabLinks, type RunningLink } from './link-verbs.js';
 import { setupLabMirrors } from './lab-mirrors.js';
 import { setupLabGroups } from './lab-groups.js';
 import { startLabMonitor, stopLabMonitor } from './lab-monitor.js';
+import { DashboardServer } from '../dashboard/index.js';
 
 export interface UpFlags {
   detach?: boolean;
@@ -90,6 +91,7 @@ export function labSummary(state: LabState, lab: Lab): string {
     lines.push(`  group ${g.name}  ${g.primary}: ${g.members.join(', ')} -> ${g.secondaries.join(', ')}  ${g.mode}  ${what}${g.detail ? `: ${g.detail}` : ''}`);
     for (const w of g.warnings) lines.push(`    warning: ${w}`);
   }
+  if (state.dashboard) lines.push(`  dashboard  ${state.dashboard.url}${state.dashboard.token ? '  (open it with ?token=TOKEN, the lab file\'s dashboard.token)' : ''}`);
   const a0 = state.arrays[0];
   if (a0) {
     const lun = lab.arrays.find((x) => x.name === a0.name)?.luns[0]?.name;
@@ -170,6 +172,7 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
 
   let sup: LabSupervisor | undefined;
   let control: ControlServer | undefined;
+  let dashboard: DashboardServer | undefined;
   let links: RunningLink[] = [];
   let stopping = false;
   let resolveStop: (why: string) => void = () => undefined;
@@ -194,6 +197,7 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
     await (sup ? sup.flush() : writeState(state)).catch((e: unknown) => log(`cannot record the stopping state: ${(e as Error).message}`));
     // No more fault requests once stopping; then every array, crashed or not, then the links.
     await ignoreOnClose(control?.close() ?? Promise.resolve(), 'closing the control API');
+    await ignoreOnClose(dashboard?.close() ?? Promise.resolve(), 'closing the dashboard');
     if (state.monitor) await stopLabMonitor(state.monitor).catch((e: unknown) => log(`stopping the monitor: ${(e as Error).message}`));
     await sup?.stopAll();
     await stopLabLinks(links);
@@ -212,6 +216,16 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
     // Link emulators run in this process; a port in use fails the start before any array.
     links = await startLabLinks(lab, log);
     state.links = links.map((l) => l.state);
+    // The dashboard reads the live state at each request, so it may start before the arrays (a
+    // port in use fails the start before any array, as the links' ports do).
+    if (lab.dashboard !== false) {
+      const d = lab.dashboard ?? { bind: '127.0.0.1', port: 0 };
+      dashboard = new DashboardServer({ lab: () => state, host: d.bind, port: d.port, ...(d.token ? { token: d.token } : {}) });
+      const listening = await dashboard.listen().catch((e: unknown) => {
+        throw new CliError(EXIT.ERROR, 'start-failed', `the dashboard cannot listen on ${d.bind}:${d.port}: ${(e as Error).message} (lab file: dashboard: { port: N }, or dashboard: off)`);
+      });
+      state.dashboard = { ...listening, ...(d.token ? { token: d.token } : {}) };
+    }
     // The arrays dial their peers through the emulators' listeners (actual ports: the lab's may be 0).
     const listeners: LinkListeners = new Map();
     for (const l of links) {

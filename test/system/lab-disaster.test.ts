@@ -24,10 +24,10 @@ beforeAll(async () => {
   env = { SANBOX_IMAGES: join(dir, 'images'), SANBOX_LAB: 'default' };
   let yaml = readFileSync(join(REPO, 'lab', 'default.yaml'), 'utf8');
   // The default lab's fixed ports would clash with a lab running on this machine: any free ones.
-  yaml = yaml.replace(/(nbd|api): \{ bind: 127\.0\.0\.1, port: \d+ \}/g, '$1: { bind: 127.0.0.1, port: 0 }');
+  yaml = yaml.replace(/(nbd|api|dashboard): \{ bind: 127\.0\.0\.1, port: \d+ \}/g, '$1: { bind: 127.0.0.1, port: 0 }');
   yaml = yaml.replace(/listen: \{ bind: 127\.0\.0\.1, toB: \d+, toA: \d+ \}/, 'listen: { bind: 127.0.0.1, toB: 0, toA: 0 }');
   for (const port of ['10850', '10860']) yaml = yaml.replace(`remoteLink: { bind: 127.0.0.1, port: ${port} }`, `remoteLink: { bind: 127.0.0.1, port: ${await freePort()} }`);
-  expect(yaml).not.toMatch(/port: (10809|8470|8473|8491|10811|10850|10860)\b/);
+  expect(yaml).not.toMatch(/port: (10809|8470|8473|8480|8491|10811|10850|10860)\b/);
   writeFileSync(join(dir, 'default.yaml'), yaml);
   const up = await cli(['up', join(dir, 'default.yaml'), '--detach', '--json']);
   if (up.code !== 0) throw new Error(`up failed (${up.code}): ${up.err}${up.out}`);

@@ -64,12 +64,16 @@
  *       - { name: east, arrays: [alpha] }   # an array in no site is its own site
  *     restart: { policy: on-failure, backoffMs: 1000, limit: 3 }   # default: never
  *
+ * The web dashboard (see dashboard.ts; default: 127.0.0.1, any free port):
+ *
+ *     dashboard: { bind: 127.0.0.1, port: 8480 }   # token: required off loopback; or: dashboard: off
+ *
  * Each array process gets `remoteLink: { bind, port, peers }` (arrayConfig / peersOf in config.ts).
  *
  * The state file of a running lab is `<images>/.labs/<lab>.json` (mode 0600): supervisor pid,
  * and for every array its pid, directory, NBD endpoint and API URL (and token if any).
  */
-export type { LabMonitor, LabMonitorResource } from './types.js';
+export type { LabDashboard, LabMonitor, LabMonitorResource } from './types.js';
 export type { Lab, LabArray, LabGroup, LabLink, LabLinkSettings, LabLunRef, LabMirror, LabSecondary, LabSite, LinkDirection, RestartPolicy } from './types.js';
 export { DEFAULT_RESTART_POLICY, parseRestart, parseSites } from './sites.js';
 export { LabError } from './types.js';
@@ -78,6 +82,7 @@ export { MIN_SECRET, parseDuration, parseRate } from './values.js';
 export { linkBetween } from './links.js';
 export { parseSps } from './sps.js';
 export { parseMonitor } from './monitor.js';
+export { parseDashboard } from './dashboard.js';
 export { arrayConfig, peersOf, type LabArrayConfig, type LinkListeners } from './config.js';
 export type { ArrayRunState, LabState, LabStateArray, LabStateGroup, LabStateLink, LabStateMirror } from './state.js';
 export { eventsPath, labAlive, readState, removeState, runningLabs, statePath, writeState } from './state.js';

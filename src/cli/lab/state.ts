@@ -96,6 +96,8 @@ export interface LabState {
   groups?: LabStateGroup[];
   /** The pair resync monitor `sanbox up` started for the lab's `monitor:` (src/cli/monitor). */
   monitor?: { stateDir: string; pid: number; socket: string; http?: string; resources: number };
+  /** The lab's web dashboard (src/dashboard), unless the lab file says `dashboard: off`. */
+  dashboard?: { url: string; token?: string };
 }
 
 export function statePath(lab: string): string {

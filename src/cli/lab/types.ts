@@ -123,6 +123,17 @@ export interface Lab {
   restart: RestartPolicy;
   /** `monitor:`: the pair resync monitor `up` starts (./monitor.ts) */
   monitor?: LabMonitor;
+  /** `dashboard:`: where `up` serves the web dashboard (./dashboard.ts); false: `off`. Absent: the default (loopback, any port). */
+  dashboard?: LabDashboard | false;
+}
+
+/** `dashboard:` of a lab file (./dashboard.ts). */
+export interface LabDashboard {
+  bind: string;
+  /** 0: any free port */
+  port: number;
+  /** required off loopback */
+  token?: string;
 }
 
 /** A resource of `monitor:` (./monitor.ts). */

@@ -64,6 +64,8 @@ export async function rewriteLab(labFile: string, labName: string): Promise<stri
     l.api = { ...(isObj(l.api) ? l.api : {}), port: next() };
     if (typeof l.secretFile === 'string' && !isAbsolute(l.secretFile)) l.secretFile = resolve(dirname(labFile), l.secretFile);
   }
+  // A fixed dashboard port would clash between runs: any free one (its URL is in the lab state).
+  if (isObj(doc.dashboard)) doc.dashboard = { ...doc.dashboard, port: 0 };
   doc.lab = labName;
   return `# ${labFile}, rewritten for a scenario run (lab name, ports, directories)\n${stringify(doc)}`;
 }
