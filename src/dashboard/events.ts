@@ -59,7 +59,7 @@ export class EventHub {
     return () => this.listeners.delete(fn);
   }
 
-  private publish(source: string, kind: SourceKind, raw: Record<string, unknown>): void {
+  private relay(source: string, kind: SourceKind, raw: Record<string, unknown>): void {
     if (typeof raw.seq !== 'number' || typeof raw.type !== 'string') return;
     const e: DashEvent = { id: this.nextId++, source, kind, seq: raw.seq, time: String(raw.time ?? new Date().toISOString()), type: raw.type, event: raw };
     this.kept.push(e);
@@ -87,7 +87,7 @@ export class EventHub {
           first = false;
           if (seq <= last) continue;
           last = seq;
-          this.publish(name, kind, raw);
+          this.relay(name, kind, raw);
         }
       } catch {
         // down (a crashed array, a restart): try again; the topology shows why
@@ -106,7 +106,7 @@ export class EventHub {
           const body = (await res.json()) as { events?: Record<string, unknown>[] };
           for (const raw of body.events ?? []) {
             last = Math.max(last, Number(raw.seq));
-            this.publish('lab', 'supervisor', raw);
+            this.relay('lab', 'supervisor', raw);
           }
         } catch {
           // the supervisor stops: the lab is going away

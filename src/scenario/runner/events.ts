@@ -21,7 +21,8 @@ interface RawEvent {
 export class EventCollector {
   readonly events: EventRecord[] = [];
   private stopped = false;
-  private readonly aborts = new Set<AbortController>();
+  /** One signal for every stream: a stream opened while stop() runs is aborted as well. */
+  private readonly stopping = new AbortController();
   private readonly loops: Promise<void>[] = [];
   private readonly listeners = new Set<(e: EventRecord) => void>();
 
@@ -46,7 +47,7 @@ export class EventCollector {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const a of this.aborts) a.abort();
+    this.stopping.abort();
     await Promise.all(this.loops);
   }
 
@@ -100,33 +101,27 @@ export class EventCollector {
 
   private async readStream(name: string, since: number, seen: (e: RawEvent) => void): Promise<void> {
     const c = this.apis.array(name);
-    const abort = new AbortController();
-    this.aborts.add(abort);
-    try {
-      const headers: Record<string, string> = { Accept: 'text/event-stream', 'Last-Event-ID': String(since) };
-      const token = this.apis.current.arrays.find((a) => a.name === name)?.api.token;
-      if (token) headers.Authorization = `Bearer ${token}`;
-      const res = await fetch(`${c.url}/v1/events`, { headers, signal: abort.signal });
-      if (!res.ok || !res.body) throw new Error(`events of ${name}: HTTP ${res.status}`);
-      const decoder = new TextDecoder();
-      let buf = '';
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buf += decoder.decode(chunk, { stream: true });
-        let cut: number;
-        while ((cut = buf.indexOf('\n\n')) >= 0) {
-          const frame = buf.slice(0, cut);
-          buf = buf.slice(cut + 2);
-          const data = frame.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-          if (!data) continue;
-          const e = JSON.parse(data) as RawEvent;
-          if (e.seq <= since) continue;
-          since = e.seq;
-          this.add(name, e);
-          seen(e);
-        }
+    const headers: Record<string, string> = { Accept: 'text/event-stream', 'Last-Event-ID': String(since) };
+    const token = this.apis.current.arrays.find((a) => a.name === name)?.api.token;
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const res = await fetch(`${c.url}/v1/events`, { headers, signal: this.stopping.signal });
+    if (!res.ok || !res.body) throw new Error(`events of ${name}: HTTP ${res.status}`);
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += decoder.decode(chunk, { stream: true });
+      let cut: number;
+      while ((cut = buf.indexOf('\n\n')) >= 0) {
+        const frame = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        const data = frame.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+        if (!data) continue;
+        const e = JSON.parse(data) as RawEvent;
+        if (e.seq <= since) continue;
+        since = e.seq;
+        this.add(name, e);
+        seen(e);
       }
-    } finally {
-      this.aborts.delete(abort);
     }
   }
 }
