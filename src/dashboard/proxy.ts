@@ -25,6 +25,9 @@ interface AllowedCall {
 
 const NAME = '([A-Za-z0-9._-]{1,64})';
 const SP = '(A|B)';
+/** The one-way link delays the page offers (ms, both directions); nothing else passes. */
+export const LINK_LATENCIES_MS = [0, 1, 5, 20, 50] as const;
+const LATENCY = `(${LINK_LATENCIES_MS.join('|')})`;
 
 const array = (lab: DashboardLab, name: string) => arrayOf(lab, name)?.api ?? `no array ${name}`;
 const link = (lab: DashboardLab, name: string) => linkOf(lab, name)?.api ?? `no link ${name}`;
@@ -43,6 +46,9 @@ export const ALLOWED_CALLS: readonly AllowedCall[] = [
   { method: 'GET', pattern: new RegExp(`^links/${NAME}/status$`), to: (lab, [l]) => on(link(lab, l!), 'GET', '/v1/status') },
   { method: 'POST', pattern: new RegExp(`^links/${NAME}/cut$`), to: (lab, [l]) => on(link(lab, l!), 'POST', '/v1/cut', {}) },
   { method: 'POST', pattern: new RegExp(`^links/${NAME}/restore$`), to: (lab, [l]) => on(link(lab, l!), 'POST', '/v1/restore', {}) },
+  { method: 'POST', pattern: new RegExp(`^links/${NAME}/latency/${LATENCY}$`), to: (lab, [l, ms]) => on(link(lab, l!), 'POST', '/v1/set', { latencyMs: Number(ms) }) },
+  { method: 'POST', pattern: new RegExp(`^arrays/${NAME}/power-fail$`), to: (lab, [a]) => on(array(lab, a!), 'POST', '/v1/faults/power-fail', {}) },
+  { method: 'POST', pattern: new RegExp(`^arrays/${NAME}/power-restore$`), to: (lab, [a]) => on(array(lab, a!), 'POST', '/v1/faults/power-restore', {}) },
   { method: 'POST', pattern: new RegExp(`^arrays/${NAME}/sps/${SP}/crash$`), to: (lab, [a, sp]) => on(array(lab, a!), 'POST', '/v1/faults/sp-crash', { sp }) },
   { method: 'POST', pattern: new RegExp(`^arrays/${NAME}/sps/${SP}/restart$`), to: (lab, [a, sp]) => on(array(lab, a!), 'POST', '/v1/faults/sp-restart', { sp }) },
   { method: 'POST', pattern: new RegExp(`^arrays/${NAME}/crash$`), to: (lab, [a]) => (arrayOf(lab, a!) ? on(supervisor(lab), 'POST', `/v1/arrays/${a}/crash`) : `no array ${a}`) },

@@ -1,9 +1,9 @@
 /**
  * The lab as the page draws it, gathered in one answer: the supervisor's view (arrays and their
  * supervision state, sites, links, the lab file's mirrors and groups), each running array's
- * `/v1/status`, `/v1/mirrors` and `/v1/groups`, and each link emulator's `/v1/status`. A part
- * that cannot be read is null with the array marked unreachable: the page shows it, it is no
- * error. No token appears in it.
+ * `/v1/status`, `/v1/mirrors` (with each primary's region map) and `/v1/groups`, and each link
+ * emulator's `/v1/status`. A part that cannot be read is null with the array marked unreachable:
+ * the page shows it, it is no error. No token appears in it.
  */
 import { arrayUp, readJson, type DashboardLab } from './lab.js';
 
@@ -37,7 +37,12 @@ export interface TopologyMirror {
   lun: string;
   state: string;
   images: { array: string; lun: number; role: string; state: string | null; reachability: string; fractured: boolean; fractureLogBytes: number; resync: { done: number; total: number; rate: number } | null }[];
+  /** The primary's region map (GET /v1/mirrors/M/regions): null when it did not answer. */
+  regions: Json | null;
 }
+
+/** Buckets of a mirror's heatmap rows on the page. */
+export const HEATMAP_BUCKETS = 128;
 
 export interface TopologyGroup {
   name: string;
@@ -71,7 +76,10 @@ export async function gatherTopology(lab: DashboardLab): Promise<Topology> {
     lab.arrays.map(async (a) => {
       const up = arrayUp(a);
       const [status, mirrors, groups] = up ? await Promise.all([readJson<Json>(a.api, '/v1/status'), readJson<Json>(a.api, '/v1/mirrors'), readJson<Json>(a.api, '/v1/groups')]) : [];
-      return { a, status, mirrors, groups };
+      // each mirror once: as its primary sees it, with the logs only the primary holds
+      const primaries = ((mirrors?.mirrors ?? []) as Json[]).filter((m) => m.local?.role === 'primary');
+      const regionMaps = await Promise.all(primaries.map(async (m) => [m, await readJson<Json>(a.api, `/v1/mirrors/${encodeURIComponent(m.record.name)}/regions?buckets=${HEATMAP_BUCKETS}`)] as const));
+      return { a, status, regionMaps, groups };
     }),
   );
   const links = await Promise.all((lab.links ?? []).map(async (l) => ({ l, status: await readJson<Json>(l.api, '/v1/status') })));
@@ -86,7 +94,7 @@ export async function gatherTopology(lab: DashboardLab): Promise<Topology> {
     groups: [],
     faults: { arrayCrash: lab.control !== undefined },
   };
-  for (const { a, status, mirrors, groups } of arrays) {
+  for (const { a, status, regionMaps, groups } of arrays) {
     const lunName = new Map<number, string>();
     for (const l of (status?.luns ?? []) as Json[]) lunName.set(l.id, l.name);
     topo.arrays.push({
@@ -99,8 +107,7 @@ export async function gatherTopology(lab: DashboardLab): Promise<Topology> {
       sps: ((status?.sps ?? a.sps ?? []) as Json[]).map((s) => ({ name: s.name, state: s.state ?? 'unknown', ...(s.cache?.mode ? { cacheMode: s.cache.mode } : {}), lunsOwned: s.lunsOwned ?? [] })),
       luns: ((status?.luns ?? []) as Json[]).map((l) => ({ id: l.id, name: l.name, size: l.size, state: l.state, ...(l.currentOwner ? { owner: l.currentOwner } : {}), sessions: l.sessions ?? 0 })),
     });
-    for (const m of (mirrors?.mirrors ?? []) as Json[]) {
-      if (m.local?.role !== 'primary') continue; // each mirror once: as its primary sees it
+    for (const [m, regions] of regionMaps) {
       topo.mirrors.push({
         name: m.record.name,
         array: a.name,
@@ -116,6 +123,7 @@ export async function gatherTopology(lab: DashboardLab): Promise<Topology> {
           fractureLogBytes: i.fractureLog?.bytes ?? 0,
           resync: i.resync ? { done: i.resync.bytesDone, total: i.resync.bytesTotal, rate: i.resync.rate } : null,
         })),
+        regions: regions ?? null,
       });
     }
     for (const g of (groups?.groups ?? []) as Json[]) {

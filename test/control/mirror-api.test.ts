@@ -187,6 +187,23 @@ describe('mirror routes', () => {
     expect(fake.calls).toEqual([]);
   });
 
+  it('region map: ?buckets 1..1024 (256 by default); anything else 400 and the driver is not asked', async () => {
+    const url = await start();
+    const def = await call(url, 'GET', '/v1/mirrors/m0/regions');
+    expect(def.status).toBe(200);
+    expect(fake.calls.at(-1)).toEqual({ op: 'regionMap', args: ['m0', 256] });
+    expect((await call(url, 'GET', '/v1/mirrors/m0/regions?buckets=1024')).status).toBe(200);
+    expect(fake.calls.at(-1)).toEqual({ op: 'regionMap', args: ['m0', 1024] });
+    const before = fake.calls.length;
+    for (const q of ['buckets=0', 'buckets=1025', 'buckets=1.5', 'buckets=-1', 'buckets=ten', 'buckets=', 'other=1']) {
+      const r = await call(url, 'GET', `/v1/mirrors/m0/regions?${q}`);
+      expect(r.status, q).toBe(400);
+      expect(r.json.error.code, q).toBe('invalid-argument');
+    }
+    expect(fake.calls.length).toBe(before);
+    expect((await call(url, 'GET', '/v1/mirrors/nope/regions')).status).toBe(404);
+  });
+
   it('MirrorError codes become their HTTP status; other errors 500', async () => {
     const url = await start();
     const cases: [MirrorError, number][] = [

@@ -148,7 +148,7 @@ describe('dashboard server: routes and the proxy', () => {
     expect(page.headers['content-type']).toMatch(/text\/html/);
     expect(page.headers['content-security-policy']).toMatch(/default-src 'self'/);
     expect(page.body).not.toMatch(/https?:\/\//);
-    for (const p of ['/app.js', '/style.css', '/vendor/uPlot.iife.min.js', '/vendor/uPlot.min.css']) expect((await raw(base + p, 'GET')).status, p).toBe(200);
+    for (const p of ['/kit.js', '/controls.js', '/heatmap.js', '/app.js', '/style.css', '/vendor/uPlot.iife.min.js', '/vendor/uPlot.min.css']) expect((await raw(base + p, 'GET')).status, p).toBe(200);
   });
 
   it('unknown routes are 404, traversal included', async () => {
@@ -170,6 +170,13 @@ describe('dashboard server: routes and the proxy', () => {
     expect(array.seen.find((s) => s.path === '/v1/faults/sp-crash')).toMatchObject({ auth: 'Bearer array-token-123', body: '{"sp":"B"}' });
     r = await raw(`${base}/api/arrays/alpha/crash`, 'POST', { 'Content-Type': 'application/json' });
     expect(control.seen.find((s) => s.path === '/v1/arrays/alpha/crash')).toMatchObject({ auth: 'Bearer control-token-123' });
+    r = await raw(`${base}/api/links/ab/latency/20`, 'POST', { 'Content-Type': 'application/json' }, '{"latencyMs":9999}');
+    expect(r.status).toBe(200);
+    expect(link.seen.find((s) => s.path === '/v1/set')).toMatchObject({ method: 'POST', body: '{"latencyMs":20}' });
+    r = await raw(`${base}/api/arrays/alpha/power-fail`, 'POST', { 'Content-Type': 'application/json' });
+    expect(array.seen.find((s) => s.path === '/v1/faults/power-fail')).toMatchObject({ method: 'POST', body: '{}' });
+    r = await raw(`${base}/api/arrays/alpha/power-restore`, 'POST', { 'Content-Type': 'application/json' });
+    expect(array.seen.find((s) => s.path === '/v1/faults/power-restore')).toMatchObject({ method: 'POST', body: '{}' });
     r = await raw(`${base}/api/arrays/alpha/status`, 'GET');
     expect(JSON.parse(r.body)).toEqual({ from: 'alpha', path: '/v1/status' });
     // no token in anything the page gets
@@ -186,6 +193,10 @@ describe('dashboard server: routes and the proxy', () => {
       ['POST', '/api/arrays/alpha/mirrors'],
       ['GET', '/api/links/ab/cut'],
       ['POST', '/api/arrays/alpha/sps/C/crash'],
+      ['POST', '/api/links/ab/latency/7'],
+      ['POST', '/api/links/ab/latency/1.5'],
+      ['POST', '/api/links/ab/latency/-1'],
+      ['GET', '/api/arrays/alpha/power-fail'],
       ['POST', '/api/arrays/alpha/sps/A/crash/../../shutdown'],
     ] as const) {
       const r = await raw(base + path, method, { 'Content-Type': 'application/json' });

@@ -1,5 +1,5 @@
 // A hand-written MirrorControl that records every call, for tests of the API layer and the CLI.
-import { MirrorError, type MirrorControl, type MirrorView, type VerifyReport } from '../../src/replication/mirror/types.js';
+import { MirrorError, type MirrorControl, type MirrorRegionMap, type MirrorView, type VerifyReport } from '../../src/replication/mirror/types.js';
 import { DEFAULT_ATTRIBUTES, type MirrorImage } from '../../src/replication/state/index.js';
 
 export interface Call {
@@ -99,6 +99,11 @@ export class FakeMirrors implements MirrorControl {
   get(ref: string): MirrorView {
     this.rec('get', ref);
     return this.one(ref);
+  }
+  regionMap(ref: string, buckets: number): MirrorRegionMap {
+    this.rec('regionMap', ref, buckets);
+    this.one(ref);
+    return { mirror: ref, lunSize: 64 << 20, bucketBytes: (64 << 20) / buckets, writeIntentLog: { regionSize: 1 << 20, shares: [0] }, images: [{ imageId: 'bravo:0', array: 'bravo', fractureLog: null }] };
   }
   async create(p: Parameters<MirrorControl['create']>[0]): Promise<MirrorView> {
     this.rec('create', p);

@@ -2,8 +2,8 @@
 // and a single-process one, a link, a mirror and a consistency group), open the dashboard in
 // headless Chromium (Debian's, driven by playwright-core; nothing downloads a browser), and check
 // that the page says what `sanbox status --json` says, follows a `sanbox link cut` within 2 s,
-// plots write latency while a client writes, and that its fault buttons act and the state
-// follows. No console error at any point. Screenshots go to test-results/dashboard/ (look at them).
+// maps a fracture log over the LUN, plots write latency while a client writes, and that its
+// fault buttons (link, latency, SP, power, array) act and the state follows. No console error at any point. Screenshots go to test-results/dashboard/ (look at them).
 // Skipped, with the reason, where /usr/bin/chromium is missing (CI installs it).
 import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NbdClient } from '../../src/check/nbd-client/index.js';
+import { DashboardServer, type DashboardLab } from '../../src/dashboard/index.js';
 import type { LabState } from '../../src/cli/lab.js';
 import { labCli } from '../support/lab-cli.js';
 import { freePort } from '../support/net.js';
@@ -140,6 +141,37 @@ describe.skipIf(!have)('the lab dashboard in Chromium', () => {
     expect(problems).toEqual([]);
   });
 
+  it('maps the fracture log of a cut link over the LUN, sets the link latency, and the map clears after the resync', async () => {
+    expect(cli(['link', 'cut', 'ab', '--lab', 'dash']).code).toBe(0);
+    const spA = state.arrays.find((a) => a.name === 'alpha')!.sps!.find((s) => s.name === 'A')!;
+    const client = await NbdClient.connect(`nbd://127.0.0.1:${spA.port}/disk0`);
+    try {
+      // 1 MiB at 4 MiB of a 16 MiB LUN: the cells are 1 MiB (a write-intent extent), so exactly cell 4
+      await client.write(4 << 20, Buffer.alloc(1 << 20, 0x5a));
+      await client.flush();
+    } finally {
+      await client.close();
+    }
+    const fracture = '[data-heatmap="m0/fracture/bravo:0"]';
+    await until('one dirty cell in the fracture log of bravo', async () => (await attr(fracture, 'data-dirty-cells')) === '1', 15_000);
+    expect(await page.locator(`${fracture} rect`).count()).toBe(16);
+    const fills = await page.locator(`${fracture} rect`).evaluateAll((rs) => rs.map((r) => r.getAttribute('fill')));
+    expect(fills.filter((f) => f !== fills[0]).length).toBe(1);
+    expect(fills[4]).not.toBe(fills[0]);
+    expect(await attr('[data-heatmap="m1/fracture/bravo:1"]', 'data-dirty-cells')).toBe('0');
+    await shot('2b-region-maps.png');
+    // the latency control sets both directions of the emulator
+    await page.selectOption('[data-action="link-latency/ab"]', '5');
+    await until('5 ms one way on the link', async () => {
+      const ls = cli(['link', 'status', 'ab', '--lab', 'dash', '--json']).json as { settings: Record<string, { latencyMs: number }> };
+      return ls.settings['a-to-b']!.latencyMs === 5 && ls.settings['b-to-a']!.latencyMs === 5;
+    }, 5000);
+    await page.selectOption('[data-action="link-latency/ab"]', '1');
+    await page.click('[data-action="link-restore/ab"]');
+    await until('the fracture log resynchronized and the map clean', async () => (await attr(fracture, 'data-dirty-cells')) === '0', 30_000);
+    expect(problems).toEqual([]);
+  });
+
   it('plots write IOPS and latency while a client writes', async () => {
     const spA = state.arrays.find((a) => a.name === 'alpha')!.sps!.find((s) => s.name === 'A')!;
     const client = await NbdClient.connect(`nbd://127.0.0.1:${spA.port}/disk0`);
@@ -182,6 +214,20 @@ describe.skipIf(!have)('the lab dashboard in Chromium', () => {
     expect(problems).toEqual([]);
   });
 
+  it('fails and restores the power of the two-SP array with its buttons', async () => {
+    await page.click('[data-action="power-fail/alpha"]');
+    await until('alpha powered off', async () => (cli(['status', '--lab', 'dash', '--array', 'alpha', '--json']).json as { power?: string }).power === 'off', 30_000);
+    await until('the power badge and the restore button', async () => (await page.locator('[data-action="power-restore/alpha"]').isEnabled()) && (await page.locator('[data-card="array/alpha"]').textContent())!.includes('off'), 10_000);
+    expect(await page.locator('[data-array="alpha"]').textContent()).toContain('POWER OFF');
+    await shot('4b-power-off.png');
+    await page.click('[data-action="power-restore/alpha"]');
+    await until('alpha powered on with both SPs up', async () => {
+      const st = cli(['status', '--lab', 'dash', '--array', 'alpha', '--json']).json as { power?: string; sps: { state: string }[] };
+      return st.power === 'on' && st.sps.every((s) => s.state === 'up');
+    }, 60_000);
+    expect(problems).toEqual([]);
+  });
+
   it("crashes and restarts array bravo through the supervisor's buttons", async () => {
     await page.click('[data-action="array-crash/bravo"]');
     await until('bravo drawn crashed', async () => (await attr('[data-array="bravo"]', 'data-state')) === 'crashed', 10_000);
@@ -192,5 +238,35 @@ describe.skipIf(!have)('the lab dashboard in Chromium', () => {
     expect((st.json as { labArrays: { name: string; state: string }[] }).labArrays.find((a) => a.name === 'bravo')!.state).toBe('running');
     expect(problems).toEqual([]);
     expect(foreignRequests).toEqual([]);
+  });
+  it('with a token: a browser without it gets 401, the ?token= link sets a cookie, drops the token from the URL, and the page works', async () => {
+    const token = 'browser-token-0123456';
+    const dash = new DashboardServer({ lab: () => state as unknown as DashboardLab, token });
+    const { url } = await dash.listen();
+    const context = await browser.newContext({ viewport: { width: 1400, height: 1100 } });
+    try {
+      const p = await context.newPage();
+      const errors: string[] = [];
+      p.on('pageerror', (e) => errors.push(e.message));
+      expect((await p.goto(url))!.status()).toBe(401);
+      expect((await p.goto(`${url}?token=wrong-token-0000`))!.status()).toBe(401);
+      expect((await p.goto(`${url}?token=${token}`))!.status()).toBe(200);
+      expect(p.url()).toBe(url); // the token left the address bar (and the history)
+      await p.waitForSelector('[data-array="bravo"]', { timeout: 15_000 });
+      await p.waitForSelector('#live.ok', { timeout: 10_000 });
+      // a change through the proxy carries the cookie: the link is cut and restored
+      await p.click('[data-action="link-cut/ab"]');
+      await until('the link cut from the token page', async () => (cli(['link', 'status', 'ab', '--lab', 'dash', '--json']).json as { state: string }).state === 'cut', 5000);
+      await p.click('[data-action="link-restore/ab"]');
+      await until('the link up again', async () => (cli(['link', 'status', 'ab', '--lab', 'dash', '--json']).json as { state: string }).state === 'up', 5000);
+      expect(errors).toEqual([]);
+      // the cookie is this dashboard's: a new context without it is refused again
+      const other = await browser.newContext();
+      expect((await (await other.newPage()).goto(url))!.status()).toBe(401);
+      await other.close();
+    } finally {
+      await context.close();
+      await dash.close();
+    }
   });
 });

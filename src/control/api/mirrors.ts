@@ -2,6 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import { checkName } from '../../array/index.js';
 import type { AddSecondaryParams, ChangeAttributesParams, CreateMirrorParams, MirrorControl } from '../../replication/mirror/types.js';
+import { MAX_MAP_BUCKETS } from '../../replication/mirror/index.js';
 import { C, checkFields, checkQuery, invalid, optional, type Check } from './fields.js';
 import { API_VERSION, ApiError, discardBody, drain, parseBool, readJson, readOptionalJson, route, type Handler, type Route } from './http.js';
 
@@ -90,6 +91,13 @@ export function mirrorRoutes(m: MirrorControl | undefined): Route[] {
         return { destroyed: { mirrorId: before.record.mirrorId, name: before.record.name } };
       },
     }),
+    R(/^\/v1\/mirrors\/([^/]+)\/regions$/, {
+      GET: async (req, _res, [ref], url) => {
+        checkQuery(url, ['buckets']);
+        await drain(req);
+        return m.regionMap(ref!, bucketsOf(url));
+      },
+    }),
     R(/^\/v1\/mirrors\/([^/]+)\/secondaries$/, {
       POST: async (req, _res, [ref], url) => {
         checkQuery(url, []);
@@ -164,4 +172,13 @@ export function mirrorRoutes(m: MirrorControl | undefined): Route[] {
       },
     }),
   ];
+}
+
+/** `?buckets=N` of a region map: 1..MAX_MAP_BUCKETS, 256 when absent. */
+function bucketsOf(url: URL): number {
+  const raw = url.searchParams.get('buckets');
+  if (raw === null) return 256;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > MAX_MAP_BUCKETS) throw invalid(`buckets must be a whole number from 1 to ${MAX_MAP_BUCKETS}, not ${JSON.stringify(raw)}`);
+  return n;
 }

@@ -4,7 +4,6 @@
 // Data from the lab is put in the page as text (textContent), never as markup.
 'use strict';
 
-const SVG_NS = 'http://www.w3.org/2000/svg';
 const TOPOLOGY_POLL_MS = 5000;
 const SERIES_POLL_MS = 1000;
 const MAX_EVENTS_SHOWN = 300;
@@ -28,75 +27,6 @@ const state = {
   /** An array that is down answers nothing: its LUNs as last seen, so names stay on the page. */
   knownLuns: new Map(),
 };
-
-// ---------- small helpers ----------
-
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') e.className = v;
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, String(v));
-  }
-  for (const c of children) if (c !== undefined && c !== null) e.append(c instanceof Node ? c : String(c));
-  return e;
-}
-
-function svg(tag, attrs, text) {
-  const e = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) if (v !== undefined) e.setAttribute(k, String(v));
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function size(n) {
-  if (!Number.isFinite(n)) return '-';
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < u.length - 1) (n /= 1024), i++;
-  return `${n >= 10 || i === 0 ? Math.round(n) : n.toFixed(1)} ${u[i]}`;
-}
-
-function stateClass(s) {
-  if (['up', 'running', 'on', 'ACTIVE', 'SYNCHRONIZED', 'REACHABLE', 'online', 'write-back'].includes(s)) return 'ok';
-  if (['down', 'crashed', 'cut', 'off', 'stopped', 'UNREACHABLE', 'unknown', 'offline', 'missing', 'error', 'ATTENTION', 'INACTIVE'].includes(s)) return 'bad';
-  return 'warn';
-}
-
-function badge(text, cls) {
-  return el('span', { class: `badge ${cls || stateClass(text)}` }, text);
-}
-
-function say(text, bad) {
-  const m = document.getElementById('message');
-  m.textContent = text;
-  m.className = bad ? 'bad' : '';
-}
-
-async function getJson(path) {
-  const res = await fetch(path, { headers: { Accept: 'application/json' } });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body?.error?.message || `HTTP ${res.status}`);
-  return body;
-}
-
-/** A fault through the proxy: POST with the JSON content type the lab's APIs ask for. */
-async function act(label, path, button) {
-  if (button) button.disabled = true;
-  say(`${label}…`);
-  try {
-    const res = await fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, body: '{}' });
-    const body = await res.json().catch(() => ({}));
-    if (!res.ok) say(`${label}: refused: ${body?.error?.message || `HTTP ${res.status}`}`, true);
-    else say(`${label}: done`);
-  } catch (e) {
-    say(`${label}: ${e.message}`, true);
-  } finally {
-    if (button) button.disabled = false;
-    refreshSoon(0);
-  }
-}
 
 // ---------- topology ----------
 
@@ -148,6 +78,7 @@ function render(t) {
   drawTopology(t);
   drawControls(t);
   drawMirrors(t);
+  drawHeatmaps(t);
   drawGroups(t);
   ensureLunCharts(t);
 }
@@ -210,8 +141,9 @@ function drawTopology(t) {
     if (a.site && a.site !== a.name) g.append(svg('text', { x: x + 4, y: top - 8, 'font-size': 12, fill: '#6b7280' }, `site ${a.site}`));
     g.append(svg('rect', { x, y: top, width: BOX_W, height: boxH, rx: 10, fill: down ? '#fde2e0' : '#ffffff', stroke: down ? '#d93025' : '#4b5563', 'stroke-width': 2 }));
     g.append(svg('text', { x: x + 14, y: top + 26, 'font-size': 17, 'font-weight': 700, fill: '#111827' }, `array ${a.name}`));
-    const st = down ? (a.state === 'running' ? 'unreachable' : a.state.toUpperCase()) : a.power && a.power !== 'on' ? `power ${a.power}` : 'running';
-    g.append(svg('text', { x: x + BOX_W - 14, y: top + 26, 'text-anchor': 'end', 'font-size': 13, 'font-weight': 600, fill: down ? '#d93025' : '#1e8e3e' }, st));
+    const unpowered = !down && a.power !== undefined && a.power !== 'on';
+    const st = down ? (a.state === 'running' ? 'unreachable' : a.state.toUpperCase()) : unpowered ? `POWER ${a.power.toUpperCase()}` : 'running';
+    g.append(svg('text', { x: x + BOX_W - 14, y: top + 26, 'text-anchor': 'end', 'font-size': 13, 'font-weight': 600, fill: down || unpowered ? '#d93025' : '#1e8e3e' }, st));
     g.append(svg('text', { x: x + 14, y: top + 48, 'font-size': 12, fill: '#4b5563' }, `${a.luns.length} LUN${a.luns.length === 1 ? '' : 's'}: ${a.luns.map((l) => l.name).join(', ') || '-'}`));
     a.sps.forEach((sp, i) => {
       const y = top + 62 + i * 26;
@@ -227,47 +159,6 @@ function drawTopology(t) {
     root.append(g);
   }
   host.replaceChildren(root);
-}
-
-function drawControls(t) {
-  const host = document.getElementById('controls');
-  const cards = [];
-  for (const l of t.links || []) {
-    const cut = l.state === 'cut' || l.state === 'partially-cut';
-    cards.push(
-      el('div', { class: 'card', 'data-card': `link/${l.name}` },
-        el('h3', {}, `link ${l.name}`, badge(l.state === 'cut' ? 'CUT' : l.state, stateClass(l.state))),
-        el('div', { class: 'row muted' }, `${l.a} ⇄ ${l.b}`),
-        el('div', { class: 'row' },
-          el('button', { class: 'danger', 'data-action': `link-cut/${l.name}`, disabled: l.state === 'cut' || undefined, onclick: (ev) => act(`cut link ${l.name}`, `/api/links/${encodeURIComponent(l.name)}/cut`, ev.target) }, 'Cut link'),
-          el('button', { class: 'safe', 'data-action': `link-restore/${l.name}`, disabled: !cut || undefined, onclick: (ev) => act(`restore link ${l.name}`, `/api/links/${encodeURIComponent(l.name)}/restore`, ev.target) }, 'Restore link'),
-        ),
-      ),
-    );
-  }
-  for (const a of t.arrays) {
-    const running = a.state === 'running';
-    const rows = [];
-    for (const sp of a.sps) {
-      rows.push(
-        el('div', { class: 'row' },
-          el('span', {}, `SP ${sp.name}`), badge(sp.state),
-          el('button', { class: 'danger', 'data-action': `sp-crash/${a.name}/${sp.name}`, disabled: !running || sp.state !== 'up' || undefined, onclick: (ev) => act(`crash SP ${sp.name} of ${a.name}`, `/api/arrays/${encodeURIComponent(a.name)}/sps/${sp.name}/crash`, ev.target) }, `Crash SP ${sp.name}`),
-          el('button', { class: 'safe', 'data-action': `sp-restart/${a.name}/${sp.name}`, disabled: !running || sp.state === 'up' || undefined, onclick: (ev) => act(`restart SP ${sp.name} of ${a.name}`, `/api/arrays/${encodeURIComponent(a.name)}/sps/${sp.name}/restart`, ev.target) }, `Restart SP ${sp.name}`),
-        ),
-      );
-    }
-    if (t.faults.arrayCrash) {
-      rows.push(
-        el('div', { class: 'row' },
-          el('button', { class: 'danger', 'data-action': `array-crash/${a.name}`, disabled: !running || undefined, onclick: (ev) => act(`crash array ${a.name}`, `/api/arrays/${encodeURIComponent(a.name)}/crash`, ev.target) }, 'Crash array'),
-          el('button', { class: 'safe', 'data-action': `array-restart/${a.name}`, disabled: a.state !== 'crashed' || undefined, onclick: (ev) => act(`restart array ${a.name}`, `/api/arrays/${encodeURIComponent(a.name)}/restart`, ev.target) }, 'Restart array'),
-        ),
-      );
-    }
-    cards.push(el('div', { class: 'card', 'data-card': `array/${a.name}` }, el('h3', {}, `array ${a.name}`, badge(a.state === 'running' && !a.reachable ? 'unreachable' : a.state)), ...rows));
-  }
-  host.replaceChildren(...cards);
 }
 
 /** `bravo:disk0` for an image (the mirror records name LUNs by id). */

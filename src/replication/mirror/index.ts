@@ -30,6 +30,7 @@ export { MirrorLayer } from './layer.js';
 export type { HostModify, LunRole, MirrorDataPath } from './data-path-api.js';
 export { BitmapFile } from './bitmap-file.js';
 export { RateLimiter } from './throttle.js';
+export { MAX_MAP_BUCKETS } from './regions.js';
 export { peerPhase, PEER_PHASES, type PeerPhase, type PeerFacts, type PeerImageFacts } from './peer-phase.js';
 export * from './types.js';
 export { PROTECTION_STATES, PROTECTION_EVENTS, PROTECTION_TRANSITIONS, protectionTransition, type ProtectionState, type ProtectionEvent, type ProtectionView } from './protection-state.js';

@@ -26,6 +26,7 @@ import {
   type MirrorControl,
   type MirrorNodeOptions,
   type MirrorTimers,
+  type MirrorRegionMap,
   type MirrorView,
   type PeerConfig,
   type VerifyReport,
@@ -383,6 +384,9 @@ export class MirrorNode implements MirrorControl, GroupHost {
   }
   get(ref: string): MirrorView {
     return this.admin.get(ref);
+  }
+  regionMap(ref: string, buckets: number): MirrorRegionMap {
+    return this.admin.regionMap(ref, buckets);
   }
   create(p: CreateMirrorParams): Promise<MirrorView> {
     return this.admin.create(p);

@@ -30,3 +30,29 @@ export function summarize(bm: RegionBitmap): { regions: number; bytes: number; r
   }
   return { regions: bm.countRegions(), bytes: bm.dirtyBytes(), ranges };
 }
+
+/** Most buckets a region map is cut into (a heatmap row; more says nothing a person can see). */
+export const MAX_MAP_BUCKETS = 1024;
+
+/**
+ * The bytes of each of about `buckets` equal slices of a LUN for a heatmap of logs with these
+ * region sizes: a multiple of the largest (powers of two, so of every one), so that each log is
+ * cut at the same offsets and a bucket never splits a region. Fewer buckets than asked when the
+ * LUN has fewer regions.
+ */
+export function bucketBytesFor(lunSize: number, buckets: number, regionSizes: number[]): number {
+  if (!Number.isSafeInteger(buckets) || buckets < 1 || buckets > MAX_MAP_BUCKETS) throw new RangeError(`buckets ${buckets} not in [1, ${MAX_MAP_BUCKETS}]`);
+  const largest = Math.max(...regionSizes);
+  return Math.max(1, Math.ceil(Math.ceil(lunSize / buckets) / largest)) * largest;
+}
+
+/** The share of dirty regions (0..1) in each bucket [i*bucketBytes, (i+1)*bucketBytes) of `bm`'s LUN, the last to its end. */
+export function regionShares(bm: RegionBitmap, bucketBytes: number): number[] {
+  if (bucketBytes % bm.regionSize !== 0) throw new RangeError(`bucket of ${bucketBytes} bytes splits regions of ${bm.regionSize}`);
+  const shares: number[] = [];
+  for (let off = 0; off < bm.lunSize; off += bucketBytes) {
+    const len = Math.min(bucketBytes, bm.lunSize - off);
+    shares.push(bm.countRegions(off, len) / Math.ceil(len / bm.regionSize));
+  }
+  return shares;
+}

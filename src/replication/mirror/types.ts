@@ -195,8 +195,30 @@ export class MirrorError extends Error {
 }
 
 /** What the management API and CLI call (MirrorNode implements it). */
+/**
+ * Where a mirror's logs are dirty, for a heatmap (primary side): the LUN cut into equal buckets,
+ * each the share (0..1) of its regions marked. The write-intent log is the primary's; each
+ * secondary has its own fracture log (null while its link has not been set up).
+ */
+export interface MirrorRegionMap {
+  mirror: string;
+  lunSize: number;
+  /** Every log is cut at the same offsets: a multiple of each one's region size. */
+  bucketBytes: number;
+  writeIntentLog: RegionLogMap;
+  images: Array<{ imageId: string; array: string; fractureLog: RegionLogMap | null }>;
+}
+
+export interface RegionLogMap {
+  regionSize: number;
+  /** Per bucket, dirty regions / regions in the bucket. */
+  shares: number[];
+}
+
 export interface MirrorControl {
   list(): MirrorView[];
+  /** Throws MirrorError 'not-primary' on a secondary (only the primary holds the logs). */
+  regionMap(ref: string, buckets: number): MirrorRegionMap;
   /** By mirror id or name. Throws MirrorError 'not-found'. */
   get(ref: string): MirrorView;
   create(p: CreateMirrorParams): Promise<MirrorView>;

@@ -44,6 +44,40 @@ describe('mirror administration', () => {
     expect(lab.events('alpha', 'mirror.resync-done')[0]!.bytesDone).toBe(2 * 65536);
   });
 
+  it('region map: the fracture log of a cut secondary and the write-intent log, bucket by bucket', async () => {
+    lab = await makeLab(['alpha', 'bravo', 'charlie'], [{ name: 'disk0', size: 16 * MiB }]);
+    const n = lab.node('alpha');
+    await n.create({ lun: 'disk0', name: 'm0', regionSize: 65536, attributes: { maxMissingImages: -1 } });
+    await n.addSecondary('m0', { array: 'bravo', lun: 'disk0', synchronized: true });
+    await n.addSecondary('m0', { array: 'charlie', lun: 'disk0', synchronized: true });
+    await until(() => connected(lab!, 'bravo:0') && connected(lab!, 'charlie:0'), 10_000, 'links');
+    lab.links['alpha-charlie']!.cutLink('both', { reset: true });
+    const dev = lab.hostDevice('alpha');
+    // 16 MiB in 16 buckets of 1 MiB (16 regions each): 4 regions of bucket 0, all of bucket 15
+    await dev.write(0, randomBytes(4 * 65536));
+    await until(() => img(lab!, 'alpha', 'charlie:0').fractured, 10_000, 'charlie fractured');
+    await dev.write(15 * MiB, randomBytes(MiB));
+    const map = n.regionMap('m0', 16);
+    expect(map).toMatchObject({ mirror: 'm0', lunSize: 16 * MiB, bucketBytes: MiB });
+    expect(map.writeIntentLog.regionSize).toBe(MiB); // write-intent extents, not the mirror's regions
+    const charlieLog = map.images.find((i) => i.imageId === 'charlie:0')!.fractureLog!;
+    expect(charlieLog.regionSize).toBe(65536);
+    const charlie = charlieLog.shares;
+    expect(charlie[15]).toBe(1);
+    expect(charlie.slice(1, 15).every((x) => x === 0)).toBe(true);
+    expect(charlie[0]).toBeGreaterThan(0);
+    expect(map.images.find((i) => i.imageId === 'bravo:0')!.fractureLog!.shares.every((x) => x === 0)).toBe(true);
+    expect(map.writeIntentLog.shares).toHaveLength(16);
+    expect(map.images.map((i) => i.imageId).sort()).toEqual(['bravo:0', 'charlie:0']);
+    // more buckets than write-intent extents: one extent (1 MiB) each, for every log alike;
+    // the secondary has no map to give
+    const fine = n.regionMap('m0', 1024);
+    expect(fine.bucketBytes).toBe(MiB);
+    expect(fine.images[0]!.fractureLog!.shares).toHaveLength(16);
+    expect(() => lab!.node('bravo').regionMap('m0', 16)).toThrow(/primary/);
+    expect(() => n.regionMap('m0', 0)).toThrow(RangeError);
+  });
+
   it('manual recovery policy: a returning secondary waits for "synchronize"', async () => {
     lab = await makeLab(['alpha', 'bravo'], [{ name: 'disk0', size: 16 * MiB }]);
     const n = lab.node('alpha');
