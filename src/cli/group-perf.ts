@@ -1,7 +1,7 @@
 /**
- * `sanbox group perf G [--since T] [--svg FILE] [--json]` (the source's qdsperftool): the group's
- * performance records from its primary array (GET /v1/groups/:ref/perf), as a table, as JSON, or
- * plotted into one SVG file (src/plot).
+ * `sanbox group perf G [--since T] [--svg FILE] [--png FILE] [--json]` (the source's qdsperftool):
+ * the group's performance records from its primary array (GET /v1/groups/:ref/perf), as a table,
+ * as JSON, or plotted into one chart (src/plot), as SVG or as PNG (through rsvg-convert).
  *
  * --since is a duration back from now (10m, 30s, 2h, 1d; a bare number is seconds), passed on as a
  * duration so that "now" is the array's clock, the one the records carry; or an ISO time, passed
@@ -9,7 +9,7 @@
  */
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { timeChartSvg } from '../plot/index.js';
+import { PngRenderError, svgToPng, timeChartSvg } from '../plot/index.js';
 import { CliError, EXIT, printJson, usage } from './common.js';
 import { call, locateGroup } from './group-verbs.js';
 import { perfChart, perfTable } from './group-perf-render.js';
@@ -19,6 +19,7 @@ import type { TargetFlags } from './target.js';
 export interface GroupPerfFlags extends TargetFlags {
   since?: string;
   svg?: string;
+  png?: string;
 }
 
 /** What the API's `since` gets: `600000ms` for a duration, ms since the epoch for a time. */
@@ -31,28 +32,43 @@ export function sinceArg(text: string): string | number {
   throw usage(`--since must be a duration like 10m, 30s, 2h or 1d (a bare number is seconds) or an ISO time like 2026-12-03T05:30:00Z, not ${JSON.stringify(text)}`);
 }
 
-function svgArg(text: string): string {
+function fileArg(option: '--svg' | '--png', text: string): string {
   const file = resolve(text);
-  if (!text.trim()) throw usage('--svg needs a file name');
-  if (existsSync(file) && statSync(file).isDirectory()) throw usage(`--svg ${text} is a directory; give a file name`);
-  if (!existsSync(dirname(file))) throw usage(`--svg ${text}: directory ${dirname(file)} does not exist`);
+  if (!text.trim()) throw usage(`${option} needs a file name`);
+  if (existsSync(file) && statSync(file).isDirectory()) throw usage(`${option} ${text} is a directory; give a file name`);
+  if (!existsSync(dirname(file))) throw usage(`${option} ${text}: directory ${dirname(file)} does not exist`);
   return file;
+}
+
+function writeChart(file: string, content: string | Buffer): void {
+  try {
+    writeFileSync(file, content);
+  } catch (e) {
+    throw new CliError(EXIT.ERROR, 'write-failed', `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }
 
 export async function groupPerfCommand(ref: string, f: GroupPerfFlags): Promise<number> {
   const since = f.since !== undefined ? sinceArg(f.since) : undefined;
-  const svg = f.svg !== undefined ? svgArg(f.svg) : undefined;
+  const svg = f.svg !== undefined ? fileArg('--svg', f.svg) : undefined;
+  const png = f.png !== undefined ? fileArg('--png', f.png) : undefined;
   const t = await locateGroup(ref, f);
   const r = await call(() => t.client.groupPerf(ref, since !== undefined ? { since } : {}));
-  if (svg !== undefined) {
-    try {
-      writeFileSync(svg, timeChartSvg(perfChart(r, t.array)));
-    } catch (e) {
-      throw new CliError(EXIT.ERROR, 'write-failed', `cannot write ${svg}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-  }
-  if (f.json) printJson(svg !== undefined ? { ...r, svg } : r);
-  else if (svg !== undefined) process.stdout.write(`wrote ${svg}: ${r.records.length} performance record${r.records.length === 1 ? '' : 's'} of group ${r.group}${t.array ? ` on ${t.array}` : ''} plotted\n`);
+  const chart = svg !== undefined || png !== undefined ? timeChartSvg(perfChart(r, t.array)) : undefined;
+  if (png !== undefined) writeChart(png, renderPng(chart!));
+  if (svg !== undefined) writeChart(svg, chart!);
+  const files = [svg, png].filter((x) => x !== undefined);
+  if (f.json) printJson({ ...r, ...(svg !== undefined ? { svg } : {}), ...(png !== undefined ? { png } : {}) });
+  else if (files.length) process.stdout.write(`wrote ${files.join(' and ')}: ${r.records.length} performance record${r.records.length === 1 ? '' : 's'} of group ${r.group}${t.array ? ` on ${t.array}` : ''} plotted\n`);
   else process.stdout.write(perfTable(r, t.array) + '\n');
   return EXIT.OK;
+}
+
+function renderPng(svg: string): Buffer {
+  try {
+    return svgToPng(svg);
+  } catch (e) {
+    if (e instanceof PngRenderError) throw new CliError(EXIT.ERROR, e.code, `--png: ${e.message}`);
+    throw e;
+  }
 }

@@ -72,6 +72,8 @@ describe('GET /metrics of a single-process array', () => {
     const c = await session('disk0');
     const during = await scrape(url);
     expect(sampleValue(during, 'sanbox_nbd_sessions', { array: 'alpha' })).toBe(sampleValue(before, 'sanbox_nbd_sessions', { array: 'alpha' }) + 1);
+    expect(sampleValue(during, 'sanbox_lun_nbd_sessions', { array: 'alpha', lun: 'disk0' })).toBe(sampleValue(before, 'sanbox_lun_nbd_sessions', { array: 'alpha', lun: 'disk0' }) + 1);
+    expect(sampleValue(during, 'sanbox_lun_nbd_sessions', { array: 'alpha', lun: 'disk1' })).toBe(sampleValue(before, 'sanbox_lun_nbd_sessions', { array: 'alpha', lun: 'disk1' }));
     const data = Buffer.alloc(8192, 0xab);
     for (let i = 0; i < 3; i++) {
       c.request(CMD.WRITE, { cookie: BigInt(i + 1), offset: i * 8192, payload: data });

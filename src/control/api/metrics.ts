@@ -37,7 +37,11 @@ export async function arrayMetrics(i: ArrayMetricsInput): Promise<MetricsBuilder
   const m = new MetricsBuilder();
   const array = i.array.name;
   const sizeBytes = m.gauge('sanbox_lun_size_bytes', 'Size of the LUN.', ['array', 'lun']);
-  for (const l of i.array.listLuns()) sizeBytes({ array, lun: l.name }, l.size);
+  const lunSessions = m.gauge('sanbox_lun_nbd_sessions', 'Open NBD sessions on the LUN\'s export (over both SPs of a two-SP array).', ['array', 'lun']);
+  for (const l of i.array.listLuns()) {
+    sizeBytes({ array, lun: l.name }, l.size);
+    lunSessions({ array, lun: l.name }, l.sessions);
+  }
   if (i.source) lunIo(m, array, await i.source.ioStats(), i.chassis !== undefined);
   if (i.chassis) await chassisState(m, array, i.chassis);
   else if (i.source?.nbdSessions) m.gauge('sanbox_nbd_sessions', 'Open NBD sessions.', ['array'])({ array }, i.source.nbdSessions());

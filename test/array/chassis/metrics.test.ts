@@ -2,6 +2,7 @@
 // processes): each SP counts its own host I/O, and the chassis collects both over the
 // chassis↔SP IPC at scrape time, label `sp`. qemu-io writes through each SP's port.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NbdClient } from '../../../src/check/nbd-client/index.js';
 import { qemuIo, startSpArray, type SpArray } from '../../support/sp-array.js';
 import { requireBuild } from '../../support/paths.js';
 import { sampleValue, samplesOf, scrape, type Family } from '../../support/prom-text.js';
@@ -52,6 +53,24 @@ describe('GET /metrics of a two-SP array', () => {
     for (const sp of ['A', 'B']) expect(io(after, 'sanbox_lun_ops_total', sp, 'd1', 'write')).toBe(io(before, 'sanbox_lun_ops_total', sp, 'd1', 'write'));
     // Write-back: the dirty cache shows until destaged (idleMs 0 destages soon; it is a gauge >= 0).
     expect(sampleValue(after, 'sanbox_sp_cache_dirty_bytes', { array: 'gamma', sp: 'A' })).toBeGreaterThanOrEqual(0);
+  });
+
+  it("counts a LUN's NBD sessions over both SPs", async () => {
+    const before = await scrape(`${a.url}/metrics`);
+    expect(sampleValue(before, 'sanbox_lun_nbd_sessions', { array: 'gamma', lun: 'd0' })).toBe(0);
+    const clients = [await NbdClient.connect(`nbd://127.0.0.1:${a.ports.A}/d0`), await NbdClient.connect(`nbd://127.0.0.1:${a.ports.B}/d0`)];
+    try {
+      const deadline = Date.now() + 5000;
+      let f = await scrape(`${a.url}/metrics`);
+      while (sampleValue(f, 'sanbox_lun_nbd_sessions', { array: 'gamma', lun: 'd0' }) !== 2 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        f = await scrape(`${a.url}/metrics`);
+      }
+      expect(sampleValue(f, 'sanbox_lun_nbd_sessions', { array: 'gamma', lun: 'd0' })).toBe(2);
+      for (const sp of ['A', 'B']) expect(sampleValue(f, 'sanbox_nbd_sessions', { array: 'gamma', sp })).toBe(1);
+    } finally {
+      for (const c of clients) await c.close();
+    }
   });
 
   it('an SP that crashed reports no counters and its state; the other still counts', async () => {
