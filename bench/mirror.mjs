@@ -56,6 +56,7 @@ import { join } from 'node:path';
 import { REPO, MiB, setProgram, die, log, readHelp, parseSize, fmtBytes, until, tryExec, table } from './lib/common.mjs';
 import { runFio, summarizeWrites, randWriteArgs, killChildren } from './lib/fio.mjs';
 import { loadDist, makeLab, createMirror, secondaryOf, probeRtt } from './lib/lab.mjs';
+import { benchProgress } from './lib/progress.mjs';
 
 setProgram('bench-mirror');
 
@@ -363,14 +364,17 @@ async function resyncSection(o, lab, out, stages) {
     let done = null;
     let failed = null;
     const progress = [];
+    // the bar (or a sentence every few seconds in a log); every event stays in the results
+    let total = count * rs;
+    const meter = await benchProgress(`  ${label}`, total);
     const t0 = performance.now();
     const off = lab.onEvent((arr, e) => {
       if (arr !== 'alpha' || !String(e.mirrorId ?? '').startsWith('mrs-')) return;
       if (e.type === 'mirror.resync-progress') {
         const el = (performance.now() - t0) / 1000;
-        const pctDone = e.bytesTotal > 0 ? (100 * e.bytesDone) / e.bytesTotal : 0;
         progress.push({ t: el, bytesDone: e.bytesDone, bytesTotal: e.bytesTotal, rate: e.rate });
-        log(`  ${label}: ${el.toFixed(1)} s  ${fmtBytes(e.bytesDone)}/${fmtBytes(e.bytesTotal)} (${pctDone.toFixed(0)}%)  ${(e.rate / 1e6).toFixed(1)} MB/s  eta ${e.eta ?? '?'} s`);
+        total = e.bytesTotal;
+        meter.update(Math.min(e.bytesDone, total), { total });
       } else if (e.type === 'mirror.resync-done') {
         done ??= { e, t: performance.now() };
       } else if (e.type === 'mirror.resync-stopped') {
@@ -384,7 +388,9 @@ async function resyncSection(o, lab, out, stages) {
       await a.synchronize('mrs');
       const limitMs = 60_000 + (count * rs * 3000) / o.bandwidthBps;
       await until(() => done || failed, limitMs, `mirror.resync-done (${label})`);
+      meter.finish(failed ? 'failed' : 'done', failed ? undefined : Math.min(done.e.bytesDone, total)); // a mismatch is the row's to say
     } finally {
+      meter.finish('failed'); // a wait that threw: the bar ends here, the error says why
       off();
     }
     if (failed) throw new Error(`resync stopped: ${JSON.stringify(failed)}`);

@@ -10,6 +10,7 @@ import { targetOptions, type Run } from './command-kit.js';
 import { CliError, EXIT, nameArg, printJson, sleep, table, watchStatus, type WatchFlags } from './common.js';
 import { ibytes } from './mirror-render.js';
 import { rateArg } from './mirror-verbs.js';
+import { startProgress, type ProgressFlags } from './progress/index.js';
 import { clientError, resolveTarget, type TargetFlags } from './target.js';
 
 /** How often `clone create --wait` looks at the copy. */
@@ -64,16 +65,21 @@ export async function cloneCreateCommand(source: string, name: string, f: Target
   return EXIT.OK;
 }
 
-/** Polls until the copy completed or failed; progress on stderr unless --json or --quiet. */
-async function waitForCopy(c: ApiClient, name: string, f: { json?: boolean; quiet?: boolean }): Promise<CloneView> {
-  for (;;) {
-    const v = (await c.getClone<CloneView>(name)).clone;
-    if (v.state === 'completed' || v.state === 'failed' || v.state === 'paused') {
-      if (!f.json && !f.quiet) process.stderr.write('\r\x1b[K');
-      return v;
+/** Polls until the copy completed, failed or paused; progress on stderr unless --json or --quiet. */
+async function waitForCopy(c: ApiClient, name: string, f: ProgressFlags): Promise<CloneView> {
+  const progress = startProgress(f, { label: `clone ${name}` });
+  try {
+    for (;;) {
+      const v = (await c.getClone<CloneView>(name)).clone;
+      progress.update(v.copiedBytes, { total: v.totalBytes });
+      if (v.state === 'completed' || v.state === 'failed' || v.state === 'paused') {
+        progress.finish(v.state === 'completed' ? 'done' : v.state === 'failed' ? 'failed' : 'stopped');
+        return v;
+      }
+      await sleep(WAIT_POLL_MS);
     }
-    if (!f.json && !f.quiet) process.stderr.write(`\rclone ${name}: ${ibytes(v.copiedBytes)} of ${ibytes(v.totalBytes)} (${v.percent}%), ETA ${eta(v.etaSec)}   `);
-    await sleep(WAIT_POLL_MS);
+  } finally {
+    progress.finish('stopped'); // a poll threw: the wait ends here (the error says why), not the copy
   }
 }
 

@@ -114,7 +114,7 @@ export function sleep(ms: number): Promise<void> {
 
 /** Default pause between two status fetches of --watch. */
 export const WATCH_INTERVAL_MS = 1000;
-/** One frame of the spinner of a long verb (mirror verify, group backfresh) on a terminal. */
+/** One frame of the spinner of a long verb with no progress to count (mirror verify) on a terminal. */
 export const SPINNER_FRAME_MS = 250;
 /** Requests `sanbox up` makes to set up a lab's mirrors and groups (each may wait on the array). */
 export const LAB_SETUP_REQUEST_TIMEOUT_MS = 15_000;

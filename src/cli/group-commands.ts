@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { targetOptions, type Run } from './command-kit.js';
 import {
-  groupBackfreshCommand,
   groupBypassCommand,
   groupCreateCommand,
   groupDeleteCommand,
@@ -10,7 +9,6 @@ import {
   groupListCommand,
   groupModeCommand,
   groupPauseCommand,
-  groupRefreshCommand,
   groupSetCommand,
   groupStatusCommand,
   groupThrottleCommand,
@@ -19,7 +17,9 @@ import {
   type GroupSetFlags,
   type GroupStatusFlags,
 } from './group-verbs.js';
+import { groupBackfreshCommand, groupRefreshCommand } from './group-copy.js';
 import { groupPromoteCommand, groupSnapshotCommand } from './group-pit.js';
+import type { ProgressFlags } from './progress/index.js';
 import { groupPerfCommand, type GroupPerfFlags } from './group-perf.js';
 import type { TargetFlags } from './target.js';
 
@@ -106,18 +106,20 @@ Sizes: 64K, 64M, 1G. Durations: 10s, 500ms, 1m (a bare number is seconds).`,
   targetOptions(
     group
       .command('refresh')
-      .description('copy every allocated region to the secondaries through the writelog (incoherent until done); shows progress until done')
+      .description('copy every allocated region to the secondaries through the writelog (incoherent until done); shows progress on stderr until done')
       .argument(...groupRef)
       .option('--no-wait', 'return once started')
-      .option('--interval <seconds>', 'seconds between progress polls (default 0.5)'),
-  ).action(run((ref: string, opts: TargetFlags & { wait?: boolean; interval?: string }) => groupRefreshCommand(ref, opts)));
+      .option('--interval <seconds>', 'seconds between progress polls (default 0.5)')
+      .option('-q, --quiet', 'no progress on stderr'),
+  ).action(run((ref: string, opts: TargetFlags & ProgressFlags & { wait?: boolean; interval?: string }) => groupRefreshCommand(ref, opts)));
   targetOptions(
     group
       .command('backfresh')
-      .description("copy a secondary's image back to the primary (the members are offline to hosts meanwhile)")
+      .description("copy a secondary's image back to the primary (the members are offline to hosts meanwhile); shows progress on stderr until done")
       .argument(...groupRef)
-      .option('--from <array>', 'the secondary array to copy from (default: the first)'),
-  ).action(run((ref: string, opts: TargetFlags & { from?: string }) => groupBackfreshCommand(ref, opts)));
+      .option('--from <array>', 'the secondary array to copy from (default: the first)')
+      .option('-q, --quiet', 'no progress on stderr'),
+  ).action(run((ref: string, opts: TargetFlags & ProgressFlags & { from?: string }) => groupBackfreshCommand(ref, opts)));
   targetOptions(
     group
       .command('promote')

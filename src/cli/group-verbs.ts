@@ -8,15 +8,14 @@
  * of the lab once (as its primary sees it, with the secondaries' receivers).
  *
  * Every argument is checked before anything is sent: a bad size, count, duration, mode or
- * throttle file is a usage error (exit 2).
+ * throttle file is a usage error (exit 2). Refresh and backfresh, which wait and show progress,
+ * are in group-copy.ts.
  */
 import { isPlainName } from '../array/index.js';
 import { ApiClient, ClientError, type CreateGroupRequest, type GroupSettableRequest, type GroupView } from '../control/index.js';
-import { refreshWaits } from '../replication/group/index.js';
 import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
-import { CliError, EXIT, nameArg, printJson, sleep, SPINNER_FRAME_MS, usage, watchStatus } from './common.js';
-import { arrayNameArg, boundsArg, countArg, durationArg, modeArg, onOff, readThrottleFile, sizeArg, type BoundFlags } from './group-args.js';
-import { ibytes } from './mirror-render.js';
+import { CliError, EXIT, nameArg, printJson, usage, watchStatus } from './common.js';
+import { boundsArg, countArg, durationArg, modeArg, onOff, readThrottleFile, sizeArg, type BoundFlags } from './group-args.js';
 import { groupText, listRows, type GroupStatus } from './group-render.js';
 
 // ---- argument parsing: group-args.ts (re-exported for existing importers) ----
@@ -264,89 +263,6 @@ export async function groupBypassCommand(ref: string, on: string, f: TargetFlags
       ? `group ${v.record.name}: leaving bypass once the members' secondaries are resynchronized`
       : `group ${v.record.name}: bypass off, journaling`;
   return done(f, v, text, t.array);
-}
-
-/** Default pause between two progress polls of `group refresh` (--interval). */
-const REFRESH_POLL_MS = 500;
-
-export async function groupRefreshCommand(ref: string, f: TargetFlags & { wait?: boolean; interval?: string }): Promise<number> {
-  let intervalMs = REFRESH_POLL_MS;
-  if (f.interval !== undefined) {
-    if (!/^\d+(\.\d+)?$/.test(f.interval) || Number(f.interval) < 0.1) throw usage(`--interval must be seconds >= 0.1, not ${JSON.stringify(f.interval)}`);
-    intervalMs = Number(f.interval) * 1000;
-  }
-  const t = await locateGroup(ref, f);
-  const started = Date.now();
-  let v = await call(() => t.client.refreshGroup(ref));
-  const total = v.record.refresh?.bytesTotal ?? 0;
-  if (f.wait === false) return done(f, v, `group ${v.record.name}: refresh started (${ibytes(total)} to copy; the secondaries are incoherent until it completes; sanbox group status ${v.record.name} --watch)`, t.array);
-  const tty = !f.json && process.stderr.isTTY;
-  let stop = false;
-  const onInt = () => (stop = true);
-  process.once('SIGINT', onInt);
-  let lastPct = -1;
-  let lastWaits = '';
-  try {
-    while (v.record.refresh?.running && !stop) {
-      const r = v.record.refresh;
-      const pct = r.bytesTotal > 0 ? Math.floor((100 * r.bytesDone) / r.bytesTotal) : 0;
-      const waits = refreshWaits(v);
-      const waitKinds = waits.join('; ').replace(/\d+(\.\d+)?/g, '#'); // a new line when a reason comes or goes, not when a number moves
-      const line = `refreshing group ${v.record.name}: ${ibytes(r.bytesDone)} of ${ibytes(r.bytesTotal)} (${pct}%), ${Math.round((Date.now() - started) / 1000)} s${waits.length ? `; waiting: ${waits.join('; ')}` : ''}`;
-      if (tty) process.stderr.write(`\r\x1b[K${line}`);
-      // a line every 10 %, and when what the refresh waits for changes (why it sits at 0 %)
-      else if (!f.json && (Math.floor(pct / 10) !== Math.floor(lastPct / 10) || waitKinds !== lastWaits)) process.stderr.write(line + '\n');
-      lastPct = pct;
-      lastWaits = waitKinds;
-      await sleep(intervalMs);
-      if (stop) break;
-      v = await call(() => t.client.getGroup(ref));
-    }
-  } finally {
-    process.off('SIGINT', onInt);
-    if (tty) process.stderr.write('\r\x1b[K');
-  }
-  const secs = ((Date.now() - started) / 1000).toFixed(1);
-  if (stop) {
-    if (f.json) printJson(v);
-    else process.stdout.write(`stopped waiting; the refresh of group ${v.record.name} goes on (sanbox group status ${v.record.name} --watch)\n`);
-    return EXIT.OK;
-  }
-  if (v.record.refresh && !v.record.refresh.running) {
-    const r = v.record.refresh;
-    throw new CliError(
-      EXIT.ERROR,
-      'refresh-failed',
-      `the refresh of group ${v.record.name} stopped at ${ibytes(r.bytesDone)} of ${ibytes(r.bytesTotal)} after ${secs} s (the reason is in the array's group.refresh-failed event; a group in bypass is resynchronized from the fracture logs instead)`,
-    );
-  }
-  return done(f, v, `group ${v.record.name}: refresh done, ${ibytes(total)} copied in ${secs} s; the secondaries are coherent again`, t.array);
-}
-
-export async function groupBackfreshCommand(ref: string, f: TargetFlags & { from?: string }): Promise<number> {
-  const from = f.from !== undefined ? arrayNameArg(f.from, '--from') : undefined;
-  const t = await locateGroup(ref, f);
-  const started = Date.now();
-  const spinner = !f.json && process.stderr.isTTY;
-  const frames = ['|', '/', '-', '\\'];
-  let n = 0;
-  const tick = spinner
-    ? setInterval(() => {
-        const s = Math.floor((Date.now() - started) / 1000);
-        process.stderr.write(`\r${frames[n++ % 4]} backfresh of group ${ref}${from ? ` from ${from}` : ''}: ${s} s (the members are offline to hosts meanwhile)`);
-      }, SPINNER_FRAME_MS)
-    : undefined;
-  let v: GroupView;
-  try {
-    v = await call(() => t.client.backfreshGroup(ref, from !== undefined ? { from } : {}));
-  } finally {
-    if (tick) {
-      clearInterval(tick);
-      process.stderr.write('\r\x1b[K');
-    }
-  }
-  const secs = ((Date.now() - started) / 1000).toFixed(1);
-  return done(f, v, `group ${v.record.name}: backfresh${from ? ` from ${from}` : ''} done in ${secs} s; the primary holds the secondary's data and journals from a new base`, t.array);
 }
 
 export async function groupThrottleCommand(ref: string, f: TargetFlags & { file?: string; clear?: boolean }): Promise<number> {

@@ -13,13 +13,13 @@ import {
   mirrorResolveCommand,
   mirrorSetCommand,
   mirrorStatusCommand,
-  mirrorSyncCommand,
   mirrorVerifyCommand,
   type AddSecondaryFlags,
   type MirrorCreateFlags,
   type MirrorSetFlags,
   type MirrorStatusFlags,
 } from './mirror-verbs.js';
+import { mirrorSyncCommand, mirrorWaitCommand, type SyncWaitFlags } from './mirror-sync.js';
 import type { TargetFlags } from './target.js';
 
 export function addMirrorCommands(program: Command, run: Run): void {
@@ -83,8 +83,18 @@ Sizes and rates: 64K, 64M, 10M/s, 1048576.`,
       .description('synchronize fractured or unsynchronized secondaries (all, or one) from the fracture log')
       .argument(...mirrorRef)
       .argument('[image]', 'image id (bravo:0) or array name (default: every one that needs it)')
-      .option('-f, --force', 'also on an INACTIVE mirror (CONSISTENT images)'),
-  ).action(run((ref: string, image: string | undefined, opts: TargetFlags & { force?: boolean }) => mirrorSyncCommand(ref, image, opts)));
+      .option('-f, --force', 'also on an INACTIVE mirror (CONSISTENT images)')
+      .option('--wait', 'wait until the secondaries are in sync, with progress on stderr (exit 1 if a synchronization stops)')
+      .option('-q, --quiet', 'with --wait: no progress on stderr'),
+  ).action(run((ref: string, image: string | undefined, opts: SyncWaitFlags & { force?: boolean }) => mirrorSyncCommand(ref, image, opts)));
+  targetOptions(
+    mirror
+      .command('wait')
+      .description('wait until the secondaries (all, or one) are in sync: a synchronization or a resync under way, e.g. after a link came back; progress on stderr (exit 1 if one stops)')
+      .argument(...mirrorRef)
+      .argument('[image]', 'image id (bravo:0) or array name (default: every secondary)')
+      .option('-q, --quiet', 'no progress on stderr'),
+  ).action(run((ref: string, image: string | undefined, opts: SyncWaitFlags) => mirrorWaitCommand(ref, image, opts)));
   targetOptions(
     mirror
       .command('fracture')

@@ -84,7 +84,7 @@ function noDriver(e: unknown): boolean {
  * The array to run a mirror verb on. `want`: primary (default), a secondary (promote), or a
  * named array (resolve --survivor).
  */
-async function locate(ref: string, f: TargetFlags, want: { role: 'primary' | 'secondary' } | { array: string }): Promise<Located> {
+export async function locate(ref: string, f: TargetFlags, want: { role: 'primary' | 'secondary' } | { array: string }): Promise<Located> {
   nameArg(ref, 'mirror');
   try {
     const lab = await labArrayClients(f);
@@ -139,7 +139,7 @@ async function locate(ref: string, f: TargetFlags, want: { role: 'primary' | 'se
   }
 }
 
-async function call<T>(fn: () => Promise<T>): Promise<T> {
+export async function call<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
@@ -148,7 +148,7 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /** LUN names of the lab's arrays (best effort), to print `bravo:disk0` instead of `bravo:0`. */
-async function lunNames(f: TargetFlags, views: MirrorView[]): Promise<Map<string, string>> {
+export async function lunNames(f: TargetFlags, views: MirrorView[]): Promise<Map<string, string>> {
   const names = new Map<string, string>();
   for (const v of views) names.set(v.local.imageId, `${v.local.imageId.split(':')[0]}:${v.local.lunName}`);
   let lab;
@@ -178,7 +178,7 @@ async function lunNames(f: TargetFlags, views: MirrorView[]): Promise<Map<string
 
 export { ibytes, mirrorLine, mirrorText, resyncText } from './mirror-render.js';
 
-function done(f: TargetFlags, v: MirrorView, text: string, names?: Map<string, string>): number {
+export function done(f: TargetFlags, v: MirrorView, text: string, names?: Map<string, string>): number {
   if (f.json) printJson(v);
   else process.stdout.write(`${text}\n${mirrorText(v, names)}\n`);
   return EXIT.OK;
@@ -269,12 +269,6 @@ export async function mirrorPromoteCommand(ref: string, f: TargetFlags & { force
   const fb = before?.protection?.fallback;
   const how = f.force ? ' (forced: the image as it was)' : fb ? `\nrolled back to snapshot ${fb.snapshot} first: the image as it was ${fb.ageSeconds.toFixed(1)} s before the promote, when the resync began (a consistent point; writes the old primary made after it are not in it)` : '';
   return done(f, v, `promoted ${v.local.imageId.split(':')[0]}:${v.local.lunName}: primary of mirror ${v.record.name}, epoch ${v.record.epoch}${how}`, await lunNames(f, [v]));
-}
-
-export async function mirrorSyncCommand(ref: string, image: string | undefined, f: TargetFlags & { force?: boolean }): Promise<number> {
-  const t = await locate(ref, f, { role: 'primary' });
-  const v = await call(() => t.client.synchronizeMirror(ref, { image, force: f.force === true || undefined }));
-  return done(f, v, `synchronizing ${image ?? 'every fractured or unsynchronized secondary'} of mirror ${v.record.name} (sanbox mirror status ${v.record.name} --watch)`, await lunNames(f, [v]));
 }
 
 export async function mirrorFractureCommand(ref: string, image: string | undefined, f: TargetFlags): Promise<number> {

@@ -7,12 +7,19 @@ import { formatSize, parseSize } from '../array/index.js';
 import type { ApiClient } from '../control/index.js';
 import type { SnapshotView } from '../snapshot/index.js';
 import { targetOptions, type Run } from './command-kit.js';
-import { EXIT, printJson, table, usage, nameArg } from './common.js';
+import { EXIT, printJson, sleep, table, usage, nameArg } from './common.js';
+import { startProgress, type ProgressFlags, type ProgressMeter } from './progress/index.js';
 import { clientError, resolveTarget, type TargetFlags } from './target.js';
 
 /** A rollback may run long; the client waits this long for the answer. */
 const ROLLBACK_TIMEOUT_MS = 6 * 60 * 60 * 1000;
+/** How often the rollback's progress is read from the LUN's snapshot store. */
 const PROGRESS_POLL_MS = 500;
+
+interface RollbackProgress {
+  doneBytes: number;
+  totalBytes: number;
+}
 
 async function withClient<T>(f: TargetFlags, fn: (c: ApiClient) => Promise<T>): Promise<T> {
   try {
@@ -99,37 +106,47 @@ export async function snapshotDeleteCommand(lun: string, name: string, f: Target
   return EXIT.OK;
 }
 
-export async function snapshotRollbackCommand(lun: string, name: string, f: TargetFlags & { quiet?: boolean }): Promise<number> {
+export async function snapshotRollbackCommand(lun: string, name: string, f: TargetFlags & ProgressFlags): Promise<number> {
   nameArg(lun, 'LUN');
   nameArg(name, 'snapshot');
   const r = await withClient(f, async (c) => {
     const done = c.rollbackSnapshot<SnapshotView>(lun, name, { timeoutMs: ROLLBACK_TIMEOUT_MS });
-    if (f.json || f.quiet) return done;
-    // Progress on stderr while the array writes the saved regions back; the answer (or its
-    // error) is what counts, so a failed progress poll only ends the progress display.
-    let finished = false;
-    const settled = done.then(
-      () => (finished = true),
-      () => (finished = true),
-    );
-    while (!finished) {
-      await Promise.race([settled, new Promise((res) => setTimeout(res, PROGRESS_POLL_MS))]);
-      if (finished) break;
-      let rb: { doneBytes: number; totalBytes: number } | undefined;
-      try {
-        rb = (await c.listSnapshots(lun)).store?.rollback as typeof rb;
-      } catch (e) {
-        process.stderr.write(`\n(no progress: ${(e as Error).message})\n`);
-        break;
-      }
-      if (rb) process.stderr.write(`\rrolling back ${lun} to ${name}: ${formatSize(rb.doneBytes)} of ${formatSize(rb.totalBytes)} (${rb.totalBytes ? Math.floor((100 * rb.doneBytes) / rb.totalBytes) : 100}%)   `);
-    }
-    process.stderr.write('\r\x1b[K');
+    const progress = startProgress(f, { label: `rolling back ${lun} to ${name}` });
+    if (progress.mode === 'off') return done;
+    await followRollback(c, lun, done, progress);
     return done;
   });
   if (f.json) printJson(r);
   else process.stdout.write(`rolled LUN ${lun} back to ${r.rolledBack.export} (taken ${r.rolledBack.created})\n`);
   return EXIT.OK;
+}
+
+/**
+ * Progress on stderr while the array writes the saved regions back (its store's `rollback`).
+ * The answer (or its error) is what counts: a failed progress poll only ends the progress, with
+ * the reason on stderr.
+ */
+async function followRollback(c: ApiClient, lun: string, answer: Promise<unknown>, progress: ProgressMeter): Promise<void> {
+  let outcome: 'done' | 'failed' | undefined;
+  const settled = answer.then(
+    () => (outcome = 'done'),
+    () => (outcome = 'failed'),
+  );
+  let last: RollbackProgress | undefined;
+  while (!outcome) {
+    await Promise.race([settled, sleep(PROGRESS_POLL_MS)]);
+    if (outcome) break;
+    try {
+      last = ((await c.listSnapshots(lun)).store?.rollback as RollbackProgress | undefined) ?? last;
+    } catch (e) {
+      progress.finish('stopped');
+      process.stderr.write(`(no more progress: ${(e as Error).message}; waiting for the rollback's answer)\n`);
+      return;
+    }
+    if (last) progress.update(last.doneBytes, { total: last.totalBytes });
+  }
+  // Done: every saved region is back (the store no longer reports the rollback).
+  progress.finish(outcome, outcome === 'done' && last ? last.totalBytes : undefined);
 }
 
 export async function snapshotStoreCommand(lun: string, f: TargetFlags & { size?: string; policy?: string }): Promise<number> {
@@ -173,7 +190,7 @@ export function addSnapshotCommands(program: Command, run: Run): void {
       .argument('<lun>')
       .argument('<name>')
       .option('-q, --quiet', 'no progress on stderr'),
-  ).action(run((lun: string, name: string, o: TargetFlags & { quiet?: boolean }) => snapshotRollbackCommand(lun, name, o)));
+  ).action(run((lun: string, name: string, o: TargetFlags & ProgressFlags) => snapshotRollbackCommand(lun, name, o)));
   targetOptions(
     snap
       .command('group')

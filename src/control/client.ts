@@ -140,6 +140,28 @@ export class ApiClient {
     return json as T;
   }
 
+  /**
+   * The array's events from now on (GET /v1/events as server-sent events, no replay): the body
+   * of the stream, to read until `signal` aborts. A verb that waits on one long request (group
+   * backfresh) follows its progress events here. Failures are ClientErrors, as for request().
+   */
+  async eventStream(signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    const headers: Record<string, string> = { Accept: 'text/event-stream' };
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}/v1/events`, { headers, signal });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new ClientError('unreachable', `cannot reach the sanbox API at ${this.url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+    }
+    if (!res.ok || !res.body) {
+      const text = await res.text().catch((e: Error) => `(its body could not be read: ${e.message})`);
+      throw new ClientError(`http-${res.status}`, `GET /v1/events answered ${res.status}: ${text.slice(0, 200)}`, res.status);
+    }
+    return res.body as unknown as AsyncIterable<Uint8Array>;
+  }
+
   status<T = Record<string, unknown>>(): Promise<T> {
     return this.request<T>('GET', '/v1/status');
   }

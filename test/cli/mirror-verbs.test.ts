@@ -13,6 +13,7 @@ import { captureCli, type CliCapture } from '../support/cli.js';
 import { writeState, removeState } from '../../src/cli/lab.js';
 import { resyncText, ibytes } from '../../src/cli/mirror-verbs.js';
 import { FakeMirrors, image, view } from '../support/fake-mirrors.js';
+import type { ImageView, MirrorView } from '../../src/replication/mirror/types.js';
 
 let tmp: string;
 const arrays: StorageArray[] = [];
@@ -192,6 +193,50 @@ describe('sanbox mirror with --api', () => {
       { op: 'setAttributes', args: ['m0', { image: 'bravo', recoveryPolicy: 'auto', imageSyncRate: null }] },
       { op: 'resolveSplitBrain', args: ['m0', { survivor: 'alpha' }] },
     ]);
+  });
+
+  it('sync --wait follows the resync until the secondary is in sync (plain lines off a terminal); --json prints only JSON', async () => {
+    const step = (bytesDone: number | null, over: Partial<ImageView> = {}): MirrorView => {
+      const v = view('m0');
+      const s = v.images[1]!;
+      s.resync = bytesDone === null ? null : { ...s.resync!, bytesDone };
+      Object.assign(s, over);
+      return v;
+    };
+    const get = alpha.fake.get.bind(alpha.fake);
+    const follow = (steps: MirrorView[]) => {
+      alpha.fake.get = (ref: string) => {
+        get(ref);
+        return steps.length > 1 ? steps.shift()! : steps[0]!;
+      };
+    };
+    try {
+      follow([step(40 << 20), step(null, { state: 'CONSISTENT', syncProgress: null })]);
+      const r = await cli(['mirror', 'sync', 'm0', '--wait', '--api', alpha.url]);
+      expect(r.code, r.err).toBe(0);
+      const lines = r.err.trimEnd().split('\n');
+      expect(lines[0]).toBe('synchronizing mirror m0: 12.5 MiB of 64 MiB (19%) after 0s, ?/s, ETA ?; waiting for bravo:0 SYNCHRONIZING');
+      expect(lines.at(-1)).toMatch(/^synchronizing mirror m0: done, 64 MiB of 64 MiB \(100%\) in [\d.]+s, [\d.]+ MiB\/s on average$/);
+      expect(r.out).toMatch(/^mirror m0: every secondary in sync after [\d.]+ s \(the resyncs seen covered 64 MiB\)\nmirror m0 {2}ACTIVE/);
+      expect(alpha.fake.calls.map((c) => c.op)).toEqual(['synchronize', 'get', 'get']);
+
+      follow([step(40 << 20), step(null, { state: 'CONSISTENT', syncProgress: null })]);
+      const j = await cli(['mirror', 'sync', 'm0', 'bravo', '--wait', '--json', '--api', alpha.url]);
+      expect(j.code, j.err).toBe(0);
+      expect(j.err).toBe('');
+      expect(j.json.images[1].state).toBe('CONSISTENT');
+
+      // a fractured image with manual recovery: nothing will resume it, exit 1 with why
+      follow([step(null, { fractured: true, fractureReason: 'link', recoveryPolicy: 'manual' })]);
+      const w = await cli(['mirror', 'wait', 'm0', '--api', alpha.url, '-q']);
+      expect(w.code).toBe(1);
+      expect(w.err).toMatch(/mirror m0: the synchronization stopped after [\d.]+ s: bravo:0: fractured \(link\), recovery manual: sanbox mirror sync starts it/);
+      expect(w.err).not.toMatch(/synchronizing mirror m0/); // -q
+      const nf = await cli(['mirror', 'wait', 'm0', 'charlie', '--api', alpha.url, '--json']);
+      expect(nf.json.error).toMatchObject({ code: 'not-found', exitCode: 1 });
+    } finally {
+      alpha.fake.get = get;
+    }
   });
 
   it('status: the table with resync progress; --json; --watch --count', async () => {

@@ -87,7 +87,7 @@ export async function runScenario(spec: ScenarioSpec, opts: RunOptions): Promise
   } finally {
     // The scenario's own time: the lab's stop is not part of it.
     report.durationMs = Date.now() - report.startedAtMs;
-    progress.end();
+    progress.end(report.failure === null ? 'done' : 'failed');
     progress.line(`stopping lab ${lab.name}`);
     await stopLab(lab).catch((e: Error) => (report.failure ??= `sanbox down failed: ${e.message}`));
     if (!opts.keepImages) rmSync(lab.imagesDir, { recursive: true, force: true });
@@ -118,6 +118,8 @@ async function execute(spec: ScenarioSpec, seed: number, trace: TraceFault[], ap
   const aborted = () => abort.signal.aborted;
   let stepFailed: StepRecord | null = null;
   const workloads = new WorkloadSet(spec, seed, apis, runDir, t0, report.workloads, progress, aborted);
+  // Every step, every fault's inject and undo, every check: what the bar counts.
+  progress.plan(`scenario ${spec.name}`, spec.steps.length + 2 * trace.length + spec.checks.length);
   progress.live(() => liveStatus(workloads.all(), report.steps, t0));
   const ctx: TimelineContext = {
     apis,
@@ -187,6 +189,7 @@ async function runChecks(spec: ScenarioSpec, ctx: TimelineContext, workloads: Wo
     progress.line(`check ${i}: ${c.kind}`);
     const r: CheckRecord = await runCheck(c, i, checkCtx);
     report.checks.push(r);
+    progress.advance();
     progress.line(`  ${r.skipped ? 'SKIPPED' : r.ok ? 'ok' : 'FAIL'}: ${r.label}: ${r.summary}`);
     if (r.rpoSeconds !== undefined && r.rpoSeconds !== null) report.rpoSeconds = Math.max(report.rpoSeconds ?? 0, r.rpoSeconds);
     if (r.rtoSeconds !== undefined && r.rtoSeconds !== null) report.rtoSeconds = Math.max(report.rtoSeconds ?? 0, r.rtoSeconds);

@@ -106,6 +106,7 @@ async function record(rec: Omit<StepRecord, 'startMs' | 'endMs' | 'ok'>, a: Acti
     r.ok = expectError !== null && r.error.code === expectError;
   }
   r.endMs = now(ctx);
+  ctx.progress.advance();
   const said = (r.result as { output?: unknown } | undefined)?.output;
   if (typeof said === 'string' && said.trim()) ctx.progress.line(`  ${said.trim().split('\n').at(-1)}`);
   if (!r.ok) ctx.progress.line(`  FAILED: ${r.error?.code}: ${r.error?.message}`);

@@ -29,6 +29,9 @@ describe('sanbox scenario run', () => {
     const r = await sanbox(['scenario', 'run', join(FIXTURES, 'flaps.yaml'), '--seed', '11', '--report', dir]);
     expect(r.err).toContain('fault #0 inject: link alpha-bravo cut');
     expect(r.code, r.out + r.err).toBe(0);
+    // not a terminal: the actions done of those planned, as sentences (src/cli/progress)
+    expect(r.err).toMatch(/^scenario tiny-flaps: 0 of \d+ actions \(0%\) after 0s, \?\/s, ETA \?$/m);
+    expect(r.err).toMatch(/^scenario tiny-flaps: done, (\d+) of \1 actions \(100%\) in [\d.]+s, [\d.]+ actions\/s on average$/m);
     expect(r.out).toMatch(/scenario tiny-flaps seed 11: PASS/);
     const rep = readReport(dir);
     expect(rep.ok).toBe(true);
