@@ -81,7 +81,8 @@ Sizes: 64K, 64M, 1G. Durations: 10s, 500ms, 1m (a bare number is seconds).`,
       .description("the source's qdsperftool: the group's performance records (KB/s sent, entries/s, backlog, writelog %, lag) as a table, JSON, or an SVG chart")
       .argument(...groupRef)
       .option('--since <time>', 'only records from this long ago (10m, 30s, 2h, 1d; a bare number is seconds) or this ISO time on')
-      .option('--svg <file>', 'plot them into FILE (one SVG, a panel per measurement over time) instead of the table'),
+      .option('--svg <file>', 'plot them into FILE (one SVG, a panel per measurement over time) instead of the table')
+      .option('--png <file>', 'the same chart as a PNG (through rsvg-convert, Debian package librsvg2-bin)'),
   ).action(run((ref: string, opts: GroupPerfFlags) => groupPerfCommand(ref, opts)));
   targetOptions(
     bounds(

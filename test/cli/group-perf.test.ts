@@ -186,6 +186,21 @@ describe('sanbox group perf', () => {
     expect(j.json.svg).toBe(file);
   });
 
+  it.skipIf(!existsSync('/usr/bin/rsvg-convert'))('--png writes the same chart as a PNG, alone or with --svg', async () => {
+    const png = join(tmp, 'g0-perf.png');
+    const svg = join(tmp, 'g0-perf-too.svg');
+    const r = await cli(['group', 'perf', 'g0', '--png', png, '--svg', svg]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^wrote .*g0-perf-too\.svg and .*g0-perf\.png: \d+ performance records of group g0 on alpha plotted\n$/);
+    const bytes = readFileSync(png);
+    expect(bytes.readUInt32BE(0)).toBe(0x89504e47);
+    const width = Number(/<svg[^>]* width="(\d+)"/.exec(readFileSync(svg, 'utf8'))![1]);
+    expect(bytes.readUInt32BE(16)).toBe(width); // IHDR: the PNG is the SVG's size
+    const j = await cli(['group', 'perf', 'g0', '--png', png, '--json']);
+    expect(j.json.png).toBe(png);
+    expect(j.json.svg).toBeUndefined();
+  });
+
   it('--since keeps the recent records: a duration or an ISO time', async () => {
     const all = (await cli(['group', 'perf', 'g0', '--json'])).json.records as GroupMetrics[];
     const recent = await cli(['group', 'perf', 'g0', '--since', '1s', '--json']);
@@ -216,6 +231,8 @@ describe('sanbox group perf', () => {
       [['--since', '2026-13-45T00:00:00Z'], /--since must be/],
       [['--svg', '/nonexistent-dir/x.svg'], /directory \/nonexistent-dir does not exist/],
       [['--svg', tmp], /is a directory/],
+      [['--png', '/nonexistent-dir/x.png'], /--png .*directory \/nonexistent-dir does not exist/],
+      [['--png', ''], /--png needs a file name/],
     ] as Array<[string[], RegExp]>) {
       const r = await captureCli(['group', 'perf', 'g0', ...args, '--api', counterUrl], { SANBOX_IMAGES: tmp, SANBOX_LAB: undefined, SANBOX_API: undefined });
       expect(r.code, args.join(' ')).toBe(2);
