@@ -249,6 +249,8 @@ export async function main(argv: string[]): Promise<number> {
       .option('--bandwidth <rate>', 'bytes per second: 10M, 512K/s, 1048576; 0 or unlimited: no cap')
       .option(...dirOpt)
       .option('--stall <ms>', 'hold all traffic for ms, then deliver it')
+      .option('--loss <percent>', 'share of chunks delayed by one retransmission timeout, 0-100 (a lost TCP segment)')
+      .option('--rto <ms>', 'the retransmission timeout a loss costs, ms (default 200)')
       .option('--reset', 'reset (TCP RST) the current connections'),
   ).action(run((name: string, opts: LinkSetFlags) => linkSetCommand(name, opts)));
   linkOptions(

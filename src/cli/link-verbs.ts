@@ -2,7 +2,7 @@
  * Remote links of a lab: the supervisor side (start one link emulator with its control API per
  * `links:` entry) and the `sanbox link set|cut|restore|status` verbs, thin clients of that API.
  */
-import { LinkApiServer, LinkEmulator, type LinkStatus } from '../link/index.js';
+import { LinkApiServer, LinkEmulator, POLL_MS, type LinkStatus } from '../link/index.js';
 import { formatSize } from '../array/index.js';
 import { ignoreOnClose } from '../errors/index.js';
 import { apiUrlArg, CliError, EXIT, nameArg, printJson, table, usage } from './common.js';
@@ -32,6 +32,7 @@ export async function startLabLinks(lab: Lab, log: (t: string) => void): Promise
         cut: l.cut,
         queueBytes: l.queueBytes,
         cutResetMs: l.cutResetMs,
+        pollMs: l.precise ? POLL_MS : 0,
       });
       emulator.on('event', (ev) => {
         const { seq, time: _t, link, type, ...rest } = ev;
@@ -151,6 +152,14 @@ function ms(v: string | undefined, what: string): number | undefined {
   return Number(v);
 }
 
+/** `--loss 2.5` or `--loss 2.5%`: the share of chunks delayed by one RTO, percent 0-100. */
+function percent(v: string | undefined, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)%?$/.exec(v);
+  if (!m || Number(m[1]) > 100) throw usage(`--${what} must be a percentage 0-100 (2.5 or 2.5%), not ${JSON.stringify(v)}`);
+  return Number(m[1]);
+}
+
 function direction(v: string | undefined): 'a-to-b' | 'b-to-a' | 'both' {
   if (v === undefined) return 'both';
   if (v === 'a-to-b' || v === 'b-to-a' || v === 'both') return v;
@@ -158,17 +167,20 @@ function direction(v: string | undefined): 'a-to-b' | 'b-to-a' | 'both' {
 }
 
 const rate = (n: number) => (n === 0 ? 'unlimited' : `${formatSize(n)}/s`);
+/** "1% (rto 200 ms)", or "-" without loss (or from an emulator that predates the setting). */
+const loss = (s: { lossPercent?: number; rtoMs?: number }) => (s.lossPercent ? `${s.lossPercent}% (rto ${s.rtoMs} ms)` : '-');
 
 function describe(st: LinkStatus): string {
   const lines = [`link ${st.link} (${st.a} <-> ${st.b})  ${st.state}`];
   lines.push(
     table(
-      ['DIRECTION', 'LATENCY', 'JITTER', 'BANDWIDTH', 'CUT', 'STALLED UNTIL', 'BYTES', 'QUEUED'],
+      ['DIRECTION', 'LATENCY', 'JITTER', 'BANDWIDTH', 'LOSS', 'CUT', 'STALLED UNTIL', 'BYTES', 'QUEUED'],
       (['a-to-b', 'b-to-a'] as const).map((d) => [
         d === 'a-to-b' ? `${st.a} -> ${st.b}` : `${st.b} -> ${st.a}`,
         `${st.settings[d].latencyMs} ms`,
         `${st.settings[d].jitterMs} ms`,
         rate(st.settings[d].bandwidth),
+        loss(st.settings[d]),
         st.cut[d] ? 'cut' : '-',
         st.stalledUntil[d] ?? '-',
         String(st.totals.bytes[d]),
@@ -188,6 +200,10 @@ export interface LinkSetFlags extends LinkFlags {
   latency?: string;
   jitter?: string;
   bandwidth?: string;
+  /** Loss-like stalls: percent of chunks delayed by one RTO. */
+  loss?: string;
+  /** The RTO a loss costs, ms. */
+  rto?: string;
   direction?: string;
   stall?: string;
   reset?: boolean;
@@ -198,8 +214,12 @@ export async function linkSetCommand(name: string, f: LinkSetFlags): Promise<num
   const latencyMs = ms(f.latency, 'latency');
   const jitterMs = ms(f.jitter, 'jitter');
   const stallMs = ms(f.stall, 'stall');
+  const lossPercent = percent(f.loss, 'loss');
+  const rtoMs = ms(f.rto, 'rto');
   if (latencyMs !== undefined) body.latencyMs = latencyMs;
   if (jitterMs !== undefined) body.jitterMs = jitterMs;
+  if (lossPercent !== undefined) body.lossPercent = lossPercent;
+  if (rtoMs !== undefined) body.rtoMs = rtoMs;
   if (stallMs !== undefined) body.stallMs = stallMs;
   if (f.bandwidth !== undefined) {
     const n = parseRate(f.bandwidth);
@@ -207,7 +227,7 @@ export async function linkSetCommand(name: string, f: LinkSetFlags): Promise<num
     body.bandwidth = n;
   }
   if (f.reset) body.reset = true;
-  if (Object.keys(body).length === 1) throw usage('nothing to set: give --latency, --jitter, --bandwidth, --stall or --reset');
+  if (Object.keys(body).length === 1) throw usage('nothing to set: give --latency, --jitter, --bandwidth, --loss, --rto, --stall or --reset');
   const [t] = await targets(name, f);
   const r = await call<{ events: { seq: number; type: string }[]; status: LinkStatus }>(t!, 'POST', '/v1/set', body);
   if (f.json) printJson(r);

@@ -34,6 +34,7 @@ describe('lab files with links', () => {
         cut: 'none',
         queueBytes: 1 << 20,
         cutResetMs: 15000,
+        precise: false,
         secret: 'two-arrays-lab-link-secret',
       },
     ]);
@@ -52,7 +53,7 @@ arrays:
   - { name: charlie, host: dr.example, remoteLink: { port: 1, address: "192.0.2.9:10890" } }
 links:
   - { name: ab, between: [alpha, bravo], listen: { bind: 0.0.0.0 }, latency: { a-to-b: 5, b-to-a: 7.5 }, bandwidth: 10M/s, cut: a-to-b }
-  - { name: ac, between: [alpha, charlie], jitter: 3, bandwidth: { b-to-a: 1048576 }, cut: true, cutResetMs: 0, queueSize: 64K }
+  - { name: ac, between: [alpha, charlie], jitter: 3, bandwidth: { b-to-a: 1048576 }, cut: true, cutResetMs: 0, queueSize: 64K, precise: true }
 `,
       '/labs/x.yaml',
     );
@@ -70,7 +71,9 @@ links:
       cut: 'both',
       cutResetMs: 0,
       queueBytes: 65536,
+      precise: true,
     });
+    expect(ab!.precise).toBe(false);
   });
 
   it('parseRate', () => {
@@ -91,7 +94,7 @@ links:
         `
   - { name: l1, between: [alpha, bravo], latency: -5, jitter: fast, bandwidth: 12Q, cut: sideways, colour: red, listen: { toB: 10870, toC: 1 } }
   - { name: l1, between: [alpha, zulu], api: { port: 8470 } }
-  - { name: l3, between: [alpha, alpha], latency: { up: 3 }, queueSize: 10, cutResetMs: -1 }
+  - { name: l3, between: [alpha, alpha], latency: { up: 3 }, queueSize: 10, cutResetMs: -1, precise: yes }
   - { name: "bad name", between: [alpha] }
   - { name: l5, between: [alpha, bravo], api: { bind: 0.0.0.0 }, listen: { toA: 70000 } }
 `,
@@ -113,6 +116,7 @@ links:
     expect(text).toMatch(/link l3\.latency: unknown direction "up"/);
     expect(text).toMatch(/link l3\.queueSize must be a size of at least 1K/);
     expect(text).toMatch(/link l3\.cutResetMs must be an integer >= 0/);
+    expect(text).toMatch(/link l3\.precise must be true or false, not "yes"/);
     expect(text).toMatch(/links\[3\]\.name/);
     expect(text).toMatch(/links\[3\]\.between must name two arrays/);
     expect(text).toMatch(/link l5\.api: binding 0\.0\.0\.0 \(not loopback\) needs a token/);

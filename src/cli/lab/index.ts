@@ -34,6 +34,7 @@
  *         cut: none                      # none | a-to-b | b-to-a | both
  *         queueSize: 1M                  # per connection and direction
  *         cutResetMs: 15000              # a cut this long resets the connections (0: never)
+ *         precise: false                 # true: delays to a few µs by polling the clock (up to a core while busy)
  *         secret: ...                    # shared handshake secret (16+ characters), or secretFile: PATH
  *
  * Mirrors (`sanbox up` creates them on their primary arrays when absent; see mirrors.ts):

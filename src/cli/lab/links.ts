@@ -4,7 +4,7 @@ import { isLoopback } from '../../control/index.js';
 import { isObj, type LabArray, type LabLink, type LabLinkSettings, type LinkDirection } from './types.js';
 import { parseRate, parseSecret } from './values.js';
 
-const LINK_KEYS = ['name', 'between', 'listen', 'api', 'latency', 'jitter', 'bandwidth', 'cut', 'queueSize', 'cutResetMs', 'secret', 'secretFile'];
+const LINK_KEYS = ['name', 'between', 'listen', 'api', 'latency', 'jitter', 'bandwidth', 'cut', 'queueSize', 'cutResetMs', 'precise', 'secret', 'secretFile'];
 
 /** A cut this long resets the link's connections unless the lab file says otherwise (cutResetMs). */
 const DEFAULT_CUT_RESET_MS = 15_000;
@@ -121,6 +121,7 @@ export function parseLinks(v: unknown, arrays: LabArray[], problems: string[], u
       if (!Number.isInteger(l.cutResetMs) || (l.cutResetMs as number) < 0) problems.push(`${at}.cutResetMs must be an integer >= 0 (0: never reset)`);
       else cutResetMs = l.cutResetMs as number;
     }
+    if (l.precise !== undefined && typeof l.precise !== 'boolean') problems.push(`${at}.precise must be true or false, not ${JSON.stringify(l.precise)}`);
     const secret = parseSecret(l, at, file, problems);
     usePort(listen.toB, `${at}.listen.toB`);
     if (listen.toA !== listen.toB || listen.toA !== 0) usePort(listen.toA, `${at}.listen.toA`);
@@ -137,6 +138,7 @@ export function parseLinks(v: unknown, arrays: LabArray[], problems: string[], u
       cut,
       queueBytes,
       cutResetMs,
+      precise: l.precise === true,
       ...(secret !== undefined ? { secret } : {}),
     });
   });

@@ -48,6 +48,8 @@ export interface LabLink {
   cut: 'none' | 'a-to-b' | 'b-to-a' | 'both';
   queueBytes: number;
   cutResetMs: number;
+  /** Poll the clock for the last fraction of each delay (delays to a few µs, up to a core of CPU while busy). */
+  precise: boolean;
   /** Shared secret of the remote-link handshake between a and b (required when a mirror uses the link). */
   secret?: string;
 }

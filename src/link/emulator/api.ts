@@ -5,7 +5,7 @@
  *   GET  /v1/status               the LinkStatus snapshot
  *   GET  /v1/events[?since=N]     server-sent events (id: seq, event: type, data: JSON);
  *                                 with Accept: application/json, {events: [...]} kept after N
- *   POST /v1/set      {direction?, latencyMs?, jitterMs?, bandwidth?, stallMs?, reset?}
+ *   POST /v1/set      {direction?, latencyMs?, jitterMs?, bandwidth?, lossPercent?, rtoMs?, stallMs?, reset?}
  *   POST /v1/cut      {direction?, reset?}
  *   POST /v1/restore  {}
  *   GET  /metrics                 Prometheus text format (./metrics.ts, docs/metrics.md)
@@ -20,6 +20,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { checkBrowserSafety } from '../../http-guard/index.js';
 import { checkDirection, checkSettings, LinkError, type LinkEmulator, type LinkEvent } from './emulator.js';
+import { SETTING_NAMES } from './types.js';
 import { METRICS_PATH, sendMetrics } from '../../metrics/index.js';
 import { linkMetrics } from './metrics.js';
 
@@ -160,14 +161,14 @@ function known(body: Record<string, unknown>, keys: string[]): void {
 
 /** `POST /v1/set`: validates everything, then applies settings, stall and reset in that order. */
 export function applySet(emu: LinkEmulator, body: Record<string, unknown>): LinkEvent[] {
-  known(body, ['direction', 'latencyMs', 'jitterMs', 'bandwidth', 'stallMs', 'reset']);
+  known(body, ['direction', ...SETTING_NAMES, 'stallMs', 'reset']);
   const direction = checkDirection(body.direction ?? 'both');
   const { direction: _d, stallMs, reset, ...rest } = body;
   const settings = checkSettings(rest);
   if (stallMs !== undefined) checkSettings({ latencyMs: stallMs }); // same range as a delay
   if (reset !== undefined && typeof reset !== 'boolean') throw new LinkError('invalid-argument', 'reset must be true or false');
   if (Object.keys(settings).length === 0 && stallMs === undefined && reset !== true) {
-    throw new LinkError('invalid-argument', 'nothing to set: give latencyMs, jitterMs, bandwidth, stallMs or reset');
+    throw new LinkError('invalid-argument', `nothing to set: give ${SETTING_NAMES.join(', ')}, stallMs or reset`);
   }
   const events: LinkEvent[] = [];
   if (Object.keys(settings).length) events.push(emu.set(settings, direction));

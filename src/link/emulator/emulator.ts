@@ -7,11 +7,20 @@
  * the target flow a-to-b, the answers b-to-a), and `to-a` the other way round. Every setting is per
  * direction (a-to-b, b-to-a), whatever side opened the connection.
  *
- * Per direction and per connection, the bytes read from the source wait in a FIFO queue:
- * - latency: each chunk is due `latencyMs + random(0..jitterMs)` after it arrived, but never
- *   before the chunk ahead of it (byte order is kept; jitter only stretches gaps);
- * - bandwidth: a token bucket (`bandwidth` bytes/s, burst of 50 ms worth, at least 16 KiB) meters
- *   the bytes written to the destination; chunks are split as the tokens allow;
+ * Per direction and per connection, the bytes read from the source wait in a FIFO queue
+ * (./pipe.ts) until their due time (./pacer.ts), kept to about 0.05 ms by ./wakeups.ts (a timer
+ * for the bulk of a wait, polls of the clock for its last fraction of a millisecond):
+ * - bandwidth: a chunk is serialized at `bandwidth` bytes/s after the bytes ahead of it (split into
+ *   pieces of about 1 ms of the cap, 1460 bytes to 16 KiB), then propagated; a token bucket (burst
+ *   of 50 ms worth, at least 16 KiB) also meters the delivery, so bytes that waited behind a stall
+ *   or a cut go out at the cap;
+ * - latency: each chunk is due `latencyMs + random(0..jitterMs)` after it was serialized, but never
+ *   before the chunk ahead of it (byte order is kept: TCP never reorders; jitter only stretches gaps);
+ * - loss: each chunk (one read, or one piece under a cap) is lost with probability
+ *   `lossPercent`/100 and then costs one `rtoMs` more, as a lost TCP segment costs a retransmission
+ *   timeout; the chunks behind it wait for it (head-of-line blocking). Draws come from
+ *   `mulberry32(seed)` when the emulator is given a seed, else Math.random;
+ * - nothing set (no latency, jitter, cap or loss): chunks go straight through, no queue, no clock;
  * - stall: nothing is delivered until the stall ends (bytes keep queueing);
  * - cut: a black hole, the way a pulled cable behaves for TCP. Nothing crosses a cut direction:
  *   the bytes wait (bounded, see below), the peers see silence and their own timeouts fire. New
@@ -32,8 +41,12 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket, type AddressInfo } from 'node:net';
 import { Conn } from './conn.js';
+import { mulberry32, type Random } from '../../random/index.js';
+import { Wakeups } from './wakeups.js';
 import {
   checkDirection,
+  DEFAULT_SETTINGS,
+  SETTING_NAMES,
   checkMs,
   checkSettings,
   DIRECTIONS,
@@ -53,9 +66,11 @@ import {
 export {
   checkDirection,
   checkSettings,
+  DEFAULT_SETTINGS,
   DIRECTIONS,
   LinkError,
   type ConnectionStatus,
+  type DelayQueueStats,
   type Direction,
   type DirectionArg,
   type DirectionSettings,
@@ -79,6 +94,10 @@ export class LinkEmulator extends EventEmitter {
   readonly b: string;
   readonly queueBytes: number;
   readonly connectTimeoutMs: number;
+  /** Calls the pipes back at their due times (one timer and one poll loop for all). */
+  readonly wakeups: Wakeups;
+  /** Jitter and loss draws. */
+  readonly random: Random;
   cutResetMs: number;
   private readonly routes: RouteConfig[];
   private readonly settings: Record<Direction, DirectionSettings>;
@@ -92,7 +111,12 @@ export class LinkEmulator extends EventEmitter {
   private nextConn = 1;
   private seq = 0;
   private readonly events: LinkEvent[] = [];
-  private readonly totals = { connections: 0, resets: 0, bytes: { 'a-to-b': 0, 'b-to-a': 0 } as Record<Direction, number> };
+  private readonly totals = {
+    connections: 0,
+    resets: 0,
+    bytes: { 'a-to-b': 0, 'b-to-a': 0 } as Record<Direction, number>,
+    losses: { 'a-to-b': 0, 'b-to-a': 0 } as Record<Direction, number>,
+  };
   private stopped = false;
   private started = false;
 
@@ -107,10 +131,13 @@ export class LinkEmulator extends EventEmitter {
     if (!Number.isSafeInteger(this.queueBytes) || this.queueBytes < 1024) throw new LinkError('invalid-argument', 'queueBytes must be at least 1024');
     this.cutResetMs = checkMs(opts.cutResetMs ?? DEFAULT_CUT_RESET_MS, 'cutResetMs', MAX_CUT_RESET_MS);
     this.connectTimeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
-    const def: DirectionSettings = { latencyMs: 0, jitterMs: 0, bandwidth: 0 };
+    if (opts.seed !== undefined && !Number.isSafeInteger(opts.seed)) throw new LinkError('invalid-argument', `seed must be an integer, not ${JSON.stringify(opts.seed)}`);
+    this.random = opts.seed === undefined ? Math.random : mulberry32(opts.seed);
+    if (opts.pollMs !== undefined) checkMs(opts.pollMs, 'pollMs', 10);
+    this.wakeups = new Wakeups(opts.pollMs);
     this.settings = {
-      'a-to-b': { ...def, ...checkSettings(opts.settings?.['a-to-b'] ?? {}) },
-      'b-to-a': { ...def, ...checkSettings(opts.settings?.['b-to-a'] ?? {}) },
+      'a-to-b': { ...DEFAULT_SETTINGS, ...checkSettings(opts.settings?.['a-to-b'] ?? {}) },
+      'b-to-a': { ...DEFAULT_SETTINGS, ...checkSettings(opts.settings?.['b-to-a'] ?? {}) },
     };
     if (opts.cut && opts.cut !== 'none') {
       for (const d of dirs(checkDirection(opts.cut))) this.cut[d] = true;
@@ -164,6 +191,7 @@ export class LinkEmulator extends EventEmitter {
     if (this.cutTimer) clearTimeout(this.cutTimer);
     for (const t of this.stallTimers) clearTimeout(t);
     for (const c of [...this.conns]) c.destroy('stopped', true);
+    this.wakeups.stop();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.emitEvent('link.stopped', {});
   }
@@ -184,6 +212,9 @@ export class LinkEmulator extends EventEmitter {
   }
   countBytes(d: Direction, n: number): void {
     this.totals.bytes[d] += n;
+  }
+  countLoss(d: Direction): void {
+    this.totals.losses[d]++;
   }
   connClosed(c: Conn, reason: string): void {
     this.conns.delete(c);
@@ -206,11 +237,11 @@ export class LinkEmulator extends EventEmitter {
 
   // ---- operations (each validates everything first: a refused call changes nothing) ----
 
-  /** Changes latency, jitter and/or bandwidth of one or both directions. */
+  /** Changes latency, jitter, bandwidth, loss and/or RTO of one or both directions (new bytes get them). */
   set(settings: Partial<DirectionSettings>, direction: DirectionArg = 'both'): LinkEvent {
     const s = checkSettings(settings);
     const ds = dirs(checkDirection(direction));
-    if (Object.keys(s).length === 0) throw new LinkError('invalid-argument', 'nothing to set: give latencyMs, jitterMs or bandwidth');
+    if (Object.keys(s).length === 0) throw new LinkError('invalid-argument', `nothing to set: give ${SETTING_NAMES.join(', ')}`);
     const before = Object.fromEntries(ds.map((d) => [d, { ...this.settings[d] }]));
     for (const d of ds) Object.assign(this.settings[d], s);
     for (const c of this.conns) for (const d of ds) c.pipes[d].pump();
@@ -324,7 +355,8 @@ export class LinkEmulator extends EventEmitter {
       cutResetMs: this.cutResetMs,
       routes: this.routes.map((r) => ({ name: r.name, listen: { ...r.listen }, target: { ...r.target }, forward: r.forward })),
       connections: conns,
-      totals: { connections: this.totals.connections, resets: this.totals.resets, bytes: { ...this.totals.bytes } },
+      totals: { connections: this.totals.connections, resets: this.totals.resets, bytes: { ...this.totals.bytes }, losses: { ...this.totals.losses } },
+      delayQueue: { ...this.wakeups.stats },
       bytes: sum((c) => c.bytes),
       queued: sum((c) => c.queued),
       lastEventSeq: this.seq,

@@ -1,2 +1,3 @@
 export * from './emulator.js';
 export * from './api.js';
+export { POLL_MS } from './wakeups.js';

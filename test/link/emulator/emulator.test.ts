@@ -384,8 +384,8 @@ describe('link emulator', () => {
     r = await post('/v1/restore', {});
     expect(r.status).toBe(200);
     const st = await (await fetch(url + '/v1/status')).json();
-    expect(st.settings['a-to-b']).toEqual({ latencyMs: 10, jitterMs: 0, bandwidth: 1000000 });
-    expect(st.settings['b-to-a']).toEqual({ latencyMs: 0, jitterMs: 0, bandwidth: 0 });
+    expect(st.settings['a-to-b']).toEqual({ latencyMs: 10, jitterMs: 0, bandwidth: 1000000, lossPercent: 0, rtoMs: 200 });
+    expect(st.settings['b-to-a']).toEqual({ latencyMs: 0, jitterMs: 0, bandwidth: 0, lossPercent: 0, rtoMs: 200 });
     for (let i = 0; i < 100 && events.length < 4; i++) await sleep(10);
     expect(events.map((e) => e.type)).toEqual(['link.started', 'link.settings', 'link.cut', 'link.restored']);
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
