@@ -52,9 +52,12 @@ import { createServer, connect } from 'node:net';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import { REPO, HOST, setProgram, die, log, readHelp, parseSize, table, tryExec } from './lib/common.mjs';
+
+// the model's seeded draws: the same generator as the emulator's (src/random)
+const { mulberry32 } = await import(pathToFileURL(join(resolve(process.env.SANBOX_DIST || join(REPO, 'dist')), 'random', 'index.js')).href);
 
 setProgram('bench-link-emulator');
 
@@ -120,25 +123,13 @@ function parseArgs(argv) {
 
 // ---------- the ideal emulator (the targets) ----------
 
-/** A seeded [0, 1) source for the model (mulberry32). */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Round trips (ms) of a closed loop of `qd` messages of `size` bytes through an emulator without
  * costs: per direction each message is serialized at the cap after the one ahead of it, then
  * delayed by latency + jitter (+ one RTO with the loss probability), never before the one ahead.
  */
 function modelRtts(s, qd, size, n = 20_000) {
-  const rnd = prng(12345);
+  const rnd = mulberry32(12345);
   const dir = () => ({ free: 0, last: 0 });
   const ab = dir();
   const ba = dir();
