@@ -1,15 +1,15 @@
 /**
  * The lab's event streams merged for the page: each array's and each link emulator's
  * `GET /v1/events` (server-sent events, reopened from the last sequence number when they drop),
- * and the supervisor's (polled: it serves JSON only). Every event gets a dashboard-wide id so
+ * the pair resync monitor's (the same, once it runs), and the supervisor's (polled: it serves JSON only). Every event gets a dashboard-wide id so
  * the page's EventSource can resume with Last-Event-ID; the last `keep` are replayed to a page
  * that connects. An API's URL is looked up again at each reconnect: a restarted array may
  * listen on a new port.
  */
 import { readSse } from '../events/index.js';
-import { arrayOf, linkOf, type DashboardLab, type Upstream } from './lab.js';
+import { arrayOf, linkOf, monitorOf, type DashboardLab, type Upstream } from './lab.js';
 
-export type SourceKind = 'array' | 'link' | 'supervisor';
+export type SourceKind = 'array' | 'link' | 'supervisor' | 'monitor';
 
 export interface DashEvent {
   id: number;
@@ -42,6 +42,8 @@ export class EventHub {
     const lab = this.lab();
     for (const a of lab.arrays) void this.followSse('array', a.name, () => arrayOf(this.lab(), a.name)?.api, abort.signal);
     for (const l of lab.links ?? []) void this.followSse('link', l.name, () => linkOf(this.lab(), l.name)?.api, abort.signal);
+    // the monitor starts after the dashboard (its URL comes later in the lab state): looked up at each try
+    void this.followSse('monitor', 'monitor', () => monitorOf(this.lab()), abort.signal);
     void this.pollSupervisor(abort.signal);
   }
 

@@ -4,7 +4,7 @@
  * from this server, nothing from a CDN. The page reads the lab through this server only:
  *
  *   GET  /                        the page (with ?token=T when the dashboard has a token: sets a cookie)
- *   GET  /kit.js, /controls.js, /heatmap.js, /app.js, /style.css, /vendor/uPlot.iife.min.js, /vendor/uPlot.min.css
+ *   GET  /kit.js, /controls.js, /heatmap.js, /monitor.js, /app.js, /style.css, /vendor/uPlot.iife.min.js, /vendor/uPlot.min.css
  *   GET  /api/topology            arrays, SPs, LUNs, links, mirrors, groups with their state (./topology.ts)
  *   GET  /api/series?since=MS     per-LUN write IOPS and p50/p99, group backlog and lag, resyncs (./history.ts)
  *   GET  /api/events              the lab's event streams merged, as server-sent events (./events.ts)
@@ -53,6 +53,7 @@ const STATIC: Record<string, { file: string; type: string }> = {
   '/kit.js': { file: join(PAGE_DIR, 'kit.js'), type: 'text/javascript; charset=utf-8' },
   '/controls.js': { file: join(PAGE_DIR, 'controls.js'), type: 'text/javascript; charset=utf-8' },
   '/heatmap.js': { file: join(PAGE_DIR, 'heatmap.js'), type: 'text/javascript; charset=utf-8' },
+  '/monitor.js': { file: join(PAGE_DIR, 'monitor.js'), type: 'text/javascript; charset=utf-8' },
   '/app.js': { file: join(PAGE_DIR, 'app.js'), type: 'text/javascript; charset=utf-8' },
   '/style.css': { file: join(PAGE_DIR, 'style.css'), type: 'text/css; charset=utf-8' },
   '/vendor/uPlot.iife.min.js': { file: join(UPLOT_DIR, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },

@@ -33,6 +33,13 @@ export interface DashboardLab {
   links?: DashboardLabLink[];
   mirrors?: { name: string; primary: string; secondaries: string[]; status: string }[];
   groups?: { name: string; primary: string; members: string[]; secondaries: string[]; mode: string; status: string }[];
+  /** The lab's pair resync monitor, once `sanbox up` started it: its read-only HTTP (loopback, no token). */
+  monitor?: { http?: string };
+}
+
+/** The monitor's HTTP as an upstream, if the lab has one. */
+export function monitorOf(lab: DashboardLab): Upstream | undefined {
+  return lab.monitor?.http ? { url: lab.monitor.http } : undefined;
 }
 
 /** An API of the lab: an array's, a link emulator's, or the supervisor's control API. */

@@ -5,7 +5,7 @@
  * emulator's `/v1/status`. A part that cannot be read is null with the array marked unreachable:
  * the page shows it, it is no error. No token appears in it.
  */
-import { arrayUp, readJson, type DashboardLab } from './lab.js';
+import { arrayUp, monitorOf, readJson, type DashboardLab } from './lab.js';
 
 type Json = Record<string, any>;
 
@@ -58,6 +58,20 @@ export interface TopologyGroup {
   lagMs: number;
 }
 
+/** A resource of the pair resync monitor (src/monitor): a mirror or group it watches. */
+export interface TopologyMonitorResource {
+  app: string;
+  deviceGroup: string;
+  instance: string;
+  /** connected, resync, suspended, error-suspended, deleted, unknown */
+  pair: string;
+  reason: string;
+  /** watching, resyncing, backoff, held */
+  phase: string;
+  autorecover: boolean;
+  lastAutoResync: string | null;
+}
+
 export interface Topology {
   lab: string;
   state: string;
@@ -67,6 +81,8 @@ export interface Topology {
   links: TopologyLink[];
   mirrors: TopologyMirror[];
   groups: TopologyGroup[];
+  /** The lab's monitor: null without one; `reachable: false` when it does not answer. */
+  monitor: { reachable: boolean; resources: TopologyMonitorResource[] } | null;
   /** Which faults the page may offer (the supervisor's array crash/restart need its control API). */
   faults: { arrayCrash: boolean };
 }
@@ -83,6 +99,8 @@ export async function gatherTopology(lab: DashboardLab): Promise<Topology> {
     }),
   );
   const links = await Promise.all((lab.links ?? []).map(async (l) => ({ l, status: await readJson<Json>(l.api, '/v1/status') })));
+  const monitorApi = monitorOf(lab);
+  const monitor = monitorApi ? await readJson<Json>(monitorApi, '/v1/resources') : undefined;
   const topo: Topology = {
     lab: lab.lab,
     state: lab.state,
@@ -92,6 +110,7 @@ export async function gatherTopology(lab: DashboardLab): Promise<Topology> {
     links: [],
     mirrors: [],
     groups: [],
+    monitor: monitorApi ? { reachable: monitor !== undefined, resources: ((monitor?.resources ?? []) as Json[]).map(monitorResource) } : null,
     faults: { arrayCrash: lab.control !== undefined },
   };
   for (const { a, status, regionMaps, groups } of arrays) {
@@ -147,4 +166,30 @@ export async function gatherTopology(lab: DashboardLab): Promise<Topology> {
     topo.links.push({ name: l.name, a: l.a, b: l.b, state: status?.state ?? 'unknown', ...(status ? { latencyMs: status.settings?.['a-to-b']?.latencyMs } : {}), cut: status?.cut ?? {} });
   }
   return topo;
+}
+
+function monitorResource(r: Json): TopologyMonitorResource {
+  return {
+    app: r.appName,
+    deviceGroup: r.deviceGroup,
+    instance: withoutCredentials(String(r.instance)),
+    pair: r.pair,
+    reason: r.reason,
+    phase: r.phase,
+    autorecover: r.autorecover === true,
+    lastAutoResync: r.lastAutoResync?.time ?? null,
+  };
+}
+
+/** An instance given as an API URL may carry its token as the password: never to the page. */
+function withoutCredentials(instance: string): string {
+  if (!/^https?:\/\//.test(instance)) return instance;
+  try {
+    const u = new URL(instance);
+    u.username = '';
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return '(an API URL)';
+  }
 }

@@ -148,7 +148,7 @@ describe('dashboard server: routes and the proxy', () => {
     expect(page.headers['content-type']).toMatch(/text\/html/);
     expect(page.headers['content-security-policy']).toMatch(/default-src 'self'/);
     expect(page.body).not.toMatch(/https?:\/\//);
-    for (const p of ['/kit.js', '/controls.js', '/heatmap.js', '/app.js', '/style.css', '/vendor/uPlot.iife.min.js', '/vendor/uPlot.min.css']) expect((await raw(base + p, 'GET')).status, p).toBe(200);
+    for (const p of ['/kit.js', '/controls.js', '/heatmap.js', '/monitor.js', '/app.js', '/style.css', '/vendor/uPlot.iife.min.js', '/vendor/uPlot.min.css']) expect((await raw(base + p, 'GET')).status, p).toBe(200);
   });
 
   it('unknown routes are 404, traversal included', async () => {

@@ -60,6 +60,8 @@ mirrors:
   - { name: m1, primary: alpha:disk1, secondaries: [bravo:disk1] }
 groups:
   - { name: g0, members: [m1], mode: asynchronous }
+monitor:
+  resources: [{ group: m0, interval: 2 }]
 `,
   );
   const up = cli(['up', file, '--detach', '--json', '--timeout', '60'], 90_000);
@@ -121,6 +123,9 @@ describe.skipIf(!have)('the lab dashboard in Chromium', () => {
     expect(await attr('[data-link="ab"]', 'data-state')).toBe('up');
     await until('the mirrors and the group', async () => (await page.locator('[data-mirror^="m0/"]').count()) === 1 && (await page.locator('[data-group="g0"]').count()) === 1, 10_000);
     expect(await page.locator('[data-mirror^="m0/"]').textContent()).toContain('bravo:disk0');
+    // the lab's pair resync monitor, as chkmon -show says
+    await until('the monitor shows m0 in PAIR', async () => (await attr('[data-resource="dash/m0"]', 'data-pair')) === 'connected', 15_000);
+    expect(await page.locator('[data-resource="dash/m0"]').textContent()).toContain('PAIR (connected)');
     await shot('1-overview.png');
     expect(foreignRequests).toEqual([]);
     expect(problems).toEqual([]);
@@ -154,6 +159,8 @@ describe.skipIf(!have)('the lab dashboard in Chromium', () => {
     }
     const fracture = '[data-heatmap="m0/fracture/bravo:0"]';
     await until('one dirty cell in the fracture log of bravo', async () => (await attr(fracture, 'data-dirty-cells')) === '1', 15_000);
+    await until('the monitor shows m0 suspended', async () => (await attr('[data-resource="dash/m0"]', 'data-pair')) === 'suspended', 15_000);
+    await until("the monitor's event in the log", async () => (await page.locator('#events tr[data-type="resource.state"]').count()) > 0, 10_000);
     expect(await page.locator(`${fracture} rect`).count()).toBe(16);
     const fills = await page.locator(`${fracture} rect`).evaluateAll((rs) => rs.map((r) => r.getAttribute('fill')));
     expect(fills.filter((f) => f !== fills[0]).length).toBe(1);

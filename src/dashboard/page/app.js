@@ -79,6 +79,7 @@ function render(t) {
   drawControls(t);
   drawMirrors(t);
   drawHeatmaps(t);
+  drawMonitor(t);
   drawGroups(t);
   ensureLunCharts(t);
 }
