@@ -4,7 +4,6 @@ import { ignoreOnClose } from '../../errors/index.js';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { MetadataStore } from '../../metadata/index.js';
-import type { RegionBitmap } from '../../native/index.js';
 import { RemoteLinkError } from '../../link/protocol/index.js';
 import { applyOp, assertMirrorChangeInvariants, assertMirrorRecordInvariants, DEFAULT_REGION_SIZE, primaryOf, promotable, secondariesOf, type ImageState, type MirrorDbRecord, type MirrorImage } from '../state/index.js';
 import type { Range } from '../group/index.js';
@@ -15,7 +14,7 @@ import type { PeerLinks } from './peer-link.js';
 import type { ResyncProtection } from './protection.js';
 import type { PeerLiveness } from './secondary.js';
 import { applyChecked, loadRecord, type MirrorRecords } from './records.js';
-import { bucketBytesFor, regionShares, summarize } from './regions.js';
+import { regionMapOf, summarize } from './regions.js';
 import { verifyImage } from './verify.js';
 import type { Resync } from './resync.js';
 import {
@@ -137,12 +136,8 @@ export class MirrorAdmin implements MirrorControl {
   regionMap(ref: string, buckets: number): MirrorRegionMap {
     const e = this.records.find(ref);
     const ps = this.needPrimary(e, 'a region map');
-    const others = e.db.images.filter((i) => i.imageId !== e.localImageId).map((i) => ({ i, bm: ps.peers.get(i.imageId)?.fracture.bitmap }));
-    const lunSize = ps.wil.bitmap.lunSize;
-    const bucketBytes = bucketBytesFor(lunSize, buckets, [ps.wil.bitmap, ...others.flatMap((o) => (o.bm ? [o.bm] : []))].map((bm) => bm.regionSize));
-    const log = (bm: RegionBitmap) => ({ regionSize: bm.regionSize, shares: regionShares(bm, bucketBytes) });
-    const images = others.map(({ i, bm }) => ({ imageId: i.imageId, array: i.array, fractureLog: bm ? log(bm) : null }));
-    return { mirror: e.db.name, lunSize, bucketBytes, writeIntentLog: log(ps.wil.bitmap), images };
+    const images = e.db.images.filter((i) => i.imageId !== e.localImageId).map((i) => ({ imageId: i.imageId, array: i.array, fractureLog: ps.peers.get(i.imageId)?.fracture.bitmap }));
+    return regionMapOf(e.db.name, ps.wil.bitmap, images, buckets);
   }
 
 

@@ -1,6 +1,7 @@
 import type { BlockDevice } from '../../block/index.js';
 import { RemoteLinkError } from '../../link/protocol/index.js';
 import { crc32c, type RegionBitmap } from '../../native/index.js';
+import type { MirrorRegionMap } from './types.js';
 
 /** Bytes read per step when regions are checksummed (verify, read-regions). */
 export const VERIFY_BATCH_BYTES = 4 * 1024 * 1024;
@@ -40,14 +41,14 @@ export const MAX_MAP_BUCKETS = 1024;
  * cut at the same offsets and a bucket never splits a region. Fewer buckets than asked when the
  * LUN has fewer regions.
  */
-export function bucketBytesFor(lunSize: number, buckets: number, regionSizes: number[]): number {
+function bucketBytesFor(lunSize: number, buckets: number, regionSizes: number[]): number {
   if (!Number.isSafeInteger(buckets) || buckets < 1 || buckets > MAX_MAP_BUCKETS) throw new RangeError(`buckets ${buckets} not in [1, ${MAX_MAP_BUCKETS}]`);
   const largest = Math.max(...regionSizes);
   return Math.max(1, Math.ceil(Math.ceil(lunSize / buckets) / largest)) * largest;
 }
 
 /** The share of dirty regions (0..1) in each bucket [i*bucketBytes, (i+1)*bucketBytes) of `bm`'s LUN, the last to its end. */
-export function regionShares(bm: RegionBitmap, bucketBytes: number): number[] {
+function regionShares(bm: RegionBitmap, bucketBytes: number): number[] {
   if (bucketBytes % bm.regionSize !== 0) throw new RangeError(`bucket of ${bucketBytes} bytes splits regions of ${bm.regionSize}`);
   const shares: number[] = [];
   for (let off = 0; off < bm.lunSize; off += bucketBytes) {
@@ -55,4 +56,18 @@ export function regionShares(bm: RegionBitmap, bucketBytes: number): number[] {
     shares.push(bm.countRegions(off, len) / Math.ceil(len / bm.regionSize));
   }
   return shares;
+}
+
+/** A mirror's region map (MirrorRegionMap) from its write-intent log and each secondary's fracture log (undefined: none yet). */
+export function regionMapOf(mirror: string, wil: RegionBitmap, images: Array<{ imageId: string; array: string; fractureLog: RegionBitmap | undefined }>, buckets: number): MirrorRegionMap {
+  const logs = [wil, ...images.flatMap((i) => (i.fractureLog ? [i.fractureLog] : []))];
+  const bucketBytes = bucketBytesFor(wil.lunSize, buckets, logs.map((bm) => bm.regionSize));
+  const log = (bm: RegionBitmap) => ({ regionSize: bm.regionSize, shares: regionShares(bm, bucketBytes) });
+  return {
+    mirror,
+    lunSize: wil.lunSize,
+    bucketBytes,
+    writeIntentLog: log(wil),
+    images: images.map((i) => ({ imageId: i.imageId, array: i.array, fractureLog: i.fractureLog ? log(i.fractureLog) : null })),
+  };
 }
