@@ -11,7 +11,7 @@ import { takeDaemonLock } from './lock.js';
 import { ResourceDatabase } from './db.js';
 import { MonitorEvents } from './events.js';
 import { SocketServer } from './server.js';
-import { MonitorHttp } from './http.js';
+import { ServiceHttp } from '../service-kit/index.js';
 import { MonitorCounters, monitorMetrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 import { EventFollower } from './follower.js';
@@ -64,7 +64,7 @@ export class MonitorDaemon {
   private readonly scheduler: Scheduler;
   private readonly follower: EventFollower;
   private server: SocketServer | undefined;
-  private http: MonitorHttp | undefined;
+  private http: ServiceHttp | undefined;
   private release: (() => Promise<void>) | undefined;
   private readonly debounce = new Map<string, NodeJS.Timeout>();
   private readonly streamStates = new Map<string, string>();
@@ -137,7 +137,14 @@ export class MonitorDaemon {
     const { tcpPort } = await this.server.start();
     let httpPort: number | undefined;
     if (this.opts.http) {
-      this.http = new MonitorHttp({ ...this.opts.http, token: this.opts.token, events: this.events, status: () => this.status(), resources: () => this.db.showAll().map((e) => viewOf(this.handlerContext(), e)), metrics: () => monitorMetrics(this.db.showAll(), this.counters) });
+      this.http = new ServiceHttp({
+        service: 'monitor',
+        ...this.opts.http,
+        token: this.opts.token,
+        events: this.events,
+        get: { '/v1/status': () => this.status(), '/v1/resources': () => ({ resources: this.db.showAll().map((e) => viewOf(this.handlerContext(), e)) }) },
+        readOnlyHint: 'use prmd/chkmon or sanbox monitor',
+        metrics: () => monitorMetrics(this.db.showAll(), this.counters) });
       httpPort = await this.http.start();
     }
     this.info = {

@@ -1,39 +1,62 @@
 /**
- * The monitor's HTTP side, read-only: its event stream as server-sent events (GET /v1/events,
- * like the arrays', with replay from Last-Event-ID or ?since=), GET /v1/resources and GET
- * /v1/status, and GET /metrics (Prometheus text, ./metrics.ts). Off loopback a bearer token is required. Changes go through the socket protocol.
- * A request from a web page of a foreign Origin is refused (403 forbidden-origin, src/http-guard),
- * reads included: this server has no Host check of its own.
+ * A control-plane service's HTTP side: its event stream as server-sent events (GET /v1/events,
+ * like the arrays', with replay from Last-Event-ID or ?since=), its own GET routes (status and
+ * the like), optional POST routes taking a JSON body, and GET /metrics (Prometheus text). Off
+ * loopback a bearer token is required. A request from a web page of a foreign Origin is refused
+ * (403 forbidden-origin, src/http-guard), reads included: this server has no Host check of its own.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { checkBrowserSafety } from '../http-guard/index.js';
-import type { MonitorEvent, MonitorEvents } from './events.js';
+import type { ServiceEvent, ServiceEvents } from './events.js';
 import { METRICS_PATH, sendMetrics, type MetricsBuilder } from '../metrics/index.js';
 
 const HEARTBEAT_MS = 15_000;
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
+/** A POST handler: the parsed JSON body in, the reply's status and body out (throw HttpRefusal to refuse). */
+export type PostHandler = (body: unknown) => Promise<{ status: number; body: unknown }> | { status: number; body: unknown };
+
+/** A refusal with an HTTP status and a stable code, thrown by a POST handler. */
+export class HttpRefusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Request bodies larger than this are refused (413). */
+const MAX_BODY_BYTES = 64 * 1024;
+
 export interface HttpOptions {
+  /** The service's name in messages (`monitor`, `heartbeat agent`). */
+  service: string;
   host: string;
   port: number;
   token?: string;
-  events: MonitorEvents;
-  status(): unknown;
-  resources(): unknown;
+  events: ServiceEvents;
+  /** GET routes other than /v1/events and /metrics: path → the JSON body. */
+  get: Record<string, () => unknown>;
+  /** POST routes: path → handler; absent: the API is read-only and says where changes go. */
+  post?: Record<string, PostHandler>;
+  /** What a refused non-GET request is told (a read-only API). */
+  readOnlyHint?: string;
   /** GET /metrics (absent: 404 like any unknown route). */
   metrics?(): MetricsBuilder;
   /** Web origins whose pages may read this API besides its own; default none. */
   allowedOrigins?: string[];
 }
 
-export class MonitorHttp {
+export class ServiceHttp {
   private server: Server | undefined;
   private readonly open = new Set<ServerResponse>();
   private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: HttpOptions) {
-    if (!LOOPBACK.test(opts.host) && !(opts.token && opts.token.length >= 16)) throw new Error(`the monitor's HTTP listener on ${opts.host} needs a token of 16 characters or more`);
+    if (!LOOPBACK.test(opts.host) && !(opts.token && opts.token.length >= 16)) throw new Error(`the ${opts.service}'s HTTP listener on ${opts.host} needs a token of 16 characters or more`);
   }
 
   async start(): Promise<number> {
@@ -61,15 +84,42 @@ export class MonitorHttp {
     if (!this.authorized(req)) return json(res, 401, { error: { code: 'unauthorized', message: 'a bearer token is required' } });
     const refused = checkBrowserSafety(req, this.opts.allowedOrigins, { readsToo: true });
     if (refused?.code === 'forbidden-origin') return json(res, refused.status, { error: { code: refused.code, message: refused.message } });
-    if (req.method !== 'GET') return json(res, 405, { error: { code: 'method-not-allowed', message: 'the monitor API is read-only; use prmd/chkmon or sanbox monitor' } });
-    if (url.pathname === '/v1/status') return json(res, 200, this.opts.status());
-    if (url.pathname === '/v1/resources') return json(res, 200, { resources: this.opts.resources() });
+    if (req.method === 'POST' && this.opts.post) return this.post(req, res, url);
+    if (req.method !== 'GET') return json(res, 405, { error: { code: 'method-not-allowed', message: `the ${this.opts.service} API takes GET${this.opts.post ? ' and POST' : ''} only${this.opts.readOnlyHint ? `; ${this.opts.readOnlyHint}` : ''}` } });
+    const route = this.opts.get[url.pathname];
+    if (route) return json(res, 200, route());
     if (url.pathname === '/v1/events') return this.stream(req, res, url);
     if (url.pathname === METRICS_PATH && this.opts.metrics) {
       sendMetrics(res, this.opts.metrics()).catch((e: unknown) => json(res, 500, { error: { code: 'internal', message: (e as Error).message } }));
       return;
     }
     json(res, 404, { error: { code: 'not-found', message: `no route ${url.pathname}` } });
+  }
+
+  private post(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const handler = this.opts.post![url.pathname];
+    if (!handler) return json(res, 404, { error: { code: 'not-found', message: `no route POST ${url.pathname}` } });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_BODY_BYTES) chunks.push(c);
+    });
+    req.on('end', () => {
+      if (size > MAX_BODY_BYTES) return json(res, 413, { error: { code: 'too-large', message: `a request body is at most ${MAX_BODY_BYTES} bytes` } });
+      let body: unknown;
+      try {
+        body = size ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
+      } catch (e) {
+        return json(res, 400, { error: { code: 'invalid-argument', message: `the body is not JSON: ${(e as Error).message}` } });
+      }
+      Promise.resolve()
+        .then(() => handler(body))
+        .then(
+          (r) => json(res, r.status, r.body),
+          (e: unknown) => (e instanceof HttpRefusal ? json(res, e.status, { error: { code: e.code, message: e.message } }) : json(res, 500, { error: { code: 'internal', message: (e as Error).message } })),
+        );
+    });
   }
 
   private stream(req: IncomingMessage, res: ServerResponse, url: URL): void {
@@ -79,7 +129,7 @@ export class MonitorHttp {
     if ((req.headers.accept ?? '').includes('application/json')) return json(res, 200, { events: this.opts.events.since(Number(raw ?? 0)) });
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
-    const write = (e: MonitorEvent) => res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+    const write = (e: ServiceEvent) => res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
     if (raw != null) for (const e of this.opts.events.since(Number(raw))) write(e);
     const stop = this.opts.events.subscribe(write);
     this.open.add(res);
