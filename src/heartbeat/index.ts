@@ -1,0 +1,8 @@
+/** The pure core of the heartbeat service (seed 004); see docs/heartbeat.md "Core". */
+export * from './message.js';
+export * from './notice.js';
+export * from './status-table.js';
+export * from './validity.js';
+export * from './master.js';
+export * from './decision.js';
+export { HeartbeatEncodeError } from './codec.js';
