@@ -23,6 +23,7 @@ import { addScenarioCommands } from './scenario-verbs.js';
 import { addSnapshotCommands } from './snapshot-verbs.js';
 import { addCloneCommands } from './clone-verbs.js';
 import { addMonitorCommands } from './monitor/index.js';
+import { addHeartbeatCommands } from './heartbeat/verbs.js';
 import { addEventsCommand } from './events/index.js';
 import { handleOutputErrors } from './pipe.js';
 
@@ -281,6 +282,7 @@ export async function main(argv: string[]): Promise<number> {
   addSnapshotCommands(program, run);
   addCloneCommands(program, run);
   addMonitorCommands(program, run);
+  addHeartbeatCommands(program, run);
   addEventsCommand(program, run);
 
   // Every command at every depth throws instead of exiting: its usage errors become exit 2 below.

@@ -35,6 +35,7 @@ import { startLabLinks, stopLabLinks, type RunningLink } from './link-verbs.js';
 import { setupLabMirrors } from './lab-mirrors.js';
 import { setupLabGroups } from './lab-groups.js';
 import { startLabMonitor, stopLabMonitor } from './lab-monitor.js';
+import { LabHeartbeatRunner } from './heartbeat/lab.js';
 import { DashboardServer } from '../dashboard/index.js';
 
 export interface UpFlags {
@@ -174,6 +175,7 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
   let control: ControlServer | undefined;
   let dashboard: DashboardServer | undefined;
   let links: RunningLink[] = [];
+  let heartbeat: LabHeartbeatRunner | undefined;
   let stopping = false;
   let resolveStop: (why: string) => void = () => undefined;
   const stopRequested = new Promise<string>((r) => (resolveStop = r));
@@ -199,6 +201,8 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
     await ignoreOnClose(control?.close() ?? Promise.resolve(), 'closing the control API');
     await ignoreOnClose(dashboard?.close() ?? Promise.resolve(), 'closing the dashboard');
     if (state.monitor) await stopLabMonitor(state.monitor).catch((e: unknown) => log(`stopping the monitor: ${(e as Error).message}`));
+    // the agents before the arrays: a host losing its arrays at shutdown is no site failure
+    await ignoreOnClose(heartbeat?.stop() ?? Promise.resolve(), 'stopping the heartbeat agents');
     await sup?.stopAll();
     await stopLabLinks(links);
     links = [];
@@ -266,6 +270,14 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
     if (lab.monitor) {
       await sup.flush(); // the monitor resolves LAB:ARRAY from the state file
       state.monitor = await startLabMonitor(lab, log);
+    }
+    // The heartbeat agents after the mirrors they write to (docs/heartbeat.md).
+    if (lab.heartbeat) {
+      await sup.flush();
+      heartbeat = new LabHeartbeatRunner(lab, lab.heartbeat, log);
+      sup.siteHooks = { fail: (site) => heartbeat!.siteFail(site), restore: (site) => heartbeat!.siteRestore(site) };
+      state.heartbeat = await heartbeat.start(state);
+      state.links = [...(state.links ?? []), ...heartbeat.links.map((l) => l.state)];
     }
     control = new ControlServer(sup, events);
     state.control = await control.listen();

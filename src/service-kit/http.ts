@@ -83,7 +83,8 @@ export class ServiceHttp {
     const url = new URL(req.url ?? '/', 'http://monitor');
     if (!this.authorized(req)) return json(res, 401, { error: { code: 'unauthorized', message: 'a bearer token is required' } });
     const refused = checkBrowserSafety(req, this.opts.allowedOrigins, { readsToo: true });
-    if (refused?.code === 'forbidden-origin') return json(res, refused.status, { error: { code: refused.code, message: refused.message } });
+    // a foreign page is refused everywhere; a POST must also be one no page can send without a preflight (415)
+    if (refused && (refused.code === 'forbidden-origin' || (req.method === 'POST' && this.opts.post))) return json(res, refused.status, { error: { code: refused.code, message: refused.message } });
     if (req.method === 'POST' && this.opts.post) return this.post(req, res, url);
     if (req.method !== 'GET') return json(res, 405, { error: { code: 'method-not-allowed', message: `the ${this.opts.service} API takes GET${this.opts.post ? ' and POST' : ''} only${this.opts.readOnlyHint ? `; ${this.opts.readOnlyHint}` : ''}` } });
     const route = this.opts.get[url.pathname];

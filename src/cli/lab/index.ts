@@ -69,12 +69,19 @@
  *
  *     dashboard: { bind: 127.0.0.1, port: 8480 }   # token: required off loopback; or: dashboard: off
  *
+ * Heartbeat agents (see heartbeat.ts and docs/heartbeat.md):
+ *
+ *     heartbeat: { production: alpha, standby: bravo, interval: 500ms, timeout: 6,
+ *                  hosts: [{ name: alpha-1, site: alpha }, { name: bravo-1, site: bravo }],
+ *                  mirrors: [hb0, hb1], failover: { promote: [m0] } }
+ *
  * Each array process gets `remoteLink: { bind, port, peers }` (arrayConfig / peersOf in config.ts).
  *
  * The state file of a running lab is `<images>/.labs/<lab>.json` (mode 0600): supervisor pid,
  * and for every array its pid, directory, NBD endpoint and API URL (and token if any).
  */
-export type { LabDashboard, LabMonitor, LabMonitorResource } from './types.js';
+export type { LabDashboard, LabHeartbeat, LabMonitor, LabMonitorResource } from './types.js';
+export { HB_NETWORK_LINK, NOTICE_LEVEL_NAMES } from './heartbeat.js';
 export type { Lab, LabArray, LabGroup, LabLink, LabLinkSettings, LabLunRef, LabMirror, LabSecondary, LabSite, LinkDirection, RestartPolicy } from './types.js';
 export { DEFAULT_RESTART_POLICY, parseRestart, parseSites } from './sites.js';
 export { LabError } from './types.js';
@@ -85,5 +92,5 @@ export { parseSps } from './sps.js';
 export { parseMonitor } from './monitor.js';
 export { parseDashboard } from './dashboard.js';
 export { arrayConfig, peersOf, type LabArrayConfig, type LinkListeners } from './config.js';
-export type { ArrayRunState, LabState, LabStateArray, LabStateGroup, LabStateLink, LabStateMirror } from './state.js';
+export type { ArrayRunState, LabState, LabStateArray, LabStateGroup, LabStateHeartbeat, LabStateLink, LabStateMirror } from './state.js';
 export { eventsPath, labAlive, readState, removeState, runningLabs, statePath, writeState } from './state.js';

@@ -10,6 +10,7 @@ import { parseLinks } from './links.js';
 import { parseMirrors } from './mirrors.js';
 import { parseMonitor } from './monitor.js';
 import { parseDashboard } from './dashboard.js';
+import { parseHeartbeat } from './heartbeat.js';
 import { parseRestart, parseSites } from './sites.js';
 import { isObj, LabError, type Lab, type Obj, type ParseContext } from './types.js';
 
@@ -35,7 +36,7 @@ export function parseLab(text: string, file: string): Lab {
   const known = (o: Obj, where: string, keys: string[]) => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) problems.push(`${where}: unknown key "${k}" (expected ${keys.join(', ')})`);
   };
-  known(root, 'top level', ['lab', 'arrays', 'links', 'mirrors', 'groups', 'sites', 'restart', 'monitor', 'dashboard']);
+  known(root, 'top level', ['lab', 'arrays', 'links', 'mirrors', 'groups', 'sites', 'restart', 'monitor', 'dashboard', 'heartbeat']);
 
   let name = basename(file, extname(file));
   if (root.lab !== undefined) {
@@ -62,8 +63,9 @@ export function parseLab(text: string, file: string): Lab {
   const restart = parseRestart(root.restart, problems);
   const monitor = parseMonitor(root.monitor, { name, mirrors, groups, arrays: arrays.map((a) => a.name) }, problems);
   const dashboard = parseDashboard(root.dashboard, problems, usePort);
+  const heartbeat = parseHeartbeat(root.heartbeat, { sites, mirrors, groups }, { problems, usePort });
   if (problems.length) throw new LabError(file, problems);
-  return { name, file, arrays, links, mirrors, groups, sites, restart, ...(monitor ? { monitor } : {}), dashboard };
+  return { name, file, arrays, links, mirrors, groups, sites, restart, ...(monitor ? { monitor } : {}), dashboard, ...(heartbeat ? { heartbeat } : {}) };
 }
 
 /** A lab reference: a lab name, or a path to a lab file (its name is read from the file). */

@@ -98,6 +98,17 @@ export interface LabState {
   monitor?: { stateDir: string; pid: number; socket: string; http?: string; resources: number };
   /** The lab's web dashboard (src/dashboard), unless the lab file says `dashboard: off`. */
   dashboard?: { url: string; token?: string };
+  /** The heartbeat agents, witness and links `sanbox up` started for the lab's `heartbeat:` (src/cli/heartbeat). */
+  heartbeat?: LabStateHeartbeat;
+}
+
+export interface LabStateHeartbeat {
+  /** the agents' configurations, logs and status tables */
+  dir: string;
+  hosts: { name: string; site: string; pid: number; url: string; config: string }[];
+  witness?: { url: string };
+  /** link emulators: hb-net and hb-witness-SITE (sanbox link cut hb-net) */
+  links: string[];
 }
 
 export function statePath(lab: string): string {

@@ -127,6 +127,37 @@ export interface Lab {
   monitor?: LabMonitor;
   /** `dashboard:`: where `up` serves the web dashboard (./dashboard.ts); false: `off`. Absent: the default (loopback, any port). */
   dashboard?: LabDashboard | false;
+  /** `heartbeat:`: the heartbeat agents `up` starts (./heartbeat.ts, docs/heartbeat.md). */
+  heartbeat?: LabHeartbeat;
+}
+
+/** `heartbeat:` of a lab file (./heartbeat.ts). */
+export interface LabHeartbeat {
+  cluster: string;
+  /** the cluster's instance (epoch): a heartbeat of another instance is invalid */
+  instance: number;
+  /** site names */
+  production: string;
+  standby: string;
+  intervalMs: number;
+  /** a path without a valid heartbeat for timeoutIntervals x intervalMs is FAILED */
+  timeoutIntervals: number;
+  /** consecutive valid heartbeats before a FAILED path is ENABLE again */
+  recoverAfter: number;
+  /** the agents, in master-preference order per site */
+  hosts: { name: string; site: string; bind: string; port: number }[];
+  /** the agents' own link emulator between the two sites */
+  network: { latencyMs: number; jitterMs: number; api: { bind: string; port: number } };
+  /** heartbeat mirrors production -> standby, and standby -> production */
+  mirrors: string[];
+  reverseMirrors: string[];
+  witness?: { bind: string; port: number; latencyMs: number };
+  /** promoted at the standby site when the production site is declared dead */
+  failover: { mirrors: string[]; groups: string[]; automatic: boolean };
+  /** a production master that lost every path and the witness fences the failover volumes */
+  fence: boolean;
+  /** a shell command per failure-notice level (the source's "phone the system manager") */
+  actions: Partial<Record<'SYSTEM DOWN' | 'SERIOUS' | 'MODERATE' | 'TEMPORALLY', string>>;
 }
 
 /** `dashboard:` of a lab file (./dashboard.ts). */

@@ -39,7 +39,15 @@ export interface RestartResult {
   ms: number;
 }
 
+/** What fails and returns with a site besides its arrays and links (the heartbeat's hosts). */
+export interface SiteHooks {
+  fail(site: string): Promise<Record<string, unknown>>;
+  restore(site: string): Promise<Record<string, unknown>>;
+}
+
 export class LabSupervisor {
+  /** Set by `up` when the lab has more than arrays at its sites. */
+  siteHooks: SiteHooks | undefined;
   private readonly arrays = new Map<string, Supervised>();
   private readonly failedSites = new Set<string>();
   private stopping = false;
@@ -277,12 +285,12 @@ export class LabSupervisor {
         alreadyDown.push(s.name);
       }
     }
-    crashed.push(...(await Promise.all(ours.filter((s) => !alreadyDown.includes(s.name)).map((s) => this.crash(s.name)))));
+    const [hooked] = await Promise.all([this.siteHooks?.fail(name) ?? {}, (async () => crashed.push(...(await Promise.all(ours.filter((s) => !alreadyDown.includes(s.name)).map((s) => this.crash(s.name))))))()]);
     this.failedSites.add(name);
     this.setSiteFailed(name, true);
-    this.events.publish('site.failed', { site: name, crashed: crashed.map((c) => c.array), alreadyDown, linksCut });
+    this.events.publish('site.failed', { site: name, crashed: crashed.map((c) => c.array), alreadyDown, linksCut, ...hooked });
     await this.settle();
-    return { site: name, crashed, alreadyDown, linksCut };
+    return { site: name, crashed, alreadyDown, linksCut, ...hooked };
   }
 
   /** `fault site-restore`: restart the site's crashed arrays, restore its links (those whose other end is not in a failed site). */
@@ -304,9 +312,10 @@ export class LabSupervisor {
         linksRestored.push(l.state.name);
       }
     }
-    this.events.publish('site.restored', { site: name, restarted: restarted.map((r) => r.array), linksRestored, linksStillCut });
+    const hooked = (await this.siteHooks?.restore(name)) ?? {};
+    this.events.publish('site.restored', { site: name, restarted: restarted.map((r) => r.array), linksRestored, linksStillCut, ...hooked });
     await this.settle();
-    return { site: name, restarted, linksRestored, linksStillCut };
+    return { site: name, restarted, linksRestored, linksStillCut, ...hooked };
   }
 
   private setSiteFailed(name: string, failed: boolean): void {
