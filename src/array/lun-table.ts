@@ -5,7 +5,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { isAbsolute, join, relative, sep } from 'node:path';
-import { FileBackingStore } from '../block/index.js';
+import { FileBackingStore, type LunFence } from '../block/index.js';
 import { ArrayError } from './array-error.js';
 
 export const METADATA_FORMAT = 'sanbox-array/1';
@@ -25,6 +25,8 @@ export interface LunRecord {
   image: string;
   /** ISO 8601. */
   created: string;
+  /** Fenced: host writes refused (src/block/admission.ts `admitFenced`); absent when not fenced. */
+  fenced?: LunFence;
 }
 
 export interface ArrayMetadata {
@@ -96,7 +98,8 @@ export function checkMeta(meta: ArrayMetadata, name: string, dir: string): void 
       (Number.isSafeInteger(l.id) && l.id >= 0 ? undefined : `bad id ${l.id}`) ??
       (typeof l.image === 'string' && l.image.length > 0 ? undefined : 'no image path') ??
       (ids.has(l.id) ? `duplicate id ${l.id}` : undefined) ??
-      (names.has(l.name) ? `duplicate name ${l.name}` : undefined);
+      (names.has(l.name) ? `duplicate name ${l.name}` : undefined) ??
+      (l.fenced === undefined || (typeof l.fenced?.reason === 'string' && typeof l.fenced.by === 'string' && Number.isSafeInteger(l.fenced.sinceMs)) ? undefined : 'bad fence');
     if (problem) throw new ArrayError('metadata-mismatch', `${dir}: LUN ${JSON.stringify(l.name)} in metadata: ${problem}`);
     ids.add(l.id);
     names.add(l.name);
@@ -162,4 +165,17 @@ export async function openLunImage(rec: LunRecord, path: string, readOnly: boole
     return offline('error', `cannot open image ${path}: ${(e as Error).message}`);
   }
   return lun;
+}
+
+/**
+ * A fence change of `rec` (src/block/admission.ts `admitFenced`): the new record and the details
+ * of its event (`lun.fenced`, `lun.unfenced`), or null when nothing changes (the same fence again, or no fence to lift).
+ * Fencing a fenced LUN again with another reason or agent keeps its `sinceMs`.
+ */
+export function fenceChange(rec: LunRecord, fence: { reason: string; by: string } | null, by: string, now = Date.now()): { next: LunRecord; details: Record<string, unknown> } | null {
+  const old = rec.fenced;
+  if (fence ? old?.reason === fence.reason && old.by === fence.by : !old) return null;
+  const { fenced: _dropped, ...rest } = rec;
+  if (fence) return { next: { ...rest, fenced: { reason: fence.reason, by: fence.by, sinceMs: old?.sinceMs ?? now } }, details: { lun: rec.id, name: rec.name, reason: fence.reason, by: fence.by } };
+  return { next: rest, details: { lun: rec.id, name: rec.name, by, reason: old!.reason, fencedBy: old!.by, fencedMs: now - old!.sinceMs } };
 }

@@ -15,13 +15,13 @@
 import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { FileBackingStore, type BlockDevice } from '../block/index.js';
+import { FileBackingStore, type BlockDevice, type LunFence } from '../block/index.js';
 import { MetadataStore, MetadataError, type LoadResult } from '../metadata/index.js';
 import { ArrayError } from './array-error.js';
 import { lockPathOf, takeLock } from './array-lock.js';
 import { ArrayEventLog, type ArrayEvent } from './events.js';
 import { SessionAttachment, type ArrayCatalog, type ArrayExport, type SessionControl } from './exports.js';
-import { BLOCK_SIZES, checkMeta, checkName, checkSize, imagePathOf, METADATA_FORMAT, openLunImage, relOrAbs, type ArrayMetadata, type BlockSizeValue, type LunEntry, type LunInfo, type LunRecord } from './lun-table.js';
+import { BLOCK_SIZES, checkMeta, checkName, checkSize, fenceChange, imagePathOf, METADATA_FORMAT, openLunImage, relOrAbs, type ArrayMetadata, type BlockSizeValue, type LunEntry, type LunInfo, type LunRecord } from './lun-table.js';
 import { ignoreOnClose } from '../errors/index.js';
 import { SerialQueue } from '../serial/index.js';
 import { formatSize } from './size.js';
@@ -89,6 +89,8 @@ export class StorageArray extends EventEmitter {
   private guard: ((lunId: number, action: 'delete' | 'grow') => string | undefined) | undefined;
   /** Whether hosts are told a LUN is read-only when they open it (e.g. it is a mirror secondary). */
   private hostReadOnly: ((lunId: number) => boolean) | undefined;
+  /** After a fence change, before it answers (a two-SP array: the SPs took the new routes). */
+  private afterFence: (() => Promise<void>) | undefined;
 
   private constructor(opts: OpenArrayOptions, store: MetadataStore<ArrayMetadata>, meta: ArrayMetadata) {
     super();
@@ -459,6 +461,32 @@ export class StorageArray extends EventEmitter {
       this.meta = next;
       lun.rec = grown;
       this.record('lun.grown', { lun: rec.id, name: rec.name, oldSize, size: newSize });
+      return this.info(lun);
+    });
+  }
+
+  /** The LUN's fence, looked up on every host write (src/block/fence.ts). */
+  fenceOf(lunId: number): LunFence | undefined {
+    return this.luns.get(lunId)?.rec.fenced;
+  }
+
+  setAfterFence(fn: () => Promise<void>): void {
+    this.afterFence = fn;
+  }
+
+  /** Fences a LUN (host writes refused) or lifts its fence (`fence` null); persisted in its record. The same request again changes nothing. */
+  fenceLun(ref: number | string, fence: { reason: string; by: string } | null, by: string): Promise<LunInfo> {
+    return this.exclusive(async () => {
+      this.refuseReadOnly('fence LUNs');
+      const lun = this.findOrThrow(ref);
+      const c = fenceChange(lun.rec, fence, by);
+      if (!c) return this.info(lun);
+      const next: ArrayMetadata = { ...this.meta, luns: this.meta.luns.map((r) => (r.id === c.next.id ? c.next : r)) };
+      await this.store.save(next).catch((e: unknown) => Promise.reject(new ArrayError('io', `cannot save metadata: ${(e as Error).message}`)));
+      this.meta = next;
+      lun.rec = c.next;
+      this.record(fence ? 'lun.fenced' : 'lun.unfenced', c.details);
+      await ignoreOnClose(this.afterFence?.(), 'telling the SPs a fence change'); // they get it at their next push or boot
       return this.info(lun);
     });
   }

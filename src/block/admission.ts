@@ -51,3 +51,25 @@ export function admitHostIo(role: HostRole | null | undefined, op: IoOpKind, lun
 export function hostReadOnly(role: HostRole | null | undefined): boolean {
   return role?.role === 'secondary';
 }
+
+/** A LUN fenced against host writes (`POST /v1/luns/REF/fence`), as persisted in its LUN record. */
+export interface LunFence {
+  reason: string;
+  /** Who fenced it (a heartbeat agent's id, an operator). */
+  by: string;
+  /** When (ms since the epoch). */
+  sinceMs: number;
+}
+
+/**
+ * The host-admission rule of a fenced LUN, on every array kind (the single-process array's
+ * FenceLayer, ./fence.ts; the SP's LunRouter, from the route the chassis pushes): writes, trims
+ * and zeroes are refused (EPERM); reads, block status, cache hints and flushes pass (a flush
+ * changes no data). Only host I/O is fenced: the mirror driver's own writes (a secondary's
+ * replication traffic, resync) do not cross this rule.
+ */
+export function admitFenced(fence: Pick<LunFence, 'reason' | 'by'> | string | null | undefined, op: IoOpKind, lun: number | string): void {
+  if (!fence || !modifiesData(op)) return;
+  const why = typeof fence === 'string' ? fence : `${fence.reason} (fenced by ${fence.by})`;
+  throw new BlockError('EPERM', `LUN ${lun} is fenced: host writes refused: ${why}`);
+}

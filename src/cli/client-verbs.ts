@@ -3,6 +3,7 @@ import { formatSize, parseSize } from '../array/index.js';
 import type { ApiClient, LunView } from '../control/index.js';
 import { CliError, EXIT, nameArg, printJson, table, usage } from './common.js';
 import { statusMirrorsSection } from './mirror-verbs.js';
+import { fenceText } from './fence-verbs.js';
 import { clientError, findLab, resolveTarget, type TargetFlags } from './target.js';
 import { labMonitorStatus } from './lab-monitor.js';
 import type { LabState } from './lab.js';
@@ -33,7 +34,7 @@ function lunRows(luns: Array<LunView & SpLunFields>): string {
       l.name,
       formatSize(l.size),
       String(l.blockSize),
-      l.state,
+      l.fenced ? `${l.state},fenced` : l.state,
       String(l.sessions),
       ...(sps ? [l.currentOwner ?? '-'] : []),
       // With SPs, the optimized path (the owner's port) first.
@@ -141,6 +142,7 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
     ...(st.sps && st.battery ? [`  power ${st.power ?? '?'}, battery ${st.battery.state} ${st.battery.charge}% (hold-up ${st.battery.holdUpMs} ms)`, '', spRows(st.sps)] : []),
     '',
     st.luns.length ? lunRows(st.luns) : 'no LUNs (sanbox lun create NAME SIZE)',
+    ...st.luns.filter((l) => l.fenced).map(fenceText),
   ];
   if (mirrors) lines.push('', mirrors);
   if (monitor) lines.push('', monitor.text);
@@ -154,7 +156,7 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
 export async function lunListCommand(f: TargetFlags): Promise<number> {
   const r = await withClient(f, (c) => c.listLuns<LunView>());
   if (f.json) printJson(r);
-  else process.stdout.write((r.luns.length ? lunRows(r.luns) : 'no LUNs') + '\n');
+  else process.stdout.write((r.luns.length ? [lunRows(r.luns), ...r.luns.filter((l) => l.fenced).map(fenceText)].join('\n') : 'no LUNs') + '\n');
   return EXIT.OK;
 }
 

@@ -17,6 +17,7 @@ import { targetOptions, type Run } from './command-kit.js';
 import type { TargetFlags } from './target.js';
 import { addGroupCommands } from './group-commands.js';
 import { addMirrorCommands } from './mirror-commands.js';
+import { addFenceCommands } from './fence-verbs.js';
 import { labFaultCommand, type LabFaultFlags, type LabFaultVerb } from './supervisor/index.js';
 import { addCheckCommands } from './check-verbs.js';
 import { addScenarioCommands } from './scenario-verbs.js';
@@ -274,6 +275,7 @@ export async function main(argv: string[]): Promise<number> {
   ).action(run((name: string | undefined, opts: LinkFlags & { events?: string }) => linkStatusCommand(name, opts)));
 
   addMirrorCommands(program, run);
+  addFenceCommands(program, run);
 
   addGroupCommands(program, run);
 

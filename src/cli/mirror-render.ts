@@ -68,6 +68,7 @@ export function mirrorText(v: MirrorView, names: Map<string, string> = new Map()
       (v.writeIntentLog ? `; write-intent log ${v.writeIntentLog.regions} region${v.writeIntentLog.regions === 1 ? '' : 's'} (${formatSize(v.writeIntentLog.bytes)}), ${v.writeIntentLog.inFlight} in flight` : '') +
       `; activation ${r.activationPolicy}, min images ${r.minImagesRequired}, max missing ${r.maxMissingImages}${r.allowSecondaryReads ? ', secondary reads allowed' : ''}${r.protectResync === false ? ', resync protection off' : ''}`,
   ];
+  if (r.heartbeat) lines.push(`  heartbeat mirror: installed by ${r.heartbeat.by} since ${new Date(r.heartbeat.sinceMs).toISOString()}; fracture, remove-secondary, deactivate, destroy, promote refused (uninstall first)`);
   const fallback = fallbackText(v);
   if (fallback) lines.push(`  fallback: ${fallback}`);
   const rows = v.images.map((i) => imageRow(i, names));

@@ -12,6 +12,7 @@
  *   (`saved`; not while a cut is being made);
  * - a clone still copying (or being created): every request but flush crosses the clone layer;
  * - a LUN being rolled back: offline to hosts;
+ * - a fenced LUN: its host writes refused (the fence is in the LUN table, so on either SP);
  * - every valid snapshot: an export on both SP ports.
  */
 import type { StorageArray } from '../array/index.js';
@@ -133,6 +134,8 @@ export class ChassisLayers {
     }
     const node = this.node;
     this.array.setGuard((lunId) => node?.guard(lunId) ?? this.clones.guard(lunId) ?? this.snapshots.guard(lunId));
+    // A fence answers once the SPs took the route that carries it (their earlier direct writes ended).
+    this.array.setAfterFence(() => this.push(false));
     const PUSH_ON = ['mirror.', 'group.', 'snapshot.', 'clone.', 'lun.'];
     this.array.on('event', (ev: { type: string }) => {
       if (PUSH_ON.some((p) => ev.type.startsWith(p))) setImmediate(() => void this.push(false).catch(() => undefined)); // failures are sp.error events
@@ -191,6 +194,7 @@ export class ChassisLayers {
         if (top) r.saved = { seq: top.seq, regionSize: top.regionSize };
       }
       if (this.snapshots.offline(l.id)) r.offline = 'it is being rolled back to a snapshot';
+      if (l.fenced) r.fenced = `${l.fenced.reason} (fenced by ${l.fenced.by})`;
       if (Object.keys(r).length) luns[String(l.id)] = r;
     }
     const exports = served.map((s) => ({ name: s.export, lun: s.lun, size: s.size, blockSize: s.blockSize, description: `sanbox array ${this.array.name} snapshot ${s.name} of LUN ${s.lunName} (seq ${s.seq}, ${s.created})` }));

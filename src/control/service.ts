@@ -187,7 +187,7 @@ export async function startArray(cfg: ArrayServiceConfig, extraInfo: () => Recor
     array.setHostReadOnly((lunId) => hostReadOnly(node?.roleOf(lunId)));
     array.setLayer((lunId, device) => {
       const name = array.getLun(lunId)?.name ?? String(lunId);
-      return singleProcessStack({ array: cfg.name, lun: name }, lunId, device, node, diskFaults.state(lunId), snapshots, cloneManager, ioStats.for(lunId, name));
+      return singleProcessStack({ array: cfg.name, lun: name }, lunId, device, node, diskFaults.state(lunId), snapshots, cloneManager, ioStats.for(lunId, name), () => array.fenceOf(lunId));
     });
     const faultControl = new DiskFaultControl(array, localDiskFaults(diskFaults));
     // The NBD server sees the array's catalog plus the snapshot exports; its export type is structurally the same.

@@ -28,6 +28,8 @@ export const LUN_EVENTS = [
   'lun.failed-back',
   'lun.cache-dirty',
   'lun.recovered',
+  'lun.fenced',
+  'lun.unfenced',
 ] as const;
 
 /** NBD sessions (the in-process server, or an SP's). */
@@ -78,6 +80,8 @@ export const MIRROR_EVENTS = [
   'mirror.awaiting-operator',
   'mirror.promoted',
   'mirror.attributes-changed',
+  'mirror.heartbeat-installed',
+  'mirror.heartbeat-uninstalled',
   'mirror.sync-progress',
   // administration
   'mirror.created',

@@ -5,7 +5,7 @@
  *
  * Single-process array (`sanbox serve`, an array without `sps:`): one process.
  *
- *   host ══NBD/TCP══▶ NbdSession ─▶ IoStatsLayer ─[hop]─▶ MirrorLayer ─[hop]─▶ SnapshotLayer ─▶ CloneLayer ─▶ DiskFaultLayer ─▶ FileBackingStore ──▶ lunN.img
+ *   host ══NBD/TCP══▶ NbdSession ─▶ IoStatsLayer ─▶ FenceLayer ─[hop]─▶ MirrorLayer ─[hop]─▶ SnapshotLayer ─▶ CloneLayer ─▶ DiskFaultLayer ─▶ FileBackingStore ──▶ lunN.img
  *                                          │  (only on arrays with a remote link; a primary's
  *                                          │   write: write-intent log, then local ∥ remote)
  *                                          └══remote link/TCP══▶ link emulator ══▶ secondary array
@@ -43,6 +43,11 @@
  * and clone layers over OwnerLunDevice (chassisLun). A route that changes is drained: the SP
  * answers the new routes once the direct requests admitted before them have ended.
  *
+ * A fenced LUN (`POST /v1/luns/REF/fence`) refuses host writes, trims and zeroes in both by one
+ * rule (src/block/admission.ts `admitFenced`): in the FenceLayer here, in the LunRouter of an SP
+ * (the fence travels in the LUN's route, so it holds on whichever SP serves the LUN). The mirror
+ * driver's own I/O on a LUN never crosses it.
+ *
  * The IoStatsLayer (src/io-stats) is topmost in both: it counts ops, bytes, errors and latency
  * of what the host sees, into the LUN's counters of that process (on a two-SP array: of the SP
  * that received the request; the chassis collects both SPs' at scrape time, label `sp`).
@@ -58,7 +63,7 @@
  * its import of this module is the one that points up the tree. The leaves are opened where their
  * resources are owned: the LUN table opens image files, the chassis its OwnerLunDevice.
  */
-import { checked, FileBackingStore, type BlockDevice, type DeviceCapabilities } from '../block/index.js';
+import { checked, FenceLayer, FileBackingStore, type BlockDevice, type DeviceCapabilities, type LunFence } from '../block/index.js';
 import { DiskFaultLayer, type DiskFaultState } from '../fault/index.js';
 import { WriteCache, type WriteCacheOptions } from '../array/cache/index.js';
 import { LunRouter, type RouteState, type RouterHost } from '../array/sp-process/router.js';
@@ -102,11 +107,13 @@ export function singleProcessStack(
   snapshots?: SnapshotManager,
   clones?: CloneManager,
   stats?: IoStats,
+  fence?: () => LunFence | undefined,
 ): BlockDevice {
   const local = localLun(lunId, store, fault, snapshots, clones);
-  if (!mirrors) return counted(checked(local, { name: hopName(n, 'nbd', 'store') }), stats);
+  const fenced = (d: BlockDevice) => (fence ? new FenceLayer(d, lunId, fence) : d);
+  if (!mirrors) return counted(fenced(checked(local, { name: hopName(n, 'nbd', 'store') })), stats);
   const replication = new MirrorLayer(mirrors.hostDataPath, lunId, checked(local, { name: hopName(n, 'replication', 'store') }));
-  return counted(checked(replication, { name: hopName(n, 'nbd', 'replication') }), stats);
+  return counted(fenced(checked(replication, { name: hopName(n, 'nbd', 'replication') })), stats);
 }
 
 /**

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { LunInfo, StorageArray } from '../../array/index.js';
 import { isWildcard, nbdUri, type NbdEndpoint } from './address.js';
 import type { ChassisControl } from './chassis.js';
-import { checkBody } from './fields.js';
+import { C, checkBody, checkFields, invalid } from './fields.js';
 import { API_VERSION, ApiError, drain, parseBool, readJson, route, type Route } from './http.js';
 
 /** LUN as the API shows it. */
@@ -30,6 +30,8 @@ export interface LunView {
   readOnly: boolean;
   sessions: number;
   created: string;
+  /** Fenced: host writes refused (`POST /v1/luns/REF/fence`); absent when not. */
+  fenced?: { reason: string; by: string; sinceMs: number };
 }
 
 /** Builds LUN views: the URIs a client can use, seen from the address it used to reach the API. */
@@ -88,11 +90,27 @@ export class LunViews {
       readOnly: l.readOnly,
       sessions: l.sessions,
       created: l.created,
+      ...(l.fenced ? { fenced: { ...l.fenced } } : {}),
     };
   }
 }
 
-/** /v1/luns: list, create, show, delete, grow. */
+/**
+ * The body of `POST /v1/luns/REF/fence`: `{fenced: true, reason, by}` or `{fenced: false, by}`;
+ * anything else is a 400 and nothing changes.
+ */
+export function fenceBody(body: unknown): { fence: { reason: string; by: string } | null; by: string } {
+  const b = checkFields(body, { fenced: C.boolean, 'reason?': C.string, by: C.string });
+  const by = b.by as string;
+  if (!b.fenced) {
+    if (b.reason !== undefined) throw invalid('reason goes with fenced: true (lifting a fence takes {"fenced": false, "by"})');
+    return { fence: null, by };
+  }
+  if (b.reason === undefined) throw invalid('missing field reason: say why the LUN is fenced ({"fenced": true, "reason", "by"})');
+  return { fence: { reason: b.reason as string, by }, by };
+}
+
+/** /v1/luns: list, create, show, delete, grow, fence. */
 export function lunRoutes(a: StorageArray, views: LunViews): Route[] {
   const R = route;
   return [
@@ -118,6 +136,13 @@ export function lunRoutes(a: StorageArray, views: LunViews): Route[] {
         await drain(req);
         const lun = await a.deleteLun(ref!, { force });
         return { deleted: views.view(lun, req) };
+      },
+    }),
+    R(/^\/v1\/luns\/([^/]+)\/fence$/, {
+      // host writes, trims and zeroes refused while fenced (src/block/admission.ts admitFenced)
+      POST: async (req, _res, [ref]) => {
+        const { fence, by } = fenceBody(await readJson(req));
+        return { lun: views.view(await a.fenceLun(ref!, fence, by), req) };
       },
     }),
     R(/^\/v1\/luns\/([^/]+)\/grow$/, {

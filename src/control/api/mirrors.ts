@@ -165,6 +165,15 @@ export function mirrorRoutes(m: MirrorControl | undefined): Route[] {
         return m.verify(ref!, b.image as string | undefined);
       },
     }),
+    R(/^\/v1\/mirrors\/([^/]+)\/heartbeat$/, {
+      // a heartbeat mirror: while installed, the verbs that would stop its heartbeats are refused (409 heartbeat-installed)
+      POST: async (req, _res, [ref], url) => {
+        checkQuery(url, []);
+        const b = checkFields(await readJson(req), { installed: C.boolean, by: C.string });
+        if (!m.heartbeat) throw new ApiError(501, 'unsupported', 'this mirror driver has no heartbeat mirrors');
+        return m.heartbeat(ref!, { installed: b.installed as boolean, by: b.by as string });
+      },
+    }),
     R(/^\/v1\/mirrors\/([^/]+)\/resolve$/, {
       POST: async (req, _res, [ref], url) => {
         const b = await body(req, url, { survivor: C.string });

@@ -301,6 +301,7 @@ const ROUTE_LIST = [
   'DELETE /v1/mirrors/:ref/secondaries/:image[?force=true]',
   'POST /v1/mirrors/:ref/promote {force?, fromSnapshot?} | synchronize {image?, force?} | fracture {image?} | activate | deactivate {force?}',
   'POST /v1/mirrors/:ref/verify {image?} | resolve {survivor}',
+  'POST /v1/mirrors/:ref/heartbeat {installed, by} (a heartbeat mirror: fracture, remove-secondary, deactivate, destroy, promote and group membership refused while installed)',
   'GET /v1/sps (two-SP arrays)',
   'POST /v1/faults/sp-crash {sp} | sp-restart {sp} | power-fail | power-restore | battery-fail {undetected?} | battery-repair',
   'POST /v1/battery {charge}',
@@ -319,6 +320,7 @@ const ROUTE_LIST = [
   'GET /v1/luns/:id|name',
   'DELETE /v1/luns/:id|name[?force=true]',
   'POST /v1/luns/:id|name/grow {size} | {by}',
+  'POST /v1/luns/:id|name/fence {fenced: true, reason, by} | {fenced: false, by} (host writes refused while fenced)',
   'GET /v1/events (text/event-stream; Last-Event-ID or ?since=SEQ replays)',
   'GET /metrics (Prometheus text format; docs/metrics.md)',
 ];

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { isPlainName } from '../../array/index.js';
+import { requireNoHeartbeat } from '../state/index.js';
 import { enterBypass, maybeLeaveBypass } from './bypass.js';
 import type { GroupView, SettableGroupAttributes } from './control.js';
 import { newEntry, openStore, type GroupContext } from './entry.js';
@@ -32,6 +33,7 @@ export async function createGroup(ctx: GroupContext, p: { name: string; members:
     const m = host.memberByName(ref);
     if (!m) throw new GroupError('not-found', `array ${host.array} has no mirror ${JSON.stringify(ref)}`);
     if (m.role !== 'primary') throw new GroupError('not-primary', `mirror ${ref}: this array holds a secondary image; create the group on ${m.primaryArray}`);
+    requireNoHeartbeat(m, 'group-add');
     const other = ctx.groupOf(m.mirrorId);
     if (other) throw new GroupError('exists', `mirror ${ref} is already in group ${other.record.name}`);
     return m;

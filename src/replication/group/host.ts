@@ -5,6 +5,7 @@
  * imports the groups and never the other way round.
  */
 import type { BlockDevice } from '../../block/index.js';
+import type { MirrorHeartbeat } from '../state/index.js';
 import type { SnapshotManager } from '../../snapshot/index.js';
 import type { SenderRoute } from './sender.js';
 
@@ -108,4 +109,6 @@ export interface MemberInfo {
   epoch: number;
   /** this array's image of the mirror: its state in the record (null: the primary's) */
   localState: string | null;
+  /** an installed heartbeat mirror (src/replication/state/heartbeat.ts): no group takes it */
+  heartbeat?: MirrorHeartbeat;
 }

@@ -5,7 +5,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { MetadataStore } from '../../metadata/index.js';
 import { RemoteLinkError } from '../../link/protocol/index.js';
-import { applyOp, assertMirrorChangeInvariants, assertMirrorRecordInvariants, DEFAULT_REGION_SIZE, primaryOf, promotable, secondariesOf, type ImageState, type MirrorDbRecord, type MirrorImage } from '../state/index.js';
+import { applyOp, assertMirrorChangeInvariants, assertMirrorRecordInvariants, DEFAULT_REGION_SIZE, primaryOf, promotable, requireNoHeartbeat, secondariesOf, type ImageState, type MirrorDbRecord, type MirrorImage } from '../state/index.js';
 import type { Range } from '../group/index.js';
 import { BitmapFile } from './bitmap-file.js';
 import { divergenceBitmapPath, divergenceMetaPath, fracturePath, mirrorSize, newEntry, phaseOf, safeName, type Entry } from './entry.js';
@@ -206,6 +206,7 @@ export class MirrorAdmin implements MirrorControl {
     const e = this.records.find(ref);
     return this.records.exclusive(e, async () => {
       const ps = this.needPrimary(e, 'remove-secondary');
+      requireNoHeartbeat(e.db, 'remove-secondary');
       const img = this.imageRef(e, image);
       const peer = ps.peers.get(img.imageId);
       const db = await this.records.change(e, { op: 'remove-secondary', imageId: img.imageId, mode: p.force ? 'forced' : 'graceful' }, false);
@@ -246,6 +247,7 @@ export class MirrorAdmin implements MirrorControl {
   promoteEntry(e: Entry, how: PromoteHow): Promise<void> {
     return this.records.exclusive(e, async () => {
       if (e.primary) throw new MirrorError('state', `image ${e.localImageId} is already the primary of mirror ${e.db.name}`);
+      requireNoHeartbeat(e.db, 'promote');
       const state = (e.db.images.find((i) => i.imageId === e.localImageId)?.state ?? 'UNSYNCHRONIZED') as ImageState;
       if (!promotable(state) && !how.force && !how.fromSnapshot && !how.rolledBack) throw new MirrorError('inconsistent', this.host.protection.refusal(e, state));
       const fromSnapshot = how.fromSnapshot === true || how.rolledBack !== undefined;
@@ -312,6 +314,7 @@ export class MirrorAdmin implements MirrorControl {
           // What the old primary knows: a newer record comes back instead of being taken.
           const { result: cur } = await c.request('mirror-db', { mirrorId: e.id, record: e.db as unknown as Record<string, unknown> }, undefined, { timeoutMs: stepDownTimeoutMs });
           const base = !cur.applied && cur.record ? loadRecord(cur.record) : e.db;
+          requireNoHeartbeat(base, 'promote'); // the primary's own record says it
           if (base !== e.db) {
             const p = primaryOf(base);
             // an earlier plain promote got this far, then failed here: the old primary stepped down already
@@ -374,6 +377,7 @@ export class MirrorAdmin implements MirrorControl {
     const e = this.records.find(ref);
     return this.records.exclusive(e, async () => {
       const ps = this.needPrimary(e, 'fracture');
+      requireNoHeartbeat(e.db, 'fracture');
       const targets = image ? [this.imageRef(e, image)] : secondariesOf(e.db).filter((i) => !i.fractured);
       if (!targets.length) throw new MirrorError('state', `mirror ${e.db.name}: every secondary is fractured already`);
       for (const img of targets) {
@@ -401,6 +405,7 @@ export class MirrorAdmin implements MirrorControl {
     const e = this.records.find(ref);
     return this.records.exclusive(e, async () => {
       this.needPrimary(e, 'deactivate');
+      requireNoHeartbeat(e.db, 'deactivate');
       await this.records.change(e, { op: 'deactivate', force: p.force === true });
       return this.view(e);
     });
@@ -410,6 +415,7 @@ export class MirrorAdmin implements MirrorControl {
     const e = this.records.find(ref);
     await this.records.exclusive(e, async () => {
       this.needPrimary(e, 'destroy');
+      requireNoHeartbeat(e.db, 'destroy');
       applyChecked(e.db, { op: 'destroy' });
       await this.host.closePrimary(e, true);
       await this.host.dropDivergence(e);

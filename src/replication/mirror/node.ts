@@ -6,6 +6,7 @@ import type { RemoteLinkServer } from '../../link/protocol/index.js';
 import { primaryOf, secondariesOf, type MirrorDbRecord } from '../state/index.js';
 import { MirrorAdmin } from './admin.js';
 import { BitmapFile } from './bitmap-file.js';
+import { setHeartbeat } from './heartbeat.js';
 import type { LunRole, MirrorDataPath } from './data-path-api.js';
 import { DataPath } from './data-path.js';
 import { fracturePath, mirrorSize, newEntry, phaseOf, type Entry } from './entry.js';
@@ -23,6 +24,7 @@ import {
   type AddSecondaryParams,
   type ChangeAttributesParams,
   type CreateMirrorParams,
+  type HeartbeatParams,
   type MirrorControl,
   type MirrorNodeOptions,
   type MirrorTimers,
@@ -209,6 +211,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
       secondaryArrays: secondariesOf(e.db).map((i) => i.array),
       epoch: e.db.epoch,
       localState: e.db.images.find((i) => i.imageId === e.localImageId)?.state ?? null,
+      ...(e.db.heartbeat ? { heartbeat: e.db.heartbeat } : {}),
     };
   }
 
@@ -423,6 +426,9 @@ export class MirrorNode implements MirrorControl, GroupHost {
   }
   resolveSplitBrain(ref: string, p: { survivor: string }): Promise<MirrorView> {
     return this.admin.resolveSplitBrain(ref, p);
+  }
+  heartbeat(ref: string, p: HeartbeatParams): Promise<MirrorView> {
+    return setHeartbeat(this.records, ref, p, (id) => this.groups.groupOf(id)?.record.name).then((e) => this.admin.view(e));
   }
 
   // ---------------------------------------------------------------------------------------------

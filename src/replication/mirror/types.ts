@@ -169,7 +169,7 @@ export interface VerifyReport {
   skipped: number;
 }
 
-export type MirrorErrorCode = 'not-found' | 'exists' | 'invalid' | 'state' | 'unreachable' | 'split-brain' | 'size-mismatch' | 'not-secondary' | 'has-secondaries' | 'not-primary' | 'refused' | 'inconsistent';
+export type MirrorErrorCode = 'not-found' | 'exists' | 'invalid' | 'state' | 'unreachable' | 'split-brain' | 'size-mismatch' | 'not-secondary' | 'has-secondaries' | 'not-primary' | 'refused' | 'inconsistent' | 'heartbeat-installed' | 'heartbeat-refused';
 
 /** An administrative request that failed; nothing changed. */
 export class MirrorError extends Error {
@@ -243,4 +243,12 @@ export interface MirrorControl {
   verify(ref: string, image?: string, p?: { onProgress?: (done: number, total: number) => void }): Promise<VerifyReport>;
   /** After split brain: `survivor` is the array whose data is kept; the other becomes a resyncing secondary. */
   resolveSplitBrain(ref: string, p: { survivor: string }): Promise<MirrorView>;
+  /** Installs or uninstalls a heartbeat mirror, on its primary (MirrorNode: ./heartbeat.ts). */
+  heartbeat?(ref: string, p: HeartbeatParams): Promise<MirrorView>;
+}
+
+/** POST /v1/mirrors/REF/heartbeat: `by` is the heartbeat agent's id. */
+export interface HeartbeatParams {
+  installed: boolean;
+  by: string;
 }

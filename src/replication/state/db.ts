@@ -82,6 +82,17 @@ export interface MirrorDbRecord extends MirrorAttributes {
   /** region (extent) size of the write-intent and fracture logs, bytes; not changeable [0080] */
   regionSize: number;
   images: MirrorImage[];
+  /** A heartbeat mirror, installed (./heartbeat.ts): absent when not installed. */
+  heartbeat?: MirrorHeartbeat;
+}
+
+/** A heartbeat agent's installation of a mirror (POST /v1/mirrors/REF/heartbeat). */
+export interface MirrorHeartbeat {
+  installed: true;
+  /** the agent's id */
+  by: string;
+  /** ms since the epoch */
+  sinceMs: number;
 }
 
 export const DEFAULT_ATTRIBUTES: Omit<MirrorAttributes, 'name'> = {
@@ -181,6 +192,10 @@ export function parseMirrorDb(v: unknown): MirrorDbRecord {
   if (typeof r.allowSecondaryReads !== 'boolean') bad('allowSecondaryReads');
   if (r.protectResync === undefined) r.protectResync = true; // a record from before the attribute
   else if (typeof r.protectResync !== 'boolean') bad('protectResync');
+  if (r.heartbeat !== undefined) {
+    const h = r.heartbeat as Record<string, unknown> | null;
+    if (typeof h !== 'object' || h === null || h.installed !== true || typeof h.by !== 'string' || !int(h.sinceMs, 0)) bad('heartbeat');
+  }
   if (!Array.isArray(r.images) || r.images.length === 0) bad('images');
   let primaries = 0;
   for (const x of r.images as unknown[]) {

@@ -53,3 +53,4 @@ export * from './tables.js';
 export * from './db.js';
 export * from './ops.js';
 export * from './invariants.js';
+export * from './heartbeat.js';

@@ -8,6 +8,7 @@ import {
   secondariesOf,
   type MirrorAttributes,
   type MirrorDbRecord,
+  type MirrorHeartbeat,
   type MirrorImage,
   type RecoveryPolicy,
 } from './db.js';
@@ -41,6 +42,7 @@ export type MirrorOp =
   | { op: 'deactivate'; force?: boolean }
   | { op: 'destroy' }
   | { op: 'change-attributes'; attributes?: ChangeableAttributes; image?: { imageId: string; recoveryPolicy?: RecoveryPolicy; syncRate?: number | null } }
+  | { op: 'heartbeat'; heartbeat: MirrorHeartbeat | null; by: string }
   // operational
   | { op: 'image-unreachable'; imageId: string }
   | { op: 'image-reachable'; imageId: string }
@@ -53,7 +55,7 @@ export type MirrorOp =
   | { op: 'history-lost'; imageId: string };
 
 export type MirrorOpName = MirrorOp['op'];
-export const ADMIN_OPS: readonly MirrorOpName[] = ['create', 'add-secondary', 'remove-secondary', 'promote', 'synchronize', 'fracture', 'activate', 'deactivate', 'destroy', 'change-attributes'];
+export const ADMIN_OPS: readonly MirrorOpName[] = ['create', 'add-secondary', 'remove-secondary', 'promote', 'synchronize', 'fracture', 'activate', 'deactivate', 'destroy', 'change-attributes', 'heartbeat'];
 export const OPERATIONAL_OPS: readonly MirrorOpName[] = ['image-unreachable', 'image-reachable', 'primary-write', 'quiesced', 'sync-progress', 'sync-done', 'sync-failed', 'updates-lost', 'history-lost'];
 
 export type MirrorDbEvent =
@@ -69,6 +71,8 @@ export type MirrorDbEvent =
   | { type: 'awaiting-operator'; mirrorId: string; imageId: string; why: string }
   | { type: 'promoted'; mirrorId: string; imageId: string; oldPrimary: string; epoch: number; forced: boolean }
   | { type: 'attributes-changed'; mirrorId: string; changed: string[] }
+  | { type: 'heartbeat-installed'; mirrorId: string; by: string }
+  | { type: 'heartbeat-uninstalled'; mirrorId: string; by: string; installedBy: string; installedMs: number }
   | { type: 'sync-progress'; mirrorId: string; imageId: string; bytesDone: number; bytesTotal: number };
 
 export type MirrorOpErrorCode =
@@ -165,6 +169,13 @@ export function applyOp(db: MirrorDbRecord | null, op: MirrorOp): OpResult {
     case 'change-attributes':
       changeAttributes(ctx, op);
       break;
+    case 'heartbeat': {
+      const was = d.heartbeat;
+      if (op.heartbeat) d.heartbeat = { ...op.heartbeat };
+      else delete d.heartbeat;
+      ev.push(op.heartbeat ? { type: 'heartbeat-installed', mirrorId: d.mirrorId, by: op.by } : { type: 'heartbeat-uninstalled', mirrorId: d.mirrorId, by: op.by, installedBy: was?.by ?? '', installedMs: was ? Date.now() - was.sinceMs : 0 });
+      break;
+    }
     case 'image-unreachable': {
       const img = ctx.secondary(op.imageId);
       if (img.reachability === 'UNREACHABLE') fail('state', `image ${img.imageId} is already UNREACHABLE`);
