@@ -87,7 +87,7 @@ function checkHeartbeatMirror(w: World, name: string, from: string, to: string, 
   if (group) problems.push(`${at}: mirror ${name} is a member of group ${group.name}; heartbeat mirrors stay out of data consistency groups (a split of the group would stop the heartbeats)`);
 }
 
-function parseHosts(v: unknown, sites: [string, string], ctx: Ctx): LabHeartbeat['hosts'] {
+function parseHosts(v: unknown, sites: [string, string], known: string[], ctx: Ctx): LabHeartbeat['hosts'] {
   const { problems } = ctx;
   if (!Array.isArray(v) || v.length === 0) return (problems.push('heartbeat.hosts must list the agents, like [{ name: alpha-1, site: alpha }, { name: bravo-1, site: bravo }]'), []);
   const out: LabHeartbeat['hosts'] = [];
@@ -98,12 +98,13 @@ function parseHosts(v: unknown, sites: [string, string], ctx: Ctx): LabHeartbeat
     const bad = checkName(h.name, `${at}.name`);
     if (bad) return void problems.push(bad);
     if (out.some((x) => x.name === h.name)) problems.push(`${at}: host ${String(h.name)} is listed twice`);
-    if (typeof h.site !== 'string' || !sites.includes(h.site)) return void problems.push(`${at}.site must be the production or the standby site (${sites.join(' or ')}), not ${JSON.stringify(h.site)}`);
+    if (typeof h.site !== 'string' || !sites.includes(h.site)) return void problems.push(`${at}.site must be the production or the standby site (${sites.filter((s) => typeof s === 'string').join(' or ')}), not ${JSON.stringify(h.site)}`);
     const bind = h.bind === undefined ? '127.0.0.1' : h.bind;
     if (typeof bind !== 'string' || bind === '') return void problems.push(`${at}.bind must be an address`);
     out.push({ name: h.name as string, site: h.site, bind, port: port(h.port, `${at}.port`, ctx) });
   });
-  for (const s of sites) if (!out.some((h) => h.site === s)) problems.push(`heartbeat.hosts: site ${s} has no host (each site needs an agent)`);
+  // a missing or unknown production or standby is reported once, by parseHeartbeat
+  for (const s of sites) if (known.includes(s) && !out.some((h) => h.site === s)) problems.push(`heartbeat.hosts: site ${s} has no host (each site needs an agent)`);
   return out;
 }
 
@@ -170,9 +171,10 @@ export function parseHeartbeat(v: unknown, w: World, ctx: Ctx): LabHeartbeat | u
   const production = v.production as string;
   const standby = v.standby as string;
   for (const [k, s] of [['production', production], ['standby', standby]] as const) {
-    if (typeof s !== 'string' || !siteNames.includes(s)) problems.push(`heartbeat.${k} must be a site of this lab (${siteNames.join(', ')}), not ${JSON.stringify(s)}`);
+    if (s === undefined) problems.push(`heartbeat.${k} is required: a site of this lab (${siteNames.join(', ')})`);
+    else if (typeof s !== 'string' || !siteNames.includes(s)) problems.push(`heartbeat.${k} must be a site of this lab (${siteNames.join(', ')}), not ${JSON.stringify(s)}`);
   }
-  if (production === standby) problems.push('heartbeat: production and standby must be different sites');
+  if (typeof production === 'string' && production === standby) problems.push('heartbeat: production and standby must be different sites');
   const cluster = v.cluster === undefined ? 'default' : v.cluster;
   const badCluster = checkName(cluster, 'heartbeat.cluster');
   if (badCluster) problems.push(badCluster);
@@ -192,7 +194,7 @@ export function parseHeartbeat(v: unknown, w: World, ctx: Ctx): LabHeartbeat | u
     intervalMs: intervalMs ?? 1000,
     timeoutIntervals: count(v.timeout, 'heartbeat.timeout', 6, 2, 1000, problems),
     recoverAfter: count(v.recoverAfter, 'heartbeat.recoverAfter', 3, 1, 1000, problems),
-    hosts: parseHosts(v.hosts, [production, standby], ctx),
+    hosts: parseHosts(v.hosts, [production, standby], siteNames, ctx),
     network: parseNetwork(v.network, ctx),
     mirrors,
     reverseMirrors,

@@ -15,7 +15,7 @@
  * Bad bodies are refused (400) with the reason and change nothing.
  */
 import { HB_BLOCK_BYTES } from '../message.js';
-import { COMPONENT_KINDS, NOTICE_LEVELS, type FailureNotice } from '../notice.js';
+import { COMPONENT_KINDS, NOTICE_LEVELS, encodeNotice, type FailureNotice } from '../notice.js';
 import { setMode } from '../status-table.js';
 import { HttpRefusal, type PostHandler } from '../../service-kit/index.js';
 import { pinMirror } from './actions.js';
@@ -53,6 +53,15 @@ function endpoint(v: unknown, at: string): VolumeEndpoint {
   return { mirror: str(b, 'mirror'), address: str(b, 'address'), uris: uris as string[], array: { name: str(a, 'name'), url: str(a, 'url'), ...(a.token ? { token: str(a, 'token') } : {}) } };
 }
 
+/** A notice must fit its slot on the volumes (the encoder's limits): checked before anything changes. */
+function encodable(n: FailureNotice): void {
+  try {
+    encodeNotice(n);
+  } catch (e) {
+    throw new HttpRefusal(400, 'invalid-argument', `notice: ${(e as Error).message}`);
+  }
+}
+
 const ok = (body: unknown = { ok: true }) => ({ status: 200, body });
 
 export function agentRoutes(agent: HeartbeatAgent): { get: Record<string, () => unknown>; post: Record<string, PostHandler> } {
@@ -73,8 +82,11 @@ export function agentRoutes(agent: HeartbeatAgent): { get: Record<string, () => 
         const b = obj(v, ['block', 'failedOver', 'fenced']);
         const block = Buffer.from(str(b, 'block', false, 8192), 'base64');
         if (block.length !== HB_BLOCK_BYTES) throw new HttpRefusal(400, 'invalid-argument', `block must be ${HB_BLOCK_BYTES} bytes, base64`);
+        // every field is checked before the block reaches the receiver: a refused body changes nothing
+        const failedOver = bool(b, 'failedOver');
+        bool(b, 'fenced');
         const read = agent.receiver.deliver(block);
-        if (read.ok && bool(b, 'failedOver') && !agent.peerFailedOver) {
+        if (read.ok && failedOver && !agent.peerFailedOver) {
           agent.peerFailedOver = true;
           agent.events.emit('hb.peer-failed-over', { host: cfg.host, peer: read.message.senderId });
         }
@@ -94,6 +106,7 @@ export function agentRoutes(agent: HeartbeatAgent): { get: Record<string, () => 
         const n = obj(obj(v, ['notice']).notice, ['seq', 'componentId', 'componentKind', 'details', 'address', 'detectedAtMs', 'level', 'senderId']) as unknown as FailureNotice;
         if (!Number.isInteger(n.seq) || n.seq < 1 || !(NOTICE_LEVELS as readonly string[]).includes(n.level) || !(COMPONENT_KINDS as readonly string[]).includes(n.componentKind)) throw new HttpRefusal(400, 'invalid-argument', 'notice: bad seq, level or componentKind');
         if (!cfg.peers.some((p) => p.name === n.senderId)) throw new HttpRefusal(403, 'unknown-sender', `${n.senderId} is not a host of the other site`);
+        encodable(n);
         await agent.takeNotice(n, 'network');
         return ok();
       },
@@ -170,7 +183,9 @@ export function agentRoutes(agent: HeartbeatAgent): { get: Record<string, () => 
         if (!(NOTICE_LEVELS as readonly string[]).includes(level)) throw new HttpRefusal(400, 'invalid-argument', `level must be one of ${NOTICE_LEVELS.join(', ')}`);
         if (!(COMPONENT_KINDS as readonly string[]).includes(kind)) throw new HttpRefusal(400, 'invalid-argument', `componentKind must be one of ${COMPONENT_KINDS.join(', ')}`);
         if (!agent.amMaster) throw new HttpRefusal(409, 'not-master', `${cfg.host} is not its site's master (${agent.master ?? 'none yet'})`);
-        const r = await agent.notify({ componentId: str(b, 'componentId'), componentKind: kind as FailureNotice['componentKind'], details: str(b, 'details', true), address: str(b, 'address', true), level: level as FailureNotice['level'], detectedAtMs: Date.now() });
+        const n = { componentId: str(b, 'componentId'), componentKind: kind as FailureNotice['componentKind'], details: str(b, 'details', true), address: str(b, 'address', true), level: level as FailureNotice['level'], detectedAtMs: Date.now() };
+        encodable({ ...n, seq: 1, senderId: cfg.host });
+        const r = await agent.notify(n);
         return ok(r);
       },
     },
