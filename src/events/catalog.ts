@@ -6,8 +6,8 @@
  *
  * Four streams carry them: an array's `/v1/events` (ARRAY_EVENT_TYPES), a link emulator's
  * `/v1/events` (LINK_EVENT_TYPES), the lab supervisor's (SUPERVISOR_EVENT_TYPES: its
- * `<images>/.labs/<lab>.events.jsonl` and its control API's `/v1/events`), and the pair resync
- * monitor's (MONITOR_EVENT_TYPES).
+ * `<images>/.labs/<lab>.events.jsonl` and its control API's `/v1/events`), the pair resync
+ * monitor's (MONITOR_EVENT_TYPES), and the heartbeat agents' and witness's (HEARTBEAT_EVENT_TYPES).
  */
 
 /** The array itself: its directory and image files (StorageArray). */
@@ -276,12 +276,42 @@ export const SUPERVISOR_EVENT_TYPES = [...SUPERVISOR_LAB_EVENTS, ...SUPERVISOR_A
 /** Every type the pair resync monitor's stream carries (its socket's EVENTS, its HTTP /v1/events, its log). */
 export const MONITOR_EVENT_TYPES = [...MONITOR_DAEMON_EVENTS, ...MONITOR_RESOURCE_EVENTS] as const;
 
-export const EVENT_TYPES = [...ARRAY_EVENT_TYPES, ...LINK_EVENT_TYPES, ...SUPERVISOR_EVENT_TYPES, ...MONITOR_EVENT_TYPES] as const;
+/** A heartbeat agent's `/v1/events` and log (src/heartbeat/agent), and the witness's. */
+export const HEARTBEAT_EVENT_TYPES = [
+  'hb.started',
+  'hb.stopped',
+  'hb.master',
+  'hb.table',
+  'hb.table-discarded',
+  'hb.table-save-failed',
+  'hb.send-failed',
+  'hb.send-recovered',
+  'hb.cycle-failed',
+  'hb.decision',
+  'hb.witness',
+  'hb.witness-site',
+  'hb.failover-started',
+  'hb.failover',
+  'hb.failover-held',
+  'hb.peer-failed-over',
+  'hb.fenced',
+  'hb.unfenced',
+  'hb.unfence-refused',
+  'hb.mode',
+  'hb.installed',
+  'hb.uninstalled',
+  'hb.notice-sent',
+  'hb.notice',
+  'hb.action',
+] as const;
+
+export const EVENT_TYPES = [...ARRAY_EVENT_TYPES, ...LINK_EVENT_TYPES, ...SUPERVISOR_EVENT_TYPES, ...MONITOR_EVENT_TYPES, ...HEARTBEAT_EVENT_TYPES] as const;
 
 export type ArrayEventType = (typeof ARRAY_EVENT_TYPES)[number];
 export type LinkEventType = (typeof LINK_EVENT_TYPES)[number];
 export type SupervisorEventType = (typeof SUPERVISOR_EVENT_TYPES)[number];
 export type MonitorEventType = (typeof MONITOR_EVENT_TYPES)[number];
+export type HeartbeatEventType = (typeof HEARTBEAT_EVENT_TYPES)[number];
 export type EventType = (typeof EVENT_TYPES)[number];
 export type MirrorEventType = (typeof MIRROR_EVENTS)[number];
 export type GroupEventType = (typeof GROUP_EVENTS)[number];
@@ -293,6 +323,7 @@ const ARRAY_SET: ReadonlySet<string> = new Set(ARRAY_EVENT_TYPES);
 const LINK_SET: ReadonlySet<string> = new Set(LINK_EVENT_TYPES);
 const SUPERVISOR_SET: ReadonlySet<string> = new Set(SUPERVISOR_EVENT_TYPES);
 const MONITOR_SET: ReadonlySet<string> = new Set(MONITOR_EVENT_TYPES);
+const HEARTBEAT_SET: ReadonlySet<string> = new Set(HEARTBEAT_EVENT_TYPES);
 
 export function isArrayEventType(type: string): type is ArrayEventType {
   return ARRAY_SET.has(type);
@@ -308,6 +339,10 @@ export function isSupervisorEventType(type: string): type is SupervisorEventType
 
 export function isMonitorEventType(type: string): type is MonitorEventType {
   return MONITOR_SET.has(type);
+}
+
+export function isHeartbeatEventType(type: string): type is HeartbeatEventType {
+  return HEARTBEAT_SET.has(type);
 }
 
 export function eventFamily(type: EventType): EventFamily {

@@ -2,6 +2,7 @@
 export * from './message.js';
 export * from './notice.js';
 export * from './status-table.js';
+export { serializeTable, parseTable, assertTableInvariants, TableParseError, TABLE_FORMAT, TABLE_FORMAT_VERSION } from './status-table-codec.js';
 export * from './validity.js';
 export * from './master.js';
 export * from './decision.js';

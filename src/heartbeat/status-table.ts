@@ -357,4 +357,3 @@ export function applyVerdict(table: HeartbeatStatusTable, path: 'network' | { mi
   return finish(table, t, changes, why.reason, why.detail);
 }
 
-export { serializeTable, parseTable, assertTableInvariants, TableParseError } from './status-table-codec.js';

@@ -55,6 +55,7 @@ const listenOf = (l: RunningLink, route: string) => {
 export class LabHeartbeatRunner {
   readonly links: RunningLink[] = [];
   private witness: Witness | undefined;
+  private witnessUrl: string | undefined;
   private readonly hosts: Host[] = [];
   private readonly dir: string;
 
@@ -80,6 +81,7 @@ export class LabHeartbeatRunner {
     if (hb.witness) {
       this.witness = new Witness({ host: hb.witness.bind, port: hb.witness.port, cluster: hb.cluster, log: (l) => this.log(`[witness] ${l}`) });
       const wport = await this.witness.start();
+      this.witnessUrl = `http://${hb.witness.bind}:${wport}`;
       for (const site of [hb.production, hb.standby]) {
         const link = await startEmulator(`hb-witness-${site}`, site, 'witness', [{ name: 'to-witness', listen: { host: '127.0.0.1', port: 0 }, target: { host: hb.witness.bind, port: wport }, forward: 'a-to-b' }], hb.witness.latencyMs, 0, { bind: '127.0.0.1', port: 0 });
         this.links.push(link);
@@ -107,7 +109,7 @@ export class LabHeartbeatRunner {
     return {
       dir: this.dir,
       hosts: this.hosts.map((h) => ({ name: h.name, site: h.site, pid: h.proc?.pid ?? 0, url: h.url, config: h.config })),
-      ...(this.witness ? { witness: { url: `http://${this.hb.witness!.bind}:${this.hb.witness!.port}` } } : {}),
+      ...(this.witnessUrl ? { witness: { url: this.witnessUrl } } : {}),
       links: this.links.map((l) => l.state.name),
     };
   }

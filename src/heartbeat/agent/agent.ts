@@ -181,8 +181,9 @@ export class HeartbeatAgent {
   private elect(): void {
     const others = this.cfg.siblings.filter((s) => s.name !== this.cfg.host);
     const now = performance.now();
-    // At start a sibling not heard yet is not dead: wait for one message or the timeout.
-    if (others.length && !this.siblingHeard && now - this.startedMono < this.timeoutMs) return;
+    // At start a sibling not heard yet is not dead: wait for one message, or three intervals
+    // (the other site starts its clocks at the same time: a long wait here is a false alarm there).
+    if (others.length && !this.siblingHeard && now - this.startedMono < Math.min(this.timeoutMs, 3 * this.cfg.intervalMs)) return;
     const liveness = Object.fromEntries(others.map((s) => [s.name, { valid: now - (this.siblingSeen.get(s.name) ?? this.startedMono) <= this.timeoutMs, reason: 'local heartbeat' }]));
     const d = electMaster(this.cfg.siblings.map((s) => s.name), liveness, this.cfg.host, this.master);
     if (d.master !== this.master) this.events.emit('hb.master', { host: this.cfg.host, site: this.cfg.site, master: d.master, previous: this.master, reason: d.reason, detail: d.detail });
@@ -217,9 +218,15 @@ export class HeartbeatAgent {
 
   private async decideFailover(): Promise<void> {
     const d = failoverDecision({ table: this.receiver.table, witness: this.witnessOnPeer(), failedOver: this.failedOver !== null });
+    const lastValid = this.receiver.lastValidMonoMs;
+    // A standby that has heard nothing since it started waits two timeouts before it believes
+    // the silence: the production's agents may be starting too (a lab's `up`, a restart).
+    if (d.action === 'failover' && lastValid === null && performance.now() - this.startedMono < 2 * this.timeoutMs) {
+      this.noteDecision('failover', { action: 'none', reason: 'starting', detail: `nothing heard from ${this.cfg.production} since this agent started ${Math.round(performance.now() - this.startedMono)} ms ago: waiting two timeouts before a failover` });
+      return;
+    }
     this.noteDecision('failover', d);
     if (d.action !== 'failover') return;
-    const lastValid = this.receiver.lastValidMonoMs;
     const detectionMs = lastValid === null ? null : Math.round(performance.now() - lastValid);
     if (!this.cfg.failover.automatic) {
       if (this.lastDecision !== 'failover-held') this.events.emit('hb.failover-held', { host: this.cfg.host, reason: 'manual-policy', detail: 'every path says the production site is dead; failover is manual (sanbox mirror promote / group promote)', detectionMs });

@@ -19,8 +19,11 @@ import { COMPONENT_KINDS, NOTICE_LEVELS, encodeNotice, type FailureNotice } from
 import { setMode } from '../status-table.js';
 import { HttpRefusal, type PostHandler } from '../../service-kit/index.js';
 import { pinMirror } from './actions.js';
-import type { HeartbeatAgent } from './agent.js';
-import type { VolumeEndpoint } from './config.js';
+import type { AgentConfig, VolumeEndpoint } from './config.js';
+import type { Receiver } from './receiver.js';
+import type { SendModes } from './sender.js';
+import type { ServiceEvents } from '../../service-kit/index.js';
+import type { TableChange } from '../status-table.js';
 import { postJson } from './peers.js';
 import { HeartbeatVolume } from './volume.js';
 
@@ -34,7 +37,7 @@ function obj(v: unknown, keys: readonly string[]): Body {
 
 function str(b: Body, k: string, optional = false, maxLength = 1024): string {
   const v = b[k];
-  if (v === undefined && optional) return '';
+  if (optional && (v === undefined || v === '')) return '';
   if (typeof v !== 'string' || v === '' || v.length > maxLength) throw new HttpRefusal(400, 'invalid-argument', `${k} must be a non-empty string of at most ${maxLength} characters`);
   return v;
 }
@@ -64,7 +67,26 @@ function encodable(n: FailureNotice): void {
 
 const ok = (body: unknown = { ok: true }) => ({ status: 200, body });
 
-export function agentRoutes(agent: HeartbeatAgent): { get: Record<string, () => unknown>; post: Record<string, PostHandler> } {
+/** What the routes need of the agent (./agent.ts implements it). */
+export interface AgentSurface {
+  readonly cfg: AgentConfig;
+  readonly receiver: Receiver;
+  readonly events: ServiceEvents;
+  readonly modes: SendModes;
+  readonly outVolumes: Map<string, HeartbeatVolume>;
+  readonly inVolumes: Map<string, HeartbeatVolume>;
+  readonly notices: readonly unknown[];
+  readonly master: string | null;
+  readonly amMaster: boolean;
+  peerFailedOver: boolean;
+  status(): Record<string, unknown>;
+  sibling(host: string, master: string | null): void;
+  takeNotice(n: FailureNotice, via: string): Promise<void>;
+  publishChanges(changes: readonly TableChange[]): void;
+  notify(n: Omit<FailureNotice, 'seq' | 'senderId'>): Promise<{ notice: FailureNotice; delivered: string[]; failed: string[] }>;
+}
+
+export function agentRoutes(agent: AgentSurface): { get: Record<string, () => unknown>; post: Record<string, PostHandler> } {
   const cfg = agent.cfg;
   /** Fig. 8 step 830, Fig. 4 step 430: what the operator asked here goes to the site's other hosts and to the other site. */
   const forward = async (path: string, body: Body) => {
