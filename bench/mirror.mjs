@@ -18,6 +18,13 @@
 //    `synchronize`; the time until `mirror.resync-done`, the bytes it moved, the bytes that
 //    crossed the link (emulator counters), the rate and its ratio to the cap (goal >= 90%), and
 //    the check bytes moved == dirty regions x region size.
+// 3. Unclean stop (bench/lib/unclean.mjs): the primary array in its own process, SIGKILLed after
+//    --unclean-writes of scattered 4 KiB writes over an --unclean-size LUN full of data (the
+//    write-intent log marks 1 MiB extents); restarted, resynced with checksums off (resyncChecksums
+//    never) and on (auto), from fresh arrays with the same writes: bytes that differ (image files
+//    compared), bytes on the link, their ratio (goal: <= 1.1x with checksums on), time. Two
+//    scenarios: "link cut" (the secondary fractured during the writes) and "link up" (the kill and
+//    a link reset at once: only writes in flight differ).
 //
 //   npm run bench:mirror [-- --runtime 5 --latencies 0,1,5 --bandwidth 100M --json]
 //
@@ -33,7 +40,10 @@
 //   --resync-size SIZE the resync LUN                                 default 1G
 //   --dirty LIST       percentages of the regions to dirty            default 1,10,100
 //   --resync-latency MS one-way link latency during the resync        default 0
-//   --no-latency / --no-resync   skip a section
+//   --unclean-size SIZE  the unclean-stop LUN                        default 256M
+//   --unclean-writes SIZE  scattered 4 KiB writes before the kill     default 8M
+//   --unclean-latency MS one-way link latency during those writes    default 1
+//   --no-latency / --no-resync / --no-unclean   skip a section
 //   --no-fsync         arrays with sync: false (no fdatasync of metadata and bitmaps); default
 //                      is what `sanbox up` runs: fsync on
 //   --prefill          write the latency LUNs in full first (below the mirror layer, on both
@@ -57,6 +67,7 @@ import { REPO, MiB, setProgram, die, log, readHelp, parseSize, fmtBytes, until, 
 import { runFio, summarizeWrites, randWriteArgs, killChildren } from './lib/fio.mjs';
 import { loadDist, makeLab, createMirror, secondaryOf, probeRtt } from './lib/lab.mjs';
 import { benchProgress } from './lib/progress.mjs';
+import { uncleanSection, uncleanReport } from './lib/unclean.mjs';
 
 setProgram('bench-mirror');
 
@@ -84,6 +95,10 @@ function parseArgs(argv) {
     regionSize: null,
     unmirrored: true,
     resyncLatency: 0,
+    unclean: true,
+    uncleanSize: '256M',
+    uncleanWrites: '8M',
+    uncleanLatency: 1,
   };
   const set = new Set();
   for (let i = 0; i < argv.length; i++) {
@@ -106,6 +121,10 @@ function parseArgs(argv) {
       case '--no-latency': o.latency = false; break;
       case '--no-unmirrored': o.unmirrored = false; break;
       case '--no-resync': o.resync = false; break;
+      case '--no-unclean': o.unclean = false; break;
+      case '--unclean-size': o.uncleanSize = String(val()); break;
+      case '--unclean-writes': o.uncleanWrites = String(val()); break;
+      case '--unclean-latency': o.uncleanLatency = Number(val()); break;
       case '--no-fsync': o.fsync = false; break;
       case '--dir': o.dir = String(val()); break;
       case '--json': o.json = true; break;
@@ -129,6 +148,8 @@ function parseArgs(argv) {
     if (!set.has('--size')) o.size = '256M';
     if (!set.has('--resync-size')) o.resyncSize = '256M';
     if (!set.has('--dirty')) o.dirty = [1, 10];
+    if (!set.has('--unclean-size')) o.uncleanSize = '64M';
+    if (!set.has('--unclean-writes')) o.uncleanWrites = '2M';
   }
   if (!(o.runtime > 0)) die('--runtime must be a positive number of seconds');
   if (!(o.warmup >= 0)) die('--warmup must be >= 0');
@@ -137,6 +158,8 @@ function parseArgs(argv) {
   if (!o.dirty.length || o.dirty.some((x) => !(x > 0 && x <= 100))) die('--dirty: percentages in (0, 100]');
   o.sizeBytes = parseSize(o.size, 1024);
   o.resyncBytes = parseSize(o.resyncSize, 1024);
+  o.uncleanBytes = parseSize(o.uncleanSize, 1024);
+  o.uncleanWriteBytes = parseSize(o.uncleanWrites, 1024);
   o.bandwidthBps = parseSize(o.bandwidth, 1000);
   o.syncRateBps = o.syncRate ? parseSize(o.syncRate, 1000) : 4 * o.bandwidthBps;
   if (!(o.bandwidthBps > 0)) die('--bandwidth must be positive');
@@ -472,6 +495,7 @@ function report(res) {
         r.stages.copyMeanUs.toFixed(0), r.stages.copyP50Us.toFixed(0), r.stages.limiterWaitMeanUs.toFixed(0)]));
     }
   }
+  s += uncleanReport(res.unclean ?? []);
   return s;
 }
 
@@ -506,7 +530,7 @@ async function main() {
       ...(o.resync ? [{ name: 'rsync', size: o.resyncBytes }] : []),
     ],
   };
-  const res = { started: started.toISOString(), smoke: o.smoke, options: { ...o, dir: undefined }, versions, loadavgStart: loadavg(), latency: [], resync: [], seconds: 0 };
+  const res = { started: started.toISOString(), smoke: o.smoke, options: { ...o, dir: undefined }, versions, loadavgStart: loadavg(), latency: [], resync: [], unclean: [], seconds: 0 };
   if (loadavg()[0] > 1.5) log(`bench-mirror: note: load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs: other work competes with the benchmark`);
   let failure = null;
   let stages = null;
@@ -536,6 +560,11 @@ async function main() {
       log(`resync: ${o.dirty.length} rounds on mirror mrs (${fmtBytes(o.resyncBytes)}), link capped at ${(o.bandwidthBps / 1e6).toFixed(0)} MB/s, syncRate ${(o.syncRateBps / 1e6).toFixed(0)} MB/s`);
       await resyncSection(o, lab, res.resync, stages);
     }
+    if (o.unclean) {
+      killChildren();
+      if (lab) { const l = lab; lab = null; await l.close().catch(() => undefined); }
+      await uncleanSection({ ...o, workDir }, lib, res.unclean);
+    }
   } catch (e) {
     failure = e;
   } finally {
@@ -550,6 +579,8 @@ async function main() {
   }
   const bad = res.resync.filter((r) => !r.bytesOk);
   if (!failure && bad.length) res.error = `resync byte counts differ from dirty regions x region size: ${bad.map((r) => `${r.pct}%`).join(', ')}`;
+  const differ = res.unclean.filter((r) => !r.identicalAfter);
+  if (!failure && differ.length) res.error = `images differ after the unclean-stop resync: ${differ.map((r) => `${r.scenario} checksums ${r.mode}`).join(', ')}`;
 
   const dir = join(REPO, 'bench', 'results');
   mkdirSync(dir, { recursive: true });

@@ -84,9 +84,11 @@ Sizes and rates: 64K, 64M, 10M/s, 1048576.`,
       .argument(...mirrorRef)
       .argument('[image]', 'image id (bravo:0) or array name (default: every one that needs it)')
       .option('-f, --force', 'also on an INACTIVE mirror (CONSISTENT images)')
+      .option('--checksum', "compare checksums with the secondary and send only the pieces that differ (default: the mirror's resyncChecksums setting)")
+      .option('--full', 'every allocated region, not only the fracture log (with --checksum: check and repair an image, sending what differs)')
       .option('--wait', 'wait until the secondaries are in sync, with progress on stderr (exit 1 if a synchronization stops)')
       .option('-q, --quiet', 'with --wait: no progress on stderr'),
-  ).action(run((ref: string, image: string | undefined, opts: SyncWaitFlags & { force?: boolean }) => mirrorSyncCommand(ref, image, opts)));
+  ).action(run((ref: string, image: string | undefined, opts: SyncWaitFlags & { force?: boolean; checksum?: boolean; full?: boolean }) => mirrorSyncCommand(ref, image, opts)));
   targetOptions(
     mirror
       .command('wait')
@@ -128,9 +130,11 @@ Sizes and rates: 64K, 64M, 10M/s, 1048576.`,
       .option('--activation <policy>', 'automatic or manual')
       .option('--secondary-reads <on|off>', 'let hosts read the secondaries')
       .option('--protect-resync <on|off>', "snapshot a secondary's last consistent point before a resync rewrites it")
-      .option('--image <image>', 'image id or array name, for --recovery / --image-sync-rate')
+      .option('--resync-checksums <mode>', 'auto (compare checksums of regions that may differ after an unclean stop), always, or never')
+      .option('--image <image>', 'image id or array name, for --recovery / --image-sync-rate / --image-resync-checksums')
       .option('--recovery <policy>', "the image's recovery policy: auto or manual")
-      .option('--image-sync-rate <rate>', "the image's sync rate (default: the mirror's)"),
+      .option('--image-sync-rate <rate>', "the image's sync rate (default: the mirror's)")
+      .option('--image-resync-checksums <mode>', "the image's resyncChecksums: auto, always, never, or default (the mirror's)"),
   ).action(run((ref: string, opts: MirrorSetFlags) => mirrorSetCommand(ref, opts)));
   targetOptions(
     mirror

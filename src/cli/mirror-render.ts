@@ -38,7 +38,9 @@ export function resyncText(r: ResyncView): string {
     parts[0] += `, ${covered}sent ${ibytes(r.bytesSent)}${r.rate > 0 ? ` at ${ibytes(r.rate)}/s` : ''}${skipped}`;
   } else if (r.rate > 0) parts.push(`${ibytes(r.rate)}/s`);
   if (r.eta !== null) parts.push(`ETA ${duration(r.eta)}`);
-  return `${parts.join(', ')} (${r.full ? 'full' : 'partial'}: ${r.reason})`;
+  // the run's checksum mode, and what the comparison saved (./resync-csum.ts on the primary)
+  const cs = r.checksums === undefined ? '' : `; checksums ${r.checksums}${r.bytesCompared ? `: compared ${ibytes(r.bytesCompared)}, ${r.chunksSkipped ?? 0} pieces identical` : ''}`;
+  return `${parts.join(', ')} (${r.full ? 'full' : 'partial'}: ${r.reason}${cs})`;
 }
 
 function imageRow(i: ImageView, names: Map<string, string>): string[] {
@@ -63,7 +65,7 @@ export function mirrorText(v: MirrorView, names: Map<string, string> = new Map()
   const r = v.record;
   const localName = names.get(v.local.imageId) ?? `${v.local.imageId.split(':')[0]}:${v.local.lunName}`;
   const lines = [
-    `mirror ${r.name}  ${r.state}  epoch ${r.epoch}  ${r.writePolicy}  region ${formatSize(r.regionSize)}  sync ${formatSize(r.syncRate)}/s (${r.syncPriority})  id ${r.mirrorId}`,
+    `mirror ${r.name}  ${r.state}  epoch ${r.epoch}  ${r.writePolicy}  region ${formatSize(r.regionSize)}  sync ${formatSize(r.syncRate)}/s (${r.syncPriority}, checksums ${r.resyncChecksums ?? 'auto'})  id ${r.mirrorId}`,
     `  local image ${localName} (${v.local.role})` +
       (v.writeIntentLog ? `; write-intent log ${v.writeIntentLog.regions} region${v.writeIntentLog.regions === 1 ? '' : 's'} (${formatSize(v.writeIntentLog.bytes)}), ${v.writeIntentLog.inFlight} in flight` : '') +
       `; activation ${r.activationPolicy}, min images ${r.minImagesRequired}, max missing ${r.maxMissingImages}${r.allowSecondaryReads ? ', secondary reads allowed' : ''}${r.protectResync === false ? ', resync protection off' : ''}`,

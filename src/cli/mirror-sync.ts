@@ -146,9 +146,9 @@ async function waitAndReport(c: ApiClient, ref: string, image: string | undefine
   return done(f, w.view, `mirror ${name}: ${which} in sync after ${secs} s${w.bytes ? ` (the resyncs seen covered ${ibytes(w.bytes)})` : ''}`, names);
 }
 
-export async function mirrorSyncCommand(ref: string, image: string | undefined, f: SyncWaitFlags & { force?: boolean }): Promise<number> {
+export async function mirrorSyncCommand(ref: string, image: string | undefined, f: SyncWaitFlags & { force?: boolean; checksum?: boolean; full?: boolean }): Promise<number> {
   const t = await locate(ref, f, { role: 'primary' });
-  const v = await call(() => t.client.synchronizeMirror(ref, { image, force: f.force === true || undefined }));
+  const v = await call(() => t.client.synchronizeMirror(ref, { image, force: f.force === true || undefined, checksum: f.checksum === true || undefined, full: f.full === true || undefined }));
   if (f.wait) return waitAndReport(t.client, ref, image, v, f);
   return done(f, v, `synchronizing ${image ?? 'every fractured or unsynchronized secondary'} of mirror ${v.record.name} (sanbox mirror status ${v.record.name} --watch, or sanbox mirror wait ${v.record.name})`, await lunNames(f, [v]));
 }

@@ -309,6 +309,8 @@ export interface MirrorSetFlags extends TargetFlags {
   recovery?: string;
   imageSyncRate?: string;
   protectResync?: string;
+  resyncChecksums?: string;
+  imageResyncChecksums?: string;
 }
 
 export async function mirrorSetCommand(ref: string, f: MirrorSetFlags): Promise<number> {
@@ -321,12 +323,14 @@ export async function mirrorSetCommand(ref: string, f: MirrorSetFlags): Promise<
   if (f.activation !== undefined) body.activationPolicy = choice(f.activation, '--activation', ['automatic', 'manual'] as const);
   if (f.secondaryReads !== undefined) body.allowSecondaryReads = onOff(f.secondaryReads, '--secondary-reads');
   if (f.protectResync !== undefined) body.protectResync = onOff(f.protectResync, '--protect-resync');
-  const perImage = f.recovery !== undefined || f.imageSyncRate !== undefined;
+  if (f.resyncChecksums !== undefined) body.resyncChecksums = choice(f.resyncChecksums, '--resync-checksums', ['auto', 'always', 'never'] as const);
+  const perImage = f.recovery !== undefined || f.imageSyncRate !== undefined || f.imageResyncChecksums !== undefined;
   if (perImage && f.image === undefined) throw usage('--recovery and --image-sync-rate are settings of one image: give --image IMAGE|ARRAY');
   if (f.image !== undefined && !perImage) throw usage('--image needs --recovery auto|manual or --image-sync-rate RATE');
   if (f.image !== undefined) body.image = f.image;
   if (f.recovery !== undefined) body.recoveryPolicy = choice(f.recovery, '--recovery', ['auto', 'manual'] as const);
   if (f.imageSyncRate !== undefined) body.imageSyncRate = f.imageSyncRate === 'default' ? null : rateArg(f.imageSyncRate, '--image-sync-rate');
+  if (f.imageResyncChecksums !== undefined) body.imageResyncChecksums = f.imageResyncChecksums === 'default' ? null : choice(f.imageResyncChecksums, '--image-resync-checksums', ['auto', 'always', 'never'] as const);
   if (Object.keys(body).length === 0) {
     throw usage('nothing to set: give --sync-rate, --sync-priority, --min-images, --max-missing, --activation, --secondary-reads, --protect-resync, --name, or --image with --recovery / --image-sync-rate');
   }

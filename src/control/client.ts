@@ -250,7 +250,7 @@ export class ApiClient {
   promoteMirror(ref: string, p: { force?: boolean; fromSnapshot?: boolean } = {}): Promise<MirrorView> {
     return this.request('POST', mirrorPath(ref, 'promote'), { ...(p.force ? { force: true } : {}), ...(p.fromSnapshot ? { fromSnapshot: true } : {}) });
   }
-  synchronizeMirror(ref: string, p: { image?: string; force?: boolean } = {}): Promise<MirrorView> {
+  synchronizeMirror(ref: string, p: { image?: string; force?: boolean; checksum?: boolean; full?: boolean } = {}): Promise<MirrorView> {
     return this.request('POST', mirrorPath(ref, 'synchronize'), clean(p));
   }
   fractureMirror(ref: string, p: { image?: string } = {}): Promise<MirrorView> {

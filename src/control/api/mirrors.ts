@@ -16,6 +16,7 @@ const ATTRIBUTE_FIELDS: Record<string, Check> = {
   syncRate: C.rate,
   allowSecondaryReads: C.boolean,
   protectResync: C.boolean,
+  resyncChecksums: C.oneOf('auto', 'always', 'never'),
 };
 
 export const NO_MIRROR_DRIVER = 'this array runs no mirror driver (no remoteLink configured)';
@@ -76,9 +77,10 @@ export function mirrorRoutes(m: MirrorControl | undefined): Route[] {
           'image?': C.string,
           'recoveryPolicy?': C.oneOf('auto', 'manual'),
           'imageSyncRate?': C.rateOrNull,
+          'imageResyncChecksums?': (v, k) => (v === null ? null : C.oneOf('auto', 'always', 'never')(v, k)),
         });
         if (Object.keys(b).length === 0) throw invalid('nothing to change: give mirror attributes, or image with recoveryPolicy / imageSyncRate');
-        const perImage = b.recoveryPolicy !== undefined || b.imageSyncRate !== undefined;
+        const perImage = b.recoveryPolicy !== undefined || b.imageSyncRate !== undefined || b.imageResyncChecksums !== undefined;
         if (perImage && b.image === undefined) throw invalid('recoveryPolicy and imageSyncRate are settings of one image: give image (an image id like "bravo:0" or an array name)');
         if (!perImage && b.image !== undefined) throw invalid('image given without recoveryPolicy or imageSyncRate: nothing to change for it');
         return m.setAttributes(ref!, b as ChangeAttributesParams);
@@ -135,8 +137,10 @@ export function mirrorRoutes(m: MirrorControl | undefined): Route[] {
     }),
     R(/^\/v1\/mirrors\/([^/]+)\/synchronize$/, {
       POST: async (req, _res, [ref], url) => {
-        const b = await body(req, url, { 'image?': C.string, 'force?': C.boolean });
-        return m.synchronize(ref!, b.image as string | undefined, b.force ? { force: true } : undefined);
+        // checksum: compare checksums everywhere, send what differs; full: every allocated region
+        const b = await body(req, url, { 'image?': C.string, 'force?': C.boolean, 'checksum?': C.boolean, 'full?': C.boolean });
+        const opts = { ...(b.force ? { force: true } : {}), ...(b.checksum ? { checksum: true } : {}), ...(b.full ? { full: true } : {}) };
+        return m.synchronize(ref!, b.image as string | undefined, Object.keys(opts).length ? opts : undefined);
       },
     }),
     R(/^\/v1\/mirrors\/([^/]+)\/fracture$/, {

@@ -8,10 +8,16 @@ import { RemoteLinkError } from './errors.js';
  * - `write` {mirrorId, imageId, offset, flags} + data  ->  `ack` {mirrorId, imageId, offset, length}
  *   flags.fua: the secondary makes it stable before acking; flags.resync: the write is a resync
  *   copy (not a host write); `epoch` is the sender's primary epoch (the receiver refuses a write
- *   from a stale primary with its own error code, e.g. 'stale-epoch').
+ *   from a stale primary with its own error code, e.g. 'stale-epoch'). `extents` [offset, length][]
+ *   (a checksum resync's scattered pieces, sent only to a secondary whose `read-regions` answer
+ *   said `scatterWrites`): the data is their bytes concatenated, each written at its offset.
  * - `read-regions` {mirrorId, imageId, regionSize, regions: [first, count][]}
  *   -> `region-checksums` {regionSize, checksums: [{region, crc}]} (CRC32C of each region's bytes;
- *   `mirror verify` compares them with the primary's).
+ *   `mirror verify` compares them with the primary's). With `ranges` [offset, length][] and
+ *   `chunkSize` (a checksum resync, src/replication/mirror/resync-csum.ts): each range is cut into
+ *   pieces of `chunkSize` from its start (the last one short) and the answer's binary holds the
+ *   `hash` (`sha256-128`: SHA-256 truncated to 16 bytes) of every piece, in order; `checksums`
+ *   is empty and `regions` must be too.
  * - `mirror-db` {mirrorId, record} -> {applied, generation}: the primary propagates its mirror
  *   database record (src/replication/state MirrorDbRecord, JSON) to a member array.
  * - `zero` {mirrorId, imageId, offset, length, trim?, epoch?} -> `ack`: the host's TRIM or
@@ -48,7 +54,11 @@ export interface WriteArgs {
   offset: number;
   flags?: WriteFlags;
   epoch?: number;
+  /** scattered pieces: the data is their bytes in this order (offset is the first one's) */
+  extents?: Array<[number, number]>;
 }
+/** At most this many extents per scattered write. */
+export const WRITE_EXTENTS_MAX = 4096;
 export interface AckResult {
   mirrorId: string;
   imageId: string;
@@ -61,11 +71,26 @@ export interface ReadRegionsArgs {
   regionSize: number;
   /** runs of regions: [first region index, count] */
   regions: Array<[number, number]>;
+  /** byte ranges [offset, length] to hash piece by piece (a checksum resync; `regions` empty) */
+  ranges?: Array<[number, number]>;
+  /** with `ranges`: the piece size (a power of two, at least 4096) */
+  chunkSize?: number;
+  /** with `ranges`: the hash (only `sha256-128` so far) */
+  hash?: string;
 }
 export interface RegionChecksumsResult {
   regionSize: number;
   checksums: Array<{ region: number; crc: number }>;
+  /** with `ranges`: the hash used and how many pieces the binary holds (hash bytes each) */
+  hash?: string;
+  pieces?: number;
+  /** the answering array takes `write` with `extents` */
+  scatterWrites?: boolean;
 }
+/** The hashes a checksum resync asks for (read-regions with ranges). */
+export const RANGE_HASHES = ['sha256-128'] as const;
+/** At most this many bytes hashed per read-regions request with ranges. */
+export const RANGE_HASH_MAX_BYTES = 64 * 1024 * 1024;
 export interface MirrorDbArgs {
   mirrorId: string;
   /** the mirror database record (JSON); the protocol does not look inside */
@@ -187,6 +212,19 @@ export function validateArgs<K extends LinkOp>(op: K, args: Record<string, unkno
       if (args.flags !== undefined && (typeof args.flags !== 'object' || args.flags === null || Array.isArray(args.flags))) bad('flags must be an object');
       if (args.epoch !== undefined && !isUint(args.epoch)) bad('epoch must be a non-negative integer');
       if (bin.length === 0) bad('no data');
+      if (args.extents !== undefined) {
+        if (!Array.isArray(args.extents) || args.extents.length === 0 || args.extents.length > WRITE_EXTENTS_MAX) bad(`extents must be 1 .. ${WRITE_EXTENTS_MAX} [offset, length]`);
+        let sum = 0;
+        let end = 0;
+        for (const x of args.extents as unknown[]) {
+          if (!Array.isArray(x) || x.length !== 2 || !isUint(x[0]) || !isUint(x[1]) || x[1] === 0) bad('extents must be [offset, length > 0]');
+          const [o, l] = x as number[];
+          if (o! < end) bad('extents must be in increasing offset order, without overlaps');
+          end = o! + l!;
+          sum += l!;
+        }
+        if (sum !== bin.length) bad(`the extents announce ${sum} bytes, ${bin.length} came`);
+      }
       break;
     }
     case 'read-regions': {
@@ -195,6 +233,18 @@ export function validateArgs<K extends LinkOp>(op: K, args: Record<string, unkno
       if (!isUint(args.regionSize) || args.regionSize === 0) bad('regionSize must be a positive integer');
       if (!Array.isArray(args.regions)) bad('regions must be an array of [first, count]');
       for (const r of args.regions as unknown[]) if (!Array.isArray(r) || r.length !== 2 || !isUint(r[0]) || !isUint(r[1])) bad('regions must be an array of [first, count]');
+      if (args.ranges !== undefined) {
+        if (!Array.isArray(args.ranges) || (args.regions as unknown[]).length) bad('ranges must be an array of [offset, length], with no regions');
+        let bytes = 0;
+        for (const r of args.ranges as unknown[]) {
+          if (!Array.isArray(r) || r.length !== 2 || !isUint(r[0]) || !isUint(r[1]) || r[1] === 0) bad('ranges must be an array of [offset, length > 0]');
+          bytes += (r as number[])[1]!;
+        }
+        if (bytes > RANGE_HASH_MAX_BYTES) bad(`at most ${RANGE_HASH_MAX_BYTES} bytes hashed per request`);
+        const cs = args.chunkSize as number;
+        if (!isUint(cs) || cs < 4096 || cs > RANGE_HASH_MAX_BYTES || (cs & (cs - 1)) !== 0) bad('chunkSize must be a power of two of at least 4096');
+        if (!(RANGE_HASHES as readonly unknown[]).includes(args.hash)) bad(`hash must be one of ${RANGE_HASHES.join(', ')}`);
+      }
       break;
     }
     case 'mirror-db': {

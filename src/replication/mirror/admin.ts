@@ -48,7 +48,7 @@ export interface AdminHost {
   /** Whether a peer array is alive, as the sessions it opened here show (./secondary.ts). */
   liveness(array: string): PeerLiveness;
   readonly links: Pick<PeerLinks, 'connectPeer' | 'startPeers' | 'withControlLink' | 'propagate'>;
-  readonly resync: Pick<Resync, 'markFull' | 'resyncIfDirty' | 'afterChange'>;
+  readonly resync: Pick<Resync, 'markFull' | 'resyncIfDirty' | 'afterChange' | 'prepare'>;
   readonly protection: ResyncProtection;
 }
 
@@ -351,7 +351,7 @@ export class MirrorAdmin implements MirrorControl {
     this.event('old-primary-stepped-down', { mirrorId: e.id, imageId: e.localImageId, oldPrimary: old.imageId, array: old.array });
   }
 
-  synchronize(ref: string, image?: string, p: { force?: boolean } = {}): Promise<MirrorView> {
+  synchronize(ref: string, image?: string, p: { force?: boolean; checksum?: boolean; full?: boolean } = {}): Promise<MirrorView> {
     const e = this.records.find(ref);
     return this.records.exclusive(e, async () => {
       const ps = this.needPrimary(e, 'synchronize');
@@ -361,12 +361,12 @@ export class MirrorAdmin implements MirrorControl {
         if (e.splitBrain?.imageId === img.imageId) throw new MirrorError('split-brain', `image ${img.imageId} diverged (split brain): choose the survivor with "sanbox mirror resolve ${e.db.name} --survivor ARRAY"`);
         const peer = ps.peers.get(img.imageId);
         if (peer && phaseOf(e, peer) === 'unreachable') throw new MirrorError('unreachable', `image ${img.imageId} is not connected (${peer.linkError ?? peer.link})`);
+        if (peer) await this.host.resync.prepare(e, peer, p); // --full, --checksum
         if (peer && img.state === 'SYNCHRONIZED' && peer.fracture.bitmap.countRegions() > 0 && e.db.state === 'ACTIVE') await this.records.change(e, { op: 'primary-write' });
         await this.records.change(e, { op: 'synchronize', imageId: img.imageId, force: p.force === true });
-        if (peer) {
-          peer.failed = false;
-          await this.host.resync.resyncIfDirty(e, peer);
-        }
+        if (!peer) continue;
+        peer.failed = false;
+        await this.host.resync.resyncIfDirty(e, peer);
       }
       this.host.resync.afterChange(e);
       return this.view(e);
@@ -429,14 +429,14 @@ export class MirrorAdmin implements MirrorControl {
     const e = this.records.find(ref);
     return this.records.exclusive(e, async () => {
       this.needPrimary(e, 'change attributes');
-      const { image, recoveryPolicy, imageSyncRate, ...attrs } = p;
+      const { image, recoveryPolicy, imageSyncRate, imageResyncChecksums: resyncChecksums, ...attrs } = p;
       if (attrs.writePolicy && attrs.writePolicy !== 'synchronous') throw new MirrorError('invalid', `write policy ${attrs.writePolicy}: this build replicates synchronously only`);
-      if ((recoveryPolicy !== undefined || imageSyncRate !== undefined) && !image) throw new MirrorError('invalid', 'recoveryPolicy and imageSyncRate need an image');
+      if ((recoveryPolicy !== undefined || imageSyncRate !== undefined || resyncChecksums !== undefined) && !image) throw new MirrorError('invalid', 'recoveryPolicy, imageSyncRate and imageResyncChecksums need an image');
       const img = image ? this.imageRef(e, image) : undefined;
       await this.records.change(e, {
         op: 'change-attributes',
         ...(Object.keys(attrs).length ? { attributes: attrs } : {}),
-        ...(img ? { image: { imageId: img.imageId, ...(recoveryPolicy !== undefined ? { recoveryPolicy } : {}), ...(imageSyncRate !== undefined ? { syncRate: imageSyncRate } : {}) } } : {}),
+        ...(img ? { image: { imageId: img.imageId, ...(recoveryPolicy !== undefined ? { recoveryPolicy } : {}), ...(imageSyncRate !== undefined ? { syncRate: imageSyncRate } : {}), ...(resyncChecksums !== undefined ? { resyncChecksums } : {}) } } : {}),
       });
       return this.view(e);
     });

@@ -340,7 +340,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
     }
     if (unclean > 0 && why === 'load') {
       for (const p of ps.peers.values()) {
-        for (const r of wil.file.bitmap.runs()) p.fracture.mark(r.offset, r.length);
+        for (const r of wil.file.bitmap.runs()) p.markMaybeDirty(r.offset, r.length);
         p.fracture.touch();
         await p.fracture.persist();
       }
@@ -403,7 +403,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
   promote(ref: string, p?: { force?: boolean; fromSnapshot?: boolean }): Promise<MirrorView> {
     return this.admin.promote(ref, p);
   }
-  synchronize(ref: string, image?: string, p?: { force?: boolean }): Promise<MirrorView> {
+  synchronize(ref: string, image?: string, p?: { force?: boolean; checksum?: boolean; full?: boolean }): Promise<MirrorView> {
     return this.admin.synchronize(ref, image, p);
   }
   fracture(ref: string, image?: string): Promise<MirrorView> {

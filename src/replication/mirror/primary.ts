@@ -1,5 +1,6 @@
 import type { RemoteLinkClient } from '../../link/protocol/index.js';
-import { WriteIntentLog } from '../../native/index.js';
+import { TsRegionBitmap, WriteIntentLog, type RegionBitmap } from '../../native/index.js';
+import type { ResyncChecksums } from '../state/index.js';
 import type { BitmapFile } from './bitmap-file.js';
 import type { PeerLinkState } from './peer-phase.js';
 import type { RateLimiter } from './throttle.js';
@@ -40,6 +41,12 @@ export interface ResyncRun {
   done: Promise<void>;
   /** Until the secondary answered the record announcing the resync: nothing is sent to it (./resync.ts). */
   starting: boolean;
+  /** Checksum comparison (./resync-csum.ts): `always` when asked for (or set), `auto`: the maybe-dirty regions only. */
+  checksums: ResyncChecksums;
+  /** bytes whose checksums were compared; pieces found identical (not sent); hash bytes received */
+  bytesCompared: number;
+  chunksSkipped: number;
+  hashBytes: number;
 }
 
 export class SecondaryPeer {
@@ -60,6 +67,14 @@ export class SecondaryPeer {
   limiter: RateLimiter | null = null;
   /** The record generation this member last confirmed (its view of the mirror). */
   memberGeneration: number | null = null;
+  /**
+   * Regions of the fracture log that MAY differ (the write-intent log's after an unclean stop),
+   * as against known to differ: `auto` compares their checksums. In memory only: after another
+   * restart they count as known dirty (copied), which is safe.
+   */
+  maybeDirty: RegionBitmap | null = null;
+  /** The next resync (or the running one) compares checksums everywhere: asked for by synchronize. */
+  checksumRequested = false;
 
   constructor(
     readonly imageId: string,
@@ -67,6 +82,13 @@ export class SecondaryPeer {
     readonly lun: number,
     readonly fracture: BitmapFile,
   ) {}
+
+  /** Marks a range that may differ on this secondary (fracture log and maybeDirty; the caller persists). */
+  markMaybeDirty(offset: number, length: number): void {
+    this.fracture.mark(offset, length);
+    this.maybeDirty ??= new TsRegionBitmap(this.fracture.bitmap.lunSize, this.fracture.bitmap.regionSize);
+    this.maybeDirty.mark(offset, length);
+  }
 
   /** A host write to [offset, offset+length) during a copy: the chunks it overlaps stay dirty. */
   touch(offset: number, length: number): void {
@@ -83,6 +105,9 @@ export class SecondaryPeer {
       bytesDone: r.bytesDone,
       bytesTotal: r.bytesTotal,
       bytesSent: r.bytesCopied,
+      checksums: r.checksums,
+      bytesCompared: r.bytesCompared,
+      chunksSkipped: r.chunksSkipped,
       rate: Math.round(r.rate),
       coveredRate: Math.round(r.coveredRate),
       // what is left is covered at the covered rate (holes go faster than data)

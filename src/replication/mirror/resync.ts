@@ -4,6 +4,7 @@ import { imageOf, mirrorSize, phaseOf, type Entry } from './entry.js';
 import { awaitsResync, linkUsable, startsResync } from './peer-phase.js';
 import type { CopyChunk, ResyncRun, SecondaryPeer } from './primary.js';
 import type { MirrorRecords } from './records.js';
+import { compareAndSend, CSUM_BATCH_BYTES, CSUM_HASH, CsumUnsupported, type CsumTarget } from './resync-csum.js';
 import { RateLimiter } from './throttle.js';
 import type { MirrorTimers } from './types.js';
 
@@ -25,6 +26,8 @@ export interface ResyncHost {
 
 const CHUNK_MAX_BYTES = 1024 * 1024;
 const WINDOW = { low: 1, medium: 2, high: 4 } as const;
+/** Checksum batches in flight per WINDOW step (they carry hashes, not data, over the link). */
+const CSUM_BATCHES_PER_WINDOW = 2;
 /** Block status is asked in steps of this many bytes when a full synchronization is marked. */
 const BLOCK_STATUS_STEP_BYTES = 1 << 30;
 
@@ -92,6 +95,17 @@ export class Resync {
     for (const p of e.primary.peers.values()) if (linkUsable(phaseOf(e, p))) await this.records.exclusive(e, () => this.resyncIfDirty(e, p)).catch(this.records.reportFailure(e, 'resync of a group member'));
   }
 
+  /**
+   * Before a synchronize: `full` marks every allocated region (a full synchronization, e.g. to
+   * check and repair an image with `checksum`); `checksum` makes the run compare checksums of
+   * every chunk and send only what differs (./resync-csum.ts), the running one too.
+   */
+  async prepare(e: Entry, p: SecondaryPeer, opts: { checksum?: boolean; full?: boolean }): Promise<void> {
+    if (opts.full) await this.markFull(e, p, 'requested (synchronize --full)');
+    p.checksumRequested = opts.checksum === true;
+    if (p.resync && opts.checksum) p.resync.checksums = 'always';
+  }
+
   /** Marks every allocated region of the primary for `peer` (a full synchronization). */
   async markFull(e: Entry, peer: SecondaryPeer, reason: string): Promise<void> {
     const size = mirrorSize(e.db);
@@ -135,25 +149,31 @@ export class Resync {
       stop: false,
       done: Promise.resolve(),
       starting: true,
+      checksums: p.checksumRequested ? 'always' : (img.resyncChecksums ?? e.db.resyncChecksums ?? 'auto'),
+      bytesCompared: 0,
+      chunksSkipped: 0,
+      hashBytes: 0,
     };
+    p.checksumRequested = false;
     p.resync = run;
     p.limiter = new RateLimiter(img.syncRate ?? e.db.syncRate);
-    this.event('resync-started', { mirrorId: e.id, imageId: p.imageId, full: run.full, reason: run.reason, bytesTotal, regions: p.fracture.bitmap.countRegions(), rate: p.limiter.bytesPerSecond });
+    this.event('resync-started', { mirrorId: e.id, imageId: p.imageId, full: run.full, reason: run.reason, bytesTotal, regions: p.fracture.bitmap.countRegions(), rate: p.limiter.bytesPerSecond, checksums: run.checksums, maybeDirtyBytes: p.maybeDirty?.dirtyBytes() ?? 0 });
     run.done = this.resyncLoop(e, p, run).then(
       async (finished) => {
         p.resync = null;
         if (!finished) {
-          this.event('resync-stopped', { mirrorId: e.id, imageId: p.imageId, bytesDone: run.bytesDone, bytesLeft: p.fracture.bitmap.dirtyBytes() });
+          this.event('resync-stopped', { mirrorId: e.id, imageId: p.imageId, bytesDone: run.bytesDone, ...csumDetails(run), bytesLeft: p.fracture.bitmap.dirtyBytes() });
           // Stopped on purpose (a fracture) while the record asked for a new run meanwhile (a
           // synchronize that found this one still winding down): start it now.
           if (run.stop) this.afterChange(e);
           return;
         }
         p.fullReason = null;
+        p.maybeDirty = null;
         await p.fracture.persist();
         // the record first: whoever acts on resync-done (a verify, the monitor) sees the image synchronized
         await this.records.exclusive(e, () => this.records.change(e, { op: 'sync-done', imageId: p.imageId })).catch((err) => this.event('change-failed', { mirrorId: e.id, op: 'sync-done', error: (err as Error).message }));
-        this.event('resync-done', { mirrorId: e.id, imageId: p.imageId, full: run.full, bytesDone: run.bytesDone, bytesCopied: run.bytesCopied, bytesZeroed: run.bytesZeroed, seconds: (Date.now() - run.startedAt) / 1000 });
+        this.event('resync-done', { mirrorId: e.id, imageId: p.imageId, full: run.full, bytesDone: run.bytesDone, bytesCopied: run.bytesCopied, bytesZeroed: run.bytesZeroed, ...csumDetails(run), seconds: (Date.now() - run.startedAt) / 1000 });
       },
       (err) => {
         p.resync = null;
@@ -217,32 +237,56 @@ export class Resync {
       return null;
     };
     // In flight: up to `width` MiB of chunks (scattered regions make small chunks: many of them
-    // may be on the wire at once, or a link round trip would cap the rate at width x 64 KiB).
+    // may be on the wire at once, or a link round trip would cap the rate at width x 64 KiB);
+    // chunks compared by checksum go in batches (one hash request per level for all of them).
     const budget = (WINDOW[e.db.syncPriority] ?? 2) * chunkMax;
+    const csumBudget = (WINDOW[e.db.syncPriority] ?? 2) * CSUM_BATCHES_PER_WINDOW * CSUM_BATCH_BYTES;
+    const useCsum = (c: CopyChunk): boolean => run.checksums === 'always' || (run.checksums === 'auto' && p.maybeDirty !== null && p.maybeDirty.test(c.offset, c.length));
     let used = 0;
+    let usedCsum = 0;
     const waiting: Array<() => void> = [];
     const worker = async (): Promise<void> => {
       while (!stopped()) {
-        while (used >= budget && !stopped()) await new Promise<void>((r) => waiting.push(r));
-        const c = stopped() ? null : nextChunk();
-        if (!c) {
+        while ((used >= budget || usedCsum >= csumBudget) && !stopped()) await new Promise<void>((r) => waiting.push(r));
+        const first = stopped() ? null : nextChunk();
+        if (!first) {
           for (const w of waiting.splice(0)) w(); // nothing left to take: let the others see it too
           return;
         }
-        p.copying.add(c);
-        used += c.length;
+        const csum = useCsum(first);
+        const batch = [first];
+        p.copying.add(first); // before the next nextChunk: it skips what is taken
+        for (let bytes = first.length; csum && bytes < CSUM_BATCH_BYTES; ) {
+          const c = nextChunk();
+          if (!c || !useCsum(c)) {
+            if (c) cursor = c.offset; // a chunk to copy: the next worker takes it
+            break;
+          }
+          batch.push(c);
+          p.copying.add(c);
+          bytes += c.length;
+        }
+        const bytes = batch.reduce((n, c) => n + c.length, 0);
+        if (csum) usedCsum += bytes;
+        else used += bytes;
         try {
-          if (!(await this.copyChunk(e, p, c, run, stopped))) {
+          if (!(await (csum ? this.compareChunks(e, p, batch, run, stopped) : this.copyChunk(e, p, first, run, stopped)))) {
             for (const w of waiting.splice(0)) w();
             return;
           }
-          if (!c.touched) p.fracture.clear(c.offset, c.length);
-          run.bytesDone += c.length;
+          for (const c of batch) {
+            if (!c.touched) {
+              p.fracture.clear(c.offset, c.length);
+              p.maybeDirty?.clear(c.offset, c.length);
+            }
+            run.bytesDone += c.length;
+          }
         } catch (err) {
           failure ??= err;
         } finally {
-          p.copying.delete(c);
-          used -= c.length;
+          for (const c of batch) p.copying.delete(c);
+          if (csum) usedCsum -= bytes;
+          else used -= bytes;
           waiting.shift()?.();
         }
       }
@@ -268,6 +312,44 @@ export class Resync {
     }
     p.failed = true;
     this.host.linkFailure(e, p, err);
+  }
+
+  /**
+   * Compares a batch of chunks by checksum with the secondary and sends what differs
+   * (./resync-csum.ts). A secondary that cannot answer hashes (an older array) gets them copied,
+   * and the rest of the run copies too.
+   */
+  private async compareChunks(e: Entry, p: SecondaryPeer, batch: CopyChunk[], run: ResyncRun, stopped: () => boolean): Promise<boolean> {
+    const client = p.client!;
+    const timeoutMs = resyncRequestTimeoutMs(this.host.timers);
+    const common = { mirrorId: e.id, imageId: p.imageId };
+    let scatter = false; // the secondary takes writes of scattered extents (its hash answers say)
+    const target: CsumTarget = {
+      hashes: async (ranges, chunkSize) => {
+        const r = await client.request('read-regions', { ...common, regionSize: e.db.regionSize, regions: [], ranges, chunkSize, hash: CSUM_HASH }, undefined, { timeoutMs });
+        if (r.result.hash !== CSUM_HASH) throw new CsumUnsupported(`${p.array} answered no ${CSUM_HASH} hashes`);
+        scatter = r.result.scatterWrites === true;
+        return r.bin;
+      },
+      write: async (extents, data) => {
+        if (!(await p.limiter!.take(data.length, stopped))) return false;
+        const put = (offset: number, bin: Buffer, ext?: Array<[number, number]>) => client.request('write', { ...common, offset, flags: { resync: true }, epoch: e.db.epoch, ...(ext ? { extents: ext } : {}) }, bin, { timeoutMs });
+        if (extents.length === 1 || scatter) await put(extents[0]![0], data, extents.length > 1 ? extents : undefined);
+        else for (let i = 0, at = 0; i < extents.length; at += extents[i]![1], i++) await put(extents[i]![0], data.subarray(at, at + extents[i]![1]));
+        return true;
+      },
+      zero: async (offset, length) => void (await client.request('zero', { ...common, offset, length, trim: false, epoch: e.db.epoch }, undefined, { timeoutMs })),
+    };
+    try {
+      // the primary's bytes, read while the chunks are in `copying`: a host write from now on touches them
+      const pieces = await Promise.all(batch.map(async (c) => ({ offset: c.offset, data: await e.lun.device.read(c.offset, c.length) })));
+      return await compareAndSend(pieces, target, run);
+    } catch (err) {
+      if (!(err instanceof CsumUnsupported)) throw err;
+      run.checksums = 'never'; // the run's events say so
+      for (const c of batch) if (!(await this.copyChunk(e, p, c, run, stopped))) return false;
+      return true;
+    }
   }
 
   /**
@@ -322,4 +404,9 @@ export class Resync {
       if (imageOf(e, p.imageId)?.state === 'SYNCHRONIZING') this.records.changeQuietly(e, { op: 'sync-progress', imageId: p.imageId, bytesDone: Math.min(r.bytesDone, r.bytesTotal), bytesTotal: r.bytesTotal });
     }
   }
+}
+
+/** The checksum side of a run, for its events. */
+function csumDetails(run: ResyncRun): Record<string, unknown> {
+  return { checksums: run.checksums, bytesSent: run.bytesCopied, bytesCompared: run.bytesCompared, chunksSkipped: run.chunksSkipped, hashBytes: run.hashBytes };
 }

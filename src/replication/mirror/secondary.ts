@@ -9,6 +9,7 @@ import { divergenceBitmapPath, divergenceMetaPath, mirrorSize, newEntry, safeNam
 import type { ResyncProtection } from './protection.js';
 import { loadRecord, type MirrorRecords } from './records.js';
 import { regionCrcs } from './regions.js';
+import { hashRanges } from './resync-csum.js';
 import type { MirrorLun, PeerConfig } from './types.js';
 
 /**
@@ -139,8 +140,11 @@ export class SecondarySide {
       // this resync write, arrived: frames are dispatched in arrival order): ./protection.ts.
       write: (args, bin, ctx) => {
         const e = this.secondaryEntry(args.mirrorId, args.imageId, ctx, args.epoch);
-        if (args.offset + bin.length > e.lun.size) throw new RemoteLinkError('bad-request', `write ${args.offset}+${bin.length} beyond the image (${e.lun.size} bytes)`);
-        const write = () => e.lun.device.write(args.offset, bin, { fua: args.flags?.fua === true }).then(() => ({ result: { mirrorId: e.id, imageId: args.imageId, offset: args.offset, length: bin.length } }));
+        const ext = args.extents ?? [[args.offset, bin.length]]; // scattered pieces of a checksum resync
+        for (const [o, l] of ext) if (o + l > e.lun.size) throw new RemoteLinkError('bad-request', `write ${o}+${l} beyond the image (${e.lun.size} bytes)`);
+        let at = 0;
+        const parts = ext.map(([o, l]) => [o, bin.subarray(at, (at += l))] as const); // disjoint: written side by side
+        const write = () => Promise.all(parts.map(([o, d]) => e.lun.device.write(o, d, { fua: args.flags?.fua === true }))).then(() => ({ result: { mirrorId: e.id, imageId: args.imageId, offset: args.offset, length: bin.length } }));
         const wait = this.host.protection.beforeWrite(e, args.flags?.resync === true);
         return wait ? wait.then(write) : write();
       },
@@ -159,6 +163,10 @@ export class SecondarySide {
       'read-regions': async (args) => {
         const e = this.imageEntry(args.mirrorId, args.imageId);
         if (args.regionSize !== e.db.regionSize) throw new RemoteLinkError('bad-request', `region size ${args.regionSize}, the mirror's is ${e.db.regionSize}`);
+        if (args.ranges) {
+          const h = await hashRanges(e.lun.device, mirrorSize(e.db), args.ranges, args.chunkSize!); // a checksum resync (./resync-csum.ts)
+          return { result: { regionSize: args.regionSize, checksums: [], hash: args.hash, pieces: h.pieces, scatterWrites: true }, bin: h.bin };
+        }
         const checksums: Array<{ region: number; crc: number }> = [];
         let count = 0;
         for (const [first, n] of args.regions) {

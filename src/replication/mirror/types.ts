@@ -91,6 +91,8 @@ export interface ChangeAttributesParams extends Partial<Omit<MirrorAttributes, '
   image?: string;
   recoveryPolicy?: RecoveryPolicy;
   imageSyncRate?: number | null;
+  /** The image's checksum-resync setting (null: the mirror's). */
+  imageResyncChecksums?: 'auto' | 'always' | 'never' | null;
 }
 
 export interface ResyncView {
@@ -102,6 +104,11 @@ export interface ResyncView {
   bytesTotal: number;
   /** bytes sent over the link as data (absent from an older array) */
   bytesSent?: number;
+  /** checksum comparison of this run: auto (maybe-dirty regions), always, never (absent from an older array) */
+  checksums?: 'auto' | 'always' | 'never';
+  /** bytes whose checksums were compared with the secondary's, and pieces found identical (not sent) */
+  bytesCompared?: number;
+  chunksSkipped?: number;
   /** bytes sent as data per second over the last progress interval: what the sync rate caps */
   rate: number;
   /** bytes covered per second over the last progress interval, holes included (absent from an older array) */
@@ -233,7 +240,7 @@ export interface MirrorControl {
    */
   promote(ref: string, p?: { force?: boolean; fromSnapshot?: boolean }): Promise<MirrorView>;
   /** Every fractured/unsynchronized secondary when `image` is omitted. */
-  synchronize(ref: string, image?: string, p?: { force?: boolean }): Promise<MirrorView>;
+  synchronize(ref: string, image?: string, p?: { force?: boolean; checksum?: boolean; full?: boolean }): Promise<MirrorView>;
   /** Every secondary when `image` is omitted. */
   fracture(ref: string, image?: string): Promise<MirrorView>;
   activate(ref: string): Promise<MirrorView>;

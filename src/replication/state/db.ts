@@ -44,6 +44,8 @@ export interface MirrorImage {
   recoveryPolicy: RecoveryPolicy;
   /** bytes per second for this image's synchronization (null: the mirror's) */
   syncRate: number | null;
+  /** this image's checksum-resync setting (absent or null: the mirror's) */
+  resyncChecksums?: ResyncChecksums | null;
   /** kept across an interruption so a returning image resumes [0092] */
   syncProgress: { bytesDone: number; bytesTotal: number } | null;
 }
@@ -68,7 +70,16 @@ export interface MirrorAttributes {
    * group's attribute instead. Records from before it was added read as true.
    */
   protectResync: boolean;
+  /**
+   * Checksum-based resync (src/replication/mirror/resync-csum.ts): `auto` (absent) compares
+   * checksums for regions that may differ (the write-intent log after an unclean stop) and copies
+   * the known-dirty ones (fracture log); `always` compares for every resync; `never` copies.
+   */
+  resyncChecksums?: ResyncChecksums;
 }
+
+export type ResyncChecksums = 'auto' | 'always' | 'never';
+export const RESYNC_CHECKSUMS: readonly ResyncChecksums[] = ['auto', 'always', 'never'];
 
 export interface MirrorDbRecord extends MirrorAttributes {
   format: typeof MIRROR_DB_FORMAT;
@@ -192,6 +203,7 @@ export function parseMirrorDb(v: unknown): MirrorDbRecord {
   if (typeof r.allowSecondaryReads !== 'boolean') bad('allowSecondaryReads');
   if (r.protectResync === undefined) r.protectResync = true; // a record from before the attribute
   else if (typeof r.protectResync !== 'boolean') bad('protectResync');
+  if (r.resyncChecksums !== undefined && !RESYNC_CHECKSUMS.includes(r.resyncChecksums as ResyncChecksums)) bad('resyncChecksums');
   if (r.heartbeat !== undefined) {
     const h = r.heartbeat as Record<string, unknown> | null;
     if (typeof h !== 'object' || h === null || h.installed !== true || typeof h.by !== 'string' || !int(h.sinceMs, 0)) bad('heartbeat');
@@ -213,6 +225,7 @@ export function parseMirrorDb(v: unknown): MirrorDbRecord {
     if (!(i.fractureReason === null || ['admin', 'link', 'promote'].includes(i.fractureReason as string))) bad('fractureReason');
     if (i.recoveryPolicy !== 'auto' && i.recoveryPolicy !== 'manual') bad('recoveryPolicy');
     if (!(i.syncRate === null || int(i.syncRate, 1))) bad('syncRate');
+    if (!(i.resyncChecksums === undefined || i.resyncChecksums === null || RESYNC_CHECKSUMS.includes(i.resyncChecksums as ResyncChecksums))) bad('resyncChecksums');
     if (i.syncProgress !== null && (typeof i.syncProgress !== 'object' || !int((i.syncProgress as Record<string, unknown>)?.bytesDone, 0))) bad('syncProgress');
   }
   if (primaries !== 1) bad(`${primaries} primary images`);

@@ -6,6 +6,8 @@ import {
   primaryOf,
   requirements,
   secondariesOf,
+  RESYNC_CHECKSUMS,
+  type ResyncChecksums,
   type MirrorAttributes,
   type MirrorDbRecord,
   type MirrorHeartbeat,
@@ -41,7 +43,7 @@ export type MirrorOp =
   | { op: 'activate' }
   | { op: 'deactivate'; force?: boolean }
   | { op: 'destroy' }
-  | { op: 'change-attributes'; attributes?: ChangeableAttributes; image?: { imageId: string; recoveryPolicy?: RecoveryPolicy; syncRate?: number | null } }
+  | { op: 'change-attributes'; attributes?: ChangeableAttributes; image?: { imageId: string; recoveryPolicy?: RecoveryPolicy; syncRate?: number | null; resyncChecksums?: ResyncChecksums | null } }
   | { op: 'heartbeat'; heartbeat: MirrorHeartbeat | null; by: string }
   // operational
   | { op: 'image-unreachable'; imageId: string }
@@ -453,7 +455,7 @@ function synchronize(ctx: Ctx, imageId: string, force: boolean): void {
   ctx.resume(img);
 }
 
-const ATTRIBUTE_KEYS: ReadonlyArray<keyof MirrorAttributes> = ['name', 'activationPolicy', 'minImagesRequired', 'maxMissingImages', 'writePolicy', 'writeBacklogSize', 'syncPriority', 'syncRate', 'allowSecondaryReads', 'protectResync'];
+const ATTRIBUTE_KEYS: ReadonlyArray<keyof MirrorAttributes> = ['name', 'activationPolicy', 'minImagesRequired', 'maxMissingImages', 'writePolicy', 'writeBacklogSize', 'syncPriority', 'syncRate', 'allowSecondaryReads', 'protectResync', 'resyncChecksums'];
 
 function validateAttributes(d: MirrorDbRecord): void {
   const int = (x: unknown, min: number) => typeof x === 'number' && Number.isSafeInteger(x) && x >= min;
@@ -468,6 +470,7 @@ function validateAttributes(d: MirrorDbRecord): void {
   if (!int(d.syncRate, 1)) fail('invalid', 'syncRate must be a positive integer (bytes per second)');
   if (typeof d.allowSecondaryReads !== 'boolean') fail('invalid', 'allowSecondaryReads must be a boolean');
   if (typeof d.protectResync !== 'boolean') fail('invalid', 'protectResync must be a boolean');
+  if (d.resyncChecksums !== undefined && !RESYNC_CHECKSUMS.includes(d.resyncChecksums)) fail('invalid', 'resyncChecksums must be auto, always or never');
 }
 
 function changeAttributes(ctx: Ctx, op: Extract<MirrorOp, { op: 'change-attributes' }>): void {
@@ -492,6 +495,11 @@ function changeAttributes(ctx: Ctx, op: Extract<MirrorOp, { op: 'change-attribut
       if (op.image.syncRate !== null && (!Number.isSafeInteger(op.image.syncRate) || op.image.syncRate < 1)) fail('invalid', 'image syncRate must be a positive integer or null');
       if (img.syncRate !== op.image.syncRate) changed.push(`${img.imageId}.syncRate`);
       img.syncRate = op.image.syncRate;
+    }
+    if (op.image.resyncChecksums !== undefined) {
+      if (op.image.resyncChecksums !== null && !RESYNC_CHECKSUMS.includes(op.image.resyncChecksums)) fail('invalid', 'image resyncChecksums must be auto, always, never or null');
+      if ((img.resyncChecksums ?? null) !== op.image.resyncChecksums) changed.push(`${img.imageId}.resyncChecksums`);
+      img.resyncChecksums = op.image.resyncChecksums;
     }
   }
   ctx.ev.push({ type: 'attributes-changed', mirrorId: d.mirrorId, changed });
