@@ -283,6 +283,7 @@ export const HEARTBEAT_EVENT_TYPES = [
   'hb.master',
   'hb.table',
   'hb.table-discarded',
+  'hb.table-restored',
   'hb.table-save-failed',
   'hb.send-failed',
   'hb.send-recovered',

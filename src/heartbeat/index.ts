@@ -7,3 +7,4 @@ export * from './validity.js';
 export * from './master.js';
 export * from './decision.js';
 export { HeartbeatEncodeError } from './codec.js';
+export { TABLE_BLOCK_BYTES, TABLE_OFFSET, HB_VOLUME_MIN_BYTES, encodeTableBlock, decodeTableBlock, type TableBlockRead } from './table-block.js';

@@ -21,7 +21,8 @@
  *       actions: { SYSTEM DOWN: "logger -t sanbox hb down", SERIOUS: ... }
  */
 import { checkName } from '../../array/index.js';
-import { isObj, type LabGroup, type LabHeartbeat, type LabMirror, type LabSite } from './types.js';
+import { HB_VOLUME_MIN_BYTES } from '../../heartbeat/index.js';
+import { isObj, type LabArray, type LabGroup, type LabHeartbeat, type LabMirror, type LabSite } from './types.js';
 import { parseDuration } from './values.js';
 
 const KEYS = ['cluster', 'instance', 'production', 'standby', 'interval', 'timeout', 'recoverAfter', 'hosts', 'network', 'mirrors', 'reverseMirrors', 'witness', 'failover', 'fence', 'actions'];
@@ -69,6 +70,7 @@ function names(v: unknown, at: string, problems: string[]): string[] {
 }
 
 interface World {
+  arrays: LabArray[];
   sites: LabSite[];
   mirrors: LabMirror[];
   groups: LabGroup[];
@@ -83,6 +85,10 @@ function checkHeartbeatMirror(w: World, name: string, from: string, to: string, 
   if (siteOf(w, m.primary.array) !== from) problems.push(`${at}: mirror ${name}'s primary ${m.primary.array} is not at site ${from}`);
   if (m.secondaries.length !== 1 || siteOf(w, m.secondaries[0]!.array) !== to) problems.push(`${at}: mirror ${name} must have exactly one secondary, at site ${to}`);
   if (m.allowSecondaryReads !== true) problems.push(`${at}: mirror ${name} needs secondaryReads: true (the other site reads heartbeats from its secondary)`);
+  for (const ref of [m.primary, ...m.secondaries]) {
+    const lun = w.arrays.find((a) => a.name === ref.array)?.luns.find((l) => l.name === String(ref.lun));
+    if (lun && lun.size < HB_VOLUME_MIN_BYTES) problems.push(`${at}: LUN ${ref.array}:${ref.lun} is ${lun.size} bytes; a heartbeat volume needs at least ${HB_VOLUME_MIN_BYTES} (the heartbeat area and the status table)`);
+  }
   const group = w.groups.find((g) => g.members.includes(name));
   if (group) problems.push(`${at}: mirror ${name} is a member of group ${group.name}; heartbeat mirrors stay out of data consistency groups (a split of the group would stop the heartbeats)`);
 }

@@ -63,7 +63,7 @@ export function parseLab(text: string, file: string): Lab {
   const restart = parseRestart(root.restart, problems);
   const monitor = parseMonitor(root.monitor, { name, mirrors, groups, arrays: arrays.map((a) => a.name) }, problems);
   const dashboard = parseDashboard(root.dashboard, problems, usePort);
-  const heartbeat = parseHeartbeat(root.heartbeat, { sites, mirrors, groups }, { problems, usePort });
+  const heartbeat = parseHeartbeat(root.heartbeat, { arrays, sites, mirrors, groups }, { problems, usePort });
   if (problems.length) throw new LabError(file, problems);
   return { name, file, arrays, links, mirrors, groups, sites, restart, ...(monitor ? { monitor } : {}), dashboard, ...(heartbeat ? { heartbeat } : {}) };
 }

@@ -15,6 +15,7 @@ import { electMaster } from '../master.js';
 import type { FailureNotice } from '../notice.js';
 import { emptyTable, type TableChange } from '../status-table.js';
 import { parseTable, serializeTable } from '../status-table-codec.js';
+import { TABLE_BLOCK_BYTES, TABLE_OFFSET, decodeTableBlock, encodeTableBlock } from '../table-block.js';
 import { runFailover, runNoticeAction, setFence } from './actions.js';
 import { agentRoutes } from './api.js';
 import { roleOf, timeoutMsOf, type AgentConfig, type SiteRole } from './config.js';
@@ -62,6 +63,7 @@ export class HeartbeatAgent {
   private wake: (() => void) | undefined;
   private lastDecision = '';
   private readonly tablePath: string;
+  private tableLoaded = false;
 
   constructor(
     readonly cfg: AgentConfig,
@@ -87,14 +89,38 @@ export class HeartbeatAgent {
   /** The persisted table of an earlier run (its devices, modes), or an empty one. */
   private loadTable() {
     try {
-      return parseTable(readFileSync(this.tablePath, 'utf8'));
+      const t = parseTable(readFileSync(this.tablePath, 'utf8'));
+      this.tableLoaded = true;
+      return t;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.events.emit('hb.table-discarded', { host: this.cfg.host, error: (e as Error).message });
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.events.emit('hb.table-discarded', { host: this.cfg.host, from: 'file', error: (e as Error).message });
       return emptyTable();
     }
   }
 
+  /** No local copy: the table this site's master last wrote to its heartbeat volumes, if any. */
+  private async tableFromVolumes(): Promise<void> {
+    for (const v of this.outVolumes.values()) {
+      let r;
+      try {
+        r = decodeTableBlock(await v.read(TABLE_OFFSET, TABLE_BLOCK_BYTES));
+      } catch (e) {
+        this.events.emit('hb.table-discarded', { host: this.cfg.host, from: `volume ${v.endpoint.mirror}`, error: (e as Error).message });
+        continue;
+      }
+      if (!r.ok) {
+        if (r.reason !== 'blank') this.events.emit('hb.table-discarded', { host: this.cfg.host, from: `volume ${v.endpoint.mirror}`, error: `${r.reason}: ${r.detail}` });
+        continue;
+      }
+      this.receiver.replaceTable({ table: r.table, changes: [] });
+      for (const rv of this.cfg.receive) this.receiver.install(rv); // the configured ones stay installed
+      this.events.emit('hb.table-restored', { host: this.cfg.host, from: `volume ${v.endpoint.mirror}`, devices: r.table.devices.filter((d) => d.status !== 'NULL').map((d) => d.mirror) });
+      return;
+    }
+  }
+
   async start(): Promise<number> {
+    if (!this.tableLoaded) await this.tableFromVolumes();
     this.http = new ServiceHttp({ service: 'heartbeat agent', host: this.cfg.listen.host, port: this.cfg.listen.port, events: this.events, ...agentRoutes(this) });
     const port = await this.http.start();
     this.running = true;
@@ -319,13 +345,25 @@ export class HeartbeatAgent {
   }
 
   private saving = Promise.resolve();
+  /** The table in a local file and, from the master, on every heartbeat volume its site writes; serialized: the newest is the last written. */
   private saveTable(): Promise<void> {
-    // serialized: the newest table is the last written
     this.saving = this.saving.then(async () => {
-      const tmp = `${this.tablePath}.tmp`;
-      await writeFile(tmp, serializeTable(this.receiver.table));
-      await rename(tmp, this.tablePath);
-    }).catch((e: unknown) => void this.events.emit('hb.table-save-failed', { host: this.cfg.host, error: (e as Error).message }));
+      const table = this.receiver.table;
+      try {
+        const tmp = `${this.tablePath}.tmp`;
+        await writeFile(tmp, serializeTable(table));
+        await rename(tmp, this.tablePath);
+      } catch (e) {
+        this.events.emit('hb.table-save-failed', { host: this.cfg.host, where: 'file', error: (e as Error).message });
+      }
+      if (!this.amMaster) return;
+      const block = encodeTableBlock(table);
+      await Promise.all(
+        [...this.outVolumes.values()].map((v) =>
+          v.write(TABLE_OFFSET, block).catch((e: unknown) => void this.events.emit('hb.table-save-failed', { host: this.cfg.host, where: `volume ${v.endpoint.mirror}`, error: (e as Error).message })),
+        ),
+      );
+    });
     return this.saving;
   }
 

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { labCli } from '../../support/lab-cli.js';
 import { freePort } from '../../support/net.js';
 import { NbdClient } from '../../../src/check/nbd-client/index.js';
+import { TABLE_BLOCK_BYTES, TABLE_OFFSET, decodeTableBlock } from '../../../src/heartbeat/index.js';
 
 const INTERVAL_MS = 300;
 const TIMEOUT_INTERVALS = 6;
@@ -129,6 +130,15 @@ describe('heartbeat lab: single-path faults, notices, non-stop install', () => {
     const r = sanbox(['mirror', 'fracture', 'hb0', '--array', 'alpha', '--json']);
     expect(r.code).toBe(1);
     expect(r.out + r.err).toContain('heartbeat-installed');
+  });
+
+  it("the production master's status table is on its heartbeat volumes, and so at the standby", async () => {
+    const lab = JSON.parse(await readFile(join(dir, '.labs', `${labName}.json`), 'utf8'));
+    const b = lab.arrays.find((x: { name: string }) => x.name === 'bravo').nbd;
+    const c = await NbdClient.connect(`nbd://${b.host}:${b.port}/hb0`);
+    const r = decodeTableBlock(await c.read(TABLE_OFFSET, TABLE_BLOCK_BYTES));
+    await c.close();
+    expect(r.ok && r.table.devices.filter((d) => d.status !== 'NULL').map((d) => d.mirror)).toEqual(['rhb0']);
   });
 
   it('a cut network is one failed path: the mirrors keep the production alive, nothing fails over; restored, it recovers', async () => {
