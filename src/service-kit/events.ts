@@ -25,6 +25,7 @@ export class ServiceEvents {
   constructor(private readonly log?: (line: string) => void) {}
 
   emit(type: string, details: Record<string, unknown> = {}): ServiceEvent {
+    if ('seq' in details || 'time' in details || 'type' in details) throw new Error(`event ${type}: seq, time and type are the journal's own fields, not details`);
     const e: ServiceEvent = { seq: ++this.seq, time: new Date().toISOString(), type, ...details };
     this.kept.push(e);
     if (this.kept.length > KEEP) this.kept.shift();

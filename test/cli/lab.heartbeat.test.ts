@@ -12,8 +12,8 @@ const luns = ['d0', 'd1', 'd2', 'd3', 'hb0', 'hb1', 'hb2', 'hb3', 'rhb0'].map((n
 const base = `
 lab: t
 arrays:
-  - { name: alpha, nbd: { port: 0 }, api: { port: 0 }, remoteLink: { port: 17001 }, luns: [${luns}] }
-  - { name: bravo, nbd: { port: 0 }, api: { port: 0 }, remoteLink: { port: 17002 }, luns: [${luns}] }
+  - { name: alpha, nbd: { port: 17011 }, api: { port: 17012 }, remoteLink: { port: 17001 }, luns: [${luns}] }
+  - { name: bravo, nbd: { port: 17021 }, api: { port: 17022 }, remoteLink: { port: 17002 }, luns: [${luns}] }
 links:
   - { name: ab, between: [alpha, bravo], secret: a-secret-of-the-test-link }
 mirrors:
@@ -35,6 +35,14 @@ const hosts = '  hosts: [{ name: alpha-1, site: alpha }, { name: bravo-1, site: 
 const minimal = 'heartbeat:\n  production: alpha\n  standby: bravo\n' + hosts;
 
 describe('lab files: heartbeat', () => {
+  it('the arrays of both sites need fixed nbd and api ports (agents keep the addresses they start with)', () => {
+    const anyPort = base.replace('nbd: { port: 17011 }, api: { port: 17012 }', 'nbd: { port: 0 }, api: { port: 17012 }').replace('api: { port: 17022 }', 'api: { port: 0 }');
+    expect(labProblems(anyPort + minimal + '  mirrors: [hb0, hb1]\n')).toEqual([
+      'heartbeat: array alpha needs fixed nbd and api ports (not 0): its heartbeat agents keep the addresses they start with, and a restarted array on any free port would come back elsewhere',
+      'heartbeat: array bravo needs fixed nbd and api ports (not 0): its heartbeat agents keep the addresses they start with, and a restarted array on any free port would come back elsewhere',
+    ]);
+  });
+
   it('a lab without heartbeat: has none', () => {
     expect(parseLab(base, '/labs/t.yaml').heartbeat).toBeUndefined();
   });

@@ -191,6 +191,13 @@ export function parseHeartbeat(v: unknown, w: World, ctx: Ctx): LabHeartbeat | u
   mirrors.forEach((m) => checkHeartbeatMirror(w, m, production, standby, `heartbeat.mirrors: ${m}`, problems));
   const reverseMirrors = names(v.reverseMirrors, 'heartbeat.reverseMirrors', problems);
   reverseMirrors.forEach((m) => checkHeartbeatMirror(w, m, standby, production, `heartbeat.reverseMirrors: ${m}`, problems));
+  // An agent keeps the addresses it started with: an array on "any free port" comes back elsewhere after a restart.
+  for (const site of [production, standby]) {
+    for (const name of w.sites.find((s) => s.name === site)?.arrays ?? []) {
+      const a = w.arrays.find((x) => x.name === name);
+      if (a && (a.api.port === 0 || (a.nbd.port === 0 && !a.nbd.ports))) problems.push(`heartbeat: array ${name} needs fixed nbd and api ports (not 0): its heartbeat agents keep the addresses they start with, and a restarted array on any free port would come back elsewhere`);
+    }
+  }
   const witness = parseWitness(v.witness, ctx);
   const hb: LabHeartbeat = {
     cluster: cluster as string,

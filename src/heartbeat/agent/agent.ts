@@ -317,7 +317,7 @@ export class HeartbeatAgent {
   async notify(n: Omit<FailureNotice, 'seq' | 'senderId'>): Promise<{ notice: FailureNotice; delivered: string[]; failed: string[] }> {
     const writable = [...this.outVolumes.values()].filter((v) => this.modes.mirrors && !this.modes.disabled.has(v.endpoint.mirror));
     const r = await this.sender.notify(n, writable);
-    this.events.emit('hb.notice-sent', { host: this.cfg.host, seq: r.notice.seq, level: r.notice.level, componentId: r.notice.componentId, details: r.notice.details, delivered: r.delivered, failed: r.failed });
+    this.events.emit('hb.notice-sent', { host: this.cfg.host, noticeSeq: r.notice.seq, level: r.notice.level, componentId: r.notice.componentId, details: r.notice.details, delivered: r.delivered, failed: r.failed });
     return r;
   }
 
@@ -331,11 +331,11 @@ export class HeartbeatAgent {
     this.receiver.seen(n.seq);
     this.notices.push({ ...n, via: [via], receivedAt: new Date().toISOString() });
     if (this.notices.length > KEEP_NOTICES) this.notices.shift();
-    this.events.emit('hb.notice', { host: this.cfg.host, via, seq: n.seq, level: n.level, componentId: n.componentId, componentKind: n.componentKind, address: n.address, details: n.details, detectedAtMs: n.detectedAtMs, sender: n.senderId });
+    this.events.emit('hb.notice', { host: this.cfg.host, via, noticeSeq: n.seq, level: n.level, componentId: n.componentId, componentKind: n.componentKind, address: n.address, details: n.details, detectedAtMs: n.detectedAtMs, sender: n.senderId });
     const command = this.cfg.actions[n.level];
     if (!command || !this.amMaster) return;
     const r = await runNoticeAction(command, n);
-    this.events.emit('hb.action', { host: this.cfg.host, level: n.level, seq: n.seq, command, code: r.code, signal: r.signal, output: r.output });
+    this.events.emit('hb.action', { host: this.cfg.host, level: n.level, noticeSeq: n.seq, command, code: r.code, signal: r.signal, output: r.output });
   }
 
   publishChanges(changes: readonly TableChange[]): void {

@@ -17,18 +17,18 @@ const INTERVAL_MS = 300;
 const TIMEOUT_INTERVALS = 6;
 const TIMEOUT_MS = INTERVAL_MS * TIMEOUT_INTERVALS;
 
-const labYaml = (name: string, rl: [number, number], witness: boolean) => `
+const labYaml = (name: string, p: number[], witness: boolean) => `
 lab: ${name}
 arrays:
   - name: alpha
-    nbd: { port: 0 }
-    api: { port: 0 }
-    remoteLink: { port: ${rl[0]} }
+    nbd: { port: ${p[0]} }
+    api: { port: ${p[1]} }
+    remoteLink: { port: ${p[2]} }
     luns: [{ name: disk0, size: 8M }, { name: hb0, size: 1M }, { name: hb1, size: 1M }, { name: hb2, size: 1M }, { name: rhb0, size: 1M }]
   - name: bravo
-    nbd: { port: 0 }
-    api: { port: 0 }
-    remoteLink: { port: ${rl[1]} }
+    nbd: { port: ${p[3]} }
+    api: { port: ${p[4]} }
+    remoteLink: { port: ${p[5]} }
     luns: [{ name: disk0, size: 8M }, { name: hb0, size: 1M }, { name: hb1, size: 1M }, { name: hb2, size: 1M }, { name: rhb0, size: 1M }]
 links:
   - { name: ab, between: [alpha, bravo], secret: heartbeat-test-link-secret }
@@ -101,11 +101,18 @@ async function agentEvents(host: string): Promise<HbEvent[]> {
 
 let labName = '';
 
+/** Distinct free ports (the heartbeat needs fixed array ports: agents keep the addresses they start with). */
+async function freePorts(n: number): Promise<number[]> {
+  const out = new Set<number>();
+  while (out.size < n) out.add(await freePort());
+  return [...out];
+}
+
 /** `witness`: without one, only the paths themselves keep the standby from failing over. */
 async function up(name: string, witness = true): Promise<void> {
   labName = name;
   dir = await mkdtemp(join(tmpdir(), 'sanbox-hb-'));
-  await writeFile(join(dir, 'lab.yaml'), labYaml(name, [await freePort(), await freePort()], witness));
+  await writeFile(join(dir, 'lab.yaml'), labYaml(name, await freePorts(6), witness));
   const r = sanbox(['up', join(dir, 'lab.yaml'), '--detach'], 120_000);
   expect(r.code, r.out + r.err).toBe(0);
   await until('both sites see each other on every path', () => {
@@ -174,6 +181,19 @@ describe('heartbeat lab: single-path faults, notices, non-stop install', () => {
     expect(readFileSync(pager, 'utf8').trim().split('\n')).toEqual(['SYSTEM DOWN c-SYSTEM', 'SERIOUS c-SERIOUS']);
     expect(sanbox(['hb', 'notify', '--component', 'x', '--kind', 'lun', '--level', 'BAD']).code).toBe(2);
   });
+
+  it('a crashed production array is noticed (SYSTEM DOWN, then TEMPORALLY when it is back) and is no site loss while the network lives', async () => {
+    expect(sanbox(['fault', 'array-crash', 'alpha']).code).toBe(0);
+    const notices = () => (sanbox(['hb', 'notices', '--host', 'bravo-1', '--json']).json?.notices ?? []) as { level: string; componentId: string; details: string }[];
+    await until('the SYSTEM DOWN notice of array alpha', () => notices().some((n) => n.componentId === 'array:alpha' && n.level === 'SYSTEM DOWN'));
+    await until('the heartbeat mirrors FAILED', () => status('bravo-1').table.remoteGroupStatusByMirror === 'FAILED');
+    expect(status('bravo-1').table.remoteGroupStatusByNetwork).toBe('ALIVE');
+    expect(status('bravo-1').failedOver).toBeNull();
+    expect(sanbox(['fault', 'array-restart', 'alpha'], 120_000).code).toBe(0);
+    await until('the TEMPORALLY notice', () => notices().some((n) => n.componentId === 'array:alpha' && n.level === 'TEMPORALLY'), 60_000);
+    await until('the heartbeat mirrors ALIVE again', () => status('bravo-1').table.remoteGroupStatusByMirror === 'ALIVE', 60_000);
+    expect(status('bravo-1').failedOver).toBeNull();
+  }, 180_000);
 
   it('installs and uninstalls a heartbeat mirror without a missed cycle', async () => {
     const before = status('bravo-1');
