@@ -16,24 +16,15 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync, readSync, closeSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { HOST, MiB, log, freePort, until, fmtBytes, table } from './common.mjs';
+import { HOST, MiB, REPO, log, freePort, until, fmtBytes, table } from './common.mjs';
 import { SECRET } from './lab.mjs';
 
 const BLOCK = 4096;
 
-/** mulberry32: the same writes in the off and on runs. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (src/random, built): the same writes in the off and on runs. */
+const { mulberry32: rng } = await import(pathToFileURL(join(resolve(process.env.SANBOX_DIST || join(REPO, 'dist')), 'random', 'index.js')).href);
 
 function imageFile(dir) {
   const hit = readdirSync(dir, { recursive: true }).filter((f) => /(^|\/)lun0\.img$/.test(f));
