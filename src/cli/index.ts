@@ -26,6 +26,7 @@ import { addCloneCommands } from './clone-verbs.js';
 import { addMonitorCommands } from './monitor/index.js';
 import { addHeartbeatCommands } from './heartbeat/verbs.js';
 import { addEventsCommand } from './events/index.js';
+import { addAutomationCommands } from './automation/verbs.js';
 import { handleOutputErrors } from './pipe.js';
 
 export { EXIT } from './common.js';
@@ -286,6 +287,7 @@ export async function main(argv: string[]): Promise<number> {
   addMonitorCommands(program, run);
   addHeartbeatCommands(program, run);
   addEventsCommand(program, run);
+  addAutomationCommands(program, run);
 
   // Every command at every depth throws instead of exiting: its usage errors become exit 2 below.
   const overrideAll = (c: Command): void => {
