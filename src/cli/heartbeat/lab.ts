@@ -83,6 +83,7 @@ export class LabHeartbeatRunner {
       const wport = await this.witness.start();
       this.witnessUrl = `http://${hb.witness.bind}:${wport}`;
       for (const site of [hb.production, hb.standby]) {
+        // named as heartbeatLinkNames (src/cli/lab/heartbeat.ts) says
         const link = await startEmulator(`hb-witness-${site}`, site, 'witness', [{ name: 'to-witness', listen: { host: '127.0.0.1', port: 0 }, target: { host: hb.witness.bind, port: wport }, forward: 'a-to-b' }], hb.witness.latencyMs, 0, { bind: '127.0.0.1', port: 0 });
         this.links.push(link);
         witnessUrl.set(site, listenOf(link, 'to-witness'));

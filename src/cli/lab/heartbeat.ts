@@ -30,6 +30,11 @@ export const NOTICE_LEVEL_NAMES = ['SYSTEM DOWN', 'SERIOUS', 'MODERATE', 'TEMPOR
 /** The heartbeat network's link emulator, as `sanbox link` names it. */
 export const HB_NETWORK_LINK = 'hb-net';
 
+/** The link emulators `up` starts for a lab's heartbeat: the agents' network, and one per site to the witness. */
+export function heartbeatLinkNames(hb: LabHeartbeat): string[] {
+  return [HB_NETWORK_LINK, ...(hb.witness ? [hb.production, hb.standby].map((s) => `hb-witness-${s}`) : [])];
+}
+
 interface Ctx {
   problems: string[];
   usePort(port: number, what: string): void;

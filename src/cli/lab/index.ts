@@ -81,7 +81,7 @@
  * and for every array its pid, directory, NBD endpoint and API URL (and token if any).
  */
 export type { LabDashboard, LabHeartbeat, LabMonitor, LabMonitorResource } from './types.js';
-export { HB_NETWORK_LINK, NOTICE_LEVEL_NAMES } from './heartbeat.js';
+export { HB_NETWORK_LINK, NOTICE_LEVEL_NAMES, heartbeatLinkNames } from './heartbeat.js';
 export type { Lab, LabArray, LabGroup, LabLink, LabLinkSettings, LabLunRef, LabMirror, LabSecondary, LabSite, LinkDirection, RestartPolicy } from './types.js';
 export { DEFAULT_RESTART_POLICY, parseRestart, parseSites } from './sites.js';
 export { LabError } from './types.js';

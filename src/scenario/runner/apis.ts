@@ -63,6 +63,17 @@ export class LabApis {
     return (this.state.links ?? []).map((l) => l.name);
   }
 
+  /** The heartbeat agents' APIs (their `/v1/events` are the sources `hb:HOST`). */
+  heartbeatHostNames(): string[] {
+    return (this.state.heartbeat?.hosts ?? []).map((h) => h.name);
+  }
+
+  heartbeat(host: string): ApiClient {
+    const h = this.state.heartbeat?.hosts.find((x) => x.name === host);
+    if (!h) throw new Error(`the lab has no heartbeat host ${host}`);
+    return new ApiClient({ url: h.url });
+  }
+
   control(timeoutMs?: number): ApiClient {
     const c = this.state.control;
     if (!c) throw new Error(`lab ${this.lab.name} has no control API in its state file`);

@@ -1,8 +1,8 @@
 /**
- * Every event of every array, link emulator and the lab supervisor during a run, in one list
- * (the report's `events`): arrays through their server-sent-event streams (reconnected after a
- * crash; a restarted array's events are read from its first), links and the supervisor by
- * polling their `?since=` documents.
+ * Every event of every array, link emulator, heartbeat agent (source `hb:HOST`) and the lab
+ * supervisor during a run, in one list (the report's `events`): arrays through their
+ * server-sent-event streams (reconnected after a crash; a restarted array's events are read from
+ * its first), links, agents and the supervisor by polling their `?since=` documents.
  */
 import type { ApiClient } from '../../control/index.js';
 import type { LabApis } from './apis.js';
@@ -34,6 +34,7 @@ export class EventCollector {
   start(): void {
     for (const a of this.apis.arrayNames()) this.loops.push(this.arrayLoop(a));
     for (const l of this.apis.linkNames()) this.loops.push(this.pollLoop(l, () => this.apis.link(l)));
+    for (const h of this.apis.heartbeatHostNames()) this.loops.push(this.pollLoop(`hb:${h}`, () => this.apis.heartbeat(h)));
     this.loops.push(this.pollLoop('lab', () => this.apis.control()));
   }
 

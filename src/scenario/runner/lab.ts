@@ -66,6 +66,13 @@ export async function rewriteLab(labFile: string, labName: string): Promise<stri
   }
   // A fixed dashboard port would clash between runs: any free one (its URL is in the lab state).
   if (isObj(doc.dashboard)) doc.dashboard = { ...doc.dashboard, port: 0 };
+  // The heartbeat's agents, witness and network API likewise (their URLs are in the lab state).
+  if (isObj(doc.heartbeat)) {
+    const hb = doc.heartbeat;
+    if (Array.isArray(hb.hosts)) for (const h of hb.hosts) if (isObj(h)) h.port = 0;
+    if (isObj(hb.witness)) hb.witness = { ...hb.witness, port: 0 };
+    hb.network = { ...(isObj(hb.network) ? hb.network : {}), api: { port: 0 } };
+  }
   doc.lab = labName;
   return `# ${labFile}, rewritten for a scenario run (lab name, ports, directories)\n${stringify(doc)}`;
 }

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
-import { LabError, loadLab, type Lab } from '../../cli/lab/index.js';
+import { LabError, heartbeatLinkNames, loadLab, type Lab } from '../../cli/lab/index.js';
 import { DISK_ERRNOS, DISK_OPS, MAX_DELAY_MS } from '../../fault/index.js';
 import { MIRROR_CONDITION_STATES, type ActionKind, type ActionSpec, type CheckKind, type CheckSpec, type ConditionSpec } from './types.js';
 import type { NemesisFaultSpec, NemesisSpec, ScenarioSpec, StepSpec, WorkloadSpec } from './types.js';
@@ -32,16 +32,19 @@ export interface LabNames {
   sites: string[];
   mirrors: string[];
   groups: string[];
+  /** heartbeat hosts: their agents' event streams are sources `hb:HOST` */
+  heartbeatHosts: string[];
 }
 
 export function labNamesOf(lab: Lab): LabNames {
   return {
     // An array has the two SPs A and B exactly when its lab entry has `sps:`.
     arrays: new Map(lab.arrays.map((a) => [a.name, { sps: a.sps ? ['A', 'B'] : [], luns: a.luns.map((l) => l.name) }])),
-    links: lab.links.map((l) => l.name),
+    links: [...lab.links.map((l) => l.name), ...(lab.heartbeat ? heartbeatLinkNames(lab.heartbeat) : [])],
     sites: lab.sites.map((s) => s.name),
     mirrors: lab.mirrors.map((m) => m.name),
     groups: lab.groups.map((g) => g.name),
+    heartbeatHosts: lab.heartbeat?.hosts.map((h) => h.name) ?? [],
   };
 }
 
@@ -186,9 +189,10 @@ class ScenarioParser {
   // ---- names: the lab's, and the file's own ----
 
   /** A name that must be in `known()` (undefined: unknown yet, e.g. no lab given; any name passes). */
-  private ref(what: string, known: () => readonly string[] | undefined, label: string): Read<string> {
+  private ref(what: string, known: () => readonly string[] | undefined, label: string, prefix = ''): Read<string> {
     return reader('', (v, at, p) => {
-      const n = name(v, at, p);
+      // a prefixed reference (`hb:HOST`) is the prefix and a name
+      const n = prefix && typeof v === 'string' && v.startsWith(prefix) ? (name(v.slice(prefix.length), at, p) === undefined ? undefined : v) : name(v, at, p);
       const names = known();
       if (n === undefined || names === undefined || names.includes(n)) return n;
       return p.add(at, `unknown ${what} ${show(n)} (${label}: ${names.join(', ') || 'none'})`);
@@ -202,7 +206,7 @@ class ScenarioParser {
   private readonly site = this.labRef('site', (lab) => lab.sites);
   private readonly mirror = this.labRef('mirror', (lab) => lab.mirrors);
   private readonly group = this.labRef('group', (lab) => lab.groups);
-  private readonly source = this.ref('event source', () => this.lab && ['lab', ...this.lab.arrays.keys(), ...this.lab.links], 'arrays, links, and lab');
+  private readonly source = this.ref('event source', () => this.lab && ['lab', ...this.lab.arrays.keys(), ...this.lab.links, ...this.lab.heartbeatHosts.map((h) => `hb:${h}`)], 'arrays, links, hb:HOST and lab', 'hb:');
   private readonly stepRef = this.ref('step', () => [...this.seen.steps.keys()], 'named steps');
 
   private readonly lunOf = (array: string) => this.ref('LUN', () => this.lab?.arrays.get(array)?.luns, `LUNs of ${array}`);

@@ -21,6 +21,7 @@ const LAB: LabNames = {
   sites: ['east', 'west'],
   mirrors: ['m0', 'm1', 'm2'],
   groups: ['g0'],
+  heartbeatHosts: ['alpha-1'],
 };
 
 const FILE = '/scenarios/flap.yaml';
@@ -406,7 +407,7 @@ checks:
       'steps[4].power-fail.array: array bravo has no SPs (no sps: in the lab file): this needs a two-SP array',
       'steps[5].mirror-promote.mirror: unknown mirror "m9" (mirrors of the lab: m0, m1, m2)',
       'steps[6].wait.condition.group-drained.group: unknown group "g1" (groups of the lab: g0)',
-      'steps[7].wait.condition.event.source: unknown event source "nowhere" (arrays, links, and lab: lab, alpha, bravo, alpha-bravo)',
+      'steps[7].wait.condition.event.source: unknown event source "nowhere" (arrays, links, hb:HOST and lab: lab, alpha, bravo, alpha-bravo, hb:alpha-1)',
       'checks[0].images-equal.b: must be ARRAY:LUN (e.g. alpha:disk0), not "bravo-disk0"',
       'checks[1].fs.lun: unknown LUN "disk5" (LUNs of bravo: disk0, disk1, disk2)',
     ]);
@@ -519,7 +520,18 @@ describe('scenario files: loading with the lab', () => {
       sites: ['alpha', 'bravo'],
       mirrors: ['m0', 'm1', 'm2'],
       groups: ['g0'],
+      heartbeatHosts: [],
     });
+    // a heartbeat lab adds its links and its hosts (event sources hb:HOST)
+    const hb = labNamesOf(loadLab(join(REPO, 'scenarios', 'labs', 'heartbeat.yaml')));
+    expect([hb.links, hb.heartbeatHosts]).toEqual([['alpha-bravo', 'hb-net', 'hb-witness-east', 'hb-witness-west'], ['east-1', 'east-2', 'west-1']]);
+  });
+
+  it('takes hb:HOST as an event source of a heartbeat lab, and refuses an unknown host', () => {
+    const ok = parseScenario(`scenario: s\nlab: x.yaml\nsteps:\n  - { wait: { condition: { event: { type: hb.failover, source: hb:alpha-1 } }, timeout: 1s } }\n`, FILE, { labNames: LAB });
+    expect(ok.steps[0]).toMatchObject({ action: { kind: 'wait', condition: { kind: 'event', type: 'hb.failover', source: 'hb:alpha-1' } } });
+    const bad = problems(`scenario: s\nlab: x.yaml\nsteps:\n  - { wait: { condition: { event: { type: hb.failover, source: hb:nobody } }, timeout: 1s } }\n`);
+    expect(bad).toEqual(['steps[0].wait.condition.event.source: unknown event source "hb:nobody" (arrays, links, hb:HOST and lab: lab, alpha, bravo, alpha-bravo, hb:alpha-1)']);
   });
 
   it('loads a file whose lab is relative to it, and checks the names against that lab', () => {
