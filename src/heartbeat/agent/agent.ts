@@ -40,6 +40,18 @@ export class HeartbeatAgent {
   readonly events: ServiceEvents;
   readonly role: SiteRole;
   readonly timeoutMs: number;
+  /**
+   * A silent master is replaced after this much local silence: well inside the other site's
+   * timeout, so the new master's heartbeats arrive there before it could call this site dead.
+   */
+  readonly localTimeoutMs: number;
+  /**
+   * Reads (and decisions) run twice per interval: a heartbeat is seen at most half an interval
+   * after it was written, and a silence judged at most half an interval after the timeout, so a
+   * lost site is detected within the timeout and one interval of its last heartbeat.
+   */
+  readonly readEveryMs: number;
+  private lastSendMono = -Infinity;
   readonly receiver: Receiver;
   readonly sender: Sender;
   readonly outVolumes = new Map<string, HeartbeatVolume>();
@@ -71,6 +83,8 @@ export class HeartbeatAgent {
   ) {
     this.role = roleOf(cfg);
     this.timeoutMs = timeoutMsOf(cfg);
+    this.localTimeoutMs = Math.max(2 * cfg.intervalMs, Math.floor(this.timeoutMs / 2));
+    this.readEveryMs = Math.max(5, Math.floor(cfg.intervalMs / 2));
     this.events = new ServiceEvents(log);
     mkdirSync(cfg.stateDir, { recursive: true });
     this.tablePath = join(cfg.stateDir, `${cfg.host}.table.json`);
@@ -150,7 +164,7 @@ export class HeartbeatAgent {
       } catch (e) {
         this.events.emit('hb.cycle-failed', { host: this.cfg.host, error: (e as Error).stack ?? String(e) });
       }
-      const wait = Math.max(0, this.cfg.intervalMs - (performance.now() - t0));
+      const wait = Math.max(0, this.readEveryMs - (performance.now() - t0));
       await new Promise<void>((r) => {
         const t = setTimeout(r, wait);
         this.wake = () => (clearTimeout(t), r());
@@ -166,10 +180,15 @@ export class HeartbeatAgent {
    */
   private async cycle(): Promise<void> {
     this.cycles++;
-    this.background('local', () => this.sendLocal());
+    const now = performance.now();
+    const due = now - this.lastSendMono >= this.cfg.intervalMs - this.readEveryMs / 2;
+    if (due) {
+      this.lastSendMono = now;
+      this.background('local', () => this.sendLocal());
+    }
     this.elect();
     const master = this.amMaster;
-    if (master) {
+    if (master && due) {
       this.background('send', () => this.send());
       if (this.cfg.witness) this.background('witness', () => this.askWitness());
     }
@@ -210,10 +229,12 @@ export class HeartbeatAgent {
     // At start a sibling not heard yet is not dead: wait for one message, or three intervals
     // (the other site starts its clocks at the same time: a long wait here is a false alarm there).
     if (others.length && !this.siblingHeard && now - this.startedMono < Math.min(this.timeoutMs, 3 * this.cfg.intervalMs)) return;
-    const liveness = Object.fromEntries(others.map((s) => [s.name, { valid: now - (this.siblingSeen.get(s.name) ?? this.startedMono) <= this.timeoutMs, reason: 'local heartbeat' }]));
+    const liveness = Object.fromEntries(others.map((s) => [s.name, { valid: now - (this.siblingSeen.get(s.name) ?? this.startedMono) <= this.localTimeoutMs, reason: 'local heartbeat' }]));
     const d = electMaster(this.cfg.siblings.map((s) => s.name), liveness, this.cfg.host, this.master);
-    if (d.master !== this.master) this.events.emit('hb.master', { host: this.cfg.host, site: this.cfg.site, master: d.master, previous: this.master, reason: d.reason, detail: d.detail });
+    if (d.master === this.master) return;
+    this.events.emit('hb.master', { host: this.cfg.host, site: this.cfg.site, master: d.master, previous: this.master, reason: d.reason, detail: d.detail });
     this.master = d.master;
+    if (this.amMaster) void this.saveTable(); // the new master's table goes to the volumes at once
   }
 
   /** A sibling's local heartbeat (POST /v1/local): alive, and whom it takes for master. */
