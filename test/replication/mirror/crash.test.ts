@@ -9,6 +9,7 @@ import { startArray, type RunningArray } from '../../../src/control/service.js';
 import { LedgerWriter, verifyLedger } from '../../../src/check/ledger/index.js';
 import { freePort, linkBetween, until, SECRET } from '../../support/mirror-lab.js';
 import { kill, startChild } from '../../support/workload.js';
+import { childEvents } from '../../support/child-events.js';
 
 const MiB = 1024 * 1024;
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -29,29 +30,6 @@ async function api(base: string, method: string, path: string, body?: unknown): 
   const j = await r.json();
   if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(j)}`);
   return j;
-}
-
-/** Events of a child array so far (SSE replay, read for a moment). */
-async function childEvents(base: string): Promise<Array<Record<string, unknown>>> {
-  const ac = new AbortController();
-  const r = await fetch(`${base}/v1/events?since=0`, { signal: ac.signal });
-  let text = '';
-  const reader = r.body!.getReader();
-  const stop = setTimeout(() => ac.abort(), 400);
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += Buffer.from(value).toString();
-    }
-  } catch {
-    /* aborted */
-  }
-  clearTimeout(stop);
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('data: '))
-    .map((l) => JSON.parse(l.slice(6)));
 }
 
 async function setup() {

@@ -12,6 +12,7 @@ import { LedgerWriter } from '../../../src/check/ledger/index.js';
 import { freePort, linkBetween, until, SECRET } from '../../support/mirror-lab.js';
 import { kill, startChild } from '../../support/workload.js';
 import { differingBlocks, imageFile } from '../../support/image-files.js';
+import { childEvents } from '../../support/child-events.js';
 
 const MiB = 1024 * 1024;
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -87,7 +88,7 @@ describe('checksum resync after an unclean stop', () => {
     emu.restore();
     const again = await start();
     let evs: Array<Record<string, unknown>> = [];
-    await until(async () => (evs = await fetchEvents(again.api)).some((e) => e.type === 'mirror.resync-done'), 30_000, 'resync done');
+    await until(async () => (evs = await childEvents(again.api)).some((e) => e.type === 'mirror.resync-done'), 30_000, 'resync done');
     const unclean = evs.find((e) => e.type === 'mirror.unclean-stop')!;
     const rd = evs.find((e) => e.type === 'mirror.resync-done')!;
     if (process.env.CSUM_DEBUG) console.log({ differ, unclean, rd });
@@ -103,26 +104,3 @@ describe('checksum resync after an unclean stop', () => {
     expect(differingBlocks(a, b)).toBe(0);
   });
 });
-
-/** Events of a child array so far (SSE replay, read for a moment). */
-async function fetchEvents(base: string): Promise<Array<Record<string, unknown>>> {
-  const ac = new AbortController();
-  const r = await fetch(`${base}/v1/events?since=0`, { signal: ac.signal });
-  let text = '';
-  const reader = r.body!.getReader();
-  const stop = setTimeout(() => ac.abort(), 400);
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += Buffer.from(value).toString();
-    }
-  } catch {
-    /* aborted */
-  }
-  clearTimeout(stop);
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('data: '))
-    .map((l) => JSON.parse(l.slice(6)));
-}
