@@ -25,7 +25,7 @@ export interface LunRecord {
   image: string;
   /** ISO 8601. */
   created: string;
-  /** Fenced: host writes refused (src/block/admission.ts `admitFenced`); absent when not fenced. */
+  /** Fenced: host writes refused (src/block/admission.ts `fenceRefusal`); absent when not fenced. */
   fenced?: LunFence;
 }
 
@@ -168,7 +168,7 @@ export async function openLunImage(rec: LunRecord, path: string, readOnly: boole
 }
 
 /**
- * A fence change of `rec` (src/block/admission.ts `admitFenced`): the new record and the details
+ * A fence change of `rec` (src/block/admission.ts `fenceRefusal`): the new record and the details
  * of its event (`lun.fenced`, `lun.unfenced`), or null when nothing changes (the same fence again, or no fence to lift).
  * Fencing a fenced LUN again with another reason or agent keeps its `sinceMs`.
  */

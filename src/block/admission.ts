@@ -66,10 +66,10 @@ export interface LunFence {
  * FenceLayer, ./fence.ts; the SP's LunRouter, from the route the chassis pushes): writes, trims
  * and zeroes are refused (EPERM); reads, block status, cache hints and flushes pass (a flush
  * changes no data). Only host I/O is fenced: the mirror driver's own writes (a secondary's
- * replication traffic, resync) do not cross this rule.
+ * replication traffic, resync) do not cross this rule. Returns the refusal, or null: the caller
+ * throws or rejects it, so a layer adds no promise of its own to a write it lets through.
  */
-export function admitFenced(fence: Pick<LunFence, 'reason' | 'by'> | string | null | undefined, op: IoOpKind, lun: number | string): void {
-  if (!fence || !modifiesData(op)) return;
-  const why = typeof fence === 'string' ? fence : `${fence.reason} (fenced by ${fence.by})`;
-  throw new BlockError('EPERM', `LUN ${lun} is fenced: host writes refused: ${why}`);
+export function fenceRefusal(fence: Pick<LunFence, 'reason' | 'by'> | null | undefined, op: IoOpKind, lun: number | string): BlockError | null {
+  if (!fence || !modifiesData(op)) return null;
+  return new BlockError('EPERM', `LUN ${lun} is fenced: host writes refused: ${fence.reason} (fenced by ${fence.by})`);
 }

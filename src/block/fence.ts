@@ -1,11 +1,11 @@
-import { admitFenced, type LunFence } from './admission.js';
+import { fenceRefusal, type LunFence } from './admission.js';
 import type { BlockDevice, WriteOptions, ZeroOptions } from './device.js';
 import { LayerDevice } from './layer.js';
 
 /**
  * The fence layer of a single-process array's LUN (composed in src/stack, topmost under the I/O
  * statistics): looks the LUN's fence up on every request (`POST /v1/luns/REF/fence` changes it
- * under open sessions) and refuses host writes, trims and zeroes while it is set (`admitFenced`,
+ * under open sessions) and refuses host writes, trims and zeroes while it is set (`fenceRefusal`,
  * the rule the SPs' routers follow too). Reads and flushes pass. The mirror driver's own I/O on
  * the LUN does not cross this layer.
  */
@@ -18,19 +18,20 @@ export class FenceLayer extends LayerDevice {
     super(lower);
   }
 
-  override async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
-    admitFenced(this.fenceOf(), 'write', this.lunId);
-    return this.lower.write(offset, data, opts);
+  // Not async: a write let through costs a lookup, not a promise of this layer's own.
+  override write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
+    const refused = fenceRefusal(this.fenceOf(), 'write', this.lunId);
+    return refused ? Promise.reject(refused) : this.lower.write(offset, data, opts);
   }
 
-  override async trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
-    admitFenced(this.fenceOf(), 'trim', this.lunId);
-    return this.lower.trim(offset, length, opts);
+  override trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
+    const refused = fenceRefusal(this.fenceOf(), 'trim', this.lunId);
+    return refused ? Promise.reject(refused) : this.lower.trim(offset, length, opts);
   }
 
-  override async writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
-    admitFenced(this.fenceOf(), 'zero', this.lunId);
-    return this.lower.writeZeroes(offset, length, opts);
+  override writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
+    const refused = fenceRefusal(this.fenceOf(), 'zero', this.lunId);
+    return refused ? Promise.reject(refused) : this.lower.writeZeroes(offset, length, opts);
   }
 
   /** The device below belongs to the array; closing a session's view of it closes nothing. */

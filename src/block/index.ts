@@ -8,6 +8,6 @@ export * from './device.js';
 export { LayerDevice } from './layer.js';
 export { checked, assertExtents, type HopOptions } from './checked.js';
 export { execIoOp, parseIoOp, modifiesData, readsData, OpDevice, type IoOp, type IoOpKind, type IoResult } from './io-op.js';
-export { admitFenced, admitHostIo, hostReadOnly, type Admission, type HostRole, type LunFence } from './admission.js';
+export { fenceRefusal, admitHostIo, hostReadOnly, type Admission, type HostRole, type LunFence } from './admission.js';
 export { FenceLayer } from './fence.js';
 export { FileBackingStore } from './file-store.js';

@@ -194,7 +194,7 @@ export class ChassisLayers {
         if (top) r.saved = { seq: top.seq, regionSize: top.regionSize };
       }
       if (this.snapshots.offline(l.id)) r.offline = 'it is being rolled back to a snapshot';
-      if (l.fenced) r.fenced = `${l.fenced.reason} (fenced by ${l.fenced.by})`;
+      if (l.fenced) r.fenced = { reason: l.fenced.reason, by: l.fenced.by };
       if (Object.keys(r).length) luns[String(l.id)] = r;
     }
     const exports = served.map((s) => ({ name: s.export, lun: s.lun, size: s.size, blockSize: s.blockSize, description: `sanbox array ${this.array.name} snapshot ${s.name} of LUN ${s.lunName} (seq ${s.seq}, ${s.created})` }));

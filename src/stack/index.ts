@@ -44,7 +44,7 @@
  * answers the new routes once the direct requests admitted before them have ended.
  *
  * A fenced LUN (`POST /v1/luns/REF/fence`) refuses host writes, trims and zeroes in both by one
- * rule (src/block/admission.ts `admitFenced`): in the FenceLayer here, in the LunRouter of an SP
+ * rule (src/block/admission.ts `fenceRefusal`): in the FenceLayer here, in the LunRouter of an SP
  * (the fence travels in the LUN's route, so it holds on whichever SP serves the LUN). The mirror
  * driver's own I/O on a LUN never crosses it.
  *

@@ -79,8 +79,8 @@ export interface LunRoute {
   saved?: { seq: number; regionSize: number };
   /** The LUN is offline to hosts (rolled back to a snapshot): not listed, every request refused. */
   offline?: string;
-  /** The LUN is fenced (`POST /v1/luns/REF/fence`, persisted in its LUN record): why and by whom; host writes, trims and zeroes refused (`admitFenced`). */
-  fenced?: string;
+  /** The LUN is fenced (`POST /v1/luns/REF/fence`, persisted in its LUN record): why and by whom; host writes, trims and zeroes refused (`fenceRefusal`). */
+  fenced?: { reason: string; by: string };
 }
 
 /** A snapshot served as the read-only NBD export `LUN@SNAP` (its data read through the chassis). */

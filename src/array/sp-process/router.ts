@@ -1,4 +1,4 @@
-import { admitFenced, admitHostIo, BlockError, modifiesData, OpDevice, type DeviceCapabilities, type IoOp, type IoOpKind, type IoResult } from '../../block/index.js';
+import { fenceRefusal, admitHostIo, BlockError, modifiesData, OpDevice, type DeviceCapabilities, type IoOp, type IoOpKind, type IoResult } from '../../block/index.js';
 import { CmiError } from '../cmi/index.js';
 import type { LunRoute } from './protocol.js';
 
@@ -219,7 +219,7 @@ export class LunRouter extends OpDevice {
    * A host request (from this SP's NBD sessions, or forwarded by the peer SP: `remote`), checked
    * against the LUN's route first:
    * - offline (rolled back): refused;
-   * - fenced: writes, trims and zeroes refused (`admitFenced`);
+   * - fenced: writes, trims and zeroes refused (`fenceRefusal`);
    * - the mirror role decides by `admitHostIo` (a secondary refuses writes, and reads unless
    *   allowed; a primary's writes, trims, zeroes and flushes go to the chassis's mirror driver);
    * - `through` sends what the LUN's snapshots or clone must see to the chassis as well;
@@ -235,7 +235,8 @@ export class LunRouter extends OpDevice {
         continue;
       }
       if (r?.offline && op.op !== 'flush') throw new BlockError('EPERM', `LUN ${this.lun} is offline to hosts: ${r.offline}`);
-      admitFenced(r?.fenced, op.op, this.lun);
+      const fenced = fenceRefusal(r?.fenced, op.op, this.lun);
+      if (fenced) throw fenced;
       const viaChassis = admitHostIo(r?.mirror, op.op, this.lun) === 'replicate' || (crossesChassis(r?.through, op.op) && !this.savedAlready(r, op));
       if (!viaChassis) {
         const e = this.enterDirect();

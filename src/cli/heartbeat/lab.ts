@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { LinkApiServer, LinkEmulator, type RouteConfig } from '../../link/index.js';
 import { Witness, getJson, pinMirror, type AgentConfig, type ArrayEndpoint, type VolumeEndpoint } from '../../heartbeat/agent/index.js';
 import { BIN, CliError, EXIT, labsDir, pidAlive, sleep } from '../common.js';
-import { HB_NETWORK_LINK, type Lab, type LabHeartbeat, type LabState, type LabStateHeartbeat } from '../lab.js';
+import { HB_NETWORK_LINK, type Lab, type LabHeartbeat, type LabState, type LabStateArray, type LabStateHeartbeat } from '../lab.js';
 import type { RunningLink } from '../link-verbs.js';
 
 const AGENT_READY_MS = 15_000;
@@ -51,6 +51,25 @@ const listenOf = (l: RunningLink, route: string) => {
   if (!r) throw new Error(`link ${l.state.name} has no route ${route}`);
   return `http://${r.listen.host}:${r.listen.port}`;
 };
+
+/** An array of the running lab, or a clear error. */
+export function stateArray(state: LabState, array: string): LabStateArray {
+  const a = state.arrays.find((x) => x.name === array);
+  if (!a) throw new CliError(EXIT.ERROR, 'not-found', `heartbeat: array ${array} is not in lab ${state.lab}`);
+  return a;
+}
+
+/** The array's API as an agent calls it. */
+export function arrayEndpoint(a: LabStateArray): ArrayEndpoint {
+  return { name: a.name, url: a.api.url, ...(a.api.token ? { token: a.api.token } : {}) };
+}
+
+/** NBD URIs of a LUN: the array's port first, then its other SPs' (a LUN is served by its owner SP). */
+export function lunUris(a: LabStateArray, lun: string): string[] {
+  const scheme = a.nbd.tls ? 'nbds' : 'nbd';
+  const eps = [{ host: a.nbd.host, port: a.nbd.port }, ...(a.sps ?? []).filter((s) => s.port !== a.nbd.port)];
+  return eps.map((e) => `${scheme}://${e.host}:${e.port}/${encodeURIComponent(lun)}`);
+}
 
 export class LabHeartbeatRunner {
   readonly links: RunningLink[] = [];
@@ -116,16 +135,11 @@ export class LabHeartbeatRunner {
   }
 
   private endpoint(state: LabState, array: string): ArrayEndpoint {
-    const a = state.arrays.find((x) => x.name === array);
-    if (!a) throw new CliError(EXIT.ERROR, 'not-found', `heartbeat: array ${array} is not in the lab state`);
-    return { name: array, url: a.api.url, ...(a.api.token ? { token: a.api.token } : {}) };
+    return arrayEndpoint(stateArray(state, array));
   }
 
   private uris(state: LabState, array: string, lun: string): string[] {
-    const a = state.arrays.find((x) => x.name === array)!;
-    const scheme = a.nbd.tls ? 'nbds' : 'nbd';
-    const eps = [{ host: a.nbd.host, port: a.nbd.port }, ...(a.sps ?? []).filter((s) => s.port !== a.nbd.port)];
-    return eps.map((e) => `${scheme}://${e.host}:${e.port}/${encodeURIComponent(lun)}`);
+    return lunUris(stateArray(state, array), lun);
   }
 
   private volume(state: LabState, mirror: string, side: 'primary' | 'secondary'): VolumeEndpoint {

@@ -10,6 +10,7 @@ import { CliError, EXIT, nameArg, printJson, usage } from '../common.js';
 import type { Run } from '../command-kit.js';
 import { findLab } from '../target.js';
 import type { LabState } from '../lab.js';
+import { arrayEndpoint, lunUris, stateArray } from './lab.js';
 import { noticesText, statusText, type AgentStatus } from './render.js';
 
 interface LabFlags {
@@ -103,11 +104,8 @@ async function install(mirror: string, f: LabFlags, uninstall: boolean): Promise
   const lm = lab.mirrors?.find((x) => x.name === mirror);
   if (!lm || lm.secondaries.length !== 1) throw new CliError(EXIT.ERROR, 'not-found', `no mirror ${mirror} with one secondary in lab ${lab.lab} (heartbeat mirrors are created in the lab file or with sanbox mirror create)`);
   const side = (ref: string) => {
-    const [array, lun] = [ref.slice(0, ref.indexOf(':')), ref.slice(ref.indexOf(':') + 1)];
-    const a = lab.arrays.find((x) => x.name === array);
-    if (!a) throw new CliError(EXIT.ERROR, 'not-found', `array ${array} is not in lab ${lab.lab}`);
-    const eps = [{ host: a.nbd.host, port: a.nbd.port }, ...(a.sps ?? []).filter((s) => s.port !== a.nbd.port)];
-    return { mirror, address: `${lm.primary}>${lm.secondaries[0]}`, uris: eps.map((e) => `nbd://${e.host}:${e.port}/${encodeURIComponent(lun)}`), array: { name: array, url: a.api.url, ...(a.api.token ? { token: a.api.token } : {}) }, site: a.site ?? array };
+    const a = stateArray(lab, ref.slice(0, ref.indexOf(':')));
+    return { mirror, address: `${lm.primary}>${lm.secondaries[0]}`, uris: lunUris(a, ref.slice(ref.indexOf(':') + 1)), array: arrayEndpoint(a), site: a.site ?? a.name };
   };
   const { site: from, ...send } = side(lm.primary);
   const { site: _s, ...receive } = side(lm.secondaries[0]!);

@@ -139,7 +139,7 @@ export function lunRoutes(a: StorageArray, views: LunViews): Route[] {
       },
     }),
     R(/^\/v1\/luns\/([^/]+)\/fence$/, {
-      // host writes, trims and zeroes refused while fenced (src/block/admission.ts admitFenced)
+      // host writes, trims and zeroes refused while fenced (src/block/admission.ts fenceRefusal)
       POST: async (req, _res, [ref]) => {
         const { fence, by } = fenceBody(await readJson(req));
         return { lun: views.view(await a.fenceLun(ref!, fence, by), req) };

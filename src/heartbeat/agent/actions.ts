@@ -22,8 +22,8 @@ export async function runFailover(cfg: AgentConfig): Promise<FailoverResult> {
   const promoted: string[] = [];
   const failed: { name: string; error: string }[] = [];
   const jobs = [
-    ...cfg.failover.mirrors.map((m) => ({ name: m.name, run: () => client(m.array).promoteMirror(m.name, { force: true }) })),
-    ...cfg.failover.groups.map((g) => ({ name: g.name, run: () => client(g.array, 120_000).promoteGroup(g.name, { force: true }) })),
+    ...cfg.failover.mirrors.map((m) => ({ name: m.name, run: () => client(m.array).promoteMirror(m.name, { force: true }), isPrimary: async () => (await client(m.array).getMirror(m.name)).local.role === 'primary' })),
+    ...cfg.failover.groups.map((g) => ({ name: g.name, run: () => client(g.array, 120_000).promoteGroup(g.name, { force: true }), isPrimary: async () => (await client(g.array).getGroup(g.name)).role === 'primary' })),
   ];
   await Promise.all(
     jobs.map(async (j) => {
@@ -31,8 +31,8 @@ export async function runFailover(cfg: AgentConfig): Promise<FailoverResult> {
         await j.run();
         promoted.push(j.name);
       } catch (e) {
-        // promoted already (an earlier failover, or the operator was faster): the goal holds
-        if (/already the primary/.test((e as Error).message)) promoted.push(j.name);
+        // the goal is this side primary: an earlier failover or a faster operator reached it too
+        if (await j.isPrimary().catch(() => false)) promoted.push(j.name);
         else failed.push({ name: j.name, error: (e as Error).message });
       }
     }),

@@ -5,8 +5,7 @@
  * on load: a bad file is refused whole with the list of problems.
  */
 import { readFileSync } from 'node:fs';
-
-export type SiteRole = 'production' | 'standby';
+import type { SiteRole } from '../message.js';
 
 /** One heartbeat volume as this agent sees it: the image it writes or the image it reads. */
 export interface VolumeEndpoint {

@@ -23,9 +23,14 @@ export async function postJson(url: string, body: unknown, deadlineMs: number): 
     const err = (parsed as { error?: { message?: string } } | null)?.error?.message ?? String(text).slice(0, 200);
     return { ok: false, status: r.status, error: `HTTP ${r.status}: ${err}`, body: parsed };
   } catch (e) {
-    const err = e as Error & { cause?: { code?: string } };
-    return { ok: false, error: err.name === 'TimeoutError' ? `no answer within ${deadlineMs} ms` : (err.cause?.code ?? err.message) };
+    return unanswered(e, deadlineMs);
   }
+}
+
+/** A request that got no answer: the deadline, or the socket's error code. */
+function unanswered(e: unknown, deadlineMs: number): PostResult {
+  const err = e as Error & { cause?: { code?: string } };
+  return { ok: false, error: err.name === 'TimeoutError' ? `no answer within ${deadlineMs} ms` : (err.cause?.code ?? err.message) };
 }
 
 export async function getJson(url: string, deadlineMs: number): Promise<PostResult> {
@@ -34,7 +39,6 @@ export async function getJson(url: string, deadlineMs: number): Promise<PostResu
     const body = (await r.json()) as unknown;
     return r.ok ? { ok: true, status: r.status, body } : { ok: false, status: r.status, error: `HTTP ${r.status}`, body };
   } catch (e) {
-    const err = e as Error & { cause?: { code?: string } };
-    return { ok: false, error: err.name === 'TimeoutError' ? `no answer within ${deadlineMs} ms` : (err.cause?.code ?? err.message) };
+    return unanswered(e, deadlineMs);
   }
 }

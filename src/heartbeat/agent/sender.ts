@@ -4,7 +4,7 @@
  * as a FUA write to every heartbeat volume this site writes, unless the operator disabled that
  * path (Fig. 8). Failure notices (Fig. 10) go into the volumes' notice ring and over the network.
  */
-import { HB_BLOCK_BYTES, encodeHeartbeat, nextSerial, type HeartbeatMessage } from '../message.js';
+import { HB_BLOCK_BYTES, encodeHeartbeat, nextSerial, type HeartbeatMessage, type SiteRole } from '../message.js';
 import { encodeNotice, noticeSlotOffset, type FailureNotice } from '../notice.js';
 import type { AgentConfig } from './config.js';
 import { postJson } from './peers.js';
@@ -29,7 +29,7 @@ export class Sender {
 
   constructor(
     private readonly cfg: AgentConfig,
-    private readonly role: 'production' | 'standby',
+    private readonly role: SiteRole,
   ) {}
 
   message(): HeartbeatMessage {

@@ -2,13 +2,9 @@
 // partial resync, and a promoted secondary holds every acknowledged write (acknowledged-write
 // ledger through NBD).
 import { describe, it, expect, afterEach } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startArray, type RunningArray } from '../../../src/control/service.js';
 import { LedgerWriter, verifyLedger } from '../../../src/check/ledger/index.js';
-import { freePort, linkBetween, until, SECRET } from '../../support/mirror-lab.js';
-import { kill, startChild } from '../../support/workload.js';
+import { until } from '../../support/mirror-lab.js';
+import { api, crashPair, type Child } from '../../support/crash-pair.js';
 import { childEvents } from '../../support/child-events.js';
 
 const MiB = 1024 * 1024;
@@ -17,57 +13,7 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-type Child = Awaited<ReturnType<typeof startChild>> & { api: string };
-
-async function child(cfgPath: string): Promise<Child> {
-  const c = await startChild(cfgPath);
-  cleanups.push(() => kill(c.proc));
-  return { ...c, api: c.apiUrl! };
-}
-
-async function api(base: string, method: string, path: string, body?: unknown): Promise<any> {
-  const r = await fetch(base + path, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const j = await r.json();
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(j)}`);
-  return j;
-}
-
-async function setup() {
-  const root = await mkdtemp(join(tmpdir(), 'sanbox-crash-'));
-  cleanups.push(() => rm(root, { recursive: true, force: true }));
-  const [aLink, bLink, aApi] = [await freePort(), await freePort(), await freePort()];
-  const { emu, toA, toB } = await linkBetween(aLink, bLink);
-  cleanups.push(() => emu.stop());
-  const luns = [{ name: 'disk0', size: 64 * MiB }];
-  const bravo: RunningArray = await startArray({
-    name: 'bravo',
-    dir: join(root, 'bravo'),
-    nbd: { bind: '127.0.0.1', port: 0 },
-    api: false,
-    luns,
-    remoteLink: { bind: '127.0.0.1', port: bLink, peers: [{ array: 'alpha', host: '127.0.0.1', port: toA, secret: SECRET }] },
-  });
-  cleanups.push(() => bravo.close(100));
-  const bEvents: Array<Record<string, unknown>> = [];
-  bravo.array.on('event', (e: Record<string, unknown>) => bEvents.push(e));
-  const cfgPath = join(root, 'alpha.json');
-  await writeFile(
-    cfgPath,
-    JSON.stringify({
-      name: 'alpha',
-      dir: join(root, 'alpha'),
-      nbd: { bind: '127.0.0.1', port: 0 },
-      api: { bind: '127.0.0.1', port: aApi },
-      luns,
-      remoteLink: { bind: '127.0.0.1', port: aLink, peers: [{ array: 'bravo', host: '127.0.0.1', port: toB, secret: SECRET }] },
-    }),
-  );
-  const alpha = await child(cfgPath);
-  await api(alpha.api, 'POST', '/v1/mirrors', { lun: 'disk0', name: 'm0' });
-  await api(alpha.api, 'POST', '/v1/mirrors/m0/secondaries', { array: 'bravo', lun: 'disk0', synchronized: true });
-  await until(async () => (await api(alpha.api, 'GET', '/v1/mirrors/m0')).images[1].link === 'connected', 10_000, 'link up');
-  return { root, cfgPath, alpha, bravo, bEvents };
-}
+const setup = () => crashPair(cleanups, 'sanbox-crash-');
 
 async function writeAndKill(alpha: Child): Promise<LedgerWriter> {
   const w = new LedgerWriter({ endpoints: [`nbd://127.0.0.1:${alpha.nbdPort}/disk0`], connections: 2, depth: 8, blocks: 4096, seed: 11, reconnectTimeoutMs: 300, opTimeoutMs: 3000 });
@@ -82,9 +28,9 @@ async function writeAndKill(alpha: Child): Promise<LedgerWriter> {
 
 describe('primary array crash mid-write', () => {
   it('restart: the write-intent log drives a partial resync, images identical afterwards', async () => {
-    const { cfgPath, alpha, bravo, bEvents } = await setup();
+    const { alpha, bravo, bEvents, child } = await setup();
     await writeAndKill(alpha);
-    const again = await child(cfgPath);
+    const again = await child();
     const evs = await childEvents(again.api);
     const unclean = evs.find((e) => e.type === 'mirror.unclean-stop');
     expect(unclean, 'unclean-stop event').toBeDefined();

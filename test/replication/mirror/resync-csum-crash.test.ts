@@ -4,13 +4,10 @@
 // exactly the 4 KiB pieces that differ, not the extents, and the image files end identical.
 // Children run dist/ (npx tsc -p tsconfig.json first).
 import { describe, it, expect, afterEach } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startArray, type RunningArray } from '../../../src/control/service.js';
 import { LedgerWriter } from '../../../src/check/ledger/index.js';
-import { freePort, linkBetween, until, SECRET } from '../../support/mirror-lab.js';
-import { kill, startChild } from '../../support/workload.js';
+import { until } from '../../support/mirror-lab.js';
+import { crashPair } from '../../support/crash-pair.js';
 import { differingBlocks, imageFile } from '../../support/image-files.js';
 import { childEvents } from '../../support/child-events.js';
 
@@ -20,51 +17,9 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function api(base: string, method: string, path: string, body?: unknown): Promise<any> {
-  const r = await fetch(base + path, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const j = await r.json();
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(j)}`);
-  return j;
-}
-
 describe('checksum resync after an unclean stop', () => {
   it('sends the differing 4 KiB pieces only, far fewer bytes than the extents; image files identical', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'sanbox-csum-crash-'));
-    cleanups.push(() => rm(root, { recursive: true, force: true }));
-    const [aLink, bLink, aApi] = [await freePort(), await freePort(), await freePort()];
-    const { emu, toA, toB } = await linkBetween(aLink, bLink);
-    cleanups.push(() => emu.stop());
-    const luns = [{ name: 'disk0', size: 64 * MiB }];
-    const bravo: RunningArray = await startArray({
-      name: 'bravo',
-      dir: join(root, 'bravo'),
-      nbd: { bind: '127.0.0.1', port: 0 },
-      api: false,
-      luns,
-      remoteLink: { bind: '127.0.0.1', port: bLink, peers: [{ array: 'alpha', host: '127.0.0.1', port: toA, secret: SECRET }] },
-    });
-    cleanups.push(() => bravo.close(100));
-    const cfgPath = join(root, 'alpha.json');
-    await writeFile(
-      cfgPath,
-      JSON.stringify({
-        name: 'alpha',
-        dir: join(root, 'alpha'),
-        nbd: { bind: '127.0.0.1', port: 0 },
-        api: { bind: '127.0.0.1', port: aApi },
-        luns,
-        remoteLink: { bind: '127.0.0.1', port: aLink, peers: [{ array: 'bravo', host: '127.0.0.1', port: toB, secret: SECRET }] },
-      }),
-    );
-    const start = async () => {
-      const c = await startChild(cfgPath);
-      cleanups.push(() => kill(c.proc));
-      return { ...c, api: c.apiUrl! };
-    };
-    const alpha = await start();
-    await api(alpha.api, 'POST', '/v1/mirrors', { lun: 'disk0', name: 'm0' });
-    await api(alpha.api, 'POST', '/v1/mirrors/m0/secondaries', { array: 'bravo', lun: 'disk0', synchronized: true });
-    await until(async () => (await api(alpha.api, 'GET', '/v1/mirrors/m0')).images[1].link === 'connected', 10_000, 'link up');
+    const { root, alpha, emu, child: start } = await crashPair(cleanups, 'sanbox-csum-crash-');
 
     // scattered 4 KiB writes over 32 MiB, 16 in flight; SIGKILL in the middle of them
     const w = new LedgerWriter({ endpoints: [`nbd://127.0.0.1:${alpha.nbdPort}/disk0`], connections: 2, depth: 8, blocks: 8192, seed: 5, reconnectTimeoutMs: 300, opTimeoutMs: 3000 });
