@@ -15,6 +15,7 @@ export type FailoverReason =
   | 'monitoring-suspended'
   | 'peer-alive'
   | 'awaiting-readings'
+  | 'starting'
   | 'path-recovering'
   | 'witness-sees-peer'
   | 'witness-unreachable'
@@ -31,6 +32,15 @@ export interface FailoverInput {
   table: HeartbeatStatusTable;
   witness: FailoverWitness;
   failedOver: boolean;
+  /**
+   * An agent that has heard no valid heartbeat since it started: how long ago it started (absent:
+   * it has heard one). Its silence is believed only after two timeouts: the other site's agents
+   * may be starting too (a lab's `up`), and a restarted standby must not fail over on its own
+   * empty start.
+   */
+  unheardSinceMs?: number;
+  /** The path timeout, with unheardSinceMs. */
+  timeoutMs?: number;
 }
 
 interface PathView {
@@ -70,6 +80,9 @@ export function failoverDecision(input: FailoverInput): FailoverDecision {
   }
   const waiting = paths.filter((p) => p.status !== 'FAILED').map((p) => p.name);
   if (waiting.length > 0) return none('awaiting-readings', `no verdict yet on ${waiting.join(', ')}`);
+  if (input.unheardSinceMs !== undefined && input.unheardSinceMs < 2 * (input.timeoutMs ?? Infinity)) {
+    return none('starting', `nothing heard from the peer since this agent started ${Math.round(input.unheardSinceMs)} ms ago: waiting two timeouts before a failover`);
+  }
   const recovering = paths.filter((p) => p.recovering).map((p) => p.name);
   if (recovering.length > 0) return none('path-recovering', `valid heartbeats are arriving again on ${recovering.join(', ')} (FAILED until the hysteresis is met)`);
   const names = paths.map((p) => p.name).join(', ');

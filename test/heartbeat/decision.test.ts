@@ -60,6 +60,14 @@ describe('failoverDecision: the decision table row by row', () => {
     expect(failoverDecision({ table: table({}), witness: 'not-configured', failedOver: false }).reason).toBe('awaiting-readings');
   });
 
+  it('starting: an agent that has heard nothing since it started believes the silence only after two timeouts', () => {
+    const d = (unheardSinceMs: number) => failoverDecision({ table: allDead(), witness: 'not-configured', failedOver: false, unheardSinceMs, timeoutMs: 1000 });
+    expect(d(1999)).toMatchObject({ action: 'none', reason: 'starting' });
+    expect(d(2000)).toMatchObject({ action: 'failover', reason: 'all-paths-failed' });
+    // heard once (no unheardSinceMs): the regular rules
+    expect(failoverDecision({ table: allDead(), witness: 'not-configured', failedOver: false }).action).toBe('failover');
+  });
+
   it('path-recovering: a FAILED path that delivers valid heartbeats again is not dead', () => {
     const t = applyVerdict(allDead(), { mirror: 'hb1' }, OK, { recoverAfter: 3 }).table;
     expect(t.devices[1]).toMatchObject({ status: 'FAILED', validStreak: 1 });

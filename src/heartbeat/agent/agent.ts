@@ -265,14 +265,13 @@ export class HeartbeatAgent {
   }
 
   private async decideFailover(): Promise<void> {
-    const d = failoverDecision({ table: this.receiver.table, witness: this.witnessOnPeer(), failedOver: this.failedOver !== null });
     const lastValid = this.receiver.lastValidMonoMs;
-    // A standby that has heard nothing since it started waits two timeouts before it believes
-    // the silence: the production's agents may be starting too (a lab's `up`, a restart).
-    if (d.action === 'failover' && lastValid === null && performance.now() - this.startedMono < 2 * this.timeoutMs) {
-      this.noteDecision('failover', { action: 'none', reason: 'starting', detail: `nothing heard from ${this.cfg.production} since this agent started ${Math.round(performance.now() - this.startedMono)} ms ago: waiting two timeouts before a failover` });
-      return;
-    }
+    const d = failoverDecision({
+      table: this.receiver.table,
+      witness: this.witnessOnPeer(),
+      failedOver: this.failedOver !== null,
+      ...(lastValid === null ? { unheardSinceMs: performance.now() - this.startedMono, timeoutMs: this.timeoutMs } : {}),
+    });
     this.noteDecision('failover', d);
     if (d.action !== 'failover') return;
     const detectionMs = lastValid === null ? null : Math.round(performance.now() - lastValid);
