@@ -5,6 +5,7 @@ import { parseDocument } from 'yaml';
 import { checkName } from '../../array/index.js';
 import { CliError, EXIT } from '../common.js';
 import { parseArrays } from './arrays.js';
+import { parseAutomation } from './automation.js';
 import { parseGroups } from './groups.js';
 import { parseLinks } from './links.js';
 import { parseMirrors } from './mirrors.js';
@@ -36,7 +37,7 @@ export function parseLab(text: string, file: string): Lab {
   const known = (o: Obj, where: string, keys: string[]) => {
     for (const k of Object.keys(o)) if (!keys.includes(k)) problems.push(`${where}: unknown key "${k}" (expected ${keys.join(', ')})`);
   };
-  known(root, 'top level', ['lab', 'arrays', 'links', 'mirrors', 'groups', 'sites', 'restart', 'monitor', 'dashboard', 'heartbeat']);
+  known(root, 'top level', ['lab', 'arrays', 'links', 'mirrors', 'groups', 'sites', 'restart', 'monitor', 'dashboard', 'heartbeat', 'automation']);
 
   let name = basename(file, extname(file));
   if (root.lab !== undefined) {
@@ -64,8 +65,9 @@ export function parseLab(text: string, file: string): Lab {
   const monitor = parseMonitor(root.monitor, { name, mirrors, groups, arrays: arrays.map((a) => a.name) }, problems);
   const dashboard = parseDashboard(root.dashboard, problems, usePort);
   const heartbeat = parseHeartbeat(root.heartbeat, { arrays, sites, mirrors, groups }, { problems, usePort });
+  const automation = parseAutomation(root.automation, { arrays, sites, mirrors, groups }, { problems, usePort });
   if (problems.length) throw new LabError(file, problems);
-  return { name, file, arrays, links, mirrors, groups, sites, restart, ...(monitor ? { monitor } : {}), dashboard, ...(heartbeat ? { heartbeat } : {}) };
+  return { name, file, arrays, links, mirrors, groups, sites, restart, ...(monitor ? { monitor } : {}), dashboard, ...(heartbeat ? { heartbeat } : {}), ...(automation ? { automation } : {}) };
 }
 
 /** A lab reference: a lab name, or a path to a lab file (its name is read from the file). */

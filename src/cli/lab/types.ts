@@ -4,6 +4,7 @@ import type { LunSpec } from '../../control/service.js';
 import type { SpsConfig } from '../../array/chassis/index.js';
 import type { GroupAttributes } from '../../replication/group/index.js';
 import type { NbdTlsConfig } from '../../nbd/index.js';
+import type { AutomationSpec } from '../../automation/rg/types.js';
 import { CliError, EXIT } from '../common.js';
 
 export interface LabArray {
@@ -129,6 +130,8 @@ export interface Lab {
   dashboard?: LabDashboard | false;
   /** `heartbeat:`: the heartbeat agents `up` starts (./heartbeat.ts, docs/heartbeat.md). */
   heartbeat?: LabHeartbeat;
+  /** `automation:`: resource groups and the per-site controllers `up` starts (./automation.ts, docs/automation.md). */
+  automation?: AutomationSpec;
 }
 
 /** `heartbeat:` of a lab file (./heartbeat.ts). */
