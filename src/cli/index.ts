@@ -27,6 +27,7 @@ import { addMonitorCommands } from './monitor/index.js';
 import { addHeartbeatCommands } from './heartbeat/verbs.js';
 import { addEventsCommand } from './events/index.js';
 import { addAutomationCommands } from './automation/verbs.js';
+import { addResourceGroupCommands } from './automation/rg-verbs.js';
 import { handleOutputErrors } from './pipe.js';
 
 export { EXIT } from './common.js';
@@ -288,6 +289,7 @@ export async function main(argv: string[]): Promise<number> {
   addHeartbeatCommands(program, run);
   addEventsCommand(program, run);
   addAutomationCommands(program, run);
+  addResourceGroupCommands(program, run);
 
   // Every command at every depth throws instead of exiting: its usage errors become exit 2 below.
   const overrideAll = (c: Command): void => {

@@ -30,12 +30,13 @@ import {
   type LabState,
   type LinkListeners,
 } from './lab.js';
-import { ControlServer, LabSupervisor, SupervisorEvents } from './supervisor/index.js';
+import { ControlServer, LabSupervisor, SupervisorEvents, chainSiteHooks } from './supervisor/index.js';
 import { startLabLinks, stopLabLinks, type RunningLink } from './link-verbs.js';
 import { setupLabMirrors } from './lab-mirrors.js';
 import { setupLabGroups } from './lab-groups.js';
 import { startLabMonitor, stopLabMonitor } from './lab-monitor.js';
 import { LabHeartbeatRunner } from './heartbeat/lab.js';
+import { LabAutomationRunner } from './automation/lab.js';
 import { DashboardServer } from '../dashboard/index.js';
 
 export interface UpFlags {
@@ -177,6 +178,7 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
   let dashboard: DashboardServer | undefined;
   let links: RunningLink[] = [];
   let heartbeat: LabHeartbeatRunner | undefined;
+  let automation: LabAutomationRunner | undefined;
   let stopping = false;
   let resolveStop: (why: string) => void = () => undefined;
   const stopRequested = new Promise<string>((r) => (resolveStop = r));
@@ -203,6 +205,7 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
     await ignoreOnClose(dashboard?.close() ?? Promise.resolve(), 'closing the dashboard');
     if (state.monitor) await stopLabMonitor(state.monitor).catch((e: unknown) => log(`stopping the monitor: ${(e as Error).message}`));
     // the agents before the arrays: a host losing its arrays at shutdown is no site failure
+    await ignoreOnClose(automation?.stop() ?? Promise.resolve(), 'stopping the automation controllers');
     await ignoreOnClose(heartbeat?.stop() ?? Promise.resolve(), 'stopping the heartbeat agents');
     await sup?.stopAll();
     await stopLabLinks(links);
@@ -279,6 +282,13 @@ async function upForeground(lab: Lab, f: UpFlags): Promise<number> {
       sup.siteHooks = { fail: (site) => heartbeat!.siteFail(site), restore: (site) => heartbeat!.siteRestore(site) };
       state.heartbeat = await heartbeat.start(state);
       state.links = [...(state.links ?? []), ...heartbeat.links.map((l) => l.state)];
+    }
+    // The automation controllers last: they read the arrays, mirrors and groups from the state file.
+    if (lab.automation) {
+      await sup.flush();
+      automation = new LabAutomationRunner(lab, lab.automation, log);
+      sup.siteHooks = chainSiteHooks(sup.siteHooks, { fail: (site) => automation!.siteFail(site), restore: (site) => automation!.siteRestore(site) });
+      state.automation = await automation.start();
     }
     control = new ControlServer(sup, events);
     state.control = await control.listen();

@@ -21,6 +21,8 @@ export interface CommandResult {
   durationMs: number;
   /** the last OUTPUT_TAIL bytes this run appended to the log */
   output: string;
+  /** the shell's pid: the process group of everything the command started (0: it did not start) */
+  pgid: number;
 }
 
 export interface CommandOptions {
@@ -41,19 +43,21 @@ export async function runCommand(cmd: string, opts: CommandOptions): Promise<Com
   let from: number;
   let ended: Promise<Ended>;
   let began: number;
+  let pgid = 0;
   try {
     from = (await log.stat()).size;
     began = performance.now();
     const child = spawn('/bin/sh', ['-c', cmd], { env: opts.env, cwd: opts.cwd, detached: true, stdio: ['ignore', log.fd, log.fd] });
     // Listen before any await: a quick command's 'exit' would otherwise be emitted to nobody.
     ended = waitForExit(child, opts.timeoutMs);
+    pgid = child.pid ?? 0;
   } finally {
     // The child has its own copy of the descriptor once spawn returns.
     await log.close();
   }
   const end = await ended;
   const output = await tail(opts.logFile, from);
-  return { ...end, durationMs: Math.round(performance.now() - began), output };
+  return { ...end, durationMs: Math.round(performance.now() - began), output, pgid };
 }
 
 type Ended = Pick<CommandResult, 'exitCode' | 'signal' | 'timedOut'>;

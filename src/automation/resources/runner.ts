@@ -5,7 +5,7 @@
  * start (or stop) counts once its command exited 0 AND the monitor agrees.
  */
 import { mkdirSync } from 'node:fs';
-import { appendFile } from 'node:fs/promises';
+import { appendFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HostResourceSpec } from '../rg/types.js';
@@ -120,6 +120,9 @@ export class HostResources {
     const result = await this.run(spec, spec[d.command], timeoutMs);
     if (result.timedOut || result.exitCode !== 0)
       throw this.fail(name, d, d.code, result, `${d.command} failed (${describeEnd(result, timeoutMs)}): ${lastLine(result.output)}`);
+    // what a start leaves running is in its process group: a lab's site failure kills it with the site (../controller)
+    if (d.running) await writeFile(this.pgidFile(name), `${result.pgid}\n`);
+    else await rm(this.pgidFile(name), { force: true });
     const disagreeing = await this.awaitMonitor(name, d.running, began + timeoutMs);
     if (disagreeing) {
       const want = d.running ? 'running' : 'stopped';
@@ -164,6 +167,10 @@ export class HostResources {
 
   private logFile(name: string): string {
     return join(this.opts.dir, `${name}.log`);
+  }
+
+  private pgidFile(name: string): string {
+    return join(this.opts.dir, `${name}.pgid`);
   }
 
   private resourceDir(name: string): string {

@@ -92,5 +92,5 @@ export { parseSps } from './sps.js';
 export { parseMonitor } from './monitor.js';
 export { parseDashboard } from './dashboard.js';
 export { arrayConfig, peersOf, type LabArrayConfig, type LinkListeners } from './config.js';
-export type { ArrayRunState, LabState, LabStateArray, LabStateGroup, LabStateHeartbeat, LabStateLink, LabStateMirror } from './state.js';
+export type { ArrayRunState, LabState, LabStateArray, LabStateAutomation, LabStateGroup, LabStateHeartbeat, LabStateLink, LabStateMirror } from './state.js';
 export { eventsPath, labAlive, readState, removeState, runningLabs, statePath, writeState } from './state.js';

@@ -100,6 +100,16 @@ export interface LabState {
   dashboard?: { url: string; token?: string };
   /** The heartbeat agents, witness and links `sanbox up` started for the lab's `heartbeat:` (src/cli/heartbeat). */
   heartbeat?: LabStateHeartbeat;
+  /** The site automation controllers `sanbox up` started for the lab's `automation:` (src/cli/automation/lab.ts). */
+  automation?: LabStateAutomation;
+}
+
+export interface LabStateAutomation {
+  /** the controllers' configurations, step logs, logs and host resources' files */
+  dir: string;
+  /** the bearer token of the controllers' APIs (the lab file's automation secret) */
+  token: string;
+  controllers: { site: string; url: string; pid: number; config: string }[];
 }
 
 export interface LabStateHeartbeat {

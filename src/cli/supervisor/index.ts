@@ -7,6 +7,6 @@
 export { ARRAY_RUN_STATES, SUPERVISION_TRANSITIONS, initialSupervision, isUp, supervise } from './supervision.js';
 export type { ArrayRunState, RestartPolicy, Supervision, SupervisionAction, SupervisionInput, Transition } from './supervision.js';
 export { SupervisorEvents, type SupervisorEvent } from './events.js';
-export { LabSupervisor, type CrashResult, type RestartResult } from './lab-supervisor.js';
+export { LabSupervisor, chainSiteHooks, type CrashResult, type RestartResult, type SiteHooks } from './lab-supervisor.js';
 export { ControlServer } from './control.js';
 export { labFaultCommand, type LabFaultFlags, type LabFaultVerb } from './verbs.js';

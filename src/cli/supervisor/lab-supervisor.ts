@@ -45,6 +45,15 @@ export interface SiteHooks {
   restore(site: string): Promise<Record<string, unknown>>;
 }
 
+/** Two sets of hooks as one: both fail and restore together, their details merged. */
+export function chainSiteHooks(a: SiteHooks | undefined, b: SiteHooks): SiteHooks {
+  if (!a) return b;
+  return {
+    fail: async (site) => ({ ...(await a.fail(site)), ...(await b.fail(site)) }),
+    restore: async (site) => ({ ...(await a.restore(site)), ...(await b.restore(site)) }),
+  };
+}
+
 export class LabSupervisor {
   /** Set by `up` when the lab has more than arrays at its sites. */
   siteHooks: SiteHooks | undefined;
