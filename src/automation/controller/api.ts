@@ -41,8 +41,8 @@ function guarded(fn: (b: Body) => unknown | Promise<unknown>, status = 202): Pos
 
 export function controllerHttp(c: AutomationController): ServiceHttp {
   const op = (kind: OpKind) =>
-    guarded((b) => {
-      const r = c.request(kind, b.rg, b.site, plan(b));
+    guarded(async (b) => {
+      const r = await c.request(kind, b.rg, b.site, plan(b));
       return r.plan ? { plan: r.plan } : { operation: r.operation };
     });
   return new ServiceHttp({

@@ -13,12 +13,18 @@ import { emptyLease, grant, granted, merge, promise, takeForced, type Lease } fr
 import { newOperation, planSteps, type OpKind, type Operation } from '../rg/operation.js';
 import type { ResourceGroupSpec } from '../rg/types.js';
 import type { ControllerConfig } from './config.js';
-import { runOperation, type ExecutorHost } from './executor.js';
+import { goalOf, runOperation, type ExecutorHost } from './executor.js';
 import { PeerClient } from './peer.js';
 import { resourceEnv } from './resource-env.js';
 import { ControllerStore } from './store.js';
-import { StepFailure } from './storage.js';
+import { preflight, StepFailure } from './storage.js';
 import { SiteWatch } from './watch.js';
+
+/** What `--plan` shows: the steps, and what each set's storage step would do if it ran now. */
+export interface PlanView {
+  steps: ReturnType<typeof planSteps>;
+  storage: { set: string; state: string; action: string; reason: string; detail: string }[];
+}
 
 /** A request the controller refuses: an HTTP status and a stable code. */
 export class Refusal extends Error {
@@ -77,15 +83,23 @@ export class AutomationController {
 
   // ---- requests ----
 
-  /** Validates and starts an operation (or, with `plan`, only shows its steps). */
-  request(kind: OpKind, rgName: unknown, siteArg: unknown, plan: boolean): { operation?: Operation; plan?: ReturnType<typeof planSteps> } {
+  /**
+   * Validates and starts an operation (or, with `plan`, only shows its steps and what each set's
+   * storage step would do now). Refused whole, before anything changes, when a set's decision is
+   * a refusal: a group is never half moved.
+   */
+  async request(kind: OpKind, rgName: unknown, siteArg: unknown, plan: boolean): Promise<{ operation?: Operation; plan?: PlanView }> {
     const rg = this.group(rgName);
     const site = siteArg === undefined ? (kind === 'online' ? rg.preferredSite : this.site) : siteArg;
     if (site !== this.site) throw new Refusal(409, 'wrong-controller', `this is the controller of site ${this.site}; ${kind} ${rg.name} at site ${String(site)} is asked of that site's controller`);
     const lease = this.store.lease(rg.name);
     if (kind === 'offline' && lease.holder !== null && lease.holder !== this.site) throw new Refusal(409, 'not-online-here', `resource group ${rg.name} is held by site ${lease.holder} (epoch ${lease.epoch}), not ${this.site}: nothing to stop here`);
     if (kind === 'recover' && lease.holder === this.site) throw new Refusal(409, 'already-here', `resource group ${rg.name} is held by this site already; rg online brings it up here`);
-    if (plan) return { plan: planSteps(kind, rg) };
+    if (!plan && this.busy.has(rg.name)) throw new Refusal(409, 'busy', `resource group ${rg.name} has an operation running; wait for it (rg status)`);
+    const storage = kind === 'offline' ? [] : await preflight(this.cfg.lab, rg.volumeSets, goalOf(kind, this.site, rg));
+    if (plan) return { plan: { steps: planSteps(kind, rg), storage } };
+    const refused = storage.filter((d) => d.action === 'refuse');
+    if (refused.length) throw new Refusal(409, refused[0]!.reason, `${kind} ${rg.name} refused, nothing changed: ${refused.map((d) => d.detail).join('; ')}`);
     if (this.busy.has(rg.name)) throw new Refusal(409, 'busy', `resource group ${rg.name} has an operation running; wait for it (rg status)`);
     const op = newOperation(`${this.site}-${Date.now().toString(36)}-${++this.seq}`, kind, rg, this.site, new Date());
     this.store.putOperation(op);
@@ -94,14 +108,24 @@ export class AutomationController {
     return { operation: op };
   }
 
-  /** `site recover LOST`: every group the lost site holds, recovered here. */
-  recoverSite(lost: unknown, plan: boolean, why: string): { operations: Operation[]; plans: { rg: string; steps: unknown }[] } {
+  /** `site recover LOST`: every group the lost site holds (or those of `only`: the automatic ones), recovered here. */
+  async recoverSite(lost: unknown, plan: boolean, why: string, only?: string[]): Promise<{ operations: Operation[]; plans: { rg: string; plan: PlanView }[]; refused: { rg: string; code: string; message: string }[] }> {
     if (lost !== this.peer.site) throw new Refusal(409, 'wrong-controller', `this controller (site ${this.site}) recovers site ${this.peer.site} only, not ${JSON.stringify(lost)}`);
-    const held = this.cfg.resourceGroups.filter((g) => this.store.lease(g.name).holder === lost);
-    if (plan) return { operations: [], plans: held.map((g) => ({ rg: g.name, steps: planSteps('recover', g) })) };
-    this.events.emit('automation.site-recover', { site: lost, by: why, groups: held.map((g) => g.name) });
-    const operations = held.filter((g) => !this.busy.has(g.name)).map((g) => this.request('recover', g.name, this.site, false).operation!);
-    return { operations, plans: [] };
+    const held = this.cfg.resourceGroups.filter((g) => this.store.lease(g.name).holder === lost && (!only || only.includes(g.name)));
+    if (!plan) this.events.emit('automation.site-recover', { site: lost, by: why, groups: held.map((g) => g.name) });
+    const out = { operations: [] as Operation[], plans: [] as { rg: string; plan: PlanView }[], refused: [] as { rg: string; code: string; message: string }[] };
+    for (const g of held) {
+      try {
+        const r = await this.request('recover', g.name, this.site, plan);
+        if (r.plan) out.plans.push({ rg: g.name, plan: r.plan });
+        if (r.operation) out.operations.push(r.operation);
+      } catch (e) {
+        if (!(e instanceof Refusal)) throw e;
+        out.refused.push({ rg: g.name, code: e.code, message: e.message });
+        this.events.emit('automation.recover-refused', { rg: g.name, code: e.code, message: e.message });
+      }
+    }
+    return out;
   }
 
   private launch(rg: ResourceGroupSpec, op: Operation, resumed: boolean): void {
@@ -156,6 +180,7 @@ export class AutomationController {
     if (to !== this.peer.site || !Number.isInteger(epoch)) throw new Refusal(400, 'invalid-argument', `a lease goes to the peer site ${this.peer.site} at an integer epoch`);
     if (this.busy.has(rg.name)) throw new Refusal(409, 'busy', `site ${this.site} has an operation running on ${rg.name}`);
     const lease = this.store.lease(rg.name);
+    grant(lease, this.peer.site, epoch as number); // a stale or conflicting request is refused before anything stops
     const release = (async () => {
       if (lease.holder === this.site) await (await this.resources(rg)).stopAll();
       const next = grant(this.store.lease(rg.name), this.peer.site, epoch as number);

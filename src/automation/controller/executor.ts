@@ -4,7 +4,7 @@
  * in (every step is idempotent). Before every step but the lease's, the controller must hold the
  * group's lease: a controller that lost it stops there (`lease-lost`), whatever it was doing.
  */
-import { advance, type Operation, type Step } from '../rg/operation.js';
+import { advance, type OpKind, type Operation, type Step } from '../rg/operation.js';
 import type { StorageGoal } from '../rg/storage-decision.js';
 import type { ResourceGroupSpec } from '../rg/types.js';
 import { ResourceError } from '../resources/index.js';
@@ -22,10 +22,11 @@ export interface ExecutorHost {
   resources(rg: ResourceGroupSpec): { start(name: string): Promise<void>; stop(name: string): Promise<void> };
 }
 
-function goalOf(op: Operation, rg: ResourceGroupSpec): StorageGoal {
-  if (op.kind === 'recover') return { op: 'recover', site: op.site, usePitCopy: rg.usePitCopy };
-  if (op.kind === 'move') return { op: 'move', site: op.site };
-  return { op: 'online', site: op.site };
+/** What an operation's storage steps bring each set to (offline has none). */
+export function goalOf(kind: OpKind, site: string, rg: ResourceGroupSpec): StorageGoal {
+  if (kind === 'recover') return { op: 'recover', site, usePitCopy: rg.usePitCopy };
+  if (kind === 'move') return { op: 'move', site };
+  return { op: 'online', site };
 }
 
 export async function runOperation(host: ExecutorHost, rg: ResourceGroupSpec, start: Operation): Promise<Operation> {
@@ -68,7 +69,7 @@ async function runStep(host: ExecutorHost, rg: ResourceGroupSpec, op: Operation,
       const r = await driveSet(
         { lab: host.lab, emit: (t, d) => host.emit(t, { operation: op.id, rg: op.rg, ...d }), remember, ...(mode ? { restoreMode: mode } : {}) },
         step.target,
-        goalOf(op, rg),
+        goalOf(op.kind, op.site, rg),
         rg.storageTimeoutMs,
       );
       return r.state;

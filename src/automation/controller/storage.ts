@@ -146,3 +146,37 @@ async function restore(ctx: StorageContext, lab: LabState, set: LabVolumeSet, r:
   ctx.emit('automation.storage-action', { set: set.name, action: 'restore-mode', mode: ctx.restoreMode });
   return r;
 }
+
+/**
+ * A set this site recovered by force comes back in split brain when the lost site acknowledged
+ * writes the recovery never saw (between its link's failure and its death). The recovered side
+ * is the production now: it survives, and the returning side's divergent regions are rewritten
+ * from it. Returns what each member discarded.
+ */
+export async function resolveForRecoveredSide(lab: LabState, set: LabVolumeSet, site: string): Promise<{ mirror: string; discardedRegions: number; discardedBytes: number }[]> {
+  const array = arrayAt(lab, set, site);
+  const c = client(lab, array);
+  const names = set.kind === 'mirror' ? [set.name] : (await c.getGroup(set.name)).members.map((m) => m.name);
+  const out: { mirror: string; discardedRegions: number; discardedBytes: number }[] = [];
+  for (const name of names) {
+    const v = await c.getMirror(name);
+    if (!v.splitBrain) continue;
+    const remote = v.images.map((i) => i.splitBrain?.remote).find((x) => x !== undefined);
+    await c.resolveSplitBrain(name, { survivor: array });
+    out.push({ mirror: name, discardedRegions: remote?.regions ?? 0, discardedBytes: remote?.bytes ?? 0 });
+  }
+  return out;
+}
+
+/** The decision for every set now, before anything is changed: an operation with a refusal among them is refused whole. */
+export async function preflight(labName: string, sets: string[], goal: StorageGoal): Promise<(StorageDecision & { set: string; state: string })[]> {
+  const lab = await labState(labName);
+  return Promise.all(
+    sets.map(async (name) => {
+      const set = volumeSet(lab, name);
+      const r = await readVolumeSet(lab, set);
+      const secondary = goal.op === 'recover' && r.productionSite !== goal.site ? await secondaryConsistency(lab, set, goal.site) : 'unknown';
+      return { set: name, state: r.state, ...storageDecision(r, goal, secondary) };
+    }),
+  );
+}

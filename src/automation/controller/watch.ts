@@ -9,11 +9,10 @@ import { ApiClient } from '../../control/index.js';
 import { arrayClient, readVolumeSet } from '../client.js';
 import { siteLossDecision } from '../rg/site-loss.js';
 import type { Lease } from '../rg/lease.js';
-import type { OpKind } from '../rg/operation.js';
 import type { ServiceEvents } from '../../service-kit/index.js';
 import type { ControllerConfig } from './config.js';
 import type { PeerClient } from './peer.js';
-import { labState, volumeSet } from './storage.js';
+import { labState, resolveForRecoveredSide, volumeSet } from './storage.js';
 
 const TICK_MS = 1000;
 const ARRAY_DEADLINE_MS = 1000;
@@ -28,7 +27,7 @@ export interface WatchedController {
   readonly events: ServiceEvents;
   readonly store: { lease(rg: string): Lease };
   isBusy(rg: string): boolean;
-  request(kind: OpKind, rg: string, site: string, plan: boolean): unknown;
+  recoverSite(lost: string, plan: boolean, why: string, only?: string[]): Promise<{ refused: { rg: string; code: string; message: string }[] }>;
   learnLeases(remote: Lease[]): Promise<void>;
 }
 
@@ -87,18 +86,7 @@ export class SiteWatch {
     this.declaredLost = true;
     const automatic = this.c.cfg.resourceGroups.filter((g) => g.failover === 'automatic').map((g) => g.name);
     this.c.events.emit('automation.site-declared-lost', { site: this.c.peer.site, reason: d.reason, detail: d.detail, automatic });
-    if (automatic.length) this.recoverAutomatic(automatic);
-  }
-
-  private recoverAutomatic(groups: string[]): void {
-    for (const g of groups) {
-      if (this.c.store.lease(g).holder !== this.c.peer.site || this.c.isBusy(g)) continue;
-      try {
-        this.c.request('recover', g, this.c.site, false);
-      } catch (e) {
-        this.c.events.emit('automation.recover-refused', { rg: g, message: (e as Error).message });
-      }
-    }
+    if (automatic.length) await this.c.recoverSite(this.c.peer.site, false, 'site-declared-lost', automatic);
   }
 
   /** Does any array of the other site answer? */
@@ -119,16 +107,23 @@ export class SiteWatch {
   }
 
   /**
-   * Groups recovered here (the lease taken by force) whose policy is to fail back to the answering
-   * peer, once every set is in sync again. A group an operator moved here stays.
+   * Groups recovered here (the lease taken by force), once the lost site answers again: a set in
+   * split brain is resolved for this side (the returning side's divergent writes were never seen
+   * by the recovered application), and by the failback policy the group moves back to the
+   * preferred site once every set is in sync. A group an operator moved here stays.
    */
   private async failbacks(): Promise<void> {
     for (const g of this.c.cfg.resourceGroups) {
       const lease = this.c.store.lease(g.name);
-      if (g.failback !== 'automatic' || g.preferredSite !== this.c.peer.site || lease.holder !== this.c.site || !lease.forced || this.c.isBusy(g.name)) continue;
-      if (Date.now() - (this.failbackAskedAt.get(g.name) ?? 0) < FAILBACK_RETRY_MS) continue;
+      if (lease.holder !== this.c.site || !lease.forced || this.c.isBusy(g.name)) continue;
       const lab = await labState(this.c.cfg.lab);
       const readings = await Promise.all(g.volumeSets.map((s) => readVolumeSet(lab, volumeSet(lab, s))));
+      for (const r of readings.filter((x) => x.reason === 'split-brain' && x.productionSite === this.c.site)) {
+        const resolved = await resolveForRecoveredSide(lab, volumeSet(lab, r.set), this.c.site);
+        this.c.events.emit('automation.split-brain-resolved', { rg: g.name, set: r.set, survivor: this.c.site, mirrors: resolved, discardedBytes: resolved.reduce((n, m) => n + m.discardedBytes, 0) });
+      }
+      if (g.failback !== 'automatic' || g.preferredSite !== this.c.peer.site) continue;
+      if (Date.now() - (this.failbackAskedAt.get(g.name) ?? 0) < FAILBACK_RETRY_MS) continue;
       if (!readings.every((r) => r.productionSite === this.c.site && (r.condition === 'duplex' || r.condition === 'journaling'))) continue;
       this.failbackAskedAt.set(g.name, Date.now());
       const a = await this.c.peer.request('move', g.name);

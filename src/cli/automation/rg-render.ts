@@ -29,11 +29,26 @@ export function statusText(all: ControllerStatus[], only?: string): string {
   return [...lines, table(['RG', 'HELD BY', 'EPOCH', 'PREFERRED', 'FAILOVER/BACK', 'SETS', 'RESOURCES', 'LAST OPERATION'], rows)].join('\n');
 }
 
-export function operationText(x: { site: string; operation?: Operation; answer?: { plan?: unknown; plans?: unknown } }): string {
+interface PlanView {
+  steps: Step[];
+  storage: { set: string; state: string; action: string; reason: string; detail: string }[];
+}
+
+function planText(site: string, rg: string, p: PlanView): string {
+  const now = (s: Step) => (s.kind === 'storage' ? p.storage.find((d) => d.set === s.target) : undefined);
+  const lines = p.steps.map((s, i) => {
+    const d = now(s);
+    return `  ${i + 1}. ${s.kind} ${s.target}${d ? `: now ${d.state}, would ${d.action} (${d.detail})` : ''}`;
+  });
+  return [`plan at ${site}${rg ? ` for ${rg}` : ''}:`, ...lines].join('\n');
+}
+
+export function operationText(x: { site: string; operation?: Operation; answer?: { plan?: unknown; plans?: unknown; refused?: unknown } }): string {
   if (x.answer) {
-    const plans = (x.answer.plans as { rg: string; steps: Step[] }[] | undefined) ?? [{ rg: '', steps: x.answer.plan as Step[] }];
-    if (!plans.length) return `site ${x.site}: no resource group to recover`;
-    return plans.map((p) => `plan at ${x.site}${p.rg ? ` for ${p.rg}` : ''}:\n${p.steps.map((s, i) => `  ${i + 1}. ${s.kind} ${s.target}`).join('\n')}`).join('\n');
+    const plans = (x.answer.plans as { rg: string; plan: PlanView }[] | undefined) ?? [{ rg: '', plan: x.answer.plan as PlanView }];
+    const refused = (x.answer.refused as { rg: string; message: string }[] | undefined) ?? [];
+    if (!plans.length && !refused.length) return `site ${x.site}: no resource group to recover`;
+    return [...plans.map((p) => planText(x.site, p.rg, p.plan)), ...refused.map((r) => `${r.rg}: refused: ${r.message}`)].join('\n');
   }
   const o = x.operation!;
   const took = o.endedAt ? ` in ${((Date.parse(o.endedAt) - Date.parse(o.requestedAt)) / 1000).toFixed(1)} s` : '';

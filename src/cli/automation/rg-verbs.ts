@@ -115,7 +115,7 @@ async function operation(kind: 'online' | 'offline' | 'move' | 'recover', rg: st
   const site = siteOf(await statuses(auto));
   const path = kind === 'recover' ? '/v1/site/recover' : `/v1/rg/${kind}`;
   const body = kind === 'recover' ? { site: rg, plan: f.plan === true } : { rg, site, plan: f.plan === true };
-  const answer = (await call(auto, site, 'POST', path, body)) as { operation?: Operation; operations?: Operation[]; plan?: unknown; plans?: unknown };
+  const answer = (await call(auto, site, 'POST', path, body)) as { operation?: Operation; operations?: Operation[]; plan?: unknown; plans?: unknown; refused?: { rg: string; code: string; message: string }[] };
   if (f.plan) {
     if (f.json) printJson({ site, ...answer });
     else process.stdout.write(operationText({ site, answer }) + '\n');
@@ -128,9 +128,14 @@ async function operation(kind: 'online' | 'offline' | 'move' | 'recover', rg: st
     return EXIT.OK;
   }
   const done = await Promise.all(started.map((o) => follow(auto, site, o.id, timeoutMs, f.json === true)));
-  const code = done.some((o) => o === null) ? EXIT_OP_TIMEOUT : done.some((o) => o!.status === 'failed') ? EXIT.ERROR : EXIT.OK;
-  if (f.json) printJson({ site, operations: done.map((o, i) => o ?? started[i]), exitCode: code });
-  else process.stdout.write(done.map((o, i) => (o ? operationText({ site, operation: o }) : `${started[i]!.kind} ${started[i]!.rg}: still running after ${f.timeout ?? 600} s (rg status)`)).join('\n') + (started.length ? '\n' : `site ${rg}: no resource group held there to recover\n`));
+  const refused = answer.refused ?? [];
+  const code = done.some((o) => o === null) ? EXIT_OP_TIMEOUT : done.some((o) => o!.status === 'failed') || refused.length ? EXIT.ERROR : EXIT.OK;
+  if (f.json) printJson({ site, operations: done.map((o, i) => o ?? started[i]), refused, exitCode: code });
+  else {
+    const lines = done.map((o, i) => (o ? operationText({ site, operation: o }) : `${started[i]!.kind} ${started[i]!.rg}: still running after ${f.timeout ?? 600} s (rg status)`));
+    for (const r of refused) lines.push(`${r.rg}: refused (${r.code}): ${r.message}`);
+    process.stdout.write((lines.length ? lines.join('\n') : `site ${rg}: no resource group held there to recover`) + '\n');
+  }
   return code;
 }
 

@@ -17,6 +17,8 @@ import type { MirrorTimers } from './types.js';
 
 /** One request per REMOTE_MAX_BYTES bytes: a link frame carries at most 16 MiB, NBD writes up to 32 MiB. */
 const REMOTE_MAX_BYTES = 8 * 1024 * 1024;
+/** How long a host write waits for a resync chunk it lands in to be copied (CopyChunk). */
+const COPY_WAIT_MAX_MS = 20;
 
 /** What the data path uses of the consistency groups (GroupManager): the route of a member's write. */
 export interface GroupRouting {
@@ -100,6 +102,15 @@ export class DataPath implements MirrorDataPath {
         // the writelog overflowed: the group is in bypass now, and the write goes that way
       }
       if (route !== 'direct') return this.bypassModify(ps, offset, length, local);
+    }
+    // A write into a chunk on the wire waits for its copy (CopyChunk), then goes to both sides; at
+    // most COPY_WAIT_MAX_MS (a throttled resync's chunk may take seconds): then it re-dirties the chunk.
+    const copies = [...ps.peers.values()].flatMap((p) => p.copiesOf(offset, length));
+    if (copies.length) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(copies), new Promise<void>((r) => (timer = setTimeout(r, COPY_WAIT_MAX_MS)))]);
+      clearTimeout(timer);
+      if (ps.closed) throw new BlockError('EPERM', 'this LUN is no longer the primary image of its mirror');
     }
     ps.begin();
     const wil = ps.wil;

@@ -117,7 +117,9 @@ export class PeerLinks {
       if (result.acknowledgedRegions > 0) return this.splitBrainFound(e, p, theirs, result.acknowledgedRegions);
       const theirRegions = theirs.countRegions();
       if (theirRegions > 0) {
-        p.fracture.bitmap.union(theirs);
+        // none of it was acknowledged there: it only may differ (a clean step-down's write-intent
+        // log, say), so a checksum resync compares before it sends
+        for (const r of theirs.runs()) p.markMaybeDirty(r.offset, r.length);
         p.fracture.touch();
         await p.fracture.persist();
         this.event('rejoin-regions', { mirrorId: e.id, imageId: p.imageId, regions: theirRegions, bytes: theirs.dirtyBytes() });

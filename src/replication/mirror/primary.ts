@@ -13,11 +13,25 @@ import type { ResyncView } from './types.js';
  * is derived from it by peerPhase (./peer-phase.ts).
  */
 
-/** A resync chunk on the wire: a host write that lands in it while it is copied re-dirties it. */
+/**
+ * A resync chunk on the wire. A host write that was already under way when the chunk was taken
+ * re-dirties it (`touched`); a host write that arrives meanwhile waits for `copied` instead, so
+ * the chunk is clean after one copy and the write goes to both sides (else a region written
+ * without pause would be copied again and again).
+ */
 export interface CopyChunk {
   offset: number;
   length: number;
   touched: boolean;
+  /** settles when the chunk is off the wire (copied, touched or failed) */
+  copied: Promise<void>;
+  release(): void;
+}
+
+export function newCopyChunk(offset: number, length: number): CopyChunk {
+  let release = (): void => undefined;
+  const copied = new Promise<void>((r) => (release = r));
+  return { offset, length, touched: false, copied, release };
 }
 
 export interface ResyncRun {
@@ -88,6 +102,13 @@ export class SecondaryPeer {
     this.fracture.mark(offset, length);
     this.maybeDirty ??= new TsRegionBitmap(this.fracture.bitmap.lunSize, this.fracture.bitmap.regionSize);
     this.maybeDirty.mark(offset, length);
+  }
+
+  /** The chunks of [offset, offset+length) on the wire now, settled once copied. */
+  copiesOf(offset: number, length: number): Promise<void>[] {
+    const out: Promise<void>[] = [];
+    for (const c of this.copying) if (offset < c.offset + c.length && c.offset < offset + length) out.push(c.copied);
+    return out;
   }
 
   /** A host write to [offset, offset+length) during a copy: the chunks it overlaps stay dirty. */

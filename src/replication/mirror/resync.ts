@@ -2,7 +2,7 @@ import type { RemoteLinkError } from '../../link/protocol/index.js';
 import { secondariesOf } from '../state/index.js';
 import { imageOf, mirrorSize, phaseOf, type Entry } from './entry.js';
 import { awaitsResync, linkUsable, startsResync } from './peer-phase.js';
-import type { CopyChunk, ResyncRun, SecondaryPeer } from './primary.js';
+import { newCopyChunk, type CopyChunk, type ResyncRun, type SecondaryPeer } from './primary.js';
 import type { MirrorRecords } from './records.js';
 import { compareAndSend, CSUM_BATCH_BYTES, CSUM_HASH, CsumUnsupported, type CsumTarget } from './resync-csum.js';
 import { RateLimiter } from './throttle.js';
@@ -228,7 +228,7 @@ export class Resync {
             from = busy.offset + busy.length;
             continue;
           }
-          const c = { offset: run.offset, length: Math.min(run.length, chunkMax), touched: false };
+          const c = newCopyChunk(run.offset, Math.min(run.length, chunkMax));
           cursor = c.offset + c.length;
           return c;
         }
@@ -284,7 +284,10 @@ export class Resync {
         } catch (err) {
           failure ??= err;
         } finally {
-          for (const c of batch) p.copying.delete(c);
+          for (const c of batch) {
+            p.copying.delete(c);
+            c.release();
+          }
           if (csum) usedCsum -= bytes;
           else used -= bytes;
           waiting.shift()?.();
