@@ -6,6 +6,7 @@ import { statusMirrorsSection } from './mirror-verbs.js';
 import { fenceText } from './fence-verbs.js';
 import { clientError, findLab, resolveTarget, type TargetFlags } from './target.js';
 import { labMonitorStatus } from './lab-monitor.js';
+import { automationStatus } from './automation/controllers.js';
 import type { LabState } from './lab.js';
 
 // Their home is target.ts (below the verb modules); re-exported for existing importers.
@@ -90,7 +91,7 @@ interface StatusJson {
 }
 
 /** `sanbox status` of a lab (no --api, no --array): every array's supervision state, and the first running array in detail. */
-async function labOverview(f: TargetFlags): Promise<{ rows: LabArrayRow[]; pick: string; monitor?: LabState['monitor']; dashboard?: string } | undefined> {
+async function labOverview(f: TargetFlags): Promise<{ rows: LabArrayRow[]; pick: string; monitor?: LabState['monitor']; automation?: LabState['automation']; dashboard?: string } | undefined> {
   if (f.api ?? (process.env.SANBOX_API || undefined)) return undefined;
   if (f.array) return undefined;
   const lab = await findLab(f);
@@ -100,7 +101,7 @@ async function labOverview(f: TargetFlags): Promise<{ rows: LabArrayRow[]; pick:
     const list = rows.map((r) => `${r.name} ${r.state}`).join(', ');
     throw new CliError(EXIT.UNREACHABLE, 'array-down', `no array of lab ${lab.lab} is running (${list}); start one with "sanbox fault array-restart ARRAY"`);
   }
-  return { rows, pick: up.name, monitor: lab.monitor, ...(lab.dashboard ? { dashboard: lab.dashboard.url } : {}) };
+  return { rows, pick: up.name, monitor: lab.monitor, automation: lab.automation, ...(lab.dashboard ? { dashboard: lab.dashboard.url } : {}) };
 }
 
 interface LabArrayRow {
@@ -121,8 +122,9 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
     return r;
   });
   const monitor = overview?.monitor ? await labMonitorStatus(overview.monitor) : undefined;
+  const automation = overview?.automation ? await automationStatus(overview.automation) : undefined;
   if (f.json) {
-    printJson(overview ? { ...st, labArrays: overview.rows, ...(monitor ? { monitor: monitor.json } : {}), ...(overview.dashboard ? { dashboard: overview.dashboard } : {}) } : st);
+    printJson(overview ? { ...st, labArrays: overview.rows, ...(monitor ? { monitor: monitor.json } : {}), ...(automation ? { automation: automation.json } : {}), ...(overview.dashboard ? { dashboard: overview.dashboard } : {}) } : st);
     return EXIT.OK;
   }
   const down = overview?.rows.filter((r) => r.state !== 'running') ?? [];
@@ -146,6 +148,7 @@ export async function statusCommand(f: TargetFlags): Promise<number> {
   ];
   if (mirrors) lines.push('', mirrors);
   if (monitor) lines.push('', monitor.text);
+  if (automation) lines.push('', automation.text);
   if (st.snapshots?.length) lines.push('', 'snapshots:', ...st.snapshots.map((s) => `  ${s.export}  ${s.kind}, ${s.state}, taken ${s.created}, ${formatSize(s.usedBytes)} saved`));
   if (st.diskFaults?.length) lines.push('', 'disk faults:', ...st.diskFaults.map((d) => `  LUN ${d.name}: ${d.summary}; ${d.injected} errors injected, ${d.delayed} requests delayed`));
   for (const p of st.problems) lines.push(`warning: ${p}`);

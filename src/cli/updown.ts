@@ -82,6 +82,7 @@ export function labSummary(state: LabState, lab: Lab): string {
   for (const s of lab.sites) if (s.declared) lines.push(`  site ${s.name}: ${s.arrays.join(', ')}`);
   if (lab.restart.mode === 'on-failure') lines.push(`  restart: on-failure (after ${lab.restart.backoffMs} ms, at most ${lab.restart.limit} times per array)`);
   if (state.heartbeat) lines.push(`  heartbeat hosts ${state.heartbeat.hosts.map((h) => `${h.name}@${h.site} pid ${h.pid}`).join(', ')}${state.heartbeat.witness ? `  witness ${state.heartbeat.witness.url}` : ''}  (sanbox hb status)`);
+  if (state.automation) lines.push(`  automation controllers ${state.automation.controllers.map((c) => `${c.site} ${c.url} pid ${c.pid}`).join(', ')}  (sanbox rg status)`);
   if (state.monitor) lines.push(`  monitor pid ${state.monitor.pid}  ${state.monitor.resources} resources  socket ${state.monitor.socket}${state.monitor.http ? `  events ${state.monitor.http}/v1/events` : ''}  (chkmon -show)`);
   for (const m of state.mirrors ?? []) {
     const what = { created: 'created', exists: 'exists', skipped: 'not created here', failed: 'NOT CREATED' }[m.status];

@@ -7,7 +7,7 @@
  * Four streams carry them: an array's `/v1/events` (ARRAY_EVENT_TYPES), a link emulator's
  * `/v1/events` (LINK_EVENT_TYPES), the lab supervisor's (SUPERVISOR_EVENT_TYPES: its
  * `<images>/.labs/<lab>.events.jsonl` and its control API's `/v1/events`), the pair resync
- * monitor's (MONITOR_EVENT_TYPES), and the heartbeat agents' and witness's (HEARTBEAT_EVENT_TYPES).
+ * monitor's (MONITOR_EVENT_TYPES), the heartbeat agents' and witness's (HEARTBEAT_EVENT_TYPES), and the site automation controllers' (AUTOMATION_EVENT_TYPES).
  */
 
 /** The array itself: its directory and image files (StorageArray). */
@@ -306,13 +306,50 @@ export const HEARTBEAT_EVENT_TYPES = [
   'hb.action',
 ] as const;
 
-export const EVENT_TYPES = [...ARRAY_EVENT_TYPES, ...LINK_EVENT_TYPES, ...SUPERVISOR_EVENT_TYPES, ...MONITOR_EVENT_TYPES, ...HEARTBEAT_EVENT_TYPES] as const;
+/** A site automation controller's `/v1/events` and log (src/automation, docs/automation.md). */
+export const AUTOMATION_EVENT_TYPES = [
+  'automation.controller-started',
+  'automation.operation-requested',
+  'automation.operation-succeeded',
+  'automation.operation-failed',
+  'automation.step-started',
+  'automation.step-resumed',
+  'automation.step-done',
+  'automation.step-failed',
+  'automation.storage-decision',
+  'automation.storage-action',
+  'automation.storage-action-failed',
+  'automation.lease-acquired',
+  'automation.lease-released',
+  'automation.lease-forced',
+  'automation.lease-learned',
+  'automation.join-cleanup',
+  'automation.join-cleanup-failed',
+  'automation.site-declared-lost',
+  'automation.site-rejoined',
+  'automation.site-recover',
+  'automation.recover-refused',
+  'automation.split-brain-resolved',
+  'automation.failback-requested',
+  'automation.watch-error',
+  'automation.resource-already-running',
+  'automation.resource-already-stopped',
+  'automation.resource-starting',
+  'automation.resource-stopping',
+  'automation.resource-started',
+  'automation.resource-stopped',
+  'automation.resource-start-failed',
+  'automation.resource-stop-failed',
+] as const;
+
+export const EVENT_TYPES = [...ARRAY_EVENT_TYPES, ...LINK_EVENT_TYPES, ...SUPERVISOR_EVENT_TYPES, ...MONITOR_EVENT_TYPES, ...HEARTBEAT_EVENT_TYPES, ...AUTOMATION_EVENT_TYPES] as const;
 
 export type ArrayEventType = (typeof ARRAY_EVENT_TYPES)[number];
 export type LinkEventType = (typeof LINK_EVENT_TYPES)[number];
 export type SupervisorEventType = (typeof SUPERVISOR_EVENT_TYPES)[number];
 export type MonitorEventType = (typeof MONITOR_EVENT_TYPES)[number];
 export type HeartbeatEventType = (typeof HEARTBEAT_EVENT_TYPES)[number];
+export type AutomationEventType = (typeof AUTOMATION_EVENT_TYPES)[number];
 export type EventType = (typeof EVENT_TYPES)[number];
 export type MirrorEventType = (typeof MIRROR_EVENTS)[number];
 export type GroupEventType = (typeof GROUP_EVENTS)[number];
@@ -325,6 +362,11 @@ const LINK_SET: ReadonlySet<string> = new Set(LINK_EVENT_TYPES);
 const SUPERVISOR_SET: ReadonlySet<string> = new Set(SUPERVISOR_EVENT_TYPES);
 const MONITOR_SET: ReadonlySet<string> = new Set(MONITOR_EVENT_TYPES);
 const HEARTBEAT_SET: ReadonlySet<string> = new Set(HEARTBEAT_EVENT_TYPES);
+const AUTOMATION_SET: ReadonlySet<string> = new Set(AUTOMATION_EVENT_TYPES);
+
+export function isAutomationEventType(type: string): type is AutomationEventType {
+  return AUTOMATION_SET.has(type);
+}
 
 export function isArrayEventType(type: string): type is ArrayEventType {
   return ARRAY_SET.has(type);

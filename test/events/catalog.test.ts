@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ARRAY_EVENT_TYPES, EVENT_TYPES, HEARTBEAT_EVENT_TYPES, LINK_EVENT_TYPES, MONITOR_EVENT_TYPES, SUPERVISOR_EVENT_TYPES, eventFamily, isArrayEventType, isHeartbeatEventType, isLinkEventType, isMonitorEventType, isSupervisorEventType } from '../../src/events/index.js';
+import { ARRAY_EVENT_TYPES, AUTOMATION_EVENT_TYPES, EVENT_TYPES, HEARTBEAT_EVENT_TYPES, LINK_EVENT_TYPES, MONITOR_EVENT_TYPES, SUPERVISOR_EVENT_TYPES, eventFamily, isArrayEventType, isAutomationEventType, isHeartbeatEventType, isLinkEventType, isMonitorEventType, isSupervisorEventType } from '../../src/events/index.js';
 import { scanEmittedEvents } from './scan.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -24,12 +24,12 @@ function sorted(xs: Iterable<string>): string[] {
  * The types docs/events.md lists, per stream: table rows whose first cell is a backquoted
  * `family.name`, under a `## ...` heading naming the stream ("Array events", "Link emulator events").
  */
-function documentedEvents(markdown: string): { array: string[]; link: string[]; supervisor: string[]; monitor: string[]; heartbeat: string[] } {
-  const out = { array: [] as string[], link: [] as string[], supervisor: [] as string[], monitor: [] as string[], heartbeat: [] as string[] };
-  let stream: 'array' | 'link' | 'supervisor' | 'monitor' | 'heartbeat' | null = null;
+function documentedEvents(markdown: string): { array: string[]; link: string[]; supervisor: string[]; monitor: string[]; heartbeat: string[]; automation: string[] } {
+  const out = { array: [] as string[], link: [] as string[], supervisor: [] as string[], monitor: [] as string[], heartbeat: [] as string[], automation: [] as string[] };
+  let stream: 'array' | 'link' | 'supervisor' | 'monitor' | 'heartbeat' | 'automation' | null = null;
   for (const line of markdown.split('\n')) {
     const h = /^## (.*)$/.exec(line);
-    if (h) stream = /^array events/i.test(h[1]!) ? 'array' : /^link emulator events/i.test(h[1]!) ? 'link' : /^supervisor events/i.test(h[1]!) ? 'supervisor' : /^monitor events/i.test(h[1]!) ? 'monitor' : /^heartbeat events/i.test(h[1]!) ? 'heartbeat' : null;
+    if (h) stream = /^array events/i.test(h[1]!) ? 'array' : /^link emulator events/i.test(h[1]!) ? 'link' : /^supervisor events/i.test(h[1]!) ? 'supervisor' : /^monitor events/i.test(h[1]!) ? 'monitor' : /^heartbeat events/i.test(h[1]!) ? 'heartbeat' : /^automation events/i.test(h[1]!) ? 'automation' : null;
     const row = /^\|\s*`([a-z]+\.[a-z][a-z-]*)`\s*\|/.exec(line);
     if (row) {
       if (!stream) throw new Error(`docs/events.md: ${row[1]} is listed outside the "Array events", "Link emulator events", "Supervisor events" and "Monitor events" sections`);
@@ -46,7 +46,8 @@ describe('event catalog', () => {
     for (const t of LINK_EVENT_TYPES) expect(isArrayEventType(t) || isSupervisorEventType(t), t).toBe(false);
     for (const t of SUPERVISOR_EVENT_TYPES) expect(isArrayEventType(t) || isLinkEventType(t) || isMonitorEventType(t), t).toBe(false);
     for (const t of MONITOR_EVENT_TYPES) expect(isArrayEventType(t) || isLinkEventType(t) || isSupervisorEventType(t) || isHeartbeatEventType(t), t).toBe(false);
-    for (const t of HEARTBEAT_EVENT_TYPES) expect(isArrayEventType(t) || isLinkEventType(t) || isSupervisorEventType(t) || isMonitorEventType(t), t).toBe(false);
+    for (const t of HEARTBEAT_EVENT_TYPES) expect(isArrayEventType(t) || isLinkEventType(t) || isSupervisorEventType(t) || isMonitorEventType(t) || isAutomationEventType(t), t).toBe(false);
+    for (const t of AUTOMATION_EVENT_TYPES) expect(isArrayEventType(t) || isLinkEventType(t) || isSupervisorEventType(t) || isMonitorEventType(t) || isHeartbeatEventType(t), t).toBe(false);
     expect(eventFamily('mirror.resync-done')).toBe('mirror');
   });
 
@@ -67,6 +68,7 @@ describe('event catalog', () => {
       expect(isLinkEventType(e.type), `${e.type} at ${e.file}:${e.line}`).toBe(inLink);
       expect(isMonitorEventType(e.type), `${e.type} at ${e.file}:${e.line}`).toBe(e.file.startsWith(join('src', 'monitor')));
       expect(isHeartbeatEventType(e.type), `${e.type} at ${e.file}:${e.line}`).toBe(e.file.startsWith(join('src', 'heartbeat')));
+      expect(isAutomationEventType(e.type), `${e.type} at ${e.file}:${e.line}`).toBe(e.file.startsWith(join('src', 'automation')));
     }
   });
 
@@ -82,5 +84,7 @@ describe('event catalog', () => {
     expect(sorted(docs.monitor), 'docs/events.md "Monitor events" vs MONITOR_EVENT_TYPES').toEqual(sorted(MONITOR_EVENT_TYPES));
     expect(docs.heartbeat.length, 'a heartbeat event listed twice in docs/events.md').toBe(new Set(docs.heartbeat).size);
     expect(sorted(docs.heartbeat), 'docs/events.md "Heartbeat events" vs HEARTBEAT_EVENT_TYPES').toEqual(sorted(HEARTBEAT_EVENT_TYPES));
+    expect(docs.automation.length, 'an automation event listed twice in docs/events.md').toBe(new Set(docs.automation).size);
+    expect(sorted(docs.automation), 'docs/events.md "Automation events" vs AUTOMATION_EVENT_TYPES').toEqual(sorted(AUTOMATION_EVENT_TYPES));
   });
 });

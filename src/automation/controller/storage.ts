@@ -74,9 +74,6 @@ async function act(lab: LabState, set: LabVolumeSet, d: StorageDecision, goal: S
   const primary = (r: string | null) => client(lab, r ?? set.arrays[0]!);
   const isMirror = set.kind === 'mirror';
   switch (d.action) {
-    case 'resync':
-      await primary(null).synchronizeMirror(set.name);
-      return;
     case 'resume':
       await primary(null).resumeGroup(set.name);
       return;

@@ -31,7 +31,6 @@ interface Direction {
   running: boolean;
   timeoutMs(spec: HostResourceSpec): number;
   code: ResourceErrorCode;
-  events: { already: string; going: string; done: string; failed: string };
 }
 
 const START: Direction = {
@@ -39,7 +38,6 @@ const START: Direction = {
   running: true,
   timeoutMs: (s) => s.startTimeoutMs,
   code: 'start-failed',
-  events: { already: 'automation.resource-already-running', going: 'automation.resource-starting', done: 'automation.resource-started', failed: 'automation.resource-start-failed' },
 };
 
 const STOP: Direction = {
@@ -47,7 +45,6 @@ const STOP: Direction = {
   running: false,
   timeoutMs: (s) => s.stopTimeoutMs,
   code: 'stop-failed',
-  events: { already: 'automation.resource-already-stopped', going: 'automation.resource-stopping', done: 'automation.resource-stopped', failed: 'automation.resource-stop-failed' },
 };
 
 /** A monitor that ran out of time said nothing: neither running nor stopped. */
@@ -111,10 +108,10 @@ export class HostResources {
     const spec = this.spec(name);
     const timeoutMs = d.timeoutMs(spec);
     if (says((await this.monitor(name, timeoutMs)).result, d.running)) {
-      this.opts.emit(d.events.already, { resource: name });
+      this.opts.emit(d.running ? 'automation.resource-already-running' : 'automation.resource-already-stopped', { resource: name });
       return;
     }
-    this.opts.emit(d.events.going, { resource: name });
+    this.opts.emit(d.running ? 'automation.resource-starting' : 'automation.resource-stopping', { resource: name });
     const began = performance.now();
     await appendFile(this.logFile(name), `--- ${new Date().toISOString()} ${d.command}: ${spec[d.command]}\n`);
     const result = await this.run(spec, spec[d.command], timeoutMs);
@@ -128,7 +125,7 @@ export class HostResources {
       const want = d.running ? 'running' : 'stopped';
       throw this.fail(name, d, 'monitor-timeout', disagreeing, `${d.command} exited 0 but the monitor did not say ${want} within ${timeoutMs} ms (last monitor: ${describeEnd(disagreeing, timeoutMs)}): ${lastLine(disagreeing.output)}`);
     }
-    this.opts.emit(d.events.done, { resource: name, durationMs: Math.round(performance.now() - began) });
+    this.opts.emit(d.running ? 'automation.resource-started' : 'automation.resource-stopped', { resource: name, durationMs: Math.round(performance.now() - began) });
   }
 
   /** Polls the monitor until it says `running` (null) or the deadline leaves no room for another poll (its last result). */
@@ -142,7 +139,7 @@ export class HostResources {
   }
 
   private fail(name: string, d: Direction, code: ResourceErrorCode, r: CommandResult, why: string): ResourceError {
-    this.opts.emit(d.events.failed, { resource: name, code, exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, output: r.output });
+    this.opts.emit(d.running ? 'automation.resource-start-failed' : 'automation.resource-stop-failed', { resource: name, code, exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, output: r.output });
     return new ResourceError(code, name, r, `host resource ${name}: ${why}`);
   }
 

@@ -25,8 +25,6 @@ export type StorageAction =
   | 'ready'
   /** nothing to do but read again (a copy under way, an array that did not answer) */
   | 'wait'
-  /** end a fracture: resynchronize from the fracture log (mirror sync) */
-  | 'resync'
   /** resume a paused asynchronous group */
   | 'resume'
   /** switch an asynchronous group to synchronous (drains its journal) before a swap */
@@ -80,7 +78,8 @@ function moveDecision(r: VsReading, site: string): StorageDecision {
       return decision('wait', r.condition, `${set}: ${r.condition}, waiting until in sync (${r.detail})`);
     case 'suspended':
     case 'promote-fractured':
-      return r.kind === 'mirror' ? decision('resync', r.condition, `${set}: ${r.detail}; resynchronizing before the swap`) : decision('wait', r.condition, `${set}: a member is ${r.condition} (${r.detail})`);
+      // refused before anything stops: the host resources would stay down while a link is out
+      return decision('refuse', 'out-of-sync', `${set}: ${r.state} (${r.detail}); a planned move swaps sets in sync only: resynchronize first (sanbox mirror sync, then sanbox vs wait ${r.set} InSync)`);
     case 'paused':
       return decision('resume', 'paused', `${set}: paused; resuming before the swap`);
     case 'journaling':

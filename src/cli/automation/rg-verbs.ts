@@ -14,6 +14,7 @@ import { CliError, EXIT, nameArg, printJson, sleep, usage } from '../common.js';
 import type { Run } from '../command-kit.js';
 import type { LabState, LabStateAutomation } from '../lab.js';
 import { findLab } from '../target.js';
+import { call, holderOf, statuses } from './controllers.js';
 import { operationText, statusText, stepLine, type ControllerStatus } from './rg-render.js';
 
 export const EXIT_OP_TIMEOUT = 4;
@@ -53,30 +54,6 @@ async function automationOf(f: Flags): Promise<{ lab: LabState; auto: LabStateAu
   const lab = await findLab({ ...(f.lab ? { lab: f.lab } : {}) });
   if (!lab.automation) throw new CliError(EXIT.ERROR, 'no-automation', `lab ${lab.lab} has no site automation (automation: in its lab file)`);
   return { lab, auto: lab.automation };
-}
-
-async function call(auto: LabStateAutomation, site: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
-  const c = auto.controllers.find((x) => x.site === site);
-  if (!c) throw new CliError(EXIT.ERROR, 'not-found', `no automation controller at site ${site} (sites: ${auto.controllers.map((x) => x.site).join(', ')})`);
-  let res: Response;
-  try {
-    res = await fetch(`${c.url}${path}`, { method, headers: { authorization: `Bearer ${auto.token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}), signal: AbortSignal.timeout(10_000) });
-  } catch (e) {
-    throw new CliError(EXIT.UNREACHABLE, 'unreachable', `the automation controller of site ${site} (${c.url}) does not answer: ${(e as Error).message}`);
-  }
-  const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
-  if (!res.ok) throw new CliError(res.status === 400 ? EXIT.USAGE : EXIT.ERROR, json.error?.code ?? 'refused', json.error?.message ?? `HTTP ${res.status}`);
-  return json;
-}
-
-async function statuses(auto: LabStateAutomation): Promise<ControllerStatus[]> {
-  return Promise.all(auto.controllers.map((c) => call(auto, c.site, 'GET', '/v1/status').then((s) => ({ ...(s as ControllerStatus), reachable: true }), (e: unknown) => ({ site: c.site, reachable: false, error: (e as Error).message, groups: [] }) as ControllerStatus)));
-}
-
-/** The site whose controller holds the group's lease (the higher epoch wins), or null. */
-function holderOf(all: ControllerStatus[], rg: string): string | null {
-  const leases = all.flatMap((s) => s.groups.filter((g) => g.name === rg).map((g) => g.lease));
-  return leases.sort((a, b) => b.epoch - a.epoch)[0]?.holder ?? null;
 }
 
 async function statusCommand(rg: string | undefined, f: Flags): Promise<number> {

@@ -73,8 +73,17 @@ export async function rewriteLab(labFile: string, labName: string): Promise<stri
     if (isObj(hb.witness)) hb.witness = { ...hb.witness, port: 0 };
     hb.network = { ...(isObj(hb.network) ? hb.network : {}), api: { port: 0 } };
   }
+  // The automation controllers likewise; their host resources' commands name scripts next to the original lab file.
+  if (isObj(doc.automation)) rewriteAutomation(doc.automation, dirname(resolve(labFile)));
   doc.lab = labName;
   return `# ${labFile}, rewritten for a scenario run (lab name, ports, directories)\n${stringify(doc)}`;
+}
+
+function rewriteAutomation(auto: Obj, labDir: string): void {
+  if (Array.isArray(auto.controllers)) for (const c of auto.controllers) if (isObj(c)) c.port = 0;
+  const groups = Array.isArray(auto.resourceGroups) ? auto.resourceGroups.filter(isObj) : [];
+  for (const r of groups.flatMap((g) => (Array.isArray(g.resources) ? g.resources.filter(isObj) : [])))
+    for (const k of ['start', 'stop', 'monitor']) if (typeof r[k] === 'string') r[k] = (r[k] as string).replace(/\$\{?SANBOX_LAB_DIR\}?/g, labDir);
 }
 
 export interface RunLab {

@@ -31,8 +31,9 @@ describe('storage decision: planned move to west', () => {
   it.each([
     ['in sync: plain promote, nothing copied', reading({}), 'promote', 'in-sync'],
     ['copying: wait', reading({ state: 'OutOfSync', reason: 'copying', condition: 'copying' }), 'wait', 'copying'],
-    ['mirror fractured: resync first', reading({ state: 'SplitSite', reason: 'suspended', condition: 'suspended' }), 'resync', 'suspended'],
-    ['group member suspended: wait', reading({ kind: 'group', state: 'XDModeOutOfSync', reason: 'suspended', condition: 'suspended', mode: 'async' }), 'wait', 'suspended'],
+    ['mirror fractured: refused, never swapped out of sync', reading({ state: 'SplitSite', reason: 'suspended', condition: 'suspended' }), 'refuse', 'out-of-sync'],
+    ['group member suspended: refused', reading({ kind: 'group', state: 'XDModeOutOfSync', reason: 'suspended', condition: 'suspended', mode: 'async' }), 'refuse', 'out-of-sync'],
+    ['old primary not yet resynchronized after a promote: refused', reading({ state: 'SplitSite', reason: 'promote-fractured', condition: 'promote-fractured' }), 'refuse', 'out-of-sync'],
     ['paused group: resume', reading({ kind: 'group', state: 'XDModeOutOfSync', reason: 'paused', condition: 'paused', mode: 'async' }), 'resume', 'paused'],
     ['asynchronous group journaling: switch to synchronous first', reading({ kind: 'group', state: 'XDMode', reason: 'journaling', condition: 'journaling', mode: 'async' }), 'switch-sync', 'asynchronous'],
     ['already at west', reading({ state: 'RecoverySite', productionSite: 'west', primaryArray: 'bravo' }), 'ready', 'moved'],
