@@ -1,6 +1,8 @@
 // Lab files with automation: — the defaults, a full file, and every validation error at once.
 import { describe, expect, it } from 'vitest';
-import { parseLab } from '../../../src/cli/lab.js';
+import { join } from 'node:path';
+import { loadLab, parseLab } from '../../../src/cli/lab.js';
+import { REPO } from '../../support/paths.js';
 import { labProblems } from '../../support/lab.js';
 
 const luns = ['d0', 'd1', 'd2', 'd3', 'd4', 'd5'].map((n) => `{ name: ${n}, size: 1M }`).join(', ');
@@ -248,5 +250,13 @@ describe('lab files: automation', () => {
     const three = (after: [string, string, string]) =>
       labProblems(base + head + `  resourceGroups:\n    - name: rg0\n      volumeSets: [m0]\n      resources:\n` + ['a', 'b', 'c'].map((n, i) => `        - { name: ${n}, start: x, stop: y, monitor: z, after: [${after[i]}] }\n`).join(''));
     expect(three(['b', 'c', 'a'])).toEqual(['automation.resourceGroups[0].resources: a cycle of after: a after b after c after a (none of them can start first)']);
+  });
+});
+
+describe('shipped lab files with automation:', () => {
+  it.each(['lab/two-sites.yaml', 'scenarios/labs/automation.yaml'])('%s: two controllers, rg0 of m0 with one host resource, automatic failover and failback', (file) => {
+    const lab = loadLab(join(REPO, file));
+    expect(lab.automation?.controllers.map((c) => c.site)).toEqual(['east', 'west']);
+    expect(lab.automation?.resourceGroups).toMatchObject([{ name: 'rg0', volumeSets: ['m0'], preferredSite: 'east', failover: 'automatic', failback: 'automatic', resources: [{ name: 'app' }] }]);
   });
 });
