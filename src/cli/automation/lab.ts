@@ -4,13 +4,13 @@
  * configuration written here; a failed site takes its controller down with its arrays (SIGKILL:
  * it resumes from its step log when the site is restored).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ControllerConfig } from '../../automation/controller/index.js';
 import type { AutomationSpec } from '../../automation/rg/types.js';
-import { BIN, CliError, EXIT, labsDir, pidAlive, sleep } from '../common.js';
+import { BIN, labsDir } from '../common.js';
+import { freePort, spawnService, stopService } from '../service-process.js';
 import type { Lab, LabStateAutomation } from '../lab.js';
 
 const READY_MS = 15_000;
@@ -21,14 +21,6 @@ interface Controller {
   url: string;
   config: string;
   proc?: ChildProcess;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** SIGKILL to the process group each started host resource left (`<rg>/<resource>.pgid`, src/automation/resources). */
@@ -96,37 +88,18 @@ export class LabAutomationRunner {
   }
 
   private async spawn(c: Controller): Promise<void> {
-    const logPath = join(this.dir, c.site, 'controller.log');
-    const logFile = createWriteStream(logPath, { flags: 'a' });
-    const proc = spawn(process.execPath, [BIN, 'automation', 'serve', '--config', c.config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    proc.stdout!.pipe(logFile, { end: false });
-    proc.stderr!.pipe(logFile, { end: false });
-    proc.on('exit', (code, signal) => this.log(`automation controller of site ${c.site} exited (code ${code}, signal ${signal})`));
-    c.proc = proc;
-    const end = Date.now() + READY_MS;
-    while (Date.now() < end) {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new CliError(EXIT.ERROR, 'start-failed', `automation controller of site ${c.site} exited at start (see ${logPath})`);
-      const ok = await fetch(`${c.url}/v1/status`, { headers: { authorization: `Bearer ${this.spec.secret}` }, signal: AbortSignal.timeout(1000) }).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (ok) return;
-      await sleep(100);
-    }
-    throw new CliError(EXIT.ERROR, 'start-timeout', `automation controller of site ${c.site} did not answer within ${READY_MS / 1000} s`);
+    c.proc = await spawnService({
+      what: `automation controller of site ${c.site}`,
+      args: ['automation', 'serve', '--config', c.config],
+      logPath: join(this.dir, c.site, 'controller.log'),
+      readyMs: READY_MS,
+      ready: () => fetch(`${c.url}/v1/status`, { headers: { authorization: `Bearer ${this.spec.secret}` }, signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false),
+      onExit: (code, signal) => this.log(`automation controller of site ${c.site} exited (code ${code}, signal ${signal})`),
+    });
   }
 
-  private async kill(c: Controller, signal: NodeJS.Signals): Promise<boolean> {
-    const p = c.proc;
-    if (!p?.pid || !pidAlive(p.pid) || p.exitCode !== null) return false;
-    const exited = new Promise<void>((r) => p.once('exit', () => r()));
-    p.kill(signal);
-    await Promise.race([exited, sleep(STOP_MS)]);
-    if (p.exitCode === null && p.signalCode === null) {
-      p.kill('SIGKILL');
-      await exited;
-    }
-    return true;
+  private kill(c: Controller, signal: NodeJS.Signals): Promise<boolean> {
+    return stopService(c.proc, signal, STOP_MS);
   }
 
   /** A failed site: its controller and the host resources it started die at once. */

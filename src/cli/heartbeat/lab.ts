@@ -5,14 +5,14 @@
  * agent process per host (`sanbox hb serve --config`), each with its configuration resolved here.
  * A failed site takes its hosts down with its arrays (`fault site-fail`) and brings them back.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { LinkApiServer, LinkEmulator, type RouteConfig } from '../../link/index.js';
 import { Witness, getJson, pinMirror, type AgentConfig, type ArrayEndpoint, type VolumeEndpoint } from '../../heartbeat/agent/index.js';
-import { BIN, CliError, EXIT, labsDir, pidAlive, sleep } from '../common.js';
+import { CliError, EXIT, labsDir } from '../common.js';
+import { freePort, spawnService, stopService } from '../service-process.js';
 import { HB_NETWORK_LINK, type Lab, type LabHeartbeat, type LabState, type LabStateArray, type LabStateHeartbeat } from '../lab.js';
 import type { RunningLink } from '../link-verbs.js';
 
@@ -26,15 +26,6 @@ interface Host {
   url: string;
   config: string;
   proc?: ChildProcess;
-}
-
-/** A free TCP port on 127.0.0.1 (for a host whose lab file leaves its port to us). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 async function startEmulator(name: string, a: string, b: string, routes: RouteConfig[], latencyMs: number, jitterMs: number, api: { bind: string; port: number }): Promise<RunningLink> {
@@ -195,32 +186,19 @@ export class LabHeartbeatRunner {
   }
 
   private async spawn(h: Host): Promise<void> {
-    const logFile = createWriteStream(join(this.dir, `${h.name}.log`), { flags: 'a' });
-    const proc = spawn(process.execPath, [BIN, 'hb', 'serve', '--config', h.config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    proc.stdout!.pipe(logFile, { end: false });
-    proc.stderr!.pipe(logFile, { end: false });
-    proc.on('exit', (code, signal) => this.log(`heartbeat agent ${h.name} exited (code ${code}, signal ${signal})`));
-    h.proc = proc;
-    const end = Date.now() + AGENT_READY_MS;
-    while (Date.now() < end) {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new CliError(EXIT.ERROR, 'start-failed', `heartbeat agent ${h.name} exited at start (see ${join(this.dir, `${h.name}.log`)})`);
-      if ((await getJson(`${h.url}/v1/status`, 1000)).ok) return;
-      await sleep(100);
-    }
-    throw new CliError(EXIT.ERROR, 'start-timeout', `heartbeat agent ${h.name} did not answer within ${AGENT_READY_MS / 1000} s`);
+    h.proc = await spawnService({
+      what: `heartbeat agent ${h.name}`,
+      args: ['hb', 'serve', '--config', h.config],
+      logPath: join(this.dir, `${h.name}.log`),
+      readyMs: AGENT_READY_MS,
+      ready: async () => (await getJson(`${h.url}/v1/status`, 1000)).ok,
+      onExit: (code, signal) => this.log(`heartbeat agent ${h.name} exited (code ${code}, signal ${signal})`),
+    });
   }
 
   private async kill(h: Host, signal: NodeJS.Signals): Promise<number | undefined> {
-    const p = h.proc;
-    if (!p?.pid || !pidAlive(p.pid) || p.exitCode !== null) return undefined;
-    const exited = new Promise<void>((r) => p.once('exit', () => r()));
-    p.kill(signal);
-    await Promise.race([exited, sleep(AGENT_STOP_MS)]);
-    if (p.exitCode === null && p.signalCode === null) {
-      p.kill('SIGKILL');
-      await exited;
-    }
-    return p.pid;
+    const pid = h.proc?.pid;
+    return (await stopService(h.proc, signal, AGENT_STOP_MS)) ? pid : undefined;
   }
 
   /** A failed site: its hosts die at once (SIGKILL) and its heartbeat links are cut. */
