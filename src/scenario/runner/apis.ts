@@ -74,6 +74,18 @@ export class LabApis {
     return new ApiClient({ url: h.url });
   }
 
+  /** The site automation controllers' APIs (their `/v1/events` are the sources `automation:SITE`); each request needs the lab's automation token. */
+  automationSites(): string[] {
+    return (this.state.automation?.controllers ?? []).map((c) => c.site);
+  }
+
+  automation(site: string): ApiClient {
+    const a = this.state.automation;
+    const c = a?.controllers.find((x) => x.site === site);
+    if (!a || !c) throw new Error(`the lab has no automation controller at site ${site}`);
+    return new ApiClient({ url: c.url, token: a.token });
+  }
+
   control(timeoutMs?: number): ApiClient {
     const c = this.state.control;
     if (!c) throw new Error(`lab ${this.lab.name} has no control API in its state file`);

@@ -5,17 +5,19 @@
  */
 import { checkFileSystem, FsCheckUnavailable, ledger, NbdClient, prefix } from '../../check/index.js';
 import type { CheckSpec } from '../spec/types.js';
-import type { CheckRecord, StepRecord, WorkloadRecord } from '../report/types.js';
+import type { CheckRecord, EventRecord, StepRecord, WorkloadRecord } from '../report/types.js';
 import type { LabApis } from './apis.js';
 import { primaryOfMirror } from './actions.js';
 import { evaluate, type ConditionContext } from './conditions.js';
 
 export interface CheckContext extends ConditionContext {
   steps: StepRecord[];
+  /** every event seen during the run so far */
+  events(): readonly EventRecord[];
   workload(name: string): { record: WorkloadRecord; stateFile: string | null; array: string; luns: string[]; sps: string[] | null };
 }
 
-type Outcome = Omit<CheckRecord, 'index' | 'kind' | 'label'>;
+export type Outcome = Omit<CheckRecord, 'index' | 'kind' | 'label'>;
 
 const pass = (summary: string, extra: Partial<Outcome> = {}): Outcome => ({ ok: true, skipped: false, summary, ...extra });
 const fail = (summary: string, extra: Partial<Outcome> = {}): Outcome => ({ ok: false, skipped: false, summary, ...extra });
@@ -40,6 +42,8 @@ export function checkLabel(c: CheckSpec): string {
       return `${c.workload} saw ${c.errno} ${c.min}..${c.max ?? 'any'} times`;
     case 'event':
       return `event ${c.type}${c.source ? ` from ${c.source}` : ''} seen ${c.min}..${c.max ?? 'any'} times`;
+    case 'event-sum':
+      return `sum of ${c.field} of ${c.type}${c.source ? ` from ${c.source}` : ''}${c.after ? ` from step ${c.after} on` : ''} in ${c.min}..${c.max ?? 'any'}`;
     case 'condition':
       return `${c.condition.kind} holds at the end`;
     case 'workload-exit':
@@ -88,6 +92,8 @@ async function outcome(c: CheckSpec, ctx: CheckContext): Promise<Outcome> {
       const n = ctx.eventsSeen(c.type, c.source);
       return within(n, c.min, c.max) ? pass(`${n} seen`) : fail(`${n} seen`);
     }
+    case 'event-sum':
+      return eventSum(c, ctx.events(), ctx.steps);
     case 'condition': {
       const e = await evaluate(c.condition, ctx);
       return e.holds ? pass(e.seen) : fail(e.seen);
@@ -101,6 +107,27 @@ async function outcome(c: CheckSpec, ctx: CheckContext): Promise<Outcome> {
 }
 
 const within = (n: number, min: number, max: number | null) => n >= min && (max === null || n <= max);
+
+/**
+ * The numeric `field` of the events of the type (and source) summed: those from the start of step
+ * `after` on when given (the step must have run). An event without the field as a number is not
+ * summed, and said.
+ */
+export function eventSum(c: Extract<CheckSpec, { kind: 'event-sum' }>, events: readonly EventRecord[], steps: readonly StepRecord[]): Outcome {
+  const step = c.after === null ? undefined : steps.find((s) => s.source === 'step' && s.name === c.after);
+  if (c.after !== null && !step) return fail(`step ${c.after} did not run`);
+  const fromMs = step?.startMs ?? -Infinity;
+  const matching = events.filter((e) => e.type === c.type && (c.source === null || e.source === c.source) && e.tMs >= fromMs);
+  const values = matching.map((e) => e.data[c.field]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  const sum = values.reduce((a, b) => a + b, 0);
+  const without = matching.length - values.length;
+  const unit = /bytes/i.test(c.field) ? 'bytes' : c.field;
+  const s = `${sum} ${unit} in ${values.length} event${values.length === 1 ? '' : 's'}${without ? ` (${without} more without a numeric ${c.field})` : ''}`;
+  const details = { sum, events: values.length, ...(without ? { withoutField: without } : {}) };
+  if (sum < c.min) return fail(`${s}: under min ${c.min}`, { details });
+  if (c.max !== null && sum > c.max) return fail(`${s}: over max ${c.max}`, { details });
+  return pass(s, { details });
+}
 
 async function ledgerCheck(c: Extract<CheckSpec, { kind: 'ledger' }>, ctx: CheckContext): Promise<Outcome> {
   const w = ctx.workload(c.workload);

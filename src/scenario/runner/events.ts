@@ -1,8 +1,9 @@
 /**
- * Every event of every array, link emulator, heartbeat agent (source `hb:HOST`) and the lab
- * supervisor during a run, in one list (the report's `events`): arrays through their
- * server-sent-event streams (reconnected after a crash; a restarted array's events are read from
- * its first), links, agents and the supervisor by polling their `?since=` documents.
+ * Every event of every array, link emulator, heartbeat agent (source `hb:HOST`), site automation
+ * controller (source `automation:SITE`) and the lab supervisor during a run, in one list (the
+ * report's `events`): arrays through their server-sent-event streams (reconnected after a crash; a
+ * restarted array's events are read from its first), links, agents, controllers and the supervisor
+ * by polling their `?since=` documents (a restarted one's from its first too: SeqCursor).
  */
 import type { ApiClient } from '../../control/index.js';
 import type { LabApis } from './apis.js';
@@ -11,7 +12,7 @@ import type { EventRecord } from '../report/types.js';
 const POLL_MS = 500;
 const RECONNECT_MS = 300;
 
-interface RawEvent {
+export interface RawEvent {
   seq: number;
   time?: string;
   type: string;
@@ -35,6 +36,7 @@ export class EventCollector {
     for (const a of this.apis.arrayNames()) this.loops.push(this.arrayLoop(a));
     for (const l of this.apis.linkNames()) this.loops.push(this.pollLoop(l, () => this.apis.link(l)));
     for (const h of this.apis.heartbeatHostNames()) this.loops.push(this.pollLoop(`hb:${h}`, () => this.apis.heartbeat(h)));
+    for (const s of this.apis.automationSites()) this.loops.push(this.pollLoop(`automation:${s}`, () => this.apis.automation(s)));
     this.loops.push(this.pollLoop('lab', () => this.apis.control()));
   }
 
@@ -63,17 +65,14 @@ export class EventCollector {
     if (!this.stopped) await new Promise((r) => setTimeout(r, ms));
   }
 
-  /** Polls a `GET /v1/events?since=SEQ` document (the supervisor's, or a link emulator's). */
+  /** Polls a `GET /v1/events?since=SEQ` document (the supervisor's, a link emulator's, an agent's, a controller's). */
   private async pollLoop(source: string, client: () => ApiClient): Promise<void> {
-    let since = 0;
+    const cursor = new SeqCursor();
+    const get = async (since: number) => (await client().request<{ events: RawEvent[] }>('GET', `/v1/events?since=${since}`)).events;
     while (!this.stopped) {
       try {
-        const r = await client().request<{ events: RawEvent[] }>('GET', `/v1/events?since=${since}`);
-        for (const e of r.events) {
-          if (e.seq <= since) continue;
-          this.add(source, e);
-          since = e.seq;
-        }
+        const fresh = cursor.take(await get(cursor.since())) ?? cursor.takeAll(await get(0));
+        for (const e of fresh) this.add(source, e);
       } catch {
         // The lab is stopping or busy; the next poll tries again (events are kept there).
       }
@@ -126,3 +125,46 @@ export class EventCollector {
     }
   }
 }
+
+/**
+ * Where a polled source's events were taken up to. The source is asked `?since=` one before the
+ * last event taken, so that its answer shows that event again, the same (seq, time and type), as
+ * long as the same process answers. A restarted source (a controller after its site's restore)
+ * numbers its events from 1 again: its answer then lacks that event (nothing newer either), or has
+ * another at its seq; it is asked for every event it keeps, which are all new.
+ */
+export class SeqCursor {
+  private last: { seq: number; id: string } | null = null;
+
+  /** what to ask for: `?since=` */
+  since(): number {
+    return this.last ? this.last.seq - 1 : 0;
+  }
+
+  /** The new events of the answer to `?since=${since()}`; null: the source restarted, ask it for `?since=0` and give that to takeAll. */
+  take(events: RawEvent[]): RawEvent[] | null {
+    const last = this.last;
+    if (!last) return this.keep(events);
+    const echo = events.find((e) => e.seq === last.seq);
+    // Without the last event but with newer ones: it fell out of the source's buffer (a burst of more than it keeps).
+    if (echo ? identity(echo) !== last.id : !events.some((e) => e.seq > last.seq)) return null;
+    return this.keep(events.filter((e) => e.seq > last.seq));
+  }
+
+  /** The new events of the answer to `?since=0` after take said restarted (all of them, unless the last one taken is there after all). */
+  takeAll(events: RawEvent[]): RawEvent[] {
+    const last = this.last;
+    const same = last !== null && events.some((e) => e.seq === last.seq && identity(e) === last.id);
+    if (!same) this.last = null;
+    return this.keep(same ? events.filter((e) => e.seq > last.seq) : events);
+  }
+
+  private keep(events: RawEvent[]): RawEvent[] {
+    const sorted = [...events].sort((a, b) => a.seq - b.seq);
+    const newest = sorted.at(-1);
+    if (newest) this.last = { seq: newest.seq, id: identity(newest) };
+    return sorted;
+  }
+}
+
+const identity = (e: RawEvent) => `${e.seq} ${e.time ?? ''} ${e.type}`;

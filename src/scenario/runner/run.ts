@@ -148,7 +148,7 @@ async function execute(spec: ScenarioSpec, seed: number, trace: TraceFault[], ap
     if (faultFailed) report.failure ??= failureOf(faultFailed);
     await workloads.finish(aborted());
     // After a timeout or an interrupt the checks would only wait on what hung: skipped.
-    if (!aborted() || stepFailed) await runChecks(spec, ctx, workloads, report, progress);
+    if (!aborted() || stepFailed) await runChecks(spec, ctx, workloads, events, report, progress);
   } finally {
     clearTimeout(timeout);
     interrupt?.removeEventListener('abort', onInterrupt);
@@ -175,9 +175,10 @@ function failureOf(s: StepRecord): string {
   return `${what} ${s.label} failed: ${s.error?.code}: ${s.error?.message}`;
 }
 
-async function runChecks(spec: ScenarioSpec, ctx: TimelineContext, workloads: WorkloadSet, report: ScenarioReport, progress: Progress): Promise<void> {
+async function runChecks(spec: ScenarioSpec, ctx: TimelineContext, workloads: WorkloadSet, events: EventCollector, report: ScenarioReport, progress: Progress): Promise<void> {
   const checkCtx = {
     ...ctx,
+    events: () => events.events,
     workload: (name: string) => {
       const w = workloads.get(name);
       const s = w.spec;

@@ -3,17 +3,18 @@
  * runs: every problem is listed at once, each with its path in the document
  * (`steps[3].link-cut.link: unknown link ...`), and every name the file uses must exist: its own
  * workloads and steps always, and, when the lab is known, the lab's arrays, LUNs, SPs, links,
- * sites, mirrors and groups. Scalars and the reading of mappings: ./values.ts.
+ * sites, mirrors and groups. Scalars and the reading of mappings: ./values.ts; the checks: ./checks.ts.
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { LabError, heartbeatLinkNames, loadLab, type Lab } from '../../cli/lab/index.js';
 import { DISK_ERRNOS, DISK_OPS, MAX_DELAY_MS } from '../../fault/index.js';
-import { MIRROR_CONDITION_STATES, type ActionKind, type ActionSpec, type CheckKind, type CheckSpec, type ConditionSpec } from './types.js';
+import { readCheck, type CheckNames } from './checks.js';
+import { MIRROR_CONDITION_STATES, type ActionKind, type ActionSpec, type CheckSpec, type ConditionSpec } from './types.js';
 import type { NemesisFaultSpec, NemesisSpec, ScenarioSpec, StepSpec, WorkloadSpec } from './types.js';
 import { bool, byteRange, duration, Fields, fields, int, isObj, isPlainName, list, name, num, oneOf, pickKind, positive, positiveDuration, Problems } from './values.js';
-import { range, rate, reader, readYaml, seconds, show, str, text, type Read } from './values.js';
-import { BLOCK_SIZE, DIRECTION, EVENT_TYPE, EXIT_CODE, HOST_ERRNOS, SEED } from './values.js';
+import { range, rate, reader, readYaml, show, str, text, type Read } from './values.js';
+import { BLOCK_SIZE, DIRECTION, EVENT_TYPE, EXIT_CODE, SEED } from './values.js';
 
 /** Every problem of a scenario file, one per line in the message. */
 export class ScenarioSpecError extends Error {
@@ -34,6 +35,8 @@ export interface LabNames {
   groups: string[];
   /** heartbeat hosts: their agents' event streams are sources `hb:HOST` */
   heartbeatHosts: string[];
+  /** sites with an automation controller: their event streams are sources `automation:SITE` */
+  automationSites: string[];
 }
 
 export function labNamesOf(lab: Lab): LabNames {
@@ -45,6 +48,7 @@ export function labNamesOf(lab: Lab): LabNames {
     mirrors: lab.mirrors.map((m) => m.name),
     groups: lab.groups.map((g) => g.name),
     heartbeatHosts: lab.heartbeat?.hosts.map((h) => h.name) ?? [],
+    automationSites: lab.automation?.controllers.map((c) => c.site) ?? [],
   };
 }
 
@@ -133,28 +137,19 @@ const FAULT_KEYS: Record<NemesisFaultSpec['kind'], readonly string[]> = {
 };
 const FAULT_KINDS = Object.keys(FAULT_KEYS) as NemesisFaultSpec['kind'][];
 
-const CHECK_KEYS: Record<CheckKind, readonly string[]> = {
-  ledger: ['workload', 'array', 'sps', 'allowReadErrors'], prefix: ['workload', 'array', 'maxLag', 'maxMissingAcked'],
-  'mirror-verify': ['mirror', 'array'], 'images-equal': ['a', 'b'], rto: ['from', 'to', 'max'], 'no-split-brain': [], fs: ARRAY_LUN,
-  'host-errors': ['workload', 'errno', 'min', 'max'], event: ['type', 'source', 'min', 'max'],
-  condition: [], // its body is a condition in the one-key form
-  'workload-exit': ['workload', 'exitCode'],
-};
-const CHECK_KINDS = Object.keys(CHECK_KEYS) as CheckKind[];
-
 // ---- the parser ----
 
 type Section = 'workloads' | 'steps' | 'nemesis';
 
 /** One scenario's parse: the problems, the lab's names, and the workloads and steps seen so far. */
-class ScenarioParser {
+class ScenarioParser implements CheckNames {
   /** by name; undefined for a workload too broken to have a kind (a reference to it is still no second problem) */
   private readonly workloads = new Map<string, WorkloadSpec | undefined>();
   /** each section's names, with the index of the first item of that name */
   private readonly seen: Record<Section, Map<string, number>> = { workloads: new Map(), steps: new Map(), nemesis: new Map() };
   private timeoutMs = DEFAULT_TIMEOUT_MS;
 
-  constructor(private readonly p: Problems, private readonly lab: LabNames | undefined) {}
+  constructor(readonly p: Problems, private readonly lab: LabNames | undefined) {}
 
   scenario(root: unknown, file: string): ScenarioSpec | undefined {
     if (!isObj(root)) return this.p.add('', `a scenario file must be a mapping (keys: ${TOP_KEYS.join(', ')}), not ${show(root)}`);
@@ -188,11 +183,14 @@ class ScenarioParser {
 
   // ---- names: the lab's, and the file's own ----
 
-  /** A name that must be in `known()` (undefined: unknown yet, e.g. no lab given; any name passes). */
-  private ref(what: string, known: () => readonly string[] | undefined, label: string, prefix = ''): Read<string> {
+  /**
+   * A name that must be in `known()` (undefined: unknown yet, e.g. no lab given; any name passes);
+   * with `prefixes`, a reference may also be one of them and a name (`hb:HOST`, `automation:SITE`).
+   */
+  private ref(what: string, known: () => readonly string[] | undefined, label: string, prefixes: readonly string[] = []): Read<string> {
     return reader('', (v, at, p) => {
-      // a prefixed reference (`hb:HOST`) is the prefix and a name
-      const n = prefix && typeof v === 'string' && v.startsWith(prefix) ? (name(v.slice(prefix.length), at, p) === undefined ? undefined : v) : name(v, at, p);
+      const prefix = typeof v === 'string' ? prefixes.find((x) => v.startsWith(x)) : undefined;
+      const n = prefix ? (name((v as string).slice(prefix.length), at, p) === undefined ? undefined : (v as string)) : name(v, at, p);
       const names = known();
       if (n === undefined || names === undefined || names.includes(n)) return n;
       return p.add(at, `unknown ${what} ${show(n)} (${label}: ${names.join(', ') || 'none'})`);
@@ -201,21 +199,23 @@ class ScenarioParser {
 
   private readonly labRef = (what: string, names: (lab: LabNames) => readonly string[]) => this.ref(what, () => this.lab && names(this.lab), `${what}s of the lab`);
 
-  private readonly array = this.labRef('array', (lab) => [...lab.arrays.keys()]);
+  readonly array = this.labRef('array', (lab) => [...lab.arrays.keys()]);
   private readonly link = this.labRef('link', (lab) => lab.links);
   private readonly site = this.labRef('site', (lab) => lab.sites);
-  private readonly mirror = this.labRef('mirror', (lab) => lab.mirrors);
+  readonly mirror = this.labRef('mirror', (lab) => lab.mirrors);
   private readonly group = this.labRef('group', (lab) => lab.groups);
-  private readonly source = this.ref('event source', () => this.lab && ['lab', ...this.lab.arrays.keys(), ...this.lab.links, ...this.lab.heartbeatHosts.map((h) => `hb:${h}`)], 'arrays, links, hb:HOST and lab', 'hb:');
-  private readonly stepRef = this.ref('step', () => [...this.seen.steps.keys()], 'named steps');
+  /** an array, a link, a heartbeat agent `hb:HOST`, an automation controller `automation:SITE`, or the lab's supervisor */
+  readonly source = this.ref('event source', () => this.lab && this.sources(this.lab), 'arrays, links, hb:HOST, automation:SITE and lab', ['hb:', 'automation:']);
+  private readonly sources = (lab: LabNames) => ['lab', ...lab.arrays.keys(), ...lab.links, ...lab.heartbeatHosts.map((h) => `hb:${h}`), ...lab.automationSites.map((s) => `automation:${s}`)];
+  readonly stepRef = this.ref('step', () => [...this.seen.steps.keys()], 'named steps');
 
   private readonly lunOf = (array: string) => this.ref('LUN', () => this.lab?.arrays.get(array)?.luns, `LUNs of ${array}`);
   /** The SPs of an array (without the lab: the two of a two-SP array). */
   private readonly spsOf = (array: string) => (this.lab ? (this.lab.arrays.get(array)?.sps ?? []) : ['A', 'B']);
-  private readonly spOf = (array: string) => this.ref('SP', () => (this.lab && !this.lab.arrays.has(array) ? undefined : this.spsOf(array)), `SPs of ${array}`);
+  readonly spOf = (array: string) => this.ref('SP', () => (this.lab && !this.lab.arrays.has(array) ? undefined : this.spsOf(array)), `SPs of ${array}`);
 
   /** `array` and `lun` of the mapping, the LUN one of the array's. */
-  private arrayLun(f: Fields): { array: string; lun: string } {
+  arrayLun(f: Fields): { array: string; lun: string } {
     const array = f.req('array', this.array);
     return { array, lun: f.req('lun', this.lunOf(array)) };
   }
@@ -227,7 +227,7 @@ class ScenarioParser {
   });
 
   /** `ARRAY:LUN` */
-  private readonly image = reader('', (v, at, p) => {
+  readonly image = reader('', (v, at, p) => {
     const s = str(v, at, p);
     const m = s === undefined ? undefined : /^([^:]+):([^:]+)$/.exec(s);
     if (!m) return s === undefined ? undefined : p.add(at, `must be ARRAY:LUN (e.g. alpha:disk0), not ${show(s)}`);
@@ -235,7 +235,7 @@ class ScenarioParser {
   });
 
   /** A workload by name; when `kinds` is given, `user` (a check) accepts only those kinds. */
-  private workloadRef(kinds?: readonly WorkloadSpec['kind'][], user?: string): Read<string> {
+  workloadRef(kinds?: readonly WorkloadSpec['kind'][], user?: string): Read<string> {
     const known = this.ref('workload', () => [...this.workloads.keys()], 'workloads');
     return reader('', (v, at, p) => {
       const n = known(v, at, p);
@@ -374,7 +374,7 @@ class ScenarioParser {
 
   // ---- conditions (a step's wait, a check) ----
 
-  private readonly condition = reader<ConditionSpec>({ kind: 'workload-done', workload: '' }, (v, at) => this.conditionSpec(v, at));
+  readonly condition = reader<ConditionSpec>({ kind: 'workload-done', workload: '' }, (v, at) => this.conditionSpec(v, at));
 
   private conditionSpec(v: unknown, at: string): ConditionSpec | undefined {
     const picked = pickKind(v, at, this.p, CONDITION_KINDS, [], 'condition');
@@ -438,67 +438,17 @@ class ScenarioParser {
     }
   }
 
-  // ---- checks ----
+  // ---- checks (./checks.ts) ----
 
   private checkSpec(v: unknown, at: string): CheckSpec | undefined {
-    const picked = pickKind(v, at, this.p, CHECK_KINDS, [], 'check');
-    if (!picked) return undefined;
-    const { kind } = picked;
-    if (kind === 'condition') return { kind, condition: this.condition(picked.body, picked.at, this.p) ?? this.condition.fallback };
-    const f = fields(picked.body, picked.at, this.p, CHECK_KEYS[kind]);
-    switch (kind) {
-      case 'ledger':
-        return this.ledgerCheck(f);
-      case 'prefix':
-        return this.prefixCheck(f);
-      case 'mirror-verify':
-        return { kind, mirror: f.req('mirror', this.mirror), array: f.opt('array', this.array, null) };
-      case 'images-equal':
-        return { kind, a: f.req('a', this.image), b: f.req('b', this.image) };
-      case 'rto':
-        return this.rtoCheck(f);
-      case 'no-split-brain':
-        return { kind };
-      case 'fs':
-        return { kind, ...this.arrayLun(f) };
-      case 'host-errors': {
-        // a command workload's errors are not counted: it is not a block client sanbox runs
-        const workload = f.req('workload', this.workloadRef(['ledger', 'prefix', 'fio'], 'a host-errors check'));
-        return { kind, workload, errno: f.opt('errno', oneOf(HOST_ERRNOS), 'EIO'), ...this.counts(f) };
-      }
-      case 'event':
-        return { kind, type: f.req('type', EVENT_TYPE), source: f.opt('source', this.source, null), ...this.counts(f) };
-      case 'workload-exit':
-        return { kind, workload: f.req('workload', this.workloadRef()), exitCode: f.opt('exitCode', EXIT_CODE, 0) };
-    }
+    return readCheck(v, at, this);
   }
 
-  private ledgerCheck(f: Fields): CheckSpec {
-    const workload = f.req('workload', this.workloadRef(['ledger'], 'a ledger check'));
-    const array = f.opt('array', this.array, null);
-    const w = this.workloads.get(workload);
-    // The SPs read through are those of the array checked: by default the workload's own.
-    const readArray = array ?? (w?.kind === 'ledger' ? w.array : '');
-    return { kind: 'ledger', workload, array, sps: f.opt('sps', list(this.spOf(readArray), { nonEmpty: true }), null), allowReadErrors: f.opt('allowReadErrors', bool, false) };
+  workload(n: string): WorkloadSpec | undefined {
+    return this.workloads.get(n);
   }
 
-  private prefixCheck(f: Fields): CheckSpec {
-    const [workload, array] = [f.req('workload', this.workloadRef(['prefix'], 'a prefix check')), f.req('array', this.array)];
-    return { kind: 'prefix', workload, array, maxLagSeconds: f.opt('maxLag', seconds, null), maxMissingAcked: f.opt('maxMissingAcked', int(0), null) };
-  }
-
-  private rtoCheck(f: Fields): CheckSpec {
-    const [from, to] = [f.req('from', this.stepRef), f.req('to', this.stepRef)];
-    const [i, j] = [this.seen.steps.get(from), this.seen.steps.get(to)];
-    if (i !== undefined && j !== undefined && i > j) this.p.add(f.path('to'), `step ${show(to)} (steps[${j}]) comes before step ${show(from)} (steps[${i}])`);
-    return { kind: 'rto', from, to, maxSeconds: f.req('max', seconds) };
-  }
-
-  /** `min` and `max` (default none) of a count; min defaults to 1, but `max: 0` alone means never. */
-  private counts(f: Fields): { min: number; max: number | null } {
-    const max = f.opt('max', int(0), null);
-    const min = f.opt('min', int(0), Math.min(1, max ?? 1));
-    if (max !== null && f.valid('min', 'max') && max < min) this.p.add(f.path('max'), `must be at least min (${min}), not ${max}`);
-    return { min, max };
+  stepIndex(n: string): number | undefined {
+    return this.seen.steps.get(n);
   }
 }

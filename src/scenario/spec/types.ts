@@ -146,7 +146,7 @@ export type ConditionSpec =
   | { kind: 'group-coherent'; group: string; array: string | null }
   /** the group's backlog is empty (every entry acknowledged by the secondary) */
   | { kind: 'group-drained'; group: string; array: string | null }
-  /** an event of this type (from `source`: an array name, a link name, or `lab`) seen since the run began */
+  /** an event of this type (from `source`: an array name, a link name, `hb:HOST`, `automation:SITE` or `lab`) seen since the run began */
   | { kind: 'event'; type: string; source: string | null }
   | { kind: 'workload-done'; workload: string }
   | { kind: 'array-state'; array: string; state: 'running' | 'crashed' };
@@ -211,6 +211,12 @@ export type CheckSpec =
   | { kind: 'host-errors'; workload: string; errno: string; min: number; max: number | null }
   /** events of `type` (from `source`) seen between min and max times during the run */
   | { kind: 'event'; type: string; source: string | null; min: number; max: number | null }
+  /**
+   * the numeric `field` of the events of `type` (from `source`, null: any) summed, between min and
+   * max; only the events from the start of step `after` on, when given (e.g. mirror.resync-done
+   * bytesSent after a failback)
+   */
+  | { kind: 'event-sum'; type: string; field: string; source: string | null; after: string | null; min: number; max: number | null }
   /** a condition (as in `wait`) holds at the end */
   | { kind: 'condition'; condition: ConditionSpec }
   /** a workload's process ended with this exit code (default 0) */

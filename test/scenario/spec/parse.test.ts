@@ -22,9 +22,12 @@ const LAB: LabNames = {
   mirrors: ['m0', 'm1', 'm2'],
   groups: ['g0'],
   heartbeatHosts: ['alpha-1'],
+  automationSites: ['east', 'west'],
 };
 
 const FILE = '/scenarios/flap.yaml';
+/** The event sources of LAB, as a problem lists them. */
+const SRC = '(arrays, links, hb:HOST, automation:SITE and lab: lab, alpha, bravo, alpha-bravo, hb:alpha-1, automation:east, automation:west)';
 
 /** The problems of a rejected scenario (the error's message is exactly those, one per line). */
 function problems(yaml: string, labNames: LabNames | undefined = LAB): string[] {
@@ -407,7 +410,7 @@ checks:
       'steps[4].power-fail.array: array bravo has no SPs (no sps: in the lab file): this needs a two-SP array',
       'steps[5].mirror-promote.mirror: unknown mirror "m9" (mirrors of the lab: m0, m1, m2)',
       'steps[6].wait.condition.group-drained.group: unknown group "g1" (groups of the lab: g0)',
-      'steps[7].wait.condition.event.source: unknown event source "nowhere" (arrays, links, hb:HOST and lab: lab, alpha, bravo, alpha-bravo, hb:alpha-1)',
+      'steps[7].wait.condition.event.source: unknown event source "nowhere" (arrays, links, hb:HOST, automation:SITE and lab: lab, alpha, bravo, alpha-bravo, hb:alpha-1, automation:east, automation:west)',
       'checks[0].images-equal.b: must be ARRAY:LUN (e.g. alpha:disk0), not "bravo-disk0"',
       'checks[1].fs.lun: unknown LUN "disk5" (LUNs of bravo: disk0, disk1, disk2)',
     ]);
@@ -521,17 +524,33 @@ describe('scenario files: loading with the lab', () => {
       mirrors: ['m0', 'm1', 'm2'],
       groups: ['g0'],
       heartbeatHosts: [],
+      automationSites: [],
     });
     // a heartbeat lab adds its links and its hosts (event sources hb:HOST)
     const hb = labNamesOf(loadLab(join(REPO, 'scenarios', 'labs', 'heartbeat.yaml')));
     expect([hb.links, hb.heartbeatHosts]).toEqual([['alpha-bravo', 'hb-net', 'hb-witness-east', 'hb-witness-west'], ['east-1', 'east-2', 'west-1']]);
+    // a lab with site automation adds its controllers' sites (event sources automation:SITE)
+    expect(labNamesOf(loadLab(join(REPO, 'lab', 'two-sites.yaml'))).automationSites).toEqual(['east', 'west']);
   });
 
   it('takes hb:HOST as an event source of a heartbeat lab, and refuses an unknown host', () => {
     const ok = parseScenario(`scenario: s\nlab: x.yaml\nsteps:\n  - { wait: { condition: { event: { type: hb.failover, source: hb:alpha-1 } }, timeout: 1s } }\n`, FILE, { labNames: LAB });
     expect(ok.steps[0]).toMatchObject({ action: { kind: 'wait', condition: { kind: 'event', type: 'hb.failover', source: 'hb:alpha-1' } } });
     const bad = problems(`scenario: s\nlab: x.yaml\nsteps:\n  - { wait: { condition: { event: { type: hb.failover, source: hb:nobody } }, timeout: 1s } }\n`);
-    expect(bad).toEqual(['steps[0].wait.condition.event.source: unknown event source "hb:nobody" (arrays, links, hb:HOST and lab: lab, alpha, bravo, alpha-bravo, hb:alpha-1)']);
+    expect(bad).toEqual(['steps[0].wait.condition.event.source: unknown event source "hb:nobody" (arrays, links, hb:HOST, automation:SITE and lab: lab, alpha, bravo, alpha-bravo, hb:alpha-1, automation:east, automation:west)']);
+  });
+
+  it('takes automation:SITE as an event source of a lab with site automation, and refuses an unknown site', () => {
+    const wait = (source: string) => `scenario: s\nlab: x.yaml\nsteps:\n  - { wait: { condition: { event: { type: automation.operation-succeeded, source: "${source}" } }, timeout: 1s } }\n`;
+    const ok = parseScenario(wait('automation:west'), FILE, { labNames: LAB });
+    expect(ok.steps[0]).toMatchObject({ action: { kind: 'wait', condition: { kind: 'event', source: 'automation:west' } } });
+    expect(problems(wait('automation:north'))).toEqual([`steps[0].wait.condition.event.source: unknown event source "automation:north" ${SRC}`]);
+    // the site alone is no source, nor a prefix without a name; without automation, no controller is a source
+    expect(problems(wait('west'))).toEqual([`steps[0].wait.condition.event.source: unknown event source "west" ${SRC}`]);
+    expect(problems(wait('automation:'))[0]).toMatch(/^steps\[0\]\.wait\.condition\.event\.source: must be a name/);
+    expect(problems(wait('automation:east'), { ...LAB, automationSites: [] })).toEqual([
+      'steps[0].wait.condition.event.source: unknown event source "automation:east" (arrays, links, hb:HOST, automation:SITE and lab: lab, alpha, bravo, alpha-bravo, hb:alpha-1)',
+    ]);
   });
 
   it('loads a file whose lab is relative to it, and checks the names against that lab', () => {
@@ -574,5 +593,45 @@ describe('nemesis site-fail', () => {
   });
   it('refuses a site the lab does not have', () => {
     expect(problems(yaml('north'))).toEqual([expect.stringMatching(/^nemesis\[0\]\.faults\[0\]\.site-fail\.site: unknown site "north"/)]);
+  });
+});
+
+describe('check event-sum', () => {
+  const withSteps = (check: string) => scenario(`steps:\n  - { name: cut, link-cut: { link: alpha-bravo } }\n  - { name: failback, link-restore: { link: alpha-bravo } }\nchecks:\n  - ${check}\n`);
+
+  it('takes a type, a field, a source, a step, and sizes as bounds', () => {
+    const spec = parseScenario(withSteps('{ event-sum: { type: mirror.resync-done, field: bytesSent, source: alpha, after: failback, min: 4K, max: 16M } }'), FILE, { labNames: LAB });
+    expect(spec.checks).toEqual([{ kind: 'event-sum', type: 'mirror.resync-done', field: 'bytesSent', source: 'alpha', after: 'failback', min: 4096, max: 16 << 20 }]);
+    // the defaults: any source, the whole run, min 0, no max; a source may be a controller
+    const d = parseScenario(withSteps('{ event-sum: { type: mirror.resync-done, field: bytesSent } }'), FILE, { labNames: LAB });
+    expect(d.checks).toEqual([{ kind: 'event-sum', type: 'mirror.resync-done', field: 'bytesSent', source: null, after: null, min: 0, max: null }]);
+    const c = parseScenario(withSteps('{ event-sum: { type: mirror.resync-done, field: bytesSent, source: "automation:east", max: 1048576 } }'), FILE, { labNames: LAB });
+    expect(c.checks[0]).toMatchObject({ source: 'automation:east', max: 1048576 });
+  });
+
+  it('refuses an unknown step in after', () => {
+    expect(problems(withSteps('{ event-sum: { type: mirror.resync-done, field: bytesSent, after: failover } }'))).toEqual([
+      'checks[0].event-sum.after: unknown step "failover" (named steps: cut, failback)',
+    ]);
+  });
+
+  it('refuses a bad field name, and a field that is the journal\'s own', () => {
+    expect(problems(withSteps('{ event-sum: { type: mirror.resync-done, field: "bytes sent" } }'))).toEqual([
+      'checks[0].event-sum.field: must be the name of a field of the event (letters, digits and _, e.g. bytesSent), not "bytes sent"',
+    ]);
+    expect(problems(withSteps('{ event-sum: { type: mirror.resync-done, field: seq } }'))).toEqual(['checks[0].event-sum.field: seq is the event journal\'s own field, not a detail to sum']);
+    expect(problems(withSteps('{ event-sum: { type: mirror.resync-done } }'))).toEqual(['checks[0].event-sum.field: missing (required)']);
+  });
+
+  it('refuses max below min, bad sizes, an unknown type and unknown keys', () => {
+    expect(problems(withSteps('{ event-sum: { type: mirror.resync-done, field: bytesSent, min: 2M, max: 1M } }'))).toEqual(['checks[0].event-sum.max: must be at least min (2097152), not 1048576']);
+    expect(problems(withSteps('{ event-sum: { type: mirror.resync-done, field: bytesSent, min: -1, max: lots } }'))).toEqual([
+      'checks[0].event-sum.max: must be a size in bytes (4096, 64K, 1M), not "lots"',
+      'checks[0].event-sum.min: must be a size in bytes (4096, 64K, 1M), not -1',
+    ]);
+    expect(problems(withSteps('{ event-sum: { type: mirror.resync-finished, field: bytesSent, step: cut } }'))).toEqual([
+      expect.stringMatching(/^checks\[0\]\.event-sum\.step: unknown key \(known: type, field, source, after, min, max\)/),
+      expect.stringMatching(/^checks\[0\]\.event-sum\.type: unknown event type "mirror\.resync-finished"/),
+    ]);
   });
 });
