@@ -221,6 +221,7 @@ export interface LedgerVerifyFlags {
   state?: string;
   all?: boolean;
   allowReadErrors?: boolean;
+  writerKilled?: boolean;
   reconnectTimeout?: string;
   json?: boolean;
 }
@@ -230,7 +231,7 @@ export async function ledgerVerifyCommand(f: LedgerVerifyFlags): Promise<number>
   const ledger = Ledger.load(stateInArg(f.state));
   const reconnectTimeoutMs = secondsArg(f.reconnectTimeout, '--reconnect-timeout', 15, 0) * 1000;
   await probeAny(endpoints);
-  const v = await verifyLedger(ledger, { endpoints, all: f.all ?? false, allowReadErrors: f.allowReadErrors ?? false, reconnectTimeoutMs });
+  const v = await verifyLedger(ledger, { endpoints, all: f.all ?? false, allowReadErrors: f.allowReadErrors ?? false, writerKilled: f.writerKilled ?? false, reconnectTimeoutMs });
   if (f.json) printJson(v);
   else process.stdout.write(formatVerifyReport(v) + '\n');
   return v.ok ? EXIT.OK : EXIT.ERROR;
@@ -393,6 +394,7 @@ See docs/check.md.`,
     .option('--state <file>', 'ledger state file written by "check ledger write"')
     .option('--all', 'check every block of the region, not just the written ones')
     .option('--allow-read-errors', 'read errors (EIO of a cache-dirty LUN) do not fail the check')
+    .option('--writer-killed', 'the writer was killed: versions newer than everything its last save knows are not phantoms')
     .option('--reconnect-timeout <s>', 'how long to retry a lost connection (default 15)')
     .option('--json', 'machine-readable report')
     .action(run(guarded((opts: LedgerVerifyFlags) => ledgerVerifyCommand(opts))));

@@ -71,6 +71,13 @@ export class Ledger {
     return this.baseOffset + block * this.blockSize;
   }
 
+  /** The highest sequence number this ledger knows of (acknowledged or issued). */
+  highestSeq(): number {
+    let n = 0;
+    for (const e of this.entries.values()) n = Math.max(n, e.acked?.seq ?? 0, ...e.uncertain.map((u) => u.seq));
+    return n;
+  }
+
   entry(block: number): LedgerEntry {
     let e = this.entries.get(block);
     if (!e) this.entries.set(block, (e = { acked: null, uncertain: [], writes: 0, frozen: false }));
@@ -190,7 +197,7 @@ export interface Violation {
  * (another run's data), 'phantom' (a version of this block the writer never issued after the
  * latest ack).
  */
-export function checkBlock(ledger: Ledger, block: number, buf: Buffer): Violation | null {
+export function checkBlock(ledger: Ledger, block: number, buf: Buffer, o: { savedThrough?: number } = {}): Violation | null {
   const e = ledger.entries.get(block) ?? { acked: null, uncertain: [] };
   const d = decodeBlock(buf);
   const acked = e.acked;
@@ -212,6 +219,8 @@ export function checkBlock(ledger: Ledger, block: number, buf: Buffer): Violatio
       if (okSeqs.has(d.seq)) return null;
       if (acked && d.seq < acked.seq) return v('stale', `holds seq ${d.seq}, older than the acknowledged seq ${acked.seq}`, found);
       if (!acked && ledger.initial === 'any') return null;
+      // the writer was killed: it issued writes after its last save, all numbered above what the save knows
+      if (o.savedThrough !== undefined && d.seq > o.savedThrough) return null;
       return v('phantom', `holds seq ${d.seq}, which was never written to this block after its latest ack`, found);
     }
     case 'mixed':

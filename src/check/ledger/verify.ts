@@ -17,6 +17,12 @@ export interface VerifyOptions {
   connectTimeoutMs?: number;
   all?: boolean;
   allowReadErrors?: boolean;
+  /**
+   * The writer was killed (its host died): its state file, saved every second, misses the writes it
+   * issued after the last save. A version newer than everything the ledger knows is not a phantom
+   * then; lost, stale, torn and older phantoms still are.
+   */
+  writerKilled?: boolean;
   maxDetails?: number;
 }
 export interface Unreadable {
@@ -62,6 +68,7 @@ const blocksOf = (ledger: Ledger, all: boolean): number[] =>
 export async function verifyLedger(ledger: Ledger, opts: VerifyOptions): Promise<VerifyReport> {
   const o = { depth: 16, reconnectTimeoutMs: 15_000, connectTimeoutMs: 3000, all: false, allowReadErrors: false, maxDetails: 50, ...opts };
   const blocks = blocksOf(ledger, o.all);
+  const savedThrough = o.writerKilled ? { savedThrough: ledger.highestSeq() } : {};
   const violations: Violation[] = [];
   const unreadable: Unreadable[] = [];
   const byKind: Partial<Record<ViolationKind, number>> = {};
@@ -103,7 +110,7 @@ export async function verifyLedger(ledger: Ledger, opts: VerifyOptions): Promise
         const c = await getClient();
         try {
           const buf = await c.read(ledger.offsetOf(b), ledger.blockSize);
-          const viol = checkBlock(ledger, b, buf);
+          const viol = checkBlock(ledger, b, buf, savedThrough);
           if (viol) {
             byKind[viol.kind] = (byKind[viol.kind] ?? 0) + 1;
             violations.push(viol);

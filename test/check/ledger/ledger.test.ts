@@ -54,6 +54,21 @@ describe('block format', () => {
     expect(checkBlock(back, 2, encodeBlock(5, 1, 2, 9, 4096))).toBeNull();
     expect(checkBlock(back, 2, encodeBlock(5, 0, 2, 1, 4096))?.kind).toBe('stale');
   });
+
+  it('a killed writer (its last save behind): only versions above everything the save knows are accepted', () => {
+    const l = new Ledger({ runId: 5, blocks: 8, blockSize: 4096 });
+    l.issued(2, 4, 0);
+    l.settle(2, 4, 'acked');
+    l.issued(3, 9, 0);
+    l.settle(3, 9, 'acked');
+    expect(l.highestSeq()).toBe(9);
+    const killed = { savedThrough: l.highestSeq() };
+    expect(checkBlock(l, 2, encodeBlock(5, 0, 2, 12, 4096), killed)).toBeNull(); // issued after the save
+    expect(checkBlock(l, 2, encodeBlock(5, 0, 2, 7, 4096), killed)?.kind).toBe('phantom'); // the save knows seq 7 was never written here
+    expect(checkBlock(l, 2, encodeBlock(5, 0, 2, 1, 4096), killed)?.kind).toBe('stale');
+    expect(checkBlock(l, 2, Buffer.alloc(4096), killed)?.kind).toBe('lost');
+    expect(checkBlock(l, 2, encodeBlock(5, 0, 2, 12, 4096))?.kind).toBe('phantom');
+  });
 });
 
 describe('ledger state file', () => {
