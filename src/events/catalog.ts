@@ -340,6 +340,8 @@ export const AUTOMATION_EVENT_TYPES = [
   'automation.resource-stopped',
   'automation.resource-start-failed',
   'automation.resource-stop-failed',
+  'automation.resource-failed',
+  'automation.resource-recovered',
 ] as const;
 
 export const EVENT_TYPES = [...ARRAY_EVENT_TYPES, ...LINK_EVENT_TYPES, ...SUPERVISOR_EVENT_TYPES, ...MONITOR_EVENT_TYPES, ...HEARTBEAT_EVENT_TYPES, ...AUTOMATION_EVENT_TYPES] as const;

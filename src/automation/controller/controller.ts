@@ -18,6 +18,7 @@ import { PeerClient } from './peer.js';
 import { resourceEnv } from './resource-env.js';
 import { ControllerStore } from './store.js';
 import { preflight, StepFailure } from './storage.js';
+import { ResourceWatch } from './resource-watch.js';
 import { SiteWatch } from './watch.js';
 
 /** What `--plan` shows: the steps, and what each set's storage step would do if it ran now. */
@@ -43,6 +44,7 @@ export class AutomationController {
   readonly store: ControllerStore;
   private readonly busy = new Map<string, Promise<unknown>>();
   private readonly watch: SiteWatch;
+  private readonly resourceWatch: ResourceWatch;
   private seq = 0;
 
   constructor(
@@ -54,6 +56,21 @@ export class AutomationController {
     this.peer = new PeerClient(cfg.peer.site, cfg.peer.url, cfg.secret);
     this.store = new ControllerStore(join(cfg.stateDir, 'controller.json'), cfg.site, cfg.resourceGroups.map((g) => g.name));
     this.watch = new SiteWatch(this);
+    this.resourceWatch = new ResourceWatch({
+      site: this.site,
+      cfg: cfg,
+      isBusy: (rg) => this.isBusy(rg),
+      onlineHere: (rg) => this.onlineHere(rg),
+      resources: (rg) => this.resources(rg),
+      emit: (t, d) => this.events.emit(t, d),
+    });
+  }
+
+  /** This site holds the group's lease and its last operation on the group here brought it up. */
+  onlineHere(rg: string): boolean {
+    if (this.store.lease(rg).holder !== this.site) return false;
+    const last = [...this.store.operations()].reverse().find((o) => o.rg === rg);
+    return last !== undefined && last.status === 'succeeded' && last.kind !== 'offline' && last.site === this.site;
   }
 
   get site(): string {
@@ -75,10 +92,12 @@ export class AutomationController {
     this.events.emit('automation.controller-started', { site: this.site, peer: this.peer.site, resumed: this.store.running().map((o) => o.id) });
     for (const op of this.store.running()) this.launch(this.group(op.rg), op, true);
     this.watch.start();
+    this.resourceWatch.start();
   }
 
   async stop(): Promise<void> {
     this.watch.stop();
+    this.resourceWatch.stop();
   }
 
   // ---- requests ----
@@ -229,7 +248,7 @@ export class AutomationController {
       peer: { site: this.peer.site, url: this.peer.url, ...this.watch.view() },
       groups: this.cfg.resourceGroups.map((g) => {
         const last = [...ops].reverse().find((o) => o.rg === g.name);
-        return { name: g.name, preferredSite: g.preferredSite, failover: g.failover, failback: g.failback, volumeSets: g.volumeSets, resources: g.resources.map((r) => r.name), lease: this.store.lease(g.name), busy: this.busy.has(g.name), lastOperation: last ?? null };
+        return { name: g.name, preferredSite: g.preferredSite, failover: g.failover, failback: g.failback, volumeSets: g.volumeSets, resources: g.resources.map((r) => r.name), lease: this.store.lease(g.name), busy: this.busy.has(g.name), online: this.onlineHere(g.name), health: this.resourceWatch.view(g.name), lastOperation: last ?? null };
       }),
     };
   }

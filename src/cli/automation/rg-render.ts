@@ -8,7 +8,7 @@ export interface ControllerStatus {
   reachable: boolean;
   error?: string;
   peer?: { site: string; reachable: boolean; declaredLost: boolean; peerSilentMs: number };
-  groups: { name: string; preferredSite: string; failover: string; failback: string; volumeSets: string[]; resources: string[]; lease: Lease; busy: boolean; lastOperation: Operation | null }[];
+  groups: { name: string; preferredSite: string; failover: string; failback: string; volumeSets: string[]; resources: string[]; lease: Lease; busy: boolean; online?: boolean; health?: Record<string, { running: boolean; since: string }>; lastOperation: Operation | null }[];
 }
 
 export function stepLine(s: Step): string {
@@ -24,7 +24,10 @@ export function statusText(all: ControllerStatus[], only?: string): string {
   for (const c of all) for (const g of c.groups) if (!only || g.name === only) if (!seen.has(g.name) || seen.get(g.name)!.g.lease.epoch < g.lease.epoch) seen.set(g.name, { site: c.site, g });
   const rows = [...seen.values()].map(({ g }) => {
     const last = all.flatMap((c) => c.groups.filter((x) => x.name === g.name && x.lastOperation).map((x) => x.lastOperation!)).sort((a, b) => Date.parse(b.requestedAt) - Date.parse(a.requestedAt))[0] ?? null;
-    return [g.name, g.lease.holder ?? '-', String(g.lease.epoch) + (g.lease.forced ? ' forced' : ''), g.preferredSite, `${g.failover}/${g.failback}`, g.volumeSets.join(','), g.resources.join(',') || '-', opSummary(last)];
+    // the health the holder's controller watches: a resource that stopped by itself is DOWN
+    const health = all.find((c) => c.site === g.lease.holder)?.groups.find((x) => x.name === g.name)?.health ?? {};
+    const resources = g.resources.map((r) => (health[r] ? `${r}${health[r]!.running ? '' : ' DOWN'}` : r)).join(',');
+    return [g.name, g.lease.holder ?? '-', String(g.lease.epoch) + (g.lease.forced ? ' forced' : ''), g.preferredSite, `${g.failover}/${g.failback}`, g.volumeSets.join(','), resources || '-', opSummary(last)];
   });
   return [...lines, table(['RG', 'HELD BY', 'EPOCH', 'PREFERRED', 'FAILOVER/BACK', 'SETS', 'RESOURCES', 'LAST OPERATION'], rows)].join('\n');
 }

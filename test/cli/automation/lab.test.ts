@@ -163,6 +163,20 @@ describe.skipIf(!qemu)('site automation in a lab', () => {
     expect(appRunning('west')).toBe(true);
   });
 
+  it('a host resource that stops by itself is seen by the monitor (automation.resource-failed), not restarted', async () => {
+    const pid = Number(readFileSync(join(dir, '.labs', 'autotest.automation', 'west', 'resources', 'rg0', 'app', 'pid'), 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    const end = Date.now() + 15_000;
+    let seen: { type: string; [k: string]: unknown } | undefined;
+    while (!seen && Date.now() < end) {
+      seen = (await events('west')).find((e) => e.type === 'automation.resource-failed' && e.resource === 'app');
+      if (!seen) await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(seen).toMatchObject({ rg: 'rg0', site: 'west' });
+    expect(sanbox(['rg', 'status', 'rg0']).out).toMatch(/app DOWN/);
+    expect(appRunning('west')).toBe(false);
+  }, 30_000);
+
   it('site loss: the surviving site declares it lost and recovers by policy; on return, join cleanup and failback', async () => {
     expect(sanbox(['rg', 'move', 'rg0', '--to', 'east'], 60_000).code).toBe(0);
     await until('in sync at east', () => sanbox(['vs', 'state', 'm0', '--json']).json?.sets[0].state === 'InSync');
