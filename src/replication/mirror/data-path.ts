@@ -3,6 +3,7 @@ import type { RemoteLinkError } from '../../link/protocol/index.js';
 import { secondariesOf } from '../state/index.js';
 import type { HostModify, LunRole, MirrorDataPath } from './data-path-api.js';
 import { imageOf, factsOf, LINK_FAILURES, phaseOf, type Entry } from './entry.js';
+import { GroupFreeze, type FreezeCause } from './freeze.js';
 import { inSync, linkUsable, takesHostWritesNow } from './peer-phase.js';
 import type { PrimarySide, SecondaryPeer } from './primary.js';
 import type { MirrorRecords } from './records.js';
@@ -27,6 +28,10 @@ export interface GroupRouting {
   journal(mirrorId: string, offset: number, length: number, data: Buffer | null, trim: boolean, local: () => Promise<void>, fua?: boolean): Promise<'done' | 'bypass'>;
   flush(mirrorId: string): Promise<void>;
   offline(mirrorId: string): boolean;
+  /** The armed freeze (./freeze.ts): the members that stop together, or null (not synchronous, not armed, bypass). */
+  freezeMembers(mirrorId: string): string[] | null;
+  /** Publishes `group.frozen`. */
+  frozen(mirrorId: string, details: { array: string; member: string; op: string; error: string; frozen: string[] }): void;
 }
 
 export interface DataPathHost {
@@ -34,17 +39,22 @@ export interface DataPathHost {
   readonly groups: GroupRouting;
   /** Pushes the record to the secondary without waiting; a failure is an event (./peer-link.ts). */
   pushInBackground(e: Entry, p: SecondaryPeer, why: string): void;
-  /** The record learns the image cannot be reached (if it still says REACHABLE). */
-  noteUnreachable(e: Entry, p: SecondaryPeer, why: string): void;
+  /** The record learns the image cannot be reached (if it still says REACHABLE); fractured for `reason` (default `link`). */
+  noteUnreachable(e: Entry, p: SecondaryPeer, why: string, reason?: 'link' | 'freeze'): void;
   /** Moves a secondary with fracture-log regions to SYNCHRONIZING. Runs inside `exclusive(e)`. */
   resyncIfDirty(e: Entry, p: SecondaryPeer): Promise<void>;
 }
 
 export class DataPath implements MirrorDataPath {
+  /** The armed freeze of synchronous groups: called in the tick a secondary stops replicating. */
+  readonly freeze: GroupFreeze;
+
   constructor(
     private readonly records: MirrorRecords,
     private readonly host: DataPathHost,
-  ) {}
+  ) {
+    this.freeze = new GroupFreeze(records, { groups: host.groups, noteUnreachable: (e, p, why, reason) => host.noteUnreachable(e, p, why, reason) });
+  }
 
   private event(type: string, details: Record<string, unknown>): void {
     this.records.event(type, details);
@@ -135,13 +145,13 @@ export class DataPath implements MirrorDataPath {
               },
               (err) => {
                 p.inflight--;
-                return this.remoteFailed(e, p, offset, length, err);
+                return this.remoteFailed(e, p, offset, length, err, op.data ? 'write' : op.trim ? 'trim' : 'zero');
               },
             ),
           );
         } else {
           p.touch(offset, length);
-          p.fracture.mark(offset, length);
+          p.markWritten(offset, length);
           marked.push(p);
         }
       }
@@ -193,6 +203,7 @@ export class DataPath implements MirrorDataPath {
       waits.push(
         p.client.request('flush', { mirrorId: e.id, imageId: p.imageId, epoch: e.db.epoch }, undefined, { timeoutMs: this.host.timers.remoteWriteTimeoutMs }).catch((err) => {
           // Writes it acknowledged may not be stable there: treat it like a failed write.
+          this.freeze.stopped(e, p, 'flush', err);
           p.failed = true;
           this.linkFailure(e, p, err);
         }),
@@ -201,16 +212,18 @@ export class DataPath implements MirrorDataPath {
     await allOrFirstError(waits);
   }
 
-  private async remoteFailed(e: Entry, p: SecondaryPeer, offset: number, length: number, err: unknown): Promise<void> {
+  private async remoteFailed(e: Entry, p: SecondaryPeer, offset: number, length: number, err: unknown, cause: FreezeCause): Promise<void> {
     const code = (err as RemoteLinkError)?.code;
     if (code === 'stale-epoch') {
       // A newer primary exists: this array must not acknowledge writes any more.
       this.host.pushInBackground(e, p, 'stale epoch on a host write');
       throw new BlockError('EPERM', `mirror ${e.db.name}: ${p.array} holds a newer primary (epoch); this image is no longer primary`);
     }
+    // An armed synchronous group stops every member's writes to this array now, before this ack.
+    this.freeze.stopped(e, p, cause, err);
     p.failed = true;
     p.touch(offset, length);
-    p.fracture.mark(offset, length);
+    p.markWritten(offset, length);
     await p.fracture.persist();
     this.linkFailure(e, p, err);
   }
@@ -293,7 +306,7 @@ export class DataPath implements MirrorDataPath {
 function markAll(ps: PrimarySide, offset: number, length: number): void {
   for (const p of ps.peers.values()) {
     p.touch(offset, length);
-    p.fracture.mark(offset, length);
+    p.markWritten(offset, length);
   }
 }
 

@@ -101,6 +101,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
       adopt: (e, rec, why) => this.secondary.adopt(e, rec, why),
       resyncIfDirty: (e, p) => this.resync.resyncIfDirty(e, p),
       afterChange: (e) => this.resync.afterChange(e),
+      linkLost: (e, p, err) => this.dataPath.freeze.stopped(e, p, 'link', err),
     });
     this.dataPath = new DataPath(this.records, {
       timers,
@@ -340,7 +341,7 @@ export class MirrorNode implements MirrorControl, GroupHost {
     }
     if (unclean > 0 && why === 'load') {
       for (const p of ps.peers.values()) {
-        for (const r of wil.file.bitmap.runs()) p.markMaybeDirty(r.offset, r.length);
+        for (const r of wil.file.bitmap.runs()) p.markMaybeDirtyUntracked(r.offset, r.length);
         p.fracture.touch();
         await p.fracture.persist();
       }

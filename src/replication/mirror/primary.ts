@@ -97,6 +97,33 @@ export class SecondaryPeer {
     readonly fracture: BitmapFile,
   ) {}
 
+  /**
+   * A host write this secondary did not get (fractured, failed, bypass): the fracture log takes it,
+   * and its regions are no longer only maybe-dirty, so a demote counts them as acknowledged (the
+   * caller persists).
+   */
+  markWritten(offset: number, length: number): void {
+    this.fracture.mark(offset, length);
+    const md = this.maybeDirty;
+    if (!md) return;
+    const rs = md.regionSize;
+    const from = Math.floor(offset / rs) * rs;
+    md.clear(from, Math.min(md.lunSize, Math.ceil((offset + length) / rs) * rs) - from);
+  }
+
+  /**
+   * A crash's write-intent regions: maybe-dirty, but only those the fracture log does not hold
+   * already (those may hold writes acknowledged while fractured, and stay counted as such).
+   */
+  markMaybeDirtyUntracked(offset: number, length: number): void {
+    const rs = this.fracture.bitmap.regionSize;
+    const end = Math.min(this.fracture.bitmap.lunSize, offset + length);
+    for (let o = Math.floor(offset / rs) * rs; o < end; o += rs) {
+      const len = Math.min(rs, this.fracture.bitmap.lunSize - o);
+      if (!this.fracture.bitmap.test(o, len)) this.markMaybeDirty(o, len);
+    }
+  }
+
   /** Marks a range that may differ on this secondary (fracture log and maybeDirty; the caller persists). */
   markMaybeDirty(offset: number, length: number): void {
     this.fracture.mark(offset, length);

@@ -305,7 +305,12 @@ export class SecondarySide {
     const pending = RegionBitmap.create(size, rec.regionSize);
     if (peer) pending.union(peer.fracture.bitmap);
     for (const r of this.host.groupPending(e.id)) pending.mark(r.offset, r.length);
-    const acknowledged = pending.countRegions();
+    // all of it diverges, but regions only maybe written (a crash's write-intent log) were never acknowledged
+    const acked = RegionBitmap.create(size, rec.regionSize);
+    acked.union(pending);
+    if (peer?.maybeDirty) for (const r of peer.maybeDirty.runs()) acked.clear(r.offset, r.length);
+    for (const r of this.host.groupPending(e.id)) acked.mark(r.offset, r.length);
+    const acknowledged = acked.countRegions();
     file.bitmap.union(pending);
     file.touch();
     await file.persist();

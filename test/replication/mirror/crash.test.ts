@@ -58,3 +58,36 @@ describe('primary array crash mid-write', () => {
     expect(v.ackedBlocks).toBeGreaterThan(1000);
   });
 });
+
+describe('the old primary returns after a forced promote', () => {
+  it('crashed mid-write with its link up: it steps down with nothing acknowledged (its write-intent regions are only maybe written), no split brain, a partial resync', async () => {
+    const { alpha, bravo, bEvents, child } = await setup();
+    const w = await writeAndKill(alpha);
+    await bravo.mirrors!.promote('m0', { force: true });
+    const again = await child();
+    await until(async () => (await childEvents(again.api)).some((e) => e.type === 'mirror.demoted'), 30_000, 'demoted');
+    const demoted = (await childEvents(again.api)).find((e) => e.type === 'mirror.demoted');
+    expect(demoted!.acknowledgedRegions).toBe(0);
+    expect(demoted!.divergentRegions as number).toBeGreaterThan(0);
+    await until(() => bEvents.some((e) => e.type === 'mirror.resync-done'), 30_000, 'failback resync');
+    expect(bEvents.filter((e) => e.type === 'mirror.split-brain')).toEqual([]);
+    const v = await verifyLedger(w.ledger, { endpoints: [`nbd://127.0.0.1:${bravo.nbd.port}/disk0`] });
+    expect(v.ok).toBe(true);
+    // what alpha may have written and bravo never got was rewritten from bravo
+    await until(async () => (await bravo.mirrors!.verify('m0')).identical, 30_000, 'images identical');
+    void alpha;
+  });
+
+  it('crashed after acknowledging writes with its link cut: those regions stay acknowledged (split brain), even where its write-intent log overlaps them', async () => {
+    const { alpha, bravo, bEvents, emu, child } = await setup();
+    emu.cutLink('both');
+    await writeAndKill(alpha); // alpha fractures bravo and goes on acknowledging
+    await bravo.mirrors!.promote('m0', { force: true });
+    emu.restore();
+    const again = await child();
+    await until(async () => (await childEvents(again.api)).some((e) => e.type === 'mirror.demoted'), 30_000, 'demoted');
+    const demoted = (await childEvents(again.api)).find((e) => e.type === 'mirror.demoted');
+    expect(demoted!.acknowledgedRegions as number).toBeGreaterThan(0);
+    await until(() => bEvents.some((e) => e.type === 'mirror.split-brain'), 30_000, 'split brain');
+  });
+});
