@@ -14,7 +14,9 @@ import { CliError, EXIT, nameArg, printJson, sleep, usage } from '../common.js';
 import type { Run } from '../command-kit.js';
 import type { LabState, LabStateAutomation } from '../lab.js';
 import { findLab } from '../target.js';
+import { labVolumeSets, readVolumeSet } from '../../automation/client.js';
 import { call, holderOf, statuses } from './controllers.js';
+import { statesText } from './render.js';
 import { operationText, statusText, stepLine, type ControllerStatus } from './rg-render.js';
 
 export const EXIT_OP_TIMEOUT = 4;
@@ -61,8 +63,11 @@ async function statusCommand(rg: string | undefined, f: Flags): Promise<number> 
   const { lab, auto } = await automationOf(f);
   const all = await statuses(auto);
   if (rg !== undefined && !all.some((s) => s.groups.some((g) => g.name === rg)) && all.every((s) => s.reachable)) throw new CliError(EXIT.ERROR, 'not-found', `lab ${lab.lab} has no resource group ${rg}`);
-  if (f.json) printJson({ lab: lab.lab, controllers: all });
-  else process.stdout.write(statusText(all, rg) + '\n');
+  // the states of the groups' volume sets, from the arrays (as vs state reads them)
+  const names = [...new Set(all.flatMap((c) => c.groups.filter((g) => rg === undefined || g.name === rg).flatMap((g) => g.volumeSets)))];
+  const sets = await Promise.all(labVolumeSets(lab).filter((s) => names.includes(s.name)).map((s) => readVolumeSet(lab, s)));
+  if (f.json) printJson({ lab: lab.lab, controllers: all, sets });
+  else process.stdout.write(statusText(all, rg) + (sets.length ? `\n${statesText(sets)}` : '') + '\n');
   return EXIT.OK;
 }
 
