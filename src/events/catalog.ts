@@ -144,6 +144,7 @@ export const GROUP_EVENTS = [
   'group.write-delayed',
   'group.bypass',
   'group.bypass-failed',
+  'group.frozen',
   'group.refresh-started',
   'group.refresh-progress',
   'group.refresh-done',

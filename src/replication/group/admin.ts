@@ -22,7 +22,7 @@ import type { GroupAttributes, GroupMode, GroupRecord } from './types.js';
 
 /** Leaving the synchronous mode waits this long for the journal to drain, then goes to bypass. */
 const DRAIN_TIMEOUT_MS = 30_000;
-const SETTABLE: readonly string[] = ['throttles', 'throttleEveryMs', 'perfEveryMs', 'perfMaxBytes', 'nearSync', 'protectResync'];
+const SETTABLE: readonly string[] = ['throttles', 'throttleEveryMs', 'perfEveryMs', 'perfMaxBytes', 'nearSync', 'protectResync', 'freeze'];
 
 export async function createGroup(ctx: GroupContext, p: { name: string; members: string[]; attributes?: Partial<GroupAttributes> }): Promise<GroupView> {
   const { host } = ctx;
@@ -145,7 +145,7 @@ export function setAttributes(ctx: GroupContext, ref: string, p: SettableGroupAt
     const next = { ...g.record, ...p, throttles, nearSync: { ...g.record.nearSync, ...(p.nearSync ?? {}) } };
     const problems = attributeProblems(next);
     if (problems.length) throw new GroupError('invalid', problems.join('; '));
-    await ctx.save(g, (r) => Object.assign(r, { throttles, throttleEveryMs: next.throttleEveryMs, perfEveryMs: next.perfEveryMs, perfMaxBytes: next.perfMaxBytes, nearSync: next.nearSync, protectResync: next.protectResync }));
+    await ctx.save(g, (r) => Object.assign(r, { throttles, throttleEveryMs: next.throttleEveryMs, perfEveryMs: next.perfEveryMs, perfMaxBytes: next.perfMaxBytes, nearSync: next.nearSync, protectResync: next.protectResync, freeze: next.freeze }));
     if (p.perfMaxBytes !== undefined && g.perf) {
       await g.perf.recorder.close();
       g.perf = null;

@@ -59,7 +59,7 @@ export interface GroupPerfRecords {
 }
 
 /** The attributes `setAttributes` may change (not the mode: setMode; not the writelog size: fixed at create). */
-export type SettableGroupAttributes = Partial<Pick<GroupAttributes, 'throttles' | 'throttleEveryMs' | 'perfEveryMs' | 'perfMaxBytes' | 'nearSync' | 'protectResync'>>;
+export type SettableGroupAttributes = Partial<Pick<GroupAttributes, 'throttles' | 'throttleEveryMs' | 'perfEveryMs' | 'perfMaxBytes' | 'nearSync' | 'protectResync' | 'freeze'>>;
 
 export interface GroupControl {
   list(): GroupView[];
@@ -68,7 +68,7 @@ export interface GroupControl {
   /** members: mirror names or ids, all primary on this array, replicating to the same arrays */
   create(p: { name: string; members: string[]; attributes?: Partial<GroupAttributes> }): Promise<GroupView>;
   setMode(ref: string, mode: GroupMode, nearSync?: Partial<GroupRecord['nearSync']>): Promise<GroupView>;
-  /** throttles, throttleEveryMs, perfEveryMs, perfMaxBytes, nearSync (not mode, not writelog size) */
+  /** throttles, throttleEveryMs, perfEveryMs, perfMaxBytes, nearSync, protectResync, freeze (not mode, not writelog size) */
   setAttributes(ref: string, p: SettableGroupAttributes): Promise<GroupView>;
   /** pause or resume the sender(s) */
   pause(ref: string, paused: boolean): Promise<GroupView>;

@@ -153,6 +153,23 @@ export class GroupManager implements GroupControl, GroupContext {
     }
   }
 
+  /**
+   * The armed freeze (docs/group.md): the members that stop sending to a secondary array together
+   * when one of them stops replicating there. Only a synchronous group with `freeze: armed`, not
+   * in bypass (whose writes reach no secondary anyway); null otherwise.
+   */
+  freezeMembers(mirrorId: string): string[] | null {
+    const g = this.groupOf(mirrorId);
+    if (!g?.primary || g.record.mode !== 'synchronous' || g.record.freeze !== 'armed' || inBypass(g.state)) return null;
+    return [...g.record.members];
+  }
+
+  /** A freeze happened (src/replication/mirror/freeze.ts): `group.frozen`. */
+  frozen(mirrorId: string, details: { array: string; member: string; op: string; error: string; frozen: string[] }): void {
+    const g = this.groupOf(mirrorId);
+    if (g) this.event('frozen', { groupId: g.record.groupId, name: g.record.name, ...details });
+  }
+
   /** The group of a member mirror, for its resync protection (./pit.ts). */
   memberGroup(mirrorId: string): MemberGroup | undefined {
     const g = this.groupOf(mirrorId);

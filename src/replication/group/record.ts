@@ -1,4 +1,4 @@
-import { DEFAULT_GROUP_ATTRIBUTES, GROUP_FORMAT, type GroupAttributes, type GroupRecord, type NearSyncBounds, type WritelogConfig } from './types.js';
+import { DEFAULT_GROUP_ATTRIBUTES, GROUP_FORMAT, GROUP_FREEZE_VALUES, type GroupAttributes, type GroupRecord, type NearSyncBounds, type WritelogConfig } from './types.js';
 
 export class GroupError extends Error {
   constructor(
@@ -35,6 +35,7 @@ export function attributeProblems(a: GroupAttributes): string[] {
   if (!int(a.perfEveryMs, 100)) p.push('perfEveryMs must be an integer >= 100');
   if (!int(a.perfMaxBytes, 4096)) p.push('perfMaxBytes must be an integer >= 4096');
   if (typeof a.protectResync !== 'boolean') p.push('protectResync must be true or false');
+  if (!GROUP_FREEZE_VALUES.includes(a.freeze)) p.push(`freeze must be armed or off, not ${JSON.stringify(a.freeze)}`);
   return p;
 }
 
@@ -69,6 +70,7 @@ export function parseGroupRecord(v: unknown): GroupRecord {
   if (!int(r.generation, 1) || !int(r.epoch, 0)) bad('generation/epoch');
   if (typeof r.paused !== 'boolean' || typeof r.bypass !== 'object' || r.bypass === null || typeof r.bypass.on !== 'boolean') bad('paused/bypass');
   if (r.protectResync === undefined) r.protectResync = true; // a record from before the attribute
+  if (r.freeze === undefined) r.freeze = 'off'; // likewise
   const p = attributeProblems(r);
   if (p.length) bad(p.join('; '));
   return r;

@@ -7,6 +7,16 @@
 
 export type GroupMode = 'synchronous' | 'asynchronous' | 'near-synchronous';
 
+/**
+ * The armed freeze of a synchronous group (docs/group.md, "Freeze"): `armed`, the moment one
+ * member stops replicating to a secondary array (a remote write, zero, trim or flush failed, or
+ * its link dropped), every member stops sending host writes to that array, before the failing
+ * write is acknowledged. Accepted in every mode; it acts in synchronous mode only (the journal
+ * keeps the asynchronous modes in order).
+ */
+export type GroupFreeze = 'armed' | 'off';
+export const GROUP_FREEZE_VALUES: readonly GroupFreeze[] = ['armed', 'off'];
+
 /** Near-synchronous: host writes wait while the backlog is at the bound, until it is below the low mark. */
 export interface NearSyncBounds {
   /** entries (records) in the writelog not yet acknowledged by every secondary; 0: no bound */
@@ -65,6 +75,8 @@ export interface GroupAttributes {
    * group journals again). Records from before it was added read as true.
    */
   protectResync: boolean;
+  /** Records from before it was added read as `off`. */
+  freeze: GroupFreeze;
 }
 
 export interface GroupRecord extends GroupAttributes {
@@ -98,6 +110,7 @@ export const DEFAULT_GROUP_ATTRIBUTES: GroupAttributes = {
   perfEveryMs: 10_000,
   perfMaxBytes: 1024 * 1024,
   protectResync: true,
+  freeze: 'off',
 };
 
 /** The measurements of a group at one moment (qdsinfo, performance records, throttles). */

@@ -100,14 +100,13 @@ export class MirrorNode implements MirrorControl, GroupHost {
       peerConfig: (a) => this.peerConfig(a),
       adopt: (e, rec, why) => this.secondary.adopt(e, rec, why),
       resyncIfDirty: (e, p) => this.resync.resyncIfDirty(e, p),
-      afterChange: (e) => this.resync.afterChange(e),
-      linkLost: (e, p, err) => this.dataPath.freeze.stopped(e, p, 'link', err),
+      afterChange: (e) => this.resync.afterChange(e), linkLost: (e, p, err) => this.dataPath.freeze.stopped(e, p, 'link', err), // ./freeze.ts
     });
     this.dataPath = new DataPath(this.records, {
       timers,
       groups: this.groups,
       pushInBackground: (e, p, why) => this.links.pushInBackground(e, p, why),
-      noteUnreachable: (e, p, why) => this.links.noteUnreachable(e, p, why),
+      noteUnreachable: (e, p, why, reason) => this.links.noteUnreachable(e, p, why, reason),
       resyncIfDirty: (e, p) => this.resync.resyncIfDirty(e, p),
     });
     this.secondary = new SecondarySide(this.records, {

@@ -22,6 +22,8 @@ export interface PeerLinkHost {
   resyncIfDirty(e: Entry, p: SecondaryPeer): Promise<void>;
   /** Starts what the record asks for on the primary side (resyncs, rates). */
   afterChange(e: Entry): void;
+  /** A secondary that took host writes lost its link (./freeze.ts: an armed group freezes), before it is marked failed. */
+  linkLost?(e: Entry, p: SecondaryPeer, err: unknown): void;
 }
 
 export class PeerLinks {
@@ -88,16 +90,17 @@ export class PeerLinks {
   }
 
   private peerLost(e: Entry, p: SecondaryPeer, why: string): void {
+    this.host.linkLost?.(e, p, new Error(why));
     p.failed = true;
     if (p.resync) p.resync.stop = true;
     this.noteUnreachable(e, p, why);
   }
 
-  noteUnreachable(e: Entry, p: SecondaryPeer, why: string): void {
+  noteUnreachable(e: Entry, p: SecondaryPeer, why: string, reason: 'link' | 'freeze' = 'link'): void {
     const img = imageOf(e, p.imageId);
     if (img && img.reachability === 'REACHABLE') {
       this.event('image-lost', { mirrorId: e.id, imageId: p.imageId, why });
-      this.records.changeQuietly(e, { op: 'image-unreachable', imageId: p.imageId });
+      this.records.changeQuietly(e, { op: 'image-unreachable', imageId: p.imageId, ...(reason === 'freeze' ? { reason } : {}) });
     }
   }
 

@@ -19,8 +19,17 @@ export type SyncPriority = 'low' | 'medium' | 'high';
 /** auto: resynchronize when the image comes back; manual: wait for the operator [0093]. */
 export type RecoveryPolicy = 'auto' | 'manual';
 export type Reachability = 'REACHABLE' | 'UNREACHABLE';
-/** Why a secondary is fractured: the operator, a failed write/propagation, or a promote. */
-export type FractureReason = 'admin' | 'link' | 'promote';
+/**
+ * Why a secondary is fractured: the operator, a failed write/propagation, a promote, or the armed
+ * freeze of its consistency group (another member stopped replicating to the same array).
+ */
+export type FractureReason = 'admin' | 'link' | 'promote' | 'freeze';
+export const FRACTURE_REASONS: readonly FractureReason[] = ['admin', 'link', 'promote', 'freeze'];
+
+/** A fracture that ends by itself once the image is reachable again (recovery policy auto): a lost link or a freeze. */
+export function resumesItself(reason: FractureReason | null): boolean {
+  return reason === 'link' || reason === 'freeze';
+}
 
 export interface MirrorImage {
   /** unique within the mirror, e.g. "bravo:0" */
@@ -222,7 +231,7 @@ export function parseMirrorDb(v: unknown): MirrorDbRecord {
     } else bad(`image ${String(i.imageId)} role`);
     if (i.reachability !== 'REACHABLE' && i.reachability !== 'UNREACHABLE') bad('reachability');
     if (typeof i.fractured !== 'boolean') bad('fractured');
-    if (!(i.fractureReason === null || ['admin', 'link', 'promote'].includes(i.fractureReason as string))) bad('fractureReason');
+    if (!(i.fractureReason === null || FRACTURE_REASONS.includes(i.fractureReason as FractureReason))) bad('fractureReason');
     if (i.recoveryPolicy !== 'auto' && i.recoveryPolicy !== 'manual') bad('recoveryPolicy');
     if (!(i.syncRate === null || int(i.syncRate, 1))) bad('syncRate');
     if (!(i.resyncChecksums === undefined || i.resyncChecksums === null || RESYNC_CHECKSUMS.includes(i.resyncChecksums as ResyncChecksums))) bad('resyncChecksums');

@@ -42,8 +42,9 @@
  *   syncs), deactivate (refused while an image is SYNCHRONIZING unless force, which fails the
  *   syncs), destroy (INACTIVE and no secondaries; returns db null), change-attributes (mirror
  *   attributes, an image's recoveryPolicy / syncRate; region size is fixed).
- * - operational: image-unreachable (fractures it, reason 'link'; a running sync fails, progress
- *   kept), image-reachable (re-evaluates the mirror rule first; then, for a 'link' fracture,
+ * - operational: image-unreachable (fractures it, reason 'link', or 'freeze' for a member of an
+ *   armed consistency group frozen with another; a running sync fails, progress
+ *   kept), image-reachable (re-evaluates the mirror rule first; then, for a 'link' or 'freeze' fracture,
  *   recovery policy auto + ACTIVE resumes the sync, else an 'awaiting-operator' event; a former
  *   primary (fracture 'promote') always waits: the driver checks for split brain, then calls
  *   synchronize; an ATTENTION -> ACTIVE move also resumes every auto 'link' fracture), primary-write (ACTIVE only, as the source's table says; SYNCHRONIZED -> CONSISTENT), quiesced

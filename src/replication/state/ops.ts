@@ -4,7 +4,7 @@ import {
   MIRROR_DB_FORMAT,
   MIRROR_DB_VERSION,
   primaryOf,
-  requirements,
+  requirements, resumesItself,
   secondariesOf,
   RESYNC_CHECKSUMS,
   type ResyncChecksums,
@@ -46,7 +46,7 @@ export type MirrorOp =
   | { op: 'change-attributes'; attributes?: ChangeableAttributes; image?: { imageId: string; recoveryPolicy?: RecoveryPolicy; syncRate?: number | null; resyncChecksums?: ResyncChecksums | null } }
   | { op: 'heartbeat'; heartbeat: MirrorHeartbeat | null; by: string }
   // operational
-  | { op: 'image-unreachable'; imageId: string }
+  | { op: 'image-unreachable'; imageId: string; reason?: 'link' | 'freeze' } // freeze: an armed group's member (src/replication/mirror/freeze.ts)
   | { op: 'image-reachable'; imageId: string }
   | { op: 'primary-write' }
   | { op: 'quiesced'; imageId: string }
@@ -67,7 +67,7 @@ export type MirrorDbEvent =
   | { type: 'image-state'; mirrorId: string; imageId: string; from: ImageState; to: ImageState; event: ImageEvent }
   | { type: 'image-added'; mirrorId: string; imageId: string; state: ImageState }
   | { type: 'image-removed'; mirrorId: string; imageId: string; mode: 'graceful' | 'forced' }
-  | { type: 'image-fractured'; mirrorId: string; imageId: string; reason: 'admin' | 'link' | 'promote' }
+  | { type: 'image-fractured'; mirrorId: string; imageId: string; reason: 'admin' | 'link' | 'promote' | 'freeze' }
   | { type: 'image-unfractured'; mirrorId: string; imageId: string }
   | { type: 'image-reachability'; mirrorId: string; imageId: string; reachability: 'REACHABLE' | 'UNREACHABLE' }
   | { type: 'awaiting-operator'; mirrorId: string; imageId: string; why: string }
@@ -184,7 +184,7 @@ export function applyOp(db: MirrorDbRecord | null, op: MirrorOp): OpResult {
       img.reachability = 'UNREACHABLE';
       ev.push({ type: 'image-reachability', mirrorId: d.mirrorId, imageId: img.imageId, reachability: 'UNREACHABLE' });
       if (img.state === 'SYNCHRONIZING') ctx.image(img, 'sync-failed'); // progress kept [0092]
-      if (!img.fractured) ctx.fracture(img, 'link');
+      if (!img.fractured) ctx.fracture(img, op.reason === 'freeze' ? 'freeze' : 'link');
       break;
     }
     case 'image-reachable': {
@@ -193,7 +193,7 @@ export function applyOp(db: MirrorDbRecord | null, op: MirrorOp): OpResult {
       img.reachability = 'REACHABLE';
       ev.push({ type: 'image-reachability', mirrorId: d.mirrorId, imageId: img.imageId, reachability: 'REACHABLE' });
       ctx.settle(); // ATTENTION -> ACTIVE (which resumes auto-recovery images) or INACTIVE
-      if (img.fractured && img.fractureReason === 'link') {
+      if (img.fractured && resumesItself(img.fractureReason)) {
         if (img.recoveryPolicy === 'manual') ev.push({ type: 'awaiting-operator', mirrorId: d.mirrorId, imageId: img.imageId, why: 'recovery policy is manual: synchronize it explicitly' });
         else if (d.state !== 'ACTIVE') ev.push({ type: 'awaiting-operator', mirrorId: d.mirrorId, imageId: img.imageId, why: `mirror is ${d.state}: it resynchronizes once ACTIVE` });
         else ctx.resume(img);
@@ -285,7 +285,7 @@ class Ctx {
     this.ev.push({ type: 'mirror-state', mirrorId: this.d.mirrorId, from, to, event, reasons });
   }
 
-  fracture(i: MirrorImage, reason: 'admin' | 'link' | 'promote'): void {
+  fracture(i: MirrorImage, reason: 'admin' | 'link' | 'promote' | 'freeze'): void {
     if (i.state === 'SYNCHRONIZING') this.image(i, 'sync-failed');
     i.fractured = true;
     i.fractureReason = reason;
@@ -316,7 +316,7 @@ class Ctx {
     for (const i of secondariesOf(this.d)) {
       if (i.reachability !== 'REACHABLE') continue;
       if (!i.fractured && i.state === 'UNSYNCHRONIZED') this.image(i, 'sync-start');
-      else if (i.fractured && i.fractureReason === 'link' && i.recoveryPolicy === 'auto') this.resume(i);
+      else if (i.fractured && resumesItself(i.fractureReason) && i.recoveryPolicy === 'auto') this.resume(i);
     }
   }
 
