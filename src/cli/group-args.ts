@@ -17,6 +17,12 @@ export function modeArg(text: string, what = 'MODE'): GroupMode {
   return text as GroupMode;
 }
 
+/** `--freeze armed|off`: the armed freeze of a synchronous group (docs/group.md#freeze). */
+export function freezeArg(text: string, what = '--freeze'): 'armed' | 'off' {
+  if (text !== 'armed' && text !== 'off') throw usage(`${what} must be armed or off, not ${JSON.stringify(text)}`);
+  return text;
+}
+
 export function countArg(text: string, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const t = text.trim();
   if (!/^\d+$/.test(t) || !Number.isSafeInteger(Number(t)) || Number(t) < min || Number(t) > max) {

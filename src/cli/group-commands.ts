@@ -58,7 +58,8 @@ Sizes: 64K, 64M, 1G. Durations: 10s, 500ms, 1m (a bare number is seconds).`,
       .option('--throttles <file>', 'throttles (YAML list, as in the lab file)')
       .option('--perf-every <duration>', 'performance record interval (default 10s)')
       .option('--perf-max <size>', 'performance file size limit, one previous generation kept (default 1M)')
-      .option('--protect-resync <on|off>', "snapshot the secondaries' last consistent point before a resync rewrites them (default on)"),
+      .option('--protect-resync <on|off>', "snapshot the secondaries' last consistent point before a resync rewrites them (default on)")
+      .option('--freeze <armed|off>', 'synchronous mode: when one member stops replicating to an array, every member stops sending to it (default off)'),
   ).action(run((name: string, opts: GroupCreateFlags) => groupCreateCommand(name, opts)));
   targetOptions(group.command('list').alias('ls').description('every group of the lab, once: mode, state, primary, members, backlog')).action(
     run((opts: TargetFlags) => groupListCommand(opts)),
@@ -154,7 +155,8 @@ Sizes: 64K, 64M, 1G. Durations: 10s, 500ms, 1m (a bare number is seconds).`,
         .option('--throttle-every <duration>', 'throttle evaluation interval, e.g. 10s')
         .option('--perf-every <duration>', 'performance record interval, e.g. 10s')
         .option('--perf-max <size>', 'performance file size limit, e.g. 1M')
-        .option('--protect-resync <on|off>', "snapshot the secondaries' last consistent point before a resync rewrites them"),
+        .option('--protect-resync <on|off>', "snapshot the secondaries' last consistent point before a resync rewrites them")
+        .option('--freeze <armed|off>', 'synchronous mode: when one member stops replicating to an array, every member stops sending to it'),
     ),
   ).action(run((ref: string, opts: GroupSetFlags) => groupSetCommand(ref, opts)));
   targetOptions(group.command('delete').alias('rm').description('delete the group (switches to synchronous first: the journal drains); the mirrors stay').argument(...groupRef)).action(

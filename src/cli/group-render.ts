@@ -3,7 +3,7 @@
  * promote says of the copy it made primary. Pure functions of the API's views.
  */
 import type { GroupView } from '../control/index.js';
-import { groupStateWords, refreshWaits } from '../replication/group/index.js';
+import { freezeWords, groupStateWords, refreshWaits } from '../replication/group/index.js';
 import { table } from './common.js';
 import { ibytes } from './mirror-render.js';
 
@@ -79,6 +79,8 @@ export function groupText(v: GroupView & { array?: string; receivers?: GroupStat
   }
   const secs = [...new Set(v.members.flatMap((m) => m.secondaries))];
   row('members', `${v.members.map((m) => `${m.name} (LUN ${m.lun})`).join(', ')} -> ${secs.join(', ') || 'no secondaries'}`);
+  const fz = freezeWords(r.mode, r.freeze);
+  if (fz) row('freeze', fz);
   row('bypass', r.bypass.on ? `on (${r.bypass.reason ?? '?'}${r.bypass.since ? ` since ${r.bypass.since}` : ''}): changes go to the fracture logs` : 'off');
   if (r.refresh) {
     const pct = r.refresh.bytesTotal > 0 ? Math.floor((100 * r.refresh.bytesDone) / r.refresh.bytesTotal) : 100;

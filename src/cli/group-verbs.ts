@@ -15,7 +15,7 @@ import { isPlainName } from '../array/index.js';
 import { ApiClient, ClientError, type CreateGroupRequest, type GroupSettableRequest, type GroupView } from '../control/index.js';
 import { clientError, labArrayClients, resolveTarget, type TargetFlags } from './target.js';
 import { CliError, EXIT, nameArg, printJson, usage, watchStatus } from './common.js';
-import { boundsArg, countArg, durationArg, modeArg, onOff, readThrottleFile, sizeArg, type BoundFlags } from './group-args.js';
+import { boundsArg, countArg, durationArg, freezeArg, modeArg, onOff, readThrottleFile, sizeArg, type BoundFlags } from './group-args.js';
 import { groupText, listRows, type GroupStatus } from './group-render.js';
 
 // ---- argument parsing: group-args.ts (re-exported for existing importers) ----
@@ -172,6 +172,7 @@ export interface GroupCreateFlags extends TargetFlags, BoundFlags {
   perfMax?: string;
   throttles?: string;
   protectResync?: string;
+  freeze?: string;
 }
 
 export async function groupCreateCommand(name: string, f: GroupCreateFlags): Promise<number> {
@@ -196,6 +197,7 @@ export async function groupCreateCommand(name: string, f: GroupCreateFlags): Pro
   if (f.perfMax !== undefined) attributes.perfMaxBytes = sizeArg(f.perfMax, '--perf-max', 4096);
   if (f.throttles !== undefined) attributes.throttles = readThrottleFile(f.throttles);
   if (f.protectResync !== undefined) (attributes as { protectResync?: boolean }).protectResync = onOff(f.protectResync, '--protect-resync');
+  if (f.freeze !== undefined) attributes.freeze = freezeArg(f.freeze);
   const body: CreateGroupRequest = { name, members, ...(Object.keys(attributes).length ? { attributes } : {}) };
   // On the array that holds the first member's primary image.
   const t = await locate(`mirror ${JSON.stringify(members[0])}`, f, (c) => c.getMirror(members[0]!), (v) => v.local.role, 'primary');
@@ -278,6 +280,7 @@ export interface GroupSetFlags extends TargetFlags, BoundFlags {
   perfEvery?: string;
   perfMax?: string;
   protectResync?: string;
+  freeze?: string;
 }
 
 export async function groupSetCommand(ref: string, f: GroupSetFlags): Promise<number> {
@@ -286,9 +289,10 @@ export async function groupSetCommand(ref: string, f: GroupSetFlags): Promise<nu
   if (f.perfEvery !== undefined) body.perfEveryMs = durationArg(f.perfEvery, '--perf-every');
   if (f.perfMax !== undefined) body.perfMaxBytes = sizeArg(f.perfMax, '--perf-max', 4096);
   if (f.protectResync !== undefined) (body as { protectResync?: boolean }).protectResync = onOff(f.protectResync, '--protect-resync');
+  if (f.freeze !== undefined) body.freeze = freezeArg(f.freeze);
   const nearSync = boundsArg(f);
   if (nearSync) body.nearSync = nearSync;
-  if (!Object.keys(body).length) throw usage('nothing to set: give --throttle-every, --perf-every, --perf-max, --protect-resync or near-synchronous bounds (--max-entries, --max-bytes, --low-entries, --low-bytes); the mode: sanbox group mode; throttles: sanbox group throttle');
+  if (!Object.keys(body).length) throw usage('nothing to set: give --throttle-every, --perf-every, --perf-max, --protect-resync, --freeze or near-synchronous bounds (--max-entries, --max-bytes, --low-entries, --low-bytes); the mode: sanbox group mode; throttles: sanbox group throttle');
   const t = await locateGroup(ref, f);
   const v = await call(() => t.client.setGroupAttributes(ref, body));
   return done(f, v, `group ${v.record.name}: set ${Object.keys(body).join(', ')}`, t.array);

@@ -4,7 +4,7 @@
  * the driver keeps a new group in bypass (changes go to the fracture logs) until every member's
  * secondaries are in sync, then starts journaling, so there is no need to wait for the initial
  * copies. A group that exists is compared with the file (members, mode, bounds, writelog,
- * throttles, intervals) and every difference is a warning; nothing is ever deleted or changed on
+ * throttles, intervals, freeze) and every difference is a warning; nothing is ever deleted or changed on
  * an existing group. Failures are warnings too: the lab keeps running and the operator finishes
  * with `sanbox group ...`.
  */
@@ -120,6 +120,7 @@ export function compareGroup(g: LabGroup, v: GroupView): string[] {
   if (canonical(r.throttles) !== canonical(want.throttles)) w.push(`its throttles differ from the lab file's (${r.throttles.length} on the array, ${want.throttles.length} in the file; sanbox group throttle ${g.name} --file FILE)`);
   if (r.throttleEveryMs !== want.throttleEveryMs) w.push(`it evaluates throttles every ${ms(r.throttleEveryMs)}, the lab file says ${ms(want.throttleEveryMs)}`);
   if (r.perfEveryMs !== want.perfEveryMs) w.push(`it writes performance records every ${ms(r.perfEveryMs)}, the lab file says ${ms(want.perfEveryMs)}`);
+  if ((r.freeze ?? 'off') !== want.freeze) w.push(`its freeze is ${r.freeze ?? 'off'}, the lab file says ${want.freeze} (sanbox group set ${g.name} --freeze ${want.freeze})`);
   if (r.perfMaxBytes !== want.perfMaxBytes) w.push(`its performance file limit is ${formatSize(r.perfMaxBytes)}, the lab file says ${formatSize(want.perfMaxBytes)}`);
   return w;
 }

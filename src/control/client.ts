@@ -31,6 +31,9 @@ export interface GroupSettableRequest {
   perfEveryMs?: number;
   perfMaxBytes?: SizeOr;
   nearSync?: GroupNearSyncRequest;
+  protectResync?: boolean;
+  /** the armed freeze of a synchronous group (docs/group.md#freeze) */
+  freeze?: 'armed' | 'off';
 }
 export interface CreateGroupRequest {
   name: string;

@@ -124,6 +124,8 @@ describe('sanbox group: argument errors send nothing (exit 2)', () => {
     [['group', 'set', 'g0'], /nothing to set/],
     [['group', 'set', 'g0', '--perf-every', '0'], /--perf-every must be a duration of at least 100ms/],
     [['group', 'set', 'g0', '--perf-max', 'x'], /--perf-max must be a size/],
+    [['group', 'set', 'g0', '--freeze', 'yes'], /--freeze must be armed or off, not "yes"/],
+    [['group', 'create', 'g1', '--members', 'm1', '--freeze', 'on'], /--freeze must be armed or off, not "on"/],
     [['group', 'status', '--count', '3'], /--count goes with --watch/],
     [['group', 'status', '--interval', '1'], /--interval goes with --watch/],
     [['group', 'status', '--watch', '--count', '0'], /--count must be a positive integer/],
@@ -210,6 +212,19 @@ describe('sanbox group with --api', () => {
     expect(alpha.groups.calls[0]!.args[0]).toEqual({ name: 'g2', members: ['m1'] });
     alpha.groups.views.delete('g1');
     alpha.groups.views.delete('g2');
+  });
+
+  it('--freeze: create and set send it; status shows it', async () => {
+    alpha.groups.calls = [];
+    const r = await cli(['group', 'create', 'g3', '--api', alpha.url, '--members', 'm1,m2', '--mode', 'synchronous', '--freeze', 'armed']);
+    expect(r.code, r.err).toBe(0);
+    expect(alpha.groups.calls[0]!.args[0]).toEqual({ name: 'g3', members: ['m1', 'm2'], attributes: { mode: 'synchronous', freeze: 'armed' } });
+    expect(r.out).toMatch(/\n  freeze +armed \(a member that stops replicating to an array stops every member's writes to it\)\n/);
+    const s = await cli(['group', 'set', 'g3', '--api', alpha.url, '--freeze', 'off']);
+    expect(s.code, s.err).toBe(0);
+    expect(alpha.groups.calls.at(-1)).toEqual({ op: 'setAttributes', args: ['g3', { freeze: 'off' }] });
+    alpha.groups.views.delete('g3');
+    alpha.groups.calls = [];
   });
 
   it('each verb calls its operation', async () => {

@@ -129,7 +129,7 @@ describe('lab files with consistency groups', () => {
 `),
     );
     const expected = [
-      'groups[0]: unknown key "colour" (expected name, members, mode, nearSync, writelog, throttleEvery, throttles, perf, protectResync)',
+      'groups[0]: unknown key "colour" (expected name, members, mode, nearSync, writelog, throttleEvery, throttles, perf, protectResync, freeze)',
       'group g0.members[2]: mirror m1 is listed twice',
       'group g0.members[3]: no mirror "zz" under mirrors: (mirrors: m1, m2, m3, m4, m5)',
       'group g0.members[4] must be a mirror name, not 7',
@@ -180,6 +180,14 @@ describe('lab files with consistency groups', () => {
       /^groups\[19\] must be a mapping/,
     ];
     for (const m of matching) expect(p.some((x) => m.test(x)), String(m)).toBe(true);
+  });
+
+  it('freeze: armed or off (off read as the string, not a YAML boolean); anything else is a problem', () => {
+    const l = parseLab(lab(`  - { name: g0, members: [m1, m2], mode: synchronous, freeze: armed }\n  - { name: g1, members: [m4], freeze: off }`), '/l/t.yaml');
+    expect(l.groups.map((g) => g.attributes.freeze)).toEqual(['armed', 'off']);
+    const p = problems(lab(`  - { name: g0, members: [m1], freeze: on }\n  - { name: g1, members: [m2], freeze: true }`));
+    expect(p).toContain('group g0.freeze must be armed or off, not "on" (synchronous mode: when one member stops replicating to an array, every member stops sending to it; default off)');
+    expect(p.some((x) => x.startsWith('group g1.freeze must be armed or off, not true'))).toBe(true);
   });
 
   it('"groups" must be a list; a member whose mirror is itself invalid is not reported again', () => {

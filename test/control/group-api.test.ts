@@ -130,6 +130,8 @@ describe('group routes', () => {
     });
     await ok('PATCH', '/v1/groups/g0', { throttles: [] });
     expect(fake.calls.at(-1)).toEqual({ op: 'setAttributes', args: ['g0', { throttles: [] }] });
+    await ok('PATCH', '/v1/groups/g0', { freeze: 'armed' });
+    expect(fake.calls.at(-1)).toEqual({ op: 'setAttributes', args: ['g0', { freeze: 'armed' }] });
     await ok('POST', '/v1/groups/g0/pause');
     expect(fake.calls.at(-1)).toEqual({ op: 'pause', args: ['g0', true] });
     await ok('POST', '/v1/groups/g0/resume', {});
@@ -199,6 +201,8 @@ describe('group routes', () => {
       ['PATCH', '/v1/groups/g0', { throttles: [{ measure: 'netkbps', op: 'gt', value: 1, actions: [] }] }, /throttles\[0\].actions must be a list of 1 to 16 actions/],
       ['PATCH', '/v1/groups/g0', { throttles: [{ from: '08:00:00', measure: 'netkbps', op: 'gt', value: 1, actions: [{ do: 'sleep-set', ms: 1 }] }] }, /give both from and to/],
       ['PATCH', '/v1/groups/g0', { perfEveryMs: 1.5 }, /perfEveryMs must be an integer/],
+      ['PATCH', '/v1/groups/g0', { freeze: 'on' }, /freeze must be one of/],
+      ['POST', '/v1/groups', { name: 'g1', members: ['m1'], attributes: { freeze: true } }, /attributes.freeze must be one of/],
       ['POST', '/v1/groups/g0/pause', { now: true }, /unknown field now; expected none/],
       ['POST', '/v1/groups/g0/resume', { x: 1 }, /unknown field x/],
       ['POST', '/v1/groups/g0/bypass', {}, /missing field on/],

@@ -4,13 +4,13 @@ import { attributeProblems, parseThrottles, withDefaults, type GroupAttributes, 
 import { isObj, type LabGroup, type LabMirror, type Obj } from './types.js';
 import { parseDuration } from './values.js';
 
-const GROUP_KEYS = ['name', 'members', 'mode', 'nearSync', 'writelog', 'throttleEvery', 'throttles', 'perf', 'protectResync'];
+const GROUP_KEYS = ['name', 'members', 'mode', 'nearSync', 'writelog', 'throttleEvery', 'throttles', 'perf', 'protectResync', 'freeze'];
 const GROUP_MODES: GroupMode[] = ['asynchronous', 'near-synchronous', 'synchronous'];
 
 /**
  * `groups:` — each { name, members: [mirror names of mirrors:], mode, nearSync: { maxEntries,
  * maxBytes, lowEntries, lowBytes }, writelog: { capacity, extensions, extensionSize, extendAt },
- * throttleEvery, throttles (parseThrottles), perf: { every, maxSize }, protectResync }. Every problem is
+ * throttleEvery, throttles (parseThrottles), perf: { every, maxSize }, protectResync, freeze: armed | off }. Every problem is
  * reported: unknown keys, members that are not mirrors of the file, members with different primary
  * or secondary arrays, a mirror in two groups, bad sizes, counts, durations and throttles.
  */
@@ -161,6 +161,10 @@ export function parseGroups(v: unknown, mirrors: LabMirror[], rawMirrors: unknow
     if (g.protectResync !== undefined) {
       if (typeof g.protectResync !== 'boolean') problems.push(`${at}.protectResync must be true or false (snapshot the secondaries before a resync rewrites them; default true)`);
       else attributes.protectResync = g.protectResync;
+    }
+    if (g.freeze !== undefined) {
+      if (g.freeze !== 'armed' && g.freeze !== 'off') problems.push(`${at}.freeze must be armed or off, not ${JSON.stringify(g.freeze)} (synchronous mode: when one member stops replicating to an array, every member stops sending to it; default off)`);
+      else attributes.freeze = g.freeze;
     }
     if (problems.length > before || memberProblem || members.length === 0) return;
     // Whatever the driver would still refuse (a safety net: the checks above cover its rules).

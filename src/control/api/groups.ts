@@ -36,6 +36,7 @@ const GROUP_SETTABLE: Record<string, Check> = {
   'perfMaxBytes?': sizeAtLeast(4096),
   'nearSync?': nearSyncCheck,
   'protectResync?': C.boolean,
+  'freeze?': C.oneOf('armed', 'off'),
 };
 
 const GROUP_ATTRIBUTE_FIELDS: Record<string, Check> = {

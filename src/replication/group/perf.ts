@@ -26,7 +26,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import type { GroupMetrics, GroupMode } from './types.js';
+import type { GroupFreeze, GroupMetrics, GroupMode } from './types.js';
 
 /** The performance file of the group whose directory is `groupDir` (the previous generation: `.1` beside it). */
 export function perfPath(groupDir: string): string {
@@ -152,6 +152,8 @@ export interface QdsinfoGroup {
   throttles?: number;
   /** optional: why a running refresh may not progress (view.ts `refreshWaits`) */
   waiting?: string[];
+  /** optional: the armed freeze (shown when armed, or in synchronous mode) */
+  freeze?: GroupFreeze;
 }
 
 function bytes(n: number): string {
@@ -172,6 +174,16 @@ function age(ms: number): string {
   if (s < 120) return `${s} s`;
   if (s < 7200) return `${Math.floor(s / 60)} min ${s % 60} s`;
   return `${Math.floor(s / 3600)} h ${Math.floor(s / 60) % 60} min`;
+}
+
+/**
+ * The armed freeze in words (`status`, `info`): shown when armed, or when off in synchronous mode
+ * (where it would act); undefined otherwise (and for a view from an array without the attribute).
+ */
+export function freezeWords(mode: GroupMode, freeze: GroupFreeze | undefined): string | undefined {
+  if (freeze === 'armed') return mode === 'synchronous' ? 'armed (a member that stops replicating to an array stops every member\'s writes to it)' : `armed (acts in synchronous mode; the group is ${mode})`;
+  if (freeze === 'off' && mode === 'synchronous') return 'off (each member replicates on its own: a rolling failure may leave the secondaries at different points)';
+  return undefined;
 }
 
 /** The state of a group in a few words: the special modes first. */
@@ -203,6 +215,8 @@ export function formatQdsinfo(g: Omit<QdsinfoGroup, 'metrics'> & { metrics?: Gro
     const b = [g.nearSync.maxEntries > 0 ? `${g.nearSync.maxEntries} entries` : '', g.nearSync.maxBytes > 0 ? bytes(g.nearSync.maxBytes) : ''].filter(Boolean);
     row('bound', b.length ? `host writes wait at ${b.join(' or ')} not acknowledged` : 'none');
   }
+  const fz = freezeWords(g.mode, g.freeze);
+  if (fz) row('freeze', fz);
   row('members', String(g.members.length));
   g.members.forEach((mb, i) => lines.push(`    LUN ${String(i).padEnd(3)} mirror ${mb.mirror}  lun ${mb.lun}  ->  ${mb.secondary}`));
 

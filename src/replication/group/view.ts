@@ -98,6 +98,7 @@ export function groupInfo(host: GroupHost, g: GroupEntry): { text: string; view:
     refresh: g.record.refresh,
     nearSync: g.record.nearSync,
     throttles: g.record.throttles.length,
+    freeze: g.record.freeze,
     waiting: g.record.refresh?.running ? refreshWaits(v) : [],
   });
   return { text, view: v };
