@@ -148,6 +148,9 @@ export class HeartbeatAgent {
     this.running = false;
     this.wake?.();
     await this.loop;
+    // the background jobs and the last table save end before the volumes close and the files are left
+    await Promise.all(this.busy.values());
+    await this.saving;
     for (const v of [...this.outVolumes.values(), ...this.inVolumes.values()]) await v.close();
     this.events.emit('hb.stopped', { host: this.cfg.host });
     await this.http?.close();
@@ -207,14 +210,14 @@ export class HeartbeatAgent {
     if (this.role === 'production') this.background('watch', () => this.watchSite(sent.volumes));
   }
 
-  private readonly busy = new Set<string>();
+  private readonly busy = new Map<string, Promise<void>>();
   /** Runs `job` unless the previous one of that kind is still running; its failure is an event. */
   private background(kind: string, job: () => Promise<void>): void {
     if (this.busy.has(kind)) return;
-    this.busy.add(kind);
-    job()
+    const run = job()
       .catch((e: unknown) => void this.events.emit('hb.cycle-failed', { host: this.cfg.host, job: kind, error: (e as Error).stack ?? String(e) }))
       .finally(() => this.busy.delete(kind));
+    this.busy.set(kind, run);
   }
 
   /** Local heartbeats to the site's other hosts (direct, not through the heartbeat network). */
