@@ -2,4 +2,3 @@
 export { AutomationController, Refusal } from './controller.js';
 export { controllerHttp } from './api.js';
 export { checkConfig, type ControllerConfig } from './config.js';
-export { envName } from './resource-env.js';

@@ -10,7 +10,7 @@ import { siteOf } from '../client.js';
 import type { ControllerConfig } from './config.js';
 import { labState } from './storage.js';
 
-export const envName = (mirror: string): string => `SANBOX_URI_${mirror.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+const envName = (mirror: string): string => `SANBOX_URI_${mirror.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
 
 export async function resourceEnv(cfg: ControllerConfig, rg: ResourceGroupSpec): Promise<Record<string, string>> {
   const lab = await labState(cfg.lab);

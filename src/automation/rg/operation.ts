@@ -8,7 +8,6 @@ import { startOrder, stopOrder } from '../resources/index.js';
 import type { ResourceGroupSpec } from './types.js';
 
 export type OpKind = 'online' | 'offline' | 'move' | 'recover';
-export const OP_KINDS: readonly OpKind[] = ['online', 'offline', 'move', 'recover'];
 
 /**
  * - lease: take the group's lease from the peer (which stops the group's host resources at its site first);
