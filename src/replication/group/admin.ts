@@ -207,6 +207,8 @@ export async function promote(ctx: GroupContext, ref: string, p: { force?: boole
   if (g.primary) throw new GroupError('state', `group ${g.record.name} is already primary on ${ctx.host.array}`);
   if (p.force && p.fromSnapshot) throw new GroupError('invalid', 'promote takes --force (the members as they are) or --from-snapshot (rolled back to the fallback), not both');
   const prot = ctx.host.protection;
+  // a resync that just began may be cutting the members' fallback now: decide once it is there
+  await prot?.settled(g.record.members);
   const memberStates = () => {
     const begun = new Set(prot?.resyncBegun(g.record.members) ?? []);
     return g.record.members.map((id) => {

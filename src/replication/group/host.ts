@@ -41,6 +41,8 @@ export interface MemberProtection {
   fallback(mirrorIds: string[]): GroupFallback | null;
   /** The members whose image here a resync began to rewrite since the group last journaled. */
   resyncBegun(mirrorIds: string[]): string[];
+  /** Waits for a fallback snapshot being cut for the members. */
+  settled(mirrorIds: string[]): Promise<void>;
   /** Rolls every member back to the fallback; the regions each rollback rewrote. */
   rollBack(mirrorIds: string[]): Promise<Map<string, Range[]>>;
   /** The group's record changed here (bypass, refresh): protections may be released. */

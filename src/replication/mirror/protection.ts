@@ -295,6 +295,11 @@ export class ResyncProtection implements MemberProtection {
     return rest;
   }
 
+  /** Waits for a protection snapshot being cut for these mirrors: a promote must see it (take never rejects). */
+  async settled(mirrorIds: string[]): Promise<void> {
+    await Promise.all(mirrorIds.map((id) => this.slots.get(id)?.barrier ?? null));
+  }
+
   /** The members whose images here a resync began to rewrite (protected or unprotected since). */
   resyncBegun(mirrorIds: string[]): string[] {
     return mirrorIds.filter((id) => {
