@@ -310,6 +310,7 @@ export const HEARTBEAT_EVENT_TYPES = [
 /** A site automation controller's `/v1/events` and log (src/automation, docs/automation.md). */
 export const AUTOMATION_EVENT_TYPES = [
   'automation.controller-started',
+  'automation.leases-confirmed',
   'automation.operation-requested',
   'automation.operation-succeeded',
   'automation.operation-failed',

@@ -43,6 +43,8 @@ export class AutomationController {
   readonly peer: PeerClient;
   readonly store: ControllerStore;
   private readonly busy = new Map<string, Promise<unknown>>();
+  /** false until the persisted leases were compared with the peer's (./watch.ts) */
+  private confirmed = false;
   private readonly watch: SiteWatch;
   private readonly resourceWatch: ResourceWatch;
   private seq = 0;
@@ -68,7 +70,7 @@ export class AutomationController {
 
   /** This site holds the group's lease and its last operation on the group here brought it up. */
   onlineHere(rg: string): boolean {
-    if (this.store.lease(rg).holder !== this.site) return false;
+    if (!this.confirmed || this.store.lease(rg).holder !== this.site) return false;
     const last = [...this.store.operations()].reverse().find((o) => o.rg === rg);
     return last !== undefined && last.status === 'succeeded' && last.kind !== 'offline' && last.site === this.site;
   }
@@ -87,12 +89,22 @@ export class AutomationController {
     return this.busy.has(rg);
   }
 
-  /** Resumes the operations a previous run of this controller left running, then watches the other site. */
+  /**
+   * Watches the other site. Nothing acts on a persisted lease before it is confirmed (compared with
+   * the peer's leases, or the peer declared lost): while this controller was down the other site
+   * may have taken its groups. Then the operations a previous run left running resume.
+   */
   start(): void {
     this.events.emit('automation.controller-started', { site: this.site, peer: this.peer.site, resumed: this.store.running().map((o) => o.id) });
-    for (const op of this.store.running()) this.launch(this.group(op.rg), op, true);
     this.watch.start();
     this.resourceWatch.start();
+  }
+
+  leasesConfirmed(how: 'peer' | 'peer-lost'): void {
+    if (this.confirmed) return;
+    this.confirmed = true;
+    this.events.emit('automation.leases-confirmed', { how, leases: this.store.leases().map((l) => ({ rg: l.rg, holder: l.holder, epoch: l.epoch })) });
+    for (const op of this.store.running()) if (!this.busy.has(op.rg)) this.launch(this.group(op.rg), op, true);
   }
 
   async stop(): Promise<void> {
@@ -109,6 +121,7 @@ export class AutomationController {
    */
   async request(kind: OpKind, rgName: unknown, siteArg: unknown, plan: boolean): Promise<{ operation?: Operation; plan?: PlanView }> {
     const rg = this.group(rgName);
+    if (!this.confirmed) throw new Refusal(503, 'starting', `the controller of site ${this.site} has not yet compared its leases with site ${this.peer.site}'s controller (or declared that site lost); try again in a few seconds`);
     const site = siteArg === undefined ? (kind === 'online' ? rg.preferredSite : this.site) : siteArg;
     if (site !== this.site) throw new Refusal(409, 'wrong-controller', `this is the controller of site ${this.site}; ${kind} ${rg.name} at site ${String(site)} is asked of that site's controller`);
     const lease = this.store.lease(rg.name);
@@ -162,7 +175,7 @@ export class AutomationController {
       lab: this.cfg.lab,
       emit: (t, d) => this.events.emit(t, d),
       save: (op) => this.store.putOperation(op),
-      holdsLease: (rg) => this.store.lease(rg).holder === this.site,
+      holdsLease: (rg) => this.confirmed && this.store.lease(rg).holder === this.site,
       acquireLease: (rg) => this.acquireLease(rg),
       takeLeaseForced: (rg) => {
         const l = takeForced(this.store.lease(rg), this.site);

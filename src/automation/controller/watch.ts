@@ -17,7 +17,7 @@ import { labState, resolveForRecoveredSide, volumeSet } from './storage.js';
 const TICK_MS = 1000;
 const ARRAY_DEADLINE_MS = 1000;
 /** After a failback request the peer refused, wait this long before asking again. */
-const FAILBACK_RETRY_MS = 10_000;
+const FAILBACK_RETRY_MS = 5_000;
 
 /** What the watch needs of its controller (./controller.ts). */
 export interface WatchedController {
@@ -29,6 +29,8 @@ export interface WatchedController {
   isBusy(rg: string): boolean;
   recoverSite(lost: string, plan: boolean, why: string, only?: string[]): Promise<{ refused: { rg: string; code: string; message: string }[] }>;
   learnLeases(remote: Lease[]): Promise<void>;
+  /** This controller's leases are current: compared with the peer's, or the peer is declared lost. */
+  leasesConfirmed(how: 'peer' | 'peer-lost'): void;
 }
 
 export class SiteWatch {
@@ -78,12 +80,14 @@ export class SiteWatch {
         this.c.events.emit('automation.site-rejoined', { site: this.c.peer.site });
       }
       await this.c.learnLeases(leases.body.leases);
+      this.c.leasesConfirmed('peer');
       await this.failbacks();
       return;
     }
     const d = siteLossDecision({ peerSilentMs: now - (this.peerSeenAt ?? this.startedAt), arraysSilentMs: now - (this.arraysSeenAt ?? this.startedAt), declareLostAfterMs: this.c.cfg.declareLostAfterMs, alreadyDeclared: this.declaredLost });
     if (!d.declare) return;
     this.declaredLost = true;
+    this.c.leasesConfirmed('peer-lost');
     const automatic = this.c.cfg.resourceGroups.filter((g) => g.failover === 'automatic').map((g) => g.name);
     this.c.events.emit('automation.site-declared-lost', { site: this.c.peer.site, reason: d.reason, detail: d.detail, automatic });
     if (automatic.length) await this.c.recoverSite(this.c.peer.site, false, 'site-declared-lost', automatic);
