@@ -258,6 +258,7 @@ export class AutomationController {
     const ops = this.store.operations();
     return {
       site: this.site,
+      leasesConfirmed: this.confirmed,
       peer: { site: this.peer.site, url: this.peer.url, ...this.watch.view() },
       groups: this.cfg.resourceGroups.map((g) => {
         const last = [...ops].reverse().find((o) => o.rg === g.name);

@@ -1,9 +1,24 @@
 /** The lab's automation controllers as the CLI reaches them (bearer: the lab's automation secret). */
-import { CliError, EXIT } from '../common.js';
+import { CliError, EXIT, sleep } from '../common.js';
 import type { LabStateAutomation } from '../lab.js';
 import { statusText, type ControllerStatus } from './rg-render.js';
 
+/** How long a request waits for a controller that has just started (503 starting: its leases not yet compared). */
+const STARTING_WAIT_MS = 10_000;
+
 export async function call(auto: LabStateAutomation, site: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  const end = Date.now() + STARTING_WAIT_MS;
+  for (;;) {
+    try {
+      return await callOnce(auto, site, method, path, body);
+    } catch (e) {
+      if (!(e instanceof CliError && e.code === 'starting') || Date.now() > end) throw e;
+      await sleep(300);
+    }
+  }
+}
+
+async function callOnce(auto: LabStateAutomation, site: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
   const c = auto.controllers.find((x) => x.site === site);
   if (!c) throw new CliError(EXIT.ERROR, 'not-found', `no automation controller at site ${site} (sites: ${auto.controllers.map((x) => x.site).join(', ')})`);
   let res: Response;

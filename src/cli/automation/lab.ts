@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import { join } from 'node:path';
 import type { ControllerConfig } from '../../automation/controller/index.js';
 import type { AutomationSpec } from '../../automation/rg/types.js';
-import { BIN, labsDir } from '../common.js';
+import { BIN, CliError, EXIT, labsDir, sleep } from '../common.js';
 import { freePort, spawnService, stopService } from '../service-process.js';
 import type { Lab, LabStateAutomation } from '../lab.js';
 
@@ -80,6 +80,8 @@ export class LabAutomationRunner {
       this.controllers.push({ site: c.site, url: urls[i]!, config });
     });
     await Promise.all(this.controllers.map((c) => this.spawn(c)));
+    // both up: they compare their leases within a second; the lab takes requests once they have
+    await Promise.all(this.controllers.map((c) => this.confirmed(c)));
     return this.state();
   }
 
@@ -96,6 +98,19 @@ export class LabAutomationRunner {
       ready: () => fetch(`${c.url}/v1/status`, { headers: { authorization: `Bearer ${this.spec.secret}` }, signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false),
       onExit: (code, signal) => this.log(`automation controller of site ${c.site} exited (code ${code}, signal ${signal})`),
     });
+  }
+
+  private async confirmed(c: Controller): Promise<void> {
+    const end = Date.now() + READY_MS;
+    while (Date.now() < end) {
+      const s = await fetch(`${c.url}/v1/status`, { headers: { authorization: `Bearer ${this.spec.secret}` }, signal: AbortSignal.timeout(1000) }).then(
+        (r) => r.json() as Promise<{ leasesConfirmed?: boolean }>,
+        () => ({}) as { leasesConfirmed?: boolean },
+      );
+      if (s.leasesConfirmed) return;
+      await sleep(100);
+    }
+    throw new CliError(EXIT.ERROR, 'start-timeout', `automation controller of site ${c.site} did not compare its leases with its peer within ${READY_MS / 1000} s`);
   }
 
   private kill(c: Controller, signal: NodeJS.Signals): Promise<boolean> {
