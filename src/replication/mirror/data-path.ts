@@ -115,8 +115,9 @@ export class DataPath implements MirrorDataPath {
     }
     // A write into a chunk on the wire waits for its copy (CopyChunk), then goes to both sides; at
     // most COPY_WAIT_MAX_MS (a throttled resync's chunk may take seconds): then it re-dirties the chunk.
-    const copies = [...ps.peers.values()].flatMap((p) => p.copiesOf(offset, length));
-    if (copies.length) {
+    let copies: Promise<void>[] | null = null; // per write: nothing allocated unless a resync is copying
+    for (const p of ps.peers.values()) if (p.copying.size) (copies ??= []).push(...p.copiesOf(offset, length));
+    if (copies?.length) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all(copies), new Promise<void>((r) => (timer = setTimeout(r, COPY_WAIT_MAX_MS)))]);
       clearTimeout(timer);
