@@ -31,7 +31,10 @@ export async function loadDist(distDir = process.env.SANBOX_DIST || join(REPO, '
 
 /** Starts an array in a child process (bench/lib/array-child.mjs); resolves once it serves. */
 async function startChildArray(lib, cfg) {
-  const child = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'array-child.mjs'), lib.dir, JSON.stringify(cfg)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // SANBOX_CHILD_NODE_ARGS: node options for the child only (e.g. "--cpu-prof --cpu-prof-dir=DIR",
+  // which NODE_OPTIONS refuses): profiles the secondary of bench:latency --secondary-process
+  const nodeArgs = (process.env.SANBOX_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, join(dirname(fileURLToPath(import.meta.url)), 'array-child.mjs'), lib.dir, JSON.stringify(cfg)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = new Promise((r) => child.once('exit', r));
   await new Promise((res, rej) => {
     let buf = '';
