@@ -4,6 +4,7 @@ import { RemoteLinkError } from './errors.js';
 import {
   encodeFrame,
   FrameDecoder,
+  FrameWriter,
   HANDSHAKE_MAX_BINARY,
   HANDSHAKE_MAX_JSON,
   KIND,
@@ -63,7 +64,10 @@ export const DEFAULT_TIMERS: ConnectionTimers = { keepaliveMs: 1000, deadAfterMs
 interface Pending {
   resolve: (r: { result: Record<string, unknown>; bin: Buffer }) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
+  op: string;
+  timeoutMs: number;
+  /** performance.now() by which the reply must have come */
+  deadline: number;
 }
 
 /**
@@ -84,7 +88,13 @@ export class LinkConnection extends EventEmitter {
   private nextId = 1;
   private lastRecv = Date.now();
   private keepalive: NodeJS.Timeout | null = null;
-  private corked = false;
+  /** frames of this tick, encoded back to back: one socket write per tick (flushFrames) */
+  private readonly writer = new FrameWriter();
+  private flushQueued = false;
+  /** the one timer of the pending requests' timeouts: at the earliest deadline (sweep) */
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweepAt = Infinity;
+  private cachedTimers: ConnectionTimers | null = null;
   private decodeError: LinkFrameError | null = null;
   private peerLimits: FrameLimits = { maxJson: HANDSHAKE_MAX_JSON, maxBinary: HANDSHAKE_MAX_BINARY };
   /** the MAC state of the frames this side sends; null until this side has its session key */
@@ -111,7 +121,7 @@ export class LinkConnection extends EventEmitter {
   }
 
   get timers(): ConnectionTimers {
-    return { ...DEFAULT_TIMERS, ...this.opts.timers };
+    return (this.cachedTimers ??= { ...DEFAULT_TIMERS, ...this.opts.timers });
   }
   get limits(): FrameLimits {
     return { maxJson: this.opts.limits?.maxJson ?? LINK_MAX_JSON, maxBinary: this.opts.limits?.maxBinary ?? LINK_MAX_BINARY };
@@ -264,6 +274,7 @@ export class LinkConnection extends EventEmitter {
     const e = new RemoteLinkError(code, message);
     if (!this.socket.destroyed) {
       try {
+        this.flushFrames(); // the frames of this tick go before the ERROR (MAC sequence order)
         this.socket.end(encodeFrame({ kind: KIND.ERROR, id: 0, json: { code, message } }, { maxJson: LINK_MAX_JSON, maxBinary: 0 }, this.version, this.sendMac ?? undefined));
       } catch {
         this.socket.destroy();
@@ -352,7 +363,6 @@ export class LinkConnection extends EventEmitter {
         const p = this.pending.get(f.id);
         if (!p) return; // timed out already
         this.pending.delete(f.id);
-        clearTimeout(p.timer);
         if (f.kind === KIND.REPLY) p.resolve({ result: (f.json.result ?? {}) as Record<string, unknown>, bin: f.bin });
         else p.reject(new RemoteLinkError(String(f.json.code ?? 'io'), String(f.json.message ?? 'request failed')));
         return;
@@ -363,6 +373,7 @@ export class LinkConnection extends EventEmitter {
       case KIND.PONG:
         return;
       case KIND.GOODBYE:
+        this.flushFrames();
         this.fail(null);
         this.socket.end();
         return;
@@ -409,22 +420,32 @@ export class LinkConnection extends EventEmitter {
 
   private send(kind: FrameKind, id: number, json: Record<string, unknown>, bin?: Buffer): void {
     if (this.socket.destroyed || this.phase === 'closed') return;
-    const buf = encodeFrame(
+    this.writer.encode(
       { kind, id, json, bin },
       this.phase === 'open' ? this.peerLimits : { maxJson: HANDSHAKE_MAX_JSON, maxBinary: HANDSHAKE_MAX_BINARY },
       this.version,
       this.sendMac ?? undefined,
     );
-    // one socket write per tick's worth of frames
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
+    // one socket write per tick's worth of frames (they lie back to back in the writer's slab)
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      process.nextTick(() => this.flushFrames());
     }
-    this.socket.write(buf);
+  }
+
+  /** Hands the frames encoded so far to the socket, in order: one write (more only around a large payload). */
+  private flushFrames(): void {
+    this.flushQueued = false;
+    if (!this.writer.pending) return;
+    const out = this.writer.take();
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    if (out.length === 1) {
+      this.socket.write(out[0]!);
+      return;
+    }
+    this.socket.cork();
+    for (const b of out) this.socket.write(b);
+    this.socket.uncork();
   }
 
   // ---- requests ----------------------------------------------------------------------------
@@ -436,26 +457,50 @@ export class LinkConnection extends EventEmitter {
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
     const timeoutMs = opts?.timeoutMs ?? this.timers.requestTimeoutMs;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.pending.delete(id)) reject(new RemoteLinkError('timeout', `${op} to ${this.session?.peerArray}: no reply within ${timeoutMs} ms`));
-      }, timeoutMs);
-      timer.unref();
-      this.pending.set(id, { resolve: resolve as unknown as Pending['resolve'], reject, timer });
       try {
         this.send(KIND.REQUEST, id, { op, args: args as unknown as Record<string, unknown> }, bin);
       } catch (e) {
-        this.pending.delete(id);
-        clearTimeout(timer);
         const fe = e as LinkFrameError;
         reject(new RemoteLinkError(fe.code ?? 'protocol', fe.message));
+        return;
       }
+      const deadline = performance.now() + timeoutMs;
+      this.pending.set(id, { resolve: resolve as unknown as Pending['resolve'], reject, op, timeoutMs, deadline });
+      if (deadline < this.sweepAt) this.armSweep(deadline);
     });
+  }
+
+  /**
+   * One timer for every pending request's timeout (not one per request): it fires at the earliest
+   * deadline, fails the requests past theirs, and is set again for the earliest one left.
+   */
+  private armSweep(at: number): void {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepAt = at;
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(0, at - performance.now()));
+    this.sweepTimer.unref();
+  }
+
+  private sweep(): void {
+    this.sweepTimer = null;
+    this.sweepAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    const expired: Array<[number, Pending]> = [];
+    for (const [id, p] of this.pending) {
+      if (p.deadline <= now) expired.push([id, p]);
+      else if (p.deadline < next) next = p.deadline;
+    }
+    for (const [id] of expired) this.pending.delete(id);
+    if (next < Infinity) this.armSweep(next);
+    for (const [, p] of expired) p.reject(new RemoteLinkError('timeout', `${p.op} to ${this.session?.peerArray}: no reply within ${p.timeoutMs} ms`));
   }
 
   /** Clean close: tells the peer (GOODBYE), fails pending requests with 'closed'. */
   close(): void {
     if (this.phase === 'open') {
       this.send(KIND.GOODBYE, 0, {});
+      this.flushFrames();
       this.fail(null);
       this.socket.end();
       setTimeout(() => this.socket.destroy(), ERROR_LINGER_MS).unref();
@@ -482,11 +527,12 @@ export class LinkConnection extends EventEmitter {
       this.waiter = null;
       w.reject(pe);
     }
-    for (const [, p] of this.pending) {
-      clearTimeout(p.timer);
-      p.reject(pe);
-    }
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
+    this.sweepAt = Infinity;
+    const pending = [...this.pending.values()];
     this.pending.clear();
+    for (const p of pending) p.reject(pe);
     this.emit('close', e);
   }
 }

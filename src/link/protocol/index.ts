@@ -51,6 +51,7 @@
 export { RemoteLinkError, type RemoteLinkErrorCode } from './errors.js';
 export {
   encodeFrame,
+  FrameWriter,
   FrameDecoder,
   LinkFrameError,
   KIND,

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createHmac, randomBytes } from 'node:crypto';
 import { TsHmacSha256 } from '../../../src/native/index.js';
-import { encodeFrame, FrameDecoder, KIND, LINK_HEADER_SIZE, LINK_MAC_BYTES, LinkFrameError, type FrameKind } from '../../../src/link/protocol/index.js';
+import { encodeFrame, FrameDecoder, FrameWriter, KIND, LINK_HEADER_SIZE, LINK_MAC_BYTES, LinkFrameError, type FrameKind } from '../../../src/link/protocol/index.js';
 
 const kinds = Object.values(KIND) as FrameKind[];
 
@@ -149,5 +149,40 @@ describe('link frame MAC', () => {
   it('a frame with a MAC before the keys is a protocol error; one without decodes unauthenticated', () => {
     expect(() => new FrameDecoder().push(macced(1)[0]!)).toThrow(expect.objectContaining({ code: 'protocol' }));
     expect(receiver().push(encodeFrame({ kind: KIND.ERROR, id: 0, json: { code: 'auth-failed' } }))[0]).toMatchObject({ authenticated: false });
+  });
+
+  it('FrameWriter: a batch of small frames is one buffer; a large payload goes by reference; the bytes are what encodeFrame gives', () => {
+    const key = randomBytes(32);
+    const big = randomBytes(200 * 1024);
+    // a small slab, so that frames also cross into new slabs
+    const w = new FrameWriter(10_000);
+    const mac = { key, seq: 0 };
+    const ref = { key, seq: 0 };
+    const expected: Buffer[] = [];
+    const batches: Buffer[][] = [];
+    for (let b = 0; b < 6; b++) {
+      for (let i = 0; i < 5; i++) {
+        const f = { kind: KIND.REQUEST, id: b * 10 + i + 1, json: { op: 'write', b, i }, bin: b === 3 && i === 2 ? big : randomBytes(4096) };
+        w.encode(f, undefined, undefined, mac);
+        expected.push(encodeFrame(f, undefined, undefined, ref));
+      }
+      batches.push(w.take());
+    }
+    expect(w.pending).toBe(false);
+    expect(batches[0]!.length).toBe(3); // 5 frames of 4 KiB, two to a 10,000-byte slab: three ranges
+    expect(batches[3]!.some((p) => p === big)).toBe(true); // not copied
+    const one = new FrameWriter();
+    for (let i = 0; i < 16; i++) one.encode({ kind: KIND.REPLY, id: i + 1, json: { result: {} }, bin: Buffer.alloc(4096) }, undefined, undefined, { key, seq: i });
+    expect(one.take().length).toBe(1); // a QD16 batch of 4 KiB frames: one socket write
+    expect(Buffer.concat(batches.flat()).equals(Buffer.concat(expected))).toBe(true);
+    const dec = new FrameDecoder();
+    dec.setReceiveKey(key);
+    const frames = dec.push(Buffer.concat(batches.flat()));
+    expect(frames.map((f) => f.id)).toEqual(expected.map((_, k) => Math.floor(k / 5) * 10 + (k % 5) + 1));
+    expect(frames.every((f) => f.authenticated)).toBe(true);
+    // a frame over the limits appends nothing and leaves the MAC sequence alone
+    expect(() => w.encode({ kind: KIND.REQUEST, id: 1, json: {}, bin: Buffer.alloc(100) }, { maxJson: 100, maxBinary: 10 }, undefined, mac)).toThrow(LinkFrameError);
+    expect(w.pending).toBe(false);
+    expect(mac.seq).toBe(30);
   });
 });
