@@ -2,6 +2,7 @@ import { BlockError, type BlockDevice } from '../../block/device.js';
 import type { BudgetMember, CacheBudget } from './budget.js';
 import { PageLocks } from './locks.js';
 import type { CacheMirror, MirrorPage, PageRef } from './mirror.js';
+import { slabFor, type PageSlab } from './slab.js';
 
 export type CacheMode = 'write-back' | 'write-through';
 
@@ -14,7 +15,8 @@ export type CacheEvent =
 /** One cached (always dirty) page. */
 export interface Page {
   readonly index: number;
-  data: Buffer;
+  /** A page of the budget's slab, owned by this page until it is dropped (nobody keeps it after). */
+  readonly data: Buffer;
   /** Generation of the newest write applied to `data`. */
   gen: number;
   /** A destage batch holds a snapshot of this page. */
@@ -60,6 +62,8 @@ export class CacheCore {
   /** Dirty pages, oldest first (Map keeps first-dirty order). Only dirty pages are cached. */
   readonly dirty = new Map<number, Page>();
   readonly locks = new PageLocks();
+  /** Where page memory comes from and goes back to (shared by the caches of the budget). */
+  readonly slab: PageSlab;
   generation: number;
   /** Pages the peer may hold a copy of, with the newest generation sent (until released). */
   readonly peerHeld = new Map<number, number>();
@@ -86,6 +90,7 @@ export class CacheCore {
     this.requireMirror = o.requireMirror;
     this.generation = o.initialGeneration;
     this.onEvent = o.onEvent;
+    this.slab = slabFor(o.budget, o.pageSize);
   }
 
   /** The LUN's size: the lower device's, which grows with the LUN. */
@@ -108,12 +113,21 @@ export class CacheCore {
 
   // ---- pages -----------------------------------------------------------------------------------
 
-  installPage(index: number, data: Buffer, gen: number, fromWrite = false): Page {
+  /**
+   * Makes page `index` dirty in a slab page holding a copy of `init` (a whole page), zeroes, or
+   * (`'uninit'`: only for a write that overwrites all of it before anything can see it) whatever
+   * the slab page held. `fromWrite`: the write installing it bumps it to `gen` next.
+   */
+  installPage(index: number, init: Buffer | 'zero' | 'uninit', gen: number, fromWrite = false): Page {
     if (this.dirty.has(index)) throw new Error(`WriteCache bug: page ${index} of LUN ${this.lun} installed twice`);
     if (this.reservedBytes < this.pageSize) throw new Error(`WriteCache invariant (LUN ${this.lun}): installing page ${index} without budget`);
-    this.reservedBytes -= this.pageSize;
-    const page: Page = { index, data, gen: fromWrite ? 0 : gen, destaging: false, durableGen: 0 };
     if (!fromWrite && gen <= 0) throw new Error(`WriteCache: loaded page ${index} has generation ${gen}`);
+    if (typeof init !== 'string' && init.length !== this.pageSize) throw new Error(`WriteCache bug: page ${index} of LUN ${this.lun} installed from ${init.length} bytes`);
+    this.reservedBytes -= this.pageSize;
+    const data = this.slab.take();
+    if (init === 'zero') data.fill(0);
+    else if (init !== 'uninit') init.copy(data);
+    const page: Page = { index, data, gen: fromWrite ? 0 : gen, destaging: false, durableGen: 0 };
     this.dirty.set(index, page);
     return page;
   }
@@ -126,6 +140,7 @@ export class CacheCore {
   dropPage(page: Page): void {
     if (this.dirty.get(page.index) !== page) return;
     this.dirty.delete(page.index);
+    this.slab.give(page.data);
     this.budget.release(this.member, this.pageSize);
     if (this.dirty.size === 0) this.idle = false;
   }
@@ -136,9 +151,16 @@ export class CacheCore {
     this.forgetPeer();
   }
 
-  /** Copies of every dirty page, by index. */
+  /** Copies of every dirty page, by index (in one allocation). */
   snapshotPages(): MirrorPage[] {
-    return [...this.dirty.values()].sort((a, b) => a.index - b.index).map((p) => ({ index: p.index, generation: p.gen, data: Buffer.from(p.data) }));
+    const pages = [...this.dirty.values()].sort((a, b) => a.index - b.index);
+    const ps = this.pageSize;
+    const all = Buffer.allocUnsafeSlow(pages.length * ps);
+    return pages.map((p, i) => {
+      const data = all.subarray(i * ps, (i + 1) * ps);
+      p.data.copy(data);
+      return { index: p.index, generation: p.gen, data };
+    });
   }
 
   /** A page's bytes that lie inside the device (the last page may be short). */

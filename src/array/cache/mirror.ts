@@ -11,9 +11,12 @@
  * Contract for implementations of CacheMirror: calls reach the peer in the order they were made
  * (one ordered channel, like a CMI socket), and a call resolves only once the peer has applied
  * it. `mirror` is what makes a write-back write protected; it must reject if the peer could not
- * store the pages.
+ * store the pages. The pages' buffers are the caller's (a WriteCache passes its own cache pages,
+ * which change with the next write): `mirror` takes what it sends before it returns (one copy:
+ * into the CMI frame, or into the store) and keeps no reference to them.
  */
 import { SerialQueue } from '../../serial/index.js';
+import { PageSlab } from './slab.js';
 
 /** One cache page: `index` in units of `data.length` (the page size). */
 export interface MirrorPage {
@@ -46,6 +49,8 @@ export interface CacheMirror {
 /** What an SP holds for its peer's LUNs: the receiving side of `CacheMirror`. */
 export class PeerMirrorStore {
   private readonly luns = new Map<number, Map<number, MirrorPage>>();
+  /** Page memory by page size: a page's buffer is reused for its newer copies and recycled when dropped. */
+  private readonly slabs = new Map<number, PageSlab>();
   private bytesHeld = 0;
 
   get bytes(): number {
@@ -60,7 +65,7 @@ export class PeerMirrorStore {
   reset(lun: number): void {
     const m = this.luns.get(lun);
     if (!m) return;
-    for (const p of m.values()) this.bytesHeld -= p.data.length;
+    for (const p of m.values()) this.drop(p);
     this.luns.delete(lun);
   }
 
@@ -73,9 +78,15 @@ export class PeerMirrorStore {
       const cur = m.get(p.index);
       if (cur && cur.data.length !== p.data.length) throw new Error(`PeerMirrorStore: LUN ${lun} page ${p.index} changes size ${cur.data.length} -> ${p.data.length}`);
       if (cur && cur.generation >= p.generation) continue;
-      if (cur) this.bytesHeld -= cur.data.length;
-      m.set(p.index, { index: p.index, generation: p.generation, data: Buffer.from(p.data) });
-      this.bytesHeld += p.data.length;
+      if (cur) {
+        p.data.copy(cur.data);
+        cur.generation = p.generation;
+        continue;
+      }
+      const data = this.slab(p.data.length).take();
+      p.data.copy(data);
+      m.set(p.index, { index: p.index, generation: p.generation, data });
+      this.bytesHeld += data.length;
     }
   }
 
@@ -86,7 +97,7 @@ export class PeerMirrorStore {
       const cur = m.get(r.index);
       if (cur && cur.generation <= r.generation) {
         m.delete(r.index);
-        this.bytesHeld -= cur.data.length;
+        this.drop(cur);
       }
     }
   }
@@ -101,7 +112,7 @@ export class PeerMirrorStore {
       if (pe <= offset || ps >= end || p.generation > generation) continue;
       if (ps >= offset && pe <= end) {
         m.delete(p.index);
-        this.bytesHeld -= p.data.length;
+        this.drop(p);
       } else {
         p.data.fill(0, Math.max(offset, ps) - ps, Math.min(end, pe) - ps);
         p.generation = generation;
@@ -109,11 +120,19 @@ export class PeerMirrorStore {
     }
   }
 
-  /** Copies of the pages held for `lun`, by index. */
+  /** Copies of the pages held for `lun`, by index (in one allocation per page size). */
   pages(lun: number): MirrorPage[] {
     const m = this.luns.get(lun);
     if (!m) return [];
-    return [...m.values()].sort((a, b) => a.index - b.index).map((p) => ({ index: p.index, generation: p.generation, data: Buffer.from(p.data) }));
+    const held = [...m.values()].sort((a, b) => a.index - b.index);
+    const all = Buffer.allocUnsafeSlow(held.reduce((n, p) => n + p.data.length, 0));
+    let at = 0;
+    return held.map((p) => {
+      const data = all.subarray(at, at + p.data.length);
+      at += p.data.length;
+      p.data.copy(data);
+      return { index: p.index, generation: p.generation, data };
+    });
   }
 
   /** Removes and returns everything held for `lun` (takeover: the pages go into a WriteCache). */
@@ -125,8 +144,19 @@ export class PeerMirrorStore {
 
   /** Drops everything (a rebooted SP's stale mirror). */
   clear(): void {
-    this.luns.clear();
-    this.bytesHeld = 0;
+    for (const lun of [...this.luns.keys()]) this.reset(lun);
+    if (this.bytesHeld !== 0) throw new Error(`PeerMirrorStore invariant: ${this.bytesHeld} bytes held after clearing`);
+  }
+
+  private slab(pageSize: number): PageSlab {
+    let s = this.slabs.get(pageSize);
+    if (!s) this.slabs.set(pageSize, (s = new PageSlab(pageSize)));
+    return s;
+  }
+
+  private drop(p: MirrorPage): void {
+    this.slab(p.data.length).give(p.data);
+    this.bytesHeld -= p.data.length;
   }
 }
 
@@ -139,10 +169,14 @@ function checkPage(p: MirrorPage): void {
 /**
  * An in-process CacheMirror delivering to a PeerMirrorStore (single-process arrays, tests).
  * `delay` (optional) is awaited before each call is applied; calls stay in order regardless.
+ * Without a delay, a call made while no earlier call is pending applies at once (the store takes
+ * its one copy of the pages then); otherwise the pages are copied now and applied in turn.
  */
 export class LocalCacheMirror implements CacheMirror {
   /** Calls apply in order (like one CMI socket); each caller gets its own call's error. */
   private readonly calls = new SerialQueue();
+  /** Calls queued and not yet settled. */
+  private queued = 0;
   /** When set, every call rejects with this error (a dead peer or a cut CMI). */
   failWith: Error | null = null;
 
@@ -155,6 +189,7 @@ export class LocalCacheMirror implements CacheMirror {
     return this.call(() => this.store.reset(lun));
   }
   mirror(lun: number, pages: readonly MirrorPage[]): Promise<void> {
+    if (this.immediate()) return this.applyNow(() => this.store.mirror(lun, pages));
     const copy = pages.map((p) => ({ index: p.index, generation: p.generation, data: Buffer.from(p.data) }));
     return this.call(() => this.store.mirror(lun, copy));
   }
@@ -166,13 +201,34 @@ export class LocalCacheMirror implements CacheMirror {
     return this.call(() => this.store.discard(lun, offset, length, generation));
   }
 
+  /** No delay and nothing queued ahead: applying now keeps the call order. */
+  private immediate(): boolean {
+    return !this.delay && this.queued === 0;
+  }
+
+  private applyNow(apply: () => void): Promise<void> {
+    if (this.failWith) return Promise.reject(this.failWith);
+    try {
+      apply();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return Promise.resolve();
+  }
+
   private call(apply: () => void): Promise<void> {
+    if (this.immediate()) return this.applyNow(apply);
     const failure = this.failWith;
     const run = async (): Promise<void> => {
-      if (this.delay) await this.delay();
-      if (failure) throw failure;
-      apply();
+      try {
+        if (this.delay) await this.delay();
+        if (failure) throw failure;
+        apply();
+      } finally {
+        this.queued--;
+      }
     };
+    this.queued++;
     return this.calls.run(run);
   }
 }

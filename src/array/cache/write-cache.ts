@@ -19,7 +19,7 @@ export type { CacheEvent, CacheMode } from './core.js';
 /** Defaults of the options below. */
 export const DEFAULT_IDLE_MS = 200;
 export const DEFAULT_DESTAGE_BATCH_PAGES = 64;
-export const DEFAULT_DESTAGE_CONCURRENCY = 2;
+export const DEFAULT_DESTAGE_CONCURRENCY = 8;
 export const DEFAULT_DESTAGE_RETRY_MS = 50;
 const MIN_PAGE_BYTES = 4096;
 
@@ -310,9 +310,9 @@ export class WriteCache implements BlockDevice, BudgetMember {
       const installed: MirrorPage[] = [];
       for (const p of sorted) {
         if (c.tryReserve(this.pageSize)) {
-          const data = Buffer.from(p.data);
-          c.installPage(p.index, data, p.generation);
-          installed.push({ index: p.index, generation: p.generation, data: Buffer.from(data) });
+          c.installPage(p.index, p.data, p.generation);
+          // The caller's buffer (unchanged during the call) is what the mirror copies from.
+          installed.push({ index: p.index, generation: p.generation, data: p.data });
         } else {
           overflow.push(p);
         }

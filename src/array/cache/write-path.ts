@@ -117,8 +117,9 @@ export async function writeBack(c: CacheCore, d: Destager, offset: number, data:
 /**
  * Copies a write-back write into its pages with the next generation, installing missing pages
  * (from `fills` for partial ones), each taking one page of the write's reservation
- * (`takePage`). Synchronous, so no other operation sees half of it. Returns the pages'
- * snapshots for the peer (when there is one).
+ * (`takePage`). Synchronous, so no other operation sees half of it. Returns the pages for the
+ * peer (when there is one): the cache's own page buffers, valid only until the caller next
+ * yields, so the mirror call must be made (and copies its pages) in the same synchronous block.
  */
 function installWrite(c: CacheCore, offset: number, data: Buffer, fills: Map<number, Buffer>, partial: (i: number) => boolean, takePage: (i: number) => void): MirrorPage[] {
   const ps = c.pageSize;
@@ -136,13 +137,14 @@ function installWrite(c: CacheCore, offset: number, data: Buffer, fills: Map<num
       if (!fill && partial(i)) throw new Error(`WriteCache bug: partial page ${i} of LUN ${c.lun} has no fill`);
       takePage(i);
       // A page the write covers whole needs no zeroing, unless it runs past the LUN's end.
-      page = c.installPage(i, fill ?? (a + ps <= c.size ? Buffer.allocUnsafe(ps) : Buffer.alloc(ps)), gen, true);
+      page = c.installPage(i, fill ?? (a + ps <= c.size ? 'uninit' : 'zero'), gen, true);
     }
     const s = Math.max(offset, a);
     const e = Math.min(end, a + ps);
     data.copy(page.data, s - a, s - offset, e - offset);
     c.bumpGen(page, gen);
-    if (mirroring) out.push({ index: i, generation: gen, data: Buffer.from(page.data) });
+    // The page itself, not a snapshot: the mirror takes its copy before this block ends.
+    if (mirroring) out.push({ index: i, generation: gen, data: page.data });
   }
   return out;
 }
