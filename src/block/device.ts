@@ -7,6 +7,11 @@
 export interface WriteOptions {
   /** Force Unit Access: the call resolves only once the data is durable (on disk). */
   fua?: boolean;
+  /**
+   * A hint: nobody waits on this write soon (a cache destaging), so the device may run it off
+   * the event loop even where it would run a small write inline. Changes no semantics.
+   */
+  background?: boolean;
 }
 
 export interface ZeroOptions extends WriteOptions {

@@ -143,7 +143,7 @@ export class FileBackingStore implements BlockDevice {
   }
 
   async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
-    if (data.length < OFFLOAD_BYTES) {
+    if (data.length < OFFLOAD_BYTES && opts?.background !== true) {
       this.writeSync(offset, data);
     } else {
       this.assertWritable();

@@ -185,12 +185,17 @@ export class Destager {
 
   private async destageBatch(batch: Page[]): Promise<void> {
     const c = this.c;
-    const snaps = batch
-      .map((page) => {
-        page.destaging = true;
-        return { page, gen: page.gen, data: c.clip(page.index, Buffer.from(page.data)) };
-      })
-      .sort((a, b) => a.page.index - b.page.index);
+    // Snapshots of the pages in one buffer, in index order: adjacent pages lie side by side, so
+    // a run of them is one slice (the lower device may keep it: the buffer is never reused).
+    batch.sort((a, b) => a.index - b.index);
+    const ps = c.pageSize;
+    const all = Buffer.allocUnsafeSlow(batch.length * ps);
+    const snaps = batch.map((page, i) => {
+      page.destaging = true;
+      const data = all.subarray(i * ps, (i + 1) * ps);
+      page.data.copy(data);
+      return { page, gen: page.gen, data };
+    });
     try {
       await this.writeCoalesced(snaps);
       if (this.o.durableDestage) await c.lower.flush();
@@ -212,17 +217,24 @@ export class Destager {
     await this.releaseOnPeer(refs);
   }
 
-  /** Coalesces adjacent pages into one write each; rejects with the first failure. */
+  /**
+   * Writes each run of adjacent pages (consecutive slices of one buffer, ascending) as one write,
+   * off the event loop where the device can (`background`); rejects with the first failure.
+   */
   private async writeCoalesced(snaps: { page: Page; data: Buffer }[]): Promise<void> {
-    const ps = this.c.pageSize;
+    const c = this.c;
+    const ps = c.pageSize;
     const writes: Promise<void>[] = [];
     let i = 0;
     while (i < snaps.length) {
       let j = i + 1;
       while (j < snaps.length && snaps[j]!.page.index === snaps[j - 1]!.page.index + 1) j++;
-      const run = snaps.slice(i, j);
-      const buf = run.length === 1 ? run[0]!.data : Buffer.concat(run.map((s) => s.data));
-      writes.push(this.c.lower.write(run[0]!.page.index * ps, buf));
+      const first = snaps[i]!.data;
+      const last = snaps[j - 1]!;
+      if (last.data.buffer !== first.buffer || last.data.byteOffset !== first.byteOffset + (j - 1 - i) * ps) throw new Error(`WriteCache bug: destage run of LUN ${c.lun} is not one slice`);
+      const run = Buffer.from(first.buffer, first.byteOffset, (j - i) * ps);
+      const at = snaps[i]!.page.index * ps;
+      writes.push(c.lower.write(at, run.subarray(0, Math.min(run.length, c.size - at)), { background: true }));
       i = j;
     }
     const results = await Promise.allSettled(writes);
