@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { rmSync } from 'node:fs';
 import * as net from 'node:net';
+import { FrameBatcher } from './batch.js';
 import { CMI_VERSION, CmiProtocolError, encodeFrame, FrameDecoder, KIND, type Frame } from './frame.js';
 
 /** An error a CMI request ended with: `code` is stable ('not-owner', 'peer-gone', 'io', ...). */
@@ -79,8 +80,9 @@ export class CmiServer extends EventEmitter {
     let hello: HelloInfo | null = null;
     const gone = new AbortController();
     let ctx: CmiRequestContext | null = null;
+    const out = new FrameBatcher(s);
     const send = (kind: 1 | 2 | 3, id: number, json: Record<string, unknown>, bin?: Buffer) => {
-      if (!s.destroyed) s.write(encodeFrame({ kind, id, json, bin }));
+      if (!s.destroyed) out.write(encodeFrame({ kind, id, json, bin }));
     };
     s.on('data', (chunk: Buffer) => {
       let frames: Frame[];
@@ -165,9 +167,11 @@ export class CmiClient extends EventEmitter {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: { result: Record<string, unknown>; bin: Buffer }) => void; reject: (e: Error) => void }>();
   private closedWith: Error | null = null;
+  private readonly out: FrameBatcher;
 
   private constructor(private readonly socket: net.Socket) {
     super();
+    this.out = new FrameBatcher(socket);
     const dec = new FrameDecoder();
     socket.on('data', (chunk: Buffer) => {
       let frames: Frame[];
@@ -222,14 +226,18 @@ export class CmiClient extends EventEmitter {
     return this.closedWith !== null;
   }
 
-  call(op: string, args: Record<string, unknown> = {}, bin?: Buffer): Promise<{ result: Record<string, unknown>; bin: Buffer }> {
+  /**
+   * Sends a request (batched with the others of this event-loop turn) and waits for its reply.
+   * `bin` (the payload, possibly in pieces) is copied into the frame before this returns.
+   */
+  call(op: string, args: Record<string, unknown> = {}, bin?: Buffer | readonly Buffer[]): Promise<{ result: Record<string, unknown>; bin: Buffer }> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     const id = this.nextId++;
     if (this.nextId > 0xffffffff) this.nextId = 1;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       try {
-        this.socket.write(encodeFrame({ kind: KIND.REQUEST, id, json: { op, args }, bin }));
+        this.out.write(encodeFrame({ kind: KIND.REQUEST, id, json: { op, args }, bin }));
       } catch (e) {
         this.pending.delete(id);
         reject(e instanceof CmiProtocolError ? new CmiError('protocol', e.message) : e);

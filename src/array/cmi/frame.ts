@@ -37,22 +37,32 @@ export class CmiProtocolError extends Error {
   }
 }
 
-export function encodeFrame(f: { kind: FrameKind; id: number; json: Record<string, unknown>; bin?: Buffer }, version = CMI_VERSION): Buffer {
-  const json = Buffer.from(JSON.stringify(f.json), 'utf8');
-  const bin = f.bin ?? Buffer.alloc(0);
-  if (json.length > CMI_MAX_JSON) throw new CmiProtocolError(`CMI frame JSON of ${json.length} bytes exceeds ${CMI_MAX_JSON}`);
-  if (bin.length > CMI_MAX_BINARY) throw new CmiProtocolError(`CMI frame payload of ${bin.length} bytes exceeds ${CMI_MAX_BINARY}`);
+/**
+ * One frame in one buffer. The payload may come in pieces (`bin` as a list: pages of a mirror
+ * call), copied straight into the frame: the only copy of the data on the sending side.
+ */
+export function encodeFrame(f: { kind: FrameKind; id: number; json: Record<string, unknown>; bin?: Buffer | readonly Buffer[] }, version = CMI_VERSION): Buffer {
+  const jsonText = JSON.stringify(f.json);
+  const jsonLen = Buffer.byteLength(jsonText, 'utf8');
+  const pieces = f.bin === undefined ? [] : Buffer.isBuffer(f.bin) ? [f.bin] : f.bin;
+  let binLen = 0;
+  for (const b of pieces) binLen += b.length;
+  if (jsonLen > CMI_MAX_JSON) throw new CmiProtocolError(`CMI frame JSON of ${jsonLen} bytes exceeds ${CMI_MAX_JSON}`);
+  if (binLen > CMI_MAX_BINARY) throw new CmiProtocolError(`CMI frame payload of ${binLen} bytes exceeds ${CMI_MAX_BINARY}`);
   if (!Number.isInteger(f.id) || f.id < 0 || f.id > 0xffffffff) throw new CmiProtocolError(`bad CMI frame id ${f.id}`);
-  const h = Buffer.alloc(CMI_HEADER_SIZE);
-  h.writeUInt32LE(CMI_MAGIC, 0);
-  h.writeUInt8(version, 4);
-  h.writeUInt8(f.kind, 5);
-  h.writeUInt16LE(0, 6);
-  h.writeUInt32LE(f.id, 8);
-  h.writeUInt32LE(json.length, 12);
-  h.writeUInt32LE(bin.length, 16);
-  h.writeUInt32LE(crc32c(h.subarray(0, 20)), 20);
-  return Buffer.concat([h, json, bin]);
+  const frame = Buffer.allocUnsafe(CMI_HEADER_SIZE + jsonLen + binLen);
+  frame.writeUInt32LE(CMI_MAGIC, 0);
+  frame.writeUInt8(version, 4);
+  frame.writeUInt8(f.kind, 5);
+  frame.writeUInt16LE(0, 6);
+  frame.writeUInt32LE(f.id, 8);
+  frame.writeUInt32LE(jsonLen, 12);
+  frame.writeUInt32LE(binLen, 16);
+  frame.writeUInt32LE(crc32c(frame.subarray(0, 20)), 20);
+  let at = CMI_HEADER_SIZE + frame.write(jsonText, CMI_HEADER_SIZE, 'utf8');
+  for (const b of pieces) at += b.copy(frame, at);
+  if (at !== frame.length) throw new Error(`CMI frame ${f.id}: encoded ${at} of ${frame.length} bytes`);
+  return frame;
 }
 
 /**

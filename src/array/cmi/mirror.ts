@@ -12,15 +12,16 @@ export class CmiCacheMirror implements CacheMirror {
   async reset(lun: number): Promise<void> {
     await this.client.call('mirror.reset', { lun });
   }
-  async mirror(lun: number, pages: readonly MirrorPage[]): Promise<void> {
-    if (pages.length === 0) return;
+  /** The pages are copied into the request frame before this returns (the one copy of a mirrored write). */
+  mirror(lun: number, pages: readonly MirrorPage[]): Promise<void> {
+    if (pages.length === 0) return Promise.resolve();
     const pageSize = pages[0]!.data.length;
-    for (const p of pages) if (p.data.length !== pageSize) throw new Error('CmiCacheMirror: pages of one call must have one size');
-    await this.client.call(
+    for (const p of pages) if (p.data.length !== pageSize) return Promise.reject(new Error('CmiCacheMirror: pages of one call must have one size'));
+    return this.client.call(
       'mirror.pages',
       { lun, pageSize, pages: pages.map((p) => [p.index, p.generation]) },
-      Buffer.concat(pages.map((p) => p.data)),
-    );
+      pages.map((p) => p.data),
+    ).then(() => undefined);
   }
   async release(lun: number, pages: readonly PageRef[]): Promise<void> {
     if (pages.length === 0) return;
