@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
 import { ignoreOnClose } from '../errors/index.js';
+import { backgroundWrite } from './background-writer.js';
 import { fileOps } from '../native/index.js';
 import {
   assertRange,
@@ -34,6 +35,8 @@ let zeroChunk: Buffer | undefined;
  *
  * Reads and writes are synchronous pread/pwrite on the event loop: on a page-cached file they
  * cost microseconds, while a libuv thread-pool hop costs tens (docs/architecture.md, performance facts).
+ * Writes marked `background` (a cache destaging) go to one writer thread in batches instead
+ * (./background-writer.ts): nobody waits on them, and the event loop stays free for hosts.
  * fdatasync, which can take milliseconds, goes to the thread pool, and concurrent callers share
  * one in-flight sync when it started after their write completed (group commit).
  *
@@ -48,6 +51,9 @@ export class FileBackingStore implements BlockDevice {
   /** Sync in flight, and whether another must follow because writes completed after it began. */
   private syncing: Promise<void> | null = null;
   private syncAgain: Promise<void> | null = null;
+  /** Background writes in flight, and who waits for there to be none. */
+  private backgroundWrites = 0;
+  private readonly backgroundIdle: (() => void)[] = [];
 
   private constructor(
     readonly path: string,
@@ -143,7 +149,9 @@ export class FileBackingStore implements BlockDevice {
   }
 
   async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
-    if (data.length < OFFLOAD_BYTES && opts?.background !== true) {
+    if (opts?.background === true) {
+      await this.writeInBackground(offset, data);
+    } else if (data.length < OFFLOAD_BYTES) {
       this.writeSync(offset, data);
     } else {
       this.assertWritable();
@@ -152,6 +160,18 @@ export class FileBackingStore implements BlockDevice {
       while (done < data.length) done += (await pwrite(this.fd, data, done, data.length - done, offset + done)).bytesWritten;
     }
     if (opts?.fua) await this.flush();
+  }
+
+  /** On the background writer thread (./background-writer.ts); close() waits for these. */
+  private async writeInBackground(offset: number, data: Buffer): Promise<void> {
+    this.assertWritable();
+    assertRange(this, offset, data.length);
+    this.backgroundWrites++;
+    try {
+      await backgroundWrite(this.fd, offset, data);
+    } finally {
+      if (--this.backgroundWrites === 0) for (const w of this.backgroundIdle.splice(0)) w();
+    }
   }
 
   writeSync(offset: number, data: Buffer): void {
@@ -255,6 +275,8 @@ export class FileBackingStore implements BlockDevice {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // The fd must outlive every write the background thread may still make with it.
+    while (this.backgroundWrites > 0) await new Promise<void>((r) => this.backgroundIdle.push(r));
     if (!this.readOnly) await this.flush();
     this.closed = true;
     await fsClose(this.fd);

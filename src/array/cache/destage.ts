@@ -9,13 +9,20 @@ export interface DestageOptions {
   idleMs: number;
   /** Pages per destage batch (adjacent pages are coalesced into one write). */
   batchPages: number;
-  /** Destage batches in flight at once. */
+  /**
+   * Destage batches writing at once. A batch whose writes are done waits for the flush below
+   * without counting here, so the next batches write while the device flushes (group commit:
+   * every batch written during one fdatasync shares the next).
+   */
   concurrency: number;
   /** Flush below after each destage batch before the peer may drop its copy. */
   durableDestage: boolean;
   /** Wait this long before retrying background destaging after a failure. */
   retryMs: number;
 }
+
+/** Batches in flight (writing or waiting for their flush) at most, per batch allowed to write. */
+const FLUSH_WAITING_FACTOR = 4;
 
 /**
  * Destaging of one LUN's cache: oldest dirty page first, in batches of adjacent-coalesced
@@ -24,6 +31,10 @@ export interface DestageOptions {
  */
 export class Destager {
   private inflightBatches = 0;
+  /** Batches of `pump` still in their write phase (what `concurrency` bounds). */
+  private writingBatches = 0;
+  /** Pages in the batches of `pump` in flight. */
+  private destagingPages = 0;
   private drainRequests = 0;
   private idleTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -155,15 +166,28 @@ export class Destager {
     if (!this.o.autoDestage) return false;
     if (!c.writeBackAllowed()) return true;
     if (c.idle) return true;
-    return c.budget.pressure;
+    // Watermark destaging stops at the low watermark counting the pages already on their way
+    // down (they free their budget only after their flush).
+    return c.budget.pressure && c.budget.used - this.destagingPages * c.pageSize > c.budget.lowBytes;
   }
 
   private pump(): void {
-    while (this.inflightBatches < this.o.concurrency && this.shouldDestage()) {
+    while (this.writingBatches < this.o.concurrency && this.inflightBatches < FLUSH_WAITING_FACTOR * this.o.concurrency && this.shouldDestage()) {
       const batch = this.pickBatch(this.o.batchPages);
       if (batch.length === 0) break;
       this.inflightBatches++;
-      void this.destageBatch(batch).finally(() => {
+      this.writingBatches++;
+      this.destagingPages += batch.length;
+      let writing = true;
+      const written = (): void => {
+        if (!writing) return;
+        writing = false;
+        this.writingBatches--;
+        this.schedule();
+      };
+      void this.destageBatch(batch, written).finally(() => {
+        written();
+        this.destagingPages -= batch.length;
         this.inflightBatches--;
         this.progress();
         this.pump();
@@ -183,7 +207,8 @@ export class Destager {
     return out;
   }
 
-  private async destageBatch(batch: Page[]): Promise<void> {
+  /** Writes, flushes, drops and releases one batch; `written` is called once its writes are done. */
+  private async destageBatch(batch: Page[], written?: () => void): Promise<void> {
     const c = this.c;
     // Snapshots of the pages in one buffer, in index order: adjacent pages lie side by side, so
     // a run of them is one slice (the lower device may keep it: the buffer is never reused).
@@ -198,6 +223,7 @@ export class Destager {
     });
     try {
       await this.writeCoalesced(snaps);
+      written?.();
       if (this.o.durableDestage) await c.lower.flush();
     } catch (e) {
       this.batchFailed(snaps, e);

@@ -18,8 +18,8 @@ export type { CacheEvent, CacheMode } from './core.js';
 
 /** Defaults of the options below. */
 export const DEFAULT_IDLE_MS = 200;
-export const DEFAULT_DESTAGE_BATCH_PAGES = 64;
-export const DEFAULT_DESTAGE_CONCURRENCY = 8;
+export const DEFAULT_DESTAGE_BATCH_PAGES = 128;
+export const DEFAULT_DESTAGE_CONCURRENCY = 4;
 export const DEFAULT_DESTAGE_RETRY_MS = 50;
 const MIN_PAGE_BYTES = 4096;
 
@@ -42,9 +42,9 @@ export interface WriteCacheOptions {
   autoDestage?: boolean;
   /** Destage everything after this long without a write; 0 disables. Default 200 ms. */
   idleMs?: number;
-  /** Pages per destage batch (adjacent pages are coalesced into one write). Default 64. */
+  /** Pages per destage batch (adjacent pages are coalesced into one write). Default 128. */
   destageBatchPages?: number;
-  /** Destage batches in flight at once. Default 2. */
+  /** Destage batches writing at once (each may then wait for its flush: 4x as many in flight). Default 4. */
   destageConcurrency?: number;
   /** Flush below after each destage batch before the peer may drop its copy. Default true. */
   durableDestage?: boolean;
