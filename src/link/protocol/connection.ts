@@ -59,6 +59,7 @@ export interface ConnectionTimers {
 }
 /** After a last ERROR frame, the socket is destroyed this long later if the peer has not closed it. */
 const ERROR_LINGER_MS = 1000;
+const LINK_OP_SET: ReadonlySet<string> = new Set(LINK_OPS);
 export const DEFAULT_TIMERS: ConnectionTimers = { keepaliveMs: 1000, deadAfterMs: 5000, requestTimeoutMs: 10_000, handshakeTimeoutMs: 5000 };
 
 interface Pending {
@@ -387,7 +388,7 @@ export class LinkConnection extends EventEmitter {
     const args = f.json.args;
     let r: Promise<HandlerResult<unknown>> | HandlerResult<unknown>;
     try {
-      if (typeof op !== 'string' || !(LINK_OPS as readonly string[]).includes(op)) throw new RemoteLinkError('no-handler', `unknown operation ${JSON.stringify(op)}`);
+      if (typeof op !== 'string' || !LINK_OP_SET.has(op)) throw new RemoteLinkError('no-handler', `unknown operation ${JSON.stringify(op)}`);
       if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new RemoteLinkError('bad-request', `${op}: args must be an object`);
       const a = validateArgs(op as LinkOp, args as Record<string, unknown>, f.bin);
       const mirrorId = (a as { mirrorId?: string }).mirrorId;

@@ -78,6 +78,9 @@ export class DataPath implements MirrorDataPath {
     const timeoutMs = this.host.timers.remoteWriteTimeoutMs;
     const data = op.data;
     if (data === null) return client.request('zero', { mirrorId: e.id, imageId: p.imageId, offset: op.offset, length: op.length, trim: op.trim, epoch: e.db.epoch }, undefined, { timeoutMs });
+    // the usual host write: one request, no array of parts to wait on
+    if (data.length <= REMOTE_MAX_BYTES)
+      return client.request('write', op.fua ? { mirrorId: e.id, imageId: p.imageId, offset: op.offset, flags: { fua: true }, epoch: e.db.epoch } : { mirrorId: e.id, imageId: p.imageId, offset: op.offset, epoch: e.db.epoch }, data, { timeoutMs });
     const parts: Promise<unknown>[] = [];
     for (let o = 0; o < data.length; o += REMOTE_MAX_BYTES)
       parts.push(client.request('write', { mirrorId: e.id, imageId: p.imageId, offset: op.offset + o, ...(op.fua ? { flags: { fua: true } } : {}), epoch: e.db.epoch }, data.subarray(o, Math.min(data.length, o + REMOTE_MAX_BYTES)), { timeoutMs }));
@@ -311,11 +314,30 @@ function markAll(ps: PrimarySide, offset: number, length: number): void {
   }
 }
 
-/** Waits for all of `waits`; then throws the first failure in their order, if any. */
-async function allOrFirstError(waits: Promise<unknown>[]): Promise<void> {
-  const settled = await Promise.allSettled(waits);
-  const bad = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
-  if (bad) throw bad.reason;
+/**
+ * Waits for all of `waits`; then throws the first failure in their order, if any. (By hand, not
+ * Promise.allSettled: no result object per promise and no async frame, on every host write.)
+ */
+function allOrFirstError(waits: Promise<unknown>[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let left = waits.length;
+    let firstBad = waits.length;
+    let reason: unknown;
+    if (left === 0) return resolve();
+    const done = () => {
+      if (--left > 0) return;
+      if (firstBad < waits.length) reject(reason);
+      else resolve();
+    };
+    for (let i = 0; i < waits.length; i++)
+      waits[i]!.then(done, (err: unknown) => {
+        if (i < firstBad) {
+          firstBad = i;
+          reason = err;
+        }
+        done();
+      });
+  });
 }
 
 function regionsIn(rs: number, offset: number, length: number): number {

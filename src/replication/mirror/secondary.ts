@@ -140,7 +140,15 @@ export class SecondarySide {
       // this resync write, arrived: frames are dispatched in arrival order): ./protection.ts.
       write: (args, bin, ctx) => {
         const e = this.secondaryEntry(args.mirrorId, args.imageId, ctx, args.epoch);
-        const ext = args.extents ?? [[args.offset, bin.length]]; // scattered pieces of a checksum resync
+        if (!args.extents) {
+          // a host write (or a plain resync chunk): one piece, written without the scatter bookkeeping
+          if (args.offset + bin.length > e.lun.size) throw new RemoteLinkError('bad-request', `write ${args.offset}+${bin.length} beyond the image (${e.lun.size} bytes)`);
+          const result = { result: { mirrorId: e.id, imageId: args.imageId, offset: args.offset, length: bin.length } };
+          const write1 = () => e.lun.device.write(args.offset, bin, { fua: args.flags?.fua === true }).then(() => result);
+          const wait1 = this.host.protection.beforeWrite(e, args.flags?.resync === true);
+          return wait1 ? wait1.then(write1) : write1();
+        }
+        const ext = args.extents; // scattered pieces of a checksum resync
         for (const [o, l] of ext) if (o + l > e.lun.size) throw new RemoteLinkError('bad-request', `write ${o}+${l} beyond the image (${e.lun.size} bytes)`);
         let at = 0;
         const parts = ext.map(([o, l]) => [o, bin.subarray(at, (at += l))] as const); // disjoint: written side by side
