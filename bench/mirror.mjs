@@ -18,7 +18,10 @@
 //    `synchronize`; the time until `mirror.resync-done`, the bytes it moved, the bytes that
 //    crossed the link (emulator counters), the rate and its ratio to the cap (goal >= 90%), and
 //    the check bytes moved == dirty regions x region size.
-// 3. Unclean stop (bench/lib/unclean.mjs): the primary array in its own process, SIGKILLed after
+// 3. Resync under host load (bench/lib/adaptive.mjs): host writes to a mirror while it resyncs,
+//    with the fixed and the adaptive resync controller, against the host alone: the host's p99
+//    and the resync's share of the bandwidth the host leaves (issue 18, goal 4).
+// 4. Unclean stop (bench/lib/unclean.mjs): the primary array in its own process, SIGKILLed after
 //    --unclean-writes of scattered 4 KiB writes over an --unclean-size LUN full of data (the
 //    write-intent log marks 1 MiB extents); restarted, resynced with checksums off (resyncChecksums
 //    never) and on (auto), from fresh arrays with the same writes: bytes that differ (image files
@@ -43,7 +46,15 @@
 //   --unclean-size SIZE  the unclean-stop LUN                        default 256M
 //   --unclean-writes SIZE  scattered 4 KiB writes before the kill     default 8M
 //   --unclean-latency MS one-way link latency during those writes    default 1
-//   --no-latency / --no-resync / --no-unclean   skip a section
+//   --adaptive-latency MS  resync under host load (bench/lib/adaptive.mjs): one-way latency  default 1
+//   --adaptive-bandwidth RATE  its link cap                                      default 40M
+//   --adaptive-qd N     the host's fio queue depth                                default 4
+//   --adaptive-host SIZE  the span the host writes (in sync)                     default 64M
+//   --adaptive-dirty SIZE  dirtied per row, resynced while fio runs              default 256M
+//   --adaptive-repeat N  interleaved repeats (alone, fixed, adaptive)            default 2
+//   --no-latency / --no-resync / --no-adaptive / --no-unclean   skip a section
+//   --secondary-process  bravo (the secondary) in a child process with its own event loop (as a
+//                      real remote array); default: in this process, like alpha
 //   --no-fsync         arrays with sync: false (no fdatasync of metadata and bitmaps); default
 //                      is what `sanbox up` runs: fsync on
 //   --prefill          write the latency LUNs in full first (below the mirror layer, on both
@@ -68,6 +79,7 @@ import { runFio, summarizeWrites, randWriteArgs, killChildren } from './lib/fio.
 import { loadDist, makeLab, createMirror, secondaryOf, probeRtt } from './lib/lab.mjs';
 import { benchProgress } from './lib/progress.mjs';
 import { uncleanSection, uncleanReport } from './lib/unclean.mjs';
+import { adaptiveSection, adaptiveReport, adaptiveLun, ADAPTIVE_DEFAULTS } from './lib/adaptive.mjs';
 
 setProgram('bench-mirror');
 
@@ -99,6 +111,9 @@ function parseArgs(argv) {
     uncleanSize: '256M',
     uncleanWrites: '8M',
     uncleanLatency: 1,
+    adaptive: true,
+    secondaryProcess: false,
+    ...ADAPTIVE_DEFAULTS,
   };
   const set = new Set();
   for (let i = 0; i < argv.length; i++) {
@@ -125,6 +140,14 @@ function parseArgs(argv) {
       case '--unclean-size': o.uncleanSize = String(val()); break;
       case '--unclean-writes': o.uncleanWrites = String(val()); break;
       case '--unclean-latency': o.uncleanLatency = Number(val()); break;
+      case '--no-adaptive': o.adaptive = false; break;
+      case '--secondary-process': o.secondaryProcess = true; break;
+      case '--adaptive-latency': o.adaptiveLatency = Number(val()); break;
+      case '--adaptive-bandwidth': o.adaptiveBandwidth = String(val()); break;
+      case '--adaptive-qd': o.adaptiveQd = Number(val()); break;
+      case '--adaptive-host': o.adaptiveHost = String(val()); break;
+      case '--adaptive-dirty': o.adaptiveDirty = String(val()); break;
+      case '--adaptive-repeat': o.adaptiveRepeat = Number(val()); break;
       case '--no-fsync': o.fsync = false; break;
       case '--dir': o.dir = String(val()); break;
       case '--json': o.json = true; break;
@@ -150,6 +173,8 @@ function parseArgs(argv) {
     if (!set.has('--dirty')) o.dirty = [1, 10];
     if (!set.has('--unclean-size')) o.uncleanSize = '64M';
     if (!set.has('--unclean-writes')) o.uncleanWrites = '2M';
+    if (!set.has('--adaptive-dirty')) o.adaptiveDirty = '96M';
+    if (!set.has('--adaptive-repeat')) o.adaptiveRepeat = 1;
   }
   if (!(o.runtime > 0)) die('--runtime must be a positive number of seconds');
   if (!(o.warmup >= 0)) die('--warmup must be >= 0');
@@ -161,6 +186,10 @@ function parseArgs(argv) {
   o.uncleanBytes = parseSize(o.uncleanSize, 1024);
   o.uncleanWriteBytes = parseSize(o.uncleanWrites, 1024);
   o.bandwidthBps = parseSize(o.bandwidth, 1000);
+  o.adaptiveBandwidthBps = parseSize(o.adaptiveBandwidth, 1000);
+  o.adaptiveHostBytes = parseSize(o.adaptiveHost, 1024);
+  o.adaptiveDirtyBytes = parseSize(o.adaptiveDirty, 1024);
+  if (!(o.adaptiveBandwidthBps > 0) || !(o.adaptiveLatency >= 0) || !Number.isInteger(o.adaptiveQd) || o.adaptiveQd < 1 || !Number.isInteger(o.adaptiveRepeat) || o.adaptiveRepeat < 1) die('--adaptive-*: a positive bandwidth, a latency >= 0, positive integer QD and repeat');
   o.syncRateBps = o.syncRate ? parseSize(o.syncRate, 1000) : 4 * o.bandwidthBps;
   if (!(o.bandwidthBps > 0)) die('--bandwidth must be positive');
   return o;
@@ -495,6 +524,7 @@ function report(res) {
         r.stages.copyMeanUs.toFixed(0), r.stages.copyP50Us.toFixed(0), r.stages.limiterWaitMeanUs.toFixed(0)]));
     }
   }
+  s += adaptiveReport(res.adaptive ?? [], res.options);
   s += uncleanReport(res.unclean ?? []);
   return s;
 }
@@ -524,13 +554,15 @@ async function main() {
     alpha: [
       ...(o.latency ? [{ name: 'plain', size: o.sizeBytes }, { name: 'lat', size: o.sizeBytes }] : []),
       ...(o.resync ? [{ name: 'rsync', size: o.resyncBytes }] : []),
+      ...(o.adaptive ? [adaptiveLun(o)] : []),
     ],
     bravo: [
       ...(o.latency ? [{ name: 'lat', size: o.sizeBytes }] : []),
       ...(o.resync ? [{ name: 'rsync', size: o.resyncBytes }] : []),
+      ...(o.adaptive ? [adaptiveLun(o)] : []),
     ],
   };
-  const res = { started: started.toISOString(), smoke: o.smoke, options: { ...o, dir: undefined }, versions, loadavgStart: loadavg(), latency: [], resync: [], unclean: [], seconds: 0 };
+  const res = { started: started.toISOString(), smoke: o.smoke, options: { ...o, dir: undefined }, versions, loadavgStart: loadavg(), latency: [], resync: [], adaptive: [], unclean: [], seconds: 0 };
   if (loadavg()[0] > 1.5) log(`bench-mirror: note: load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs: other work competes with the benchmark`);
   let failure = null;
   let stages = null;
@@ -539,7 +571,8 @@ async function main() {
     if (!stages.ok) { log('bench-mirror: --stages: the compiled driver lacks hostModify/entryOfLun/persist/writeOnce; no stage times'); stages = null; }
   }
   try {
-    lab = await makeLab(lib, workDir, luns, o.fsync);
+    if (o.secondaryProcess && o.prefill) die('--prefill writes bravo in this process: not with --secondary-process');
+    lab = await makeLab(lib, workDir, luns, o.fsync, { secondaryProcess: o.secondaryProcess });
     if (o.latency) {
       if (o.prefill) {
         const t = performance.now();
@@ -560,6 +593,7 @@ async function main() {
       log(`resync: ${o.dirty.length} rounds on mirror mrs (${fmtBytes(o.resyncBytes)}), link capped at ${(o.bandwidthBps / 1e6).toFixed(0)} MB/s, syncRate ${(o.syncRateBps / 1e6).toFixed(0)} MB/s`);
       await resyncSection(o, lab, res.resync, stages);
     }
+    if (o.adaptive) await adaptiveSection(o, lab, res.adaptive);
     if (o.unclean) {
       killChildren();
       if (lab) { const l = lab; lab = null; await l.close().catch(() => undefined); }

@@ -48,7 +48,8 @@ Sizes and rates: 64K, 64M, 10M/s, 1048576.`,
       .option('--max-missing <n>', 'unreachable secondaries tolerated; -1: no limit (default)')
       .option('--secondary-reads', 'let hosts read the secondaries')
       .option('--sync-priority <p>', 'low, medium (default) or high')
-      .option('--protect-resync <on|off>', "snapshot a secondary's last consistent point before a resync rewrites it (default on)"),
+      .option('--protect-resync <on|off>', "snapshot a secondary's last consistent point before a resync rewrites it (default on)")
+      .option('--sync-controller <mode>', 'adaptive (default: keep the link queue short for host writes, use the bandwidth they leave, up to --sync-rate) or fixed (send at --sync-rate)'),
   ).action(run((lun: string, opts: MirrorCreateFlags) => mirrorCreateCommand(lun, opts)));
   targetOptions(
     mirror
@@ -131,6 +132,7 @@ Sizes and rates: 64K, 64M, 10M/s, 1048576.`,
       .option('--secondary-reads <on|off>', 'let hosts read the secondaries')
       .option('--protect-resync <on|off>', "snapshot a secondary's last consistent point before a resync rewrites it")
       .option('--resync-checksums <mode>', 'auto (compare checksums of regions that may differ after an unclean stop), always, or never')
+      .option('--sync-controller <mode>', 'adaptive (keep the link queue short for host writes, use the bandwidth they leave, up to --sync-rate) or fixed (send at --sync-rate)')
       .option('--image <image>', 'image id or array name, for --recovery / --image-sync-rate / --image-resync-checksums')
       .option('--recovery <policy>', "the image's recovery policy: auto or manual")
       .option('--image-sync-rate <rate>', "the image's sync rate (default: the mirror's)")

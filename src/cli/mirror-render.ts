@@ -65,7 +65,7 @@ export function mirrorText(v: MirrorView, names: Map<string, string> = new Map()
   const r = v.record;
   const localName = names.get(v.local.imageId) ?? `${v.local.imageId.split(':')[0]}:${v.local.lunName}`;
   const lines = [
-    `mirror ${r.name}  ${r.state}  epoch ${r.epoch}  ${r.writePolicy}  region ${formatSize(r.regionSize)}  sync ${formatSize(r.syncRate)}/s (${r.syncPriority}, checksums ${r.resyncChecksums ?? 'auto'})  id ${r.mirrorId}`,
+    `mirror ${r.name}  ${r.state}  epoch ${r.epoch}  ${r.writePolicy}  region ${formatSize(r.regionSize)}  sync ${formatSize(r.syncRate)}/s (${r.syncController ?? 'adaptive'}, ${r.syncPriority}, checksums ${r.resyncChecksums ?? 'auto'})  id ${r.mirrorId}`,
     `  local image ${localName} (${v.local.role})` +
       (v.writeIntentLog ? `; write-intent log ${v.writeIntentLog.regions} region${v.writeIntentLog.regions === 1 ? '' : 's'} (${formatSize(v.writeIntentLog.bytes)}), ${v.writeIntentLog.inFlight} in flight` : '') +
       `; activation ${r.activationPolicy}, min images ${r.minImagesRequired}, max missing ${r.maxMissingImages}${r.allowSecondaryReads ? ', secondary reads allowed' : ''}${r.protectResync === false ? ', resync protection off' : ''}`,

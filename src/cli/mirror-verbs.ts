@@ -197,6 +197,7 @@ export interface MirrorCreateFlags extends TargetFlags {
   secondaryReads?: boolean;
   syncPriority?: string;
   protectResync?: string;
+  syncController?: string;
 }
 
 export async function mirrorCreateCommand(lun: string, f: MirrorCreateFlags): Promise<number> {
@@ -220,6 +221,7 @@ export async function mirrorCreateCommand(lun: string, f: MirrorCreateFlags): Pr
   if (f.secondaryReads) attributes.allowSecondaryReads = true;
   if (f.syncPriority !== undefined) attributes.syncPriority = choice(f.syncPriority, '--sync-priority', ['low', 'medium', 'high'] as const);
   if (f.protectResync !== undefined) attributes.protectResync = onOff(f.protectResync, '--protect-resync');
+  if (f.syncController !== undefined) attributes.syncController = choice(f.syncController, '--sync-controller', ['fixed', 'adaptive'] as const);
   if (Object.keys(attributes).length) body.attributes = attributes;
   const client = await call(() => resolveTarget({ ...f, array: f.array ?? array }));
   const v = await call(() => client.createMirror(body));
@@ -310,6 +312,7 @@ export interface MirrorSetFlags extends TargetFlags {
   imageSyncRate?: string;
   protectResync?: string;
   resyncChecksums?: string;
+  syncController?: string;
   imageResyncChecksums?: string;
 }
 
@@ -324,6 +327,7 @@ export async function mirrorSetCommand(ref: string, f: MirrorSetFlags): Promise<
   if (f.secondaryReads !== undefined) body.allowSecondaryReads = onOff(f.secondaryReads, '--secondary-reads');
   if (f.protectResync !== undefined) body.protectResync = onOff(f.protectResync, '--protect-resync');
   if (f.resyncChecksums !== undefined) body.resyncChecksums = choice(f.resyncChecksums, '--resync-checksums', ['auto', 'always', 'never'] as const);
+  if (f.syncController !== undefined) body.syncController = choice(f.syncController, '--sync-controller', ['fixed', 'adaptive'] as const);
   const perImage = f.recovery !== undefined || f.imageSyncRate !== undefined || f.imageResyncChecksums !== undefined;
   if (perImage && f.image === undefined) throw usage('--recovery and --image-sync-rate are settings of one image: give --image IMAGE|ARRAY');
   if (f.image !== undefined && !perImage) throw usage('--image needs --recovery auto|manual or --image-sync-rate RATE');
@@ -332,7 +336,7 @@ export async function mirrorSetCommand(ref: string, f: MirrorSetFlags): Promise<
   if (f.imageSyncRate !== undefined) body.imageSyncRate = f.imageSyncRate === 'default' ? null : rateArg(f.imageSyncRate, '--image-sync-rate');
   if (f.imageResyncChecksums !== undefined) body.imageResyncChecksums = f.imageResyncChecksums === 'default' ? null : choice(f.imageResyncChecksums, '--image-resync-checksums', ['auto', 'always', 'never'] as const);
   if (Object.keys(body).length === 0) {
-    throw usage('nothing to set: give --sync-rate, --sync-priority, --min-images, --max-missing, --activation, --secondary-reads, --protect-resync, --name, or --image with --recovery / --image-sync-rate');
+    throw usage('nothing to set: give --sync-rate, --sync-priority, --min-images, --max-missing, --activation, --secondary-reads, --protect-resync, --resync-checksums, --sync-controller, --name, or --image with --recovery / --image-sync-rate');
   }
   const t = await locate(ref, f, { role: 'primary' });
   const v = await call(() => t.client.setMirrorAttributes(ref, body));

@@ -17,6 +17,7 @@ const ATTRIBUTE_FIELDS: Record<string, Check> = {
   allowSecondaryReads: C.boolean,
   protectResync: C.boolean,
   resyncChecksums: C.oneOf('auto', 'always', 'never'),
+  syncController: C.oneOf('fixed', 'adaptive'),
 };
 
 export const NO_MIRROR_DRIVER = 'this array runs no mirror driver (no remoteLink configured)';

@@ -142,10 +142,13 @@ export class DataPath implements MirrorDataPath {
       for (const p of ps.peers.values()) {
         if (this.sendable(e, p, offset, length)) {
           p.inflight++;
+          const gate = p.resync?.gate; // the adaptive resync learns the host's remote-write times
+          const t0 = gate ? performance.now() : 0;
           waits.push(
             this.sendRemote(e, p, op).then(
               () => {
                 p.inflight--;
+                gate?.hostSample(performance.now() - t0);
               },
               (err) => {
                 p.inflight--;

@@ -3,6 +3,8 @@ import { TsRegionBitmap, WriteIntentLog, type RegionBitmap } from '../../native/
 import type { ResyncChecksums } from '../state/index.js';
 import type { BitmapFile } from './bitmap-file.js';
 import type { PeerLinkState } from './peer-phase.js';
+import type { ResyncGate } from './resync-gate.js';
+import { viewOf } from './resync-window.js';
 import type { RateLimiter } from './throttle.js';
 import type { ResyncView } from './types.js';
 
@@ -61,6 +63,8 @@ export interface ResyncRun {
   bytesCompared: number;
   chunksSkipped: number;
   hashBytes: number;
+  /** The adaptive controller's window (./resync-window.ts); null: the fixed controller (syncRate, WINDOW). */
+  gate: ResyncGate | null;
 }
 
 export class SecondaryPeer {
@@ -156,6 +160,8 @@ export class SecondaryPeer {
       checksums: r.checksums,
       bytesCompared: r.bytesCompared,
       chunksSkipped: r.chunksSkipped,
+      controller: r.gate ? 'adaptive' : 'fixed',
+      window: r.gate ? { ...viewOf(r.gate.state), ...r.gate.view() } : null,
       rate: Math.round(r.rate),
       coveredRate: Math.round(r.coveredRate),
       // what is left is covered at the covered rate (holes go faster than data)

@@ -5,6 +5,7 @@ import { awaitsResync, linkUsable, startsResync } from './peer-phase.js';
 import { newCopyChunk, type CopyChunk, type ResyncRun, type SecondaryPeer } from './primary.js';
 import type { MirrorRecords } from './records.js';
 import { compareAndSend, CSUM_BATCH_BYTES, CSUM_HASH, CsumUnsupported, type CsumTarget } from './resync-csum.js';
+import { ResyncGate } from './resync-gate.js';
 import { RateLimiter } from './throttle.js';
 import type { MirrorTimers } from './types.js';
 
@@ -25,6 +26,11 @@ export interface ResyncHost {
 }
 
 const CHUNK_MAX_BYTES = 1024 * 1024;
+/**
+ * The adaptive controller's chunks: smaller, since a host write into a chunk on the wire waits for
+ * its copy, and its window (./resync-window.ts) decides what is on the wire, not the chunk count.
+ */
+const ADAPTIVE_CHUNK_MAX_BYTES = 256 * 1024;
 const WINDOW = { low: 1, medium: 2, high: 4 } as const;
 /** Checksum batches in flight per WINDOW step (they carry hashes, not data, over the link). */
 const CSUM_BATCHES_PER_WINDOW = 2;
@@ -153,13 +159,15 @@ export class Resync {
       bytesCompared: 0,
       chunksSkipped: 0,
       hashBytes: 0,
+      gate: (e.db.syncController ?? 'adaptive') === 'adaptive' ? new ResyncGate(WINDOW.high * CHUNK_MAX_BYTES) : null,
     };
     p.checksumRequested = false;
     p.resync = run;
     p.limiter = new RateLimiter(img.syncRate ?? e.db.syncRate);
-    this.event('resync-started', { mirrorId: e.id, imageId: p.imageId, full: run.full, reason: run.reason, bytesTotal, regions: p.fracture.bitmap.countRegions(), rate: p.limiter.bytesPerSecond, checksums: run.checksums, maybeDirtyBytes: p.maybeDirty?.dirtyBytes() ?? 0 });
+    this.event('resync-started', { mirrorId: e.id, imageId: p.imageId, full: run.full, reason: run.reason, bytesTotal, regions: p.fracture.bitmap.countRegions(), rate: p.limiter.bytesPerSecond, controller: run.gate ? 'adaptive' : 'fixed', checksums: run.checksums, maybeDirtyBytes: p.maybeDirty?.dirtyBytes() ?? 0 });
     run.done = this.resyncLoop(e, p, run).then(
       async (finished) => {
+        run.gate?.close();
         p.resync = null;
         if (!finished) {
           this.event('resync-stopped', { mirrorId: e.id, imageId: p.imageId, bytesDone: run.bytesDone, ...csumDetails(run), bytesLeft: p.fracture.bitmap.dirtyBytes() });
@@ -176,6 +184,7 @@ export class Resync {
         this.event('resync-done', { mirrorId: e.id, imageId: p.imageId, full: run.full, bytesDone: run.bytesDone, bytesCopied: run.bytesCopied, bytesZeroed: run.bytesZeroed, ...csumDetails(run), seconds: (Date.now() - run.startedAt) / 1000 });
       },
       (err) => {
+        run.gate?.close();
         p.resync = null;
         this.event('resync-stopped', { mirrorId: e.id, imageId: p.imageId, error: (err as Error).message });
       },
@@ -212,7 +221,8 @@ export class Resync {
     if (!(await this.announce(e, p, run))) return false;
     const size = mirrorSize(e.db);
     const rs = e.db.regionSize;
-    const chunkMax = Math.max(rs, Math.floor(CHUNK_MAX_BYTES / rs) * rs);
+    const gate = run.gate;
+    const chunkMax = Math.max(rs, Math.floor((gate ? ADAPTIVE_CHUNK_MAX_BYTES : CHUNK_MAX_BYTES) / rs) * rs);
     let cursor = 0;
     let failure: unknown = null;
     const stopped = () => run.stop || failure !== null || p.failed || !e.primary || imageOf(e, p.imageId)?.state !== 'SYNCHRONIZING';
@@ -239,7 +249,9 @@ export class Resync {
     // In flight: up to `width` MiB of chunks (scattered regions make small chunks: many of them
     // may be on the wire at once, or a link round trip would cap the rate at width x 64 KiB);
     // chunks compared by checksum go in batches (one hash request per level for all of them).
-    const budget = (WINDOW[e.db.syncPriority] ?? 2) * chunkMax;
+    // (adaptive: what the window holds and one chunk being read; the window decides what is sent)
+    const fixedBudget = (WINDOW[e.db.syncPriority] ?? 2) * chunkMax;
+    const budgetNow = (): number => (gate ? Math.max(2 * chunkMax, gate.state.windowBytes + chunkMax) : fixedBudget);
     const csumBudget = (WINDOW[e.db.syncPriority] ?? 2) * CSUM_BATCHES_PER_WINDOW * CSUM_BATCH_BYTES;
     const useCsum = (c: CopyChunk): boolean => run.checksums === 'always' || (run.checksums === 'auto' && p.maybeDirty !== null && p.maybeDirty.test(c.offset, c.length));
     let used = 0;
@@ -247,7 +259,7 @@ export class Resync {
     const waiting: Array<() => void> = [];
     const worker = async (): Promise<void> => {
       while (!stopped()) {
-        while ((used >= budget || usedCsum >= csumBudget) && !stopped()) await new Promise<void>((r) => waiting.push(r));
+        while ((used >= budgetNow() || usedCsum >= csumBudget) && !stopped()) await new Promise<void>((r) => waiting.push(r));
         const first = stopped() ? null : nextChunk();
         if (!first) {
           for (const w of waiting.splice(0)) w(); // nothing left to take: let the others see it too
@@ -372,6 +384,8 @@ export class Resync {
       if (x.hole || x.zero) {
         await client.request('zero', { mirrorId: e.id, imageId: p.imageId, offset: off, length: len, trim: x.hole, epoch: e.db.epoch }, undefined, { timeoutMs });
         run.bytesZeroed += len;
+      } else if (run.gate) {
+        if (!(await this.sendPieces(e, p, run.gate, off, await dev.read(off, len), run, stopped))) return false;
       } else {
         if (!(await p.limiter!.take(len, stopped))) return false;
         const data = await dev.read(off, len);
@@ -382,6 +396,35 @@ export class Resync {
     }
     if (off < end) throw new Error(`block status of ${c.offset}+${c.length} covered only up to ${off}`);
     return true;
+  }
+
+  /**
+   * The adaptive controller's copy of one data run: pieces of the gate's size, each through the
+   * sync rate and then the window, all of them on the wire as the window allows.
+   */
+  private async sendPieces(e: Entry, p: SecondaryPeer, gate: ResyncGate, offset: number, data: Buffer, run: ResyncRun, stopped: () => boolean): Promise<boolean> {
+    const client = p.client!;
+    const timeoutMs = resyncRequestTimeoutMs(this.host.timers);
+    const sends: Promise<boolean>[] = [];
+    let at = 0;
+    while (at < data.length && !stopped()) {
+      const n = Math.min(gate.pieceBytes, data.length - at);
+      const piece = data.subarray(at, at + n);
+      const pieceOffset = offset + at;
+      if (!(await p.limiter!.take(n, stopped))) break;
+      at += n;
+      let admitted!: () => void;
+      const inWindow = new Promise<void>((r) => (admitted = r));
+      const send = gate.send(n, stopped, async () => {
+        admitted();
+        await client.request('write', { mirrorId: e.id, imageId: p.imageId, offset: pieceOffset, flags: { resync: true }, epoch: e.db.epoch }, piece, { timeoutMs });
+        run.bytesCopied += n;
+      });
+      sends.push(send);
+      await Promise.race([inWindow, send]); // the next piece once this one is on the wire: pieces go in order
+    }
+    const sent = await Promise.all(sends);
+    return at === data.length && sent.every(Boolean);
   }
 
   /** Every progressMs: rates (sent, covered), totals, a `resync-progress` event, and the progress in the record. */

@@ -1,6 +1,8 @@
 import type { BlockDevice } from '../../block/index.js';
 import type { SnapshotPort } from '../group/index.js';
 import type { ProtectionView } from './protection-state.js';
+import type { GateView } from './resync-gate.js';
+import type { WindowView } from './resync-window.js';
 import type { MirrorAttributes, MirrorDbRecord, MirrorImage, RecoveryPolicy } from '../state/index.js';
 
 /** A LUN as the mirror driver sees it (the array's LUN table supplies these). */
@@ -109,6 +111,10 @@ export interface ResyncView {
   /** bytes whose checksums were compared with the secondary's, and pieces found identical (not sent) */
   bytesCompared?: number;
   chunksSkipped?: number;
+  /** how the run paces itself (the mirror's syncController; absent from an older array) */
+  controller?: 'fixed' | 'adaptive';
+  /** the adaptive controller's window now: bytes on the wire it allows, piece size, base RTT, queueing delay and its target */
+  window?: (WindowView & GateView) | null;
   /** bytes sent as data per second over the last progress interval: what the sync rate caps */
   rate: number;
   /** bytes covered per second over the last progress interval, holes included (absent from an older array) */

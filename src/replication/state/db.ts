@@ -85,7 +85,16 @@ export interface MirrorAttributes {
    * the known-dirty ones (fracture log); `always` compares for every resync; `never` copies.
    */
   resyncChecksums?: ResyncChecksums;
+  /**
+   * How a resync paces itself under syncRate (src/replication/mirror/resync-window.ts): `adaptive`
+   * (absent) keeps the link's queue short so host writes are not held behind resync data, and
+   * uses what the host leaves of the link; `fixed` sends at syncRate with a fixed window.
+   */
+  syncController?: SyncController;
 }
+
+export type SyncController = 'fixed' | 'adaptive';
+export const SYNC_CONTROLLERS: readonly SyncController[] = ['fixed', 'adaptive'];
 
 export type ResyncChecksums = 'auto' | 'always' | 'never';
 export const RESYNC_CHECKSUMS: readonly ResyncChecksums[] = ['auto', 'always', 'never'];
@@ -213,6 +222,7 @@ export function parseMirrorDb(v: unknown): MirrorDbRecord {
   if (r.protectResync === undefined) r.protectResync = true; // a record from before the attribute
   else if (typeof r.protectResync !== 'boolean') bad('protectResync');
   if (r.resyncChecksums !== undefined && !RESYNC_CHECKSUMS.includes(r.resyncChecksums as ResyncChecksums)) bad('resyncChecksums');
+  if (r.syncController !== undefined && !SYNC_CONTROLLERS.includes(r.syncController as SyncController)) bad('syncController');
   if (r.heartbeat !== undefined) {
     const h = r.heartbeat as Record<string, unknown> | null;
     if (typeof h !== 'object' || h === null || h.installed !== true || typeof h.by !== 'string' || !int(h.sinceMs, 0)) bad('heartbeat');

@@ -7,6 +7,7 @@ import {
   requirements, resumesItself,
   secondariesOf,
   RESYNC_CHECKSUMS,
+  SYNC_CONTROLLERS,
   type ResyncChecksums,
   type MirrorAttributes,
   type MirrorDbRecord,
@@ -455,7 +456,7 @@ function synchronize(ctx: Ctx, imageId: string, force: boolean): void {
   ctx.resume(img);
 }
 
-const ATTRIBUTE_KEYS: ReadonlyArray<keyof MirrorAttributes> = ['name', 'activationPolicy', 'minImagesRequired', 'maxMissingImages', 'writePolicy', 'writeBacklogSize', 'syncPriority', 'syncRate', 'allowSecondaryReads', 'protectResync', 'resyncChecksums'];
+const ATTRIBUTE_KEYS: ReadonlyArray<keyof MirrorAttributes> = ['name', 'activationPolicy', 'minImagesRequired', 'maxMissingImages', 'writePolicy', 'writeBacklogSize', 'syncPriority', 'syncRate', 'allowSecondaryReads', 'protectResync', 'resyncChecksums', 'syncController'];
 
 function validateAttributes(d: MirrorDbRecord): void {
   const int = (x: unknown, min: number) => typeof x === 'number' && Number.isSafeInteger(x) && x >= min;
@@ -471,6 +472,7 @@ function validateAttributes(d: MirrorDbRecord): void {
   if (typeof d.allowSecondaryReads !== 'boolean') fail('invalid', 'allowSecondaryReads must be a boolean');
   if (typeof d.protectResync !== 'boolean') fail('invalid', 'protectResync must be a boolean');
   if (d.resyncChecksums !== undefined && !RESYNC_CHECKSUMS.includes(d.resyncChecksums)) fail('invalid', 'resyncChecksums must be auto, always or never');
+  if (d.syncController !== undefined && !SYNC_CONTROLLERS.includes(d.syncController)) fail('invalid', 'syncController must be fixed or adaptive');
 }
 
 function changeAttributes(ctx: Ctx, op: Extract<MirrorOp, { op: 'change-attributes' }>): void {

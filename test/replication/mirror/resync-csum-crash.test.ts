@@ -49,7 +49,9 @@ describe('checksum resync after an unclean stop', () => {
     if (process.env.CSUM_DEBUG) console.log({ differ, unclean, rd });
     expect(unclean.bytes as number).toBeGreaterThanOrEqual(4 * MiB); // 1 MiB extents written in the last seconds
     expect(rd).toMatchObject({ full: false, checksums: 'auto' });
-    expect(rd.bytesCompared).toBe(rd.bytesDone);
+    // compared, or copied where a chunk holds only regions known to differ (the writes after the cut)
+    expect(rd.bytesCompared as number).toBeLessThanOrEqual(rd.bytesDone as number);
+    expect((rd.bytesDone as number) - (rd.bytesCompared as number)).toBeLessThanOrEqual(rd.bytesSent as number);
     expect(rd.bytesDone as number).toBeGreaterThanOrEqual(4 * MiB);
     // exactly the differing pieces: data, or zero requests where the primary's piece is zero
     expect((rd.bytesSent as number) + (rd.bytesZeroed as number)).toBe(differ * 4096);

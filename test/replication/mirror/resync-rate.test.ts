@@ -47,3 +47,54 @@ describe('resync rate', () => {
     expect(resyncText({ full: false, reason: 'fracture log', bytesDone: 12.5 * MiB, bytesTotal: 64 * MiB, rate: 30 * MiB, eta: 125, startedAt: '' })).toBe('12.5 MiB of 64 MiB, 30 MiB/s, ETA 2 min 5 s (partial: fracture log)');
   });
 });
+
+describe('resync controller', () => {
+  /** A mirror in sync over a link of 1 ms and `bandwidth`, then fractured with `dirty` bytes written at the primary. */
+  async function dirtyMirror(attributes: Record<string, unknown>, dirty: number, bandwidth: number): Promise<void> {
+    lab = await makeLab(['alpha', 'bravo'], [{ name: 'disk0', size: 64 * MiB }], { timers: { progressMs: 200 } });
+    const n = lab.node('alpha');
+    await n.create({ lun: 'disk0', name: 'm0', attributes: { syncRate: 1024 * MiB, ...attributes } });
+    await n.addSecondary('m0', { array: 'bravo', lun: 'disk0', synchronized: true });
+    await until(() => n.get('m0').images[1]!.link === 'connected', 10_000, 'link');
+    lab.links['alpha-bravo']!.set({ latencyMs: 1, bandwidth });
+    await n.fracture('m0');
+    const dev = lab.hostDevice('alpha');
+    for (let o = 0; o < dirty; o += MiB) await dev.write(o, randomBytes(MiB));
+  }
+
+  it('adaptive (the default): the window stays near what the link holds, the run copies exactly the dirty bytes', async () => {
+    const bw = 20 * 1000 * 1000;
+    await dirtyMirror({}, 8 * MiB, bw);
+    const n = lab!.node('alpha');
+    expect(n.get('m0').record.syncController).toBeUndefined(); // absent: adaptive
+    await n.synchronize('m0');
+    await until(() => lab!.events('alpha', 'mirror.resync-done').length > 0, 30_000, 'resync done');
+    const started = lab!.events('alpha', 'mirror.resync-started')[0]!;
+    expect(started.controller).toBe('adaptive');
+    const done = lab!.events('alpha', 'mirror.resync-done')[0]!;
+    expect(done.bytesCopied).toBe(8 * MiB);
+    const ws = (lab!.events('alpha', 'mirror.resync-progress') as unknown as ResyncView[]).map((p) => p.window).filter((w) => w);
+    expect(ws.length).toBeGreaterThan(0);
+    for (const w of ws) {
+      expect(w!.baseRttMs).toBeGreaterThanOrEqual(2); // the link's round trip
+      // what a 2 ms round trip at 20 MB/s holds is 40 KB; the fixed window would be 2 MiB
+      expect(w!.windowBytes, JSON.stringify(w)).toBeLessThan(1024 * 1024);
+    }
+    lab!.links['alpha-bravo']!.set({ latencyMs: 0, bandwidth: 0 });
+    expect((await n.verify('m0')).result).toBe('identical');
+  });
+
+  it('fixed: set on the mirror, shown in status and events; a bad value changes nothing', async () => {
+    await dirtyMirror({ syncController: 'fixed' }, 2 * MiB, 100 * 1000 * 1000);
+    const n = lab!.node('alpha');
+    await expect(n.setAttributes('m0', { syncController: 'sometimes' as never })).rejects.toMatchObject({ code: 'invalid' });
+    expect(n.get('m0').record.syncController).toBe('fixed');
+    await n.synchronize('m0');
+    await until(() => lab!.events('alpha', 'mirror.resync-done').length > 0, 30_000, 'resync done');
+    expect(lab!.events('alpha', 'mirror.resync-started')[0]!.controller).toBe('fixed');
+    for (const p of lab!.events('alpha', 'mirror.resync-progress') as unknown as ResyncView[]) expect(p.window).toBeNull();
+    expect(lab!.events('alpha', 'mirror.resync-done')[0]!.bytesCopied).toBe(2 * MiB);
+    const v = await n.setAttributes('m0', { syncController: 'adaptive' });
+    expect(v.record.syncController).toBe('adaptive');
+  });
+});

@@ -1,0 +1,193 @@
+/**
+ * The adaptive resync controller's window (a mirror's `syncController: adaptive`): how many resync
+ * bytes may be on the wire to one secondary, so that host writes to it are not held behind resync
+ * data, while the resync uses what the host leaves of the link. Pure: tests drive it sample by
+ * sample; ./resync-gate.ts applies it to the copy and feeds it the host's latency.
+ *
+ * Host writes and resync data share one connection: a TCP stream is first in, first out, so a host
+ * write waits behind every resync byte queued ahead of it (in the socket, at the link's bottleneck,
+ * at the secondary). A fixed window (the `fixed` controller: WINDOW[priority] MiB) on a 40 MB/s
+ * link holds each host write ~50 ms. Two loops keep it short:
+ *
+ * - the queue (LEDBAT, RFC 6817): delay = RTT - base RTT (the least RTT of the last BASE_BUCKETS
+ *   seconds: what the path costs with an empty queue), the current RTT the least of the last
+ *   CURRENT_SAMPLES (one late reply is noise). Below the target the window grows by up to one
+ *   piece per round trip, above it shrinks in proportion, at HALVE_AT times the target it halves
+ *   (at most once per round trip). The target is TARGET_SHARE of the base RTT, at least
+ *   TARGET_MIN_MS. Until the first delay at the target the window doubles per round trip (slow
+ *   start), so a long fat link fills fast;
+ * - the host (`hostVerdict`): the gate compares the host's remote-write p90 while the resync runs
+ *   with its p90 while nothing of the resync is on the wire (measured in short pauses); above
+ *   HOST_SLACK times it the window shrinks by HOST_BACKOFF, at most once per GUARD_MS. This catches
+ *   what the RTT of the resync's own pieces does not show: the disks and CPUs both sides share.
+ *
+ * Pieces are sized so that one takes about half the target to cross the link at the measured rate
+ * (a host write behind a piece waits at most that long). The sync rate stays the cap (./throttle.ts).
+ */
+
+/** The least target queueing delay (ms): below it, the clock's and the event loop's noise. */
+export const TARGET_MIN_MS = 1;
+/** Target queueing delay as a share of the base RTT. */
+export const TARGET_SHARE = 0.5;
+/** The host's remote-write p90 during the resync may be this many times its p90 without it. */
+export const HOST_SLACK = 1.15;
+/** The window's share kept when the host's latency is above HOST_SLACK. */
+export const HOST_BACKOFF = 0.7;
+/** The host's latency is compared at most this often. */
+export const GUARD_MS = 200;
+/** The base RTT is the least of this many one-second buckets (a path that got slower is learned in that time). */
+export const BASE_BUCKETS = 10;
+/**
+ * A bucket's value: this quantile of its current-delay filter's values. Not their least: on a
+ * busy machine (or behind a link emulator's timers) the RTT with an empty queue varies by a
+ * millisecond and more; its least is a lucky reply, and taking it as the base reads the noise as
+ * a queue that the window shrinks for, far below what the link holds.
+ */
+export const BASE_QUANTILE = 0.25;
+/** Samples the current delay is the least of (LEDBAT's current-delay filter: one late reply is noise). */
+export const CURRENT_SAMPLES = 8;
+/** A delay this many times the target halves the window (a queue far beyond the target: back off now). */
+const HALVE_AT = 4;
+export const PIECE_MIN_BYTES = 16 * 1024;
+export const PIECE_MAX_BYTES = 256 * 1024;
+/** The window never shrinks below this many pieces (two: one crossing while the next is sent). */
+const MIN_PIECES = 2;
+
+export interface WindowState {
+  windowBytes: number;
+  readonly maxBytes: number;
+  /** doubling per round trip until the first delay at or above half the target */
+  slowStart: boolean;
+  /** the values of the last BASE_BUCKETS finished one-second buckets, newest last (ms) */
+  baseBuckets: number[];
+  /** the current-delay filter's values in the bucket being filled */
+  bucketValues: number[];
+  bucketStartMs: number;
+  /** the last CURRENT_SAMPLES RTTs (ms) */
+  recent: number[];
+  baseRttMs: number;
+  queueDelayMs: number;
+  targetMs: number;
+  /** when the window was last halved (ms) */
+  lastHalvedMs: number;
+  /** bytes acknowledged, for the delivery rate (bytes per second) */
+  ackedBytes: number;
+  rateSinceMs: number;
+  rateBytesPerSec: number;
+  pieceBytes: number;
+  /** the host's latency was above its slack at the last comparison */
+  hostLimited: boolean;
+  lastBackoffMs: number;
+}
+
+export function initialWindow(maxBytes: number, nowMs: number): WindowState {
+  if (!(maxBytes >= MIN_PIECES * PIECE_MIN_BYTES)) throw new RangeError(`window max ${maxBytes} below ${MIN_PIECES} pieces`);
+  return {
+    windowBytes: 4 * PIECE_MIN_BYTES,
+    maxBytes,
+    slowStart: true,
+    baseBuckets: [],
+    bucketValues: [],
+    bucketStartMs: nowMs,
+    recent: [],
+    baseRttMs: Infinity,
+    queueDelayMs: 0,
+    targetMs: TARGET_MIN_MS,
+    lastHalvedMs: -Infinity,
+    ackedBytes: 0,
+    rateSinceMs: nowMs,
+    rateBytesPerSec: 0,
+    pieceBytes: PIECE_MIN_BYTES,
+    hostLimited: false,
+    lastBackoffMs: -Infinity,
+  };
+}
+
+/**
+ * One piece of `bytes` answered `rttMs` after it was sent, at `nowMs`: the next state. The
+ * arrays of `prev` pass to the result (an ack is thousands a second: nothing is copied), so only
+ * the returned state may be used afterwards.
+ */
+export function afterAck(prev: WindowState, sample: { rttMs: number; bytes: number; nowMs: number }): WindowState {
+  const { rttMs, bytes, nowMs } = sample;
+  if (!(rttMs >= 0) || !(bytes > 0)) throw new RangeError(`bad resync sample: rtt ${rttMs} ms, ${bytes} bytes`);
+  const s: WindowState = { ...prev };
+  s.recent.push(rttMs);
+  if (s.recent.length > CURRENT_SAMPLES) s.recent.shift();
+  let current = Infinity;
+  for (const x of s.recent) if (x < current) current = x;
+  // base RTT: the least bucket value of the last BASE_BUCKETS seconds (the bucket being filled
+  // counts by its least until one is finished)
+  if (nowMs - s.bucketStartMs >= 1000 && s.bucketValues.length > 0) {
+    s.baseBuckets.push(quantile(s.bucketValues, BASE_QUANTILE));
+    if (s.baseBuckets.length > BASE_BUCKETS) s.baseBuckets.shift();
+    s.bucketValues = [];
+    s.bucketStartMs = nowMs;
+  }
+  s.bucketValues.push(current);
+  s.baseRttMs = s.baseBuckets.length ? Math.min(...s.baseBuckets) : Math.min(s.baseRttMs, current);
+  s.queueDelayMs = Math.max(0, current - s.baseRttMs);
+  s.targetMs = Math.max(TARGET_MIN_MS, TARGET_SHARE * s.baseRttMs);
+  // delivery rate over the last ~100 ms, then the piece that crosses in half the target
+  s.ackedBytes += bytes;
+  if (nowMs - s.rateSinceMs >= 100) {
+    s.rateBytesPerSec = (s.ackedBytes * 1000) / (nowMs - s.rateSinceMs);
+    s.ackedBytes = 0;
+    s.rateSinceMs = nowMs;
+    const piece = Math.round((s.rateBytesPerSec * s.targetMs) / 2 / 1000 / 4096) * 4096;
+    s.pieceBytes = Math.min(PIECE_MAX_BYTES, Math.max(PIECE_MIN_BYTES, piece));
+  }
+  const floor = MIN_PIECES * s.pieceBytes;
+  if (s.slowStart && s.queueDelayMs < s.targetMs) s.windowBytes += bytes;
+  else if (s.queueDelayMs >= HALVE_AT * s.targetMs) {
+    s.slowStart = false;
+    if (nowMs - s.lastHalvedMs >= s.baseRttMs) {
+      s.windowBytes /= 2;
+      s.lastHalvedMs = nowMs;
+    }
+  } else {
+    s.slowStart = false;
+    // LEDBAT: up to one piece per window's worth of acks, in proportion to the distance from the target
+    const offTarget = (s.targetMs - s.queueDelayMs) / s.targetMs;
+    s.windowBytes += (offTarget * bytes * s.pieceBytes) / s.windowBytes;
+  }
+  s.windowBytes = Math.min(s.maxBytes, Math.max(floor, s.windowBytes));
+  return s;
+}
+
+/**
+ * The host's remote-write latency compared with its latency without the resync (`over`: above
+ * HOST_SLACK times it): over, the window shrinks by HOST_BACKOFF (at most once per GUARD_MS) and
+ * slow start ends.
+ */
+export function hostVerdict(prev: WindowState, v: { over: boolean; nowMs: number }): WindowState {
+  if (!v.over) return prev.hostLimited ? { ...prev, hostLimited: false } : prev;
+  const s: WindowState = { ...prev, hostLimited: true, slowStart: false };
+  if (v.nowMs - s.lastBackoffMs >= GUARD_MS) {
+    s.windowBytes = Math.max(MIN_PIECES * s.pieceBytes, s.windowBytes * HOST_BACKOFF);
+    s.lastBackoffMs = v.nowMs;
+  }
+  return s;
+}
+
+/** The p-th quantile (0..1) of `xs` (sorted in place). */
+export function quantile(xs: number[] | Float64Array, p: number): number {
+  if (xs.length === 0) throw new RangeError('quantile of nothing');
+  xs.sort((a, b) => a - b);
+  return xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
+}
+
+/** The state as status shows it. */
+export interface WindowView {
+  windowBytes: number;
+  pieceBytes: number;
+  baseRttMs: number | null;
+  queueDelayMs: number;
+  targetMs: number;
+  slowStart: boolean;
+}
+
+export function viewOf(s: WindowState): WindowView {
+  const r = (x: number) => Math.round(x * 1000) / 1000;
+  return { windowBytes: Math.round(s.windowBytes), pieceBytes: s.pieceBytes, baseRttMs: Number.isFinite(s.baseRttMs) ? r(s.baseRttMs) : null, queueDelayMs: r(s.queueDelayMs), targetMs: r(s.targetMs), slowStart: s.slowStart };
+}
