@@ -43,6 +43,7 @@
 //   --resync-size SIZE the resync LUN                                 default 1G
 //   --dirty LIST       percentages of the regions to dirty            default 1,10,100
 //   --resync-latency MS one-way link latency during the resync        default 0
+//   --resync-controller C  the resync mirror's syncController: adaptive or fixed  default adaptive
 //   --unclean-size SIZE  the unclean-stop LUN                        default 256M
 //   --unclean-writes SIZE  scattered 4 KiB writes before the kill     default 8M
 //   --unclean-latency MS one-way link latency during those writes    default 1
@@ -107,6 +108,7 @@ function parseArgs(argv) {
     regionSize: null,
     unmirrored: true,
     resyncLatency: 0,
+    resyncController: 'adaptive',
     unclean: true,
     uncleanSize: '256M',
     uncleanWrites: '8M',
@@ -133,6 +135,7 @@ function parseArgs(argv) {
       case '--resync-size': o.resyncSize = String(val()); break;
       case '--dirty': o.dirty = list(); break;
       case '--resync-latency': o.resyncLatency = Number(val()); break;
+      case '--resync-controller': o.resyncController = String(val()); break;
       case '--no-latency': o.latency = false; break;
       case '--no-unmirrored': o.unmirrored = false; break;
       case '--no-resync': o.resync = false; break;
@@ -192,6 +195,7 @@ function parseArgs(argv) {
   if (!(o.adaptiveBandwidthBps > 0) || !(o.adaptiveLatency >= 0) || !Number.isInteger(o.adaptiveQd) || o.adaptiveQd < 1 || !Number.isInteger(o.adaptiveRepeat) || o.adaptiveRepeat < 1) die('--adaptive-*: a positive bandwidth, a latency >= 0, positive integer QD and repeat');
   o.syncRateBps = o.syncRate ? parseSize(o.syncRate, 1000) : 4 * o.bandwidthBps;
   if (!(o.bandwidthBps > 0)) die('--bandwidth must be positive');
+  if (!['adaptive', 'fixed'].includes(o.resyncController)) die('--resync-controller: adaptive or fixed');
   return o;
 }
 
@@ -589,7 +593,7 @@ async function main() {
       await latencySection(o, lab, lib, res.latency, stages);
     }
     if (o.resync) {
-      await createMirror(lab, 'mrs', 'rsync', { syncRate: o.syncRateBps });
+      await createMirror(lab, 'mrs', 'rsync', { syncRate: o.syncRateBps, syncController: o.resyncController });
       log(`resync: ${o.dirty.length} rounds on mirror mrs (${fmtBytes(o.resyncBytes)}), link capped at ${(o.bandwidthBps / 1e6).toFixed(0)} MB/s, syncRate ${(o.syncRateBps / 1e6).toFixed(0)} MB/s`);
       await resyncSection(o, lab, res.resync, stages);
     }
