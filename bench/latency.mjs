@@ -26,6 +26,10 @@
 //   1. async p50 within 15% of unmirrored at every link latency (and QD);
 //   2. near-sync equal to async until the bound is reached: the p50 of the near-sync row whose
 //      bound is not reached within 10% of the async row's.
+//   3. (issue 18, goal 2) the synchronous mirror costs only the round trip: the sync p50 at QD1
+//      at most 1.10 x (unmirrored p50 + the emulator's round trip, a 4 KiB / 64-byte ping-pong
+//      measured through a second emulator at the same setting before the rows of each latency),
+//      and at a 0 ms link the sync QD16 IOPS at least 0.5x unmirrored.
 //
 //   npm run bench:latency [-- --runtime 5 --latencies 0,1,5 --qd 1,16 --json]
 //
@@ -64,7 +68,7 @@ import { join } from 'node:path';
 import { Session } from 'node:inspector/promises';
 import { REPO, setProgram, die, log, readHelp, parseSize, fmtBytes, until, tryExec, table } from './lib/common.mjs';
 import { runFio, summarizeWrites, randWriteArgs, killChildren } from './lib/fio.mjs';
-import { loadDist, makeLab, createMirror, secondaryOf } from './lib/lab.mjs';
+import { loadDist, makeLab, createMirror, secondaryOf, probeRtt } from './lib/lab.mjs';
 import { groupedBarsSvg } from './lib/svg.mjs';
 
 setProgram('bench-latency');
@@ -73,6 +77,9 @@ const MODES = ['unmirrored', 'sync', 'async', 'near-sync', 'near-sync-bound'];
 /** Goal 1: async p50 <= (1 + ASYNC_PCT/100) x unmirrored p50; goal 2: |near-sync / async - 1| <= EQUAL_PCT/100. */
 const ASYNC_PCT = 15;
 const EQUAL_PCT = 10;
+/** Goal 3 (issue 18 goal 2): sync p50 at QD1 <= (1 + SYNC_PCT/100) x (unmirrored p50 + the emulator's measured round trip); at 0 ms, sync QD16 IOPS >= SYNC_IOPS x unmirrored. */
+const SYNC_PCT = 10;
+const SYNC_IOPS = 0.5;
 
 // ---------- options ----------
 
@@ -327,6 +334,11 @@ async function run(o, lab, out) {
   const stamp = out.stamp;
   for (const latencyMs of o.latencies) {
     lab.emu.set({ latencyMs, bandwidth: 0 });
+    if (cfgs.some((c) => c.mode === 'sync')) {
+      // what the emulator alone delivers at this setting: a 4 KiB / 64-byte ping-pong through a second one
+      out.emuRttUs[latencyMs] = await probeRtt(out.LinkEmulator, latencyMs, latencyMs >= 5 ? 40 : 100);
+      log(`  emulator round trip at ${latencyMs} ms one way: p50 ${out.emuRttUs[latencyMs].toFixed(0)} us (nominal ${2 * latencyMs * 1000} us)`);
+    }
     for (const qd of o.qds) {
       for (const c of cfgs) {
         n++;
@@ -461,7 +473,19 @@ function analyze(res) {
       g2.checks.push({ latencyMs: l, qd, nearSyncP50: ns.p50us, asyncP50: a.p50us, ratio, boundReached: reached, pass: !reached && Math.abs(ratio - 1) <= EQUAL_PCT / 100 });
     }
   }
-  for (const g of [g1, g2]) {
+  const g3 = { goal: `sync costs only the round trip: QD1 p50 <= ${(1 + SYNC_PCT / 100).toFixed(2)}x (unmirrored p50 + emulator round trip); 0 ms QD16 IOPS >= ${SYNC_IOPS}x unmirrored`, checks: [] };
+  for (const l of res.options.latencies) for (const qd of res.options.qds) {
+    const u = get('unmirrored', l, qd);
+    const sy = get('sync', l, qd);
+    const rtt = res.emuRttUs?.[l];
+    if (!u || !sy) continue;
+    if (qd === 1 && rtt !== undefined) {
+      const target = u.p50us + rtt;
+      g3.checks.push({ kind: 'p50', latencyMs: l, qd, syncP50: sy.p50us, unmirroredP50: u.p50us, emuRttUs: rtt, target, ratio: sy.p50us / target, pass: sy.p50us <= (1 + SYNC_PCT / 100) * target });
+    }
+    if (qd === 16 && l === 0) g3.checks.push({ kind: 'iops', latencyMs: l, qd, syncIops: sy.iops, unmirroredIops: u.iops, ratio: sy.iops / u.iops, pass: sy.iops >= SYNC_IOPS * u.iops });
+  }
+  for (const g of [g1, g2, g3]) {
     g.result = g.checks.length ? (g.checks.every((c) => c.pass) ? 'PASS' : 'MISS') : 'n/a';
     goals.push(g);
   }
@@ -529,7 +553,9 @@ function report(res) {
   for (const g of res.goals) {
     s += `${g.result.padEnd(4)}  ${g.goal}\n`;
     for (const c of g.checks) {
-      if (c.unmirroredP50 !== undefined) s += `        link ${c.latencyMs} ms QD${c.qd}: async p50 ${c.asyncP50.toFixed(1)} us = ${c.ratio.toFixed(2)}x unmirrored ${c.unmirroredP50.toFixed(1)} us (limit ${(1 + ASYNC_PCT / 100).toFixed(2)}x) ${c.pass ? 'PASS' : 'MISS'}\n`;
+      if (c.kind === 'p50') s += `        link ${c.latencyMs} ms QD${c.qd}: sync p50 ${c.syncP50.toFixed(1)} us = ${c.ratio.toFixed(2)}x (unmirrored ${c.unmirroredP50.toFixed(1)} + emulator round trip ${c.emuRttUs.toFixed(0)} = ${c.target.toFixed(0)} us) (limit ${(1 + SYNC_PCT / 100).toFixed(2)}x) ${c.pass ? 'PASS' : 'MISS'}\n`;
+      else if (c.kind === 'iops') s += `        link ${c.latencyMs} ms QD${c.qd}: sync ${c.syncIops.toFixed(0)} IOPS = ${c.ratio.toFixed(2)}x unmirrored ${c.unmirroredIops.toFixed(0)} (at least ${SYNC_IOPS}x) ${c.pass ? 'PASS' : 'MISS'}\n`;
+      else if (c.unmirroredP50 !== undefined) s += `        link ${c.latencyMs} ms QD${c.qd}: async p50 ${c.asyncP50.toFixed(1)} us = ${c.ratio.toFixed(2)}x unmirrored ${c.unmirroredP50.toFixed(1)} us (limit ${(1 + ASYNC_PCT / 100).toFixed(2)}x) ${c.pass ? 'PASS' : 'MISS'}\n`;
       else s += `        link ${c.latencyMs} ms QD${c.qd}: near-sync p50 ${c.nearSyncP50.toFixed(1)} us = ${c.ratio.toFixed(2)}x async ${c.asyncP50.toFixed(1)} us (equal: within ${EQUAL_PCT}%)${c.boundReached ? ', but its bound was reached' : ''} ${c.pass ? 'PASS' : 'MISS'}\n`;
     }
   }
@@ -607,13 +633,13 @@ async function main() {
   }
   const versions = { fio: tryExec('fio', ['--version']), sanbox, dist: lib.dir, node: process.version, cpus: cpus().length };
   const cfgs = configs(o);
-  const res = { started: started.toISOString(), smoke: o.smoke, options: { ...o, dir: undefined }, versions, loadavgStart: loadavg(), rows: [], goals: [], seconds: 0 };
+  const res = { started: started.toISOString(), smoke: o.smoke, options: { ...o, dir: undefined }, versions, loadavgStart: loadavg(), rows: [], emuRttUs: {}, goals: [], seconds: 0 };
   const rowsTotal = o.latencies.length * o.qds.length * cfgs.length;
   log(`bench-latency${o.smoke ? ' (smoke)' : ''}: arrays alpha + bravo${o.secondaryProcess ? ' (in a child process)' : ''} in ${workDir}, fsync ${o.fsync ? 'on' : 'off'}; ${versions.fio}, sanbox ${versions.sanbox}, node ${versions.node}, ${versions.cpus} CPUs`);
   log(`bench-latency: ${rowsTotal} rows (${o.latencies.length} latencies x ${o.qds.length} QDs x ${cfgs.map((c) => c.mode).join(', ')}), about ${Math.ceil((rowsTotal * (o.runtime + o.warmup + 1.5)) / 60)} min`);
   if (loadavg()[0] > 1) log(`bench-latency: note: load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs: other work competes with the benchmark`);
   let failure = null;
-  const out = { rows: res.rows, dir: resultsDir, stamp };
+  const out = { rows: res.rows, dir: resultsDir, stamp, emuRttUs: res.emuRttUs, LinkEmulator: lib.LinkEmulator };
   try {
     const luns = { alpha: cfgs.map((c) => ({ name: c.lun, size: o.sizeBytes })), bravo: cfgs.filter((c) => c.mirror).map((c) => ({ name: c.lun, size: o.sizeBytes })) };
     lab = await makeLab(lib, workDir, luns, o.fsync, { secondaryProcess: o.secondaryProcess });
