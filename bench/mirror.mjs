@@ -357,10 +357,12 @@ async function latencySection(o, lab, lib, out, stages) {
         row.rttUs = 2 * c.latencyMs * 1000;
         row.emuRttUs = rtt[c.latencyMs];
         if (base) {
-          row.targetUs = base.p50us + row.rttUs;
+          // issue 18 goal 2: unmirrored p50 + the round trip the emulator measurably delivers, + 10%
+          row.targetUs = base.p50us + row.emuRttUs;
           row.overheadUs = s.p50us - row.targetUs;
           row.overheadPct = (100 * row.overheadUs) / row.targetUs;
           row.goalMet = s.p50us <= 1.1 * row.targetUs;
+          row.iopsRatio = s.iops / base.iops;
         }
       }
       log(`  ${label}: ${s.iops.toFixed(0)} IOPS, p50 ${s.p50us.toFixed(1)} us, p99 ${s.p99us.toFixed(1)} us` +
@@ -496,8 +498,8 @@ function report(res) {
         m ? r.targetUs.toFixed(0) : '', m ? r.overheadUs.toFixed(0) : '', m ? `${r.overheadPct.toFixed(0)}%` : '', m ? (r.goalMet ? 'yes' : 'NO') : ''];
     });
     s += table(head, rows);
-    s += '\nRTT = 2 x one-way link latency; target = unmirrored p50 (same QD) + RTT; goal: sync p50 <= 1.10 x target.\n';
-    s += 'emu RTT = p50 of a 4 KiB/64 B ping-pong through a link emulator at that latency (no arrays).\n';
+    s += '\nRTT = 2 x one-way link latency; emu RTT = p50 of a 4 KiB/64 B ping-pong through a link emulator at that latency (no arrays);\n';
+    s += 'target = unmirrored p50 (same QD) + emu RTT; goal: sync p50 <= 1.10 x target.\n';
     const st = res.latency.filter((r) => r.stages);
     if (st.length) {
       s += '\nStages of the mirrored host writes (--stages; us; fresh = the write had to persist the write-intent log first)\n\n';
@@ -530,7 +532,36 @@ function report(res) {
   }
   s += adaptiveReport(res.adaptive ?? [], res.options);
   s += uncleanReport(res.unclean ?? []);
+  s += goalsReport(res);
   return s;
+}
+
+/** Issue 18's goals, each MET or MISSED from this run's rows (a section not run: not measured). */
+function goalsReport(res) {
+  const lines = [];
+  const mark = (ok) => (ok ? 'MET   ' : 'MISSED');
+  const lat = res.latency.filter((r) => r.latencyMs !== null && r.targetUs !== undefined);
+  if (lat.length) {
+    const emu = [...new Map(lat.map((r) => [r.latencyMs, r.emuRttUs])).entries()].filter(([l]) => l > 0);
+    if (emu.length) {
+      const ok = emu.every(([l, rtt]) => rtt <= 2 * l * 1000 * 1.05 + 50);
+      lines.push(`${mark(ok)} 1. emulator round trip within 2x setting + 5% + 50 us: ${emu.map(([l, rtt]) => `${l} ms: ${rtt.toFixed(0)} us (limit ${(2 * l * 1000 * 1.05 + 50).toFixed(0)})`).join(', ')} (timers mode; bench:link measures the precise mode)`);
+    }
+    lines.push(`${mark(lat.every((r) => r.goalMet))} 2. sync p50 <= 1.10 x (unmirrored p50 + emu RTT): ${lat.map((r) => `QD${r.qd} ${r.latencyMs} ms ${(r.p50us / r.targetUs).toFixed(2)}x`).join(', ')}`);
+    const q16 = lat.filter((r) => r.qd === 16 && r.latencyMs === 0);
+    if (q16.length) lines.push(`${mark(q16.every((r) => r.iopsRatio >= 0.5))} 2. sync QD16 IOPS at a 0 ms link >= 0.5x unmirrored: ${q16.map((r) => `${r.iopsRatio.toFixed(2)}x`).join(', ')}`);
+  }
+  const unc = (res.unclean ?? []).filter((r) => r.mode !== 'never' && typeof r.ratio === 'number');
+  if (unc.length) lines.push(`${mark(unc.every((r) => r.ratio <= 1.1))} 3. checksum resync: link bytes <= 1.1x differing bytes: ${unc.map((r) => `${r.scenario} ${r.ratio.toFixed(2)}x`).join(', ')}`);
+  const ad = res.adaptive ?? [];
+  if (ad.some((r) => r.mode === 'adaptive')) {
+    const med = (m, k) => { const xs = ad.filter((r) => r.mode === m).map((r) => r[k]).sort((a, b) => a - b); return xs[Math.floor((xs.length - 1) / 2)]; };
+    const p99x = med('adaptive', 'p99us') / med('alone', 'p99us');
+    const share = med('adaptive', 'share');
+    lines.push(`${mark(p99x <= 1.2 && share >= 0.9)} 4. adaptive resync: host p99 ${p99x.toFixed(2)}x alone (<= 1.2x), ${(100 * share).toFixed(0)}% of the spare bandwidth (>= 90%)`);
+  }
+  if (res.resync.length) lines.push(`${mark(res.resync.every((r) => r.goalMet))}    resync alone at >= 90% of the link cap: ${res.resync.map((r) => `${r.pct}% dirty ${(100 * r.ratio).toFixed(0)}%`).join(', ')}`);
+  return lines.length ? `\nGoals (issue 18)\n\n${lines.join('\n')}\n` : '';
 }
 
 // ---------- main ----------

@@ -85,12 +85,17 @@ export class ResyncGate {
     return { hostBaselineMs: this.baselineMs, hostP90Ms: this.lastP90Ms, hostLimited: this.state.hostLimited, probes: this.probes, probe: this.probe };
   }
 
-  /** A host write's remote half to this secondary took `ms` (the data path, while this resync runs). */
+  /**
+   * A host write's remote half to this secondary took `ms` (the data path, while this resync runs).
+   * It counts for the time it was sent in: a write sent before the quiet time queued behind resync
+   * pieces, one sent before the last comparison belongs to that one.
+   */
   hostSample(ms: number): void {
     const now = performance.now();
+    const sentAt = now - ms;
     this.lastHostAt = now;
-    if (this.probe === 'quiet') this.probeSamples.push(ms);
-    else if (this.probe === 'off') this.guardSamples.push(ms);
+    if (this.probe === 'quiet' && sentAt >= this.quietSince) this.probeSamples.push(ms);
+    else if (this.probe === 'off' && sentAt >= this.guardAt) this.guardSamples.push(ms);
     this.check(now);
   }
 

@@ -11,7 +11,9 @@
  *
  * - the queue (LEDBAT, RFC 6817): delay = RTT - base RTT (the least RTT of the last BASE_BUCKETS
  *   seconds: what the path costs with an empty queue), the current RTT the least of the last
- *   CURRENT_SAMPLES (one late reply is noise). Below the target the window grows by up to one
+ *   CURRENT_SAMPLES (one late reply is noise). The target's floor (TARGET_MIN_MS) is above what
+ *   a busy machine or a link emulator's timers add to an empty path (up to a millisecond): noise
+ *   read as a queue would keep the window far below what the link holds. Below the target the window grows by up to one
  *   piece per round trip, above it shrinks in proportion, at HALVE_AT times the target it halves
  *   (at most once per round trip). The target is TARGET_SHARE of the base RTT, at least
  *   TARGET_MIN_MS. Until the first delay at the target the window doubles per round trip (slow
@@ -37,13 +39,7 @@ export const HOST_BACKOFF = 0.7;
 export const GUARD_MS = 200;
 /** The base RTT is the least of this many one-second buckets (a path that got slower is learned in that time). */
 export const BASE_BUCKETS = 10;
-/**
- * A bucket's value: this quantile of its current-delay filter's values. Not their least: on a
- * busy machine (or behind a link emulator's timers) the RTT with an empty queue varies by a
- * millisecond and more; its least is a lucky reply, and taking it as the base reads the noise as
- * a queue that the window shrinks for, far below what the link holds.
- */
-export const BASE_QUANTILE = 0.25;
+
 /** Samples the current delay is the least of (LEDBAT's current-delay filter: one late reply is noise). */
 export const CURRENT_SAMPLES = 8;
 /** A delay this many times the target halves the window (a queue far beyond the target: back off now). */
@@ -58,10 +54,8 @@ export interface WindowState {
   readonly maxBytes: number;
   /** doubling per round trip until the first delay at or above half the target */
   slowStart: boolean;
-  /** the values of the last BASE_BUCKETS finished one-second buckets, newest last (ms) */
+  /** the least RTT of each of the last BASE_BUCKETS one-second buckets, newest last (ms) */
   baseBuckets: number[];
-  /** the current-delay filter's values in the bucket being filled */
-  bucketValues: number[];
   bucketStartMs: number;
   /** the last CURRENT_SAMPLES RTTs (ms) */
   recent: number[];
@@ -87,7 +81,6 @@ export function initialWindow(maxBytes: number, nowMs: number): WindowState {
     maxBytes,
     slowStart: true,
     baseBuckets: [],
-    bucketValues: [],
     bucketStartMs: nowMs,
     recent: [],
     baseRttMs: Infinity,
@@ -116,16 +109,14 @@ export function afterAck(prev: WindowState, sample: { rttMs: number; bytes: numb
   if (s.recent.length > CURRENT_SAMPLES) s.recent.shift();
   let current = Infinity;
   for (const x of s.recent) if (x < current) current = x;
-  // base RTT: the least bucket value of the last BASE_BUCKETS seconds (the bucket being filled
-  // counts by its least until one is finished)
-  if (nowMs - s.bucketStartMs >= 1000 && s.bucketValues.length > 0) {
-    s.baseBuckets.push(quantile(s.bucketValues, BASE_QUANTILE));
+  // base RTT: the least of the last BASE_BUCKETS one-second buckets (LEDBAT's: a standing queue
+  // never becomes the base; what noise costs is covered by the target's floor)
+  if (s.baseBuckets.length === 0 || nowMs - s.bucketStartMs >= 1000) {
+    s.baseBuckets.push(rttMs);
     if (s.baseBuckets.length > BASE_BUCKETS) s.baseBuckets.shift();
-    s.bucketValues = [];
     s.bucketStartMs = nowMs;
-  }
-  s.bucketValues.push(current);
-  s.baseRttMs = s.baseBuckets.length ? Math.min(...s.baseBuckets) : Math.min(s.baseRttMs, current);
+  } else if (rttMs < s.baseBuckets[s.baseBuckets.length - 1]!) s.baseBuckets[s.baseBuckets.length - 1] = rttMs;
+  s.baseRttMs = Math.min(...s.baseBuckets);
   s.queueDelayMs = Math.max(0, current - s.baseRttMs);
   s.targetMs = Math.max(TARGET_MIN_MS, TARGET_SHARE * s.baseRttMs);
   // delivery rate over the last ~100 ms, then the piece that crosses in half the target
