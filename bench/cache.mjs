@@ -12,6 +12,7 @@
 //               time to destage them to the image afterwards
 //   vault       dump a full cache (own dirty pages + the peer's mirror, --dirty MiB each) to the
 //               vault, then restore it (load + validate, loadDirty, destageAll, markConsumed)
+// Each row also reports the serving side's CPU per write (this process, or the chassis + SPs).
 // All of the above in-process (one NbdServer on 127.0.0.1), from the compiled dist/ (npm run build
 // first). Then the same through a real array with two SP processes (`sanbox up`, CMI over Unix
 // sockets), unless --no-sp:
@@ -41,6 +42,7 @@ import { mkdtempSync, rmSync, mkdirSync, readFileSync, openSync, writeSync, clos
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { childPids, procCpuUs, selfCpuUs } from './lib/cpu.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const HOST = '127.0.0.1';
@@ -135,7 +137,7 @@ function fioSummary(json) {
   if (job.error) throw new Error(`fio job error ${job.error}`);
   const d = job.write;
   const p = d.clat_ns?.percentile ?? {};
-  return { iops: d.iops, p50us: (p['50.000000'] ?? 0) / 1000, p99us: (p['99.000000'] ?? 0) / 1000 };
+  return { iops: d.iops, ios: d.total_ios, p50us: (p['50.000000'] ?? 0) / 1000, p99us: (p['99.000000'] ?? 0) / 1000 };
 }
 
 function tryExec(cmd, args) {
@@ -247,8 +249,10 @@ async function main() {
         }
         const label = `[${n}/${total}] ${ROWS[kind]} QD${qd}`;
         log(`${label} ...`);
+        const cpu0 = selfCpuUs();
         const json = await runFio(['--name=bench', '--ioengine=nbd', `--uri=${uri}`, '--rw=randwrite', '--bs=4k', `--iodepth=${qd}`, `--size=${o.bytes}`, `--runtime=${o.runtime}`, '--time_based', '--randrepeat=1'], label, o.runtime);
-        const s = fioSummary(json);
+        const s = { ...fioSummary(json), cpuUsPerWrite: null };
+        s.cpuUsPerWrite = (selfCpuUs() - cpu0) / s.ios; // this process: NBD server, cache, its threads
         let drainMs = null;
         let dirtyAtEnd = 0;
         if (stack.cache) {
@@ -351,8 +355,8 @@ async function main() {
     return;
   }
   const qcols = o.qd.map((q) => `QD${q}`);
-  const header = ['mode', ...qcols.flatMap((q) => [`${q} IOPS`, `${q} p50 us`, `${q} p99 us`])];
-  const lines = results.rows.map((r) => [r.label, ...o.qd.flatMap((q) => [r[`qd${q}`].iops.toFixed(0), r[`qd${q}`].p50us.toFixed(1), r[`qd${q}`].p99us.toFixed(1)])]);
+  const header = ['mode', ...qcols.flatMap((q) => [`${q} IOPS`, `${q} p50 us`, `${q} p99 us`, `${q} CPU us/w`])];
+  const lines = results.rows.map((r) => [r.label, ...o.qd.flatMap((q) => [r[`qd${q}`].iops.toFixed(0), r[`qd${q}`].p50us.toFixed(1), r[`qd${q}`].p99us.toFixed(1), r[`qd${q}`].cpuUsPerWrite?.toFixed(1) ?? '-'])]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const fmt = (cells) => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
   const out = [
@@ -361,6 +365,7 @@ async function main() {
     fmt(header),
     '| ' + widths.map((w, i) => (i === 0 ? '-'.repeat(w) : '-'.repeat(w - 1) + ':')).join(' | ') + ' |',
     ...lines.map(fmt),
+    'CPU us/w: CPU per write of the serving side while fio ran (not fio): in-process rows this process (NBD server, cache, its threads); SP rows the chassis and both SP processes',
     '',
   ];
   if (results.takeover) out.push(`takeover of a dead SP's LUN (${results.takeover.dirtyBytes / 2 ** 20} MiB dirty in the PeerMirrorStore): ready to serve in ${fmtMs(results.takeover.readyMs)} ms, destaged in ${fmtMs(results.takeover.destageMs)} ms`);
@@ -420,6 +425,9 @@ async function spSection(o, results) {
   log(`SP pair: sanbox up (two SP processes, cache ${o.cache} each, idle destaging off) ...`);
   const up = await sanbox(['up', lab, '--detach', '--json'], env);
   const ports = Object.fromEntries(up.arrays[0].sps.map((x) => [x.name, x.port]));
+  // CPU of the array: the chassis and its SP processes (SP A crashes only after the rows).
+  const arrayPids = [up.arrays[0].pid, ...childPids(up.arrays[0].pid)];
+  const arrayCpuUs = () => arrayPids.reduce((n, pid) => n + procCpuUs(pid), 0);
   const uriOf = (sp) => `nbd://${HOST}:${ports[sp]}/disk0`;
   const sp = { rows: [], vault: null, takeover: null };
   results.sp = sp;
@@ -445,7 +453,9 @@ async function spSection(o, results) {
         n++;
         const label = `[SP ${n}/${ids.length * o.qd.length}] ${def.label} QD${qd}`;
         log(`${label} ...`);
+        const cpu0 = arrayCpuUs();
         const s = fioSummary(await runFio(['--name=bench', '--ioengine=nbd', `--uri=${uriOf(def.sp)}`, '--rw=randwrite', '--bs=4k', `--iodepth=${qd}`, `--size=${o.bytes}`, `--runtime=${o.runtime}`, '--time_based', '--randrepeat=1'], label, o.runtime));
+        s.cpuUsPerWrite = (arrayCpuUs() - cpu0) / s.ios;
         row[`qd${qd}`] = s;
         log(`  ${label}: ${s.iops.toFixed(0)} IOPS, p50 ${s.p50us.toFixed(1)} us, p99 ${s.p99us.toFixed(1)} us`);
       }
