@@ -161,6 +161,34 @@ describe.each(impls)('WriteIntentLog over %s bitmap', (impl) => {
     expect(w.bitmap.countRegions()).toBe(0);
     expect(() => w.end(0, 1)).toThrow(/no write in flight/);
   });
+  it('flushAged clears a region only after a whole period without a write ending in it', () => {
+    const w = new WriteIntentLog(mk(impl, 1 << 20, 4096));
+    w.begin(0, 4096);
+    w.end(0, 4096);
+    w.begin(8192, 4096);
+    w.end(8192, 4096);
+    expect(w.flushAged()).toBe(0); // both just written: they age first
+    expect(w.bitmap.countRegions()).toBe(2);
+    w.begin(8192, 4096); // rewritten during the period
+    w.end(8192, 4096);
+    w.begin(0, 4096); // in flight at the next tick
+    expect(w.flushAged()).toBe(0);
+    w.end(0, 4096);
+    expect(w.bitmap.countRegions()).toBe(2);
+    expect(w.flushAged()).toBe(1); // region 2: a whole period with no write; region 0 ended since
+    expect(w.bitmap.test(8192, 1)).toBe(false);
+    expect(w.flushAged()).toBe(1);
+    expect(w.bitmap.countRegions()).toBe(0);
+    // flushClears takes both generations at once
+    w.begin(0, 4096);
+    w.end(0, 4096);
+    w.flushAged();
+    w.begin(4096, 4096);
+    w.end(4096, 4096);
+    expect(w.pendingClears).toBe(2);
+    expect(w.flushClears()).toBe(2);
+    expect(w.bitmap.countRegions()).toBe(0);
+  });
   it('a write not on every image stays marked', () => {
     const w = new WriteIntentLog(mk(impl, 1 << 20, 4096));
     w.begin(4096, 8192);
@@ -184,7 +212,7 @@ describe.each(impls)('WriteIntentLog over %s bitmap', (impl) => {
             w.begin(o, l);
             open.push([o, l]);
           }
-          if (flush) w.flushClears();
+          if (flush) (r % 2 ? w.flushAged() : w.flushClears());
           for (const [o, l] of open) expect(w.bitmap.countRegions(o, l)).toBe(Math.ceil((o + l) / 4096) - Math.floor(o / 4096));
         }
         for (const [o, l] of open) w.end(o, l);

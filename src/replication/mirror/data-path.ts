@@ -268,11 +268,15 @@ export class DataPath implements MirrorDataPath {
     }
   }
 
-  /** The lazy clear of the write-intent log, and fracture-log marks still to write. */
+  /**
+   * The lazy clear of the write-intent log (regions idle for a whole period: a working set
+   * rewritten more often than that is never re-marked and re-persisted), and fracture-log marks
+   * still to write.
+   */
   clearWil(e: Entry): void {
     const ps = e.primary;
     if (!ps) return;
-    if (ps.wil.flushClears() > 0) {
+    if (ps.wil.flushAged() > 0) {
       ps.wilFile.touch();
       void ps.wilFile.persist().catch((err) => this.event('bitmap-write-failed', { mirrorId: e.id, file: 'wil', error: (err as Error).message }));
     }
