@@ -53,6 +53,7 @@
 //   --adaptive-host SIZE  the span the host writes (in sync)                     default 64M
 //   --adaptive-dirty SIZE  dirtied per row, resynced while fio runs              default 256M
 //   --adaptive-repeat N  interleaved repeats (alone, fixed, adaptive)            default 2
+//   --adaptive-protect on|off  the mirror's protectResync                        default on
 //   --no-latency / --no-resync / --no-adaptive / --no-unclean   skip a section
 //   --secondary-process  bravo (the secondary) in a child process with its own event loop (as a
 //                      real remote array); default: in this process, like alpha
@@ -151,6 +152,7 @@ function parseArgs(argv) {
       case '--adaptive-host': o.adaptiveHost = String(val()); break;
       case '--adaptive-dirty': o.adaptiveDirty = String(val()); break;
       case '--adaptive-repeat': o.adaptiveRepeat = Number(val()); break;
+      case '--adaptive-protect': o.adaptiveProtect = String(val()); break;
       case '--no-fsync': o.fsync = false; break;
       case '--dir': o.dir = String(val()); break;
       case '--json': o.json = true; break;
@@ -190,6 +192,10 @@ function parseArgs(argv) {
   o.uncleanWriteBytes = parseSize(o.uncleanWrites, 1024);
   o.bandwidthBps = parseSize(o.bandwidth, 1000);
   o.adaptiveBandwidthBps = parseSize(o.adaptiveBandwidth, 1000);
+  if (typeof o.adaptiveProtect === 'string') {
+    if (!['on', 'off'].includes(o.adaptiveProtect)) die('--adaptive-protect: on or off');
+    o.adaptiveProtect = o.adaptiveProtect === 'on';
+  }
   o.adaptiveHostBytes = parseSize(o.adaptiveHost, 1024);
   o.adaptiveDirtyBytes = parseSize(o.adaptiveDirty, 1024);
   if (!(o.adaptiveBandwidthBps > 0) || !(o.adaptiveLatency >= 0) || !Number.isInteger(o.adaptiveQd) || o.adaptiveQd < 1 || !Number.isInteger(o.adaptiveRepeat) || o.adaptiveRepeat < 1) die('--adaptive-*: a positive bandwidth, a latency >= 0, positive integer QD and repeat');

@@ -3,7 +3,9 @@
 // sync rate and a window of WINDOW[priority] MiB) and the adaptive one (src/replication/mirror/
 // resync-window.ts), interleaved and repeated. The mirror `mad` (LUN `adapt`) runs over the lab's
 // emulator set to --adaptive-latency one way and --adaptive-bandwidth; its syncRate is 4x that
-// cap, so only the controller limits the resync. Per repeat, in alternating order:
+// cap, so only the controller limits the resync; its protectResync is --adaptive-protect (on: the
+// secondary keeps a snapshot of its last consistent point while it resyncs, so every first write
+// to a chunk there, the host's too, copies the old data first). Per repeat, in alternating order:
 //   alone      fio (4k random writes, --adaptive-qd) on the first --adaptive-host bytes of the LUN
 //              with the mirror in sync: the host's p50/p99 without a resync;
 //   fixed / adaptive   the same fio while a resync runs: the mirror is fractured, --adaptive-dirty
@@ -16,7 +18,7 @@ import { MiB, log, until, fmtBytes, table } from './common.mjs';
 import { runFio, summarizeWrites } from './fio.mjs';
 import { createMirror, secondaryOf } from './lab.mjs';
 
-export const ADAPTIVE_DEFAULTS = { adaptiveLatency: 1, adaptiveBandwidth: '40M', adaptiveQd: 4, adaptiveHost: '64M', adaptiveDirty: '256M', adaptiveRepeat: 2 };
+export const ADAPTIVE_DEFAULTS = { adaptiveProtect: true, adaptiveLatency: 1, adaptiveBandwidth: '40M', adaptiveQd: 4, adaptiveHost: '64M', adaptiveDirty: '256M', adaptiveRepeat: 2 };
 
 /** The LUN the section needs on both arrays. */
 export function adaptiveLun(o) {
@@ -75,22 +77,22 @@ async function underResync(o, lab, controller) {
   await until(() => { const i = secondaryOf(lab, 'mad'); return !i.resync && !i.fractured && i.state !== 'SYNCHRONIZING'; }, 120_000, `the ${controller} resync to end`);
   const mean = (k) => (windows.length ? windows.reduce((x, w) => x + w[k], 0) / windows.length : null);
   const last = windows.at(-1);
-  const controllerMeans = windows.length ? { hostBaselineMs: last.hostBaselineMs, hostP90Ms: mean('hostP90Ms'), hostLimited: windows.filter((w) => w.hostLimited).length / windows.length, probes: last.probes, baseRttMs: mean('baseRttMs'), queueDelayMs: mean('queueDelayMs'), targetMs: mean('targetMs'), pieceBytes: mean('pieceBytes') } : null;
+  const controllerMeans = windows.length ? { hostBaselineMs: last.hostBaselineMs, hostP90Ms: mean('hostP90Ms'), hostLimited: windows.filter((w) => w.hostLimited).length / windows.length, probes: last.probes, baseRttMs: mean('baseRttMs'), queueDelayMs: mean('queueDelayMs'), targetMs: mean('targetMs') } : null;
   return { ...fio, hostBps, resyncBps, spareBps, share: resyncBps / spareBps, meanWindow: mean('windowBytes'), controllerMeans };
 }
 
 /** Runs the section; rows go to `out`. */
 export async function adaptiveSection(o, lab, out) {
-  await createMirror(lab, 'mad', 'adapt', { syncRate: 4 * o.adaptiveBandwidthBps });
+  await createMirror(lab, 'mad', 'adapt', { syncRate: 4 * o.adaptiveBandwidthBps, protectResync: o.adaptiveProtect });
   lab.emu.set({ latencyMs: o.adaptiveLatency, bandwidth: o.adaptiveBandwidthBps });
-  log(`resync under host load: mirror mad (${fmtBytes(o.adaptiveHostBytes)} host span + ${fmtBytes(o.adaptiveDirtyBytes)} dirtied per row), link ${o.adaptiveLatency} ms one way, ${(o.adaptiveBandwidthBps / 1e6).toFixed(0)} MB/s, host QD${o.adaptiveQd}, ${o.adaptiveRepeat} repeats`);
+  log(`resync under host load: mirror mad (protectResync ${o.adaptiveProtect ? 'on' : 'off'}, ${fmtBytes(o.adaptiveHostBytes)} host span + ${fmtBytes(o.adaptiveDirtyBytes)} dirtied per row), link ${o.adaptiveLatency} ms one way, ${(o.adaptiveBandwidthBps / 1e6).toFixed(0)} MB/s, host QD${o.adaptiveQd}, ${o.adaptiveRepeat} repeats`);
   try {
     for (let r = 0; r < o.adaptiveRepeat; r++) {
       const order = r % 2 === 0 ? ['alone', 'fixed', 'adaptive'] : ['adaptive', 'fixed', 'alone'];
       for (const mode of order) {
         const row = { repeat: r + 1, mode, ...(mode === 'alone' ? await alone(o, lab) : await underResync(o, lab, mode)) };
         log(`  [${r + 1}] ${mode}: host ${row.iops.toFixed(0)} IOPS, p50 ${row.p50us.toFixed(0)} us, p99 ${row.p99us.toFixed(0)} us` +
-          (mode === 'alone' ? '' : `; resync ${(row.resyncBps / 1e6).toFixed(1)} MB/s = ${(100 * row.share).toFixed(0)}% of the spare ${(row.spareBps / 1e6).toFixed(1)} MB/s${row.meanWindow ? `, window ~${fmtBytes(Math.round(row.meanWindow))} (host p90 ${row.controllerMeans.hostP90Ms?.toFixed(2)} ms against ${row.controllerMeans.hostBaselineMs?.toFixed(2)} ms without the resync, host-limited ${(100 * row.controllerMeans.hostLimited).toFixed(0)}% of the time, ${row.controllerMeans.probes} probes; base RTT ${row.controllerMeans.baseRttMs.toFixed(2)} ms, queue ${row.controllerMeans.queueDelayMs.toFixed(2)} ms, target ${row.controllerMeans.targetMs.toFixed(2)} ms, piece ${fmtBytes(Math.round(row.controllerMeans.pieceBytes))})` : ''}`));
+          (mode === 'alone' ? '' : `; resync ${(row.resyncBps / 1e6).toFixed(1)} MB/s = ${(100 * row.share).toFixed(0)}% of the spare ${(row.spareBps / 1e6).toFixed(1)} MB/s${row.meanWindow ? `, window ~${fmtBytes(Math.round(row.meanWindow))} (host p90 ${row.controllerMeans.hostP90Ms?.toFixed(2)} ms against ${row.controllerMeans.hostBaselineMs?.toFixed(2)} ms without the resync, host-limited ${(100 * row.controllerMeans.hostLimited).toFixed(0)}% of the time, ${row.controllerMeans.probes} probes; base RTT ${row.controllerMeans.baseRttMs.toFixed(2)} ms, queue ${row.controllerMeans.queueDelayMs.toFixed(2)} ms, target ${row.controllerMeans.targetMs.toFixed(2)} ms)` : ''}`));
         out.push(row);
       }
     }
@@ -106,7 +108,7 @@ export function adaptiveReport(rows, options) {
   if (!rows.length) return '';
   const by = (m, k) => median(rows.filter((r) => r.mode === m).map((r) => r[k]));
   const p99Alone = by('alone', 'p99us');
-  let s = `\nResync under host load (4k random writes at QD${options.adaptiveQd} on the mirror's in-sync span while its resync runs; link ${options.adaptiveLatency} ms one way, capped at ${(options.adaptiveBandwidthBps / 1e6).toFixed(0)} MB/s, syncRate 4x the cap; median of ${options.adaptiveRepeat} interleaved repeats)\n\n`;
+  let s = `\nResync under host load (4k random writes at QD${options.adaptiveQd} on the mirror's in-sync span while its resync runs; protectResync ${options.adaptiveProtect ? 'on' : 'off'}; link ${options.adaptiveLatency} ms one way, capped at ${(options.adaptiveBandwidthBps / 1e6).toFixed(0)} MB/s, syncRate 4x the cap; median of ${options.adaptiveRepeat} interleaved repeats)\n\n`;
   const head = ['controller', 'host IOPS', 'host p50 us', 'host p99 us', 'p99 x alone', 'host MB/s', 'resync MB/s', 'spare MB/s', 'of spare', 'window'];
   s += table(head, ['alone', 'fixed', 'adaptive'].filter((m) => rows.some((r) => r.mode === m)).map((m) => {
     const resync = m === 'alone' ? null : by(m, 'resyncBps');

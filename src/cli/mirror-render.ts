@@ -40,7 +40,15 @@ export function resyncText(r: ResyncView): string {
   if (r.eta !== null) parts.push(`ETA ${duration(r.eta)}`);
   // the run's checksum mode, and what the comparison saved (./resync-csum.ts on the primary)
   const cs = r.checksums === undefined ? '' : `; checksums ${r.checksums}${r.bytesCompared ? `: compared ${ibytes(r.bytesCompared)}, ${r.chunksSkipped ?? 0} pieces identical` : ''}`;
-  return `${parts.join(', ')} (${r.full ? 'full' : 'partial'}: ${r.reason}${cs})`;
+  return `${parts.join(', ')} (${r.full ? 'full' : 'partial'}: ${r.reason}${cs}${controllerText(r)})`;
+}
+
+/** The adaptive controller's window in a few words (./resync-window.ts on the primary). */
+function controllerText(r: ResyncView): string {
+  const w = r.window;
+  if (!w) return r.controller === 'fixed' ? '; fixed rate' : '';
+  const host = w.hostBaselineMs !== null && w.hostP90Ms !== null ? `, host p90 ${w.hostP90Ms.toFixed(1)} ms against ${w.hostBaselineMs.toFixed(1)} ms alone${w.hostLimited ? ': backing off' : ''}` : '';
+  return `; adaptive: window ${ibytes(w.windowBytes)}, queue ${w.queueDelayMs.toFixed(1)} of ${w.targetMs.toFixed(1)} ms${host}`;
 }
 
 function imageRow(i: ImageView, names: Map<string, string>): string[] {

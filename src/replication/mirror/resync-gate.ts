@@ -20,8 +20,6 @@ export const PROBE_EVERY_MS = 10_000;
 export const PROBE_MS = 50;
 export const PROBE_MAX_MS = 250;
 export const PROBE_MIN_SAMPLES = 8;
-/** A piece while the host is idle (the adaptive copy's largest chunk, ./resync.ts). */
-export const PIECE_IDLE_BYTES = 256 * 1024;
 /** No host write to this secondary for this long: the host is idle. */
 export const HOST_IDLE_MS = 1000;
 /** Host writes compared per guard interval at least (fewer: no verdict yet). */
@@ -73,14 +71,6 @@ export class ResyncGate {
     this.state = initialWindow(maxBytes, performance.now());
   }
 
-  /**
-   * The piece to send next: the window's (it crosses the link in half the target) while the host
-   * writes; while it is idle, PIECE_IDLE_BYTES (no host write to hold up: fewer, larger requests).
-   */
-  get pieceBytes(): number {
-    return performance.now() - this.lastHostAt <= HOST_IDLE_MS ? this.state.pieceBytes : PIECE_IDLE_BYTES;
-  }
-
   view(): GateView {
     return { hostBaselineMs: this.baselineMs, hostP90Ms: this.lastP90Ms, hostLimited: this.state.hostLimited, probes: this.probes, probe: this.probe };
   }
@@ -110,7 +100,7 @@ export class ResyncGate {
     try {
       await send();
       const now = performance.now();
-      this.state = afterAck(this.state, { rttMs: now - t0, bytes, nowMs: now });
+      this.state = afterAck(this.state, { rttMs: now - t0, bytes, nowMs: now, onWireBytes: this.onWire });
       this.check(now);
     } finally {
       this.onWire -= bytes;

@@ -23,8 +23,7 @@
  *   HOST_SLACK times it the window shrinks by HOST_BACKOFF, at most once per GUARD_MS. This catches
  *   what the RTT of the resync's own pieces does not show: the disks and CPUs both sides share.
  *
- * Pieces are sized so that one takes about half the target to cross the link at the measured rate
- * (a host write behind a piece waits at most that long). The sync rate stays the cap (./throttle.ts).
+ * The sync rate stays the cap (./throttle.ts).
  */
 
 /** The least target queueing delay (ms): below it, the clock's and the event loop's noise. */
@@ -44,8 +43,12 @@ export const BASE_BUCKETS = 10;
 export const CURRENT_SAMPLES = 8;
 /** A delay this many times the target halves the window (a queue far beyond the target: back off now). */
 const HALVE_AT = 4;
-export const PIECE_MIN_BYTES = 16 * 1024;
-export const PIECE_MAX_BYTES = 256 * 1024;
+/**
+ * The resync's unit on the wire: a region (the default 64 KiB). Of one size, so that their round
+ * trips compare (a piece's own time on the link is in its RTT: 1.6 ms at 40 MB/s); a host write
+ * waits behind at most one more than the queue.
+ */
+export const PIECE_BYTES = 64 * 1024;
 /** The window never shrinks below this many pieces (two: one crossing while the next is sent). */
 const MIN_PIECES = 2;
 
@@ -64,20 +67,15 @@ export interface WindowState {
   targetMs: number;
   /** when the window was last halved (ms) */
   lastHalvedMs: number;
-  /** bytes acknowledged, for the delivery rate (bytes per second) */
-  ackedBytes: number;
-  rateSinceMs: number;
-  rateBytesPerSec: number;
-  pieceBytes: number;
   /** the host's latency was above its slack at the last comparison */
   hostLimited: boolean;
   lastBackoffMs: number;
 }
 
 export function initialWindow(maxBytes: number, nowMs: number): WindowState {
-  if (!(maxBytes >= MIN_PIECES * PIECE_MIN_BYTES)) throw new RangeError(`window max ${maxBytes} below ${MIN_PIECES} pieces`);
+  if (!(maxBytes >= MIN_PIECES * PIECE_BYTES)) throw new RangeError(`window max ${maxBytes} below ${MIN_PIECES} pieces`);
   return {
-    windowBytes: 4 * PIECE_MIN_BYTES,
+    windowBytes: 4 * PIECE_BYTES,
     maxBytes,
     slowStart: true,
     baseBuckets: [],
@@ -87,10 +85,6 @@ export function initialWindow(maxBytes: number, nowMs: number): WindowState {
     queueDelayMs: 0,
     targetMs: TARGET_MIN_MS,
     lastHalvedMs: -Infinity,
-    ackedBytes: 0,
-    rateSinceMs: nowMs,
-    rateBytesPerSec: 0,
-    pieceBytes: PIECE_MIN_BYTES,
     hostLimited: false,
     lastBackoffMs: -Infinity,
   };
@@ -99,9 +93,12 @@ export function initialWindow(maxBytes: number, nowMs: number): WindowState {
 /**
  * One piece of `bytes` answered `rttMs` after it was sent, at `nowMs`: the next state. The
  * arrays of `prev` pass to the result (an ack is thousands a second: nothing is copied), so only
- * the returned state may be used afterwards.
+ * the returned state may be used afterwards. `onWireBytes`: what was on the wire with it (itself
+ * included); the window grows only when it was the limit (within two pieces of it), as TCP's
+ * congestion window does (RFC 7661): a copy held up elsewhere (the disk, the sync rate) would
+ * otherwise see no delay and grow a window it never fills, and one burst would then fill it.
  */
-export function afterAck(prev: WindowState, sample: { rttMs: number; bytes: number; nowMs: number }): WindowState {
+export function afterAck(prev: WindowState, sample: { rttMs: number; bytes: number; nowMs: number; onWireBytes?: number }): WindowState {
   const { rttMs, bytes, nowMs } = sample;
   if (!(rttMs >= 0) || !(bytes > 0)) throw new RangeError(`bad resync sample: rtt ${rttMs} ms, ${bytes} bytes`);
   const s: WindowState = { ...prev };
@@ -119,18 +116,12 @@ export function afterAck(prev: WindowState, sample: { rttMs: number; bytes: numb
   s.baseRttMs = Math.min(...s.baseBuckets);
   s.queueDelayMs = Math.max(0, current - s.baseRttMs);
   s.targetMs = Math.max(TARGET_MIN_MS, TARGET_SHARE * s.baseRttMs);
-  // delivery rate over the last ~100 ms, then the piece that crosses in half the target
-  s.ackedBytes += bytes;
-  if (nowMs - s.rateSinceMs >= 100) {
-    s.rateBytesPerSec = (s.ackedBytes * 1000) / (nowMs - s.rateSinceMs);
-    s.ackedBytes = 0;
-    s.rateSinceMs = nowMs;
-    const piece = Math.round((s.rateBytesPerSec * s.targetMs) / 2 / 1000 / 4096) * 4096;
-    s.pieceBytes = Math.min(PIECE_MAX_BYTES, Math.max(PIECE_MIN_BYTES, piece));
-  }
-  const floor = MIN_PIECES * s.pieceBytes;
-  if (s.slowStart && s.queueDelayMs < s.targetMs) s.windowBytes += bytes;
-  else if (s.queueDelayMs >= HALVE_AT * s.targetMs) {
+  const floor = MIN_PIECES * PIECE_BYTES;
+  // grow only a window the copy fills, and never while the host's latency says it is too much
+  const grows = !s.hostLimited && (sample.onWireBytes === undefined || sample.onWireBytes + 2 * PIECE_BYTES >= s.windowBytes);
+  if (s.slowStart && s.queueDelayMs < s.targetMs) {
+    if (grows) s.windowBytes += bytes;
+  } else if (s.queueDelayMs >= HALVE_AT * s.targetMs) {
     s.slowStart = false;
     if (nowMs - s.lastHalvedMs >= s.baseRttMs) {
       s.windowBytes /= 2;
@@ -140,7 +131,7 @@ export function afterAck(prev: WindowState, sample: { rttMs: number; bytes: numb
     s.slowStart = false;
     // LEDBAT: up to one piece per window's worth of acks, in proportion to the distance from the target
     const offTarget = (s.targetMs - s.queueDelayMs) / s.targetMs;
-    s.windowBytes += (offTarget * bytes * s.pieceBytes) / s.windowBytes;
+    if (grows || offTarget < 0) s.windowBytes += (offTarget * bytes * PIECE_BYTES) / s.windowBytes;
   }
   s.windowBytes = Math.min(s.maxBytes, Math.max(floor, s.windowBytes));
   return s;
@@ -155,7 +146,7 @@ export function hostVerdict(prev: WindowState, v: { over: boolean; nowMs: number
   if (!v.over) return prev.hostLimited ? { ...prev, hostLimited: false } : prev;
   const s: WindowState = { ...prev, hostLimited: true, slowStart: false };
   if (v.nowMs - s.lastBackoffMs >= GUARD_MS) {
-    s.windowBytes = Math.max(MIN_PIECES * s.pieceBytes, s.windowBytes * HOST_BACKOFF);
+    s.windowBytes = Math.max(MIN_PIECES * PIECE_BYTES, s.windowBytes * HOST_BACKOFF);
     s.lastBackoffMs = v.nowMs;
   }
   return s;
@@ -171,7 +162,6 @@ export function quantile(xs: number[] | Float64Array, p: number): number {
 /** The state as status shows it. */
 export interface WindowView {
   windowBytes: number;
-  pieceBytes: number;
   baseRttMs: number | null;
   queueDelayMs: number;
   targetMs: number;
@@ -180,5 +170,5 @@ export interface WindowView {
 
 export function viewOf(s: WindowState): WindowView {
   const r = (x: number) => Math.round(x * 1000) / 1000;
-  return { windowBytes: Math.round(s.windowBytes), pieceBytes: s.pieceBytes, baseRttMs: Number.isFinite(s.baseRttMs) ? r(s.baseRttMs) : null, queueDelayMs: r(s.queueDelayMs), targetMs: r(s.targetMs), slowStart: s.slowStart };
+  return { windowBytes: Math.round(s.windowBytes), baseRttMs: Number.isFinite(s.baseRttMs) ? r(s.baseRttMs) : null, queueDelayMs: r(s.queueDelayMs), targetMs: r(s.targetMs), slowStart: s.slowStart };
 }

@@ -1,7 +1,7 @@
 // The adaptive resync controller: its window (src/replication/mirror/resync-window.ts), driven
 // sample by sample, and its gate (src/replication/mirror/resync-gate.ts) with the host guard.
 import { describe, it, expect } from 'vitest';
-import { afterAck, hostVerdict, initialWindow, quantile, BASE_BUCKETS, GUARD_MS, HOST_BACKOFF, PIECE_MAX_BYTES, PIECE_MIN_BYTES, TARGET_MIN_MS, TARGET_SHARE, type WindowState } from '../../../src/replication/mirror/resync-window.js';
+import { afterAck, hostVerdict, initialWindow, quantile, BASE_BUCKETS, GUARD_MS, HOST_BACKOFF, PIECE_BYTES, TARGET_MIN_MS, TARGET_SHARE, type WindowState } from '../../../src/replication/mirror/resync-window.js';
 import { probeNext, ResyncGate, PROBE_MIN_SAMPLES } from '../../../src/replication/mirror/resync-gate.js';
 
 const KiB = 1024;
@@ -13,7 +13,7 @@ function feed(state: WindowState, n: number, rttMs: number | ((i: number) => num
   let at = opts.fromMs ?? 0;
   for (let i = 0; i < n; i++) {
     at += opts.everyMs ?? 0.5;
-    s = afterAck(s, { rttMs: typeof rttMs === 'number' ? rttMs : rttMs(i), bytes: opts.bytes ?? PIECE_MIN_BYTES, nowMs: at });
+    s = afterAck(s, { rttMs: typeof rttMs === 'number' ? rttMs : rttMs(i), bytes: opts.bytes ?? PIECE_BYTES, nowMs: at });
   }
   return { s, at };
 }
@@ -29,7 +29,7 @@ describe('adaptive resync window', () => {
     const w0 = s0.windowBytes;
     const { s } = feed(s0, 8, 4);
     expect(s.slowStart).toBe(true);
-    expect(s.windowBytes).toBe(w0 + 8 * PIECE_MIN_BYTES);
+    expect(s.windowBytes).toBe(w0 + 8 * PIECE_BYTES);
     expect(s.baseRttMs).toBe(4);
     expect(s.queueDelayMs).toBe(0);
     expect(s.targetMs).toBe(TARGET_SHARE * 4);
@@ -39,24 +39,24 @@ describe('adaptive resync window', () => {
     let { s, at } = feed(initialWindow(256 * KiB, 0), 100, 4);
     expect(s.windowBytes).toBe(256 * KiB);
     // a long queue: halves once per base RTT down to the floor
-    for (let i = 0; i < 100; i++) s = afterAck(s, { rttMs: 80, bytes: PIECE_MIN_BYTES, nowMs: (at += 5) });
-    expect(s.windowBytes).toBe(2 * s.pieceBytes);
+    for (let i = 0; i < 100; i++) s = afterAck(s, { rttMs: 80, bytes: PIECE_BYTES, nowMs: (at += 5) });
+    expect(s.windowBytes).toBe(2 * PIECE_BYTES);
     expect(s.slowStart).toBe(false);
   });
 
   it('a delay of four times the target halves the window, at most once per base RTT', () => {
     let { s, at } = settled(4); // base 4 ms, target 2 ms
     // the current delay is the least of the last 8 samples: late replies change nothing until 8 in a row
-    for (let i = 0; i < 7; i++) s = afterAck(s, { rttMs: 14, bytes: PIECE_MIN_BYTES, nowMs: (at += 0.1) });
+    for (let i = 0; i < 7; i++) s = afterAck(s, { rttMs: 14, bytes: PIECE_BYTES, nowMs: (at += 0.1) });
     expect(s.queueDelayMs).toBe(0);
     expect(s.slowStart).toBe(true);
     const w = s.windowBytes;
-    s = afterAck(s, { rttMs: 14, bytes: PIECE_MIN_BYTES, nowMs: (at += 0.1) });
+    s = afterAck(s, { rttMs: 14, bytes: PIECE_BYTES, nowMs: (at += 0.1) });
     expect(s.queueDelayMs).toBe(10);
     expect(s.windowBytes).toBe(w / 2);
-    s = afterAck(s, { rttMs: 14, bytes: PIECE_MIN_BYTES, nowMs: (at += 0.1) });
+    s = afterAck(s, { rttMs: 14, bytes: PIECE_BYTES, nowMs: (at += 0.1) });
     expect(s.windowBytes).toBe(w / 2); // within one base RTT of the last halving
-    s = afterAck(s, { rttMs: 14, bytes: PIECE_MIN_BYTES, nowMs: (at += 4) });
+    s = afterAck(s, { rttMs: 14, bytes: PIECE_BYTES, nowMs: (at += 4) });
     expect(s.windowBytes).toBe(w / 4);
   });
 
@@ -70,9 +70,9 @@ describe('adaptive resync window', () => {
     expect(s.windowBytes).toBeGreaterThan(w / 2);
     const w2 = s.windowBytes;
     // a window's worth of acks at no delay: about one piece more, not a doubling
-    ({ s } = feed(s, Math.ceil(w2 / PIECE_MIN_BYTES), 4, { fromMs: at }));
+    ({ s } = feed(s, Math.ceil(w2 / PIECE_BYTES), 4, { fromMs: at }));
     expect(s.windowBytes).toBeGreaterThan(w2);
-    expect(s.windowBytes).toBeLessThanOrEqual(w2 + 1.1 * PIECE_MIN_BYTES);
+    expect(s.windowBytes).toBeLessThanOrEqual(w2 + 1.1 * PIECE_BYTES);
   });
 
   it('noise on an empty path is not read as a queue; a slower path is learned within BASE_BUCKETS seconds', () => {
@@ -96,18 +96,6 @@ describe('adaptive resync window', () => {
     }
     expect(s.baseRttMs).toBe(4);
     expect(s.queueDelayMs).toBe(0); // the current filter saw the empty-path reply among the last 8
-  });
-
-  it('pieces cross the link in about half the target at the measured rate, within bounds', () => {
-    // 64 KiB acked every 0.625 ms = ~100 MiB/s, base 2 ms: target 1 ms -> ~50 KiB pieces
-    let { s } = feed(initialWindow(64 * MiB, 0), 400, 2, { bytes: 64 * KiB, everyMs: 0.625 });
-    expect(s.rateBytesPerSec).toBeGreaterThan(90 * MiB);
-    expect(s.pieceBytes).toBeGreaterThan(40 * KiB);
-    expect(s.pieceBytes).toBeLessThan(60 * KiB);
-    expect(s.pieceBytes % 4096).toBe(0);
-    // a 20 ms path at the same rate: target 10 ms -> the largest piece
-    ({ s } = feed(initialWindow(64 * MiB, 0), 400, 20, { bytes: 64 * KiB, everyMs: 0.625 }));
-    expect(s.pieceBytes).toBe(PIECE_MAX_BYTES);
   });
 
   it('the target is at least TARGET_MIN_MS (a loopback link)', () => {
@@ -143,10 +131,10 @@ const tick = () => new Promise((r) => setImmediate(r));
 describe('resync gate', () => {
   it('holds a piece while the window is full, and lets it go when one is acknowledged', async () => {
     const gate = new ResyncGate(4 * MiB);
-    gate.state = { ...gate.state, windowBytes: 2 * PIECE_MIN_BYTES };
+    gate.state = { ...gate.state, windowBytes: 2 * PIECE_BYTES };
     const replies: Array<() => void> = [];
     const sent: number[] = [];
-    const piece = (i: number) => gate.send(PIECE_MIN_BYTES, () => false, () => new Promise<void>((r) => (sent.push(i), replies.push(r))));
+    const piece = (i: number) => gate.send(PIECE_BYTES, () => false, () => new Promise<void>((r) => (sent.push(i), replies.push(r))));
     const all = [piece(1), piece(2), piece(3)];
     await tick();
     expect(sent).toEqual([1, 2]); // the third waits for room
@@ -164,7 +152,7 @@ describe('resync gate', () => {
     const big = gate.send(8 * MiB, () => false, () => new Promise<void>((r) => (release = r)));
     let stop = false;
     let ran = false;
-    const next = gate.send(PIECE_MIN_BYTES, () => stop, async () => void (ran = true));
+    const next = gate.send(PIECE_BYTES, () => stop, async () => void (ran = true));
     await tick();
     stop = true;
     release();
@@ -177,11 +165,11 @@ describe('resync gate', () => {
   it('a writing host makes it pause: nothing new on the wire until the quiet time measured the host alone', async () => {
     const gate = new ResyncGate(4 * MiB);
     let release!: () => void;
-    const first = gate.send(PIECE_MIN_BYTES, () => false, () => new Promise<void>((r) => (release = r)));
+    const first = gate.send(PIECE_BYTES, () => false, () => new Promise<void>((r) => (release = r)));
     gate.hostSample(3); // the host writes: a probe starts, draining the resync
     expect(gate.view().probe).toBe('draining');
     let second = false;
-    const next = gate.send(PIECE_MIN_BYTES, () => false, async () => void (second = true));
+    const next = gate.send(PIECE_BYTES, () => false, async () => void (second = true));
     release();
     await first;
     expect(gate.view().probe).toBe('quiet');
