@@ -11,13 +11,13 @@
  *
  * - the queue (LEDBAT, RFC 6817): delay = RTT - base RTT (the least RTT of the last BASE_BUCKETS
  *   seconds: what the path costs with an empty queue), the current RTT the least of the last
- *   CURRENT_SAMPLES (one late reply is noise). The target's floor (TARGET_MIN_MS) is above what
- *   a busy machine or a link emulator's timers add to an empty path (up to a millisecond): noise
- *   read as a queue would keep the window far below what the link holds. Below the target the window grows by up to one
- *   piece per round trip, above it shrinks in proportion, at HALVE_AT times the target it halves
- *   (at most once per round trip). The target is TARGET_SHARE of the base RTT, at least
- *   TARGET_MIN_MS. Until the first delay at the target the window doubles per round trip (slow
- *   start), so a long fat link fills fast;
+ *   CURRENT_SAMPLES (one late reply is noise). Below the target the window grows by up to one
+ *   piece per round trip (only while the copy fills it), above it shrinks in proportion, and at
+ *   HALVE_AT times the target it halves (at most once per round trip). The target is TARGET_SHARE
+ *   of the base RTT, at least TARGET_MIN_MS: above what a busy machine or a link emulator's timers
+ *   add to an empty path (up to a millisecond), which read as a queue would keep the window far
+ *   below what the link holds. Until the first delay at the target the window doubles per round
+ *   trip (slow start), so a long fat link fills fast;
  * - the host (`hostVerdict`): the gate compares the host's remote-write p90 while the resync runs
  *   with its p90 while nothing of the resync is on the wire (measured in short pauses); above
  *   HOST_SLACK times it the window shrinks by HOST_BACKOFF, at most once per GUARD_MS. This catches
@@ -55,7 +55,7 @@ const MIN_PIECES = 2;
 export interface WindowState {
   windowBytes: number;
   readonly maxBytes: number;
-  /** doubling per round trip until the first delay at or above half the target */
+  /** doubling per round trip until the first delay at the target (or a host verdict over) */
   slowStart: boolean;
   /** the least RTT of each of the last BASE_BUCKETS one-second buckets, newest last (ms) */
   baseBuckets: number[];
