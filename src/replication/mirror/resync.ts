@@ -407,8 +407,9 @@ export class Resync {
     const client = p.client!;
     const timeoutMs = resyncRequestTimeoutMs(this.host.timers);
     const sends: Promise<boolean>[] = [];
+    let failed = false;
     let at = 0;
-    while (at < data.length && !stopped()) {
+    while (at < data.length && !stopped() && !failed) {
       const n = Math.min(PIECE_BYTES, data.length - at);
       const piece = data.subarray(at, at + n);
       const pieceOffset = offset + at;
@@ -422,8 +423,13 @@ export class Resync {
         run.bytesCopied += n;
       });
       sends.push(send);
-      await Promise.race([inWindow, send]); // the next piece once this one is on the wire: pieces go in order
+      const settled = send.then(
+        () => undefined,
+        () => void (failed = true), // thrown by Promise.all below, after every piece settled
+      );
+      await Promise.race([inWindow, settled]); // the next piece once this one is on the wire: pieces go in order
     }
+    await Promise.allSettled(sends);
     const sent = await Promise.all(sends);
     return at === data.length && sent.every(Boolean);
   }
