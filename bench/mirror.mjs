@@ -81,7 +81,7 @@ import { runFio, summarizeWrites, randWriteArgs, killChildren } from './lib/fio.
 import { loadDist, makeLab, createMirror, secondaryOf, probeRtt } from './lib/lab.mjs';
 import { benchProgress } from './lib/progress.mjs';
 import { uncleanSection, uncleanReport } from './lib/unclean.mjs';
-import { adaptiveSection, adaptiveReport, adaptiveLun, ADAPTIVE_DEFAULTS } from './lib/adaptive.mjs';
+import { adaptiveSection, adaptiveReport, adaptiveLun, median, ADAPTIVE_DEFAULTS } from './lib/adaptive.mjs';
 
 setProgram('bench-mirror');
 
@@ -561,7 +561,7 @@ function goalsReport(res) {
   if (unc.length) lines.push(`${mark(unc.every((r) => r.ratio <= 1.1))} 3. checksum resync: link bytes <= 1.1x differing bytes: ${unc.map((r) => `${r.scenario} ${r.ratio.toFixed(2)}x`).join(', ')}`);
   const ad = res.adaptive ?? [];
   if (ad.some((r) => r.mode === 'adaptive')) {
-    const med = (m, k) => { const xs = ad.filter((r) => r.mode === m).map((r) => r[k]).sort((a, b) => a - b); return xs[Math.floor((xs.length - 1) / 2)]; };
+    const med = (m, k) => median(ad.filter((r) => r.mode === m).map((r) => r[k]));
     const p99x = med('adaptive', 'p99us') / med('alone', 'p99us');
     const share = med('adaptive', 'share');
     lines.push(`${mark(p99x <= 1.2 && share >= 0.9)} 4. adaptive resync: host p99 ${p99x.toFixed(2)}x alone (<= 1.2x), ${(100 * share).toFixed(0)}% of the spare bandwidth (>= 90%)`);

@@ -101,7 +101,7 @@ export async function adaptiveSection(o, lab, out) {
   }
 }
 
-const median = (xs) => { const s = [...xs].sort((x, y) => x - y); return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN; };
+export const median = (xs) => { const s = [...xs].sort((x, y) => x - y); return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN; };
 
 /** The section's table (medians over the repeats) and its goals. */
 export function adaptiveReport(rows, options) {

@@ -100,7 +100,7 @@ export class ResyncGate {
     try {
       await send();
       const now = performance.now();
-      this.state = afterAck(this.state, { rttMs: now - t0, bytes, nowMs: now, onWireBytes: this.onWire });
+      this.state = afterAck(this.state, { rttMs: now - t0, bytes, nowMs: now, onWireBytes: this.onWire, hostIdle: now - this.lastHostAt > HOST_IDLE_MS });
       this.check(now);
     } finally {
       this.onWire -= bytes;

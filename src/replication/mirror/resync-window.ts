@@ -14,7 +14,8 @@
  *   CURRENT_SAMPLES (one late reply is noise). Below the target the window grows by up to one
  *   piece per round trip (only while the copy fills it), above it shrinks in proportion, and at
  *   HALVE_AT times the target it halves (at most once per round trip). The target is TARGET_SHARE
- *   of the base RTT, at least TARGET_MIN_MS: above what a busy machine or a link emulator's timers
+ *   of the base RTT, at least TARGET_MIN_MS (while the host is idle: the base RTT, at least
+ *   IDLE_TARGET_MIN_MS): above what a busy machine or a link emulator's timers
  *   add to an empty path (up to a millisecond), which read as a queue would keep the window far
  *   below what the link holds. Until the first delay at the target the window doubles per round
  *   trip (slow start), so a long fat link fills fast;
@@ -28,6 +29,12 @@
 
 /** The least target queueing delay (ms): below it, the clock's and the event loop's noise. */
 export const TARGET_MIN_MS = 1;
+/**
+ * While the host writes nothing (the gate says idle) the target is the base RTT, at least this:
+ * the copy keeps the link busy through the secondary's and its own pauses, and the first host
+ * write finds at most that much ahead of it (then the gate's probe drains the resync).
+ */
+export const IDLE_TARGET_MIN_MS = 5;
 /** Target queueing delay as a share of the base RTT. */
 export const TARGET_SHARE = 0.5;
 /** The host's remote-write p90 during the resync may be this many times its p90 without it. */
@@ -98,7 +105,7 @@ export function initialWindow(maxBytes: number, nowMs: number): WindowState {
  * congestion window does (RFC 7661): a copy held up elsewhere (the disk, the sync rate) would
  * otherwise see no delay and grow a window it never fills, and one burst would then fill it.
  */
-export function afterAck(prev: WindowState, sample: { rttMs: number; bytes: number; nowMs: number; onWireBytes?: number }): WindowState {
+export function afterAck(prev: WindowState, sample: { rttMs: number; bytes: number; nowMs: number; onWireBytes?: number; hostIdle?: boolean }): WindowState {
   const { rttMs, bytes, nowMs } = sample;
   if (!(rttMs >= 0) || !(bytes > 0)) throw new RangeError(`bad resync sample: rtt ${rttMs} ms, ${bytes} bytes`);
   const s: WindowState = { ...prev };
@@ -115,7 +122,7 @@ export function afterAck(prev: WindowState, sample: { rttMs: number; bytes: numb
   } else if (rttMs < s.baseBuckets[s.baseBuckets.length - 1]!) s.baseBuckets[s.baseBuckets.length - 1] = rttMs;
   s.baseRttMs = Math.min(...s.baseBuckets);
   s.queueDelayMs = Math.max(0, current - s.baseRttMs);
-  s.targetMs = Math.max(TARGET_MIN_MS, TARGET_SHARE * s.baseRttMs);
+  s.targetMs = sample.hostIdle ? Math.max(IDLE_TARGET_MIN_MS, s.baseRttMs) : Math.max(TARGET_MIN_MS, TARGET_SHARE * s.baseRttMs);
   const floor = MIN_PIECES * PIECE_BYTES;
   // grow only a window the copy fills, and never while the host's latency says it is too much
   const grows = !s.hostLimited && (sample.onWireBytes === undefined || sample.onWireBytes + 2 * PIECE_BYTES >= s.windowBytes);

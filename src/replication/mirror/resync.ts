@@ -27,11 +27,6 @@ export interface ResyncHost {
 }
 
 const CHUNK_MAX_BYTES = 1024 * 1024;
-/**
- * The adaptive controller's chunks: smaller, since a host write into a chunk on the wire waits for
- * its copy, and its window (./resync-window.ts) decides what is on the wire, not the chunk count.
- */
-const ADAPTIVE_CHUNK_MAX_BYTES = 256 * 1024;
 const WINDOW = { low: 1, medium: 2, high: 4 } as const;
 /** Checksum batches in flight per WINDOW step (they carry hashes, not data, over the link). */
 const CSUM_BATCHES_PER_WINDOW = 2;
@@ -223,7 +218,7 @@ export class Resync {
     const size = mirrorSize(e.db);
     const rs = e.db.regionSize;
     const gate = run.gate;
-    const chunkMax = Math.max(rs, Math.floor((gate ? ADAPTIVE_CHUNK_MAX_BYTES : CHUNK_MAX_BYTES) / rs) * rs);
+    const chunkMax = Math.max(rs, Math.floor(CHUNK_MAX_BYTES / rs) * rs);
     let cursor = 0;
     let failure: unknown = null;
     const stopped = () => run.stop || failure !== null || p.failed || !e.primary || imageOf(e, p.imageId)?.state !== 'SYNCHRONIZING';

