@@ -208,16 +208,16 @@ function parseArgs(argv) {
 // ---------- --stages: time the driver's data path ----------
 
 /**
- * Wraps MirrorNode.hostModify (the whole mirrored write below the NBD server), its local and
- * remote closures, and BitmapFile.persist / writeOnce (the write-intent log's pwrite + fdatasync)
- * to collect per-write stage times. Relies on the compiled driver's method names; a driver that
- * renamed them is reported, not fatal.
+ * Wraps DataPath.hostModify (the whole mirrored write below the NBD server), its local closure
+ * and its remote request (sendRemote), and BitmapFile.persist / writeOnce (the write-intent log's
+ * pwrite + fdatasync) to collect per-write stage times. Relies on the compiled driver's method
+ * names; a driver that renamed them is reported, not fatal.
  */
 function instrument(lib) {
   const rec = { writes: [], wilWrites: 0, wilWriteUs: 0, fractureWrites: 0 };
-  const MN = lib.MirrorNode?.prototype;
+  const DP = lib.DataPath?.prototype;
   const BF = lib.BitmapFile?.prototype;
-  if (!MN?.hostModify || !BF?.persist || !BF?.writeOnce || !MN?.entryOfLun) return { ok: false, rec, reset() {} };
+  if (!DP?.hostModify || !DP?.sendRemote || !BF?.persist || !BF?.writeOnce) return { ok: false, rec, reset() {} };
   const now = () => performance.now() * 1000;
   let hostPersist = null;
   const origPersist = BF.persist;
@@ -239,35 +239,45 @@ function instrument(lib) {
     else rec.fractureWrites++;
     return p;
   };
-  const origHost = MN.hostModify;
-  MN.hostModify = function (lunId, offset, length, local, remote) {
+  const origHost = DP.hostModify;
+  let current = null; // the write whose remote request is being built (sendRemote runs in hostModify's tick)
+  DP.hostModify = function (lunId, op, local) {
     const w = { t0: now(), fresh: false, wilUs: 0, localUs: 0, remoteUs: 0, totalUs: 0 };
     try {
-      const e = this.entryOfLun(lunId);
+      const e = this.records.entryOfLun(lunId);
       const bm = e?.primary?.wil?.bitmap;
       const rs = e?.db?.regionSize;
-      if (bm && rs) w.fresh = bm.countRegions(offset, length) < Math.floor((offset + length - 1) / rs) - Math.floor(offset / rs) + 1;
+      if (bm && rs) w.fresh = bm.countRegions(op.offset, op.length) < Math.floor((op.offset + op.length - 1) / rs) - Math.floor(op.offset / rs) + 1;
     } catch { /* best effort */ }
     const l = () => { const t = now(); return local().finally(() => { w.localUs = now() - t; }); };
-    const r = (p, e) => { const t = now(); return remote(p, e).finally(() => { w.remoteUs = now() - t; }); };
     hostPersist = w;
+    current = w;
     let ret;
     try {
-      ret = origHost.call(this, lunId, offset, length, l, r);
+      ret = origHost.call(this, lunId, op, l);
     } finally {
       hostPersist = null;
     }
-    return ret.finally(() => { w.totalUs = now() - w.t0; rec.writes.push(w); });
+    return ret.finally(() => { if (current === w) current = null; w.totalUs = now() - w.t0; rec.writes.push(w); });
+  };
+  const origRemote = DP.sendRemote;
+  DP.sendRemote = function (...a) {
+    const w = current;
+    const t = now();
+    const p = origRemote.apply(this, a);
+    if (w) p.finally(() => { w.remoteUs = now() - t; }).catch(() => undefined);
+    return p;
   };
   // resync: each chunk's copy (block status, read, the write request and its reply) and the
   // time the syncRate limiter made it wait
   rec.chunks = [];
   rec.limiterWaits = [];
-  const origCopy = MN.copyChunk;
+  const RS = lib.Resync?.prototype;
+  const origCopy = RS?.copyChunk;
   if (origCopy) {
-    MN.copyChunk = function (...a) {
+    RS.copyChunk = function (...a) {
       const t = now();
-      const c = a[3];
+      const c = a[2]; // (e, p, chunk, run, stopped)
       return origCopy.apply(this, a).finally(() => rec.chunks.push({ us: now() - t, bytes: c?.length ?? 0 }));
     };
   }
@@ -609,7 +619,7 @@ async function main() {
   let stages = null;
   if (o.stages) {
     stages = instrument(lib);
-    if (!stages.ok) { log('bench-mirror: --stages: the compiled driver lacks hostModify/entryOfLun/persist/writeOnce; no stage times'); stages = null; }
+    if (!stages.ok) { log('bench-mirror: --stages: the compiled driver lacks DataPath.hostModify/sendRemote or BitmapFile.persist/writeOnce; no stage times'); stages = null; }
   }
   try {
     if (o.secondaryProcess && o.prefill) die('--prefill writes bravo in this process: not with --secondary-process');

@@ -23,7 +23,10 @@ export async function loadDist(distDir = process.env.SANBOX_DIST || join(REPO, '
     const link = await import(pathToFileURL(join(dir, 'link/index.js')).href);
     const mirror = await import(pathToFileURL(join(dir, 'replication/mirror/index.js')).href);
     if (!service.startArray || !link.LinkEmulator) throw new Error('dist/ lacks startArray or LinkEmulator');
-    return { dir, startArray: service.startArray, LinkEmulator: link.LinkEmulator, MirrorNode: mirror.MirrorNode, BitmapFile: mirror.BitmapFile, RateLimiter: mirror.RateLimiter };
+    // the data path is internal to the mirror module: bench:mirror --stages wraps its methods
+    const dataPath = await import(pathToFileURL(join(dir, 'replication/mirror/data-path.js')).href).catch(() => ({}));
+    const resync = await import(pathToFileURL(join(dir, 'replication/mirror/resync.js')).href).catch(() => ({}));
+    return { dir, startArray: service.startArray, LinkEmulator: link.LinkEmulator, MirrorNode: mirror.MirrorNode, DataPath: dataPath.DataPath, Resync: resync.Resync, BitmapFile: mirror.BitmapFile, RateLimiter: mirror.RateLimiter };
   } catch (e) {
     die(`cannot load ${dir} (run npm run build first): ${e.message}`);
   }
