@@ -79,11 +79,10 @@ export class DataPath implements MirrorDataPath {
     const data = op.data;
     if (data === null) return client.request('zero', { mirrorId: e.id, imageId: p.imageId, offset: op.offset, length: op.length, trim: op.trim, epoch: e.db.epoch }, undefined, { timeoutMs });
     // the usual host write: one request, no array of parts to wait on
-    if (data.length <= REMOTE_MAX_BYTES)
-      return client.request('write', op.fua ? { mirrorId: e.id, imageId: p.imageId, offset: op.offset, flags: { fua: true }, epoch: e.db.epoch } : { mirrorId: e.id, imageId: p.imageId, offset: op.offset, epoch: e.db.epoch }, data, { timeoutMs });
+    if (data.length <= REMOTE_MAX_BYTES) return client.request('write', writeArgs(e, p, op.offset, op.fua), data, { timeoutMs });
     const parts: Promise<unknown>[] = [];
     for (let o = 0; o < data.length; o += REMOTE_MAX_BYTES)
-      parts.push(client.request('write', { mirrorId: e.id, imageId: p.imageId, offset: op.offset + o, ...(op.fua ? { flags: { fua: true } } : {}), epoch: e.db.epoch }, data.subarray(o, Math.min(data.length, o + REMOTE_MAX_BYTES)), { timeoutMs }));
+      parts.push(client.request('write', writeArgs(e, p, op.offset + o, op.fua), data.subarray(o, Math.min(data.length, o + REMOTE_MAX_BYTES)), { timeoutMs }));
     return Promise.all(parts);
   }
 
@@ -311,6 +310,11 @@ export class DataPath implements MirrorDataPath {
       await p.fracture.persist();
     }
   }
+}
+
+/** The arguments of a host write's remote request (two literals: no spread on every write). */
+function writeArgs(e: Entry, p: SecondaryPeer, offset: number, fua: boolean) {
+  return fua ? { mirrorId: e.id, imageId: p.imageId, offset, flags: { fua: true }, epoch: e.db.epoch } : { mirrorId: e.id, imageId: p.imageId, offset, epoch: e.db.epoch };
 }
 
 /** Marks the range in every secondary's fracture log (memory; the caller persists). */

@@ -4,7 +4,6 @@ import type { ResyncChecksums } from '../state/index.js';
 import type { BitmapFile } from './bitmap-file.js';
 import type { PeerLinkState } from './peer-phase.js';
 import type { ResyncGate } from './resync-gate.js';
-import { viewOf } from './resync-window.js';
 import type { RateLimiter } from './throttle.js';
 import type { ResyncView } from './types.js';
 
@@ -161,7 +160,7 @@ export class SecondaryPeer {
       bytesCompared: r.bytesCompared,
       chunksSkipped: r.chunksSkipped,
       controller: r.gate ? 'adaptive' : 'fixed',
-      window: r.gate ? { ...viewOf(r.gate.state), ...r.gate.view() } : null,
+      window: r.gate?.view() ?? null,
       rate: Math.round(r.rate),
       coveredRate: Math.round(r.coveredRate),
       // what is left is covered at the covered rate (holes go faster than data)

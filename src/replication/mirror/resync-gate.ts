@@ -14,7 +14,7 @@
  *
  * The probe's phases: off -> draining (no new pieces) -> quiet (nothing on the wire) -> off.
  */
-import { afterAck, hostVerdict, initialWindow, quantile, GUARD_MS, HOST_SLACK, type WindowState } from './resync-window.js';
+import { afterAck, hostVerdict, initialWindow, quantile, viewOf, GUARD_MS, HOST_SLACK, type WindowState, type WindowView } from './resync-window.js';
 
 export const PROBE_EVERY_MS = 10_000;
 export const PROBE_MS = 50;
@@ -71,8 +71,9 @@ export class ResyncGate {
     this.state = initialWindow(maxBytes, performance.now());
   }
 
-  view(): GateView {
-    return { hostBaselineMs: this.baselineMs, hostP90Ms: this.lastP90Ms, hostLimited: this.state.hostLimited, probes: this.probes, probe: this.probe };
+  /** The window and the host guard, as status and events show them. */
+  view(): WindowView & GateView {
+    return { ...viewOf(this.state), hostBaselineMs: this.baselineMs, hostP90Ms: this.lastP90Ms, hostLimited: this.state.hostLimited, probes: this.probes, probe: this.probe };
   }
 
   /**

@@ -424,9 +424,9 @@ export class Resync {
       );
       await Promise.race([inWindow, settled]); // the next piece once this one is on the wire: pieces go in order
     }
-    await Promise.allSettled(sends);
-    const sent = await Promise.all(sends);
-    return at === data.length && sent.every(Boolean);
+    const settled = await Promise.allSettled(sends);
+    for (const x of settled) if (x.status === 'rejected') throw x.reason;
+    return at === data.length && settled.every((x) => x.status === 'fulfilled' && x.value);
   }
 
   /** Every progressMs: rates (sent, covered), totals, a `resync-progress` event, and the progress in the record. */

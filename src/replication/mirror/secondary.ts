@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import type { BlockDevice } from '../../block/index.js';
 import { MetadataStore } from '../../metadata/index.js';
 import { DEFAULT_TIMERS, RemoteLinkError, RemoteLinkServer, type LinkConnection, type LinkHandlers, type RequestContext, type SessionInfo } from '../../link/protocol/index.js';
 import { RegionBitmap } from '../../native/index.js';
@@ -140,19 +141,13 @@ export class SecondarySide {
       // this resync write, arrived: frames are dispatched in arrival order): ./protection.ts.
       write: (args, bin, ctx) => {
         const e = this.secondaryEntry(args.mirrorId, args.imageId, ctx, args.epoch);
-        if (!args.extents) {
-          // a host write (or a plain resync chunk): one piece, written without the scatter bookkeeping
-          if (args.offset + bin.length > e.lun.size) throw new RemoteLinkError('bad-request', `write ${args.offset}+${bin.length} beyond the image (${e.lun.size} bytes)`);
-          const result = { result: { mirrorId: e.id, imageId: args.imageId, offset: args.offset, length: bin.length } };
-          const write1 = () => e.lun.device.write(args.offset, bin, { fua: args.flags?.fua === true }).then(() => result);
-          const wait1 = this.host.protection.beforeWrite(e, args.flags?.resync === true);
-          return wait1 ? wait1.then(write1) : write1();
-        }
-        const ext = args.extents; // scattered pieces of a checksum resync
-        for (const [o, l] of ext) if (o + l > e.lun.size) throw new RemoteLinkError('bad-request', `write ${o}+${l} beyond the image (${e.lun.size} bytes)`);
-        let at = 0;
-        const parts = ext.map(([o, l]) => [o, bin.subarray(at, (at += l))] as const); // disjoint: written side by side
-        const write = () => Promise.all(parts.map(([o, d]) => e.lun.device.write(o, d, { fua: args.flags?.fua === true }))).then(() => ({ result: { mirrorId: e.id, imageId: args.imageId, offset: args.offset, length: bin.length } }));
+        const fua = args.flags?.fua === true;
+        const ext = args.extents; // scattered pieces of a checksum resync; absent: one piece (a host write, a plain resync chunk)
+        if (ext) {
+          for (const [o, l] of ext) if (o + l > e.lun.size) throw new RemoteLinkError('bad-request', `write ${o}+${l} beyond the image (${e.lun.size} bytes)`);
+        } else if (args.offset + bin.length > e.lun.size) throw new RemoteLinkError('bad-request', `write ${args.offset}+${bin.length} beyond the image (${e.lun.size} bytes)`);
+        const result = { result: { mirrorId: e.id, imageId: args.imageId, offset: args.offset, length: bin.length } };
+        const write = () => (ext ? writeScattered(e.lun.device, ext, bin, fua) : e.lun.device.write(args.offset, bin, { fua })).then(() => result);
         const wait = this.host.protection.beforeWrite(e, args.flags?.resync === true);
         return wait ? wait.then(write) : write();
       },
@@ -358,4 +353,10 @@ export class SecondarySide {
       return { result: { regionSize: e.db.regionSize, lunSize: size, epoch: e.db.epoch, acknowledgedRegions: e.divergence?.acknowledgedRegions ?? 0 }, bin: bm.serialize(0) };
     });
   }
+}
+
+/** The pieces of a scattered write, side by side (disjoint: their order does not matter). */
+function writeScattered(dev: BlockDevice, extents: Array<[number, number]>, bin: Buffer, fua: boolean): Promise<unknown> {
+  let at = 0;
+  return Promise.all(extents.map(([o, l]) => dev.write(o, bin.subarray(at, (at += l)), { fua })));
 }
