@@ -205,8 +205,15 @@ function delayCounters(lab, name) {
   return pg && typeof pg.writesDelayed === 'number' ? { writes: pg.writesDelayed, ms: pg.delayedMs } : null;
 }
 
-/** The receiver's counters on bravo (records applied, batches), when bravo runs in this process. */
-function receiverCounters(lab, name) {
+/**
+ * The receiver's counters on bravo (records applied, batches) when bravo runs in this process,
+ * else the primary's (records and transmissions sent).
+ */
+function receiverCounters(lab, name, secondaryProcess) {
+  if (secondaryProcess) {
+    const pg = primaryGroup(lab, name);
+    return pg && typeof pg.sentBatches === 'number' ? { applied: pg.sentEntries, batches: pg.sentBatches } : null;
+  }
   try {
     const r = lab.node('bravo')?.groups.get(name).receiver;
     return r ? { applied: r.applied, batches: r.batches } : null;
@@ -371,7 +378,7 @@ async function run(o, lab, out) {
         const t = performance.now();
         const sampler = c.group ? startSampler(lab, c.group, o.sampleMs) : null;
         const delays0 = c.group ? delayCounters(lab, c.group) : null;
-        const recv0 = c.group && !o.secondaryProcess ? receiverCounters(lab, c.group) : null;
+        const recv0 = c.group ? receiverCounters(lab, c.group, o.secondaryProcess) : null;
         const prof = o.cpuProf.includes(id) ? await startProfile() : null;
         let fio;
         const cpu0 = cpuNow(lab);
@@ -389,7 +396,7 @@ async function run(o, lab, out) {
         const backlog = sampler?.stop();
         const delays1 = c.group ? delayCounters(lab, c.group) : null;
         const drainMs = c.group ? await drainTime(lab, c.group) : null;
-        const recv1 = c.group && !o.secondaryProcess ? receiverCounters(lab, c.group) : null;
+        const recv1 = c.group ? receiverCounters(lab, c.group, o.secondaryProcess) : null;
         const profile = prof ? await stopProfile(prof, join(out.dir, `latency-${stamp}-${id}.cpuprofile`)) : null;
         const s = summarizeWrites(fio);
         const row = { id, mode: c.mode, label: c.label, latencyMs, qd, lun: c.lun, ...s };
@@ -531,7 +538,7 @@ function report(res) {
     s += table(['link', 'mode', 'QD', 'max entries', 'max writelog bytes', 'max lag ms', 'drain ms', 'waited writes', 'waited ms (sum)', 'records/batch'],
       grp.map((r) => [`${r.latencyMs} ms`, rowName(r), String(r.qd), String(r.backlog.maxEntries), fmtBytes(r.backlog.maxBytes), r.backlog.maxLagMs.toFixed(0), r.drainMs.toFixed(0),
         r.delayed ? String(r.delayed.writes) : '?', r.delayed ? r.delayed.ms.toFixed(0) : '?', r.receiver?.batches ? (r.receiver.records / r.receiver.batches).toFixed(1) : '?']), 2);
-    s += 'records/batch: records the secondary applied per transmission (each transmission: its writes, a flush of the LUN and of the sequence file, then the ack).\n';
+    s += 'records/batch: records the secondary applied (with --secondary-process: the primary sent) per transmission (each transmission: its writes, a flush of the LUN and of the sequence file, then the ack).\n';
   }
   if (rows.some((r) => r.cpu)) {
     s += `\nCPU while fio ran (% of one core, except machine busy/steal: % of all CPUs, steal = taken by the hypervisor; ${o.secondaryProcess ? 'arrays = this process (alpha, link emulator) + the secondary\'s process' : 'arrays = this process: alpha, bravo and the link emulator'}; the machine has ${res.versions.cpus} CPUs)\n\n`;

@@ -4,6 +4,7 @@ import { cpuUsage } from 'node:process';
 import type { BlockDevice } from '../../block/index.js';
 import { APPLY_FLAG_TRIM, APPLY_FLAG_ZERO } from '../../link/protocol/index.js';
 import { Writelog, WritelogOverflowError } from '../../native/index.js';
+import { JournalStage } from './journal-stage.js';
 import { BATCH_BYTES, BATCH_COUNT, GroupSender, type SenderRoute } from './sender.js';
 import type { GroupMetrics, GroupRecord } from './types.js';
 
@@ -46,8 +47,8 @@ const RECORD_MAX = 1024 * 1024;
  * journal for every member, one global sequence) and one sender per secondary array (the source
  * document's primary mirror daemon).
  *
- * A host write is journaled (`append`, in the order writes arrive) and written locally in
- * parallel; it is acknowledged when both are done and the record is durable. A record is
+ * A host write is journaled (appended with the other host writes of its event-loop turn, in the
+ * order writes arrive), then written locally; it is acknowledged when both are done. A record is
  * *stable* once its local write completed; senders ship only stable records (in order), so a
  * record that reached a secondary is always on the primary's own LUN too. After a crash, the
  * records still in the writelog are replayed onto the local LUNs (`replayLocal`) before anything
@@ -67,6 +68,9 @@ export class PrimaryGroup extends EventEmitter {
   sentBytes = 0;
   sentDataBytes = 0;
   sentEntries = 0;
+  sentBatches = 0;
+  /** host writes of this turn, appended together at its end */
+  private readonly stage: JournalStage;
 
   private constructor(
     public record: GroupRecord,
@@ -76,6 +80,12 @@ export class PrimaryGroup extends EventEmitter {
   ) {
     super();
     this.setMaxListeners(0);
+    this.stage = new JournalStage(writelog, {
+      // pending from the append on: no sender ships it before its local write completed
+      appended: (seq) => this.localPending.add(seq),
+      refused: (count, appended) =>
+        appended > 0 ? new GroupOverflow(`writelog full: ${count - appended} of ${count} records of a host write do not fit`) : new GroupOverflow(`writelog full: a host write's ${count} record(s) do not fit`),
+    });
   }
 
   static open(dir: string, record: GroupRecord, members: PrimaryMember[], opts: { sync?: boolean } = {}): PrimaryGroup {
@@ -106,6 +116,7 @@ export class PrimaryGroup extends EventEmitter {
    * their local write did not finish. Writing them again, in order, makes the primary hold them.
    */
   async replayLocal(): Promise<number> {
+    this.stage.flush();
     let n = 0;
     for (let from = 0; ; ) {
       const batch = this.writelog.readBatch(from, { maxBytes: BATCH_BYTES, maxCount: BATCH_COUNT });
@@ -159,8 +170,9 @@ export class PrimaryGroup extends EventEmitter {
   }
 
   /**
-   * One host write (data) or zeroing (data null) of member `index`: journal ∥ local. Throws
-   * GroupOverflow (nothing journaled, nothing written) when the writelog is full.
+   * One host write (data) or zeroing (data null) of member `index`: journaled (with the other
+   * writes of this turn, ./journal-stage.ts), then written locally. Throws GroupOverflow (nothing
+   * written locally; records of the write that fit stay journaled) when the writelog is full.
    */
   async write(index: number, offset: number, length: number, data: Buffer | null, flags: number, local: () => Promise<void>, fua = false): Promise<void> {
     if (this.closed) throw new Error(`group ${this.record.name}: primary side closed`);
@@ -176,14 +188,9 @@ export class PrimaryGroup extends EventEmitter {
       payload.writeBigUInt64LE(BigInt(length));
       records.push({ lunId: index, offset, data: payload, flags: flags | APPLY_FLAG_ZERO });
     } else for (let o = 0; o < data.length; o += RECORD_MAX) records.push({ lunId: index, offset: offset + o, data: data.subarray(o, Math.min(data.length, o + RECORD_MAX)), flags });
-    const r = this.writelog.appendMany(records);
-    if (r.appended < records.length) {
-      // The ones that fit stay in the journal: bypass takes their regions into the fracture logs.
-      if (r.overflow) throw new GroupOverflow(`writelog full: ${records.length - r.appended} of ${records.length} records of a ${length}-byte write do not fit`);
-      throw new Error(`writelog appended ${r.appended} of ${records.length} records`);
-    }
-    const seq = r.firstSeq;
-    this.localPending.add(seq);
+    // Appended with the other host writes of this turn; the record is in the writelog file (and
+    // counted in localPending) when this resolves, before the local write starts.
+    const seq = await this.stage.add(records);
     try {
       if (fua) {
         const results = await Promise.allSettled([local(), this.flushJournal()]);
@@ -208,6 +215,7 @@ export class PrimaryGroup extends EventEmitter {
       payload.writeBigUInt64LE(BigInt(length));
       flags = APPLY_FLAG_ZERO | APPLY_FLAG_TRIM;
     }
+    this.stage.flush();
     try {
       const seq = this.writelog.append(index, offset, payload, flags);
       this.emit('stable');
@@ -220,6 +228,7 @@ export class PrimaryGroup extends EventEmitter {
 
   /** Makes every journaled record durable (the host's FLUSH, or a FUA write). */
   flushJournal(): Promise<void> {
+    this.stage.flush();
     return this.sync ? this.writelog.sync() : Promise.resolve();
   }
 
@@ -258,6 +267,7 @@ export class PrimaryGroup extends EventEmitter {
 
   /** Drops every journaled record (bypass: the fracture logs took them over). */
   discard(): void {
+    this.stage.flush();
     const u = this.writelog.usage();
     if (u.entries) this.writelog.ack(u.lastSeq);
     this.wakeAdmission();
@@ -265,6 +275,7 @@ export class PrimaryGroup extends EventEmitter {
 
   /** Regions of the records not yet acknowledged, per member index. */
   pendingRanges(): Array<{ index: number; offset: number; length: number }> {
+    this.stage.flush();
     const out: Array<{ index: number; offset: number; length: number }> = [];
     for (let from = 0; ; ) {
       const batch = this.writelog.readBatch(from, { maxBytes: 16 * BATCH_BYTES, maxCount: 16 * BATCH_COUNT });
@@ -313,6 +324,7 @@ export class PrimaryGroup extends EventEmitter {
 
   async close(opts: { abandon?: boolean } = {}): Promise<void> {
     if (this.closed) return;
+    this.stage.flush();
     this.closed = true;
     for (const w of this.admissionWaiters.splice(0)) w();
     for (const s of this.senders.values()) s.stop();

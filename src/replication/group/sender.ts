@@ -33,6 +33,8 @@ export interface SenderGroup {
   sentBytes: number;
   sentDataBytes: number;
   sentEntries: number;
+  /** transmissions (apply requests) sent */
+  sentBatches: number;
   /** called after an ack: releases what every sender has acknowledged */
   onAck(): void;
   on(event: 'stable', listener: () => void): unknown;
@@ -180,6 +182,7 @@ export class GroupSender {
         this.group.sentBytes += bin.length + 64 + records.length * 40;
         this.group.sentDataBytes += bytes;
         this.group.sentEntries += records.length;
+        this.group.sentBatches++;
         c.request('apply', { groupId: this.group.record.groupId, records }, bin, { timeoutMs: APPLY_TIMEOUT_MS }).then(
           ({ result }) => {
             if (session !== this.session) return;
