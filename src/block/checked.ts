@@ -51,10 +51,16 @@ class CheckedHop extends LayerDevice {
     return got;
   }
 
-  override async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
-    if (!Buffer.isBuffer(data)) throw new BlockError('EINVAL', `${this.name}: write without a data buffer`);
-    this.request('write', offset, data.length, true);
-    return this.lower.write(offset, data, opts);
+  // The modifying requests are not async: a request that passes costs the checks and the call
+  // below, not a promise of this hop's own (a failed check is a rejected promise all the same).
+  override write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
+    try {
+      if (!Buffer.isBuffer(data)) throw new BlockError('EINVAL', `${this.name}: write without a data buffer`);
+      this.request('write', offset, data.length, true);
+      return this.lower.write(offset, data, opts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   override async flush(): Promise<void> {
@@ -62,14 +68,22 @@ class CheckedHop extends LayerDevice {
     return this.lower.flush();
   }
 
-  override async trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
-    this.request('trim', offset, length, true);
-    return this.lower.trim(offset, length, opts);
+  override trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
+    try {
+      this.request('trim', offset, length, true);
+      return this.lower.trim(offset, length, opts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
-  override async writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
-    this.request('write-zeroes', offset, length, true);
-    return this.lower.writeZeroes(offset, length, opts);
+  override writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
+    try {
+      this.request('write-zeroes', offset, length, true);
+      return this.lower.writeZeroes(offset, length, opts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   override async blockStatus(offset: number, length: number): Promise<Extent[]> {

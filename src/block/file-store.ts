@@ -26,6 +26,9 @@ const OFFLOAD_BYTES = 128 * 1024;
 const ftruncate = promisify(fs.ftruncate);
 const fsClose = promisify(fs.close);
 
+/** What a request done synchronously returns: one settled promise, shared. */
+const SETTLED: Promise<void> = Promise.resolve();
+
 /** Largest chunk written when zeroes must be written as data (no hole punching). */
 const ZERO_CHUNK = 1 << 20;
 let zeroChunk: Buffer | undefined;
@@ -148,7 +151,20 @@ export class FileBackingStore implements BlockDevice {
     return buf;
   }
 
-  async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
+  write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
+    if (data.length < OFFLOAD_BYTES && opts?.background !== true && opts?.fua !== true) {
+      // The common small write: done before we return, so its promise is one already settled.
+      try {
+        this.writeSync(offset, data);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return SETTLED;
+    }
+    return this.writeAsync(offset, data, opts);
+  }
+
+  private async writeAsync(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
     if (opts?.background === true) {
       await this.writeInBackground(offset, data);
     } else if (data.length < OFFLOAD_BYTES) {

@@ -16,60 +16,51 @@ export class IoStatsLayer extends LayerDevice {
     super(lower);
   }
 
-  override async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+  override read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const t0 = performance.now();
-    let out: Buffer;
-    try {
-      out = await this.lower.read(offset, length, into);
-    } catch (e) {
-      this.stats.failed(OP_READ, performance.now() - t0);
-      throw e;
-    }
-    this.stats.done(OP_READ, length, performance.now() - t0);
-    return out;
+    return this.counted(OP_READ, length, t0, started(() => this.lower.read(offset, length, into)));
   }
 
-  override async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
+  override write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
     const t0 = performance.now();
-    try {
-      await this.lower.write(offset, data, opts);
-    } catch (e) {
-      this.stats.failed(OP_WRITE, performance.now() - t0);
-      throw e;
-    }
-    this.stats.done(OP_WRITE, data.length, performance.now() - t0);
+    return this.counted(OP_WRITE, data.length, t0, started(() => this.lower.write(offset, data, opts)));
   }
 
-  override async flush(): Promise<void> {
+  override flush(): Promise<void> {
     const t0 = performance.now();
-    try {
-      await this.lower.flush();
-    } catch (e) {
-      this.stats.failed(OP_FLUSH, performance.now() - t0);
-      throw e;
-    }
-    this.stats.done(OP_FLUSH, 0, performance.now() - t0);
+    return this.counted(OP_FLUSH, 0, t0, started(() => this.lower.flush()));
   }
 
-  override async trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
+  override trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
     const t0 = performance.now();
-    try {
-      await this.lower.trim(offset, length, opts);
-    } catch (e) {
-      this.stats.failed(OP_TRIM, performance.now() - t0);
-      throw e;
-    }
-    this.stats.done(OP_TRIM, length, performance.now() - t0);
+    return this.counted(OP_TRIM, length, t0, started(() => this.lower.trim(offset, length, opts)));
   }
 
-  override async writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
+  override writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
     const t0 = performance.now();
-    try {
-      await this.lower.writeZeroes(offset, length, opts);
-    } catch (e) {
-      this.stats.failed(OP_ZERO, performance.now() - t0);
-      throw e;
-    }
-    this.stats.done(OP_ZERO, length, performance.now() - t0);
+    return this.counted(OP_ZERO, length, t0, started(() => this.lower.writeZeroes(offset, length, opts)));
+  }
+
+  /** Counts the request when it settles (one promise per request: this layer is on every one). */
+  private counted<T>(op: number, bytes: number, t0: number, work: Promise<T>): Promise<T> {
+    return work.then(
+      (v) => {
+        this.stats.done(op, bytes, performance.now() - t0);
+        return v;
+      },
+      (e: unknown) => {
+        this.stats.failed(op, performance.now() - t0);
+        throw e;
+      },
+    );
+  }
+}
+
+/** The request's promise; a layer below that throws instead of rejecting counts as a failure too. */
+function started<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return call();
+  } catch (e) {
+    return Promise.reject(e);
   }
 }

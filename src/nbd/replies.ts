@@ -7,6 +7,7 @@ import {
   STRUCTURED_REPLY_MAGIC,
   type NbdErrno,
 } from './constants.js';
+import type { BufferPool } from './buffer-pool.js';
 
 /** Which reply format the handshake settled: simple, structured chunks, or extended headers. */
 export type ReplyMode = 'simple' | 'structured' | 'extended';
@@ -53,14 +54,17 @@ export class ReplyEncoder {
     return buf;
   }
 
-  /** A read reply of `length` bytes at `at` (OFFSET_DATA chunk, or simple reply + data). */
-  data(hi: number, lo: number, reqOffset: number, at: number, length: number, done: boolean): DataReply {
+  /**
+   * A read reply of `length` bytes at `at` (OFFSET_DATA chunk, or simple reply + data), in a
+   * buffer from `pool` when given (the caller then gives it back once it is written).
+   */
+  data(hi: number, lo: number, reqOffset: number, at: number, length: number, done: boolean, pool?: BufferPool): DataReply {
     if (this.mode === 'simple') {
-      const buf = Buffer.allocUnsafe(16 + length);
+      const buf = pool ? pool.get(16 + length) : Buffer.allocUnsafe(16 + length);
       writeSimple(buf, hi, lo, 0);
       return { buf, dataAt: 16 };
     }
-    const r = this.alloc(hi, lo, reqOffset, done ? REPLY_FLAG_DONE : 0, CHUNK.OFFSET_DATA, 8 + length);
+    const r = this.alloc(hi, lo, reqOffset, done ? REPLY_FLAG_DONE : 0, CHUNK.OFFSET_DATA, 8 + length, pool);
     writeU64(r.buf, r.dataAt, at);
     return { buf: r.buf, dataAt: r.dataAt + 8 };
   }
@@ -107,8 +111,9 @@ export class ReplyEncoder {
     return buf;
   }
 
-  private alloc(hi: number, lo: number, offset: number, flags: number, type: number, payload: number): DataReply {
-    const buf = Buffer.allocUnsafe(this.chunkHeader + payload);
+  private alloc(hi: number, lo: number, offset: number, flags: number, type: number, payload: number, pool?: BufferPool): DataReply {
+    const size = this.chunkHeader + payload;
+    const buf = pool ? pool.get(size) : Buffer.allocUnsafe(size);
     this.writeChunkHeader(buf, hi, lo, offset, flags, type, payload);
     return { buf, dataAt: this.chunkHeader };
   }

@@ -55,7 +55,7 @@ export class NbdServer extends EventEmitter {
   /** Connections read into this one buffer (see adopt.ts) unless a payload takes the read. */
   private readonly readBuffer = Buffer.allocUnsafeSlow(128 * 1024);
   /** Large write payloads are assembled in reused buffers (see buffer-pool.ts). */
-  private readonly pool = new BufferPool(64 * 1024, 64 * 1024 * 1024);
+  private readonly pool = new BufferPool(64 * 1024 * 1024);
   /** Every connection's payload in flight and queued replies together (memory-budget.ts). */
   private readonly budget: MemoryBudget;
   /** Ended sessions whose requests still hold budget (memoryStats drops them once they hold none). */

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { errnoOf, type BlockDevice, type Extent } from '../block/index.js';
+import { errnoOf, type BlockDevice, type Extent, type WriteOptions } from '../block/index.js';
 import type { BufferPool } from './buffer-pool.js';
 import { budgetBug, type BudgetWaiter, type MemoryBudget } from './memory-budget.js';
 import { Outbox } from './outbox.js';
@@ -45,6 +45,14 @@ export const DEFAULT_LIMITS: SessionLimits = {
 
 /** Reads at least this long are sent as data and hole chunks when the device knows its holes. */
 const SPARSE_READ_MIN = 64 * 1024;
+/**
+ * Write payloads at least this long are read from the socket straight into their pooled buffer
+ * (one read each); smaller ones arrive with their neighbours in the shared read buffer (one read
+ * for many requests) and are copied out of it into a pooled buffer.
+ */
+const DIRECT_READ_MIN = 64 * 1024;
+/** The options of a FUA write, shared: no object per write. */
+const FUA: WriteOptions = Object.freeze({ fua: true });
 
 interface PendingWrite {
   flags: number;
@@ -150,6 +158,7 @@ export class Session implements BudgetWaiter {
       onWritten: () => {
         if (this.stalled) this.maybeResume();
       },
+      pool: hooks.pool,
     });
     socket.setNoDelay(true);
     this.listen(socket, !hooks.externalReads);
@@ -316,8 +325,10 @@ export class Session implements BudgetWaiter {
       this.abort(`internal error: ${(err as Error).stack ?? err}`);
       return;
     }
-    if (view.length > 0) this.input.push(owned ? view : Buffer.from(view));
+    this.input.push(view);
     this.pump();
+    // What is left is a partial request (or input held back by our limits): keep a copy of it.
+    if (!owned) this.input.ownLast();
   }
 
   /** Copies what `view` holds of the pending payload; dispatches once it is complete. */
@@ -339,7 +350,7 @@ export class Session implements BudgetWaiter {
     if (view.readUInt32BE(0) !== this.requestMagic || view.readUInt16BE(6) !== CMD.WRITE) return false;
     const n = this.negotiated!;
     const length = n.extended ? offsetOf(view.readUInt32BE(24), view.readUInt32BE(28)) : view.readUInt32BE(24);
-    if (length < this.hooks.pool.minSize || length > LIMITS.MAX_PAYLOAD || this.congested(length)) return false;
+    if (length < DIRECT_READ_MIN || length > LIMITS.MAX_PAYLOAD || this.congested(length)) return false;
     this.charge(length);
     this.fill = {
       flags: view.readUInt16BE(4) & ~CMD_FLAG.PAYLOAD_LEN,
@@ -398,7 +409,7 @@ export class Session implements BudgetWaiter {
       }
       if (q.length < 16 + length) return;
       q.skip(16);
-      const data = q.take(length);
+      const data = Buffer.from(q.take(length)); // may be a view of the shared read buffer
       const outcome = this.negotiation!.handle(option, data);
       for (const r of outcome.replies) this.outbox.send(r);
       if (outcome.then === 'close') {
@@ -464,7 +475,7 @@ export class Session implements BudgetWaiter {
           this.stats.requests++;
           continue;
         }
-        if (length >= this.hooks.pool.minSize) {
+        if (length >= DIRECT_READ_MIN) {
           // Large: assembled in a pooled buffer from what is queued and what is still to come.
           q.skip(hs);
           this.charge(length);
@@ -475,13 +486,15 @@ export class Session implements BudgetWaiter {
           if (have < length) return;
           this.fill = null;
           payload = buf;
-          pooled = true;
         } else {
           if (q.length < hs + length) return; // wait for the whole payload
           q.skip(hs);
           this.charge(length);
-          payload = q.take(length);
+          // Copied out: the queue may hold the server's shared read buffer (see receive).
+          payload = this.hooks.pool.get(length);
+          q.copyOut(payload, length);
         }
+        pooled = true;
         flags &= ~CMD_FLAG.PAYLOAD_LEN;
       } else {
         q.skip(hs);
@@ -593,7 +606,7 @@ export class Session implements BudgetWaiter {
         work = this.read(hi, lo, offset, length, flags);
         break;
       case CMD.WRITE:
-        work = this.simple(hi, lo, offset, this.device!.write(offset, payload!, { fua: (flags & CMD_FLAG.FUA) !== 0 }), () => {
+        work = this.simple(hi, lo, offset, this.device!.write(offset, payload!, (flags & CMD_FLAG.FUA) !== 0 ? FUA : undefined), () => {
           this.stats.bytesWritten += length;
         });
         break;
@@ -624,28 +637,29 @@ export class Session implements BudgetWaiter {
       default:
         throw new Error(`dispatch of unvalidated command ${type}`);
     }
-    work
-      .catch((err) => this.abort(`internal error: ${(err as Error).stack ?? err}`))
-      .finally(() => {
-        release?.(); // the device holds no reference to the payload once the write settled
-        this.inflight--;
-        this.inflightBytes -= bytes;
-        if (type !== CMD.READ) this.uncharge(bytes); // a read's charge went to its reply (see read)
-        if (this.inflight === 0) this.wakeIdle();
-        this.maybeResume();
-      });
+    const settled = (): void => {
+      release?.(); // the device holds no reference to the payload once the write settled
+      this.inflight--;
+      this.inflightBytes -= bytes;
+      if (type !== CMD.READ) this.uncharge(bytes); // a read's charge went to its reply (see read)
+      if (this.inflight === 0) this.wakeIdle();
+      this.maybeResume();
+    };
+    work.then(settled, (err: unknown) => {
+      this.abort(`internal error: ${(err as Error).stack ?? err}`);
+      settled();
+    });
   }
 
-  /** Runs an operation without reply data. */
-  private async simple(hi: number, lo: number, offset: number, op: Promise<void>, onOk?: () => void): Promise<void> {
-    try {
-      await op;
-    } catch (err) {
-      this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message);
-      return;
-    }
-    onOk?.();
-    this.outbox.send(this.replies.ok(hi, lo, offset));
+  /** Runs an operation without reply data (not async: one promise per request, not three). */
+  private simple(hi: number, lo: number, offset: number, op: Promise<void>, onOk?: () => void): Promise<void> {
+    return op.then(
+      () => {
+        onOk?.();
+        this.outbox.send(this.replies.ok(hi, lo, offset));
+      },
+      (err: unknown) => this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message),
+    );
   }
 
   private async read(hi: number, lo: number, offset: number, length: number, flags: number): Promise<void> {
@@ -663,11 +677,17 @@ export class Session implements BudgetWaiter {
         prepaid = 0;
         return;
       }
-      const { buf, dataAt } = r.data(hi, lo, offset, offset, length, true);
-      await dev.read(offset, length, buf.subarray(dataAt));
+      const pool = this.hooks.pool;
+      const { buf, dataAt } = r.data(hi, lo, offset, offset, length, true, pool);
+      try {
+        await dev.read(offset, length, buf.subarray(dataAt));
+      } catch (err) {
+        pool.put(buf);
+        throw err;
+      }
       this.stats.bytesRead += length;
       prepaid = 0;
-      this.outbox.send(buf, length);
+      this.outbox.send(buf, length, true);
     } catch (err) {
       this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message);
     } finally {

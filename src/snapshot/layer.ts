@@ -15,9 +15,29 @@ export class SnapshotLayer extends LayerDevice {
     super(lower);
   }
 
-  private async change(offset: number, length: number, op: () => Promise<void>): Promise<void> {
+  private change(offset: number, length: number, op: () => Promise<void>): Promise<void> {
     const set = this.set;
     const wait = set.gate.enter();
+    if (wait || set.rollingBack || set.active) return this.changeSlow(wait, offset, length, op);
+    // No snapshot and the gate open: the change goes straight down, counted in and out.
+    let done: Promise<void>;
+    try {
+      done = op();
+    } catch (e) {
+      set.gate.leave();
+      return Promise.reject(e);
+    }
+    return done.then(
+      () => set.gate.leave(),
+      (e: unknown) => {
+        set.gate.leave();
+        throw e;
+      },
+    );
+  }
+
+  private async changeSlow(wait: Promise<void> | undefined, offset: number, length: number, op: () => Promise<void>): Promise<void> {
+    const set = this.set;
     if (wait) await wait;
     try {
       if (set.rollingBack) throw new BlockError('ESHUTDOWN', `LUN ${set.lun} is being rolled back to a snapshot`);

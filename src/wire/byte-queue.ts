@@ -88,6 +88,22 @@ export class ByteQueue {
     return k;
   }
 
+  /**
+   * Replaces the last chunk pushed by a copy of its unread bytes: for a chunk that was a view of
+   * a buffer its owner reuses (a shared socket read buffer), once the requests it completed
+   * have been taken out of it.
+   */
+  ownLast(): void {
+    const i = this.chunks.length - 1;
+    if (i < 0) return;
+    const from = i === 0 ? this.head : 0;
+    const c = this.chunks[i]!;
+    const copy = Buffer.allocUnsafe(c.length - from);
+    c.copy(copy, 0, from);
+    this.chunks[i] = copy;
+    if (i === 0) this.head = 0;
+  }
+
   clear(): void {
     this.chunks = [];
     this.head = 0;

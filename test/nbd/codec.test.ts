@@ -46,6 +46,23 @@ describe('ByteQueue', () => {
     q.push(Buffer.from([1, 2]));
     expect(() => q.take(3)).toThrow();
   });
+
+  it('ownLast keeps the unread bytes of a borrowed chunk when its owner reuses it', () => {
+    const q = new ByteQueue();
+    q.push(Buffer.from([1, 2]));
+    const shared = Buffer.from([3, 4, 5, 6]);
+    q.push(shared);
+    q.ownLast();
+    shared.fill(0);
+    expect([...q.take(6)]).toEqual([1, 2, 3, 4, 5, 6]);
+    q.push(shared.fill(9));
+    q.skip(3);
+    q.ownLast(); // the head chunk itself, partly read
+    shared.fill(0);
+    expect([...q.take(1)]).toEqual([9]);
+    q.ownLast(); // nothing left: nothing to do
+    expect(q.length).toBe(0);
+  });
 });
 
 describe('mergeExtents', () => {
