@@ -32,7 +32,8 @@ import { ByteQueue, jsonObjectAt } from '../../wire/index.js';
  * `version-mismatch`; afterwards it is a protocol error).
  */
 export const LINK_MAGIC = 0x4b4c5253; // "SRLK" little-endian
-export const LINK_VERSION = 2;
+/** 3: an `apply` carries the writelog's records as the journal holds them (./apply-batch.ts) */
+export const LINK_VERSION = 3;
 export const LINK_HEADER_SIZE = 28;
 /** flags bit: a MAC trailer follows the body */
 export const FLAG_MAC = 1;

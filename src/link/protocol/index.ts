@@ -83,6 +83,18 @@ export {
   type HandlerResult,
   type RequestContext,
 } from './connection.js';
+export {
+  encodeApplyBatch,
+  nextRecord,
+  recordSeq,
+  recordIndex,
+  recordOffset,
+  recordFlags,
+  recordDataBytes,
+  recordLength,
+  APPLY_RECORD_HEADER,
+  type ApplyRecordIn,
+} from './apply-batch.js';
 export { RemoteLinkServer, type RemoteLinkServerOptions } from './server.js';
 export { RemoteLinkClient, TERMINAL_CODES, type RemoteLinkClientOptions, type ReconnectPolicy } from './client.js';
 export {
@@ -115,7 +127,6 @@ export {
   type GroupHelloArgs,
   type GroupHelloResult,
   type ApplyArgs,
-  type ApplyRecord,
   type ApplyResult,
   type ReadArgs,
 } from './messages.js';

@@ -1,3 +1,4 @@
+import { checkApplyBatch } from './apply-batch.js';
 import { RemoteLinkError } from './errors.js';
 
 /**
@@ -131,11 +132,10 @@ export interface GroupHelloArgs {
 export interface GroupHelloResult {
   nextExpected: number;
 }
-/** [seq, member index, offset, length, flags, timestamp ms] */
-export type ApplyRecord = [number, number, number, number, number, number];
+/** The payload is `count` writelog records as the journal holds them (./apply-batch.ts). */
 export interface ApplyArgs {
   groupId: string;
-  records: ApplyRecord[];
+  count: number;
 }
 export interface ApplyResult {
   appliedThrough: number;
@@ -292,17 +292,8 @@ export function validateArgs<K extends LinkOp>(op: K, args: Record<string, unkno
     }
     case 'apply': {
       if (!isStr(args.groupId)) bad('groupId must be a non-empty string');
-      if (!Array.isArray(args.records) || args.records.length === 0) bad('records must be a non-empty list');
-      let dataBytes = 0;
-      let prev = 0;
-      for (const r of args.records as unknown[]) {
-        if (!Array.isArray(r) || r.length !== 6 || !r.every(isUint)) bad('each record must be [seq, member, offset, length, flags, timestamp] of non-negative integers');
-        const [seq, , , length, flags] = r as number[];
-        if (seq! <= prev) bad('records must be in increasing sequence order');
-        prev = seq!;
-        if ((flags! & APPLY_FLAG_ZERO) === 0) dataBytes += length!;
-      }
-      if (dataBytes !== bin.length) bad(`the records announce ${dataBytes} data bytes, ${bin.length} came`);
+      if (!isUint(args.count) || args.count === 0) bad('count must be a positive integer');
+      checkApplyBatch(bin, args.count as number);
       break;
     }
     case 'ping': {

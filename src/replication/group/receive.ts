@@ -5,7 +5,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { RemoteLinkError, type RequestContext } from '../../link/protocol/index.js';
+import { RemoteLinkError, type ApplyArgs, type RequestContext } from '../../link/protocol/index.js';
 import { newEntry, openStore, type GroupContext, type GroupEntry } from './entry.js';
 import { assertGroupRecord } from './invariants.js';
 import type { GroupReceiver } from './receiver.js';
@@ -20,7 +20,7 @@ export function groupLinkHandlers(ctx: GroupContext) {
   return {
     'group-db': (args: { groupId: string; record: Record<string, unknown> }, _bin: Buffer, rc: RequestContext) => receiveRecord(ctx, args.groupId, args.record, rc),
     'group-hello': (args: { groupId: string; members: string[]; base?: number }, _bin: Buffer, rc: RequestContext) => receiverOf(ctx, args.groupId).hello(args, rc.session.peerArray),
-    apply: (args: { groupId: string; records: [number, number, number, number, number, number][] }, bin: Buffer, rc: RequestContext) => receiverOf(ctx, args.groupId).apply(args, bin, rc.session.peerArray),
+    apply: (args: ApplyArgs, bin: Buffer, rc: RequestContext) => receiverOf(ctx, args.groupId).apply(args, bin, rc.session.peerArray),
   };
 }
 

@@ -1,6 +1,20 @@
 import { join } from 'node:path';
 import type { BlockDevice } from '../../block/index.js';
-import { APPLY_FLAG_TRIM, APPLY_FLAG_ZERO, RemoteLinkError, type ApplyArgs, type GroupHelloArgs } from '../../link/protocol/index.js';
+import {
+  APPLY_FLAG_TRIM,
+  APPLY_FLAG_ZERO,
+  APPLY_RECORD_HEADER,
+  nextRecord,
+  recordDataBytes,
+  recordFlags,
+  recordIndex,
+  recordLength,
+  recordOffset,
+  recordSeq,
+  RemoteLinkError,
+  type ApplyArgs,
+  type GroupHelloArgs,
+} from '../../link/protocol/index.js';
 import { SeqFile } from './seq-file.js';
 import { SerialQueue } from '../../serial/index.js';
 import type { GroupRecord } from './types.js';
@@ -81,25 +95,27 @@ export class GroupReceiver {
     });
   }
 
-  apply(args: ApplyArgs, bin: Buffer, peer: string): Promise<{ result: { appliedThrough: number } }> {
+  apply(_args: ApplyArgs, bin: Buffer, peer: string): Promise<{ result: { appliedThrough: number } }> {
     return this.serial(async () => {
       if (this.stopped) throw new RemoteLinkError('stopped', `the receiver of group ${this.record.name} is stopped (promoted)`);
       this.lastContactAt = Date.now();
       let next = this.seq.get();
-      let pos = 0;
       const touched = new Set<BlockDevice>();
       const appliedBefore = this.applied;
       try {
-        for (const [seq, index, offset, length, flags] of args.records) {
-          const isZero = (flags & APPLY_FLAG_ZERO) !== 0;
-          const data = isZero ? null : bin.subarray(pos, pos + length);
-          if (!isZero) pos += length;
+        // the records in place, as the primary's writelog holds them (../../link/protocol/apply-batch.ts)
+        for (let o = 0; o < bin.length; o = nextRecord(bin, o)) {
+          const seq = recordSeq(bin, o);
           if (seq < next) continue; // a duplicate after a reconnect
           if (seq > next) throw new RemoteLinkError('gap', `group ${this.record.name}: record ${seq} arrived, ${next} expected`);
+          const index = recordIndex(bin, o);
+          const offset = recordOffset(bin, o);
+          const flags = recordFlags(bin, o);
+          const length = recordLength(bin, o);
           const m = this.member(index, peer);
           if (offset + length > m.size) throw new RemoteLinkError('bad-request', `record ${seq}: ${offset}+${length} beyond member ${index} (${m.size} bytes)`);
           // One record after the other: whatever a crash interrupts, what is applied is a prefix.
-          if (data) await m.device.write(offset, data);
+          if ((flags & APPLY_FLAG_ZERO) === 0) await m.device.write(offset, bin.subarray(o + APPLY_RECORD_HEADER, o + APPLY_RECORD_HEADER + recordDataBytes(bin, o)));
           else if (flags & APPLY_FLAG_TRIM && m.device.capabilities.trim) await m.device.trim(offset, length);
           else await m.device.writeZeroes(offset, length);
           touched.add(m.device);

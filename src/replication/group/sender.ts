@@ -1,6 +1,6 @@
 /** The senders of a group's primary side: one per secondary array (see GroupSender). */
 import type { Writelog } from '../../native/index.js';
-import { APPLY_FLAG_ZERO, RemoteLinkClient, RemoteLinkError, type ApplyRecord } from '../../link/protocol/index.js';
+import { APPLY_FLAG_ZERO, APPLY_RECORD_HEADER, nextRecord, recordDataBytes, recordFlags, RemoteLinkClient, RemoteLinkError } from '../../link/protocol/index.js';
 import type { GroupRecord } from './types.js';
 
 export interface SenderRoute {
@@ -159,31 +159,29 @@ export class GroupSender {
         // While a transmission is on the wire, wait for its ack rather than send a tiny one:
         // every transmission costs a flush and a sequence write on the receiver.
         if (this.inflight > 0 && stable - this.nextToSend + 1 < COALESCE_RECORDS) return;
-        const batch = this.group.writelog.readBatch(this.nextToSend, { maxBytes, maxCount: BATCH_COUNT });
+        // Only stable records; the batch goes out as the writelog holds it (./apply-batch.ts).
+        const batch = this.group.writelog.readBatch(this.nextToSend, { maxBytes, maxCount: Math.min(BATCH_COUNT, stable - this.nextToSend + 1) });
         if (batch.count === 0) return;
-        const records: ApplyRecord[] = [];
-        const data: Buffer[] = [];
-        let bytes = 0;
-        for (const r of batch) {
-          if (r.seq > stable) break;
-          const zero = (r.flags & APPLY_FLAG_ZERO) !== 0;
-          const length = zero ? Number(r.data.readBigUInt64LE(0)) : r.data.length;
-          records.push([r.seq, r.lunId, r.offset, length, r.flags, r.timestamp]);
-          if (!zero) {
-            data.push(r.data);
-            bytes += r.data.length;
-          }
+        if (batch.firstSeq !== this.nextToSend) {
+          // The records before it left the journal (bypass dropped them): the next hello decides.
+          this.lastError = `the writelog starts at record ${batch.firstSeq}, ${this.nextToSend} is next to send`;
+          this.group.emit('sender-error', this, new Error(this.lastError));
+          c.dropConnection();
+          return;
         }
-        if (!records.length) return;
-        this.nextToSend = records[records.length - 1]![0] + 1;
-        const bin = Buffer.concat(data);
+        const bin = batch.buffer;
+        if (batch.lastSeq > stable) throw new Error(`group ${this.group.record.name}: read records ${batch.firstSeq}..${batch.lastSeq}, only ${stable} is stable`);
+        this.nextToSend = batch.lastSeq + 1;
+        let bytes = 0;
+        for (let o = 0; o < bin.length; o = nextRecord(bin, o)) if ((recordFlags(bin, o) & APPLY_FLAG_ZERO) === 0) bytes += recordDataBytes(bin, o);
+        const count = batch.count;
         const session = this.session;
         this.inflight++;
-        this.group.sentBytes += bin.length + 64 + records.length * 40;
+        this.group.sentBytes += bin.length + 64;
         this.group.sentDataBytes += bytes;
-        this.group.sentEntries += records.length;
+        this.group.sentEntries += count;
         this.group.sentBatches++;
-        c.request('apply', { groupId: this.group.record.groupId, records }, bin, { timeoutMs: APPLY_TIMEOUT_MS }).then(
+        c.request('apply', { groupId: this.group.record.groupId, count }, bin, { timeoutMs: APPLY_TIMEOUT_MS }).then(
           ({ result }) => {
             if (session !== this.session) return;
             this.inflight--;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BlockDevice } from '../../../src/block/index.js';
 import { GroupReceiver, newGroupRecord, withDefaults } from '../../../src/replication/group/index.js';
-import type { ApplyRecord } from '../../../src/link/protocol/index.js';
+import { encodeApplyBatch, type ApplyRecordIn } from '../../../src/link/protocol/index.js';
 
 const BLOCK = 4096;
 const BLOCKS = 256;
@@ -81,13 +81,9 @@ describe('GroupReceiver.betweenBatches', () => {
     while (seq <= LAST) {
       // batches of 1 to 12 records, each a write to a block never written before
       const n = Math.min(LAST - seq + 1, 1 + ((batchNo * 7) % 12));
-      const records: ApplyRecord[] = [];
-      const bins: Buffer[] = [];
-      for (let i = 0; i < n; i++, seq++) {
-        records.push([seq, seq % 2, seq * BLOCK, BLOCK, 0, Date.now()]);
-        bins.push(recordData(seq));
-      }
-      applies.push(rx.apply({ groupId: 'g0-test', records }, Buffer.concat(bins), 'alpha'));
+      const records: ApplyRecordIn[] = [];
+      for (let i = 0; i < n; i++, seq++) records.push({ seq, index: seq % 2, offset: seq * BLOCK, flags: 0, data: recordData(seq) });
+      applies.push(rx.apply({ groupId: 'g0-test', count: records.length }, encodeApplyBatch(records), 'alpha'));
       // a cut asked for while this batch (and maybe others) are queued or under way
       if (batchNo % 3 === 1) cuts.push(rx.betweenBatches(async (through) => ({ images: luns.map((l) => Buffer.from(l.data)), through })));
       batchNo++;
