@@ -28,6 +28,12 @@ export interface ReceiverMember {
   primaryArray: string;
 }
 
+/**
+ * Batches applied within this long of the last commit wait for one commit together (their ack
+ * waits with them; the host's writes on the primary never do).
+ */
+const COMMIT_EVERY_MS = 10;
+
 /** The receiver's observations a promote reports (./promotion.ts); times are epoch ms, null if unknown. */
 export interface ReceiverObservations {
   appliedThrough: number;
@@ -44,11 +50,20 @@ export interface ReceiverObservations {
  * - a crash in the middle of a batch leaves a prefix of the batch applied (records are applied one
  *   after the other, and after each the file notes the next one, without fdatasync) and the sender
  *   resends from the first unapplied record: never a later write present with an earlier one
- *   missing. The batch's writes and the number are made durable together before the ack.
+ *   missing. The batch's writes and the number are made durable together before the ack; when
+ *   the next batch already waits, one flush serves both (group commit, `commit`).
  */
 export class GroupReceiver {
   private readonly chain = new SerialQueue();
   private stopped = false;
+  /** apply calls queued on the chain and not started */
+  private appliesQueued = 0;
+  /** batches applied and not yet durable: acknowledged by the next commit */
+  private unflushed: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private lastCommitAt = 0;
+  private commitTimer: NodeJS.Timeout | null = null;
+  /** members written since the last commit */
+  private readonly touched = new Set<BlockDevice>();
   applied = 0;
   batches = 0;
   /**
@@ -96,46 +111,87 @@ export class GroupReceiver {
   }
 
   apply(_args: ApplyArgs, bin: Buffer, peer: string): Promise<{ result: { appliedThrough: number } }> {
-    return this.serial(async () => {
-      if (this.stopped) throw new RemoteLinkError('stopped', `the receiver of group ${this.record.name} is stopped (promoted)`);
-      this.lastContactAt = Date.now();
-      let next = this.seq.get();
-      const touched = new Set<BlockDevice>();
-      const appliedBefore = this.applied;
-      try {
-        // the records in place, as the primary's writelog holds them (../../link/protocol/apply-batch.ts)
-        for (let o = 0; o < bin.length; o = nextRecord(bin, o)) {
-          const seq = recordSeq(bin, o);
-          if (seq < next) continue; // a duplicate after a reconnect
-          if (seq > next) throw new RemoteLinkError('gap', `group ${this.record.name}: record ${seq} arrived, ${next} expected`);
-          const index = recordIndex(bin, o);
-          const offset = recordOffset(bin, o);
-          const flags = recordFlags(bin, o);
-          const length = recordLength(bin, o);
-          const m = this.member(index, peer);
-          if (offset + length > m.size) throw new RemoteLinkError('bad-request', `record ${seq}: ${offset}+${length} beyond member ${index} (${m.size} bytes)`);
-          // One record after the other: whatever a crash interrupts, what is applied is a prefix.
-          if ((flags & APPLY_FLAG_ZERO) === 0) await m.device.write(offset, bin.subarray(o + APPLY_RECORD_HEADER, o + APPLY_RECORD_HEADER + recordDataBytes(bin, o)));
-          else if (flags & APPLY_FLAG_TRIM && m.device.capabilities.trim) await m.device.trim(offset, length);
-          else await m.device.writeZeroes(offset, length);
-          touched.add(m.device);
-          next = seq + 1;
-          // Applied through `seq`: a crash from here on resumes after it, never re-applies it (a
-          // replay of applied records could briefly show an older version of a range next to a
-          // newer version of another: not a prefix).
-          this.seq.note(next);
-          this.applied++;
+    this.appliesQueued++;
+    return new Promise((resolve, reject) => {
+      void this.serial(async () => {
+        this.appliesQueued--;
+        try {
+          const next = await this.applyBatch(bin, peer);
+          this.batches++;
+          this.unflushed.push({ resolve: () => resolve({ result: { appliedThrough: next - 1 } }), reject });
+        } catch (e) {
+          reject(e as Error);
         }
-      } finally {
-        // Once per batch, not per record: a batch cut short by a gap still applied a prefix, and
-        // a resent batch of duplicates (skipped) makes the copy no younger.
-        if (this.applied > appliedBefore) this.lastAppliedAt = Date.now();
-      }
-      for (const d of touched) await d.flush();
-      await this.seq.set(next);
-      this.batches++;
-      return { result: { appliedThrough: next - 1 } };
+        // Group commit: a batch queued right behind this one flushes for both (it always runs
+        // next, and nothing is applied between its records and that flush); otherwise at most
+        // one commit per COMMIT_EVERY_MS (each costs two fdatasyncs).
+        if (this.appliesQueued > 0 && !this.stopped) return;
+        const wait = this.lastCommitAt + COMMIT_EVERY_MS - performance.now();
+        if (wait <= 0 || this.stopped) await this.commit();
+        else if (!this.commitTimer) this.commitTimer = setTimeout(() => void this.serial(() => this.commit()), wait);
+      });
     });
+  }
+
+  /** Applies one batch's records in order; returns the next expected sequence after them. */
+  private async applyBatch(bin: Buffer, peer: string): Promise<number> {
+    if (this.stopped) throw new RemoteLinkError('stopped', `the receiver of group ${this.record.name} is stopped (promoted)`);
+    this.lastContactAt = Date.now();
+    let next = this.seq.get();
+    const appliedBefore = this.applied;
+    try {
+      // the records in place, as the primary's writelog holds them (../../link/protocol/apply-batch.ts)
+      for (let o = 0; o < bin.length; o = nextRecord(bin, o)) {
+        const seq = recordSeq(bin, o);
+        if (seq < next) continue; // a duplicate after a reconnect
+        if (seq > next) throw new RemoteLinkError('gap', `group ${this.record.name}: record ${seq} arrived, ${next} expected`);
+        const index = recordIndex(bin, o);
+        const offset = recordOffset(bin, o);
+        const flags = recordFlags(bin, o);
+        const length = recordLength(bin, o);
+        const m = this.member(index, peer);
+        if (offset + length > m.size) throw new RemoteLinkError('bad-request', `record ${seq}: ${offset}+${length} beyond member ${index} (${m.size} bytes)`);
+        // One record after the other: whatever a crash interrupts, what is applied is a prefix.
+        if ((flags & APPLY_FLAG_ZERO) === 0) await m.device.write(offset, bin.subarray(o + APPLY_RECORD_HEADER, o + APPLY_RECORD_HEADER + recordDataBytes(bin, o)));
+        else if (flags & APPLY_FLAG_TRIM && m.device.capabilities.trim) await m.device.trim(offset, length);
+        else await m.device.writeZeroes(offset, length);
+        this.touched.add(m.device);
+        next = seq + 1;
+        // Applied through `seq`: a crash from here on resumes after it, never re-applies it (a
+        // replay of applied records could briefly show an older version of a range next to a
+        // newer version of another: not a prefix).
+        this.seq.note(next);
+        this.applied++;
+      }
+    } finally {
+      // Once per batch, not per record: a batch cut short by a gap still applied a prefix, and
+      // a resent batch of duplicates (skipped) makes the copy no younger.
+      if (this.applied > appliedBefore) this.lastAppliedAt = Date.now();
+    }
+    return next;
+  }
+
+  /**
+   * Makes the batches applied since the last commit durable: the members they wrote, then the
+   * next expected sequence (so it never runs ahead of the data), and then acknowledges them.
+   * Runs on the serial chain, so no record is applied between the flush and the number.
+   */
+  private async commit(): Promise<void> {
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    this.commitTimer = null;
+    this.lastCommitAt = performance.now();
+    const waiting = this.unflushed.splice(0);
+    const devices = [...this.touched];
+    this.touched.clear();
+    if (waiting.length === 0 && devices.length === 0) return;
+    try {
+      for (const d of devices) await d.flush();
+      await this.seq.set(this.seq.get());
+    } catch (e) {
+      for (const w of waiting) w.reject(e as Error);
+      return;
+    }
+    for (const w of waiting) w.resolve();
   }
 
   /**
@@ -163,12 +219,12 @@ export class GroupReceiver {
   /** No more records (the group is promoted here): waits for the batch being applied. */
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.chain.drained();
+    await this.serial(() => this.commit());
   }
 
   async close(): Promise<void> {
     this.stopped = true;
-    await this.chain.drained();
+    await this.serial(() => this.commit());
     await this.seq.close();
   }
 }
