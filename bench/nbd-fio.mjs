@@ -24,6 +24,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync, openSync, ftruncateSync, closeSync, readFileSync, copyFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { probeNbd } from './lib/common.mjs';
+import { procCpuUs } from './lib/cpu.mjs';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -157,7 +158,7 @@ async function startServer(kind, dir, bytes) {
   while (!exited && Date.now() < deadline) {
     if (await probeNbd(port)) {
       return {
-        kind, port, uri: `${certDir ? 'nbds' : 'nbd'}://${HOST}:${port}/disk`, stderr: () => stderr, alive: () => !exited,
+        kind, port, pid: child.pid, uri: `${certDir ? 'nbds' : 'nbd'}://${HOST}:${port}/disk`, stderr: () => stderr, alive: () => !exited,
         stop: async () => {
           if (exited) return;
           child.kill('SIGTERM');
@@ -212,9 +213,12 @@ function summarize(json, rw) {
   const job = json.jobs[0];
   if (job.error) throw new Error(`fio job error ${job.error}`);
   const d = rw.includes('read') ? job.read : job.write;
-  const p = d.clat_ns?.percentile ?? {};
+  // Total latency (submission + completion): the nbd engine sends a request while submitting it,
+  // so a fast server's reply can arrive before the completion clock starts (clat p50s of 3 us).
+  const p = d.lat_ns?.percentile ?? d.clat_ns?.percentile ?? {};
   return {
     iops: d.iops,
+    ios: d.total_ios,
     mbps: (d.bw_bytes ?? d.bw * 1024) / 1e6,
     p50us: (p['50.000000'] ?? 0) / 1000,
     p99us: (p['99.000000'] ?? 0) / 1000,
@@ -289,11 +293,14 @@ async function main() {
           n++;
           const label = `[${n}/${total}] ${row.label} on ${kind}`;
           log(`${label} ...`);
+          const cpu0 = procCpuUs(srv.pid);
           const json = await runFio(['--name=bench', '--ioengine=nbd', `--uri=${srv.uri}`, `--rw=${row.rw}`, `--bs=${row.bs}`, `--iodepth=${row.qd}`,
-            `--size=${o.bytes}`, `--runtime=${o.runtime}`, '--time_based'], { label, seconds: o.runtime, server: srv });
+            `--size=${o.bytes}`, `--runtime=${o.runtime}`, '--time_based', '--lat_percentiles=1'], { label, seconds: o.runtime, server: srv });
           const s = summarize(json, row.rw);
+          // The server's CPU (all its threads) over fio's run, setup and teardown of the job included.
+          s.cpuUsPerOp = (procCpuUs(srv.pid) - cpu0) / Math.max(1, s.ios);
           runs[kind].push(s);
-          log(`  ${label}: ${s.iops.toFixed(0)} IOPS, ${s.mbps.toFixed(1)} MB/s, p50 ${s.p50us.toFixed(1)} us, p99 ${s.p99us.toFixed(1)} us`);
+          log(`  ${label}: ${s.iops.toFixed(0)} IOPS, ${s.mbps.toFixed(1)} MB/s, p50 ${s.p50us.toFixed(1)} us, p99 ${s.p99us.toFixed(1)} us, CPU ${s.cpuUsPerOp.toFixed(1)} us/op`);
         }
       }
       const r = { row: id, label: row.label };
@@ -311,7 +318,7 @@ async function main() {
     } else {
       process.stdout.write(table(results, o.servers));
       if (results.some((r) => r.ratio !== undefined)) {
-        process.stdout.write('\nratio = sanbox IOPS / nbdkit IOPS (same as the MB/s ratio); p50/p99 are fio completion latencies.\n');
+        process.stdout.write('\nratio = sanbox IOPS / nbdkit IOPS (same as the MB/s ratio); p50/p99 are fio total latencies (submission + completion);\nCPU us/op = the server process\'s CPU time (all threads, from /proc, 10 ms ticks) over the row / requests.\n');
       }
     }
   } finally {
@@ -326,13 +333,13 @@ function tryExec(cmd, args) {
 
 function table(results, kinds) {
   const head = ['row'];
-  for (const k of kinds) head.push(`${k} IOPS`, `${k} MB/s`, `${k} p50 us`, `${k} p99 us`);
+  for (const k of kinds) head.push(`${k} IOPS`, `${k} MB/s`, `${k} p50 us`, `${k} p99 us`, `${k} CPU us/op`);
   if (kinds.length === 2) head.push('ratio');
   const rows = results.map((r) => {
     const cells = [r.label];
     for (const k of kinds) {
       const s = r[k];
-      cells.push(s.iops.toFixed(0), s.mbps.toFixed(1), s.p50us.toFixed(1), s.p99us.toFixed(1));
+      cells.push(s.iops.toFixed(0), s.mbps.toFixed(1), s.p50us.toFixed(1), s.p99us.toFixed(1), s.cpuUsPerOp.toFixed(1));
     }
     if (kinds.length === 2) cells.push(r.ratio !== undefined ? r.ratio.toFixed(2) : '');
     return cells;
