@@ -1,11 +1,11 @@
 import type { Socket } from 'node:net';
-import { errnoOf, type BlockDevice, type Extent, type WriteOptions } from '../block/index.js';
+import type { BlockDevice } from '../block/index.js';
 import type { BufferPool } from './buffer-pool.js';
 import { budgetBug, type BudgetWaiter, type MemoryBudget } from './memory-budget.js';
+import { Commands } from './commands.js';
 import { Outbox } from './outbox.js';
 import { ByteQueue } from '../wire/index.js';
 import {
-  BASE_ALLOCATION_ID,
   CMD,
   CMD_FLAG,
   EXTENDED_REQUEST_MAGIC,
@@ -15,8 +15,6 @@ import {
   OPT,
   REP,
   REQUEST_MAGIC,
-  STATE_HOLE,
-  STATE_ZERO,
   type NbdErrno,
 } from './constants.js';
 import type { ExportCatalog } from './export.js';
@@ -43,16 +41,12 @@ export const DEFAULT_LIMITS: SessionLimits = {
   handshakeTimeoutMs: 30_000,
 };
 
-/** Reads at least this long are sent as data and hole chunks when the device knows its holes. */
-const SPARSE_READ_MIN = 64 * 1024;
 /**
  * Write payloads at least this long are read from the socket straight into their pooled buffer
  * (one read each); smaller ones arrive with their neighbours in the shared read buffer (one read
  * for many requests) and are copied out of it into a pooled buffer.
  */
 const DIRECT_READ_MIN = 64 * 1024;
-/** The options of a FUA write, shared: no object per write. */
-const FUA: WriteOptions = Object.freeze({ fua: true });
 
 interface PendingWrite {
   flags: number;
@@ -102,6 +96,8 @@ export class Session implements BudgetWaiter {
   private negotiated: Negotiated | null = null;
   private device: BlockDevice | null = null;
   private replies = new ReplyEncoder('simple');
+  /** The transmission commands, once the handshake chose the export and the reply format. */
+  private commands: Commands | null = null;
   private headerSize = 28;
   private requestMagic = REQUEST_MAGIC;
   private handshakeTimer: NodeJS.Timeout | null;
@@ -430,6 +426,14 @@ export class Session implements BudgetWaiter {
     this.negotiated = n;
     this.device = n.export.device;
     this.replies = new ReplyEncoder(n.extended ? 'extended' : n.structured ? 'structured' : 'simple');
+    this.commands = new Commands({
+      device: n.export.device,
+      replies: this.replies,
+      outbox: this.outbox,
+      pool: this.hooks.pool,
+      stats: this.stats,
+      uncharge: (bytes) => this.uncharge(bytes),
+    });
     this.headerSize = n.extended ? 32 : 28;
     this.requestMagic = n.extended ? EXTENDED_REQUEST_MAGIC : REQUEST_MAGIC;
     this.phase = 'transmission';
@@ -447,7 +451,7 @@ export class Session implements BudgetWaiter {
         this.discardLeft -= q.skip(this.discardLeft);
         if (this.discardLeft > 0) return;
         const [hi, lo, offset] = this.discardCookie;
-        this.replyError(hi, lo, offset, 'EINVAL', 'payload larger than the maximum block size, or not allowed on this command');
+        this.commands!.replyError(hi, lo, offset, 'EINVAL', 'payload larger than the maximum block size, or not allowed on this command');
         continue;
       }
       if (q.length < hs) return;
@@ -514,7 +518,7 @@ export class Session implements BudgetWaiter {
     if (bad) {
       release?.();
       if (payload) this.uncharge(payload.length);
-      this.replyError(hi, lo, Number.isFinite(offset) ? offset : 0, bad, describe(bad, type, offset, length));
+      this.commands!.replyError(hi, lo, Number.isFinite(offset) ? offset : 0, bad, describe(bad, type, offset, length));
       return true;
     }
     if (type === CMD.DISC) {
@@ -529,7 +533,7 @@ export class Session implements BudgetWaiter {
     if (this.shutdown) {
       release?.();
       if (payload) this.uncharge(payload.length);
-      this.replyError(hi, lo, offset, 'ESHUTDOWN', 'server is shutting down');
+      this.commands!.replyError(hi, lo, offset, 'ESHUTDOWN', 'server is shutting down');
       return true;
     }
     this.dispatch(type, flags, hi, lo, offset, length, payload, release);
@@ -600,43 +604,7 @@ export class Session implements BudgetWaiter {
     this.inflight++;
     this.inflightBytes += bytes;
     if (type === CMD.READ) this.charge(bytes); // a write's payload was charged when it was allocated
-    let work: Promise<void>;
-    switch (type) {
-      case CMD.READ:
-        work = this.read(hi, lo, offset, length, flags);
-        break;
-      case CMD.WRITE:
-        work = this.simple(hi, lo, offset, this.device!.write(offset, payload!, (flags & CMD_FLAG.FUA) !== 0 ? FUA : undefined), () => {
-          this.stats.bytesWritten += length;
-        });
-        break;
-      case CMD.FLUSH:
-        work = this.simple(hi, lo, offset, this.device!.flush());
-        break;
-      case CMD.TRIM:
-        work = this.simple(hi, lo, offset, this.device!.trim(offset, length, { fua: (flags & CMD_FLAG.FUA) !== 0 }));
-        break;
-      case CMD.WRITE_ZEROES:
-        work = this.simple(
-          hi,
-          lo,
-          offset,
-          this.device!.writeZeroes(offset, length, {
-            fua: (flags & CMD_FLAG.FUA) !== 0,
-            noHole: (flags & CMD_FLAG.NO_HOLE) !== 0,
-            fastZero: (flags & CMD_FLAG.FAST_ZERO) !== 0,
-          }),
-        );
-        break;
-      case CMD.CACHE:
-        work = this.simple(hi, lo, offset, this.device!.cache(offset, length));
-        break;
-      case CMD.BLOCK_STATUS:
-        work = this.blockStatus(hi, lo, offset, length, (flags & CMD_FLAG.REQ_ONE) !== 0);
-        break;
-      default:
-        throw new Error(`dispatch of unvalidated command ${type}`);
-    }
+    const work = this.commands!.run(type, flags, hi, lo, offset, length, payload);
     const settled = (): void => {
       release?.(); // the device holds no reference to the payload once the write settled
       this.inflight--;
@@ -649,105 +617,6 @@ export class Session implements BudgetWaiter {
       this.abort(`internal error: ${(err as Error).stack ?? err}`);
       settled();
     });
-  }
-
-  /** Runs an operation without reply data (not async: one promise per request, not three). */
-  private simple(hi: number, lo: number, offset: number, op: Promise<void>, onOk?: () => void): Promise<void> {
-    return op.then(
-      () => {
-        onOk?.();
-        this.outbox.send(this.replies.ok(hi, lo, offset));
-      },
-      (err: unknown) => this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message),
-    );
-  }
-
-  private async read(hi: number, lo: number, offset: number, length: number, flags: number): Promise<void> {
-    const dev = this.device!;
-    const r = this.replies;
-    // `length` bytes were charged when the read was admitted; its reply takes the charge over.
-    let prepaid = length;
-    try {
-      if (length === 0 && r.mode !== 'simple') {
-        this.outbox.send(r.done(hi, lo, offset));
-        return;
-      }
-      if (r.mode !== 'simple' && length >= SPARSE_READ_MIN && !(flags & CMD_FLAG.DF) && dev.capabilities.sparseStatus) {
-        await this.sparseRead(hi, lo, offset, length);
-        prepaid = 0;
-        return;
-      }
-      const pool = this.hooks.pool;
-      const { buf, dataAt } = r.data(hi, lo, offset, offset, length, true, pool);
-      try {
-        await dev.read(offset, length, buf.subarray(dataAt));
-      } catch (err) {
-        pool.put(buf);
-        throw err;
-      }
-      this.stats.bytesRead += length;
-      prepaid = 0;
-      this.outbox.send(buf, length, true);
-    } catch (err) {
-      this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message);
-    } finally {
-      this.uncharge(prepaid);
-    }
-  }
-
-  /** A large read as OFFSET_DATA and OFFSET_HOLE chunks: holes cost 12 bytes, not their length. */
-  private async sparseRead(hi: number, lo: number, offset: number, length: number): Promise<void> {
-    const dev = this.device!;
-    const r = this.replies;
-    const extents = await dev.blockStatus(offset, length);
-    const chunks: Buffer[] = [];
-    let pos = offset;
-    const end = offset + length;
-    for (const e of extents) {
-      if (pos >= end) break;
-      const len = Math.min(e.length, end - pos);
-      if (e.zero) {
-        chunks.push(r.hole(hi, lo, offset, pos, len, false));
-      } else {
-        const { buf, dataAt } = r.data(hi, lo, offset, pos, len, false);
-        await dev.read(pos, len, buf.subarray(dataAt));
-        chunks.push(buf);
-      }
-      pos += len;
-    }
-    if (pos < end) {
-      // The device described less than asked: the rest goes as data.
-      const { buf, dataAt } = r.data(hi, lo, offset, pos, end - pos, false);
-      await dev.read(pos, end - pos, buf.subarray(dataAt));
-      chunks.push(buf);
-    }
-    // Only the last chunk carries DONE, and only once every read has succeeded.
-    ReplyEncoder.markDone(chunks[chunks.length - 1]!);
-    this.stats.bytesRead += length;
-    this.outbox.sendAll(chunks, length);
-  }
-
-  private async blockStatus(hi: number, lo: number, offset: number, length: number, reqOne: boolean): Promise<void> {
-    let extents: Extent[];
-    try {
-      extents = await this.device!.blockStatus(offset, length);
-    } catch (err) {
-      this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message);
-      return;
-    }
-    const merged = mergeExtents(extents, length, reqOne, this.replies.mode === 'extended' ? Number.MAX_SAFE_INTEGER : 0xffffffff);
-    if (merged.length === 0) {
-      this.replyError(hi, lo, offset, 'EIO', 'device returned no extents');
-      return;
-    }
-    this.outbox.send(this.replies.blockStatus(hi, lo, offset, BASE_ALLOCATION_ID, merged));
-  }
-
-  // ---- replies ----------------------------------------------------------------------------
-
-  private replyError(hi: number, lo: number, offset: number, errno: NbdErrno, message: string): void {
-    this.stats.errors++;
-    this.outbox.send(this.replies.error(hi, lo, offset, errno, message));
   }
 
   private afterIdle(fn: () => void): void {
@@ -766,22 +635,6 @@ export class Session implements BudgetWaiter {
 function costOf(type: number, length: number): number {
   // An oversized request is refused without reading or producing its payload.
   return (type === CMD.READ || type === CMD.WRITE) && length <= LIMITS.MAX_PAYLOAD ? length : 0;
-}
-
-/** Extents as (length, state) pairs: adjacent equal states joined, clipped to the request. */
-export function mergeExtents(extents: Extent[], length: number, reqOne: boolean, maxExtent = 0xffffffff): [number, number][] {
-  const out: [number, number][] = [];
-  let total = 0;
-  for (const e of extents) {
-    if (total >= length || e.length <= 0) break;
-    const len = Math.min(e.length, length - total);
-    const state = (e.hole ? STATE_HOLE : 0) | (e.zero ? STATE_ZERO : 0);
-    const last = out[out.length - 1];
-    if (last && last[1] === state && last[0] + len <= maxExtent) last[0] += len;
-    else out.push([len, state]);
-    total += len;
-  }
-  return reqOne ? out.slice(0, 1) : out;
 }
 
 function describe(errno: NbdErrno, type: number, offset: number, length: number): string {
