@@ -3,12 +3,19 @@ import type { BufferPool } from './buffer-pool.js';
 import { BASE_ALLOCATION_ID, CMD, CMD_FLAG, STATE_HOLE, STATE_ZERO, type NbdErrno } from './constants.js';
 import type { Outbox } from './outbox.js';
 import { ReplyEncoder } from './replies.js';
-import type { SessionStats } from './session.js';
 
 /** Reads at least this long are sent as data and hole chunks when the device knows its holes. */
 const SPARSE_READ_MIN = 64 * 1024;
 /** The options of a FUA write, shared: no object per write. */
 const FUA: WriteOptions = Object.freeze({ fua: true });
+
+/** What a session has served (its requests, errors and bytes). */
+export interface SessionStats {
+  requests: number;
+  errors: number;
+  bytesRead: number;
+  bytesWritten: number;
+}
 
 /** What the commands of a session act on and answer through. */
 export interface CommandTarget {

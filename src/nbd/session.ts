@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { BlockDevice } from '../block/index.js';
 import type { BufferPool } from './buffer-pool.js';
 import { budgetBug, type BudgetWaiter, type MemoryBudget } from './memory-budget.js';
-import { Commands } from './commands.js';
+import { Commands, type SessionStats } from './commands.js';
 import { Outbox } from './outbox.js';
 import { ByteQueue } from '../wire/index.js';
 import {
@@ -60,12 +60,6 @@ interface PendingWrite {
 
 type Phase = 'client-flags' | 'options' | 'transmission' | 'closing' | 'closed';
 
-export interface SessionStats {
-  requests: number;
-  errors: number;
-  bytesRead: number;
-  bytesWritten: number;
-}
 
 export interface SessionHooks {
   catalog: ExportCatalog;
