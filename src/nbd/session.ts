@@ -60,7 +60,6 @@ interface PendingWrite {
 
 type Phase = 'client-flags' | 'options' | 'transmission' | 'closing' | 'closed';
 
-
 export interface SessionHooks {
   catalog: ExportCatalog;
   /** Where large write payloads are assembled. */
