@@ -35,6 +35,7 @@
 //   --no-fill        skip pre-filling the image (fio then allocates a sparse file as it goes)
 //   --no-sp          skip the rows through a real SP pair
 //   --json           results as JSON on stdout (progress stays on stderr)
+// SANBOX_DIST=DIR measures another build (its bin/sanbox.js beside it runs the SP rows).
 // Total runtime with the defaults: 7 rows x 2 QDs x (4 s + ~1 s) + ~20 s of set-up, faults and
 // vault: under 2 minutes.
 import { spawn, execFileSync } from 'node:child_process';
@@ -45,6 +46,10 @@ import { fileURLToPath } from 'node:url';
 import { childPids, procCpuUs, selfCpuUs } from './lib/cpu.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+/** The build measured: the repo's dist/, or SANBOX_DIST (e.g. a build of an older commit, for before/after). */
+const DIST = resolve(process.env.SANBOX_DIST || join(REPO, 'dist'));
+/** Its CLI, for the SP rows (`sanbox up`): the bin/ beside SANBOX_DIST when given. */
+const SANBOX_BIN = join(DIST, '..', 'bin', 'sanbox.js');
 const HOST = '127.0.0.1';
 const PAGE = 4096;
 
@@ -152,10 +157,10 @@ function tryExec(cmd, args) {
 
 async function loadModules() {
   try {
-    const cache = await import(join(REPO, 'dist/array/cache/index.js'));
-    const block = await import(join(REPO, 'dist/block/index.js'));
-    const nbd = await import(join(REPO, 'dist/nbd/index.js'));
-    const vault = await import(join(REPO, 'dist/array/vault/index.js'));
+    const cache = await import(join(DIST, 'array/cache/index.js'));
+    const block = await import(join(DIST, 'block/index.js'));
+    const nbd = await import(join(DIST, 'nbd/index.js'));
+    const vault = await import(join(DIST, 'array/vault/index.js'));
     return { ...cache, ...block, ...nbd, ...vault };
   } catch (e) {
     die(`cannot load dist/ (run npm run build first): ${e.message}`);
@@ -399,7 +404,7 @@ const SP_ROWS = {
 
 function sanbox(args, env, timeoutMs = 60_000) {
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [join(REPO, 'bin', 'sanbox.js'), ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [SANBOX_BIN, ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     let out = '';
     let err = '';
