@@ -11,9 +11,18 @@ import { SerialQueue } from '../../serial/index.js';
 const MAGIC = 0x51455358; // "XSEQ"
 const SLOT = 32;
 
+/** A safe integer as u64 little-endian (what writeBigUInt64LE writes, without a BigInt). */
+function writeU64(b: Buffer, at: number, v: number): void {
+  b.writeUInt32LE(v % 0x100000000, at);
+  b.writeUInt32LE(Math.floor(v / 0x100000000), at + 4);
+}
+
 export class SeqFile {
   private gen: number;
   private readonly writing = new SerialQueue();
+  /** the slot `note` writes (synchronously: one buffer serves every note) */
+  private readonly noteSlot = Buffer.alloc(SLOT);
+  private readonly noteHead = this.noteSlot.subarray(0, 24);
 
   private constructor(
     private readonly fh: fsp.FileHandle,
@@ -54,13 +63,13 @@ export class SeqFile {
     return this.value;
   }
 
-  private slot(value: number): Buffer {
+  /** The next generation's slot for `value`, in `b` (a new buffer by default). */
+  private slot(value: number, b = Buffer.alloc(SLOT)): Buffer {
     this.gen++;
-    const b = Buffer.alloc(SLOT);
     b.writeUInt32LE(MAGIC, 0);
-    b.writeBigUInt64LE(BigInt(this.gen), 8);
-    b.writeBigUInt64LE(BigInt(value), 16);
-    b.writeUInt32LE(crc32c(b.subarray(0, 24)), 24);
+    writeU64(b, 8, this.gen);
+    writeU64(b, 16, value);
+    b.writeUInt32LE(crc32c(b === this.noteSlot ? this.noteHead : b.subarray(0, 24)), 24);
     return b;
   }
 
@@ -70,7 +79,7 @@ export class SeqFile {
    */
   note(value: number): void {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`sequence number ${value}`);
-    const b = this.slot(value);
+    const b = this.slot(value, this.noteSlot);
     writeSync(this.fh.fd, b, 0, SLOT, (this.gen % 2) * SLOT);
     this.value = value;
   }
