@@ -29,8 +29,8 @@ export interface ReceiverMember {
 }
 
 /**
- * Batches applied within this long of the last commit wait for one commit together (their ack
- * waits with them; the host's writes on the primary never do).
+ * Asynchronous mode: batches applied within this long of the last commit wait for one commit
+ * together (their ack waits with them; the host's writes on the primary never do).
  */
 const COMMIT_EVERY_MS = 10;
 
@@ -123,10 +123,12 @@ export class GroupReceiver {
           reject(e as Error);
         }
         // Group commit: a batch queued right behind this one flushes for both (it always runs
-        // next, and nothing is applied between its records and that flush); otherwise at most
-        // one commit per COMMIT_EVERY_MS (each costs two fdatasyncs).
+        // next, and nothing is applied between its records and that flush); otherwise, in the
+        // asynchronous mode, at most one commit per COMMIT_EVERY_MS (each costs two
+        // fdatasyncs). Near-synchronous host writes at the bound wait for these acks: no delay.
         if (this.appliesQueued > 0 && !this.stopped) return;
-        const wait = this.lastCommitAt + COMMIT_EVERY_MS - performance.now();
+        const every = this.record.mode === 'asynchronous' ? COMMIT_EVERY_MS : 0;
+        const wait = this.lastCommitAt + every - performance.now();
         if (wait <= 0 || this.stopped) await this.commit();
         else if (!this.commitTimer) this.commitTimer = setTimeout(() => void this.serial(() => this.commit()), wait);
       });
