@@ -13,7 +13,11 @@
 import { REC_HEADER, REC_MAGIC, REC_VERSION, align8, readU32, readU64 } from '../../native/ring.js';
 import { crc32c } from '../../native/index.js';
 import { RemoteLinkError } from './errors.js';
-import { APPLY_FLAG_ZERO } from './messages.js';
+
+/** An `apply` record without payload: the range reads as zeroes (trim or write-zeroes). */
+export const APPLY_FLAG_ZERO = 0x100;
+/** With APPLY_FLAG_ZERO: the primary trimmed (punch a hole where possible). */
+export const APPLY_FLAG_TRIM = 0x200;
 
 export const APPLY_RECORD_HEADER = REC_HEADER;
 

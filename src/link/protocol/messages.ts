@@ -191,10 +191,7 @@ export interface LinkOps {
 export type LinkOp = keyof LinkOps;
 export const LINK_OPS: readonly LinkOp[] = ['write', 'read-regions', 'mirror-db', 'zero', 'flush', 'bitmap', 'lun-info', 'group-db', 'group-hello', 'apply', 'read', 'ping'];
 
-/** An `apply` record without payload: the range reads as zeroes (trim or write-zeroes). */
-export const APPLY_FLAG_ZERO = 0x100;
-/** With APPLY_FLAG_ZERO: the primary trimmed (punch a hole where possible). */
-export const APPLY_FLAG_TRIM = 0x200;
+export { APPLY_FLAG_TRIM, APPLY_FLAG_ZERO } from './apply-batch.js';
 
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 256;
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
