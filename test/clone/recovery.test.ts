@@ -92,6 +92,8 @@ describe('clone recovery', () => {
     const failed = await waitClone(api, 'c8', 'failed');
     expect(failed.error).toMatch(/EIO/);
     expect(failed.copiedBytes).toBeGreaterThanOrEqual(MiB);
+    // The record shows the error first; the event follows once the record is saved.
+    for (const deadline = Date.now() + 5000; events('clone.failed').length === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
     expect(events('clone.failed')[0]).toMatchObject({ clone: 'c8', error: expect.stringMatching(/EIO/) });
     // What was copied reads; a write still works (it copies from the part of the source that reads).
     expect((await hostDevice(run, 'c8').read(0, MiB)).equals(Buffer.alloc(MiB, 0x44))).toBe(true);
