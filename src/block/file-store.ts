@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { ignoreOnClose } from '../errors/index.js';
 import { backgroundWrite } from './background-writer.js';
 import { fileOps } from '../native/index.js';
+import { promised } from './layer.js';
 import {
   assertRange,
   BlockError,
@@ -156,12 +157,10 @@ export class FileBackingStore implements BlockDevice {
   write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
     if (data.length < OFFLOAD_BYTES && opts?.background !== true && opts?.fua !== true) {
       // The common small write: done before we return, so its promise is one already settled.
-      try {
+      return promised(() => {
         this.writeSync(offset, data);
-      } catch (e) {
-        return Promise.reject(e);
-      }
-      return SETTLED;
+        return SETTLED;
+      });
     }
     return this.writeAsync(offset, data, opts);
   }

@@ -5,7 +5,7 @@
  * fenced LUNs (./admission.ts, ./fence.ts), and the bottom of every stack, the image file (./file-store.ts).
  */
 export * from './device.js';
-export { LayerDevice } from './layer.js';
+export { LayerDevice, promised } from './layer.js';
 export { checked, assertExtents, type HopOptions } from './checked.js';
 export { execIoOp, parseIoOp, modifiesData, readsData, OpDevice, type IoOp, type IoOpKind, type IoResult } from './io-op.js';
 export { fenceRefusal, admitHostIo, hostReadOnly, type Admission, type HostRole, type LunFence } from './admission.js';

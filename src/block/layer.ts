@@ -51,3 +51,15 @@ export class LayerDevice implements BlockDevice {
     return this.lower.close();
   }
 }
+
+/**
+ * The promise of `call`, a rejected one if it throws: for a layer method that is not async (no
+ * promise of its own on the hot path) but must still fail by rejection, never by throwing.
+ */
+export function promised<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return call();
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}

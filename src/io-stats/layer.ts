@@ -5,7 +5,7 @@
  * uses `performance.now()`, a double: `process.hrtime.bigint()` would allocate a BigInt per
  * request.
  */
-import { LayerDevice, type BlockDevice, type WriteOptions, type ZeroOptions } from '../block/index.js';
+import { LayerDevice, promised, type BlockDevice, type WriteOptions, type ZeroOptions } from '../block/index.js';
 import { OP_FLUSH, OP_READ, OP_TRIM, OP_WRITE, OP_ZERO, type IoStats } from './counters.js';
 
 export class IoStatsLayer extends LayerDevice {
@@ -18,27 +18,27 @@ export class IoStatsLayer extends LayerDevice {
 
   override read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const t0 = performance.now();
-    return this.counted(OP_READ, length, t0, started(() => this.lower.read(offset, length, into)));
+    return this.counted(OP_READ, length, t0, promised(() => this.lower.read(offset, length, into)));
   }
 
   override write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
     const t0 = performance.now();
-    return this.counted(OP_WRITE, data.length, t0, started(() => this.lower.write(offset, data, opts)));
+    return this.counted(OP_WRITE, data.length, t0, promised(() => this.lower.write(offset, data, opts)));
   }
 
   override flush(): Promise<void> {
     const t0 = performance.now();
-    return this.counted(OP_FLUSH, 0, t0, started(() => this.lower.flush()));
+    return this.counted(OP_FLUSH, 0, t0, promised(() => this.lower.flush()));
   }
 
   override trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
     const t0 = performance.now();
-    return this.counted(OP_TRIM, length, t0, started(() => this.lower.trim(offset, length, opts)));
+    return this.counted(OP_TRIM, length, t0, promised(() => this.lower.trim(offset, length, opts)));
   }
 
   override writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
     const t0 = performance.now();
-    return this.counted(OP_ZERO, length, t0, started(() => this.lower.writeZeroes(offset, length, opts)));
+    return this.counted(OP_ZERO, length, t0, promised(() => this.lower.writeZeroes(offset, length, opts)));
   }
 
   /** Counts the request when it settles (one promise per request: this layer is on every one). */
@@ -53,14 +53,5 @@ export class IoStatsLayer extends LayerDevice {
         throw e;
       },
     );
-  }
-}
-
-/** The request's promise; a layer below that throws instead of rejecting counts as a failure too. */
-function started<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return call();
-  } catch (e) {
-    return Promise.reject(e);
   }
 }

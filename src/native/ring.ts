@@ -102,7 +102,8 @@ export function encodeHeader(h: Buffer, flags: number, gseq: number, local: numb
   h.writeUInt32LE(epoch >>> 0, 48);
   h.fill(0, 52, 64);
 }
-function writeU64(b: Buffer, v: number, o: number): void {
+/** A safe integer as u64 little-endian at `o` (what writeBigUInt64LE writes, without a BigInt). */
+export function writeU64(b: Buffer, v: number, o: number): void {
   b.writeUInt32LE(v % 0x100000000, o);
   b.writeUInt32LE(Math.floor(v / 0x100000000), o + 4);
 }

@@ -34,21 +34,7 @@ export interface CommandTarget {
  * promise settles when the reply is queued; it rejects only on a bug.
  */
 export class Commands {
-  private readonly device: BlockDevice;
-  private readonly replies: ReplyEncoder;
-  private readonly outbox: Outbox;
-  private readonly pool: BufferPool;
-  private readonly stats: SessionStats;
-  private readonly uncharge: (n: number) => void;
-
-  constructor(t: CommandTarget) {
-    this.device = t.device;
-    this.replies = t.replies;
-    this.outbox = t.outbox;
-    this.pool = t.pool;
-    this.stats = t.stats;
-    this.uncharge = t.uncharge;
-  }
+  constructor(private readonly t: CommandTarget) {}
 
   /** Runs one validated request (`payload`: a write's data, which the device must not keep once the write settled). */
   run(type: number, flags: number, hi: number, lo: number, offset: number, length: number, payload: Buffer | null): Promise<void> {
@@ -56,26 +42,26 @@ export class Commands {
       case CMD.READ:
         return this.read(hi, lo, offset, length, flags);
       case CMD.WRITE:
-        return this.simple(hi, lo, offset, this.device.write(offset, payload!, (flags & CMD_FLAG.FUA) !== 0 ? FUA : undefined), () => {
-          this.stats.bytesWritten += length;
+        return this.simple(hi, lo, offset, this.t.device.write(offset, payload!, (flags & CMD_FLAG.FUA) !== 0 ? FUA : undefined), () => {
+          this.t.stats.bytesWritten += length;
         });
       case CMD.FLUSH:
-        return this.simple(hi, lo, offset, this.device.flush());
+        return this.simple(hi, lo, offset, this.t.device.flush());
       case CMD.TRIM:
-        return this.simple(hi, lo, offset, this.device.trim(offset, length, { fua: (flags & CMD_FLAG.FUA) !== 0 }));
+        return this.simple(hi, lo, offset, this.t.device.trim(offset, length, { fua: (flags & CMD_FLAG.FUA) !== 0 }));
       case CMD.WRITE_ZEROES:
         return this.simple(
           hi,
           lo,
           offset,
-          this.device.writeZeroes(offset, length, {
+          this.t.device.writeZeroes(offset, length, {
             fua: (flags & CMD_FLAG.FUA) !== 0,
             noHole: (flags & CMD_FLAG.NO_HOLE) !== 0,
             fastZero: (flags & CMD_FLAG.FAST_ZERO) !== 0,
           }),
         );
       case CMD.CACHE:
-        return this.simple(hi, lo, offset, this.device.cache(offset, length));
+        return this.simple(hi, lo, offset, this.t.device.cache(offset, length));
       case CMD.BLOCK_STATUS:
         return this.blockStatus(hi, lo, offset, length, (flags & CMD_FLAG.REQ_ONE) !== 0);
       default:
@@ -88,20 +74,20 @@ export class Commands {
     return op.then(
       () => {
         onOk?.();
-        this.outbox.send(this.replies.ok(hi, lo, offset));
+        this.t.outbox.send(this.t.replies.ok(hi, lo, offset));
       },
       (err: unknown) => this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message),
     );
   }
 
   private async read(hi: number, lo: number, offset: number, length: number, flags: number): Promise<void> {
-    const dev = this.device;
-    const r = this.replies;
+    const dev = this.t.device;
+    const r = this.t.replies;
     // `length` bytes were charged when the read was admitted; its reply takes the charge over.
     let prepaid = length;
     try {
       if (length === 0 && r.mode !== 'simple') {
-        this.outbox.send(r.done(hi, lo, offset));
+        this.t.outbox.send(r.done(hi, lo, offset));
         return;
       }
       if (r.mode !== 'simple' && length >= SPARSE_READ_MIN && !(flags & CMD_FLAG.DF) && dev.capabilities.sparseStatus) {
@@ -109,7 +95,7 @@ export class Commands {
         prepaid = 0;
         return;
       }
-      const pool = this.pool;
+      const pool = this.t.pool;
       const { buf, dataAt } = r.data(hi, lo, offset, offset, length, true, pool);
       try {
         await dev.read(offset, length, buf.subarray(dataAt));
@@ -117,20 +103,20 @@ export class Commands {
         pool.put(buf);
         throw err;
       }
-      this.stats.bytesRead += length;
+      this.t.stats.bytesRead += length;
       prepaid = 0;
-      this.outbox.send(buf, length, true);
+      this.t.outbox.send(buf, length, true);
     } catch (err) {
       this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message);
     } finally {
-      this.uncharge(prepaid);
+      this.t.uncharge(prepaid);
     }
   }
 
   /** A large read as OFFSET_DATA and OFFSET_HOLE chunks: holes cost 12 bytes, not their length. */
   private async sparseRead(hi: number, lo: number, offset: number, length: number): Promise<void> {
-    const dev = this.device;
-    const r = this.replies;
+    const dev = this.t.device;
+    const r = this.t.replies;
     const extents = await dev.blockStatus(offset, length);
     const chunks: Buffer[] = [];
     let pos = offset;
@@ -155,31 +141,31 @@ export class Commands {
     }
     // Only the last chunk carries DONE, and only once every read has succeeded.
     ReplyEncoder.markDone(chunks[chunks.length - 1]!);
-    this.stats.bytesRead += length;
-    this.outbox.sendAll(chunks, length);
+    this.t.stats.bytesRead += length;
+    this.t.outbox.sendAll(chunks, length);
   }
 
   private async blockStatus(hi: number, lo: number, offset: number, length: number, reqOne: boolean): Promise<void> {
     let extents: Extent[];
     try {
-      extents = await this.device.blockStatus(offset, length);
+      extents = await this.t.device.blockStatus(offset, length);
     } catch (err) {
       this.replyError(hi, lo, offset, errnoOf(err), (err as Error).message);
       return;
     }
-    const merged = mergeExtents(extents, length, reqOne, this.replies.mode === 'extended' ? Number.MAX_SAFE_INTEGER : 0xffffffff);
+    const merged = mergeExtents(extents, length, reqOne, this.t.replies.mode === 'extended' ? Number.MAX_SAFE_INTEGER : 0xffffffff);
     if (merged.length === 0) {
       this.replyError(hi, lo, offset, 'EIO', 'device returned no extents');
       return;
     }
-    this.outbox.send(this.replies.blockStatus(hi, lo, offset, BASE_ALLOCATION_ID, merged));
+    this.t.outbox.send(this.t.replies.blockStatus(hi, lo, offset, BASE_ALLOCATION_ID, merged));
   }
 
   // ---- replies ----------------------------------------------------------------------------
 
   replyError(hi: number, lo: number, offset: number, errno: NbdErrno, message: string): void {
-    this.stats.errors++;
-    this.outbox.send(this.replies.error(hi, lo, offset, errno, message));
+    this.t.stats.errors++;
+    this.t.outbox.send(this.t.replies.error(hi, lo, offset, errno, message));
   }
 }
 

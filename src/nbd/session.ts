@@ -88,7 +88,6 @@ export class Session implements BudgetWaiter {
   private negotiation: Negotiation | null = null;
   private negotiated: Negotiated | null = null;
   private device: BlockDevice | null = null;
-  private replies = new ReplyEncoder('simple');
   /** The transmission commands, once the handshake chose the export and the reply format. */
   private commands: Commands | null = null;
   private headerSize = 28;
@@ -418,10 +417,9 @@ export class Session implements BudgetWaiter {
     this.handshakeTimer = null;
     this.negotiated = n;
     this.device = n.export.device;
-    this.replies = new ReplyEncoder(n.extended ? 'extended' : n.structured ? 'structured' : 'simple');
     this.commands = new Commands({
       device: n.export.device,
-      replies: this.replies,
+      replies: new ReplyEncoder(n.extended ? 'extended' : n.structured ? 'structured' : 'simple'),
       outbox: this.outbox,
       pool: this.hooks.pool,
       stats: this.stats,

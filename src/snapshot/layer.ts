@@ -4,7 +4,7 @@
  * and everything else pass through (LayerDevice). With no snapshot a change only counts itself
  * in and out of the gate.
  */
-import { assertRange, BlockError, LayerDevice, type BlockDevice, type WriteOptions, type ZeroOptions } from '../block/index.js';
+import { assertRange, BlockError, LayerDevice, promised, type BlockDevice, type WriteOptions, type ZeroOptions } from '../block/index.js';
 import type { SnapshotSet } from './set.js';
 
 export class SnapshotLayer extends LayerDevice {
@@ -20,14 +20,7 @@ export class SnapshotLayer extends LayerDevice {
     const wait = set.gate.enter();
     if (wait || set.rollingBack || set.active) return this.changeSlow(wait, offset, length, op);
     // No snapshot and the gate open: the change goes straight down, counted in and out.
-    let done: Promise<void>;
-    try {
-      done = op();
-    } catch (e) {
-      set.gate.leave();
-      return Promise.reject(e);
-    }
-    return done.then(
+    return promised(op).then(
       () => set.gate.leave(),
       (e: unknown) => {
         set.gate.leave();

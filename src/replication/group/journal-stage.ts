@@ -72,14 +72,19 @@ export class JournalStage {
     const writes = this.writes;
     this.records = [];
     this.writes = [];
-    let r: { firstSeq: number; appended: number };
+    let r: { firstSeq: number; appended: number; overflow: boolean };
     try {
       r = this.writelog.appendMany(records);
     } catch (e) {
       for (const w of writes) w.reject(e as Error);
       return;
     }
-    if (r.appended > records.length) throw new Error(`writelog appended ${r.appended} of ${records.length} records`);
+    // Fewer records than given only when the journal is full (`overflow`): anything else is a bug.
+    if (r.appended > records.length || (r.appended < records.length && !r.overflow)) {
+      const bug = new Error(`writelog appended ${r.appended} of ${records.length} records (overflow ${r.overflow})`);
+      for (const w of writes) w.reject(bug);
+      throw bug;
+    }
     let at = 0;
     let settled = 0;
     // First every fully appended write becomes pending, then the promises settle.

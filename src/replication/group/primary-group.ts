@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { join } from 'node:path';
 import { cpuUsage } from 'node:process';
 import type { BlockDevice } from '../../block/index.js';
 import { APPLY_FLAG_TRIM, APPLY_FLAG_ZERO } from '../../link/protocol/index.js';

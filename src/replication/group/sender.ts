@@ -1,6 +1,6 @@
 /** The senders of a group's primary side: one per secondary array (see GroupSender). */
 import type { Writelog } from '../../native/index.js';
-import { APPLY_FLAG_ZERO, APPLY_RECORD_HEADER, nextRecord, recordDataBytes, recordFlags, RemoteLinkClient, RemoteLinkError } from '../../link/protocol/index.js';
+import { APPLY_FLAG_ZERO, nextRecord, recordDataBytes, recordFlags, RemoteLinkClient, RemoteLinkError } from '../../link/protocol/index.js';
 import type { GroupRecord } from './types.js';
 
 export interface SenderRoute {

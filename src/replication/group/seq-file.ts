@@ -1,5 +1,6 @@
 import { promises as fsp, writeSync } from 'node:fs';
 import { crc32c } from '../../native/index.js';
+import { writeU64 } from '../../native/ring.js';
 import { SerialQueue } from '../../serial/index.js';
 
 /**
@@ -11,18 +12,11 @@ import { SerialQueue } from '../../serial/index.js';
 const MAGIC = 0x51455358; // "XSEQ"
 const SLOT = 32;
 
-/** A safe integer as u64 little-endian (what writeBigUInt64LE writes, without a BigInt). */
-function writeU64(b: Buffer, at: number, v: number): void {
-  b.writeUInt32LE(v % 0x100000000, at);
-  b.writeUInt32LE(Math.floor(v / 0x100000000), at + 4);
-}
-
 export class SeqFile {
   private gen: number;
   private readonly writing = new SerialQueue();
   /** the slot `note` writes (synchronously: one buffer serves every note) */
   private readonly noteSlot = Buffer.alloc(SLOT);
-  private readonly noteHead = this.noteSlot.subarray(0, 24);
 
   private constructor(
     private readonly fh: fsp.FileHandle,
@@ -67,9 +61,9 @@ export class SeqFile {
   private slot(value: number, b = Buffer.alloc(SLOT)): Buffer {
     this.gen++;
     b.writeUInt32LE(MAGIC, 0);
-    writeU64(b, 8, this.gen);
-    writeU64(b, 16, value);
-    b.writeUInt32LE(crc32c(b === this.noteSlot ? this.noteHead : b.subarray(0, 24)), 24);
+    writeU64(b, this.gen, 8);
+    writeU64(b, value, 16);
+    b.writeUInt32LE(crc32c(b.subarray(0, 24)), 24);
     return b;
   }
 
