@@ -117,12 +117,8 @@ export class DataPath implements MirrorDataPath {
     }
     // A write into a chunk on the wire waits for its copy (CopyChunk), then goes to both sides; at
     // most COPY_WAIT_MAX_MS (a throttled resync's chunk may take seconds): then it re-dirties the chunk.
-    let copies: Promise<void>[] | null = null; // per write: nothing allocated unless a resync is copying
-    for (const p of ps.peers.values()) if (p.copying.size) (copies ??= []).push(...p.copiesOf(offset, length));
-    if (copies?.length) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.all(copies), new Promise<void>((r) => (timer = setTimeout(r, COPY_WAIT_MAX_MS)))]);
-      clearTimeout(timer);
+    if (hasCopies(ps)) {
+      await waitForCopies(ps, offset, length);
       if (ps.closed) throw new BlockError('EPERM', 'this LUN is no longer the primary image of its mirror');
     }
     ps.begin();
@@ -315,6 +311,33 @@ export class DataPath implements MirrorDataPath {
 /** The arguments of a host write's remote request (two literals: no spread on every write). */
 function writeArgs(e: Entry, p: SecondaryPeer, offset: number, fua: boolean) {
   return fua ? { mirrorId: e.id, imageId: p.imageId, offset, flags: { fua: true }, epoch: e.db.epoch } : { mirrorId: e.id, imageId: p.imageId, offset, epoch: e.db.epoch };
+}
+
+function hasCopies(ps: PrimarySide): boolean {
+  for (const p of ps.peers.values()) if (p.copying.size) return true;
+  return false;
+}
+
+/**
+ * Waits until no resync chunk overlaps [offset, offset+length), at most COPY_WAIT_MAX_MS in all.
+ * Again after each wake-up: a range re-marked by an earlier write is taken again as soon as its
+ * chunk ends, and a write that then found it on the wire would re-dirty it, round after round.
+ */
+async function waitForCopies(ps: PrimarySide, offset: number, length: number): Promise<void> {
+  const deadline = performance.now() + COPY_WAIT_MAX_MS;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    for (;;) {
+      const copies: Promise<void>[] = [];
+      for (const p of ps.peers.values()) if (p.copying.size) copies.push(...p.copiesOf(offset, length));
+      const leftMs = deadline - performance.now();
+      if (!copies.length || leftMs <= 0) return;
+      await Promise.race([Promise.all(copies), new Promise<void>((r) => (timer = setTimeout(r, leftMs)))]);
+      clearTimeout(timer);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Marks the range in every secondary's fracture log (memory; the caller persists). */

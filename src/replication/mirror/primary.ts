@@ -16,14 +16,17 @@ import type { ResyncView } from './types.js';
 
 /**
  * A resync chunk on the wire. A host write that was already under way when the chunk was taken
- * re-dirties it (`touched`); a host write that arrives meanwhile waits for `copied` instead, so
- * the chunk is clean after one copy and the write goes to both sides (else a region written
- * without pause would be copied again and again).
+ * re-dirties what it wrote (`touched`); a host write that arrives meanwhile waits for `copied`
+ * instead, so the chunk is clean after one copy and the write goes to both sides (else a region
+ * written without pause would be copied again and again). When the wait runs out, only the
+ * touched ranges stay marked: the rest of the chunk was copied (a writer that keeps one region
+ * busy must not make the whole chunk go round again and again).
  */
 export interface CopyChunk {
   offset: number;
   length: number;
-  touched: boolean;
+  /** host writes into the chunk during its copy, [offset, length]; null while there is none */
+  touched: Array<[number, number]> | null;
   /** settles when the chunk is off the wire (copied, touched or failed) */
   copied: Promise<void>;
   release(): void;
@@ -32,7 +35,7 @@ export interface CopyChunk {
 export function newCopyChunk(offset: number, length: number): CopyChunk {
   let release = (): void => undefined;
   const copied = new Promise<void>((r) => (release = r));
-  return { offset, length, touched: false, copied, release };
+  return { offset, length, touched: null, copied, release };
 }
 
 export interface ResyncRun {
@@ -141,9 +144,19 @@ export class SecondaryPeer {
     return out;
   }
 
-  /** A host write to [offset, offset+length) during a copy: the chunks it overlaps stay dirty. */
+  /** A host write to [offset, offset+length) during a copy: that range stays dirty in the chunks it overlaps. */
   touch(offset: number, length: number): void {
-    for (const c of this.copying) if (offset < c.offset + c.length && c.offset < offset + length) c.touched = true;
+    for (const c of this.copying) if (offset < c.offset + c.length && c.offset < offset + length) (c.touched ??= []).push([offset, length]);
+  }
+
+  /**
+   * A chunk's copy ended: its range is clean on this secondary except what host writes touched
+   * meanwhile (marked again in the same turn, so the fracture log never misses them).
+   */
+  copyDone(c: CopyChunk): void {
+    this.fracture.clear(c.offset, c.length);
+    this.maybeDirty?.clear(c.offset, c.length);
+    for (const [offset, length] of c.touched ?? []) this.fracture.mark(offset, length);
   }
 
   resyncView(): ResyncView | null {

@@ -283,10 +283,7 @@ export class Resync {
             return;
           }
           for (const c of batch) {
-            if (!c.touched) {
-              p.fracture.clear(c.offset, c.length);
-              p.maybeDirty?.clear(c.offset, c.length);
-            }
+            p.copyDone(c);
             run.bytesDone += c.length;
           }
         } catch (err) {
@@ -311,7 +308,7 @@ export class Resync {
         return false;
       }
       if (stopped()) return false;
-      // Chunks that were touched during their copy are marked again; go round once more.
+      // What host writes touched during a copy is marked again; go round once more.
       if (p.fracture.bitmap.countRegions() === 0) return img !== undefined;
     }
   }
