@@ -124,6 +124,8 @@ export class DataPath implements MirrorDataPath {
     ps.begin();
     const wil = ps.wil;
     let begun = false;
+    const marked: SecondaryPeer[] = [];
+    let range: [number, number] | undefined; // in markedInFlight of the marked peers until the write ends
     try {
       const fresh = wil.bitmap.countRegions(offset, length) < regionsIn(wil.bitmap.regionSize, offset, length);
       wil.begin(offset, length);
@@ -133,7 +135,6 @@ export class DataPath implements MirrorDataPath {
         await ps.wilFile.persist();
       }
       const waits: Promise<unknown>[] = [local().catch((err) => this.localFailed(e, ps, offset, length, err))];
-      const marked: SecondaryPeer[] = [];
       for (const p of ps.peers.values()) {
         if (this.sendable(e, p, offset, length)) {
           p.inflight++;
@@ -154,12 +155,14 @@ export class DataPath implements MirrorDataPath {
         } else {
           p.touch(offset, length);
           p.markWritten(offset, length);
+          p.markedInFlight.add((range ??= [offset, length]));
           marked.push(p);
         }
       }
       for (const p of marked) waits.push(p.fracture.persist());
       await allOrFirstError(waits);
     } finally {
+      if (range) for (const p of marked) p.markedInFlight.delete(range);
       if (begun) wil.end(offset, length);
       ps.end();
     }

@@ -79,6 +79,11 @@ export class SecondaryPeer {
    */
   failed = false;
   readonly copying = new Set<CopyChunk>();
+  /**
+   * Host writes that marked the fracture log instead of coming here, until they end: what they
+   * write may not be readable yet, so a chunk taken meanwhile keeps their ranges marked.
+   */
+  readonly markedInFlight = new Set<[number, number]>();
   resync: ResyncRun | null = null;
   /** Why the fracture log holds every allocated region (full synchronization), if it does. */
   fullReason: string | null = null;
@@ -142,6 +147,11 @@ export class SecondaryPeer {
     const out: Promise<void>[] = [];
     for (const c of this.copying) if (offset < c.offset + c.length && c.offset < offset + length) out.push(c.copied);
     return out;
+  }
+
+  /** A chunk being taken: the marking host writes still under way stay marked after its copy (markedInFlight). */
+  touchByMarked(c: CopyChunk): void {
+    for (const r of this.markedInFlight) if (r[0] < c.offset + c.length && c.offset < r[0] + r[1]) (c.touched ??= []).push(r);
   }
 
   /** A host write to [offset, offset+length) during a copy: that range stays dirty in the chunks it overlaps. */

@@ -236,6 +236,7 @@ export class Resync {
           }
           const c = newCopyChunk(run.offset, Math.min(run.length, chunkMax));
           cursor = c.offset + c.length;
+          p.touchByMarked(c);
           return c;
         }
         cursor = 0;
