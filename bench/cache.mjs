@@ -44,6 +44,7 @@ import { tmpdir, cpus } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { childPids, procCpuUs, selfCpuUs } from './lib/cpu.mjs';
+import { applyHaltPoll, machineFacts, machineText } from './lib/machine.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** The build measured: the repo's dist/, or SANBOX_DIST (e.g. a build of an older commit, for before/after). */
@@ -215,9 +216,10 @@ async function main() {
   mkdirSync(o.dir, { recursive: true });
   workDir = mkdtempSync(join(o.dir, 'sanbox-bench-cache-'));
   const started = Date.now();
-  const versions = { fio: tryExec('fio', ['--version']), sanbox: tryExec('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']), node: process.version, cpus: cpus().length };
+  applyHaltPoll('bench-cache', log, die);
+  const versions = { fio: tryExec('fio', ['--version']), sanbox: tryExec('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']), node: process.version, cpus: cpus().length, machine: machineFacts() };
   log(`bench:cache: rows ${o.rows.join(',')} x QD ${o.qd.join(',')}, ${o.runtime} s each; image ${o.size}, cache ${o.cache}, dirty ${o.dirty}; in ${workDir}`);
-  log(`  ${versions.fio}, sanbox ${versions.sanbox}, node ${versions.node}, ${versions.cpus} CPUs`);
+  log(`  ${versions.fio}, sanbox ${versions.sanbox}, node ${versions.node}, ${versions.cpus} CPUs, ${machineText(versions.machine)}`);
 
   const results = { versions, options: { runtime_s: o.runtime, size: o.bytes, cache: o.cacheBytes, dirty: o.dirtyBytes, qd: o.qd }, rows: [], takeover: null, vault: null, sp: null };
   const img = join(workDir, 'lun0.img');

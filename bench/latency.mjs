@@ -70,6 +70,7 @@ import { REPO, setProgram, die, log, readHelp, parseSize, fmtBytes, until, tryEx
 import { runFio, summarizeWrites, randWriteArgs, killChildren } from './lib/fio.mjs';
 import { loadDist, makeLab, createMirror, secondaryOf, probeRtt } from './lib/lab.mjs';
 import { groupedBarsSvg } from './lib/svg.mjs';
+import { applyHaltPoll, machineFacts, machineText } from './lib/machine.mjs';
 
 setProgram('bench-latency');
 
@@ -504,7 +505,7 @@ function report(res) {
   const o = res.options;
   const rows = res.rows;
   const x = (v) => (v === undefined ? '' : `${v.toFixed(2)}x`);
-  let s = `\n4k random writes, fio nbd engine, ${o.runtime} s per row after ${o.warmup} s warm-up, ${fmtBytes(o.sizeBytes)} LUNs, fsync ${o.fsync ? 'on' : 'off'}, secondary array ${o.secondaryProcess ? 'in a child process' : 'in the same process'}; `;
+  let s = `\n4k random writes, fio nbd engine, ${o.runtime} s per row after ${o.warmup} s warm-up, ${fmtBytes(o.sizeBytes)} LUNs, fsync ${o.fsync ? 'on' : 'off'}, secondary array ${o.secondaryProcess ? 'in a child process' : 'in the same process'}${res.versions?.machine?.haltPollNs != null ? `, ${machineText(res.versions.machine)}` : ''}; `;
   s += `link latency one way (round trip 2x); "x unm" = ratio to the unmirrored row of the same latency and QD\n\n`;
   const head = ['link', 'mode'];
   for (const qd of o.qds) head.push(`QD${qd} IOPS`, `QD${qd} p50 us`, `QD${qd} p99 us`, `p50 x unm`, `IOPS x unm`);
@@ -638,7 +639,8 @@ async function main() {
       sanbox = `${lib.dir} (repo at ${sanbox})`;
     }
   }
-  const versions = { fio: tryExec('fio', ['--version']), sanbox, dist: lib.dir, node: process.version, cpus: cpus().length };
+  applyHaltPoll('bench-latency', log, die);
+  const versions = { fio: tryExec('fio', ['--version']), sanbox, dist: lib.dir, node: process.version, cpus: cpus().length, machine: machineFacts() };
   const cfgs = configs(o);
   const res = { started: started.toISOString(), smoke: o.smoke, options: { ...o, dir: undefined }, versions, loadavgStart: loadavg(), rows: [], emuRttUs: {}, goals: [], seconds: 0 };
   const rowsTotal = o.latencies.length * o.qds.length * cfgs.length;

@@ -83,6 +83,8 @@ import { benchProgress } from './lib/progress.mjs';
 import { uncleanSection, uncleanReport } from './lib/unclean.mjs';
 import { adaptiveSection, adaptiveReport, adaptiveLun, median, ADAPTIVE_DEFAULTS } from './lib/adaptive.mjs';
 
+import { applyHaltPoll, machineFacts, machineText } from './lib/machine.mjs';
+
 setProgram('bench-mirror');
 
 // ---------- options ----------
@@ -598,9 +600,10 @@ async function main() {
   const lib = await loadDist();
   mkdirSync(o.dir, { recursive: true });
   workDir = mkdtempSync(join(o.dir, 'sanbox-bench-mirror-'));
-  const versions = { fio: tryExec('fio', ['--version']), sanbox: tryExec('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']), node: process.version, cpus: cpus().length };
+  applyHaltPoll('bench-mirror', log, die);
+  const versions = { fio: tryExec('fio', ['--version']), sanbox: tryExec('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']), node: process.version, cpus: cpus().length, machine: machineFacts() };
   const started = new Date();
-  log(`bench-mirror${o.smoke ? ' (smoke)' : ''}: arrays alpha + bravo in ${workDir}, fsync ${o.fsync ? 'on' : 'off'}; ${versions.fio}, sanbox ${versions.sanbox}, node ${versions.node}, ${versions.cpus} CPUs`);
+  log(`bench-mirror${o.smoke ? ' (smoke)' : ''}: arrays alpha + bravo in ${workDir}, fsync ${o.fsync ? 'on' : 'off'}; ${versions.fio}, sanbox ${versions.sanbox}, node ${versions.node}, ${versions.cpus} CPUs, ${machineText(versions.machine)}`);
   const luns = {
     alpha: [
       ...(o.latency ? [{ name: 'plain', size: o.sizeBytes }, { name: 'lat', size: o.sizeBytes }] : []),

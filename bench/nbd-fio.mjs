@@ -24,6 +24,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync, openSync, ftruncateSync, closeSync, readFileSync, copyFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { probeNbd } from './lib/common.mjs';
+import { applyHaltPoll, machineFacts, machineText } from './lib/machine.mjs';
 import { procCpuUs } from './lib/cpu.mjs';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -249,6 +250,7 @@ function cleanup() {
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
+  applyHaltPoll('nbd-fio', log, die);
   mkdirSync(o.dir, { recursive: true });
   workDir = mkdtempSync(join(o.dir, 'sanbox-bench-'));
   if (o.tls) {
@@ -268,9 +270,10 @@ async function main() {
     sanbox: tryExec('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']),
     node: process.version,
     cpus: cpus().length,
+    machine: machineFacts(),
   };
   log(`nbd-fio: ${o.rows.length} rows x ${o.servers.join('+')}, ${o.runtime} s each${o.repeat > 1 ? ` x${o.repeat}` : ''}, ${fmtBytes(o.bytes)} sparse images in ${workDir}${o.tls ? ', TLS required (x509)' : ''}`);
-  log(`  ${versions.fio}, ${versions.nbdkit}, sanbox ${versions.sanbox}, node ${versions.node}, ${versions.cpus} CPUs`);
+  log(`  ${versions.fio}, ${versions.nbdkit}, sanbox ${versions.sanbox}, node ${versions.node}, ${versions.cpus} CPUs, ${machineText(versions.machine)}`);
 
   try {
     for (const kind of o.servers) {
