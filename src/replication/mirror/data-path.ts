@@ -134,9 +134,11 @@ export class DataPath implements MirrorDataPath {
         ps.wilFile.touch();
         await ps.wilFile.persist();
       }
-      const waits: Promise<unknown>[] = [local().catch((err) => this.localFailed(e, ps, offset, length, err))];
+      const waits: Promise<unknown>[] = [SETTLED]; // [0]: the local write, whose error the host gets first
+      let sent = false;
       for (const p of ps.peers.values()) {
         if (this.sendable(e, p, offset, length)) {
+          sent = true;
           p.inflight++;
           const gate = p.resync?.gate; // the adaptive resync learns the host's remote-write times
           const t0 = gate ? performance.now() : 0;
@@ -160,6 +162,11 @@ export class DataPath implements MirrorDataPath {
         }
       }
       for (const p of marked) waits.push(p.fracture.persist());
+      // With other host writes in flight (a batch read from the host at once), the remote
+      // requests leave first: the link writes its frames on nextTick, after every inline local
+      // write of the batch had they started first, and the secondary would idle meanwhile. Alone
+      // (QD1) nothing would overlap: the local write starts at once.
+      waits[0] = (sent && ps.inflight > 1 ? afterLinkFlush(local) : local()).catch((err) => this.localFailed(e, ps, offset, length, err));
       await allOrFirstError(waits);
     } finally {
       if (range) for (const p of marked) p.markedInFlight.delete(range);
@@ -314,6 +321,21 @@ export class DataPath implements MirrorDataPath {
 /** The arguments of a host write's remote request (two literals: no spread on every write). */
 function writeArgs(e: Entry, p: SecondaryPeer, offset: number, fua: boolean) {
   return fua ? { mirrorId: e.id, imageId: p.imageId, offset, flags: { fua: true }, epoch: e.db.epoch } : { mirrorId: e.id, imageId: p.imageId, offset, epoch: e.db.epoch };
+}
+
+const SETTLED: Promise<void> = Promise.resolve();
+
+/** Starts `local` once the nextTick callbacks queued so far ran (the remote-link connection's frame flush among them). */
+function afterLinkFlush(local: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve, reject) =>
+    process.nextTick(() => {
+      try {
+        local().then(resolve, reject);
+      } catch (err) {
+        reject(err);
+      }
+    }),
+  );
 }
 
 function hasCopies(ps: PrimarySide): boolean {

@@ -27,6 +27,7 @@ afterEach(() => {
 });
 
 interface Sent {
+  /** a remote request's op, or 'local' for a write of the primary's own device */
   op: string;
   args: Record<string, unknown>;
   bytes: number;
@@ -68,7 +69,7 @@ async function fixture() {
     await fr.file.close();
     await device.close();
   };
-  return { e, peer, sent, layer, device, close };
+  return { e, peer, sent, events, layer, device, close };
 }
 
 describe('the data path builds the remote requests', () => {
@@ -104,6 +105,33 @@ describe('the data path builds the remote requests', () => {
     await f.layer.write(MiB, Buffer.alloc(4096, 1));
     expect(f.sent).toEqual([]);
     expect(f.peer.fracture.bitmap.test(MiB, 4096)).toBe(true);
+    await f.close();
+  });
+
+  it('host writes in flight together: every remote request leaves before the local writes after the first', async () => {
+    const f = await fixture();
+    const write = f.device.write.bind(f.device);
+    f.device.write = (offset, data, flags) => {
+      f.sent.push({ op: 'local', args: { offset }, bytes: data.length, timeoutMs: undefined });
+      return write(offset, data, flags);
+    };
+    await Promise.all([0, 1, 2, 3].map((i) => f.layer.write(i * MiB, Buffer.alloc(4096, i + 1))));
+    // the first is alone (nothing to overlap, as at QD1): its local write starts at once; the others' wait for the link's flush
+    expect(f.sent.map((s) => `${s.op}@${(s.args.offset as number) / MiB}`)).toEqual(['write@0', 'local@0', 'write@1', 'write@2', 'write@3', 'local@1', 'local@2', 'local@3']);
+    for (const i of [0, 1, 2, 3]) expect((await f.device.read(i * MiB, 1))[0]).toBe(i + 1);
+    await f.close();
+  });
+
+  it('a local write that fails among writes in flight: that host write gets the error, the range goes into the fracture log', async () => {
+    const f = await fixture();
+    const write = f.device.write.bind(f.device);
+    f.device.write = (offset, data, flags) => (offset === 2 * MiB ? Promise.reject(Object.assign(new Error('EIO: injected'), { code: 'EIO' })) : write(offset, data, flags));
+    const results = await Promise.allSettled([0, 1, 2, 3].map((i) => f.layer.write(i * MiB, Buffer.alloc(4096, 1))));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(((results[2] as PromiseRejectedResult).reason as Error).message).toMatch(/EIO: injected/);
+    expect(f.events).toContain('local-write-failed');
+    expect(f.peer.fracture.bitmap.test(2 * MiB, 4096)).toBe(true);
+    expect(f.peer.fracture.bitmap.countRegions()).toBe(1);
     await f.close();
   });
 
