@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { loadNbdTls, NbdServer, type NbdTlsConfig } from '../nbd/index.js';
 import { ArrayError, StorageArray, formatSize, type ArrayEvent, type ArrayExport } from '../array/index.js';
 import { Chassis, type SpsConfig } from '../array/chassis/index.js';
-import { BlockError, execIoOp, hostReadOnly, type BlockDevice } from '../block/index.js';
+import { hostReadOnly, type BlockDevice } from '../block/index.js';
 import { ignoreOnClose } from '../errors/index.js';
 import { MirrorNode, type LunProvider, type MirrorTimers, type PeerConfig } from '../replication/index.js';
 import { mirrorLunDevice, singleProcessStack } from '../stack/index.js';

@@ -26,7 +26,6 @@ import {
   snapshotExportName,
   type LunSnapshots,
   type OverflowPolicy,
-  type SnapshotKind,
   type SnapshotMetadata,
   type SnapshotRecord,
   type SnapshotView,
