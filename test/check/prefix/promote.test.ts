@@ -6,12 +6,10 @@
  * the acknowledged writes lost and the lag (RPO).
  */
 import { describe, expect, it } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startArray, type RunningArray } from '../../../src/control/service.js';
-import { freePort, linkBetween, SECRET } from '../../support/mirror-lab.js';
+import type { Cleanups } from '../../support/crash-pair.js';
+import { asyncGroupPair } from '../../support/group-pair.js';
 import { kill, startChild } from '../../support/workload.js';
 import { runSanbox } from '../../support/launch.js';
 import { requireBuild } from '../../support/paths.js';
@@ -22,43 +20,13 @@ const LUN_SIZE = 64 * MiB; // 16384 fresh blocks per LUN: more than the writer r
 describe('sanbox check prefix across a primary crash and a promote', () => {
   it('the promoted secondary is a prefix; the lost writes and the RPO are reported', { timeout: 120_000 }, async () => {
     requireBuild('cli/check-verbs.js');
-    const root = await mkdtemp(join(tmpdir(), 'sanbox-check-promote-'));
-    const undo: Array<() => Promise<unknown> | unknown> = [];
+    const undo: Cleanups = [];
     try {
-      const [aLink, bLink] = [await freePort(), await freePort()];
-      const { emu, toA, toB } = await linkBetween(aLink, bLink, { settings: { 'a-to-b': { latencyMs: 2 }, 'b-to-a': { latencyMs: 2 } }, cutResetMs: 400 });
-      undo.push(() => emu.stop());
-      const luns = [
-        { name: 'disk0', size: LUN_SIZE },
-        { name: 'disk1', size: LUN_SIZE },
-      ];
-      const timers = { reconnectInitialMs: 50, reconnectMaxMs: 200 };
-      const bravo: RunningArray = await startArray({
-        name: 'bravo',
-        dir: join(root, 'bravo'),
-        nbd: { bind: '127.0.0.1', port: 0 },
-        api: false,
-        luns,
-        sync: false,
-        remoteLink: { bind: '127.0.0.1', port: bLink, peers: [{ array: 'alpha', host: '127.0.0.1', port: toA, secret: SECRET }], timers },
+      const { root, emu, bravo, cfgPath, setupPath } = await asyncGroupPair(undo, 'sanbox-check-promote-', {
+        link: { settings: { 'a-to-b': { latencyMs: 2 }, 'b-to-a': { latencyMs: 2 } }, cutResetMs: 400 },
+        lunSize: LUN_SIZE,
+        writelogBytes: 256 * MiB,
       });
-      undo.push(() => bravo.close(100));
-      const cfgPath = join(root, 'alpha.json');
-      const setupPath = join(root, 'setup.json');
-      await writeFile(
-        cfgPath,
-        JSON.stringify({ name: 'alpha', dir: join(root, 'alpha'), nbd: { bind: '127.0.0.1', port: 0 }, api: false, luns, remoteLink: { bind: '127.0.0.1', port: aLink, peers: [{ array: 'bravo', host: '127.0.0.1', port: toB, secret: SECRET }], timers } }),
-      );
-      await writeFile(
-        setupPath,
-        JSON.stringify({
-          mirrors: [
-            { name: 'm0', lun: 'disk0', to: { array: 'bravo', lun: 'disk0' } },
-            { name: 'm1', lun: 'disk1', to: { array: 'bravo', lun: 'disk1' } },
-          ],
-          groups: [{ name: 'g0', members: ['m0', 'm1'], attributes: { mode: 'asynchronous', writelog: { capacity: 256 * MiB } } }],
-        }),
-      );
       const alpha = await startChild(cfgPath, setupPath);
       undo.push(() => kill(alpha.proc));
 
@@ -97,7 +65,6 @@ describe('sanbox check prefix across a primary crash and a promote', () => {
       console.log(`promoted bravo: ${v.json.present} writes present of ${v.json.acked} acknowledged, ${v.json.missingAcked} lost, RPO ${v.json.lagSeconds} s`);
     } finally {
       while (undo.length) await undo.pop()!();
-      await rm(root, { recursive: true, force: true });
     }
   });
 });
