@@ -1,5 +1,5 @@
 import { assertRange, BlockError, type BlockDevice, type Extent, type WriteOptions, type ZeroOptions } from './device.js';
-import { LayerDevice, promised } from './layer.js';
+import { LayerDevice } from './layer.js';
 
 /**
  * A checked hop between two layers, as nbdkit's server checks every call between filters: each
@@ -54,11 +54,13 @@ class CheckedHop extends LayerDevice {
   // The modifying requests are not async: a request that passes costs the checks and the call
   // below, not a promise of this hop's own (a failed check is a rejected promise all the same).
   override write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
-    return promised(() => {
+    try {
       if (!Buffer.isBuffer(data)) throw new BlockError('EINVAL', `${this.name}: write without a data buffer`);
       this.request('write', offset, data.length, true);
       return this.lower.write(offset, data, opts);
-    });
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   override async flush(): Promise<void> {
@@ -67,17 +69,21 @@ class CheckedHop extends LayerDevice {
   }
 
   override trim(offset: number, length: number, opts?: WriteOptions): Promise<void> {
-    return promised(() => {
+    try {
       this.request('trim', offset, length, true);
       return this.lower.trim(offset, length, opts);
-    });
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   override writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void> {
-    return promised(() => {
+    try {
       this.request('write-zeroes', offset, length, true);
       return this.lower.writeZeroes(offset, length, opts);
-    });
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   override async blockStatus(offset: number, length: number): Promise<Extent[]> {

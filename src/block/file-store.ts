@@ -3,7 +3,6 @@ import { promisify } from 'node:util';
 import { ignoreOnClose } from '../errors/index.js';
 import { backgroundWrite } from './background-writer.js';
 import { fileOps } from '../native/index.js';
-import { promised } from './layer.js';
 import {
   assertRange,
   BlockError,
@@ -163,11 +162,14 @@ export class FileBackingStore implements BlockDevice {
 
   write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
     if (data.length < OFFLOAD_BYTES && opts?.background !== true && opts?.fua !== true) {
-      // The common small write: done before we return, so its promise is one already settled.
-      return promised(() => {
+      // The common small write: done before we return, so its promise is one already settled
+      // (try/catch here, not promised(): a closure per write is an allocation per write).
+      try {
         this.writeSync(offset, data);
-        return SETTLED;
-      });
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return SETTLED;
     }
     return this.writeAsync(offset, data, opts);
   }

@@ -53,8 +53,9 @@ export class LayerDevice implements BlockDevice {
 }
 
 /**
- * The promise of `call`, a rejected one if it throws: for a layer method that is not async (no
- * promise of its own on the hot path) but must still fail by rejection, never by throwing.
+ * The promise of `call`, a rejected one if it throws: for a layer method that is not async but
+ * must still fail by rejection, never by throwing. Pass a function already at hand: a closure
+ * made for the call is an allocation per request (on a per-write path, catch inline instead).
  */
 export function promised<T>(call: () => Promise<T>): Promise<T> {
   try {

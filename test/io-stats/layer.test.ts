@@ -83,6 +83,21 @@ describe('IoStatsLayer', () => {
     expect(s.errors).toEqual([1, 1, 1, 1, 1]);
     expect(s.bytes).toEqual([0, 0, 0, 0, 0]);
   });
+  it('a layer below that throws instead of rejecting: a rejection here, counted as a failure', async () => {
+    const thrower = new MemDevice();
+    const boom = (): never => {
+      throw new BlockError('EIO', 'thrown');
+    };
+    Object.assign(thrower, { read: boom, write: boom, flush: boom, trim: boom, writeZeroes: boom });
+    const stats = new IoStats(0, 'disk0');
+    const dev = new IoStatsLayer(thrower, stats);
+    for (const call of [() => dev.read(0, 512), () => dev.write(0, Buffer.alloc(512)), () => dev.flush(), () => dev.trim(0, 512), () => dev.writeZeroes(0, 512)]) {
+      let p: Promise<unknown> | undefined;
+      expect(() => (p = call())).not.toThrow();
+      await expect(p).rejects.toMatchObject({ errno: 'EIO', message: 'EIO: thrown' });
+    }
+    expect(stats.snapshot().errors).toEqual([1, 1, 1, 1, 1]);
+  });
 });
 
 describe('IoStats buckets', () => {
