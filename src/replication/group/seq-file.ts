@@ -17,6 +17,8 @@ export class SeqFile {
   private readonly writing = new SerialQueue();
   /** the slot `note` writes (synchronously: one buffer serves every note) */
   private readonly noteSlot = Buffer.alloc(SLOT);
+  /** its checksummed head, made once: `note` runs for every applied record and allocates nothing */
+  private readonly noteHead = this.noteSlot.subarray(0, 24);
 
   private constructor(
     private readonly fh: fsp.FileHandle,
@@ -63,7 +65,7 @@ export class SeqFile {
     b.writeUInt32LE(MAGIC, 0);
     writeU64(b, this.gen, 8);
     writeU64(b, value, 16);
-    b.writeUInt32LE(crc32c(b.subarray(0, 24)), 24);
+    b.writeUInt32LE(crc32c(b === this.noteSlot ? this.noteHead : b.subarray(0, 24)), 24);
     return b;
   }
 
