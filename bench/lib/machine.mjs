@@ -51,7 +51,8 @@ export function applyHaltPoll(program, log, die) {
     }
     const restore = () => writeFileSync(HALT_POLL_NS, String(before));
     process.once('exit', restore);
-    for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => process.exit(130));
+    // a signal must exit (not just kill) for 'exit' to restore: where the bench has no handler of its own
+    for (const sig of ['SIGINT', 'SIGTERM']) if (process.listenerCount(sig) === 0) process.once(sig, () => process.exit(130));
     log(`${program}: guest halt polling set to ${want} ns for this run (was ${before}; restored at exit)`);
     return;
   }
