@@ -505,7 +505,7 @@ function report(res) {
   const o = res.options;
   const rows = res.rows;
   const x = (v) => (v === undefined ? '' : `${v.toFixed(2)}x`);
-  let s = `\n4k random writes, fio nbd engine, ${o.runtime} s per row after ${o.warmup} s warm-up, ${fmtBytes(o.sizeBytes)} LUNs, fsync ${o.fsync ? 'on' : 'off'}, secondary array ${o.secondaryProcess ? 'in a child process' : 'in the same process'}${res.versions?.machine?.haltPollNs != null ? `, ${machineText(res.versions.machine)}` : ''}; `;
+  let s = `\n4k random writes, fio nbd engine, ${o.runtime} s per row after ${o.warmup} s warm-up, ${fmtBytes(o.sizeBytes)} LUNs, fsync ${o.fsync ? 'on' : 'off'}, secondary array ${o.secondaryProcess ? 'in a child process' : 'in the same process'}, ${machineText(res.versions?.machine)}; `;
   s += `link latency one way (round trip 2x); "x unm" = ratio to the unmirrored row of the same latency and QD\n\n`;
   const head = ['link', 'mode'];
   for (const qd of o.qds) head.push(`QD${qd} IOPS`, `QD${qd} p50 us`, `QD${qd} p99 us`, `p50 x unm`, `IOPS x unm`);

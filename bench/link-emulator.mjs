@@ -418,7 +418,7 @@ const signedUs = (ms) => (ms >= 0 ? '+' : '') + us(ms);
 
 function report(res, before) {
   const out = [];
-  out.push(`link emulator accuracy: ${res.options.size}-byte messages, ${res.options.runtime} s rows; node ${res.versions.node}, ${res.versions.cpus} CPUs, ${machineText(res.versions.machine) || 'no haltpoll'}, load ${res.loadavgStart.map((x) => x.toFixed(1)).join(' ')} -> ${res.loadavgEnd.map((x) => x.toFixed(1)).join(' ')}; emulator ${res.versions.dist}`);
+  out.push(`link emulator accuracy: ${res.options.size}-byte messages, ${res.options.runtime} s rows; node ${res.versions.node}, ${res.versions.cpus} CPUs, ${machineText(res.versions.machine)}, load ${res.loadavgStart.map((x) => x.toFixed(1)).join(' ')} -> ${res.loadavgEnd.map((x) => x.toFixed(1)).join(' ')}; emulator ${res.versions.dist}`);
   out.push(`emulator process idle: ${res.idleCpuPct.toFixed(1)}% CPU`);
   out.push(`direct (no emulator): ${Object.entries(res.direct).map(([qd, m]) => `QD${qd} p50 ${us(m.p50)} us, p99 ${us(m.p99)} us`).join('; ')}`);
   out.push(`goal: net p50 (p50 - direct p50) within target +- (${PCT}% + ${ABS_MS * 1000} us); at 0 ms plain, net p50 <= ${PROXY_MS * 1000} us. Times in us;`);

@@ -29,9 +29,9 @@ export function machineFacts() {
   return { cpuidleGovernor: readOr(GOVERNOR, null), haltPollNs: ns === null ? null : Number(ns) };
 }
 
-/** "guest halt polling 0 ns" for a report's header (empty where the machine has none). */
+/** "guest halt polling 0 ns" for a report's header ("no guest halt polling" where the machine has none, or an old result). */
 export function machineText(facts) {
-  return facts?.haltPollNs == null ? '' : `guest halt polling ${facts.haltPollNs} ns`;
+  return facts?.haltPollNs == null ? 'no guest halt polling' : `guest halt polling ${facts.haltPollNs} ns`;
 }
 
 /**
