@@ -106,6 +106,29 @@ describe('SnapshotSet', () => {
     }
   });
 
+  it("a change over many regions reads the LUN's old data once per data extent and never reads its holes", async () => {
+    const r = await rig(16 * RS, 16, 'refuse-writes');
+    try {
+      await r.lun.write(3 * RS, fill(1, RS));
+      await r.lun.write(5 * RS, fill(2, 2 * RS));
+      const before = await r.lun.read(0, 16 * RS);
+      await r.manager.create(['disk0'], 's1');
+      const reads: Array<[number, number]> = [];
+      const read = r.store.read.bind(r.store);
+      r.store.read = (offset, length, into) => (reads.push([offset, length]), read(offset, length, into));
+      await r.lun.write(0, fill(3, 16 * RS)); // one change: all 16 regions saved together
+      r.store.read = read;
+      expect(reads).toEqual([
+        [3 * RS, RS],
+        [5 * RS, 2 * RS],
+      ]);
+      expect((await r.readSnapshot('s1'))!.equals(before)).toBe(true);
+      expect(r.manager.list('disk0')[0]!.usedBytes).toBe(16 * RS);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('host writes racing snapshot creates and snapshot reads: every cut is a write boundary, and a cut snapshot never changes', async () => {
     const SIZE = 32 * RS;
     const r = await rig(SIZE, 4096, 'invalidate-oldest');
