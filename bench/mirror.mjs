@@ -540,7 +540,7 @@ function report(res) {
     s += table(head, rows);
     s += '\ntime = synchronize() call to the mirror.resync-done event; MB/s = bytesDone / time; of cap = link a->b bytes / time / cap; goal: >= 90%.\n';
     s += 'bytes: bytesDone and bytesCopied == dirty regions x region size.\n';
-    s += `The emulator's bucket starts full (50 ms of the cap: ${fmtBytes(Math.round(res.options.bandwidthBps * 0.05))}), which flatters resyncs that last well under a second.\n`;
+    s += "The emulator serializes at the cap from the first byte (no burst); a short resync's time includes its start (the record's push, the secondary's protection snapshot), which weighs on the small rows.\n";
     const st = res.resync.filter((r) => r.stages);
     if (st.length) {
       s += '\nResync chunks (--stages; copy = block status + read + write request to its reply, us)\n\n';
