@@ -14,7 +14,7 @@
  *
  * The probe's phases: off -> draining (no new pieces) -> quiet (nothing on the wire) -> off.
  */
-import { afterAck, hostVerdict, initialWindow, quantile, viewOf, GUARD_MS, HOST_SLACK, type WindowState, type WindowView } from './resync-window.js';
+import { afterAck, hostVerdict, initialWindow, pieceBytesFor, quantile, viewOf, GUARD_MS, HOST_SLACK, type WindowState, type WindowView } from './resync-window.js';
 
 export const PROBE_EVERY_MS = 10_000;
 export const PROBE_MS = 50;
@@ -90,6 +90,15 @@ export class ResyncGate {
     this.check(now);
   }
 
+  /** How many bytes the next piece carries (larger while the host is idle: ./resync-window.ts). */
+  pieceBytes(): number {
+    return pieceBytesFor(this.state, this.hostIdle(performance.now()));
+  }
+
+  private hostIdle(now: number): boolean {
+    return now - this.lastHostAt > HOST_IDLE_MS;
+  }
+
   /** Sends one piece through the window: waits for room (false: stopped meanwhile), sends, learns from its RTT. */
   async send(bytes: number, stopped: () => boolean, send: () => Promise<unknown>): Promise<boolean> {
     while (this.probe !== 'off' || (this.onWire > 0 && this.onWire + bytes > this.state.windowBytes)) {
@@ -101,7 +110,7 @@ export class ResyncGate {
     try {
       await send();
       const now = performance.now();
-      this.state = afterAck(this.state, { rttMs: now - t0, bytes, nowMs: now, onWireBytes: this.onWire, hostIdle: now - this.lastHostAt > HOST_IDLE_MS });
+      this.state = afterAck(this.state, { rttMs: now - t0, bytes, nowMs: now, onWireBytes: this.onWire, hostIdle: this.hostIdle(now) });
       this.check(now);
     } finally {
       this.onWire -= bytes;
@@ -127,8 +136,7 @@ export class ResyncGate {
   /** Starts a probe when due, and compares the host's latency every GUARD_MS. */
   private check(now: number): void {
     if (this.probe !== 'off' || this.closed) return;
-    const hostActive = now - this.lastHostAt <= HOST_IDLE_MS;
-    if (hostActive && now - this.baselineAt >= PROBE_EVERY_MS) {
+    if (!this.hostIdle(now) && now - this.baselineAt >= PROBE_EVERY_MS) {
       this.probe = probeNext(this.probe, 'start');
       this.probes++;
       if (this.onWire === 0) this.beginQuiet();

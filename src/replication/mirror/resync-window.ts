@@ -34,7 +34,7 @@ export const TARGET_MIN_MS = 1;
  * the copy keeps the link busy through the secondary's and its own pauses, and the first host
  * write finds at most that much ahead of it (then the gate's probe drains the resync).
  */
-export const IDLE_TARGET_MIN_MS = 5;
+export const IDLE_TARGET_MIN_MS = 20;
 /** Target queueing delay as a share of the base RTT. */
 export const TARGET_SHARE = 0.5;
 /** The host's remote-write p90 during the resync may be this many times its p90 without it. */
@@ -51,11 +51,20 @@ export const CURRENT_SAMPLES = 8;
 /** A delay this many times the target halves the window (a queue far beyond the target: back off now). */
 const HALVE_AT = 4;
 /**
- * The resync's unit on the wire: a region (the default 64 KiB). Of one size, so that their round
- * trips compare (a piece's own time on the link is in its RTT: 1.6 ms at 40 MB/s); a host write
- * waits behind at most one more than the queue.
+ * The resync's unit on the wire while the host writes: a region (the default 64 KiB). Of one size,
+ * so that their round trips compare (a piece's own time on the link is in its RTT: 1.6 ms at
+ * 40 MB/s); a host write waits behind at most one more than the queue.
  */
 export const PIECE_BYTES = 64 * 1024;
+/**
+ * While the host is idle a piece may be up to a quarter of the window, at most this (a resync
+ * chunk): each request costs the secondary a frame, a protection save and a write, and at 64 KiB
+ * those, not the link, were the limit (bench:mirror, 100 MB/s: 59-67% of the cap). A quarter keeps
+ * four pieces on the wire (with two, the link idles while the secondary writes one) and a piece's
+ * own time on the link a quarter of what the window covers: the first host write after an idle
+ * spell waits about the idle target and one piece.
+ */
+export const IDLE_PIECE_MAX_BYTES = 1024 * 1024;
 /** The window never shrinks below this many pieces (two: one crossing while the next is sent). */
 const MIN_PIECES = 2;
 
@@ -157,6 +166,12 @@ export function hostVerdict(prev: WindowState, v: { over: boolean; nowMs: number
     s.lastBackoffMs = v.nowMs;
   }
   return s;
+}
+
+/** The size of the next piece: PIECE_BYTES while the host writes; while it is idle, whole pieces up to a quarter of the window. */
+export function pieceBytesFor(s: WindowState, hostIdle: boolean): number {
+  if (!hostIdle) return PIECE_BYTES;
+  return Math.min(IDLE_PIECE_MAX_BYTES, Math.max(PIECE_BYTES, Math.floor(s.windowBytes / 4 / PIECE_BYTES) * PIECE_BYTES));
 }
 
 /** The p-th quantile (0..1) of `xs` (sorted in place). */

@@ -6,7 +6,6 @@ import { newCopyChunk, type CopyChunk, type ResyncRun, type SecondaryPeer } from
 import type { MirrorRecords } from './records.js';
 import { compareAndSend, CSUM_BATCH_BYTES, CSUM_HASH, CsumUnsupported, type CsumTarget } from './resync-csum.js';
 import { ResyncGate } from './resync-gate.js';
-import { PIECE_BYTES } from './resync-window.js';
 import { RateLimiter } from './throttle.js';
 import type { MirrorTimers } from './types.js';
 
@@ -393,7 +392,7 @@ export class Resync {
   }
 
   /**
-   * The adaptive controller's copy of one data run: pieces of PIECE_BYTES, each through the
+   * The adaptive controller's copy of one data run: pieces of the gate's size, each through the
    * sync rate and then the window, all of them on the wire as the window allows.
    */
   private async sendPieces(e: Entry, p: SecondaryPeer, gate: ResyncGate, offset: number, data: Buffer, run: ResyncRun, stopped: () => boolean): Promise<boolean> {
@@ -403,7 +402,7 @@ export class Resync {
     let failed = false;
     let at = 0;
     while (at < data.length && !stopped() && !failed) {
-      const n = Math.min(PIECE_BYTES, data.length - at);
+      const n = Math.min(gate.pieceBytes(), data.length - at);
       const piece = data.subarray(at, at + n);
       const pieceOffset = offset + at;
       if (!(await p.limiter!.take(n, stopped))) break;

@@ -1,7 +1,7 @@
 // The adaptive resync controller: its window (src/replication/mirror/resync-window.ts), driven
 // sample by sample, and its gate (src/replication/mirror/resync-gate.ts) with the host guard.
 import { describe, it, expect } from 'vitest';
-import { afterAck, hostVerdict, initialWindow, quantile, BASE_BUCKETS, GUARD_MS, HOST_BACKOFF, PIECE_BYTES, TARGET_MIN_MS, TARGET_SHARE, type WindowState } from '../../../src/replication/mirror/resync-window.js';
+import { afterAck, hostVerdict, initialWindow, pieceBytesFor, quantile, BASE_BUCKETS, GUARD_MS, HOST_BACKOFF, IDLE_PIECE_MAX_BYTES, IDLE_TARGET_MIN_MS, PIECE_BYTES, TARGET_MIN_MS, TARGET_SHARE, type WindowState } from '../../../src/replication/mirror/resync-window.js';
 import { probeNext, ResyncGate, PROBE_MIN_SAMPLES } from '../../../src/replication/mirror/resync-gate.js';
 
 const KiB = 1024;
@@ -117,6 +117,23 @@ describe('adaptive resync window', () => {
     expect(b.windowBytes).toBe(a.windowBytes);
   });
 
+  it('an idle host: the target is the base RTT, at least IDLE_TARGET_MIN_MS', () => {
+    let s = initialWindow(64 * MiB, 0);
+    for (let i = 0; i < 10; i++) s = afterAck(s, { rttMs: 2, bytes: PIECE_BYTES, nowMs: i, hostIdle: true });
+    expect(s.targetMs).toBe(IDLE_TARGET_MIN_MS);
+    s = afterAck(s, { rttMs: 2, bytes: PIECE_BYTES, nowMs: 20 });
+    expect(s.targetMs).toBe(TARGET_MIN_MS);
+  });
+
+  it('piece size: one region while the host writes; while it is idle, whole regions up to a quarter of the window, at most a chunk', () => {
+    const at = (windowBytes: number) => ({ ...initialWindow(64 * MiB, 0), windowBytes });
+    expect(pieceBytesFor(at(2 * MiB), false)).toBe(PIECE_BYTES);
+    expect(pieceBytesFor(at(2 * MiB), true)).toBe(512 * KiB);
+    expect(pieceBytesFor(at(600 * KiB), true)).toBe(128 * KiB); // 150 KiB, whole regions
+    expect(pieceBytesFor(at(2 * PIECE_BYTES), true)).toBe(PIECE_BYTES);
+    expect(pieceBytesFor(at(64 * MiB), true)).toBe(IDLE_PIECE_MAX_BYTES);
+  });
+
   it('rejects impossible samples', () => {
     expect(() => afterAck(initialWindow(MiB, 0), { rttMs: -1, bytes: 1, nowMs: 0 })).toThrow(/bad resync sample/);
     expect(() => afterAck(initialWindow(MiB, 0), { rttMs: 1, bytes: 0, nowMs: 0 })).toThrow(/bad resync sample/);
@@ -182,6 +199,15 @@ describe('resync gate', () => {
     expect(second).toBe(true);
     expect(gate.view().hostBaselineMs).toBeCloseTo(2.7);
     expect(gate.view().probes).toBe(1);
+    gate.close();
+  });
+
+  it('pieces grow while the host is idle and are one region again from its first write on', () => {
+    const gate = new ResyncGate(4 * MiB);
+    gate.state = { ...gate.state, windowBytes: 2 * MiB };
+    expect(gate.pieceBytes()).toBe(512 * KiB);
+    gate.hostSample(3);
+    expect(gate.pieceBytes()).toBe(PIECE_BYTES);
     gate.close();
   });
 
