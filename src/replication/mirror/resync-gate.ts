@@ -10,13 +10,20 @@
  * writes in that quiet time is the baseline. Every GUARD_MS the p90 of the host's writes since the
  * last comparison is held against it (hostVerdict). A pause costs the resync about its length:
  * ~1% of the time at these settings. An idle host (no write in HOST_IDLE_MS) is neither probed nor
- * guarded: the queue loop alone keeps the link's queue short for its first writes.
+ * guarded: the queue loop alone keeps the link's queue short for its first writes. A host faster
+ * with the resync than its baseline by the slack is probed again REPROBE_AFTER_MS later.
  *
  * The probe's phases: off -> draining (no new pieces) -> quiet (nothing on the wire) -> off.
  */
 import { afterAck, hostVerdict, initialWindow, pieceBytesFor, quantile, viewOf, GUARD_MS, HOST_SLACK, type WindowState, type WindowView } from './resync-window.js';
 
 export const PROBE_EVERY_MS = 10_000;
+/**
+ * A host that beats its baseline by the slack while the resync runs shows the baseline was
+ * measured at a bad moment (the host's own first writes, disks still busy with what the resync
+ * wrote): the next probe comes this long after that comparison, not PROBE_EVERY_MS after the last.
+ */
+export const REPROBE_AFTER_MS = 1000;
 export const PROBE_MS = 50;
 export const PROBE_MAX_MS = 250;
 export const PROBE_MIN_SAMPLES = 8;
@@ -147,6 +154,7 @@ export class ResyncGate {
     const n = this.guardSamples.length;
     if (n >= GUARD_MIN_SAMPLES && this.baselineMs !== null) {
       this.lastP90Ms = quantile(this.guardSamples, 0.9);
+      if (HOST_SLACK * this.lastP90Ms < this.baselineMs) this.baselineAt = Math.min(this.baselineAt, now + REPROBE_AFTER_MS - PROBE_EVERY_MS);
       this.state = hostVerdict(this.state, { over: this.lastP90Ms > HOST_SLACK * this.baselineMs, nowMs: now });
     }
     this.guardSamples.length = 0;

@@ -2,7 +2,7 @@
 // sample by sample, and its gate (src/replication/mirror/resync-gate.ts) with the host guard.
 import { describe, it, expect } from 'vitest';
 import { afterAck, hostVerdict, initialWindow, pieceBytesFor, quantile, BASE_BUCKETS, GUARD_MS, HOST_BACKOFF, IDLE_PIECE_MAX_BYTES, IDLE_TARGET_MIN_MS, PIECE_BYTES, TARGET_MIN_MS, TARGET_SHARE, type WindowState } from '../../../src/replication/mirror/resync-window.js';
-import { probeNext, ResyncGate, PROBE_MIN_SAMPLES } from '../../../src/replication/mirror/resync-gate.js';
+import { probeNext, ResyncGate, PROBE_MIN_SAMPLES, REPROBE_AFTER_MS } from '../../../src/replication/mirror/resync-gate.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -199,6 +199,31 @@ describe('resync gate', () => {
     expect(second).toBe(true);
     expect(gate.view().hostBaselineMs).toBeCloseTo(2.7);
     expect(gate.view().probes).toBe(1);
+    gate.close();
+  });
+
+  it('a baseline the host beats while the resync runs is measured again a second later, not ten', async () => {
+    const gate = new ResyncGate(4 * MiB);
+    const probe = async (ms: number) => {
+      gate.hostSample(ms); // starts the probe: nothing on the wire, so the quiet time begins at once
+      await new Promise((r) => setTimeout(r, ms + 5)); // writes sent within the quiet time
+      for (let i = 0; i < PROBE_MIN_SAMPLES; i++) gate.hostSample(ms);
+      await until(() => gate.view().probe === 'off');
+    };
+    await probe(18); // measured while the host's own first writes were slow
+    expect(gate.view().hostBaselineMs).toBe(18);
+    const t0 = Date.now();
+    // with the resync running the host does 8 ms: the baseline was wrong
+    while (gate.view().probes === 1 && Date.now() - t0 < 3 * REPROBE_AFTER_MS) {
+      for (let i = 0; i < 5; i++) gate.hostSample(8);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(gate.view().probes).toBe(2);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(REPROBE_AFTER_MS - 50);
+    await new Promise((r) => setTimeout(r, 12));
+    for (let i = 0; i < PROBE_MIN_SAMPLES; i++) gate.hostSample(7);
+    await until(() => gate.view().probe === 'off');
+    expect(gate.view().hostBaselineMs).toBe(7);
     gate.close();
   });
 
