@@ -48,7 +48,7 @@ function controllerText(r: ResyncView): string {
   const w = r.window;
   if (!w) return r.controller === 'fixed' ? '; fixed rate' : '';
   const host = w.hostBaselineMs !== null && w.hostP90Ms !== null ? `, host p90 ${w.hostP90Ms.toFixed(1)} ms against ${w.hostBaselineMs.toFixed(1)} ms alone${w.hostLimited ? ': backing off' : ''}` : '';
-  return `; adaptive: window ${ibytes(w.windowBytes)}, queue ${w.queueDelayMs.toFixed(1)} of ${w.targetMs.toFixed(1)} ms${host}`;
+  return `; adaptive: window ${ibytes(w.windowBytes)}${w.pieceBytes ? ` in ${ibytes(w.pieceBytes)} pieces` : ''}, queue ${w.queueDelayMs.toFixed(1)} of ${w.targetMs.toFixed(1)} ms${host}`;
 }
 
 function imageRow(i: ImageView, names: Map<string, string>): string[] {

@@ -48,6 +48,8 @@ export function probeNext(from: ProbePhase, event: 'start' | 'drained' | 'done')
 }
 
 export interface GateView {
+  /** the size of the next piece: one region while the host writes, larger while it is idle */
+  pieceBytes: number;
   /** the host's remote-write p90 with nothing of the resync on the wire (ms), null: not measured yet */
   hostBaselineMs: number | null;
   /** the host's remote-write p90 at the last comparison (ms) */
@@ -80,7 +82,7 @@ export class ResyncGate {
 
   /** The window and the host guard, as status and events show them. */
   view(): WindowView & GateView {
-    return { ...viewOf(this.state), hostBaselineMs: this.baselineMs, hostP90Ms: this.lastP90Ms, hostLimited: this.state.hostLimited, probes: this.probes, probe: this.probe };
+    return { ...viewOf(this.state), pieceBytes: this.pieceBytes(), hostBaselineMs: this.baselineMs, hostP90Ms: this.lastP90Ms, hostLimited: this.state.hostLimited, probes: this.probes, probe: this.probe };
   }
 
   /**

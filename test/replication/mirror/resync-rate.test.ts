@@ -43,6 +43,10 @@ describe('resync rate', () => {
   it('status text: both rates, the ETA from the covered rate', () => {
     const r: ResyncView = { full: true, reason: 'new secondary', bytesDone: 100 * MiB, bytesTotal: 200 * MiB, bytesSent: 2 * MiB, rate: 1 * MiB, coveredRate: 50 * MiB, eta: 2, startedAt: '' };
     expect(resyncText(r)).toBe('100 MiB of 200 MiB, covered at 50 MiB/s; sent 2 MiB at 1 MiB/s (holes and zeroes go without data), ETA 2 s (full: new secondary)');
+    const window = { windowBytes: 2 * MiB, pieceBytes: 512 * 1024, baseRttMs: 2, queueDelayMs: 1.5, targetMs: 20, slowStart: false, hostBaselineMs: null, hostP90Ms: null, hostLimited: false, probes: 0, probe: 'off' as const };
+    expect(resyncText({ ...r, controller: 'adaptive', window })).toContain('; adaptive: window 2 MiB in 512 KiB pieces, queue 1.5 of 20.0 ms)');
+    const { pieceBytes: _, ...older } = window; // an array from before the piece size was shown
+    expect(resyncText({ ...r, controller: 'adaptive', window: older as typeof window })).toContain('; adaptive: window 2 MiB, queue 1.5 of 20.0 ms)');
     // a view without the new fields (an older array): as before
     expect(resyncText({ full: false, reason: 'fracture log', bytesDone: 12.5 * MiB, bytesTotal: 64 * MiB, rate: 30 * MiB, eta: 125, startedAt: '' })).toBe('12.5 MiB of 64 MiB, 30 MiB/s, ETA 2 min 5 s (partial: fracture log)');
   });

@@ -231,8 +231,10 @@ describe('resync gate', () => {
     const gate = new ResyncGate(4 * MiB);
     gate.state = { ...gate.state, windowBytes: 2 * MiB };
     expect(gate.pieceBytes()).toBe(512 * KiB);
+    expect(gate.view().pieceBytes).toBe(512 * KiB); // status shows it
     gate.hostSample(3);
     expect(gate.pieceBytes()).toBe(PIECE_BYTES);
+    expect(gate.view().pieceBytes).toBe(PIECE_BYTES);
     gate.close();
   });
 
