@@ -32,7 +32,7 @@ export const TARGET_MIN_MS = 1;
 /**
  * While the host writes nothing (the gate says idle) the target is the base RTT, at least this:
  * the copy keeps the link busy through the secondary's and its own pauses, and the first host
- * write finds at most that much ahead of it (then the gate's probe drains the resync).
+ * write finds about that much and one piece ahead of it (from then on the host's target applies).
  */
 export const IDLE_TARGET_MIN_MS = 20;
 /** Target queueing delay as a share of the base RTT. */
@@ -168,7 +168,7 @@ export function hostVerdict(prev: WindowState, v: { over: boolean; nowMs: number
   return s;
 }
 
-/** The size of the next piece: PIECE_BYTES while the host writes; while it is idle, whole pieces up to a quarter of the window. */
+/** The size of the next piece: PIECE_BYTES while the host writes; while it is idle, a multiple of it up to a quarter of the window. */
 export function pieceBytesFor(s: WindowState, hostIdle: boolean): number {
   if (!hostIdle) return PIECE_BYTES;
   return Math.min(IDLE_PIECE_MAX_BYTES, Math.max(PIECE_BYTES, Math.floor(s.windowBytes / 4 / PIECE_BYTES) * PIECE_BYTES));
