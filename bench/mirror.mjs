@@ -570,7 +570,7 @@ function goalsReport(res) {
     if (q16.length) lines.push(`${mark(q16.every((r) => r.iopsRatio >= 0.5))} 2. sync QD16 IOPS at a 0 ms link >= 0.5x unmirrored: ${q16.map((r) => `${r.iopsRatio.toFixed(2)}x`).join(', ')}`);
   }
   const unc = (res.unclean ?? []).filter((r) => r.mode !== 'never' && typeof r.ratio === 'number');
-  if (unc.length) lines.push(`${mark(unc.every((r) => r.ratio <= 1.1))} 3. checksum resync: link bytes <= 1.1x differing bytes: ${unc.map((r) => `${r.scenario} ${r.ratio.toFixed(2)}x`).join(', ')}`);
+  if (unc.length) lines.push(`${mark(unc.every((r) => r.ratio <= 1.1))} 3. checksum resync: link bytes <= 1.1x differing bytes: ${unc.map((r) => `${r.scenario} ${r.ratio.toFixed(2)}x (${fmtBytes(r.linkBytes - r.differBytes)} beyond them, ${fmtBytes(r.hashBytes ?? 0)} of it hashes)`).join(', ')}`);
   const ad = res.adaptive ?? [];
   if (ad.some((r) => r.mode === 'adaptive')) {
     const med = (m, k) => median(ad.filter((r) => r.mode === m).map((r) => r[k]));
