@@ -2,6 +2,7 @@ import type { RemoteLinkClient } from '../../link/protocol/index.js';
 import { TsRegionBitmap, WriteIntentLog, type RegionBitmap } from '../../native/index.js';
 import type { ResyncChecksums } from '../state/index.js';
 import type { BitmapFile } from './bitmap-file.js';
+import type { ChunkBuffers } from './chunk-buffers.js';
 import type { PeerLinkState } from './peer-phase.js';
 import type { ResyncGate } from './resync-gate.js';
 import type { RateLimiter } from './throttle.js';
@@ -67,6 +68,8 @@ export interface ResyncRun {
   hashBytes: number;
   /** The adaptive controller's window (./resync-window.ts); null: the fixed controller (syncRate, WINDOW). */
   gate: ResyncGate | null;
+  /** What its chunks are read into (./chunk-buffers.ts). */
+  buffers: ChunkBuffers;
 }
 
 export class SecondaryPeer {

@@ -5,6 +5,7 @@ import { awaitsResync, linkUsable, startsResync } from './peer-phase.js';
 import { newCopyChunk, type CopyChunk, type ResyncRun, type SecondaryPeer } from './primary.js';
 import type { MirrorRecords } from './records.js';
 import { compareAndSend, CSUM_BATCH_BYTES, CSUM_HASH, CsumUnsupported, type CsumTarget } from './resync-csum.js';
+import { ChunkBuffers } from './chunk-buffers.js';
 import { ResyncGate } from './resync-gate.js';
 import { RateLimiter } from './throttle.js';
 import type { MirrorTimers } from './types.js';
@@ -27,6 +28,11 @@ export interface ResyncHost {
 
 const CHUNK_MAX_BYTES = 1024 * 1024;
 const WINDOW = { low: 1, medium: 2, high: 4 } as const;
+/** Free chunk buffers a run keeps (its window holds at most WINDOW.high chunks, one more is read). */
+const CHUNK_BUFFERS_KEPT = WINDOW.high + 2;
+
+/** The largest chunk of a mirror with `regionSize`: whole regions, about CHUNK_MAX_BYTES. */
+const chunkMaxOf = (regionSize: number): number => Math.max(regionSize, Math.floor(CHUNK_MAX_BYTES / regionSize) * regionSize);
 /** Checksum batches in flight per WINDOW step (they carry hashes, not data, over the link). */
 const CSUM_BATCHES_PER_WINDOW = 2;
 /** Block status is asked in steps of this many bytes when a full synchronization is marked. */
@@ -155,6 +161,7 @@ export class Resync {
       chunksSkipped: 0,
       hashBytes: 0,
       gate: (e.db.syncController ?? 'adaptive') === 'adaptive' ? new ResyncGate(WINDOW.high * CHUNK_MAX_BYTES) : null,
+      buffers: new ChunkBuffers(chunkMaxOf(e.db.regionSize), CHUNK_BUFFERS_KEPT),
     };
     p.checksumRequested = false;
     p.resync = run;
@@ -217,7 +224,7 @@ export class Resync {
     const size = mirrorSize(e.db);
     const rs = e.db.regionSize;
     const gate = run.gate;
-    const chunkMax = Math.max(rs, Math.floor(CHUNK_MAX_BYTES / rs) * rs);
+    const chunkMax = chunkMaxOf(rs);
     let cursor = 0;
     let failure: unknown = null;
     const stopped = () => run.stop || failure !== null || p.failed || !e.primary || imageOf(e, p.imageId)?.state !== 'SYNCHRONIZING';
@@ -378,11 +385,17 @@ export class Resync {
         await client.request('zero', { mirrorId: e.id, imageId: p.imageId, offset: off, length: len, trim: x.hole, epoch: e.db.epoch }, undefined, { timeoutMs });
         run.bytesZeroed += len;
       } else if (run.gate) {
-        if (!(await this.sendPieces(e, p, run.gate, off, await dev.read(off, len), run, stopped))) return false;
+        const buf = run.buffers.take(len);
+        // every piece settled (sendPieces waits for all): back to the pool; a throw keeps it out
+        const sent = await this.sendPieces(e, p, run.gate, off, await dev.read(off, len, buf.subarray(0, len)), run, stopped);
+        run.buffers.give(buf);
+        if (!sent) return false;
       } else {
         if (!(await p.limiter!.take(len, stopped))) return false;
-        const data = await dev.read(off, len);
+        const buf = run.buffers.take(len);
+        const data = await dev.read(off, len, buf.subarray(0, len));
         await client.request('write', { mirrorId: e.id, imageId: p.imageId, offset: off, flags: { resync: true }, epoch: e.db.epoch }, data, { timeoutMs });
+        run.buffers.give(buf); // answered: no longer referenced
         run.bytesCopied += len;
       }
       off += len;
