@@ -267,7 +267,7 @@ export class SnapshotSet {
     const out = Buffer.alloc(length);
     const end = Math.min(this.lunSize, offset + length);
     let pos = offset;
-    for (const x of end > pos ? await this.base.blockStatus(pos, end - pos) : []) {
+    for (const x of await this.base.blockStatus(pos, end - pos)) {
       if (!x.hole && !x.zero) await this.base.read(pos, Math.min(x.length, end - pos), out.subarray(pos - offset));
       pos += x.length;
     }

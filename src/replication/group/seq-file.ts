@@ -59,13 +59,13 @@ export class SeqFile {
     return this.value;
   }
 
-  /** The next generation's slot for `value`, in `b` (a new buffer by default). */
-  private slot(value: number, b = Buffer.alloc(SLOT)): Buffer {
+  /** The next generation's slot for `value`, in `b` (a new buffer by default); `head` is its checksummed first 24 bytes. */
+  private slot(value: number, b = Buffer.alloc(SLOT), head = b.subarray(0, 24)): Buffer {
     this.gen++;
     b.writeUInt32LE(MAGIC, 0);
     writeU64(b, this.gen, 8);
     writeU64(b, value, 16);
-    b.writeUInt32LE(crc32c(b === this.noteSlot ? this.noteHead : b.subarray(0, 24)), 24);
+    b.writeUInt32LE(crc32c(head), 24);
     return b;
   }
 
@@ -75,7 +75,7 @@ export class SeqFile {
    */
   note(value: number): void {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`sequence number ${value}`);
-    const b = this.slot(value, this.noteSlot);
+    const b = this.slot(value, this.noteSlot, this.noteHead);
     writeSync(this.fh.fd, b, 0, SLOT, (this.gen % 2) * SLOT);
     this.value = value;
   }
