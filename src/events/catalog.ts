@@ -286,6 +286,7 @@ export const HEARTBEAT_EVENT_TYPES = [
   'hb.table-discarded',
   'hb.table-restored',
   'hb.table-save-failed',
+  'hb.table-saved',
   'hb.send-failed',
   'hb.send-recovered',
   'hb.cycle-failed',

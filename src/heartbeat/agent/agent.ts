@@ -194,6 +194,7 @@ export class HeartbeatAgent {
     const master = this.amMaster;
     if (master && due) {
       this.background('send', () => this.send());
+      if (this.tableUnsaved.size) this.background('table', () => this.saveTable());
       if (this.cfg.witness) this.background('witness', () => this.askWitness());
     }
     const rx = await this.receiver.cycle([...this.inVolumes.values()], () => performance.now());
@@ -369,6 +370,8 @@ export class HeartbeatAgent {
   }
 
   private saving = Promise.resolve();
+  /** heartbeat volumes whose last table save failed: the master writes them again each interval until one succeeds (the table may not change again for hours) */
+  private readonly tableUnsaved = new Set<string>();
   /** The table in a local file and, from the master, on every heartbeat volume its site writes; serialized: the newest is the last written. */
   private saveTable(): Promise<void> {
     this.saving = this.saving.then(async () => {
@@ -384,7 +387,15 @@ export class HeartbeatAgent {
       const block = encodeTableBlock(table);
       await Promise.all(
         [...this.outVolumes.values()].map((v) =>
-          v.write(TABLE_OFFSET, block).catch((e: unknown) => void this.events.emit('hb.table-save-failed', { host: this.cfg.host, where: `volume ${v.endpoint.mirror}`, error: (e as Error).message })),
+          v.write(TABLE_OFFSET, block).then(
+            () => {
+              if (this.tableUnsaved.delete(v.endpoint.mirror)) this.events.emit('hb.table-saved', { host: this.cfg.host, where: `volume ${v.endpoint.mirror}` });
+            },
+            (e: unknown) => {
+              if (!this.tableUnsaved.has(v.endpoint.mirror)) this.events.emit('hb.table-save-failed', { host: this.cfg.host, where: `volume ${v.endpoint.mirror}`, error: (e as Error).message });
+              this.tableUnsaved.add(v.endpoint.mirror);
+            },
+          ),
         ),
       );
     });

@@ -149,7 +149,8 @@ describe('heartbeat lab: single-path faults, notices, non-stop install', () => {
     let r = decodeTableBlock(await c.read(TABLE_OFFSET, TABLE_BLOCK_BYTES));
     for (const end = Date.now() + 20_000; !r.ok && Date.now() < end; r = decodeTableBlock(await c.read(TABLE_OFFSET, TABLE_BLOCK_BYTES))) await new Promise((res) => setTimeout(res, 150));
     await c.close();
-    expect(r.ok ? r.table.devices.filter((d) => d.status !== 'NULL').map((d) => d.mirror) : r).toEqual(['rhb0']);
+    const saves = (await agentEvents('alpha-1')).filter((e) => e.type.startsWith('hb.table-save') || e.type === 'hb.master');
+    expect(r.ok ? r.table.devices.filter((d) => d.status !== 'NULL').map((d) => d.mirror) : r, JSON.stringify(saves)).toEqual(['rhb0']);
   });
 
   it('a cut network is one failed path: the mirrors keep the production alive, nothing fails over; restored, it recovers', async () => {

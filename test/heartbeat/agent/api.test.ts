@@ -1,12 +1,16 @@
-// The heartbeat agent's HTTP API and the witness, in-process: real HeartbeatAgents (no volumes,
-// intervals of 100 ms) driven with fetch. Every wait has a deadline.
+// The heartbeat agent's HTTP API and the witness, in-process: real HeartbeatAgents (intervals of
+// 100 ms; no volumes but one, served by a real `sanbox serve`) driven with fetch. Every wait has a
+// deadline.
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { checkAgentConfig, HeartbeatAgent, Witness, type AgentConfig } from '../../../src/heartbeat/agent/index.js';
-import { encodeHeartbeat, type HeartbeatMessage } from '../../../src/heartbeat/index.js';
+import { TABLE_BLOCK_BYTES, TABLE_OFFSET, decodeTableBlock, encodeHeartbeat, type HeartbeatMessage } from '../../../src/heartbeat/index.js';
+import { NbdClient } from '../../../src/check/nbd-client/index.js';
+import { freePort } from '../../support/net.js';
+import { serve } from '../../support/serve.js';
 
 const INTERVAL_MS = 100;
 const TIMEOUT_INTERVALS = 3;
@@ -378,6 +382,28 @@ describe('heartbeat agent API', () => {
     await cycles(standby, 3);
     expect(await events(standby.url, 'hb.failover')).toHaveLength(1);
   });
+});
+
+describe('heartbeat agent: its table on the heartbeat volumes', () => {
+  it('a failed table save is written again each interval until the volume takes it, without a table change', async () => {
+    const port = await freePort(); // nothing serves the volume yet
+    const uri = `nbd://127.0.0.1:${port}/hb0`;
+    const volume = { mirror: 'hb0', address: 'alpha:hb0>bravo:hb0', uris: [uri], array: { name: 'alpha', url: await closedUrl() } };
+    const a = await start(config('alpha-1', 'alpha', [], { send: [volume] }));
+    await until('the failed save', async () => (await events(a.url, 'hb.table-save-failed')).length > 0);
+    const changes = (await events(a.url, 'hb.table')).length;
+    const dir = mkdtempSync(join(tmpdir(), 'sanbox-hb-vol-'));
+    dirs.push(dir);
+    const array = await serve(dir, port, ['hb0=1M']);
+    stops.push(() => array.kill());
+    await until('the table saved', async () => (await events(a.url, 'hb.table-saved')).length > 0, 15_000);
+    const c = await NbdClient.connect(uri);
+    const r = decodeTableBlock(await c.read(TABLE_OFFSET, TABLE_BLOCK_BYTES));
+    await c.close();
+    expect(r.ok).toBe(true);
+    expect(await events(a.url, 'hb.table-save-failed')).toEqual([expect.objectContaining({ where: 'volume hb0' })]); // once per run of failures
+    expect((await events(a.url, 'hb.table')).length).toBe(changes); // the retry, not a change, wrote it
+  }, 30_000);
 });
 
 describe('witness', () => {
