@@ -50,6 +50,8 @@
 //   --secondary-process  bravo (the secondary) in a child process with its own event loop;
 //                      default: in this process, like alpha, so its receiver's and apply work
 //                      shares alpha's event loop (a cost a real remote array would not add)
+//   --emulator-process  the link emulator in a child process too, as `sanbox up` runs it (in its
+//                      supervisor); default: in this process, with alpha
 //   --cpu-prof IDS     CPU-profile the measured pass of these rows (ids as in the JSON, e.g.
 //                      async-0ms-qd1) through node:inspector: a .cpuprofile under
 //                      bench/results/ and the top functions by self time on stderr
@@ -101,6 +103,7 @@ function parseArgs(argv) {
     json: false,
     smoke: false,
     secondaryProcess: false,
+    emulatorProcess: false,
   };
   const set = new Set();
   for (let i = 0; i < argv.length; i++) {
@@ -126,6 +129,7 @@ function parseArgs(argv) {
       case '--smoke': o.smoke = true; break;
       case '--from': o.from = String(val()); break;
       case '--secondary-process': o.secondaryProcess = true; break;
+      case '--emulator-process': o.emulatorProcess = true; break;
       case '-h': case '--help':
         process.stdout.write(readHelp(import.meta.url));
         process.exit(0);
@@ -273,19 +277,29 @@ async function drainTime(lab, name, limitMs = 120_000) {
 
 const CLK_TCK = Number(tryExec('getconf', ['CLK_TCK'])) || 100;
 
-/** CPU time (us) used so far by this process and by the secondary's child process, if any. */
+/** CPU time (us) used so far by this process, the secondary's child process and the emulator's, if any. */
 function cpuNow(lab) {
   const u = process.cpuUsage();
-  let child = 0;
-  const pid = lab.running.bravo?.pid;
-  if (pid) {
-    try {
-      const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      child = ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK; // utime, stime
-    } catch { /* gone */ }
+  return { self: u.user + u.system, child: processCpuUs(lab.running.bravo?.pid), emu: processCpuUs(lab.emu.pid) };
+}
+
+/** What the arrays' CPU figure adds up. */
+function arraysCpuText(o) {
+  const here = ['alpha', ...(o.secondaryProcess ? [] : ['bravo']), ...(o.emulatorProcess ? [] : ['the link emulator'])];
+  const children = [...(o.secondaryProcess ? ["the secondary's process"] : []), ...(o.emulatorProcess ? ["the emulator's process"] : [])];
+  return [`this process (${here.join(', ')})`, ...children].join(' + ');
+}
+
+/** utime + stime (us) of process `pid`; 0 without one. */
+function processCpuUs(pid) {
+  if (!pid) return 0;
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK; // utime, stime
+  } catch {
+    return 0; // gone
   }
-  return { self: u.user + u.system, child };
 }
 
 /** The machine's CPU counters (/proc/stat, all CPUs; jiffies): busy, steal, total. null off Linux. */
@@ -341,10 +355,10 @@ async function run(o, lab, out) {
   let n = 0;
   const stamp = out.stamp;
   for (const latencyMs of o.latencies) {
-    lab.emu.set({ latencyMs, bandwidth: 0 });
+    await lab.emu.set({ latencyMs, bandwidth: 0 });
     if (cfgs.some((c) => c.mode === 'sync')) {
       // what the emulator alone delivers at this setting: a 4 KiB / 64-byte ping-pong through a second one
-      out.emuRttUs[latencyMs] = await probeRtt(out.LinkEmulator, latencyMs, latencyMs >= 5 ? 40 : 100);
+      out.emuRttUs[latencyMs] = await probeRtt(out.lib, latencyMs, latencyMs >= 5 ? 40 : 100, { emulatorProcess: o.emulatorProcess });
       log(`  emulator round trip at ${latencyMs} ms one way: p50 ${out.emuRttUs[latencyMs].toFixed(0)} us (nominal ${2 * latencyMs * 1000} us)`);
     }
     for (const qd of o.qds) {
@@ -404,11 +418,12 @@ async function run(o, lab, out) {
         // CPU of the arrays (this process, and the secondary's child process if any) while fio ran
         // (fio's start-up and exit included: a little high), per write and as % of one core
         const job = fio.jobs[0];
-        const arraysUs = cpu1.self - cpu0.self + (cpu1.child - cpu0.child);
+        const arraysUs = cpu1.self - cpu0.self + (cpu1.child - cpu0.child) + (cpu1.emu - cpu0.emu);
         row.cpu = {
           arraysPct: (100 * arraysUs) / fioWallUs,
           primaryPct: (100 * (cpu1.self - cpu0.self)) / fioWallUs,
           secondaryProcessPct: lab.running.bravo?.pid ? (100 * (cpu1.child - cpu0.child)) / fioWallUs : null,
+          emulatorProcessPct: lab.emu.pid ? (100 * (cpu1.emu - cpu0.emu)) / fioWallUs : null,
           arraysUsPerWrite: arraysUs / s.ios,
           fioPct: (job.usr_cpu ?? 0) + (job.sys_cpu ?? 0),
           // the whole machine (all CPUs): busy and stolen by the hypervisor, % of its CPU time
@@ -450,7 +465,7 @@ async function run(o, lab, out) {
       }
     }
   }
-  lab.emu.set({ latencyMs: 0 });
+  await lab.emu.set({ latencyMs: 0 });
 }
 
 // ---------- analysis, tables, chart ----------
@@ -505,7 +520,7 @@ function report(res) {
   const o = res.options;
   const rows = res.rows;
   const x = (v) => (v === undefined ? '' : `${v.toFixed(2)}x`);
-  let s = `\n4k random writes, fio nbd engine, ${o.runtime} s per row after ${o.warmup} s warm-up, ${fmtBytes(o.sizeBytes)} LUNs, fsync ${o.fsync ? 'on' : 'off'}, secondary array ${o.secondaryProcess ? 'in a child process' : 'in the same process'}, ${machineText(res.versions?.machine)}; `;
+  let s = `\n4k random writes, fio nbd engine, ${o.runtime} s per row after ${o.warmup} s warm-up, ${fmtBytes(o.sizeBytes)} LUNs, fsync ${o.fsync ? 'on' : 'off'}, secondary array ${o.secondaryProcess ? 'in a child process' : 'in the same process'}, link emulator ${o.emulatorProcess ? 'in a child process' : 'in the same process'}, ${machineText(res.versions?.machine)}; `;
   s += `link latency one way (round trip 2x); "x unm" = ratio to the unmirrored row of the same latency and QD\n\n`;
   const head = ['link', 'mode'];
   for (const qd of o.qds) head.push(`QD${qd} IOPS`, `QD${qd} p50 us`, `QD${qd} p99 us`, `p50 x unm`, `IOPS x unm`);
@@ -542,7 +557,7 @@ function report(res) {
     s += 'records/batch: records the secondary applied (with --secondary-process: the primary sent) per transmission (each transmission: its writes, a flush of the LUN and of the sequence file, then the ack).\n';
   }
   if (rows.some((r) => r.cpu)) {
-    s += `\nCPU while fio ran (% of one core, except machine busy/steal: % of all CPUs, steal = taken by the hypervisor; ${o.secondaryProcess ? 'arrays = this process (alpha, link emulator) + the secondary\'s process' : 'arrays = this process: alpha, bravo and the link emulator'}; the machine has ${res.versions.cpus} CPUs)\n\n`;
+    s += `\nCPU while fio ran (% of one core, except machine busy/steal: % of all CPUs, steal = taken by the hypervisor; arrays = ${arraysCpuText(o)}; the machine has ${res.versions.cpus} CPUs)\n\n`;
     const head2 = ['link', 'mode'];
     for (const qd of o.qds) head2.push(`QD${qd} arrays CPU %`, `QD${qd} CPU us/write`, `QD${qd} fio CPU %`, `QD${qd} machine busy/steal %`);
     const body2 = [];
@@ -586,7 +601,7 @@ function chart(res) {
   }));
   return groupedBarsSvg({
     title: '4k random write p50 by replication mode',
-    subtitle: `fio nbd engine, ${o.runtime} s per row, fsync ${o.fsync ? 'on' : 'off'}${o.secondaryProcess ? ', secondary in its own process' : ''}, sanbox ${res.versions.sanbox}, ${res.started.slice(0, 16)}`,
+    subtitle: `fio nbd engine, ${o.runtime} s per row, fsync ${o.fsync ? 'on' : 'off'}${o.secondaryProcess ? ', secondary in its own process' : ''}${o.emulatorProcess ? ', emulator in its own process' : ''}, sanbox ${res.versions.sanbox}, ${res.started.slice(0, 16)}`,
     panels,
     series: labels,
     yLabel: 'p50 completion latency (µs)',
@@ -644,14 +659,14 @@ async function main() {
   const cfgs = configs(o);
   const res = { started: started.toISOString(), smoke: o.smoke, options: { ...o, dir: undefined }, versions, loadavgStart: loadavg(), rows: [], emuRttUs: {}, goals: [], seconds: 0 };
   const rowsTotal = o.latencies.length * o.qds.length * cfgs.length;
-  log(`bench-latency${o.smoke ? ' (smoke)' : ''}: arrays alpha + bravo${o.secondaryProcess ? ' (in a child process)' : ''} in ${workDir}, fsync ${o.fsync ? 'on' : 'off'}; ${versions.fio}, sanbox ${versions.sanbox}, node ${versions.node}, ${versions.cpus} CPUs`);
+  log(`bench-latency${o.smoke ? ' (smoke)' : ''}: arrays alpha + bravo${o.secondaryProcess ? ' (in a child process)' : ''}${o.emulatorProcess ? ', link emulator in a child process' : ''} in ${workDir}, fsync ${o.fsync ? 'on' : 'off'}; ${versions.fio}, sanbox ${versions.sanbox}, node ${versions.node}, ${versions.cpus} CPUs`);
   log(`bench-latency: ${rowsTotal} rows (${o.latencies.length} latencies x ${o.qds.length} QDs x ${cfgs.map((c) => c.mode).join(', ')}), about ${Math.ceil((rowsTotal * (o.runtime + o.warmup + 1.5)) / 60)} min`);
   if (loadavg()[0] > 1) log(`bench-latency: note: load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs: other work competes with the benchmark`);
   let failure = null;
-  const out = { rows: res.rows, dir: resultsDir, stamp, emuRttUs: res.emuRttUs, LinkEmulator: lib.LinkEmulator };
+  const out = { rows: res.rows, dir: resultsDir, stamp, emuRttUs: res.emuRttUs, lib };
   try {
     const luns = { alpha: cfgs.map((c) => ({ name: c.lun, size: o.sizeBytes })), bravo: cfgs.filter((c) => c.mirror).map((c) => ({ name: c.lun, size: o.sizeBytes })) };
-    lab = await makeLab(lib, workDir, luns, o.fsync, { secondaryProcess: o.secondaryProcess });
+    lab = await makeLab(lib, workDir, luns, o.fsync, { secondaryProcess: o.secondaryProcess, emulatorProcess: o.emulatorProcess });
     for (const c of cfgs.filter((x) => x.mirror)) await createMirror(lab, c.mirror, c.lun);
     const node = lab.node('alpha');
     for (const c of cfgs.filter((x) => x.group)) {

@@ -47,19 +47,18 @@
 //   --quick            1 s rows, 0.2 s warm-up
 // SANBOX_DIST=DIR loads the emulator from another build than the repo's dist/ (DIR/link/emulator/).
 // Every run writes bench/results/link-emulator-<timestamp>.json.
-import { spawn } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { createInterface } from 'node:readline';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { REPO, HOST, setProgram, die, log, readHelp, parseSize, table, tryExec } from './lib/common.mjs';
 
 // the model's seeded draws: the same generator as the emulator's (src/random)
 const { mulberry32 } = await import(pathToFileURL(join(resolve(process.env.SANBOX_DIST || join(REPO, 'dist')), 'random', 'index.js')).href);
 
 import { applyHaltPoll, machineFacts, machineText } from './lib/machine.mjs';
+import { startLinkChild } from './lib/link-process.mjs';
 
 setProgram('bench-link-emulator');
 
@@ -169,32 +168,9 @@ async function startEcho() {
   return { port: server.address().port, close: () => new Promise((r) => { for (const s of sockets) s.destroy(); server.close(r); }) };
 }
 
-async function startChild(distDir, targetPort, seed, pollMs, cpuProf) {
-  const script = join(dirname(fileURLToPath(import.meta.url)), 'lib', 'link-child.mjs');
+function startChild(distDir, targetPort, seed, pollMs, cpuProf) {
   const prof = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(REPO, 'bench', 'results')] : [];
-  const child = spawn(process.execPath, [...prof, script, distDir, String(targetPort), String(seed), ...(pollMs === undefined ? [] : [String(pollMs)])], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const waiting = new Map();
-  let nextId = 1;
-  let ready;
-  const readyP = new Promise((res, rej) => {
-    ready = res;
-    child.once('exit', (code, sig) => rej(new Error(`the emulator process exited (${code ?? sig})`)));
-  });
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    const m = JSON.parse(line);
-    if (m.ready) return ready(m);
-    const w = waiting.get(m.id);
-    waiting.delete(m.id);
-    if (m.error) w.rej(new Error(m.error));
-    else w.res(m);
-  });
-  const { port } = await readyP;
-  const call = (req) => new Promise((res, rej) => {
-    const id = nextId++;
-    waiting.set(id, { res, rej });
-    child.stdin.write(JSON.stringify({ id, ...req }) + '\n');
-  });
-  return { port, pid: child.pid, call, close: () => new Promise((r) => { child.once('exit', r); child.stdin.end(); }) };
+  return startLinkChild(distDir, [targetPort, seed, ...(pollMs === undefined ? [] : [pollMs])], prof);
 }
 
 function dial(port) {

@@ -342,7 +342,7 @@ async function latencySection(o, lab, lib, out, stages) {
   const configs = [...(o.unmirrored ? [{ id: 'unmirrored', lun: 'plain', latencyMs: null }] : []), ...o.latencies.map((l) => ({ id: `sync-${l}ms`, lun: 'lat', latencyMs: l }))];
   const rtt = {};
   for (const l of o.latencies) {
-    rtt[l] = await probeRtt(lib.LinkEmulator, l, l >= 5 ? 40 : 100);
+    rtt[l] = await probeRtt(lib, l, l >= 5 ? 40 : 100);
     log(`  emulator round trip at ${l} ms one way: p50 ${rtt[l].toFixed(0)} us (nominal ${2 * l * 1000} us)`);
   }
   const total = o.qds.length * configs.length;

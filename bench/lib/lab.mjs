@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { REPO, HOST, MiB, die, freePort, until } from './common.mjs';
+import { startLinkChild } from './link-process.mjs';
 
 export const SECRET = 'bench-secret-0123456789abcdef';
 
@@ -71,12 +72,13 @@ async function startChildArray(lib, cfg) {
  * `luns`: { alpha: [{ name, size }], bravo: [...] }. `fsync`: the arrays' `sync` option.
  * `secondaryProcess`: bravo runs in a child process (its own event loop), so its work as the
  * secondary does not share alpha's; `lab.node('bravo')` and `lab.hostDevice('bravo', ..)` are
- * then unavailable, and its events do not reach `onEvent`.
+ * then unavailable, and its events do not reach `onEvent`. `emulatorProcess`: the emulator too
+ * (`lab.emu.set` then returns a promise: await it).
  */
-export async function makeLab(lib, root, luns, fsync, { secondaryProcess = false } = {}) {
+export async function makeLab(lib, root, luns, fsync, { secondaryProcess = false, emulatorProcess = false } = {}) {
   const names = ['alpha', 'bravo'];
   const linkPort = { alpha: await freePort(), bravo: await freePort() };
-  const emu = new lib.LinkEmulator({
+  const emuOptions = {
     name: 'alpha-bravo', a: 'alpha', b: 'bravo',
     routes: [
       { name: 'to-b', listen: { host: HOST, port: 0 }, target: { host: HOST, port: linkPort.bravo }, forward: 'a-to-b' },
@@ -85,11 +87,12 @@ export async function makeLab(lib, root, luns, fsync, { secondaryProcess = false
     // a resync moves MiB-sized frames: a larger queue than the default keeps the proxy from
     // pausing the socket on every chunk (the bandwidth cap still meters every byte)
     queueBytes: 8 * MiB,
-  });
-  await emu.start();
-  const st = emu.status();
-  const toB = st.routes.find((r) => r.name === 'to-b').listen.port;
-  const toA = st.routes.find((r) => r.name === 'to-a').listen.port;
+  };
+  const emu = emulatorProcess ? await childEmulator(lib, emuOptions) : new lib.LinkEmulator(emuOptions);
+  if (!emulatorProcess) await emu.start();
+  const ports = emulatorProcess ? emu.ports : Object.fromEntries(emu.status().routes.map((r) => [r.name, r.listen.port]));
+  const toB = ports['to-b'];
+  const toA = ports['to-a'];
   const peers = {
     alpha: [{ array: 'bravo', host: HOST, port: toB, secret: SECRET }],
     bravo: [{ array: 'alpha', host: HOST, port: toA, secret: SECRET }],
@@ -137,6 +140,22 @@ export async function makeLab(lib, root, luns, fsync, { secondaryProcess = false
   return lab;
 }
 
+/**
+ * The lab's LinkEmulator in a process of its own (bench/lib/link-child.mjs), as `sanbox up` runs
+ * it (in its supervisor, not in an array's process): `set` (both directions) returns a promise;
+ * `status` is not available; `pid` gives its CPU time.
+ */
+async function childEmulator(lib, options) {
+  const c = await startLinkChild(lib.dir, [JSON.stringify(options)]);
+  return {
+    pid: c.pid,
+    ports: c.ports,
+    set: (s) => c.call({ set: { 'a-to-b': s, 'b-to-a': s } }),
+    status: () => { throw new Error('the emulator runs in its own process: no status here'); },
+    stop: () => c.close(),
+  };
+}
+
 /** Creates mirror `name` of alpha's `lun` with bravo's `lun` as a secondary declared in sync (both are empty). */
 export async function createMirror(lab, name, lun, attributes, regionSize) {
   const a = lab.node('alpha');
@@ -153,8 +172,11 @@ export function secondaryOf(lab, name) {
   return lab.node('alpha').get(name).images.find((i) => i.array === 'bravo');
 }
 
-/** p50 (us) of a 4 KiB request / 64-byte reply ping-pong through a LinkEmulator at `latencyMs` one way. */
-export async function probeRtt(LinkEmulator, latencyMs, rounds) {
+/**
+ * p50 (us) of a 4 KiB request / 64-byte reply ping-pong through a LinkEmulator at `latencyMs` one
+ * way; `emulatorProcess`: the emulator in a child process (as the lab's of makeLab).
+ */
+export async function probeRtt(lib, latencyMs, rounds, { emulatorProcess = false } = {}) {
   const echo = createServer((s) => {
     s.setNoDelay(true);
     let got = 0;
@@ -165,13 +187,14 @@ export async function probeRtt(LinkEmulator, latencyMs, rounds) {
     s.on('error', () => undefined);
   });
   await new Promise((r) => echo.listen(0, HOST, r));
-  const emu = new LinkEmulator({
+  const options = {
     name: 'probe', a: 'x', b: 'y',
     routes: [{ name: 'to-y', listen: { host: HOST, port: 0 }, target: { host: HOST, port: echo.address().port }, forward: 'a-to-b' }],
     settings: { 'a-to-b': { latencyMs }, 'b-to-a': { latencyMs } },
-  });
-  await emu.start();
-  const port = emu.status().routes[0].listen.port;
+  };
+  const emu = emulatorProcess ? await childEmulator(lib, options) : new lib.LinkEmulator(options);
+  if (!emulatorProcess) await emu.start();
+  const port = emulatorProcess ? emu.ports['to-y'] : emu.status().routes[0].listen.port;
   const sock = connect({ host: HOST, port });
   sock.setNoDelay(true);
   await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });

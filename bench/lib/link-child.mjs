@@ -1,8 +1,10 @@
-// A link emulator in a process of its own (bench/link-emulator.mjs), so that its CPU time is its
-// own and its event loop is not the client's:
+// A link emulator in a process of its own (bench/link-emulator.mjs, bench:latency
+// --emulator-process), so that its CPU time is its own and its event loop is not the client's:
 //   node link-child.mjs DIST_DIR TARGET_PORT [SEED [POLL_MS]]
-// starts a LinkEmulator (DIST_DIR/link/emulator/emulator.js) with one route to 127.0.0.1:TARGET_PORT,
-// prints {"ready":true,"port":N}, then answers one JSON line per request line on stdin:
+//   node link-child.mjs DIST_DIR OPTIONS_JSON     (the LinkEmulator's own options: routes, queueBytes, ...)
+// The first form starts a LinkEmulator (DIST_DIR/link/emulator/emulator.js) with one route 'to-b'
+// to 127.0.0.1:TARGET_PORT. It prints {"ready":true,"port":N,"ports":{ROUTE:N,...}} (port: the
+// first route's), then answers one JSON line per request line on stdin:
 //   {"id":1,"set":{"a-to-b":{...},"b-to-a":{...}}}   -> {"id":1,"ok":true} or {"id":1,"error":"..."}
 //   {"id":2,"cpu":true}                              -> {"id":2,"cpuUs":N,"status":{...}}
 // and exits when its parent's stdin closes (so it never outlives the benchmark).
@@ -10,14 +12,18 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 
-const [distDir, targetPort, seed, pollMs] = process.argv.slice(2);
+const [distDir, target, seed, pollMs] = process.argv.slice(2);
 const { LinkEmulator } = await import(pathToFileURL(join(distDir, 'link/emulator/emulator.js')).href);
-const emu = new LinkEmulator({
-  name: 'bench',
-  routes: [{ name: 'to-b', listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: Number(targetPort) }, forward: 'a-to-b' }],
-  ...(seed !== undefined ? { seed: Number(seed) } : {}),
-  ...(pollMs !== undefined ? { pollMs: Number(pollMs) } : {}),
-});
+const emu = new LinkEmulator(
+  target.startsWith('{')
+    ? JSON.parse(target)
+    : {
+        name: 'bench',
+        routes: [{ name: 'to-b', listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: Number(target) }, forward: 'a-to-b' }],
+        ...(seed !== undefined ? { seed: Number(seed) } : {}),
+        ...(pollMs !== undefined ? { pollMs: Number(pollMs) } : {}),
+      },
+);
 await emu.start();
 
 const reply = (o) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -43,4 +49,5 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   }
 });
 process.stdin.on('end', () => emu.stop().then(() => process.exit(0)));
-reply({ ready: true, port: emu.status().routes[0].listen.port });
+const routes = emu.status().routes;
+reply({ ready: true, port: routes[0].listen.port, ports: Object.fromEntries(routes.map((r) => [r.name, r.listen.port])) });
