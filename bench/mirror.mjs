@@ -275,12 +275,14 @@ function instrument(lib) {
   rec.chunks = [];
   rec.limiterWaits = [];
   const RS = lib.Resync?.prototype;
-  const origCopy = RS?.copyChunk;
+  const copyName = RS?.copy ? 'copy' : 'copyChunk'; // copyChunk: a build before batches of scattered chunks
+  const origCopy = RS?.[copyName];
   if (origCopy) {
-    RS.copyChunk = function (...a) {
+    RS[copyName] = function (...a) {
       const t = now();
-      const c = a[2]; // (e, p, chunk, run, stopped)
-      return origCopy.apply(this, a).finally(() => rec.chunks.push({ us: now() - t, bytes: c?.length ?? 0 }));
+      const c = a[2]; // (e, p, batch of chunks, run, stopped); copyChunk: (e, p, chunk, run, stopped)
+      const bytes = Array.isArray(c) ? c.reduce((n, x) => n + x.length, 0) : (c?.length ?? 0);
+      return origCopy.apply(this, a).finally(() => rec.chunks.push({ us: now() - t, bytes }));
     };
   }
   const RL = lib.RateLimiter?.prototype;
@@ -543,7 +545,7 @@ function report(res) {
     s += "The emulator serializes at the cap from the first byte (no burst); a short resync's time includes its start (the record's push, the secondary's protection snapshot), which weighs on the small rows.\n";
     const st = res.resync.filter((r) => r.stages);
     if (st.length) {
-      s += '\nResync chunks (--stages; copy = block status + read + write request to its reply, us)\n\n';
+      s += '\nResync chunks (--stages; a copy: one chunk, or chunks of scattered regions in one write; block status + read + write request to its reply, us)\n\n';
       s += table(['dirty', 'chunks', 'mean chunk', 'copy mean us', 'copy p50 us', 'syncRate wait mean us'], st.map((r) => [`${r.pct}%`, String(r.stages.chunks), fmtBytes(Math.round(r.stages.meanChunkBytes)),
         r.stages.copyMeanUs.toFixed(0), r.stages.copyP50Us.toFixed(0), r.stages.limiterWaitMeanUs.toFixed(0)]));
     }

@@ -102,6 +102,8 @@ export interface MirrorDbResult {
   generation?: number;
   /** the receiver's own record when it did not apply the sent one because its own is newer */
   record?: Record<string, unknown>;
+  /** the receiver takes `write` with `extents` (an older array does not say) */
+  scatterWrites?: boolean;
 }
 export interface ZeroArgs {
   mirrorId: string;

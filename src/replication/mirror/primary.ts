@@ -47,6 +47,8 @@ export interface ResyncRun {
   /** bytes sent as data (holes of a full synchronization go as zero requests, no payload) */
   bytesCopied: number;
   bytesZeroed: number;
+  /** write requests that carried data (a scattered one carries several chunks) */
+  writesSent: number;
   startedAt: number;
   lastRateAt: number;
   /** bytesDone and bytesCopied at lastRateAt */
@@ -70,6 +72,8 @@ export interface ResyncRun {
   gate: ResyncGate | null;
   /** What its chunks are read into (./chunk-buffers.ts). */
   buffers: ChunkBuffers;
+  /** The secondary takes a write of scattered extents (its answer to the announcing record says): small chunks go together (./resync-copy.ts). */
+  scatterWrites: boolean;
 }
 
 export class SecondaryPeer {

@@ -6,6 +6,7 @@ import { newCopyChunk, type CopyChunk, type ResyncRun, type SecondaryPeer } from
 import type { MirrorRecords } from './records.js';
 import { compareAndSend, CSUM_BATCH_BYTES, CSUM_HASH, CsumUnsupported, type CsumTarget } from './resync-csum.js';
 import { ChunkBuffers } from './chunk-buffers.js';
+import { copyChunk, copyScattered } from './resync-copy.js';
 import { ResyncGate } from './resync-gate.js';
 import { RateLimiter } from './throttle.js';
 import type { MirrorTimers } from './types.js';
@@ -33,6 +34,8 @@ const CHUNK_BUFFERS_KEPT = WINDOW.high + 2;
 
 /** The largest chunk of a mirror with `regionSize`: whole regions, about CHUNK_MAX_BYTES. */
 const chunkMaxOf = (regionSize: number): number => Math.max(regionSize, Math.floor(CHUNK_MAX_BYTES / regionSize) * regionSize);
+/** Chunks of scattered regions in one write at most (each an extent of it: 16 regions of 64 KiB fill a chunk). */
+const SCATTER_CHUNKS_MAX = 64;
 /** Checksum batches in flight per WINDOW step (they carry hashes, not data, over the link). */
 const CSUM_BATCHES_PER_WINDOW = 2;
 /** Block status is asked in steps of this many bytes when a full synchronization is marked. */
@@ -147,6 +150,7 @@ export class Resync {
       bytesDone: 0,
       bytesCopied: 0,
       bytesZeroed: 0,
+      writesSent: 0,
       startedAt: Date.now(),
       lastRateAt: performance.now(),
       lastRateBytes: 0,
@@ -162,6 +166,7 @@ export class Resync {
       hashBytes: 0,
       gate: (e.db.syncController ?? 'adaptive') === 'adaptive' ? new ResyncGate(WINDOW.high * CHUNK_MAX_BYTES) : null,
       buffers: new ChunkBuffers(chunkMaxOf(e.db.regionSize), CHUNK_BUFFERS_KEPT),
+      scatterWrites: false,
     };
     p.checksumRequested = false;
     p.resync = run;
@@ -210,6 +215,7 @@ export class Resync {
         return false;
       }
       if (result.generation !== undefined) p.memberGeneration = result.generation;
+      run.scatterWrites = result.scatterWrites === true; // an older secondary does not say: one write per chunk
     } catch (err) {
       this.copyFailed(e, p, err);
       return false;
@@ -257,6 +263,20 @@ export class Resync {
     const budgetNow = (): number => (gate ? Math.max(2 * chunkMax, gate.state.windowBytes + chunkMax) : fixedBudget);
     const csumBudget = (WINDOW[e.db.syncPriority] ?? 2) * CSUM_BATCHES_PER_WINDOW * CSUM_BATCH_BYTES;
     const useCsum = (c: CopyChunk): boolean => run.checksums === 'always' || (run.checksums === 'auto' && p.maybeDirty !== null && p.maybeDirty.test(c.offset, c.length));
+    /** Adds chunks to `batch` while `more(its bytes)`; one that does not `fit` stays for the next worker. */
+    const gather = (batch: CopyChunk[], more: (bytes: number) => boolean, fits: (c: CopyChunk, bytes: number) => boolean): void => {
+      for (let bytes = batch[0]!.length; more(bytes); ) {
+        const c = nextChunk();
+        if (!c) return;
+        if (!fits(c, bytes)) {
+          cursor = c.offset;
+          return;
+        }
+        batch.push(c);
+        p.copying.add(c);
+        bytes += c.length;
+      }
+    };
     let used = 0;
     let usedCsum = 0;
     const waiting: Array<() => void> = [];
@@ -271,21 +291,18 @@ export class Resync {
         const csum = useCsum(first);
         const batch = [first];
         p.copying.add(first); // before the next nextChunk: it skips what is taken
-        for (let bytes = first.length; csum && bytes < CSUM_BATCH_BYTES; ) {
-          const c = nextChunk();
-          if (!c || !useCsum(c)) {
-            if (c) cursor = c.offset; // a chunk to copy: the next worker takes it
-            break;
-          }
-          batch.push(c);
-          p.copying.add(c);
-          bytes += c.length;
+        if (csum) gather(batch, (bytes) => bytes < CSUM_BATCH_BYTES, useCsum);
+        else if (run.scatterWrites) {
+          // scattered regions: one write of several extents, up to a chunk (adaptive: up to its
+          // piece, so while the host writes a region goes alone)
+          const most = gate ? Math.min(gate.pieceBytes(), chunkMax) : chunkMax;
+          gather(batch, (bytes) => bytes < most && batch.length < SCATTER_CHUNKS_MAX, (c, bytes) => !useCsum(c) && bytes + c.length <= most);
         }
         const bytes = batch.reduce((n, c) => n + c.length, 0);
         if (csum) usedCsum += bytes;
         else used += bytes;
         try {
-          if (!(await (csum ? this.compareChunks(e, p, batch, run, stopped) : this.copyChunk(e, p, first, run, stopped)))) {
+          if (!(await (csum ? this.compareChunks(e, p, batch, run, stopped) : this.copy(e, p, batch, run, stopped)))) {
             for (const w of waiting.splice(0)) w();
             return;
           }
@@ -348,7 +365,8 @@ export class Resync {
       },
       write: async (extents, data) => {
         if (!(await p.limiter!.take(data.length, stopped))) return false;
-        const put = (offset: number, bin: Buffer, ext?: Array<[number, number]>) => client.request('write', { ...common, offset, flags: { resync: true }, epoch: e.db.epoch, ...(ext ? { extents: ext } : {}) }, bin, { timeoutMs });
+        const put = (offset: number, bin: Buffer, ext?: Array<[number, number]>) =>
+          client.request('write', { ...common, offset, flags: { resync: true }, epoch: e.db.epoch, ...(ext ? { extents: ext } : {}) }, bin, { timeoutMs }).then(() => void run.writesSent++);
         if (extents.length === 1 || scatter) await put(extents[0]![0], data, extents.length > 1 ? extents : undefined);
         else for (let i = 0, at = 0; i < extents.length; at += extents[i]![1], i++) await put(extents[i]![0], data.subarray(at, at + extents[i]![1]));
         return true;
@@ -362,81 +380,18 @@ export class Resync {
     } catch (err) {
       if (!(err instanceof CsumUnsupported)) throw err;
       run.checksums = 'never'; // the run's events say so
-      for (const c of batch) if (!(await this.copyChunk(e, p, c, run, stopped))) return false;
+      for (const c of batch) if (!(await this.copy(e, p, [c], run, stopped))) return false;
       return true;
     }
   }
 
   /**
-   * Copies one chunk: data runs as writes (throttled), holes and zero runs as zero requests
-   * (no payload, not throttled: they do not load the link). False when stopped while throttled.
+   * Copies a batch of chunks (./resync-copy.ts): one alone, or several of scattered regions as
+   * one write of their extents. False when stopped while throttled.
    */
-  private async copyChunk(e: Entry, p: SecondaryPeer, c: CopyChunk, run: ResyncRun, stopped: () => boolean): Promise<boolean> {
-    const client = p.client!;
-    const dev = e.lun.device;
-    let off = c.offset;
-    const end = c.offset + c.length;
-    const ext = await dev.blockStatus(c.offset, c.length);
-    const timeoutMs = resyncRequestTimeoutMs(this.host.timers);
-    for (const x of ext) {
-      if (off >= end) break;
-      const len = Math.min(x.length, end - off);
-      if (x.hole || x.zero) {
-        await client.request('zero', { mirrorId: e.id, imageId: p.imageId, offset: off, length: len, trim: x.hole, epoch: e.db.epoch }, undefined, { timeoutMs });
-        run.bytesZeroed += len;
-      } else if (run.gate) {
-        const buf = run.buffers.take(len);
-        // every piece settled (sendPieces waits for all): back to the pool; a throw keeps it out
-        const sent = await this.sendPieces(e, p, run.gate, off, await dev.read(off, len, buf.subarray(0, len)), run, stopped);
-        run.buffers.give(buf);
-        if (!sent) return false;
-      } else {
-        if (!(await p.limiter!.take(len, stopped))) return false;
-        const buf = run.buffers.take(len);
-        const data = await dev.read(off, len, buf.subarray(0, len));
-        await client.request('write', { mirrorId: e.id, imageId: p.imageId, offset: off, flags: { resync: true }, epoch: e.db.epoch }, data, { timeoutMs });
-        run.buffers.give(buf); // answered: no longer referenced
-        run.bytesCopied += len;
-      }
-      off += len;
-    }
-    if (off < end) throw new Error(`block status of ${c.offset}+${c.length} covered only up to ${off}`);
-    return true;
-  }
-
-  /**
-   * The adaptive controller's copy of one data run: pieces of the gate's size, each through the
-   * sync rate and then the window, all of them on the wire as the window allows.
-   */
-  private async sendPieces(e: Entry, p: SecondaryPeer, gate: ResyncGate, offset: number, data: Buffer, run: ResyncRun, stopped: () => boolean): Promise<boolean> {
-    const client = p.client!;
-    const timeoutMs = resyncRequestTimeoutMs(this.host.timers);
-    const sends: Promise<boolean>[] = [];
-    let failed = false;
-    let at = 0;
-    while (at < data.length && !stopped() && !failed) {
-      const n = Math.min(gate.pieceBytes(), data.length - at);
-      const piece = data.subarray(at, at + n);
-      const pieceOffset = offset + at;
-      if (!(await p.limiter!.take(n, stopped))) break;
-      at += n;
-      let admitted!: () => void;
-      const inWindow = new Promise<void>((r) => (admitted = r));
-      const send = gate.send(n, stopped, async () => {
-        admitted();
-        await client.request('write', { mirrorId: e.id, imageId: p.imageId, offset: pieceOffset, flags: { resync: true }, epoch: e.db.epoch }, piece, { timeoutMs });
-        run.bytesCopied += n;
-      });
-      sends.push(send);
-      const settled = send.then(
-        () => undefined,
-        () => void (failed = true), // thrown by Promise.all below, after every piece settled
-      );
-      await Promise.race([inWindow, settled]); // the next piece once this one is on the wire: pieces go in order
-    }
-    const settled = await Promise.allSettled(sends);
-    for (const x of settled) if (x.status === 'rejected') throw x.reason;
-    return at === data.length && settled.every((x) => x.status === 'fulfilled' && x.value);
+  private copy(e: Entry, p: SecondaryPeer, batch: CopyChunk[], run: ResyncRun, stopped: () => boolean): Promise<boolean> {
+    const x = { e, p, run, stopped, timeoutMs: resyncRequestTimeoutMs(this.host.timers) };
+    return batch.length === 1 ? copyChunk(x, batch[0]!) : copyScattered(x, batch);
   }
 
   /** Every progressMs: rates (sent, covered), totals, a `resync-progress` event, and the progress in the record. */
@@ -466,5 +421,5 @@ export class Resync {
 
 /** The checksum side of a run, for its events. */
 function csumDetails(run: ResyncRun): Record<string, unknown> {
-  return { checksums: run.checksums, bytesSent: run.bytesCopied, bytesCompared: run.bytesCompared, chunksSkipped: run.chunksSkipped, hashBytes: run.hashBytes };
+  return { checksums: run.checksums, bytesSent: run.bytesCopied, writesSent: run.writesSent, bytesCompared: run.bytesCompared, chunksSkipped: run.chunksSkipped, hashBytes: run.hashBytes };
 }

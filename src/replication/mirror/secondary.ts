@@ -142,7 +142,7 @@ export class SecondarySide {
       write: (args, bin, ctx) => {
         const e = this.secondaryEntry(args.mirrorId, args.imageId, ctx, args.epoch);
         const fua = args.flags?.fua === true;
-        const ext = args.extents; // scattered pieces of a checksum resync; absent: one piece (a host write, a plain resync chunk)
+        const ext = args.extents; // scattered pieces of a resync (checksum or small chunks); absent: one piece (a host write, a resync chunk)
         if (ext) {
           for (const [o, l] of ext) if (o + l > e.lun.size) throw new RemoteLinkError('bad-request', `write ${o}+${l} beyond the image (${e.lun.size} bytes)`);
         } else if (args.offset + bin.length > e.lun.size) throw new RemoteLinkError('bad-request', `write ${args.offset}+${bin.length} beyond the image (${e.lun.size} bytes)`);
@@ -179,7 +179,8 @@ export class SecondarySide {
         }
         return { result: { regionSize: args.regionSize, checksums } };
       },
-      'mirror-db': (args, _bin, ctx) => this.receiveRecord(args.mirrorId, args.record, ctx),
+      // every answer says this array takes scattered writes (a resync batches small chunks)
+      'mirror-db': (args, _bin, ctx) => this.receiveRecord(args.mirrorId, args.record, ctx).then((r) => ({ result: { ...r.result, scatterWrites: true } })),
       bitmap: (args) => this.answerBitmap(args.mirrorId, args.imageId),
       read: async (args) => {
         const e = this.imageEntry(args.mirrorId, args.imageId);
