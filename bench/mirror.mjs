@@ -57,6 +57,9 @@
 //   --no-latency / --no-resync / --no-adaptive / --no-unclean   skip a section
 //   --secondary-process  bravo (the secondary) in a child process with its own event loop (as a
 //                      real remote array); default: in this process, like alpha
+//   --emulator-process  the link emulator in a child process too, as `sanbox up` runs it (in its
+//                      supervisor); default: in this process, with alpha (the unclean section
+//                      keeps its own emulator here)
 //   --no-fsync         arrays with sync: false (no fdatasync of metadata and bitmaps); default
 //                      is what `sanbox up` runs: fsync on
 //   --prefill          write the latency LUNs in full first (below the mirror layer, on both
@@ -118,6 +121,7 @@ function parseArgs(argv) {
     uncleanLatency: 1,
     adaptive: true,
     secondaryProcess: false,
+    emulatorProcess: false,
     ...ADAPTIVE_DEFAULTS,
   };
   const set = new Set();
@@ -148,6 +152,7 @@ function parseArgs(argv) {
       case '--unclean-latency': o.uncleanLatency = Number(val()); break;
       case '--no-adaptive': o.adaptive = false; break;
       case '--secondary-process': o.secondaryProcess = true; break;
+      case '--emulator-process': o.emulatorProcess = true; break;
       case '--adaptive-latency': o.adaptiveLatency = Number(val()); break;
       case '--adaptive-bandwidth': o.adaptiveBandwidth = String(val()); break;
       case '--adaptive-qd': o.adaptiveQd = Number(val()); break;
@@ -344,7 +349,7 @@ async function latencySection(o, lab, lib, out, stages) {
   const configs = [...(o.unmirrored ? [{ id: 'unmirrored', lun: 'plain', latencyMs: null }] : []), ...o.latencies.map((l) => ({ id: `sync-${l}ms`, lun: 'lat', latencyMs: l }))];
   const rtt = {};
   for (const l of o.latencies) {
-    rtt[l] = await probeRtt(lib, l, l >= 5 ? 40 : 100);
+    rtt[l] = await probeRtt(lib, l, l >= 5 ? 40 : 100, { emulatorProcess: o.emulatorProcess });
     log(`  emulator round trip at ${l} ms one way: p50 ${rtt[l].toFixed(0)} us (nominal ${2 * l * 1000} us)`);
   }
   const total = o.qds.length * configs.length;
@@ -355,7 +360,7 @@ async function latencySection(o, lab, lib, out, stages) {
       n++;
       const label = `[${n}/${total}] 4k randwrite QD${qd} ${c.id === 'unmirrored' ? 'unmirrored' : `sync mirror, link ${c.latencyMs} ms`}`;
       if (c.latencyMs !== null) {
-        lab.emu.set({ latencyMs: c.latencyMs, bandwidth: 0 });
+        await lab.emu.set({ latencyMs: c.latencyMs, bandwidth: 0 });
         const img = secondaryOf(lab, 'mlat');
         if (img.fractured || img.link !== 'connected') throw new Error(`mirror mlat: secondary is ${img.fractured ? 'fractured' : img.link} before ${label}`);
       }
@@ -390,7 +395,7 @@ async function latencySection(o, lab, lib, out, stages) {
       out.push(row);
     }
   }
-  lab.emu.set({ latencyMs: 0 });
+  await lab.emu.set({ latencyMs: 0 });
 }
 
 // ---------- section 2: resync ----------
@@ -424,7 +429,7 @@ async function resyncSection(o, lab, out, stages) {
   const dev = lab.hostDevice('alpha', 'rsync');
   const rs = a.get('mrs').record.regionSize;
   const nRegions = Math.ceil(o.resyncBytes / rs);
-  lab.emu.set({ latencyMs: o.resyncLatency, bandwidth: o.bandwidthBps });
+  await lab.emu.set({ latencyMs: o.resyncLatency, bandwidth: o.bandwidthBps });
   for (const [k, pct] of o.dirty.entries()) {
     const label = `[${k + 1}/${o.dirty.length}] resync ${pct}% of ${fmtBytes(o.resyncBytes)}`;
     const count = Math.max(1, Math.round((nRegions * pct) / 100));
@@ -460,7 +465,7 @@ async function resyncSection(o, lab, out, stages) {
       }
     });
     stages?.reset();
-    const before = lab.emu.status().totals.bytes;
+    const before = (await lab.emu.status()).totals.bytes;
     log(`${label}: synchronize ...`);
     try {
       await a.synchronize('mrs');
@@ -472,7 +477,7 @@ async function resyncSection(o, lab, out, stages) {
       off();
     }
     if (failed) throw new Error(`resync stopped: ${JSON.stringify(failed)}`);
-    const after = lab.emu.status().totals.bytes;
+    const after = (await lab.emu.status()).totals.bytes;
     const seconds = (done.t - t0) / 1000;
     const expect = count * rs;
     const linkAB = after['a-to-b'] - before['a-to-b'];
@@ -502,7 +507,7 @@ async function resyncSection(o, lab, out, stages) {
     out.push(row);
     await until(() => { const i = secondaryOf(lab, 'mrs'); return i.state !== 'SYNCHRONIZING' && !i.resync && !i.fractured; }, 30_000, 'the image to leave SYNCHRONIZING');
   }
-  lab.emu.set({ latencyMs: 0, bandwidth: 0 });
+  await lab.emu.set({ latencyMs: 0, bandwidth: 0 });
 }
 
 function report(res) {
@@ -628,7 +633,7 @@ async function main() {
   }
   try {
     if (o.secondaryProcess && o.prefill) die('--prefill writes bravo in this process: not with --secondary-process');
-    lab = await makeLab(lib, workDir, luns, o.fsync, { secondaryProcess: o.secondaryProcess });
+    lab = await makeLab(lib, workDir, luns, o.fsync, { secondaryProcess: o.secondaryProcess, emulatorProcess: o.emulatorProcess });
     if (o.latency) {
       if (o.prefill) {
         const t = performance.now();

@@ -84,7 +84,7 @@ async function underResync(o, lab, controller) {
 /** Runs the section; rows go to `out`. */
 export async function adaptiveSection(o, lab, out) {
   await createMirror(lab, 'mad', 'adapt', { syncRate: 4 * o.adaptiveBandwidthBps, protectResync: o.adaptiveProtect });
-  lab.emu.set({ latencyMs: o.adaptiveLatency, bandwidth: o.adaptiveBandwidthBps });
+  await lab.emu.set({ latencyMs: o.adaptiveLatency, bandwidth: o.adaptiveBandwidthBps });
   log(`resync under host load: mirror mad (protectResync ${o.adaptiveProtect ? 'on' : 'off'}, ${fmtBytes(o.adaptiveHostBytes)} host span + ${fmtBytes(o.adaptiveDirtyBytes)} dirtied per row), link ${o.adaptiveLatency} ms one way, ${(o.adaptiveBandwidthBps / 1e6).toFixed(0)} MB/s, host QD${o.adaptiveQd}, ${o.adaptiveRepeat} repeats`);
   try {
     for (let r = 0; r < o.adaptiveRepeat; r++) {
@@ -97,7 +97,7 @@ export async function adaptiveSection(o, lab, out) {
       }
     }
   } finally {
-    lab.emu.set({ latencyMs: 0, bandwidth: 0 });
+    await lab.emu.set({ latencyMs: 0, bandwidth: 0 });
   }
 }
 

@@ -142,8 +142,8 @@ export async function makeLab(lib, root, luns, fsync, { secondaryProcess = false
 
 /**
  * The lab's LinkEmulator in a process of its own (bench/lib/link-child.mjs), as `sanbox up` runs
- * it (in its supervisor, not in an array's process): `set` (both directions) returns a promise;
- * `status` is not available; `pid` gives its CPU time.
+ * it (in its supervisor, not in an array's process): `set` (both directions) and `status` (its
+ * totals and delay queue) return promises; `pid` gives its CPU time.
  */
 async function childEmulator(lib, options) {
   const c = await startLinkChild(lib.dir, [JSON.stringify(options)]);
@@ -151,7 +151,7 @@ async function childEmulator(lib, options) {
     pid: c.pid,
     ports: c.ports,
     set: (s) => c.call({ set: { 'a-to-b': s, 'b-to-a': s } }),
-    status: () => { throw new Error('the emulator runs in its own process: no status here'); },
+    status: async () => (await c.call({ cpu: true })).status,
     stop: () => c.close(),
   };
 }
