@@ -385,6 +385,7 @@ export class HeartbeatAgent {
       }
       if (!this.amMaster) return;
       const block = encodeTableBlock(table);
+      for (const m of this.tableUnsaved) if (!this.outVolumes.has(m)) this.tableUnsaved.delete(m); // uninstalled meanwhile
       await Promise.all(
         [...this.outVolumes.values()].map((v) =>
           v.write(TABLE_OFFSET, block).then(
