@@ -25,13 +25,9 @@ export async function copyChunk(x: CopyContext, c: CopyChunk): Promise<boolean> 
   const { e, p, run, stopped, timeoutMs } = x;
   const client = p.client!;
   const dev = e.lun.device;
-  let off = c.offset;
-  const end = c.offset + c.length;
-  for (const ext of await dev.blockStatus(c.offset, c.length)) {
-    if (off >= end) break;
-    const len = Math.min(ext.length, end - off);
-    if (ext.hole || ext.zero) {
-      await zero(x, off, len, ext.hole);
+  for (const { off, len, hole, data } of await runsOf(x, c)) {
+    if (!data) {
+      await zero(x, off, len, hole);
     } else if (run.gate) {
       const buf = run.buffers.take(len);
       // every piece settled (sendPieces waits for all): back to the pool; a throw keeps it out
@@ -47,10 +43,23 @@ export async function copyChunk(x: CopyContext, c: CopyChunk): Promise<boolean> 
       run.bytesCopied += len;
       run.writesSent++;
     }
+  }
+  return true;
+}
+
+/** A chunk's runs by block status, clipped to it: data to send, holes and zero runs to zero. */
+async function runsOf(x: CopyContext, c: CopyChunk): Promise<Array<{ off: number; len: number; hole: boolean; data: boolean }>> {
+  const out: Array<{ off: number; len: number; hole: boolean; data: boolean }> = [];
+  let off = c.offset;
+  const end = c.offset + c.length;
+  for (const ext of await x.e.lun.device.blockStatus(c.offset, c.length)) {
+    if (off >= end) break;
+    const len = Math.min(ext.length, end - off);
+    out.push({ off, len, hole: ext.hole === true, data: !ext.hole && !ext.zero });
     off += len;
   }
   if (off < end) throw new Error(`block status of ${c.offset}+${c.length} covered only up to ${off}`);
-  return true;
+  return out;
 }
 
 /**
@@ -66,18 +75,16 @@ export async function copyScattered(x: CopyContext, batch: CopyChunk[]): Promise
   let bytes = 0;
   for (const c of [...batch].sort((a, b) => a.offset - b.offset)) {
     // the extents go in increasing order (the cursor may have wrapped within the batch)
-    let off = c.offset;
-    const end = c.offset + c.length;
-    for (const ext of await dev.blockStatus(c.offset, c.length)) {
-      if (off >= end) break;
-      const len = Math.min(ext.length, end - off);
-      if (ext.hole || ext.zero) await zero(x, off, len, ext.hole);
-      else if (extents.length && extents.at(-1)![0] + extents.at(-1)![1] === off) extents.at(-1)![1] += len;
+    for (const { off, len, hole, data } of await runsOf(x, c)) {
+      if (!data) {
+        await zero(x, off, len, hole);
+        continue;
+      }
+      const last = extents.at(-1);
+      if (last && last[0] + last[1] === off) last[1] += len;
       else extents.push([off, len]);
-      if (!ext.hole && !ext.zero) bytes += len;
-      off += len;
+      bytes += len;
     }
-    if (off < end) throw new Error(`block status of ${c.offset}+${c.length} covered only up to ${off}`);
   }
   if (bytes === 0) return true;
   if (!(await p.limiter!.take(bytes, stopped))) return false;
