@@ -26,7 +26,9 @@ export class Progress {
 
   line(text: string): void {
     if (!this.out) return;
-    const t = ((Date.now() - this.startedAtMs()) / 1000).toFixed(1).padStart(6);
+    // A start read after now (the same instant, another millisecond) is no time at all, not -0.0.
+    const elapsedMs = Math.max(0, Date.now() - this.startedAtMs());
+    const t = (elapsedMs / 1000).toFixed(1).padStart(6);
     const stamped = `[${t} s] ${text}`;
     if (this.meter && !this.meter.finished) this.meter.log(stamped);
     else this.out.write(`${stamped}\n`);

@@ -11,10 +11,16 @@ function stream(isTTY: boolean) {
   return { out, writes, text: () => writes.join('') };
 }
 
+/** A run that started at the time of the call (read once, as the runner does). */
+function startedNow(): () => number {
+  const startedAtMs = Date.now();
+  return () => startedAtMs;
+}
+
 describe('scenario progress', () => {
   it('a terminal: step lines above the bar of actions, redrawn; the final line ends it', () => {
     const s = stream(true);
-    const p = new Progress(() => Date.now(), s.out);
+    const p = new Progress(startedNow(), s.out);
     p.line('scenario x, seed 1: starting lab');
     p.plan('scenario x', 4);
     expect(s.writes.at(-1)).toMatch(/^\r\x1b\[Kscenario x \[\.+\] 0% 0\/4 actions \?\/s ETA \?$/);
@@ -30,7 +36,7 @@ describe('scenario progress', () => {
 
   it('a log: the step lines and progress sentences, no control characters', () => {
     const s = stream(false);
-    const p = new Progress(() => Date.now(), s.out);
+    const p = new Progress(startedNow(), s.out);
     p.plan('scenario x', 2);
     p.line('step 0: sleep ms=10');
     p.advance();
@@ -43,6 +49,13 @@ describe('scenario progress', () => {
     expect(s.text()).not.toMatch(/[\r\x1b]/);
   });
 
+  it('a start read a millisecond after the line is 0.0 s, never -0.0 s', () => {
+    const s = stream(false);
+    const p = new Progress(() => Date.now() + 1, s.out);
+    p.line('step 0: sleep ms=10');
+    expect(s.text()).toBe('[   0.0 s] step 0: sleep ms=10\n');
+  });
+
   it('no stream: nothing; more actions than planned: an error', () => {
     const quiet = new Progress(() => Date.now(), null);
     quiet.plan('scenario x', 1);
@@ -50,7 +63,7 @@ describe('scenario progress', () => {
     quiet.advance();
     quiet.end();
     const s = stream(false);
-    const p = new Progress(() => Date.now(), s.out);
+    const p = new Progress(startedNow(), s.out);
     p.plan('scenario x', 1);
     p.advance();
     expect(() => p.advance()).toThrow(/action 2 finished, but 1 were planned/);
