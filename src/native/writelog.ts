@@ -56,249 +56,42 @@
  *   its records are durable when it returns. Batch records per call to amortize it.
  * - `sync()` forces an fdatasync of all segments and a metadata write now, in any mode.
  * A journal without `dir` lives in memory only (for tests and the in-memory array mode).
+ *
+ * ## Files
+ * This file is the journal's API (append, group commit, read, ack). The segment chain, its
+ * metadata and recovery are the base class in ./writelog-chain.ts; the bytes on disk are
+ * ./writelog-format.ts's; the public types, errors and RecordBatch are ./writelog-records.ts's.
  */
-import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, fdatasync, fdatasyncSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import { ignoreOnClose } from '../errors/index.js';
-import { addon } from './addon.js';
-import { crc32cTs } from './crc32c.js';
-import { NativeRing, TsRing, REC_HEADER, align8, readU32, readU64, FLAG_ACK_REQUESTED, type NewRecord, type Ring } from './ring.js';
+import { FLAG_ACK_REQUESTED, type NewRecord } from './ring.js';
+import { WritelogChain } from './writelog-chain.js';
+import { RecordBatch, WritelogOverflowError, type AppendRecord, type WritelogOptions, type WritelogUsage } from './writelog-records.js';
 
 export { FLAG_ACK_REQUESTED };
+export {
+  RecordBatch,
+  WritelogOverflowError,
+  WritelogCorruptError,
+  type Durability,
+  type WritelogOptions,
+  type AppendRecord,
+  type JournalRecord,
+  type WritelogUsage,
+  type RecoveryReport,
+} from './writelog-records.js';
 
-export type Durability = 'none' | 'group' | 'fdatasync';
-
-export interface WritelogOptions {
-  /** Directory of the writelog files; omitted = in-memory journal. */
-  dir?: string;
-  /** File name stem (default 'writelog'). */
-  name?: string;
-  /** Data capacity of the main segment in bytes (multiple of 8, >= 4096). Used when creating. */
-  capacity: number;
-  /** Data capacity of each extension (default: capacity). */
-  extensionCapacity?: number;
-  /** Size of the extension pool (0..128, default 0). */
-  maxExtensions?: number;
-  /** Chain in an extension when usage reaches this percent (default 90). */
-  extendAtPercent?: number;
-  /** Return to the main segment when usage falls below this percent (default 50). */
-  releaseBelowPercent?: number;
-  durability?: Durability;
-  /** Group commit interval (default 2 ms). */
-  groupCommitMs?: number;
-  /** Metadata hint every m appends (default 1024) ... */
-  metaEveryAppends?: number;
-  /** ... or t milliseconds (default 1000). */
-  metaEveryMs?: number;
-  /** Verify CRCs on read (default: true for files, false in memory). */
-  verifyReads?: boolean;
-  /** 'native' | 'ts'; default: native when the addon is loaded. */
-  impl?: 'native' | 'ts';
-  /** Clock for record timestamps (ms); default Date.now. */
-  now?: () => number;
-}
-
-export interface AppendRecord {
-  lunId: number;
-  offset: number;
-  data: Uint8Array;
-  /** FLAG_ACK_REQUESTED etc. (15 bits). */
-  flags?: number;
-  /** Defaults to the journal clock. */
-  timestamp?: number;
-}
-
-export interface JournalRecord {
-  seq: number;
-  localSeq: number;
-  timestamp: number;
-  lunId: number;
-  offset: number;
-  flags: number;
-  data: Buffer;
-}
-
-export interface WritelogUsage {
-  entries: number;
-  /** Payload bytes of unacknowledged records. */
-  dataBytes: number;
-  /** Journal bytes they occupy (headers, padding, acked-but-not-yet-reclaimed space). */
-  usedBytes: number;
-  /** Capacity of the segments in the chain. */
-  capacity: number;
-  percent: number;
-  /** Age of the oldest unacknowledged record in ms (0 when empty). */
-  oldestAgeMs: number;
-  firstSeq: number;
-  lastSeq: number;
-  nextSeq: number;
-  extensionsInUse: number;
-  extensionsFree: number;
-}
-
-export interface RecoveryReport {
-  /** Records found (unacknowledged as far as the metadata knows). */
-  records: number;
-  firstSeq: number;
-  lastSeq: number;
-  /** A torn or corrupt record ended a segment's scan. */
-  torn: boolean;
-  /** Records that the metadata hint says existed were lost (corruption, not just a torn tail). */
-  damaged: boolean;
-  /** Records dropped because an earlier sequence number was missing. */
-  droppedAfterGap: number;
-  metadataGeneration: number;
-}
-
-export class WritelogOverflowError extends Error {
-  readonly code = 'ESANBOX_WL_OVERFLOW';
-}
-export class WritelogCorruptError extends Error {
-  readonly code = 'ESANBOX_CORRUPT';
-}
-
-/** A batch of records as read from the journal: one buffer, records parsed lazily. */
-export class RecordBatch implements Iterable<JournalRecord> {
-  /** Byte offsets of the records in `buffer`. */
-  readonly offsets: number[];
-  constructor(readonly buffer: Buffer, offsets: number[]) {
-    this.offsets = offsets;
-  }
-  get count(): number {
-    return this.offsets.length;
-  }
-  get bytes(): number {
-    return this.buffer.length;
-  }
-  get firstSeq(): number {
-    return this.count ? readU64(this.buffer, this.offsets[0]! + 8) : -1;
-  }
-  get lastSeq(): number {
-    return this.count ? readU64(this.buffer, this.offsets[this.count - 1]! + 8) : -1;
-  }
-  record(i: number): JournalRecord {
-    const b = this.buffer, o = this.offsets[i]!;
-    if (o === undefined) throw new RangeError('record index out of range');
-    const len = readU32(b, o + 36);
-    return {
-      seq: readU64(b, o + 8),
-      localSeq: readU64(b, o + 16),
-      timestamp: readU64(b, o + 24),
-      lunId: readU32(b, o + 32),
-      offset: readU64(b, o + 40),
-      flags: b[o + 6]! | (b[o + 7]! << 8),
-      data: b.subarray(o + REC_HEADER, o + REC_HEADER + len),
-    };
-  }
-  *[Symbol.iterator](): Iterator<JournalRecord> {
-    for (let i = 0; i < this.count; i++) yield this.record(i);
-  }
-}
-
-/** Group commit interval by default: one fdatasync covers every record appended meanwhile. */
-const GROUP_COMMIT_MS = 2;
-/** The metadata hint is written at least this often by default (or every metaEveryAppends appends). */
-const META_EVERY_MS = 1000;
-const SEG_HEADER = 4096;
-const META_SLOT = 64 * 1024;
-const MAIN_DATA = SEG_HEADER + 2 * META_SLOT;
-const SEG_MAGIC = 'SBXWLSEG';
-const META_MAGIC = 'SBXWLMET';
-
-interface SegMeta {
-  tail: number;
-  tailLocal: number;
-  head: number;
-  nextLocal: number;
-  count: number;
-  capacity: number;
-}
-interface Meta {
-  epoch: number;
-  gen: number;
-  nextSeq: number;
-  chain: number[];
-  segs: Record<string, SegMeta>;
-}
-
-interface Segment {
-  idx: number;
-  path: string | null;
-  fd: number;
-  capacity: number;
-  ring: Ring;
-  dirty: boolean;
-}
-
-function u64le(v: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(v));
-  return b;
-}
-
-function pwriteAll(fd: number, b: Uint8Array, pos: number): void {
-  let o = 0;
-  while (o < b.length) o += writeSync(fd, b, o, b.length - o, pos + o);
-}
-function preadAll(fd: number, len: number, pos: number): Buffer {
-  const b = Buffer.alloc(len);
-  let o = 0;
-  while (o < len) {
-    const n = readSync(fd, b, o, len - o, pos + o);
-    if (n === 0) break;
-    o += n;
-  }
-  return o === len ? b : b.subarray(0, o);
-}
-
-export class Writelog {
-  readonly impl: 'native' | 'ts';
-  readonly durability: Durability;
-  /** Set by open() on existing files. */
-  recovery: RecoveryReport | null = null;
-  private readonly segs = new Map<number, Segment>();
-  private chain: number[] = [0];
-  private nextSeq = 1;
-  private epoch = 0;
-  private gen = 0;
-  private appendsSinceMeta = 0;
-  private lastMetaAt = 0;
+export class Writelog extends WritelogChain {
   private closed = false;
-  private readonly o: Required<Omit<WritelogOptions, 'dir' | 'impl'>> & { dir?: string };
-  private readonly verify: boolean;
   // group commit
-  private durableSeq = 0;
   private syncTimer: NodeJS.Timeout | null = null;
   private syncing: Promise<void> | null = null;
   private waiters: { seq: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   private metaTimer: NodeJS.Timeout | null = null;
 
   private constructor(opts: WritelogOptions) {
-    const impl = opts.impl ?? (addon ? 'native' : 'ts');
-    if (impl === 'native' && !addon) throw new Error('native addon not loaded');
-    this.impl = impl;
-    this.o = {
-      dir: opts.dir,
-      name: opts.name ?? 'writelog',
-      capacity: opts.capacity,
-      extensionCapacity: opts.extensionCapacity ?? opts.capacity,
-      maxExtensions: opts.maxExtensions ?? 0,
-      extendAtPercent: opts.extendAtPercent ?? 90,
-      releaseBelowPercent: opts.releaseBelowPercent ?? 50,
-      durability: opts.durability ?? 'group',
-      groupCommitMs: opts.groupCommitMs ?? GROUP_COMMIT_MS,
-      metaEveryAppends: opts.metaEveryAppends ?? 1024,
-      metaEveryMs: opts.metaEveryMs ?? META_EVERY_MS,
-      verifyReads: opts.verifyReads ?? opts.dir !== undefined,
-      now: opts.now ?? Date.now,
-    };
-    this.durability = opts.dir === undefined ? 'none' : this.o.durability;
-    this.verify = this.o.verifyReads;
-    const ok = (c: number) => Number.isSafeInteger(c) && c >= 4096 && c % 8 === 0;
-    if (!ok(this.o.capacity) || !ok(this.o.extensionCapacity)) throw new RangeError('writelog capacities must be multiples of 8 and >= 4096');
-    if (!Number.isInteger(this.o.maxExtensions) || this.o.maxExtensions < 0 || this.o.maxExtensions > 128) throw new RangeError('maxExtensions must be 0..128');
-    if (!['none', 'group', 'fdatasync'].includes(this.o.durability)) throw new RangeError(`unknown durability ${String(this.o.durability)}`);
+    super(opts);
   }
 
   /** Creates an in-memory journal, or opens (recovering) / creates the files in `dir`. */
@@ -322,251 +115,7 @@ export class Writelog {
     return w;
   }
 
-  private ackedSinceMeta = false;
-
-  private segPath(idx: number): string {
-    return join(this.o.dir!, idx === 0 ? `${this.o.name}.wl` : `${this.o.name}.ext${idx}.wl`);
-  }
-  private base(idx: number): number {
-    return idx === 0 ? MAIN_DATA : SEG_HEADER;
-  }
-  private makeSeg(idx: number, path: string | null, fd: number, capacity: number): Segment {
-    const ring = this.impl === 'native' ? new NativeRing(fd, this.base(idx), capacity, this.epoch) : new TsRing(fd, this.base(idx), capacity, this.epoch);
-    return { idx, path, fd, capacity, ring, dirty: false };
-  }
-  private segHeader(idx: number, capacity: number): Buffer {
-    const h = Buffer.alloc(64);
-    h.write(SEG_MAGIC, 0, 'latin1');
-    h.writeUInt32LE(1, 8);
-    h.writeUInt32LE(this.epoch >>> 0, 12);
-    h.writeUInt32LE(idx, 16);
-    u64le(capacity).copy(h, 24);
-    h.writeUInt32LE(crc32cTs(h.subarray(0, 60)), 60);
-    return h;
-  }
-  private createFile(idx: number, capacity: number): Segment {
-    const path = this.segPath(idx);
-    const fd = openSync(path, 'w+', 0o644);
-    ftruncateSync(fd, this.base(idx) + capacity);
-    pwriteAll(fd, this.segHeader(idx, capacity), 0);
-    if (this.durability !== 'none') fsyncSync(fd);
-    return this.makeSeg(idx, path, fd, capacity);
-  }
-  private openFile(idx: number, capacity: number): Segment {
-    const path = this.segPath(idx);
-    const fd = openSync(path, 'r+');
-    const h = preadAll(fd, 64, 0);
-    const bad = (why: string) => {
-      closeSync(fd);
-      return new WritelogCorruptError(`${path}: ${why}`);
-    };
-    if (h.length < 64 || h.toString('latin1', 0, 8) !== SEG_MAGIC || crc32cTs(h.subarray(0, 60)) !== h.readUInt32LE(60)) throw bad('not a writelog segment (bad header)');
-    if (h.readUInt32LE(12) !== this.epoch >>> 0 || h.readUInt32LE(16) !== idx) throw bad('segment belongs to another writelog');
-    if (Number(h.readBigUInt64LE(24)) !== capacity) throw bad('segment capacity differs from metadata');
-    if (fstatSync(fd).size < this.base(idx) + capacity) throw bad('segment file truncated');
-    return this.makeSeg(idx, path, fd, capacity);
-  }
-
-  private create(): void {
-    this.epoch = randomInt(1, 0xffffffff);
-    this.segs.set(0, this.createFile(0, this.o.capacity));
-    this.writeMeta(true);
-    this.writeMeta(true); // both slots valid from the start
-    if (this.durability !== 'none') {
-      const d = openSync(this.o.dir!, 'r');
-      try {
-        fsyncSync(d);
-      } finally {
-        closeSync(d);
-      }
-    }
-  }
-
-  // ------------------------------------------------------------------ metadata
-
-  private snapshot(): Meta {
-    const segs: Record<string, SegMeta> = {};
-    for (const s of this.segs.values()) {
-      const st = s.ring.stats();
-      segs[s.idx] = { tail: st.tail, tailLocal: st.tailLocal, head: st.head, nextLocal: st.nextLocal, count: st.count, capacity: s.capacity };
-    }
-    // Drained segments other than the target leave the chain.
-    const target = this.chain[this.chain.length - 1]!;
-    const chain = this.chain.filter((i) => i === target || segs[i]!.count > 0);
-    return { epoch: this.epoch, gen: this.gen + 1, nextSeq: this.nextSeq, chain, segs };
-  }
-
-  /** Writes the next metadata generation; with `sync`, fdatasync first when durable. Then reclaims space up to the persisted tails. */
-  private writeMeta(sync: boolean, force = false): void {
-    if (this.o.dir === undefined) {
-      this.applyMeta(this.snapshot());
-      return;
-    }
-    const m = this.snapshot();
-    const main = this.segs.get(0)!;
-    const json = Buffer.from(JSON.stringify(m));
-    if (json.length + 24 > META_SLOT) throw new Error('writelog metadata too large');
-    const slot = Buffer.alloc(24 + json.length);
-    slot.write(META_MAGIC, 0, 'latin1');
-    u64le(m.gen).copy(slot, 8);
-    slot.writeUInt32LE(json.length, 16);
-    json.copy(slot, 24);
-    slot.writeUInt32LE(crc32cTs(json, crc32cTs(slot.subarray(0, 20))), 20);
-    pwriteAll(main.fd, slot, SEG_HEADER + (m.gen % 2) * META_SLOT);
-    if (sync && (force || this.durability !== 'none')) {
-      // Records first (they may live in other files), then the metadata's file.
-      for (const s of this.segs.values()) if (s.idx !== 0 && s.dirty) fdatasyncSync(s.fd);
-      fdatasyncSync(main.fd);
-      for (const s of this.segs.values()) s.dirty = false;
-      this.durableSeq = this.nextSeq - 1;
-      this.wake();
-    }
-    this.applyMeta(m);
-  }
-
-  private applyMeta(m: Meta): void {
-    this.gen = m.gen;
-    this.chain = m.chain;
-    for (const s of this.segs.values()) s.ring.commitTail(m.segs[s.idx]!.tail);
-    this.appendsSinceMeta = 0;
-    this.ackedSinceMeta = false;
-    this.lastMetaAt = this.o.now();
-  }
-
-  private readMeta(): Meta {
-    const main = openSync(this.segPath(0), 'r');
-    try {
-      let best: Meta | null = null;
-      for (let s = 0; s < 2; s++) {
-        const b = preadAll(main, META_SLOT, SEG_HEADER + s * META_SLOT);
-        if (b.length < 24 || b.toString('latin1', 0, 8) !== META_MAGIC) continue;
-        const len = b.readUInt32LE(16);
-        if (24 + len > b.length) continue;
-        const json = b.subarray(24, 24 + len);
-        if (crc32cTs(json, crc32cTs(b.subarray(0, 20))) !== b.readUInt32LE(20)) continue;
-        try {
-          const m = JSON.parse(json.toString()) as Meta;
-          if (m.gen !== Number(b.readBigUInt64LE(8))) continue;
-          if (!best || m.gen > best.gen) best = m;
-        } catch {
-          continue; // a torn slot: the other one holds the previous generation
-        }
-      }
-      if (!best) throw new WritelogCorruptError(`${this.segPath(0)}: no valid metadata block`);
-      return best;
-    } finally {
-      closeSync(main);
-    }
-  }
-
-  // ------------------------------------------------------------------ recovery
-
-  private recover(): void {
-    const m = this.readMeta();
-    this.epoch = m.epoch;
-    this.gen = m.gen;
-    if (!Array.isArray(m.chain) || m.chain.length === 0 || m.segs['0'] === undefined) throw new WritelogCorruptError('metadata without a chain');
-    for (const [k, sm] of Object.entries(m.segs)) {
-      const idx = Number(k);
-      const seg = this.openFile(idx, sm.capacity);
-      this.segs.set(idx, seg);
-    }
-    const rep: RecoveryReport = { records: 0, firstSeq: -1, lastSeq: -1, torn: false, damaged: false, droppedAfterGap: 0, metadataGeneration: m.gen };
-    let last = -1;
-    let gapAt = -1;
-    for (const idx of this.segs.keys()) {
-      const sm = m.segs[idx]!;
-      const seg = this.segs.get(idx)!;
-      if (!m.chain.includes(idx)) {
-        seg.ring.reset(sm.head, sm.nextLocal); // spare or idle: empty
-        continue;
-      }
-    }
-    for (const idx of m.chain) {
-      const sm = m.segs[idx];
-      const seg = this.segs.get(idx);
-      if (!sm || !seg) throw new WritelogCorruptError(`metadata chain names unknown segment ${idx}`);
-      if (gapAt >= 0) {
-        // Everything after a gap is dropped: not a prefix otherwise.
-        seg.ring.recover(sm.tail, sm.tailLocal);
-        rep.droppedAfterGap += seg.ring.stats().count;
-        seg.ring.truncateAfter(gapAt);
-        continue;
-      }
-      const why = seg.ring.recover(sm.tail, sm.tailLocal);
-      if (why) rep.torn = true;
-      const st = seg.ring.stats();
-      if (st.head < sm.head) rep.damaged = true;
-      if (st.count > 0) {
-        if (last >= 0 && st.firstSeq !== last + 1) {
-          // A gap between segments: keep the prefix only.
-          gapAt = last;
-          rep.droppedAfterGap += st.count;
-          seg.ring.truncateAfter(last);
-          continue;
-        }
-        if (rep.firstSeq < 0) rep.firstSeq = st.firstSeq;
-        // Sequences inside a ring are strictly increasing; they must also be consecutive.
-        let prev = last;
-        let cut = -1;
-        for (let from = st.firstSeq; cut < 0; ) {
-          const batch = this.readRing(seg.ring, from, 64 << 20, 65536, false);
-          if (batch.count === 0) break;
-          for (let i = 0; i < batch.count; i++) {
-            const s = readU64(batch.buffer, batch.offsets[i]! + 8);
-            if (prev >= 0 && s !== prev + 1) {
-              cut = prev;
-              break;
-            }
-            prev = s;
-          }
-          from = batch.lastSeq + 1;
-        }
-        if (cut >= 0) {
-          const before = seg.ring.stats().count;
-          seg.ring.truncateAfter(cut);
-          rep.droppedAfterGap += before - seg.ring.stats().count;
-          gapAt = cut;
-        }
-        last = seg.ring.stats().lastSeq;
-      }
-    }
-    rep.records = 0;
-    for (const idx of m.chain) rep.records += this.segs.get(idx)!.ring.stats().count;
-    rep.lastSeq = last;
-    if (rep.records === 0) rep.firstSeq = -1;
-    this.chain = m.chain.slice();
-    this.nextSeq = Math.max(m.nextSeq, last + 1);
-    if (gapAt >= 0) this.nextSeq = gapAt + 1;
-    this.durableSeq = this.nextSeq - 1;
-    this.recovery = rep;
-    this.writeMeta(true);
-  }
-
   // ------------------------------------------------------------------ append
-
-  private target(): Segment {
-    return this.segs.get(this.chain[this.chain.length - 1]!)!;
-  }
-
-  /** Chains a spare extension in as the new target (write-ahead metadata). False when none is free. */
-  private chainExtension(): boolean {
-    const inChain = new Set(this.chain);
-    let idx = -1;
-    for (let i = 1; i <= this.o.maxExtensions; i++)
-      if (!inChain.has(i)) {
-        idx = i;
-        break;
-      }
-    if (idx < 0) return false;
-    if (!this.segs.has(idx)) {
-      const seg = this.o.dir === undefined ? this.makeSeg(idx, null, -1, this.o.extensionCapacity) : this.createFile(idx, this.o.extensionCapacity);
-      this.segs.set(idx, seg);
-    }
-    this.chain = [...this.chain, idx];
-    this.writeMeta(true);
-    return true;
-  }
 
   /** Chains a spare extension in now (a throttle action). False when none is free. */
   chainSpare(): boolean {
@@ -586,24 +135,6 @@ export class Writelog {
     if (!this.chain.includes(0) && this.chain.length === 0) this.chain = [0];
     this.writeMeta(true);
     return true;
-  }
-
-  /** Switches back to the main segment when it is drained and usage is low. */
-  private maybeReturnToMain(): void {
-    if (this.chain.includes(0)) return;
-    if (this.usagePercent() >= this.o.releaseBelowPercent) return;
-    this.chain = [...this.chain, 0];
-    this.writeMeta(true);
-  }
-
-  private usagePercent(): number {
-    let used = 0, cap = 0;
-    for (const i of this.chain) {
-      const s = this.segs.get(i)!;
-      used += s.ring.stats().used;
-      cap += s.capacity;
-    }
-    return cap ? (100 * used) / cap : 0;
   }
 
   /**
@@ -732,7 +263,7 @@ export class Writelog {
     return this.syncing;
   }
 
-  private wake(): void {
+  protected override wake(): void {
     if (!this.waiters.length) return;
     const keep: typeof this.waiters = [];
     for (const w of this.waiters) (w.seq <= this.durableSeq ? w.resolve() : keep.push(w));
@@ -762,13 +293,6 @@ export class Writelog {
   }
 
   // ------------------------------------------------------------------ read / ack / usage
-
-  private readRing(ring: Ring, from: number, maxBytes: number, maxCount: number, verify: boolean): RecordBatch {
-    const buf = ring.read(from, maxBytes, maxCount, verify);
-    const offs: number[] = [];
-    for (let o = 0; o < buf.length; o += align8(REC_HEADER + readU32(buf, o + 36))) offs.push(o);
-    return new RecordBatch(buf, offs);
-  }
 
   /**
    * Records from `fromSeq` on (the oldest unacknowledged one when fromSeq is older), in order,
