@@ -10,18 +10,23 @@
  * Every mutation validates first and changes nothing on bad input. Mutations run one at a time.
  *
  * The parts: ./lun-table.ts (records, validation, opening images), ./events.ts (the event log),
- * ./exports.ts (what the NBD server sees), ./array-lock.ts (one process per array directory).
+ * ./exports.ts (what the NBD server sees), ./array-lock.ts (one process per array directory),
+ * ./open-metadata.ts (the metadata at open), ./requests.ts (the options, and the checks of a
+ * create or grow), ./lun-images.ts (a new LUN's image file).
  */
 import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { FileBackingStore, type BlockDevice, type LunFence } from '../block/index.js';
-import { MetadataStore, MetadataError, type LoadResult } from '../metadata/index.js';
+import { resolve } from 'node:path';
+import type { BlockDevice, LunFence } from '../block/index.js';
+import { MetadataStore } from '../metadata/index.js';
 import { ArrayError } from './array-error.js';
 import { lockPathOf, takeLock } from './array-lock.js';
 import { ArrayEventLog, type ArrayEvent } from './events.js';
 import { SessionAttachment, type ArrayCatalog, type ArrayExport, type SessionControl } from './exports.js';
-import { BLOCK_SIZES, checkMeta, checkName, checkSize, fenceChange, imagePathOf, METADATA_FORMAT, openLunImage, relOrAbs, type ArrayMetadata, type BlockSizeValue, type LunEntry, type LunInfo, type LunRecord } from './lun-table.js';
+import { checkName, fenceChange, imagePathOf, openLunImage, relOrAbs, type ArrayMetadata, type BlockSizeValue, type LunEntry, type LunInfo, type LunRecord } from './lun-table.js';
+import { createLunImage, tooLarge } from './lun-images.js';
+import { loadArrayMetadata } from './open-metadata.js';
+import { checkCreateRequest, growTarget, type CreateLunOptions, type DeleteLunOptions, type OpenArrayOptions } from './requests.js';
 import { ignoreOnClose } from '../errors/index.js';
 import { SerialQueue } from '../serial/index.js';
 import { formatSize } from './size.js';
@@ -29,6 +34,7 @@ import { formatSize } from './size.js';
 export { ArrayError, type ArrayErrorCode } from './array-error.js';
 export { EVENT_HISTORY, type ArrayEvent } from './events.js';
 export type { ArrayCatalog, ArrayExport, SessionControl } from './exports.js';
+export type { CreateLunOptions, DeleteLunOptions, OpenArrayOptions } from './requests.js';
 export {
   BLOCK_SIZES,
   checkName,
@@ -43,30 +49,6 @@ export {
   type LunRecord,
   type LunState,
 } from './lun-table.js';
-
-export interface OpenArrayOptions {
-  /** Array name (validated like a LUN name). */
-  name: string;
-  /** Array directory: metadata copies, lock file and (by default) image files. */
-  dir: string;
-  /** Export every LUN read-only and refuse management changes (create/delete/grow). */
-  readOnly?: boolean;
-  /** Skip fsync of metadata (tests only). */
-  noSync?: boolean;
-}
-
-export interface CreateLunOptions {
-  name: string;
-  size: number;
-  blockSize?: number;
-  /** Let a read-only array create LUNs (startup provisioning by `serve`/`up`). */
-  provision?: boolean;
-}
-
-export interface DeleteLunOptions {
-  /** Disconnect open NBD sessions instead of refusing. */
-  force?: boolean;
-}
 
 export class StorageArray extends EventEmitter {
   readonly name: string;
@@ -116,28 +98,8 @@ export class StorageArray extends EventEmitter {
     await fsp.mkdir(dir, { recursive: true });
     await takeLock(dir, opts.name);
     const store = new MetadataStore<ArrayMetadata>(dir, { noSync: opts.noSync });
-    let loaded: LoadResult<ArrayMetadata>;
     try {
-      try {
-        loaded = await store.load();
-      } catch (e) {
-        if (e instanceof MetadataError) throw new ArrayError('metadata-corrupt', `array ${opts.name}: ${e.message}`);
-        throw e;
-      }
-      let meta = loaded.data;
-      if (meta === undefined) {
-        const images = (await fsp.readdir(dir)).filter((f) => /^lun\d+\.img$/.test(f));
-        if (images.length > 0) {
-          throw new ArrayError(
-            'metadata-corrupt',
-            `array ${opts.name}: ${dir} holds image files (${images.join(', ')}) but no metadata (meta.A/meta.B); ` +
-              `refusing to start an empty array over them. Restore the metadata or move the images aside.`,
-          );
-        }
-        meta = { format: METADATA_FORMAT, array: opts.name, nextLunId: 0, luns: [] };
-      } else {
-        checkMeta(meta, opts.name, dir);
-      }
+      const { loaded, meta } = await loadArrayMetadata(store, dir, opts.name);
       const arr = new StorageArray({ ...opts, dir }, store, meta);
       for (const p of loaded.problems) arr.openProblems.push(p);
       for (const p of loaded.problems) arr.record('metadata.copy-invalid', { problem: p });
@@ -310,44 +272,11 @@ export class StorageArray extends EventEmitter {
   createLun(opts: CreateLunOptions): Promise<LunInfo> {
     return this.exclusive(async () => {
       if (!opts.provision) this.refuseReadOnly('create LUNs');
-      const o = (opts ?? {}) as Partial<CreateLunOptions>;
-      const nameErr = checkName(o.name);
-      if (nameErr) throw new ArrayError('invalid-argument', nameErr);
-      const blockSize = o.blockSize ?? 512;
-      if (!BLOCK_SIZES.includes(blockSize as BlockSizeValue)) {
-        throw new ArrayError('invalid-argument', `block size ${JSON.stringify(blockSize)} must be 512 or 4096`);
-      }
-      const sizeErr = checkSize(o.size, blockSize);
-      if (sizeErr) throw new ArrayError('invalid-argument', sizeErr);
-      const name = o.name!;
-      const size = o.size!;
+      const { name, size, blockSize } = checkCreateRequest(opts);
       if ([...this.luns.values()].some((l) => l.rec.name === name)) {
         throw new ArrayError('exists', `LUN ${JSON.stringify(name)} already exists in array ${this.name}`);
       }
-      // Never overwrite an image that exists without a LUN (left by an interrupted create or a
-      // rolled-back metadata copy): skip to the next free id instead.
-      let id = this.meta.nextLunId;
-      let path: string;
-      for (;;) {
-        path = join(this.dir, `lun${id}.img`);
-        if (!this.luns.has(id) && !(await exists(path))) break;
-        if (!this.luns.has(id)) this.record('array.orphan-image', { path, problem: 'image file without a LUN; left untouched' });
-        id++;
-      }
-      try {
-        // on failure it removes the file it made: nothing is left, and the id stays free
-        await FileBackingStore.create(path, size);
-      } catch (e) {
-        if (tooLarge(e)) throw new ArrayError('refused', `size ${size} (${formatSize(size)}) is more than the file system holding ${this.dir} can hold in one image file (EFBIG); give a smaller size`);
-        throw new ArrayError('io', `cannot create image ${path}: ${(e as Error).message}`);
-      }
-      let device: FileBackingStore;
-      try {
-        device = await FileBackingStore.open(path, { readOnly: this.readOnly, blockSize });
-      } catch (e) {
-        await fsp.rm(path, { force: true });
-        throw new ArrayError('io', `cannot open image ${path}: ${(e as Error).message}`);
-      }
+      const { id, path, device } = await createLunImage(this.dir, this.meta.nextLunId, (n) => this.luns.has(n), size, blockSize, this.readOnly, (type, details) => this.record(type, details));
       const rec: LunRecord = {
         id,
         name,
@@ -420,20 +349,7 @@ export class StorageArray extends EventEmitter {
       const rec = lun.rec;
       const why = this.guard?.(rec.id, 'grow');
       if (why) throw new ArrayError('busy', `LUN ${rec.name} cannot be grown: ${why}`);
-      let newSize: number;
-      if (typeof target === 'number') newSize = target;
-      else {
-        const by = target.by;
-        if (typeof by !== 'number' || !Number.isSafeInteger(by)) throw new ArrayError('invalid-argument', `by must be an integer number of bytes`);
-        if (by <= 0) throw new ArrayError('invalid-argument', `by must be greater than 0: a LUN can only grow (asked ${by})`);
-        if (by % rec.blockSize !== 0) throw new ArrayError('invalid-argument', `by ${by} is not a multiple of the block size ${rec.blockSize} of LUN ${rec.name}`);
-        newSize = rec.size + by;
-      }
-      const sizeErr = checkSize(newSize, rec.blockSize);
-      if (sizeErr) throw new ArrayError('invalid-argument', sizeErr);
-      if (newSize <= rec.size) {
-        throw new ArrayError('refused', `LUN ${rec.name} is ${rec.size} bytes; it can only grow (asked ${newSize})`);
-      }
+      const newSize = growTarget(rec, target);
       if (lun.state !== 'online' || !lun.device) {
         throw new ArrayError('io', `LUN ${rec.name} is ${lun.state}: ${lun.problem ?? 'not online'}`);
       }
@@ -521,19 +437,5 @@ export class StorageArray extends EventEmitter {
     this.record('array.closed', {});
     // A lock left behind is taken over as stale by the next open.
     await ignoreOnClose(fsp.rm(this.lockPath, { force: true }), 'closing the array: removing the lock file');
-  }
-}
-
-/** The file system cannot hold a file that large (ftruncate's EFBIG): a bad size, not an I/O failure. */
-function tooLarge(e: unknown): boolean {
-  return (e as NodeJS.ErrnoException | undefined)?.code === 'EFBIG';
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await fsp.lstat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

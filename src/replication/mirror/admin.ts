@@ -4,7 +4,6 @@ import { ignoreOnClose } from '../../errors/index.js';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { MetadataStore } from '../../metadata/index.js';
-import { RemoteLinkError } from '../../link/protocol/index.js';
 import { applyOp, assertMirrorChangeInvariants, assertMirrorRecordInvariants, DEFAULT_REGION_SIZE, primaryOf, promotable, requireNoHeartbeat, secondariesOf, type ImageState, type MirrorDbRecord, type MirrorImage } from '../state/index.js';
 import type { Range } from '../group/index.js';
 import { BitmapFile } from './bitmap-file.js';
@@ -13,8 +12,9 @@ import { SecondaryPeer, type PrimarySide } from './primary.js';
 import type { PeerLinks } from './peer-link.js';
 import type { ResyncProtection } from './protection.js';
 import type { PeerLiveness } from './secondary.js';
-import { applyChecked, loadRecord, type MirrorRecords } from './records.js';
+import { applyChecked, type MirrorRecords } from './records.js';
 import { regionMapOf, summarize } from './regions.js';
+import { stepDown } from './step-down.js';
 import { verifyImage } from './verify.js';
 import type { Resync } from './resync.js';
 import {
@@ -32,7 +32,8 @@ import {
 
 /**
  * The administrative verbs (MirrorControl: what the management API and `sanbox mirror` call),
- * the views they return, verify (its comparison: ./verify.ts) and the resolution of a split brain. Each verb runs inside
+ * the views they return, verify (its comparison: ./verify.ts), promote (the old primary's step-down:
+ * ./step-down.ts) and the resolution of a split brain. Each verb runs inside
  * `exclusive(e)` and changes the record through `change` (./records.ts).
  */
 export interface AdminHost {
@@ -61,11 +62,6 @@ export interface PromoteHow {
   /** a group's promote had the old primary step down already (stepDownOldPrimary) */
   steppedDown?: boolean;
 }
-
-/** Each request of a plain promote to the old primary (its record, the new record) times out after this. */
-const stepDownTimeoutMs = 15_000;
-/** A plain promote gives up connecting to the old primary after this (TCP connect, then the handshake). */
-const stepDownConnectMs = 5_000;
 
 /** remove-secondary (graceful) waits this long for the writes in flight to the secondary. */
 const gracefulRemoveTimeoutMs = 10_000;
@@ -282,73 +278,13 @@ export class MirrorAdmin implements MirrorControl {
     });
   }
 
-  /**
-   * A plain promote's first step: asks the old primary to step down, and only once it has (it
-   * took the record that makes this image the primary: it waited for its host writes in flight,
-   * kept what this image may lack, and refuses host writes from then on) may this array promote.
-   * The old primary's own record comes first: when it knows this image is behind (fractured,
-   * resynchronizing), the promote is refused and nothing changes. An old primary that cannot be
-   * reached is refused with `unreachable`, naming --force and what it risks. On success the
-   * record the old primary took is this array's record too (the local promote applies the same
-   * change to it, so both sides hold the same record).
-   */
+  /** A plain promote's first step, on its own: the old primary steps down (./step-down.ts). */
   stepDownOldPrimary(e: Entry): Promise<void> {
     return this.records.exclusive(e, () => this.stepDownLocked(e));
   }
 
-  private async stepDownLocked(e: Entry): Promise<void> {
-    if (e.primary) throw new MirrorError('state', `image ${e.localImageId} is already the primary of mirror ${e.db.name}`);
-    const old = primaryOf(e.db);
-    const refusedUnreachable = (why: string): MirrorError =>
-      new MirrorError(
-        'unreachable',
-        `mirror ${e.db.name}: promotion of ${e.localImageId} refused: its primary ${old.imageId} on ${old.array} cannot be reached (${why}), so it cannot step down first, and it may still be taking host writes. ` +
-          `--force promotes this image anyway and risks a split brain: both arrays primary, and the writes ${old.array} acknowledged since the link was lost are not on this image (they would be lost, or kept only by "sanbox mirror resolve ${e.db.name} --survivor ${old.array}"). ` +
-          `Restore the link and promote again, or use --force only once ${old.array} is down for good.`,
-      );
-    const took: { record: MirrorDbRecord | null } = { record: null };
-    try {
-      await this.host.links.withControlLink(
-        old.array,
-        async (c) => {
-          // What the old primary knows: a newer record comes back instead of being taken.
-          const { result: cur } = await c.request('mirror-db', { mirrorId: e.id, record: e.db as unknown as Record<string, unknown> }, undefined, { timeoutMs: stepDownTimeoutMs });
-          const base = !cur.applied && cur.record ? loadRecord(cur.record) : e.db;
-          requireNoHeartbeat(base, 'promote'); // the primary's own record says it
-          if (base !== e.db) {
-            const p = primaryOf(base);
-            // an earlier plain promote got this far, then failed here: the old primary stepped down already
-            if (p.imageId === e.localImageId) {
-              took.record = base;
-              return;
-            }
-            if (p.imageId !== old.imageId) throw new MirrorError('state', `mirror ${e.db.name}: ${old.array} says ${p.imageId} on ${p.array} is the primary now (epoch ${base.epoch}); this array's record is older: promotion refused`);
-          }
-          // Behind the primary (fractured: its writes since only marked its fracture log): they would be lost.
-          const mine = base.images.find((i) => i.imageId === e.localImageId);
-          if (!mine) throw new MirrorError('state', `mirror ${e.db.name}: ${old.array} no longer lists ${e.localImageId} as an image: promotion refused`);
-          if (mine.fractured || !promotable(mine.state as ImageState))
-            throw new MirrorError(
-              'inconsistent',
-              `mirror ${e.db.name}: promotion of ${e.localImageId} refused: its primary ${old.array} may hold host writes this image lacks (the image is ${mine.state}${mine.fractured ? `, fractured (${mine.fractureReason})` : ''} in ${old.array}'s record). Synchronize it ("sanbox mirror sync ${e.db.name}" on ${old.array} if it is fractured) and promote once "sanbox mirror status ${e.db.name}" shows it in sync; --force promotes it as it is and loses those writes (a split brain).`,
-            );
-          const next = applyChecked(base, { op: 'promote', imageId: e.localImageId, force: false }).db!;
-          const { result } = await c.request('mirror-db', { mirrorId: e.id, record: next as unknown as Record<string, unknown> }, undefined, { timeoutMs: stepDownTimeoutMs });
-          if (!result.applied) throw new MirrorError('state', `mirror ${e.db.name}: ${old.array} did not step down (it holds a newer record, epoch ${String((result.record as { epoch?: unknown } | undefined)?.epoch ?? '?')}): promotion refused`);
-          took.record = base;
-        },
-        { timeoutMs: stepDownConnectMs },
-      );
-    } catch (err) {
-      // not reached, or it could not be asked (no link configured, a refused handshake): the same
-      if (err instanceof MirrorError && (err.code === 'unreachable' || err.code === 'refused' || err.code === 'invalid')) throw refusedUnreachable(err.message);
-      if (err instanceof RemoteLinkError) throw refusedUnreachable(`${err.code}: ${err.message}`);
-      throw err;
-    }
-    // The old primary took the new record; the local promote applies the same change to the same
-    // base (or finds it applied already: a retried promote).
-    if (took.record && took.record !== e.db) await this.records.save(e, took.record);
-    this.event('old-primary-stepped-down', { mirrorId: e.id, imageId: e.localImageId, oldPrimary: old.imageId, array: old.array });
+  private stepDownLocked(e: Entry): Promise<void> {
+    return stepDown(this.records, this.host.links, e);
   }
 
   synchronize(ref: string, image?: string, p: { force?: boolean; checksum?: boolean; full?: boolean } = {}): Promise<MirrorView> {

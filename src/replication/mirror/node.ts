@@ -5,15 +5,14 @@ import { MetadataStore } from '../../metadata/index.js';
 import type { RemoteLinkServer } from '../../link/protocol/index.js';
 import { primaryOf, secondariesOf, type MirrorDbRecord } from '../state/index.js';
 import { MirrorAdmin } from './admin.js';
-import { BitmapFile } from './bitmap-file.js';
 import { setHeartbeat } from './heartbeat.js';
 import type { LunRole, MirrorDataPath } from './data-path-api.js';
 import { DataPath } from './data-path.js';
-import { fracturePath, mirrorSize, newEntry, phaseOf, type Entry } from './entry.js';
+import { mirrorSize, newEntry, phaseOf, type Entry } from './entry.js';
 import { GroupManager, type GroupHost, type MemberInfo, type Range, type SnapshotPort } from '../group/index.js';
 import { inSync } from './peer-phase.js';
 import { PeerLinks } from './peer-link.js';
-import { PrimarySide, SecondaryPeer } from './primary.js';
+import { closePrimarySide, openPrimarySide } from './primary-lifecycle.js';
 import { ResyncProtection } from './protection.js';
 import { loadRecord, MirrorRecords } from './records.js';
 import { Resync } from './resync.js';
@@ -34,15 +33,6 @@ import {
   type VerifyReport,
 } from './types.js';
 
-/**
- * Granularity of the write-intent log (at least the mirror's region size): like DRBD's activity
- * log extents, coarse enough that the regions a busy workload keeps writing stay marked between
- * lazy clears (a newly marked region costs a pwrite + fdatasync before its write), fine enough
- * that a crash resyncs only the extents written in the last moments.
- */
-const WIL_EXTENT_BYTES = 1024 * 1024;
-/** The quiesce check runs every quiesceMs / 2, but not more often than this. */
-const quiesceCheckMinMs = 50;
 /** A clean close waits this long for the host writes in flight of each primary. */
 const closeDrainTimeoutMs = 5000;
 
@@ -53,8 +43,9 @@ const closeDrainTimeoutMs = 5000;
  * database updates (./secondary.ts), one link per secondary on the primary side (./peer-link.ts),
  * the write-intent and fracture logs, resync (./resync.ts), and the administrative verbs, verify,
  * promote and split-brain handling (./admin.ts). This file opens and closes all of it (start,
- * clean close, power loss, reopen), opens and closes the primary sides, and wires the parts:
- * each gets the records and a narrow host interface of what it uses of the others.
+ * clean close, power loss, reopen), opens and closes the primary sides (./primary-lifecycle.ts),
+ * and wires the parts: each gets the records and a narrow host interface of what it uses of the
+ * others.
  */
 export class MirrorNode implements MirrorControl, GroupHost {
   readonly array: string;
@@ -315,68 +306,13 @@ export class MirrorNode implements MirrorControl, GroupHost {
     }
   }
 
-  /**
-   * Becomes the primary side of `e`: opens the write-intent log and a fracture log per
-   * secondary. A write-intent log that is not empty means the last stop was not clean: its
-   * regions may differ on any image, so they go into every secondary's fracture log.
-   */
-  private async openPrimary(e: Entry, why: 'load' | 'create' | 'promote' | 'resolve'): Promise<void> {
-    if (e.primary) throw new Error(`mirror ${e.id}: primary side already open`);
-    const size = mirrorSize(e.db);
-    const rs = e.db.regionSize;
-    const wil = await BitmapFile.open(join(e.dir, 'wil.bitmap'), size, Math.max(rs, WIL_EXTENT_BYTES), { sync: this.sync });
-    const ps = new PrimarySide(wil.file);
-    const unclean = wil.lost ? size : wil.file.bitmap.dirtyBytes();
-    for (const img of secondariesOf(e.db)) {
-      const f = await BitmapFile.open(fracturePath(e, img.imageId), size, rs, { sync: this.sync });
-      const peer = new SecondaryPeer(img.imageId, img.array, img.lun, f.file);
-      peer.failed = true; // until connected
-      if (f.lost) {
-        await this.resync.markFull(e, peer, `fracture log lost (${f.lost})`);
-      } else if (f.created && why === 'load') {
-        await this.resync.markFull(e, peer, 'fracture log missing');
-      }
-      ps.peers.set(img.imageId, peer);
-    }
-    if (unclean > 0 && why === 'load') {
-      for (const p of ps.peers.values()) {
-        for (const r of wil.file.bitmap.runs()) p.markMaybeDirtyUntracked(r.offset, r.length);
-        p.fracture.touch();
-        await p.fracture.persist();
-      }
-      this.event('unclean-stop', { mirrorId: e.id, regions: wil.file.bitmap.countRegions(), bytes: unclean, detail: wil.lost ?? 'write-intent log regions added to every fracture log' });
-      wil.file.clearAll();
-      await wil.file.persist();
-    }
-    e.primary = ps;
-    ps.timers.push(setInterval(() => this.dataPath.clearWil(e), this.timers.wilClearMs));
-    ps.timers.push(
-      setInterval(() => {
-        this.resync.resumeDirty(e);
-        this.dataPath.checkQuiesce(e);
-      }, Math.max(quiesceCheckMinMs, this.timers.quiesceMs / 2)),
-    );
-    ps.timers.push(setInterval(() => this.resync.publishProgress(e), this.timers.progressMs));
-    for (const t of ps.timers) t.unref();
+  /** Becomes the primary side of `e` (./primary-lifecycle.ts). */
+  private openPrimary(e: Entry, why: 'load' | 'create' | 'promote' | 'resolve'): Promise<void> {
+    return openPrimarySide(e, why, { sync: this.sync, timers: this.timers, resync: this.resync, dataPath: this.dataPath, event: (t, d) => this.event(t, d) });
   }
 
-  private async closePrimary(e: Entry, removeFiles: boolean): Promise<void> {
-    const ps = e.primary;
-    if (!ps) return;
-    e.primary = null;
-    ps.closed = true;
-    for (const t of ps.timers) clearInterval(t);
-    for (const p of ps.peers.values()) {
-      if (p.resync) p.resync.stop = true;
-      p.client?.close();
-    }
-    for (const p of ps.peers.values()) await ignoreOnClose(p.resync?.done, `stopping the resync of ${p.imageId}`);
-    for (const p of ps.peers.values()) await (removeFiles ? p.fracture.remove() : p.fracture.close());
-    if (!removeFiles) {
-      ps.wil.flushClears();
-      ps.wilFile.touch();
-    }
-    await (removeFiles ? ps.wilFile.remove() : ps.wilFile.close());
+  private closePrimary(e: Entry, removeFiles: boolean): Promise<void> {
+    return closePrimarySide(e, removeFiles);
   }
 
   // ---------------------------------------------------------------------------------------------
