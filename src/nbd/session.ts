@@ -5,20 +5,10 @@ import { budgetBug, type BudgetWaiter, type MemoryBudget } from './memory-budget
 import { Commands, type SessionStats } from './commands.js';
 import { Outbox } from './outbox.js';
 import { ByteQueue } from '../wire/index.js';
-import {
-  CMD,
-  CMD_FLAG,
-  EXTENDED_REQUEST_MAGIC,
-  IHAVEOPT_HI,
-  IHAVEOPT_LO,
-  LIMITS,
-  OPT,
-  REP,
-  REQUEST_MAGIC,
-  type NbdErrno,
-} from './constants.js';
+import { CMD, CMD_FLAG, EXTENDED_REQUEST_MAGIC, LIMITS, REQUEST_MAGIC, type NbdErrno } from './constants.js';
 import type { ExportCatalog } from './export.js';
-import { greeting, Negotiation, optionReply, type Negotiated } from './negotiation.js';
+import { greeting, Negotiation, type Negotiated } from './negotiation.js';
+import { OptionPhase } from './option-phase.js';
 import { ReplyEncoder } from './replies.js';
 import { offsetOf, validateRequest } from './request.js';
 import { upgradeSocket, type NbdTls } from './tls.js';
@@ -85,7 +75,8 @@ export class Session implements BudgetWaiter {
   readonly remote: string;
   private phase: Phase = 'client-flags';
   private readonly input = new ByteQueue();
-  private negotiation: Negotiation | null = null;
+  /** The option haggling, once the client flags have come. */
+  private options: OptionPhase | null = null;
   private negotiated: Negotiated | null = null;
   private device: BlockDevice | null = null;
   /** The transmission commands, once the handshake chose the export and the reply format. */
@@ -109,9 +100,6 @@ export class Session implements BudgetWaiter {
   private fill: PendingWrite | null = null;
   /** The view of `fill.buf` that the socket reads into directly, if it does. */
   private readTarget: Buffer | null = null;
-  /** Option data still to be thrown away before answering ERR_TOO_BIG. */
-  private discardOptionLeft = 0;
-  private discardOption = 0;
 
   private readonly outbox: Outbox;
   private shutdown = false;
@@ -371,44 +359,23 @@ export class Session implements BudgetWaiter {
         q.skip(4);
         const bad = Negotiation.clientFlagsError(flags);
         if (bad) return this.abort(bad);
-        this.negotiation = new Negotiation(this.hooks.catalog, flags, this.hooks.shuttingDown, this.hooks.tls?.mode ?? 'off');
+        const negotiation = new Negotiation(this.hooks.catalog, flags, this.hooks.shuttingDown, this.hooks.tls?.mode ?? 'off');
+        this.options = new OptionPhase(negotiation, (reply) => this.outbox.send(reply));
         this.phase = 'options';
         continue;
       }
-      if (this.discardOptionLeft > 0) {
-        this.discardOptionLeft -= q.skip(this.discardOptionLeft);
-        if (this.discardOptionLeft > 0) return;
-        // FORCEDTLS: before STARTTLS every option but STARTTLS and ABORT gets TLS_REQD, big ones too.
-        const tlsReqd = this.negotiation!.tlsRequired && this.discardOption !== OPT.STARTTLS && this.discardOption !== OPT.ABORT;
-        this.outbox.send(optionReply(this.discardOption, tlsReqd ? REP.ERR_TLS_REQD : REP.ERR_TOO_BIG, Buffer.from(tlsReqd ? 'TLS is required: send NBD_OPT_STARTTLS first' : 'option data too large')));
-        continue;
-      }
-      if (q.length < 16) return;
-      if (q.readUInt32BE(0) !== IHAVEOPT_HI || q.readUInt32BE(4) !== IHAVEOPT_LO) return this.abort('bad option magic');
-      const option = q.readUInt32BE(8);
-      const length = q.readUInt32BE(12);
-      if (length > LIMITS.MAX_OPTION_DATA) {
-        if (option === OPT.EXPORT_NAME || length > LIMITS.MAX_OPTION_DISCARD) return this.abort(`option ${option} with ${length} bytes of data`);
-        // Throw the data away as it arrives, then refuse: the connection stays usable.
-        q.skip(16);
-        this.discardOption = option;
-        this.discardOptionLeft = length;
-        continue;
-      }
-      if (q.length < 16 + length) return;
-      q.skip(16);
-      const data = Buffer.from(q.take(length)); // may be a view of the shared read buffer
-      const outcome = this.negotiation!.handle(option, data);
-      for (const r of outcome.replies) this.outbox.send(r);
-      if (outcome.then === 'close') {
+      const step = this.options!.pump(q);
+      if (step.then === 'wait') return;
+      if (step.then === 'abort') return this.abort(step.reason);
+      if (step.then === 'close') {
         this.outbox.flush();
-        this.closeReason = outcome.reason;
+        this.closeReason = step.reason;
         this.phase = 'closing';
         this.socket.end();
         return;
       }
-      if (outcome.then === 'transmission') this.enterTransmission(outcome.negotiated);
-      if (outcome.then === 'starttls') return this.startTls();
+      if (step.then === 'transmission') this.enterTransmission(step.negotiated);
+      if (step.then === 'starttls') return this.startTls();
     }
   }
 

@@ -17,21 +17,11 @@ import {
   type FrameLimits,
   type MacState,
 } from './frame.js';
-import { deriveSessionKeys, isNonce, newNonce, proof, verifyProof, type Transcript } from './handshake.js';
+import { clientHandshake, serverHandshake, type ClientHandshake, type HandshakeIo, type ServerHandshake, type SessionInfo } from './handshake-flow.js';
 import { LINK_OPS, validateArgs, type LinkOp, type LinkOps } from './messages.js';
-import { parseAccepted, parseOffered, type AcceptedMirror, type OfferedMirror } from './offer.js';
 
 export type { AcceptedMirror, OfferedMirror } from './offer.js';
-
-/** What both ends know about each other once the handshake succeeded. */
-export interface SessionInfo {
-  localArray: string;
-  peerArray: string;
-  role: 'client' | 'server';
-  version: number;
-  mirrors: AcceptedMirror[];
-  remoteAddress: string;
-}
+export type { SessionInfo } from './handshake-flow.js';
 
 export interface RequestContext {
   session: SessionInfo;
@@ -143,116 +133,38 @@ export class LinkConnection extends EventEmitter {
   // ---- handshake -------------------------------------------------------------------------
 
   /** Initiating side. Resolves when authenticated and accepted; rejects with the RemoteLinkError both sides saw. */
-  async handshakeAsClient(p: { secret: string | Buffer; expectPeer: string; mirrors: OfferedMirror[] }): Promise<SessionInfo> {
-    const deadline = this.handshakeDeadline();
-    try {
-      const clientNonce = newNonce();
-      const limits = this.limits;
-      const hello = { step: 'hello', version: this.version, array: this.opts.localArray, expectPeer: p.expectPeer, nonce: clientNonce, mirrors: p.mirrors, limits };
-      this.send(KIND.HANDSHAKE, 0, hello);
-      const ch = await this.nextHandshake('challenge');
-      if (ch.version !== this.version) this.refuse('version-mismatch', `peer speaks remote-link protocol version ${ch.version}, ${this.opts.localArray} speaks ${this.version}`);
-      const j = ch.json;
-      if (typeof j.array !== 'string') this.refuse('protocol', 'challenge without an array name');
-      if (j.array !== p.expectPeer) this.refuse('wrong-peer', `connected to array ${JSON.stringify(j.array)}, but this link's peer is ${JSON.stringify(p.expectPeer)}`);
-      if (!isNonce(j.nonce)) this.refuse('protocol', 'challenge without a valid nonce');
-      const t: Transcript = { version: this.version, clientArray: this.opts.localArray, serverArray: p.expectPeer, clientNonce, serverNonce: j.nonce as string, mirrors: p.mirrors, clientLimits: limits };
-      // The client proves first (./handshake.ts); everything the server sends from now on but a
-      // refusal of this proof carries a MAC under the server-to-client key.
-      const keys = deriveSessionKeys(p.secret, t);
-      this.decoder.setReceiveKey(keys.serverToClient);
-      this.send(KIND.HANDSHAKE, 0, { step: 'auth', proof: proof('client', p.secret, t) });
-      this.sendMac = { key: keys.clientToServer, seq: 0 };
-      const ok = await this.nextHandshake('ok');
-      // an 'ok' without a MAC, or with a wrong proof, is not from a holder of the secret
-      if (!ok.authenticated || !verifyProof('server', p.secret, t, ok.json.proof))
-        this.refuse('auth-failed', `authentication failed: array ${p.expectPeer} could not prove it knows the shared secret of the link with ${this.opts.localArray}`);
-      const accepted = parseAccepted(ok.json.mirrors);
-      if (!accepted) this.refuse('protocol', 'ok without a valid mirror list');
-      for (const m of p.mirrors) {
-        const a = accepted!.find((x) => x.mirrorId === m.mirrorId);
-        if (!a) this.refuse('wrong-mirror', `array ${p.expectPeer} did not accept mirror ${JSON.stringify(m.mirrorId)}`);
-        if (a!.secondarySize < m.primarySize)
-          this.refuse('size-mismatch', `mirror ${m.mirrorId}: the secondary image on ${p.expectPeer} (${a!.secondarySize} bytes) is smaller than the primary (${m.primarySize} bytes)`);
-      }
-      this.peerLimits = parseLimits(ok.json.limits);
-      return this.open({ localArray: this.opts.localArray, peerArray: p.expectPeer, role: 'client', version: this.version, mirrors: accepted!, remoteAddress: addr(this.socket) });
-    } finally {
-      clearTimeout(deadline);
-    }
+  handshakeAsClient(p: ClientHandshake): Promise<SessionInfo> {
+    return clientHandshake(this.handshakeIo(), p);
   }
 
-  /**
-   * Receiving side. `secretFor(array)` gives the shared secret of the link with that array
-   * (undefined: not a configured peer); `mirrorFor(id)` the local secondary image of that mirror.
-   */
-  async handshakeAsServer(p: {
-    secretFor: (array: string) => string | Buffer | undefined;
-    mirrorFor: (mirrorId: string, peerArray: string) => { secondarySize: number } | undefined;
-  }): Promise<SessionInfo> {
-    const deadline = this.handshakeDeadline();
-    try {
-      const hello = await this.nextHandshake('hello');
-      const j = hello.json;
-      const theirVersion = hello.version;
-      if (theirVersion !== this.version || j.version !== this.version)
-        this.refuse('version-mismatch', `peer speaks remote-link protocol version ${String(j.version ?? theirVersion)}, ${this.opts.localArray} speaks ${this.version}`);
-      if (typeof j.array !== 'string' || typeof j.expectPeer !== 'string' || !isNonce(j.nonce)) this.refuse('protocol', 'malformed hello (array, expectPeer, nonce)');
-      const mirrors = parseOffered(j.mirrors);
-      if (!mirrors) this.refuse('protocol', 'malformed hello (mirrors)');
-      const peer = j.array as string;
-      if (j.expectPeer !== this.opts.localArray) this.refuse('wrong-peer', `array ${peer} expected to reach ${JSON.stringify(j.expectPeer)}, but this is ${this.opts.localArray}`);
-      const secret = p.secretFor(peer);
-      if (secret === undefined) this.refuse('wrong-peer', `array ${JSON.stringify(peer)} is not a configured remote-link peer of ${this.opts.localArray}`);
-      const serverNonce = newNonce();
-      const t: Transcript = { version: this.version, clientArray: peer, serverArray: this.opts.localArray, clientNonce: j.nonce as string, serverNonce, mirrors: j.mirrors, clientLimits: j.limits };
-      // nothing derived from the secret goes out before the client has proved it knows it
-      this.send(KIND.HANDSHAKE, 0, { step: 'challenge', version: this.version, array: this.opts.localArray, nonce: serverNonce });
-      const auth = await this.nextHandshake('auth');
-      if (!verifyProof('client', secret!, t, auth.json.proof))
-        this.refuse('auth-failed', `authentication failed: array ${peer} could not prove it knows the shared secret of the link with ${this.opts.localArray}`);
-      const keys = deriveSessionKeys(secret!, t);
-      this.decoder.setReceiveKey(keys.clientToServer);
-      this.sendMac = { key: keys.serverToClient, seq: 0 };
-      const accepted: AcceptedMirror[] = [];
-      for (const m of mirrors!) {
-        const local = p.mirrorFor(m.mirrorId, peer);
-        if (!local) this.refuse('wrong-mirror', `mirror ${JSON.stringify(m.mirrorId)} has no secondary image on ${this.opts.localArray}`);
-        if (local!.secondarySize < m.primarySize)
-          this.refuse('size-mismatch', `mirror ${m.mirrorId}: the secondary image on ${this.opts.localArray} (${local!.secondarySize} bytes) is smaller than the primary on ${peer} (${m.primarySize} bytes)`);
-        accepted.push({ mirrorId: m.mirrorId, secondarySize: local!.secondarySize });
-      }
-      this.peerLimits = parseLimits(j.limits);
-      this.send(KIND.HANDSHAKE, 0, { step: 'ok', proof: proof('server', secret!, t), mirrors: accepted, limits: this.limits });
-      return this.open({ localArray: this.opts.localArray, peerArray: peer, role: 'server', version: this.version, mirrors: accepted, remoteAddress: addr(this.socket) });
-    } finally {
-      clearTimeout(deadline);
-    }
+  /** Receiving side (see ServerHandshake). */
+  handshakeAsServer(p: ServerHandshake): Promise<SessionInfo> {
+    return serverHandshake(this.handshakeIo(), p);
   }
 
-  private handshakeDeadline(): NodeJS.Timeout {
-    const ms = this.timers.handshakeTimeoutMs;
-    const t = setTimeout(() => {
-      if (this.phase === 'handshake') this.refuseQuietly('timeout', `remote-link handshake did not complete within ${ms} ms`);
-    }, ms);
-    t.unref();
-    return t;
-  }
-
-  private async nextHandshake(step: string): Promise<Frame> {
-    const f = await this.nextFrame();
-    if (f.kind === KIND.ERROR) {
-      const e = new RemoteLinkError(String(f.json.code ?? 'protocol'), `refused by the peer: ${String(f.json.message ?? 'no reason given')}`);
-      this.fail(e);
-      this.socket.destroy();
-      throw e;
-    }
-    if (f.kind !== KIND.HANDSHAKE || f.json.step !== step) {
-      // a peer of another version may say anything: report the version first
-      if (f.version !== this.version) this.refuse('version-mismatch', `peer speaks remote-link protocol version ${f.version}, ${this.opts.localArray} speaks ${this.version}`);
-      this.refuse('protocol', `expected handshake step ${step}, got frame kind ${f.kind}${f.kind === KIND.HANDSHAKE ? ` step ${String(f.json.step)}` : ''}`);
-    }
-    return f;
+  /** What ./handshake-flow.ts may do with this connection while it drives the handshake. */
+  private handshakeIo(): HandshakeIo {
+    return {
+      version: this.version,
+      localArray: this.opts.localArray,
+      limits: this.limits,
+      timeoutMs: this.timers.handshakeTimeoutMs,
+      timedOut: (message) => {
+        if (this.phase === 'handshake') this.refuseQuietly('timeout', message);
+      },
+      send: (json) => this.send(KIND.HANDSHAKE, 0, json),
+      nextFrame: () => this.nextFrame(),
+      peerRefused: (e) => {
+        this.fail(e);
+        this.socket.destroy();
+      },
+      refuse: (code, message) => this.refuse(code, message),
+      setReceiveKey: (key) => this.decoder.setReceiveKey(key),
+      setSendKey: (key) => (this.sendMac = { key, seq: 0 }),
+      setPeerLimits: (limits) => (this.peerLimits = limits),
+      open: (session) => this.open(session),
+      remoteAddress: () => addr(this.socket),
+    };
   }
 
   private nextFrame(): Promise<Frame> {
@@ -540,10 +452,4 @@ export class LinkConnection extends EventEmitter {
 
 function addr(s: net.Socket): string {
   return `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`;
-}
-
-function parseLimits(v: unknown): FrameLimits {
-  const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
-  const n = (x: unknown, d: number) => (typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? x : d);
-  return { maxJson: n(o.maxJson, LINK_MAX_JSON), maxBinary: n(o.maxBinary, LINK_MAX_BINARY) };
 }
