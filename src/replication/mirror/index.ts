@@ -4,6 +4,7 @@
  * - MirrorNode (./node.ts): one per array. Opens and closes everything below (start, clean close,
  *   power loss, reopen) and wires the parts; implements MirrorControl (./types.ts: what the
  *   management API and `sanbox mirror` call) and GroupHost (what the consistency groups use).
+ *   - ./primary-lifecycle.ts: opening and closing a mirror's primary side (logs, recovery, timers);
  *   - ./records.ts: the mirror database record of every mirror with an image here
  *     (src/replication/state: every change through `applyOp`, invariants asserted, saved twice,
  *     pushed to the members), one change at a time per mirror;
@@ -12,7 +13,8 @@
  *   - ./peer-link.ts: one link per secondary on the primary side, record pushes;
  *   - ./resync.ts: resynchronization from the fracture logs;
  *   - ./secondary.ts: the remote-link listener and what a pushed record does here;
- *   - ./admin.ts: the verbs, views, verify and split-brain resolution;
+ *   - ./admin.ts: the verbs, views, verify and split-brain resolution (./step-down.ts: a plain
+ *     promote's first step, the old primary stepping down);
  *   - ./peer-phase.ts: the one pure decision of what a secondary is doing;
  *   - ./protection.ts: resync protection of this array's secondary images (a snapshot of the last
  *     consistent point cut before any resync write lands; promote --from-snapshot), its state
