@@ -42,6 +42,8 @@
 //   --sync-rate RATE   the mirror's syncRate                          default 4 x --bandwidth
 //   --resync-size SIZE the resync LUN                                 default 1G
 //   --dirty LIST       percentages of the regions to dirty            default 1,10,100
+//   --resync-repeat N  runs of each --dirty row, interleaved (1%, 10%, 100%, 1%, ...); the goal
+//                      is judged on each percentage's median              default 1
 //   --resync-latency MS one-way link latency during the resync        default 0
 //   --resync-controller C  the resync mirror's syncController: adaptive or fixed  default adaptive
 //   --unclean-size SIZE  the unclean-stop LUN                        default 256M
@@ -103,6 +105,7 @@ function parseArgs(argv) {
     syncRate: null,
     resyncSize: '1G',
     dirty: [1, 10, 100],
+    resyncRepeat: 1,
     latency: true,
     resync: true,
     fsync: true,
@@ -141,6 +144,7 @@ function parseArgs(argv) {
       case '--sync-rate': o.syncRate = String(val()); break;
       case '--resync-size': o.resyncSize = String(val()); break;
       case '--dirty': o.dirty = list(); break;
+      case '--resync-repeat': o.resyncRepeat = Number(val()); break;
       case '--resync-latency': o.resyncLatency = Number(val()); break;
       case '--resync-controller': o.resyncController = String(val()); break;
       case '--no-latency': o.latency = false; break;
@@ -193,6 +197,7 @@ function parseArgs(argv) {
   if (!o.latencies.length || o.latencies.some((x) => !(x >= 0))) die('--latencies: non-negative numbers of ms');
   if (!o.qds.length || o.qds.some((x) => !Number.isInteger(x) || x < 1)) die('--qd: positive integers');
   if (!o.dirty.length || o.dirty.some((x) => !(x > 0 && x <= 100))) die('--dirty: percentages in (0, 100]');
+  if (!Number.isInteger(o.resyncRepeat) || o.resyncRepeat < 1) die('--resync-repeat: a positive integer');
   o.sizeBytes = parseSize(o.size, 1024);
   o.resyncBytes = parseSize(o.resyncSize, 1024);
   o.uncleanBytes = parseSize(o.uncleanSize, 1024);
@@ -430,8 +435,10 @@ async function resyncSection(o, lab, out, stages) {
   const rs = a.get('mrs').record.regionSize;
   const nRegions = Math.ceil(o.resyncBytes / rs);
   await lab.emu.set({ latencyMs: o.resyncLatency, bandwidth: o.bandwidthBps });
-  for (const [k, pct] of o.dirty.entries()) {
-    const label = `[${k + 1}/${o.dirty.length}] resync ${pct}% of ${fmtBytes(o.resyncBytes)}`;
+  // repeats interleaved: the machine's drift over the section spreads over every percentage alike
+  const runs = Array.from({ length: o.resyncRepeat }, (_, rep) => o.dirty.map((pct) => ({ pct, rep }))).flat();
+  for (const [k, { pct, rep }] of runs.entries()) {
+    const label = `[${k + 1}/${runs.length}] resync ${pct}% of ${fmtBytes(o.resyncBytes)}`;
     const count = Math.max(1, Math.round((nRegions * pct) / 100));
     // evenly spread: region floor(i * n / count)
     const regions = Array.from({ length: count }, (_, i) => Math.floor((i * nRegions) / count));
@@ -484,6 +491,7 @@ async function resyncSection(o, lab, out, stages) {
     const linkBA = after['b-to-a'] - before['b-to-a'];
     const row = {
       pct,
+      repeat: rep + 1,
       lunBytes: o.resyncBytes,
       regionSize: rs,
       regions: count,
@@ -540,8 +548,8 @@ function report(res) {
   if (res.resync.length) {
     const r0 = res.resync[0];
     s += `\nResync after a fracture: ${fmtBytes(r0.lunBytes)} LUN, ${fmtBytes(r0.regionSize)} regions, link capped at ${(res.options.bandwidthBps / 1e6).toFixed(0)} MB/s, latency ${res.options.resyncLatency} ms one way, syncRate ${(res.options.syncRateBps / 1e6).toFixed(0)} MB/s\n\n`;
-    const head = ['dirty', 'regions', 'time s', 'bytesDone', 'bytesCopied', 'link a->b', 'link b->a', 'MB/s', 'link MB/s', 'of cap', 'goal', 'bytes'];
-    const rows = res.resync.map((r) => [`${r.pct}%`, String(r.regions), r.seconds.toFixed(2), String(r.bytesDone), String(r.bytesCopied),
+    const head = ['dirty', 'run', 'regions', 'time s', 'bytesDone', 'bytesCopied', 'link a->b', 'link b->a', 'MB/s', 'link MB/s', 'of cap', 'goal', 'bytes'];
+    const rows = res.resync.map((r) => [`${r.pct}%`, String(r.repeat ?? 1), String(r.regions), r.seconds.toFixed(2), String(r.bytesDone), String(r.bytesCopied),
       String(r.linkBytes['a-to-b']), String(r.linkBytes['b-to-a']), r.mbps.toFixed(1), r.linkMbps.toFixed(1), `${(100 * r.ratio).toFixed(0)}%`,
       r.goalMet ? 'yes' : 'NO', r.bytesOk ? 'ok' : `MISMATCH (expected ${r.expectedBytes})`]);
     s += table(head, rows);
@@ -585,7 +593,13 @@ function goalsReport(res) {
     const share = med('adaptive', 'share');
     lines.push(`${mark(p99x <= 1.2 && share >= 0.9)} 4. adaptive resync: host p99 ${p99x.toFixed(2)}x alone (<= 1.2x), ${(100 * share).toFixed(0)}% of the spare bandwidth (>= 90%)`);
   }
-  if (res.resync.length) lines.push(`${mark(res.resync.every((r) => r.goalMet))}    resync alone at >= 90% of the link cap: ${res.resync.map((r) => `${r.pct}% dirty ${(100 * r.ratio).toFixed(0)}%`).join(', ')}`);
+  if (res.resync.length) {
+    // each percentage's median over its runs (the runs themselves in brackets when repeated)
+    const pcts = [...new Set(res.resync.map((r) => r.pct))];
+    const ratios = pcts.map((pct) => res.resync.filter((r) => r.pct === pct).map((r) => r.ratio));
+    const text = pcts.map((pct, i) => `${pct}% dirty ${(100 * median(ratios[i])).toFixed(0)}%${ratios[i].length > 1 ? ` (${ratios[i].map((x) => (100 * x).toFixed(0)).join(' / ')})` : ''}`);
+    lines.push(`${mark(ratios.every((rs) => median(rs) >= 0.9))}    resync alone at >= 90% of the link cap (median of the runs): ${text.join(', ')}`);
+  }
   return lines.length ? `\nGoals (issue 18)\n\n${lines.join('\n')}\n` : '';
 }
 
