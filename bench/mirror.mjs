@@ -46,6 +46,8 @@
 //                      is judged on each percentage's median              default 1
 //   --resync-latency MS one-way link latency during the resync        default 0
 //   --resync-controller C  the resync mirror's syncController: adaptive or fixed  default adaptive
+//   --resync-protect on|off  the resync mirror's protectResync (on: the secondary saves each
+//                      region's old data to a snapshot before the resync overwrites it)  default on
 //   --unclean-size SIZE  the unclean-stop LUN                        default 256M
 //   --unclean-writes SIZE  scattered 4 KiB writes before the kill     default 8M
 //   --unclean-latency MS one-way link latency during those writes    default 1
@@ -106,6 +108,7 @@ function parseArgs(argv) {
     resyncSize: '1G',
     dirty: [1, 10, 100],
     resyncRepeat: 1,
+    resyncProtect: 'on',
     latency: true,
     resync: true,
     fsync: true,
@@ -145,6 +148,7 @@ function parseArgs(argv) {
       case '--resync-size': o.resyncSize = String(val()); break;
       case '--dirty': o.dirty = list(); break;
       case '--resync-repeat': o.resyncRepeat = Number(val()); break;
+      case '--resync-protect': o.resyncProtect = String(val()); break;
       case '--resync-latency': o.resyncLatency = Number(val()); break;
       case '--resync-controller': o.resyncController = String(val()); break;
       case '--no-latency': o.latency = false; break;
@@ -204,6 +208,8 @@ function parseArgs(argv) {
   o.uncleanWriteBytes = parseSize(o.uncleanWrites, 1024);
   o.bandwidthBps = parseSize(o.bandwidth, 1000);
   o.adaptiveBandwidthBps = parseSize(o.adaptiveBandwidth, 1000);
+  if (!['on', 'off'].includes(o.resyncProtect)) die('--resync-protect: on or off');
+  o.resyncProtect = o.resyncProtect === 'on';
   if (typeof o.adaptiveProtect === 'string') {
     if (!['on', 'off'].includes(o.adaptiveProtect)) die('--adaptive-protect: on or off');
     o.adaptiveProtect = o.adaptiveProtect === 'on';
@@ -547,7 +553,7 @@ function report(res) {
   }
   if (res.resync.length) {
     const r0 = res.resync[0];
-    s += `\nResync after a fracture: ${fmtBytes(r0.lunBytes)} LUN, ${fmtBytes(r0.regionSize)} regions, link capped at ${(res.options.bandwidthBps / 1e6).toFixed(0)} MB/s, latency ${res.options.resyncLatency} ms one way, syncRate ${(res.options.syncRateBps / 1e6).toFixed(0)} MB/s\n\n`;
+    s += `\nResync after a fracture: ${fmtBytes(r0.lunBytes)} LUN, ${fmtBytes(r0.regionSize)} regions, link capped at ${(res.options.bandwidthBps / 1e6).toFixed(0)} MB/s, latency ${res.options.resyncLatency} ms one way, syncRate ${(res.options.syncRateBps / 1e6).toFixed(0)} MB/s, protectResync ${res.options.resyncProtect ? 'on' : 'off'}\n\n`;
     const head = ['dirty', 'run', 'regions', 'time s', 'bytesDone', 'bytesCopied', 'link a->b', 'link b->a', 'MB/s', 'link MB/s', 'of cap', 'goal', 'bytes'];
     const rows = res.resync.map((r) => [`${r.pct}%`, String(r.repeat ?? 1), String(r.regions), r.seconds.toFixed(2), String(r.bytesDone), String(r.bytesCopied),
       String(r.linkBytes['a-to-b']), String(r.linkBytes['b-to-a']), r.mbps.toFixed(1), r.linkMbps.toFixed(1), `${(100 * r.ratio).toFixed(0)}%`,
@@ -664,7 +670,7 @@ async function main() {
       await latencySection(o, lab, lib, res.latency, stages);
     }
     if (o.resync) {
-      await createMirror(lab, 'mrs', 'rsync', { syncRate: o.syncRateBps, syncController: o.resyncController });
+      await createMirror(lab, 'mrs', 'rsync', { syncRate: o.syncRateBps, syncController: o.resyncController, protectResync: o.resyncProtect });
       log(`resync: ${o.dirty.length} rounds on mirror mrs (${fmtBytes(o.resyncBytes)}), link capped at ${(o.bandwidthBps / 1e6).toFixed(0)} MB/s, syncRate ${(o.syncRateBps / 1e6).toFixed(0)} MB/s`);
       await resyncSection(o, lab, res.resync, stages);
     }
