@@ -671,7 +671,7 @@ async function main() {
     }
     if (o.resync) {
       await createMirror(lab, 'mrs', 'rsync', { syncRate: o.syncRateBps, syncController: o.resyncController, protectResync: o.resyncProtect });
-      log(`resync: ${o.dirty.length} rounds on mirror mrs (${fmtBytes(o.resyncBytes)}), link capped at ${(o.bandwidthBps / 1e6).toFixed(0)} MB/s, syncRate ${(o.syncRateBps / 1e6).toFixed(0)} MB/s`);
+      log(`resync: ${o.dirty.length * o.resyncRepeat} rounds on mirror mrs (protectResync ${o.resyncProtect ? 'on' : 'off'}, ${fmtBytes(o.resyncBytes)}), link capped at ${(o.bandwidthBps / 1e6).toFixed(0)} MB/s, syncRate ${(o.syncRateBps / 1e6).toFixed(0)} MB/s`);
       await resyncSection(o, lab, res.resync, stages);
     }
     if (o.adaptive) await adaptiveSection(o, lab, res.adaptive);
