@@ -96,6 +96,12 @@ setProgram('bench-mirror');
 
 // ---------- options ----------
 
+/** An on|off option's value as a boolean; anything else ends the run. */
+function onOff(name, value) {
+  if (value !== 'on' && value !== 'off') die(`${name}: on or off`);
+  return value === 'on';
+}
+
 function parseArgs(argv) {
   const o = {
     runtime: 5,
@@ -208,12 +214,8 @@ function parseArgs(argv) {
   o.uncleanWriteBytes = parseSize(o.uncleanWrites, 1024);
   o.bandwidthBps = parseSize(o.bandwidth, 1000);
   o.adaptiveBandwidthBps = parseSize(o.adaptiveBandwidth, 1000);
-  if (!['on', 'off'].includes(o.resyncProtect)) die('--resync-protect: on or off');
-  o.resyncProtect = o.resyncProtect === 'on';
-  if (typeof o.adaptiveProtect === 'string') {
-    if (!['on', 'off'].includes(o.adaptiveProtect)) die('--adaptive-protect: on or off');
-    o.adaptiveProtect = o.adaptiveProtect === 'on';
-  }
+  o.resyncProtect = onOff('--resync-protect', o.resyncProtect);
+  if (typeof o.adaptiveProtect === 'string') o.adaptiveProtect = onOff('--adaptive-protect', o.adaptiveProtect);
   o.adaptiveHostBytes = parseSize(o.adaptiveHost, 1024);
   o.adaptiveDirtyBytes = parseSize(o.adaptiveDirty, 1024);
   if (!(o.adaptiveBandwidthBps > 0) || !(o.adaptiveLatency >= 0) || !Number.isInteger(o.adaptiveQd) || o.adaptiveQd < 1 || !Number.isInteger(o.adaptiveRepeat) || o.adaptiveRepeat < 1) die('--adaptive-*: a positive bandwidth, a latency >= 0, positive integer QD and repeat');

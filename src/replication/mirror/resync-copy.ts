@@ -47,9 +47,17 @@ export async function copyChunk(x: CopyContext, c: CopyChunk): Promise<boolean> 
   return true;
 }
 
-/** A chunk's runs by block status, clipped to it: data to send, holes and zero runs to zero. */
-async function runsOf(x: CopyContext, c: CopyChunk): Promise<Array<{ off: number; len: number; hole: boolean; data: boolean }>> {
-  const out: Array<{ off: number; len: number; hole: boolean; data: boolean }> = [];
+/** One run of a chunk by block status: data to send, or a hole or zero run to zero. */
+interface ChunkRun {
+  off: number;
+  len: number;
+  hole: boolean;
+  data: boolean;
+}
+
+/** A chunk's runs by block status, clipped to it. */
+async function runsOf(x: CopyContext, c: CopyChunk): Promise<ChunkRun[]> {
+  const out: ChunkRun[] = [];
   let off = c.offset;
   const end = c.offset + c.length;
   for (const ext of await x.e.lun.device.blockStatus(c.offset, c.length)) {
