@@ -62,7 +62,7 @@ export function phaseOf(e: Entry, p: SecondaryPeer): PeerPhase {
 }
 
 export function factsOf(p: SecondaryPeer): { link: SecondaryPeer['link']; failed: boolean; resyncRunning: boolean; resyncStarting: boolean; dirty: () => boolean } {
-  return { link: p.link, failed: p.failed, resyncRunning: p.resync !== null, resyncStarting: p.resync?.starting === true, dirty: () => p.fracture.bitmap.countRegions() > 0 };
+  return { link: p.link, failed: p.failed, resyncRunning: p.resync !== null || p.resyncFinishing, resyncStarting: p.resync?.starting === true, dirty: () => p.fracture.bitmap.countRegions() > 0 };
 }
 
 export const safeName = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '_');

@@ -23,7 +23,8 @@ import type { MirrorImage } from '../state/index.js';
  *   announces it (it cuts its resync protection first, ./protection.ts): like `unsynchronized`
  *   for writes (they only mark the fracture log, the resync copies them), so nothing reaches the
  *   image before its protection.
- * - `resyncing`: a resync runs.
+ * - `resyncing`: a resync runs (or has copied everything and is recording its end: until the
+ *   record says SYNCHRONIZED no second run starts).
  * - `resync-pending`: the record says SYNCHRONIZING and no resync runs yet: one is started.
  * - `dirty`: CONSISTENT or SYNCHRONIZED, no resync, but the fracture log holds regions (a
  *   failed local write, a group's bypass): it needs a resync.
@@ -40,6 +41,7 @@ export type PeerLinkState = 'connecting' | 'connected' | 'down' | 'refused';
 export interface PeerFacts {
   link: PeerLinkState;
   failed: boolean;
+  /** A resync runs, or has copied everything and is recording its end (SecondaryPeer.resyncFinishing). */
   resyncRunning: boolean;
   /** The running resync waits for the secondary to answer the record that announces it. */
   resyncStarting?: boolean;

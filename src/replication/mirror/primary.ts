@@ -92,6 +92,11 @@ export class SecondaryPeer {
    */
   readonly markedInFlight = new Set<[number, number]>();
   resync: ResyncRun | null = null;
+  /**
+   * The resync copied everything and is recording its end (fracture log persisted, then the
+   * record's sync-done): the record still says SYNCHRONIZING, and no new run may start for it.
+   */
+  resyncFinishing = false;
   /** Why the fracture log holds every allocated region (full synchronization), if it does. */
   fullReason: string | null = null;
   /** Host writes sent and not yet acknowledged (remove-secondary graceful waits for them). */

@@ -185,9 +185,16 @@ export class Resync {
         }
         p.fullReason = null;
         p.maybeDirty = null;
-        await p.fracture.persist();
-        // the record first: whoever acts on resync-done (a verify, the monitor) sees the image synchronized
-        await this.records.exclusive(e, () => this.records.change(e, { op: 'sync-done', imageId: p.imageId })).catch((err) => this.event('change-failed', { mirrorId: e.id, op: 'sync-done', error: (err as Error).message }));
+        // Until sync-done is recorded the record asks for a resync: the periodic check and every
+        // record change would start a second run, which would find nothing to do and stop.
+        p.resyncFinishing = true;
+        try {
+          await p.fracture.persist();
+          // the record first: whoever acts on resync-done (a verify, the monitor) sees the image synchronized
+          await this.records.exclusive(e, () => this.records.change(e, { op: 'sync-done', imageId: p.imageId })).catch((err) => this.event('change-failed', { mirrorId: e.id, op: 'sync-done', error: (err as Error).message }));
+        } finally {
+          p.resyncFinishing = false;
+        }
         this.event('resync-done', { mirrorId: e.id, imageId: p.imageId, full: run.full, bytesDone: run.bytesDone, bytesCopied: run.bytesCopied, bytesZeroed: run.bytesZeroed, ...csumDetails(run), seconds: (Date.now() - run.startedAt) / 1000 });
       },
       (err) => {
