@@ -221,6 +221,15 @@ export class PrimarySide {
     this.wil = new WriteIntentLog(wilFile.bitmap);
   }
 
+  /**
+   * A resync ended (its image CONSISTENT): its writes count as writes for the quiesce check, so
+   * the image becomes SYNCHRONIZED once nothing has been in flight for quiesceMs, host writes or not.
+   */
+  noteResyncEnd(): void {
+    this.lastWriteAt = performance.now();
+    this.wroteSinceQuiesce = true;
+  }
+
   begin(): void {
     if (this.closed) throw new Error('primary side is closed');
     this.inflight++;

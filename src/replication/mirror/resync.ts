@@ -191,7 +191,12 @@ export class Resync {
         try {
           await p.fracture.persist();
           // the record first: whoever acts on resync-done (a verify, the monitor) sees the image synchronized
-          await this.records.exclusive(e, () => this.records.change(e, { op: 'sync-done', imageId: p.imageId })).catch((err) => this.event('change-failed', { mirrorId: e.id, op: 'sync-done', error: (err as Error).message }));
+          await this.records
+            .exclusive(e, () => this.records.change(e, { op: 'sync-done', imageId: p.imageId }))
+            .then(
+              () => e.primary?.noteResyncEnd(),
+              (err) => this.event('change-failed', { mirrorId: e.id, op: 'sync-done', error: (err as Error).message }),
+            );
         } finally {
           p.resyncFinishing = false;
         }

@@ -46,7 +46,7 @@ describe('random I/O and link faults on a mirrored LUN', () => {
           const n = lab.node('alpha');
           await n.create({ lun: 'disk0', name: 'm0', regionSize: RS, attributes: { syncRate: 256 * 1024 * 1024 } });
           await n.addSecondary('m0', { array: 'bravo', lun: 'disk0' });
-          await until(() => n.get('m0').images[1]!.state === 'CONSISTENT', 10_000, 'initial sync');
+          await until(() => ['CONSISTENT', 'SYNCHRONIZED'].includes(n.get('m0').images[1]!.state as string), 10_000, 'initial sync'); // SYNCHRONIZED once quiesced
           const model = Buffer.alloc(SIZE);
           const dev = lab.hostDevice('alpha');
           const link = lab.links['alpha-bravo']!;

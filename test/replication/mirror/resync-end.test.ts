@@ -2,7 +2,9 @@
 // sync-done the record still says SYNCHRONIZING, and neither the periodic check nor a record
 // change may start a second run then (it found nothing to copy and ended in a spurious
 // mirror.resync-stopped, seen by bench:mirror). Real arrays; the window is held open by holding
-// the mirror's exclusive section, which the sync-done change waits for.
+// the mirror's exclusive section, which the sync-done change waits for. And after the end, the
+// image becomes SYNCHRONIZED once nothing was in flight for quiesceMs (docs/mirroring.md), with no
+// host write needed to start that clock.
 import { describe, it, expect, afterEach } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { makeLab, until, type Lab } from '../../support/mirror-lab.js';
@@ -48,6 +50,20 @@ describe('the end of a resync', () => {
     expect(lab.events('alpha', 'mirror.resync-started')).toHaveLength(1);
     expect(lab.events('alpha', 'mirror.resync-stopped')).toHaveLength(0);
     expect(lab.events('alpha', 'mirror.resync-done')).toHaveLength(1);
-    expect(n.get('m0').images[1]!.state).toBe('CONSISTENT'); // SYNCHRONIZED comes with a quiesce after host writes
+  });
+
+  it('a resync with no host write after it ends SYNCHRONIZED once quiesceMs passed (CONSISTENT until then)', async () => {
+    lab = await makeLab(['alpha', 'bravo'], [{ name: 'disk0', size: 8 * MiB }], { timers: { quiesceMs: 300 } });
+    const n = lab.node('alpha');
+    await n.create({ lun: 'disk0', name: 'm0' });
+    await n.addSecondary('m0', { array: 'bravo', lun: 'disk0', synchronized: true });
+    await until(() => n.get('m0').images[1]!.link === 'connected', 10_000, 'link');
+    await n.fracture('m0');
+    await lab.hostDevice('alpha').write(0, randomBytes(REGION));
+    await new Promise((r) => setTimeout(r, 400)); // the host write's quiesce passes while the image is fractured
+    await n.synchronize('m0');
+    await until(() => lab!.events('alpha', 'mirror.resync-done').length > 0, 10_000, 'resync done');
+    expect(n.get('m0').images[1]!.state).toBe('CONSISTENT');
+    await until(() => n.get('m0').images[1]!.state === 'SYNCHRONIZED', 5_000, 'SYNCHRONIZED after the quiesce');
   });
 });
