@@ -24,7 +24,7 @@ import type { MirrorImage } from '../state/index.js';
  *   for writes (they only mark the fracture log, the resync copies them), so nothing reaches the
  *   image before its protection.
  * - `resyncing`: a resync runs (or has copied everything and is recording its end: until the
- *   record says SYNCHRONIZED no second run starts).
+ *   record has its sync-done, no second run starts).
  * - `resync-pending`: the record says SYNCHRONIZING and no resync runs yet: one is started.
  * - `dirty`: CONSISTENT or SYNCHRONIZED, no resync, but the fracture log holds regions (a
  *   failed local write, a group's bypass): it needs a resync.
