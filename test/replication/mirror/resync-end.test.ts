@@ -26,15 +26,21 @@ interface RecordsInside {
   exclusive<T>(e: Entry, fn: () => Promise<T>): Promise<T>;
 }
 
+/** A lab whose mirror m0 (alpha -> bravo) was in sync and is fractured now. */
+async function fracturedMirror(quiesceMs: number) {
+  lab = await makeLab(['alpha', 'bravo'], [{ name: 'disk0', size: 8 * MiB }], { timers: { quiesceMs } });
+  const n = lab.node('alpha');
+  await n.create({ lun: 'disk0', name: 'm0' });
+  await n.addSecondary('m0', { array: 'bravo', lun: 'disk0', synchronized: true });
+  await until(() => n.get('m0').images[1]!.link === 'connected', 10_000, 'link');
+  await n.fracture('m0');
+  return n;
+}
+
 describe('the end of a resync', () => {
   it('no second run starts while the first records its end', async () => {
-    lab = await makeLab(['alpha', 'bravo'], [{ name: 'disk0', size: 8 * MiB }], { timers: { quiesceMs: 100 } });
-    const n = lab.node('alpha');
-    await n.create({ lun: 'disk0', name: 'm0' });
-    await n.addSecondary('m0', { array: 'bravo', lun: 'disk0', synchronized: true });
-    await until(() => n.get('m0').images[1]!.link === 'connected', 10_000, 'link');
-    await n.fracture('m0');
-    const dev = lab.hostDevice('alpha');
+    const n = await fracturedMirror(100);
+    const dev = lab!.hostDevice('alpha');
     for (let r = 0; r < 8; r++) await dev.write(3 * r * REGION, randomBytes(REGION));
     await n.synchronize('m0');
     // white box: the node's record keeper, to hold the section the sync-done change needs
@@ -47,19 +53,14 @@ describe('the end of a resync', () => {
     });
     await until(() => lab!.events('alpha', 'mirror.resync-done').length > 0, 10_000, 'resync done');
     await new Promise((r) => setTimeout(r, 200)); // a second run started late would show by now
-    expect(lab.events('alpha', 'mirror.resync-started')).toHaveLength(1);
-    expect(lab.events('alpha', 'mirror.resync-stopped')).toHaveLength(0);
-    expect(lab.events('alpha', 'mirror.resync-done')).toHaveLength(1);
+    expect(lab!.events('alpha', 'mirror.resync-started')).toHaveLength(1);
+    expect(lab!.events('alpha', 'mirror.resync-stopped')).toHaveLength(0);
+    expect(lab!.events('alpha', 'mirror.resync-done')).toHaveLength(1);
   });
 
   it('a resync with no host write after it ends SYNCHRONIZED once quiesceMs passed (CONSISTENT until then)', async () => {
-    lab = await makeLab(['alpha', 'bravo'], [{ name: 'disk0', size: 8 * MiB }], { timers: { quiesceMs: 300 } });
-    const n = lab.node('alpha');
-    await n.create({ lun: 'disk0', name: 'm0' });
-    await n.addSecondary('m0', { array: 'bravo', lun: 'disk0', synchronized: true });
-    await until(() => n.get('m0').images[1]!.link === 'connected', 10_000, 'link');
-    await n.fracture('m0');
-    await lab.hostDevice('alpha').write(0, randomBytes(REGION));
+    const n = await fracturedMirror(300);
+    await lab!.hostDevice('alpha').write(0, randomBytes(REGION));
     await new Promise((r) => setTimeout(r, 400)); // the host write's quiesce passes while the image is fractured
     await n.synchronize('m0');
     await until(() => lab!.events('alpha', 'mirror.resync-done').length > 0, 10_000, 'resync done');
