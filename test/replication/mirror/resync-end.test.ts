@@ -59,9 +59,9 @@ describe('the end of a resync', () => {
   });
 
   it('a resync with no host write after it ends SYNCHRONIZED once quiesceMs passed (CONSISTENT until then)', async () => {
-    const n = await fracturedMirror(300);
+    const n = await fracturedMirror(1000); // long enough that the poll below sees CONSISTENT on a loaded machine
     await lab!.hostDevice('alpha').write(0, randomBytes(REGION));
-    await new Promise((r) => setTimeout(r, 400)); // the host write's quiesce passes while the image is fractured
+    await new Promise((r) => setTimeout(r, 1200)); // the host write's quiesce passes while the image is fractured
     await n.synchronize('m0');
     await until(() => lab!.events('alpha', 'mirror.resync-done').length > 0, 10_000, 'resync done');
     expect(n.get('m0').images[1]!.state).toBe('CONSISTENT');
