@@ -61,7 +61,10 @@ describe('the end of a resync', () => {
   it('a resync with no host write after it ends SYNCHRONIZED once quiesceMs passed (CONSISTENT until then)', async () => {
     const n = await fracturedMirror(1000); // long enough that the poll below sees CONSISTENT on a loaded machine
     await lab!.hostDevice('alpha').write(0, randomBytes(REGION));
-    await new Promise((r) => setTimeout(r, 1200)); // the host write's quiesce passes while the image is fractured
+    // the host write's quiesce passes while the image is fractured: no quiesce is pending at the
+    // resync's start, so only the resync's end can start the clock (white box)
+    const side = (n as unknown as { records: RecordsInside }).records.find('m0').primary!;
+    await until(() => !side.wroteSinceQuiesce, 5_000, "the host write's quiesce check");
     await n.synchronize('m0');
     await until(() => lab!.events('alpha', 'mirror.resync-done').length > 0, 10_000, 'resync done');
     expect(n.get('m0').images[1]!.state).toBe('CONSISTENT');
