@@ -110,7 +110,8 @@ export function initialWindow(maxBytes: number, nowMs: number): WindowState {
  * One piece of `bytes` answered `rttMs` after it was sent, at `nowMs`: the next state. The
  * arrays of `prev` pass to the result (an ack is thousands a second: nothing is copied), so only
  * the returned state may be used afterwards. `onWireBytes`: what was on the wire with it (itself
- * included); the window grows only when it was the limit (within two pieces of it), as TCP's
+ * included); the window grows only when it was the limit (within one piece of this size, or two
+ * regions, of it), as TCP's
  * congestion window does (RFC 7661): a copy held up elsewhere (the disk, the sync rate) would
  * otherwise see no delay and grow a window it never fills, and one burst would then fill it.
  */
@@ -133,8 +134,10 @@ export function afterAck(prev: WindowState, sample: { rttMs: number; bytes: numb
   s.queueDelayMs = Math.max(0, current - s.baseRttMs);
   s.targetMs = sample.hostIdle ? Math.max(IDLE_TARGET_MIN_MS, s.baseRttMs) : Math.max(TARGET_MIN_MS, TARGET_SHARE * s.baseRttMs);
   const floor = MIN_PIECES * PIECE_BYTES;
-  // grow only a window the copy fills, and never while the host's latency says it is too much
-  const grows = !s.hostLimited && (sample.onWireBytes === undefined || sample.onWireBytes + 2 * PIECE_BYTES >= s.windowBytes);
+  // grow only a window the copy fills (on the wire, it is within one piece of this size, or two
+  // regions: pieces are whole regions, so four of a quarter of the window can stay just under
+  // it), and never while the host's latency says it is too much
+  const grows = !s.hostLimited && (sample.onWireBytes === undefined || sample.onWireBytes + Math.max(bytes, 2 * PIECE_BYTES) >= s.windowBytes);
   if (s.slowStart && s.queueDelayMs < s.targetMs) {
     if (grows) s.windowBytes += bytes;
   } else if (s.queueDelayMs >= HALVE_AT * s.targetMs) {

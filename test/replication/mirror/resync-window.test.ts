@@ -75,6 +75,22 @@ describe('adaptive resync window', () => {
     expect(s.windowBytes).toBeLessThanOrEqual(w2 + 1.1 * PIECE_BYTES);
   });
 
+  it('grows only a window the copy fills: within one piece of the same size, or two regions, of it', () => {
+    const { s } = settled(4, 64 * MiB);
+    const w = 2994 * KiB;
+    const at = (onWireBytes: number, bytes: number) => afterAck({ ...s, windowBytes: w, recent: [...s.recent], baseBuckets: [...s.baseBuckets] }, { rttMs: 4, bytes, nowMs: 1600, onWireBytes }).windowBytes;
+    // a copy held up elsewhere (the disk, the sync rate): two regions on the wire, no growth
+    expect(at(2 * PIECE_BYTES, PIECE_BYTES)).toBe(w);
+    // four pieces of a quarter of the window, rounded down to whole regions: 2,816 of 2,994 KiB
+    // on the wire and a fifth would not fit, so the window was the limit and grows
+    const piece = pieceBytesFor({ ...s, windowBytes: w }, true);
+    expect(piece).toBe(704 * KiB);
+    expect(at(4 * piece, piece)).toBe(w + piece);
+    // regions while the host writes: within two of it, the window was full
+    expect(at(w - 2 * PIECE_BYTES, PIECE_BYTES)).toBeGreaterThan(w);
+    expect(at(w - 3 * PIECE_BYTES, PIECE_BYTES)).toBe(w);
+  });
+
   it('noise on an empty path is not read as a queue; a slower path is learned within BASE_BUCKETS seconds', () => {
     // replies vary 4-6 ms with an empty queue (a busy machine, an emulator's timers)
     const noisy = (i: number) => 4 + ((i * 7919) % 100) / 50;
