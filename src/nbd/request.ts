@@ -63,3 +63,17 @@ export function validateRequest(n: Negotiated, size: number, type: number, flags
   if ((type === CMD.READ || type === CMD.WRITE) && length > LIMITS.MAX_PAYLOAD) return 'EINVAL';
   return null;
 }
+
+/** The message of a refused request (the errno validateRequest chose). */
+export function describeRefusal(errno: NbdErrno, type: number, offset: number, length: number): string {
+  const what = Object.entries(CMD).find(([, v]) => v === type)?.[0] ?? `command ${type}`;
+  switch (errno) {
+    case 'EPERM':
+      return `${what}: export is read-only`;
+    case 'ENOSPC':
+    case 'EINVAL':
+      return `${what} ${Number.isFinite(offset) ? offset : 'huge offset'}+${length}: invalid request (unsupported command or flags, out of range or misaligned)`;
+    default:
+      return `${what}: ${errno}`;
+  }
+}

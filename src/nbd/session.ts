@@ -1,52 +1,21 @@
 import type { Socket } from 'node:net';
 import type { BlockDevice } from '../block/index.js';
 import type { BufferPool } from './buffer-pool.js';
-import { budgetBug, type BudgetWaiter, type MemoryBudget } from './memory-budget.js';
+import { Admission, costOf, DEFAULT_LIMITS, type SessionLimits } from './admission.js';
+import type { BudgetWaiter, MemoryBudget } from './memory-budget.js';
 import { Commands, type SessionStats } from './commands.js';
 import { Outbox } from './outbox.js';
 import { ByteQueue } from '../wire/index.js';
-import { CMD, CMD_FLAG, EXTENDED_REQUEST_MAGIC, LIMITS, REQUEST_MAGIC, type NbdErrno } from './constants.js';
+import { CMD, CMD_FLAG, EXTENDED_REQUEST_MAGIC, LIMITS, REQUEST_MAGIC } from './constants.js';
 import type { ExportCatalog } from './export.js';
 import { greeting, Negotiation, type Negotiated } from './negotiation.js';
 import { OptionPhase } from './option-phase.js';
+import { DIRECT_READ_MIN, largeWriteAt, PayloadFill } from './payload-fill.js';
 import { ReplyEncoder } from './replies.js';
-import { offsetOf, validateRequest } from './request.js';
+import { describeRefusal, offsetOf, validateRequest } from './request.js';
 import { upgradeSocket, type NbdTls } from './tls.js';
 
-export interface SessionLimits {
-  /** Requests being served at once per connection; past it we stop reading the socket. */
-  maxInflight: number;
-  /** Payload bytes (write data held, read data being produced) in flight per connection. */
-  maxInflightBytes: number;
-  /** Reply bytes queued in the socket before we stop reading requests. */
-  maxQueuedReplyBytes: number;
-  /** A client must finish negotiating within this time. */
-  handshakeTimeoutMs: number;
-}
-
-export const DEFAULT_LIMITS: SessionLimits = {
-  maxInflight: 256,
-  maxInflightBytes: 96 * 1024 * 1024,
-  maxQueuedReplyBytes: 32 * 1024 * 1024,
-  handshakeTimeoutMs: 30_000,
-};
-
-/**
- * Write payloads at least this long are read from the socket straight into their pooled buffer
- * (one read each); smaller ones arrive with their neighbours in the shared read buffer (one read
- * for many requests) and are copied out of it into a pooled buffer.
- */
-const DIRECT_READ_MIN = 64 * 1024;
-
-interface PendingWrite {
-  flags: number;
-  hi: number;
-  lo: number;
-  offset: number;
-  length: number;
-  buf: Buffer;
-  filled: number;
-}
+export { DEFAULT_LIMITS, type SessionLimits };
 
 type Phase = 'client-flags' | 'options' | 'transmission' | 'closing' | 'closed';
 
@@ -85,21 +54,14 @@ export class Session implements BudgetWaiter {
   private requestMagic = REQUEST_MAGIC;
   private handshakeTimer: NodeJS.Timeout | null;
 
-  private inflight = 0;
-  private inflightBytes = 0;
-  /** Bytes charged to the server's memory budget: payload in flight plus replies not yet written. */
-  private held = 0;
-  /** Counted among the budget's connections (in transmission, not yet ended). */
-  private joined = false;
+  private readonly admission: Admission;
   /** Input is paused because of our limits (not because the client is slow). */
   private stalled = false;
   /** Bytes of an oversized write still to be thrown away, and the reply owed after them. */
   private discardLeft = 0;
   private discardCookie: [number, number, number] = [0, 0, 0];
   /** A large write whose payload is being copied into a pooled buffer as it arrives. */
-  private fill: PendingWrite | null = null;
-  /** The view of `fill.buf` that the socket reads into directly, if it does. */
-  private readTarget: Buffer | null = null;
+  private readonly fill = new PayloadFill();
 
   private readonly outbox: Outbox;
   private shutdown = false;
@@ -122,15 +84,16 @@ export class Session implements BudgetWaiter {
     readonly id: number,
     private socket: Socket,
     private readonly hooks: SessionHooks,
-    private readonly limits: SessionLimits = DEFAULT_LIMITS,
+    limits: SessionLimits = DEFAULT_LIMITS,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.admission = new Admission(id, limits, hooks.budget, this, () => this.socket.writableLength + this.outbox.queuedBytes);
     this.outbox = new Outbox({
       id,
       socket: () => this.socket,
       closed: () => this.phase === 'closed',
-      charge: (n) => this.charge(n),
-      uncharge: (n) => this.uncharge(n),
+      charge: (n) => this.admission.charge(n),
+      uncharge: (n) => this.admission.uncharge(n),
       onWritten: () => {
         if (this.stalled) this.maybeResume();
       },
@@ -182,9 +145,9 @@ export class Session implements BudgetWaiter {
   /** What this connection holds in memory right now: the figures back-pressure bounds. */
   get load(): { inflight: number; inflightBytes: number; queuedReplyBytes: number; bufferedInputBytes: number; budgetBytes: number } {
     return {
-      inflight: this.inflight,
-      inflightBytes: this.inflightBytes,
-      budgetBytes: this.held,
+      inflight: this.admission.inflight,
+      inflightBytes: this.admission.inflightBytes,
+      budgetBytes: this.admission.held,
       queuedReplyBytes: this.outbox.queuedBytes + (this.socket.writableLength ?? 0),
       bufferedInputBytes: this.input.length,
     };
@@ -231,15 +194,8 @@ export class Session implements BudgetWaiter {
     this.input.clear();
     // What the socket will never write, and a payload never completed, are released now; requests
     // still running release theirs when they settle (their replies are dropped by send()).
-    let unheld = this.outbox.drop();
-    if (this.fill) unheld += this.fill.length;
-    this.fill = null;
-    this.uncharge(unheld);
-    this.hooks.budget.unwait(this);
-    if (this.joined) {
-      this.joined = false;
-      this.hooks.budget.leave(this);
-    }
+    this.admission.uncharge(this.outbox.drop() + this.fill.drop());
+    this.admission.leave();
     this.hooks.onClose(this, this.closeReason);
   }
 
@@ -254,21 +210,18 @@ export class Session implements BudgetWaiter {
 
   /** Where the next socket read should land: the rest of a pending payload, or the shared buffer. */
   nextReadBuffer(shared: Buffer): Buffer {
-    this.readTarget = this.fill && this.phase === 'transmission' ? this.fill.buf.subarray(this.fill.filled) : null;
-    return this.readTarget ?? shared;
+    return this.fill.readBuffer(shared, this.phase === 'transmission');
   }
 
   onRead(n: number, buf: Buffer): void {
-    if (buf !== this.readTarget || !this.fill) {
+    if (!this.fill.isDirect(buf)) {
       this.receive(buf.subarray(0, n));
       return;
     }
     // The kernel wrote this read straight into the payload buffer.
     if (this.phase !== 'transmission') return;
-    const f = this.fill;
-    f.filled += n;
-    if (f.filled < f.length) return;
-    this.fill = null;
+    const f = this.fill.advance(n);
+    if (!f) return;
     try {
       this.finishRequest(CMD.WRITE, f.flags, f.hi, f.lo, f.offset, f.length, f.buf, true);
     } catch (err) {
@@ -285,9 +238,9 @@ export class Session implements BudgetWaiter {
     if (this.phase === 'closed' || this.phase === 'closing') return;
     try {
       for (;;) {
-        if (this.fill) {
+        if (this.fill.pending) {
           view = this.fillFrom(view);
-          if (this.fill) return;
+          if (this.fill.pending) return;
           continue;
         }
         // The common case of a large write: its header starts the read; skip the queue.
@@ -309,34 +262,19 @@ export class Session implements BudgetWaiter {
 
   /** Copies what `view` holds of the pending payload; dispatches once it is complete. */
   private fillFrom(view: Buffer): Buffer {
-    const f = this.fill!;
-    const n = Math.min(view.length, f.length - f.filled);
-    view.copy(f.buf, f.filled, 0, n);
-    f.filled += n;
-    if (f.filled === f.length) {
-      this.fill = null;
-      this.finishRequest(CMD.WRITE, f.flags, f.hi, f.lo, f.offset, f.length, f.buf, true);
-    }
+    const n = this.fill.copyFrom(view);
+    const f = this.fill.advance(n);
+    if (f) this.finishRequest(CMD.WRITE, f.flags, f.hi, f.lo, f.offset, f.length, f.buf, true);
     return view.subarray(n);
   }
 
   /** If `view` starts with the header of a write large enough for the pool, starts filling it. */
   private startFillAt(view: Buffer): boolean {
     if (this.phase !== 'transmission' || this.discardLeft > 0) return false;
-    if (view.readUInt32BE(0) !== this.requestMagic || view.readUInt16BE(6) !== CMD.WRITE) return false;
-    const n = this.negotiated!;
-    const length = n.extended ? offsetOf(view.readUInt32BE(24), view.readUInt32BE(28)) : view.readUInt32BE(24);
-    if (length < DIRECT_READ_MIN || length > LIMITS.MAX_PAYLOAD || this.congested(length)) return false;
-    this.charge(length);
-    this.fill = {
-      flags: view.readUInt16BE(4) & ~CMD_FLAG.PAYLOAD_LEN,
-      hi: view.readUInt32BE(8),
-      lo: view.readUInt32BE(12),
-      offset: offsetOf(view.readUInt32BE(16), view.readUInt32BE(20)),
-      length,
-      buf: this.hooks.pool.get(length),
-      filled: 0,
-    };
+    const w = largeWriteAt(view, this.requestMagic, this.negotiated!.extended);
+    if (!w || this.admission.congested(w.length)) return false;
+    this.admission.charge(w.length);
+    this.fill.start({ ...w, buf: this.hooks.pool.get(w.length), filled: 0 });
     return true;
   }
 
@@ -390,13 +328,12 @@ export class Session implements BudgetWaiter {
       outbox: this.outbox,
       pool: this.hooks.pool,
       stats: this.stats,
-      uncharge: (bytes) => this.uncharge(bytes),
+      uncharge: (bytes) => this.admission.uncharge(bytes),
     });
     this.headerSize = n.extended ? 32 : 28;
     this.requestMagic = n.extended ? EXTENDED_REQUEST_MAGIC : REQUEST_MAGIC;
     this.phase = 'transmission';
-    this.hooks.budget.join();
-    this.joined = true;
+    this.admission.join();
     this.hooks.onTransmission(this);
   }
 
@@ -415,7 +352,7 @@ export class Session implements BudgetWaiter {
       if (q.length < hs) return;
       const type = q.readUInt16BE(6);
       const length = n.extended ? offsetOf(q.readUInt32BE(24), q.readUInt32BE(28)) : q.readUInt32BE(24);
-      if (this.congested(costOf(type, length))) {
+      if (this.admission.congested(costOf(type, length))) {
         this.stall();
         return;
       }
@@ -440,18 +377,16 @@ export class Session implements BudgetWaiter {
         if (length >= DIRECT_READ_MIN) {
           // Large: assembled in a pooled buffer from what is queued and what is still to come.
           q.skip(hs);
-          this.charge(length);
+          this.admission.charge(length);
           const buf = this.hooks.pool.get(length);
           const have = Math.min(q.length, length);
           q.copyOut(buf, have);
-          this.fill = { flags: flags & ~CMD_FLAG.PAYLOAD_LEN, hi, lo, offset, length, buf, filled: have };
-          if (have < length) return;
-          this.fill = null;
+          if (have < length) return this.fill.start({ flags: flags & ~CMD_FLAG.PAYLOAD_LEN, hi, lo, offset, length, buf, filled: have });
           payload = buf;
         } else {
           if (q.length < hs + length) return; // wait for the whole payload
           q.skip(hs);
-          this.charge(length);
+          this.admission.charge(length);
           // Copied out: the queue may hold the server's shared read buffer (see receive).
           payload = this.hooks.pool.get(length);
           q.copyOut(payload, length);
@@ -475,8 +410,8 @@ export class Session implements BudgetWaiter {
     const bad = validateRequest(this.negotiated!, this.device!.size, type, flags, offset, length);
     if (bad) {
       release?.();
-      if (payload) this.uncharge(payload.length);
-      this.commands!.replyError(hi, lo, Number.isFinite(offset) ? offset : 0, bad, describe(bad, type, offset, length));
+      if (payload) this.admission.uncharge(payload.length);
+      this.commands!.replyError(hi, lo, Number.isFinite(offset) ? offset : 0, bad, describeRefusal(bad, type, offset, length));
       return true;
     }
     if (type === CMD.DISC) {
@@ -490,24 +425,11 @@ export class Session implements BudgetWaiter {
     }
     if (this.shutdown) {
       release?.();
-      if (payload) this.uncharge(payload.length);
+      if (payload) this.admission.uncharge(payload.length);
       this.commands!.replyError(hi, lo, offset, 'ESHUTDOWN', 'server is shutting down');
       return true;
     }
     this.dispatch(type, flags, hi, lo, offset, length, payload, release);
-    return true;
-  }
-
-  /**
-   * True when reading a request that will hold `cost` bytes would grow memory past the limits:
-   * this connection's own, or its share of the server's budget (then it waits on the budget).
-   */
-  private congested(cost: number): boolean {
-    if (this.socket.writableLength + this.outbox.queuedBytes >= this.limits.maxQueuedReplyBytes) return true;
-    // One request is always admitted, however large, so progress never depends on the limits.
-    if (this.inflight > 0 && (this.inflight >= this.limits.maxInflight || this.inflightBytes >= this.limits.maxInflightBytes)) return true;
-    if (this.hooks.budget.admits(this.held, cost)) return false;
-    this.hooks.budget.wait(this);
     return true;
   }
 
@@ -516,24 +438,6 @@ export class Session implements BudgetWaiter {
     const q = this.input;
     if (this.phase !== 'transmission' || q.length < this.headerSize) return 0;
     return costOf(q.readUInt16BE(6), this.negotiated!.extended ? offsetOf(q.readUInt32BE(24), q.readUInt32BE(28)) : q.readUInt32BE(24));
-  }
-
-  private charge(n: number): void {
-    if (this.held === 0 && n > 0) this.hooks.budget.holding++;
-    this.held += n;
-    this.hooks.budget.charge(n);
-  }
-
-  private uncharge(n: number): void {
-    if (n === 0) return;
-    this.held -= n;
-    if (this.held < 0) {
-      const held = this.held;
-      this.held = 0;
-      budgetBug(`NBD session ${this.id} released more budget than it held (${held})`);
-    }
-    if (this.held === 0) this.hooks.budget.holding--;
-    this.hooks.budget.release(n);
   }
 
   /** The budget has room again (or fewer connections share it): go on if we may. */
@@ -548,9 +452,9 @@ export class Session implements BudgetWaiter {
   }
 
   private maybeResume(): void {
-    if (!this.stalled || this.phase !== 'transmission' || this.congested(this.nextCost())) return;
+    if (!this.stalled || this.phase !== 'transmission' || this.admission.congested(this.nextCost())) return;
     this.stalled = false;
-    this.hooks.budget.unwait(this);
+    this.admission.resumed();
     this.socket.resume();
     this.pump();
   }
@@ -559,16 +463,12 @@ export class Session implements BudgetWaiter {
 
   private dispatch(type: number, flags: number, hi: number, lo: number, offset: number, length: number, payload: Buffer | null, release?: () => void): void {
     const bytes = type === CMD.READ ? length : type === CMD.WRITE ? length : 0;
-    this.inflight++;
-    this.inflightBytes += bytes;
-    if (type === CMD.READ) this.charge(bytes); // a write's payload was charged when it was allocated
+    this.admission.begin(type, bytes);
     const work = this.commands!.run(type, flags, hi, lo, offset, length, payload);
     const settled = (): void => {
       release?.(); // the device holds no reference to the payload once the write settled
-      this.inflight--;
-      this.inflightBytes -= bytes;
-      if (type !== CMD.READ) this.uncharge(bytes); // a read's charge went to its reply (see read)
-      if (this.inflight === 0) this.wakeIdle();
+      this.admission.end(type, bytes);
+      if (this.admission.inflight === 0) this.wakeIdle();
       this.maybeResume();
     };
     work.then(settled, (err: unknown) => {
@@ -578,7 +478,7 @@ export class Session implements BudgetWaiter {
   }
 
   private afterIdle(fn: () => void): void {
-    if (this.inflight === 0) fn();
+    if (this.admission.inflight === 0) fn();
     else this.idleWaiters.push(fn);
   }
 
@@ -586,24 +486,5 @@ export class Session implements BudgetWaiter {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
-  }
-}
-
-/** What a request holds while it runs: its payload (write) or its data (read); the rest hold no data. */
-function costOf(type: number, length: number): number {
-  // An oversized request is refused without reading or producing its payload.
-  return (type === CMD.READ || type === CMD.WRITE) && length <= LIMITS.MAX_PAYLOAD ? length : 0;
-}
-
-function describe(errno: NbdErrno, type: number, offset: number, length: number): string {
-  const what = Object.entries(CMD).find(([, v]) => v === type)?.[0] ?? `command ${type}`;
-  switch (errno) {
-    case 'EPERM':
-      return `${what}: export is read-only`;
-    case 'ENOSPC':
-    case 'EINVAL':
-      return `${what} ${Number.isFinite(offset) ? offset : 'huge offset'}+${length}: invalid request (unsupported command or flags, out of range or misaligned)`;
-    default:
-      return `${what}: ${errno}`;
   }
 }
