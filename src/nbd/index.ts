@@ -8,7 +8,7 @@ export { blockSizes, isReadOnly, transmissionFlags, type ExportCatalog, type Nbd
 export { greeting, Negotiation, optionReply, type Negotiated, type OptionOutcome } from './negotiation.js';
 export { validateRequest } from './request.js';
 export { mergeExtents } from './commands.js';
-export { DEFAULT_LIMITS, type SessionLimits } from './session.js';
+export { DEFAULT_LIMITS, type SessionLimits } from './admission.js';
 export { NbdServer, type NbdServerOptions, type SessionInfo } from './server.js';
 export { DEFAULT_NBD_MEMORY, MemoryBudget, MIN_NBD_MEMORY, nbdMemoryProblem, type NbdMemoryStats } from './memory-budget.js';
 export { loadNbdTls, parsePskFile, tlsConfigProblem, TLS_MODES, TlsConfigError, type NbdTls, type NbdTlsConfig, type TlsMode } from './tls.js';

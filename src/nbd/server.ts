@@ -4,7 +4,8 @@ import { adoptWithReadTarget } from './adopt.js';
 import { BufferPool } from './buffer-pool.js';
 import type { ExportCatalog } from './export.js';
 import { DEFAULT_NBD_MEMORY, MemoryBudget, type NbdMemoryStats } from './memory-budget.js';
-import { DEFAULT_LIMITS, Session, type SessionLimits } from './session.js';
+import { DEFAULT_LIMITS, type SessionLimits } from './admission.js';
+import { Session } from './session.js';
 import type { NbdTls } from './tls.js';
 
 export interface NbdServerOptions {

@@ -15,8 +15,6 @@ import { ReplyEncoder } from './replies.js';
 import { describeRefusal, offsetOf, validateRequest } from './request.js';
 import { upgradeSocket, type NbdTls } from './tls.js';
 
-export { DEFAULT_LIMITS, type SessionLimits };
-
 type Phase = 'client-flags' | 'options' | 'transmission' | 'closing' | 'closed';
 
 export interface SessionHooks {
