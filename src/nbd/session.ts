@@ -85,7 +85,7 @@ export class Session implements BudgetWaiter {
     limits: SessionLimits = DEFAULT_LIMITS,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.admission = new Admission(id, limits, hooks.budget, this, () => this.socket.writableLength + this.outbox.queuedBytes);
+    this.admission = new Admission(id, limits, hooks.budget, this, () => this.queuedReplyBytes());
     this.outbox = new Outbox({
       id,
       socket: () => this.socket,
@@ -140,13 +140,18 @@ export class Session implements BudgetWaiter {
     return this.negotiated?.export.name ?? null;
   }
 
+  /** Reply bytes not yet written: queued in the outbox and in the socket. */
+  private queuedReplyBytes(): number {
+    return this.outbox.queuedBytes + (this.socket.writableLength ?? 0);
+  }
+
   /** What this connection holds in memory right now: the figures back-pressure bounds. */
   get load(): { inflight: number; inflightBytes: number; queuedReplyBytes: number; bufferedInputBytes: number; budgetBytes: number } {
     return {
       inflight: this.admission.inflight,
       inflightBytes: this.admission.inflightBytes,
       budgetBytes: this.admission.held,
-      queuedReplyBytes: this.outbox.queuedBytes + (this.socket.writableLength ?? 0),
+      queuedReplyBytes: this.queuedReplyBytes(),
       bufferedInputBytes: this.input.length,
     };
   }

@@ -111,9 +111,9 @@ export function initialWindow(maxBytes: number, nowMs: number): WindowState {
  * arrays of `prev` pass to the result (an ack is thousands a second: nothing is copied), so only
  * the returned state may be used afterwards. `onWireBytes`: what was on the wire with it (itself
  * included); the window grows only when it was the limit (within one piece of this size, or two
- * regions, of it), as TCP's
- * congestion window does (RFC 7661): a copy held up elsewhere (the disk, the sync rate) would
- * otherwise see no delay and grow a window it never fills, and one burst would then fill it.
+ * regions, of it), as TCP's congestion window does (RFC 7661): a copy held up elsewhere (the
+ * disk, the sync rate) would otherwise see no delay and grow a window it never fills, and one
+ * burst would then fill it.
  */
 export function afterAck(prev: WindowState, sample: { rttMs: number; bytes: number; nowMs: number; onWireBytes?: number; hostIdle?: boolean }): WindowState {
   const { rttMs, bytes, nowMs } = sample;
